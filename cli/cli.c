@@ -1,0 +1,108 @@
+/* cli.c — shared helpers of the agriclip subcommands. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+GOptionContext *
+cli_option_context_new (const CliCommand *command, const GOptionEntry *entries)
+{
+  g_autofree char *title = g_strdup_printf ("%s %s", command->name, command->parameters);
+  GOptionContext *context = g_option_context_new (title);
+  g_option_context_set_summary (context, _(command->summary));
+  if (entries)
+    g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  return context;
+}
+
+gboolean
+cli_parse (GOptionContext *context, const CliCommand *command, int *argc, char ***argv)
+{
+  GError *error = NULL;
+  if (g_option_context_parse (context, argc, argv, &error))
+    return TRUE;
+  cli_usage (command, "%s", error->message);
+  g_error_free (error);
+  return FALSE;
+}
+
+int
+cli_fail (GError *error)
+{
+  cli_warn (error);
+  g_clear_error (&error);
+  return CLI_EXIT_ERROR;
+}
+
+void
+cli_warn (const GError *error)
+{
+  /* One line per error, so that scripts can parse stderr. */
+  g_autofree char *line = g_strdup (error ? error->message : _("unknown error"));
+  g_strdelimit (line, "\r\n", ' ');
+  fprintf (stderr, "agriclip: %s\n", line);
+}
+
+int
+cli_usage (const CliCommand *command, const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  g_autofree char *message = g_strdup_vprintf (format, args);
+  va_end (args);
+  fprintf (stderr, "agriclip: %s\n", message);
+  fprintf (stderr, _("Try 'agriclip %s --help'.\n"), command->name);
+  return CLI_EXIT_USAGE;
+}
+
+void
+cli_write_json_string (FILE *out, const char *s)
+{
+  fputc ('"', out);
+  for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+    {
+      switch (*p)
+        {
+        case '"': fputs ("\\\"", out); break;
+        case '\\': fputs ("\\\\", out); break;
+        case '\n': fputs ("\\n", out); break;
+        case '\r': fputs ("\\r", out); break;
+        case '\t': fputs ("\\t", out); break;
+        default:
+          if (*p < 0x20)
+            fprintf (out, "\\u%04x", *p);
+          else
+            fputc (*p, out);
+        }
+    }
+  fputc ('"', out);
+}
+
+void
+cli_write_csv_field (FILE *out, const char *s)
+{
+  if (strpbrk (s, ",\"\r\n") == NULL)
+    {
+      fputs (s, out);
+      return;
+    }
+  fputc ('"', out);
+  for (const char *p = s; *p; p++)
+    {
+      if (*p == '"')
+        fputc ('"', out);
+      fputc (*p, out);
+    }
+  fputc ('"', out);
+}
+
+void
+cli_write_float (FILE *out, float value)
+{
+  /* JSON has no NaN or infinity; they would only come from a broken model. */
+  if (!isfinite (value))
+    fputs ("null", out);
+  else
+    fprintf (out, "%.9g", value);
+}

@@ -1,0 +1,48 @@
+/* cli.h — what the agriclip subcommands share: exit codes, error
+ * reporting, option parsing and output helpers. */
+#pragma once
+
+#include <glib.h>
+#include <glib/gi18n.h>
+#include <stdio.h>
+
+#include "agriclip.h"
+
+enum
+{
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_ERROR = 1, /* runtime error: one line on stderr */
+  CLI_EXIT_USAGE = 2, /* the command line is wrong */
+};
+
+typedef struct
+{
+  const char *name;
+  const char *parameters; /* shown after the name in --help, e.g. "TEXT..." */
+  const char *summary;
+  int (*run) (int argc, char **argv);
+} CliCommand;
+
+extern const CliCommand cli_tokenize_command;
+extern const CliCommand cli_embed_command;
+extern const CliCommand cli_classify_command;
+
+/* A GOptionContext for a subcommand, titled "agriclip NAME PARAMETERS". */
+GOptionContext *cli_option_context_new (const CliCommand *command, const GOptionEntry *entries);
+
+/* Parses argv; on failure prints the reason and returns FALSE (exit 2). */
+gboolean cli_parse (GOptionContext *context, const CliCommand *command, int *argc, char ***argv);
+
+/* Prints "agriclip: MESSAGE" on stderr, frees error, returns CLI_EXIT_ERROR. */
+int cli_fail (GError *error);
+/* Prints "agriclip: MESSAGE" and a hint to --help, returns CLI_EXIT_USAGE. */
+int cli_usage (const CliCommand *command, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* Reports a runtime error and goes on (for batch work). */
+void cli_warn (const GError *error);
+
+/* Writes s as a JSON string literal (with quotes). */
+void cli_write_json_string (FILE *out, const char *s);
+/* Writes s as one CSV field, quoted when it needs to be (RFC 4180). */
+void cli_write_csv_field (FILE *out, const char *s);
+/* Writes a float so that it reads back as the same float. */
+void cli_write_float (FILE *out, float value);

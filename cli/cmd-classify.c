@@ -1,0 +1,170 @@
+/* cmd-classify.c — `agriclip classify`: zero-shot labels for images and
+ * folders of images, as CSV or JSON lines, streamed one image at a time. */
+#include "cli.h"
+#include "image-list.h"
+
+#include <string.h>
+#include <unistd.h>
+
+typedef enum
+{
+  FORMAT_CSV,
+  FORMAT_JSONL,
+} OutputFormat;
+
+static void
+write_result (OutputFormat format, const char *image, const AgcLabelSet *labels,
+              const float *probs, const int *top, int n_top)
+{
+  if (format == FORMAT_JSONL)
+    {
+      fputs ("{\"image\": ", stdout);
+      cli_write_json_string (stdout, image);
+      fputs (", \"labels\": [", stdout);
+      for (int k = 0; k < n_top; k++)
+        {
+          fputs (k ? ", {\"label\": " : "{\"label\": ", stdout);
+          cli_write_json_string (stdout, agc_label_set_class_name (labels, top[k]));
+          printf (", \"p\": %.6f}", probs[top[k]]);
+        }
+      fputs ("]}\n", stdout);
+    }
+  else
+    for (int k = 0; k < n_top; k++)
+      {
+        cli_write_csv_field (stdout, image);
+        printf (",%d,", k + 1);
+        cli_write_csv_field (stdout, agc_label_set_class_name (labels, top[k]));
+        printf (",%.6f\n", probs[top[k]]);
+      }
+  fflush (stdout); /* partial results stay useful if a long run is stopped */
+}
+
+static AgcLabelSet *
+open_labels (const char *labels_path, char **names, char **templates, GError **error)
+{
+  if (labels_path)
+    return agc_label_set_load (labels_path, error);
+  return agc_label_set_new_from_names ((const char *const *) names,
+                                       (int) g_strv_length (names),
+                                       (const char *const *) templates,
+                                       templates ? (int) g_strv_length (templates) : 0, error);
+}
+
+static void
+show_progress (int done, int total)
+{
+  if (isatty (STDERR_FILENO))
+    fprintf (stderr, done < total ? "\r%d/%d" : "\r%d/%d\n", done, total);
+}
+
+/* Classifies every file; returns the number that failed (each reported). */
+static int
+classify_files (AgcModel *model, const AgcClassifier *classifier, const AgcLabelSet *labels,
+                GPtrArray *files, int top_k, OutputFormat format)
+{
+  int n_classes = agc_classifier_n_classes (classifier);
+  g_autofree float *embedding = g_new (float, agc_model_embed_dim (model));
+  g_autofree float *probs = g_new (float, n_classes);
+  g_autofree int *top = g_new (int, n_classes);
+  int failures = 0;
+  for (guint i = 0; i < files->len; i++)
+    {
+      const char *file = files->pdata[i];
+      GError *error = NULL;
+      AgcImage *image = agc_image_load (file, &error);
+      if (image && agc_model_embed_images (model, &image, 1, TRUE, embedding, NULL, &error))
+        {
+          agc_classifier_probabilities (classifier, embedding, probs);
+          int n_top = agc_top_k (probs, n_classes, top_k, top);
+          g_autofree char *shown = g_filename_display_name (file);
+          write_result (format, shown, labels, probs, top, n_top);
+        }
+      else
+        {
+          cli_warn (error);
+          g_clear_error (&error);
+          failures++;
+        }
+      agc_image_free (image);
+      show_progress ((int) i + 1, (int) files->len);
+    }
+  return failures;
+}
+
+static int
+run (int argc, char **argv)
+{
+  g_autofree char *model_dir = NULL, *labels_path = NULL, *format_name = NULL;
+  g_auto (GStrv) names = NULL, templates = NULL;
+  int top_k = 5;
+  gboolean recursive = FALSE;
+  const GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
+    { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path,
+      N_("Label-set file (see models/labels/README.md)"), N_("FILE") },
+    { "label", 0, 0, G_OPTION_ARG_STRING_ARRAY, &names,
+      N_("A class name (repeatable), instead of --labels"), N_("NAME") },
+    { "template", 0, 0, G_OPTION_ARG_STRING_ARRAY, &templates,
+      N_("Prompt template for --label classes, with {} for the name (repeatable; "
+         "default \"a photo of a {}.\")"), N_("T") },
+    { "top", 'k', 0, G_OPTION_ARG_INT, &top_k, N_("How many labels per image (default 5)"),
+      N_("K") },
+    { "format", 'f', 0, G_OPTION_ARG_STRING, &format_name,
+      N_("Output format: csv (default) or jsonl"), N_("FORMAT") },
+    { "recursive", 'r', 0, G_OPTION_ARG_NONE, &recursive,
+      N_("Also classify images in sub-folders of FOLDER arguments"), NULL },
+    { NULL },
+  };
+  const CliCommand *command = &cli_classify_command;
+  g_autoptr (GOptionContext) context = cli_option_context_new (command, entries);
+  if (!cli_parse (context, command, &argc, &argv))
+    return CLI_EXIT_USAGE;
+  if (!model_dir)
+    return cli_usage (command, _("--model is required"));
+  if (!labels_path == !names)
+    return cli_usage (command, _("give either --labels FILE or --label NAME..."));
+  if (labels_path && templates)
+    return cli_usage (command, _("--template applies to --label classes only"));
+  if (top_k < 1)
+    return cli_usage (command, _("--top must be at least 1"));
+  OutputFormat format = FORMAT_CSV;
+  if (format_name && g_str_equal (format_name, "jsonl"))
+    format = FORMAT_JSONL;
+  else if (format_name && !g_str_equal (format_name, "csv"))
+    return cli_usage (command, _("unknown format '%s' (csv or jsonl)"), format_name);
+  if (argc < 2)
+    return cli_usage (command, _("no IMAGE or FOLDER given"));
+
+  GError *error = NULL;
+  AgcLabelSet *labels = open_labels (labels_path, names, templates, &error);
+  if (!labels)
+    return cli_fail (error);
+  g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
+  int problems = cli_collect_images (argv + 1, argc - 1, recursive, files, cli_warn);
+
+  AgcModel *model = agc_model_load (model_dir, &error);
+  AgcClassifier *classifier = model ? agc_classifier_new (model, labels, NULL, &error) : NULL;
+  int status = CLI_EXIT_OK;
+  if (!classifier)
+    status = cli_fail (error);
+  else
+    {
+      if (format == FORMAT_CSV)
+        puts ("image,rank,label,p");
+      problems += classify_files (model, classifier, labels, files, top_k, format);
+      if (problems > 0)
+        status = CLI_EXIT_ERROR;
+    }
+  agc_classifier_free (classifier);
+  agc_model_free (model);
+  agc_label_set_free (labels);
+  return status;
+}
+
+const CliCommand cli_classify_command = {
+  .name = "classify",
+  .parameters = "IMAGE_OR_FOLDER...",
+  .summary = N_("Label images with the most probable classes of a label set"),
+  .run = run,
+};

@@ -1,0 +1,163 @@
+/* cmd-embed.c — `agriclip embed`: embeddings of images and texts as JSON
+ * lines, in the order the inputs were given. */
+#include "cli.h"
+
+#include <string.h>
+
+typedef struct
+{
+  gboolean is_image;
+  char *value; /* a file name or a text */
+} EmbedInput;
+
+typedef struct
+{
+  GArray *inputs; /* of EmbedInput, command-line order */
+} EmbedArgs;
+
+static void
+embed_input_clear (gpointer data)
+{
+  g_free (((EmbedInput *) data)->value);
+}
+
+static gboolean
+add_input (const char *option_name, const char *value, gpointer data, GError **error)
+{
+  (void) error;
+  EmbedArgs *args = data;
+  EmbedInput input = { .is_image = g_str_equal (option_name, "--image")
+                                   || g_str_equal (option_name, "-i"),
+                       .value = g_strdup (value) };
+  g_array_append_val (args->inputs, input);
+  return TRUE;
+}
+
+static void
+write_line (const char *kind, const char *input, const float *embedding, int dim)
+{
+  printf ("{\"kind\": \"%s\", \"input\": ", kind);
+  cli_write_json_string (stdout, input);
+  fputs (", \"embedding\": [", stdout);
+  for (int d = 0; d < dim; d++)
+    {
+      if (d)
+        fputs (", ", stdout);
+      cli_write_float (stdout, embedding[d]);
+    }
+  fputs ("]}\n", stdout);
+}
+
+/* Embeds inputs[i] for every i of the wanted kind into out[i, E]. */
+static gboolean
+embed_texts (AgcModel *model, GArray *inputs, gboolean normalize, float *out, GError **error)
+{
+  int dim = agc_model_embed_dim (model);
+  g_autoptr (GPtrArray) texts = g_ptr_array_new ();
+  g_autoptr (GArray) rows = g_array_new (FALSE, FALSE, sizeof (int));
+  for (guint i = 0; i < inputs->len; i++)
+    if (!g_array_index (inputs, EmbedInput, i).is_image)
+      {
+        g_ptr_array_add (texts, g_array_index (inputs, EmbedInput, i).value);
+        g_array_append_val (rows, i);
+      }
+  if (texts->len == 0)
+    return TRUE;
+  g_autofree float *text_out = g_new (float, (gsize) texts->len * dim);
+  if (!agc_model_embed_texts (model, (const char *const *) texts->pdata, (int) texts->len,
+                              normalize, text_out, NULL, error))
+    return FALSE;
+  for (guint t = 0; t < texts->len; t++)
+    memcpy (out + (gsize) g_array_index (rows, int, t) * dim, text_out + (gsize) t * dim,
+            sizeof (float) * dim);
+  return TRUE;
+}
+
+static gboolean
+embed_images (AgcModel *model, GArray *inputs, gboolean normalize, float *out, GError **error)
+{
+  int dim = agc_model_embed_dim (model);
+  for (guint i = 0; i < inputs->len; i++)
+    {
+      const EmbedInput *input = &g_array_index (inputs, EmbedInput, i);
+      if (!input->is_image)
+        continue;
+      AgcImage *image = agc_image_load (input->value, error);
+      if (!image)
+        return FALSE;
+      gboolean ok = agc_model_embed_images (model, &image, 1, normalize, out + (gsize) i * dim,
+                                            NULL, error);
+      agc_image_free (image);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static int
+run (int argc, char **argv)
+{
+  g_autofree char *model_dir = NULL;
+  gboolean raw = FALSE;
+  EmbedArgs args = { .inputs = g_array_new (FALSE, FALSE, sizeof (EmbedInput)) };
+  g_array_set_clear_func (args.inputs, embed_input_clear);
+  const GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
+    { "image", 'i', 0, G_OPTION_ARG_CALLBACK, (gpointer) add_input,
+      N_("An image to embed (repeatable)"), N_("FILE") },
+    { "text", 't', 0, G_OPTION_ARG_CALLBACK, (gpointer) add_input,
+      N_("A text to embed (repeatable)"), N_("TEXT") },
+    { "raw", 0, 0, G_OPTION_ARG_NONE, &raw,
+      N_("Print the projection output without L2 normalisation"), NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) context = cli_option_context_new (&cli_embed_command, NULL);
+  GOptionGroup *group = g_option_group_new ("embed", "", "", &args, NULL);
+  g_option_group_add_entries (group, entries);
+  g_option_group_set_translation_domain (group, GETTEXT_PACKAGE);
+  g_option_context_set_main_group (context, group);
+
+  int status = CLI_EXIT_OK;
+  if (!cli_parse (context, &cli_embed_command, &argc, &argv))
+    status = CLI_EXIT_USAGE;
+  else if (!model_dir)
+    status = cli_usage (&cli_embed_command, _("--model is required"));
+  else if (argc > 1)
+    status = cli_usage (&cli_embed_command, _("unexpected argument '%s'"), argv[1]);
+  else if (args.inputs->len == 0)
+    status = cli_usage (&cli_embed_command, _("nothing to embed: give --image or --text"));
+  if (status != CLI_EXIT_OK)
+    {
+      g_array_unref (args.inputs);
+      return status;
+    }
+
+  GError *error = NULL;
+  AgcModel *model = agc_model_load (model_dir, &error);
+  if (model)
+    {
+      int dim = agc_model_embed_dim (model);
+      g_autofree float *out = g_new (float, (gsize) args.inputs->len * dim);
+      if (embed_texts (model, args.inputs, !raw, out, &error)
+          && embed_images (model, args.inputs, !raw, out, &error))
+        for (guint i = 0; i < args.inputs->len; i++)
+          {
+            const EmbedInput *input = &g_array_index (args.inputs, EmbedInput, i);
+            g_autofree char *shown = input->is_image ? g_filename_display_name (input->value)
+                                                     : g_strdup (input->value);
+            write_line (input->is_image ? "image" : "text", shown, out + (gsize) i * dim, dim);
+          }
+    }
+  if (error)
+    status = cli_fail (error);
+  agc_model_free (model);
+  g_array_unref (args.inputs);
+  return status;
+}
+
+const CliCommand cli_embed_command = {
+  .name = "embed",
+  .parameters = "",
+  .summary = N_("Print embeddings of images and texts as JSON lines, in input order"),
+  .run = run,
+};

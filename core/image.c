@@ -1,0 +1,263 @@
+/* image.c — files -> 8-bit RGB images, through gdk-pixbuf.
+ *
+ * The result should equal PIL's ImageOps.exif_transpose(Image.open(f)).convert("RGB"),
+ * which is what the reference Python preprocessing sees.  Known differences:
+ * - 16-bit grayscale: gdk-pixbuf keeps the high byte of each sample; PIL's
+ *   convert("RGB") of mode "I;16"/"I" clips values above 255 to white, which
+ *   throws the picture away.  We keep the gdk-pixbuf result.  16-bit RGB PNGs
+ *   agree (both keep the high byte).  16-bit TIFF goes through libtiff's
+ *   RGBA reader, which rounds (v * 255 / 65535) where PIL truncates: +-1.
+ * - EXIF orientation is applied where gdk-pixbuf reports it (JPEG, TIFF).
+ */
+#include "agriclip.h"
+
+#include <errno.h>
+#include <string.h>
+#include <glib/gstdio.h>
+#include <gdk-pixbuf/gdk-pixbuf.h>
+
+/* Larger images are refused before decoding: 2^28 pixels is a 16384 x 16384
+ * photo, already 1 GiB as RGBA in gdk-pixbuf. */
+#define MAX_PIXELS ((gint64) 1 << 28)
+
+AgcImage *
+agc_image_new (int width, int height)
+{
+  g_return_val_if_fail (width > 0 && height > 0, NULL);
+
+  guint8 *pixels = g_try_malloc0_n ((gsize) width * (gsize) height, 3);
+  if (pixels == NULL)
+    return NULL;
+  AgcImage *image = g_new (AgcImage, 1);
+  image->width = width;
+  image->height = height;
+  image->pixels = pixels;
+  return image;
+}
+
+void
+agc_image_free (AgcImage *image)
+{
+  if (image == NULL)
+    return;
+  g_free (image->pixels);
+  g_free (image);
+}
+
+/* gdk-pixbuf's messages repeat the file name ("Failed to load image “x”: why");
+ * keep only the why when the message has that shape. */
+static const char *
+pixbuf_reason (const GError *error)
+{
+  const char *tail = strstr (error->message, "”: ");
+  return tail != NULL ? tail + strlen ("”: ") : error->message;
+}
+
+static guint16
+read_be16 (const guint8 *p)
+{
+  return (guint16) ((p[0] << 8) | p[1]);
+}
+
+/* libjpeg finishes a truncated JPEG with grey rows and only a warning, which
+ * gdk-pixbuf ignores; PIL refuses such files ("image file is truncated").
+ * Walk the marker segments to the first scan, then look for the end-of-image
+ * marker: entropy-coded data never contains 0xFF 0xD9, so a complete file
+ * has one after the scan.  Unparsable headers are left to libjpeg. */
+static gboolean
+jpeg_has_end (const guint8 *data, gsize size)
+{
+  gsize p = 2; /* after SOI */
+  while (p + 4 <= size)
+    {
+      if (data[p] != 0xFF)
+        return TRUE;
+      guint8 marker = data[p + 1];
+      if (marker == 0xFF) /* fill byte */
+        {
+          p++;
+          continue;
+        }
+      if (marker == 0xDA) /* start of scan */
+        {
+          for (gsize i = p + 2; i + 1 < size; i++)
+            if (data[i] == 0xFF && data[i + 1] == 0xD9)
+              return TRUE;
+          return FALSE;
+        }
+      if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) /* no length */
+        p += 2;
+      else
+        p += 2 + (gsize) read_be16 (data + p + 2);
+    }
+  return FALSE;
+}
+
+static gboolean
+check_jpeg_complete (const char *path, const char *name, GError **error)
+{
+  GError *map_error = NULL;
+  GMappedFile *mapped = g_mapped_file_new (path, FALSE, &map_error);
+  if (mapped == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot read (%s)", name,
+                   map_error->message);
+      g_error_free (map_error);
+      return FALSE;
+    }
+  gboolean complete = jpeg_has_end ((const guint8 *) g_mapped_file_get_contents (mapped),
+                                    g_mapped_file_get_length (mapped));
+  g_mapped_file_unref (mapped);
+  if (!complete)
+    g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                 "%s: truncated JPEG (the image data has no end marker)", name);
+  return complete;
+}
+
+static AgcErrorCode
+decode_error_code (const GError *error)
+{
+  if (error->domain == G_FILE_ERROR)
+    return AGC_ERROR_IO;
+  if (error->domain == GDK_PIXBUF_ERROR
+      && (error->code == GDK_PIXBUF_ERROR_UNKNOWN_TYPE
+          || error->code == GDK_PIXBUF_ERROR_UNSUPPORTED_OPERATION))
+    return AGC_ERROR_UNSUPPORTED;
+  return AGC_ERROR_FORMAT;
+}
+
+static gboolean
+check_pixel_count (gint64 width, gint64 height, const char *name, GError **error)
+{
+  if (width <= 0 || height <= 0)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: image has no pixels (%" G_GINT64_FORMAT
+                   " x %" G_GINT64_FORMAT ")", name, width, height);
+      return FALSE;
+    }
+  if (width * height > MAX_PIXELS)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: image is %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT
+                   " pixels, more than the %" G_GINT64_FORMAT " pixels accepted",
+                   name, width, height, MAX_PIXELS);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* RGB or RGBA pixbuf with any rowstride -> packed RGB; alpha is dropped. */
+static AgcImage *
+image_from_pixbuf (GdkPixbuf *pixbuf, const char *name, GError **error)
+{
+  int width = gdk_pixbuf_get_width (pixbuf);
+  int height = gdk_pixbuf_get_height (pixbuf);
+  int n_channels = gdk_pixbuf_get_n_channels (pixbuf);
+  int rowstride = gdk_pixbuf_get_rowstride (pixbuf);
+
+  if (gdk_pixbuf_get_colorspace (pixbuf) != GDK_COLORSPACE_RGB
+      || gdk_pixbuf_get_bits_per_sample (pixbuf) != 8 || n_channels < 3)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: decoder returned an unexpected pixel layout (%d channels, %d bits)",
+                   name, n_channels, gdk_pixbuf_get_bits_per_sample (pixbuf));
+      return NULL;
+    }
+  AgcImage *image = agc_image_new (width, height);
+  if (image == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: not enough memory for %d x %d pixels",
+                   name, width, height);
+      return NULL;
+    }
+  const guint8 *src = gdk_pixbuf_read_pixels (pixbuf);
+  for (int y = 0; y < height; y++)
+    {
+      const guint8 *row = src + (gsize) y * (gsize) rowstride;
+      guint8 *out = image->pixels + (gsize) y * (gsize) width * 3;
+      for (int x = 0; x < width; x++)
+        {
+          out[x * 3 + 0] = row[x * n_channels + 0];
+          out[x * 3 + 1] = row[x * n_channels + 1];
+          out[x * 3 + 2] = row[x * n_channels + 2];
+        }
+    }
+  return image;
+}
+
+AgcImage *
+agc_image_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  g_autofree char *name = g_filename_display_name (path);
+
+  GStatBuf st;
+  if (g_stat (path, &st) != 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot open (%s)", name,
+                   g_strerror (saved_errno));
+      return NULL;
+    }
+  if (S_ISDIR (st.st_mode))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: is a folder, not an image", name);
+      return NULL;
+    }
+  if (st.st_size == 0)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: empty file (0 bytes)", name);
+      return NULL;
+    }
+
+  /* The header alone gives the size, so absurd images are refused before
+   * gdk-pixbuf allocates anything for them. */
+  int width = 0, height = 0;
+  GdkPixbufFormat *format = gdk_pixbuf_get_file_info (path, &width, &height);
+  if (format != NULL)
+    {
+      if (!check_pixel_count (width, height, name, error))
+        return NULL;
+      if (strcmp (gdk_pixbuf_format_get_name (format), "jpeg") == 0
+          && !check_jpeg_complete (path, name, error))
+        return NULL;
+    }
+
+  /* gdk_pixbuf_new_from_file uses each loader's one-shot path; for JPEG that
+   * keeps libjpeg's default (fancy) upsampling, as PIL does. */
+  GError *pixbuf_error = NULL;
+  GdkPixbuf *pixbuf = gdk_pixbuf_new_from_file (path, &pixbuf_error);
+  if (pixbuf == NULL)
+    {
+      if (format == NULL)
+        g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED, "%s: not a supported image (%s)",
+                     name, pixbuf_reason (pixbuf_error));
+      else
+        g_set_error (error, AGC_ERROR, decode_error_code (pixbuf_error),
+                     "%s: cannot decode %s image (%s)", name,
+                     gdk_pixbuf_format_get_name (format), pixbuf_reason (pixbuf_error));
+      g_error_free (pixbuf_error);
+      return NULL;
+    }
+  if (format == NULL
+      && !check_pixel_count (gdk_pixbuf_get_width (pixbuf), gdk_pixbuf_get_height (pixbuf),
+                             name, error))
+    {
+      g_object_unref (pixbuf);
+      return NULL;
+    }
+
+  GdkPixbuf *oriented = gdk_pixbuf_apply_embedded_orientation (pixbuf);
+  g_object_unref (pixbuf);
+  if (oriented == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
+                   "%s: not enough memory to apply the EXIF orientation", name);
+      return NULL;
+    }
+  AgcImage *image = image_from_pixbuf (oriented, name, error);
+  g_object_unref (oriented);
+  return image;
+}

@@ -1,0 +1,347 @@
+/* model.c — a CLIP model loaded from a Hugging Face folder: both towers,
+ * the tokenizer, the preprocessing and the logit scale, and the batched
+ * embedding calls of the public API. */
+#include "agriclip.h"
+
+#include "clip-config.h"
+#include "ops.h"
+#include "text-tower.h"
+#include "tokenizer.h"
+#include "vision-tower.h"
+#include "weights.h"
+
+#include <math.h>
+#include <string.h>
+
+// inputs per forward pass: enough rows for thick GEMMs, little memory
+enum
+{
+  TEXT_BATCH = 32,
+  IMAGE_BATCH = 8,
+};
+
+struct AgcModel
+{
+  char *path;
+  AgcClipConfig config;
+  AgcTextTower *text;
+  AgcVisionTower *vision;
+  AgcTokenizer *tokenizer;
+  AgcPreprocess preprocess;
+  float logit_scale; // exp of the stored value
+};
+
+// "DIR: " before a message, unless it already starts with the folder's path
+static void
+prefix_dir (GError **error, const char *dir)
+{
+  if (error != NULL && *error != NULL && !g_str_has_prefix ((*error)->message, dir))
+    g_prefix_error (error, "%s: ", dir);
+}
+
+static gboolean
+dir_has_pytorch_files (const char *dir)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  if (d == NULL)
+    return FALSE;
+  gboolean found = FALSE;
+  const char *name;
+  while (!found && (name = g_dir_read_name (d)) != NULL)
+    found = g_str_has_suffix (name, ".bin") || g_str_has_suffix (name, ".pt")
+            || g_str_has_suffix (name, ".pth");
+  g_dir_close (d);
+  return found;
+}
+
+static AgcWeights *
+open_weights (const char *dir, GError **error)
+{
+  static const char *const candidates[] = { "model.safetensors", "model.safetensors.index.json" };
+  for (size_t i = 0; i < G_N_ELEMENTS (candidates); i++)
+    {
+      char *path = g_build_filename (dir, candidates[i], NULL);
+      gboolean exists = g_file_test (path, G_FILE_TEST_EXISTS);
+      AgcWeights *w = exists ? agc_weights_open (path, error) : NULL;
+      g_free (path);
+      if (exists)
+        return w;
+    }
+  if (dir_has_pytorch_files (dir))
+    g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                 "%s: only PyTorch weight files (.bin/.pt/.pth) found; these are not supported "
+                 "yet, the model needs model.safetensors (or model.safetensors.index.json)",
+                 dir);
+  else
+    g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
+                 "%s: no model.safetensors or model.safetensors.index.json", dir);
+  return NULL;
+}
+
+static gboolean
+load_logit_scale (float *out, const AgcWeights *weights, GError **error)
+{
+  const AgcTensorView *t = agc_weights_find (weights, "logit_scale");
+  if (t == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL, "tensor logit_scale is missing");
+      return FALSE;
+    }
+  if (!agc_dtype_is_float (t->dtype) || agc_tensor_n_elements (t) != 1 || t->n_dims > 1)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "%s: tensor logit_scale must be one floating-point value (%s, %d dims)",
+                   t->file, agc_dtype_name (t->dtype), t->n_dims);
+      return FALSE;
+    }
+  float log_scale;
+  agc_tensor_to_f32 (t, &log_scale);
+  *out = expf (log_scale);
+  return TRUE;
+}
+
+static gboolean
+load_parts (AgcModel *m, GError **error)
+{
+  const char *dir = m->path;
+  char *config_path = g_build_filename (dir, "config.json", NULL);
+  gboolean have_config = g_file_test (config_path, G_FILE_TEST_IS_REGULAR);
+  gboolean ok = have_config && agc_clip_config_load (config_path, &m->config, error);
+  g_free (config_path);
+  if (!have_config)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: config.json is missing", dir);
+      return FALSE;
+    }
+  if (!ok)
+    return FALSE;
+
+  AgcWeights *weights = open_weights (dir, error);
+  if (weights == NULL)
+    return FALSE;
+  // the towers keep float32 copies, so the mapped files can go right after
+  ok = (m->vision = agc_vision_tower_load (weights, &m->config, error))
+       && (m->text = agc_text_tower_load (weights, &m->config, error))
+       && load_logit_scale (&m->logit_scale, weights, error);
+  agc_weights_free (weights);
+  if (!ok)
+    return FALSE;
+
+  if ((m->tokenizer = agc_tokenizer_load_dir (dir, error)) == NULL)
+    return FALSE;
+  if (agc_tokenizer_eot (m->tokenizer) >= m->config.text.vocab_size)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "the tokenizer's end-of-text id %d is outside the text tower's vocabulary of %d",
+                   agc_tokenizer_eot (m->tokenizer), m->config.text.vocab_size);
+      return FALSE;
+    }
+
+  int size = m->config.vision.image_size;
+  char *pre_path = g_build_filename (dir, "preprocessor_config.json", NULL);
+  ok = agc_preprocess_config_load (pre_path, size, &m->preprocess, error);
+  g_free (pre_path);
+  if (!ok)
+    return FALSE;
+  if (m->preprocess.crop_width != size || m->preprocess.crop_height != size)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "preprocessor_config.json: crop size %dx%d differs from the model's image "
+                   "size %d",
+                   m->preprocess.crop_width, m->preprocess.crop_height, size);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+AgcModel *
+agc_model_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: no such folder", path);
+      return NULL;
+    }
+  if (!g_file_test (path, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
+                   "%s: not a folder (a model is a folder with config.json, model.safetensors, "
+                   "vocab.json, merges.txt and preprocessor_config.json)",
+                   path);
+      return NULL;
+    }
+  AgcModel *m = g_new0 (AgcModel, 1);
+  m->path = g_strdup (path);
+  if (!load_parts (m, error))
+    {
+      prefix_dir (error, path);
+      agc_model_free (m);
+      return NULL;
+    }
+  return m;
+}
+
+void
+agc_model_free (AgcModel *model)
+{
+  if (model == NULL)
+    return;
+  agc_text_tower_free (model->text);
+  agc_vision_tower_free (model->vision);
+  agc_tokenizer_free (model->tokenizer);
+  g_free (model->path);
+  g_free (model);
+}
+
+int
+agc_model_embed_dim (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return model->config.projection_dim;
+}
+
+int
+agc_model_image_size (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return model->config.vision.image_size;
+}
+
+int
+agc_model_context_length (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return model->config.text.context_length;
+}
+
+float
+agc_model_logit_scale (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0.0f);
+  return model->logit_scale;
+}
+
+const char *
+agc_model_path (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->path;
+}
+
+gboolean
+agc_model_tokenize (const AgcModel *model, const char *text, int32_t *ids, GError **error)
+{
+  g_return_val_if_fail (model != NULL && text != NULL && ids != NULL, FALSE);
+  return agc_tokenizer_encode (model->tokenizer, text, model->config.text.context_length, ids,
+                               error);
+}
+
+static gboolean
+check_cancelled (GCancellable *cancellable, GError **error)
+{
+  if (cancellable != NULL && g_cancellable_is_cancelled (cancellable))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED, "cancelled");
+      return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+normalize_rows (float *out, int n_rows, int width)
+{
+  for (int r = 0; r < n_rows; r++)
+    agc_l2_normalize (out + (size_t) r * width, width);
+}
+
+gboolean
+agc_model_embed_texts (AgcModel *model, const char *const *texts, int n_texts,
+                       gboolean normalize, float *out, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (model != NULL && n_texts >= 0, FALSE);
+  g_return_val_if_fail (n_texts == 0 || (texts != NULL && out != NULL), FALSE);
+
+  int ctx = model->config.text.context_length, e = model->config.projection_dim;
+  int32_t *ids = g_new (int32_t, (size_t) TEXT_BATCH * ctx); // [TEXT_BATCH, ctx]
+  gboolean ok = TRUE;
+  for (int start = 0; ok && start < n_texts; start += TEXT_BATCH)
+    {
+      int n = MIN (TEXT_BATCH, n_texts - start);
+      if (check_cancelled (cancellable, error))
+        ok = FALSE;
+      for (int i = 0; ok && i < n; i++)
+        if (!agc_model_tokenize (model, texts[start + i], ids + (size_t) i * ctx, error))
+          {
+            g_prefix_error (error, "text %d: ", start + i + 1);
+            ok = FALSE;
+          }
+      float *batch_out = out + (size_t) start * e;
+      ok = ok && agc_text_tower_forward (model->text, ids, n, batch_out, error);
+      if (ok && normalize)
+        normalize_rows (batch_out, n, e);
+    }
+  g_free (ids);
+  return ok;
+}
+
+gboolean
+agc_model_embed_pixels (AgcModel *model, const float *pixels, int n_images, gboolean normalize,
+                        float *out, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (model != NULL && n_images >= 0, FALSE);
+  g_return_val_if_fail (n_images == 0 || (pixels != NULL && out != NULL), FALSE);
+
+  int s = model->config.vision.image_size, e = model->config.projection_dim;
+  size_t image_len = (size_t) 3 * s * s;
+  for (int start = 0; start < n_images; start += IMAGE_BATCH)
+    {
+      int n = MIN (IMAGE_BATCH, n_images - start);
+      float *batch_out = out + (size_t) start * e;
+      if (check_cancelled (cancellable, error)
+          || !agc_vision_tower_forward (model->vision, pixels + start * image_len, n, batch_out,
+                                        error))
+        return FALSE;
+      if (normalize)
+        normalize_rows (batch_out, n, e);
+    }
+  return TRUE;
+}
+
+gboolean
+agc_model_preprocess (const AgcModel *model, const AgcImage *image, float *pixels, GError **error)
+{
+  g_return_val_if_fail (model != NULL && image != NULL && pixels != NULL, FALSE);
+  return agc_preprocess_image (&model->preprocess, image, pixels, error);
+}
+
+gboolean
+agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
+                        gboolean normalize, float *out, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (model != NULL && n_images >= 0, FALSE);
+  g_return_val_if_fail (n_images == 0 || (images != NULL && out != NULL), FALSE);
+
+  int s = model->config.vision.image_size, e = model->config.projection_dim;
+  size_t image_len = (size_t) 3 * s * s;
+  float *pixels = g_new (float, IMAGE_BATCH * image_len); // [IMAGE_BATCH, 3, S, S]
+  gboolean ok = TRUE;
+  for (int start = 0; ok && start < n_images; start += IMAGE_BATCH)
+    {
+      int n = MIN (IMAGE_BATCH, n_images - start);
+      if (check_cancelled (cancellable, error))
+        ok = FALSE;
+      for (int i = 0; ok && i < n; i++)
+        if (!agc_model_preprocess (model, images[start + i], pixels + i * image_len, error))
+          {
+            g_prefix_error (error, "image %d: ", start + i + 1);
+            ok = FALSE;
+          }
+      // embed_pixels checks the cancellable again: harmless, and one code path
+      ok = ok && agc_model_embed_pixels (model, pixels, n, normalize, out + (size_t) start * e,
+                                         cancellable, error);
+    }
+  g_free (pixels);
+  return ok;
+}

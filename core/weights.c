@@ -1,0 +1,223 @@
+/* weights.c — the named tensors of a checkpoint: one .safetensors file or
+ * the shards of a model.safetensors.index.json, behind one name lookup. */
+#include "weights.h"
+
+#include "agriclip.h"
+#include "safetensors.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+struct AgcWeights
+{
+  char *path;          /* display name of the file opened, for messages */
+  GPtrArray *files;    /* AgcSafetensors*, each shard once */
+  GHashTable *by_name; /* name -> const AgcTensorView* */
+};
+
+static AgcWeights *
+weights_new (const char *path)
+{
+  AgcWeights *weights = g_new0 (AgcWeights, 1);
+  weights->path = g_filename_display_name (path);
+  weights->files = g_ptr_array_new_with_free_func ((GDestroyNotify) agc_safetensors_free);
+  weights->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  return weights;
+}
+
+static gboolean
+open_single (AgcWeights *weights, const char *path, GError **error)
+{
+  AgcSafetensors *file = agc_safetensors_open (path, error);
+  if (file == NULL)
+    return FALSE;
+  g_ptr_array_add (weights->files, file);
+  for (int i = 0; i < agc_safetensors_n_tensors (file); i++)
+    {
+      const AgcTensorView *tensor = agc_safetensors_tensor (file, i);
+      g_hash_table_insert (weights->by_name, (char *) tensor->name, (gpointer) tensor);
+    }
+  return TRUE;
+}
+
+/* The index is authoritative: only tensors its weight_map lists are visible,
+ * each taken from the shard the map names. */
+static gboolean
+open_index (AgcWeights *weights, const char *path, GError **error)
+{
+  GError *local = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_mapped_file (parser, path, &local))
+    {
+      int code = local->domain == JSON_PARSER_ERROR ? AGC_ERROR_FORMAT : AGC_ERROR_IO;
+      // GLib's open errors and json-glib's syntax errors name the file already
+      if (g_strstr_len (local->message, -1, path) != NULL)
+        g_set_error_literal (error, AGC_ERROR, code, local->message);
+      else
+        g_set_error (error, AGC_ERROR, code, "%s: %s", weights->path, local->message);
+      g_error_free (local);
+      return FALSE;
+    }
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *object = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
+                           ? json_node_get_object (root) : NULL;
+  JsonNode *map_node = object != NULL ? json_object_get_member (object, "weight_map") : NULL;
+  if (map_node == NULL || !JSON_NODE_HOLDS_OBJECT (map_node))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                   "%s: expected an object with a \"weight_map\" object", weights->path);
+      return FALSE;
+    }
+
+  g_autofree char *folder = g_path_get_dirname (path);
+  g_autoptr (GHashTable) shards = g_hash_table_new (g_str_hash, g_str_equal); // name -> file
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *value;
+  json_object_iter_init (&iter, json_node_get_object (map_node));
+  while (json_object_iter_next (&iter, &name, &value))
+    {
+      const char *shard_name = JSON_NODE_HOLDS_VALUE (value)
+                                       && json_node_get_value_type (value) == G_TYPE_STRING
+                                   ? json_node_get_string (value) : NULL;
+      if (shard_name == NULL || shard_name[0] == '\0' || g_path_is_absolute (shard_name))
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                       "%s: weight_map entry '%s' must be a shard file name relative to the index",
+                       weights->path, name);
+          return FALSE;
+        }
+      AgcSafetensors *shard = g_hash_table_lookup (shards, shard_name);
+      if (shard == NULL)
+        {
+          g_autofree char *shard_path = g_build_filename (folder, shard_name, NULL);
+          shard = agc_safetensors_open (shard_path, &local);
+          if (shard == NULL)
+            {
+              g_propagate_prefixed_error (error, local, "%s: shard of tensor '%s': ",
+                                          weights->path, name);
+              return FALSE;
+            }
+          g_ptr_array_add (weights->files, shard);
+          g_hash_table_insert (shards, (char *) shard_name, shard); // owned by the parser
+        }
+      const AgcTensorView *tensor = agc_safetensors_find (shard, name);
+      if (tensor == NULL)
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                       "%s: tensor '%s' is mapped to '%s', which does not contain it",
+                       weights->path, name, shard_name);
+          return FALSE;
+        }
+      g_hash_table_insert (weights->by_name, (char *) tensor->name, (gpointer) tensor);
+    }
+  return TRUE;
+}
+
+AgcWeights *
+agc_weights_open (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  AgcWeights *weights = weights_new (path);
+  gboolean ok = g_str_has_suffix (path, ".json") ? open_index (weights, path, error)
+                                                 : open_single (weights, path, error);
+  if (!ok)
+    {
+      agc_weights_free (weights);
+      return NULL;
+    }
+  return weights;
+}
+
+void
+agc_weights_free (AgcWeights *weights)
+{
+  if (weights == NULL)
+    return;
+  g_hash_table_unref (weights->by_name);
+  g_ptr_array_unref (weights->files);
+  g_free (weights->path);
+  g_free (weights);
+}
+
+const AgcTensorView *
+agc_weights_find (const AgcWeights *weights, const char *name)
+{
+  g_return_val_if_fail (weights != NULL && name != NULL, NULL);
+  return g_hash_table_lookup (weights->by_name, name);
+}
+
+static void
+append_shape (GString *out, int n_dims, const int64_t *shape)
+{
+  g_string_append_c (out, '[');
+  for (int d = 0; d < n_dims; d++)
+    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d > 0 ? ", " : "", shape[d]);
+  g_string_append_c (out, ']');
+}
+
+float *
+agc_weights_take_f32 (const AgcWeights *weights, const char *name, int n_dims,
+                      const int64_t *shape, GError **error)
+{
+  g_return_val_if_fail (weights != NULL && name != NULL, NULL);
+  g_return_val_if_fail (n_dims >= 0 && n_dims <= AGC_MAX_DIMS, NULL);
+  g_return_val_if_fail (n_dims == 0 || shape != NULL, NULL);
+
+  const AgcTensorView *tensor = agc_weights_find (weights, name);
+  if (tensor == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL, "%s: missing tensor '%s'", weights->path,
+                   name);
+      return NULL;
+    }
+  if (!agc_dtype_is_float (tensor->dtype))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "%s: tensor '%s' has dtype %s, expected a floating-point type", tensor->file,
+                   name, agc_dtype_name (tensor->dtype));
+      return NULL;
+    }
+  gboolean same = tensor->n_dims == n_dims;
+  for (int d = 0; same && d < n_dims; d++)
+    same = tensor->shape[d] == shape[d];
+  if (!same)
+    {
+      g_autoptr (GString) have = g_string_new (NULL);
+      g_autoptr (GString) want = g_string_new (NULL);
+      append_shape (have, tensor->n_dims, tensor->shape);
+      append_shape (want, n_dims, shape);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL, "%s: tensor '%s' has shape %s, expected %s",
+                   tensor->file, name, have->str, want->str);
+      return NULL;
+    }
+
+  // the reader bounded n by the file size, so this cannot overflow
+  size_t n = (size_t) agc_tensor_n_elements (tensor);
+  float *out = g_try_new (float, MAX (n, 1));
+  if (out == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
+                   "%s: not enough memory for tensor '%s' (%zu bytes)",
+                   tensor->file, name, n * sizeof (float));
+      return NULL;
+    }
+  agc_tensor_to_f32 (tensor, out);
+  return out;
+}
+
+float *
+agc_weights_take_1d (const AgcWeights *weights, const char *name, int64_t n, GError **error)
+{
+  return agc_weights_take_f32 (weights, name, 1, &n, error);
+}
+
+float *
+agc_weights_take_2d (const AgcWeights *weights, const char *name, int64_t rows, int64_t cols,
+                     GError **error)
+{
+  int64_t shape[2] = { rows, cols };
+  return agc_weights_take_f32 (weights, name, 2, shape, error);
+}

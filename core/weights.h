@@ -1,0 +1,30 @@
+/* weights.h — the named tensors of one checkpoint, possibly spread over
+ * several files (a sharded model.safetensors.index.json), with typed,
+ * shape-checked access.  Errors name the file and the tensor. */
+#pragma once
+
+#include "tensor.h"
+
+typedef struct AgcWeights AgcWeights;
+
+/* A single .safetensors file, or (path ending in .json) a
+ * model.safetensors.index.json whose weight_map names the shards, relative to
+ * the index's folder; each shard is opened once and only the tensors the map
+ * lists are visible.  Tensor data stay memory-mapped until agc_weights_free. */
+AgcWeights *agc_weights_open (const char *path, GError **error);
+void agc_weights_free (AgcWeights *weights);
+
+/* NULL when absent. */
+const AgcTensorView *agc_weights_find (const AgcWeights *weights, const char *name);
+
+/* Checks that the tensor exists, is floating point and has exactly the given
+ * shape (n_dims values), then returns a new float32 copy (g_free it).
+ * AGC_ERROR_MODEL otherwise, e.g. "model.safetensors: tensor
+ * 'vision_model.pre_layrnorm.weight' has shape [512], expected [768]" or
+ * "model.safetensors: missing tensor 'text_projection.weight'". */
+float *agc_weights_take_f32 (const AgcWeights *weights, const char *name,
+                             int n_dims, const int64_t *shape, GError **error);
+/* Same, for the convenience of 1-D and 2-D tensors. */
+float *agc_weights_take_1d (const AgcWeights *weights, const char *name, int64_t n, GError **error);
+float *agc_weights_take_2d (const AgcWeights *weights, const char *name, int64_t rows,
+                            int64_t cols, GError **error);

@@ -1,0 +1,82 @@
+/* agriclip-plugin.c — the GimpPlugIn subclass: registers the AgriCLIP
+ * procedures and their translations, plus helpers both procedures use.
+ *
+ * Menu entries must appear even before a model is configured (a missing
+ * menu entry is what users of AI plug-ins report most), so nothing here
+ * touches models: they are opened when a procedure runs. */
+#include "agriclip-plugin.h"
+
+#define AGC_TYPE_PLUG_IN (agc_plug_in_get_type ())
+G_DECLARE_FINAL_TYPE (AgcPlugIn, agc_plug_in, AGC, PLUG_IN, GimpPlugIn)
+
+struct _AgcPlugIn
+{
+  GimpPlugIn parent_instance;
+};
+
+G_DEFINE_TYPE (AgcPlugIn, agc_plug_in, GIMP_TYPE_PLUG_IN)
+
+static GList *
+query_procedures (GimpPlugIn *plug_in)
+{
+  (void) plug_in;
+  GList *names = g_list_append (NULL, g_strdup (LABEL_PROC));
+  return g_list_append (names, g_strdup (REGIONS_PROC));
+}
+
+static GimpProcedure *
+create_procedure (GimpPlugIn *plug_in, const char *name)
+{
+  if (g_str_equal (name, LABEL_PROC))
+    return label_procedure_new (plug_in);
+  if (g_str_equal (name, REGIONS_PROC))
+    return regions_procedure_new (plug_in);
+  return NULL;
+}
+
+static gboolean
+set_i18n (GimpPlugIn *plug_in, const char *procedure_name, char **gettext_domain,
+          char **catalog_dir)
+{
+  (void) plug_in;
+  (void) procedure_name;
+  *gettext_domain = g_strdup (GETTEXT_PACKAGE);
+  *catalog_dir = g_strdup (LOCALEDIR);
+  return TRUE;
+}
+
+static void
+agc_plug_in_class_init (AgcPlugInClass *klass)
+{
+  GimpPlugInClass *plug_in_class = GIMP_PLUG_IN_CLASS (klass);
+  plug_in_class->query_procedures = query_procedures;
+  plug_in_class->create_procedure = create_procedure;
+  plug_in_class->set_i18n = set_i18n;
+}
+
+static void
+agc_plug_in_init (AgcPlugIn *self)
+{
+  (void) self;
+}
+
+/* ---- helpers shared by the procedures ---------------------------------- */
+
+gboolean
+plugin_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, const char *title)
+{
+  gimp_ui_init (PLUG_IN_BINARY);
+  GtkWidget *dialog = gimp_procedure_dialog_new (procedure, config, title);
+  gimp_procedure_dialog_fill (GIMP_PROCEDURE_DIALOG (dialog), NULL);
+  gboolean ok = gimp_procedure_dialog_run (GIMP_PROCEDURE_DIALOG (dialog));
+  gtk_widget_destroy (dialog);
+  return ok;
+}
+
+GimpValueArray *
+plugin_fail (GimpProcedure *procedure, GError *error)
+{
+  return gimp_procedure_new_return_values (procedure, GIMP_PDB_EXECUTION_ERROR, error);
+}
+
+GIMP_MAIN (AGC_TYPE_PLUG_IN)

@@ -1,0 +1,108 @@
+/* agriclip-plugin.h — what the files of the GIMP plug-in share.
+ *
+ * plugin/ is glue: GIMP objects in, libagriclip in the middle, GIMP objects
+ * out.  agriclip-plugin.c registers the procedures; label-procedure.c and
+ * regions-procedure.c declare and run one procedure each; engine.c opens a
+ * model and a label set; pixels.c reads what the classifier sees; results.c
+ * writes parasites, metadata and layers. */
+#pragma once
+
+#include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
+#include <glib/gi18n-lib.h>
+#include <json-glib/json-glib.h>
+
+#include "agriclip.h"
+
+#define PLUG_IN_BINARY "agriclip"
+#define LABEL_PROC "plug-in-agriclip-label"
+#define REGIONS_PROC "plug-in-agriclip-regions"
+#define MENU_PATH "<Image>/Filters/Analysis/AgriCLIP"
+
+/* Masked pixels become this neutral grey (see pixels.c). */
+#define AGC_PLUGIN_MASK_GREY 128
+
+/* ---- procedures -------------------------------------------------------- */
+
+GimpProcedure *label_procedure_new (GimpPlugIn *plug_in);
+GimpProcedure *regions_procedure_new (GimpPlugIn *plug_in);
+
+/* Arguments both procedures have: model, labels, top-k. */
+void engine_add_arguments (GimpProcedure *procedure);
+/* Shows the procedure's dialog; FALSE when the user cancelled. */
+gboolean plugin_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config,
+                            const char *title);
+/* Execution-error return values carrying error (consumed). */
+GimpValueArray *plugin_fail (GimpProcedure *procedure, GError *error);
+
+/* ---- engine.c: a model and a label set, ready to classify -------------- */
+
+typedef struct
+{
+  AgcModel *model;
+  AgcLabelSet *labels;
+  AgcClassifier *classifier;
+  char *model_path;  /* as given, for results and messages */
+  char *labels_path; /* the file the label set came from */
+} Engine;
+
+/* Opens the model and label set named by the config's "model" and "labels". */
+Engine *engine_open (GimpProcedureConfig *config, GError **error);
+void engine_free (Engine *engine);
+/* Where a shipped label set NAME lives: <datadir>/agriclip/labels/NAME.json. */
+char *engine_shipped_labels_path (const char *name);
+/* probs[n, n_classes] for n images, in batches, with progress from
+ * progress_from to progress_to. */
+gboolean engine_classify (Engine *engine, AgcImage *const *images, int n_images, float *probs,
+                          double progress_from, double progress_to, GError **error);
+
+/* ---- pixels.c: what the classifier sees -------------------------------- */
+
+/* A rectangle in image coordinates. */
+typedef struct
+{
+  int x, y, width, height;
+} Region;
+
+/* The visible image (all visible layers composited) or one drawable, with
+ * the selection as coverage mask; image-sized, read once, cropped many times. */
+typedef struct
+{
+  int x, y, width, height; /* covered rectangle, image coordinates */
+  guint8 *rgba;            /* [height, width, 4] R'G'B'A u8 */
+  guint8 *mask;            /* [height, width] selection coverage, Y u8; NULL: all selected */
+} Pixels;
+
+/* The region to look at: the selection's bounding box (intersected with the
+ * drawable when one is given), or everything when nothing is selected.
+ * FALSE when the selection does not touch the drawable. */
+gboolean pixels_region (Region *region, GimpImage *image, GimpDrawable *drawable);
+/* Reads region from the composite image (drawable NULL) or the drawable. */
+Pixels *pixels_read (GimpImage *image, GimpDrawable *drawable, const Region *region,
+                     GError **error);
+void pixels_free (Pixels *pixels);
+/* Crops rect (image coordinates, inside pixels) into an RGB image in which
+ * unselected and transparent pixels are blended towards neutral grey. */
+AgcImage *pixels_crop (const Pixels *pixels, const Region *rect);
+/* Fraction of rect that is selected and opaque, 0..1. */
+double pixels_coverage (const Pixels *pixels, const Region *rect);
+
+/* ---- results.c: what the plug-in leaves in the image ------------------- */
+
+/* Attaches parasite NAME with json to the image (item NULL) or an item,
+ * persistent and undoable. */
+void results_attach_parasite (GimpImage *image, GimpItem *item, const char *name,
+                              const char *json);
+/* Adds the labels to the image's Xmp.dc.subject keywords (no duplicates). */
+gboolean results_add_keywords (GimpImage *image, const char *const *labels, int n_labels,
+                               GError **error);
+/* A text layer at (x, y) inside parent (NULL: top of the image); NULL when
+ * GIMP has no usable font (it then says so through g_message). */
+GimpLayer *results_add_text_layer (GimpImage *image, GimpGroupLayer *parent, const char *text,
+                                   int x, int y, double size_px, const char *name);
+/* Writes "labels": [{"label", "display", "p"}…] for the top classes. */
+void results_json_labels (JsonBuilder *builder, const Engine *engine, const float *probs,
+                          const int *top, int n_top);
+void results_json_region (JsonBuilder *builder, const char *member, const Region *region);
+/* The builder's root as compact JSON text. */
+char *results_json_text (JsonBuilder *builder);

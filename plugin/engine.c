@@ -1,0 +1,135 @@
+/* engine.c — the arguments that pick a model and a label set, and the
+ * classifier they make.  Opened on every run: GIMP starts a plug-in process
+ * per call, so there is nothing to keep between runs. */
+#include "agriclip-plugin.h"
+
+#include <string.h>
+
+/* How many crops go through the image tower at once: big enough for GEMM
+ * efficiency, small enough to report progress often. */
+#define BATCH_SIZE 8
+
+void
+engine_add_arguments (GimpProcedure *procedure)
+{
+  gimp_procedure_add_file_argument (procedure, "model", _("_Model folder"),
+                                    _("A CLIP model folder in Hugging Face layout "
+                                      "(config.json, model.safetensors, vocab.json, merges.txt)"),
+                                    GIMP_FILE_CHOOSER_ACTION_SELECT_FOLDER, TRUE, NULL,
+                                    G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (procedure, "labels", _("_Labels"),
+                                      _("A label-set file, or the name of a label set shipped "
+                                        "with AgriCLIP"),
+                                      "plantvillage", G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "top-k", _("_Top labels"),
+                                   _("How many of the most probable labels to report"), 1, 100,
+                                   5, G_PARAM_READWRITE);
+}
+
+char *
+engine_shipped_labels_path (const char *name)
+{
+  g_autofree char *file = g_strconcat (name, ".json", NULL);
+  return g_build_filename (AGRICLIP_DATADIR, "labels", file, NULL);
+}
+
+/* A path when labels names a file (or looks like one), else a shipped set. */
+static char *
+labels_path (const char *labels)
+{
+  if (strchr (labels, G_DIR_SEPARATOR) || g_str_has_suffix (labels, ".json")
+      || g_file_test (labels, G_FILE_TEST_EXISTS))
+    return g_strdup (labels);
+  return engine_shipped_labels_path (labels);
+}
+
+/* Makes sure a message names path, whatever the layer that failed wrote. */
+static void
+name_path (GError **error, const char *path)
+{
+  if (error && *error && !strstr ((*error)->message, path))
+    g_prefix_error (error, "%s: ", path);
+}
+
+Engine *
+engine_open (GimpProcedureConfig *config, GError **error)
+{
+  g_autoptr (GFile) model_file = NULL;
+  g_autofree char *labels = NULL;
+  g_object_get (config, "model", &model_file, "labels", &labels, NULL);
+  if (!model_file)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
+                   _("No model folder chosen: set \"Model folder\" to a CLIP model folder"));
+      return NULL;
+    }
+  if (!labels || !*labels)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
+                   _("No label set chosen: set \"Labels\" to a label-set file or a shipped set"));
+      return NULL;
+    }
+
+  Engine *engine = g_new0 (Engine, 1);
+  engine->model_path = g_file_get_path (model_file);
+  if (!engine->model_path)
+    engine->model_path = g_file_get_uri (model_file);
+  engine->labels_path = labels_path (labels);
+
+  gimp_progress_set_text (_("Loading the label set"));
+  engine->labels = agc_label_set_load (engine->labels_path, error);
+  name_path (error, engine->labels_path);
+  if (engine->labels)
+    {
+      gimp_progress_set_text (_("Loading the model"));
+      engine->model = agc_model_load (engine->model_path, error);
+      name_path (error, engine->model_path);
+    }
+  if (engine->model)
+    {
+      gimp_progress_set_text (_("Encoding the label prompts"));
+      engine->classifier = agc_classifier_new (engine->model, engine->labels, NULL, error);
+      name_path (error, engine->model_path);
+    }
+  if (!engine->classifier)
+    {
+      engine_free (engine);
+      return NULL;
+    }
+  return engine;
+}
+
+void
+engine_free (Engine *engine)
+{
+  if (!engine)
+    return;
+  agc_classifier_free (engine->classifier);
+  agc_model_free (engine->model);
+  agc_label_set_free (engine->labels);
+  g_free (engine->model_path);
+  g_free (engine->labels_path);
+  g_free (engine);
+}
+
+gboolean
+engine_classify (Engine *engine, AgcImage *const *images, int n_images, float *probs,
+                 double progress_from, double progress_to, GError **error)
+{
+  int dim = agc_model_embed_dim (engine->model);
+  int n_classes = agc_classifier_n_classes (engine->classifier);
+  g_autofree float *embeddings = g_new (float, (gsize) BATCH_SIZE * dim); // [B, E]
+  for (int start = 0; start < n_images; start += BATCH_SIZE)
+    {
+      int n = MIN (BATCH_SIZE, n_images - start);
+      if (!agc_model_embed_images (engine->model, images + start, n, TRUE, embeddings, NULL,
+                                   error))
+        return FALSE;
+      for (int i = 0; i < n; i++)
+        agc_classifier_probabilities (engine->classifier, embeddings + (gsize) i * dim,
+                                      probs + (gsize) (start + i) * n_classes);
+      gimp_progress_update (progress_from + (progress_to - progress_from) * (start + n)
+                                                / n_images);
+    }
+  return TRUE;
+}

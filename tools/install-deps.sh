@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs what building and testing agriclip needs on Debian 12 or 13
+# (as root, or through sudo).  Does nothing for packages already there.
+set -eu
+
+packages="gcc meson ninja-build pkg-config gettext
+  libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev
+  webp-pixbuf-loader
+  python3-torch python3-torchvision python3-pil python3-numpy python3-regex"
+
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "Installing:$missing" >&2
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
