@@ -103,9 +103,10 @@ run (int argc, char **argv)
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path,
       N_("Label-set file (see models/labels/README.md)"), N_("FILE") },
-    { "label", 0, 0, G_OPTION_ARG_STRING_ARRAY, &names,
+    /* FILENAME_ARRAY: the bytes as given, so the library can name invalid UTF-8 itself. */
+    { "label", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &names,
       N_("A class name (repeatable), instead of --labels"), N_("NAME") },
-    { "template", 0, 0, G_OPTION_ARG_STRING_ARRAY, &templates,
+    { "template", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &templates,
       N_("Prompt template for --label classes, with {} for the name (repeatable; "
          "default \"a photo of a {}.\")"), N_("T") },
     { "top", 'k', 0, G_OPTION_ARG_INT, &top_k, N_("How many labels per image (default 5)"),

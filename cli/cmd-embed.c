@@ -103,9 +103,10 @@ run (int argc, char **argv)
   g_array_set_clear_func (args.inputs, embed_input_clear);
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
-    { "image", 'i', 0, G_OPTION_ARG_CALLBACK, (gpointer) add_input,
+    /* FILENAME: the bytes as given, so the library can name invalid UTF-8 itself. */
+    { "image", 'i', G_OPTION_FLAG_FILENAME, G_OPTION_ARG_CALLBACK, (gpointer) add_input,
       N_("An image to embed (repeatable)"), N_("FILE") },
-    { "text", 't', 0, G_OPTION_ARG_CALLBACK, (gpointer) add_input,
+    { "text", 't', G_OPTION_FLAG_FILENAME, G_OPTION_ARG_CALLBACK, (gpointer) add_input,
       N_("A text to embed (repeatable)"), N_("TEXT") },
     { "raw", 0, 0, G_OPTION_ARG_NONE, &raw,
       N_("Print the projection output without L2 normalisation"), NULL },

@@ -352,8 +352,13 @@ load_vocab_json (AgcTokenizer *tokenizer, const char *path, GError **error)
   g_free (text);
   if (!parsed)
     {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: not valid JSON (%s)", path,
-                   local->message);
+      // json-glib calls the text "<data>"; put the file's name in its place
+      const char *where = g_str_has_prefix (local->message, "<data>:") ? local->message + 6 : NULL;
+      if (where)
+        g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s%s", path, where);
+      else
+        g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: not valid JSON (%s)", path,
+                     local->message);
       g_error_free (local);
       g_object_unref (parser);
       return FALSE;

@@ -112,7 +112,10 @@ class BadInput(unittest.TestCase):
         header, body = read_header(path)
         names = sorted((k for k in header if k != "__metadata__"),
                        key=lambda k: header[k]["data_offsets"][0])
-        first, second = header[names[0]], header[names[1]]
+        # a tensor of more than 8 bytes, and the one stored after it
+        i = next(i for i, k in enumerate(names)
+                 if header[k]["data_offsets"][1] - header[k]["data_offsets"][0] > 8)
+        first, second = header[names[i]], header[names[i + 1]]
         # second starts inside first, same length: offsets overlap, sizes still agree
         length = second["data_offsets"][1] - second["data_offsets"][0]
         start = first["data_offsets"][0] + 4

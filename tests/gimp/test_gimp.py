@@ -1,0 +1,582 @@
+"""End-to-end tests of the GIMP 3 plug-in, with gimp-console-3.0 and a real
+GIMP under Xvfb.  Run by tests/gimp/run.sh (normally inside the Debian 13
+root of tools/debian13-root.sh), with /usr/bin/python3.
+
+Environment: AGC_PLUGIN (the built plug-in), AGRICLIP (the built CLI),
+AGC_SOURCE_DIR, AGC_BUILD_DIR (the screenshot is kept there), AGC_SHARED_DIR.
+
+What is independent of the code under test:
+- the label reference is `agriclip classify` on a PNG of the crop, masked by
+  the documented formula re-implemented here with numpy from the pixels
+  GIMP reports (8-bit sources are also compared with PIL's own pixels);
+- the regions reference is a model whose answers are known by construction
+  (colour_model.py) and checked through the PyTorch twin.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+import clip_twin  # noqa: E402
+import colour_model  # noqa: E402
+
+SOURCE_DIR = os.environ.get("AGC_SOURCE_DIR", os.path.join(HERE, "..", ".."))
+BUILD_DIR = os.environ.get("AGC_BUILD_DIR", os.getcwd())
+PLANTVILLAGE = os.path.join(SOURCE_DIR, "models", "labels", "plantvillage.json")
+GREY = 128
+SUCCESS, EXECUTION_ERROR, CANCEL = 3, 0, 4  # GimpPDBStatusType
+TOP_K = 3
+QUADRANTS = {"red": (0, 0), "green": (32, 0), "blue": (0, 32), "yellow": (32, 32)}
+
+
+def test_image(path, alpha=False):
+    """64x48, asymmetric (a flip or channel swap changes it), with texture."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:48, 0:64]
+    rgb = np.stack([x * 4, y * 5, 255 - x * 2], axis=-1).astype(np.int32)
+    rgb[4:20, 6:26] = (220, 30, 40)  # red block, top left
+    rgb[30:44, 40:60] = (30, 40, 200)  # blue block, bottom right
+    rgb = np.clip(rgb + rng.integers(-20, 21, rgb.shape), 0, 255).astype(np.uint8)
+    if alpha:
+        a = np.clip(x * 6 - 40, 0, 255).astype(np.uint8)  # transparent on the left
+        Image.fromarray(np.dstack([rgb, a]), "RGBA").save(path)
+    else:
+        Image.fromarray(rgb, "RGB").save(path)
+    return rgb
+
+
+def quadrant_image(path):
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    for name, (qx, qy) in QUADRANTS.items():
+        rgb[qy:qy + 32, qx:qx + 32] = colour_model.COLOURS[name]
+    Image.fromarray(rgb, "RGB").save(path)
+
+
+def masked_crop(rgba, mask):
+    """The plug-in's documented masking: w = coverage * alpha, blend to grey."""
+    w = rgba[..., 3].astype(np.int64) * (255 if mask is None else mask.astype(np.int64))
+    full = 255 * 255
+    out = (rgba[..., :3].astype(np.int64) * w[..., None] + GREY * (full - w[..., None])
+           + full // 2) // full
+    return out.astype(np.uint8)
+
+
+def run_gimp(work, script, log_name, extra=(), env=None, timeout=900):
+    """gimp-console-3.0 (or gimp-3.0 with a display) running a Python-Fu script."""
+    program = "gimp-3.0" if env and env.get("DISPLAY") else "gimp-console-3.0"
+    cmd = [program, "-i" if program == "gimp-console-3.0" else "--no-splash", "-d", *extra,
+           "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"]
+    full_env = dict(os.environ, GIMP3_DIRECTORY=os.path.join(work, "profile"),
+                    AGC_GIMP_WORK=work, **(env or {}))
+    with open(script) as stdin, open(os.path.join(work, log_name), "w") as log:
+        return subprocess.Popen(cmd, stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
+                                env=full_env) if timeout is None else \
+            subprocess.run(cmd, stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
+                           env=full_env, timeout=timeout)
+
+
+def log_tail(work, name, n=40):
+    with open(os.path.join(work, name), errors="replace") as f:
+        return "".join(f.readlines()[-n:])
+
+
+def classify(paths, model, labels):
+    """`agriclip classify` on each path: {path: [(label, p), ...]}."""
+    out = subprocess.run([os.environ["AGRICLIP"], "classify", "--model", model, "--labels",
+                          labels, "--top", str(TOP_K), "--format", "jsonl", *paths],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise AssertionError("agriclip classify failed: " + out.stderr)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    return {r["image"]: [(x["label"], x["p"]) for x in r["labels"]] for r in rows}
+
+
+class Fixture:
+    """Everything the GIMP sessions share, made once."""
+    work = None
+
+    @classmethod
+    def get(cls):
+        if cls.work is None:
+            cls.work = tempfile.mkdtemp(prefix="agc-gimp-")
+            cls.make()
+        return cls
+
+    @classmethod
+    def make(cls):
+        w = cls.work
+        plugin_dir = os.path.join(w, "profile", "plug-ins", "agriclip")
+        os.makedirs(plugin_dir)
+        shutil.copy(os.environ["AGC_PLUGIN"], os.path.join(plugin_dir, "agriclip"))
+        cls.model = os.path.join(w, "model")
+        clip_twin.make_model(cls.model, seed=3)
+        cls.colour_model = os.path.join(w, "colour-model")
+        cls.colour_tokens = colour_model.make_colour_model(cls.colour_model)
+        cls.colour_labels = os.path.join(w, "colours.json")
+        colour_model.write_colour_labels(cls.colour_labels)
+        cls.rgb = test_image(os.path.join(w, "rgb.png"))
+        test_image(os.path.join(w, "rgba.png"), alpha=True)
+        quadrant_image(os.path.join(w, "quadrants.png"))
+        broken = os.path.join(w, "broken-model")
+        os.makedirs(broken)
+        with open(os.path.join(broken, "config.json"), "w") as f:
+            f.write("{ not json")
+
+
+def label_args(model, **extra):
+    args = {"model": model, "labels": PLANTVILLAGE, "top-k": TOP_K, "write-layer": True,
+            "write-metadata": False}
+    args.update(extra)
+    return args
+
+
+RECT = {"shape": "rectangle", "x": 10, "y": 5, "width": 30, "height": 20}
+ELLIPSE = {"shape": "ellipse", "x": 8, "y": 4, "width": 40, "height": 36, "antialias": True}
+
+
+def label_cases(fx):
+    w, m = fx.work, fx.model
+    rgb, rgba = os.path.join(w, "rgb.png"), os.path.join(w, "rgba.png")
+    return [
+        dict(name="rgb-whole", image=rgb, args=label_args(m, **{"write-metadata": True}),
+             export=os.path.join(w, "rgb-export.png")),
+        dict(name="rgb-rect", image=rgb, select=RECT, args=label_args(m)),
+        dict(name="rgba-ellipse", image=rgba, select=ELLIPSE, args=label_args(m)),
+        dict(name="gray-rect", image=rgb, mode="gray", select=RECT, args=label_args(m)),
+        dict(name="indexed-whole", image=rgb, mode="indexed", args=label_args(m)),
+        dict(name="u16-ellipse", image=rgb, precision="u16", select=ELLIPSE,
+             args=label_args(m)),
+        dict(name="float-rect", image=rgb, precision="float-linear", select=RECT,
+             args=label_args(m)),
+        dict(name="composite", image=rgb,
+             overlay={"x": 30, "y": 20, "width": 20, "height": 20, "opacity": 50.0,
+                      "rgb": [250, 240, 10]},
+             select={"shape": "rectangle", "x": 20, "y": 10, "width": 40, "height": 30},
+             args=label_args(m, **{"write-layer": False})),
+        dict(name="drawables", image=rgb, drawables="all",
+             overlay={"x": 30, "y": 20, "width": 20, "height": 20, "opacity": 100.0,
+                      "rgb": [250, 240, 10]},
+             select={"shape": "rectangle", "x": 20, "y": 10, "width": 40, "height": 30},
+             args=label_args(m, source="drawables")),
+        dict(name="missing-model", image=rgb,
+             args=label_args(os.path.join(w, "no-such-model"))),
+        dict(name="broken-model", image=rgb, args=label_args(os.path.join(w, "broken-model"))),
+        dict(name="missing-labels", image=rgb, args=label_args(m, labels="no-such-set")),
+    ]
+
+
+def regions_cases(fx):
+    q = os.path.join(fx.work, "quadrants.png")
+    args = {"model": fx.colour_model, "labels": fx.colour_labels, "top-k": 2}
+    return [
+        dict(name="quadrants", kind="regions", image=q,
+             args=dict(args, **{"tile-size": 16, "stride": 8, "classes": 4, "threshold": 0.9})),
+        dict(name="quadrants-selection", kind="regions", image=q,
+             select={"shape": "rectangle", "x": 0, "y": 0, "width": 64, "height": 24},
+             args=dict(args, **{"tile-size": 16, "stride": 16, "classes": 2,
+                                "threshold": 0.5})),
+        dict(name="quadrants-gray", kind="regions", image=q, mode="gray",
+             args=dict(args, **{"tile-size": 32, "stride": 32, "classes": 1,
+                                "threshold": 0.0})),
+    ]
+
+
+class BatchTest(unittest.TestCase):
+    """One gimp-console session running every non-interactive case."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fx = Fixture.get()
+        w = cls.fx.work
+        cls.cases = {c["name"]: c for c in label_cases(cls.fx) + regions_cases(cls.fx)}
+        for c in cls.cases.values():
+            c.setdefault("kind", "label")
+        with open(os.path.join(w, "cases.json"), "w") as f:
+            json.dump({"cases": list(cls.cases.values())}, f)
+        start = time.time()
+        run_gimp(w, os.path.join(HERE, "gimp_batch.py"), "batch.log")
+        cls.seconds = time.time() - start
+        path = os.path.join(w, "results.json")
+        if not os.path.exists(path):
+            raise AssertionError("the GIMP batch wrote no results:\n" + log_tail(w, "batch.log"))
+        with open(path) as f:
+            cls.results = json.load(f)
+        cls.reference = cls.reference_labels()
+
+    @classmethod
+    def reference_labels(cls):
+        """agriclip classify on every crop the plug-in saw (one run)."""
+        crops = {}
+        for name, r in cls.results.items():
+            if cls.cases[name]["kind"] != "label" or "exception" in r:
+                continue
+            parasites = [p for p in [r.get("parasite")] + r.get("item_parasites", []) if p]
+            for i, p in enumerate(parasites):
+                region = p["region"]
+                shape = (region["height"], region["width"])
+                base = os.path.join(cls.fx.work, "%s-%d" % (name, i))
+                rgba = np.fromfile(base + ".rgba", np.uint8).reshape(shape + (4,))
+                mask = np.fromfile(base + ".mask", np.uint8).reshape(shape) \
+                    if os.path.exists(base + ".mask") else None
+                Image.fromarray(masked_crop(rgba, mask), "RGB").save(base + "-crop.png")
+                crops[(name, i)] = base + "-crop.png"
+        if not crops:
+            return {}
+        out = classify(list(crops.values()), cls.fx.model, PLANTVILLAGE)
+        return {key: out[path] for key, path in crops.items()}
+
+    def result(self, name):
+        r = self.results[name]
+        self.assertNotIn("exception", r, r.get("exception"))
+        return r
+
+    def assert_matches_reference(self, name, index, parasite):
+        ref = self.reference[(name, index)]
+        got = [(x["label"], x["p"]) for x in parasite["labels"]]
+        self.assertEqual([g[0] for g in got], [r[0] for r in ref], name)
+        for (_, p), (_, q) in zip(got, ref):
+            self.assertAlmostEqual(p, q, delta=1e-4, msg=name)
+
+    # ---- label -------------------------------------------------------------
+
+    def check_label_case(self, name, region):
+        r = self.result(name)
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        p = r["parasite"]
+        self.assertIsNotNone(p, "no agriclip-labels parasite")
+        self.assertEqual(p["region"], region)
+        self.assertEqual(p["model"], self.fx.model)
+        self.assertEqual(p["label_set"], PLANTVILLAGE)
+        self.assertEqual(p["label_set_id"], "plantvillage")
+        self.assertEqual(len(p["labels"]), TOP_K)
+        self.assertEqual(r["values"][0], p["labels"][0]["label"])
+        self.assertAlmostEqual(r["values"][1], p["labels"][0]["p"], places=6)
+        self.assertTrue(r["sources_unchanged"], "source pixels changed")
+        self.assert_matches_reference(name, 0, p)
+        return r
+
+    def check_text_layer(self, r):
+        top = r["layers"][0]
+        self.assertEqual(len([x for x in r["layers"] if x["depth"] == 0]), r["layers_before"] + 1)
+        self.assertTrue(top["text"], top)
+        self.assertEqual(top["name"], "AgriCLIP: " + r["values"][0])
+
+    def crop_pixels(self, name, index=0):
+        p = self.results[name]["parasite"]
+        region = p["region"]
+        rgba = np.fromfile(os.path.join(self.fx.work, "%s-%d.rgba" % (name, index)), np.uint8)
+        return region, rgba.reshape(region["height"], region["width"], 4)
+
+    def test_rgb_whole_image(self):
+        r = self.check_label_case("rgb-whole", {"x": 0, "y": 0, "width": 64, "height": 48})
+        self.check_text_layer(r)
+        self.assertFalse(r["parasite"]["selection"])
+        # GIMP hands over exactly the PNG's pixels
+        region, rgba = self.crop_pixels("rgb-whole")
+        np.testing.assert_array_equal(rgba[..., :3], self.fx.rgb)
+        self.assertTrue((rgba[..., 3] == 255).all())
+
+    def test_keywords(self):
+        r = self.result("rgb-whole")
+        labels = [x["label"] for x in r["parasite"]["labels"]]
+        self.assertEqual(r["keywords"], labels)
+        # … and they survive export: the PNG carries them in its XMP packet
+        with open(os.path.join(self.fx.work, "rgb-export.png"), "rb") as f:
+            data = f.read()
+        for label in labels:
+            self.assertIn(("<rdf:li>%s</rdf:li>" % label).encode(), data)
+
+    def test_rectangle_selection(self):
+        r = self.check_label_case("rgb-rect", {"x": 10, "y": 5, "width": 30, "height": 20})
+        self.check_text_layer(r)
+        self.assertTrue(r["parasite"]["selection"])
+        region, rgba = self.crop_pixels("rgb-rect")
+        np.testing.assert_array_equal(rgba[..., :3], self.fx.rgb[5:25, 10:40])
+
+    def test_alpha_and_feathered_selection(self):
+        self.check_label_case("rgba-ellipse", {"x": 8, "y": 4, "width": 40, "height": 36})
+        mask = np.fromfile(os.path.join(self.fx.work, "rgba-ellipse-0.mask"), np.uint8)
+        self.assertTrue(((mask > 0) & (mask < 255)).any(), "expected an antialiased edge")
+        region, rgba = self.crop_pixels("rgba-ellipse")
+        self.assertTrue((rgba[..., 3] == 0).any() and (rgba[..., 3] == 255).any())
+
+    def test_grayscale(self):
+        r = self.check_label_case("gray-rect", {"x": 10, "y": 5, "width": 30, "height": 20})
+        self.assertIn("GRAY", r["base"])
+        region, rgba = self.crop_pixels("gray-rect")
+        self.assertTrue((rgba[..., 0] == rgba[..., 1]).all() and (rgba[..., 1] == rgba[..., 2]).all())
+
+    def test_indexed(self):
+        r = self.check_label_case("indexed-whole", {"x": 0, "y": 0, "width": 64, "height": 48})
+        self.assertIn("INDEXED", r["base"])
+        region, rgba = self.crop_pixels("indexed-whole")
+        self.assertLessEqual(len(np.unique(rgba.reshape(-1, 4), axis=0)), 24)
+
+    def test_16_bit(self):
+        r = self.check_label_case("u16-ellipse", {"x": 8, "y": 4, "width": 40, "height": 36})
+        self.assertIn("U16", r["precision"])
+        region, rgba = self.crop_pixels("u16-ellipse")
+        np.testing.assert_array_equal(rgba[..., :3], self.fx.rgb[4:40, 8:48])
+
+    def test_float_linear(self):
+        r = self.check_label_case("float-rect", {"x": 10, "y": 5, "width": 30, "height": 20})
+        self.assertIn("FLOAT", r["precision"])
+        region, rgba = self.crop_pixels("float-rect")
+        diff = np.abs(rgba[..., :3].astype(int) - self.fx.rgb[5:25, 10:40])
+        self.assertLessEqual(diff.max(), 1)
+
+    def test_composite_of_layers(self):
+        r = self.check_label_case("composite", {"x": 20, "y": 10, "width": 40, "height": 30})
+        self.assertEqual(len(r["layers"]), 2, "write-layer false must add no layer")
+        region, rgba = self.crop_pixels("composite")
+        # inside the half-opaque yellow overlay the composite lies strictly
+        # between the overlay and what is below it (GIMP may blend in linear light)
+        inside = rgba[15, 15, :3].astype(int)
+        below = self.fx.rgb[25, 35].astype(int)
+        overlay = np.array([250, 240, 10])
+        low, high = np.minimum(below, overlay), np.maximum(below, overlay)
+        self.assertTrue(((low < inside) & (inside < high) | (low == high)).all(),
+                        (inside, below, overlay))
+
+    def test_each_drawable(self):
+        r = self.result("drawables")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        self.assertIsNone(r["parasite"])
+        parasites = r["item_parasites"]
+        self.assertTrue(all(p and p["source"] == "drawable" for p in parasites), parasites)
+        regions = sorted([p["region"] for p in parasites], key=lambda g: g["width"])
+        # the overlay (30,20 20x20) within the selection (20,10 40x30)
+        self.assertEqual(regions[0], {"x": 30, "y": 20, "width": 20, "height": 20})
+        self.assertEqual(regions[1], {"x": 20, "y": 10, "width": 40, "height": 30})
+        for i, p in enumerate(parasites):
+            self.assert_matches_reference("drawables", i, p)
+        self.assertEqual(sum(1 for x in r["layers"] if x["text"]), 2)
+
+    def check_error(self, name, path):
+        r = self.result(name)
+        self.assertEqual(r["status"], EXECUTION_ERROR, r)
+        self.assertTrue(any(isinstance(v, str) and path in v for v in r["values"]), r["values"])
+        self.assertIsNone(r["parasite"])
+        self.assertEqual(len(r["layers"]), r["layers_before"])
+
+    def test_missing_model(self):
+        self.check_error("missing-model", os.path.join(self.fx.work, "no-such-model"))
+
+    def test_broken_model(self):
+        self.check_error("broken-model", os.path.join(self.fx.work, "broken-model"))
+
+    def test_missing_label_set(self):
+        self.check_error("missing-labels", "no-such-set.json")
+
+    # ---- regions -----------------------------------------------------------
+
+    def tile_class(self, box):
+        """The quadrant colour a tile lies in, or None when it straddles two."""
+        for name, (qx, qy) in QUADRANTS.items():
+            if (qx <= box["x"] and box["x"] + box["width"] <= qx + 32
+                    and qy <= box["y"] and box["y"] + box["height"] <= qy + 32):
+                return name
+        return None
+
+    def expected_probs(self, name):
+        return colour_model.expected_probabilities(self.fx.colour_model, self.fx.colour_tokens,
+                                                   colour_model.COLOURS[name])
+
+    def test_regions_quadrants(self):
+        r = self.result("quadrants")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        self.assertEqual(r["values"][0], 49)  # 7 x 7 tiles of 16 every 8 on 64
+        p = r["parasite"]
+        self.assertEqual(p["region"], {"x": 0, "y": 0, "width": 64, "height": 64})
+        self.assertEqual(len(p["tiles"]), 49)
+        self.assertEqual(sorted(p["classes"]), sorted(QUADRANTS))
+        words = list(colour_model.COLOURS)
+        checked = 0
+        for tile in p["tiles"]:
+            name = self.tile_class(tile["box"])
+            if name is None:
+                continue
+            checked += 1
+            self.assertEqual(tile["labels"][0]["label"], name, tile)
+            expected = self.expected_probs(name)
+            for x in tile["labels"]:
+                self.assertAlmostEqual(x["p"], expected[words.index(x["label"])], delta=1e-4)
+        self.assertEqual(checked, 36)  # 3 x 3 plain tiles per quadrant
+        self.assertTrue(r["sources_unchanged"])
+        # one group: 4 heatmaps + a text layer per tile whose top p >= 0.9
+        group = [x for x in r["layers"] if x["group"]]
+        self.assertEqual(len(group), 1)
+        children = [x for x in r["layers"] if x["depth"] == 1]
+        n_confident = sum(1 for t in p["tiles"] if t["labels"][0]["p"] >= 0.9)
+        self.assertEqual(sum(1 for x in children if x["text"]), n_confident)
+        self.assertGreaterEqual(n_confident, 36)
+        for name, (qx, qy) in QUADRANTS.items():
+            heat = r["heatmaps"][name]
+            alpha = np.frombuffer(bytes.fromhex(heat["alpha"]), np.uint8).reshape(
+                heat["height"], heat["width"])
+            for other, (ox, oy) in QUADRANTS.items():
+                value = alpha[oy + 12, ox + 12]  # well inside a quadrant
+                if other == name:
+                    self.assertGreaterEqual(value, 250, (name, other))
+                else:
+                    self.assertLessEqual(value, 5, (name, other))
+
+    def test_regions_selection(self):
+        r = self.result("quadrants-selection")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        p = r["parasite"]
+        self.assertEqual(p["region"], {"x": 0, "y": 0, "width": 64, "height": 24})
+        boxes = [(t["box"]["x"], t["box"]["y"]) for t in p["tiles"]]
+        self.assertEqual(sorted(boxes), sorted((x, y) for x in (0, 16, 32, 48) for y in (0, 8)))
+        for t in p["tiles"]:
+            self.assertEqual(t["labels"][0]["label"], "red" if t["box"]["x"] < 32 else "green")
+        self.assertEqual(sorted(p["classes"]), ["green", "red"])
+
+    def test_regions_grayscale(self):
+        r = self.result("quadrants-gray")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        self.assertEqual(len(r["parasite"]["tiles"]), 4)
+        self.assertEqual(len(r["heatmaps"]), 1)
+
+
+class NoFontTest(unittest.TestCase):
+    """GIMP without fonts: no text layer, but the labels are still attached."""
+
+    def test_label_without_fonts(self):
+        fx = Fixture.get()
+        work = os.path.join(fx.work, "no-fonts")
+        os.makedirs(work, exist_ok=True)
+        shutil.copytree(os.path.join(fx.work, "profile"), os.path.join(work, "profile"),
+                        dirs_exist_ok=True)
+        case = dict(name="no-fonts", kind="label", image=os.path.join(fx.work, "rgb.png"),
+                    args=label_args(fx.model))
+        with open(os.path.join(work, "cases.json"), "w") as f:
+            json.dump({"cases": [case]}, f)
+        run_gimp(work, os.path.join(HERE, "gimp_batch.py"), "batch.log", extra=["-f"])
+        with open(os.path.join(work, "results.json")) as f:
+            r = json.load(f)["no-fonts"]
+        self.assertNotIn("exception", r, r.get("exception"))
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        self.assertIsNotNone(r["parasite"])
+        self.assertFalse(any(x["text"] for x in r["layers"]), r["layers"])
+
+
+@unittest.skipUnless(shutil.which("Xvfb") and shutil.which("xdotool") and shutil.which("import"),
+                     "needs Xvfb, xdotool and ImageMagick's import")
+class InteractiveTest(unittest.TestCase):
+    """A real GIMP on Xvfb: one Ctrl+Z undoes a label run, and the dialog."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fx = Fixture.get()
+        cls.work = os.path.join(cls.fx.work, "gui")
+        os.makedirs(cls.work, exist_ok=True)
+        shutil.copytree(os.path.join(cls.fx.work, "profile"), os.path.join(cls.work, "profile"),
+                        dirs_exist_ok=True)
+        with open(os.path.join(cls.work, "cases.json"), "w") as f:
+            json.dump({"image": os.path.join(cls.fx.work, "rgb.png"),
+                       "args": label_args(cls.fx.model, **{"write-metadata": True})}, f)
+        display = ":%d" % (90 + os.getpid() % 9)
+        cls.xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x900x24", "-nolisten",
+                                     "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.env = {"DISPLAY": display}
+        time.sleep(2)
+        cls.gimp = run_gimp(cls.work, os.path.join(HERE, "gimp_gui.py"), "gui.log",
+                            env=cls.env, timeout=None)
+        try:
+            cls.drive()
+        finally:
+            try:
+                cls.gimp.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                cls.gimp.kill()
+            cls.xvfb.terminate()
+            cls.xvfb.wait()
+        with open(os.path.join(cls.work, "gui-results.json")) as f:
+            cls.results = json.load(f)
+
+    @classmethod
+    def wait_for(cls, name, seconds=300):
+        path = os.path.join(cls.work, name)
+        end = time.time() + seconds
+        while time.time() < end and cls.gimp.poll() is None:
+            if os.path.exists(path):
+                return True
+            time.sleep(0.5)
+        return os.path.exists(path)
+
+    @classmethod
+    def xdotool(cls, *args):
+        return subprocess.run(["xdotool", *args], env=dict(os.environ, **cls.env),
+                              capture_output=True, text=True, timeout=30)
+
+    @classmethod
+    def find_window(cls, title, seconds=120):
+        end = time.time() + seconds
+        while time.time() < end:
+            found = cls.xdotool("search", "--onlyvisible", "--name", title).stdout.split()
+            if found:
+                return found[-1]
+            time.sleep(0.5)
+        return None
+
+    @classmethod
+    def drive(cls):
+        """The user's part: Ctrl+Z in the image window, then OK in the dialog."""
+        if not cls.wait_for("labelled"):
+            return
+        window = cls.find_window("GIMP$")
+        if window:
+            cls.xdotool("windowfocus", "--sync", window)
+            time.sleep(1)
+            cls.xdotool("key", "--clearmodifiers", "ctrl+z")
+        if not cls.wait_for("dialog-opening"):
+            return
+        dialog = cls.find_window("AgriCLIP: Label")
+        if dialog:
+            time.sleep(2)  # let it draw
+            shot = os.path.join(BUILD_DIR, "gimp-plugin-dialog.png")
+            subprocess.run(["import", "-window", "root", shot], env=dict(os.environ, **cls.env),
+                           timeout=60)
+            cls.xdotool("windowfocus", "--sync", dialog)
+            cls.xdotool("key", "Return")
+
+    def test_one_undo_restores_the_image(self):
+        r = self.results
+        self.assertEqual(r["labelled"]["status"], SUCCESS, r["labelled"])
+        self.assertEqual(r["labelled"]["n_layers"], r["before"]["n_layers"] + 1)
+        self.assertTrue(r["labelled"]["parasite"])
+        self.assertTrue(r["labelled"]["keywords"])
+        self.assertEqual(r["undone"], r["before"])
+
+    def test_dialog(self):
+        r = self.results
+        self.assertTrue(os.path.exists(os.path.join(BUILD_DIR, "gimp-plugin-dialog.png")))
+        self.assertEqual(r["interactive"]["status"], SUCCESS, r["interactive"])
+        self.assertEqual(r["interactive"]["parasite"]["model"], self.fx.model)
+
+
+if __name__ == "__main__":
+    program = unittest.main(exit=False)
+    result = program.result
+    failed = len(result.failures) + len(result.errors)
+    skipped = len(result.skipped)
+    if Fixture.work and failed == 0:
+        shutil.rmtree(Fixture.work)
+    elif Fixture.work:
+        print("gimp tests: files kept in", Fixture.work)
+    # a failed setUpClass counts as failed without running its tests
+    print("gimp: %d passed, %d failed, %d skipped"
+          % (max(0, result.testsRun - failed - skipped), failed, skipped))
+    sys.exit(1 if failed or result.testsRun == 0 else 0)
