@@ -1,6 +1,7 @@
 /* cmd-classify.c — `agriclip classify`: zero-shot labels for images and
  * folders of images, as CSV or JSON lines, streamed one image at a time. */
 #include "cli.h"
+#include "image-batch.h"
 #include "image-list.h"
 
 #include <string.h>
@@ -64,30 +65,36 @@ classify_files (AgcModel *model, const AgcClassifier *classifier, const AgcLabel
                 GPtrArray *files, int top_k, OutputFormat format)
 {
   int n_classes = agc_classifier_n_classes (classifier);
-  g_autofree float *embedding = g_new (float, agc_model_embed_dim (model));
+  int dim = agc_model_embed_dim (model), size = agc_model_image_size (model);
+  g_autofree float *pixels = g_new (float, (gsize) CLI_IMAGE_BATCH * 3 * size * size);
+  g_autofree float *embeddings = g_new (float, (gsize) CLI_IMAGE_BATCH * dim);
   g_autofree float *probs = g_new (float, n_classes);
   g_autofree int *top = g_new (int, n_classes);
   int failures = 0;
-  for (guint i = 0; i < files->len; i++)
+  for (guint start = 0; start < files->len; start += CLI_IMAGE_BATCH)
     {
-      const char *file = files->pdata[i];
+      const char *const *batch = (const char *const *) files->pdata + start;
+      int n_files = MIN (CLI_IMAGE_BATCH, (int) (files->len - start));
+      int loaded[CLI_IMAGE_BATCH];
+      int n_ok = cli_prepare_images (model, batch, n_files, pixels, loaded, cli_warn, NULL);
+      failures += n_files - n_ok;
       GError *error = NULL;
-      AgcImage *image = agc_image_load (file, &error);
-      if (image && agc_model_embed_images (model, &image, 1, TRUE, embedding, NULL, &error))
-        {
-          agc_classifier_probabilities (classifier, embedding, probs);
-          int n_top = agc_top_k (probs, n_classes, top_k, top);
-          g_autofree char *shown = g_filename_display_name (file);
-          write_result (format, shown, labels, probs, top, n_top);
-        }
-      else
+      if (n_ok > 0
+          && !agc_model_embed_pixels (model, pixels, n_ok, TRUE, embeddings, NULL, &error))
         {
           cli_warn (error);
           g_clear_error (&error);
-          failures++;
+          failures += n_ok;
+          n_ok = 0;
         }
-      agc_image_free (image);
-      show_progress ((int) i + 1, (int) files->len);
+      for (int j = 0; j < n_ok; j++)
+        {
+          agc_classifier_probabilities (classifier, embeddings + (gsize) j * dim, probs);
+          int n_top = agc_top_k (probs, n_classes, top_k, top);
+          g_autofree char *shown = g_filename_display_name (batch[loaded[j]]);
+          write_result (format, shown, labels, probs, top, n_top);
+        }
+      show_progress ((int) start + n_files, (int) files->len);
     }
   return failures;
 }

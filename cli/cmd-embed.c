@@ -1,6 +1,7 @@
 /* cmd-embed.c — `agriclip embed`: embeddings of images and texts as JSON
  * lines, in the order the inputs were given. */
 #include "cli.h"
+#include "image-batch.h"
 
 #include <string.h>
 
@@ -48,7 +49,7 @@ write_line (const char *kind, const char *input, const float *embedding, int dim
   fputs ("]}\n", stdout);
 }
 
-/* Embeds inputs[i] for every i of the wanted kind into out[i, E]. */
+/* Embeds the texts among inputs: row i of out[n_inputs, E] for input i. */
 static gboolean
 embed_texts (AgcModel *model, GArray *inputs, gboolean normalize, float *out, GError **error)
 {
@@ -73,23 +74,32 @@ embed_texts (AgcModel *model, GArray *inputs, gboolean normalize, float *out, GE
   return TRUE;
 }
 
+/* The same for the images, in batches. */
 static gboolean
 embed_images (AgcModel *model, GArray *inputs, gboolean normalize, float *out, GError **error)
 {
-  int dim = agc_model_embed_dim (model);
+  int dim = agc_model_embed_dim (model), size = agc_model_image_size (model);
+  g_autoptr (GPtrArray) files = g_ptr_array_new ();
+  g_autoptr (GArray) rows = g_array_new (FALSE, FALSE, sizeof (int));
   for (guint i = 0; i < inputs->len; i++)
+    if (g_array_index (inputs, EmbedInput, i).is_image)
+      {
+        g_ptr_array_add (files, g_array_index (inputs, EmbedInput, i).value);
+        g_array_append_val (rows, i);
+      }
+  g_autofree float *pixels = g_new (float, (gsize) CLI_IMAGE_BATCH * 3 * size * size);
+  g_autofree float *batch_out = g_new (float, (gsize) CLI_IMAGE_BATCH * dim);
+  for (guint start = 0; start < files->len; start += CLI_IMAGE_BATCH)
     {
-      const EmbedInput *input = &g_array_index (inputs, EmbedInput, i);
-      if (!input->is_image)
-        continue;
-      AgcImage *image = agc_image_load (input->value, error);
-      if (!image)
+      int n_files = MIN (CLI_IMAGE_BATCH, (int) (files->len - start));
+      int loaded[CLI_IMAGE_BATCH];
+      if (cli_prepare_images (model, (const char *const *) files->pdata + start, n_files, pixels,
+                              loaded, NULL, error) < 0
+          || !agc_model_embed_pixels (model, pixels, n_files, normalize, batch_out, NULL, error))
         return FALSE;
-      gboolean ok = agc_model_embed_images (model, &image, 1, normalize, out + (gsize) i * dim,
-                                            NULL, error);
-      agc_image_free (image);
-      if (!ok)
-        return FALSE;
+      for (int j = 0; j < n_files; j++)
+        memcpy (out + (gsize) g_array_index (rows, int, start + j) * dim,
+                batch_out + (gsize) j * dim, sizeof (float) * dim);
     }
   return TRUE;
 }

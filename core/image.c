@@ -1,13 +1,16 @@
 /* image.c — files -> 8-bit RGB images, through gdk-pixbuf.
  *
- * The result should equal PIL's ImageOps.exif_transpose(Image.open(f)).convert("RGB"),
- * which is what the reference Python preprocessing sees.  Known differences:
- * - 16-bit grayscale: gdk-pixbuf keeps the high byte of each sample; PIL's
- *   convert("RGB") of mode "I;16"/"I" clips values above 255 to white, which
- *   throws the picture away.  We keep the gdk-pixbuf result.  16-bit RGB PNGs
- *   agree (both keep the high byte).  16-bit TIFF goes through libtiff's
- *   RGBA reader, which rounds (v * 255 / 65535) where PIL truncates: +-1.
- * - EXIF orientation is applied where gdk-pixbuf reports it (JPEG, TIFF).
+ * The result equals PIL's Image.open(f).convert("RGB") after EXIF orientation
+ * (ImageOps.exif_transpose for JPEG; PIL applies a TIFF's orientation tag
+ * itself), which is what the reference Python preprocessing sees.  Checked
+ * in tests/reference/test_preprocess.py; the known differences are:
+ * - 16-bit grey PNG/TIFF: we keep the high byte of each sample (gdk-pixbuf);
+ *   PIL's convert("RGB") of modes "I;16"/"I" clips values above 255, which
+ *   turns the picture nearly white.  16-bit RGB PNGs agree (high byte).
+ * - TIFF with translucent alpha: libtiff's RGBA reader returns colours
+ *   multiplied by alpha (as if composited on black); PIL keeps them.
+ * - EXIF orientation is applied where gdk-pixbuf reports it (JPEG, TIFF),
+ *   not from a PNG eXIf chunk or WebP EXIF, which exif_transpose would use.
  */
 #include "agriclip.h"
 
@@ -216,17 +219,18 @@ agc_image_load (const char *path, GError **error)
    * gdk-pixbuf allocates anything for them. */
   int width = 0, height = 0;
   GdkPixbufFormat *format = gdk_pixbuf_get_file_info (path, &width, &height);
+  g_autofree char *format_name = format != NULL ? gdk_pixbuf_format_get_name (format) : NULL;
   if (format != NULL)
     {
       if (!check_pixel_count (width, height, name, error))
         return NULL;
-      if (strcmp (gdk_pixbuf_format_get_name (format), "jpeg") == 0
-          && !check_jpeg_complete (path, name, error))
+      if (strcmp (format_name, "jpeg") == 0 && !check_jpeg_complete (path, name, error))
         return NULL;
     }
 
   /* gdk_pixbuf_new_from_file uses each loader's one-shot path; for JPEG that
-   * keeps libjpeg's default (fancy) upsampling, as PIL does. */
+   * decodes progressive files in one go with libjpeg's defaults, as PIL does
+   * (the incremental loader turns block smoothing off between scans). */
   GError *pixbuf_error = NULL;
   GdkPixbuf *pixbuf = gdk_pixbuf_new_from_file (path, &pixbuf_error);
   if (pixbuf == NULL)
@@ -237,7 +241,7 @@ agc_image_load (const char *path, GError **error)
       else
         g_set_error (error, AGC_ERROR, decode_error_code (pixbuf_error),
                      "%s: cannot decode %s image (%s)", name,
-                     gdk_pixbuf_format_get_name (format), pixbuf_reason (pixbuf_error));
+                     format_name, pixbuf_reason (pixbuf_error));
       g_error_free (pixbuf_error);
       return NULL;
     }

@@ -33,10 +33,11 @@ struct AgcLabelSet
 /* Where a problem is, for messages: the file, and the class if any. */
 typedef struct
 {
-  const char *file;  /* display name of the file, or "labels" for bare names */
-  int class_index;   /* -1 outside the class list */
-  const char *class_name; /* may be NULL while the name is not known yet */
-  int code;
+  const char *file;       /* display name of the file, or "labels" for bare names */
+  const char *list;       /* "classes" in files, "names" for bare names */
+  int class_index;        /* -1 outside the class list */
+  const char *class_name; /* NULL while the name is not known yet */
+  AgcErrorCode code;
 } Where;
 
 /* Sets the error and returns FALSE, so that checks can end in `return fail (…)`. */
@@ -50,10 +51,10 @@ fail (GError **error, const Where *where, const char *format, ...)
   if (where->class_index < 0)
     g_set_error (error, AGC_ERROR, where->code, "%s: %s", where->file, problem);
   else if (where->class_name != NULL)
-    g_set_error (error, AGC_ERROR, where->code, "%s: classes[%d] \"%s\": %s", where->file,
-                 where->class_index, where->class_name, problem);
+    g_set_error (error, AGC_ERROR, where->code, "%s: %s[%d] \"%s\": %s", where->file,
+                 where->list, where->class_index, where->class_name, problem);
   else
-    g_set_error (error, AGC_ERROR, where->code, "%s: classes[%d]: %s", where->file,
+    g_set_error (error, AGC_ERROR, where->code, "%s: %s[%d]: %s", where->file, where->list,
                  where->class_index, problem);
   g_free (problem);
   return FALSE;
@@ -164,7 +165,7 @@ agc_label_set_new_from_names (const char *const *names, int n_names,
       n_templates = 1;
     }
 
-  Where where = { "labels", -1, NULL, AGC_ERROR_INPUT };
+  Where where = { "labels", "names", -1, NULL, AGC_ERROR_INPUT };
   if (n_names <= 0)
     {
       fail (error, &where, "no class names given");
@@ -454,7 +455,7 @@ agc_label_set_load (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_autofree char *file = g_filename_display_name (path);
-  Where where = { file, -1, NULL, AGC_ERROR_FORMAT };
+  Where where = { file, "classes", -1, NULL, AGC_ERROR_FORMAT };
 
   g_autofree char *data = NULL;
   gsize length = 0;

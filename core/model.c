@@ -11,7 +11,6 @@
 #include "weights.h"
 
 #include <math.h>
-#include <string.h>
 
 // inputs per forward pass: enough rows for thick GEMMs, little memory
 enum

@@ -22,6 +22,20 @@ agc_preprocess_clip_defaults (int image_size)
   return config;
 }
 
+AgcPreprocess
+agc_preprocess_imagenet_defaults (int image_size)
+{
+  AgcPreprocess config = {
+    .shortest_edge = image_size,
+    .crop_width = image_size,
+    .crop_height = image_size,
+    .filter = AGC_FILTER_BILINEAR,
+    .mean = { 0.485f, 0.456f, 0.406f },
+    .std = { 0.229f, 0.224f, 0.225f },
+  };
+  return config;
+}
+
 /* torchvision Resize(int): the shorter side becomes n, the longer one
  * int(n * long / short) (truncated, computed in double as Python does). */
 static void

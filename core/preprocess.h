@@ -19,6 +19,9 @@ typedef struct
 
 /* OpenAI CLIP at a given input size: bicubic, CLIP mean/std. */
 AgcPreprocess agc_preprocess_clip_defaults (int image_size);
+/* torchvision ImageNet models (AgriCLIP's ResNet-50): bilinear, antialiased
+ * as PIL always is, ImageNet mean/std. */
+AgcPreprocess agc_preprocess_imagenet_defaults (int image_size);
 
 /* pixels[3, crop_height, crop_width]. */
 gboolean agc_preprocess_image (const AgcPreprocess *config, const AgcImage *image,

@@ -22,6 +22,7 @@
 #define N_OPENAI_MERGES 48894 /* 49152 - 256 - 2: the merges CLIP uses of the 16e6 file */
 #define NO_RANK G_MAXINT32
 #define CACHE_MAX_WORDS 65536 /* then the cache starts over: bounded memory */
+#define CACHE_MAX_BYTES 64     /* longer words are rare and not worth keeping */
 
 static const char SOT[] = "<|startoftext|>";
 static const char EOT[] = "<|endoftext|>";
@@ -502,7 +503,7 @@ read_gzip (const char *path, gsize *length, GError **error)
 /* OpenAI's layout: lines 1 .. 48894 of the file are the merges; the
  * vocabulary is the 256 byte symbols, the same with "</w>", each merge's
  * joined symbol, then the two special tokens. */
-static gboolean
+static void
 build_openai_vocab (AgcTokenizer *tokenizer, const MergeText *merges, int n_merges)
 {
   gunichar symbols[256];
@@ -525,7 +526,6 @@ build_openai_vocab (AgcTokenizer *tokenizer, const MergeText *merges, int n_merg
   g_hash_table_insert (tokenizer->vocab, g_strdup (SOT), GINT_TO_POINTER (id++));
   g_hash_table_insert (tokenizer->vocab, g_strdup (EOT), GINT_TO_POINTER (id++));
   tokenizer->n_vocab = id;
-  return TRUE;
 }
 
 AgcTokenizer *
@@ -555,8 +555,8 @@ agc_tokenizer_load_openai (const char *bpe_gz_path, GError **error)
   for (int i = 0; i < N_OPENAI_MERGES; i++)
     if (!parse_merge (lines[1 + i], 2 + i, bpe_gz_path, &merges[i], error))
       goto fail;
-  if (!build_openai_vocab (tokenizer, merges, N_OPENAI_MERGES)
-      || !find_base_symbols (tokenizer, bpe_gz_path, error)
+  build_openai_vocab (tokenizer, merges, N_OPENAI_MERGES);
+  if (!find_base_symbols (tokenizer, bpe_gz_path, error)
       || !add_merges (tokenizer, merges, N_OPENAI_MERGES, bpe_gz_path, bpe_gz_path, error))
     goto fail;
   g_free (merges);
@@ -642,19 +642,26 @@ is_other (gunichar c)
   return !is_letter (c) && !is_number (c) && !agc_unichar_is_white_space (c) && c != 0x0345;
 }
 
-/* The length of the match of an ASCII pattern at p, ignoring case as the
- * regex module does (where U+017F long s folds to s), or 0. */
+/* Whether c matches the ASCII pattern character x ignoring case, as the
+ * regex module does: U+017F long s folds to s as well. */
+static gboolean
+same_ignoring_case (gunichar c, char x)
+{
+  if (c == (guchar) x)
+    return TRUE;
+  if (!g_ascii_islower (x))
+    return FALSE;
+  return c == (guchar) g_ascii_toupper (x) || (x == 's' && c == 0x17f);
+}
+
+/* The length of the match of an ASCII pattern at p, or 0. */
 static size_t
 match_ignoring_case (const char *p, const char *pattern)
 {
   const char *q = p;
   for (; *pattern; pattern++, q = g_utf8_next_char (q))
-    {
-      gunichar c = g_utf8_get_char (q);
-      gunichar x = (guchar) *pattern;
-      if (!(c == x || (g_ascii_islower (x) && (c == (guchar) g_ascii_toupper (x) || (x == 's' && c == 0x17f)))))
-        return 0;
-    }
+    if (!*q || !same_ignoring_case (g_utf8_get_char (q), *pattern))
+      return 0;
   return q - p;
 }
 
@@ -676,12 +683,14 @@ next_pretoken (const char *p, const char **start, size_t *len)
               return p + *len;
             }
       gunichar c = g_utf8_get_char (p);
-      gboolean (*in_class) (gunichar) = is_letter (c) ? is_letter : is_other (c) ? is_other : NULL;
       const char *end = g_utf8_next_char (p);
-      if (in_class)
-        while (*end && in_class (g_utf8_get_char (end)))
-          end = g_utf8_next_char (end);
-      else if (!is_number (c)) // whitespace
+      if (is_letter (c) || is_other (c)) // a run of the same class
+        {
+          gboolean (*same_class) (gunichar) = is_letter (c) ? is_letter : is_other;
+          while (*end && same_class (g_utf8_get_char (end)))
+            end = g_utf8_next_char (end);
+        }
+      else if (!is_number (c)) // whitespace: no alternative matches
         continue;
       *start = p;
       *len = end - p;
@@ -758,29 +767,43 @@ encode_word (const AgcTokenizer *tokenizer, const char *bytes, size_t len)
   return ids;
 }
 
-/* Appends the ids of one pre-token to out[n], at most up to out[limit - 1];
+/* Appends ids (n, then the ids) to out[n], at most up to out[limit - 1];
  * returns the new n. */
+static int
+append_ids (int32_t *out, int n, int limit, const int32_t *ids)
+{
+  for (int i = 0; i < ids[0] && n < limit; i++)
+    out[n++] = ids[1 + i];
+  return n;
+}
+
+/* append_ids for one pre-token, through the cache. */
 static int
 append_word (const AgcTokenizer *tokenizer, const char *bytes, size_t len, int32_t *out, int n,
              int limit)
 {
+  if (len > CACHE_MAX_BYTES)
+    {
+      int32_t *ids = encode_word (tokenizer, bytes, len);
+      n = append_ids (out, n, limit, ids);
+      g_free (ids);
+      return n;
+    }
   GMutex *lock = (GMutex *) &tokenizer->cache_lock;
   char *key = g_strndup (bytes, len);
   g_mutex_lock (lock);
   const int32_t *cached = g_hash_table_lookup (tokenizer->cache, key);
   if (cached)
+    n = append_ids (out, n, limit, cached);
+  g_mutex_unlock (lock);
+  if (cached)
     {
-      for (int i = 0; i < cached[0] && n < limit; i++)
-        out[n++] = cached[1 + i];
-      g_mutex_unlock (lock);
       g_free (key);
       return n;
     }
-  g_mutex_unlock (lock);
 
   int32_t *ids = encode_word (tokenizer, bytes, len);
-  for (int i = 0; i < ids[0] && n < limit; i++)
-    out[n++] = ids[1 + i];
+  n = append_ids (out, n, limit, ids);
   g_mutex_lock (lock);
   if (g_hash_table_size (tokenizer->cache) >= CACHE_MAX_WORDS)
     g_hash_table_remove_all (tokenizer->cache);

@@ -1,42 +1,168 @@
-/* weights.c — the named tensors of a checkpoint: one .safetensors file or
- * the shards of a model.safetensors.index.json, behind one name lookup. */
+/* weights.c — the named tensors of a checkpoint: one file (safetensors or
+ * PyTorch, told apart by their first bytes) or the shards of an index, behind
+ * one name lookup. */
 #include "weights.h"
 
 #include "agriclip.h"
 #include "safetensors.h"
+#include "torch-checkpoint.h"
 
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include <stdio.h>
 #include <string.h>
+
+/* One opened file; the two readers have the same accessors. */
+typedef struct
+{
+  AgcSafetensors *safetensors;
+  AgcTorchCheckpoint *torch;
+} TensorFile;
 
 struct AgcWeights
 {
   char *path;          /* display name of the file opened, for messages */
-  GPtrArray *files;    /* AgcSafetensors*, each shard once */
+  GPtrArray *files;    /* TensorFile*, each shard once */
   GHashTable *by_name; /* name -> const AgcTensorView* */
+  GPtrArray *order;    /* const AgcTensorView*, each visible name once */
 };
+
+static void
+tensor_file_free (TensorFile *file)
+{
+  agc_safetensors_free (file->safetensors);
+  agc_torch_checkpoint_free (file->torch);
+  g_free (file);
+}
+
+static int
+tensor_file_n_tensors (const TensorFile *file)
+{
+  return file->torch != NULL ? agc_torch_checkpoint_n_tensors (file->torch)
+                             : agc_safetensors_n_tensors (file->safetensors);
+}
+
+static const AgcTensorView *
+tensor_file_tensor (const TensorFile *file, int index)
+{
+  return file->torch != NULL ? agc_torch_checkpoint_tensor (file->torch, index)
+                             : agc_safetensors_tensor (file->safetensors, index);
+}
+
+static const AgcTensorView *
+tensor_file_find (const TensorFile *file, const char *name)
+{
+  return file->torch != NULL ? agc_torch_checkpoint_find (file->torch, name)
+                             : agc_safetensors_find (file->safetensors, name);
+}
+
+/* PyTorch files start with a ZIP local header since torch 1.6.  Before,
+ * torch.save wrote a pickle (protocol 2) of a magic number, and before 0.4
+ * even a tar file; neither is worth a reader of its own today. */
+static const guint8 zip_magic[4] = { 'P', 'K', 0x03, 0x04 };
+static const guint8 legacy_torch_magic[14] = { 0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                               0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19 };
+
+typedef enum
+{
+  FORMAT_SAFETENSORS, /* also whatever is unreadable: its reader reports it */
+  FORMAT_TORCH_ZIP,
+  FORMAT_TORCH_LEGACY,
+  FORMAT_PICKLE,
+} FileFormat;
+
+static FileFormat
+sniff_format (const char *path)
+{
+  guint8 head[512];
+  size_t n = 0;
+  FILE *f = g_fopen (path, "rb");
+  if (f != NULL)
+    {
+      n = fread (head, 1, sizeof head, f);
+      fclose (f);
+    }
+  if (n >= sizeof zip_magic && memcmp (head, zip_magic, sizeof zip_magic) == 0)
+    return FORMAT_TORCH_ZIP;
+  if (n >= sizeof legacy_torch_magic
+      && memcmp (head, legacy_torch_magic, sizeof legacy_torch_magic) == 0)
+    return FORMAT_TORCH_LEGACY;
+  if (n >= 262 && memcmp (head + 257, "ustar", 5) == 0)
+    return FORMAT_TORCH_LEGACY;
+  if (n >= 2 && head[0] == 0x80 && head[1] <= 5) // pickle PROTO
+    return FORMAT_PICKLE;
+  return FORMAT_SAFETENSORS;
+}
+
+static TensorFile *
+tensor_file_open (const char *path, GError **error)
+{
+  FileFormat format = sniff_format (path);
+  if (format == FORMAT_TORCH_LEGACY || format == FORMAT_PICKLE)
+    {
+      g_autofree char *display_name = g_filename_display_name (path);
+      if (format == FORMAT_TORCH_LEGACY)
+        g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                     "%s: legacy PyTorch format (torch < 1.6, or saved with "
+                     "_use_new_zipfile_serialization=False); re-save it with torch >= 1.6: "
+                     "torch.save(torch.load(path), path)",
+                     display_name);
+      else
+        g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                     "%s: a plain Python pickle, not a PyTorch checkpoint; save the tensors "
+                     "with torch.save (torch >= 1.6) or as safetensors",
+                     display_name);
+      return NULL;
+    }
+  TensorFile *file = g_new0 (TensorFile, 1);
+  if (format == FORMAT_TORCH_ZIP)
+    file->torch = agc_torch_checkpoint_open (path, error);
+  else
+    file->safetensors = agc_safetensors_open (path, error);
+  if (file->torch == NULL && file->safetensors == NULL)
+    {
+      g_free (file);
+      return NULL;
+    }
+  return file;
+}
 
 static AgcWeights *
 weights_new (const char *path)
 {
   AgcWeights *weights = g_new0 (AgcWeights, 1);
   weights->path = g_filename_display_name (path);
-  weights->files = g_ptr_array_new_with_free_func ((GDestroyNotify) agc_safetensors_free);
+  weights->files = g_ptr_array_new_with_free_func ((GDestroyNotify) tensor_file_free);
   weights->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  weights->order = g_ptr_array_new ();
   return weights;
+}
+
+/* A name seen again (in an index) replaces the earlier tensor in place. */
+static void
+add_visible (AgcWeights *weights, const AgcTensorView *tensor)
+{
+  const AgcTensorView *old = g_hash_table_lookup (weights->by_name, tensor->name);
+  if (old != NULL)
+    {
+      guint index;
+      if (g_ptr_array_find (weights->order, old, &index))
+        weights->order->pdata[index] = (gpointer) tensor;
+    }
+  else
+    g_ptr_array_add (weights->order, (gpointer) tensor);
+  g_hash_table_insert (weights->by_name, (char *) tensor->name, (gpointer) tensor);
 }
 
 static gboolean
 open_single (AgcWeights *weights, const char *path, GError **error)
 {
-  AgcSafetensors *file = agc_safetensors_open (path, error);
+  TensorFile *file = tensor_file_open (path, error);
   if (file == NULL)
     return FALSE;
   g_ptr_array_add (weights->files, file);
-  for (int i = 0; i < agc_safetensors_n_tensors (file); i++)
-    {
-      const AgcTensorView *tensor = agc_safetensors_tensor (file, i);
-      g_hash_table_insert (weights->by_name, (char *) tensor->name, (gpointer) tensor);
-    }
+  for (int i = 0; i < tensor_file_n_tensors (file); i++)
+    add_visible (weights, tensor_file_tensor (file, i));
   return TRUE;
 }
 
@@ -87,11 +213,11 @@ open_index (AgcWeights *weights, const char *path, GError **error)
                        weights->path, name);
           return FALSE;
         }
-      AgcSafetensors *shard = g_hash_table_lookup (shards, shard_name);
+      TensorFile *shard = g_hash_table_lookup (shards, shard_name);
       if (shard == NULL)
         {
           g_autofree char *shard_path = g_build_filename (folder, shard_name, NULL);
-          shard = agc_safetensors_open (shard_path, &local);
+          shard = tensor_file_open (shard_path, &local);
           if (shard == NULL)
             {
               g_propagate_prefixed_error (error, local, "%s: shard of tensor '%s': ",
@@ -101,7 +227,7 @@ open_index (AgcWeights *weights, const char *path, GError **error)
           g_ptr_array_add (weights->files, shard);
           g_hash_table_insert (shards, (char *) shard_name, shard); // owned by the parser
         }
-      const AgcTensorView *tensor = agc_safetensors_find (shard, name);
+      const AgcTensorView *tensor = tensor_file_find (shard, name);
       if (tensor == NULL)
         {
           g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
@@ -109,7 +235,7 @@ open_index (AgcWeights *weights, const char *path, GError **error)
                        weights->path, name, shard_name);
           return FALSE;
         }
-      g_hash_table_insert (weights->by_name, (char *) tensor->name, (gpointer) tensor);
+      add_visible (weights, tensor);
     }
   return TRUE;
 }
@@ -137,6 +263,7 @@ agc_weights_free (AgcWeights *weights)
   if (weights == NULL)
     return;
   g_hash_table_unref (weights->by_name);
+  g_ptr_array_unref (weights->order);
   g_ptr_array_unref (weights->files);
   g_free (weights->path);
   g_free (weights);
@@ -147,6 +274,21 @@ agc_weights_find (const AgcWeights *weights, const char *name)
 {
   g_return_val_if_fail (weights != NULL && name != NULL, NULL);
   return g_hash_table_lookup (weights->by_name, name);
+}
+
+int
+agc_weights_n_tensors (const AgcWeights *weights)
+{
+  g_return_val_if_fail (weights != NULL, 0);
+  return (int) weights->order->len;
+}
+
+const AgcTensorView *
+agc_weights_tensor (const AgcWeights *weights, int index)
+{
+  g_return_val_if_fail (weights != NULL, NULL);
+  g_return_val_if_fail (index >= 0 && (guint) index < weights->order->len, NULL);
+  return g_ptr_array_index (weights->order, index);
 }
 
 static void

@@ -7,15 +7,23 @@
 
 typedef struct AgcWeights AgcWeights;
 
-/* A single .safetensors file, or (path ending in .json) a
- * model.safetensors.index.json whose weight_map names the shards, relative to
- * the index's folder; each shard is opened once and only the tensors the map
- * lists are visible.  Tensor data stay memory-mapped until agc_weights_free. */
+/* A single checkpoint file, or (path ending in .json) a
+ * model.safetensors.index.json / pytorch_model.bin.index.json whose
+ * weight_map names the shards, relative to the index's folder; each shard is
+ * opened once and only the tensors the map lists are visible.  The format of
+ * each file is told by its first bytes, not its name: a PyTorch ZIP
+ * checkpoint (.pt, .pth, .bin, .ckpt: torch-checkpoint.h) or safetensors;
+ * a legacy PyTorch file (torch < 1.6, or _use_new_zipfile_serialization=
+ * False) or another pickle is AGC_ERROR_UNSUPPORTED with a hint to re-save.
+ * Tensor data stay memory-mapped until agc_weights_free. */
 AgcWeights *agc_weights_open (const char *path, GError **error);
 void agc_weights_free (AgcWeights *weights);
 
 /* NULL when absent. */
 const AgcTensorView *agc_weights_find (const AgcWeights *weights, const char *name);
+/* Every visible tensor, in file order (index order for shards). */
+int agc_weights_n_tensors (const AgcWeights *weights);
+const AgcTensorView *agc_weights_tensor (const AgcWeights *weights, int index);
 
 /* Checks that the tensor exists, is floating point and has exactly the given
  * shape (n_dims values), then returns a new float32 copy (g_free it).

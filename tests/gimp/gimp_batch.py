@@ -15,7 +15,8 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+gi.require_version("GExiv2", "0.10")
+from gi.repository import Gegl, GExiv2, Gimp, Gio  # noqa: E402
 
 WORK = os.environ["AGC_GIMP_WORK"]
 with open(os.path.join(WORK, "cases.json")) as f:
@@ -130,18 +131,14 @@ def source_pixels(image):
     """Every layer's own pixels, to prove they are never modified."""
     return [read_rect(layer, {"x": layer.get_offsets()[1], "y": layer.get_offsets()[2],
                               "width": layer.get_width(), "height": layer.get_height()},
-                      layer.get_format().get_encoding()).hex()
+                      "RGBA float").hex()
             for layer in image.get_layers()]
 
 
 def keywords(image):
+    # Gimp.Metadata's GIR hides its GExiv2 parent: call GExiv2 unbound.
     md = image.get_metadata()
-    if md is None:
-        return []
-    try:
-        return list(md.try_get_tag_multiple("Xmp.dc.subject") or [])
-    except Exception:  # noqa: BLE001 - older GExiv2 names
-        return list(md.get_tag_multiple("Xmp.dc.subject") or [])
+    return list(GExiv2.Metadata.try_get_tag_multiple(md, "Xmp.dc.subject") or []) if md else []
 
 
 def label_case(case):

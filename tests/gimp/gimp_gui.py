@@ -15,7 +15,8 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+gi.require_version("GExiv2", "0.10")
+from gi.repository import Gegl, GExiv2, Gimp, Gio  # noqa: E402
 
 WORK = os.environ["AGC_GIMP_WORK"]
 with open(os.path.join(WORK, "cases.json")) as f:
@@ -34,7 +35,7 @@ def parasite(image):
 
 def keywords(image):
     md = image.get_metadata()
-    return list(md.try_get_tag_multiple("Xmp.dc.subject") or []) if md else []
+    return list(GExiv2.Metadata.try_get_tag_multiple(md, "Xmp.dc.subject") or []) if md else []
 
 
 def state(image):

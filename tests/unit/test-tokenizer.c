@@ -17,7 +17,10 @@ static char *
 shared_vocab (const char *name)
 {
   const char *shared = g_getenv ("AGC_SHARED_DIR");
-  return g_build_filename (shared ? shared : "../shared", "clip-vocab", name, NULL);
+  char *path = g_build_filename (shared ? shared : "../shared", "clip-vocab", name, NULL);
+  char *absolute = g_canonicalize_filename (path, NULL); // symlinks need it
+  g_free (path);
+  return absolute;
 }
 
 static char *
