@@ -21,7 +21,18 @@ cli_parse (GOptionContext *context, const CliCommand *command, int *argc, char *
 {
   GError *error = NULL;
   if (g_option_context_parse (context, argc, argv, &error))
-    return TRUE;
+    {
+      /* GOption leaves the "--" that ends the options (needed for a TEXT
+       * starting with '-') in argv: drop it. */
+      for (int i = 1; i < *argc; i++)
+        if (strcmp ((*argv)[i], "--") == 0)
+          {
+            memmove (*argv + i, *argv + i + 1, sizeof (char *) * (*argc - i));
+            (*argc)--;
+            break;
+          }
+      return TRUE;
+    }
   cli_usage (command, "%s", error->message);
   g_error_free (error);
   return FALSE;

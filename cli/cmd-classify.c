@@ -45,7 +45,7 @@ static AgcLabelSet *
 open_labels (const char *labels_path, char **names, char **templates, GError **error)
 {
   if (labels_path)
-    return agc_label_set_load (labels_path, error);
+    return agc_label_set_open (labels_path, error);
   return agc_label_set_new_from_names ((const char *const *) names,
                                        (int) g_strv_length (names),
                                        (const char *const *) templates,
@@ -109,7 +109,8 @@ run (int argc, char **argv)
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path,
-      N_("Label-set file (see models/labels/README.md)"), N_("FILE") },
+      N_("Label-set file (see models/labels/README.md), or the id of an installed set "
+         "such as plantvillage"), N_("FILE|ID") },
     /* FILENAME_ARRAY: the bytes as given, so the library can name invalid UTF-8 itself. */
     { "label", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &names,
       N_("A class name (repeatable), instead of --labels"), N_("NAME") },

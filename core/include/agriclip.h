@@ -108,6 +108,13 @@ gboolean agc_model_preprocess (const AgcModel *model, const AgcImage *image, flo
 typedef struct AgcLabelSet AgcLabelSet;
 
 AgcLabelSet *agc_label_set_load (const char *path, GError **error);
+/* A label-set file, or the id of an installed set ("plantvillage") looked up
+ * as ID.json in: the folders of $AGRICLIP_LABELS_PATH (':'-separated), the
+ * user's $XDG_DATA_HOME/agriclip/labels, the system data folders'
+ * agriclip/labels and the install prefix's. */
+AgcLabelSet *agc_label_set_open (const char *file_or_id, GError **error);
+/* The ids of the installed sets, sorted, without duplicates (g_strfreev). */
+char **agc_label_set_list_installed (void);
 /* Classes named on the command line: each name is put into every template
  * ("a photo of a {}."); templates may be NULL for the default one. */
 AgcLabelSet *agc_label_set_new_from_names (const char *const *names, int n_names,
