@@ -1,5 +1,6 @@
-/* cmd-classify.c — `agriclip classify`: zero-shot labels for images and
- * folders of images, as CSV or JSON lines, streamed one image at a time. */
+/* cmd-classify.c — `agriclip classify`: zero-shot labels (or those of a
+ * trained adapter) for images and folders of images, as CSV or JSON lines,
+ * streamed one image at a time. */
 #include "cli.h"
 #include "image-batch.h"
 #include "image-list.h"
@@ -14,7 +15,7 @@ typedef enum
 } OutputFormat;
 
 static void
-write_result (OutputFormat format, const char *image, const AgcLabelSet *labels,
+write_result (OutputFormat format, const char *image, const char *const *names,
               const float *probs, const int *top, int n_top)
 {
   if (format == FORMAT_JSONL)
@@ -25,7 +26,7 @@ write_result (OutputFormat format, const char *image, const AgcLabelSet *labels,
       for (int k = 0; k < n_top; k++)
         {
           fputs (k ? ", {\"label\": " : "{\"label\": ", stdout);
-          cli_write_json_string (stdout, agc_label_set_class_name (labels, top[k]));
+          cli_write_json_string (stdout, names[top[k]]);
           printf (", \"p\": %.6f}", probs[top[k]]);
         }
       fputs ("]}\n", stdout);
@@ -35,7 +36,7 @@ write_result (OutputFormat format, const char *image, const AgcLabelSet *labels,
       {
         cli_write_csv_field (stdout, image);
         printf (",%d,", k + 1);
-        cli_write_csv_field (stdout, agc_label_set_class_name (labels, top[k]));
+        cli_write_csv_field (stdout, names[top[k]]);
         printf (",%.6f\n", probs[top[k]]);
       }
   fflush (stdout); /* partial results stay useful if a long run is stopped */
@@ -61,7 +62,7 @@ show_progress (int done, int total)
 
 /* Classifies every file; returns the number that failed (each reported). */
 static int
-classify_files (AgcModel *model, const AgcClassifier *classifier, const AgcLabelSet *labels,
+classify_files (AgcModel *model, const AgcClassifier *classifier, const char *const *names,
                 GPtrArray *files, int top_k, OutputFormat format)
 {
   int n_classes = agc_classifier_n_classes (classifier);
@@ -92,7 +93,7 @@ classify_files (AgcModel *model, const AgcClassifier *classifier, const AgcLabel
           agc_classifier_probabilities (classifier, embeddings + (gsize) j * dim, probs);
           int n_top = agc_top_k (probs, n_classes, top_k, top);
           g_autofree char *shown = g_filename_display_name (batch[loaded[j]]);
-          write_result (format, shown, labels, probs, top, n_top);
+          write_result (format, shown, names, probs, top, n_top);
         }
       show_progress ((int) start + n_files, (int) files->len);
     }
@@ -103,6 +104,7 @@ static int
 run (int argc, char **argv)
 {
   g_autofree char *model_dir = NULL, *labels_path = NULL, *format_name = NULL;
+  g_autofree char *adapter_path = NULL;
   g_auto (GStrv) names = NULL, templates = NULL;
   int top_k = 5;
   gboolean recursive = FALSE;
@@ -114,6 +116,9 @@ run (int argc, char **argv)
     /* FILENAME_ARRAY: the bytes as given, so the library can name invalid UTF-8 itself. */
     { "label", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &names,
       N_("A class name (repeatable), instead of --labels"), N_("NAME") },
+    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_path,
+      N_("Classify with the classes of an adapter made by 'agriclip train' for this model, "
+         "instead of --labels"), N_("FILE") },
     { "template", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &templates,
       N_("Prompt template for --label classes, with {} for the name (repeatable; "
          "default \"a photo of a {}.\")"), N_("T") },
@@ -131,9 +136,9 @@ run (int argc, char **argv)
     return CLI_EXIT_USAGE;
   if (!model_dir)
     return cli_usage (command, _("--model is required"));
-  if (!labels_path == !names)
-    return cli_usage (command, _("give either --labels FILE or --label NAME..."));
-  if (labels_path && templates)
+  if (!!labels_path + !!names + !!adapter_path != 1)
+    return cli_usage (command, _("give one of --labels FILE, --label NAME... or --adapter FILE"));
+  if (templates && !names)
     return cli_usage (command, _("--template applies to --label classes only"));
   if (top_k < 1)
     return cli_usage (command, _("--top must be at least 1"));
@@ -146,14 +151,25 @@ run (int argc, char **argv)
     return cli_usage (command, _("no IMAGE or FOLDER given"));
 
   GError *error = NULL;
-  AgcLabelSet *labels = open_labels (labels_path, names, templates, &error);
-  if (!labels)
+  AgcLabelSet *labels = NULL;
+  AgcAdapter *adapter = NULL;
+  if (adapter_path ? !(adapter = agc_adapter_load (adapter_path, &error))
+                   : !(labels = open_labels (labels_path, names, templates, &error)))
     return cli_fail (error);
+  /* the export names of the classes, for the output */
+  g_autoptr (GPtrArray) class_names = g_ptr_array_new ();
+  int n_classes = labels ? agc_label_set_n_classes (labels) : agc_adapter_n_classes (adapter);
+  for (int c = 0; c < n_classes; c++)
+    g_ptr_array_add (class_names, (gpointer) (labels ? agc_label_set_class_name (labels, c)
+                                                     : agc_adapter_class_name (adapter, c)));
   g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
   int problems = cli_collect_images (argv + 1, argc - 1, recursive, files, cli_warn);
 
   AgcModel *model = agc_model_load (model_dir, &error);
-  AgcClassifier *classifier = model ? agc_classifier_new (model, labels, NULL, &error) : NULL;
+  AgcClassifier *classifier = NULL;
+  if (model)
+    classifier = adapter ? agc_classifier_new_from_adapter (model, adapter, &error)
+                         : agc_classifier_new (model, labels, NULL, &error);
   int status = CLI_EXIT_OK;
   if (!classifier)
     status = cli_fail (error);
@@ -161,13 +177,15 @@ run (int argc, char **argv)
     {
       if (format == FORMAT_CSV)
         puts ("image,rank,label,p");
-      problems += classify_files (model, classifier, labels, files, top_k, format);
+      problems += classify_files (model, classifier, (const char *const *) class_names->pdata,
+                                  files, top_k, format);
       if (problems > 0)
         status = CLI_EXIT_ERROR;
     }
   agc_classifier_free (classifier);
   agc_model_free (model);
   agc_label_set_free (labels);
+  agc_adapter_free (adapter);
   return status;
 }
 

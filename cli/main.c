@@ -2,12 +2,17 @@
 #include "cli.h"
 
 #include <locale.h>
+#include <stdlib.h>
 #include <string.h>
 
+extern const CliCommand cli_bench_command;
+
 static const CliCommand *const commands[] = {
+  &cli_bench_command,
   &cli_classify_command,
   &cli_embed_command,
   &cli_tokenize_command,
+  &cli_train_command,
 };
 
 static void
@@ -18,7 +23,39 @@ print_help (FILE *out)
                   "Commands:\n"));
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
     fprintf (out, "  %-10s %s\n", commands[i]->name, _(commands[i]->summary));
+  fprintf (out, _("\nOption of every command:\n"
+                  "  --threads N   threads for encoding (default: one per core)\n"));
   fprintf (out, _("\nRun 'agriclip COMMAND --help' for the options of a command.\n"));
+}
+
+/* Takes "--threads N" / "--threads=N" out of argv (before any "--") and
+ * applies it, so that every command honours it.  FALSE on a bad value. */
+static gboolean
+take_threads_option (int *argc, char **argv)
+{
+  for (int i = 1; i < *argc && strcmp (argv[i], "--") != 0; i++)
+    {
+      const char *value = NULL;
+      int used = 0;
+      if (strcmp (argv[i], "--threads") == 0 && i + 1 < *argc)
+        value = argv[i + 1], used = 2;
+      else if (g_str_has_prefix (argv[i], "--threads="))
+        value = argv[i] + strlen ("--threads="), used = 1;
+      if (used == 0)
+        continue;
+      char *end;
+      long n = strtol (value, &end, 10);
+      if (*value == '\0' || *end != '\0' || n < 1 || n > 1024)
+        {
+          fprintf (stderr, _("agriclip: --threads wants a positive number, not '%s'\n"), value);
+          return FALSE;
+        }
+      agc_set_threads ((int) n);
+      memmove (argv + i, argv + i + used, sizeof (char *) * (*argc - i - used + 1));
+      *argc -= used;
+      i--;
+    }
+  return TRUE;
 }
 
 int
@@ -29,6 +66,8 @@ main (int argc, char **argv)
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 
+  if (!take_threads_option (&argc, argv))
+    return CLI_EXIT_USAGE;
   if (argc < 2)
     {
       print_help (stderr);

@@ -1,8 +1,10 @@
 /* classifier.c — zero-shot classification with the open_clip recipe
  * (REFERENCE.md §5): each class is the normalised mean of its normalised
  * prompt embeddings; an image's probabilities are the softmax of
- * logit_scale · cos(image, class). */
+ * logit_scale · cos(image, class).  A probe adapter replaces the class
+ * embeddings with its trained head: softmax(W x + b). */
 #include "agriclip.h"
+#include "adapter.h"
 #include "ops.h"
 
 #include <math.h>
@@ -16,8 +18,9 @@ struct AgcClassifier
 {
   int n_classes;
   int dim;           /* E */
-  float logit_scale; /* the model's exp(logit_scale), e.g. 100 */
-  float *classes;    /* [n_classes, E], each row L2-normalised */
+  float logit_scale; /* zero-shot: the model's exp(logit_scale), e.g. 100; probe: 1 */
+  float *classes;    /* [n_classes, E]: zero-shot, L2-normalised rows; probe, the head W */
+  float *bias;       /* [n_classes] the head's b; NULL for zero-shot */
 };
 
 /* sums[n_classes, E] += the prompt embeddings[n, E], each to its class. */
@@ -106,7 +109,43 @@ agc_classifier_free (AgcClassifier *classifier)
   if (classifier == NULL)
     return;
   g_free (classifier->classes);
+  g_free (classifier->bias);
   g_free (classifier);
+}
+
+AgcClassifier *
+agc_classifier_new_from_adapter (AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  g_return_val_if_fail (model != NULL && adapter != NULL, NULL);
+  if (!agc_adapter_check_model (adapter, model, error))
+    return NULL;
+  const float *weight, *bias;
+  int dim;
+  if (!agc_adapter_probe_head (adapter, &weight, &bias, &dim))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "adapter method \"%s\" does not classify", agc_adapter_method (adapter));
+      return NULL;
+    }
+  int n_classes = agc_adapter_n_classes (adapter);
+  AgcClassifier *classifier = g_new0 (AgcClassifier, 1);
+  classifier->n_classes = n_classes;
+  classifier->dim = dim;
+  classifier->logit_scale = 1.0f;
+  classifier->classes = g_memdup2 (weight, sizeof (float) * n_classes * dim);
+  classifier->bias = g_memdup2 (bias, sizeof (float) * n_classes);
+  return classifier;
+}
+
+void
+agc_classifier_head (const AgcClassifier *classifier, float *weight, float *bias)
+{
+  g_return_if_fail (classifier != NULL && weight != NULL && bias != NULL);
+  size_t n = (size_t) classifier->n_classes * classifier->dim;
+  for (size_t i = 0; i < n; i++)
+    weight[i] = classifier->logit_scale * classifier->classes[i];
+  for (int c = 0; c < classifier->n_classes; c++)
+    bias[c] = classifier->bias != NULL ? classifier->bias[c] : 0.0f;
 }
 
 int
@@ -128,7 +167,8 @@ agc_classifier_probabilities (const AgcClassifier *classifier, const float *imag
       double dot = 0.0;
       for (int d = 0; d < dim; d++)
         dot += (double) image_embedding[d] * class[d];
-      probs[c] = (float) (classifier->logit_scale * dot);
+      probs[c] = (float) (classifier->logit_scale * dot)
+                 + (classifier->bias != NULL ? classifier->bias[c] : 0.0f);
     }
   agc_softmax_rows (probs, 1, classifier->n_classes); /* subtracts the max: stable */
 }

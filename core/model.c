@@ -12,10 +12,12 @@
 
 #include <math.h>
 
-// inputs per forward pass: enough rows for thick GEMMs, little memory
+// inputs per forward pass: enough rows for thick GEMMs, little memory.  Texts
+// are packed to their own lengths, so a text batch is also capped in tokens.
 enum
 {
-  TEXT_BATCH = 32,
+  TEXT_BATCH = 64,
+  TEXT_BATCH_TOKENS = 2048,
   IMAGE_BATCH = 8,
 };
 
@@ -23,6 +25,7 @@ struct AgcModel
 {
   char *path;
   AgcClipConfig config;
+  AgcWeights *weights; // mapped for the model's life: the towers read it in place
   AgcTextTower *text;
   AgcVisionTower *vision;
   AgcTokenizer *tokenizer;
@@ -115,14 +118,14 @@ load_parts (AgcModel *m, GError **error)
   if (!ok)
     return FALSE;
 
-  AgcWeights *weights = open_weights (dir, error);
+  AgcWeights *weights = m->weights = open_weights (dir, error);
   if (weights == NULL)
     return FALSE;
-  // the towers keep float32 copies, so the mapped files can go right after
+  // float32 and half-precision matrices stay in the mapped files, so a model
+  // opens without copying its weights and keeps half-precision ones compact
   ok = (m->vision = agc_vision_tower_load (weights, &m->config, error))
        && (m->text = agc_text_tower_load (weights, &m->config, error))
        && load_logit_scale (&m->logit_scale, weights, error);
-  agc_weights_free (weights);
   if (!ok)
     return FALSE;
 
@@ -189,6 +192,7 @@ agc_model_free (AgcModel *model)
     return;
   agc_text_tower_free (model->text);
   agc_vision_tower_free (model->vision);
+  agc_weights_free (model->weights);
   agc_tokenizer_free (model->tokenizer);
   g_free (model->path);
   g_free (model);
@@ -255,6 +259,17 @@ normalize_rows (float *out, int n_rows, int width)
     agc_l2_normalize (out + (size_t) r * width, width);
 }
 
+// the tokens a text costs the text tower: up to and with its end-of-text
+static int
+text_length (const int32_t *ids, int ctx)
+{
+  int eot = 0;
+  for (int i = 1; i < ctx; i++)
+    if (ids[i] > ids[eot])
+      eot = i;
+  return eot + 1;
+}
+
 gboolean
 agc_model_embed_texts (AgcModel *model, const char *const *texts, int n_texts,
                        gboolean normalize, float *out, GCancellable *cancellable, GError **error)
@@ -265,21 +280,35 @@ agc_model_embed_texts (AgcModel *model, const char *const *texts, int n_texts,
   int ctx = model->config.text.context_length, e = model->config.projection_dim;
   int32_t *ids = g_new (int32_t, (size_t) TEXT_BATCH * ctx); // [TEXT_BATCH, ctx]
   gboolean ok = TRUE;
-  for (int start = 0; ok && start < n_texts; start += TEXT_BATCH)
+  int start = 0;
+  while (ok && start < n_texts)
     {
-      int n = MIN (TEXT_BATCH, n_texts - start);
       if (check_cancelled (cancellable, error))
-        ok = FALSE;
-      for (int i = 0; ok && i < n; i++)
-        if (!agc_model_tokenize (model, texts[start + i], ids + (size_t) i * ctx, error))
-          {
-            g_prefix_error (error, "text %d: ", start + i + 1);
-            ok = FALSE;
-          }
+        {
+          ok = FALSE;
+          break;
+        }
+      // as many texts as fit the batch, in texts and in tokens (one at least)
+      int n = 0, tokens = 0;
+      while (ok && n < TEXT_BATCH && start + n < n_texts)
+        {
+          int32_t *row = ids + (size_t) n * ctx;
+          if (!agc_model_tokenize (model, texts[start + n], row, error))
+            {
+              g_prefix_error (error, "text %d: ", start + n + 1);
+              ok = FALSE;
+              break;
+            }
+          tokens += text_length (row, ctx);
+          if (n > 0 && tokens > TEXT_BATCH_TOKENS)
+            break; // tokenized again as the first of the next batch
+          n++;
+        }
       float *batch_out = out + (size_t) start * e;
       ok = ok && agc_text_tower_forward (model->text, ids, n, batch_out, error);
       if (ok && normalize)
         normalize_rows (batch_out, n, e);
+      start += n;
     }
   g_free (ids);
   return ok;

@@ -797,7 +797,8 @@ agc_pickle_dict_get (const AgcPickleValue *dict, const char *key)
   for (size_t i = dict->items->len; i >= 2; i -= 2)
     {
       const AgcPickleValue *k = g_ptr_array_index (dict->items, i - 2);
-      if (k->kind == AGC_PICKLE_STRING && k->length == key_len && memcmp (k->text, key, key_len) == 0)
+      if (k->kind == AGC_PICKLE_STRING && k->length == key_len
+          && memcmp (k->text, key, key_len) == 0)
         return g_ptr_array_index (dict->items, i - 1);
     }
   return NULL;

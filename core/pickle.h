@@ -13,8 +13,8 @@
  * Python callables are never called: a GLOBAL becomes a GLOBAL value (its
  * "module.name"), REDUCE a CALL value (callable + arguments), NEWOBJ an
  * OBJECT value, BINPERSID a PERSID value; the caller interprets them.  Which
- * globals may appear at all is the caller's allow-list (AgcPickleRules);
- * one other is refused where it appears.  The one REDUCE the unpickler
+ * globals may appear at all is the caller's allow-list (AgcPickleRules); any
+ * other is refused where it appears.  The one REDUCE the unpickler
  * itself understands is collections.OrderedDict(), which makes a dict, since
  * SETITEMS must then fill it; BUILD on a dict (OrderedDict's _metadata) is
  * dropped, BUILD on a CALL or OBJECT stores the state.

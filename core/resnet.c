@@ -219,6 +219,19 @@ conv_needs_col (const Conv *c)
   return c->kernel != 1 || c->stride != 1;
 }
 
+// im2col works on a few whole images at a time: this budget (8 MB) keeps the
+// matrix warm in cache between im2col and the GEMM and the scratch small,
+// while a chunk still has hundreds of columns or more
+#define COL_BUDGET_FLOATS ((size_t) 1 << 21)
+
+// images per im2col chunk for a conv with out_pixels output pixels per image
+static int
+col_chunk_images (const Conv *c, int batch, int out_pixels)
+{
+  size_t per_image = (size_t) c->c_in * c->kernel * c->kernel * out_pixels;
+  return (int) CLAMP (COL_BUDGET_FLOATS / per_image, 1, (size_t) batch);
+}
+
 // the output indices o in [0, n_out) whose input index o * stride + offset
 // falls inside [0, size): o_begin <= o < o_end
 static void
@@ -230,15 +243,17 @@ valid_range (int *o_begin, int *o_end, int offset, int stride, int size, int n_o
   *o_end = CLAMP (end, *o_begin, n_out);
 }
 
-// col[C_in * k * k, B * H' * W']: row (c, ky, kx) holds, for every output
-// pixel, the input pixel that kernel tap sees (0 in the padding), so the
-// conv becomes one GEMM
+// col[C_in * k * k, n_images * H' * W'] for images [first, first + n_images)
+// of in[C_in, batch, H, W]: row (c, ky, kx) holds, for every output pixel,
+// the input pixel that kernel tap sees (0 in the padding), so the conv
+// becomes a GEMM
 static void
-im2col (float *col, const float *in, const Conv *c, int batch, int height, int width)
+im2col (float *col, const float *in, const Conv *c, int batch, int first, int n_images,
+        int height, int width)
 {
   int k = c->kernel, s = c->stride, p = c->padding;
   int out_h = conv_out_size (c, height), out_w = conv_out_size (c, width);
-  size_t n = (size_t) batch * out_h * out_w;
+  size_t n = (size_t) n_images * out_h * out_w;
   for (int ch = 0; ch < c->c_in; ch++)
     for (int ky = 0; ky < k; ky++)
       for (int kx = 0; kx < k; kx++)
@@ -246,9 +261,9 @@ im2col (float *col, const float *in, const Conv *c, int batch, int height, int w
           float *row = col + ((size_t) (ch * k + ky) * k + kx) * n;
           int x0, x1;
           valid_range (&x0, &x1, kx - p, s, width, out_w);
-          for (int b = 0; b < batch; b++)
+          for (int b = 0; b < n_images; b++)
             {
-              const float *plane = in + ((size_t) ch * batch + b) * height * width;
+              const float *plane = in + ((size_t) ch * batch + first + b) * height * width;
               for (int oy = 0; oy < out_h; oy++)
                 {
                   float *dst = row + ((size_t) b * out_h + oy) * out_w;
@@ -273,32 +288,53 @@ im2col (float *col, const float *in, const Conv *c, int batch, int height, int w
         }
 }
 
+// row[n] += bias, then max(row, 0) if relu.  Blocks of 8 with a comparison,
+// not fmaxf: GCC turns them into vector max at -O2, without -ffast-math
+static void
+bias_relu (float *row, float bias, int n, gboolean relu)
+{
+  int i = 0;
+  if (relu)
+    for (; i + 8 <= n; i += 8)
+      for (int j = 0; j < 8; j++)
+        {
+          float v = row[i + j] + bias;
+          row[i + j] = v > 0.0f ? v : 0.0f;
+        }
+  for (; i < n; i++)
+    {
+      float v = row[i] + bias;
+      row[i] = relu && v < 0.0f ? 0.0f : v;
+    }
+}
+
 // out[C_out, B*H'*W'] = conv(in[C_in, B*H*W]) + bias (+ out when
 // accumulate: the residual), then ReLU if asked
 static void
 conv_forward (float *out, const float *in, float *col, const Conv *c, int batch, int height,
               int width, gboolean accumulate, gboolean relu)
 {
-  int n = batch * conv_out_size (c, height) * conv_out_size (c, width);
+  int out_pixels = conv_out_size (c, height) * conv_out_size (c, width);
+  int n = batch * out_pixels;
   int k = c->c_in * c->kernel * c->kernel;
-  const float *rhs = in;
-  if (conv_needs_col (c))
+  float beta = accumulate ? 1.0f : 0.0f;
+  if (!conv_needs_col (c))
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, c->c_out, n, k, 1.0f, c->weight, k,
+                 in, n, beta, out, n);
+  else
     {
-      im2col (col, in, c, batch, height, width);
-      rhs = col;
+      int step = col_chunk_images (c, batch, out_pixels);
+      for (int first = 0; first < batch; first += step)
+        {
+          int n_images = MIN (step, batch - first), n_cols = n_images * out_pixels;
+          im2col (col, in, c, batch, first, n_images, height, width);
+          // the chunk's columns of out: same rows, leading dimension n
+          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, c->c_out, n_cols, k, 1.0f,
+                       c->weight, k, col, n_cols, beta, out + (size_t) first * out_pixels, n);
+        }
     }
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, c->c_out, n, k, 1.0f, c->weight, k,
-               rhs, n, accumulate ? 1.0f : 0.0f, out, n);
   for (int o = 0; o < c->c_out; o++)
-    {
-      float *row = out + (size_t) o * n, bias = c->bias[o];
-      if (relu)
-        for (int i = 0; i < n; i++)
-          row[i] = fmaxf (row[i] + bias, 0.0f);
-      else
-        for (int i = 0; i < n; i++)
-          row[i] += bias;
-    }
+    bias_relu (out + (size_t) o * n, c->bias[o], n, relu);
 }
 
 // 3x3, stride 2, padding 1 (never chosen, as if -inf) on each of the
@@ -317,7 +353,10 @@ maxpool_forward (float *out, const float *in, int n_planes, int height, int widt
             float m = -INFINITY;
             for (int y = MAX (2 * oy - 1, 0); y <= MIN (2 * oy + 1, height - 1); y++)
               for (int x = MAX (2 * ox - 1, 0); x <= MIN (2 * ox + 1, width - 1); x++)
-                m = fmaxf (m, plane[(size_t) y * width + x]);
+                {
+                  float v = plane[(size_t) y * width + x];
+                  m = v > m ? v : m;
+                }
             dst[(size_t) oy * out_w + ox] = m;
           }
     }
@@ -332,28 +371,36 @@ typedef struct
   size_t col; // the im2col matrix
 } ScratchSizes;
 
+// im2col floats a conv needs for in[.., batch, height, width]
+static size_t
+col_floats (const Conv *c, int batch, int height, int width)
+{
+  if (!conv_needs_col (c))
+    return 0;
+  int out_pixels = conv_out_size (c, height) * conv_out_size (c, width);
+  return (size_t) col_chunk_images (c, batch, out_pixels) * c->c_in * c->kernel * c->kernel
+         * out_pixels;
+}
+
 static ScratchSizes
 scratch_sizes (const AgcResNet *net, int batch, int height, int width)
 {
   ScratchSizes s = { .act = (size_t) 3 * batch * height * width };
   const Conv *stem = &net->stem;
+  s.col = col_floats (stem, batch, height, width);
   int h = conv_out_size (stem, height), w = conv_out_size (stem, width);
-  size_t n = (size_t) batch * h * w;
-  s.col = (size_t) stem->c_in * stem->kernel * stem->kernel * n;
-  s.act = MAX (s.act, (size_t) stem->c_out * n);
+  s.act = MAX (s.act, (size_t) stem->c_out * batch * h * w);
   h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1; // max-pool
   for (int i = 0; i < N_BLOCKS; i++)
     {
       const Bottleneck *blk = &net->blocks[i];
-      n = (size_t) batch * h * w;
-      s.mid = MAX (s.mid, (size_t) blk->conv1.c_out * n);
+      s.mid = MAX (s.mid, (size_t) blk->conv1.c_out * batch * h * w);
+      s.col = MAX (s.col, col_floats (&blk->conv2, batch, h, w));
+      if (blk->downsample.weight != NULL)
+        s.col = MAX (s.col, col_floats (&blk->downsample, batch, h, w));
       h = conv_out_size (&blk->conv2, h), w = conv_out_size (&blk->conv2, w);
-      size_t n2 = (size_t) batch * h * w;
-      s.col = MAX (s.col, (size_t) blk->conv2.c_in * 9 * n2);
-      if (blk->downsample.weight != NULL && conv_needs_col (&blk->downsample))
-        s.col = MAX (s.col, (size_t) blk->downsample.c_in * n2);
-      s.mid = MAX (s.mid, (size_t) blk->conv2.c_out * n2);
-      s.act = MAX (s.act, (size_t) blk->conv3.c_out * n2);
+      s.mid = MAX (s.mid, (size_t) blk->conv2.c_out * batch * h * w);
+      s.act = MAX (s.act, (size_t) blk->conv3.c_out * batch * h * w);
     }
   return s;
 }
@@ -388,7 +435,7 @@ agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int he
   float *y = x + s.act;     // [C, B*H*W], the next one
   float *t1 = y + s.act;    // [width, B*H*W]
   float *t2 = t1 + s.mid;   // [width, B*H'*W']
-  float *col = t2 + s.mid;  // [C_in*k*k, B*H'*W']
+  float *col = t2 + s.mid;  // [C_in*k*k, a few images' H'*W']
 
   // [B, 3, H, W] -> [3, B, H, W]
   size_t plane = (size_t) height * width;

@@ -20,6 +20,7 @@
  * rather than silently truncated. */
 #pragma once
 
+#include "agriclip.h"
 #include "weights.h"
 
 #define AGC_RESNET_FEATURES 2048
@@ -32,8 +33,8 @@ AgcResNet *agc_resnet_load (const AgcWeights *weights, const char *prefix, GErro
 void agc_resnet_free (AgcResNet *net);
 
 /* pixels[batch, 3, height, width] (any positive size; 224 is the trained
- * one) -> features[batch, 2048].  Scratch (about 18 MB per 224 x 224 image)
- * is allocated per call; failing that, or an input too large to index, is
- * AGC_ERROR_INPUT. */
+ * one) -> features[batch, 2048].  Scratch (about 10 MB per 224 x 224 image,
+ * plus 8 MB) is allocated per call; failing that, or an input too large to
+ * index, is AGC_ERROR_INPUT. */
 gboolean agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int height,
                              int width, float *features, GError **error);

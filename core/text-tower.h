@@ -1,7 +1,7 @@
 /* text-tower.h — CLIP's causal text encoder: token + position embedding,
  * transformer with a causal mask, final layer norm, the hidden state at the
  * end-of-text token (the argmax id), projection.  Because the mask is causal
- * it runs only up to the longest end-of-text position of the batch. */
+ * each text runs only up to its own end-of-text token. */
 #pragma once
 
 #include "transformer.h"

@@ -244,7 +244,8 @@ resolve_storage (Loader *loader, const char *tensor, const AgcPickleValue *pid, 
       return NULL;
     }
   guint64 n_bytes;
-  if (!g_uint64_checked_mul (&n_bytes, (guint64) numel, dtype != NULL ? agc_dtype_size (dtype->agc) : 1))
+  size_t element_size = dtype != NULL ? agc_dtype_size (dtype->agc) : 1; // untyped: bytes
+  if (!g_uint64_checked_mul (&n_bytes, (guint64) numel, element_size))
     {
       fail (error, AGC_ERROR_FORMAT, checkpoint, "tensor '%s': storage '%s' of %" G_GINT64_FORMAT
             " elements is too large", tensor, key, numel);
@@ -469,7 +470,8 @@ build_tensor (Loader *loader, const char *name, const AgcPickleValue *callable,
   if (agc_pickle_is_global (callable, "torch._tensor._rebuild_from_type_v2"))
     {
       // (func, type, args, state): a plain Tensor or Parameter with attributes
-      const AgcPickleValue *type = agc_pickle_n_items (args) >= 3 ? agc_pickle_item (args, 1) : NULL;
+      const AgcPickleValue *type = agc_pickle_n_items (args) >= 3 ? agc_pickle_item (args, 1)
+                                                                  : NULL;
       if (type == NULL || inner->kind != AGC_PICKLE_GLOBAL || !is_tensor_function (inner)
           || !(agc_pickle_is_global (type, "torch.Tensor")
                || agc_pickle_is_global (type, "torch.nn.parameter.Parameter")))
@@ -533,7 +535,8 @@ common_prefix_length (const AgcPickleValue *dict)
           for (size_t i = 0; i + 1 < agc_pickle_n_items (dict) && all; i += 2)
             {
               const AgcPickleValue *key = agc_pickle_item (dict, i);
-              if (key->kind == AGC_PICKLE_STRING && is_tensor (unwrap (agc_pickle_item (dict, i + 1))))
+              if (key->kind == AGC_PICKLE_STRING
+                  && is_tensor (unwrap (agc_pickle_item (dict, i + 1))))
                 all = g_str_has_prefix (key->text + total, stripped_prefixes[p]);
             }
           if (all)

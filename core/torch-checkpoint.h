@@ -30,7 +30,9 @@
  * contiguous memory the checkpoint owns, as long as all such copies together
  * stay within the file size.  The device a storage was saved from ('cuda:0')
  * does not matter.  Storages must be little-endian (the archive's byteorder
- * record) and lie inside their entries; entries are CRC-checked.
+ * record) and lie inside their entries.  Every entry read is CRC-checked
+ * when the archive records a CRC, which reads the whole file once at open
+ * (about 0.4 s of one core for 600 MB).
  *
  * Errors: AGC_ERROR_IO, AGC_ERROR_FORMAT (malformed: names the file, the
  * entry or the tensor), AGC_ERROR_UNSUPPORTED (valid but not readable here:

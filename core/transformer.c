@@ -1,100 +1,113 @@
 /* transformer.c — CLIP's pre-norm residual attention blocks.
  *
- * All tokens of all batch items go through each projection as one thick
- * GEMM ([B*T, D] rows); attention itself is two small GEMMs per (batch,
- * head) reading q, k and v in place from the fused qkv activations. */
+ * Per layer, four thick GEMMs over all tokens of all sequences ([rows, D]
+ * with rows = every token of the batch): fused qkv, out_proj, fc1, fc2; the
+ * residual adds are the GEMMs' own accumulation (beta = 1).  Between them,
+ * one pass each over the rows, split over the pool (threads.h):
+ *   x += previous bias, h = ln(x)  |  attention per (sequence, head)  |
+ *   mlp = act(mlp + bias)
+ * Attention reads q, k, v in place from the fused qkv activations through
+ * the GEMM leading dimensions: two small single-threaded GEMMs per head, the
+ * heads spread over the pool.  Half-precision layers are converted to
+ * float32 into one layer-sized scratch just before they run. */
 #include "transformer.h"
 
 #include "ops.h"
+#include "threads.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
-static float *
-take_block_1d (const AgcWeights *weights, const char *prefix, int layer, const char *name,
-               int64_t n, GError **error)
+static gboolean gemm_only;
+
+void
+agc_set_gemm_only (gboolean value)
 {
-  char *full = g_strdup_printf ("%s%d.%s", prefix, layer, name);
-  float *t = agc_weights_take_1d (weights, full, n, error);
-  g_free (full);
-  return t;
+  gemm_only = value;
+}
+
+gboolean
+agc_get_gemm_only (void)
+{
+  return gemm_only;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static char *
+block_name (const char *prefix, int layer, const char *name)
+{
+  return g_strdup_printf ("%s%d.%s", prefix, layer, name);
 }
 
 static float *
-take_block_2d (const AgcWeights *weights, const char *prefix, int layer, const char *name,
-               int64_t rows, int64_t cols, GError **error)
+take_vector (const AgcWeights *weights, const char *prefix, int layer, const char *name,
+             int64_t n, GPtrArray *owned, GError **error)
 {
-  char *full = g_strdup_printf ("%s%d.%s", prefix, layer, name);
-  float *t = agc_weights_take_2d (weights, full, rows, cols, error);
-  g_free (full);
-  return t;
+  g_autofree char *full = block_name (prefix, layer, name);
+  return agc_param_take_f32 (weights, full, 1, &n, owned, error);
 }
 
-static void
-block_clear (AgcBlock *b)
+static gboolean
+view_matrix (AgcParam *p, const AgcWeights *weights, const char *prefix, int layer,
+             const char *name, int64_t rows, int64_t cols, GPtrArray *owned, GError **error)
 {
-  g_free (b->ln1_weight);
-  g_free (b->ln1_bias);
-  g_free (b->qkv_weight);
-  g_free (b->qkv_bias);
-  g_free (b->out_weight);
-  g_free (b->out_bias);
-  g_free (b->ln2_weight);
-  g_free (b->ln2_bias);
-  g_free (b->fc1_weight);
-  g_free (b->fc1_bias);
-  g_free (b->fc2_weight);
-  g_free (b->fc2_bias);
-  memset (b, 0, sizeof *b);
+  g_autofree char *full = block_name (prefix, layer, name);
+  int64_t shape[2] = { rows, cols };
+  return agc_param_view (p, weights, full, 2, shape, owned, error);
 }
 
 // q, k, v stored apart in HF checkpoints, fused here so one GEMM makes all three
 static gboolean
-load_qkv (AgcBlock *b, const AgcWeights *weights, const char *prefix, int layer, int64_t d,
-          GError **error)
+load_qkv (AgcBlock *b, AgcStoredBlock *s, const AgcWeights *weights, const char *prefix,
+          int layer, int64_t d, GPtrArray *owned, GError **error)
 {
   static const char *const names[3] = { "q_proj", "k_proj", "v_proj" };
-  b->qkv_weight = g_new (float, 3 * d * d);
+  AgcParam parts[3];
   b->qkv_bias = g_new (float, 3 * d);
+  g_ptr_array_add (owned, b->qkv_bias);
   for (int i = 0; i < 3; i++)
     {
-      char *w_name = g_strdup_printf ("self_attn.%s.weight", names[i]);
-      char *b_name = g_strdup_printf ("self_attn.%s.bias", names[i]);
-      float *w = take_block_2d (weights, prefix, layer, w_name, d, d, error);
-      float *bias = w ? take_block_1d (weights, prefix, layer, b_name, d, error) : NULL;
-      g_free (w_name);
-      g_free (b_name);
-      if (bias == NULL)
-        {
-          g_free (w);
-          return FALSE;
-        }
-      memcpy (b->qkv_weight + i * d * d, w, d * d * sizeof (float));
+      g_autofree char *w_name = g_strdup_printf ("self_attn.%s.weight", names[i]);
+      g_autofree char *b_name = g_strdup_printf ("self_attn.%s.bias", names[i]);
+      float *bias;
+      if (!view_matrix (&parts[i], weights, prefix, layer, w_name, d, d, owned, error)
+          || !(bias = take_vector (weights, prefix, layer, b_name, d, owned, error)))
+        return FALSE;
       memcpy (b->qkv_bias + i * d, bias, d * sizeof (float));
-      g_free (w);
-      g_free (bias);
     }
+  agc_param_concat (&s->qkv, parts, 3, owned);
   return TRUE;
 }
 
 static gboolean
-load_block (AgcBlock *b, const AgcWeights *weights, const char *prefix, int layer,
-            const AgcTowerConfig *c, GError **error)
+load_block (AgcBlock *b, AgcStoredBlock *s, const AgcWeights *weights, const char *prefix,
+            int layer, const AgcTowerConfig *c, GPtrArray *owned, GError **error)
 {
   int64_t d = c->width, m = c->mlp_width;
-  return (b->ln1_weight = take_block_1d (weights, prefix, layer, "layer_norm1.weight", d, error))
-      && (b->ln1_bias = take_block_1d (weights, prefix, layer, "layer_norm1.bias", d, error))
-      && load_qkv (b, weights, prefix, layer, d, error)
-      && (b->out_weight
-          = take_block_2d (weights, prefix, layer, "self_attn.out_proj.weight", d, d, error))
-      && (b->out_bias = take_block_1d (weights, prefix, layer, "self_attn.out_proj.bias", d, error))
-      && (b->ln2_weight = take_block_1d (weights, prefix, layer, "layer_norm2.weight", d, error))
-      && (b->ln2_bias = take_block_1d (weights, prefix, layer, "layer_norm2.bias", d, error))
-      && (b->fc1_weight = take_block_2d (weights, prefix, layer, "mlp.fc1.weight", m, d, error))
-      && (b->fc1_bias = take_block_1d (weights, prefix, layer, "mlp.fc1.bias", m, error))
-      && (b->fc2_weight = take_block_2d (weights, prefix, layer, "mlp.fc2.weight", d, m, error))
-      && (b->fc2_bias = take_block_1d (weights, prefix, layer, "mlp.fc2.bias", d, error));
+  const AgcWeights *w = weights;
+  gboolean ok
+    = (b->ln1_weight = take_vector (w, prefix, layer, "layer_norm1.weight", d, owned, error))
+      && (b->ln1_bias = take_vector (w, prefix, layer, "layer_norm1.bias", d, owned, error))
+      && load_qkv (b, s, w, prefix, layer, d, owned, error)
+      && view_matrix (&s->out, w, prefix, layer, "self_attn.out_proj.weight", d, d, owned, error)
+      && (b->out_bias
+          = take_vector (w, prefix, layer, "self_attn.out_proj.bias", d, owned, error))
+      && (b->ln2_weight = take_vector (w, prefix, layer, "layer_norm2.weight", d, owned, error))
+      && (b->ln2_bias = take_vector (w, prefix, layer, "layer_norm2.bias", d, owned, error))
+      && view_matrix (&s->fc1, w, prefix, layer, "mlp.fc1.weight", m, d, owned, error)
+      && (b->fc1_bias = take_vector (w, prefix, layer, "mlp.fc1.bias", m, owned, error))
+      && view_matrix (&s->fc2, w, prefix, layer, "mlp.fc2.weight", d, m, owned, error)
+      && (b->fc2_bias = take_vector (w, prefix, layer, "mlp.fc2.bias", d, owned, error));
+  if (!ok)
+    return FALSE;
+  // float32 matrices are read in place; half-precision ones at run time
+  b->qkv_weight = s->qkv.dtype == AGC_DTYPE_F32 ? (float *) s->qkv.data : NULL;
+  b->out_weight = s->out.dtype == AGC_DTYPE_F32 ? (float *) s->out.data : NULL;
+  b->fc1_weight = s->fc1.dtype == AGC_DTYPE_F32 ? (float *) s->fc1.data : NULL;
+  b->fc2_weight = s->fc2.dtype == AGC_DTYPE_F32 ? (float *) s->fc2.data : NULL;
+  return TRUE;
 }
 
 gboolean
@@ -116,8 +129,12 @@ agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights, co
     }
   transformer->config = *config;
   transformer->blocks = g_new0 (AgcBlock, MAX (config->layers, 1));
+  transformer->stored = g_new0 (AgcStoredBlock, MAX (config->layers, 1));
+  transformer->owned = g_ptr_array_new_with_free_func (g_free);
+  transformer->scratch = g_new0 (AgcArena, 1);
   for (int l = 0; l < config->layers; l++)
-    if (!load_block (&transformer->blocks[l], weights, prefix, l, config, error))
+    if (!load_block (&transformer->blocks[l], &transformer->stored[l], weights, prefix, l, config,
+                     transformer->owned, error))
       {
         agc_transformer_clear (transformer);
         return FALSE;
@@ -125,113 +142,305 @@ agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights, co
   return TRUE;
 }
 
+static void
+block_free_arrays (AgcBlock *b)
+{
+  float *arrays[] = { b->ln1_weight, b->ln1_bias, b->qkv_weight, b->qkv_bias,
+                      b->out_weight, b->out_bias, b->ln2_weight, b->ln2_bias,
+                      b->fc1_weight, b->fc1_bias, b->fc2_weight, b->fc2_bias };
+  for (size_t i = 0; i < G_N_ELEMENTS (arrays); i++)
+    g_free (arrays[i]);
+}
+
 void
 agc_transformer_clear (AgcTransformer *transformer)
 {
   if (transformer == NULL || transformer->blocks == NULL)
     return;
-  for (int l = 0; l < transformer->config.layers; l++)
-    block_clear (&transformer->blocks[l]);
+  if (transformer->owned == NULL) // built by hand: each array is its own
+    for (int l = 0; l < transformer->config.layers; l++)
+      block_free_arrays (&transformer->blocks[l]);
+  g_clear_pointer (&transformer->owned, g_ptr_array_unref);
+  g_clear_pointer (&transformer->stored, g_free);
+  agc_arena_clear (transformer->scratch);
+  g_clear_pointer (&transformer->scratch, g_free);
   g_clear_pointer (&transformer->blocks, g_free);
 }
 
-// x[n_rows, n_out] += h[n_rows, n_in] @ weight[n_out, n_in]^T + bias: the
-// residual add done by the GEMM itself (beta = 1), no extra buffer
-static void
-residual_linear (float *x, const float *h, const float *weight, const float *bias, int n_rows,
-                 int n_in, int n_out)
+static gboolean
+layer_is_compact (const AgcTransformer *t, int l)
 {
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, n_out, n_in,
-               1.0f, h, n_in, weight, n_in, 1.0f, x, n_out);
-  for (int r = 0; r < n_rows; r++)
+  if (t->stored == NULL)
+    return FALSE;
+  const AgcStoredBlock *s = &t->stored[l];
+  return s->qkv.dtype != AGC_DTYPE_F32 || s->out.dtype != AGC_DTYPE_F32
+         || s->fc1.dtype != AGC_DTYPE_F32 || s->fc2.dtype != AGC_DTYPE_F32;
+}
+
+size_t
+agc_transformer_layer_bytes (const AgcTransformer *t)
+{
+  if (t->stored == NULL || t->config.layers == 0)
+    return 0;
+  const AgcStoredBlock *s = &t->stored[0];
+  const AgcParam *p[4] = { &s->qkv, &s->out, &s->fc1, &s->fc2 };
+  size_t bytes = 0;
+  for (int i = 0; i < 4; i++)
+    bytes += p[i]->n * (p[i]->dtype == AGC_DTYPE_F32 ? 4 : 2);
+  return bytes;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+typedef struct
+{
+  const AgcTowerConfig *c;
+  const AgcBlock *blk;
+  float *x, *h, *qkv, *mlp; // [R, D], [R, D], [R, 3D], [R, M]
+  float *scores;            // [threads, max_len, max_len]
+  const int *offsets, *lengths;
+  int max_len;
+  gboolean causal;
+  // the residual-stream pass: x += add_bias, ln_out = ln(x) when ln_out
+  const float *add_bias, *ln_weight, *ln_bias;
+  float *ln_out;
+  // a layer's half-precision weights being converted
+  const AgcParam *convert[4];
+  float *convert_to[4];
+} Pass;
+
+static void
+residual_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Pass *p = ctx;
+  int d = p->c->width;
+  agc_bias_layernorm_forward (p->ln_out != NULL ? p->ln_out + (size_t) begin * d : NULL,
+                              p->x + (size_t) begin * d, p->add_bias, p->ln_weight, p->ln_bias,
+                              end - begin, d, p->c->layer_norm_eps);
+}
+
+static void
+residual_pass (Pass *p, int n_rows, const float *add_bias, const float *ln_weight,
+               const float *ln_bias, float *ln_out)
+{
+  if (gemm_only)
+    return;
+  p->add_bias = add_bias;
+  p->ln_weight = ln_weight;
+  p->ln_bias = ln_bias;
+  p->ln_out = ln_out;
+  agc_parallel_for (n_rows, 0, residual_rows, p);
+}
+
+static void
+activation_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Pass *p = ctx;
+  int m = p->c->mlp_width;
+  agc_bias_act_forward (p->mlp + (size_t) begin * m, p->blk->fc1_bias, end - begin, m, p->c->act);
+}
+
+// items are (sequence, head) pairs; out rows go to p->h
+static void
+attention_items (void *ctx, int begin, int end, int thread)
+{
+  const Pass *p = ctx;
+  int d = p->c->width, heads = p->c->heads, hd = d / heads, ld = 3 * d;
+  float scale = 1.0f / sqrtf ((float) hd);
+  float *scores = p->scores + (size_t) thread * p->max_len * p->max_len;
+  for (int item = begin; item < end; item++)
     {
-      float *xr = x + (size_t) r * n_out;
-      for (int i = 0; i < n_out; i++)
-        xr[i] += bias[i];
+      int s = item / heads, head = item % heads, n = p->lengths[s];
+      float *q = p->qkv + (size_t) p->offsets[s] * ld + head * hd; // [n, hd], stride 3D
+      float *k = q + d;
+      float *v = q + 2 * d;
+      float *o = p->h + (size_t) p->offsets[s] * d + head * hd;    // [n, hd], stride D
+      if (!gemm_only)
+        {
+          // the qkv bias of this head's columns, left out of the fused GEMM
+          const float *bq = p->blk->qkv_bias + head * hd, *bk = bq + d, *bv = bq + 2 * d;
+          for (int t = 0; t < n; t++)
+            {
+              float *qt = q + (size_t) t * ld, *kt = k + (size_t) t * ld, *vt = v + (size_t) t * ld;
+              for (int i = 0; i < hd; i++)
+                {
+                  qt[i] += bq[i];
+                  kt[i] += bk[i];
+                  vt[i] += bv[i];
+                }
+            }
+        }
+      // scores[n, n] = scale * q @ k^T
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, scale, q, ld, k, ld, 0.0f,
+                   scores, n);
+      if (gemm_only)
+        ;
+      else if (p->causal)
+        for (int t = 0; t < n; t++)
+          {
+            // a softmax over the visible prefix; the future gets exactly 0
+            float *row = scores + (size_t) t * n;
+            agc_softmax_rows (row, 1, t + 1);
+            memset (row + t + 1, 0, (size_t) (n - t - 1) * sizeof (float));
+          }
+      else
+        agc_softmax_rows (scores, n, n);
+      // o[n, hd] = scores @ v
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, scores, n, v, ld,
+                   0.0f, o, d);
     }
 }
 
-// out[B*T, D] = softmax(q k^T / sqrt(hd)) v for every (batch, head), reading
-// q, k, v from qkv[B*T, 3D] in place through the GEMM leading dimensions
-static void
-attention_forward (float *out, const float *qkv, float *scores, int batch, int n_tokens, int width,
-                   int heads, gboolean causal)
+enum
 {
-  int hd = width / heads, ld = 3 * width;
-  float scale = 1.0f / sqrtf ((float) hd);
-  for (int b = 0; b < batch; b++)
-    for (int h = 0; h < heads; h++)
-      {
-        const float *q = qkv + (size_t) b * n_tokens * ld + h * hd; // [T, hd], stride 3D
-        const float *k = q + width;
-        const float *v = q + 2 * width;
-        float *o = out + (size_t) b * n_tokens * width + h * hd;    // [T, hd], stride D
-        // scores[T, T] = scale * q @ k^T
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, n_tokens, hd,
-                     scale, q, ld, k, ld, 0.0f, scores, n_tokens);
-        if (causal)
-          for (int t = 0; t < n_tokens; t++)
+  CONVERT_CHUNK = 1 << 16, // elements per task when converting a layer
+};
+
+static void
+convert_chunks (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Pass *p = ctx;
+  for (int chunk = begin; chunk < end; chunk++)
+    {
+      size_t first = (size_t) chunk * CONVERT_CHUNK;
+      for (int i = 0; i < 4; i++)
+        {
+          const AgcParam *param = p->convert[i];
+          if (first < param->n)
             {
-              // a softmax over the visible prefix; the future gets exactly 0
-              float *row = scores + (size_t) t * n_tokens;
-              agc_softmax_rows (row, 1, t + 1);
-              memset (row + t + 1, 0, (size_t) (n_tokens - t - 1) * sizeof (float));
+              agc_param_convert (p->convert_to[i] + first, param, first,
+                                 MIN ((size_t) CONVERT_CHUNK, param->n - first));
+              break;
             }
-        else
-          agc_softmax_rows (scores, n_tokens, n_tokens);
-        // o[T, hd] = scores @ v
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tokens, hd, n_tokens,
-                     1.0f, scores, n_tokens, v, ld, 0.0f, o, width);
-      }
+          first -= (param->n + CONVERT_CHUNK - 1) / CONVERT_CHUNK * CONVERT_CHUNK;
+        }
+    }
+}
+
+// layer l's weights as float32: in place, or converted into layer_scratch
+static void
+layer_weights (AgcBlock *out, Pass *p, const AgcTransformer *t, int l, float *layer_scratch)
+{
+  *out = t->blocks[l];
+  if (!layer_is_compact (t, l))
+    return;
+  const AgcStoredBlock *s = &t->stored[l];
+  const AgcParam *params[4] = { &s->qkv, &s->out, &s->fc1, &s->fc2 };
+  float **targets[4] = { &out->qkv_weight, &out->out_weight, &out->fc1_weight, &out->fc2_weight };
+  int n_chunks = 0;
+  float *at = layer_scratch;
+  for (int i = 0; i < 4; i++)
+    {
+      p->convert[i] = params[i];
+      p->convert_to[i] = agc_arena_take (&at, params[i]->n);
+      *targets[i] = p->convert_to[i];
+      n_chunks += (int) ((params[i]->n + CONVERT_CHUNK - 1) / CONVERT_CHUNK);
+    }
+  if (!gemm_only)
+    agc_parallel_for (n_chunks, 1, convert_chunks, p);
+}
+
+// x[R, D] += a[R, K] @ w[D, K]^T, or out[R, N] = a @ w^T with beta 0
+static void
+gemm_nt (float *out, const float *a, const float *w, int rows, int n_out, int n_in, float beta)
+{
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_out, n_in, 1.0f, a, n_in, w, n_in,
+               beta, out, n_out);
 }
 
 gboolean
-agc_transformer_forward (const AgcTransformer *transformer, float *x, int batch, int n_tokens,
-                         gboolean causal, GError **error)
+agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, const int *lengths,
+                                gboolean causal, GError **error)
 {
-  g_return_val_if_fail (transformer != NULL && x != NULL, FALSE);
-  g_return_val_if_fail (batch > 0 && n_tokens > 0, FALSE);
+  g_return_val_if_fail (t != NULL && x != NULL && lengths != NULL && n_seqs > 0, FALSE);
 
-  const AgcTowerConfig *c = &transformer->config;
-  int d = c->width, m = c->mlp_width;
-  int n_rows = batch * n_tokens;
-  size_t rows = (size_t) n_rows;
-
-  // scratch for the whole forward pass, reused by every layer
-  size_t n_floats = rows * d       // h: layer-norm output, then attention output
-                    + rows * 3 * d // qkv
-                    + rows * m     // mlp hidden
-                    + (size_t) n_tokens * n_tokens; // attention scores of one head
-  float *scratch = g_try_new (float, n_floats);
-  if (scratch == NULL)
+  const AgcTowerConfig *c = &t->config;
+  int d = c->width, m = c->mlp_width, n_threads = agc_threads_count ();
+  size_t rows = 0;
+  int max_len = 0;
+  for (int s = 0; s < n_seqs; s++)
     {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                   "cannot allocate %zu MB of transformer scratch for %d inputs of %d tokens",
-                   n_floats * sizeof (float) >> 20, batch, n_tokens);
-      return FALSE;
+      g_return_val_if_fail (lengths[s] > 0, FALSE);
+      rows += lengths[s];
+      max_len = MAX (max_len, lengths[s]);
     }
-  float *h = scratch;             // [B*T, D]
-  float *qkv = h + rows * d;      // [B*T, 3D]
-  float *mlp = qkv + rows * 3 * d; // [B*T, M]
-  float *scores = mlp + rows * m; // [T, T]
+  gboolean compact = FALSE;
+  size_t layer_floats = 0;
+  for (int l = 0; l < c->layers; l++)
+    compact = compact || layer_is_compact (t, l);
+  if (compact)
+    {
+      const AgcStoredBlock *s = &t->stored[0];
+      layer_floats = agc_arena_size (s->qkv.n) + agc_arena_size (s->out.n)
+                     + agc_arena_size (s->fc1.n) + agc_arena_size (s->fc2.n);
+    }
 
+  size_t need = agc_arena_size (rows * d)                                  // h
+                + agc_arena_size (rows * 3 * d)                            // qkv
+                + agc_arena_size (rows * m)                                // mlp
+                + agc_arena_size ((size_t) n_threads * max_len * max_len) // scores
+                + layer_floats + 2 * agc_arena_size ((size_t) n_seqs);     // offsets
+  AgcArena local = { 0 };
+  AgcArena *arena = t->scratch != NULL ? t->scratch : &local;
+  float *cursor = agc_arena_reserve (arena, need, "the transformer's activations", error);
+  if (cursor == NULL)
+    return FALSE;
+
+  Pass p = { .c = c, .x = x, .lengths = lengths, .max_len = max_len, .causal = causal };
+  p.h = agc_arena_take (&cursor, rows * d);
+  p.qkv = agc_arena_take (&cursor, rows * 3 * d);
+  p.mlp = agc_arena_take (&cursor, rows * m);
+  p.scores = agc_arena_take (&cursor, (size_t) n_threads * max_len * max_len);
+  float *layer_scratch = compact ? agc_arena_take (&cursor, layer_floats) : NULL;
+  int *offsets = (int *) agc_arena_take (&cursor, 2 * (size_t) n_seqs);
+  offsets[0] = 0;
+  for (int s = 1; s < n_seqs; s++)
+    offsets[s] = offsets[s - 1] + lengths[s - 1];
+  p.offsets = offsets;
+
+  int n_rows = (int) rows;
+  const float *pending_bias = NULL; // fc2 bias of the previous layer, not yet added to x
   for (int l = 0; l < c->layers; l++)
     {
-      const AgcBlock *blk = &transformer->blocks[l];
+      AgcBlock blk;
+      layer_weights (&blk, &p, t, l, layer_scratch);
+      p.blk = &blk;
       // x = x + out_proj(attention(ln_1(x)))
-      agc_layernorm_forward (h, x, blk->ln1_weight, blk->ln1_bias, n_rows, d, c->layer_norm_eps);
-      agc_linear_forward (qkv, h, blk->qkv_weight, blk->qkv_bias, n_rows, d, 3 * d);
-      attention_forward (h, qkv, scores, batch, n_tokens, d, c->heads, causal);
-      residual_linear (x, h, blk->out_weight, blk->out_bias, n_rows, d, d);
+      residual_pass (&p, n_rows, pending_bias, blk.ln1_weight, blk.ln1_bias, p.h);
+      gemm_nt (p.qkv, p.h, blk.qkv_weight, n_rows, 3 * d, d, 0.0f);
+      agc_threads_blas_serial_begin ();
+      agc_parallel_for (n_seqs * c->heads, 1, attention_items, &p);
+      agc_threads_blas_serial_end ();
+      gemm_nt (x, p.h, blk.out_weight, n_rows, d, d, 1.0f);
       // x = x + fc2(act(fc1(ln_2(x))))
-      agc_layernorm_forward (h, x, blk->ln2_weight, blk->ln2_bias, n_rows, d, c->layer_norm_eps);
-      agc_linear_forward (mlp, h, blk->fc1_weight, blk->fc1_bias, n_rows, d, m);
-      if (c->act == AGC_ACT_GELU)
-        agc_gelu_forward (mlp, rows * m);
-      else
-        agc_quick_gelu_forward (mlp, rows * m);
-      residual_linear (x, mlp, blk->fc2_weight, blk->fc2_bias, n_rows, m, d);
+      residual_pass (&p, n_rows, blk.out_bias, blk.ln2_weight, blk.ln2_bias, p.h);
+      gemm_nt (p.mlp, p.h, blk.fc1_weight, n_rows, m, d, 0.0f);
+      if (!gemm_only)
+        agc_parallel_for (n_rows, 0, activation_rows, &p);
+      gemm_nt (x, p.mlp, blk.fc2_weight, n_rows, d, m, 1.0f);
+      pending_bias = t->blocks[l].fc2_bias;
     }
-  g_free (scratch);
+  if (pending_bias != NULL)
+    residual_pass (&p, n_rows, pending_bias, NULL, NULL, NULL);
+  agc_arena_clear (&local);
   return TRUE;
+}
+
+gboolean
+agc_transformer_forward (const AgcTransformer *t, float *x, int batch, int n_tokens,
+                         gboolean causal, GError **error)
+{
+  g_return_val_if_fail (t != NULL && x != NULL, FALSE);
+  g_return_val_if_fail (batch > 0 && n_tokens > 0, FALSE);
+  int stack[64];
+  int *lengths = batch <= (int) G_N_ELEMENTS (stack) ? stack : g_new (int, batch);
+  for (int b = 0; b < batch; b++)
+    lengths[b] = n_tokens;
+  gboolean ok = agc_transformer_forward_packed (t, x, batch, lengths, causal, error);
+  if (lengths != stack)
+    g_free (lengths);
+  return ok;
 }

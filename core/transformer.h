@@ -4,9 +4,13 @@
  *   x = x + fc2(act(fc1(ln_2(x)))) */
 #pragma once
 
+#include "agriclip.h"
+#include "arena.h"
 #include "clip-config.h"
+#include "param.h"
 #include "weights.h"
 
+/* Float32 weights of one block, as the forward pass reads them. */
 typedef struct
 {
   float *ln1_weight, *ln1_bias; /* [D] */
@@ -21,14 +25,29 @@ typedef struct
   float *fc2_bias;              /* [D] */
 } AgcBlock;
 
+/* The four matrices of a loaded block as stored (see param.h). */
+typedef struct
+{
+  AgcParam qkv, out, fc1, fc2;
+} AgcStoredBlock;
+
 typedef struct
 {
   AgcTowerConfig config;
-  AgcBlock *blocks; /* [config.layers] */
+  /* [config.layers].  Loaded blocks point into the checkpoint or into owned;
+   * their matrix pointers are NULL for half-precision layers, which are
+   * converted from stored[] into scratch when they run.  Blocks built by
+   * hand (tests) own each array and have stored == NULL. */
+  AgcBlock *blocks;
+  AgcStoredBlock *stored; /* [config.layers] or NULL */
+  GPtrArray *owned;       /* copies made at load, or NULL */
+  AgcArena *scratch;      /* reused activations; NULL: allocated per call */
 } AgcTransformer;
 
 /* Loads blocks named in the Hugging Face layout under prefix, e.g.
- * "vision_model.encoder.layers." (q/k/v projections fused on load). */
+ * "vision_model.encoder.layers." (q/k/v projections fused on load).
+ * weights must outlive the transformer: float32 and half-precision matrices
+ * are used in place. */
 gboolean agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights,
                                const char *prefix, const AgcTowerConfig *config, GError **error);
 void agc_transformer_clear (AgcTransformer *transformer);
@@ -36,3 +55,16 @@ void agc_transformer_clear (AgcTransformer *transformer);
 /* x[batch, n_tokens, D] in place.  causal: token t attends to tokens <= t. */
 gboolean agc_transformer_forward (const AgcTransformer *transformer, float *x, int batch,
                                   int n_tokens, gboolean causal, GError **error);
+
+/* Sequences of different lengths packed one after another: x[sum of
+ * lengths, D] in place, sequence s in the lengths[s] rows after those of
+ * sequences 0 .. s-1.  All tokens of all sequences go through each
+ * projection as one GEMM; attention stays within each sequence. */
+gboolean agc_transformer_forward_packed (const AgcTransformer *transformer, float *x, int n_seqs,
+                                         const int *lengths, gboolean causal, GError **error);
+
+/* Bytes of weights one layer holds as stored (for memory accounting). */
+size_t agc_transformer_layer_bytes (const AgcTransformer *transformer);
+
+/* agc_set_gemm_only (agriclip.h): TRUE while the towers run GEMMs only. */
+gboolean agc_get_gemm_only (void);

@@ -1,26 +1,34 @@
 /* vision-tower.c — CLIP's ViT image encoder (Hugging Face layout).
  *
  * pixels -> patches (im2col) @ conv weight^T -> [class, patches] + position
- * -> pre_layrnorm -> transformer -> post_layernorm(class token) @ proj^T. */
+ * -> pre_layrnorm -> transformer -> post_layernorm(class token) @ proj^T.
+ *
+ * im2col leaves a zero row where each image's class token goes, so the patch
+ * GEMM writes straight into the token matrix x[B, T, D] (the class row comes
+ * out 0 and gets the class embedding added with the positions). */
 #include "vision-tower.h"
 
 #include "ops.h"
+#include "threads.h"
 
+#include <cblas.h>
 #include <string.h>
 
 struct AgcVisionTower
 {
   AgcTowerConfig config;
-  int embed_dim;        // E
-  int grid;             // patches per side, S / p
-  int n_tokens;         // T = grid^2 + 1
-  float *patch_weight;  // [D, 3 * p * p], the conv kernel [D, 3, p, p] flattened
-  float *class_embedding;    // [D]
-  float *position_embedding; // [T, D]
-  float *pre_ln_weight, *pre_ln_bias;   // [D]
+  int embed_dim;                      // E
+  int grid;                           // patches per side, S / p
+  int n_tokens;                       // T = grid^2 + 1
+  const float *patch_weight;          // [D, 3 * p * p], the conv kernel [D, 3, p, p] flattened
+  const float *class_embedding;       // [D]
+  const float *position_embedding;    // [T, D]
+  const float *pre_ln_weight, *pre_ln_bias;   // [D]
   AgcTransformer transformer;
-  float *post_ln_weight, *post_ln_bias; // [D]
-  float *projection;    // [E, D]
+  const float *post_ln_weight, *post_ln_bias; // [D]
+  const float *projection;            // [E, D]
+  GPtrArray *owned;                   // float32 copies made at load
+  AgcArena arena;                     // patches, tokens, pooled rows
 };
 
 AgcVisionTower *
@@ -44,26 +52,29 @@ agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, G
   t->embed_dim = config->projection_dim;
   t->grid = c->image_size / c->patch_size;
   t->n_tokens = t->grid * t->grid + 1;
-  int64_t d = c->width, p = c->patch_size;
-  int64_t conv_shape[4] = { d, 3, p, p };
+  t->owned = g_ptr_array_new_with_free_func (g_free);
+  int64_t d = c->width, p = c->patch_size, n_tok = t->n_tokens, e = t->embed_dim;
+  int64_t conv_shape[4] = { d, 3, p, p }, pos_shape[2] = { n_tok, d }, proj_shape[2] = { e, d };
 
   const AgcWeights *w = weights;
+  GPtrArray *o = t->owned;
   gboolean ok
-    = (t->patch_weight = agc_weights_take_f32 (w, "vision_model.embeddings.patch_embedding.weight",
-                                               4, conv_shape, error))
-      && (t->class_embedding
-          = agc_weights_take_1d (w, "vision_model.embeddings.class_embedding", d, error))
-      && (t->position_embedding
-          = agc_weights_take_2d (w, "vision_model.embeddings.position_embedding.weight",
-                                 t->n_tokens, d, error))
-      && (t->pre_ln_weight = agc_weights_take_1d (w, "vision_model.pre_layrnorm.weight", d, error))
-      && (t->pre_ln_bias = agc_weights_take_1d (w, "vision_model.pre_layrnorm.bias", d, error))
+    = (t->patch_weight = agc_param_view_f32 (w, "vision_model.embeddings.patch_embedding.weight",
+                                             4, conv_shape, o, error))
+      && (t->class_embedding = agc_param_take_f32 (w, "vision_model.embeddings.class_embedding", 1,
+                                                   &d, o, error))
+      && (t->position_embedding = agc_param_take_f32 (
+            w, "vision_model.embeddings.position_embedding.weight", 2, pos_shape, o, error))
+      && (t->pre_ln_weight
+          = agc_param_take_f32 (w, "vision_model.pre_layrnorm.weight", 1, &d, o, error))
+      && (t->pre_ln_bias = agc_param_take_f32 (w, "vision_model.pre_layrnorm.bias", 1, &d, o, error))
       && agc_transformer_load (&t->transformer, w, "vision_model.encoder.layers.", c, error)
       && (t->post_ln_weight
-          = agc_weights_take_1d (w, "vision_model.post_layernorm.weight", d, error))
-      && (t->post_ln_bias = agc_weights_take_1d (w, "vision_model.post_layernorm.bias", d, error))
+          = agc_param_take_f32 (w, "vision_model.post_layernorm.weight", 1, &d, o, error))
+      && (t->post_ln_bias
+          = agc_param_take_f32 (w, "vision_model.post_layernorm.bias", 1, &d, o, error))
       && (t->projection
-          = agc_weights_take_2d (w, "visual_projection.weight", t->embed_dim, d, error));
+          = agc_param_view_f32 (w, "visual_projection.weight", 2, proj_shape, o, error));
   if (!ok)
     {
       agc_vision_tower_free (t);
@@ -77,37 +88,68 @@ agc_vision_tower_free (AgcVisionTower *t)
 {
   if (t == NULL)
     return;
-  g_free (t->patch_weight);
-  g_free (t->class_embedding);
-  g_free (t->position_embedding);
-  g_free (t->pre_ln_weight);
-  g_free (t->pre_ln_bias);
   agc_transformer_clear (&t->transformer);
-  g_free (t->post_ln_weight);
-  g_free (t->post_ln_bias);
-  g_free (t->projection);
+  g_ptr_array_unref (t->owned);
+  agc_arena_clear (&t->arena);
   g_free (t);
 }
 
-// patches[B * grid^2, 3 * p * p]: each row one patch in the conv kernel's
-// (channel, y, x) order, so the stride-p convolution becomes one GEMM
-static void
-im2col (float *patches, const float *pixels, int batch, int image_size, int patch_size)
+typedef struct
 {
-  int s = image_size, p = patch_size, grid = s / p;
+  const AgcVisionTower *t;
+  const float *pixels; // [B, 3, S, S]
+  float *patches;      // [B * T, 3 * p * p], row b * T zero
+  float *x;            // [B, T, D]
+} Embed;
+
+// patch rows in the conv kernel's (channel, y, x) order, so the stride-p
+// convolution becomes one GEMM; items are token rows of the batch
+static void
+im2col_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Embed *e = ctx;
+  int s = e->t->config.image_size, p = e->t->config.patch_size, grid = e->t->grid;
+  int n_tok = e->t->n_tokens;
   size_t row_len = (size_t) 3 * p * p;
-  for (int b = 0; b < batch; b++)
-    for (int gy = 0; gy < grid; gy++)
-      for (int gx = 0; gx < grid; gx++)
+  for (int r = begin; r < end; r++)
+    {
+      float *row = e->patches + (size_t) r * row_len;
+      int b = r / n_tok, tok = r % n_tok;
+      if (tok == 0)
         {
-          float *row = patches + ((size_t) (b * grid + gy) * grid + gx) * row_len;
-          for (int c = 0; c < 3; c++)
-            for (int y = 0; y < p; y++)
-              {
-                const float *src = pixels + (((size_t) b * 3 + c) * s + gy * p + y) * s + gx * p;
-                memcpy (row + ((size_t) c * p + y) * p, src, (size_t) p * sizeof (float));
-              }
+          memset (row, 0, row_len * sizeof (float));
+          continue;
         }
+      int gy = (tok - 1) / grid, gx = (tok - 1) % grid;
+      for (int c = 0; c < 3; c++)
+        for (int y = 0; y < p; y++)
+          {
+            const float *src = e->pixels + (((size_t) b * 3 + c) * s + gy * p + y) * s + gx * p;
+            memcpy (row + ((size_t) c * p + y) * p, src, (size_t) p * sizeof (float));
+          }
+    }
+}
+
+// x[r] = ln_pre(x[r] + position[t] (+ class embedding on the class row))
+static void
+embed_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Embed *e = ctx;
+  const AgcVisionTower *t = e->t;
+  int d = t->config.width, n_tok = t->n_tokens;
+  for (int r = begin; r < end; r++)
+    {
+      float *xr = e->x + (size_t) r * d;
+      int tok = r % n_tok;
+      if (tok == 0)
+        for (int i = 0; i < d; i++)
+          xr[i] += t->class_embedding[i];
+      agc_bias_layernorm_forward (xr, xr, t->position_embedding + (size_t) tok * d,
+                                  t->pre_ln_weight, t->pre_ln_bias, 1, d,
+                                  t->config.layer_norm_eps);
+    }
 }
 
 gboolean
@@ -117,53 +159,36 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
   g_return_val_if_fail (t != NULL && pixels != NULL && out != NULL && batch > 0, FALSE);
 
   int d = t->config.width, p = t->config.patch_size, n_tok = t->n_tokens;
-  size_t n_patches = (size_t) batch * (n_tok - 1);
   size_t patch_len = (size_t) 3 * p * p;
   size_t rows = (size_t) batch * n_tok;
-  size_t n_floats = n_patches * patch_len // patches
-                    + n_patches * d       // patch embeddings
-                    + rows * d            // x
-                    + (size_t) batch * d; // pooled class tokens
-  float *scratch = g_try_new (float, n_floats);
-  if (scratch == NULL)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                   "cannot allocate %zu MB for a batch of %d images",
-                   n_floats * sizeof (float) >> 20, batch);
-      return FALSE;
-    }
-  float *patches = scratch;                     // [B * N, 3 * p * p]
-  float *embedded = patches + n_patches * patch_len; // [B * N, D]
-  float *x = embedded + n_patches * d;          // [B, T, D]
-  float *pooled = x + rows * d;                 // [B, D]
+  gboolean gemm_only = agc_get_gemm_only ();
+  size_t need = agc_arena_size (rows * patch_len) + agc_arena_size (rows * d)
+                + agc_arena_size ((size_t) batch * d);
+  // the tower is not thread-safe (agriclip.h): its scratch is its own
+  AgcArena *arena = (AgcArena *) &t->arena;
+  g_autofree char *what = g_strdup_printf ("a batch of %d images", batch);
+  float *cursor = agc_arena_reserve (arena, need, what, error);
+  if (cursor == NULL)
+    return FALSE;
+  Embed e = { .t = t, .pixels = pixels };
+  e.patches = agc_arena_take (&cursor, rows * patch_len); // [B * T, 3 * p * p]
+  e.x = agc_arena_take (&cursor, rows * d);               // [B, T, D]
+  float *pooled = agc_arena_take (&cursor, (size_t) batch * d); // [B, D]
 
-  im2col (patches, pixels, batch, t->config.image_size, p);
-  agc_linear_forward (embedded, patches, t->patch_weight, NULL, (int) n_patches, (int) patch_len,
-                      d);
+  if (!gemm_only)
+    agc_parallel_for ((int) rows, 0, im2col_rows, &e);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows, d, (int) patch_len, 1.0f,
+               e.patches, (int) patch_len, t->patch_weight, (int) patch_len, 0.0f, e.x, d);
+  if (!gemm_only)
+    agc_parallel_for ((int) rows, 0, embed_rows, &e);
 
-  // x[b] = [class_embedding; patches of b] + position_embedding
+  if (!agc_transformer_forward (&t->transformer, e.x, batch, n_tok, FALSE, error))
+    return FALSE;
   for (int b = 0; b < batch; b++)
-    {
-      float *xb = x + (size_t) b * n_tok * d;
-      const float *eb = embedded + (size_t) b * (n_tok - 1) * d;
-      for (int i = 0; i < d; i++)
-        xb[i] = t->class_embedding[i] + t->position_embedding[i];
-      for (size_t i = 0; i < (size_t) (n_tok - 1) * d; i++)
-        xb[d + i] = eb[i] + t->position_embedding[d + i];
-    }
-
-  agc_layernorm_forward (x, x, t->pre_ln_weight, t->pre_ln_bias, (int) rows, d,
-                         t->config.layer_norm_eps);
-  if (!agc_transformer_forward (&t->transformer, x, batch, n_tok, FALSE, error))
-    {
-      g_free (scratch);
-      return FALSE;
-    }
-  for (int b = 0; b < batch; b++)
-    memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tok * d, (size_t) d * sizeof (float));
-  agc_layernorm_forward (pooled, pooled, t->post_ln_weight, t->post_ln_bias, batch, d,
-                         t->config.layer_norm_eps);
+    memcpy (pooled + (size_t) b * d, e.x + (size_t) b * n_tok * d, (size_t) d * sizeof (float));
+  if (!gemm_only)
+    agc_layernorm_forward (pooled, pooled, t->post_ln_weight, t->post_ln_bias, batch, d,
+                           t->config.layer_norm_eps);
   agc_linear_forward (out, pooled, t->projection, NULL, batch, d, t->embed_dim);
-  g_free (scratch);
   return TRUE;
 }

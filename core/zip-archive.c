@@ -171,10 +171,9 @@ read_directory (const AgcZipArchive *archive, Directory *dir, GError **error)
   if (!find_eocd (archive, &eocd, error))
     return FALSE;
   const guint8 *p = archive->data + eocd;
-  if (read16 (p + 4) != 0 || read16 (p + 6) != 0)
-    return fail (error, AGC_ERROR_UNSUPPORTED, archive, "multi-disk ZIP archives are not supported");
-  if (read16 (p + 8) != read16 (p + 10))
-    return fail (error, AGC_ERROR_UNSUPPORTED, archive, "multi-disk ZIP archives are not supported");
+  if (read16 (p + 4) != 0 || read16 (p + 6) != 0 || read16 (p + 8) != read16 (p + 10))
+    return fail (error, AGC_ERROR_UNSUPPORTED, archive,
+                 "multi-disk ZIP archives are not supported");
   dir->n_entries = read16 (p + 10);
   dir->cd_size = read32 (p + 12);
   dir->cd_offset = read32 (p + 16);

@@ -34,6 +34,8 @@ create_procedure (GimpPlugIn *plug_in, const char *name)
   return NULL;
 }
 
+/* GIMP only accepts catalogs inside the plug-in's folder: plugin/meson.build
+ * installs <plug-in folder>/locale as a link to the project's locale dir. */
 static gboolean
 set_i18n (GimpPlugIn *plug_in, const char *procedure_name, char **gettext_domain,
           char **catalog_dir)
@@ -41,7 +43,7 @@ set_i18n (GimpPlugIn *plug_in, const char *procedure_name, char **gettext_domain
   (void) plug_in;
   (void) procedure_name;
   *gettext_domain = g_strdup (GETTEXT_PACKAGE);
-  *catalog_dir = g_strdup (LOCALEDIR);
+  *catalog_dir = g_strdup ("locale");
   return TRUE;
 }
 

@@ -53,7 +53,7 @@ void engine_free (Engine *engine);
 char *engine_shipped_labels_path (const char *name);
 /* probs[n, n_classes] for n images, in batches, with progress from
  * progress_from to progress_to. */
-gboolean engine_classify (Engine *engine, AgcImage *const *images, int n_images, float *probs,
+gboolean engine_classify (float *probs, Engine *engine, AgcImage *const *images, int n_images,
                           double progress_from, double progress_to, GError **error);
 
 /* ---- pixels.c: what the classifier sees -------------------------------- */

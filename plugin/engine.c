@@ -9,13 +9,18 @@
  * efficiency, small enough to report progress often. */
 #define BATCH_SIZE 8
 
+/* The model is a folder, yet the argument says CREATE_FOLDER: GIMP rejects a
+ * SELECT_FOLDER value that does not exist before the plug-in runs, with a
+ * message that does not name it, while CREATE_FOLDER lets it through to
+ * engine_open, which says which folder is missing.  The dialog shows a path
+ * entry with a folder button either way. */
 void
 engine_add_arguments (GimpProcedure *procedure)
 {
   gimp_procedure_add_file_argument (procedure, "model", _("_Model folder"),
                                     _("A CLIP model folder in Hugging Face layout "
                                       "(config.json, model.safetensors, vocab.json, merges.txt)"),
-                                    GIMP_FILE_CHOOSER_ACTION_SELECT_FOLDER, TRUE, NULL,
+                                    GIMP_FILE_CHOOSER_ACTION_CREATE_FOLDER, TRUE, NULL,
                                     G_PARAM_READWRITE);
   gimp_procedure_add_string_argument (procedure, "labels", _("_Labels"),
                                       _("A label-set file, or the name of a label set shipped "
@@ -113,7 +118,7 @@ engine_free (Engine *engine)
 }
 
 gboolean
-engine_classify (Engine *engine, AgcImage *const *images, int n_images, float *probs,
+engine_classify (float *probs, Engine *engine, AgcImage *const *images, int n_images,
                  double progress_from, double progress_to, GError **error)
 {
   int dim = agc_model_embed_dim (engine->model);

@@ -47,7 +47,7 @@ classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, GE
   int n_classes = agc_classifier_n_classes (engine->classifier);
   g_autofree float *probs = g_new (float, n_classes);
   g_autofree int *top = g_new (int, n_classes);
-  gboolean ok = engine_classify (engine, &crop, 1, probs, 0.1, 0.9, error);
+  gboolean ok = engine_classify (probs, engine, &crop, 1, 0.1, 0.9, error);
   agc_image_free (crop);
   if (!ok)
     return FALSE;

@@ -92,7 +92,8 @@ pixels_read (GimpImage *image, GimpDrawable *drawable, const Region *region, GEr
   if (!gimp_selection_is_empty (image))
     {
       pixels->mask = g_malloc (n);
-      GeglBuffer *buffer = gimp_drawable_get_buffer (GIMP_DRAWABLE (gimp_image_get_selection (image)));
+      GimpSelection *selection = gimp_image_get_selection (image);
+      GeglBuffer *buffer = gimp_drawable_get_buffer (GIMP_DRAWABLE (selection));
       GeglRectangle rect = { region->x, region->y, region->width, region->height };
       gegl_buffer_get (buffer, &rect, 1.0, babl_format ("Y u8"), pixels->mask,
                        GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);

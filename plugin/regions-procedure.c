@@ -68,7 +68,7 @@ classify_tiles (float *probs, Engine *engine, const Pixels *pixels, const Tile *
       int n = MIN (CROP_BATCH, n_tiles - start);
       for (int i = 0; i < n; i++)
         crops[i] = pixels_crop (pixels, &tiles[start + i].box);
-      gboolean ok = engine_classify (engine, crops, n, probs + (gsize) start * n_classes,
+      gboolean ok = engine_classify (probs + (gsize) start * n_classes, engine, crops, n,
                                      0.05 + 0.8 * start / n_tiles,
                                      0.05 + 0.8 * (start + n) / n_tiles, error);
       for (int i = 0; i < n; i++)

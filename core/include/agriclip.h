@@ -100,6 +100,22 @@ gboolean agc_model_embed_pixels (AgcModel *model, const float *pixels, int n_ima
 gboolean agc_model_preprocess (const AgcModel *model, const AgcImage *image, float *pixels,
                                GError **error);
 
+/* ---- speed ------------------------------------------------------------- */
+
+/* Threads used for encoding by every model of the process: OpenBLAS's for
+ * the matrix products and the library's own for the rest (layer norms,
+ * activations, attention heads), never both at once.  n_threads <= 0: one
+ * per core.  Until called, OpenBLAS's default count is used (its
+ * OPENBLAS_NUM_THREADS or OMP_NUM_THREADS, else one per core). */
+void agc_set_threads (int n_threads);
+int agc_get_threads (void);
+
+/* For benchmarks: when TRUE, the embed functions run only their matrix
+ * products (same shapes, same threads) and skip all other work, so their
+ * time is the floor the BLAS library allows; the embeddings they return are
+ * then meaningless.  Process-wide; FALSE by default. */
+void agc_set_gemm_only (gboolean gemm_only);
+
 /* ---- label sets -------------------------------------------------------- */
 
 /* A set of classes, each with an export name (stable, written to files), a
@@ -150,5 +166,157 @@ void agc_classifier_probabilities (const AgcClassifier *classifier, const float 
 /* Indices of the k most probable classes, most probable first; k is clamped
  * to n_classes.  Returns the number written. */
 int agc_top_k (const float *probs, int n_classes, int k, int *indices);
+
+/* ---- training ------------------------------------------------------------
+ *
+ * Teaching a model the user's own classes from a folder of tagged photos:
+ *
+ *   DATA/rust/…  DATA/blight/…  DATA/healthy/…   one sub-folder per class
+ *   DATA/labels.json                              optional
+ *
+ * The tag is the folder name and becomes the class's export name; files in
+ * sub-folders of a tag folder belong to the tag; hidden files and folders
+ * are ignored.  DATA/labels.json, when present, is a label set
+ * (models/labels/README.md) with exactly one class per tag folder, named as
+ * the folder: it gives the display names and prompts.  Without it each tag
+ * is put into the default template ("a photo of a TAG.").  A file that
+ * cannot be read or decoded is skipped and reported, never fatal; every
+ * class needs at least one readable image.
+ *
+ * Method "probe": a linear head, logits = W x + b on the L2-normalised image
+ * embedding x, starting from the zero-shot classifier (W = logit_scale ·
+ * class embeddings of the prompts, b = 0), trained with class-weighted
+ * cross-entropy (weight of class c = n_train / (n_classes · n_train_c), so
+ * rare classes count as much as common ones) and AdamW (weight decay on W
+ * only).  A seeded share of each class is held out for validation; the
+ * epoch with the lowest validation loss is kept, and training stops after
+ * `patience` epochs without improvement.  The same seed, data and settings
+ * give the same adapter.
+ *
+ * Image embeddings are cached under $XDG_CACHE_HOME/agriclip, keyed by the
+ * file's content and the model's identity, so training again is quick.
+ *
+ * Robustness: training writes a checkpoint OUT.checkpoint every
+ * checkpoint_every epochs (atomically).  A run stopped at any point (killed,
+ * cancelled, power cut) and started again with the same model, data and
+ * settings continues from the last checkpoint and ends with the same
+ * adapter as an uninterrupted run.  OUT appears only when training is done:
+ * it is written to a temporary file, flushed and renamed.
+ */
+
+typedef enum
+{
+  AGC_TRAIN_PROBE, /* a linear head on image embeddings */
+} AgcTrainMethod;
+
+typedef enum
+{
+  AGC_TRAIN_STAGE_EMBED,  /* done/total images encoded or found in the cache */
+  AGC_TRAIN_STAGE_RESUME, /* continuing after epoch `done` of a checkpoint */
+  AGC_TRAIN_STAGE_EPOCH,  /* epoch `done` of at most `total` finished; losses set */
+} AgcTrainStage;
+
+typedef struct
+{
+  AgcTrainStage stage;
+  int done;
+  int total;
+  double train_loss;   /* EPOCH: mean class-weighted loss of the epoch's batches */
+  double val_loss;     /* EPOCH: class-balanced validation loss; NaN without validation images */
+  double val_accuracy; /* EPOCH: share of validation images right; NaN without them */
+} AgcTrainProgress;
+
+typedef void (*AgcTrainProgressFunc) (const AgcTrainProgress *progress, gpointer user_data);
+/* A problem that does not stop training: a skipped file, a cache that
+ * cannot be written, a checkpoint made with other settings. */
+typedef void (*AgcTrainReportFunc) (const GError *problem, gpointer user_data);
+
+typedef struct
+{
+  AgcTrainMethod method;
+  guint64 seed;           /* validation split and batch order */
+  double val_fraction;    /* share of each class held out (0 .. 0.9), default 0.2 */
+  int max_epochs;         /* default 100; 0 writes the zero-shot head */
+  int patience;           /* epochs without a lower validation loss before stopping, 10 */
+  int batch_size;         /* images per AdamW step, 32 */
+  double learning_rate;   /* AdamW, 0.05 (the head starts at logit_scale scale) */
+  double weight_decay;    /* AdamW, decoupled, on W only, 0.01 */
+  int checkpoint_every;   /* epochs between checkpoints, 5; 0: none */
+  gboolean resume;        /* continue from a matching OUT.checkpoint, TRUE */
+  AgcTrainProgressFunc progress; /* may be NULL */
+  AgcTrainReportFunc report;     /* may be NULL */
+  gpointer user_data;            /* for both */
+} AgcTrainParams;
+
+AgcTrainParams agc_train_default_params (void);
+
+typedef struct
+{
+  int n_classes;
+  int n_images;  /* readable images */
+  int n_skipped; /* files that could not be read or decoded */
+  int n_cached;  /* embeddings found in the cache */
+  int n_train;
+  int n_val;
+  int resumed_epoch; /* the checkpoint's epoch, 0 when started afresh */
+  int epochs;        /* epochs run in all, resumed ones included */
+  int best_epoch;    /* the epoch kept; 0 is the zero-shot head */
+  double zero_shot_val_accuracy; /* NaN without validation images */
+  double val_accuracy;           /* of the kept epoch; NaN without validation images */
+  double val_loss;
+} AgcTrainResult;
+
+/* Trains on data_dir and writes the adapter to out_path (see "adapters").
+ * result (may be NULL) receives the numbers.  Cancelling keeps the last
+ * checkpoint (a new one is written first when checkpoints are on). */
+gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
+                    const AgcTrainParams *params, AgcTrainResult *result,
+                    GCancellable *cancellable, GError **error);
+
+/* ---- adapters ------------------------------------------------------------
+ *
+ * An adapter is one safetensors file with the trained tensors (probe:
+ * "head.weight" [C, E] and "head.bias" [C]) and string metadata:
+ * agriclip.kind ("adapter"), agriclip.method ("probe"), agriclip.base_model
+ * (the identity below), agriclip.base_model_name (the folder name, for
+ * messages), agriclip.classes (JSON: [{name, display, prompts}]),
+ * agriclip.metrics and agriclip.training (JSON objects).
+ *
+ * Model identity: the SHA-256 of the list of (file name, SHA-256 of its
+ * content) of everything in the model folder that decides an image
+ * embedding: the configuration (config.json, preprocessor_config.json,
+ * open_clip_config.json) and the weights (*.safetensors, *.bin, *.pt, *.pth,
+ * *.index.json).  Tokenizer files and READMEs do not count, so adding a
+ * tokenizer.json keeps adapters valid, while a fine-tuned copy of the same
+ * architecture does not pass for the original (a hash of the tensor header
+ * or of the sizes would).  Content hashes are remembered by file stat in
+ * the cache, so only the first use of a model reads all of it. */
+
+typedef struct AgcAdapter AgcAdapter;
+
+AgcAdapter *agc_adapter_load (const char *path, GError **error);
+void agc_adapter_free (AgcAdapter *adapter);
+
+const char *agc_adapter_method (const AgcAdapter *adapter); /* "probe" */
+int agc_adapter_n_classes (const AgcAdapter *adapter);
+const char *agc_adapter_class_name (const AgcAdapter *adapter, int class_index);
+const char *agc_adapter_class_display_name (const AgcAdapter *adapter, int class_index);
+/* A metadata value (e.g. "agriclip.metrics"), or NULL. */
+const char *agc_adapter_metadata (const AgcAdapter *adapter, const char *key);
+
+/* The identity described above, 64 hex digits (g_free). */
+char *agc_model_identity (const AgcModel *model, GError **error);
+/* AGC_ERROR_INPUT when the adapter was trained on another model. */
+gboolean agc_adapter_check_model (const AgcAdapter *adapter, const AgcModel *model,
+                                  GError **error);
+
+/* A classifier over the adapter's classes (checks the model first):
+ * probs = softmax(W x + b) for the L2-normalised image embedding x. */
+AgcClassifier *agc_classifier_new_from_adapter (AgcModel *model, const AgcAdapter *adapter,
+                                                GError **error);
+/* Any classifier as that linear head: weight[C, E] and bias[C], filled by
+ * the caller.  Zero-shot: W = logit_scale · class embeddings, b = 0 (where
+ * the probe starts). */
+void agc_classifier_head (const AgcClassifier *classifier, float *weight, float *bias);
 
 G_END_DECLS

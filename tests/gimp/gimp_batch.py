@@ -4,7 +4,7 @@
 #
 # Input: env AGC_GIMP_WORK (folder with cases.json, written by test_gimp.py).
 # Output: AGC_GIMP_WORK/results.json and, per label case, the pixels GIMP
-# shows the plug-in (R'G'B'A u8 composite and Y u8 selection of the region).
+# shows the plug-in (R'G'B'A u8 composite and drawables, Y u8 selection).
 # Every case records its own exception instead of stopping the others.
 
 import json
@@ -128,11 +128,29 @@ def all_layers(image):
 
 
 def source_pixels(image):
-    """Every layer's own pixels, to prove they are never modified."""
-    return [read_rect(layer, {"x": layer.get_offsets()[1], "y": layer.get_offsets()[2],
-                              "width": layer.get_width(), "height": layer.get_height()},
-                      "RGBA float").hex()
-            for layer in image.get_layers()]
+    """Every layer's own pixels by layer id, to prove they are never modified."""
+    out = {}
+    for layer in image.get_layers():
+        ok, x, y = layer.get_offsets()
+        rect = {"x": x, "y": y, "width": layer.get_width(), "height": layer.get_height()}
+        out[layer.get_id()] = read_rect(layer, rect, "RGBA float").hex()
+    return out
+
+
+def unchanged(image, before):
+    after = source_pixels(image)
+    return all(after.get(layer_id) == pixels for layer_id, pixels in before.items())
+
+
+def export_png(image, path):
+    """PNG with the XMP packet (Gimp.file_save leaves it out by default)."""
+    proc = Gimp.get_pdb().lookup_procedure("file-png-export")
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_property("file", gfile(path))
+    config.set_property("include-xmp", True)
+    proc.run(config)
 
 
 def keywords(image):
@@ -141,34 +159,37 @@ def keywords(image):
     return list(GExiv2.Metadata.try_get_tag_multiple(md, "Xmp.dc.subject") or []) if md else []
 
 
+def dump_inputs(image, drawables, name):
+    """What the plug-in will see, read before it runs (its text layer would
+    show in the composite afterwards): the visible image, each drawable and
+    the selection, all over the whole image, for test_gimp.py to crop."""
+    whole = {"x": 0, "y": 0, "width": image.get_width(), "height": image.get_height()}
+    dumps = [("image", composite(image, whole))]
+    dumps += [("d%d" % i, read_rect(d, whole, "R'G'B'A u8")) for i, d in enumerate(drawables)]
+    if not Gimp.Selection.is_empty(image):
+        dumps.append(("mask", read_rect(image.get_selection(), whole, "Y u8")))
+    for suffix, data in dumps:
+        with open(os.path.join(WORK, "%s-%s.raw" % (name, suffix)), "wb") as f:
+            f.write(data)
+
+
 def label_case(case):
     image = prepare(load(case["image"]), case)
     before_pixels = source_pixels(image)
     before_layers = len(image.get_layers())
     drawables = drawables_of(image, case.get("drawables", "first"))
+    dump_inputs(image, drawables, case["name"])
     status, values = run("plug-in-agriclip-label", image, drawables, case["args"])
     out = {"status": status, "values": values, "layers_before": before_layers,
+           "size": [image.get_width(), image.get_height()],
            "precision": str(image.get_precision()), "base": str(image.get_base_type())}
-    out["sources_unchanged"] = source_pixels(image)[:len(before_pixels)] == before_pixels \
-        if len(image.get_layers()) >= before_layers else False
+    out["sources_unchanged"] = unchanged(image, before_pixels)
     out["layers"] = all_layers(image)
     out["parasite"] = parasite_json(image, "agriclip-labels")
     out["item_parasites"] = [parasite_json(d, "agriclip-labels") for d in drawables]
     out["keywords"] = keywords(image)
-    found = [p for p in [out["parasite"]] + out["item_parasites"] if p]
-    for i, p in enumerate(found):  # what the plug-in saw, for the reference run
-        r = p["region"]
-        if p["source"] == "image":
-            rgba = composite(image, r)
-        else:
-            rgba = read_rect(drawables[i - (1 if out["parasite"] else 0)], r, "R'G'B'A u8")
-        with open(os.path.join(WORK, "%s-%d.rgba" % (case["name"], i)), "wb") as f:
-            f.write(rgba)
-        if not image.get_selection().is_empty():
-            with open(os.path.join(WORK, "%s-%d.mask" % (case["name"], i)), "wb") as f:
-                f.write(read_rect(image.get_selection(), r, "Y u8"))
     if case.get("export"):
-        Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, gfile(case["export"]), None)
+        export_png(image, case["export"])
     image.delete()
     return out
 
@@ -180,7 +201,7 @@ def regions_case(case):
                          case["args"])
     out = {"status": status, "values": values, "layers": all_layers(image),
            "parasite": parasite_json(image, "agriclip-regions")}
-    out["sources_unchanged"] = source_pixels(image)[-len(before_pixels):] == before_pixels
+    out["sources_unchanged"] = unchanged(image, before_pixels)
     heatmaps = {}
     for layer in image.get_layers():
         if layer.is_group_layer():

@@ -86,7 +86,15 @@ try:
     settings = os.path.join(os.environ["GIMP3_DIRECTORY"], "plug-in-settings")
     os.makedirs(settings, exist_ok=True)
     last = os.path.join(settings, type(config).__gtype__.name + ".last")
-    config.serialize_to_file(Gio.File.new_for_path(last), "settings", "end of settings", None)
+    with open(last, "w") as f:  # GimpConfig's format; Python cannot call its serializer here
+        f.write("# settings\n\n")
+        for key, value in SPEC["args"].items():
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif isinstance(value, str):
+                value = json.dumps(value)
+            f.write("(%s %s)\n" % (key, value))
+        f.write("\n# end of settings\n")
     mark("dialog-opening")
     values = proc.run(config)
     results["interactive"] = {"status": int(values.index(0)), "parasite": parasite(image)}

@@ -4,8 +4,10 @@
 # real GIMP on Xvfb).  Needs GIMP 3 and libgimp-3.0-dev, so on Debian 12 run it
 # in the Debian 13 root:
 #   tools/debian13-root.sh run tests/gimp/run.sh
-# Environment: AGC_GIMP_BUILD_DIR (default build-debian13), AGC_JOBS (ninja -j,
-# default 2), AGC_SHARED_DIR (default ../shared).
+# Environment: AGC_GIMP_BUILD_DIR (default build-debian13), AGC_GIMP_MESON_ARGS
+# (extra `meson setup` options for a new build folder, e.g.
+# -Db_sanitize=address,undefined), AGC_JOBS (ninja -j, default 2),
+# AGC_SHARED_DIR (default ../shared).
 set -eu
 cd "$(dirname "$0")/../.."
 src=$(pwd -P)
@@ -16,7 +18,8 @@ start=$(date +%s)
 if ! [ -f "$build/build.ninja" ]; then
   gimp_option=""
   grep -q "option('gimp'" meson_options.txt && gimp_option="-Dgimp=enabled"
-  meson setup "$build" $gimp_option -Dshared_dir="$shared" >"$build.setup.log" 2>&1 ||
+  meson setup "$build" $gimp_option -Dshared_dir="$shared" ${AGC_GIMP_MESON_ARGS:-} \
+    >"$build.setup.log" 2>&1 ||
     { cat "$build.setup.log" >&2; exit 1; }
   rm -f "$build.setup.log"
 fi

@@ -1,0 +1,296 @@
+/* cmd-bench.c — `agriclip bench`: times image and text encoding in-process,
+ * and the same encoders' matrix products alone (the floor BLAS allows).
+ *
+ * Prints one JSON object per measurement, so that tests/bench/bench.py can
+ * put the project beside PyTorch and ONNX Runtime; --table prints the same
+ * for people.  Times are medians over --iterations calls after one warm-up
+ * call. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const CliCommand cli_bench_command;
+
+// OpenBLAS extension, weak so that another CBLAS still links
+extern char *openblas_get_corename (void) __attribute__ ((weak));
+
+typedef struct
+{
+  AgcModel *model;
+  const float *pixels; // [n, 3, S, S]
+  const char *const *texts;
+  int n;
+  float *out; // [n, E]
+} Work;
+
+typedef gboolean (*WorkFn) (Work *work, GError **error);
+
+static gboolean
+run_images (Work *w, GError **error)
+{
+  return agc_model_embed_pixels (w->model, w->pixels, w->n, TRUE, w->out, NULL, error);
+}
+
+static gboolean
+run_texts (Work *w, GError **error)
+{
+  return agc_model_embed_texts (w->model, w->texts, w->n, TRUE, w->out, NULL, error);
+}
+
+static int
+compare_doubles (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+// median seconds of iterations calls, after one warm-up call
+static gboolean
+time_work (double *median, double *times, WorkFn fn, Work *work, int iterations, GError **error)
+{
+  if (!fn (work, error))
+    return FALSE;
+  for (int i = 0; i < iterations; i++)
+    {
+      gint64 start = g_get_monotonic_time ();
+      if (!fn (work, error))
+        return FALSE;
+      times[i] = (g_get_monotonic_time () - start) * 1e-6;
+    }
+  double *sorted = g_memdup2 (times, sizeof (double) * iterations);
+  qsort (sorted, iterations, sizeof (double), compare_doubles);
+  *median = iterations % 2 ? sorted[iterations / 2]
+                           : 0.5 * (sorted[iterations / 2 - 1] + sorted[iterations / 2]);
+  g_free (sorted);
+  return TRUE;
+}
+
+// peak resident memory of this process so far, in MB (Linux), or -1
+static double
+peak_rss_mb (void)
+{
+  g_autofree char *status = NULL;
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return -1.0;
+  const char *line = strstr (status, "VmHWM:");
+  return line != NULL ? g_ascii_strtod (line + 6, NULL) / 1024.0 : -1.0;
+}
+
+static void
+print_result (gboolean table, const char *what, int n, double median, const double *times,
+              int iterations)
+{
+  if (table)
+    {
+      printf ("%-12s n=%-4d %10.2f ms per call %10.2f ms per item\n", what, n, median * 1e3,
+              median * 1e3 / n);
+      return;
+    }
+  printf ("{\"what\": \"%s\", \"n\": %d, \"median_s\": %.6f, \"times_s\": [", what, n, median);
+  for (int i = 0; i < iterations; i++)
+    printf (i ? ", %.6f" : "%.6f", times[i]);
+  printf ("]}\n");
+}
+
+// embeddings as raw float32, for comparing with another engine
+static gboolean
+dump (const char *path, const float *data, size_t n, GError **error)
+{
+  return g_file_set_contents (path, (const char *) data, (gssize) (n * sizeof (float)), error);
+}
+
+static float *
+read_pixels (const char *path, size_t image_len, int *n_images, GError **error)
+{
+  char *data;
+  gsize size;
+  if (!g_file_get_contents (path, &data, &size, error))
+    return NULL;
+  if (size == 0 || size % (image_len * sizeof (float)) != 0)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: %zu bytes is not a whole number of float32 images of %zu values", path,
+                   (size_t) size, image_len);
+      g_free (data);
+      return NULL;
+    }
+  *n_images = (int) (size / (image_len * sizeof (float)));
+  return (float *) data;
+}
+
+// a fixed pseudo-random batch: normalised pixels have about unit variance
+static float *
+make_pixels (size_t n)
+{
+  float *p = g_new (float, n);
+  GRand *rng = g_rand_new_with_seed (7);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (float) g_rand_double_range (rng, -1.7, 1.7);
+  g_rand_free (rng);
+  return p;
+}
+
+static char **
+read_lines (const char *path, int *n, GError **error)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, error))
+    return NULL;
+  char **lines = g_strsplit (text, "\n", -1);
+  int kept = 0;
+  for (int i = 0; lines[i] != NULL; i++)
+    if (lines[i][0] != '\0')
+      lines[kept++] = lines[i];
+    else
+      g_free (lines[i]);
+  lines[kept] = NULL;
+  *n = kept;
+  return lines;
+}
+
+static int
+run (int argc, char **argv)
+{
+  g_autofree char *model_dir = NULL, *batches = NULL, *pixels_path = NULL, *prompts_path = NULL;
+  g_autofree char *dump_prefix = NULL;
+  int iterations = 5, threads = 0;
+  gboolean table = FALSE, no_floor = FALSE, no_text = FALSE, no_image = FALSE;
+  const GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
+      N_("Threads (default: OpenBLAS's default)"), N_("N") },
+    { "batch", 'b', 0, G_OPTION_ARG_STRING, &batches,
+      N_("Image batch sizes, comma-separated (default 1,8)"), N_("LIST") },
+    { "iterations", 'n', 0, G_OPTION_ARG_INT, &iterations,
+      N_("Timed calls per measurement (default 5)"), N_("N") },
+    { "pixels", 0, 0, G_OPTION_ARG_FILENAME, &pixels_path,
+      N_("Preprocessed images, raw float32 [n, 3, S, S] (default: pseudo-random)"), N_("FILE") },
+    { "prompts", 0, 0, G_OPTION_ARG_FILENAME, &prompts_path,
+      N_("Texts to encode as one zero-shot label set, one per line"), N_("FILE") },
+    { "dump", 0, 0, G_OPTION_ARG_FILENAME, &dump_prefix,
+      N_("Write the embeddings to PREFIX-images.f32 and PREFIX-texts.f32"), N_("PREFIX") },
+    { "no-floor", 0, 0, G_OPTION_ARG_NONE, &no_floor, N_("Skip the GEMM-only runs"), NULL },
+    { "no-image", 0, 0, G_OPTION_ARG_NONE, &no_image, N_("Skip image encoding"), NULL },
+    { "no-text", 0, 0, G_OPTION_ARG_NONE, &no_text, N_("Skip text encoding"), NULL },
+    { "table", 0, 0, G_OPTION_ARG_NONE, &table, N_("Print a table instead of JSON lines"),
+      NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) context = cli_option_context_new (&cli_bench_command, entries);
+  if (!cli_parse (context, &cli_bench_command, &argc, &argv))
+    return CLI_EXIT_USAGE;
+  if (model_dir == NULL)
+    return cli_usage (&cli_bench_command, _("--model is required"));
+  if (iterations < 1)
+    return cli_usage (&cli_bench_command, _("--iterations must be at least 1"));
+  g_auto (GStrv) batch_list = g_strsplit (batches ? batches : "1,8", ",", -1);
+  int n_batches = (int) g_strv_length (batch_list), max_batch = 0;
+  g_autofree int *batch_sizes = g_new (int, MAX (n_batches, 1));
+  for (int i = 0; i < n_batches; i++)
+    {
+      batch_sizes[i] = atoi (batch_list[i]);
+      if (batch_sizes[i] < 1)
+        return cli_usage (&cli_bench_command, _("bad batch size '%s'"), batch_list[i]);
+      max_batch = MAX (max_batch, batch_sizes[i]);
+    }
+  if (threads > 0)
+    agc_set_threads (threads);
+
+  GError *error = NULL;
+  gint64 start = g_get_monotonic_time ();
+  AgcModel *model = agc_model_load (model_dir, &error);
+  if (model == NULL)
+    return cli_fail (error);
+  double load_s = (g_get_monotonic_time () - start) * 1e-6;
+  int s = agc_model_image_size (model), e = agc_model_embed_dim (model);
+  size_t image_len = (size_t) 3 * s * s;
+
+  int n_pixels = max_batch;
+  g_autofree float *pixels = NULL;
+  if (pixels_path != NULL && !(pixels = read_pixels (pixels_path, image_len, &n_pixels, &error)))
+    {
+      agc_model_free (model);
+      return cli_fail (error);
+    }
+  if (pixels == NULL)
+    pixels = make_pixels (max_batch * image_len);
+  int n_texts = 0;
+  g_auto (GStrv) texts = NULL;
+  if (prompts_path != NULL && !(texts = read_lines (prompts_path, &n_texts, &error)))
+    {
+      agc_model_free (model);
+      return cli_fail (error);
+    }
+
+  const char *core = openblas_get_corename != NULL ? openblas_get_corename () : "unknown";
+  if (table)
+    printf ("model %s: opened in %.3f s; %d threads; OpenBLAS core %s\n", model_dir, load_s,
+            agc_get_threads (), core);
+  else
+    printf ("{\"what\": \"info\", \"load_s\": %.6f, \"threads\": %d, \"openblas_core\": \"%s\", "
+            "\"image_size\": %d, \"embed_dim\": %d}\n",
+            load_s, agc_get_threads (), core, s, e);
+
+  g_autofree float *out = g_new (float, (size_t) MAX (MAX (max_batch, n_pixels), n_texts) * e);
+  g_autofree double *times = g_new (double, iterations);
+  int status = CLI_EXIT_OK;
+  double median;
+  for (int i = 0; !no_image && i < n_batches && status == CLI_EXIT_OK; i++)
+    {
+      int n = batch_sizes[i];
+      if (n > n_pixels)
+        continue;
+      Work w = { .model = model, .pixels = pixels, .n = n, .out = out };
+      for (int floor = 0; floor <= (no_floor ? 0 : 1); floor++)
+        {
+          agc_set_gemm_only (floor);
+          gboolean ok = time_work (&median, times, run_images, &w, iterations, &error);
+          agc_set_gemm_only (FALSE);
+          if (!ok)
+            {
+              status = cli_fail (error);
+              break;
+            }
+          print_result (table, floor ? "image_floor" : "image", n, median, times, iterations);
+        }
+    }
+  if (status == CLI_EXIT_OK && !no_text && n_texts > 0)
+    {
+      Work w = { .model = model, .texts = (const char *const *) texts, .n = n_texts, .out = out };
+      if (time_work (&median, times, run_texts, &w, iterations, &error))
+        print_result (table, "texts", n_texts, median, times, iterations);
+      else
+        status = cli_fail (error);
+    }
+  if (status == CLI_EXIT_OK && dump_prefix != NULL)
+    {
+      g_autofree char *image_path = g_strconcat (dump_prefix, "-images.f32", NULL);
+      g_autofree char *text_path = g_strconcat (dump_prefix, "-texts.f32", NULL);
+      gboolean ok = agc_model_embed_pixels (model, pixels, n_pixels, FALSE, out, NULL, &error)
+                    && dump (image_path, out, (size_t) n_pixels * e, &error);
+      if (ok && n_texts > 0)
+        ok = agc_model_embed_texts (model, (const char *const *) texts, n_texts, FALSE, out, NULL,
+                                    &error)
+             && dump (text_path, out, (size_t) n_texts * e, &error);
+      if (!ok)
+        status = cli_fail (error);
+    }
+  if (status == CLI_EXIT_OK)
+    {
+      if (table)
+        printf ("peak memory %.1f MB\n", peak_rss_mb ());
+      else
+        printf ("{\"what\": \"memory\", \"peak_rss_mb\": %.1f}\n", peak_rss_mb ());
+    }
+  agc_model_free (model);
+  return status;
+}
+
+const CliCommand cli_bench_command = {
+  .name = "bench",
+  .parameters = "",
+  .summary = N_("Time image and text encoding, and their matrix products alone"),
+  .run = run,
+};

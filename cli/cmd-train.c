@@ -1,0 +1,158 @@
+/* cmd-train.c — `agriclip train`: teaches a model the classes of a folder
+ * of tagged photos and writes an adapter for `agriclip classify --adapter`. */
+#include "cli.h"
+
+#include <math.h>
+#include <unistd.h>
+
+typedef struct
+{
+  gboolean tty;        /* progress lines only go to a terminal */
+  gboolean mid_line;   /* a \r progress line is showing */
+  const char *out;
+} TrainView;
+
+static void
+end_line (TrainView *view)
+{
+  if (view->mid_line)
+    fputc ('\n', stderr);
+  view->mid_line = FALSE;
+}
+
+static void
+on_report (const GError *problem, gpointer user_data)
+{
+  end_line (user_data);
+  cli_warn (problem);
+}
+
+static void
+on_progress (const AgcTrainProgress *p, gpointer user_data)
+{
+  TrainView *view = user_data;
+  switch (p->stage)
+    {
+    case AGC_TRAIN_STAGE_RESUME:
+      end_line (view);
+      fprintf (stderr, _("agriclip: resuming from %s.checkpoint after epoch %d\n"), view->out,
+               p->done);
+      break;
+    case AGC_TRAIN_STAGE_EMBED:
+      if (view->tty)
+        {
+          fprintf (stderr, _("\rimages %d/%d"), p->done, p->total);
+          view->mid_line = TRUE;
+        }
+      break;
+    case AGC_TRAIN_STAGE_EPOCH:
+      if (view->tty)
+        {
+          if (isnan (p->val_loss))
+            fprintf (stderr, _("\repoch %d/%d: training loss %.4f   "), p->done, p->total,
+                     p->train_loss);
+          else
+            fprintf (stderr,
+                     _("\repoch %d/%d: training loss %.4f, validation loss %.4f, "
+                       "accuracy %.1f %%   "),
+                     p->done, p->total, p->train_loss, p->val_loss, 100.0 * p->val_accuracy);
+          view->mid_line = TRUE;
+        }
+      break;
+    }
+  fflush (stderr);
+}
+
+static void
+print_summary (const AgcTrainResult *r, const char *out)
+{
+  printf (_("%d classes, %d images: %d for training, %d for validation (%d from the cache, "
+            "%d skipped)\n"),
+          r->n_classes, r->n_images, r->n_train, r->n_val, r->n_cached, r->n_skipped);
+  if (r->n_val > 0)
+    printf (_("validation accuracy: zero-shot %.1f %%, trained %.1f %% (epoch %d of %d)\n"),
+            100.0 * r->zero_shot_val_accuracy, 100.0 * r->val_accuracy, r->best_epoch,
+            r->epochs);
+  else
+    printf (_("no validation images: kept the last epoch (%d)\n"), r->epochs);
+  g_autofree char *shown = g_filename_display_name (out);
+  printf (_("adapter written to %s\n"), shown);
+}
+
+static int
+run (int argc, char **argv)
+{
+  AgcTrainParams params = agc_train_default_params ();
+  g_autofree char *model_dir = NULL, *data_dir = NULL, *out = NULL, *method = NULL;
+  g_autofree char *seed_text = NULL;
+  gboolean restart = FALSE;
+  const GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
+    { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data_dir,
+      N_("Folder with one sub-folder of images per class (the tag), and optionally "
+         "labels.json"), N_("DIR") },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Adapter file to write"), N_("FILE") },
+    { "method", 0, 0, G_OPTION_ARG_STRING, &method,
+      N_("What to train: probe (a linear head on image embeddings; default)"), N_("METHOD") },
+    { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text,
+      N_("Seed of the validation split and batch order (default 0)"), N_("N") },
+    { "val-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &params.val_fraction,
+      N_("Share of each class held out for validation (default 0.2)"), N_("F") },
+    { "epochs", 0, 0, G_OPTION_ARG_INT, &params.max_epochs,
+      N_("Most epochs (default 100)"), N_("N") },
+    { "patience", 0, 0, G_OPTION_ARG_INT, &params.patience,
+      N_("Stop after this many epochs without a lower validation loss (default 10)"), N_("N") },
+    { "batch-size", 0, 0, G_OPTION_ARG_INT, &params.batch_size,
+      N_("Images per optimiser step (default 32)"), N_("N") },
+    { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &params.learning_rate,
+      N_("AdamW learning rate (default 0.05)"), N_("X") },
+    { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &params.weight_decay,
+      N_("AdamW weight decay (default 0.01)"), N_("X") },
+    { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &params.checkpoint_every,
+      N_("Write FILE.checkpoint every N epochs; 0: never (default 5)"), N_("N") },
+    { "restart", 0, 0, G_OPTION_ARG_NONE, &restart,
+      N_("Start afresh even if FILE.checkpoint of an interrupted run matches"), NULL },
+    { NULL },
+  };
+  const CliCommand *command = &cli_train_command;
+  g_autoptr (GOptionContext) context = cli_option_context_new (command, entries);
+  g_option_context_set_description (
+      context, _("Image embeddings are cached in $XDG_CACHE_HOME/agriclip. An interrupted run "
+                 "continues from its last checkpoint when started again with the same "
+                 "options."));
+  if (!cli_parse (context, command, &argc, &argv))
+    return CLI_EXIT_USAGE;
+  if (!model_dir || !data_dir || !out)
+    return cli_usage (command, _("--model, --data and --out are required"));
+  if (argc > 1)
+    return cli_usage (command, _("unexpected argument '%s'"), argv[1]);
+  if (method && !g_str_equal (method, "probe"))
+    return cli_usage (command, _("unknown method '%s' (available: probe)"), method);
+  if (seed_text
+      && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &params.seed, NULL))
+    return cli_usage (command, _("--seed must be a non-negative integer, not '%s'"), seed_text);
+  params.resume = !restart;
+
+  TrainView view = { .tty = isatty (STDERR_FILENO), .out = out };
+  params.progress = on_progress;
+  params.report = on_report;
+  params.user_data = &view;
+
+  GError *error = NULL;
+  AgcModel *model = agc_model_load (model_dir, &error);
+  AgcTrainResult result;
+  gboolean ok = model && agc_train (model, data_dir, out, &params, &result, NULL, &error);
+  end_line (&view);
+  agc_model_free (model);
+  if (!ok)
+    return cli_fail (error);
+  print_summary (&result, out);
+  return CLI_EXIT_OK;
+}
+
+const CliCommand cli_train_command = {
+  .name = "train",
+  .parameters = "",
+  .summary = N_("Learn the classes of a folder of tagged photos (writes an adapter)"),
+  .run = run,
+};

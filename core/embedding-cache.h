@@ -1,0 +1,47 @@
+/* embedding-cache.h — the on-disk caches that make training again quick.
+ *
+ * Under $XDG_CACHE_HOME/agriclip (~/.cache/agriclip):
+ *   hashes/AB/KEY                          the SHA-256 of a file's content,
+ *                                          KEY = hash of its path and stat data
+ *   embeddings/MODEL/AB/HASH.safetensors   an image's L2-normalised embedding,
+ *                                          MODEL = agc_model_identity (),
+ *                                          HASH = SHA-256 of the image file
+ * (AB: the first two hex digits, to keep folders small).  Keying embeddings
+ * by content, not by name, means renamed or copied photos hit the cache and
+ * an edited photo misses it.  A cache never changes a result: an entry that
+ * cannot be read or does not match is computed again, and one that cannot be
+ * written is reported and otherwise ignored. */
+#pragma once
+
+#include "agriclip.h"
+
+#define AGC_SHA256_HEX 65 /* 64 hex digits and a NUL */
+
+/* $XDG_CACHE_HOME/agriclip, newly allocated. */
+char *agc_cache_dir (void);
+
+/* hex = the SHA-256 of the file's bytes.  Remembered under the file's
+ * canonical path, device, inode, size, mtime and ctime (which no tool can
+ * set back), so an unchanged file is not read again: hashing a 600 MB model
+ * takes seconds, a memo lookup microseconds. */
+gboolean agc_file_sha256 (char hex[AGC_SHA256_HEX], const char *path, GError **error);
+
+typedef struct
+{
+  int n_cached;   /* found in the cache */
+  int n_embedded; /* encoded now (and stored) */
+  int n_failed;   /* skipped: unreadable or undecodable */
+} AgcEmbedCounts;
+
+/* Embeddings out[n_files, E] (L2-normalised) of image files, through the
+ * cache.  A file that cannot be read or decoded gets ok[i] = FALSE and a zero
+ * row, and its problem goes to report (when not NULL); hashes[i] receives the
+ * content hash ("" when unreadable).  progress (may be NULL) is called as
+ * files are done.  model_identity: agc_model_identity (model).  Returns
+ * FALSE only when cancelled or when the encoder itself fails. */
+gboolean agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
+                                 AgcEmbedCounts *counts, AgcModel *model,
+                                 const char *model_identity, const char *const *files,
+                                 int n_files, AgcTrainReportFunc report,
+                                 void (*progress) (int done, int total, gpointer user_data),
+                                 gpointer user_data, GCancellable *cancellable, GError **error);

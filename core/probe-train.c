@@ -1,0 +1,533 @@
+/* probe-train.c — agc_train for the probe: the tagged folder's images
+ * embedded through the cache, split and class-weighted, the zero-shot head
+ * as the start, epochs of AdamW with early stopping on the validation loss,
+ * checkpoints, and the adapter at the end.
+ *
+ * Determinism is what makes resuming exact: the split and each epoch's
+ * batch order come from (seed, class) and (seed, epoch) alone, and the
+ * checkpoint holds every number the next epoch reads, so an epoch run after
+ * a restart is the same epoch as without one. */
+#include "probe.h"
+
+#include "adapter.h"
+#include "dataset.h"
+#include "embedding-cache.h"
+#include "safetensors-write.h"
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+
+/* Shuffle streams: the split uses the class index (< 2^32), epoch e this. */
+#define EPOCH_STREAM(e) (((guint64) 1 << 32) | (guint64) (e))
+
+AgcTrainParams
+agc_train_default_params (void)
+{
+  return (AgcTrainParams){
+    .method = AGC_TRAIN_PROBE,
+    .seed = 0,
+    .val_fraction = 0.2,
+    .max_epochs = 100,
+    .patience = 10,
+    .batch_size = 32,
+    .learning_rate = 0.05,
+    .weight_decay = 0.01,
+    .checkpoint_every = 5,
+    .resume = TRUE,
+  };
+}
+
+/* The images as the optimiser sees them. */
+typedef struct
+{
+  const AgcTrainParams *params;
+  int n_classes;
+  int dim;
+  int n_train;
+  float *x_train;       /* [n_train, E] */
+  int *y_train;         /* [n_train] */
+  float *train_weights; /* [C] n_train / (C · n_train_c): every class weighs the same */
+  int n_val;
+  float *x_val;         /* [n_val, E] */
+  int *y_val;           /* [n_val] */
+  float *val_weights;   /* [C] 1 / n_val_c: the loss is the mean of the per-class means */
+} Fit;
+
+static void
+fit_clear (Fit *fit)
+{
+  g_free (fit->x_train);
+  g_free (fit->y_train);
+  g_free (fit->train_weights);
+  g_free (fit->x_val);
+  g_free (fit->y_val);
+  g_free (fit->val_weights);
+}
+
+static gboolean
+check_params (const AgcTrainParams *p, GError **error)
+{
+  const char *problem = NULL;
+  if (p->method != AGC_TRAIN_PROBE)
+    problem = "only the probe method is available";
+  else if (!(p->val_fraction >= 0.0 && p->val_fraction <= 0.9))
+    problem = "the validation share must be between 0 and 0.9";
+  else if (p->max_epochs < 0 || p->patience < 1 || p->batch_size < 1 || p->checkpoint_every < 0)
+    problem = "epochs and checkpoint interval must not be negative, patience and batch size "
+              "must be at least 1";
+  else if (!(p->learning_rate > 0.0 && isfinite (p->learning_rate))
+           || !(p->weight_decay >= 0.0 && p->learning_rate * p->weight_decay < 1.0))
+    problem = "the learning rate must be positive and learning rate × weight decay below 1";
+  if (problem != NULL)
+    g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, "training settings: %s", problem);
+  return problem == NULL;
+}
+
+static void
+report_progress (const AgcTrainParams *params, AgcTrainStage stage, int done, int total,
+                 double train_loss, double val_loss, double val_accuracy)
+{
+  if (params->progress == NULL)
+    return;
+  AgcTrainProgress p = { stage, done, total, train_loss, val_loss, val_accuracy };
+  params->progress (&p, params->user_data);
+}
+
+static void
+on_embed_progress (int done, int total, gpointer user_data)
+{
+  report_progress (user_data, AGC_TRAIN_STAGE_EMBED, done, total, NAN, NAN, NAN);
+}
+
+/* Embeds the dataset, drops unreadable files, splits and weights the rest.
+ * fingerprint receives everything about the images that decides training. */
+static gboolean
+prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *data,
+         AgcModel *model, const char *identity, GCancellable *cancellable, GError **error)
+{
+  const AgcTrainParams *params = fit->params;
+  int n_files = data->n_files, dim = fit->dim, n_classes = fit->n_classes;
+  float *x = g_new (float, (size_t) n_files * dim);
+  gboolean *ok = g_new (gboolean, n_files);
+  char (*hashes)[AGC_SHA256_HEX] = g_malloc_n (MAX (n_files, 1), AGC_SHA256_HEX);
+  AgcEmbedCounts counts;
+  gboolean good = agc_embed_files_cached (x, ok, hashes, &counts, model, identity,
+                                          (const char *const *) data->files, n_files,
+                                          params->report, on_embed_progress, (gpointer) params,
+                                          cancellable, error);
+  /* keep the readable images, in dataset order */
+  int n = 0;
+  int *class_of = g_new (int, MAX (n_files, 1));
+  int *per_class = g_new0 (int, n_classes);
+  for (int i = 0; good && i < n_files; i++)
+    if (ok[i])
+      {
+        memmove (x + (size_t) n * dim, x + (size_t) i * dim, sizeof (float) * dim);
+        class_of[n++] = data->class_of[i];
+        per_class[data->class_of[i]]++;
+        g_string_append_printf (fingerprint, "image %d %s\n", data->class_of[i], hashes[i]);
+      }
+  for (int c = 0; good && c < n_classes; c++)
+    if (per_class[c] == 0)
+      {
+        g_autofree char *folder =
+            g_build_filename (data->dir, agc_label_set_class_name (data->labels, c), NULL);
+        g_autofree char *shown = g_filename_display_name (folder);
+        g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                     "%s: none of the files in this tag folder is a readable image", shown);
+        good = FALSE;
+      }
+
+  if (good)
+    {
+      result->n_images = n;
+      result->n_skipped = counts.n_failed;
+      result->n_cached = counts.n_cached;
+      gboolean *is_val = g_new (gboolean, MAX (n, 1));
+      agc_dataset_split (is_val, class_of, n, n_classes, params->val_fraction, params->seed);
+      int n_val = 0;
+      for (int i = 0; i < n; i++)
+        n_val += is_val[i];
+      fit->n_val = n_val;
+      fit->n_train = n - n_val;
+      fit->x_train = g_new (float, (size_t) fit->n_train * dim);
+      fit->y_train = g_new (int, MAX (fit->n_train, 1));
+      fit->x_val = g_new (float, (size_t) MAX (n_val, 1) * dim);
+      fit->y_val = g_new (int, MAX (n_val, 1));
+      int *val_count = g_new0 (int, n_classes);
+      int *train_count = g_new0 (int, n_classes);
+      for (int i = 0, t = 0, v = 0; i < n; i++)
+        {
+          int c = class_of[i];
+          float *row = is_val[i] ? fit->x_val + (size_t) v * dim : fit->x_train + (size_t) t * dim;
+          memcpy (row, x + (size_t) i * dim, sizeof (float) * dim);
+          if (is_val[i])
+            fit->y_val[v++] = c, val_count[c]++;
+          else
+            fit->y_train[t++] = c, train_count[c]++;
+        }
+      fit->train_weights = g_new (float, n_classes);
+      fit->val_weights = g_new (float, n_classes);
+      for (int c = 0; c < n_classes; c++)
+        {
+          fit->train_weights[c] = (float) fit->n_train / ((float) n_classes * train_count[c]);
+          fit->val_weights[c] = val_count[c] > 0 ? 1.0f / (float) val_count[c] : 0.0f;
+        }
+      g_free (val_count);
+      g_free (train_count);
+      g_free (is_val);
+    }
+  g_free (per_class);
+  g_free (class_of);
+  g_free (hashes);
+  g_free (ok);
+  g_free (x);
+  return good;
+}
+
+/* The balanced validation loss and the share of validation images right. */
+static void
+evaluate (double *loss, double *accuracy, const Fit *fit, const float *weight, const float *bias)
+{
+  if (fit->n_val == 0)
+    {
+      *loss = *accuracy = NAN;
+      return;
+    }
+  *loss = agc_probe_loss_backward (NULL, NULL, fit->x_val, fit->y_val, fit->val_weights, weight,
+                                   bias, fit->n_val, fit->dim, fit->n_classes);
+  float *logits = g_new (float, (size_t) fit->n_val * fit->n_classes);
+  agc_probe_logits (logits, fit->x_val, weight, bias, fit->n_val, fit->dim, fit->n_classes);
+  int right = 0;
+  for (int i = 0; i < fit->n_val; i++)
+    {
+      const float *z = logits + (size_t) i * fit->n_classes;
+      int best = 0;
+      for (int c = 1; c < fit->n_classes; c++)
+        if (z[c] > z[best])
+          best = c;
+      right += best == fit->y_val[i];
+    }
+  g_free (logits);
+  *accuracy = (double) right / fit->n_val;
+}
+
+/* One pass over the training images in a seeded order, one AdamW step per
+ * batch; returns the mean training loss. */
+static double
+run_epoch (AgcProbeState *s, const Fit *fit)
+{
+  const AgcTrainParams *params = fit->params;
+  int dim = fit->dim, n_classes = fit->n_classes, batch = params->batch_size;
+  int epoch = s->epoch + 1;
+  int *order = g_new (int, MAX (fit->n_train, 1));
+  for (int i = 0; i < fit->n_train; i++)
+    order[i] = i;
+  agc_shuffle (order, fit->n_train, params->seed, EPOCH_STREAM (epoch));
+  int rows = MIN (batch, fit->n_train);
+  float *xb = g_new (float, (size_t) rows * dim); // [rows, E]
+  int *yb = g_new (int, rows);
+  float *grad_weight = g_new (float, (size_t) n_classes * dim);
+  float *grad_bias = g_new (float, n_classes);
+  AgcAdamW adamw = { params->learning_rate, 0.9, 0.999, 1e-8 };
+  double loss_sum = 0.0;
+  for (int start = 0; start < fit->n_train; start += batch)
+    {
+      int n = MIN (batch, fit->n_train - start);
+      for (int j = 0; j < n; j++)
+        {
+          int i = order[start + j];
+          memcpy (xb + (size_t) j * dim, fit->x_train + (size_t) i * dim, sizeof (float) * dim);
+          yb[j] = fit->y_train[i];
+        }
+      memset (grad_weight, 0, sizeof (float) * n_classes * dim);
+      memset (grad_bias, 0, sizeof (float) * n_classes);
+      loss_sum += n * agc_probe_loss_backward (grad_weight, grad_bias, xb, yb,
+                                               fit->train_weights, s->weight, s->bias, n, dim,
+                                               n_classes);
+      s->step++;
+      agc_adamw_step (s->weight, s->m_weight, s->v_weight, grad_weight,
+                      (size_t) n_classes * dim, &adamw, params->weight_decay, s->step);
+      agc_adamw_step (s->bias, s->m_bias, s->v_bias, grad_bias, n_classes, &adamw, 0.0, s->step);
+    }
+  s->epoch = epoch;
+  g_free (grad_bias);
+  g_free (grad_weight);
+  g_free (yb);
+  g_free (xb);
+  g_free (order);
+  return loss_sum / MAX (fit->n_train, 1);
+}
+
+static gboolean
+finished (const AgcProbeState *s, const Fit *fit)
+{
+  return s->epoch >= fit->params->max_epochs
+         || (fit->n_val > 0 && s->epoch - s->best_epoch >= fit->params->patience);
+}
+
+/* Epochs until done; a checkpoint every checkpoint_every epochs, and one
+ * when cancelled, so that no finished epoch is lost. */
+static gboolean
+run_epochs (AgcProbeState *s, const Fit *fit, const char *checkpoint, const char *fingerprint,
+            GCancellable *cancellable, GError **error)
+{
+  const AgcTrainParams *params = fit->params;
+  size_t n_weight = (size_t) fit->n_classes * fit->dim;
+  int saved_epoch = s->epoch;
+  while (!finished (s, fit))
+    {
+      if (g_cancellable_is_cancelled (cancellable))
+        {
+          if (params->checkpoint_every > 0 && s->epoch > saved_epoch
+              && !agc_probe_checkpoint_write (checkpoint, s, fingerprint, error))
+            return FALSE;
+          g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
+                       "training cancelled after epoch %d", s->epoch);
+          return FALSE;
+        }
+      double train_loss = run_epoch (s, fit), val_loss, val_accuracy;
+      evaluate (&val_loss, &val_accuracy, fit, s->weight, s->bias);
+      if (fit->n_val == 0 || val_loss < s->best_val_loss)
+        {
+          memcpy (s->best_weight, s->weight, sizeof (float) * n_weight);
+          memcpy (s->best_bias, s->bias, sizeof (float) * fit->n_classes);
+          s->best_epoch = s->epoch;
+          s->best_val_loss = fit->n_val > 0 ? val_loss : INFINITY;
+        }
+      report_progress (params, AGC_TRAIN_STAGE_EPOCH, s->epoch, params->max_epochs, train_loss,
+                       val_loss, val_accuracy);
+      if (params->checkpoint_every > 0 && s->epoch % params->checkpoint_every == 0
+          && !finished (s, fit))
+        {
+          if (!agc_probe_checkpoint_write (checkpoint, s, fingerprint, error))
+            return FALSE;
+          saved_epoch = s->epoch;
+        }
+    }
+  return TRUE;
+}
+
+/* The settings that decide the result (not when to stop, which only cuts
+ * the same sequence of epochs shorter), and the images. */
+static char *
+fingerprint_of (const Fit *fit, const char *identity, const AgcLabelSet *labels,
+                const GString *images)
+{
+  const AgcTrainParams *p = fit->params;
+  g_autoptr (GString) text = g_string_new ("agriclip probe 1\n");
+  g_string_append_printf (text, "model %s\nseed %" G_GUINT64_FORMAT "\nval_fraction %a\n"
+                          "learning_rate %a\nweight_decay %a\nbatch_size %d\n",
+                          identity, p->seed, p->val_fraction, p->learning_rate, p->weight_decay,
+                          p->batch_size);
+  for (int c = 0; c < agc_label_set_n_classes (labels); c++)
+    {
+      g_string_append_printf (text, "class %s\t%s\n", agc_label_set_class_name (labels, c),
+                              agc_label_set_class_display_name (labels, c));
+      for (const char *const *q = agc_label_set_class_prompts (labels, c); *q != NULL; q++)
+        g_string_append_printf (text, "prompt %s\n", *q);
+    }
+  g_string_append_len (text, images->str, (gssize) images->len);
+  return g_compute_checksum_for_string (G_CHECKSUM_SHA256, text->str, (gssize) text->len);
+}
+
+static void
+add_number (JsonBuilder *b, const char *name, double value)
+{
+  json_builder_set_member_name (b, name);
+  if (isfinite (value))
+    json_builder_add_double_value (b, value);
+  else
+    json_builder_add_null_value (b); // JSON has no NaN
+}
+
+static void
+add_int (JsonBuilder *b, const char *name, gint64 value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_int_value (b, value);
+}
+
+static char *
+to_json (JsonBuilder *b)
+{
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}
+
+static char *
+metrics_json (const AgcTrainResult *r)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  add_number (b, "zero_shot_val_accuracy", r->zero_shot_val_accuracy);
+  add_number (b, "val_accuracy", r->val_accuracy);
+  add_number (b, "val_loss", r->val_loss);
+  add_int (b, "best_epoch", r->best_epoch);
+  add_int (b, "epochs", r->epochs);
+  add_int (b, "n_train", r->n_train);
+  add_int (b, "n_val", r->n_val);
+  add_int (b, "n_skipped", r->n_skipped);
+  json_builder_end_object (b);
+  return to_json (b);
+}
+
+static char *
+training_json (const AgcTrainParams *p, const char *data_dir)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autofree char *seed = g_strdup_printf ("%" G_GUINT64_FORMAT, p->seed);
+  g_autofree char *data = g_path_get_basename (data_dir);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "seed"); // a string: JSON numbers stop at 2^53 in many readers
+  json_builder_add_string_value (b, seed);
+  json_builder_set_member_name (b, "data");
+  json_builder_add_string_value (b, data);
+  json_builder_set_member_name (b, "optimizer");
+  json_builder_add_string_value (b, "AdamW");
+  json_builder_set_member_name (b, "loss");
+  json_builder_add_string_value (b, "class-weighted cross-entropy");
+  add_number (b, "val_fraction", p->val_fraction);
+  add_number (b, "learning_rate", p->learning_rate);
+  add_number (b, "weight_decay", p->weight_decay);
+  add_int (b, "batch_size", p->batch_size);
+  add_int (b, "max_epochs", p->max_epochs);
+  add_int (b, "patience", p->patience);
+  json_builder_end_object (b);
+  return to_json (b);
+}
+
+/* The zero-shot classifier of the classes as the starting head [C, E]. */
+static float *
+zero_shot_head (AgcModel *model, const AgcLabelSet *labels, GCancellable *cancellable,
+                GError **error)
+{
+  AgcClassifier *classifier = agc_classifier_new (model, labels, cancellable, error);
+  if (classifier == NULL)
+    return NULL;
+  int n_classes = agc_label_set_n_classes (labels);
+  float *weight = g_new (float, (size_t) n_classes * agc_model_embed_dim (model));
+  float *bias = g_new (float, n_classes);
+  agc_classifier_head (classifier, weight, bias);
+  agc_classifier_free (classifier);
+  g_free (bias); // zero
+  return weight;
+}
+
+/* The state to go on from: a matching checkpoint, or the initial head. */
+static AgcProbeState *
+start_state (const Fit *fit, const float *init, const char *checkpoint, const char *fingerprint)
+{
+  const AgcTrainParams *params = fit->params;
+  if (params->resume && g_file_test (checkpoint, G_FILE_TEST_EXISTS))
+    {
+      GError *problem = NULL;
+      AgcProbeState *s = agc_probe_checkpoint_read (checkpoint, fingerprint, fit->n_classes,
+                                                    fit->dim, &problem);
+      if (s != NULL)
+        {
+          report_progress (params, AGC_TRAIN_STAGE_RESUME, s->epoch, params->max_epochs, NAN,
+                           NAN, NAN);
+          return s;
+        }
+      g_prefix_error (&problem, "not resuming, starting afresh: ");
+      if (params->report != NULL)
+        params->report (problem, params->user_data);
+      g_error_free (problem);
+    }
+  AgcProbeState *s = agc_probe_state_new (fit->n_classes, fit->dim, init);
+  double loss, accuracy;
+  evaluate (&loss, &accuracy, fit, s->weight, s->bias);
+  if (fit->n_val > 0)
+    s->best_val_loss = loss; // a trained epoch must beat zero-shot to be kept
+  return s;
+}
+
+static gboolean
+write_adapter (const char *out_path, const AgcProbeState *s, AgcModel *model,
+               const char *identity, const AgcLabelSet *labels, const AgcTrainResult *result,
+               const AgcTrainParams *params, const char *data_dir, GError **error)
+{
+  AgcTensorView views[2] = {
+    { .name = "head.weight", .dtype = AGC_DTYPE_F32, .n_dims = 2,
+      .shape = { s->n_classes, s->dim }, .data = (const guint8 *) s->best_weight,
+      .n_bytes = sizeof (float) * s->n_classes * s->dim },
+    { .name = "head.bias", .dtype = AGC_DTYPE_F32, .n_dims = 1, .shape = { s->n_classes },
+      .data = (const guint8 *) s->best_bias, .n_bytes = sizeof (float) * s->n_classes },
+  };
+  g_autofree char *metrics = metrics_json (result);
+  g_autofree char *training = training_json (params, data_dir);
+  return agc_adapter_write (out_path, "probe", model, identity, labels, views, 2, metrics,
+                            training, error);
+}
+
+gboolean
+agc_train (AgcModel *model, const char *data_dir, const char *out_path,
+           const AgcTrainParams *params, AgcTrainResult *result, GCancellable *cancellable,
+           GError **error)
+{
+  g_return_val_if_fail (model != NULL && data_dir != NULL && out_path != NULL, FALSE);
+  AgcTrainParams defaults = agc_train_default_params ();
+  if (params == NULL)
+    params = &defaults;
+  AgcTrainResult local_result;
+  if (result == NULL)
+    result = &local_result;
+  *result = (AgcTrainResult){ .zero_shot_val_accuracy = NAN, .val_accuracy = NAN,
+                              .val_loss = NAN };
+  if (!check_params (params, error))
+    return FALSE;
+
+  g_autofree char *identity = agc_model_identity (model, error);
+  if (identity == NULL)
+    return FALSE;
+  AgcDataset *data = agc_dataset_open (data_dir, params->report, params->user_data, error);
+  if (data == NULL)
+    return FALSE;
+  Fit fit = { .params = params, .n_classes = agc_label_set_n_classes (data->labels),
+              .dim = agc_model_embed_dim (model) };
+  g_autoptr (GString) images = g_string_new (NULL);
+  g_autofree char *checkpoint = g_strconcat (out_path, ".checkpoint", NULL);
+  g_autofree char *fingerprint = NULL;
+  float *init = NULL;
+  AgcProbeState *s = NULL;
+  gboolean ok = prepare (&fit, result, images, data, model, identity, cancellable, error)
+                && (init = zero_shot_head (model, data->labels, cancellable, error)) != NULL;
+  if (ok)
+    {
+      result->n_classes = fit.n_classes;
+      result->n_train = fit.n_train;
+      result->n_val = fit.n_val;
+      double zero_shot_loss;
+      float *zero_bias = g_new0 (float, fit.n_classes);
+      evaluate (&zero_shot_loss, &result->zero_shot_val_accuracy, &fit, init, zero_bias);
+      g_free (zero_bias);
+      fingerprint = fingerprint_of (&fit, identity, data->labels, images);
+      s = start_state (&fit, init, checkpoint, fingerprint);
+      result->resumed_epoch = s->epoch;
+      ok = run_epochs (s, &fit, checkpoint, fingerprint, cancellable, error);
+    }
+  if (ok)
+    {
+      result->epochs = s->epoch;
+      result->best_epoch = s->best_epoch;
+      evaluate (&result->val_loss, &result->val_accuracy, &fit, s->best_weight, s->best_bias);
+      ok = write_adapter (out_path, s, model, identity, data->labels, result, params, data_dir,
+                          error);
+    }
+  if (ok)
+    {
+      // the adapter is safe on disk: the checkpoint and leftovers of killed runs can go
+      g_unlink (checkpoint);
+      agc_remove_stale_temporaries (checkpoint);
+      agc_remove_stale_temporaries (out_path);
+    }
+  agc_probe_state_free (s);
+  g_free (init);
+  fit_clear (&fit);
+  agc_dataset_free (data);
+  return ok;
+}
