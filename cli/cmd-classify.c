@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "image-batch.h"
 #include "image-list.h"
+#include "model-path.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -165,6 +166,7 @@ run (int argc, char **argv)
   g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
   int problems = cli_collect_images (argv + 1, argc - 1, recursive, files, cli_warn);
 
+  agc_model_resolve_path_in_place (&model_dir); // a pulled model's NAME, or a folder
   AgcModel *model = agc_model_load (model_dir, &error);
   AgcClassifier *classifier = NULL;
   if (model)

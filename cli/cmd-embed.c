@@ -2,6 +2,7 @@
  * lines, in the order the inputs were given. */
 #include "cli.h"
 #include "image-batch.h"
+#include "model-path.h"
 
 #include <string.h>
 
@@ -144,6 +145,7 @@ run (int argc, char **argv)
     }
 
   GError *error = NULL;
+  agc_model_resolve_path_in_place (&model_dir); // a pulled model's NAME, or a folder
   AgcModel *model = agc_model_load (model_dir, &error);
   if (model)
     {

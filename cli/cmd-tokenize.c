@@ -1,6 +1,7 @@
 /* cmd-tokenize.c — `agriclip tokenize`: the token ids of texts, one line each. */
 #include "cli.h"
 #include "clip-config.h"
+#include "model-path.h"
 #include "tokenizer.h"
 
 /* The text tower's context length, from config.json when the folder has one. */
@@ -37,6 +38,7 @@ run (int argc, char **argv)
 
   GError *error = NULL;
   int context_length;
+  agc_model_resolve_path_in_place (&model_dir); // a pulled model's NAME, or a folder
   if (!context_length_of (model_dir, &context_length, &error))
     return cli_fail (error);
   AgcTokenizer *tokenizer = agc_tokenizer_load_dir (model_dir, &error);

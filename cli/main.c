@@ -6,11 +6,13 @@
 #include <string.h>
 
 extern const CliCommand cli_bench_command;
+extern const CliCommand cli_models_command;
 
 static const CliCommand *const commands[] = {
   &cli_bench_command,
   &cli_classify_command,
   &cli_embed_command,
+  &cli_models_command,
   &cli_tokenize_command,
   &cli_train_command,
 };
@@ -24,7 +26,7 @@ print_help (FILE *out)
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
     fprintf (out, "  %-10s %s\n", commands[i]->name, _(commands[i]->summary));
   fprintf (out, _("\nOption of every command:\n"
-                  "  --threads N   threads for encoding (default: one per core)\n"));
+                  "  --threads N   threads for encoding (default: OpenBLAS's count, one per core)\n"));
   fprintf (out, _("\nRun 'agriclip COMMAND --help' for the options of a command.\n"));
 }
 

@@ -182,6 +182,8 @@ lookup (const Cache *cache, const char *hash, float *out)
       for (int d = 0; d < cache->dim; d++)
         norm2 += (double) out[d] * out[d];
       ok = isfinite (norm2) && fabs (norm2 - 1.0) < 1e-3;
+      if (!ok)
+        memset (out, 0, sizeof (float) * cache->dim);
     }
   agc_safetensors_free (file);
   return ok;

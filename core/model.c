@@ -3,6 +3,7 @@
  * embedding calls of the public API. */
 #include "agriclip.h"
 
+#include "arena.h"
 #include "clip-config.h"
 #include "ops.h"
 #include "text-tower.h"
@@ -31,6 +32,7 @@ struct AgcModel
   AgcTokenizer *tokenizer;
   AgcPreprocess preprocess;
   float logit_scale; // exp of the stored value
+  AgcArena pixels;   // preprocessed images of one batch, reused from call to call
 };
 
 // "DIR: " before a message, unless it already starts with the folder's path
@@ -193,6 +195,7 @@ agc_model_free (AgcModel *model)
   agc_text_tower_free (model->text);
   agc_vision_tower_free (model->vision);
   agc_weights_free (model->weights);
+  agc_arena_clear (&model->pixels);
   agc_tokenizer_free (model->tokenizer);
   g_free (model->path);
   g_free (model);
@@ -353,8 +356,10 @@ agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
 
   int s = model->config.vision.image_size, e = model->config.projection_dim;
   size_t image_len = (size_t) 3 * s * s;
-  float *pixels = g_new (float, IMAGE_BATCH * image_len); // [IMAGE_BATCH, 3, S, S]
-  gboolean ok = TRUE;
+  // [IMAGE_BATCH, 3, S, S]
+  float *pixels = agc_arena_reserve (&model->pixels, IMAGE_BATCH * image_len,
+                                     "a batch of preprocessed images", error);
+  gboolean ok = pixels != NULL;
   for (int start = 0; ok && start < n_images; start += IMAGE_BATCH)
     {
       int n = MIN (IMAGE_BATCH, n_images - start);
@@ -370,6 +375,5 @@ agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
       ok = ok && agc_model_embed_pixels (model, pixels, n, normalize, out + (size_t) start * e,
                                          cancellable, error);
     }
-  g_free (pixels);
   return ok;
 }

@@ -47,32 +47,6 @@ agc_param_view (AgcParam *param, const AgcWeights *weights, const char *name, in
 }
 
 void
-agc_param_concat (AgcParam *out, const AgcParam *parts, int n_parts, GPtrArray *owned)
-{
-  AgcDType dtype = parts[0].dtype;
-  size_t n = 0;
-  for (int i = 0; i < n_parts; i++)
-    {
-      n += parts[i].n;
-      if (parts[i].dtype != dtype)
-        dtype = AGC_DTYPE_F32;
-    }
-  size_t elem = dtype == AGC_DTYPE_F32 ? sizeof (float) : sizeof (uint16_t);
-  guint8 *data = g_malloc (MAX (n, 1) * elem);
-  size_t at = 0;
-  for (int i = 0; i < n_parts; i++)
-    {
-      if (parts[i].dtype == dtype)
-        memcpy (data + at * elem, parts[i].data, parts[i].n * elem);
-      else
-        agc_param_convert ((float *) data + at, &parts[i], 0, parts[i].n);
-      at += parts[i].n;
-    }
-  g_ptr_array_add (owned, data);
-  *out = (AgcParam){ dtype, data, n };
-}
-
-void
 agc_param_convert (float *out, const AgcParam *param, size_t first, size_t n)
 {
   const uint16_t *half = (const uint16_t *) param->data + first;

@@ -21,11 +21,6 @@ typedef struct
 gboolean agc_param_view (AgcParam *param, const AgcWeights *weights, const char *name,
                          int n_dims, const int64_t *shape, GPtrArray *owned, GError **error);
 
-/* The rows of several checked tensors concatenated into one new param, e.g.
- * q, k and v into one [3D, D] matrix; kept in their common dtype (float32
- * when they differ).  The copy goes to owned. */
-void agc_param_concat (AgcParam *out, const AgcParam *parts, int n_parts, GPtrArray *owned);
-
 /* Float32 values of param: its own data when already float32, otherwise
  * converted into scratch[param->n]. */
 const float *agc_param_f32 (const AgcParam *param, float *scratch);

@@ -19,7 +19,6 @@
 #include <math.h>
 #include <string.h>
 
-
 /* Shuffle streams: the split uses the class index (< 2^32), epoch e this. */
 #define EPOCH_STREAM(e) (((guint64) 1 << 32) | (guint64) (e))
 
@@ -102,8 +101,49 @@ on_embed_progress (int done, int total, gpointer user_data)
   report_progress (user_data, AGC_TRAIN_STAGE_EMBED, done, total, NAN, NAN, NAN);
 }
 
-/* Embeds the dataset, drops unreadable files, splits and weights the rest.
- * fingerprint receives everything about the images that decides training. */
+/* Splits the readable images x[n, E] of classes class_of[n] into the
+ * training and validation sets of fit, and weights their classes. */
+static void
+split_and_weight (Fit *fit, const float *x, const int *class_of, int n)
+{
+  const AgcTrainParams *params = fit->params;
+  int dim = fit->dim, n_classes = fit->n_classes;
+  gboolean *is_val = g_new (gboolean, MAX (n, 1));
+  agc_dataset_split (is_val, class_of, n, n_classes, params->val_fraction, params->seed);
+  for (int i = 0; i < n; i++)
+    fit->n_val += is_val[i];
+  fit->n_train = n - fit->n_val;
+  fit->x_train = g_new (float, (size_t) fit->n_train * dim);
+  fit->y_train = g_new (int, MAX (fit->n_train, 1));
+  fit->x_val = g_new (float, (size_t) MAX (fit->n_val, 1) * dim);
+  fit->y_val = g_new (int, MAX (fit->n_val, 1));
+  int *train_count = g_new0 (int, n_classes), *val_count = g_new0 (int, n_classes);
+  for (int i = 0, t = 0, v = 0; i < n; i++)
+    {
+      int c = class_of[i];
+      float *row = is_val[i] ? fit->x_val + (size_t) v * dim : fit->x_train + (size_t) t * dim;
+      memcpy (row, x + (size_t) i * dim, sizeof (float) * dim);
+      if (is_val[i])
+        fit->y_val[v++] = c, val_count[c]++;
+      else
+        fit->y_train[t++] = c, train_count[c]++;
+    }
+  fit->train_weights = g_new (float, n_classes);
+  fit->val_weights = g_new (float, n_classes);
+  for (int c = 0; c < n_classes; c++)
+    {
+      /* every class keeps a training image, so train_count[c] > 0 */
+      fit->train_weights[c] = (float) fit->n_train / ((float) n_classes * train_count[c]);
+      fit->val_weights[c] = val_count[c] > 0 ? 1.0f / (float) val_count[c] : 0.0f;
+    }
+  g_free (val_count);
+  g_free (train_count);
+  g_free (is_val);
+}
+
+/* Embeds the dataset through the cache, drops the unreadable files and
+ * splits the rest.  fingerprint receives the class and content hash of
+ * each image kept: everything about the images that decides training. */
 static gboolean
 prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *data,
          AgcModel *model, const char *identity, GCancellable *cancellable, GError **error)
@@ -118,7 +158,7 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
                                           (const char *const *) data->files, n_files,
                                           params->report, on_embed_progress, (gpointer) params,
                                           cancellable, error);
-  /* keep the readable images, in dataset order */
+  /* the readable images move to the front of x, in dataset order */
   int n = 0;
   int *class_of = g_new (int, MAX (n_files, 1));
   int *per_class = g_new0 (int, n_classes);
@@ -140,45 +180,12 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
                      "%s: none of the files in this tag folder is a readable image", shown);
         good = FALSE;
       }
-
   if (good)
     {
       result->n_images = n;
       result->n_skipped = counts.n_failed;
       result->n_cached = counts.n_cached;
-      gboolean *is_val = g_new (gboolean, MAX (n, 1));
-      agc_dataset_split (is_val, class_of, n, n_classes, params->val_fraction, params->seed);
-      int n_val = 0;
-      for (int i = 0; i < n; i++)
-        n_val += is_val[i];
-      fit->n_val = n_val;
-      fit->n_train = n - n_val;
-      fit->x_train = g_new (float, (size_t) fit->n_train * dim);
-      fit->y_train = g_new (int, MAX (fit->n_train, 1));
-      fit->x_val = g_new (float, (size_t) MAX (n_val, 1) * dim);
-      fit->y_val = g_new (int, MAX (n_val, 1));
-      int *val_count = g_new0 (int, n_classes);
-      int *train_count = g_new0 (int, n_classes);
-      for (int i = 0, t = 0, v = 0; i < n; i++)
-        {
-          int c = class_of[i];
-          float *row = is_val[i] ? fit->x_val + (size_t) v * dim : fit->x_train + (size_t) t * dim;
-          memcpy (row, x + (size_t) i * dim, sizeof (float) * dim);
-          if (is_val[i])
-            fit->y_val[v++] = c, val_count[c]++;
-          else
-            fit->y_train[t++] = c, train_count[c]++;
-        }
-      fit->train_weights = g_new (float, n_classes);
-      fit->val_weights = g_new (float, n_classes);
-      for (int c = 0; c < n_classes; c++)
-        {
-          fit->train_weights[c] = (float) fit->n_train / ((float) n_classes * train_count[c]);
-          fit->val_weights[c] = val_count[c] > 0 ? 1.0f / (float) val_count[c] : 0.0f;
-        }
-      g_free (val_count);
-      g_free (train_count);
-      g_free (is_val);
+      split_and_weight (fit, x, class_of, n);
     }
   g_free (per_class);
   g_free (class_of);
@@ -480,6 +487,13 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
                               .val_loss = NAN };
   if (!check_params (params, error))
     return FALSE;
+  g_autofree char *out_dir = g_path_get_dirname (out_path);
+  if (!g_file_test (out_dir, G_FILE_TEST_IS_DIR)) // found now, not after the first epochs
+    {
+      g_autofree char *shown = g_filename_display_name (out_path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: its folder does not exist", shown);
+      return FALSE;
+    }
 
   g_autofree char *identity = agc_model_identity (model, error);
   if (identity == NULL)

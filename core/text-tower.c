@@ -113,8 +113,8 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
   AgcArena *arena = (AgcArena *) &t->arena;
   size_t need = agc_arena_size (rows * w) + agc_arena_size ((size_t) batch * w)
                 + agc_arena_size ((size_t) batch);
-  g_autofree char *what = g_strdup_printf ("a batch of %d texts", batch);
-  float *cursor = agc_arena_reserve (arena, need, what, error);
+
+  float *cursor = agc_arena_reserve (arena, need, "a batch of texts", error);
   if (cursor == NULL)
     return FALSE;
   float *x = agc_arena_take (&cursor, rows * w);                 // [sum of lengths, W]

@@ -58,13 +58,13 @@ view_matrix (AgcParam *p, const AgcWeights *weights, const char *prefix, int lay
   return agc_param_view (p, weights, full, 2, shape, owned, error);
 }
 
-// q, k, v stored apart in HF checkpoints, fused here so one GEMM makes all three
+// q, k, v stored apart in HF checkpoints; their biases fused here (small)
 static gboolean
 load_qkv (AgcBlock *b, AgcStoredBlock *s, const AgcWeights *weights, const char *prefix,
           int layer, int64_t d, GPtrArray *owned, GError **error)
 {
   static const char *const names[3] = { "q_proj", "k_proj", "v_proj" };
-  AgcParam parts[3];
+  AgcParam *parts[3] = { &s->q, &s->k, &s->v };
   b->qkv_bias = g_new (float, 3 * d);
   g_ptr_array_add (owned, b->qkv_bias);
   for (int i = 0; i < 3; i++)
@@ -72,12 +72,11 @@ load_qkv (AgcBlock *b, AgcStoredBlock *s, const AgcWeights *weights, const char 
       g_autofree char *w_name = g_strdup_printf ("self_attn.%s.weight", names[i]);
       g_autofree char *b_name = g_strdup_printf ("self_attn.%s.bias", names[i]);
       float *bias;
-      if (!view_matrix (&parts[i], weights, prefix, layer, w_name, d, d, owned, error)
+      if (!view_matrix (parts[i], weights, prefix, layer, w_name, d, d, owned, error)
           || !(bias = take_vector (weights, prefix, layer, b_name, d, owned, error)))
         return FALSE;
       memcpy (b->qkv_bias + i * d, bias, d * sizeof (float));
     }
-  agc_param_concat (&s->qkv, parts, 3, owned);
   return TRUE;
 }
 
@@ -103,7 +102,10 @@ load_block (AgcBlock *b, AgcStoredBlock *s, const AgcWeights *weights, const cha
   if (!ok)
     return FALSE;
   // float32 matrices are read in place; half-precision ones at run time
-  b->qkv_weight = s->qkv.dtype == AGC_DTYPE_F32 ? (float *) s->qkv.data : NULL;
+  b->qkv_weight = NULL;
+  b->q_weight = s->q.dtype == AGC_DTYPE_F32 ? (float *) s->q.data : NULL;
+  b->k_weight = s->k.dtype == AGC_DTYPE_F32 ? (float *) s->k.data : NULL;
+  b->v_weight = s->v.dtype == AGC_DTYPE_F32 ? (float *) s->v.data : NULL;
   b->out_weight = s->out.dtype == AGC_DTYPE_F32 ? (float *) s->out.data : NULL;
   b->fc1_weight = s->fc1.dtype == AGC_DTYPE_F32 ? (float *) s->fc1.data : NULL;
   b->fc2_weight = s->fc2.dtype == AGC_DTYPE_F32 ? (float *) s->fc2.data : NULL;
@@ -146,6 +148,7 @@ static void
 block_free_arrays (AgcBlock *b)
 {
   float *arrays[] = { b->ln1_weight, b->ln1_bias, b->qkv_weight, b->qkv_bias,
+                      b->q_weight, b->k_weight, b->v_weight,
                       b->out_weight, b->out_bias, b->ln2_weight, b->ln2_bias,
                       b->fc1_weight, b->fc1_bias, b->fc2_weight, b->fc2_bias };
   for (size_t i = 0; i < G_N_ELEMENTS (arrays); i++)
@@ -167,27 +170,20 @@ agc_transformer_clear (AgcTransformer *transformer)
   g_clear_pointer (&transformer->blocks, g_free);
 }
 
+enum
+{
+  N_MATRICES = 6, // q, k, v, out, fc1, fc2
+};
+
 static gboolean
 layer_is_compact (const AgcTransformer *t, int l)
 {
   if (t->stored == NULL)
     return FALSE;
   const AgcStoredBlock *s = &t->stored[l];
-  return s->qkv.dtype != AGC_DTYPE_F32 || s->out.dtype != AGC_DTYPE_F32
+  return s->q.dtype != AGC_DTYPE_F32 || s->k.dtype != AGC_DTYPE_F32
+         || s->v.dtype != AGC_DTYPE_F32 || s->out.dtype != AGC_DTYPE_F32
          || s->fc1.dtype != AGC_DTYPE_F32 || s->fc2.dtype != AGC_DTYPE_F32;
-}
-
-size_t
-agc_transformer_layer_bytes (const AgcTransformer *t)
-{
-  if (t->stored == NULL || t->config.layers == 0)
-    return 0;
-  const AgcStoredBlock *s = &t->stored[0];
-  const AgcParam *p[4] = { &s->qkv, &s->out, &s->fc1, &s->fc2 };
-  size_t bytes = 0;
-  for (int i = 0; i < 4; i++)
-    bytes += p[i]->n * (p[i]->dtype == AGC_DTYPE_F32 ? 4 : 2);
-  return bytes;
 }
 
 /* ---- forward ------------------------------------------------------------ */
@@ -205,8 +201,8 @@ typedef struct
   const float *add_bias, *ln_weight, *ln_bias;
   float *ln_out;
   // a layer's half-precision weights being converted
-  const AgcParam *convert[4];
-  float *convert_to[4];
+  const AgcParam *convert[N_MATRICES];
+  float *convert_to[N_MATRICES];
 } Pass;
 
 static void
@@ -220,6 +216,23 @@ residual_rows (void *ctx, int begin, int end, int thread)
                               end - begin, d, p->c->layer_norm_eps);
 }
 
+enum
+{
+  // below these amounts a region runs on the caller alone: waking a worker
+  // costs more than it saves (a few microseconds of work per thread)
+  MIN_FLOATS_PER_THREAD = 1 << 16,
+  MIN_FLOP_PER_THREAD = 1 << 21,
+};
+
+// rows per chunk for a pass over rows of width floats: an even split, but
+// never chunks so small that a second thread is not worth waking
+static int
+row_grain (int n_rows, int width)
+{
+  int even = (n_rows + agc_threads_count () - 1) / agc_threads_count ();
+  return MAX (even, MIN_FLOATS_PER_THREAD / MAX (width, 1));
+}
+
 static void
 residual_pass (Pass *p, int n_rows, const float *add_bias, const float *ln_weight,
                const float *ln_bias, float *ln_out)
@@ -230,7 +243,7 @@ residual_pass (Pass *p, int n_rows, const float *add_bias, const float *ln_weigh
   p->ln_weight = ln_weight;
   p->ln_bias = ln_bias;
   p->ln_out = ln_out;
-  agc_parallel_for (n_rows, 0, residual_rows, p);
+  agc_parallel_for (n_rows, row_grain (n_rows, p->c->width), residual_rows, p);
 }
 
 static void
@@ -306,7 +319,7 @@ convert_chunks (void *ctx, int begin, int end, int thread)
   for (int chunk = begin; chunk < end; chunk++)
     {
       size_t first = (size_t) chunk * CONVERT_CHUNK;
-      for (int i = 0; i < 4; i++)
+      for (int i = 0; i < N_MATRICES; i++)
         {
           const AgcParam *param = p->convert[i];
           if (first < param->n)
@@ -328,17 +341,23 @@ layer_weights (AgcBlock *out, Pass *p, const AgcTransformer *t, int l, float *la
   if (!layer_is_compact (t, l))
     return;
   const AgcStoredBlock *s = &t->stored[l];
-  const AgcParam *params[4] = { &s->qkv, &s->out, &s->fc1, &s->fc2 };
-  float **targets[4] = { &out->qkv_weight, &out->out_weight, &out->fc1_weight, &out->fc2_weight };
+  const AgcParam *params[N_MATRICES] = { &s->q, &s->k, &s->v, &s->out, &s->fc1, &s->fc2 };
+  // q, k, v converted next to each other: one fused [3D, D] matrix, one GEMM
+  size_t sizes[N_MATRICES] = { s->q.n, s->k.n, s->v.n, agc_arena_size (s->out.n),
+                               agc_arena_size (s->fc1.n), agc_arena_size (s->fc2.n) };
   int n_chunks = 0;
   float *at = layer_scratch;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < N_MATRICES; i++)
     {
       p->convert[i] = params[i];
-      p->convert_to[i] = agc_arena_take (&at, params[i]->n);
-      *targets[i] = p->convert_to[i];
+      p->convert_to[i] = at;
+      at += sizes[i];
       n_chunks += (int) ((params[i]->n + CONVERT_CHUNK - 1) / CONVERT_CHUNK);
     }
+  out->qkv_weight = p->convert_to[0];
+  out->out_weight = p->convert_to[3];
+  out->fc1_weight = p->convert_to[4];
+  out->fc2_weight = p->convert_to[5];
   if (!gemm_only)
     agc_parallel_for (n_chunks, 1, convert_chunks, p);
 }
@@ -349,6 +368,22 @@ gemm_nt (float *out, const float *a, const float *w, int rows, int n_out, int n_
 {
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_out, n_in, 1.0f, a, n_in, w, n_in,
                beta, out, n_out);
+}
+
+// qkv[R, 3D] = h[R, D] @ [q; k; v]^T: one GEMM when fused, else three
+// writing their column blocks of qkv through its leading dimension
+static void
+qkv_gemm (float *qkv, const float *h, const AgcBlock *blk, int rows, int d)
+{
+  if (blk->qkv_weight != NULL)
+    {
+      gemm_nt (qkv, h, blk->qkv_weight, rows, 3 * d, d, 0.0f);
+      return;
+    }
+  const float *w[3] = { blk->q_weight, blk->k_weight, blk->v_weight };
+  for (int i = 0; i < 3; i++)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, d, 1.0f, h, d, w[i], d, 0.0f,
+                 qkv + i * d, 3 * d);
 }
 
 gboolean
@@ -374,7 +409,7 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
   if (compact)
     {
       const AgcStoredBlock *s = &t->stored[0];
-      layer_floats = agc_arena_size (s->qkv.n) + agc_arena_size (s->out.n)
+      layer_floats = agc_arena_size (s->q.n + s->k.n + s->v.n) + agc_arena_size (s->out.n)
                      + agc_arena_size (s->fc1.n) + agc_arena_size (s->fc2.n);
     }
 
@@ -402,6 +437,10 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
   p.offsets = offsets;
 
   int n_rows = (int) rows;
+  // (sequence, head) items one at a time, so uneven lengths balance, unless
+  // all of attention is too little work to share: two GEMMs of 2 T^2 hd flop
+  double attention_flop = 4.0 * (double) max_len * max_len * d;
+  int attention_grain = attention_flop * n_seqs < 2.0 * MIN_FLOP_PER_THREAD ? n_seqs * c->heads : 1;
   const float *pending_bias = NULL; // fc2 bias of the previous layer, not yet added to x
   for (int l = 0; l < c->layers; l++)
     {
@@ -410,16 +449,16 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
       p.blk = &blk;
       // x = x + out_proj(attention(ln_1(x)))
       residual_pass (&p, n_rows, pending_bias, blk.ln1_weight, blk.ln1_bias, p.h);
-      gemm_nt (p.qkv, p.h, blk.qkv_weight, n_rows, 3 * d, d, 0.0f);
+      qkv_gemm (p.qkv, p.h, &blk, n_rows, d);
       agc_threads_blas_serial_begin ();
-      agc_parallel_for (n_seqs * c->heads, 1, attention_items, &p);
+      agc_parallel_for (n_seqs * c->heads, attention_grain, attention_items, &p);
       agc_threads_blas_serial_end ();
       gemm_nt (x, p.h, blk.out_weight, n_rows, d, d, 1.0f);
       // x = x + fc2(act(fc1(ln_2(x))))
       residual_pass (&p, n_rows, blk.out_bias, blk.ln2_weight, blk.ln2_bias, p.h);
       gemm_nt (p.mlp, p.h, blk.fc1_weight, n_rows, m, d, 0.0f);
       if (!gemm_only)
-        agc_parallel_for (n_rows, 0, activation_rows, &p);
+        agc_parallel_for (n_rows, row_grain (n_rows, m), activation_rows, &p);
       gemm_nt (x, p.mlp, blk.fc2_weight, n_rows, d, m, 1.0f);
       pending_bias = t->blocks[l].fc2_bias;
     }

@@ -14,7 +14,8 @@
 typedef struct
 {
   float *ln1_weight, *ln1_bias; /* [D] */
-  float *qkv_weight;            /* [3D, D], rows q then k then v */
+  float *qkv_weight;            /* [3D, D], rows q then k then v; NULL when apart: */
+  float *q_weight, *k_weight, *v_weight; /* [D, D] each, used when qkv_weight is NULL */
   float *qkv_bias;              /* [3D] */
   float *out_weight;            /* [D, D] */
   float *out_bias;              /* [D] */
@@ -25,10 +26,10 @@ typedef struct
   float *fc2_bias;              /* [D] */
 } AgcBlock;
 
-/* The four matrices of a loaded block as stored (see param.h). */
+/* The matrices of a loaded block as stored (see param.h). */
 typedef struct
 {
-  AgcParam qkv, out, fc1, fc2;
+  AgcParam q, k, v, out, fc1, fc2;
 } AgcStoredBlock;
 
 typedef struct
@@ -45,7 +46,9 @@ typedef struct
 } AgcTransformer;
 
 /* Loads blocks named in the Hugging Face layout under prefix, e.g.
- * "vision_model.encoder.layers." (q/k/v projections fused on load).
+ * "vision_model.encoder.layers.".  Nothing big is copied: float32 q, k and v
+ * stay apart in the file (three GEMMs into one fused qkv activation), half-
+ * precision ones are converted into one fused [3D, D] matrix per layer.
  * weights must outlive the transformer: float32 and half-precision matrices
  * are used in place. */
 gboolean agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights,
@@ -62,9 +65,6 @@ gboolean agc_transformer_forward (const AgcTransformer *transformer, float *x, i
  * projection as one GEMM; attention stays within each sequence. */
 gboolean agc_transformer_forward_packed (const AgcTransformer *transformer, float *x, int n_seqs,
                                          const int *lengths, gboolean causal, GError **error);
-
-/* Bytes of weights one layer holds as stored (for memory accounting). */
-size_t agc_transformer_layer_bytes (const AgcTransformer *transformer);
 
 /* agc_set_gemm_only (agriclip.h): TRUE while the towers run GEMMs only. */
 gboolean agc_get_gemm_only (void);

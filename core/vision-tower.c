@@ -166,8 +166,8 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
                 + agc_arena_size ((size_t) batch * d);
   // the tower is not thread-safe (agriclip.h): its scratch is its own
   AgcArena *arena = (AgcArena *) &t->arena;
-  g_autofree char *what = g_strdup_printf ("a batch of %d images", batch);
-  float *cursor = agc_arena_reserve (arena, need, what, error);
+
+  float *cursor = agc_arena_reserve (arena, need, "a batch of images", error);
   if (cursor == NULL)
     return FALSE;
   Embed e = { .t = t, .pixels = pixels };
@@ -175,12 +175,14 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
   e.x = agc_arena_take (&cursor, rows * d);               // [B, T, D]
   float *pooled = agc_arena_take (&cursor, (size_t) batch * d); // [B, D]
 
+  // small batches on the caller alone: waking a thread costs more
+  int grain = MAX ((int) (rows + 1) / 2, (1 << 16) / d);
   if (!gemm_only)
-    agc_parallel_for ((int) rows, 0, im2col_rows, &e);
+    agc_parallel_for ((int) rows, grain, im2col_rows, &e);
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows, d, (int) patch_len, 1.0f,
                e.patches, (int) patch_len, t->patch_weight, (int) patch_len, 0.0f, e.x, d);
   if (!gemm_only)
-    agc_parallel_for ((int) rows, 0, embed_rows, &e);
+    agc_parallel_for ((int) rows, grain, embed_rows, &e);
 
   if (!agc_transformer_forward (&t->transformer, e.x, batch, n_tok, FALSE, error))
     return FALSE;

@@ -25,6 +25,8 @@ struct AgcWeights
   GPtrArray *files;    /* TensorFile*, each shard once */
   GHashTable *by_name; /* name -> const AgcTensorView* */
   GPtrArray *order;    /* const AgcTensorView*, each visible name once */
+  AgcWeights *base;    /* derived sets: the weights their tensors point into */
+  GPtrArray *added;    /* derived sets: views, names and data made for them */
 };
 
 static void
@@ -128,10 +130,10 @@ tensor_file_open (const char *path, GError **error)
 }
 
 static AgcWeights *
-weights_new (const char *path)
+weights_new (char *display_name)
 {
   AgcWeights *weights = g_new0 (AgcWeights, 1);
-  weights->path = g_filename_display_name (path);
+  weights->path = display_name;
   weights->files = g_ptr_array_new_with_free_func ((GDestroyNotify) tensor_file_free);
   weights->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   weights->order = g_ptr_array_new ();
@@ -246,7 +248,7 @@ agc_weights_open (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  AgcWeights *weights = weights_new (path);
+  AgcWeights *weights = weights_new (g_filename_display_name (path));
   gboolean ok = g_str_has_suffix (path, ".json") ? open_index (weights, path, error)
                                                  : open_single (weights, path, error);
   if (!ok)
@@ -265,8 +267,46 @@ agc_weights_free (AgcWeights *weights)
   g_hash_table_unref (weights->by_name);
   g_ptr_array_unref (weights->order);
   g_ptr_array_unref (weights->files);
+  if (weights->added != NULL)
+    g_ptr_array_unref (weights->added);
+  agc_weights_free (weights->base);
   g_free (weights->path);
   g_free (weights);
+}
+
+AgcWeights *
+agc_weights_new_derived (AgcWeights *base)
+{
+  g_return_val_if_fail (base != NULL, NULL);
+  AgcWeights *weights = weights_new (g_strdup (base->path));
+  weights->base = base;
+  weights->added = g_ptr_array_new_with_free_func (g_free);
+  return weights;
+}
+
+const AgcTensorView *
+agc_weights_add (AgcWeights *weights, const char *name, const AgcTensorView *tensor,
+                 gpointer data_to_free)
+{
+  g_return_val_if_fail (weights != NULL && weights->added != NULL, NULL);
+  g_return_val_if_fail (name != NULL && tensor != NULL, NULL);
+
+  AgcTensorView *view = g_new (AgcTensorView, 1);
+  *view = *tensor;
+  view->name = g_strdup (name);
+  g_ptr_array_add (weights->added, view);
+  g_ptr_array_add (weights->added, (char *) view->name);
+  if (data_to_free != NULL)
+    g_ptr_array_add (weights->added, data_to_free);
+  add_visible (weights, view);
+  return view;
+}
+
+const char *
+agc_weights_path (const AgcWeights *weights)
+{
+  g_return_val_if_fail (weights != NULL, NULL);
+  return weights->path;
 }
 
 const AgcTensorView *

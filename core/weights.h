@@ -19,6 +19,19 @@ typedef struct AgcWeights AgcWeights;
 AgcWeights *agc_weights_open (const char *path, GError **error);
 void agc_weights_free (AgcWeights *weights);
 
+/* Derived sets, for renaming layers (weight-names.h): an empty set that owns
+ * base (freed with it) and shows only the tensors added to it.  Its path is
+ * base's. */
+AgcWeights *agc_weights_new_derived (AgcWeights *base);
+/* Shows tensor under name (both copied; the view's other fields, data
+ * included, are kept).  tensor->data must live as long as weights: in base,
+ * or in data_to_free, a g_malloc'd block weights frees (NULL: none).  A name
+ * added again replaces the earlier tensor. */
+const AgcTensorView *agc_weights_add (AgcWeights *weights, const char *name,
+                                      const AgcTensorView *tensor, gpointer data_to_free);
+/* Display name of the file opened (of the base's, for derived sets). */
+const char *agc_weights_path (const AgcWeights *weights);
+
 /* NULL when absent. */
 const AgcTensorView *agc_weights_find (const AgcWeights *weights, const char *name);
 /* Every visible tensor, in file order (index order for shards). */

@@ -47,7 +47,12 @@ host_mirror () {
   echo "${m:-http://deb.debian.org/debian}"
 }
 
-stamp_text () { echo "$packages" | tr -s ' \n' '\n\n' | sed '/^$/d' | sort; }
+# What a complete root has: our packages, plus whatever the project's own
+# tools/install-deps.sh installs (its checksum, so that an edit re-runs it).
+stamp_text () {
+  echo "$packages" | tr -s ' \n' '\n\n' | sed '/^$/d' | sort
+  [ ! -f "$src/tools/install-deps.sh" ] || sha256sum "$src/tools/install-deps.sh" | cut -d' ' -f1
+}
 
 create () {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(stamp_text)" ]; then
@@ -76,12 +81,15 @@ create () {
   chmod 755 "$root/usr/sbin/policy-rc.d"
   echo "debian13-root: installing packages inside the root" >&2
   # python3-torchvision is optional: install it only when trixie has it.
-  in_root sh -c '
+  # Then the project's own build and test dependencies, from the source tree.
+  RUN_SRC=$src in_root sh -c '
     set -e
+    export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     list="$1"
     apt-cache show python3-torchvision >/dev/null 2>&1 || list=$(echo "$list" | sed "s/python3-torchvision//")
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $list
+    apt-get install -y -q --no-install-recommends $list
+    [ ! -f tools/install-deps.sh ] || sh tools/install-deps.sh
     apt-get clean' sh "$packages" || die "apt-get install inside the root failed"
   stamp_text > "$stamp"
   echo "debian13-root: ready in $(( $(date +%s) - start )) s: $root" >&2

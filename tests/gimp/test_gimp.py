@@ -16,6 +16,7 @@ What is independent of the code under test:
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,18 +73,35 @@ def masked_crop(rgba, mask):
     return out.astype(np.uint8)
 
 
-def run_gimp(work, script, log_name, extra=(), env=None, timeout=900):
-    """gimp-console-3.0 (or gimp-3.0 with a display) running a Python-Fu script."""
+def run_gimp(work, script, log_name, extra=(), env=None, timeout=600):
+    """gimp-console-3.0 (or gimp-3.0 with a display) running a Python-Fu
+    script, in its own process group so that a hung run is ended with its
+    plug-ins.  timeout None: started and returned (a Popen) instead."""
     program = "gimp-3.0" if env and env.get("DISPLAY") else "gimp-console-3.0"
     cmd = [program, "-i" if program == "gimp-console-3.0" else "--no-splash", "-d", *extra,
            "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"]
     full_env = dict(os.environ, GIMP3_DIRECTORY=os.path.join(work, "profile"),
                     AGC_GIMP_WORK=work, **(env or {}))
     with open(script) as stdin, open(os.path.join(work, log_name), "w") as log:
-        return subprocess.Popen(cmd, stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
-                                env=full_env) if timeout is None else \
-            subprocess.run(cmd, stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
-                           env=full_env, timeout=timeout)
+        gimp = subprocess.Popen(cmd, stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
+                                env=full_env, start_new_session=True)
+    if timeout is None:
+        return gimp
+    try:
+        return gimp.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(gimp)
+        raise AssertionError("%s did not finish in %d s:\n%s"
+                             % (program, timeout, log_tail(work, log_name)))
+
+
+def stop(process):
+    """Ends a GIMP started by run_gimp and every plug-in it started."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def log_tail(work, name, n=40):
@@ -510,7 +528,7 @@ class InteractiveTest(unittest.TestCase):
             try:
                 cls.gimp.wait(timeout=120)
             except subprocess.TimeoutExpired:
-                cls.gimp.kill()
+                stop(cls.gimp)
             cls.xvfb.terminate()
             cls.xvfb.wait()
         with open(os.path.join(cls.work, "gui-results.json")) as f:

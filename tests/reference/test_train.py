@@ -278,7 +278,7 @@ class ProbeTraining(unittest.TestCase):
             return w.detach(), b.detach()
 
         w, b = reference(class_weights)
-        tolerance = 2e-3
+        tolerance = 1e-4  # float32 against float64: about 1e-5 in practice
         self.assertGreater(float((w - start).abs().max()), 0.1)  # training moved the head
         torch.testing.assert_close(got["head.weight"], w, atol=tolerance, rtol=0)
         torch.testing.assert_close(got["head.bias"], b, atol=tolerance, rtol=0)
@@ -297,7 +297,9 @@ class ProbeTraining(unittest.TestCase):
         metrics = meta["agriclip.metrics"]
         self.assertEqual((metrics["n_train"], metrics["n_val"]), (64, 16))
         self.assertGreaterEqual(metrics["val_accuracy"], 0.95, metrics)
-        self.assertLess(metrics["zero_shot_val_accuracy"], 0.6, metrics)  # random model: chance
+        # a random model: zero-shot is chance or a lucky guess, well below the probe
+        self.assertLess(metrics["zero_shot_val_accuracy"], 0.8, metrics)
+        self.assertGreaterEqual(metrics["val_accuracy"] - metrics["zero_shot_val_accuracy"], 0.2)
         self.assertIn("validation accuracy: zero-shot %.1f %%, trained %.1f %%" % (
             100 * metrics["zero_shot_val_accuracy"], 100 * metrics["val_accuracy"]), proc.stdout)
 
@@ -314,7 +316,7 @@ class ProbeTraining(unittest.TestCase):
             args += ["--label", t]
         zero = zeroshot.parse_jsonl(run(args + images, self.cache).stdout)
         zero_right = sum(labels[0][0] == t for (_, labels), t in zip(zero, truth))
-        self.assertLess(zero_right / len(truth), 0.6)
+        self.assertLess(zero_right / len(truth), 0.8)
 
     def test_broken_files_are_reported_and_skipped(self):
         data = self.folder("broken")
@@ -371,6 +373,20 @@ class ProbeTraining(unittest.TestCase):
         clip_twin.make_model(other, seed=23, image_size=IMAGE_SIZE)
         self.assertIn("(0 from the cache", train(other, data, second, cache).stdout)
 
+    def test_unwritable_cache_is_reported_once(self):
+        data = self.folder("no-cache")
+        write_class_folders(data, {"rust": 4, "healthy": 4}, seed=9)
+        blocked = os.path.join(self.tmp, "cache-is-a-file")
+        with open(blocked, "w") as f:
+            f.write("not a folder")
+        out = os.path.join(self.tmp, "no-cache.safetensors")
+        proc = train(self.model, data, out, blocked, "--epochs", "3")
+        cache_lines = [line for line in proc.stderr.splitlines() if "embedding cache" in line]
+        self.assertEqual(len(cache_lines), 1, proc.stderr)
+        self.assertIn("cache-is-a-file", cache_lines[0])
+        self.assertIn("(0 from the cache", proc.stdout)
+        self.assertTrue(os.path.exists(out))
+
     def test_adapter_belongs_to_its_model(self):
         data = self.folder("identity")
         write_class_folders(data, {"rust": 4, "healthy": 4}, seed=7)
@@ -408,6 +424,10 @@ class ProbeTraining(unittest.TestCase):
         self.assertEqual(proc.returncode, 2)
 
     def test_bad_data_folder(self):
+        proc = train(self.model, self.tmp, os.path.join(self.tmp, "nowhere", "x.safetensors"),
+                     self.cache, check=False)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("x.safetensors: its folder does not exist", proc.stderr)
         one = self.folder("one-class")
         write_class_folders(one, {"rust": 3}, seed=8)
         proc = train(self.model, one, os.path.join(self.tmp, "x.safetensors"), self.cache,

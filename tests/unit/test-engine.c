@@ -1,0 +1,313 @@
+/* test-engine.c — the speed machinery of the encoders must not change
+ * results: AVX2 ops against the plain C ones (and those against double
+ * loops in test-ops.c), every half-precision value converted as tensor.c
+ * does, the thread pool covering each item exactly once, packed sequences of
+ * different lengths giving what each sequence gives alone, and the class
+ * cache returning exactly what was stored. */
+#include "class-cache.h"
+#include "ops.h"
+#include "tensor.h"
+#include "threads.h"
+#include "transformer.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+static GRand *rng;
+
+static float *
+random_floats (size_t n, double scale, double offset)
+{
+  float *x = g_new (float, n);
+  for (size_t i = 0; i < n; i++)
+    x[i] = (float) (offset + scale * g_rand_double_range (rng, -1.0, 1.0));
+  return x;
+}
+
+static double
+max_abs_diff (const float *a, const float *b, size_t n)
+{
+  double m = 0.0;
+  for (size_t i = 0; i < n; i++)
+    {
+      g_assert_true (isfinite (a[i]) == isfinite (b[i]));
+      if (isfinite (a[i]))
+        m = fmax (m, fabs ((double) a[i] - b[i]));
+    }
+  return m;
+}
+
+/* ---- SIMD against plain C ---- */
+
+static void
+test_simd_matches_scalar (void)
+{
+  if (!agc_ops_force_scalar (FALSE))
+    {
+      g_test_skip ("this CPU has no AVX2+FMA+F16C: only the plain C code runs");
+      return;
+    }
+  // widths that are and are not multiples of 8; a large mean on some rows
+  for (int width = 1; width <= 77; width += 19)
+    {
+      int rows = 5;
+      size_t n = (size_t) rows * width;
+      float *x = random_floats (n, 3.0, 20.0), *w = random_floats (width, 0.5, 1.0);
+      float *b = random_floats (width, 0.5, 0.0), *add = random_floats (width, 2.0, 0.0);
+      float *x_simd = g_memdup2 (x, n * sizeof (float)), *x_plain = g_memdup2 (x, n * sizeof (float));
+      float *out_simd = g_new (float, n), *out_plain = g_new (float, n);
+      agc_ops_force_scalar (TRUE);
+      agc_bias_layernorm_forward (out_plain, x_plain, add, w, b, rows, width, 1e-5f);
+      agc_ops_force_scalar (FALSE);
+      agc_bias_layernorm_forward (out_simd, x_simd, add, w, b, rows, width, 1e-5f);
+      g_assert_cmpfloat (max_abs_diff (x_simd, x_plain, n), ==, 0.0); // the bias add is exact
+      if (width > 1)
+        g_assert_cmpfloat (max_abs_diff (out_simd, out_plain, n), <, 2e-5);
+
+      float *a_simd = random_floats (n, 12.0, 0.0), *a_plain = g_memdup2 (a_simd, n * 4);
+      for (int act = 0; act < 2; act++)
+        {
+          memcpy (a_plain, a_simd, n * 4);
+          float *copy = g_memdup2 (a_simd, n * 4);
+          agc_ops_force_scalar (TRUE);
+          agc_bias_act_forward (a_plain, b, rows, width, act);
+          agc_ops_force_scalar (FALSE);
+          agc_bias_act_forward (copy, b, rows, width, act);
+          g_assert_cmpfloat (max_abs_diff (copy, a_plain, n), <, 3e-6);
+          g_free (copy);
+        }
+      memcpy (a_plain, a_simd, n * 4);
+      agc_ops_force_scalar (TRUE);
+      agc_softmax_rows (a_plain, rows, width);
+      agc_ops_force_scalar (FALSE);
+      agc_softmax_rows (a_simd, rows, width);
+      g_assert_cmpfloat (max_abs_diff (a_simd, a_plain, n), <, 1e-6);
+
+      g_free (x), g_free (w), g_free (b), g_free (add), g_free (x_simd), g_free (x_plain);
+      g_free (out_simd), g_free (out_plain), g_free (a_simd), g_free (a_plain);
+    }
+  // exp's edges: overflow to inf (quick GELU's -0), underflow to exactly 0
+  float edges[] = { -200.0f, -60.0f, -51.5f, 0.0f, 51.5f, 200.0f, -1e4f, 1e-30f, -1e-30f };
+  float plain[G_N_ELEMENTS (edges)], simd[G_N_ELEMENTS (edges)];
+  for (int act = 0; act < 2; act++)
+    {
+      memcpy (plain, edges, sizeof edges);
+      memcpy (simd, edges, sizeof edges);
+      agc_ops_force_scalar (TRUE);
+      agc_bias_act_forward (plain, NULL, 1, G_N_ELEMENTS (edges) - 1, act);
+      agc_ops_force_scalar (FALSE);
+      agc_bias_act_forward (simd, NULL, 1, G_N_ELEMENTS (edges) - 1, act);
+      for (size_t i = 0; i + 1 < G_N_ELEMENTS (edges); i++)
+        g_assert_cmpfloat (fabsf (simd[i] - plain[i]), <=, 1e-6f * fmaxf (1.0f, fabsf (plain[i])));
+    }
+}
+
+static void
+test_half_conversion (void)
+{
+  // every 16-bit pattern, as F16 and as BF16, against tensor.c
+  uint16_t *all = g_new (uint16_t, 65536);
+  for (int i = 0; i < 65536; i++)
+    all[i] = (uint16_t) i;
+  float *want = g_new (float, 65536), *got = g_new (float, 65536);
+  for (int dtype = 0; dtype < 2; dtype++)
+    {
+      AgcTensorView view = { .name = "all", .dtype = dtype ? AGC_DTYPE_BF16 : AGC_DTYPE_F16,
+                             .n_dims = 1, .shape = { 65536 }, .data = (const guint8 *) all,
+                             .n_bytes = 65536 * 2, .file = "test" };
+      agc_tensor_to_f32 (&view, want);
+      for (int scalar = 0; scalar < 2; scalar++)
+        {
+          agc_ops_force_scalar (scalar);
+          memset (got, 0, 65536 * sizeof (float));
+          // an odd length and offset: the tail path too
+          if (dtype)
+            agc_bf16_to_f32 (got + 3, all + 3, 65533);
+          else
+            agc_f16_to_f32 (got + 3, all + 3, 65533);
+          for (int i = 3; i < 65536; i++)
+            if (!(isnan (want[i]) && isnan (got[i])))
+              g_assert_cmpmem (&got[i], sizeof (float), &want[i], sizeof (float));
+        }
+    }
+  agc_ops_force_scalar (FALSE);
+  g_free (all), g_free (want), g_free (got);
+}
+
+/* ---- threads ---- */
+
+typedef struct
+{
+  gint *hits;
+  int n_threads;
+} Hits;
+
+static void
+count_hits (void *ctx, int begin, int end, int thread)
+{
+  Hits *h = ctx;
+  g_assert_cmpint (thread, >=, 0);
+  g_assert_cmpint (thread, <, h->n_threads);
+  for (int i = begin; i < end; i++)
+    g_atomic_int_inc (&h->hits[i]);
+}
+
+static void
+check_each_once (int n_items, int grain)
+{
+  Hits h = { g_new0 (gint, MAX (n_items, 1)), agc_threads_count () };
+  agc_parallel_for (n_items, grain, count_hits, &h);
+  for (int i = 0; i < n_items; i++)
+    g_assert_cmpint (h.hits[i], ==, 1);
+  g_free (h.hits);
+}
+
+static gpointer
+hammer (gpointer data)
+{
+  (void) data;
+  for (int r = 0; r < 200; r++)
+    check_each_once (1 + r % 37, 1 + r % 5);
+  return NULL;
+}
+
+static void
+test_parallel_for (void)
+{
+  int sizes[] = { 3, 1, 2, 4 };
+  for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
+    {
+      agc_set_threads (sizes[s]);
+      g_assert_cmpint (agc_get_threads (), ==, sizes[s]);
+      for (int r = 0; r < 300; r++) // many short regions: the wake-up path
+        check_each_once (r % 50, 1 + r % 7);
+      check_each_once (100000, 0);
+      // two callers at once: one gets the pool, the other runs alone
+      GThread *a = g_thread_new ("a", hammer, NULL), *b = g_thread_new ("b", hammer, NULL);
+      g_thread_join (a);
+      g_thread_join (b);
+    }
+  agc_set_threads (0);
+}
+
+/* ---- packed sequences ---- */
+
+static void
+fill_block (AgcBlock *b, int d, int m)
+{
+  double s_d = 1.0 / sqrt (d), s_m = 1.0 / sqrt (m);
+  b->ln1_weight = random_floats (d, 0.3, 1.0);
+  b->ln1_bias = random_floats (d, 0.2, 0.0);
+  b->qkv_weight = random_floats ((size_t) 3 * d * d, 2.0 * s_d, 0.0);
+  b->qkv_bias = random_floats ((size_t) 3 * d, 0.2, 0.0);
+  b->out_weight = random_floats ((size_t) d * d, s_d, 0.0);
+  b->out_bias = random_floats (d, 0.2, 0.0);
+  b->ln2_weight = random_floats (d, 0.3, 1.0);
+  b->ln2_bias = random_floats (d, 0.2, 0.0);
+  b->fc1_weight = random_floats ((size_t) m * d, 1.7 * s_d, 0.0);
+  b->fc1_bias = random_floats (m, 0.2, 0.0);
+  b->fc2_weight = random_floats ((size_t) d * m, 1.7 * s_m, 0.0);
+  b->fc2_bias = random_floats (d, 0.2, 0.0);
+}
+
+static void
+check_packed (gboolean causal, int n_threads)
+{
+  agc_set_threads (n_threads);
+  AgcTowerConfig c = { .width = 40, .layers = 2, .heads = 5, .mlp_width = 72,
+                       .layer_norm_eps = 1e-5f, .act = AGC_ACT_QUICK_GELU };
+  AgcTransformer tr = { .config = c, .blocks = g_new0 (AgcBlock, c.layers) };
+  for (int l = 0; l < c.layers; l++)
+    fill_block (&tr.blocks[l], c.width, c.mlp_width);
+  int lengths[] = { 3, 9, 1, 6, 9 }, n_seqs = G_N_ELEMENTS (lengths), rows = 0;
+  for (int s = 0; s < n_seqs; s++)
+    rows += lengths[s];
+  size_t n = (size_t) rows * c.width;
+  float *packed = random_floats (n, 1.0, 0.0), *alone = g_memdup2 (packed, n * sizeof (float));
+  g_assert_true (agc_transformer_forward_packed (&tr, packed, n_seqs, lengths, causal, NULL));
+  size_t at = 0;
+  for (int s = 0; s < n_seqs; s++)
+    {
+      float *seq = alone + at * c.width;
+      g_assert_true (agc_transformer_forward (&tr, seq, 1, lengths[s], causal, NULL));
+      at += lengths[s];
+    }
+  // the same arithmetic row by row, whatever the GEMM blocking: float noise only
+  g_assert_cmpfloat (max_abs_diff (packed, alone, n), <, 2e-5);
+  g_free (packed), g_free (alone);
+  agc_transformer_clear (&tr);
+  agc_set_threads (0);
+}
+
+static void
+test_packed_causal (void)
+{
+  check_packed (TRUE, 2);
+  check_packed (TRUE, 1);
+}
+
+static void
+test_packed_bidirectional (void)
+{
+  check_packed (FALSE, 3);
+}
+
+/* ---- class cache ---- */
+
+static void
+test_class_cache_roundtrip (void)
+{
+  const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  int n_classes = 3, dim = 5;
+  float *classes = random_floats ((size_t) n_classes * dim, 1.0, 0.0);
+  float *back = g_new0 (float, (size_t) n_classes * dim);
+  g_assert_false (agc_class_cache_load (back, key, n_classes, dim)); // empty cache
+  GError *error = NULL;
+  g_assert_true (agc_class_cache_store (key, classes, n_classes, dim, &error));
+  g_assert_no_error (error);
+  g_assert_true (agc_class_cache_load (back, key, n_classes, dim));
+  g_assert_cmpmem (back, n_classes * dim * sizeof (float), classes,
+                   n_classes * dim * sizeof (float));
+  // other sizes are a miss, never a misread
+  g_assert_false (agc_class_cache_load (back, key, n_classes + 1, dim));
+  g_assert_false (agc_class_cache_load (back, key, n_classes, dim - 1));
+  g_free (classes), g_free (back);
+}
+
+static void
+remove_tree (const char *path)
+{
+  GDir *dir = g_dir_open (path, 0, NULL);
+  if (dir != NULL)
+    {
+      const char *name;
+      while ((name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *child = g_build_filename (path, name, NULL);
+          remove_tree (child);
+        }
+      g_dir_close (dir);
+    }
+  g_remove (path);
+}
+
+int
+main (int argc, char **argv)
+{
+  // the cache goes to a throwaway folder, set before GLib reads it
+  g_autofree char *cache = g_dir_make_tmp ("agc-test-engine-XXXXXX", NULL);
+  g_setenv ("XDG_CACHE_HOME", cache, TRUE);
+  g_test_init (&argc, &argv, NULL);
+  rng = g_rand_new_with_seed (99);
+  g_test_add_func ("/ops/simd-matches-scalar", test_simd_matches_scalar);
+  g_test_add_func ("/ops/half-conversion", test_half_conversion);
+  g_test_add_func ("/threads/parallel-for", test_parallel_for);
+  g_test_add_func ("/transformer/packed-causal", test_packed_causal);
+  g_test_add_func ("/transformer/packed-bidirectional", test_packed_bidirectional);
+  g_test_add_func ("/class-cache/roundtrip", test_class_cache_roundtrip);
+  int status = g_test_run ();
+  g_rand_free (rng);
+  remove_tree (cache);
+  return status;
+}
