@@ -8,8 +8,10 @@
 GOptionContext *
 cli_option_context_new (const CliCommand *command, const GOptionEntry *entries)
 {
-  g_autofree char *title = g_strdup_printf ("%s %s", command->name, command->parameters);
-  GOptionContext *context = g_option_context_new (title);
+  /* --help then reads "Usage: agriclip NAME [OPTION…] PARAMETERS". */
+  g_autofree char *program = g_strdup_printf ("agriclip %s", command->name);
+  g_set_prgname (program);
+  GOptionContext *context = g_option_context_new (command->parameters);
   g_option_context_set_summary (context, _(command->summary));
   if (entries)
     g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);

@@ -148,7 +148,20 @@ agc_block_backward (float *dx, AgcBlock *g, const float *dout, const AgcBlockAct
   // x_mid = x + out_proj(attention(ln_1(x)))
   agc_linear_backward (datty, g->out_weight, g->out_bias, dx_mid, a->atty, w->out_weight, r, d, d);
   agc_attention_backward (dqkv, datty, a->qkv, a->att, a->batch, a->n_tokens, d, c->heads);
-  agc_linear_backward (dln1, g->qkv_weight, g->qkv_bias, dqkv, a->ln1, w->qkv_weight, r, d, 3 * d);
+  agc_linear_backward (dln1, g->qkv_weight, NULL, dqkv, a->ln1, w->qkv_weight, r, d, 3 * d);
+  // qkv = ln1 @ qkv_weight^T + qkv_bias.  The key bias adds q . bias_k to a
+  // whole row of scores, which softmax ignores: its gradient is exactly 0,
+  // and adding the rounding noise instead would let AdamW (which scales
+  // every gradient to about lr) move it
+  for (int j = 0; j < 3 * d; j++)
+    {
+      if (j >= d && j < 2 * d)
+        continue;
+      double sum = 0.0;
+      for (int i = 0; i < r; i++)
+        sum += dqkv[(size_t) i * 3 * d + j];
+      g->qkv_bias[j] += (float) sum;
+    }
   if (dx != NULL)
     {
       for (size_t i = 0; i < rd; i++)

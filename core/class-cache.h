@@ -1,10 +1,12 @@
 /* class-cache.h — the class embeddings of a label set for a model, kept on
  * disk so that building the same classifier again does no text work.
  *
- * Under agc_cache_dir () (embedding-cache.h): classes/AB/KEY.f32, where
- * KEY = SHA-256 of a format version, agc_model_identity (model) and every
- * class's prompts in order.  Names and display names do not enter the key:
- * they do not change the embeddings.  A file holds the classifier's rows,
+ * Under $XDG_CACHE_HOME/agriclip: classes/AB/KEY.f32 (AB: the key's first
+ * two hex digits), where KEY = SHA-256 of a format version, the model
+ * folder's canonical path and its files' names, sizes, inodes, mtimes and
+ * ctimes (no file is read: a ctime cannot be set back, so a file written
+ * again is a new model), and every class's prompts in order.  Names and
+ * display names do not enter the key: they do not change the embeddings.  A file holds the classifier's rows,
  * [n_classes, E] float32, each L2-normalised, after a header that is checked
  * on load.  A cache never changes a result: an entry that is missing, short
  * or of other sizes is a miss, and a failed write only costs the next run.
@@ -21,8 +23,8 @@
 
 #include "agriclip.h"
 
-/* The key (64 hex digits, g_free), or NULL with error when the model's
- * identity cannot be computed (then simply do not cache). */
+/* The key (64 hex digits, g_free), or NULL with error when the model folder
+ * cannot be listed (then simply do not cache). */
 char *agc_class_cache_key (const AgcModel *model, const AgcLabelSet *labels, GError **error);
 
 /* TRUE when the entry exists and holds exactly [n_classes, dim]: classes is

@@ -1,8 +1,9 @@
 /* classifier.c — zero-shot classification with the open_clip recipe
  * (REFERENCE.md §5): each class is the normalised mean of its normalised
- * prompt embeddings; an image's probabilities are the softmax of
- * logit_scale · cos(image, class).  A probe adapter replaces the class
- * embeddings with its trained head: softmax(W x + b). */
+ * prompt embeddings (AgriCLIP: of the raw ones, agc_model_class_recipe);
+ * an image's probabilities are the softmax of logit_scale · cos(image,
+ * class).  A probe adapter replaces the class embeddings with its trained
+ * head: softmax(W x + b). */
 #include "agriclip.h"
 #include "adapter.h"
 #include "ops.h"
@@ -68,6 +69,7 @@ agc_classifier_new (AgcModel *model, const AgcLabelSet *labels, GCancellable *ca
       }
   int n_prompts = (int) prompts->len;
 
+  gboolean normalize_prompts = agc_model_class_recipe (model) == AGC_CLASS_MEAN_OF_NORMALIZED;
   double *sums = g_new0 (double, (size_t) n_classes * dim);
   float *embeddings = g_new (float, (size_t) MIN (n_prompts, PROMPTS_PER_CALL) * dim);
   gboolean ok = TRUE;
@@ -81,8 +83,8 @@ agc_classifier_new (AgcModel *model, const AgcLabelSet *labels, GCancellable *ca
           ok = FALSE;
           break;
         }
-      ok = agc_model_embed_texts (model, (const char *const *) prompts->pdata + start, n, TRUE,
-                                  embeddings, cancellable, error);
+      ok = agc_model_embed_texts (model, (const char *const *) prompts->pdata + start, n,
+                                  normalize_prompts, embeddings, cancellable, error);
       if (ok)
         accumulate (sums, embeddings, (const int *) owners->data + start, n, dim);
     }

@@ -1,8 +1,10 @@
 /* model.c — a CLIP model loaded from a Hugging Face folder: both towers,
  * the tokenizer, the preprocessing and the logit scale, and the batched
- * embedding calls of the public API. */
+ * embedding calls of the public API.  An AgriCLIP folder brings its own
+ * image path instead of the vision tower (agriclip-model.h). */
 #include "agriclip.h"
 
+#include "agriclip-model.h"
 #include "arena.h"
 #include "clip-config.h"
 #include "ops.h"
@@ -33,6 +35,7 @@ struct AgcModel
   AgcPreprocess preprocess;
   float logit_scale; // exp of the stored value
   AgcArena pixels;   // preprocessed images of one batch, reused from call to call
+  AgcAgriclipImage *agriclip; // AgriCLIP's image path (then vision is NULL)
 };
 
 // "DIR: " before a message, unless it already starts with the folder's path
@@ -158,6 +161,23 @@ load_parts (AgcModel *m, GError **error)
   return TRUE;
 }
 
+// an AgriCLIP folder: its own image path, the text side of a CLIP
+static gboolean
+load_agriclip (AgcModel *m, GError **error)
+{
+  AgcAgriclipParts p;
+  if (!agc_agriclip_load (&p, m->path, error))
+    return FALSE;
+  m->agriclip = p.image;
+  m->config = p.config;
+  m->weights = p.text_weights;
+  m->text = p.text;
+  m->tokenizer = p.tokenizer;
+  m->preprocess = p.preprocess;
+  m->logit_scale = p.temperature;
+  return TRUE;
+}
+
 AgcModel *
 agc_model_load (const char *path, GError **error)
 {
@@ -178,7 +198,7 @@ agc_model_load (const char *path, GError **error)
     }
   AgcModel *m = g_new0 (AgcModel, 1);
   m->path = g_strdup (path);
-  if (!load_parts (m, error))
+  if (!(agc_agriclip_is_folder (path) ? load_agriclip (m, error) : load_parts (m, error)))
     {
       prefix_dir (error, path);
       agc_model_free (m);
@@ -194,6 +214,7 @@ agc_model_free (AgcModel *model)
     return;
   agc_text_tower_free (model->text);
   agc_vision_tower_free (model->vision);
+  agc_agriclip_image_free (model->agriclip);
   agc_weights_free (model->weights);
   agc_arena_clear (&model->pixels);
   agc_tokenizer_free (model->tokenizer);
@@ -227,6 +248,13 @@ agc_model_logit_scale (const AgcModel *model)
 {
   g_return_val_if_fail (model != NULL, 0.0f);
   return model->logit_scale;
+}
+
+AgcClassRecipe
+agc_model_class_recipe (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, AGC_CLASS_MEAN_OF_NORMALIZED);
+  return model->agriclip != NULL ? AGC_CLASS_MEAN_OF_RAW : AGC_CLASS_MEAN_OF_NORMALIZED;
 }
 
 const char *
@@ -330,9 +358,11 @@ agc_model_embed_pixels (AgcModel *model, const float *pixels, int n_images, gboo
     {
       int n = MIN (IMAGE_BATCH, n_images - start);
       float *batch_out = out + (size_t) start * e;
+      const float *batch_pixels = pixels + start * image_len;
       if (check_cancelled (cancellable, error)
-          || !agc_vision_tower_forward (model->vision, pixels + start * image_len, n, batch_out,
-                                        error))
+          || !(model->agriclip != NULL
+                 ? agc_agriclip_image_forward (model->agriclip, batch_pixels, n, batch_out, error)
+                 : agc_vision_tower_forward (model->vision, batch_pixels, n, batch_out, error)))
         return FALSE;
       if (normalize)
         normalize_rows (batch_out, n, e);

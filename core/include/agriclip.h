@@ -71,15 +71,29 @@ void agc_image_free (AgcImage *image);
 
 typedef struct AgcModel AgcModel;
 
-/* Loads a model folder.  Currently: a Hugging Face CLIP folder. */
+/* Loads a model folder: a Hugging Face CLIP folder, or an AgriCLIP folder
+ * (agriclip.json, or the released Weights/ layout: models/README.md), whose
+ * images go through a ResNet-50 and a linear aligner into the text space of
+ * CLIP ViT-B/16. */
 AgcModel *agc_model_load (const char *path, GError **error);
 void agc_model_free (AgcModel *model);
 
 int agc_model_embed_dim (const AgcModel *model);      /* E: length of every embedding */
 int agc_model_image_size (const AgcModel *model);     /* S: side of the square model input */
 int agc_model_context_length (const AgcModel *model); /* tokens per text, 77 for CLIP */
-float agc_model_logit_scale (const AgcModel *model);  /* exp(logit_scale), e.g. 100 */
+/* exp(logit_scale), e.g. 100; AgriCLIP: its manifest's temperature, 100 by default. */
+float agc_model_logit_scale (const AgcModel *model);
 const char *agc_model_path (const AgcModel *model);
+
+/* How a class embedding is made from the embeddings of its prompts. */
+typedef enum
+{
+  AGC_CLASS_MEAN_OF_NORMALIZED, /* open_clip: normalise each, average, normalise (CLIP) */
+  AGC_CLASS_MEAN_OF_RAW,        /* average the projections as they are, normalise (AgriCLIP) */
+} AgcClassRecipe;
+
+/* The recipe the model was evaluated with by its authors. */
+AgcClassRecipe agc_model_class_recipe (const AgcModel *model);
 
 /* Token ids of one text: ids[context_length], start/end tokens included, zero padded. */
 gboolean agc_model_tokenize (const AgcModel *model, const char *text, int32_t *ids, GError **error);
@@ -152,7 +166,8 @@ const char *const *agc_label_set_class_prompts (const AgcLabelSet *set, int clas
 
 typedef struct AgcClassifier AgcClassifier;
 
-/* Encodes every prompt of every class (open_clip recipe: normalise each
+/* Encodes every prompt of every class and combines them by the model's
+ * recipe (agc_model_class_recipe; CLIP: the open_clip one, normalise each
  * prompt embedding, average per class, normalise again). */
 AgcClassifier *agc_classifier_new (AgcModel *model, const AgcLabelSet *labels,
                                    GCancellable *cancellable, GError **error);

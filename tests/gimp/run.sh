@@ -16,9 +16,8 @@ shared=${AGC_SHARED_DIR:-$src/../shared}
 start=$(date +%s)
 
 if ! [ -f "$build/build.ninja" ]; then
-  gimp_option=""
-  grep -q "option('gimp'" meson_options.txt && gimp_option="-Dgimp=enabled"
-  meson setup "$build" $gimp_option -Dshared_dir="$shared" ${AGC_GIMP_MESON_ARGS:-} \
+  # -Werror: the whole project must build without warnings on Debian 13 too.
+  meson setup "$build" -Dgimp=enabled --werror -Dshared_dir="$shared" ${AGC_GIMP_MESON_ARGS:-} \
     >"$build.setup.log" 2>&1 ||
     { cat "$build.setup.log" >&2; exit 1; }
   rm -f "$build.setup.log"

@@ -1,0 +1,63 @@
+/* agriclip-model.h — AgriCLIP as its authors' code runs it (REFERENCE.md §1).
+ *
+ * Image: ImageNet preprocessing at 224 (bilinear), a DINO-trained ResNet-50
+ * (resnet.h) pooled to f[2048], the linear aligner a = W f + b into the
+ * text space, L2-normalised by the caller like any embedding.
+ * Text: the text tower of a CLIP ViT-B/16 (any model-files.h layout: a
+ * Hugging Face folder, an OpenAI .pt), its tokenizer from the same folder.
+ * Classes: the mean of the *unnormalised* prompt embeddings, normalised
+ * (AGC_CLASS_MEAN_OF_RAW); probabilities softmax(temperature · cos), the
+ * temperature from the manifest (agriclip-manifest.h), 100 by default: the
+ * released code has no logit scale and compares cosines only.
+ *
+ * The aligner file holds {'W', 'b'} (torch.save'd).  The released code
+ * computes f @ W.T + b, so W is stored [E, 2048] as a torch Linear weight;
+ * a W stored [2048, E] (someone's f @ W) is recognised by its shape and
+ * transposed.  A square W (E = 2048) is read as [out, in].  A missing 'b'
+ * (saved as None by aligners trained without bias) means b = 0.
+ *
+ * ResNet tensor names: image_encoder.prefix when the manifest gives one;
+ * otherwise the prefix is detected as the one under which both
+ * "conv1.weight" and "layer1.0.conv1.weight" exist ("" for the released
+ * dino_pretrain.pth, "backbone." for the teacher or student dict of a DINO
+ * training checkpoint, whose "module." the checkpoint reader strips).  If
+ * several ResNets are found, the one under a "teacher" prefix is used (DINO
+ * evaluates its teacher); otherwise the manifest must choose.
+ *
+ * model.c uses these calls only; the AgcModel owns the parts afterwards. */
+#pragma once
+
+#include "agriclip-manifest.h" /* agc_agriclip_is_folder */
+#include "clip-config.h"
+#include "text-tower.h"
+#include "tokenizer.h"
+#include "weights.h"
+
+#define AGC_AGRICLIP_IMAGE_SIZE 224
+
+typedef struct AgcAgriclipImage AgcAgriclipImage;
+
+typedef struct
+{
+  AgcAgriclipImage *image;  /* ResNet-50 + aligner */
+  AgcClipConfig config;     /* text: the text model's; projection_dim = E; vision: only
+                               image_size (224) is set */
+  AgcWeights *text_weights; /* Hugging Face-named, mapped: the text tower reads them */
+  AgcTextTower *text;
+  AgcTokenizer *tokenizer;
+  AgcPreprocess preprocess; /* ImageNet mean/std, bilinear, 224 */
+  float temperature;
+} AgcAgriclipParts;
+
+/* Loads every part of the AgriCLIP folder dir.  Errors name the file: those
+ * of agriclip-manifest.h, model-files.h and resnet.h, and AGC_ERROR_MODEL
+ * for an aligner that is not {'W', 'b'} or whose output size differs from
+ * the text tower's projection.  On failure every part is freed and *parts
+ * zeroed. */
+gboolean agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **error);
+
+/* pixels[batch, 3, 224, 224] (preprocessed) -> out[batch, E], the aligner's
+ * output, not normalised. */
+gboolean agc_agriclip_image_forward (const AgcAgriclipImage *image, const float *pixels,
+                                     int batch, float *out, GError **error);
+void agc_agriclip_image_free (AgcAgriclipImage *image);
