@@ -1,12 +1,14 @@
-/* model.c — a CLIP model loaded from a Hugging Face folder: both towers,
- * the tokenizer, the preprocessing and the logit scale, and the batched
- * embedding calls of the public API.  An AgriCLIP folder brings its own
- * image path instead of the vision tower (agriclip-model.h). */
+/* model.c — a CLIP model loaded from a Hugging Face, open_clip or OpenAI
+ * checkpoint (model-files.h): both towers, the tokenizer, the preprocessing
+ * and the logit scale, and the batched embedding calls of the public API.
+ * An AgriCLIP folder brings its own image path instead of the vision tower
+ * (agriclip-model.h). */
 #include "agriclip.h"
 
 #include "agriclip-model.h"
 #include "arena.h"
 #include "clip-config.h"
+#include "model-files.h"
 #include "ops.h"
 #include "text-tower.h"
 #include "tokenizer.h"
@@ -47,45 +49,6 @@ prefix_dir (GError **error, const char *dir)
 }
 
 static gboolean
-dir_has_pytorch_files (const char *dir)
-{
-  GDir *d = g_dir_open (dir, 0, NULL);
-  if (d == NULL)
-    return FALSE;
-  gboolean found = FALSE;
-  const char *name;
-  while (!found && (name = g_dir_read_name (d)) != NULL)
-    found = g_str_has_suffix (name, ".bin") || g_str_has_suffix (name, ".pt")
-            || g_str_has_suffix (name, ".pth");
-  g_dir_close (d);
-  return found;
-}
-
-static AgcWeights *
-open_weights (const char *dir, GError **error)
-{
-  static const char *const candidates[] = { "model.safetensors", "model.safetensors.index.json" };
-  for (size_t i = 0; i < G_N_ELEMENTS (candidates); i++)
-    {
-      char *path = g_build_filename (dir, candidates[i], NULL);
-      gboolean exists = g_file_test (path, G_FILE_TEST_EXISTS);
-      AgcWeights *w = exists ? agc_weights_open (path, error) : NULL;
-      g_free (path);
-      if (exists)
-        return w;
-    }
-  if (dir_has_pytorch_files (dir))
-    g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
-                 "%s: only PyTorch weight files (.bin/.pt/.pth) found; these are not supported "
-                 "yet, the model needs model.safetensors (or model.safetensors.index.json)",
-                 dir);
-  else
-    g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
-                 "%s: no model.safetensors or model.safetensors.index.json", dir);
-  return NULL;
-}
-
-static gboolean
 load_logit_scale (float *out, const AgcWeights *weights, GError **error)
 {
   const AgcTensorView *t = agc_weights_find (weights, "logit_scale");
@@ -110,52 +73,25 @@ load_logit_scale (float *out, const AgcWeights *weights, GError **error)
 static gboolean
 load_parts (AgcModel *m, GError **error)
 {
-  const char *dir = m->path;
-  char *config_path = g_build_filename (dir, "config.json", NULL);
-  gboolean have_config = g_file_test (config_path, G_FILE_TEST_IS_REGULAR);
-  gboolean ok = have_config && agc_clip_config_load (config_path, &m->config, error);
-  g_free (config_path);
-  if (!have_config)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: config.json is missing", dir);
-      return FALSE;
-    }
-  if (!ok)
+  if (!agc_model_files_open (m->path, &m->weights, &m->config, &m->preprocess, error))
     return FALSE;
-
-  AgcWeights *weights = m->weights = open_weights (dir, error);
-  if (weights == NULL)
-    return FALSE;
+  const AgcWeights *weights = m->weights;
   // float32 and half-precision matrices stay in the mapped files, so a model
   // opens without copying its weights and keeps half-precision ones compact
-  ok = (m->vision = agc_vision_tower_load (weights, &m->config, error))
-       && (m->text = agc_text_tower_load (weights, &m->config, error))
-       && load_logit_scale (&m->logit_scale, weights, error);
+  gboolean ok = (m->vision = agc_vision_tower_load (weights, &m->config, error))
+                && (m->text = agc_text_tower_load (weights, &m->config, error))
+                && load_logit_scale (&m->logit_scale, weights, error);
   if (!ok)
     return FALSE;
 
-  if ((m->tokenizer = agc_tokenizer_load_dir (dir, error)) == NULL)
+  g_autofree char *folder = agc_model_files_folder (m->path);
+  if ((m->tokenizer = agc_tokenizer_load_dir (folder, error)) == NULL)
     return FALSE;
   if (agc_tokenizer_eot (m->tokenizer) >= m->config.text.vocab_size)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
                    "the tokenizer's end-of-text id %d is outside the text tower's vocabulary of %d",
                    agc_tokenizer_eot (m->tokenizer), m->config.text.vocab_size);
-      return FALSE;
-    }
-
-  int size = m->config.vision.image_size;
-  char *pre_path = g_build_filename (dir, "preprocessor_config.json", NULL);
-  ok = agc_preprocess_config_load (pre_path, size, &m->preprocess, error);
-  g_free (pre_path);
-  if (!ok)
-    return FALSE;
-  if (m->preprocess.crop_width != size || m->preprocess.crop_height != size)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
-                   "preprocessor_config.json: crop size %dx%d differs from the model's image "
-                   "size %d",
-                   m->preprocess.crop_width, m->preprocess.crop_height, size);
       return FALSE;
     }
   return TRUE;
@@ -183,22 +119,11 @@ agc_model_load (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
 
-  if (!g_file_test (path, G_FILE_TEST_EXISTS))
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: no such folder", path);
-      return NULL;
-    }
-  if (!g_file_test (path, G_FILE_TEST_IS_DIR))
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
-                   "%s: not a folder (a model is a folder with config.json, model.safetensors, "
-                   "vocab.json, merges.txt and preprocessor_config.json)",
-                   path);
-      return NULL;
-    }
+  // a file or a folder of another layout: model-files.h finds out which
+  gboolean agriclip = g_file_test (path, G_FILE_TEST_IS_DIR) && agc_agriclip_is_folder (path);
   AgcModel *m = g_new0 (AgcModel, 1);
   m->path = g_strdup (path);
-  if (!(agc_agriclip_is_folder (path) ? load_agriclip (m, error) : load_parts (m, error)))
+  if (!(agriclip ? load_agriclip (m, error) : load_parts (m, error)))
     {
       prefix_dir (error, path);
       agc_model_free (m);

@@ -71,7 +71,10 @@ void agc_image_free (AgcImage *image);
 
 typedef struct AgcModel AgcModel;
 
-/* Loads a model folder: a Hugging Face CLIP folder, or an AgriCLIP folder
+/* Loads a model: a Hugging Face CLIP folder (config.json + model.safetensors,
+ * a sharded index or pytorch_model.bin), an open_clip folder
+ * (open_clip_config.json + its weights), a folder or file holding an OpenAI
+ * .pt/.pth checkpoint (tokenizer files beside it), or an AgriCLIP folder
  * (agriclip.json, or the released Weights/ layout: models/README.md), whose
  * images go through a ResNet-50 and a linear aligner into the text space of
  * CLIP ViT-B/16. */
