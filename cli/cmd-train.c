@@ -41,19 +41,22 @@ on_progress (const AgcTrainProgress *p, gpointer user_data)
     case AGC_TRAIN_STAGE_EMBED:
       if (view->tty)
         {
-          fprintf (stderr, _("\rimages %d/%d"), p->done, p->total);
+          /* \r: the progress line rewrites itself on a terminal. */
+          fputc ('\r', stderr);
+          fprintf (stderr, _("images %d/%d"), p->done, p->total);
           view->mid_line = TRUE;
         }
       break;
     case AGC_TRAIN_STAGE_EPOCH:
       if (view->tty)
         {
+          fputc ('\r', stderr);
           if (isnan (p->val_loss))
-            fprintf (stderr, _("\repoch %d/%d: training loss %.4f   "), p->done, p->total,
+            fprintf (stderr, _("epoch %d/%d: training loss %.4f   "), p->done, p->total,
                      p->train_loss);
           else
             fprintf (stderr,
-                     _("\repoch %d/%d: training loss %.4f, validation loss %.4f, "
+                     _("epoch %d/%d: training loss %.4f, validation loss %.4f, "
                        "accuracy %.1f %%   "),
                      p->done, p->total, p->train_loss, p->val_loss, 100.0 * p->val_accuracy);
           view->mid_line = TRUE;

@@ -64,7 +64,11 @@ int
 main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  /* CSV and JSON output need '.' decimals whatever the user's language. */
+  setlocale (LC_NUMERIC, "C");
+  /* AGRICLIP_LOCALEDIR: catalogs of an uninstalled build, e.g. for tests. */
+  const char *localedir = g_getenv ("AGRICLIP_LOCALEDIR");
+  bindtextdomain (GETTEXT_PACKAGE, localedir ? localedir : LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 

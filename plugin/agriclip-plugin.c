@@ -6,6 +6,8 @@
  * touches models: they are opened when a procedure runs. */
 #include "agriclip-plugin.h"
 
+#include <string.h>
+
 #define AGC_TYPE_PLUG_IN (agc_plug_in_get_type ())
 G_DECLARE_FINAL_TYPE (AgcPlugIn, agc_plug_in, AGC, PLUG_IN, GimpPlugIn)
 
@@ -21,7 +23,8 @@ query_procedures (GimpPlugIn *plug_in)
 {
   (void) plug_in;
   GList *names = g_list_append (NULL, g_strdup (LABEL_PROC));
-  return g_list_append (names, g_strdup (REGIONS_PROC));
+  names = g_list_append (names, g_strdup (REGIONS_PROC));
+  return g_list_append (names, g_strdup (TRAIN_PROC));
 }
 
 static GimpProcedure *
@@ -31,6 +34,8 @@ create_procedure (GimpPlugIn *plug_in, const char *name)
     return label_procedure_new (plug_in);
   if (g_str_equal (name, REGIONS_PROC))
     return regions_procedure_new (plug_in);
+  if (g_str_equal (name, TRAIN_PROC))
+    return train_procedure_new (plug_in);
   return NULL;
 }
 
@@ -79,6 +84,34 @@ GimpValueArray *
 plugin_fail (GimpProcedure *procedure, GError *error)
 {
   return gimp_procedure_new_return_values (procedure, GIMP_PDB_EXECUTION_ERROR, error);
+}
+
+void
+plugin_name_path (GError **error, const char *path)
+{
+  if (error && *error && !strstr ((*error)->message, path))
+    g_prefix_error (error, "%s: ", path);
+}
+
+char *
+plugin_file_path (GimpProcedureConfig *config, const char *name, const char *nick,
+                  GError **error)
+{
+  g_autoptr (GFile) file = NULL;
+  g_object_get (config, name, &file, NULL);
+  if (!file)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, _("No \"%s\" chosen"), nick);
+      return NULL;
+    }
+  char *path = g_file_get_path (file);
+  if (!path)
+    {
+      g_autofree char *uri = g_file_get_uri (file);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, _("%s: \"%s\" must be a local file"), uri,
+                   nick);
+    }
+  return path;
 }
 
 GIMP_MAIN (AGC_TYPE_PLUG_IN)

@@ -17,6 +17,7 @@
 #define PLUG_IN_BINARY "agriclip"
 #define LABEL_PROC "plug-in-agriclip-label"
 #define REGIONS_PROC "plug-in-agriclip-regions"
+#define TRAIN_PROC "plug-in-agriclip-train"
 #define MENU_PATH "<Image>/Filters/Analysis/AgriCLIP"
 
 /* Masked pixels become this neutral grey (see pixels.c). */
@@ -26,6 +27,7 @@
 
 GimpProcedure *label_procedure_new (GimpPlugIn *plug_in);
 GimpProcedure *regions_procedure_new (GimpPlugIn *plug_in);
+GimpProcedure *train_procedure_new (GimpPlugIn *plug_in);
 
 /* Arguments both procedures have: model, labels, top-k. */
 void engine_add_arguments (GimpProcedure *procedure);
@@ -34,23 +36,36 @@ gboolean plugin_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *confi
                             const char *title);
 /* Execution-error return values carrying error (consumed). */
 GimpValueArray *plugin_fail (GimpProcedure *procedure, GError *error);
+/* Makes sure an error message names path, whatever the layer that failed wrote. */
+void plugin_name_path (GError **error, const char *path);
+/* The local path of a file argument (g_free); NULL and an error naming
+ * what to set (nick) when it is unset or not a local file. */
+char *plugin_file_path (GimpProcedureConfig *config, const char *name, const char *nick,
+                        GError **error);
 
 /* ---- engine.c: a model and a label set, ready to classify -------------- */
 
 typedef struct
 {
   AgcModel *model;
-  AgcLabelSet *labels;
+  AgcLabelSet *labels;   /* NULL when the classes come from an adapter */
+  AgcAdapter *adapter;   /* NULL for zero-shot classification */
   AgcClassifier *classifier;
   char *model_path;  /* as given, for results and messages */
-  char *labels_path; /* the file the label set came from */
+  char *labels_path; /* the file the label set came from, or NULL */
+  char *adapter_path; /* the adapter file, or NULL */
 } Engine;
 
-/* Opens the model and label set named by the config's "model" and "labels". */
+/* Opens the model and label set named by the config's "model" and "labels",
+ * or, when the config has a non-empty "adapter", the model and the classes
+ * of that adapter (which must have been trained on this model). */
 Engine *engine_open (GimpProcedureConfig *config, GError **error);
 void engine_free (Engine *engine);
 /* Where a shipped label set NAME lives: <datadir>/agriclip/labels/NAME.json. */
 char *engine_shipped_labels_path (const char *name);
+/* The class's export name and display name, from the label set or adapter. */
+const char *engine_class_name (const Engine *engine, int class_index);
+const char *engine_class_display_name (const Engine *engine, int class_index);
 /* probs[n, n_classes] for n images, in batches, with progress from
  * progress_from to progress_to. */
 gboolean engine_classify (float *probs, Engine *engine, AgcImage *const *images, int n_images,

@@ -48,12 +48,36 @@ labels_path (const char *labels)
   return engine_shipped_labels_path (labels);
 }
 
-/* Makes sure a message names path, whatever the layer that failed wrote. */
-static void
-name_path (GError **error, const char *path)
+/* The config's "adapter" file, or NULL when it has none: only the label
+ * procedure has the argument, and unset means zero-shot. */
+static char *
+adapter_path (GimpProcedureConfig *config)
 {
-  if (error && *error && !strstr ((*error)->message, path))
-    g_prefix_error (error, "%s: ", path);
+  if (!g_object_class_find_property (G_OBJECT_GET_CLASS (config), "adapter"))
+    return NULL;
+  g_autoptr (GFile) file = NULL;
+  g_object_get (config, "adapter", &file, NULL);
+  if (!file)
+    return NULL;
+  char *path = g_file_get_path (file);
+  if (!path)
+    path = g_file_get_uri (file);
+  if (!*path)
+    g_clear_pointer (&path, g_free);
+  return path;
+}
+
+/* The classifier over the adapter's classes; the model check comes first
+ * so that a mismatch is reported as such (naming the adapter file). */
+static gboolean
+open_adapter (Engine *engine, GError **error)
+{
+  gimp_progress_set_text (_("Loading the adapter"));
+  engine->adapter = agc_adapter_load (engine->adapter_path, error);
+  if (engine->adapter && agc_adapter_check_model (engine->adapter, engine->model, error))
+    engine->classifier = agc_classifier_new_from_adapter (engine->model, engine->adapter, error);
+  plugin_name_path (error, engine->adapter_path);
+  return engine->classifier != NULL;
 }
 
 Engine *
@@ -62,13 +86,14 @@ engine_open (GimpProcedureConfig *config, GError **error)
   g_autoptr (GFile) model_file = NULL;
   g_autofree char *labels = NULL;
   g_object_get (config, "model", &model_file, "labels", &labels, NULL);
+  g_autofree char *adapter = adapter_path (config);
   if (!model_file)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
                    _("No model folder chosen: set \"Model folder\" to a CLIP model folder"));
       return NULL;
     }
-  if (!labels || !*labels)
+  if (!adapter && (!labels || !*labels))
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
                    _("No label set chosen: set \"Labels\" to a label-set file or a shipped set"));
@@ -79,24 +104,34 @@ engine_open (GimpProcedureConfig *config, GError **error)
   engine->model_path = g_file_get_path (model_file);
   if (!engine->model_path)
     engine->model_path = g_file_get_uri (model_file);
-  engine->labels_path = labels_path (labels);
+  engine->adapter_path = g_steal_pointer (&adapter);
 
-  gimp_progress_set_text (_("Loading the label set"));
-  engine->labels = agc_label_set_load (engine->labels_path, error);
-  name_path (error, engine->labels_path);
-  if (engine->labels)
+  gboolean ok = TRUE;
+  if (!engine->adapter_path)
+    {
+      engine->labels_path = labels_path (labels);
+      gimp_progress_set_text (_("Loading the label set"));
+      engine->labels = agc_label_set_load (engine->labels_path, error);
+      plugin_name_path (error, engine->labels_path);
+      ok = engine->labels != NULL;
+    }
+  if (ok)
     {
       gimp_progress_set_text (_("Loading the model"));
       engine->model = agc_model_load (engine->model_path, error);
-      name_path (error, engine->model_path);
+      plugin_name_path (error, engine->model_path);
+      ok = engine->model != NULL;
     }
-  if (engine->model)
+  if (ok && engine->adapter_path)
+    ok = open_adapter (engine, error);
+  else if (ok)
     {
       gimp_progress_set_text (_("Encoding the label prompts"));
       engine->classifier = agc_classifier_new (engine->model, engine->labels, NULL, error);
-      name_path (error, engine->model_path);
+      plugin_name_path (error, engine->model_path);
+      ok = engine->classifier != NULL;
     }
-  if (!engine->classifier)
+  if (!ok)
     {
       engine_free (engine);
       return NULL;
@@ -112,9 +147,25 @@ engine_free (Engine *engine)
   agc_classifier_free (engine->classifier);
   agc_model_free (engine->model);
   agc_label_set_free (engine->labels);
+  agc_adapter_free (engine->adapter);
   g_free (engine->model_path);
   g_free (engine->labels_path);
+  g_free (engine->adapter_path);
   g_free (engine);
+}
+
+const char *
+engine_class_name (const Engine *engine, int class_index)
+{
+  return engine->adapter ? agc_adapter_class_name (engine->adapter, class_index)
+                         : agc_label_set_class_name (engine->labels, class_index);
+}
+
+const char *
+engine_class_display_name (const Engine *engine, int class_index)
+{
+  return engine->adapter ? agc_adapter_class_display_name (engine->adapter, class_index)
+                         : agc_label_set_class_display_name (engine->labels, class_index);
 }
 
 gboolean

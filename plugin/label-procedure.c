@@ -57,10 +57,18 @@ classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, GE
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "model");
   json_builder_add_string_value (builder, engine->model_path);
-  json_builder_set_member_name (builder, "label_set");
-  json_builder_add_string_value (builder, engine->labels_path);
-  json_builder_set_member_name (builder, "label_set_id");
-  json_builder_add_string_value (builder, agc_label_set_id (engine->labels));
+  if (engine->adapter)
+    {
+      json_builder_set_member_name (builder, "adapter");
+      json_builder_add_string_value (builder, engine->adapter_path);
+    }
+  else
+    {
+      json_builder_set_member_name (builder, "label_set");
+      json_builder_add_string_value (builder, engine->labels_path);
+      json_builder_set_member_name (builder, "label_set_id");
+      json_builder_add_string_value (builder, agc_label_set_id (engine->labels));
+    }
   json_builder_set_member_name (builder, "source");
   json_builder_add_string_value (builder, result->drawable ? "drawable" : "image");
   results_json_region (builder, "region", &result->region);
@@ -76,9 +84,9 @@ classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, GE
   GString *text = g_string_new (NULL);
   for (int k = 0; k < n_top; k++)
     {
-      result->top_labels[k] = g_strdup (agc_label_set_class_name (engine->labels, top[k]));
+      result->top_labels[k] = g_strdup (engine_class_name (engine, top[k]));
       g_string_append_printf (text, "%s%s %.0f%%", k ? "\n" : "",
-                              agc_label_set_class_display_name (engine->labels, top[k]),
+                              engine_class_display_name (engine, top[k]),
                               100.0 * probs[top[k]]);
     }
   result->text = g_string_free (text, FALSE);
@@ -182,7 +190,8 @@ label_procedure_new (GimpPlugIn *plug_in)
   gimp_procedure_set_documentation (
     procedure, _("Label the selection or the image with AgriCLIP"),
     _("Classifies the selection's bounding box (pixels outside the selection and transparent "
-      "pixels count as neutral grey) or the whole image with a CLIP model and a label set. "
+      "pixels count as neutral grey) or the whole image with a CLIP model and a label set, "
+      "or the classes of a trained adapter. "
       "The labels and their probabilities are attached as the parasite \"agriclip-labels\" "
       "(JSON), optionally written as a text layer and as Xmp.dc.subject keywords; the top "
       "label and its probability are returned."),
@@ -190,6 +199,14 @@ label_procedure_new (GimpPlugIn *plug_in)
   gimp_procedure_set_attribution (procedure, "AgriCLIP authors", "AgriCLIP authors", "2025");
 
   engine_add_arguments (procedure);
+  /* OPEN: GIMP itself refuses a file that does not exist. */
+  gimp_procedure_add_file_argument (procedure, "adapter", _("_Adapter"),
+                                    _("An adapter made by \"Train on Tagged Folders\" or "
+                                      "'agriclip train' for this model: classify with its "
+                                      "classes instead of the label set (none: zero-shot with "
+                                      "the label set)"),
+                                    GIMP_FILE_CHOOSER_ACTION_OPEN, TRUE, NULL,
+                                    G_PARAM_READWRITE);
   gimp_procedure_add_choice_argument (
     procedure, "source", _("_Source"), _("What to classify"),
     gimp_choice_new_with_values ("image", SOURCE_IMAGE, _("The visible image"), NULL,

@@ -77,10 +77,10 @@ results_json_labels (JsonBuilder *builder, const Engine *engine, const float *pr
     {
       json_builder_begin_object (builder);
       json_builder_set_member_name (builder, "label");
-      json_builder_add_string_value (builder, agc_label_set_class_name (engine->labels, top[k]));
+      json_builder_add_string_value (builder, engine_class_name (engine, top[k]));
       json_builder_set_member_name (builder, "display");
       json_builder_add_string_value (builder,
-                                     agc_label_set_class_display_name (engine->labels, top[k]));
+                                     engine_class_display_name (engine, top[k]));
       json_builder_set_member_name (builder, "p");
       json_builder_add_double_value (builder, probs[top[k]]);
       json_builder_end_object (builder);

@@ -204,6 +204,8 @@ def main():
     with open("/proc/cpuinfo") as f:
         summary["machine"] = next((l.split(":", 1)[1].strip() for l in f
                                    if l.startswith("model name")), summary["machine"])
+    print(f"{summary['machine']}, {summary['cpus']} CPUs, {summary['date']}; medians over "
+          f"{args.rounds} rounds, ms per item (± spread between rounds)", flush=True)
 
     for name in names:
         model = os.path.join(args.work, name)
@@ -283,6 +285,7 @@ def main():
             result["text_min_cosine"], result["text_max_rel_error"] = cosine_check(
                 dump_p + "-texts.f32", dump_t + "-texts.f32", 512)
         summary["models"][name] = result
+        print_model(name, result)  # as soon as known: a long run shows progress
 
     # memory and opening of the half-precision folder
     f16 = os.path.join(args.work, "b16-f16")
@@ -291,7 +294,7 @@ def main():
     summary["f16"] = {"peak_rss_mb": mem["memory"]["peak_rss_mb"], "file_mb": file_mb,
                       "limit_mb": 1.3 * file_mb + 300, "open_s": mem["info"]["load_s"],
                       "image_ms_b8": mem[("image", 8)] * 1e3 / 8}
-    print_table(summary)
+    print_f16(summary)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=1)
@@ -301,24 +304,28 @@ def fmt(x, spec=".1f"):
     return "—" if x is None else format(x, spec)
 
 
-def print_table(s):
-    print(f"\n{s['machine']}, {s['cpus']} CPUs, {s['date']}; medians over rounds, ms per item "
-          f"(± spread between rounds)")
-    for name, m in s["models"].items():
-        print(f"\n{name}: OpenBLAS core {m['openblas_core']}, opened in {m['open_s']:.3f} s; "
-              f"PyTorch threads {m['torch_threads']}; ONNX Runtime threads {m['ort_threads']}")
-        print(f"  {'workload':<14}{'project':>16}{'GEMM floor':>11}{'PyTorch':>16}{'ONNX RT':>16}"
-              f"{'PT/proj':>9}{'ORT/proj':>9}{'proj/floor':>11}")
-        for r in m["rows"]:
-            cell = lambda v, sp: f"{fmt(v)} ±{fmt(sp and sp * 100, '.0f')}%" if v else "—"
-            print(f"  {r['what'] + ' ' + str(r['n']):<14}{cell(r['project_ms'], r['project_spread']):>16}"
-                  f"{fmt(r['floor_ms']):>11}{cell(r['torch_ms'], r['torch_spread']):>16}"
-                  f"{cell(r['ort_ms'], r['ort_spread']):>16}{fmt(r['torch_over_project'], '.2f'):>9}"
-                  f"{fmt(r['ort_over_project'], '.2f'):>9}{fmt(r['project_over_floor'], '.2f'):>11}")
-        print(f"  embeddings vs PyTorch: image min cosine {m['image_min_cosine']:.7f}, "
-              f"max rel error {m['image_max_rel_error']:.1e}" +
-              (f"; text min cosine {m['text_min_cosine']:.7f}, max rel error "
-               f"{m['text_max_rel_error']:.1e}" if "text_min_cosine" in m else ""))
+def print_model(name, m):
+    print(f"\n{name}: OpenBLAS core {m['openblas_core']}, opened in {m['open_s']:.3f} s; "
+          f"PyTorch threads {m['torch_threads']}; ONNX Runtime threads {m['ort_threads']}")
+    print(f"  {'workload':<14}{'project':>16}{'GEMM floor':>11}{'PyTorch':>16}{'ONNX RT':>16}"
+          f"{'PT/proj':>9}{'ORT/proj':>9}{'proj/floor':>11}")
+
+    def cell(v, spread):
+        return f"{fmt(v)} ±{fmt(spread and spread * 100, '.0f')}%" if v else "—"
+
+    for r in m["rows"]:
+        print(f"  {r['what'] + ' ' + str(r['n']):<14}"
+              f"{cell(r['project_ms'], r['project_spread']):>16}{fmt(r['floor_ms']):>11}"
+              f"{cell(r['torch_ms'], r['torch_spread']):>16}"
+              f"{cell(r['ort_ms'], r['ort_spread']):>16}{fmt(r['torch_over_project'], '.2f'):>9}"
+              f"{fmt(r['ort_over_project'], '.2f'):>9}{fmt(r['project_over_floor'], '.2f'):>11}")
+    print(f"  embeddings vs PyTorch: image min cosine {m['image_min_cosine']:.7f}, "
+          f"max rel error {m['image_max_rel_error']:.1e}" +
+          (f"; text min cosine {m['text_min_cosine']:.7f}, max rel error "
+           f"{m['text_max_rel_error']:.1e}" if "text_min_cosine" in m else ""), flush=True)
+
+
+def print_f16(s):
     f = s["f16"]
     print(f"\nb16-f16: peak memory {f['peak_rss_mb']:.0f} MB for a {f['file_mb']:.0f} MB file "
           f"(limit {f['limit_mb']:.0f} MB), opened in {f['open_s']:.3f} s, "

@@ -73,20 +73,30 @@ def drawables_of(image, which):
     return layers if which == "all" else layers[:1]
 
 
+FILE_ARGS = ("model", "data", "adapter")  # GFile arguments, given as paths
+
+
+def plain(value):
+    if isinstance(value, Gio.File):
+        return value.get_path()
+    return value if isinstance(value, (str, int, float)) else str(value)
+
+
 def run(proc_name, image, drawables, args):
+    """Runs a procedure non-interactively; image None: one that takes none."""
     proc = Gimp.get_pdb().lookup_procedure(proc_name)
     config = proc.create_config()
     config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", drawables)
+    if image is not None:
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", drawables)
     for key, value in args.items():
-        if key == "model":
+        if key in FILE_ARGS:
             value = gfile(value)
         config.set_property(key, value)
     result = proc.run(config)
     values = [result.index(i) for i in range(1, result.length())]
-    return int(result.index(0)), [v if isinstance(v, (str, int, float)) else str(v)
-                                  for v in values]
+    return int(result.index(0)), [plain(v) for v in values]
 
 
 def parasite_json(holder, name):
@@ -218,10 +228,18 @@ def regions_case(case):
     return out
 
 
+def train_case(case):
+    """plug-in-agriclip-train, with no image open."""
+    status, values = run("plug-in-agriclip-train", None, None, case["args"])
+    return {"status": status, "values": values, "n_images": len(Gimp.get_images())}
+
+
+CASE_KINDS = {"label": label_case, "regions": regions_case, "train": train_case}
+
 results = {}
 for case in SPEC["cases"]:
     try:
-        fn = regions_case if case["kind"] == "regions" else label_case
+        fn = CASE_KINDS[case.get("kind", "label")]
         results[case["name"]] = fn(case)
     except Exception:  # noqa: BLE001 - reported per case
         results[case["name"]] = {"exception": traceback.format_exc()}

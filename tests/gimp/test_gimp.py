@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -476,6 +477,143 @@ class BatchTest(unittest.TestCase):
         self.assertEqual(r["status"], SUCCESS, r["values"])
         self.assertEqual(len(r["parasite"]["tiles"]), 4)
         self.assertEqual(len(r["heatmaps"]), 1)
+
+
+TRAIN_COLOURS = {"red": (200, 40, 40), "green": (40, 170, 60), "blue": (40, 60, 200)}
+
+
+def write_tagged_folders(root, per_class=10, seed=11):
+    """root/TAG/NN.png: plain noisy colours, separable by construction."""
+    rng = np.random.default_rng(seed)
+    for tag, rgb in TRAIN_COLOURS.items():
+        os.makedirs(os.path.join(root, tag))
+        for i in range(per_class):
+            size = int(rng.integers(24, 40))
+            pixels = np.array(rgb, float) * rng.uniform(0.8, 1.1) \
+                + rng.normal(0, 10, (size, size, 3))
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(
+                os.path.join(root, tag, "%02d.png" % i))
+
+
+def adapter_metadata(path):
+    """The safetensors header's __metadata__ strings, JSON ones decoded."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        meta = json.loads(f.read(n)).get("__metadata__", {})
+    return {k: json.loads(v) if k in ("agriclip.metrics", "agriclip.training") else v
+            for k, v in meta.items()}
+
+
+class TrainTest(unittest.TestCase):
+    """plug-in-agriclip-train against `agriclip train` (deterministic for the
+    same data and seed), and plug-in-agriclip-label with the adapter it
+    wrote against `agriclip classify --adapter`."""
+
+    EPOCHS, SEED = 30, 5
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fx = fx = Fixture.get()
+        w = cls.work = os.path.join(fx.work, "train")
+        os.makedirs(w)
+        shutil.copytree(os.path.join(fx.work, "profile"), os.path.join(w, "profile"))
+        cls.data = os.path.join(w, "tagged")
+        write_tagged_folders(cls.data)
+        cls.adapter = os.path.join(w, "gimp.safetensors")
+        cls.missing_data = os.path.join(w, "no-such-folder")
+        cls.failed_adapter = os.path.join(w, "failed.safetensors")
+        train = {"model": fx.model, "epochs": cls.EPOCHS, "seed": cls.SEED}
+        rgb = os.path.join(fx.work, "rgb.png")
+        cases = [
+            dict(name="train", kind="train", args=dict(train, data=cls.data,
+                                                       adapter=cls.adapter)),
+            dict(name="train-missing-data", kind="train",
+                 args=dict(train, data=cls.missing_data, adapter=cls.failed_adapter)),
+            dict(name="label-adapter", image=rgb,
+                 args=label_args(fx.model, adapter=cls.adapter)),
+            dict(name="label-other-model", image=rgb,
+                 args=label_args(fx.colour_model, adapter=cls.adapter)),
+        ]
+        with open(os.path.join(w, "cases.json"), "w") as f:
+            json.dump({"cases": cases}, f)
+        # own embedding caches: nothing the CLI run leaves helps the plug-in
+        run_gimp(w, os.path.join(HERE, "gimp_batch.py"), "batch.log",
+                 env={"XDG_CACHE_HOME": os.path.join(w, "gimp-cache")})
+        path = os.path.join(w, "results.json")
+        if not os.path.exists(path):
+            raise AssertionError("the GIMP batch wrote no results:\n" + log_tail(w, "batch.log"))
+        with open(path) as f:
+            cls.results = json.load(f)
+
+        cls.cli_adapter = os.path.join(w, "cli.safetensors")
+        out = subprocess.run([os.environ["AGRICLIP"], "train", "--model", fx.model, "--data",
+                              cls.data, "--out", cls.cli_adapter, "--epochs", str(cls.EPOCHS),
+                              "--seed", str(cls.SEED)], capture_output=True, text=True,
+                             timeout=600, env=dict(os.environ,
+                                                   XDG_CACHE_HOME=os.path.join(w, "cli-cache")))
+        if out.returncode != 0:
+            raise AssertionError("agriclip train failed: " + out.stderr)
+        cls.cli_stdout = out.stdout
+
+    def result(self, name):
+        r = self.results[name]
+        self.assertNotIn("exception", r, r.get("exception"))
+        return r
+
+    def test_train_matches_cli(self):
+        r = self.result("train")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        self.assertEqual(r["n_images"], 0, "ran with no image open")
+        accuracy, adapter = r["values"]
+        self.assertEqual(adapter, self.adapter)
+        self.assertTrue(os.path.isfile(self.adapter))
+        cli = adapter_metadata(self.cli_adapter)["agriclip.metrics"]
+        self.assertAlmostEqual(accuracy, cli["val_accuracy"], delta=1e-6)
+        # … which is also what `agriclip train` printed (one decimal)
+        self.assertIn("trained %.1f %%" % (100 * cli["val_accuracy"]), self.cli_stdout)
+        gimp = adapter_metadata(self.adapter)["agriclip.metrics"]
+        self.assertEqual((gimp["n_train"], gimp["n_val"]), (cli["n_train"], cli["n_val"]))
+        self.assertEqual(gimp["n_val"], 6)  # 20 % of 10 per class
+        mine, theirs = clip_twin.read_safetensors(self.adapter), \
+            clip_twin.read_safetensors(self.cli_adapter)
+        for name in ("head.weight", "head.bias"):
+            np.testing.assert_allclose(np.asarray(mine[name]), np.asarray(theirs[name]),
+                                       atol=1e-6, err_msg=name)
+
+    def test_missing_data_folder(self):
+        r = self.result("train-missing-data")
+        self.assertEqual(r["status"], EXECUTION_ERROR, r)
+        self.assertTrue(any(isinstance(v, str) and self.missing_data in v for v in r["values"]),
+                        r["values"])
+        self.assertFalse(os.path.exists(self.failed_adapter))
+
+    def test_label_with_adapter(self):
+        r = self.result("label-adapter")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        p = r["parasite"]
+        self.assertEqual(p["adapter"], self.adapter)
+        self.assertEqual(sorted(x["label"] for x in p["labels"]), sorted(TRAIN_COLOURS))
+        self.assertEqual(r["values"][0], p["labels"][0]["label"])
+        # the whole opaque PNG is what the plug-in classifies (see test_rgb_whole_image)
+        rgb = os.path.join(self.fx.work, "rgb.png")
+        out = subprocess.run([os.environ["AGRICLIP"], "classify", "--model", self.fx.model,
+                              "--adapter", self.adapter, "--top", str(TOP_K), "--format",
+                              "jsonl", rgb], capture_output=True, text=True, timeout=600)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        ref = [(x["label"], x["p"]) for x in json.loads(out.stdout)["labels"]]
+        got = [(x["label"], x["p"]) for x in p["labels"]]
+        self.assertEqual([g[0] for g in got], [x[0] for x in ref])
+        for (_, a), (_, b) in zip(got, ref):
+            self.assertAlmostEqual(a, b, delta=1e-4)
+
+    def test_adapter_of_another_model(self):
+        r = self.result("label-other-model")
+        self.assertEqual(r["status"], EXECUTION_ERROR, r)
+        message = " ".join(v for v in r["values"] if isinstance(v, str))
+        self.assertIn(self.adapter, message)
+        self.assertIn("another model", message)
+        self.assertIsNone(r["parasite"])
+        self.assertEqual(len(r["layers"]), r["layers_before"])
 
 
 class NoFontTest(unittest.TestCase):

@@ -1,0 +1,180 @@
+/* train-procedure.c — plug-in-agriclip-train: teaches a model the classes of
+ * a folder of tagged photos (one sub-folder per tag, see agriclip.h
+ * "training") and writes an adapter for plug-in-agriclip-label, like
+ * `agriclip train`.  Needs no image, so the menu entry works with none open.
+ *
+ * Cancelling: GIMP's Cancel button on a plug-in's progress does not reach
+ * the plug-in; GIMP answers the call with CANCEL and kills the process
+ * (libgimp has no cancel notification for the progress a plug-in shows).
+ * That is safe here because agc_train writes the adapter to a temporary
+ * file and renames it only when training is done, so a killed run leaves
+ * no adapter, only ADAPTER.checkpoint, from which the next run with the
+ * same settings continues. */
+#include "agriclip-plugin.h"
+
+#include <math.h>
+
+/* Problems (skipped files) shown one by one before only counting them. */
+#define MAX_REPORTS 10
+
+typedef struct
+{
+  AgcTrainStage stage; /* of the last progress call, to set the text once per stage */
+  gboolean started;
+  int n_reports;
+} TrainView;
+
+/* Encoding the images is the first half of the bar, the epochs the second
+ * (the epochs may end early: the bar then jumps to the end). */
+static void
+on_progress (const AgcTrainProgress *p, gpointer user_data)
+{
+  TrainView *view = user_data;
+  gboolean new_stage = !view->started || view->stage != p->stage;
+  view->started = TRUE;
+  view->stage = p->stage;
+  double fraction = p->total > 0 ? (double) p->done / p->total : 0.0;
+  switch (p->stage)
+    {
+    case AGC_TRAIN_STAGE_EMBED:
+      if (new_stage)
+        gimp_progress_set_text (_("Encoding the images"));
+      gimp_progress_update (0.5 * fraction);
+      break;
+    case AGC_TRAIN_STAGE_RESUME:
+      gimp_progress_set_text_printf (_("Continuing the interrupted run after epoch %d"),
+                                     p->done);
+      break;
+    case AGC_TRAIN_STAGE_EPOCH:
+      if (isnan (p->val_accuracy))
+        gimp_progress_set_text_printf (_("Epoch %d of at most %d"), p->done, p->total);
+      else
+        gimp_progress_set_text_printf (_("Epoch %d of at most %d: validation accuracy %.1f %%"),
+                                       p->done, p->total, 100.0 * p->val_accuracy);
+      gimp_progress_update (0.5 + 0.5 * fraction);
+      break;
+    }
+}
+
+static void
+on_report (const GError *problem, gpointer user_data)
+{
+  TrainView *view = user_data;
+  if (view->n_reports++ < MAX_REPORTS)
+    g_message ("%s", problem->message);
+}
+
+static GimpValueArray *
+train_run (GimpProcedure *procedure, GimpProcedureConfig *config, gpointer run_data)
+{
+  (void) run_data;
+  GimpRunMode run_mode = GIMP_RUN_NONINTERACTIVE;
+  g_object_get (config, "run-mode", &run_mode, NULL);
+  if (run_mode == GIMP_RUN_INTERACTIVE
+      && !plugin_dialog_run (procedure, config, _("AgriCLIP: Train on Tagged Folders")))
+    return gimp_procedure_new_return_values (procedure, GIMP_PDB_CANCEL, NULL);
+
+  int epochs = 100, seed = 0;
+  g_object_get (config, "epochs", &epochs, "seed", &seed, NULL);
+  GError *error = NULL;
+  g_autofree char *model_path = plugin_file_path (config, "model", _("Model folder"), &error);
+  g_autofree char *data_path = model_path ? plugin_file_path (config, "data",
+                                                              _("Tagged folders"), &error)
+                                          : NULL;
+  g_autofree char *out_path = data_path ? plugin_file_path (config, "adapter",
+                                                            _("Adapter file"), &error)
+                                        : NULL;
+  if (!out_path)
+    return plugin_fail (procedure, error);
+  if (!g_file_test (data_path, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (&error, AGC_ERROR, AGC_ERROR_IO,
+                   _("%s: not a folder (expected one sub-folder of images per tag)"), data_path);
+      return plugin_fail (procedure, error);
+    }
+
+  TrainView view = { 0 };
+  AgcTrainParams params = agc_train_default_params ();
+  params.max_epochs = epochs;
+  params.seed = (guint64) seed;
+  params.progress = on_progress;
+  params.report = on_report;
+  params.user_data = &view;
+
+  gimp_progress_init (_("AgriCLIP: training"));
+  gimp_progress_set_text (_("Loading the model"));
+  AgcModel *model = agc_model_load (model_path, &error);
+  plugin_name_path (&error, model_path);
+  AgcTrainResult result;
+  gboolean ok = model && agc_train (model, data_path, out_path, &params, &result, NULL, &error);
+  agc_model_free (model);
+  if (!ok)
+    return plugin_fail (procedure, error);
+  if (view.n_reports > MAX_REPORTS)
+    g_message (_("%d more files were skipped"), view.n_reports - MAX_REPORTS);
+  gimp_progress_update (1.0);
+
+  g_autoptr (GFile) out_file = g_file_new_for_path (out_path);
+  GimpValueArray *values = gimp_procedure_new_return_values (procedure, GIMP_PDB_SUCCESS, NULL);
+  GIMP_VALUES_SET_DOUBLE (values, 1, isnan (result.val_accuracy) ? -1.0 : result.val_accuracy);
+  GIMP_VALUES_SET_FILE (values, 2, out_file);
+  return values;
+}
+
+GimpProcedure *
+train_procedure_new (GimpPlugIn *plug_in)
+{
+  GimpProcedure *procedure = gimp_procedure_new (plug_in, TRAIN_PROC, GIMP_PDB_PROC_TYPE_PLUGIN,
+                                                 train_run, NULL, NULL);
+  /* Without NO_IMAGE GIMP greys the entry out when no image is open; the
+   * other flags keep it active whatever the image's layers. */
+  gimp_procedure_set_sensitivity_mask (procedure, GIMP_PROCEDURE_SENSITIVE_NO_IMAGE
+                                                    | GIMP_PROCEDURE_SENSITIVE_DRAWABLE
+                                                    | GIMP_PROCEDURE_SENSITIVE_DRAWABLES
+                                                    | GIMP_PROCEDURE_SENSITIVE_NO_DRAWABLES);
+  gimp_procedure_set_menu_label (procedure, _("_Train on Tagged Folders…"));
+  gimp_procedure_add_menu_path (procedure, MENU_PATH);
+  gimp_procedure_set_documentation (
+    procedure, _("Teach AgriCLIP your own classes from folders of tagged photos"),
+    _("Trains a linear head on the model's image embeddings from a folder with one "
+      "sub-folder of photos per tag (the folder name is the class) and writes it as an "
+      "adapter file, to use with \"Label…\".  A seeded share of each class is held out for "
+      "validation; returns the validation accuracy (-1 without validation images) and the "
+      "adapter file.  The same model, data, epochs and seed give the same adapter.  A "
+      "cancelled run leaves no adapter; running it again continues from its checkpoint."),
+    TRAIN_PROC);
+  gimp_procedure_set_attribution (procedure, "AgriCLIP authors", "AgriCLIP authors", "2025");
+
+  gimp_procedure_add_enum_argument (procedure, "run-mode", _("Run mode"), _("The run mode"),
+                                    GIMP_TYPE_RUN_MODE, GIMP_RUN_NONINTERACTIVE,
+                                    G_PARAM_READWRITE);
+  /* CREATE_FOLDER for existing folders: see engine_add_arguments. */
+  gimp_procedure_add_file_argument (procedure, "model", _("_Model folder"),
+                                    _("A CLIP model folder in Hugging Face layout"),
+                                    GIMP_FILE_CHOOSER_ACTION_CREATE_FOLDER, TRUE, NULL,
+                                    G_PARAM_READWRITE);
+  gimp_procedure_add_file_argument (procedure, "data", _("_Tagged folders"),
+                                    _("A folder with one sub-folder of photos per tag, and "
+                                      "optionally labels.json with display names and prompts"),
+                                    GIMP_FILE_CHOOSER_ACTION_CREATE_FOLDER, TRUE, NULL,
+                                    G_PARAM_READWRITE);
+  gimp_procedure_add_file_argument (procedure, "adapter", _("_Adapter file"),
+                                    _("Where to write the adapter (.safetensors)"),
+                                    GIMP_FILE_CHOOSER_ACTION_SAVE, TRUE, NULL,
+                                    G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "epochs", _("_Epochs"),
+                                   _("Most epochs; training stops earlier when the validation "
+                                     "loss stops improving (0: the zero-shot head)"),
+                                   0, 10000, 100, G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "seed", _("_Seed"),
+                                   _("Seed of the validation split and batch order"), 0,
+                                   G_MAXINT, 0, G_PARAM_READWRITE);
+
+  gimp_procedure_add_double_return_value (procedure, "accuracy", _("Accuracy"),
+                                          _("Validation accuracy of the kept epoch, 0..1 "
+                                            "(-1 without validation images)"),
+                                          -1.0, 1.0, -1.0, G_PARAM_READWRITE);
+  gimp_procedure_add_file_return_value (procedure, "adapter", _("Adapter"),
+                                        _("The adapter file written"), G_PARAM_READWRITE);
+  return procedure;
+}
