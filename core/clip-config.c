@@ -7,7 +7,7 @@
  * over text_config / vision_config as in transformers. */
 #include "clip-config.h"
 
-#include <json-glib/json-glib.h>
+#include "json-check.h"
 #include <math.h>
 #include <string.h>
 
@@ -25,48 +25,7 @@ static const AgcTowerConfig vision_defaults = {
   .act = AGC_ACT_QUICK_GELU, .image_size = 224, .patch_size = 32,
 };
 
-/* ---- JSON helpers ------------------------------------------------------------
- * Every message reads "path: <section><key> is <value>, expected <what>". */
-
-static char *
-describe (JsonNode *node)
-{
-  if (JSON_NODE_HOLDS_OBJECT (node))
-    return g_strdup ("an object");
-  if (JSON_NODE_HOLDS_ARRAY (node))
-    return g_strdup ("an array");
-  if (JSON_NODE_HOLDS_NULL (node))
-    return g_strdup ("null");
-  GType type = json_node_get_value_type (node);
-  if (type == G_TYPE_INT64)
-    return g_strdup_printf ("%" G_GINT64_FORMAT, json_node_get_int (node));
-  if (type == G_TYPE_DOUBLE) // "2.0", not "2": the point is why an integer was refused
-    {
-      char text[G_ASCII_DTOSTR_BUF_SIZE];
-      g_ascii_formatd (text, sizeof text, "%g", json_node_get_double (node));
-      gboolean integral = strspn (text, "-0123456789") == strlen (text);
-      return g_strconcat (text, integral ? ".0" : "", NULL);
-    }
-  if (type == G_TYPE_BOOLEAN)
-    return g_strdup (json_node_get_boolean (node) ? "true" : "false");
-  return g_strdup_printf ("\"%s\"", json_node_get_string (node));
-}
-
-static gboolean
-wrong_value (GError **error, int code, const char *path, const char *section, const char *key,
-             JsonNode *node, const char *expected)
-{
-  g_autofree char *got = describe (node);
-  g_set_error (error, AGC_ERROR, code, "%s: %s%s is %s, expected %s", path, section, key, got,
-               expected);
-  return FALSE;
-}
-
-static gboolean
-is_value_of (JsonNode *node, GType type)
-{
-  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type;
-}
+/* Messages read "path: <section><key> is <value>, expected <what>" (json-check.h). */
 
 /* Leaves *value alone when key is absent. */
 static gboolean
@@ -76,22 +35,16 @@ read_int (int *value, JsonObject *object, const char *key, int max, const char *
   JsonNode *node = json_object_get_member (object, key);
   if (node == NULL)
     return TRUE;
-  if (!is_value_of (node, G_TYPE_INT64))
-    return wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, "an integer");
+  if (!agc_json_is_value_of (node, G_TYPE_INT64))
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, "an integer");
   gint64 v = json_node_get_int (node);
   if (v < 1 || v > max)
     {
       g_autofree char *expected = g_strdup_printf ("an integer from 1 to %d", max);
-      return wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, expected);
+      return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, expected);
     }
   *value = (int) v;
   return TRUE;
-}
-
-static gboolean
-is_number (JsonNode *node)
-{
-  return is_value_of (node, G_TYPE_INT64) || is_value_of (node, G_TYPE_DOUBLE);
 }
 
 static gboolean
@@ -101,8 +54,8 @@ read_bool (gboolean *value, JsonObject *object, const char *key, const char *pat
   JsonNode *node = json_object_get_member (object, key);
   if (node == NULL)
     return TRUE;
-  if (!is_value_of (node, G_TYPE_BOOLEAN))
-    return wrong_value (error, AGC_ERROR_FORMAT, path, "", key, node, "true or false");
+  if (!agc_json_is_value_of (node, G_TYPE_BOOLEAN))
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, "", key, node, "true or false");
   *value = json_node_get_boolean (node);
   return TRUE;
 }
@@ -170,9 +123,9 @@ read_tower (AgcTowerConfig *tower, JsonObject *object, gboolean is_vision, const
   JsonNode *eps = json_object_get_member (object, "layer_norm_eps");
   if (eps != NULL)
     {
-      double v = is_number (eps) ? json_node_get_double (eps) : -1.0;
+      double v = agc_json_is_number (eps) ? json_node_get_double (eps) : -1.0;
       if (!(v > 0.0 && v < 1.0))
-        return wrong_value (error, AGC_ERROR_FORMAT, path, section, "layer_norm_eps", eps,
+        return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, "layer_norm_eps", eps,
                             "a number between 0 and 1");
       tower->layer_norm_eps = (float) v;
     }
@@ -180,8 +133,8 @@ read_tower (AgcTowerConfig *tower, JsonObject *object, gboolean is_vision, const
   JsonNode *act = json_object_get_member (object, "hidden_act");
   if (act != NULL)
     {
-      if (!is_value_of (act, G_TYPE_STRING))
-        return wrong_value (error, AGC_ERROR_FORMAT, path, section, "hidden_act", act,
+      if (!agc_json_is_value_of (act, G_TYPE_STRING))
+        return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, "hidden_act", act,
                             "a string");
       const char *name = json_node_get_string (act);
       if (g_strcmp0 (name, "quick_gelu") == 0)
@@ -189,7 +142,7 @@ read_tower (AgcTowerConfig *tower, JsonObject *object, gboolean is_vision, const
       else if (g_strcmp0 (name, "gelu") == 0) // transformers' "gelu" is the exact erf form
         tower->act = AGC_ACT_GELU;
       else
-        return wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, "hidden_act", act,
+        return agc_json_wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, "hidden_act", act,
                             "\"quick_gelu\" or \"gelu\"");
     }
   return TRUE;
@@ -204,7 +157,7 @@ apply_section (AgcTowerConfig *tower, JsonObject *root, const char *key, gboolea
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     return TRUE;
   if (!JSON_NODE_HOLDS_OBJECT (node))
-    return wrong_value (error, AGC_ERROR_FORMAT, path, "", key, node, "an object");
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, "", key, node, "an object");
   g_autofree char *section = g_strconcat (key, ".", NULL);
   return read_tower (tower, json_node_get_object (node), is_vision, path, section, error);
 }
@@ -244,9 +197,9 @@ agc_clip_config_load (const char *config_json_path, AgcClipConfig *config, GErro
 
   JsonNode *model_type = json_object_get_member (root, "model_type");
   if (model_type != NULL
-      && !(is_value_of (model_type, G_TYPE_STRING)
+      && !(agc_json_is_value_of (model_type, G_TYPE_STRING)
            && g_strcmp0 (json_node_get_string (model_type), "clip") == 0))
-    return wrong_value (error, AGC_ERROR_UNSUPPORTED, path, "", "model_type", model_type,
+    return agc_json_wrong_value (error, AGC_ERROR_UNSUPPORTED, path, "", "model_type", model_type,
                         "\"clip\"");
 
   AgcClipConfig c = { .text = text_defaults, .vision = vision_defaults, .projection_dim = 512 };
@@ -270,7 +223,7 @@ read_crop (AgcPreprocess *pre, JsonObject *root, const char *path, GError **erro
   JsonNode *node = json_object_get_member (root, "crop_size");
   if (node == NULL)
     return TRUE;
-  if (is_value_of (node, G_TYPE_INT64))
+  if (agc_json_is_value_of (node, G_TYPE_INT64))
     {
       if (!read_int (&pre->crop_width, root, "crop_size", MAX_IMAGE_SIZE, path, "", error))
         return FALSE;
@@ -278,11 +231,11 @@ read_crop (AgcPreprocess *pre, JsonObject *root, const char *path, GError **erro
       return TRUE;
     }
   if (!JSON_NODE_HOLDS_OBJECT (node))
-    return wrong_value (error, AGC_ERROR_FORMAT, path, "", "crop_size", node,
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, "", "crop_size", node,
                         "an integer or {\"height\", \"width\"}");
   JsonObject *object = json_node_get_object (node);
   if (!json_object_has_member (object, "height") || !json_object_has_member (object, "width"))
-    return wrong_value (error, AGC_ERROR_FORMAT, path, "", "crop_size", node,
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, "", "crop_size", node,
                         "{\"height\", \"width\"}");
   return read_int (&pre->crop_height, object, "height", MAX_IMAGE_SIZE, path, "crop_size.", error)
          && read_int (&pre->crop_width, object, "width", MAX_IMAGE_SIZE, path, "crop_size.",
@@ -298,10 +251,10 @@ read_size (AgcPreprocess *pre, JsonObject *root, const char *path, GError **erro
   JsonNode *node = json_object_get_member (root, "size");
   if (node == NULL)
     return TRUE;
-  if (is_value_of (node, G_TYPE_INT64))
+  if (agc_json_is_value_of (node, G_TYPE_INT64))
     return read_int (&pre->shortest_edge, root, "size", MAX_IMAGE_SIZE, path, "", error);
   if (!JSON_NODE_HOLDS_OBJECT (node))
-    return wrong_value (error, AGC_ERROR_FORMAT, path, "", "size", node,
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, "", "size", node,
                         "an integer or {\"shortest_edge\"}");
   JsonObject *object = json_node_get_object (node);
   if (json_object_has_member (object, "shortest_edge"))
@@ -314,7 +267,7 @@ read_size (AgcPreprocess *pre, JsonObject *root, const char *path, GError **erro
                    "ratio) is not supported, only {\"shortest_edge\"}", path);
       return FALSE;
     }
-  return wrong_value (error, AGC_ERROR_FORMAT, path, "", "size", node, "{\"shortest_edge\"}");
+  return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, "", "size", node, "{\"shortest_edge\"}");
 }
 
 static gboolean
@@ -329,12 +282,12 @@ read_triple (float *out, JsonObject *root, const char *key, gboolean positive, c
   for (guint c = 0; ok && c < 3; c++)
     {
       JsonNode *element = json_array_get_element (array, c);
-      double v = is_number (element) ? json_node_get_double (element) : NAN;
+      double v = agc_json_is_number (element) ? json_node_get_double (element) : NAN;
       ok = isfinite (v) && (!positive || v > 0.0);
       out[c] = (float) v;
     }
   if (!ok)
-    return wrong_value (error, AGC_ERROR_FORMAT, path, "", key, node,
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, "", key, node,
                         positive ? "3 positive numbers" : "3 numbers");
   return TRUE;
 }
@@ -380,15 +333,15 @@ agc_preprocess_config_load (const char *path, int image_size, AgcPreprocess *pre
   JsonNode *resample = json_object_get_member (root, "resample");
   if (resample != NULL)
     {
-      if (!is_value_of (resample, G_TYPE_INT64))
-        return wrong_value (error, AGC_ERROR_FORMAT, display, "", "resample", resample,
+      if (!agc_json_is_value_of (resample, G_TYPE_INT64))
+        return agc_json_wrong_value (error, AGC_ERROR_FORMAT, display, "", "resample", resample,
                             "an integer");
       if (json_node_get_int (resample) == 2)
         p.filter = AGC_FILTER_BILINEAR;
       else if (json_node_get_int (resample) == 3)
         p.filter = AGC_FILTER_BICUBIC;
       else
-        return wrong_value (error, AGC_ERROR_UNSUPPORTED, display, "", "resample", resample,
+        return agc_json_wrong_value (error, AGC_ERROR_UNSUPPORTED, display, "", "resample", resample,
                             "2 (bilinear) or 3 (bicubic)");
     }
 
@@ -399,9 +352,9 @@ agc_preprocess_config_load (const char *path, int image_size, AgcPreprocess *pre
   JsonNode *factor = json_object_get_member (root, "rescale_factor");
   if (factor != NULL)
     {
-      rescale_factor = is_number (factor) ? json_node_get_double (factor) : -1.0;
+      rescale_factor = agc_json_is_number (factor) ? json_node_get_double (factor) : -1.0;
       if (!(rescale_factor > 0.0 && isfinite (rescale_factor)))
-        return wrong_value (error, AGC_ERROR_FORMAT, display, "", "rescale_factor", factor,
+        return agc_json_wrong_value (error, AGC_ERROR_FORMAT, display, "", "rescale_factor", factor,
                             "a positive number");
     }
   double k = do_rescale ? rescale_factor * 255.0 : 255.0;

@@ -7,58 +7,14 @@
  * name rather than ignored: running without them gives wrong embeddings. */
 #include "open-clip-config.h"
 
-#include <json-glib/json-glib.h>
+#include "json-check.h"
 #include <math.h>
 #include <string.h>
 
 // larger sizes are not a CLIP, and keep products of two sizes far from overflow
 #define MAX_SIZE (1 << 20)
 
-/* Messages read "path: <section><key> is <value>, expected <what>". */
-
-static char *
-describe (JsonNode *node)
-{
-  if (JSON_NODE_HOLDS_OBJECT (node))
-    return g_strdup ("an object");
-  if (JSON_NODE_HOLDS_ARRAY (node))
-    return g_strdup ("an array");
-  if (JSON_NODE_HOLDS_NULL (node))
-    return g_strdup ("null");
-  GType type = json_node_get_value_type (node);
-  if (type == G_TYPE_INT64)
-    return g_strdup_printf ("%" G_GINT64_FORMAT, json_node_get_int (node));
-  if (type == G_TYPE_DOUBLE)
-    {
-      char text[G_ASCII_DTOSTR_BUF_SIZE];
-      return g_strdup (g_ascii_formatd (text, sizeof text, "%g", json_node_get_double (node)));
-    }
-  if (type == G_TYPE_BOOLEAN)
-    return g_strdup (json_node_get_boolean (node) ? "true" : "false");
-  return g_strdup_printf ("\"%s\"", json_node_get_string (node));
-}
-
-static gboolean
-wrong_value (GError **error, int code, const char *path, const char *section, const char *key,
-             JsonNode *node, const char *expected)
-{
-  g_autofree char *got = describe (node);
-  g_set_error (error, AGC_ERROR, code, "%s: %s%s is %s, expected %s", path, section, key, got,
-               expected);
-  return FALSE;
-}
-
-static gboolean
-is_value_of (JsonNode *node, GType type)
-{
-  return node != NULL && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type;
-}
-
-static gboolean
-is_number (JsonNode *node)
-{
-  return is_value_of (node, G_TYPE_INT64) || is_value_of (node, G_TYPE_DOUBLE);
-}
+/* Messages read "path: <section><key> is <value>, expected <what>" (json-check.h). */
 
 /* Absent, null, false, "", an empty object or array: the option is off. */
 static gboolean
@@ -70,9 +26,9 @@ is_unset (JsonNode *node)
     return json_object_get_size (json_node_get_object (node)) == 0;
   if (JSON_NODE_HOLDS_ARRAY (node))
     return json_array_get_length (json_node_get_array (node)) == 0;
-  if (is_value_of (node, G_TYPE_BOOLEAN))
+  if (agc_json_is_value_of (node, G_TYPE_BOOLEAN))
     return !json_node_get_boolean (node);
-  return is_value_of (node, G_TYPE_STRING) && json_node_get_string (node)[0] == '\0';
+  return agc_json_is_value_of (node, G_TYPE_STRING) && json_node_get_string (node)[0] == '\0';
 }
 
 /* n, or [n, n] (open_clip's to_2tuple forms); absent leaves *value alone. */
@@ -90,14 +46,14 @@ read_size (int *value, JsonObject *o, const char *key, gboolean pair_ok, const c
       first = json_array_get_element (pair, 0);
       second = json_array_get_element (pair, 1);
     }
-  gboolean ok = is_value_of (first, G_TYPE_INT64) && is_value_of (second, G_TYPE_INT64);
+  gboolean ok = agc_json_is_value_of (first, G_TYPE_INT64) && agc_json_is_value_of (second, G_TYPE_INT64);
   gint64 a = ok ? json_node_get_int (first) : 0, b = ok ? json_node_get_int (second) : 0;
   if (!ok || a < 1 || a > MAX_SIZE || b < 1 || b > MAX_SIZE)
-    return wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node,
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node,
                         pair_ok ? "an integer from 1 to 1048576, or two equal ones"
                                 : "an integer from 1 to 1048576");
   if (a != b)
-    return wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, key, node,
+    return agc_json_wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, key, node,
                         "a square size (only square images are supported)");
   *value = (int) a;
   return TRUE;
@@ -110,9 +66,9 @@ read_positive (double *value, JsonObject *o, const char *key, const char *path,
   JsonNode *node = json_object_get_member (o, key);
   if (node == NULL)
     return TRUE;
-  double v = is_number (node) ? json_node_get_double (node) : NAN;
+  double v = agc_json_is_number (node) ? json_node_get_double (node) : NAN;
   if (!(v > 0.0 && v < MAX_SIZE))
-    return wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, "a positive number");
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, "a positive number");
   *value = v;
   return TRUE;
 }
@@ -125,8 +81,8 @@ read_string (const char **value, JsonObject *o, const char *key, const char *pat
   JsonNode *node = json_object_get_member (o, key);
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     return TRUE;
-  if (!is_value_of (node, G_TYPE_STRING))
-    return wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, "a string");
+  if (!agc_json_is_value_of (node, G_TYPE_STRING))
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, "a string");
   *value = json_node_get_string (node);
   return TRUE;
 }
@@ -146,7 +102,7 @@ refuse_set (const Refused *refused, size_t n, JsonObject *o, const char *path,
       JsonNode *node = json_object_get_member (o, refused[i].key);
       if (is_unset (node))
         continue;
-      g_autofree char *got = describe (node);
+      g_autofree char *got = agc_json_describe (node);
       g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED, "%s: %s%s is %s: %s is not supported",
                    path, section, refused[i].key, got, refused[i].what);
       return FALSE;
@@ -165,7 +121,7 @@ require_string (JsonObject *o, const char *key, const char *only, const char *pa
   if (strcmp (value, only) == 0)
     return TRUE;
   g_autofree char *expected = g_strdup_printf ("\"%s\" (the only one supported)", only);
-  return wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, key,
+  return agc_json_wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, key,
                       json_object_get_member (o, key), expected);
 }
 
@@ -210,7 +166,7 @@ get_object (JsonObject *o, const char *key, const char *path, const char *sectio
   if (!JSON_NODE_HOLDS_OBJECT (node))
     {
       *bad = TRUE;
-      wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, "an object");
+      agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node, "an object");
       return NULL;
     }
   return json_node_get_object (node);
@@ -233,7 +189,7 @@ read_vision (AgcTowerConfig *v, JsonObject *o, const char *path, GError **error)
   const char *section = "model_cfg.vision_cfg.";
   JsonNode *layers = json_object_get_member (o, "layers");
   if (layers != NULL && JSON_NODE_HOLDS_ARRAY (layers))
-    return wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, "layers", layers,
+    return agc_json_wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, "layers", layers,
                         "an integer (a list means a ResNet image tower, which is not supported)");
   int head_width = 64;
   double mlp_ratio = 4.0;
@@ -290,16 +246,16 @@ read_triple (float *out, JsonObject *o, const char *key, gboolean positive, cons
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     return TRUE;
   JsonArray *array = JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
-  gboolean ok = array == NULL ? is_number (node) : json_array_get_length (array) == 3;
+  gboolean ok = array == NULL ? agc_json_is_number (node) : json_array_get_length (array) == 3;
   for (guint c = 0; ok && c < 3; c++)
     {
       JsonNode *element = array != NULL ? json_array_get_element (array, c) : node;
-      double v = is_number (element) ? json_node_get_double (element) : NAN;
+      double v = agc_json_is_number (element) ? json_node_get_double (element) : NAN;
       ok = isfinite (v) && (!positive || v > 0.0);
       out[c] = (float) v;
     }
   if (!ok)
-    return wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node,
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, path, section, key, node,
                         positive ? "3 positive numbers" : "3 numbers");
   return TRUE;
 }
@@ -324,7 +280,7 @@ read_preprocess (AgcPreprocess *pre, JsonObject *o, int image_size, const char *
   if (strcmp (interpolation, "bilinear") == 0)
     p.filter = AGC_FILTER_BILINEAR;
   else if (strcmp (interpolation, "bicubic") != 0 && strcmp (interpolation, "random") != 0)
-    return wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, "interpolation",
+    return agc_json_wrong_value (error, AGC_ERROR_UNSUPPORTED, path, section, "interpolation",
                         json_object_get_member (o, "interpolation"),
                         "\"bicubic\" or \"bilinear\"");
   if (size != image_size)
@@ -391,8 +347,8 @@ agc_open_clip_config_load (const char *path, AgcClipConfig *config, AgcPreproces
     }
   JsonNode *quick_gelu = json_object_get_member (model, "quick_gelu");
   if (quick_gelu != NULL && !JSON_NODE_HOLDS_NULL (quick_gelu)
-      && !is_value_of (quick_gelu, G_TYPE_BOOLEAN))
-    return wrong_value (error, AGC_ERROR_FORMAT, display, "model_cfg.", "quick_gelu", quick_gelu,
+      && !agc_json_is_value_of (quick_gelu, G_TYPE_BOOLEAN))
+    return agc_json_wrong_value (error, AGC_ERROR_FORMAT, display, "model_cfg.", "quick_gelu", quick_gelu,
                         "true or false");
   if (!read_size (&c.projection_dim, model, "embed_dim", FALSE, display, "model_cfg.", error)
       || !refuse_set (model_refused, G_N_ELEMENTS (model_refused), model, display, "model_cfg.",
