@@ -40,7 +40,7 @@ static gboolean
 counts_for_identity (const char *name)
 {
   static const char *const configs[] = { "config.json", "preprocessor_config.json",
-                                         "open_clip_config.json", NULL };
+                                         "open_clip_config.json", "agriclip.json", NULL };
   static const char *const weight_suffixes[] = { ".safetensors", ".bin", ".pt", ".pth",
                                                  ".index.json", NULL };
   if (g_strv_contains (configs, name))

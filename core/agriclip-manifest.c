@@ -159,7 +159,11 @@ read_manifest (Fields *fields, JsonParser *parser, const char *path, GError **er
   if (!json_parser_load_from_mapped_file (parser, path, &local))
     {
       int code = local->domain == JSON_PARSER_ERROR ? AGC_ERROR_FORMAT : AGC_ERROR_IO;
-      g_set_error (error, AGC_ERROR, code, AGC_AGRICLIP_MANIFEST ": %s", local->message);
+      // json-glib's syntax errors name the file already
+      if (g_strstr_len (local->message, -1, path) != NULL)
+        g_set_error_literal (error, AGC_ERROR, code, local->message);
+      else
+        g_set_error (error, AGC_ERROR, code, AGC_AGRICLIP_MANIFEST ": %s", local->message);
       g_error_free (local);
       return FALSE;
     }

@@ -42,8 +42,7 @@ transpose (const float *in, int64_t rows, int64_t cols)
 
 // W and b of the aligner file; W [E, 2048] or [2048, E], E = embed_dim
 static gboolean
-load_aligner (AgcAgriclipImage *image, const char *path, int embed_dim, const char *text_model,
-              GError **error)
+load_aligner (AgcAgriclipImage *image, const char *path, int embed_dim, GError **error)
 {
   AgcWeights *weights = agc_weights_open (path, error);
   if (weights == NULL)
@@ -75,9 +74,9 @@ load_aligner (AgcAgriclipImage *image, const char *path, int embed_dim, const ch
       if (out != embed_dim)
         g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
                      "%s: the aligner maps the %d image features to %" G_GINT64_FORMAT
-                     " values, but the text model %s projects to %d: they do not belong "
-                     "together",
-                     file, AGC_RESNET_FEATURES, out, text_model, embed_dim);
+                     " values, but the text model's projection gives %d: the aligner and the "
+                     "text model do not belong together",
+                     file, AGC_RESNET_FEATURES, out, embed_dim);
       else if (stored_out_in)
         ok = (image->weight = agc_weights_take_2d (weights, "W", out, in, error)) != NULL;
       else
@@ -203,10 +202,9 @@ agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **error)
 
   // cheap checks first: the ResNet is the largest file
   AgcAgriclipImage *image = parts->image = g_new0 (AgcAgriclipImage, 1);
-  g_autofree char *text_shown = g_filename_display_name (manifest.text_model);
   gboolean ok = load_text (parts, manifest.text_model, error);
   image->embed_dim = parts->config.projection_dim;
-  ok = ok && load_aligner (image, manifest.aligner, image->embed_dim, text_shown, error)
+  ok = ok && load_aligner (image, manifest.aligner, image->embed_dim, error)
        && (image->resnet = load_resnet (manifest.image_weights, manifest.image_prefix, error));
   if (ok)
     {

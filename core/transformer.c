@@ -224,13 +224,14 @@ enum
   MIN_FLOP_PER_THREAD = 1 << 21,
 };
 
-// rows per chunk for a pass over rows of width floats: an even split, but
-// never chunks so small that a second thread is not worth waking
+// rows per chunk for a pass over rows of width floats: four chunks per
+// thread, so that a thread the OS delays leaves its chunks to the others,
+// but never chunks so small that a second thread is not worth waking
 static int
 row_grain (int n_rows, int width)
 {
-  int even = (n_rows + agc_threads_count () - 1) / agc_threads_count ();
-  return MAX (even, MIN_FLOATS_PER_THREAD / MAX (width, 1));
+  int n_chunks = 4 * agc_threads_count ();
+  return MAX ((n_rows + n_chunks - 1) / n_chunks, MIN_FLOATS_PER_THREAD / MAX (width, 1));
 }
 
 static void
