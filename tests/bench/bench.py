@@ -89,29 +89,62 @@ def run_json(cmd, env=None, timeout=3600):
 
 
 class Engines:
-    def __init__(self, args, pixels, prompts):
+    """Runs one engine process on some workloads; returns {workload: seconds per item}.
+
+    Workloads: "image1", "image8" (batch sizes), "texts"; the project adds
+    "image1_floor", "image8_floor" (its GEMMs alone) to the image ones.
+    """
+
+    def __init__(self, args, pixels, prompts, n_prompts):
         self.args, self.pixels, self.prompts = args, pixels, prompts
+        self.text_limit = n_prompts // N_TEMPLATES
         self.env = dict(os.environ)
         if args.openblas_core == "auto":
             self.env.pop("OPENBLAS_CORETYPE", None)
         elif args.openblas_core:
             self.env["OPENBLAS_CORETYPE"] = args.openblas_core
         self.root = os.path.join(SOURCE, "tools", "debian13-root.sh")
+        self.info = {}
 
-    def project(self, model, texts, extra=()):
-        cmd = [self.args.agriclip, "bench", "--model", model, "--pixels", self.pixels,
-               "--iterations", str(self.args.iterations), "--threads", str(self.args.threads)]
-        cmd += ["--prompts", self.prompts] if texts else ["--no-text"]
-        return run_json(cmd + list(extra), env=self.env)
+    @staticmethod
+    def _options(workloads):
+        batches = sorted({int(w[5:]) for w in workloads if w.startswith("image")})
+        opts = ["--batch", ",".join(map(str, batches))] if batches else ["--no-image"]
+        return opts + ([] if "texts" in workloads else ["--no-text"])
 
-    def torch(self, model, omp, blas, what, iterations=None, extra=()):
-        env = dict(self.env, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas))
-        cmd = ["/usr/bin/python3", os.path.join(HERE, "engine.py"), "torch", "--model", model,
-               "--pixels", self.pixels, "--prompts", self.prompts, "--threads", str(omp),
-               "--iterations", str(iterations or self.args.iterations)]
-        cmd += ["--no-text"] if "texts" not in what else []
-        cmd += ["--no-image"] if "image" not in what else []
-        return run_json(cmd + list(extra), env=env)
+    def _per_item(self, results, engine):
+        out = {}
+        for r in results:
+            if "median_s" in r:
+                name = r["what"].replace("image", "image" + str(r["n"])) \
+                    if r["what"].startswith("image") else r["what"]
+                out[name] = r["median_s"] / r["n"]
+            else:
+                self.info[engine, r["what"]] = r
+        return out
+
+    def run(self, engine, model, config, workloads, iterations=None, extra=()):
+        iterations = str(iterations or self.args.iterations)
+        opts = self._options(workloads)
+        if engine == "project":
+            cmd = [self.args.agriclip, "bench", "--model", model, "--pixels", self.pixels,
+                   "--iterations", iterations, "--threads", str(config), *opts]
+            if "texts" in workloads:
+                cmd += ["--prompts", self.prompts]
+            return self._per_item(run_json(cmd + list(extra), env=self.env), engine)
+        # PyTorch and ONNX Runtime: the prompts of one template (their cost per
+        # prompt is the same for every prompt: all run 77 positions)
+        common = ["--pixels", self.pixels, "--prompts", self.prompts, "--iterations", iterations,
+                  "--text-limit", str(self.text_limit), *opts]
+        if engine == "torch":
+            omp, blas = config
+            env = dict(self.env, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas))
+            cmd = ["/usr/bin/python3", os.path.join(HERE, "engine.py"), "torch", "--model", model,
+                   "--threads", str(omp), *common]
+            return self._per_item(run_json(cmd + list(extra), env=env), engine)
+        cmd = [self.root, "run", "python3", os.path.join(HERE, "engine.py"), "ort",
+               "--onnx", model + "-onnx", "--vocab", model, "--threads", str(config), *common]
+        return self._per_item(run_json(cmd + list(extra)), engine)
 
     def ort_available(self):
         if self.args.no_ort or not os.path.exists(self.root):
@@ -128,41 +161,32 @@ class Engines:
             return False
 
     def export(self, model):
-        onnx = model + "-onnx"
-        if not os.path.exists(os.path.join(onnx, "meta.json")):
+        if not os.path.exists(os.path.join(model + "-onnx", "meta.json")):
             log(f"exporting {model} to ONNX with the root's PyTorch …")
             subprocess.run([self.root, "run", "python3", os.path.join(HERE, "engine.py"), "export",
-                            "--model", model, "--onnx", onnx], check=True, timeout=3600)
-        return onnx
-
-    def ort(self, onnx, model, threads, what, iterations=None, extra=()):
-        cmd = [self.root, "run", "python3", os.path.join(HERE, "engine.py"), "ort",
-               "--onnx", onnx, "--vocab", model, "--pixels", self.pixels, "--prompts", self.prompts,
-               "--threads", str(threads), "--iterations", str(iterations or self.args.iterations)]
-        cmd += ["--no-text"] if "texts" not in what else []
-        cmd += ["--no-image"] if "image" not in what else []
-        return run_json(cmd + list(extra))
+                            "--model", model, "--onnx", model + "-onnx"], check=True,
+                           capture_output=True, timeout=3600)
 
 
-def keyed(results):
-    """{(what, n): median_s} and the info / memory lines of one run."""
-    out = {}
-    for r in results:
-        if "median_s" in r:
-            out[(r["what"], r["n"])] = r["median_s"]
-        else:
-            out[r["what"]] = r
-    return out
-
-
-def best_config(candidates, run):
-    """{workload key: (config, median)} over candidate configs, each run once."""
+def best_configs(eng, engine, model, candidates, workloads):
+    """{workload: config}: the fastest candidate for each, each tried once."""
     best = {}
     for config in candidates:
-        for key, median in keyed(run(config)).items():
-            if isinstance(key, tuple) and (key not in best or median < best[key][1]):
-                best[key] = (config, median)
-    return best
+        for w, t in eng.run(engine, model, config, workloads, iterations=2).items():
+            if w in workloads and (w not in best or t < best[w][1]):
+                best[w] = (config, t)
+    return {w: c for w, (c, _) in best.items()}
+
+
+def one_round(eng, engine, model, best):
+    """{workload: seconds per item}, one process per distinct best setting."""
+    out = {}
+    for config in sorted(set(best.values()), key=str):
+        mine = {w for w, c in best.items() if c == config}
+        for w, t in eng.run(engine, model, config, mine).items():
+            if w in mine or (w.endswith("_floor") and w[:-6] in mine):
+                out[w] = t
+    return out
 
 
 def cosine_check(a_path, b_path, dim):
@@ -196,89 +220,71 @@ def main():
     names = args.models.split(",")
     make_models(args.work, sorted(set(names) | {"b16-f16"}))
     pixels, prompts, n_prompts = make_inputs(args.work)
-    eng = Engines(args, pixels, prompts)
-    use_ort = eng.ort_available()
-    threads = range(1, args.threads + 1)
+    eng = Engines(args, pixels, prompts, n_prompts)
+    engines = ["project", "torch"] + (["ort"] if eng.ort_available() else [])
+    threads = list(range(1, args.threads + 1))
+    candidates = {"project": threads, "torch": list(itertools.product(threads, threads)),
+                  "ort": threads}
     summary = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or
-               platform.machine(), "cpus": os.cpu_count(), "prompts": n_prompts, "models": {}}
+               platform.machine(), "cpus": os.cpu_count(), "prompts": n_prompts,
+               "openblas_core_option": args.openblas_core or "environment", "models": {}}
     with open("/proc/cpuinfo") as f:
-        summary["machine"] = next((l.split(":", 1)[1].strip() for l in f
-                                   if l.startswith("model name")), summary["machine"])
+        summary["machine"] = next((line.split(":", 1)[1].strip() for line in f
+                                   if line.startswith("model name")), summary["machine"])
     print(f"{summary['machine']}, {summary['cpus']} CPUs, {summary['date']}; medians over "
           f"{args.rounds} rounds, ms per item (± spread between rounds)", flush=True)
 
     for name in names:
         model = os.path.join(args.work, name)
         texts = not args.no_texts and name == names[0]  # one text tower for both models
-        what = ("image", "texts") if texts else ("image",)
-        onnx = eng.export(model) if use_ort else None
-
+        workloads = {"image1", "image8"} | ({"texts"} if texts else set())
+        if "ort" in engines:
+            eng.export(model)
         log(f"[{name}] calibrating thread settings …")
-        # texts: the best setting for a seventh of the prompts (the full set
-        # takes PyTorch a minute or more per call on two cores)
-        sub = ["--text-limit", str(n_prompts // N_TEMPLATES)]
-        torch_best = best_config(
-            list(itertools.product(threads, threads)),
-            lambda c: eng.torch(model, c[0], c[1], what, iterations=2, extra=sub))
-        ort_best = best_config(
-            threads, lambda t: eng.ort(onnx, model, t, what, iterations=2, extra=sub)) \
-            if use_ort else {}
-        for best in (torch_best, ort_best):
-            for key in [k for k in best if k[0] == "texts"]:
-                best[("texts", n_prompts)] = best.pop(key)
-
-        runs = {"project": [], "torch": [], "ort": []}
+        best = {e: best_configs(eng, e, model, candidates[e], workloads) for e in engines}
+        runs = {e: [] for e in engines}
         for r in range(args.rounds):
-            order = ["project", "torch"] + (["ort"] if use_ort else [])
-            order = order[r % len(order):] + order[:r % len(order)]
+            order = engines[r % len(engines):] + engines[:r % len(engines)]
             log(f"[{name}] round {r + 1}/{args.rounds}: {' → '.join(order)}")
-            for engine in order:
-                if engine == "project":
-                    runs["project"].append(keyed(eng.project(model, texts)))
-                    continue
-                best = torch_best if engine == "torch" else ort_best
-                merged = {}
-                # one process per distinct best setting, timing its workloads
-                for config in sorted({c for c, _ in best.values()}, key=str):
-                    wl = {k[0] for k, (c, _) in best.items() if c == config}
-                    res = (eng.torch(model, config[0], config[1], wl) if engine == "torch"
-                           else eng.ort(onnx, model, config, wl))
-                    merged.update({k: v for k, v in keyed(res).items()
-                                   if isinstance(k, tuple) and best[k][0] == config})
-                runs[engine].append(merged)
+            for e in order:
+                runs[e].append(one_round(eng, e, model, best[e]))
 
-        def med(engine, key):
-            vals = [r[key] for r in runs[engine] if key in r]
-            return (statistics.median(vals), (max(vals) - min(vals)) / statistics.median(vals)) \
-                if vals else (None, None)
+        def med(engine, w):
+            vals = [r[w] for r in runs.get(engine, []) if w in r]
+            if not vals:
+                return None, None
+            m = statistics.median(vals)
+            return m * 1e3, (max(vals) - min(vals)) / m
 
-        result = {"torch_threads": {f"{k[0]}{k[1]}": f"OMP={c[0]} OPENBLAS={c[1]}"
-                                    for k, (c, _) in torch_best.items()},
-                  "ort_threads": {f"{k[0]}{k[1]}": c for k, (c, _) in ort_best.items()},
-                  "rows": []}
-        keys = [("image", 1), ("image", 8)] + ([("texts", n_prompts)] if texts else [])
-        for key in keys:
-            p, p_spread = med("project", key)
-            t, t_spread = med("torch", key)
-            o, o_spread = med("ort", key)
-            f = med("project", ("image_floor", key[1]))[0] if key[0] == "image" else None
-            row = {"what": key[0], "n": key[1], "project_ms": p * 1e3 / key[1],
-                   "project_spread": p_spread,
-                   "torch_ms": t and t * 1e3 / key[1], "torch_spread": t_spread,
-                   "ort_ms": o and o * 1e3 / key[1], "ort_spread": o_spread,
-                   "floor_ms": f and f * 1e3 / key[1]}
-            row["torch_over_project"] = t and t / p
-            row["ort_over_project"] = o and o / p
-            row["project_over_floor"] = f and p / f
-            result["rows"].append(row)
-        result["open_s"] = statistics.median(r["info"]["load_s"] for r in runs["project"])
-        result["openblas_core"] = runs["project"][0]["info"]["openblas_core"]
+        result = {"threads": {e: {w: str(c) for w, c in best[e].items()} for e in engines},
+                  "runs_ms": {e: [{w: t * 1e3 for w, t in r.items()} for r in runs[e]]
+                              for e in engines},
+                  "rows": [], "openblas_core": eng.info["project", "info"]["openblas_core"]}
+        for w in sorted(workloads):
+            p, p_spread = med("project", w)
+            t, t_spread = med("torch", w)
+            o, o_spread = med("ort", w)
+            f = med("project", w + "_floor")[0]
+            result["rows"].append({
+                "what": w, "project_ms": p, "project_spread": p_spread, "floor_ms": f,
+                "torch_ms": t, "torch_spread": t_spread, "ort_ms": o, "ort_spread": o_spread,
+                "torch_over_project": t and t / p, "ort_over_project": o and o / p,
+                "project_over_floor": f and p / f})
+
+        # opening time: its own runs, the model's pages already cached as a user's would be
+        opens = []
+        for _ in range(5):
+            eng.run("project", model, args.threads, set())
+            opens.append(eng.info["project", "info"]["load_s"])
+        result["open_s"] = statistics.median(opens)
 
         # same embeddings as PyTorch on the same inputs
-        dump_p, dump_t = os.path.join(args.work, name + "-project"), \
-            os.path.join(args.work, name + "-torch")
-        eng.project(model, texts, ["--dump", dump_p, "--no-floor", "--iterations", "1"])
-        eng.torch(model, 1, args.threads, what, iterations=1, extra=["--dump", dump_t])
+        dump_p = os.path.join(args.work, name + "-project")
+        dump_t = os.path.join(args.work, name + "-torch")
+        with_texts = ["--prompts", prompts] if texts else []
+        eng.run("project", model, args.threads, set(), 1, ["--dump", dump_p, *with_texts])
+        eng.run("torch", model, (1, args.threads), set(), 1,
+                ["--dump", dump_t, "--text-limit", "0" if texts else "1"])
         result["image_min_cosine"], result["image_max_rel_error"] = cosine_check(
             dump_p + "-images.f32", dump_t + "-images.f32", 512)
         if texts:
@@ -289,11 +295,12 @@ def main():
 
     # memory and opening of the half-precision folder
     f16 = os.path.join(args.work, "b16-f16")
-    mem = keyed(eng.project(f16, False, ["--batch", "8", "--no-floor", "--iterations", "1"]))
+    per_item = eng.run("project", f16, args.threads, {"image8", "texts"}, 1, ["--no-floor"])
     file_mb = os.path.getsize(os.path.join(f16, "model.safetensors")) / 2**20
-    summary["f16"] = {"peak_rss_mb": mem["memory"]["peak_rss_mb"], "file_mb": file_mb,
-                      "limit_mb": 1.3 * file_mb + 300, "open_s": mem["info"]["load_s"],
-                      "image_ms_b8": mem[("image", 8)] * 1e3 / 8}
+    summary["f16"] = {"peak_rss_mb": eng.info["project", "memory"]["peak_rss_mb"],
+                      "file_mb": file_mb, "limit_mb": 1.3 * file_mb + 300,
+                      "open_s": eng.info["project", "info"]["load_s"],
+                      "image_ms_b8": per_item["image8"] * 1e3}
     print_f16(summary)
     if args.json:
         with open(args.json, "w") as f:
@@ -306,15 +313,15 @@ def fmt(x, spec=".1f"):
 
 def print_model(name, m):
     print(f"\n{name}: OpenBLAS core {m['openblas_core']}, opened in {m['open_s']:.3f} s; "
-          f"PyTorch threads {m['torch_threads']}; ONNX Runtime threads {m['ort_threads']}")
-    print(f"  {'workload':<14}{'project':>16}{'GEMM floor':>11}{'PyTorch':>16}{'ONNX RT':>16}"
+          f"best threads {m['threads']}")
+    print(f"  {'workload':<10}{'project':>16}{'GEMM floor':>11}{'PyTorch':>16}{'ONNX RT':>16}"
           f"{'PT/proj':>9}{'ORT/proj':>9}{'proj/floor':>11}")
 
     def cell(v, spread):
         return f"{fmt(v)} ±{fmt(spread and spread * 100, '.0f')}%" if v else "—"
 
     for r in m["rows"]:
-        print(f"  {r['what'] + ' ' + str(r['n']):<14}"
+        print(f"  {r['what']:<10}"
               f"{cell(r['project_ms'], r['project_spread']):>16}{fmt(r['floor_ms']):>11}"
               f"{cell(r['torch_ms'], r['torch_spread']):>16}"
               f"{cell(r['ort_ms'], r['ort_spread']):>16}{fmt(r['torch_over_project'], '.2f'):>9}"
@@ -327,7 +334,8 @@ def print_model(name, m):
 
 def print_f16(s):
     f = s["f16"]
-    print(f"\nb16-f16: peak memory {f['peak_rss_mb']:.0f} MB for a {f['file_mb']:.0f} MB file "
+    print(f"\nb16-f16 (images and texts): peak memory {f['peak_rss_mb']:.0f} MB for a "
+          f"{f['file_mb']:.0f} MB file "
           f"(limit {f['limit_mb']:.0f} MB), opened in {f['open_s']:.3f} s, "
           f"{f['image_ms_b8']:.1f} ms per image at batch 8")
 
