@@ -6,6 +6,7 @@
  * string map.  We trust nothing: every number is range-checked with
  * overflow-safe arithmetic before it becomes a pointer. */
 #include "safetensors.h"
+#include "json-check.h"
 
 #include "agriclip.h"
 
@@ -234,42 +235,6 @@ on_object_member (JsonParser *parser, JsonObject *object, const char *name, gpoi
 
 /* ---- header fields --------------------------------------------------------- */
 
-/* A short description of a JSON value for messages: 5, -3, 1.5, "F32", an array. */
-static char *
-describe (JsonNode *node)
-{
-  switch (JSON_NODE_TYPE (node))
-    {
-    case JSON_NODE_OBJECT:
-      return g_strdup ("an object");
-    case JSON_NODE_ARRAY:
-      return g_strdup ("an array");
-    case JSON_NODE_NULL:
-      return g_strdup ("null");
-    case JSON_NODE_VALUE:
-      break;
-    }
-  GType type = json_node_get_value_type (node);
-  if (type == G_TYPE_INT64)
-    return g_strdup_printf ("%" G_GINT64_FORMAT, json_node_get_int (node));
-  if (type == G_TYPE_DOUBLE) // "2.0", not "2": the point is why an integer was refused
-    {
-      char text[G_ASCII_DTOSTR_BUF_SIZE];
-      g_ascii_formatd (text, sizeof text, "%g", json_node_get_double (node));
-      gboolean integral = strspn (text, "-0123456789") == strlen (text);
-      return g_strconcat (text, integral ? ".0" : "", NULL);
-    }
-  if (type == G_TYPE_BOOLEAN)
-    return g_strdup (json_node_get_boolean (node) ? "true" : "false");
-  return g_strdup_printf ("\"%s\"", json_node_get_string (node));
-}
-
-static gboolean
-is_integer (JsonNode *node)
-{
-  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_INT64;
-}
-
 static gboolean
 is_string (JsonNode *node)
 {
@@ -327,7 +292,7 @@ parse_metadata (AgcSafetensors *file, JsonNode *node, const DuplicateTracker *tr
     return TRUE;
   if (!JSON_NODE_HOLDS_OBJECT (node))
     {
-      g_autofree char *got = describe (node);
+      g_autofree char *got = agc_json_describe (node);
       return fail (error, AGC_ERROR_FORMAT, file, NULL,
                    "__metadata__ is %s, expected an object of strings", got);
     }
@@ -346,7 +311,7 @@ parse_metadata (AgcSafetensors *file, JsonNode *node, const DuplicateTracker *tr
     {
       if (!is_string (value))
         {
-          g_autofree char *got = describe (value);
+          g_autofree char *got = agc_json_describe (value);
           return fail (error, AGC_ERROR_FORMAT, file, NULL,
                        "__metadata__ '%s' is %s, expected a string", key, got);
         }
@@ -363,7 +328,7 @@ parse_entry (AgcSafetensors *file, Entry *entry, const char *name, JsonNode *nod
 {
   if (!JSON_NODE_HOLDS_OBJECT (node))
     {
-      g_autofree char *got = describe (node);
+      g_autofree char *got = agc_json_describe (node);
       return fail (error, AGC_ERROR_FORMAT, file, name, "is %s, expected an object", got);
     }
   JsonObject *object = json_node_get_object (node);
@@ -381,7 +346,7 @@ parse_entry (AgcSafetensors *file, Entry *entry, const char *name, JsonNode *nod
   JsonNode *dtype = json_object_get_member (object, "dtype");
   if (!is_string (dtype))
     {
-      g_autofree char *got = describe (dtype);
+      g_autofree char *got = agc_json_describe (dtype);
       return fail (error, AGC_ERROR_FORMAT, file, name, "dtype is %s, expected a string", got);
     }
   if (!parse_dtype (json_node_get_string (dtype), &entry->view.dtype))
@@ -391,7 +356,7 @@ parse_entry (AgcSafetensors *file, Entry *entry, const char *name, JsonNode *nod
   JsonNode *shape = json_object_get_member (object, "shape");
   if (!JSON_NODE_HOLDS_ARRAY (shape))
     {
-      g_autofree char *got = describe (shape);
+      g_autofree char *got = agc_json_describe (shape);
       return fail (error, AGC_ERROR_FORMAT, file, name, "shape is %s, expected an array", got);
     }
   JsonArray *dims = json_node_get_array (shape);
@@ -405,9 +370,9 @@ parse_entry (AgcSafetensors *file, Entry *entry, const char *name, JsonNode *nod
   for (guint d = 0; d < n_dims; d++)
     {
       JsonNode *dim = json_array_get_element (dims, d);
-      if (!is_integer (dim) || json_node_get_int (dim) < 0)
+      if (!agc_json_is_value_of (dim, G_TYPE_INT64) || json_node_get_int (dim) < 0)
         {
-          g_autofree char *got = describe (dim);
+          g_autofree char *got = agc_json_describe (dim);
           return fail (error, AGC_ERROR_FORMAT, file, name,
                        "shape[%u] is %s, expected a non-negative integer", d, got);
         }
@@ -422,8 +387,8 @@ parse_entry (AgcSafetensors *file, Entry *entry, const char *name, JsonNode *nod
   JsonNode *offsets = json_object_get_member (object, "data_offsets");
   JsonArray *pair = JSON_NODE_HOLDS_ARRAY (offsets) ? json_node_get_array (offsets) : NULL;
   if (pair == NULL || json_array_get_length (pair) != 2
-      || !is_integer (json_array_get_element (pair, 0))
-      || !is_integer (json_array_get_element (pair, 1))
+      || !agc_json_is_value_of (json_array_get_element (pair, 0), G_TYPE_INT64)
+      || !agc_json_is_value_of (json_array_get_element (pair, 1), G_TYPE_INT64)
       || json_array_get_int_element (pair, 0) < 0 || json_array_get_int_element (pair, 1) < 0)
     return fail (error, AGC_ERROR_FORMAT, file, name,
                  "data_offsets must be two non-negative integers [begin, end]");
