@@ -3,10 +3,9 @@
  * ids -> token + position embedding -> causal transformer -> the hidden state
  * at the end-of-text token (the largest id, so argmax finds it) ->
  * final_layer_norm -> @ proj^T.  With a causal mask no token sees a later
- * one, so tokens after the last end-of-text of the batch cannot change the
- * result: they are not computed.  Texts of different lengths are packed
- * one after another, so a batch costs the sum of its lengths, not batch x
- * the longest. */
+ * one, so the tokens after a text's end-of-text cannot change its result:
+ * they are not computed.  Texts of different lengths are packed one after
+ * another, so a batch costs the sum of its lengths, not batch x 77. */
 #include "text-tower.h"
 
 #include "ops.h"

@@ -1,8 +1,9 @@
 /* transformer.c — CLIP's pre-norm residual attention blocks.
  *
  * Per layer, four thick GEMMs over all tokens of all sequences ([rows, D]
- * with rows = every token of the batch): fused qkv, out_proj, fc1, fc2; the
- * residual adds are the GEMMs' own accumulation (beta = 1).  Between them,
+ * with rows = every token of the batch; gemm.h): qkv (into one fused
+ * activation), out_proj, fc1, fc2; the residual adds are the GEMMs' own
+ * accumulation (beta = 1).  Between them,
  * one pass each over the rows, split over the pool (threads.h):
  *   x += previous bias, h = ln(x)  |  attention per (sequence, head)  |
  *   mlp = act(mlp + bias)
@@ -12,6 +13,7 @@
  * float32 into one layer-sized scratch just before they run. */
 #include "transformer.h"
 
+#include "gemm.h"
 #include "ops.h"
 #include "threads.h"
 
@@ -367,8 +369,7 @@ layer_weights (AgcBlock *out, Pass *p, const AgcTransformer *t, int l, float *la
 static void
 gemm_nt (float *out, const float *a, const float *w, int rows, int n_out, int n_in, float beta)
 {
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_out, n_in, 1.0f, a, n_in, w, n_in,
-               beta, out, n_out);
+  agc_gemm_nt (out, n_out, a, n_in, w, rows, n_out, n_in, beta);
 }
 
 // qkv[R, 3D] = h[R, D] @ [q; k; v]^T: one GEMM when fused, else three
@@ -383,8 +384,7 @@ qkv_gemm (float *qkv, const float *h, const AgcBlock *blk, int rows, int d)
     }
   const float *w[3] = { blk->q_weight, blk->k_weight, blk->v_weight };
   for (int i = 0; i < 3; i++)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, d, 1.0f, h, d, w[i], d, 0.0f,
-                 qkv + i * d, 3 * d);
+    agc_gemm_nt (qkv + i * d, 3 * d, h, d, w[i], rows, d, d, 0.0f);
 }
 
 gboolean

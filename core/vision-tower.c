@@ -8,10 +8,10 @@
  * out 0 and gets the class embedding added with the positions). */
 #include "vision-tower.h"
 
+#include "gemm.h"
 #include "ops.h"
 #include "threads.h"
 
-#include <cblas.h>
 #include <string.h>
 
 struct AgcVisionTower
@@ -179,8 +179,8 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
   int grain = MAX ((int) (rows + 1) / 2, (1 << 16) / d);
   if (!gemm_only)
     agc_parallel_for ((int) rows, grain, im2col_rows, &e);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) rows, d, (int) patch_len, 1.0f,
-               e.patches, (int) patch_len, t->patch_weight, (int) patch_len, 0.0f, e.x, d);
+  agc_gemm_nt (e.x, d, e.patches, (int) patch_len, t->patch_weight, (int) rows, d,
+               (int) patch_len, 0.0f);
   if (!gemm_only)
     agc_parallel_for ((int) rows, grain, embed_rows, &e);
 

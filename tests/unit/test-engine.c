@@ -5,6 +5,7 @@
  * different lengths giving what each sequence gives alone, and the class
  * cache returning exactly what was stored. */
 #include "class-cache.h"
+#include "gemm.h"
 #include "ops.h"
 #include "tensor.h"
 #include "threads.h"
@@ -191,6 +192,41 @@ test_parallel_for (void)
   agc_set_threads (0);
 }
 
+/* ---- split GEMM ---- */
+
+static void
+test_gemm_split (void)
+{
+  // thin enough to be split by columns (300: not a multiple of the block
+  // width), strided a and c, beta 0 and 1; against a double loop
+  int rows = 50, n_out = 300, n_in = 320, lda = n_in + 3, ldc = 2 * n_out;
+  float *a = random_floats ((size_t) rows * lda, 1.0, 0.0);
+  float *w = random_floats ((size_t) n_out * n_in, 0.1, 0.0);
+  float *c0 = random_floats ((size_t) rows * ldc, 1.0, 0.0);
+  for (int threads = 1; threads <= 3; threads++)
+    for (int beta = 0; beta <= 1; beta++)
+      {
+        agc_set_threads (threads);
+        float *c = g_memdup2 (c0, (size_t) rows * ldc * sizeof (float));
+        agc_gemm_nt (c, ldc, a, lda, w, rows, n_out, n_in, (float) beta);
+        for (int r = 0; r < rows; r++)
+          for (int o = 0; o < ldc; o++)
+            {
+              double want = c0[(size_t) r * ldc + o]; // columns past n_out untouched
+              if (o < n_out)
+                {
+                  want = beta ? want : 0.0;
+                  for (int i = 0; i < n_in; i++)
+                    want += (double) a[(size_t) r * lda + i] * w[(size_t) o * n_in + i];
+                }
+              g_assert_cmpfloat (fabs (c[(size_t) r * ldc + o] - want), <, 1e-4);
+            }
+        g_free (c);
+      }
+  agc_set_threads (0);
+  g_free (a), g_free (w), g_free (c0);
+}
+
 /* ---- packed sequences ---- */
 
 static void
@@ -303,6 +339,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/simd-matches-scalar", test_simd_matches_scalar);
   g_test_add_func ("/ops/half-conversion", test_half_conversion);
   g_test_add_func ("/threads/parallel-for", test_parallel_for);
+  g_test_add_func ("/gemm/split", test_gemm_split);
   g_test_add_func ("/transformer/packed-causal", test_packed_causal);
   g_test_add_func ("/transformer/packed-bidirectional", test_packed_bidirectional);
   g_test_add_func ("/class-cache/roundtrip", test_class_cache_roundtrip);
