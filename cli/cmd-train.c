@@ -108,7 +108,8 @@ run (int argc, char **argv)
     { "batch-size", 0, 0, G_OPTION_ARG_INT, &params.batch_size,
       N_("Images per optimiser step (default 32)"), N_("N") },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &params.learning_rate,
-      N_("AdamW learning rate (default 0.05)"), N_("X") },
+      N_("AdamW learning rate (default: probe 0.05, aligner 0.001, finetune 0.00001)"),
+      N_("X") },
     { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &params.weight_decay,
       N_("AdamW weight decay (default 0.01)"), N_("X") },
     { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &params.checkpoint_every,
@@ -129,8 +130,9 @@ run (int argc, char **argv)
     return cli_usage (command, _("--model, --data and --out are required"));
   if (argc > 1)
     return cli_usage (command, _("unexpected argument '%s'"), argv[1]);
-  if (method && !g_str_equal (method, "probe"))
-    return cli_usage (command, _("unknown method '%s' (available: probe)"), method);
+  if (method && !agc_train_method_from_name (&params.method, method))
+    return cli_usage (command, _("unknown method '%s' (available: probe, aligner, finetune)"),
+                      method);
   if (seed_text
       && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &params.seed, NULL))
     return cli_usage (command, _("--seed must be a non-negative integer, not '%s'"), seed_text);

@@ -12,32 +12,14 @@
 #include "adapter.h"
 #include "dataset.h"
 #include "embedding-cache.h"
-#include "safetensors-write.h"
+#include "train-common.h"
 
-#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
 
 /* Shuffle streams: the split uses the class index (< 2^32), epoch e this. */
 #define EPOCH_STREAM(e) (((guint64) 1 << 32) | (guint64) (e))
-
-AgcTrainParams
-agc_train_default_params (void)
-{
-  return (AgcTrainParams){
-    .method = AGC_TRAIN_PROBE,
-    .seed = 0,
-    .val_fraction = 0.2,
-    .max_epochs = 100,
-    .patience = 10,
-    .batch_size = 32,
-    .learning_rate = 0.05,
-    .weight_decay = 0.01,
-    .checkpoint_every = 5,
-    .resume = TRUE,
-  };
-}
 
 /* The images as the optimiser sees them. */
 typedef struct
@@ -66,79 +48,42 @@ fit_clear (Fit *fit)
   g_free (fit->val_weights);
 }
 
-static gboolean
-check_params (const AgcTrainParams *p, GError **error)
-{
-  const char *problem = NULL;
-  if (p->method != AGC_TRAIN_PROBE)
-    problem = "only the probe method is available";
-  else if (!(p->val_fraction >= 0.0 && p->val_fraction <= 0.9))
-    problem = "the validation share must be between 0 and 0.9";
-  else if (p->max_epochs < 0 || p->patience < 1 || p->batch_size < 1 || p->checkpoint_every < 0)
-    problem = "epochs and checkpoint interval must not be negative, patience and batch size "
-              "must be at least 1";
-  else if (!(p->learning_rate > 0.0 && isfinite (p->learning_rate))
-           || !(p->weight_decay >= 0.0 && p->learning_rate * p->weight_decay < 1.0))
-    problem = "the learning rate must be positive and learning rate × weight decay below 1";
-  if (problem != NULL)
-    g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, "training settings: %s", problem);
-  return problem == NULL;
-}
-
-static void
-report_progress (const AgcTrainParams *params, AgcTrainStage stage, int done, int total,
-                 double train_loss, double val_loss, double val_accuracy)
-{
-  if (params->progress == NULL)
-    return;
-  AgcTrainProgress p = { stage, done, total, train_loss, val_loss, val_accuracy };
-  params->progress (&p, params->user_data);
-}
-
 static void
 on_embed_progress (int done, int total, gpointer user_data)
 {
-  report_progress (user_data, AGC_TRAIN_STAGE_EMBED, done, total, NAN, NAN, NAN);
+  agc_train_report (user_data, AGC_TRAIN_STAGE_EMBED, done, total, NAN, NAN, NAN);
 }
 
 /* Splits the readable images x[n, E] of classes class_of[n] into the
- * training and validation sets of fit, and weights their classes. */
+ * training and validation sets of fit. */
 static void
-split_and_weight (Fit *fit, const float *x, const int *class_of, int n)
+split_images (Fit *fit, const float *x, const int *class_of, int n)
 {
   const AgcTrainParams *params = fit->params;
-  int dim = fit->dim, n_classes = fit->n_classes;
-  gboolean *is_val = g_new (gboolean, MAX (n, 1));
-  agc_dataset_split (is_val, class_of, n, n_classes, params->val_fraction, params->seed);
-  for (int i = 0; i < n; i++)
-    fit->n_val += is_val[i];
-  fit->n_train = n - fit->n_val;
-  fit->x_train = g_new (float, (size_t) fit->n_train * dim);
+  int dim = fit->dim;
+  AgcTrainSplit split;
+  agc_train_split (&split, class_of, n, fit->n_classes, params->val_fraction, params->seed);
+  fit->n_train = split.n_train;
+  fit->n_val = split.n_val;
+  fit->x_train = g_new (float, (size_t) MAX (fit->n_train, 1) * dim);
   fit->y_train = g_new (int, MAX (fit->n_train, 1));
   fit->x_val = g_new (float, (size_t) MAX (fit->n_val, 1) * dim);
   fit->y_val = g_new (int, MAX (fit->n_val, 1));
-  int *train_count = g_new0 (int, n_classes), *val_count = g_new0 (int, n_classes);
-  for (int i = 0, t = 0, v = 0; i < n; i++)
+  for (int t = 0; t < split.n_train; t++)
     {
-      int c = class_of[i];
-      float *row = is_val[i] ? fit->x_val + (size_t) v * dim : fit->x_train + (size_t) t * dim;
-      memcpy (row, x + (size_t) i * dim, sizeof (float) * dim);
-      if (is_val[i])
-        fit->y_val[v++] = c, val_count[c]++;
-      else
-        fit->y_train[t++] = c, train_count[c]++;
+      int i = split.train[t];
+      memcpy (fit->x_train + (size_t) t * dim, x + (size_t) i * dim, sizeof (float) * dim);
+      fit->y_train[t] = class_of[i];
     }
-  fit->train_weights = g_new (float, n_classes);
-  fit->val_weights = g_new (float, n_classes);
-  for (int c = 0; c < n_classes; c++)
+  for (int v = 0; v < split.n_val; v++)
     {
-      /* every class keeps a training image, so train_count[c] > 0 */
-      fit->train_weights[c] = (float) fit->n_train / ((float) n_classes * train_count[c]);
-      fit->val_weights[c] = val_count[c] > 0 ? 1.0f / (float) val_count[c] : 0.0f;
+      int i = split.val[v];
+      memcpy (fit->x_val + (size_t) v * dim, x + (size_t) i * dim, sizeof (float) * dim);
+      fit->y_val[v] = class_of[i];
     }
-  g_free (val_count);
-  g_free (train_count);
-  g_free (is_val);
+  fit->train_weights = g_steal_pointer (&split.train_weights);
+  fit->val_weights = g_steal_pointer (&split.val_weights);
+  agc_train_split_clear (&split);
 }
 
 /* Embeds the dataset through the cache, drops the unreadable files and
@@ -185,7 +130,7 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
       result->n_images = n;
       result->n_skipped = counts.n_failed;
       result->n_cached = counts.n_cached;
-      split_and_weight (fit, x, class_of, n);
+      split_images (fit, x, class_of, n);
     }
   g_free (per_class);
   g_free (class_of);
@@ -305,7 +250,7 @@ run_epochs (AgcProbeState *s, const Fit *fit, const char *checkpoint, const char
           s->best_epoch = s->epoch;
           s->best_val_loss = fit->n_val > 0 ? val_loss : INFINITY;
         }
-      report_progress (params, AGC_TRAIN_STAGE_EPOCH, s->epoch, params->max_epochs, train_loss,
+      agc_train_report (params, AGC_TRAIN_STAGE_EPOCH, s->epoch, params->max_epochs, train_loss,
                        val_loss, val_accuracy);
       if (params->checkpoint_every > 0 && s->epoch % params->checkpoint_every == 0
           && !finished (s, fit))
@@ -341,70 +286,10 @@ fingerprint_of (const Fit *fit, const char *identity, const AgcLabelSet *labels,
   return g_compute_checksum_for_string (G_CHECKSUM_SHA256, text->str, (gssize) text->len);
 }
 
-static void
-add_number (JsonBuilder *b, const char *name, double value)
-{
-  json_builder_set_member_name (b, name);
-  if (isfinite (value))
-    json_builder_add_double_value (b, value);
-  else
-    json_builder_add_null_value (b); // JSON has no NaN
-}
-
-static void
-add_int (JsonBuilder *b, const char *name, gint64 value)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_int_value (b, value);
-}
-
-static char *
-to_json (JsonBuilder *b)
-{
-  g_autoptr (JsonNode) root = json_builder_get_root (b);
-  return json_to_string (root, FALSE);
-}
-
-static char *
-metrics_json (const AgcTrainResult *r)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  json_builder_begin_object (b);
-  add_number (b, "zero_shot_val_accuracy", r->zero_shot_val_accuracy);
-  add_number (b, "val_accuracy", r->val_accuracy);
-  add_number (b, "val_loss", r->val_loss);
-  add_int (b, "best_epoch", r->best_epoch);
-  add_int (b, "epochs", r->epochs);
-  add_int (b, "n_train", r->n_train);
-  add_int (b, "n_val", r->n_val);
-  add_int (b, "n_skipped", r->n_skipped);
-  json_builder_end_object (b);
-  return to_json (b);
-}
-
 static char *
 training_json (const AgcTrainParams *p, const char *data_dir)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autofree char *seed = g_strdup_printf ("%" G_GUINT64_FORMAT, p->seed);
-  g_autofree char *data = g_path_get_basename (data_dir);
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "seed"); // a string: JSON numbers stop at 2^53 in many readers
-  json_builder_add_string_value (b, seed);
-  json_builder_set_member_name (b, "data");
-  json_builder_add_string_value (b, data);
-  json_builder_set_member_name (b, "optimizer");
-  json_builder_add_string_value (b, "AdamW");
-  json_builder_set_member_name (b, "loss");
-  json_builder_add_string_value (b, "class-weighted cross-entropy");
-  add_number (b, "val_fraction", p->val_fraction);
-  add_number (b, "learning_rate", p->learning_rate);
-  add_number (b, "weight_decay", p->weight_decay);
-  add_int (b, "batch_size", p->batch_size);
-  add_int (b, "max_epochs", p->max_epochs);
-  add_int (b, "patience", p->patience);
-  json_builder_end_object (b);
-  return to_json (b);
+  return agc_train_settings_json (p, data_dir, "AdamW", "class-weighted cross-entropy", NULL);
 }
 
 /* The zero-shot classifier of the classes as the starting head [C, E]. */
@@ -436,7 +321,7 @@ start_state (const Fit *fit, const float *init, const char *checkpoint, const ch
                                                     fit->dim, &problem);
       if (s != NULL)
         {
-          report_progress (params, AGC_TRAIN_STAGE_RESUME, s->epoch, params->max_epochs, NAN,
+          agc_train_report (params, AGC_TRAIN_STAGE_RESUME, s->epoch, params->max_epochs, NAN,
                            NAN, NAN);
           return s;
         }
@@ -465,36 +350,17 @@ write_adapter (const char *out_path, const AgcProbeState *s, AgcModel *model,
     { .name = "head.bias", .dtype = AGC_DTYPE_F32, .n_dims = 1, .shape = { s->n_classes },
       .data = (const guint8 *) s->best_bias, .n_bytes = sizeof (float) * s->n_classes },
   };
-  g_autofree char *metrics = metrics_json (result);
+  g_autofree char *metrics = agc_train_metrics_json (result);
   g_autofree char *training = training_json (params, data_dir);
   return agc_adapter_write (out_path, "probe", model, identity, labels, views, 2, metrics,
                             training, error);
 }
 
 gboolean
-agc_train (AgcModel *model, const char *data_dir, const char *out_path,
-           const AgcTrainParams *params, AgcTrainResult *result, GCancellable *cancellable,
-           GError **error)
+agc_train_probe (AgcModel *model, const char *data_dir, const char *out_path,
+                 const AgcTrainParams *params, AgcTrainResult *result, GCancellable *cancellable,
+                 GError **error)
 {
-  g_return_val_if_fail (model != NULL && data_dir != NULL && out_path != NULL, FALSE);
-  AgcTrainParams defaults = agc_train_default_params ();
-  if (params == NULL)
-    params = &defaults;
-  AgcTrainResult local_result;
-  if (result == NULL)
-    result = &local_result;
-  *result = (AgcTrainResult){ .zero_shot_val_accuracy = NAN, .val_accuracy = NAN,
-                              .val_loss = NAN };
-  if (!check_params (params, error))
-    return FALSE;
-  g_autofree char *out_dir = g_path_get_dirname (out_path);
-  if (!g_file_test (out_dir, G_FILE_TEST_IS_DIR)) // found now, not after the first epochs
-    {
-      g_autofree char *shown = g_filename_display_name (out_path);
-      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: its folder does not exist", shown);
-      return FALSE;
-    }
-
   g_autofree char *identity = agc_model_identity (model, error);
   if (identity == NULL)
     return FALSE;
@@ -532,13 +398,8 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
       ok = write_adapter (out_path, s, model, identity, data->labels, result, params, data_dir,
                           error);
     }
-  if (ok)
-    {
-      // the adapter is safe on disk: the checkpoint and leftovers of killed runs can go
-      g_unlink (checkpoint);
-      agc_remove_stale_temporaries (checkpoint);
-      agc_remove_stale_temporaries (out_path);
-    }
+  if (ok) // the adapter is safe on disk: the checkpoint and leftovers of killed runs can go
+    agc_train_clean_up (out_path);
   agc_probe_state_free (s);
   g_free (init);
   fit_clear (&fit);

@@ -224,8 +224,15 @@ int agc_top_k (const float *probs, int n_classes, int k, int *indices);
 
 typedef enum
 {
-  AGC_TRAIN_PROBE, /* a linear head on image embeddings */
+  AGC_TRAIN_PROBE,    /* a linear head on image embeddings */
+  AGC_TRAIN_ALIGNER,  /* AgriCLIP models: the DINO -> CLIP aligner fitted again */
+  AGC_TRAIN_FINETUNE, /* ViT models: the last vision blocks, ln_post and the projection */
 } AgcTrainMethod;
+
+/* "probe", "aligner", "finetune"; NULL for an unknown value. */
+const char *agc_train_method_name (AgcTrainMethod method);
+/* FALSE for an unknown name. */
+gboolean agc_train_method_from_name (AgcTrainMethod *method, const char *name);
 
 typedef enum
 {
@@ -327,6 +334,13 @@ char *agc_model_identity (const AgcModel *model, GError **error);
 /* AGC_ERROR_INPUT when the adapter was trained on another model. */
 gboolean agc_adapter_check_model (const AgcAdapter *adapter, const AgcModel *model,
                                   GError **error);
+
+/* Makes model compute what the adapter learned (after
+ * agc_adapter_check_model): "finetune" and "aligner" adapters replace the
+ * model's tensors of the same names with theirs, for every later embedding;
+ * a "probe" adapter changes nothing here (its head is the classifier's).
+ * Applying the same adapter again does nothing. */
+gboolean agc_model_apply_adapter (AgcModel *model, const AgcAdapter *adapter, GError **error);
 
 /* A classifier over the adapter's classes (checks the model first):
  * probs = softmax(W x + b) for the L2-normalised image embedding x. */

@@ -437,7 +437,7 @@ class ProbeTraining(unittest.TestCase):
                                       r"at least two classes")
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "x.safetensors")))
         proc = train(self.model, one, os.path.join(self.tmp, "x.safetensors"), self.cache,
-                     "--method", "finetune", check=False)
+                     "--method", "nonsense", check=False)
         self.assertEqual(proc.returncode, 2)
 
 
