@@ -118,8 +118,9 @@ run (int argc, char **argv)
     { "label", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &names,
       N_("A class name (repeatable), instead of --labels"), N_("NAME") },
     { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_path,
-      N_("Classify with the classes of an adapter made by 'agriclip train' for this model, "
-         "instead of --labels"), N_("FILE") },
+      N_("Classify with the classes (and, for finetune and aligner adapters, the weights) "
+         "of an adapter made by 'agriclip train' for this model, instead of --labels"),
+      N_("FILE") },
     { "template", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &templates,
       N_("Prompt template for --label classes, with {} for the name (repeatable; "
          "default \"a photo of a {}.\")"), N_("T") },

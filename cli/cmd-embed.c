@@ -108,7 +108,7 @@ embed_images (AgcModel *model, GArray *inputs, gboolean normalize, float *out, G
 static int
 run (int argc, char **argv)
 {
-  g_autofree char *model_dir = NULL;
+  g_autofree char *model_dir = NULL, *adapter_path = NULL;
   gboolean raw = FALSE;
   EmbedArgs args = { .inputs = g_array_new (FALSE, FALSE, sizeof (EmbedInput)) };
   g_array_set_clear_func (args.inputs, embed_input_clear);
@@ -121,6 +121,9 @@ run (int argc, char **argv)
       N_("A text to embed (repeatable)"), N_("TEXT") },
     { "raw", 0, 0, G_OPTION_ARG_NONE, &raw,
       N_("Print the projection output without L2 normalisation"), NULL },
+    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_path,
+      N_("Embed with the weights of a finetune or aligner adapter made by 'agriclip train' "
+         "for this model (a probe adapter only adds a head and is refused)"), N_("FILE") },
     { NULL },
   };
   g_autoptr (GOptionContext) context = cli_option_context_new (&cli_embed_command, NULL);
@@ -147,7 +150,24 @@ run (int argc, char **argv)
   GError *error = NULL;
   agc_model_resolve_path_in_place (&model_dir); // a pulled model's NAME, or a folder
   AgcModel *model = agc_model_load (model_dir, &error);
-  if (model)
+  AgcAdapter *adapter = NULL;
+  if (model && adapter_path)
+    {
+      /* a probe's head does not change embeddings: saying so beats printing
+       * the plain model's embeddings as if the adapter had been used */
+      if ((adapter = agc_adapter_load (adapter_path, &error))
+          && g_str_equal (agc_adapter_method (adapter), "probe"))
+        {
+          g_autofree char *shown = g_filename_display_name (adapter_path);
+          g_set_error (&error, AGC_ERROR, AGC_ERROR_INPUT,
+                       _("%s: a probe adapter does not change embeddings (it is a classifier "
+                         "head); use it with 'agriclip classify --adapter'"),
+                       shown);
+        }
+      else if (adapter)
+        agc_model_apply_adapter (model, adapter, &error);
+    }
+  if (model && !error)
     {
       int dim = agc_model_embed_dim (model);
       g_autofree float *out = g_new (float, (gsize) args.inputs->len * dim);
@@ -164,6 +184,7 @@ run (int argc, char **argv)
   if (error)
     status = cli_fail (error);
   agc_model_free (model);
+  agc_adapter_free (adapter);
   g_array_unref (args.inputs);
   return status;
 }

@@ -96,7 +96,17 @@ run (int argc, char **argv)
          "labels.json"), N_("DIR") },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Adapter file to write"), N_("FILE") },
     { "method", 0, 0, G_OPTION_ARG_STRING, &method,
-      N_("What to train: probe (a linear head on image embeddings; default)"), N_("METHOD") },
+      N_("What to train: probe (a linear head on image embeddings; default), finetune (the "
+         "last vision blocks of a ViT model) or aligner (an AgriCLIP model's aligner)"),
+      N_("METHOD") },
+    { "blocks", 0, 0, G_OPTION_ARG_INT, &params.finetune_blocks,
+      N_("finetune: how many of the last vision blocks to train (default 2)"), N_("K") },
+    { "mix", 0, 0, G_OPTION_ARG_DOUBLE, &params.finetune_mix,
+      N_("finetune: share of the trained weights in the adapter, the rest original "
+         "(WiSE-FT; 0 to 1, default 1)"), N_("ALPHA") },
+    { "warmup", 0, 0, G_OPTION_ARG_DOUBLE, &params.finetune_warmup,
+      N_("finetune: learning-rate warm-up, a share of all steps when below 1, else a number "
+         "of steps (default 0.1)"), N_("X") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text,
       N_("Seed of the validation split and batch order (default 0)"), N_("N") },
     { "val-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &params.val_fraction,
@@ -112,6 +122,9 @@ run (int argc, char **argv)
       N_("X") },
     { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &params.weight_decay,
       N_("AdamW weight decay (default 0.01)"), N_("X") },
+    { "ridge", 0, 0, G_OPTION_ARG_DOUBLE, &params.aligner_ridge,
+      N_("aligner: ridge strength, in units of the features' mean variance times the number "
+         "of images; 0 chooses it by validation (default 0)"), N_("X") },
     { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &params.checkpoint_every,
       N_("Write FILE.checkpoint every N epochs; 0: never (default 5)"), N_("N") },
     { "restart", 0, 0, G_OPTION_ARG_NONE, &restart,

@@ -7,12 +7,18 @@
 
 extern const CliCommand cli_bench_command;
 extern const CliCommand cli_models_command;
+extern const CliCommand cli_evaluate_command;
+extern const CliCommand cli_synth_command;
+extern const CliCommand cli_pretrain_command;
 
 static const CliCommand *const commands[] = {
   &cli_bench_command,
   &cli_classify_command,
   &cli_embed_command,
+  &cli_evaluate_command,
   &cli_models_command,
+  &cli_synth_command,
+  &cli_pretrain_command,
   &cli_tokenize_command,
   &cli_train_command,
 };

@@ -17,7 +17,16 @@ typedef struct
 {
   char *name;
   char *display;
+  char **prompts; /* NULL-terminated; empty when the file lists none */
 } AdapterClass;
+
+typedef struct
+{
+  char *name;
+  int n_dims;
+  int64_t shape[4];
+  float *data;
+} AdapterTensor;
 
 struct AgcAdapter
 {
@@ -31,6 +40,9 @@ struct AgcAdapter
   int dim;               /* E */
   float *head_weight;    /* probe: [C, E] */
   float *head_bias;      /* probe: [C] */
+  int n_tensors;
+  AdapterTensor *tensors; /* finetune, aligner: every tensor of the file, as float32 */
+  char *digest;           /* SHA-256 of the tensors' names, shapes and values */
 };
 
 /* ---- model identity --------------------------------------------------------- */
@@ -170,7 +182,15 @@ agc_adapter_free (AgcAdapter *adapter)
     {
       g_free (adapter->classes[c].name);
       g_free (adapter->classes[c].display);
+      g_strfreev (adapter->classes[c].prompts);
     }
+  for (int i = 0; i < adapter->n_tensors; i++)
+    {
+      g_free (adapter->tensors[i].name);
+      g_free (adapter->tensors[i].data);
+    }
+  g_free (adapter->tensors);
+  g_free (adapter->digest);
   g_free (adapter->classes);
   g_free (adapter->path);
   g_free (adapter->method);
@@ -222,6 +242,22 @@ parse_classes (AgcAdapter *adapter, const char *text, GError **error)
       const char *display = json_object_get_string_member_with_default (object, "display", name);
       adapter->classes[c].name = g_strdup (name);
       adapter->classes[c].display = g_strdup (display);
+      g_autoptr (GPtrArray) prompts = g_ptr_array_new_with_free_func (g_free);
+      JsonArray *list = json_object_has_member (object, "prompts")
+                            ? json_object_get_array_member (object, "prompts")
+                            : NULL;
+      for (guint i = 0; list != NULL && i < json_array_get_length (list); i++)
+        {
+          const char *prompt = JSON_NODE_HOLDS_VALUE (json_array_get_element (list, i))
+                                   ? json_array_get_string_element (list, i)
+                                   : NULL;
+          if (prompt == NULL || !g_utf8_validate (prompt, -1, NULL))
+            return fail (error, adapter, "agriclip.classes[%d] prompt %u is not a string", c,
+                         i + 1);
+          g_ptr_array_add (prompts, g_strdup (prompt));
+        }
+      g_ptr_array_add (prompts, NULL);
+      adapter->classes[c].prompts = (char **) g_ptr_array_steal (prompts, NULL);
     }
   return TRUE;
 }
@@ -262,6 +298,56 @@ load_probe (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   return adapter->head_bias != NULL;
 }
 
+/* finetune and aligner: every tensor of the file as float32, in file order,
+ * and a digest of them (agc_model_apply_adapter tells adapters apart by it). */
+static gboolean
+load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
+{
+  int n = agc_safetensors_n_tensors (file);
+  if (n < 1)
+    return fail (error, adapter, "holds no tensors");
+  adapter->tensors = g_new0 (AdapterTensor, n);
+  GChecksum *digest = g_checksum_new (G_CHECKSUM_SHA256);
+  gboolean ok = TRUE;
+  for (int i = 0; ok && i < n; i++)
+    {
+      const AgcTensorView *t = agc_safetensors_tensor (file, i);
+      if (!agc_dtype_is_float (t->dtype) || t->n_dims < 1 || t->n_dims > 4)
+        {
+          ok = fail (error, adapter, "tensor '%s' is not a floating-point tensor of 1 to 4 "
+                     "dimensions", t->name);
+          break;
+        }
+      AdapterTensor *a = &adapter->tensors[adapter->n_tensors++];
+      a->name = g_strdup (t->name);
+      a->n_dims = t->n_dims;
+      memcpy (a->shape, t->shape, sizeof (int64_t) * t->n_dims);
+      size_t count = (size_t) agc_tensor_n_elements (t);
+      a->data = g_new (float, MAX (count, 1));
+      agc_tensor_to_f32 (t, a->data);
+      g_checksum_update (digest, (const guchar *) a->name, (gssize) strlen (a->name) + 1);
+      g_checksum_update (digest, (const guchar *) a->shape, sizeof (int64_t) * a->n_dims);
+      g_checksum_update (digest, (const guchar *) a->data, (gssize) (count * sizeof (float)));
+    }
+  adapter->digest = g_strdup (g_checksum_get_string (digest));
+  g_checksum_free (digest);
+  if (!ok)
+    return FALSE;
+  for (int c = 0; c < adapter->n_classes; c++)
+    if (adapter->classes[c].prompts[0] == NULL)
+      return fail (error, adapter, "class \"%s\" has no prompts (agriclip.classes)",
+                   adapter->classes[c].name);
+  if (strcmp (adapter->method, "aligner") == 0)
+    {
+      const float *w = agc_adapter_find_tensor (adapter, "W", 2, NULL);
+      const float *b = agc_adapter_find_tensor (adapter, "b", 1, NULL);
+      if (w == NULL || b == NULL)
+        return fail (error, adapter, "an aligner adapter needs tensors 'W' [out, in] and "
+                     "'b' [out]");
+    }
+  return TRUE;
+}
+
 static gboolean
 load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
 {
@@ -289,6 +375,11 @@ load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   adapter->base_model_name = g_strdup (base_name != NULL ? base_name : "?");
   if (!parse_classes (adapter, g_hash_table_lookup (meta, "agriclip.classes"), error))
     return FALSE;
+  if (g_strcmp0 (method, "finetune") == 0 || g_strcmp0 (method, "aligner") == 0)
+    {
+      adapter->method = g_strdup (method);
+      return load_tensors (adapter, file, error);
+    }
   if (g_strcmp0 (method, "probe") != 0)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
@@ -375,7 +466,7 @@ agc_adapter_check_model (const AgcAdapter *adapter, const AgcModel *model, GErro
                    identity);
       return FALSE;
     }
-  if (adapter->dim != agc_model_embed_dim (model))
+  if (adapter->head_weight != NULL && adapter->dim != agc_model_embed_dim (model))
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
                    "%s: the head takes %d-dimensional embeddings, the model gives %d",
@@ -396,4 +487,67 @@ agc_adapter_probe_head (const AgcAdapter *adapter, const float **weight, const f
   *bias = adapter->head_bias;
   *dim = adapter->dim;
   return TRUE;
+}
+
+const char *const *
+agc_adapter_class_prompts (const AgcAdapter *adapter, int class_index)
+{
+  g_return_val_if_fail (adapter != NULL, NULL);
+  g_return_val_if_fail (class_index >= 0 && class_index < adapter->n_classes, NULL);
+  return (const char *const *) adapter->classes[class_index].prompts;
+}
+
+int
+agc_adapter_n_tensors (const AgcAdapter *adapter)
+{
+  g_return_val_if_fail (adapter != NULL, 0);
+  return adapter->n_tensors;
+}
+
+const float *
+agc_adapter_tensor (const AgcAdapter *adapter, int index, const char **name, int *n_dims,
+                    int64_t *shape)
+{
+  g_return_val_if_fail (adapter != NULL, NULL);
+  g_return_val_if_fail (index >= 0 && index < adapter->n_tensors, NULL);
+  const AdapterTensor *t = &adapter->tensors[index];
+  if (name != NULL)
+    *name = t->name;
+  if (n_dims != NULL)
+    *n_dims = t->n_dims;
+  if (shape != NULL)
+    memcpy (shape, t->shape, sizeof (int64_t) * t->n_dims);
+  return t->data;
+}
+
+const float *
+agc_adapter_find_tensor (const AgcAdapter *adapter, const char *name, int n_dims,
+                         int64_t *shape)
+{
+  g_return_val_if_fail (adapter != NULL && name != NULL, NULL);
+  for (int i = 0; i < adapter->n_tensors; i++)
+    {
+      const AdapterTensor *t = &adapter->tensors[i];
+      if (strcmp (t->name, name) == 0 && t->n_dims == n_dims)
+        {
+          if (shape != NULL)
+            memcpy (shape, t->shape, sizeof (int64_t) * n_dims);
+          return t->data;
+        }
+    }
+  return NULL;
+}
+
+const char *
+agc_adapter_digest (const AgcAdapter *adapter)
+{
+  g_return_val_if_fail (adapter != NULL, NULL);
+  return adapter->digest;
+}
+
+const char *
+agc_adapter_path (const AgcAdapter *adapter)
+{
+  g_return_val_if_fail (adapter != NULL, NULL);
+  return adapter->path;
 }

@@ -164,7 +164,7 @@ parts_clear (AgcAgriclipParts *parts)
   agc_agriclip_image_free (parts->image);
   agc_text_tower_free (parts->text);
   agc_weights_free (parts->text_weights);
-  agc_tokenizer_free (parts->tokenizer);
+  g_free (parts->text_model);
   *parts = (AgcAgriclipParts) { 0 };
 }
 
@@ -175,17 +175,7 @@ load_text (AgcAgriclipParts *parts, const char *text_model, GError **error)
   if (!agc_model_files_open (text_model, &parts->text_weights, &parts->config, &unused, error)
       || !(parts->text = agc_text_tower_load (parts->text_weights, &parts->config, error)))
     return FALSE;
-  g_autofree char *folder = agc_model_files_folder (text_model);
-  if (!(parts->tokenizer = agc_tokenizer_load_dir (folder, error)))
-    return FALSE;
-  if (agc_tokenizer_eot (parts->tokenizer) >= parts->config.text.vocab_size)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
-                   "%s: the tokenizer's end-of-text id %d is outside the text tower's "
-                   "vocabulary of %d",
-                   folder, agc_tokenizer_eot (parts->tokenizer), parts->config.text.vocab_size);
-      return FALSE;
-    }
+  parts->text_model = g_strdup (text_model); // its tokenizer is read on first use (model.c)
   // the CLIP's image tower is not used: only the input size is the model's
   parts->config.vision = (AgcTowerConfig) { .image_size = AGC_AGRICLIP_IMAGE_SIZE };
   return TRUE;
@@ -238,4 +228,59 @@ agc_agriclip_image_forward (const AgcAgriclipImage *image, const float *pixels, 
                         image->embed_dim);
   g_free (features);
   return ok;
+}
+
+/* ---- for training the aligner and applying its adapters ---------------------- */
+
+AgcAgriclipImage *
+agc_agriclip_image_load (const AgcAgriclipManifest *manifest, int embed_dim, GError **error)
+{
+  g_return_val_if_fail (manifest != NULL && embed_dim > 0, NULL);
+  AgcAgriclipImage *image = g_new0 (AgcAgriclipImage, 1);
+  image->embed_dim = embed_dim;
+  if (!load_aligner (image, manifest->aligner, embed_dim, error)
+      || !(image->resnet = load_resnet (manifest->image_weights, manifest->image_prefix, error)))
+    g_clear_pointer (&image, agc_agriclip_image_free);
+  return image;
+}
+
+gboolean
+agc_agriclip_image_features (const AgcAgriclipImage *image, const float *pixels, int batch,
+                             float *features, GError **error)
+{
+  g_return_val_if_fail (image != NULL && batch >= 0, FALSE);
+  return batch == 0
+         || agc_resnet_forward (image->resnet, pixels, batch, AGC_AGRICLIP_IMAGE_SIZE,
+                                AGC_AGRICLIP_IMAGE_SIZE, features, error);
+}
+
+int
+agc_agriclip_image_aligner (const AgcAgriclipImage *image, const float **weight,
+                            const float **bias)
+{
+  g_return_val_if_fail (image != NULL, 0);
+  *weight = image->weight;
+  *bias = image->bias;
+  return image->embed_dim;
+}
+
+gboolean
+agc_agriclip_image_set_aligner (AgcAgriclipImage *image, const float *weight, const float *bias,
+                                int out_dim, int in_dim, GError **error)
+{
+  g_return_val_if_fail (image != NULL && weight != NULL && bias != NULL, FALSE);
+  if (out_dim != image->embed_dim || in_dim != AGC_RESNET_FEATURES)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "aligner 'W' [%d, %d], 'b' [%d]: the model's aligner maps its %d image "
+                   "features to %d values (W [%d, %d], b [%d])",
+                   out_dim, in_dim, out_dim, AGC_RESNET_FEATURES, image->embed_dim,
+                   image->embed_dim, AGC_RESNET_FEATURES, image->embed_dim);
+      return FALSE;
+    }
+  // the same sizes: the copies go where the old values were (memmove: the
+  // caller may hand back the arrays of agc_agriclip_image_aligner)
+  memmove (image->weight, weight, sizeof (float) * (size_t) out_dim * in_dim);
+  memmove (image->bias, bias, sizeof (float) * (size_t) out_dim);
+  return TRUE;
 }

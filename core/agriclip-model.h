@@ -24,7 +24,8 @@
  * several ResNets are found, the one under a "teacher" prefix is used (DINO
  * evaluates its teacher); otherwise the manifest must choose.
  *
- * model.c uses these calls only; the AgcModel owns the parts afterwards. */
+ * model.c uses these calls (the AgcModel owns the parts afterwards);
+ * aligner-train.c the image-path calls at the end. */
 #pragma once
 
 #include "agriclip-manifest.h" /* agc_agriclip_is_folder */
@@ -44,7 +45,8 @@ typedef struct
                                image_size (224) is set */
   AgcWeights *text_weights; /* Hugging Face-named, mapped: the text tower reads them */
   AgcTextTower *text;
-  AgcTokenizer *tokenizer;
+  char *text_model;         /* the manifest's text_model: model.c reads its tokenizer
+                               when text is first encoded */
   AgcPreprocess preprocess; /* ImageNet mean/std, bilinear, 224 */
   float temperature;
 } AgcAgriclipParts;
@@ -61,3 +63,26 @@ gboolean agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **e
 gboolean agc_agriclip_image_forward (const AgcAgriclipImage *image, const float *pixels,
                                      int batch, float *out, GError **error);
 void agc_agriclip_image_free (AgcAgriclipImage *image);
+
+/* ---- for training the aligner (aligner-train.c) and applying its adapters
+ * (model.c) ---- */
+
+/* The image path alone (ResNet-50 and aligner to embed_dim values) of the
+ * folder a manifest describes, with agc_agriclip_load's errors: training
+ * needs the features, not the text side. */
+AgcAgriclipImage *agc_agriclip_image_load (const AgcAgriclipManifest *manifest, int embed_dim,
+                                           GError **error);
+/* pixels[batch, 3, 224, 224] (preprocessed) -> features[batch, 2048]: the
+ * ResNet's pooled features f, before the aligner. */
+gboolean agc_agriclip_image_features (const AgcAgriclipImage *image, const float *pixels,
+                                      int batch, float *features, GError **error);
+/* The aligner in use, a = W f + b: *weight [E, 2048] and *bias [E], owned by
+ * the image.  Returns E. */
+int agc_agriclip_image_aligner (const AgcAgriclipImage *image, const float **weight,
+                                const float **bias);
+/* Replaces the aligner by copies of weight[out_dim, in_dim] and
+ * bias[out_dim] (an "aligner" adapter's "W" and "b").  AGC_ERROR_MODEL,
+ * naming both shapes, unless out_dim = E and in_dim = 2048. */
+gboolean agc_agriclip_image_set_aligner (AgcAgriclipImage *image, const float *weight,
+                                         const float *bias, int out_dim, int in_dim,
+                                         GError **error);

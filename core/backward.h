@@ -58,3 +58,43 @@ double agc_contrastive_loss_backward (float *dimage, float *dtext, const float *
                                       const float *text, const int *labels,
                                       const float *class_weights, float logit_scale, int n,
                                       int dim, int n_classes);
+
+/* ---- whole-CLIP training (clip-train.h) ---------------------------------- */
+
+/* CLIP's symmetric contrastive loss over a batch of n matching pairs:
+ * logits[n, n] = scale · image[n, E] @ text[n, E]^T with scale =
+ * exp(log_scale), pair i the right answer of row i and of column i,
+ * loss = (CE(rows) + CE(columns)) / 2, each a mean over the n pairs.  Both
+ * embeddings are expected L2-normalised.  Adds dloss/dimage into dimage,
+ * dloss/dtext into dtext and dloss/dlog_scale into *dlog_scale (each may be
+ * NULL).  Returns the loss (0 for n = 0). */
+double agc_clip_loss_backward (float *dimage, float *dtext, float *dlog_scale,
+                               const float *image, const float *text, float log_scale, int n,
+                               int dim);
+
+/* Embedding lookup: out[n, width] = table[ids[i]] (ids checked by the
+ * caller).  The backward adds dout's rows into the rows of dtable they came
+ * from (a scatter-add: a repeated id collects every occurrence). */
+void agc_embedding_forward (float *out, const int32_t *ids, const float *table, int n,
+                            int width);
+void agc_embedding_backward (float *dtable, const float *dout, const int32_t *ids, int n,
+                             int width);
+
+/* Pooling one row per sequence: out[n_seqs, width] = x[rows[s]] (the class
+ * token, the end-of-text token).  The backward adds dout[s] into dx[rows[s]];
+ * the other rows of dx are left alone. */
+void agc_rows_gather (float *out, const float *x, const int *rows, int n_seqs, int width);
+void agc_rows_gather_backward (float *dx, const float *dout, const int *rows, int n_seqs,
+                               int width);
+
+/* The ViT patch embedding, a stride-p convolution without bias done as one
+ * GEMM on image patches: pixels[batch, 3, S, S] -> out[batch, T, D] with
+ * T = (S/p)^2 + 1, row 0 of each image left 0 for its class token, rows 1..
+ * the patches in raster order.  weight is the conv kernel [D, 3, p, p].
+ * patches[batch * T, 3 p p] receives the im2col matrix (zero rows for the
+ * class tokens): the backward needs it.  The input pixels get no gradient. */
+void agc_patch_embed_forward_train (float *out, float *patches, const float *pixels,
+                                    const float *weight, int batch, int image_size,
+                                    int patch_size, int width);
+void agc_patch_embed_backward (float *dweight, const float *dout, const float *patches,
+                               int batch, int image_size, int patch_size, int width);

@@ -32,6 +32,13 @@ agc_block_acts_new (const AgcTowerConfig *c, int batch, int n_tokens)
   return a;
 }
 
+size_t
+agc_block_scratch_floats (const AgcTowerConfig *c, int batch, int n_tokens)
+{
+  size_t r = (size_t) batch * n_tokens;
+  return 7 * r * c->width + 2 * r * c->mlp_width;
+}
+
 void
 agc_block_acts_free (AgcBlockActs *acts)
 {
@@ -134,8 +141,14 @@ agc_block_backward (float *dx, AgcBlock *g, const float *dout, const AgcBlockAct
   int r = a->batch * a->n_tokens, d = c->width, m = c->mlp_width;
   size_t rd = (size_t) r * d;
   size_t rm = (size_t) r * m;
-  // one scratch for the gradients of the activations, all zero: backwards add
-  float *scratch = g_new0 (float, 7 * rd + 2 * rm);
+  // one scratch for the gradients of the activations, all zero: backwards
+  // add (dx_mid, the first, is copied over)
+  size_t n_scratch = agc_block_scratch_floats (c, a->batch, a->n_tokens);
+  float *scratch = a->scratch;
+  if (scratch != NULL)
+    memset (scratch + rd, 0, (n_scratch - rd) * sizeof (float));
+  else
+    scratch = g_new0 (float, n_scratch);
   float *dx_mid = scratch, *dln2 = dx_mid + rd, *datty = dln2 + rd, *dln1 = datty + rd;
   float *dqkv = dln1 + rd, *dact = dqkv + 3 * rd, *dfc1 = dact + rm;
   // out = x_mid + fc2(act(fc1(ln_2(x_mid))))
@@ -153,15 +166,18 @@ agc_block_backward (float *dx, AgcBlock *g, const float *dout, const AgcBlockAct
   // whole row of scores, which softmax ignores: its gradient is exactly 0,
   // and adding the rounding noise instead would let AdamW (which scales
   // every gradient to about lr) move it
-  for (int j = 0; j < 3 * d; j++)
+  // (row by row, the memory order; each column summed in double)
+  double *sums = g_new0 (double, 3 * (size_t) d);
+  for (int i = 0; i < r; i++)
     {
-      if (j >= d && j < 2 * d)
-        continue;
-      double sum = 0.0;
-      for (int i = 0; i < r; i++)
-        sum += dqkv[(size_t) i * 3 * d + j];
-      g->qkv_bias[j] += (float) sum;
+      const float *row = dqkv + (size_t) i * 3 * d;
+      for (int j = 0; j < 3 * d; j++)
+        sums[j] += row[j];
     }
+  for (int j = 0; j < 3 * d; j++)
+    if (j < d || j >= 2 * d)
+      g->qkv_bias[j] += (float) sums[j];
+  g_free (sums);
   if (dx != NULL)
     {
       for (size_t i = 0; i < rd; i++)
@@ -177,5 +193,6 @@ agc_block_backward (float *dx, AgcBlock *g, const float *dout, const AgcBlockAct
       agc_layernorm_backward (sink, g->ln1_weight, g->ln1_bias, dln1, a->x, w->ln1_weight,
                               a->ln1_mean, a->ln1_rstd, r, d);
     }
-  g_free (scratch);
+  if (scratch != a->scratch)
+    g_free (scratch);
 }

@@ -22,7 +22,14 @@ typedef struct
   float *fc1;                  // [R, M] before the activation
   float *act;                  // [R, M]
   float *memory;               // the one allocation all of the above live in
+  float *scratch;              // agc_block_scratch_floats for the backward, not owned;
+                               // NULL: the backward allocates its own each call
 } AgcBlockActs;
+
+/* Floats of the backward's scratch for batch sequences of n_tokens: blocks
+ * run one after another, so a tower can lend all its blocks one buffer
+ * and save a fresh zeroed allocation (page faults) per call. */
+size_t agc_block_scratch_floats (const AgcTowerConfig *config, int batch, int n_tokens);
 
 /* Allocates activations for batch sequences of n_tokens. */
 AgcBlockActs *agc_block_acts_new (const AgcTowerConfig *config, int batch, int n_tokens);

@@ -3,9 +3,11 @@
  * prompt embeddings (AgriCLIP: of the raw ones, agc_model_class_recipe);
  * an image's probabilities are the softmax of logit_scale · cos(image,
  * class).  A probe adapter replaces the class embeddings with its trained
- * head: softmax(W x + b). */
+ * head: softmax(W x + b); a finetune or aligner adapter changes the model's
+ * image side and keeps zero-shot classes of its own prompts. */
 #include "agriclip.h"
 #include "adapter.h"
+#include "class-cache.h"
 #include "ops.h"
 
 #include <math.h>
@@ -58,6 +60,21 @@ agc_classifier_new (AgcModel *model, const AgcLabelSet *labels, GCancellable *ca
   int n_classes = agc_label_set_n_classes (labels);
   int dim = agc_model_embed_dim (model);
 
+  /* The same model and prompts as before: no text work (class-cache.h).  The
+   * cache is an optimisation only, so its problems are not errors. */
+  g_autofree char *cache_key = agc_class_cache_key (model, labels, NULL);
+  float *cached = g_new (float, MAX ((size_t) n_classes * dim, 1));
+  if (cache_key != NULL && agc_class_cache_load (cached, cache_key, n_classes, dim))
+    {
+      AgcClassifier *classifier = g_new0 (AgcClassifier, 1);
+      classifier->n_classes = n_classes;
+      classifier->dim = dim;
+      classifier->logit_scale = agc_model_logit_scale (model);
+      classifier->classes = cached;
+      return classifier;
+    }
+  g_free (cached);
+
   /* Every prompt of every class in one flat list, with the class it belongs to. */
   g_autoptr (GPtrArray) prompts = g_ptr_array_new ();
   g_autoptr (GArray) owners = g_array_new (FALSE, FALSE, sizeof (int));
@@ -100,6 +117,8 @@ agc_classifier_new (AgcModel *model, const AgcLabelSet *labels, GCancellable *ca
       classifier->classes = g_new (float, (size_t) n_classes * dim);
       for (int c = 0; c < n_classes; c++)
         normalize_into (classifier->classes + (size_t) c * dim, sums + (size_t) c * dim, dim);
+      if (cache_key != NULL)
+        agc_class_cache_store (cache_key, classifier->classes, n_classes, dim, NULL);
     }
   g_free (sums);
   return classifier;
@@ -115,6 +134,44 @@ agc_classifier_free (AgcClassifier *classifier)
   g_free (classifier);
 }
 
+/* finetune and aligner adapters: zero-shot over the adapter's own classes
+ * and prompts, by the model's recipe, with the adapted image side. */
+static AgcClassifier *
+zero_shot_from_adapter (AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  int n_classes = agc_adapter_n_classes (adapter), dim = agc_model_embed_dim (model);
+  gboolean normalize_prompts = agc_model_class_recipe (model) == AGC_CLASS_MEAN_OF_NORMALIZED;
+  double *sums = g_new0 (double, (size_t) n_classes * dim);
+  gboolean ok = TRUE;
+  for (int c = 0; ok && c < n_classes; c++)
+    {
+      const char *const *prompts = agc_adapter_class_prompts (adapter, c);
+      int n = (int) g_strv_length ((char **) prompts);
+      float *embeddings = g_new (float, (size_t) MAX (n, 1) * dim);
+      int *owners = g_new (int, MAX (n, 1));
+      for (int i = 0; i < n; i++)
+        owners[i] = c;
+      ok = agc_model_embed_texts (model, prompts, n, normalize_prompts, embeddings, NULL, error);
+      if (ok)
+        accumulate (sums, embeddings, owners, n, dim);
+      g_free (owners);
+      g_free (embeddings);
+    }
+  AgcClassifier *classifier = NULL;
+  if (ok)
+    {
+      classifier = g_new0 (AgcClassifier, 1);
+      classifier->n_classes = n_classes;
+      classifier->dim = dim;
+      classifier->logit_scale = agc_model_logit_scale (model);
+      classifier->classes = g_new (float, (size_t) n_classes * dim);
+      for (int c = 0; c < n_classes; c++)
+        normalize_into (classifier->classes + (size_t) c * dim, sums + (size_t) c * dim, dim);
+    }
+  g_free (sums);
+  return classifier;
+}
+
 AgcClassifier *
 agc_classifier_new_from_adapter (AgcModel *model, const AgcAdapter *adapter, GError **error)
 {
@@ -125,9 +182,10 @@ agc_classifier_new_from_adapter (AgcModel *model, const AgcAdapter *adapter, GEr
   int dim;
   if (!agc_adapter_probe_head (adapter, &weight, &bias, &dim))
     {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
-                   "adapter method \"%s\" does not classify", agc_adapter_method (adapter));
-      return NULL;
+      // a weight adapter: the model itself changes, the classes stay zero-shot
+      if (!agc_model_apply_adapter (model, adapter, error))
+        return NULL;
+      return zero_shot_from_adapter (model, adapter, error);
     }
   int n_classes = agc_adapter_n_classes (adapter);
   AgcClassifier *classifier = g_new0 (AgcClassifier, 1);

@@ -1,5 +1,6 @@
 /* embedding-cache.c — content hashes remembered by stat, and image
- * embeddings remembered by content hash and model identity. */
+ * embeddings (or other per-image values) remembered by content hash and
+ * model identity (or another key). */
 #include "embedding-cache.h"
 
 #include "safetensors-write.h"
@@ -142,8 +143,8 @@ agc_file_sha256 (char hex[AGC_SHA256_HEX], const char *path, GError **error)
 
 typedef struct
 {
-  char *folder; /* embeddings/MODEL */
-  const char *identity;
+  char *folder; /* embeddings/KEY */
+  const AgcCachedEncoder *encoder;
   int dim;
   AgcTrainReportFunc report;
   gpointer user_data;
@@ -172,16 +173,19 @@ lookup (const Cache *cache, const char *hash, float *out)
   GHashTable *meta = agc_safetensors_metadata (file);
   gboolean ok = t != NULL && t->dtype == AGC_DTYPE_F32 && t->n_dims == 1
                 && t->shape[0] == cache->dim && meta != NULL
-                && g_strcmp0 (g_hash_table_lookup (meta, "agriclip.model"), cache->identity) == 0
+                && g_strcmp0 (g_hash_table_lookup (meta, "agriclip.model"), cache->encoder->key)
+                       == 0
                 && g_strcmp0 (g_hash_table_lookup (meta, "agriclip.content"), hash) == 0;
   if (ok)
     {
       memcpy (out, t->data, sizeof (float) * cache->dim);
-      /* a torn entry (e.g. zeros after a crash) is not a unit vector */
+      /* a torn entry (e.g. zeros after a crash) is not a unit vector, nor
+       * anything else the encoders give */
       double norm2 = 0.0;
       for (int d = 0; d < cache->dim; d++)
         norm2 += (double) out[d] * out[d];
-      ok = isfinite (norm2) && fabs (norm2 - 1.0) < 1e-3;
+      ok = isfinite (norm2)
+           && (cache->encoder->unit_norm ? fabs (norm2 - 1.0) < 1e-3 : norm2 > 0.0);
       if (!ok)
         memset (out, 0, sizeof (float) * cache->dim);
     }
@@ -210,7 +214,7 @@ store (Cache *cache, const char *hash, const float *embedding)
                           .n_bytes = sizeof (float) * cache->dim };
       memcpy (t.shape, shape, sizeof shape);
       g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
-      g_hash_table_insert (meta, "agriclip.model", (gpointer) cache->identity);
+      g_hash_table_insert (meta, "agriclip.model", (gpointer) cache->encoder->key);
       g_hash_table_insert (meta, "agriclip.content", (gpointer) hash);
       /* not durable: losing a cache entry in a crash only costs time */
       agc_safetensors_write (path, &t, 1, meta, FALSE, &error);
@@ -249,10 +253,11 @@ typedef struct
 /* Decodes, encodes and stores the files of the batch, and empties it. */
 static gboolean
 embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedCounts *counts,
-             Cache *cache, AgcModel *model, const char *const *files, Batch *batch,
-             GCancellable *cancellable, GError **error)
+             Cache *cache, const char *const *files, Batch *batch, GCancellable *cancellable,
+             GError **error)
 {
-  int size = agc_model_image_size (model), dim = cache->dim;
+  const AgcCachedEncoder *encoder = cache->encoder;
+  int size = encoder->image_size, dim = cache->dim;
   size_t image_len = (size_t) 3 * size * size;
   int loaded[EMBED_BATCH], n_loaded = 0;
   for (int j = 0; j < batch->n; j++)
@@ -260,8 +265,8 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
       GError *problem = NULL;
       AgcImage *image = agc_image_load (files[batch->rows[j]], &problem);
       gboolean good = image != NULL
-                      && agc_model_preprocess (model, image,
-                                               batch->pixels + n_loaded * image_len, &problem);
+                      && encoder->preprocess (batch->pixels + n_loaded * image_len, image,
+                                              encoder->data, &problem);
       agc_image_free (image);
       if (good)
         loaded[n_loaded++] = batch->rows[j];
@@ -273,8 +278,8 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
     }
   batch->n = 0;
   if (n_loaded > 0
-      && !agc_model_embed_pixels (model, batch->pixels, n_loaded, TRUE, batch->embeddings,
-                                  cancellable, error))
+      && !encoder->encode (batch->embeddings, batch->pixels, n_loaded, encoder->data,
+                           cancellable, error))
     return FALSE;
   for (int j = 0; j < n_loaded; j++)
     {
@@ -288,6 +293,19 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
   return TRUE;
 }
 
+static gboolean
+model_preprocess (float *pixels, const AgcImage *image, gpointer model, GError **error)
+{
+  return agc_model_preprocess (model, image, pixels, error);
+}
+
+static gboolean
+model_embed (float *out, const float *pixels, int n, gpointer model, GCancellable *cancellable,
+             GError **error)
+{
+  return agc_model_embed_pixels (model, pixels, n, TRUE, out, cancellable, error);
+}
+
 gboolean
 agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
                         AgcEmbedCounts *counts, AgcModel *model, const char *model_identity,
@@ -295,15 +313,36 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
                         void (*progress) (int done, int total, gpointer user_data),
                         gpointer user_data, GCancellable *cancellable, GError **error)
 {
-  g_return_val_if_fail (out != NULL && ok != NULL && hashes != NULL && counts != NULL, FALSE);
   g_return_val_if_fail (model != NULL && model_identity != NULL, FALSE);
+  AgcCachedEncoder encoder = {
+    .key = model_identity,
+    .dim = agc_model_embed_dim (model),
+    .unit_norm = TRUE,
+    .image_size = agc_model_image_size (model),
+    .preprocess = model_preprocess,
+    .encode = model_embed,
+    .data = model,
+  };
+  return agc_encode_files_cached (out, ok, hashes, counts, &encoder, files, n_files, report,
+                                  progress, user_data, cancellable, error);
+}
+
+gboolean
+agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
+                         AgcEmbedCounts *counts, const AgcCachedEncoder *encoder,
+                         const char *const *files, int n_files, AgcTrainReportFunc report,
+                         void (*progress) (int done, int total, gpointer user_data),
+                         gpointer user_data, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (out != NULL && ok != NULL && hashes != NULL && counts != NULL, FALSE);
+  g_return_val_if_fail (encoder != NULL && encoder->key != NULL && encoder->dim > 0, FALSE);
   g_return_val_if_fail (files != NULL || n_files == 0, FALSE);
 
-  int dim = agc_model_embed_dim (model), size = agc_model_image_size (model);
+  int dim = encoder->dim, size = encoder->image_size;
   g_autofree char *root = agc_cache_dir ();
   Cache cache = {
-    .folder = g_build_filename (root, "embeddings", model_identity, NULL),
-    .identity = model_identity,
+    .folder = g_build_filename (root, "embeddings", encoder->key, NULL),
+    .encoder = encoder,
     .dim = dim,
     .report = report,
     .user_data = user_data,
@@ -341,8 +380,7 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
 
       /* a full batch, or the last one, goes to the encoder */
       if (batch.n == EMBED_BATCH || (i == n_files - 1 && batch.n > 0))
-        good = embed_batch (out, ok, hashes, counts, &cache, model, files, &batch, cancellable,
-                            error);
+        good = embed_batch (out, ok, hashes, counts, &cache, files, &batch, cancellable, error);
       if (good && batch.n == 0 && progress != NULL)
         progress (i + 1, n_files, user_data);
     }

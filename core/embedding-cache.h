@@ -6,6 +6,9 @@
  *   embeddings/MODEL/AB/HASH.safetensors   an image's L2-normalised embedding,
  *                                          MODEL = agc_model_identity (),
  *                                          HASH = SHA-256 of the image file
+ *   embeddings/KEY/AB/HASH.safetensors     other per-image values
+ *                                          (agc_encode_files_cached), e.g.
+ *                                          KEY = MODEL-resnet-features
  * (AB: the first two hex digits, to keep folders small).  Keying embeddings
  * by content, not by name, means renamed or copied photos hit the cache and
  * an edited photo misses it.  A cache never changes a result: an entry that
@@ -45,3 +48,30 @@ gboolean agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SH
                                  int n_files, AgcTrainReportFunc report,
                                  void (*progress) (int done, int total, gpointer user_data),
                                  gpointer user_data, GCancellable *cancellable, GError **error);
+
+/* Any per-image values through the same cache: what agc_embed_files_cached
+ * does for a model's embeddings, for another encoder (AgriCLIP's ResNet
+ * features before the aligner, a second model's embeddings). */
+typedef struct
+{
+  const char *key;    /* the cache folder embeddings/KEY; stored in every entry.  It must
+                         name everything that decides the values: e.g. a model identity
+                         and what is taken from the model */
+  int dim;            /* values per image */
+  gboolean unit_norm; /* the values are L2-normalised (a torn entry shows by its norm;
+                         otherwise one that is all zeros or not finite is recomputed) */
+  int image_size;     /* S: preprocess writes pixels[3, S, S] */
+  gboolean (*preprocess) (float *pixels, const AgcImage *image, gpointer data,
+                          GError **error);
+  gboolean (*encode) (float *out, const float *pixels, int n, gpointer data,
+                      GCancellable *cancellable, GError **error); /* out[n, dim] */
+  gpointer data;      /* for both */
+} AgcCachedEncoder;
+
+/* As agc_embed_files_cached, with out[n_files, encoder->dim]. */
+gboolean agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
+                                  AgcEmbedCounts *counts, const AgcCachedEncoder *encoder,
+                                  const char *const *files, int n_files,
+                                  AgcTrainReportFunc report,
+                                  void (*progress) (int done, int total, gpointer user_data),
+                                  gpointer user_data, GCancellable *cancellable, GError **error);

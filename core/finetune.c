@@ -4,6 +4,8 @@
 
 #include "backward.h"
 #include "ops.h"
+#include "safetensors-write.h"
+#include "safetensors.h"
 
 #include <math.h>
 #include <string.h>
@@ -239,4 +241,126 @@ agc_finetune_interpolate (float *out, const float *original, const float *finetu
 {
   for (size_t i = 0; i < n; i++)
     out[i] = (float) ((1.0 - alpha) * original[i] + alpha * finetuned[i]);
+}
+
+/* ---- checkpoints ---------------------------------------------------------------- */
+
+enum
+{
+  MAX_ARRAYS = 12 * 64 + 3,
+  N_RUN = 6, // epoch, batch_done, loss_sum, best_epoch, best_val_loss, step
+};
+
+static const char *const set_names[4] = { "weights", "m", "v", "best" };
+
+// the four weight sets of a checkpoint, in file order
+static void
+checkpoint_sets (AgcFinetuneWeights *sets[4], AgcFinetune *ft, AgcFinetuneWeights *best)
+{
+  sets[0] = ft->weights;
+  sets[1] = ft->m;
+  sets[2] = ft->v;
+  sets[3] = best;
+}
+
+gboolean
+agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft, AgcFinetuneWeights *best,
+                               const AgcFinetuneRun *run, const char *fingerprint,
+                               GError **error)
+{
+  AgcFinetuneWeights *sets[4];
+  checkpoint_sets (sets, ft, best);
+  float *arrays[MAX_ARRAYS];
+  size_t sizes[MAX_ARRAYS];
+  int n_arrays = agc_finetune_weights_arrays (arrays, sizes, NULL, ft->weights, &ft->config,
+                                              ft->embed_dim);
+  GArray *views = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  double numbers[N_RUN] = { run->epoch, run->batch_done, run->loss_sum, run->best_epoch,
+                            run->best_val_loss, (double) ft->step };
+  AgcTensorView v = { .name = "run", .dtype = AGC_DTYPE_F64, .n_dims = 1, .shape = { N_RUN },
+                      .data = (const guint8 *) numbers, .n_bytes = sizeof numbers };
+  g_array_append_val (views, v);
+  for (int s = 0; s < 4; s++)
+    {
+      agc_finetune_weights_arrays (arrays, sizes, NULL, sets[s], &ft->config, ft->embed_dim);
+      for (int i = 0; i < n_arrays; i++)
+        {
+          char *name = g_strdup_printf ("%s.%d", set_names[s], i);
+          g_ptr_array_add (names, name);
+          v = (AgcTensorView){ .name = name, .dtype = AGC_DTYPE_F32, .n_dims = 1,
+                               .shape = { (int64_t) sizes[i] }, .data = (const guint8 *) arrays[i],
+                               .n_bytes = sizes[i] * sizeof (float) };
+          g_array_append_val (views, v);
+        }
+    }
+  g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_insert (meta, "agriclip.kind", "checkpoint");
+  g_hash_table_insert (meta, "agriclip.method", "finetune");
+  g_hash_table_insert (meta, "agriclip.fingerprint", (gpointer) fingerprint);
+  gboolean ok = agc_safetensors_write (path, (const AgcTensorView *) views->data, (int) views->len,
+                                       meta, TRUE, error);
+  g_ptr_array_unref (names);
+  g_array_unref (views);
+  return ok;
+}
+
+static gboolean
+read_parts (AgcFinetune *ft, AgcFinetuneWeights *best, AgcFinetuneRun *run,
+            const AgcSafetensors *file, const char *fingerprint, const char **reason)
+{
+  GHashTable *meta = agc_safetensors_metadata (file);
+  const char *kind = meta != NULL ? g_hash_table_lookup (meta, "agriclip.kind") : NULL;
+  const char *method = meta != NULL ? g_hash_table_lookup (meta, "agriclip.method") : NULL;
+  const char *print = meta != NULL ? g_hash_table_lookup (meta, "agriclip.fingerprint") : NULL;
+  if (g_strcmp0 (kind, "checkpoint") != 0 || g_strcmp0 (method, "finetune") != 0)
+    return *reason = "not a finetune training checkpoint", FALSE;
+  if (g_strcmp0 (print, fingerprint) != 0)
+    return *reason = "made with another model, other data or other settings", FALSE;
+  const AgcTensorView *t = agc_safetensors_find (file, "run");
+  if (t == NULL || t->dtype != AGC_DTYPE_F64 || t->n_dims != 1 || t->shape[0] != N_RUN)
+    return *reason = "its run state is missing", FALSE;
+  double numbers[N_RUN];
+  memcpy (numbers, t->data, sizeof numbers);
+  *run = (AgcFinetuneRun){ .epoch = (int) numbers[0], .batch_done = (int) numbers[1],
+                           .loss_sum = numbers[2], .best_epoch = (int) numbers[3],
+                           .best_val_loss = numbers[4] };
+  ft->step = (gint64) numbers[5];
+  AgcFinetuneWeights *sets[4];
+  checkpoint_sets (sets, ft, best);
+  float *arrays[MAX_ARRAYS];
+  size_t sizes[MAX_ARRAYS];
+  for (int s = 0; s < 4; s++)
+    {
+      int n = agc_finetune_weights_arrays (arrays, sizes, NULL, sets[s], &ft->config,
+                                           ft->embed_dim);
+      for (int i = 0; i < n; i++)
+        {
+          g_autofree char *name = g_strdup_printf ("%s.%d", set_names[s], i);
+          t = agc_safetensors_find (file, name);
+          if (t == NULL || t->dtype != AGC_DTYPE_F32 || t->n_dims != 1
+              || t->shape[0] != (int64_t) sizes[i])
+            return *reason = "its tensors do not fit these settings", FALSE;
+          memcpy (arrays[i], t->data, sizes[i] * sizeof (float));
+        }
+    }
+  return TRUE;
+}
+
+gboolean
+agc_finetune_checkpoint_read (const char *path, AgcFinetune *ft, AgcFinetuneWeights *best,
+                              AgcFinetuneRun *run, const char *fingerprint, GError **error)
+{
+  AgcSafetensors *file = agc_safetensors_open (path, error);
+  if (file == NULL)
+    return FALSE;
+  const char *reason = NULL;
+  gboolean ok = read_parts (ft, best, run, file, fingerprint, &reason);
+  agc_safetensors_free (file);
+  if (!ok)
+    {
+      g_autofree char *shown = g_filename_display_name (path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s", shown, reason);
+    }
+  return ok;
 }

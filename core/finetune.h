@@ -82,3 +82,29 @@ double agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidde
  * fine-tuned weights, 0: the original ones).  out may equal either input. */
 void agc_finetune_interpolate (float *out, const float *original, const float *finetuned,
                                size_t n, double alpha);
+
+/* ---- a training run's state, and its checkpoints (finetune-train.c) ---- */
+
+/* Where a run is, beside the AgcFinetune's weights, moments and step. */
+typedef struct
+{
+  int epoch;            /* epochs finished */
+  int batch_done;       /* batches of epoch + 1 already taken (a cancelled epoch) */
+  double loss_sum;      /* Σ batch size · loss over those batches */
+  int best_epoch;       /* 0: the original weights */
+  double best_val_loss; /* INFINITY without validation images */
+} AgcFinetuneRun;
+
+/* A checkpoint: the weights, AdamW moments and step of ft, the weights of
+ * the best epoch (best, same layout), run and a fingerprint of what
+ * produced them (model, data, settings).  Written atomically and durably;
+ * agriclip.kind "checkpoint", so that it is never taken for an adapter. */
+gboolean agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft,
+                                        AgcFinetuneWeights *best, const AgcFinetuneRun *run,
+                                        const char *fingerprint, GError **error);
+/* Fills ft, best and run from a checkpoint written for the same
+ * fingerprint and sizes; fails (leaving them partly filled: start afresh
+ * with new ones) otherwise. */
+gboolean agc_finetune_checkpoint_read (const char *path, AgcFinetune *ft,
+                                       AgcFinetuneWeights *best, AgcFinetuneRun *run,
+                                       const char *fingerprint, GError **error);

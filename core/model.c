@@ -2,11 +2,19 @@
  * checkpoint (model-files.h): both towers, the tokenizer, the preprocessing
  * and the logit scale, and the batched embedding calls of the public API.
  * An AgriCLIP folder brings its own image path instead of the vision tower
- * (agriclip-model.h). */
+ * (agriclip-model.h).
+ *
+ * The tokenizer is read when text is first encoded, not on opening: parsing
+ * its 1.5 MB of vocabulary and merges is most of the time a model takes to
+ * open, and classifying with cached class embeddings (class-cache.h) or
+ * embedding images needs no text.  Its files are checked on opening
+ * (model-files.h), their contents on first use. */
 #include "agriclip.h"
 
+#include "adapter.h"
 #include "agriclip-model.h"
 #include "arena.h"
+#include "class-cache.h"
 #include "clip-config.h"
 #include "model-files.h"
 #include "ops.h"
@@ -16,6 +24,7 @@
 #include "weights.h"
 
 #include <math.h>
+#include <string.h>
 
 // inputs per forward pass: enough rows for thick GEMMs, little memory.  Texts
 // are packed to their own lengths, so a text batch is also capped in tokens.
@@ -33,11 +42,15 @@ struct AgcModel
   AgcWeights *weights; // mapped for the model's life: the towers read it in place
   AgcTextTower *text;
   AgcVisionTower *vision;
-  AgcTokenizer *tokenizer;
+  char *text_source;         // the CLIP checkpoint or folder of the text side and tokenizer
+  AgcTokenizer *tokenizer;   // NULL until text is first encoded (ensure_tokenizer)
+  GMutex tokenizer_lock;     // agc_model_tokenize takes a const model: loading is guarded
+  int n_texts_encoded;       // by the text tower, for tests (agc_model_n_texts_encoded)
   AgcPreprocess preprocess;
   float logit_scale; // exp of the stored value
   AgcArena pixels;   // preprocessed images of one batch, reused from call to call
   AgcAgriclipImage *agriclip; // AgriCLIP's image path (then vision is NULL)
+  char *adapter_digest;       // the finetune/aligner adapter applied, NULL: none
 };
 
 // "DIR: " before a message, unless it already starts with the folder's path
@@ -81,20 +94,8 @@ load_parts (AgcModel *m, GError **error)
   gboolean ok = (m->vision = agc_vision_tower_load (weights, &m->config, error))
                 && (m->text = agc_text_tower_load (weights, &m->config, error))
                 && load_logit_scale (&m->logit_scale, weights, error);
-  if (!ok)
-    return FALSE;
-
-  g_autofree char *folder = agc_model_files_folder (m->path);
-  if ((m->tokenizer = agc_tokenizer_load_dir (folder, error)) == NULL)
-    return FALSE;
-  if (agc_tokenizer_eot (m->tokenizer) >= m->config.text.vocab_size)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
-                   "the tokenizer's end-of-text id %d is outside the text tower's vocabulary of %d",
-                   agc_tokenizer_eot (m->tokenizer), m->config.text.vocab_size);
-      return FALSE;
-    }
-  return TRUE;
+  m->text_source = g_strdup (m->path);
+  return ok;
 }
 
 // an AgriCLIP folder: its own image path, the text side of a CLIP
@@ -108,7 +109,7 @@ load_agriclip (AgcModel *m, GError **error)
   m->config = p.config;
   m->weights = p.text_weights;
   m->text = p.text;
-  m->tokenizer = p.tokenizer;
+  m->text_source = p.text_model;
   m->preprocess = p.preprocess;
   m->logit_scale = p.temperature;
   return TRUE;
@@ -123,6 +124,7 @@ agc_model_load (const char *path, GError **error)
   gboolean agriclip = g_file_test (path, G_FILE_TEST_IS_DIR) && agc_agriclip_is_folder (path);
   AgcModel *m = g_new0 (AgcModel, 1);
   m->path = g_strdup (path);
+  g_mutex_init (&m->tokenizer_lock);
   if (!(agriclip ? load_agriclip (m, error) : load_parts (m, error)))
     {
       prefix_dir (error, path);
@@ -143,6 +145,9 @@ agc_model_free (AgcModel *model)
   agc_weights_free (model->weights);
   agc_arena_clear (&model->pixels);
   agc_tokenizer_free (model->tokenizer);
+  g_mutex_clear (&model->tokenizer_lock);
+  g_free (model->text_source);
+  g_free (model->adapter_digest);
   g_free (model->path);
   g_free (model);
 }
@@ -189,10 +194,53 @@ agc_model_path (const AgcModel *model)
   return model->path;
 }
 
+const char *
+agc_model_text_source (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->text_source;
+}
+
+int
+agc_model_n_texts_encoded (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return g_atomic_int_get (&model->n_texts_encoded);
+}
+
+// reads the tokenizer on first use; its errors name the model and the file
+static gboolean
+ensure_tokenizer (const AgcModel *model, GError **error)
+{
+  AgcModel *m = (AgcModel *) model; // the lazily filled cache of a logically const model
+  g_mutex_lock (&m->tokenizer_lock);
+  if (m->tokenizer == NULL)
+    {
+      g_autofree char *folder = agc_model_files_folder (m->text_source);
+      AgcTokenizer *tokenizer = agc_tokenizer_load_dir (folder, error);
+      if (tokenizer != NULL && agc_tokenizer_eot (tokenizer) >= m->config.text.vocab_size)
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                       "%s: the tokenizer's end-of-text id %d is outside the text tower's "
+                       "vocabulary of %d",
+                       folder, agc_tokenizer_eot (tokenizer), m->config.text.vocab_size);
+          g_clear_pointer (&tokenizer, agc_tokenizer_free);
+        }
+      if (tokenizer == NULL)
+        prefix_dir (error, m->path);
+      m->tokenizer = tokenizer;
+    }
+  gboolean ok = m->tokenizer != NULL;
+  g_mutex_unlock (&m->tokenizer_lock);
+  return ok;
+}
+
 gboolean
 agc_model_tokenize (const AgcModel *model, const char *text, int32_t *ids, GError **error)
 {
   g_return_val_if_fail (model != NULL && text != NULL && ids != NULL, FALSE);
+  if (!ensure_tokenizer (model, error))
+    return FALSE;
   return agc_tokenizer_encode (model->tokenizer, text, model->config.text.context_length, ids,
                                error);
 }
@@ -233,6 +281,9 @@ agc_model_embed_texts (AgcModel *model, const char *const *texts, int n_texts,
   g_return_val_if_fail (model != NULL && n_texts >= 0, FALSE);
   g_return_val_if_fail (n_texts == 0 || (texts != NULL && out != NULL), FALSE);
 
+  // a tokenizer that cannot be read is the model's error, not the first text's
+  if (n_texts > 0 && !ensure_tokenizer (model, error))
+    return FALSE;
   int ctx = model->config.text.context_length, e = model->config.projection_dim;
   int32_t *ids = g_new (int32_t, (size_t) TEXT_BATCH * ctx); // [TEXT_BATCH, ctx]
   gboolean ok = TRUE;
@@ -262,6 +313,8 @@ agc_model_embed_texts (AgcModel *model, const char *const *texts, int n_texts,
         }
       float *batch_out = out + (size_t) start * e;
       ok = ok && agc_text_tower_forward (model->text, ids, n, batch_out, error);
+      if (ok)
+        g_atomic_int_add (&model->n_texts_encoded, n);
       if (ok && normalize)
         normalize_rows (batch_out, n, e);
       start += n;
@@ -331,4 +384,109 @@ agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
                                          cancellable, error);
     }
   return ok;
+}
+
+/* ---- adapters (agriclip.h) ----------------------------------------------------- */
+
+AgcVisionTower *
+agc_model_vision_tower (AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->vision;
+}
+
+// every tensor checked before the first is set: a bad adapter leaves the
+// model as it was
+static gboolean
+apply_finetune (AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  if (model->vision == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: a finetune adapter needs a ViT CLIP model; %s has no ViT image tower",
+                   agc_adapter_path (adapter), model->path);
+      return FALSE;
+    }
+  int n = agc_adapter_n_tensors (adapter);
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < n; i++)
+      {
+        const char *name;
+        int n_dims;
+        int64_t shape[4];
+        const float *data = agc_adapter_tensor (adapter, i, &name, &n_dims, shape);
+        gboolean ok = pass == 0 ? agc_vision_tower_check_tensor (model->vision, name, n_dims,
+                                                                 shape, error)
+                                : agc_vision_tower_set_tensor (model->vision, name, data, n_dims,
+                                                               shape, error);
+        if (!ok)
+          {
+            g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+            return FALSE;
+          }
+      }
+  return TRUE;
+}
+
+static gboolean
+apply_aligner (AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  if (model->agriclip == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: an aligner adapter needs an AgriCLIP model; %s is a CLIP model",
+                   agc_adapter_path (adapter), model->path);
+      return FALSE;
+    }
+  int64_t w_shape[2], b_shape[1];
+  const float *w = agc_adapter_find_tensor (adapter, "W", 2, w_shape);
+  const float *b = agc_adapter_find_tensor (adapter, "b", 1, b_shape);
+  if (w == NULL || b == NULL || b_shape[0] != w_shape[0])
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                   "%s: an aligner adapter holds 'W' [E, 2048] and 'b' [E]",
+                   agc_adapter_path (adapter));
+      return FALSE;
+    }
+  if (!agc_agriclip_image_set_aligner (model->agriclip, w, b, (int) w_shape[0],
+                                       (int) w_shape[1], error))
+    {
+      g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+agc_model_apply_adapter (AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  g_return_val_if_fail (model != NULL && adapter != NULL, FALSE);
+  if (!agc_adapter_check_model (adapter, model, error))
+    return FALSE;
+  const char *digest = agc_adapter_digest (adapter);
+  if (digest == NULL) // probe: its head is the classifier's, the model stays
+    return TRUE;
+  if (model->adapter_digest != NULL)
+    {
+      if (strcmp (model->adapter_digest, digest) == 0)
+        return TRUE; // already applied
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: the model %s already carries another adapter; open the model again to "
+                   "use this one",
+                   agc_adapter_path (adapter), model->path);
+      return FALSE;
+    }
+  gboolean ok = strcmp (agc_adapter_method (adapter), "finetune") == 0
+                    ? apply_finetune (model, adapter, error)
+                    : apply_aligner (model, adapter, error);
+  if (ok)
+    model->adapter_digest = g_strdup (digest);
+  return ok;
+}
+
+gboolean
+agc_model_has_adapter (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  return model->adapter_digest != NULL;
 }

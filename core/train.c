@@ -3,6 +3,7 @@
  * (train-common.h). */
 #include "train-common.h"
 
+#include "adapter.h"
 #include "dataset.h"
 #include "safetensors-write.h"
 
@@ -51,6 +52,10 @@ agc_train_default_params (void)
     .weight_decay = 0.01,
     .checkpoint_every = 5,
     .resume = TRUE,
+    .finetune_blocks = 2,
+    .finetune_mix = 1.0,
+    .finetune_warmup = 0.1,
+    .aligner_ridge = 0.0, /* chosen by validation */
   };
 }
 
@@ -94,6 +99,14 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
     {
       g_autofree char *shown = g_filename_display_name (out_path);
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: its folder does not exist", shown);
+      return FALSE;
+    }
+  if (agc_model_has_adapter (model)) // its embeddings are not those of its identity
+    {
+      g_autofree char *shown = g_filename_display_name (agc_model_path (model));
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: an adapter is applied to this model; train on the model as loaded",
+                   shown);
       return FALSE;
     }
   switch (p.method)

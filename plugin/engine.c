@@ -48,8 +48,8 @@ labels_path (const char *labels)
   return engine_shipped_labels_path (labels);
 }
 
-/* The config's "adapter" file, or NULL when it has none: only the label
- * procedure has the argument, and unset means zero-shot. */
+/* The config's "adapter" file, or NULL when it has none (unset means
+ * zero-shot; a procedure may lack the argument). */
 static char *
 adapter_path (GimpProcedureConfig *config)
 {
@@ -68,7 +68,10 @@ adapter_path (GimpProcedureConfig *config)
 }
 
 /* The classifier over the adapter's classes; the model check comes first
- * so that a mismatch is reported as such (naming the adapter file). */
+ * so that a mismatch is reported as such (naming the adapter file).  A
+ * finetune or aligner adapter also replaces the model's weights here
+ * (agc_classifier_new_from_adapter applies it), before any pixel is
+ * encoded. */
 static gboolean
 open_adapter (Engine *engine, GError **error)
 {

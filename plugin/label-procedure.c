@@ -203,8 +203,9 @@ label_procedure_new (GimpPlugIn *plug_in)
   gimp_procedure_add_file_argument (procedure, "adapter", _("_Adapter"),
                                     _("An adapter made by \"Train on Tagged Folders\" or "
                                       "'agriclip train' for this model: classify with its "
-                                      "classes instead of the label set (none: zero-shot with "
-                                      "the label set)"),
+                                      "classes (and its weights, for finetune and aligner "
+                                      "adapters) instead of the label set (none: zero-shot "
+                                      "with the label set)"),
                                     GIMP_FILE_CHOOSER_ACTION_OPEN, TRUE, NULL,
                                     G_PARAM_READWRITE);
   gimp_procedure_add_choice_argument (

@@ -324,6 +324,14 @@ regions_procedure_new (GimpPlugIn *plug_in)
                                       _("Tiles whose top probability reaches this get a text "
                                         "layer"),
                                       0.0, 1.0, 0.5, G_PARAM_READWRITE);
+  /* Last, so that callers passing the earlier arguments by position keep working. */
+  gimp_procedure_add_file_argument (procedure, "adapter", _("_Adapter"),
+                                    _("An adapter made by \"Train on Tagged Folders\" or "
+                                      "'agriclip train' for this model: use its classes (and "
+                                      "its weights, for finetune and aligner adapters) instead "
+                                      "of the label set (none: zero-shot with the label set)"),
+                                    GIMP_FILE_CHOOSER_ACTION_OPEN, TRUE, NULL,
+                                    G_PARAM_READWRITE);
   gimp_procedure_add_int_return_value (procedure, "n-tiles", _("Tiles"),
                                        _("How many tiles were classified"), 0, G_MAXINT, 0,
                                        G_PARAM_READWRITE);

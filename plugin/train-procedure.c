@@ -74,8 +74,10 @@ train_run (GimpProcedure *procedure, GimpProcedureConfig *config, gpointer run_d
       && !plugin_dialog_run (procedure, config, _("AgriCLIP: Train on Tagged Folders")))
     return gimp_procedure_new_return_values (procedure, GIMP_PDB_CANCEL, NULL);
 
-  int epochs = 100, seed = 0;
-  g_object_get (config, "epochs", &epochs, "seed", &seed, NULL);
+  int epochs = 100, seed = 0, blocks = 2;
+  double mix = 1.0;
+  g_object_get (config, "epochs", &epochs, "seed", &seed, "blocks", &blocks, "mix", &mix, NULL);
+  AgcTrainMethod method = gimp_procedure_config_get_choice_id (config, "method");
   GError *error = NULL;
   g_autofree char *model_path = plugin_file_path (config, "model", _("Model folder"), &error);
   g_autofree char *data_path = model_path ? plugin_file_path (config, "data",
@@ -97,6 +99,13 @@ train_run (GimpProcedure *procedure, GimpProcedureConfig *config, gpointer run_d
   AgcTrainParams params = agc_train_default_params ();
   params.max_epochs = epochs;
   params.seed = (guint64) seed;
+  params.method = method;
+  params.finetune_blocks = blocks;
+  params.finetune_mix = mix;
+  /* GIMP's Cancel kills the process (see the top): with epochs as long as
+   * fine-tuning's, a checkpoint after each keeps what cancelling would lose */
+  if (method == AGC_TRAIN_FINETUNE)
+    params.checkpoint_every = 1;
   params.progress = on_progress;
   params.report = on_report;
   params.user_data = &view;
@@ -136,9 +145,12 @@ train_procedure_new (GimpPlugIn *plug_in)
   gimp_procedure_add_menu_path (procedure, MENU_PATH);
   gimp_procedure_set_documentation (
     procedure, _("Teach AgriCLIP your own classes from folders of tagged photos"),
-    _("Trains a linear head on the model's image embeddings from a folder with one "
-      "sub-folder of photos per tag (the folder name is the class) and writes it as an "
-      "adapter file, to use with \"Label…\".  A seeded share of each class is held out for "
+    _("Learns the classes of a folder with one sub-folder of photos per tag (the folder "
+      "name is the class) and writes an adapter file, to use with \"Label…\" and "
+      "\"Regions…\".  Methods: probe trains a linear head on the model's image embeddings; "
+      "finetune trains the last blocks of a ViT model's image tower, its final norm and "
+      "projection against the classes' prompts; aligner fits an AgriCLIP model's aligner "
+      "again.  A seeded share of each class is held out for "
       "validation; returns the validation accuracy (-1 without validation images) and the "
       "adapter file.  The same model, data, epochs and seed give the same adapter.  A "
       "cancelled run leaves no adapter; running it again continues from its checkpoint."),
@@ -169,6 +181,23 @@ train_procedure_new (GimpPlugIn *plug_in)
   gimp_procedure_add_int_argument (procedure, "seed", _("_Seed"),
                                    _("Seed of the validation split and batch order"), 0,
                                    G_MAXINT, 0, G_PARAM_READWRITE);
+
+  gimp_procedure_add_choice_argument (
+    procedure, "method", _("_Method"), _("What to train"),
+    gimp_choice_new_with_values ("probe", AGC_TRAIN_PROBE,
+                                 _("Probe: a linear head on the image embeddings"), NULL,
+                                 "finetune", AGC_TRAIN_FINETUNE,
+                                 _("Finetune: the last image blocks of a ViT model"), NULL,
+                                 "aligner", AGC_TRAIN_ALIGNER,
+                                 _("Aligner: an AgriCLIP model's aligner"), NULL, NULL),
+    "probe", G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "blocks", _("_Blocks"),
+                                   _("Finetune: how many of the last image blocks to train"), 1,
+                                   64, 2, G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument (procedure, "mix", _("Mi_x"),
+                                      _("Finetune: share of the trained weights in the adapter, "
+                                        "the rest the original ones (1: trained only)"),
+                                      0.0, 1.0, 1.0, G_PARAM_READWRITE);
 
   gimp_procedure_add_double_return_value (procedure, "accuracy", _("Accuracy"),
                                           _("Validation accuracy of the kept epoch, 0..1 "

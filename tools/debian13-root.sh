@@ -17,7 +17,10 @@
 # read-only beside it, /proc, /sys and /dev, inside a private mount namespace
 # (nothing leaks to the host and nothing stays mounted if we are killed), and
 # sets HOME to a throwaway folder.  The root is complete when its stamp file,
-# written last, lists the packages below; anything less is finished on re-run.
+# written last, lists the packages below; anything less is finished on re-run,
+# so adding a package to the list installs it into an existing root (apt-get
+# only, no new debootstrap).  python3-onnx and python3-onnxruntime are for
+# tests/bench/bench.py (ONNX Runtime as a third engine).
 set -eu
 
 root=${AGC_DEBIAN13_ROOT:-/var/cache/agriclip/debian13-root}
@@ -28,6 +31,7 @@ shared=$(cd "$src/.." && pwd -P)/shared
 packages="gimp libgimp-3.0-dev libgtk-3-dev gcc meson ninja-build pkg-config gettext
   libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev
   python3-torch python3-torchvision python3-pil python3-numpy python3-regex
+  python3-onnx python3-onnxruntime
   python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4
   fonts-dejavu-core xvfb xauth imagemagick xdotool ca-certificates"
 
@@ -80,14 +84,17 @@ create () {
   printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
   chmod 755 "$root/usr/sbin/policy-rc.d"
   echo "debian13-root: installing packages inside the root" >&2
-  # python3-torchvision is optional: install it only when trixie has it.
+  # torchvision and the ONNX packages are optional (the bench and some image
+  # checks use them, the build does not): installed only when trixie has them.
   # Then the project's own build and test dependencies, from the source tree.
   RUN_SRC=$src in_root sh -c '
     set -e
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     list="$1"
-    apt-cache show python3-torchvision >/dev/null 2>&1 || list=$(echo "$list" | sed "s/python3-torchvision//")
+    for optional in python3-torchvision python3-onnx python3-onnxruntime; do
+      apt-cache show "$optional" >/dev/null 2>&1 || list=$(echo "$list" | sed "s/ $optional\b//")
+    done
     apt-get install -y -q --no-install-recommends $list
     [ ! -f tools/install-deps.sh ] || sh tools/install-deps.sh
     apt-get clean' sh "$packages" || die "apt-get install inside the root failed"

@@ -211,6 +211,17 @@ int agc_top_k (const float *probs, int n_classes, int k, int *indices);
  * `patience` epochs without improvement.  The same seed, data and settings
  * give the same adapter.
  *
+ * Method "finetune" (ViT models): the last finetune_blocks vision blocks,
+ * ln_post and the projection are trained with the same split, class
+ * weights, early stopping and checkpoints, on the class-weighted cross-
+ * entropy of logit_scale · cos(image, class) against the fixed zero-shot
+ * class embeddings of the prompts; AdamW (weight decay on matrices only),
+ * a linear warm-up then a cosine decay over the planned steps, gradient
+ * norm clipped at 1.  The blocks below run once per image at the start and
+ * their output stays in memory (T · D · 4 bytes per image, 150 KiB for
+ * ViT-B/32; more than 4 GiB in all is refused).  The adapter holds the new
+ * tensors, mixed with the original ones by finetune_mix (WiSE-FT).
+ *
  * Image embeddings are cached under $XDG_CACHE_HOME/agriclip, keyed by the
  * file's content and the model's identity, so training again is quick.
  *
@@ -271,6 +282,17 @@ typedef struct
   AgcTrainProgressFunc progress; /* may be NULL */
   AgcTrainReportFunc report;     /* may be NULL */
   gpointer user_data;            /* for both */
+  /* finetune */
+  int finetune_blocks;    /* K: the last K vision blocks are trained (1 .. L), 2 */
+  double finetune_mix;    /* WiSE-FT: adapter = (1 - mix) original + mix trained, 0 .. 1; 1.0 */
+  double finetune_warmup; /* learning-rate warm-up: < 1, a share of the planned steps; >= 1,
+                           * steps; then a cosine decay to 0 at the last planned step.  0.1 */
+  /* aligner (AgriCLIP): closed-form ridge regression of the ResNet features
+   * f onto the targets, λ = aligner_ridge · trace(Fcᵀ Fc) / 2048 (Fc: the
+   * centred training features, so 1 is the features' mean variance times
+   * the number of images); 0: λ chosen by the validation loss among 10^-3 ..
+   * 10^3 of that unit, the released aligner kept unless one does better.  0 */
+  double aligner_ridge;
 } AgcTrainParams;
 
 AgcTrainParams agc_train_default_params (void);
@@ -301,8 +323,12 @@ gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
 /* ---- adapters ------------------------------------------------------------
  *
  * An adapter is one safetensors file with the trained tensors (probe:
- * "head.weight" [C, E] and "head.bias" [C]) and string metadata:
- * agriclip.kind ("adapter"), agriclip.method ("probe"), agriclip.base_model
+ * "head.weight" [C, E] and "head.bias" [C]; finetune: the replaced tensors
+ * of the image tower under their Hugging Face names, e.g.
+ * vision_model.encoder.layers.11.self_attn.q_proj.weight,
+ * vision_model.post_layernorm.weight, visual_projection.weight; aligner:
+ * "W" [E, F] and "b" [E]) and string metadata: agriclip.kind ("adapter"),
+ * agriclip.method ("probe", "finetune", "aligner"), agriclip.base_model
  * (the identity below), agriclip.base_model_name (the folder name, for
  * messages), agriclip.classes (JSON: [{name, display, prompts}]),
  * agriclip.metrics and agriclip.training (JSON objects).
@@ -322,10 +348,19 @@ typedef struct AgcAdapter AgcAdapter;
 AgcAdapter *agc_adapter_load (const char *path, GError **error);
 void agc_adapter_free (AgcAdapter *adapter);
 
-const char *agc_adapter_method (const AgcAdapter *adapter); /* "probe" */
+const char *agc_adapter_method (const AgcAdapter *adapter); /* "probe", "finetune", "aligner" */
 int agc_adapter_n_classes (const AgcAdapter *adapter);
 const char *agc_adapter_class_name (const AgcAdapter *adapter, int class_index);
 const char *agc_adapter_class_display_name (const AgcAdapter *adapter, int class_index);
+/* The prompts of a class, NULL-terminated, owned by the adapter (empty for
+ * old probe adapters that stored none). */
+const char *const *agc_adapter_class_prompts (const AgcAdapter *adapter, int class_index);
+/* finetune and aligner adapters: the trained tensors (0 for probe), each as
+ * float32 under its name, with n_dims (1 .. 4) and shape[n_dims] (both may
+ * be NULL); the data are owned by the adapter. */
+int agc_adapter_n_tensors (const AgcAdapter *adapter);
+const float *agc_adapter_tensor (const AgcAdapter *adapter, int index, const char **name,
+                                 int *n_dims, int64_t *shape);
 /* A metadata value (e.g. "agriclip.metrics"), or NULL. */
 const char *agc_adapter_metadata (const AgcAdapter *adapter, const char *key);
 

@@ -2,9 +2,8 @@
  * results: AVX2 ops against the plain C ones (and those against double
  * loops in test-ops.c), every half-precision value converted as tensor.c
  * does, the thread pool covering each item exactly once, packed sequences of
- * different lengths giving what each sequence gives alone, and the class
- * cache returning exactly what was stored. */
-#include "class-cache.h"
+ * different lengths giving what each sequence gives alone.  The class
+ * cache has its own test-class-cache.c. */
 #include "gemm.h"
 #include "ops.h"
 #include "tensor.h"
@@ -289,28 +288,6 @@ test_packed_bidirectional (void)
   check_packed (FALSE, 3);
 }
 
-/* ---- class cache ---- */
-
-static void
-test_class_cache_roundtrip (void)
-{
-  const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-  int n_classes = 3, dim = 5;
-  float *classes = random_floats ((size_t) n_classes * dim, 1.0, 0.0);
-  float *back = g_new0 (float, (size_t) n_classes * dim);
-  g_assert_false (agc_class_cache_load (back, key, n_classes, dim)); // empty cache
-  GError *error = NULL;
-  g_assert_true (agc_class_cache_store (key, classes, n_classes, dim, &error));
-  g_assert_no_error (error);
-  g_assert_true (agc_class_cache_load (back, key, n_classes, dim));
-  g_assert_cmpmem (back, n_classes * dim * sizeof (float), classes,
-                   n_classes * dim * sizeof (float));
-  // other sizes are a miss, never a misread
-  g_assert_false (agc_class_cache_load (back, key, n_classes + 1, dim));
-  g_assert_false (agc_class_cache_load (back, key, n_classes, dim - 1));
-  g_free (classes), g_free (back);
-}
-
 static void
 remove_tree (const char *path)
 {
@@ -342,7 +319,6 @@ main (int argc, char **argv)
   g_test_add_func ("/gemm/split", test_gemm_split);
   g_test_add_func ("/transformer/packed-causal", test_packed_causal);
   g_test_add_func ("/transformer/packed-bidirectional", test_packed_bidirectional);
-  g_test_add_func ("/class-cache/roundtrip", test_class_cache_roundtrip);
   int status = g_test_run ();
   g_rand_free (rng);
   remove_tree (cache);
