@@ -1,11 +1,15 @@
 /* cmd-bench.c — `agriclip bench`: times image and text encoding in-process,
  * and the same encoders' matrix products alone (the floor BLAS allows).
+ * With --resnet instead of --model it times a bare ResNet-50 backbone
+ * (torchvision weights, 224 x 224 pixels -> 2048 features), the image
+ * encoder of AgriCLIP models, to put it beside torchvision's.
  *
  * Prints one JSON object per measurement, so that tests/bench/bench.py can
  * put the project beside PyTorch and ONNX Runtime; --table prints the same
  * for people.  Times are medians over --iterations calls after one warm-up
  * call. */
 #include "cli.h"
+#include "resnet.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,9 +20,12 @@ extern const CliCommand cli_bench_command;
 // OpenBLAS extension, weak so that another CBLAS still links
 extern char *openblas_get_corename (void) __attribute__ ((weak));
 
+#define RESNET_IMAGE_SIZE 224
+
 typedef struct
 {
-  AgcModel *model;
+  AgcModel *model;     // or
+  AgcResNet *resnet;   // with --resnet
   const float *pixels; // [n, 3, S, S]
   const char *const *texts;
   int n;
@@ -31,6 +38,13 @@ static gboolean
 run_images (Work *w, GError **error)
 {
   return agc_model_embed_pixels (w->model, w->pixels, w->n, TRUE, w->out, NULL, error);
+}
+
+static gboolean
+run_resnet (Work *w, GError **error)
+{
+  return agc_resnet_forward (w->resnet, w->pixels, w->n, RESNET_IMAGE_SIZE, RESNET_IMAGE_SIZE,
+                             w->out, error);
 }
 
 static gboolean
@@ -150,15 +164,67 @@ read_lines (const char *path, int *n, GError **error)
   return lines;
 }
 
+// what is timed: a model folder, or with --resnet a bare ResNet-50
+typedef struct
+{
+  AgcModel *model;
+  AgcResNet *resnet;
+  int image_size, embed_dim;
+} Subject;
+
+static gboolean
+subject_open (Subject *subject, const char *model_dir, const char *resnet_path,
+              const char *prefix, GError **error)
+{
+  if (resnet_path == NULL)
+    {
+      if (!(subject->model = agc_model_load (model_dir, error)))
+        return FALSE;
+      subject->image_size = agc_model_image_size (subject->model);
+      subject->embed_dim = agc_model_embed_dim (subject->model);
+      return TRUE;
+    }
+  AgcWeights *weights = agc_weights_open (resnet_path, error);
+  if (weights == NULL)
+    return FALSE;
+  subject->resnet = agc_resnet_load (weights, prefix ? prefix : "", error);
+  agc_weights_free (weights); // the backbone holds its own (folded) copies
+  subject->image_size = RESNET_IMAGE_SIZE;
+  subject->embed_dim = AGC_RESNET_FEATURES;
+  return subject->resnet != NULL;
+}
+
+static void
+subject_close (Subject *subject)
+{
+  agc_model_free (subject->model);
+  agc_resnet_free (subject->resnet);
+}
+
+// the embeddings of all n images, not normalised, as another engine gives them
+static gboolean
+embed_all (const Subject *subject, const float *pixels, int n, float *out, GError **error)
+{
+  if (subject->resnet != NULL)
+    return agc_resnet_forward (subject->resnet, pixels, n, RESNET_IMAGE_SIZE, RESNET_IMAGE_SIZE,
+                               out, error);
+  return agc_model_embed_pixels (subject->model, pixels, n, FALSE, out, NULL, error);
+}
+
 static int
 run (int argc, char **argv)
 {
   g_autofree char *model_dir = NULL, *batches = NULL, *pixels_path = NULL, *prompts_path = NULL;
-  g_autofree char *dump_prefix = NULL;
+  g_autofree char *dump_prefix = NULL, *resnet_path = NULL, *prefix = NULL;
   int iterations = 5, threads = 0;
   gboolean table = FALSE, no_floor = FALSE, no_text = FALSE, no_image = FALSE;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
+    { "resnet", 0, 0, G_OPTION_ARG_FILENAME, &resnet_path,
+      N_("Instead of a model: torchvision ResNet-50 weights, timed alone (224 x 224 images)"),
+      N_("FILE") },
+    { "prefix", 0, 0, G_OPTION_ARG_STRING, &prefix,
+      N_("With --resnet: the prefix of the weight names (default none)"), N_("PREFIX") },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
       N_("Threads (default: OpenBLAS's default)"), N_("N") },
     { "batch", 'b', 0, G_OPTION_ARG_STRING, &batches,
@@ -181,8 +247,12 @@ run (int argc, char **argv)
   g_autoptr (GOptionContext) context = cli_option_context_new (&cli_bench_command, entries);
   if (!cli_parse (context, &cli_bench_command, &argc, &argv))
     return CLI_EXIT_USAGE;
-  if (model_dir == NULL)
-    return cli_usage (&cli_bench_command, _("--model is required"));
+  if ((model_dir == NULL) == (resnet_path == NULL))
+    return cli_usage (&cli_bench_command, _("give either --model or --resnet"));
+  if (resnet_path != NULL && prompts_path != NULL)
+    return cli_usage (&cli_bench_command, _("--prompts needs --model: a ResNet has no text tower"));
+  if (prefix != NULL && resnet_path == NULL)
+    return cli_usage (&cli_bench_command, _("--prefix goes with --resnet"));
   if (iterations < 1)
     return cli_usage (&cli_bench_command, _("--iterations must be at least 1"));
   g_auto (GStrv) batch_list = g_strsplit (batches ? batches : "1,8", ",", -1);
@@ -197,21 +267,25 @@ run (int argc, char **argv)
     }
   if (threads > 0)
     agc_set_threads (threads);
+  no_floor = no_floor || resnet_path != NULL; // the GEMM-only mode is the models'
 
   GError *error = NULL;
+  Subject subject = { 0 };
   gint64 start = g_get_monotonic_time ();
-  AgcModel *model = agc_model_load (model_dir, &error);
-  if (model == NULL)
-    return cli_fail (error);
+  if (!subject_open (&subject, model_dir, resnet_path, prefix, &error))
+    {
+      subject_close (&subject);
+      return cli_fail (error);
+    }
   double load_s = (g_get_monotonic_time () - start) * 1e-6;
-  int s = agc_model_image_size (model), e = agc_model_embed_dim (model);
+  int s = subject.image_size, e = subject.embed_dim;
   size_t image_len = (size_t) 3 * s * s;
 
   int n_pixels = max_batch;
   g_autofree float *pixels = NULL;
   if (pixels_path != NULL && !(pixels = read_pixels (pixels_path, image_len, &n_pixels, &error)))
     {
-      agc_model_free (model);
+      subject_close (&subject);
       return cli_fail (error);
     }
   if (pixels == NULL)
@@ -220,14 +294,15 @@ run (int argc, char **argv)
   g_auto (GStrv) texts = NULL;
   if (prompts_path != NULL && !(texts = read_lines (prompts_path, &n_texts, &error)))
     {
-      agc_model_free (model);
+      subject_close (&subject);
       return cli_fail (error);
     }
 
   const char *core = openblas_get_corename != NULL ? openblas_get_corename () : "unknown";
+  const char *name = resnet_path != NULL ? resnet_path : model_dir;
   if (table)
-    printf ("model %s: opened in %.3f s; %d threads; OpenBLAS core %s\n", model_dir, load_s,
-            agc_get_threads (), core);
+    printf ("%s %s: opened in %.3f s; %d threads; OpenBLAS core %s\n",
+            resnet_path != NULL ? "ResNet-50" : "model", name, load_s, agc_get_threads (), core);
   else
     printf ("{\"what\": \"info\", \"load_s\": %.6f, \"threads\": %d, \"openblas_core\": \"%s\", "
             "\"image_size\": %d, \"embed_dim\": %d}\n",
@@ -237,16 +312,18 @@ run (int argc, char **argv)
   g_autofree double *times = g_new (double, iterations);
   int status = CLI_EXIT_OK;
   double median;
+  WorkFn image_fn = subject.resnet != NULL ? run_resnet : run_images;
   for (int i = 0; !no_image && i < n_batches && status == CLI_EXIT_OK; i++)
     {
       int n = batch_sizes[i];
       if (n > n_pixels)
         continue;
-      Work w = { .model = model, .pixels = pixels, .n = n, .out = out };
+      Work w = { .model = subject.model, .resnet = subject.resnet, .pixels = pixels, .n = n,
+                 .out = out };
       for (int floor = 0; floor <= (no_floor ? 0 : 1); floor++)
         {
           agc_set_gemm_only (floor);
-          gboolean ok = time_work (&median, times, run_images, &w, iterations, &error);
+          gboolean ok = time_work (&median, times, image_fn, &w, iterations, &error);
           agc_set_gemm_only (FALSE);
           if (!ok)
             {
@@ -258,7 +335,8 @@ run (int argc, char **argv)
     }
   if (status == CLI_EXIT_OK && !no_text && n_texts > 0)
     {
-      Work w = { .model = model, .texts = (const char *const *) texts, .n = n_texts, .out = out };
+      Work w = { .model = subject.model, .texts = (const char *const *) texts, .n = n_texts,
+                 .out = out };
       if (time_work (&median, times, run_texts, &w, iterations, &error))
         print_result (table, "texts", n_texts, median, times, iterations);
       else
@@ -268,11 +346,11 @@ run (int argc, char **argv)
     {
       g_autofree char *image_path = g_strconcat (dump_prefix, "-images.f32", NULL);
       g_autofree char *text_path = g_strconcat (dump_prefix, "-texts.f32", NULL);
-      gboolean ok = agc_model_embed_pixels (model, pixels, n_pixels, FALSE, out, NULL, &error)
+      gboolean ok = embed_all (&subject, pixels, n_pixels, out, &error)
                     && dump (image_path, out, (size_t) n_pixels * e, &error);
       if (ok && n_texts > 0)
-        ok = agc_model_embed_texts (model, (const char *const *) texts, n_texts, FALSE, out, NULL,
-                                    &error)
+        ok = agc_model_embed_texts (subject.model, (const char *const *) texts, n_texts, FALSE,
+                                    out, NULL, &error)
              && dump (text_path, out, (size_t) n_texts * e, &error);
       if (!ok)
         status = cli_fail (error);
@@ -284,7 +362,7 @@ run (int argc, char **argv)
       else
         printf ("{\"what\": \"memory\", \"peak_rss_mb\": %.1f}\n", peak_rss_mb ());
     }
-  agc_model_free (model);
+  subject_close (&subject);
   return status;
 }
 

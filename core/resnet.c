@@ -1,11 +1,22 @@
 /* resnet.c — torchvision ResNet-50 (no fc) on OpenBLAS.
  *
- * Activations are channel-major, [C, B, H, W] = [C, B*H*W]: every conv is one
- * GEMM weight[C_out, C_in*k*k] @ col[C_in*k*k, B*H'*W'] whose N grows with the
- * batch (thick even at layer4's 7x7), a 1x1 stride-1 conv reads the
- * activation itself as its right-hand matrix with no copy, and the folded
- * BatchNorm bias and ReLU act on whole rows. */
+ * Activations are pixel-major (NHWC), [B*H*W, C] row-major, so that a conv
+ * is the GEMM out[P, C_out] = col[P, k*k*C_in] @ weight[k*k*C_in, C_out]
+ * over its P output pixels, where a col row is the input's k*k neighbours
+ * of one pixel side by side (each a contiguous run of C_in floats), and a
+ * 1x1 stride-1 conv reads its input itself as col.
+ *
+ * The output pixels are cut into tiles of a few hundred rows.  A pool thread
+ * (threads.h) builds its tile's col rows, runs a single-threaded sgemm into
+ * the tile's output rows and adds the folded BatchNorm bias and the ReLU
+ * while the tile is still in its cache: no col matrix for the whole image, no
+ * separate pass over the output.  When a conv has too few pixels to give
+ * every thread a tile (layer4 at batch 1), its GEMM is split by output
+ * channels instead.  Scratch lives in an arena kept from call to call. */
 #include "resnet.h"
+
+#include "arena.h"
+#include "threads.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -23,7 +34,7 @@ static const int layer_width[N_LAYERS] = { 64, 128, 256, 512 };
 typedef struct
 {
   int c_in, c_out, kernel, stride, padding;
-  float *weight; // [c_out, c_in * kernel * kernel], BatchNorm scale folded in
+  float *weight; // [kernel, kernel, c_in, c_out], BatchNorm scale folded in
   float *bias;   // [c_out], BatchNorm shift
 } Conv;
 
@@ -39,6 +50,7 @@ struct AgcResNet
 {
   Conv stem; // 7x7/2, 3 -> 64
   Bottleneck blocks[N_BLOCKS];
+  AgcArena scratch; // activations and per-thread col tiles, reused across calls
 };
 
 /* ---- loading ----------------------------------------------------------- */
@@ -63,6 +75,7 @@ agc_resnet_free (AgcResNet *net)
       conv_clear (&net->blocks[i].conv3);
       conv_clear (&net->blocks[i].downsample);
     }
+  agc_arena_clear (&net->scratch);
   g_free (net);
 }
 
@@ -100,16 +113,22 @@ conv_bn_load (Conv *conv, const AgcWeights *weights, const char *prefix, const c
       }
   if (ok)
     {
-      size_t k = (size_t) c_in * kernel * kernel;
+      // [c_out, c_in, ky, kx] -> [ky, kx, c_in, c_out]: the GEMM's right-hand
+      // matrix, its rows in the order of a col row
+      size_t taps = (size_t) kernel * kernel, k = (size_t) c_in * taps;
+      float *weight = g_new (float, k * c_out);
       conv->bias = g_new (float, c_out);
       for (int o = 0; o < c_out; o++)
         {
           double scale = bn[0][o] / sqrt ((double) bn[3][o] + BN_EPS);
-          float *row = conv->weight + (size_t) o * k;
-          for (size_t i = 0; i < k; i++)
-            row[i] = (float) (row[i] * scale);
+          const float *src = conv->weight + (size_t) o * k;
+          for (int c = 0; c < c_in; c++)
+            for (size_t t = 0; t < taps; t++)
+              weight[(t * c_in + c) * c_out + o] = (float) (src[c * taps + t] * scale);
           conv->bias[o] = (float) (bn[1][o] - bn[2][o] * scale);
         }
+      g_free (conv->weight);
+      conv->weight = weight;
     }
   for (int f = 0; f < 4; f++)
     g_free (bn[f]);
@@ -207,6 +226,18 @@ agc_resnet_load (const AgcWeights *weights, const char *prefix, GError **error)
 
 /* ---- forward ----------------------------------------------------------- */
 
+enum
+{
+  // output pixels per tile: enough rows to amortise the packing of the
+  // weights that each sgemm call repeats, few enough that the tile's col
+  // rows stay in cache between im2col and the GEMM
+  TILE_ROWS = 256,
+  MIN_TILE_ROWS = 32, // fewer pixels per thread: split the output channels
+  ROW_ALIGN = 16,     // tile heights: whole register blocks of OpenBLAS
+  COLUMN_ALIGN = 64,
+  JOBS_PER_THREAD = 2, // so that a delayed thread leaves work to the others
+};
+
 static int
 conv_out_size (const Conv *c, int size)
 {
@@ -219,146 +250,235 @@ conv_needs_col (const Conv *c)
   return c->kernel != 1 || c->stride != 1;
 }
 
-// im2col works on a few whole images at a time: this budget (8 MB) keeps the
-// matrix warm in cache between im2col and the GEMM and the scratch small,
-// while a chunk still has hundreds of columns or more
-#define COL_BUDGET_FLOATS ((size_t) 1 << 21)
-
-// images per im2col chunk for a conv with out_pixels output pixels per image
 static int
-col_chunk_images (const Conv *c, int batch, int out_pixels)
+conv_k (const Conv *c)
 {
-  size_t per_image = (size_t) c->c_in * c->kernel * c->kernel * out_pixels;
-  return (int) CLAMP (COL_BUDGET_FLOATS / per_image, 1, (size_t) batch);
+  return c->kernel * c->kernel * c->c_in;
 }
 
-// the output indices o in [0, n_out) whose input index o * stride + offset
-// falls inside [0, size): o_begin <= o < o_end
-static void
-valid_range (int *o_begin, int *o_end, int offset, int stride, int size, int n_out)
+// how a conv's output pixels are shared out over the threads
+typedef struct
 {
-  int begin = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  int end = size - 1 - offset < 0 ? 0 : (size - 1 - offset) / stride + 1;
-  *o_begin = MIN (begin, n_out);
-  *o_end = CLAMP (end, *o_begin, n_out);
+  int n_rows;    // output pixels, B * H' * W'
+  int tile_rows; // 0: one GEMM over all rows, split by output channels
+  int n_tiles;
+} Plan;
+
+static Plan
+conv_plan (int n_rows, int threads)
+{
+  Plan plan = { .n_rows = n_rows };
+  int n_tiles = (n_rows + TILE_ROWS - 1) / TILE_ROWS;
+  if (n_tiles < threads)
+    n_tiles = MIN (threads, n_rows / MIN_TILE_ROWS);
+  if (n_tiles <= 1 && threads > 1)
+    return plan;
+  n_tiles = MAX (n_tiles, 1);
+  int rows = (n_rows + n_tiles - 1) / n_tiles;
+  plan.tile_rows = (rows + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+  plan.n_tiles = (n_rows + plan.tile_rows - 1) / plan.tile_rows;
+  return plan;
 }
 
-// col[C_in * k * k, n_images * H' * W'] for images [first, first + n_images)
-// of in[C_in, batch, H, W]: row (c, ky, kx) holds, for every output pixel,
-// the input pixel that kernel tap sees (0 in the padding), so the conv
-// becomes a GEMM
-static void
-im2col (float *col, const float *in, const Conv *c, int batch, int first, int n_images,
-        int height, int width)
+// col floats the plan needs: one tile per thread, or all rows at once
+static size_t
+plan_col_floats (const Plan *plan, const Conv *c, int threads)
 {
-  int k = c->kernel, s = c->stride, p = c->padding;
-  int out_h = conv_out_size (c, height), out_w = conv_out_size (c, width);
-  size_t n = (size_t) n_images * out_h * out_w;
-  for (int ch = 0; ch < c->c_in; ch++)
-    for (int ky = 0; ky < k; ky++)
-      for (int kx = 0; kx < k; kx++)
-        {
-          float *row = col + ((size_t) (ch * k + ky) * k + kx) * n;
-          int x0, x1;
-          valid_range (&x0, &x1, kx - p, s, width, out_w);
-          for (int b = 0; b < n_images; b++)
-            {
-              const float *plane = in + ((size_t) ch * batch + first + b) * height * width;
-              for (int oy = 0; oy < out_h; oy++)
-                {
-                  float *dst = row + ((size_t) b * out_h + oy) * out_w;
-                  int iy = oy * s - p + ky;
-                  if (iy < 0 || iy >= height)
-                    {
-                      memset (dst, 0, (size_t) out_w * sizeof (float));
-                      continue;
-                    }
-                  const float *src = plane + (size_t) iy * width;
-                  for (int ox = 0; ox < x0; ox++)
-                    dst[ox] = 0.0f;
-                  if (s == 1)
-                    memcpy (dst + x0, src + x0 + kx - p, (size_t) (x1 - x0) * sizeof (float));
-                  else
-                    for (int ox = x0; ox < x1; ox++)
-                      dst[ox] = src[ox * s + kx - p];
-                  for (int ox = x1; ox < out_w; ox++)
-                    dst[ox] = 0.0f;
-                }
-            }
-        }
-}
-
-// row[n] += bias, then max(row, 0) if relu.  Blocks of 8 with a comparison,
-// not fmaxf: GCC turns them into vector max at -O2, without -ffast-math
-static void
-bias_relu (float *row, float bias, int n, gboolean relu)
-{
-  int i = 0;
-  if (relu)
-    for (; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; j++)
-        {
-          float v = row[i + j] + bias;
-          row[i + j] = v > 0.0f ? v : 0.0f;
-        }
-  for (; i < n; i++)
-    {
-      float v = row[i] + bias;
-      row[i] = relu && v < 0.0f ? 0.0f : v;
-    }
-}
-
-// out[C_out, B*H'*W'] = conv(in[C_in, B*H*W]) + bias (+ out when
-// accumulate: the residual), then ReLU if asked
-static void
-conv_forward (float *out, const float *in, float *col, const Conv *c, int batch, int height,
-              int width, gboolean accumulate, gboolean relu)
-{
-  int out_pixels = conv_out_size (c, height) * conv_out_size (c, width);
-  int n = batch * out_pixels;
-  int k = c->c_in * c->kernel * c->kernel;
-  float beta = accumulate ? 1.0f : 0.0f;
   if (!conv_needs_col (c))
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, c->c_out, n, k, 1.0f, c->weight, k,
-                 in, n, beta, out, n);
-  else
-    {
-      int step = col_chunk_images (c, batch, out_pixels);
-      for (int first = 0; first < batch; first += step)
-        {
-          int n_images = MIN (step, batch - first), n_cols = n_images * out_pixels;
-          im2col (col, in, c, batch, first, n_images, height, width);
-          // the chunk's columns of out: same rows, leading dimension n
-          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, c->c_out, n_cols, k, 1.0f,
-                       c->weight, k, col, n_cols, beta, out + (size_t) first * out_pixels, n);
-        }
-    }
-  for (int o = 0; o < c->c_out; o++)
-    bias_relu (out + (size_t) o * n, c->bias[o], n, relu);
+    return 0;
+  size_t rows = plan->tile_rows > 0 ? (size_t) threads * plan->tile_rows : (size_t) plan->n_rows;
+  return rows * conv_k (c);
 }
 
-// 3x3, stride 2, padding 1 (never chosen, as if -inf) on each of the
-// n_planes [height, width] planes
-static void
-maxpool_forward (float *out, const float *in, int n_planes, int height, int width)
+typedef struct
 {
-  int out_h = (height - 1) / 2 + 1, out_w = (width - 1) / 2 + 1;
-  for (int p = 0; p < n_planes; p++)
+  const Conv *conv;
+  float *out;       // [P, c_out]
+  const float *in;  // [B, H, W, c_in]
+  float *col;       // tiles: thread t's [tile_rows, K] at col + t * col_stride; else [P, K]
+  size_t col_stride;
+  int height, width, out_h, out_w;
+  Plan plan;
+  float beta; // 1: add to what out holds (the residual)
+  gboolean relu;
+  int block; // output channels per job when split by channels
+} ConvRun;
+
+// col[r1 - r0, K] for output pixels [r0, r1): row r holds, for each tap
+// (ky, kx), the c_in values of the input pixel that tap sees (0 in the
+// padding); the taps of one ky are one contiguous run of the input
+static void
+im2col_rows (float *col, const ConvRun *r, int r0, int r1)
+{
+  const Conv *c = r->conv;
+  int k = c->kernel, s = c->stride, p = c->padding, c_in = c->c_in;
+  size_t run = (size_t) k * c_in;
+  for (int row = r0; row < r1; row++)
     {
-      const float *plane = in + (size_t) p * height * width;
-      float *dst = out + (size_t) p * out_h * out_w;
-      for (int oy = 0; oy < out_h; oy++)
-        for (int ox = 0; ox < out_w; ox++)
+      int ox = row % r->out_w, oy = row / r->out_w % r->out_h, b = row / r->out_w / r->out_h;
+      int x0 = ox * s - p, y0 = oy * s - p;
+      int kx0 = MAX (0, -x0), kx1 = MAX (kx0, MIN (k, r->width - x0));
+      float *dst = col + (size_t) (row - r0) * k * run;
+      for (int ky = 0; ky < k; ky++, dst += run)
+        {
+          int iy = y0 + ky;
+          if (iy < 0 || iy >= r->height || kx0 == kx1)
+            {
+              memset (dst, 0, run * sizeof (float));
+              continue;
+            }
+          const float *src = r->in + (((size_t) b * r->height + iy) * r->width + x0) * c_in;
+          memset (dst, 0, (size_t) kx0 * c_in * sizeof (float));
+          memcpy (dst + (size_t) kx0 * c_in, src + (size_t) kx0 * c_in,
+                  (size_t) (kx1 - kx0) * c_in * sizeof (float));
+          memset (dst + (size_t) kx1 * c_in, 0, (size_t) (k - kx1) * c_in * sizeof (float));
+        }
+    }
+}
+
+// out[n_rows, n_cols] (row stride ldo) += bias, then max(out, 0) if relu.
+// A comparison, not fmaxf: GCC makes it a vector max without -ffast-math
+static void
+bias_act (float *out, int ldo, const float *bias, int n_rows, int n_cols, gboolean relu)
+{
+  for (int i = 0; i < n_rows; i++)
+    {
+      float *row = out + (size_t) i * ldo;
+      if (relu)
+        for (int j = 0; j < n_cols; j++)
           {
-            float m = -INFINITY;
-            for (int y = MAX (2 * oy - 1, 0); y <= MIN (2 * oy + 1, height - 1); y++)
-              for (int x = MAX (2 * ox - 1, 0); x <= MIN (2 * ox + 1, width - 1); x++)
-                {
-                  float v = plane[(size_t) y * width + x];
-                  m = v > m ? v : m;
-                }
-            dst[(size_t) oy * out_w + ox] = m;
+            float v = row[j] + bias[j];
+            row[j] = v > 0.0f ? v : 0.0f;
           }
+      else
+        for (int j = 0; j < n_cols; j++)
+          row[j] += bias[j];
+    }
+}
+
+static void
+conv_tiles (void *ctx, int begin, int end, int thread)
+{
+  const ConvRun *r = ctx;
+  const Conv *c = r->conv;
+  int k = conv_k (c);
+  for (int t = begin; t < end; t++)
+    {
+      int r0 = t * r->plan.tile_rows, rows = MIN (r->plan.tile_rows, r->plan.n_rows - r0);
+      const float *a = r->in + (size_t) r0 * c->c_in;
+      if (conv_needs_col (c))
+        {
+          float *col = r->col + thread * r->col_stride;
+          im2col_rows (col, r, r0, r0 + rows);
+          a = col;
+        }
+      float *out = r->out + (size_t) r0 * c->c_out;
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c->c_out, k, 1.0f, a, k,
+                   c->weight, c->c_out, r->beta, out, c->c_out);
+      bias_act (out, c->c_out, c->bias, rows, c->c_out, r->relu);
+    }
+}
+
+// jobs are blocks of output channels; the col rows (or the input) are shared
+static void
+conv_channels (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const ConvRun *r = ctx;
+  const Conv *c = r->conv;
+  int k = conv_k (c), n = r->plan.n_rows;
+  const float *a = conv_needs_col (c) ? r->col : r->in;
+  for (int j = begin; j < end; j++)
+    {
+      int first = j * r->block, cols = MIN (r->block, c->c_out - first);
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, k, 1.0f, a, k,
+                   c->weight + first, c->c_out, r->beta, r->out + first, c->c_out);
+      bias_act (r->out + first, c->c_out, c->bias + first, n, cols, r->relu);
+    }
+}
+
+// out[B*H'*W', c_out] = conv(in[B, H, W, c_in]) + bias (+ out when
+// accumulate: the residual), then ReLU if asked.  Runs on the pool with
+// OpenBLAS single-threaded.
+static void
+conv_forward (float *out, const float *in, float *col, size_t col_stride, const Conv *c,
+              int batch, int height, int width, gboolean accumulate, gboolean relu)
+{
+  int threads = agc_threads_count ();
+  ConvRun r = { .conv = c, .out = out, .in = in, .col = col, .col_stride = col_stride,
+                .height = height, .width = width, .out_h = conv_out_size (c, height),
+                .out_w = conv_out_size (c, width), .beta = accumulate ? 1.0f : 0.0f,
+                .relu = relu };
+  r.plan = conv_plan (batch * r.out_h * r.out_w, threads);
+  if (r.plan.tile_rows > 0)
+    {
+      agc_parallel_for (r.plan.n_tiles, 1, conv_tiles, &r);
+      return;
+    }
+  if (conv_needs_col (c))
+    im2col_rows (col, &r, 0, r.plan.n_rows);
+  int n_jobs = threads * JOBS_PER_THREAD;
+  r.block = (c->c_out + n_jobs - 1) / n_jobs;
+  r.block = (r.block + COLUMN_ALIGN - 1) / COLUMN_ALIGN * COLUMN_ALIGN;
+  agc_parallel_for ((c->c_out + r.block - 1) / r.block, 1, conv_channels, &r);
+}
+
+typedef struct
+{
+  float *out;      // [B, H', W', C]
+  const float *in; // [B, H, W, C]
+  int channels, height, width, out_h, out_w;
+} PoolRun;
+
+// 3x3, stride 2, padding 1 (never chosen, as if -inf); items are output rows
+static void
+maxpool_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const PoolRun *p = ctx;
+  int n_c = p->channels;
+  for (int item = begin; item < end; item++)
+    {
+      int b = item / p->out_h, oy = item % p->out_h;
+      const float *plane = p->in + (size_t) b * p->height * p->width * n_c;
+      float *dst = p->out + (size_t) item * p->out_w * n_c;
+      for (int ox = 0; ox < p->out_w; ox++, dst += n_c)
+        {
+          for (int ch = 0; ch < n_c; ch++)
+            dst[ch] = -INFINITY;
+          for (int y = MAX (2 * oy - 1, 0); y <= MIN (2 * oy + 1, p->height - 1); y++)
+            for (int x = MAX (2 * ox - 1, 0); x <= MIN (2 * ox + 1, p->width - 1); x++)
+              {
+                const float *src = plane + ((size_t) y * p->width + x) * n_c;
+                for (int ch = 0; ch < n_c; ch++)
+                  dst[ch] = src[ch] > dst[ch] ? src[ch] : dst[ch];
+              }
+        }
+    }
+}
+
+typedef struct
+{
+  float *out;         // [B, H, W, 3]
+  const float *in;    // [B, 3, H, W]
+  int height, width;
+} ToPixelMajor;
+
+// items are image rows (b, y)
+static void
+to_pixel_major_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const ToPixelMajor *t = ctx;
+  size_t plane = (size_t) t->height * t->width;
+  for (int item = begin; item < end; item++)
+    {
+      int b = item / t->height, y = item % t->height;
+      float *dst = t->out + (size_t) item * t->width * 3;
+      const float *src = t->in + (size_t) b * 3 * plane + (size_t) y * t->width;
+      for (int x = 0; x < t->width; x++)
+        for (int c = 0; c < 3; c++)
+          dst[x * 3 + c] = src[c * plane + x];
     }
 }
 
@@ -366,28 +486,24 @@ maxpool_forward (float *out, const float *in, int n_planes, int height, int widt
 // the forward pass
 typedef struct
 {
-  size_t act; // each of the two ping-pong activations [C, B*H*W]
-  size_t mid; // each of the two bottleneck intermediates [width, B*H*W]
-  size_t col; // the im2col matrix
+  size_t act; // each of the two ping-pong activations [B*H*W, C]
+  size_t mid; // each of the two bottleneck intermediates [B*H*W, width]
+  size_t col; // the col tiles of all threads
 } ScratchSizes;
 
-// im2col floats a conv needs for in[.., batch, height, width]
 static size_t
-col_floats (const Conv *c, int batch, int height, int width)
+col_floats (const Conv *c, int batch, int height, int width, int threads)
 {
-  if (!conv_needs_col (c))
-    return 0;
-  int out_pixels = conv_out_size (c, height) * conv_out_size (c, width);
-  return (size_t) col_chunk_images (c, batch, out_pixels) * c->c_in * c->kernel * c->kernel
-         * out_pixels;
+  Plan plan = conv_plan (batch * conv_out_size (c, height) * conv_out_size (c, width), threads);
+  return plan_col_floats (&plan, c, threads);
 }
 
 static ScratchSizes
-scratch_sizes (const AgcResNet *net, int batch, int height, int width)
+scratch_sizes (const AgcResNet *net, int batch, int height, int width, int threads)
 {
   ScratchSizes s = { .act = (size_t) 3 * batch * height * width };
   const Conv *stem = &net->stem;
-  s.col = col_floats (stem, batch, height, width);
+  s.col = col_floats (stem, batch, height, width, threads);
   int h = conv_out_size (stem, height), w = conv_out_size (stem, width);
   s.act = MAX (s.act, (size_t) stem->c_out * batch * h * w);
   h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1; // max-pool
@@ -395,9 +511,9 @@ scratch_sizes (const AgcResNet *net, int batch, int height, int width)
     {
       const Bottleneck *blk = &net->blocks[i];
       s.mid = MAX (s.mid, (size_t) blk->conv1.c_out * batch * h * w);
-      s.col = MAX (s.col, col_floats (&blk->conv2, batch, h, w));
+      s.col = MAX (s.col, col_floats (&blk->conv2, batch, h, w, threads));
       if (blk->downsample.weight != NULL)
-        s.col = MAX (s.col, col_floats (&blk->downsample, batch, h, w));
+        s.col = MAX (s.col, col_floats (&blk->downsample, batch, h, w, threads));
       h = conv_out_size (&blk->conv2, h), w = conv_out_size (&blk->conv2, w);
       s.mid = MAX (s.mid, (size_t) blk->conv2.c_out * batch * h * w);
       s.act = MAX (s.act, (size_t) blk->conv3.c_out * batch * h * w);
@@ -412,7 +528,7 @@ agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int he
   g_return_val_if_fail (net != NULL && pixels != NULL && features != NULL, FALSE);
   g_return_val_if_fail (batch > 0 && height > 0 && width > 0, FALSE);
 
-  // keeps every GEMM dimension (never more than B*H*W columns) well inside the
+  // keeps every GEMM dimension (never more than B*H*W rows) well inside the
   // int that BLAS takes
   if ((gint64) batch * height * width > G_MAXINT / 64)
     {
@@ -421,66 +537,66 @@ agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int he
                    width, height);
       return FALSE;
     }
-  ScratchSizes s = scratch_sizes (net, batch, height, width);
-  size_t n_floats = 2 * s.act + 2 * s.mid + s.col;
-  float *scratch = g_try_new (float, n_floats);
-  if (scratch == NULL)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                   "cannot allocate %zu MB for a batch of %d images of %d x %d pixels",
-                   n_floats * sizeof (float) >> 20, batch, width, height);
-      return FALSE;
-    }
-  float *x = scratch;       // [C, B*H*W], the block input
-  float *y = x + s.act;     // [C, B*H*W], the next one
-  float *t1 = y + s.act;    // [width, B*H*W]
-  float *t2 = t1 + s.mid;   // [width, B*H'*W']
-  float *col = t2 + s.mid;  // [C_in*k*k, a few images' H'*W']
+  int threads = agc_threads_count ();
+  ScratchSizes s = scratch_sizes (net, batch, height, width, threads);
+  size_t col_stride = s.col / threads; // one tile per thread, where tiles are used
+  float *cursor = agc_arena_reserve ((AgcArena *) &net->scratch,
+                                     2 * agc_arena_size (s.act) + 2 * agc_arena_size (s.mid)
+                                       + agc_arena_size (s.col),
+                                     "the ResNet-50 activations", error);
+  if (cursor == NULL)
+    return FALSE;
+  float *x = agc_arena_take (&cursor, s.act);   // [B*H*W, C], the block input
+  float *y = agc_arena_take (&cursor, s.act);   // [B*H*W, C], the next one
+  float *t1 = agc_arena_take (&cursor, s.mid);  // [B*H*W, width]
+  float *t2 = agc_arena_take (&cursor, s.mid);  // [B*H'*W', width]
+  float *col = agc_arena_take (&cursor, s.col); // tiles of [rows, k*k*C_in]
 
-  // [B, 3, H, W] -> [3, B, H, W]
-  size_t plane = (size_t) height * width;
-  for (int c = 0; c < 3; c++)
-    for (int b = 0; b < batch; b++)
-      memcpy (x + ((size_t) c * batch + b) * plane, pixels + ((size_t) b * 3 + c) * plane,
-              plane * sizeof (float));
+  // the convs' GEMMs run inside pool regions, one per thread
+  agc_threads_blas_serial_begin ();
+  ToPixelMajor t = { .out = x, .in = pixels, .height = height, .width = width };
+  agc_parallel_for (batch * height, 0, to_pixel_major_rows, &t);
 
   int h = height, w = width;
-  conv_forward (y, x, col, &net->stem, batch, h, w, FALSE, TRUE);
+  conv_forward (y, x, col, col_stride, &net->stem, batch, h, w, FALSE, TRUE);
   h = conv_out_size (&net->stem, h), w = conv_out_size (&net->stem, w);
-  maxpool_forward (x, y, STEM_WIDTH * batch, h, w);
-  h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1;
+  PoolRun pool = { .out = x, .in = y, .channels = STEM_WIDTH, .height = h, .width = w,
+                   .out_h = (h - 1) / 2 + 1, .out_w = (w - 1) / 2 + 1 };
+  agc_parallel_for (batch * pool.out_h, 0, maxpool_rows, &pool);
+  h = pool.out_h, w = pool.out_w;
 
   for (int i = 0; i < N_BLOCKS; i++)
     {
       const Bottleneck *blk = &net->blocks[i];
       int h2 = conv_out_size (&blk->conv2, h), w2 = conv_out_size (&blk->conv2, w);
-      conv_forward (t1, x, col, &blk->conv1, batch, h, w, FALSE, TRUE);
-      conv_forward (t2, t1, col, &blk->conv2, batch, h, w, FALSE, TRUE);
+      conv_forward (t1, x, col, col_stride, &blk->conv1, batch, h, w, FALSE, TRUE);
+      conv_forward (t2, t1, col, col_stride, &blk->conv2, batch, h, w, FALSE, TRUE);
       // the residual sum builds up in the identity's buffer: x itself, or
       // the projection in y
       float *sum = x;
       if (blk->downsample.weight != NULL)
         {
-          conv_forward (y, x, col, &blk->downsample, batch, h, w, FALSE, FALSE);
+          conv_forward (y, x, col, col_stride, &blk->downsample, batch, h, w, FALSE, FALSE);
           sum = y;
         }
-      conv_forward (sum, t2, col, &blk->conv3, batch, h2, w2, TRUE, TRUE);
+      conv_forward (sum, t2, col, col_stride, &blk->conv3, batch, h2, w2, TRUE, TRUE);
       if (sum == y)
         y = x, x = sum;
       h = h2, w = w2;
     }
+  agc_threads_blas_serial_end ();
 
-  // global average pool: features[b, c] = mean of x[c, b, :, :]
+  // global average pool: features[b, c] = mean of x[b, :, :, c]
   size_t n_pixels = (size_t) h * w;
-  for (int c = 0; c < AGC_RESNET_FEATURES; c++)
-    for (int b = 0; b < batch; b++)
-      {
-        const float *p = x + ((size_t) c * batch + b) * n_pixels;
-        double sum = 0.0;
-        for (size_t i = 0; i < n_pixels; i++)
-          sum += p[i];
-        features[(size_t) b * AGC_RESNET_FEATURES + c] = (float) (sum / n_pixels);
-      }
-  g_free (scratch);
+  for (int b = 0; b < batch; b++)
+    {
+      double sum[AGC_RESNET_FEATURES] = { 0 };
+      const float *img = x + (size_t) b * n_pixels * AGC_RESNET_FEATURES;
+      for (size_t i = 0; i < n_pixels; i++)
+        for (int c = 0; c < AGC_RESNET_FEATURES; c++)
+          sum[c] += img[i * AGC_RESNET_FEATURES + c];
+      for (int c = 0; c < AGC_RESNET_FEATURES; c++)
+        features[(size_t) b * AGC_RESNET_FEATURES + c] = (float) (sum[c] / n_pixels);
+    }
   return TRUE;
 }

@@ -34,7 +34,9 @@ void agc_resnet_free (AgcResNet *net);
 
 /* pixels[batch, 3, height, width] (any positive size; 224 is the trained
  * one) -> features[batch, 2048].  Scratch (about 10 MB per 224 x 224 image,
- * plus 8 MB) is allocated per call; failing that, or an input too large to
- * index, is AGC_ERROR_INPUT. */
+ * plus a few MB of im2col tiles per thread) is kept in the net from one call
+ * to the next, grown when a batch needs more: one net must not run in two
+ * threads at once.  Failing to allocate it, or an input too large to index,
+ * is AGC_ERROR_INPUT. */
 gboolean agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int height,
                              int width, float *features, GError **error);

@@ -2,6 +2,7 @@
 shaped like `agriclip bench`'s: {"what": "image", "n": 8, "median_s": …}.
 
   engine.py torch  --model DIR …           PyTorch (Debian's), float32 eager
+  engine.py torch  --resnet FILE …         torchvision's ResNet-50 (no fc) on those weights
   engine.py export --model DIR --onnx DIR  writes vision.onnx and text.onnx
   engine.py ort    --onnx DIR …            ONNX Runtime on those files
 
@@ -11,6 +12,8 @@ both engines run them over all 77 positions, as CLIP code usually does.
 Thread settings come from the environment (OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS, set by bench.py before this process starts) and from
 --threads (torch.set_num_threads, or ONNX Runtime's intra-op threads).
+For the ResNet, --mkldnn and --channels-last pick PyTorch's convolution
+path (oneDNN or its own im2col + BLAS; NCHW or NHWC tensors).
 """
 
 import argparse
@@ -79,7 +82,48 @@ def image_size_of(model_dir):
     return clip_twin._tower_config(config, "vision_config", clip_twin.VISION_DEFAULTS)["image_size"]
 
 
+RESNET_IMAGE_SIZE = 224
+
+
+def load_resnet(path):
+    """torchvision's ResNet-50 without fc, eval mode, on the weights in path."""
+    import torch
+    import torchvision
+    from clip_twin import read_safetensors
+    model = torchvision.models.resnet50(weights=None)
+    model.fc = torch.nn.Identity()
+    state = read_safetensors(path)
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+    return model.eval()
+
+
+def cmd_torch_resnet(args):
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.mkldnn.enabled = bool(args.mkldnn)
+    model = load_resnet(args.resnet)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    pixels, _ = read_inputs(args, RESNET_IMAGE_SIZE)
+
+    def encode_images(batch):
+        x = torch.from_numpy(np.ascontiguousarray(batch)).contiguous(memory_format=layout)
+        with torch.no_grad():
+            return model(x).numpy()
+
+    print(json.dumps({"what": "info", "engine": "torch " + torch.__version__,
+                      "threads": torch.get_num_threads(),
+                      "omp": os.environ.get("OMP_NUM_THREADS"),
+                      "openblas": os.environ.get("OPENBLAS_NUM_THREADS"),
+                      "mkldnn": bool(args.mkldnn), "channels_last": bool(args.channels_last)}),
+          flush=True)
+    run_all(args, encode_images, None, pixels, None)
+
+
 def cmd_torch(args):
+    if args.resnet:
+        return cmd_torch_resnet(args)
     import torch
     import clip_torch
     if args.threads:
@@ -151,6 +195,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("engine", choices=["torch", "export", "ort"])
     parser.add_argument("--model", help="Hugging Face CLIP folder")
+    parser.add_argument("--resnet", help="torchvision ResNet-50 weights (.safetensors)")
+    parser.add_argument("--mkldnn", type=int, default=1, choices=[0, 1],
+                        help="ResNet: torch.backends.mkldnn.enabled")
+    parser.add_argument("--channels-last", type=int, default=0, choices=[0, 1],
+                        help="ResNet: NHWC (channels_last) model and inputs")
     parser.add_argument("--onnx", help="folder of vision.onnx / text.onnx")
     parser.add_argument("--pixels")
     parser.add_argument("--prompts")

@@ -109,12 +109,15 @@ class ResNetTest(unittest.TestCase):
     def path(self, name):
         return os.path.join(self.tmp.name, name)
 
-    def embed(self, *args, weights=None, prefix=None):
+    def embed(self, *args, weights=None, prefix=None, threads=None):
         cmd = [TOOL]
         if prefix is not None:
             cmd += ["--prefix", prefix]
         cmd += [weights or self.weights, *map(str, args)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        env = dict(os.environ)
+        if threads is not None:  # the pool follows OpenBLAS's count
+            env["OPENBLAS_NUM_THREADS"] = str(threads)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         self.assertEqual(proc.returncode, 0, f"resnet-embed {args}: {proc.stderr}")
         return np.array([[float(v) for v in line.split()] for line in proc.stdout.splitlines()])
 
@@ -162,6 +165,16 @@ class ResNetTest(unittest.TestCase):
         # odd sizes put the padding of every stride-2 step on one side only
         self.check_raw(2, 75, 97, seed=5)
         self.check_raw(1, 33, 17, seed=6)
+
+    def test_thread_counts(self):
+        # one thread runs every conv as row tiles; two split the convs with
+        # few output pixels (layer4 here: 2 x 2 pixels) by output channels
+        pixels = np.random.default_rng(10).standard_normal((2, 3, 64, 64)).astype(np.float32)
+        ref = reference(self.model64, pixels)
+        for threads in (1, 2, 3):
+            with self.subTest(threads=threads):
+                self.assert_close(self.embed_raw(pixels, threads=threads), ref,
+                                  f"{threads} threads")
 
     def test_batch_is_independent(self):
         pixels = np.random.default_rng(7).standard_normal((3, 3, 64, 64)).astype(np.float32)
