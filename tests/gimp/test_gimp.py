@@ -510,6 +510,7 @@ class TrainTest(unittest.TestCase):
     wrote against `agriclip classify --adapter`."""
 
     EPOCHS, SEED = 30, 5
+    FT_EPOCHS = 3
 
     @classmethod
     def setUpClass(cls):
@@ -520,6 +521,7 @@ class TrainTest(unittest.TestCase):
         cls.data = os.path.join(w, "tagged")
         write_tagged_folders(cls.data)
         cls.adapter = os.path.join(w, "gimp.safetensors")
+        cls.ft_adapter = os.path.join(w, "gimp-finetune.safetensors")
         cls.missing_data = os.path.join(w, "no-such-folder")
         cls.failed_adapter = os.path.join(w, "failed.safetensors")
         train = {"model": fx.model, "epochs": cls.EPOCHS, "seed": cls.SEED}
@@ -527,6 +529,11 @@ class TrainTest(unittest.TestCase):
         cases = [
             dict(name="train", kind="train", args=dict(train, data=cls.data,
                                                        adapter=cls.adapter)),
+            dict(name="train-finetune", kind="train",
+                 args=dict(model=fx.model, data=cls.data, adapter=cls.ft_adapter,
+                           method="finetune", blocks=1, epochs=cls.FT_EPOCHS, seed=cls.SEED)),
+            dict(name="label-finetune-adapter", image=rgb,
+                 args=label_args(fx.model, adapter=cls.ft_adapter)),
             dict(name="train-missing-data", kind="train",
                  args=dict(train, data=cls.missing_data, adapter=cls.failed_adapter)),
             dict(name="label-adapter", image=rgb,
@@ -554,6 +561,15 @@ class TrainTest(unittest.TestCase):
         if out.returncode != 0:
             raise AssertionError("agriclip train failed: " + out.stderr)
         cls.cli_stdout = out.stdout
+        cls.cli_ft_adapter = os.path.join(w, "cli-finetune.safetensors")
+        out = subprocess.run([os.environ["AGRICLIP"], "train", "--model", fx.model, "--data",
+                              cls.data, "--out", cls.cli_ft_adapter, "--method", "finetune",
+                              "--blocks", "1", "--epochs", str(cls.FT_EPOCHS),
+                              "--seed", str(cls.SEED)], capture_output=True, text=True,
+                             timeout=600, env=dict(os.environ,
+                                                   XDG_CACHE_HOME=os.path.join(w, "cli-cache")))
+        if out.returncode != 0:
+            raise AssertionError("agriclip train --method finetune failed: " + out.stderr)
 
     def result(self, name):
         r = self.results[name]
@@ -579,6 +595,33 @@ class TrainTest(unittest.TestCase):
         for name in ("head.weight", "head.bias"):
             np.testing.assert_allclose(np.asarray(mine[name]), np.asarray(theirs[name]),
                                        atol=1e-6, err_msg=name)
+
+    def test_finetune_matches_cli(self):
+        """method=finetune in GIMP writes the tensors `agriclip train --method
+        finetune` writes, and labelling with them applies them as classify does."""
+        r = self.result("train-finetune")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        meta = adapter_metadata(self.ft_adapter)
+        self.assertEqual(meta["agriclip.method"], "finetune")
+        mine, theirs = clip_twin.read_safetensors(self.ft_adapter), \
+            clip_twin.read_safetensors(self.cli_ft_adapter)
+        self.assertEqual(sorted(mine), sorted(theirs))
+        self.assertTrue(any(".layers." in name for name in mine))
+        for name in mine:
+            np.testing.assert_allclose(np.asarray(mine[name]), np.asarray(theirs[name]),
+                                       atol=1e-5, err_msg=name)
+        r = self.result("label-finetune-adapter")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        rgb = os.path.join(self.fx.work, "rgb.png")
+        out = subprocess.run([os.environ["AGRICLIP"], "classify", "--model", self.fx.model,
+                              "--adapter", self.ft_adapter, "--top", str(TOP_K), "--format",
+                              "jsonl", rgb], capture_output=True, text=True, timeout=600)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        ref = [(x["label"], x["p"]) for x in json.loads(out.stdout)["labels"]]
+        got = [(x["label"], x["p"]) for x in r["parasite"]["labels"]]
+        self.assertEqual([g[0] for g in got], [x[0] for x in ref])
+        for (_, a), (_, b) in zip(got, ref):
+            self.assertAlmostEqual(a, b, delta=1e-4)
 
     def test_missing_data_folder(self):
         r = self.result("train-missing-data")
