@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "clip-pretrain.h"
 
+#include <inttypes.h>
 #include <unistd.h>
 
 extern const CliCommand cli_pretrain_command;
@@ -11,22 +12,27 @@ extern const CliCommand cli_pretrain_command;
 typedef struct
 {
   gboolean tty;      /* the progress line only goes to a terminal */
-  int last_epoch;
+  gboolean started;
 } PretrainView;
 
 static void
 on_progress (const AgcPretrainProgress *p, gpointer user_data)
 {
   PretrainView *view = user_data;
+  if (!view->started && p->resumed_epochs > 0)
+    fprintf (stderr, _("resuming from the checkpoint after epoch %d of %d\n"), p->resumed_epochs,
+             p->n_epochs);
+  view->started = TRUE;
   gboolean epoch_done = p->step % (p->n_steps / p->n_epochs) == 0;
   if (!view->tty && !epoch_done)
     return;
   /* \r: the line rewrites itself on a terminal; one line per epoch stays. */
   if (view->tty)
     fputc ('\r', stderr);
-  fprintf (stderr, _("epoch %d/%d, step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT
+  // PRId64, not G_GINT64_FORMAT: xgettext expands only the former in msgids
+  fprintf (stderr, _("epoch %d/%d, step %" PRId64 "/%" PRId64
                      ": loss %.4f, logit scale %.1f, %.0f images/s   "),
-           p->epoch, p->n_epochs, p->step, p->n_steps, p->loss, p->logit_scale,
+           p->epoch, p->n_epochs, (int64_t) p->step, (int64_t) p->n_steps, p->loss, p->logit_scale,
            p->images_per_second);
   if (epoch_done)
     fputc ('\n', stderr);
@@ -56,6 +62,9 @@ run (int argc, char **argv)
       N_("AdamW weight decay of the matrices"), N_("X") },
     { "warmup", 0, 0, G_OPTION_ARG_INT, &params.warmup_steps,
       N_("Steps of linear learning-rate warm-up (default: a tenth of all)"), N_("N") },
+    { "stop-after", 0, 0, G_OPTION_ARG_INT, &params.stop_after_epoch,
+      N_("Stop after this epoch, keeping the checkpoint (the same command without it "
+         "continues)"), N_("N") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text,
       N_("Seed of the initial weights and the batch order"), N_("N") },
     { "image-size", 0, 0, G_OPTION_ARG_INT, &v->image_size, N_("Image side in pixels"),
@@ -84,7 +93,9 @@ run (int argc, char **argv)
     _("Defaults: %d epochs, batches of %d, lr %g, weight decay %g; images %d px in patches of "
       "%d, image tower width %d with %d layers and %d heads, text tower width %d with %d layers "
       "and %d heads, %d tokens, embeddings of %d. MLPs are 4 times as wide as their tower. "
-      "There is no checkpoint: an interrupted run starts again."),
+      "After every epoch a checkpoint is written beside the output folder "
+      "(OUT.checkpoint.safetensors): running the same command again after an interruption "
+      "resumes from it and gives the same model."),
     defaults.epochs, defaults.batch_size, defaults.lr, defaults.weight_decay, dv->image_size,
     dv->patch_size, dv->width, dv->layers, dv->heads, dt->width, dt->layers, dt->heads,
     dt->context_length, defaults.model.projection_dim);
@@ -110,12 +121,21 @@ run (int argc, char **argv)
     {
       if (view.tty)
         fputc ('\n', stderr);
+      if (params.stop_after_epoch > 0 && g_error_matches (error, AGC_ERROR, AGC_ERROR_CANCELLED))
+        {
+          // the stop asked for: not a failure
+          fprintf (stderr, _("stopped after epoch %d of %d; the same command without "
+                             "--stop-after continues from the checkpoint\n"),
+                   params.stop_after_epoch, params.epochs);
+          g_clear_error (&error);
+          return CLI_EXIT_OK;
+        }
       return cli_fail (error);
     }
   g_autofree char *shown = g_filename_display_name (out);
-  printf (_("%d image-caption pairs, %" G_GINT64_FORMAT " steps in %.1f s (%.0f images/s); "
+  printf (_("%d image-caption pairs, %" PRId64 " steps in %.1f s (%.0f images/s); "
             "final loss %.4f, logit scale %.1f\n"),
-          result.n_pairs, result.steps, result.seconds, result.images_per_second,
+          result.n_pairs, (int64_t) result.steps, result.seconds, result.images_per_second,
           result.final_loss, result.logit_scale);
   printf (_("model written to %s\n"), shown);
   return CLI_EXIT_OK;

@@ -5,6 +5,7 @@
 
 #include "clip-train.h"
 #include "safetensors-write.h"
+#include "safetensors.h"
 #include "threads.h"
 #include "tokenizer.h"
 
@@ -17,14 +18,14 @@
 AgcPretrainParams
 agc_pretrain_default_params (void)
 {
-  AgcTowerConfig vision = { .width = 128, .layers = 3, .heads = 4, .mlp_width = 512,
+  AgcTowerConfig vision = { .width = 64, .layers = 3, .heads = 2, .mlp_width = 256,
                             .layer_norm_eps = 1e-5f, .act = AGC_ACT_QUICK_GELU,
                             .image_size = 64, .patch_size = 8 };
-  AgcTowerConfig text = { .width = 128, .layers = 3, .heads = 4, .mlp_width = 512,
+  AgcTowerConfig text = { .width = 64, .layers = 3, .heads = 2, .mlp_width = 256,
                           .layer_norm_eps = 1e-5f, .act = AGC_ACT_QUICK_GELU,
                           .vocab_size = 49408, .context_length = 32 };
-  return (AgcPretrainParams){ .model = { .text = text, .vision = vision, .projection_dim = 128 },
-                             .epochs = 12, .batch_size = 128, .lr = 1e-3, .weight_decay = 0.1,
+  return (AgcPretrainParams){ .model = { .text = text, .vision = vision, .projection_dim = 64 },
+                             .epochs = 16, .batch_size = 64, .lr = 3e-3, .weight_decay = 0.1,
                              .warmup_steps = -1, .clip_norm = 1.0, .seed = 0 };
 }
 
@@ -385,6 +386,162 @@ write_folder (const char *out_dir, const char *tokenizer_dir, const AgcClipParam
   return ok;
 }
 
+/* ---- the checkpoint --------------------------------------------------------------- */
+
+/* OUT.checkpoint.safetensors, rewritten atomically after every epoch: the
+ * weights and both AdamW moments ("weights/NAME", "m/NAME", "v/NAME"), the
+ * token rows seen so far, and in the metadata the epochs done, the steps and
+ * a fingerprint of everything that decides the run (data, settings, shard
+ * count), so that only the same run resumes from it. */
+
+static char *
+checkpoint_path (const char *out_dir)
+{
+  return g_strconcat (out_dir, ".checkpoint.safetensors", NULL);
+}
+
+// SHA-256 of the settings (doubles in hex: exact), the shard count and the
+// data as trained on: the tokenised captions and the preprocessed pixels
+static char *
+run_fingerprint (const Pairs *p, const AgcPretrainParams *params, const AgcClipConfig *config,
+                 int batch, int n_shards)
+{
+  const AgcTowerConfig *v = &config->vision, *t = &config->text;
+  g_autofree char *settings = g_strdup_printf (
+    "agriclip-pretrain-1 vision %d %d %d %d %d %d %a %d text %d %d %d %d %d %d %a %d embed %d "
+    "epochs %d batch %d lr %a wd %a warmup %d clip %a seed %" G_GUINT64_FORMAT " shards %d "
+    "pairs %d",
+    v->image_size, v->patch_size, v->width, v->layers, v->heads, v->mlp_width,
+    (double) v->layer_norm_eps, (int) v->act, t->vocab_size, t->context_length, t->width,
+    t->layers, t->heads, t->mlp_width, (double) t->layer_norm_eps, (int) t->act,
+    config->projection_dim, params->epochs, batch, params->lr, params->weight_decay,
+    params->warmup_steps, params->clip_norm, params->seed, n_shards, p->n);
+  GChecksum *sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_checksum_update (sum, (const guchar *) settings, -1);
+  g_checksum_update (sum, (const guchar *) p->ids,
+                     (gssize) ((size_t) p->n * t->context_length * sizeof (int32_t)));
+  g_checksum_update (sum, p->pixels, (gssize) ((size_t) p->n * 3 * p->image_size * p->image_size));
+  char *hex = g_strdup (g_checksum_get_string (sum));
+  g_checksum_free (sum);
+  return hex;
+}
+
+static gboolean
+checkpoint_write (const char *path, const AgcClipTrain *train, int epoch, double epoch_loss,
+                  const char *fingerprint, GError **error)
+{
+  const AgcClipParams *sets[3] = { train->weights, train->m, train->v };
+  static const char *const prefixes[3] = { "weights/", "m/", "v/" };
+  int n = agc_clip_params_n_tensors (&train->config), vocab = train->config.text.vocab_size;
+  AgcClipTensor *t = g_new (AgcClipTensor, n);
+  AgcTensorView *views = g_new0 (AgcTensorView, 3 * n + 1);
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  for (int k = 0; k < 3; k++)
+    {
+      agc_clip_params_tensors (t, sets[k]);
+      for (int i = 0; i < n; i++)
+        {
+          char *name = g_strconcat (prefixes[k], t[i].name, NULL);
+          g_ptr_array_add (names, name);
+          AgcTensorView *view = &views[k * n + i];
+          *view = (AgcTensorView){ .name = name, .dtype = AGC_DTYPE_F32, .n_dims = t[i].n_dims,
+                                   .data = (const guint8 *) t[i].data,
+                                   .n_bytes = t[i].size * sizeof (float) };
+          memcpy (view->shape, t[i].shape, sizeof t[i].shape);
+        }
+    }
+  guint8 *seen = g_new (guint8, vocab);
+  agc_clip_train_seen_rows (seen, train);
+  views[3 * n] = (AgcTensorView){ .name = "seen_token_rows", .dtype = AGC_DTYPE_U8, .n_dims = 1,
+                                  .shape = { vocab }, .data = seen, .n_bytes = (size_t) vocab };
+  g_autofree char *epoch_text = g_strdup_printf ("%d", epoch);
+  g_autofree char *step_text = g_strdup_printf ("%" G_GINT64_FORMAT, train->step);
+  g_autofree char *loss_text = g_strdup_printf ("%.17g", epoch_loss);
+  GHashTable *meta = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_insert (meta, "fingerprint", (char *) fingerprint);
+  g_hash_table_insert (meta, "epochs_done", epoch_text);
+  g_hash_table_insert (meta, "steps", step_text);
+  g_hash_table_insert (meta, "last_epoch_loss", loss_text);
+  gboolean ok = agc_safetensors_write (path, views, 3 * n + 1, meta, TRUE, error);
+  g_hash_table_unref (meta);
+  g_free (seen);
+  g_ptr_array_unref (names);
+  g_free (views);
+  g_free (t);
+  return ok;
+}
+
+static gboolean
+metadata_int (GHashTable *meta, const char *key, gint64 *value)
+{
+  const char *text = meta != NULL ? g_hash_table_lookup (meta, key) : NULL;
+  return text != NULL && g_ascii_string_to_signed (text, 10, 0, G_MAXINT64, value, NULL);
+}
+
+/* Loads path into train when it is a checkpoint of this run: returns the
+ * epochs it holds, 0 when there is none or it belongs to another run (it
+ * will be replaced), -1 with error when it cannot be read. */
+static int
+checkpoint_read (const char *path, AgcClipTrain *train, const char *fingerprint,
+                 double *epoch_loss, GError **error)
+{
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return 0;
+  AgcSafetensors *file = agc_safetensors_open (path, error);
+  if (file == NULL)
+    {
+      g_prefix_error (error, "unusable checkpoint (delete it to start again): ");
+      return -1;
+    }
+  GHashTable *meta = agc_safetensors_metadata (file);
+  const char *theirs = meta != NULL ? g_hash_table_lookup (meta, "fingerprint") : NULL;
+  gint64 epochs = 0, steps = 0;
+  if (g_strcmp0 (theirs, fingerprint) != 0)
+    {
+      agc_safetensors_free (file);
+      return 0;
+    }
+  const char *problem = NULL;
+  if (!metadata_int (meta, "epochs_done", &epochs) || !metadata_int (meta, "steps", &steps)
+      || epochs < 1 || epochs > G_MAXINT)
+    problem = "epochs_done or steps missing";
+  const char *loss_text = meta != NULL ? g_hash_table_lookup (meta, "last_epoch_loss") : NULL;
+  *epoch_loss = loss_text != NULL ? g_ascii_strtod (loss_text, NULL) : 0.0;
+  AgcClipParams *sets[3] = { train->weights, train->m, train->v };
+  static const char *const prefixes[3] = { "weights/", "m/", "v/" };
+  int n = agc_clip_params_n_tensors (&train->config), vocab = train->config.text.vocab_size;
+  AgcClipTensor *t = g_new (AgcClipTensor, n);
+  for (int k = 0; k < 3 && problem == NULL; k++)
+    {
+      agc_clip_params_tensors (t, sets[k]);
+      for (int i = 0; i < n && problem == NULL; i++)
+        {
+          g_autofree char *name = g_strconcat (prefixes[k], t[i].name, NULL);
+          const AgcTensorView *view = agc_safetensors_find (file, name);
+          if (view == NULL || view->dtype != AGC_DTYPE_F32
+              || view->n_bytes != t[i].size * sizeof (float))
+            problem = "a tensor is missing or has the wrong size";
+          else
+            memcpy (t[i].data, view->data, view->n_bytes);
+        }
+    }
+  const AgcTensorView *seen = agc_safetensors_find (file, "seen_token_rows");
+  if (problem == NULL && (seen == NULL || seen->dtype != AGC_DTYPE_U8
+                          || seen->n_bytes != (size_t) vocab))
+    problem = "seen_token_rows is missing or has the wrong size";
+  if (problem == NULL)
+    agc_clip_train_restore (train, steps, seen->data);
+  g_free (t);
+  agc_safetensors_free (file);
+  if (problem != NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                   "%s: unusable checkpoint (delete it to start again): %s", path, problem);
+      return -1;
+    }
+  return (int) epochs;
+}
+
 /* ---- training -------------------------------------------------------------------- */
 
 static gboolean
@@ -453,13 +610,15 @@ agc_pretrain (const char *data_dir, const char *tokenizer_dir, const char *out_d
   AgcClipParams *weights = agc_clip_params_new (&config);
   agc_clip_params_init (weights, params->seed);
   AgcClipTrain *train = agc_clip_train_new (weights, &opt, params->n_shards);
+  g_autofree char *checkpoint = checkpoint_path (out_dir);
+  g_autofree char *fingerprint = run_fingerprint (&pairs, params, &config, batch,
+                                                  train->n_shards);
+  double epoch_loss = 0.0;
+  int done = checkpoint_read (checkpoint, train, fingerprint, &epoch_loss, error);
+  ok = done >= 0;
+  done = MIN (MAX (done, 0), params->epochs);
 
-  // the batch order: a generator of its own, so it does not shift with the model size
-  guint32 seed_words[3] = { (guint32) params->seed, (guint32) (params->seed >> 32), 0x0bad5eed };
-  GRand *rng = g_rand_new_with_seed_array (seed_words, 3);
   int *order = g_new (int, pairs.n);
-  for (int i = 0; i < pairs.n; i++)
-    order[i] = i;
   size_t image_floats = (size_t) 3 * s * s;
   float *pixels = g_new (float, (size_t) batch * image_floats);
   int32_t *ids = g_new (int32_t, (size_t) batch * ctx);
@@ -471,16 +630,24 @@ agc_pretrain (const char *data_dir, const char *tokenizer_dir, const char *out_d
       table[c][v] = ((float) v / 255.0f - pre.mean[c]) / pre.std[c];
 
   gint64 start = g_get_monotonic_time ();
-  double epoch_loss = 0.0;
-  AgcPretrainProgress progress = { .n_epochs = params->epochs, .n_steps = n_steps };
-  for (int epoch = 1; ok && epoch <= params->epochs; epoch++)
+  AgcPretrainProgress progress = { .n_epochs = params->epochs, .n_steps = n_steps,
+                                   .resumed_epochs = done };
+  for (int epoch = done + 1; ok && epoch <= params->epochs; epoch++)
     {
+      // the batch order: a generator per epoch (a resumed run draws the same
+      // orders), of its own, so it does not shift with the model size
+      guint32 seed_words[4] = { (guint32) params->seed, (guint32) (params->seed >> 32),
+                                0x0bad5eed, (guint32) epoch };
+      GRand *rng = g_rand_new_with_seed_array (seed_words, 4);
+      for (int i = 0; i < pairs.n; i++)
+        order[i] = i;
       for (int i = pairs.n - 1; i > 0; i--) // Fisher-Yates
         {
           int j = g_rand_int_range (rng, 0, i + 1), t = order[i];
           order[i] = order[j], order[j] = t;
         }
-      epoch_loss = 0.0;
+      g_rand_free (rng);
+      double epoch_sum = 0.0;
       for (int b = 0; ok && b < per_epoch; b++)
         {
           if (g_cancellable_set_error_if_cancelled (cancellable, error))
@@ -499,18 +666,32 @@ agc_pretrain (const char *data_dir, const char *tokenizer_dir, const char *out_d
               memcpy (ids + (size_t) k * ctx, pairs.ids + (size_t) at * ctx,
                       ctx * sizeof (int32_t));
             }
-          epoch_loss += agc_clip_train_step (train, NULL, pixels, ids, batch);
+          epoch_sum += agc_clip_train_step (train, NULL, pixels, ids, batch);
           double seconds = (g_get_monotonic_time () - start) / 1e6;
           progress.epoch = epoch;
           progress.step = train->step;
-          progress.loss = epoch_loss / (b + 1);
+          progress.loss = epoch_sum / (b + 1);
           progress.logit_scale = exp (*train->weights->log_scale);
-          progress.images_per_second = train->step * batch / MAX (seconds, 1e-9);
+          progress.images_per_second = (train->step - done * per_epoch) * batch
+                                       / MAX (seconds, 1e-9);
           if (params->progress != NULL)
             params->progress (&progress, params->user_data);
         }
+      if (ok)
+        {
+          epoch_loss = epoch_sum / MAX (per_epoch, 1);
+          ok = checkpoint_write (checkpoint, train, epoch, epoch_loss, fingerprint, error);
+        }
+      if (ok && epoch == params->stop_after_epoch && epoch < params->epochs)
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
+                       "%s: stopped after epoch %d of %d as asked; the same command continues "
+                       "from this checkpoint", checkpoint, epoch, params->epochs);
+          ok = FALSE;
+        }
     }
   double seconds = (g_get_monotonic_time () - start) / 1e6;
+  gint64 steps_run = train->step - (gint64) done * per_epoch;
   if (ok)
     {
       g_autofree char *recipe = g_strdup_printf (
@@ -519,16 +700,18 @@ agc_pretrain (const char *data_dir, const char *tokenizer_dir, const char *out_d
         params->clip_norm, params->seed);
       ok = write_folder (out_dir, tokenizer_dir, train->weights, recipe, error);
     }
+  if (ok)
+    g_remove (checkpoint);
   if (ok && result != NULL)
     *result = (AgcPretrainResult){ .n_pairs = pairs.n, .steps = train->step,
-                                   .final_loss = epoch_loss / MAX (per_epoch, 1),
+                                   .final_loss = epoch_loss,
                                    .logit_scale = exp (*train->weights->log_scale),
                                    .seconds = seconds,
-                                   .images_per_second = train->step * batch / MAX (seconds, 1e-9) };
+                                   .images_per_second = steps_run * batch / MAX (seconds, 1e-9),
+                                   .resumed_epochs = done };
   g_free (pixels);
   g_free (ids);
   g_free (order);
-  g_rand_free (rng);
   agc_clip_train_free (train);
   pairs_clear (&pairs);
   return ok;

@@ -551,3 +551,33 @@ agc_clip_train_step (AgcClipTrain *t, double *grad_norm, const float *pixels, co
   *log_scale = CLAMP (*log_scale, 0.0f, (float) MAX_LOG_SCALE);
   return loss;
 }
+
+/* ---- checkpoints ---------------------------------------------------------------- */
+
+void
+agc_clip_train_seen_rows (guint8 *seen, const AgcClipTrain *t)
+{
+  g_return_if_fail (t != NULL && seen != NULL);
+  for (int i = 0; i < t->config.text.vocab_size; i++)
+    seen[i] = (t->token_seen[i] & SEEN_EVER) != 0;
+}
+
+void
+agc_clip_train_restore (AgcClipTrain *t, gint64 step, const guint8 *seen)
+{
+  g_return_if_fail (t != NULL && seen != NULL && step >= 0);
+  t->step = step;
+  // the order of seen_rows does not matter: AdamW treats each row alone.
+  // The gradients start from zero, so no row is pending from a last step.
+  g_array_set_size (t->seen_rows, 0);
+  g_array_set_size (t->step_rows, 0);
+  memset (t->grads->memory, 0,
+          (t->grads->n_dense + (size_t) t->config.text.vocab_size * t->config.text.width)
+            * sizeof (float));
+  for (int i = 0; i < t->config.text.vocab_size; i++)
+    {
+      t->token_seen[i] = seen[i] ? SEEN_EVER : 0;
+      if (seen[i])
+        g_array_append_val (t->seen_rows, i);
+    }
+}

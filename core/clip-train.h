@@ -105,6 +105,14 @@ void agc_clip_train_free (AgcClipTrain *train);
 double agc_clip_train_step (AgcClipTrain *train, double *grad_norm, const float *pixels,
                             const int32_t *ids, int batch);
 
+/* For a checkpoint: seen[V] gets 1 for the token rows used by some step so
+ * far (the rows AdamW updates), 0 for the others. */
+void agc_clip_train_seen_rows (guint8 *seen, const AgcClipTrain *train);
+/* Resuming from a checkpoint: after the weights and moments were copied
+ * back, sets the steps taken and the rows seen (seen[V] as above).  The
+ * next step then equals the one the interrupted run would have taken. */
+void agc_clip_train_restore (AgcClipTrain *train, gint64 step, const guint8 *seen);
+
 /* ---- the towers, for clip-train.c ---------------------------------------- */
 
 typedef struct AgcVisionActs AgcVisionActs;

@@ -15,6 +15,7 @@ import math
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -308,10 +309,11 @@ class PretrainTest(unittest.TestCase):
 
     # ---- end to end --------------------------------------------------------
 
-    def test_pretrain_cli(self):
+    def shapes_data(self, name):
+        """A folder of 96 PIL-drawn red/blue circles/squares with captions."""
         from PIL import Image, ImageDraw
 
-        data = os.path.join(self.tmp, "data")
+        data = os.path.join(self.tmp, name)
         os.makedirs(data)
         rng = random.Random(0)
         colours = {"red": (220, 30, 30), "blue": (30, 60, 220)}
@@ -326,12 +328,20 @@ class PretrainTest(unittest.TestCase):
                 im.save(os.path.join(data, "%d.png" % i))
                 f.write(json.dumps({"image": "%d.png" % i,
                                     "caption": "a %s %s" % (colour, shape)}) + "\n")
-        out = os.path.join(self.tmp, "model")
-        args = [AGRICLIP, "pretrain", "--data", data, "--tokenizer", clip_twin.default_vocab_dir(),
-                "--out", out, "--epochs", "8", "--batch", "16", "--lr", "2e-3",
+        return data
+
+    @staticmethod
+    def small_args(data, out, epochs=8):
+        return [AGRICLIP, "pretrain", "--data", data, "--tokenizer", clip_twin.default_vocab_dir(),
+                "--out", out, "--epochs", str(epochs), "--batch", "16", "--lr", "2e-3",
                 "--image-size", "16", "--patch", "4", "--width", "32", "--layers", "1",
                 "--heads", "2", "--text-width", "32", "--text-layers", "1", "--text-heads", "2",
                 "--context", "8", "--embed-dim", "16"]
+
+    def test_pretrain_cli(self):
+        data = self.shapes_data("data")
+        out = os.path.join(self.tmp, "model")
+        args = self.small_args(data, out)
         proc = subprocess.run(args, capture_output=True, text=True)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         losses = [float(line.split("loss ")[1].split(",")[0])
@@ -343,6 +353,7 @@ class PretrainTest(unittest.TestCase):
                           "preprocessor_config.json", "vocab.json"])
         self.assertEqual(os.listdir(self.tmp).count("model"), 1)
         self.assertFalse([n for n in os.listdir(self.tmp) if n.startswith("model.tmp")])
+        self.assertFalse(os.path.exists(out + ".checkpoint.safetensors"))
 
         # the folder loads like any model, and the twin agrees with the engine on it
         image = os.path.join(data, "0.png")
@@ -367,6 +378,100 @@ class PretrainTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("exists", proc.stderr)
         self.assertEqual(before, os.path.getmtime(os.path.join(out, "model.safetensors")))
+
+    def test_checkpoint_resume(self):
+        """Stopped after epochs 1 and 2 and resumed each time, a run ends with
+        the same file, byte for byte, as one never stopped; the checkpoint of
+        another run is ignored; a damaged one is reported by name."""
+        data = self.shapes_data("resume-data")
+        tmp = os.path.join(self.tmp, "resume")
+        os.makedirs(tmp)
+
+        def run(out, *more):
+            proc = subprocess.run(self.small_args(data, out, epochs=3) + list(more),
+                                  capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            return proc.stderr
+
+        def weights(out):
+            with open(os.path.join(out, "model.safetensors"), "rb") as f:
+                return f.read()
+
+        def header(path):
+            with open(path, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                return json.loads(f.read(n))
+
+        whole = os.path.join(tmp, "whole")
+        run(whole)
+        self.assertFalse(os.path.exists(whole + ".checkpoint.safetensors"))
+
+        out = os.path.join(tmp, "resumed")
+        checkpoint = out + ".checkpoint.safetensors"
+        log = run(out, "--stop-after", "1")
+        self.assertIn("stopped after epoch 1 of 3", log)
+        self.assertFalse(os.path.exists(out))
+        meta = header(checkpoint)["__metadata__"]
+        self.assertEqual(meta["epochs_done"], "1")
+        self.assertEqual(meta["steps"], "6")  # 96 pairs in batches of 16
+        head = header(checkpoint)
+        for prefix in ("weights/", "m/", "v/"):
+            self.assertEqual(head[prefix + "visual_projection.weight"]["shape"], [16, 32])
+        with open(checkpoint, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            body = f.read()[n:]
+        begin, end = head["seen_token_rows"]["data_offsets"]
+        self.assertEqual(head["seen_token_rows"]["dtype"], "U8")
+        # the rows of the captions' tokens, start and end included (all the
+        # same length: no padding runs)
+        words = set()
+        for ids in clip_twin.tokenize(["a red circle", "a blue square"]).tolist():
+            words |= set(ids[:ids.index(max(ids)) + 1])
+        seen = body[begin:end]
+        self.assertEqual(len(seen), 49408)
+        self.assertEqual({i for i, flag in enumerate(seen) if flag}, words)
+        # the model's weights are the checkpoint's
+        self.assertEqual(sorted(n[len("weights/"):] for n in head if n.startswith("weights/")),
+                         sorted(tensor_shapes(dict(MODEL, image_size=16, patch=4, width=32,
+                                                   layers=1, heads=2, text_width=32,
+                                                   text_layers=1, text_heads=2, context=8,
+                                                   embed_dim=16))))
+        with open(checkpoint, "rb") as f:
+            saved = f.read()
+
+        log = run(out, "--stop-after", "2")
+        self.assertIn("resuming from the checkpoint after epoch 1 of 3", log)
+        self.assertEqual(header(checkpoint)["__metadata__"]["epochs_done"], "2")
+        log = run(out)
+        self.assertIn("after epoch 2 of 3", log)
+        self.assertEqual(weights(out), weights(whole))
+        self.assertFalse(os.path.exists(checkpoint))
+
+        # a checkpoint of another run (another seed) is not used
+        other = os.path.join(tmp, "other")
+        with open(other + ".checkpoint.safetensors", "wb") as f:
+            f.write(saved)
+        log = run(other, "--seed", "5")
+        self.assertNotIn("resuming", log)
+        self.assertNotEqual(weights(other), weights(whole))
+        self.assertFalse(os.path.exists(other + ".checkpoint.safetensors"))
+        # ... and with the seed of this one it is
+        again = os.path.join(tmp, "again")
+        with open(again + ".checkpoint.safetensors", "wb") as f:
+            f.write(saved)
+        self.assertIn("after epoch 1 of 3", run(again))
+        self.assertEqual(weights(again), weights(whole))
+
+        # a damaged checkpoint: named, nothing written, left for the user to delete
+        broken = os.path.join(tmp, "broken")
+        with open(broken + ".checkpoint.safetensors", "wb") as f:
+            f.write(saved[:len(saved) // 2])
+        proc = subprocess.run(self.small_args(data, broken, epochs=3), capture_output=True,
+                              text=True)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("broken.checkpoint.safetensors", proc.stderr)
+        self.assertIn("delete it", proc.stderr)
+        self.assertFalse(os.path.exists(broken))
 
 
 if __name__ == "__main__":
