@@ -207,26 +207,6 @@ open_clip_image (ClipImage *clip, AgcWeights **weights, gboolean *found, const c
 
 /* ---- the images --------------------------------------------------------------- */
 
-static gboolean
-check_classes (const AgcDataset *data, const int *class_of, int n, GError **error)
-{
-  int n_classes = agc_label_set_n_classes (data->labels);
-  g_autofree int *per_class = g_new0 (int, n_classes);
-  for (int i = 0; i < n; i++)
-    per_class[class_of[i]]++;
-  for (int c = 0; c < n_classes; c++)
-    if (per_class[c] == 0)
-      {
-        g_autofree char *folder =
-            g_build_filename (data->dir, agc_label_set_class_name (data->labels, c), NULL);
-        g_autofree char *shown = g_filename_display_name (folder);
-        g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                     "%s: none of the files in this tag folder is a readable image", shown);
-        return FALSE;
-      }
-  return TRUE;
-}
-
 /* The unit class embeddings unit[C, E] and the scorer fit->head: the
  * zero-shot classifier of the tags' prompts. */
 static gboolean
@@ -417,11 +397,11 @@ prepare (Fit *fit, Targets *targets, AgcTrainResult *result, AgcDataset *data, A
                   && class_embeddings (fit, unit, model, data->labels, cancellable, error)
                   && read_features (&im, result, model, image, identity, params, cancellable,
                                     error)
-                  && check_classes (data, im.class_of, im.n, error);
+                  && agc_train_check_classes (data, im.class_of, im.n, error);
   *targets = found ? TARGETS_CLIP_IMAGE : TARGETS_CLASS_TEXT;
   if (good && found)
     good = read_clip_targets (&im, result, &clip, text_model, params, cancellable, error)
-           && check_classes (data, im.class_of, im.n, error);
+           && agc_train_check_classes (data, im.class_of, im.n, error);
   else if (good)
     {
       im.y = g_new (float, (size_t) MAX (im.n, 1) * dim);

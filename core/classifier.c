@@ -51,6 +51,20 @@ normalize_into (float *out, const double *sum, int dim)
     out[d] = (float) (sum[d] * scale);
 }
 
+/* The zero-shot classifier of the per-class sums[C, E] of prompt embeddings. */
+static AgcClassifier *
+from_sums (const AgcModel *model, const double *sums, int n_classes, int dim)
+{
+  AgcClassifier *classifier = g_new0 (AgcClassifier, 1);
+  classifier->n_classes = n_classes;
+  classifier->dim = dim;
+  classifier->logit_scale = agc_model_logit_scale (model);
+  classifier->classes = g_new (float, (size_t) n_classes * dim);
+  for (int c = 0; c < n_classes; c++)
+    normalize_into (classifier->classes + (size_t) c * dim, sums + (size_t) c * dim, dim);
+  return classifier;
+}
+
 AgcClassifier *
 agc_classifier_new (AgcModel *model, const AgcLabelSet *labels, GCancellable *cancellable,
                     GError **error)
@@ -107,19 +121,9 @@ agc_classifier_new (AgcModel *model, const AgcLabelSet *labels, GCancellable *ca
     }
   g_free (embeddings);
 
-  AgcClassifier *classifier = NULL;
-  if (ok)
-    {
-      classifier = g_new0 (AgcClassifier, 1);
-      classifier->n_classes = n_classes;
-      classifier->dim = dim;
-      classifier->logit_scale = agc_model_logit_scale (model);
-      classifier->classes = g_new (float, (size_t) n_classes * dim);
-      for (int c = 0; c < n_classes; c++)
-        normalize_into (classifier->classes + (size_t) c * dim, sums + (size_t) c * dim, dim);
-      if (cache_key != NULL)
-        agc_class_cache_store (cache_key, classifier->classes, n_classes, dim, NULL);
-    }
+  AgcClassifier *classifier = ok ? from_sums (model, sums, n_classes, dim) : NULL;
+  if (classifier != NULL && cache_key != NULL)
+    agc_class_cache_store (cache_key, classifier->classes, n_classes, dim, NULL);
   g_free (sums);
   return classifier;
 }
@@ -157,17 +161,7 @@ zero_shot_from_adapter (AgcModel *model, const AgcAdapter *adapter, GError **err
       g_free (owners);
       g_free (embeddings);
     }
-  AgcClassifier *classifier = NULL;
-  if (ok)
-    {
-      classifier = g_new0 (AgcClassifier, 1);
-      classifier->n_classes = n_classes;
-      classifier->dim = dim;
-      classifier->logit_scale = agc_model_logit_scale (model);
-      classifier->classes = g_new (float, (size_t) n_classes * dim);
-      for (int c = 0; c < n_classes; c++)
-        normalize_into (classifier->classes + (size_t) c * dim, sums + (size_t) c * dim, dim);
-    }
+  AgcClassifier *classifier = ok ? from_sums (model, sums, n_classes, dim) : NULL;
   g_free (sums);
   return classifier;
 }

@@ -124,7 +124,6 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
   int s = agc_model_image_size (model);
   size_t image_len = (size_t) 3 * s * s;
   float *pixels = g_new (float, IMAGE_BATCH * image_len); // [IMAGE_BATCH, 3, S, S]
-  int *per_class = g_new0 (int, fit->n_classes);
   int n_done = 0, n_pending = 0, n_skipped = 0;
   gboolean ok = TRUE;
   for (int i = 0; ok && i < n_files; i++)
@@ -153,7 +152,6 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
         {
           int c = data->class_of[i];
           fit->class_of[n_done + n_pending++] = c;
-          per_class[c]++;
           g_string_append_printf (fingerprint, "image %d %s\n", c, hash);
           if (n_pending == IMAGE_BATCH)
             {
@@ -164,16 +162,7 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
       agc_train_report (params, AGC_TRAIN_STAGE_EMBED, i + 1, n_files, NAN, NAN, NAN);
     }
   ok = ok && flush_batch (fit, pixels, n_pending, &n_done, error);
-  for (int c = 0; ok && c < fit->n_classes; c++)
-    if (per_class[c] == 0)
-      {
-        g_autofree char *folder =
-            g_build_filename (data->dir, agc_label_set_class_name (data->labels, c), NULL);
-        g_autofree char *shown = g_filename_display_name (folder);
-        g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                     "%s: none of the files in this tag folder is a readable image", shown);
-        ok = FALSE;
-      }
+  ok = ok && agc_train_check_classes (data, fit->class_of, n_done, error);
   if (ok)
     {
       result->n_images = n_done;
@@ -181,7 +170,6 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
       agc_train_split (&fit->split, fit->class_of, n_done, fit->n_classes, params->val_fraction,
                        params->seed);
     }
-  g_free (per_class);
   g_free (pixels);
   return ok;
 }

@@ -94,7 +94,7 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
          AgcModel *model, const char *identity, GCancellable *cancellable, GError **error)
 {
   const AgcTrainParams *params = fit->params;
-  int n_files = data->n_files, dim = fit->dim, n_classes = fit->n_classes;
+  int n_files = data->n_files, dim = fit->dim;
   float *x = g_new (float, (size_t) n_files * dim);
   gboolean *ok = g_new (gboolean, n_files);
   char (*hashes)[AGC_SHA256_HEX] = g_malloc_n (MAX (n_files, 1), AGC_SHA256_HEX);
@@ -106,25 +106,14 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
   /* the readable images move to the front of x, in dataset order */
   int n = 0;
   int *class_of = g_new (int, MAX (n_files, 1));
-  int *per_class = g_new0 (int, n_classes);
   for (int i = 0; good && i < n_files; i++)
     if (ok[i])
       {
         memmove (x + (size_t) n * dim, x + (size_t) i * dim, sizeof (float) * dim);
         class_of[n++] = data->class_of[i];
-        per_class[data->class_of[i]]++;
         g_string_append_printf (fingerprint, "image %d %s\n", data->class_of[i], hashes[i]);
       }
-  for (int c = 0; good && c < n_classes; c++)
-    if (per_class[c] == 0)
-      {
-        g_autofree char *folder =
-            g_build_filename (data->dir, agc_label_set_class_name (data->labels, c), NULL);
-        g_autofree char *shown = g_filename_display_name (folder);
-        g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                     "%s: none of the files in this tag folder is a readable image", shown);
-        good = FALSE;
-      }
+  good = good && agc_train_check_classes (data, class_of, n, error);
   if (good)
     {
       result->n_images = n;
@@ -132,7 +121,6 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
       result->n_cached = counts.n_cached;
       split_images (fit, x, class_of, n);
     }
-  g_free (per_class);
   g_free (class_of);
   g_free (hashes);
   g_free (ok);

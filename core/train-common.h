@@ -6,12 +6,18 @@
 #pragma once
 
 #include "agriclip.h"
+#include "dataset.h"
 
 #include <json-glib/json-glib.h>
 
 /* Calls params->progress, if any. */
 void agc_train_report (const AgcTrainParams *params, AgcTrainStage stage, int done, int total,
                        double train_loss, double val_loss, double val_accuracy);
+
+/* AGC_ERROR_INPUT naming the tag folder when a class of data has none of
+ * the n readable images of classes class_of[n]. */
+gboolean agc_train_check_classes (const AgcDataset *data, const int *class_of, int n,
+                                  GError **error);
 
 /* The split of n readable images of classes class_of[n] into training and
  * validation (agc_dataset_split: seeded, per class, every class keeps a

@@ -133,6 +133,26 @@ agc_train_report (const AgcTrainParams *params, AgcTrainStage stage, int done, i
   params->progress (&p, params->user_data);
 }
 
+gboolean
+agc_train_check_classes (const AgcDataset *data, const int *class_of, int n, GError **error)
+{
+  int n_classes = agc_label_set_n_classes (data->labels);
+  g_autofree int *per_class = g_new0 (int, n_classes);
+  for (int i = 0; i < n; i++)
+    per_class[class_of[i]]++;
+  for (int c = 0; c < n_classes; c++)
+    if (per_class[c] == 0)
+      {
+        g_autofree char *folder =
+            g_build_filename (data->dir, agc_label_set_class_name (data->labels, c), NULL);
+        g_autofree char *shown = g_filename_display_name (folder);
+        g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                     "%s: none of the files in this tag folder is a readable image", shown);
+        return FALSE;
+      }
+  return TRUE;
+}
+
 void
 agc_train_split (AgcTrainSplit *split, const int *class_of, int n, int n_classes,
                  double val_fraction, guint64 seed)
