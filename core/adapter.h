@@ -34,3 +34,6 @@ const char *agc_adapter_path (const AgcAdapter *adapter);
  * tensors (agc_model_apply_adapter); its embeddings are then not those of
  * its identity. */
 gboolean agc_model_has_adapter (const AgcModel *model);
+/* The digest of that adapter (agc_adapter_digest), or NULL: caches of image
+ * embeddings key on it with the identity. */
+const char *agc_model_adapter_digest (const AgcModel *model);

@@ -3,6 +3,7 @@
  * model identity (or another key). */
 #include "embedding-cache.h"
 
+#include "adapter.h"
 #include "safetensors-write.h"
 #include "safetensors.h"
 
@@ -314,8 +315,12 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
                         gpointer user_data, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (model != NULL && model_identity != NULL, FALSE);
+  // an applied finetune or aligner adapter changes every embedding
+  const char *digest = agc_model_adapter_digest (model);
+  g_autofree char *key = digest != NULL ? g_strconcat (model_identity, "-adapter-", digest, NULL)
+                                        : g_strdup (model_identity);
   AgcCachedEncoder encoder = {
-    .key = model_identity,
+    .key = key,
     .dim = agc_model_embed_dim (model),
     .unit_norm = TRUE,
     .image_size = agc_model_image_size (model),

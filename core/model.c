@@ -490,3 +490,10 @@ agc_model_has_adapter (const AgcModel *model)
   g_return_val_if_fail (model != NULL, FALSE);
   return model->adapter_digest != NULL;
 }
+
+const char *
+agc_model_adapter_digest (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->adapter_digest;
+}

@@ -10,8 +10,8 @@
 # photos with captions (agriclip synth), trains a small CLIP on it from
 # scratch (agriclip pretrain, a few minutes; kept in build/demo for the
 # next run), measures its zero-shot accuracy on held-out leaves, labels a
-# few, then fine-tunes it on tagged photos from a different "camera" and
-# labels again.  It is a DEMONSTRATION model: it knows drawn leaves, not
+# few, then trains an adapter on tagged photos from a different "camera"
+# and labels again.  It is a DEMONSTRATION model: it knows drawn leaves, not
 # real crops.
 set -eu
 cd "$(dirname "$0")/.."
@@ -56,9 +56,11 @@ $agriclip classify --model $model --labels $labels --top 2 $photos
 say "Zero-shot accuracy on 60 photos from that camera"
 $agriclip evaluate --model $model --data $work/new-photos/finetune
 
-say "Fine-tuning the last vision blocks on tagged photos from that camera"
-$agriclip train --model $model --data $work/leaves/finetune --method finetune \
-  --out $work/second-camera.adapter --restart
+say "Training an adapter on 480 tagged photos from that camera"
+# probe: a new head on the image embeddings, from the zero-shot classes
+# (--method finetune trains the last vision blocks instead)
+$agriclip train --model $model --data $work/leaves/finetune --out $work/second-camera.adapter \
+  --restart
 
 say "The same photos, labelled again with the fine-tuned adapter"
 $agriclip classify --model $model --adapter $work/second-camera.adapter --top 2 $photos

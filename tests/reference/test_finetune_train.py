@@ -173,6 +173,17 @@ class FinetuneTraining(unittest.TestCase):
         self.assertGreaterEqual(right_tuned, 0.85 * len(images))
         self.assertGreater(right_tuned, right_plain + 3)
 
+        # evaluate, zero-shot first and then with the adapter through the same
+        # embedding cache: the adapted embeddings must not come from the cache
+        # entries of the plain model
+        # (no labels.json: each tag in the default template, as --label above)
+        import json
+        scores = [json.loads(run(["evaluate", "--model", self.model, *how, "--data", fresh,
+                                  "--format", "json"], self.cache).stdout)["accuracy"]
+                  for how in ([], ["--adapter", out])]
+        self.assertAlmostEqual(scores[0], right_plain / len(images), places=6)
+        self.assertAlmostEqual(scores[1], right_tuned / len(images), places=6)
+
     def check_embeddings_through_twin(self, model, adapter, n_layers):
         tensors, _ = read_adapter(adapter)
         weights = clip_twin.read_model_weights(model)
