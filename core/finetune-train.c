@@ -457,15 +457,7 @@ fingerprint_of (const Fit *fit, const char *identity, const AgcLabelSet *labels,
                           "warmup %a\nmax_epochs %d\n",
                           identity, p->seed, p->val_fraction, p->learning_rate, p->weight_decay,
                           p->batch_size, p->finetune_blocks, p->finetune_warmup, p->max_epochs);
-  for (int c = 0; c < agc_label_set_n_classes (labels); c++)
-    {
-      g_string_append_printf (text, "class %s\t%s\n", agc_label_set_class_name (labels, c),
-                              agc_label_set_class_display_name (labels, c));
-      for (const char *const *q = agc_label_set_class_prompts (labels, c); *q != NULL; q++)
-        g_string_append_printf (text, "prompt %s\n", *q);
-    }
-  g_string_append_len (text, images->str, (gssize) images->len);
-  return g_compute_checksum_for_string (G_CHECKSUM_SHA256, text->str, (gssize) text->len);
+  return agc_train_fingerprint (text, labels, images);
 }
 
 static void

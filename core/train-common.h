@@ -52,6 +52,13 @@ typedef void (*AgcTrainJsonAdd) (JsonBuilder *b, const AgcTrainParams *params);
 char *agc_train_settings_json (const AgcTrainParams *params, const char *data_dir,
                                const char *optimizer, const char *loss, AgcTrainJsonAdd add);
 
+/* The SHA-256 that tells whether a checkpoint belongs to this run: of
+ * settings (the method's own lines), then every class with its display
+ * name and prompts, then images (one line per image kept); settings is
+ * appended to. */
+char *agc_train_fingerprint (GString *settings, const AgcLabelSet *labels,
+                             const GString *images);
+
 /* After the adapter is safely written: removes out_path.checkpoint and the
  * temporary files of killed runs. */
 void agc_train_clean_up (const char *out_path);
