@@ -32,6 +32,12 @@ have_avx2 (void)
   return g_atomic_int_get (&use_avx2) && !g_atomic_int_get (&force_scalar);
 }
 
+gboolean
+agc_ops_simd (void)
+{
+  return have_avx2 ();
+}
+
 int
 agc_ops_force_scalar (int force)
 {

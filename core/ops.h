@@ -49,3 +49,5 @@ void agc_bf16_to_f32 (float *out, const uint16_t *in, size_t n);
 /* For tests and benchmarks: TRUE forces the plain C code even where the CPU
  * has AVX2.  Returns whether AVX2 code is in use afterwards. */
 int agc_ops_force_scalar (int force);
+/* Whether the SIMD code is in use (AVX2 present and not forced off). */
+gboolean agc_ops_simd (void);

@@ -598,6 +598,14 @@ agc_safetensors_open (const char *path, GError **error)
   return file;
 }
 
+gboolean
+agc_safetensors_maps (const AgcSafetensors *file, const void *data, size_t n)
+{
+  const char *start = g_mapped_file_get_contents (file->mapping), *p = data;
+  size_t length = g_mapped_file_get_length (file->mapping);
+  return start != NULL && p >= start && n <= length && (size_t) (p - start) <= length - n;
+}
+
 void
 agc_safetensors_free (AgcSafetensors *file)
 {

@@ -24,5 +24,7 @@ int agc_safetensors_n_tensors (const AgcSafetensors *file);
 const AgcTensorView *agc_safetensors_tensor (const AgcSafetensors *file, int index);
 /* NULL when absent. */
 const AgcTensorView *agc_safetensors_find (const AgcSafetensors *file, const char *name);
+/* Whether [data, data + n) lies in the file's read-only mapping. */
+gboolean agc_safetensors_maps (const AgcSafetensors *file, const void *data, size_t n);
 /* The optional "__metadata__" string map, or NULL.  Owned by the file. */
 GHashTable *agc_safetensors_metadata (const AgcSafetensors *file);

@@ -9,11 +9,17 @@
  *   mlp = act(mlp + bias)
  * Attention reads q, k, v in place from the fused qkv activations through
  * the GEMM leading dimensions: two small single-threaded GEMMs per head, the
- * heads spread over the pool.  Half-precision layers are converted to
- * float32 into one layer-sized scratch just before they run. */
+ * heads spread over the pool.
+ *
+ * The four weight GEMMs run on our packed kernels (gemm-packed.h) where the
+ * CPU has them: float32 layers are packed on their first run and kept,
+ * half-precision layers are packed into one layer-sized scratch just before
+ * they run.  Elsewhere they go to OpenBLAS (gemm.h), half-precision layers
+ * converted to float32 in that scratch. */
 #include "transformer.h"
 
 #include "gemm.h"
+#include "packed-block.h"
 #include "ops.h"
 #include "threads.h"
 
@@ -136,6 +142,8 @@ agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights, co
   transformer->stored = g_new0 (AgcStoredBlock, MAX (config->layers, 1));
   transformer->owned = g_ptr_array_new_with_free_func (g_free);
   transformer->scratch = g_new0 (AgcArena, 1);
+  transformer->packed = g_new0 (AgcPackedBlock, MAX (config->layers, 1));
+  transformer->weights = weights;
   for (int l = 0; l < config->layers; l++)
     if (!load_block (&transformer->blocks[l], &transformer->stored[l], weights, prefix, l, config,
                      transformer->owned, error))
@@ -167,9 +175,20 @@ agc_transformer_clear (AgcTransformer *transformer)
       block_free_arrays (&transformer->blocks[l]);
   g_clear_pointer (&transformer->owned, g_ptr_array_unref);
   g_clear_pointer (&transformer->stored, g_free);
+  for (int l = 0; transformer->packed != NULL && l < transformer->config.layers; l++)
+    agc_packed_block_clear (&transformer->packed[l]);
+  g_clear_pointer (&transformer->packed, g_free);
   agc_arena_clear (transformer->scratch);
   g_clear_pointer (&transformer->scratch, g_free);
   g_clear_pointer (&transformer->blocks, g_free);
+}
+
+void
+agc_transformer_forget_packed (AgcTransformer *transformer, int layer)
+{
+  g_return_if_fail (transformer != NULL && layer >= 0 && layer < transformer->config.layers);
+  if (transformer->packed != NULL)
+    agc_packed_block_clear (&transformer->packed[layer]);
 }
 
 enum
@@ -365,21 +384,51 @@ layer_weights (AgcBlock *out, Pass *p, const AgcTransformer *t, int l, float *la
     agc_parallel_for (n_chunks, 1, convert_chunks, p);
 }
 
-// x[R, D] += a[R, K] @ w[D, K]^T, or out[R, N] = a @ w^T with beta 0
-static void
-gemm_nt (float *out, const float *a, const float *w, int rows, int n_out, int n_in, float beta)
+// layer l's matrices packed: kept from an earlier run (float32, packed
+// now if not yet), or packed into layer_scratch (half precision)
+static const AgcPackedBlock *
+packed_weights (AgcPackedBlock *per_call, const AgcTransformer *t, int l, float *layer_scratch,
+                GError **error)
 {
-  agc_gemm_nt (out, n_out, a, n_in, w, rows, n_out, n_in, beta);
+  if (layer_is_compact (t, l))
+    return agc_packed_block_init (per_call, layer_scratch, &t->stored[l], &t->config, error)
+               ? per_call
+               : NULL;
+  AgcPackedBlock *kept = &t->packed[l];
+  if (kept->ready)
+    return kept;
+  if (!agc_packed_block_init (kept, NULL, &t->stored[l], &t->config, error))
+    return NULL;
+  // the packed copy is the one read from now on: the file's pages can go
+  const AgcStoredBlock *s = &t->stored[l];
+  const AgcParam *stored[] = { &s->q, &s->k, &s->v, &s->out, &s->fc1, &s->fc2 };
+  for (size_t i = 0; i < G_N_ELEMENTS (stored); i++)
+    agc_weights_release (t->weights, stored[i]->data, stored[i]->n * sizeof (float));
+  return kept;
+}
+
+// x[R, D] += a[R, K] @ w[D, K]^T, or out[R, N] = a @ w^T with beta 0;
+// through the packed matrix when there is one
+static void
+gemm_nt (float *out, const float *a, const AgcPackedMatrix *packed, const float *w, int rows,
+         int n_out, int n_in, float beta)
+{
+  if (packed != NULL)
+    agc_gemm_packed (out, n_out, a, n_in, packed, rows, beta);
+  else
+    agc_gemm_nt (out, n_out, a, n_in, w, rows, n_out, n_in, beta);
 }
 
 // qkv[R, 3D] = h[R, D] @ [q; k; v]^T: one GEMM when fused, else three
 // writing their column blocks of qkv through its leading dimension
 static void
-qkv_gemm (float *qkv, const float *h, const AgcBlock *blk, int rows, int d)
+qkv_gemm (float *qkv, const float *h, const AgcBlock *blk, const AgcPackedBlock *packed, int rows,
+          int d)
 {
-  if (blk->qkv_weight != NULL)
+  if (packed != NULL || blk->qkv_weight != NULL)
     {
-      gemm_nt (qkv, h, blk->qkv_weight, rows, 3 * d, d, 0.0f);
+      gemm_nt (qkv, h, packed != NULL ? &packed->qkv : NULL, blk->qkv_weight, rows, 3 * d, d,
+               0.0f);
       return;
     }
   const float *w[3] = { blk->q_weight, blk->k_weight, blk->v_weight };
@@ -403,11 +452,13 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
       rows += lengths[s];
       max_len = MAX (max_len, lengths[s]);
     }
-  gboolean compact = FALSE;
+  gboolean compact = FALSE, packed = t->packed != NULL && agc_packed_gemm_available ();
   size_t layer_floats = 0;
   for (int l = 0; l < c->layers; l++)
     compact = compact || layer_is_compact (t, l);
-  if (compact)
+  if (compact && packed)
+    layer_floats = agc_packed_block_floats (c);
+  else if (compact)
     {
       const AgcStoredBlock *s = &t->stored[0];
       layer_floats = agc_arena_size (s->q.n + s->k.n + s->v.n) + agc_arena_size (s->out.n)
@@ -445,22 +496,30 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
   const float *pending_bias = NULL; // fc2 bias of the previous layer, not yet added to x
   for (int l = 0; l < c->layers; l++)
     {
-      AgcBlock blk;
-      layer_weights (&blk, &p, t, l, layer_scratch);
+      AgcBlock blk = t->blocks[l];
+      AgcPackedBlock per_call;
+      const AgcPackedBlock *pk = NULL;
+      if (packed && !(pk = packed_weights (&per_call, t, l, layer_scratch, error)))
+        {
+          agc_arena_clear (&local);
+          return FALSE;
+        }
+      if (!packed)
+        layer_weights (&blk, &p, t, l, layer_scratch);
       p.blk = &blk;
       // x = x + out_proj(attention(ln_1(x)))
       residual_pass (&p, n_rows, pending_bias, blk.ln1_weight, blk.ln1_bias, p.h);
-      qkv_gemm (p.qkv, p.h, &blk, n_rows, d);
+      qkv_gemm (p.qkv, p.h, &blk, pk, n_rows, d);
       agc_threads_blas_serial_begin ();
       agc_parallel_for (n_seqs * c->heads, attention_grain, attention_items, &p);
       agc_threads_blas_serial_end ();
-      gemm_nt (x, p.h, blk.out_weight, n_rows, d, d, 1.0f);
+      gemm_nt (x, p.h, pk ? &pk->out : NULL, blk.out_weight, n_rows, d, d, 1.0f);
       // x = x + fc2(act(fc1(ln_2(x))))
       residual_pass (&p, n_rows, blk.out_bias, blk.ln2_weight, blk.ln2_bias, p.h);
-      gemm_nt (p.mlp, p.h, blk.fc1_weight, n_rows, m, d, 0.0f);
+      gemm_nt (p.mlp, p.h, pk ? &pk->fc1 : NULL, blk.fc1_weight, n_rows, m, d, 0.0f);
       if (!gemm_only)
         agc_parallel_for (n_rows, row_grain (n_rows, m), activation_rows, &p);
-      gemm_nt (x, p.mlp, blk.fc2_weight, n_rows, d, m, 1.0f);
+      gemm_nt (x, p.mlp, pk ? &pk->fc2 : NULL, blk.fc2_weight, n_rows, d, m, 1.0f);
       pending_bias = t->blocks[l].fc2_bias;
     }
   if (pending_bias != NULL)

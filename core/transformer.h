@@ -42,6 +42,10 @@ typedef struct
   AgcBlock *blocks;
   AgcStoredBlock *stored; /* [config.layers] or NULL */
   GPtrArray *owned;       /* copies made at load, or NULL */
+  /* [config.layers]: float32 layers packed for gemm-packed.h on their first
+   * run, or NULL (blocks built by hand, no AVX2) */
+  struct AgcPackedBlock *packed;
+  const AgcWeights *weights; /* what loaded blocks were viewed in, or NULL */
   AgcArena *scratch;      /* reused activations; NULL: allocated per call */
 } AgcTransformer;
 
@@ -54,6 +58,10 @@ typedef struct
 gboolean agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights,
                                const char *prefix, const AgcTowerConfig *config, GError **error);
 void agc_transformer_clear (AgcTransformer *transformer);
+
+/* Drops layer's packed matrices after its stored ones were replaced: the
+ * next forward packs the new ones. */
+void agc_transformer_forget_packed (AgcTransformer *transformer, int layer);
 
 /* x[batch, n_tokens, D] in place.  causal: token t attends to tokens <= t. */
 gboolean agc_transformer_forward (const AgcTransformer *transformer, float *x, int batch,

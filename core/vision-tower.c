@@ -9,6 +9,7 @@
 #include "vision-tower.h"
 
 #include "gemm.h"
+#include "gemm-packed.h"
 #include "ops.h"
 #include "threads.h"
 
@@ -31,6 +32,7 @@ struct AgcVisionTower
   GHashTable *replaced;               // name -> float32 array set by an adapter
   AgcArena arena;                     // patches
   AgcArena tokens;                    // tokens and pooled rows of the whole forward
+  AgcPackedMatrix patch_packed;       // patch_weight for gemm-packed.h, from the first run
 };
 
 AgcVisionTower *
@@ -92,6 +94,7 @@ agc_vision_tower_free (AgcVisionTower *t)
   if (t == NULL)
     return;
   agc_transformer_clear (&t->transformer);
+  agc_packed_matrix_clear (&t->patch_packed);
   g_ptr_array_unref (t->owned);
   g_hash_table_unref (t->replaced);
   agc_arena_clear (&t->arena);
@@ -179,8 +182,22 @@ embed_tokens (const AgcVisionTower *t, const float *pixels, int batch, float *x,
   int grain = MAX ((int) (rows + 1) / 2, (1 << 16) / d);
   if (!gemm_only)
     agc_parallel_for ((int) rows, grain, im2col_rows, &e);
-  agc_gemm_nt (e.x, d, e.patches, (int) patch_len, t->patch_weight, (int) rows, d,
-               (int) patch_len, 0.0f);
+  // packed on the first run (the tower is not thread-safe, see above)
+  AgcPackedMatrix *packed = (AgcPackedMatrix *) &t->patch_packed;
+  gboolean use_packed = agc_packed_gemm_available ();
+  if (use_packed && packed->panels == NULL)
+    {
+      AgcParam kernel = { AGC_DTYPE_F32, t->patch_weight, (size_t) d * patch_len };
+      const AgcParam *parts[1] = { &kernel };
+      int heights[1] = { d };
+      if (!agc_packed_matrix_init (packed, NULL, parts, heights, 1, (int) patch_len, error))
+        return FALSE;
+    }
+  if (use_packed)
+    agc_gemm_packed (e.x, d, e.patches, (int) patch_len, packed, (int) rows, 0.0f);
+  else
+    agc_gemm_nt (e.x, d, e.patches, (int) patch_len, t->patch_weight, (int) rows, d,
+                 (int) patch_len, 0.0f);
   if (!gemm_only)
     agc_parallel_for ((int) rows, grain, embed_rows, &e);
   return TRUE;
@@ -299,6 +316,7 @@ typedef struct
   float *overwrite;
   const float **pointer;
   AgcParam *stored;
+  int layer; // of a block matrix: its packed form is dropped when replaced
   int n_dims;
   int64_t shape[2];
 } Slot;
@@ -318,7 +336,8 @@ find_block_slot (Slot *slot, AgcVisionTower *t, int layer, const char *rest)
       g_autofree char *bias = g_strdup_printf ("self_attn.%s.bias", qkv[i]);
       if (strcmp (rest, w) == 0)
         return *slot = (Slot){ .pointer = (const float **) qkv_weights[i],
-                               .stored = qkv_stored[i], .n_dims = 2, .shape = { d, d } },
+                               .stored = qkv_stored[i], .layer = layer, .n_dims = 2,
+                               .shape = { d, d } },
                TRUE;
       if (strcmp (rest, bias) == 0)
         return *slot = (Slot){ .overwrite = b->qkv_bias + i * d, .n_dims = 1, .shape = { d } },
@@ -348,7 +367,7 @@ find_block_slot (Slot *slot, AgcVisionTower *t, int layer, const char *rest)
       {
         if (table[i].pointer != NULL)
           *slot = (Slot){ .pointer = (const float **) table[i].pointer,
-                          .stored = table[i].stored, .n_dims = 2,
+                          .stored = table[i].stored, .layer = layer, .n_dims = 2,
                           .shape = { table[i].rows, table[i].cols } };
         else
           *slot = (Slot){ .overwrite = table[i].vector, .n_dims = 1,
@@ -472,7 +491,12 @@ agc_vision_tower_set_tensor (AgcVisionTower *t, const char *name, const float *d
     }
   memcpy (copy, data, (size_t) n * sizeof (float));
   *slot.pointer = copy;
+  if (slot.pointer == &t->patch_weight)
+    agc_packed_matrix_clear (&t->patch_packed);
   if (slot.stored != NULL) // the transformer reads float32 matrices in place from now on
-    *slot.stored = (AgcParam){ AGC_DTYPE_F32, copy, (size_t) n };
+    {
+      *slot.stored = (AgcParam){ AGC_DTYPE_F32, copy, (size_t) n };
+      agc_transformer_forget_packed (&t->transformer, slot.layer);
+    }
   return TRUE;
 }

@@ -1,6 +1,7 @@
 /* weights.c — the named tensors of a checkpoint: one file (safetensors or
  * PyTorch, told apart by their first bytes) or the shards of an index, behind
  * one name lookup. */
+#define _DEFAULT_SOURCE // madvise
 #include "weights.h"
 
 #include "agriclip.h"
@@ -8,6 +9,8 @@
 #include "torch-checkpoint.h"
 
 #include <glib/gstdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,6 +59,27 @@ tensor_file_find (const TensorFile *file, const char *name)
 {
   return file->torch != NULL ? agc_torch_checkpoint_find (file->torch, name)
                              : agc_safetensors_find (file->safetensors, name);
+}
+
+void
+agc_weights_release (const AgcWeights *weights, const void *data, size_t n)
+{
+  g_return_if_fail (weights != NULL);
+  for (; weights != NULL; weights = weights->base)
+    for (guint i = 0; weights->files != NULL && i < weights->files->len; i++)
+      {
+        const TensorFile *file = g_ptr_array_index (weights->files, i);
+        if (file->safetensors == NULL || !agc_safetensors_maps (file->safetensors, data, n))
+          continue;
+        // a private read-only file mapping: dropped pages are read again
+        // from the file when touched, never lost
+        uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
+        uintptr_t first = ((uintptr_t) data + page - 1) / page * page;
+        uintptr_t end = ((uintptr_t) data + n) / page * page;
+        if (end > first)
+          madvise ((void *) first, end - first, MADV_DONTNEED);
+        return;
+      }
 }
 
 /* PyTorch files start with a ZIP local header since torch 1.6.  Before,

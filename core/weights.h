@@ -32,6 +32,13 @@ const AgcTensorView *agc_weights_add (AgcWeights *weights, const char *name,
 /* Display name of the file opened (of the base's, for derived sets). */
 const char *agc_weights_path (const AgcWeights *weights);
 
+/* Gives the memory of the pages wholly inside [data, data + n) back to the
+ * system when they map a safetensors file of weights (touched again, they
+ * are read from the file); does nothing otherwise.  For tensors that were
+ * copied into another form and are no longer read, so that a model does not
+ * hold its weights twice. */
+void agc_weights_release (const AgcWeights *weights, const void *data, size_t n);
+
 /* NULL when absent. */
 const AgcTensorView *agc_weights_find (const AgcWeights *weights, const char *name);
 /* Every visible tensor, in file order (index order for shards). */

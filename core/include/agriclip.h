@@ -132,6 +132,10 @@ int agc_get_threads (void);
  * time is the floor the BLAS library allows; the embeddings they return are
  * then meaningless.  Process-wide; FALSE by default. */
 void agc_set_gemm_only (gboolean gemm_only);
+/* For benchmarks: FALSE sends the encoders' weight products to OpenBLAS
+ * instead of the library's own kernels (used by default where the CPU has
+ * AVX2 and FMA).  Process-wide. */
+void agc_set_own_gemm (gboolean own);
 
 /* ---- label sets -------------------------------------------------------- */
 

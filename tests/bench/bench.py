@@ -14,7 +14,8 @@
    ONNX Runtime's best intra-op thread count.
 4. Runs rounds in which the engines alternate (the order rotates), each a
    fresh process timing image batches 1 and 8 and the prompts in-process;
-   the project also times its GEMMs alone (`agriclip bench`'s floor).
+   the project also times its GEMMs alone (`agriclip bench`'s floors: on
+   its own packed kernels, and on OpenBLAS).
    PyTorch's ResNet-50 is also tried with oneDNN (torch.backends.mkldnn) on
    and off and with channels_last: its best setting is the one compared.
 5. Prints medians over rounds, their spread, and the ratios; checks that the
@@ -117,7 +118,8 @@ class Engines:
     """Runs one engine process on some workloads; returns {workload: seconds per item}.
 
     Workloads: "image1", "image8" (batch sizes), "texts"; the project adds
-    "image1_floor", "image8_floor" (its GEMMs alone) to the image ones.
+    "image1_floor", "image8_floor" (its GEMMs alone, on its own kernels) and
+    "image1_floor_blas", "image8_floor_blas" (the same GEMMs on OpenBLAS).
     """
 
     def __init__(self, args, pixels, prompts, n_prompts):
@@ -217,7 +219,7 @@ def one_round(eng, engine, model, best):
     for config in sorted({c for cs in best.values() for c in cs}, key=str):
         mine = {w for w, cs in best.items() if config in cs}
         for w, t in eng.run(engine, model, config, mine).items():
-            if w in mine or (w.endswith("_floor") and w[:-6] in mine):
+            if w.split("_floor")[0] in mine:
                 out[w] = min(t, out.get(w, t))
     return out
 
@@ -317,8 +319,10 @@ def main():
             t, t_spread = med("torch", w)
             o, o_spread = med("ort", w)
             f = med("project", w + "_floor")[0]
+            fb = med("project", w + "_floor_blas")[0]
             result["rows"].append({
                 "what": w, "project_ms": p, "project_spread": p_spread, "floor_ms": f,
+                "blas_floor_ms": fb, "project_over_blas_floor": fb and p / fb,
                 "torch_ms": t, "torch_spread": t_spread, "ort_ms": o, "ort_spread": o_spread,
                 "torch_over_project": t and t / p, "ort_over_project": o and o / p,
                 "project_over_floor": f and p / f})
@@ -384,8 +388,9 @@ def fmt(x, spec=".1f"):
 def print_model(name, m):
     print(f"\n{name}: OpenBLAS core {m['openblas_core']}, opened in {m['open_s']:.3f} s; "
           f"best threads {m['threads']}")
-    print(f"  {'workload':<10}{'project':>16}{'GEMM floor':>11}{'PyTorch':>16}{'ONNX RT':>16}"
-          f"{'PT/proj':>9}{'ORT/proj':>9}{'proj/floor':>11}")
+    print(f"  {'workload':<10}{'project':>16}{'GEMM floor':>11}{'BLAS floor':>11}"
+          f"{'PyTorch':>16}{'ONNX RT':>16}"
+          f"{'PT/proj':>9}{'ORT/proj':>9}{'proj/floor':>11}{'proj/BLAS':>10}")
 
     def cell(v, spread):
         return f"{fmt(v)} ±{fmt(spread and spread * 100, '.0f')}%" if v else "—"
@@ -393,9 +398,11 @@ def print_model(name, m):
     for r in m["rows"]:
         print(f"  {r['what']:<10}"
               f"{cell(r['project_ms'], r['project_spread']):>16}{fmt(r['floor_ms']):>11}"
+              f"{fmt(r.get('blas_floor_ms')):>11}"
               f"{cell(r['torch_ms'], r['torch_spread']):>16}"
               f"{cell(r['ort_ms'], r['ort_spread']):>16}{fmt(r['torch_over_project'], '.2f'):>9}"
-              f"{fmt(r['ort_over_project'], '.2f'):>9}{fmt(r['project_over_floor'], '.2f'):>11}")
+              f"{fmt(r['ort_over_project'], '.2f'):>9}{fmt(r['project_over_floor'], '.2f'):>11}"
+              f"{fmt(r.get('project_over_blas_floor'), '.2f'):>10}")
     print(f"  embeddings vs PyTorch: image min cosine {m['image_min_cosine']:.7f}, "
           f"max rel error {m['image_max_rel_error']:.1e}" +
           (f"; text min cosine {m['text_min_cosine']:.7f}, max rel error "

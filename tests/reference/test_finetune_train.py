@@ -332,11 +332,26 @@ class FinetuneTraining(unittest.TestCase):
         out = os.path.join(folder, "adapter.safetensors")
         rng = random.Random(77)
         kills = resumes = 0
+        checkpoint = out + ".checkpoint"
+
+        def stamp():
+            return os.stat(checkpoint).st_mtime_ns if os.path.exists(checkpoint) else None
+
         for attempt in range(40):
+            before = stamp()
             proc = subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env)
             if attempt < 30:
-                time.sleep(rng.uniform(0, duration * 0.4))
+                # mostly: once this run has saved a checkpoint, at a random point of
+                # the next epoch (so every kill leaves progress to resume from, on a
+                # fast or a loaded machine alike); every fourth: anywhere early,
+                # loading and the first epoch included
+                if attempt % 4 != 3:
+                    while proc.poll() is None and stamp() == before:
+                        time.sleep(0.002)
+                    time.sleep(rng.uniform(0, duration / 40 * 1.5))
+                else:
+                    time.sleep(rng.uniform(0, duration * 0.2))
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
             _, stderr = proc.communicate(timeout=600)

@@ -1,0 +1,255 @@
+/* gemm-packed.c — packing weights into panels, and the loop around the
+ * register-tile kernels (gemm-kernels.h).
+ *
+ * Blocking: k in slices of KC so that a panel slice (32 KB) and a packed
+ * tile of A (12 KB) stay in L1/L2 while a tile is computed; the pool's
+ * threads take groups of panels (output columns), each running every row of
+ * A against its panels, so no two threads write the same part of C.  Rows
+ * are cut into tiles of nearly equal height (50 = 5 x 10, not 4 x 12 + 2),
+ * because a short tile wastes most of the kernel's FMA slots. */
+#include "gemm-packed.h"
+
+#include "gemm-kernels.h"
+#include "ops.h"
+#include "threads.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum
+{
+  KC = 256,             // k per slice
+  PANELS_PER_ITEM = 4,  // 128 columns per work item: small enough to balance
+  MIN_FLOP_PER_ITEM = 1 << 21,
+  MAX_TILE_ROWS = AGC_AVX512_TILE_ROWS,
+};
+
+typedef enum
+{
+  ISA_UNCHECKED = -1,
+  ISA_NONE,
+  ISA_AVX2,
+  ISA_AVX512,
+} Isa;
+
+static int isa = ISA_UNCHECKED;
+static int limit_to_avx2;
+static int blas_instead = FALSE;
+
+static Isa
+kernel_isa (void)
+{
+  if (G_UNLIKELY (g_atomic_int_get (&isa) == ISA_UNCHECKED))
+    {
+      Isa found = ISA_NONE;
+#if defined(__GNUC__) && defined(__x86_64__)
+      __builtin_cpu_init ();
+      if (__builtin_cpu_supports ("avx512f"))
+        found = ISA_AVX512;
+      else if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
+        found = ISA_AVX2;
+#endif
+      g_atomic_int_set (&isa, found);
+    }
+  int found = g_atomic_int_get (&isa);
+  return found == ISA_AVX512 && g_atomic_int_get (&limit_to_avx2) ? ISA_AVX2 : found;
+}
+
+void
+agc_packed_gemm_limit_to_avx2 (gboolean limit)
+{
+  g_atomic_int_set (&limit_to_avx2, limit != FALSE);
+}
+
+gboolean
+agc_packed_gemm_available (void)
+{
+  // agc_ops_force_scalar () (tests) also turns these kernels off
+  return kernel_isa () != ISA_NONE && agc_ops_simd () && !g_atomic_int_get (&blas_instead);
+}
+
+void
+agc_set_own_gemm (gboolean own)
+{
+  g_atomic_int_set (&blas_instead, !own);
+}
+
+size_t
+agc_packed_floats (int n_out, int n_in)
+{
+  size_t n_panels = (size_t) (n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
+  return n_panels * n_in * AGC_PANEL_WIDTH;
+}
+
+/* ---- packing -------------------------------------------------------------- */
+
+typedef struct
+{
+  float *panels;
+  const AgcParam *const *parts;
+  const int *rows;
+  int n_parts, n_out, n_in;
+} Pack;
+
+// the float32 values of weight row r (of all parts stacked) into out[n_in]
+static void
+convert_row (float *out, const Pack *p, int r)
+{
+  for (int i = 0; i < p->n_parts; r -= p->rows[i], i++)
+    if (r < p->rows[i])
+      {
+        agc_param_convert (out, p->parts[i], (size_t) r * p->n_in, p->n_in);
+        return;
+      }
+}
+
+static void
+pack_panels (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Pack *p = ctx;
+  // the panel's 32 rows converted to float32, then transposed
+  float *rows = g_new (float, (size_t) AGC_PANEL_WIDTH * p->n_in);
+  for (int panel = begin; panel < end; panel++)
+    {
+      int first = panel * AGC_PANEL_WIDTH;
+      for (int j = 0; j < AGC_PANEL_WIDTH; j++)
+        if (first + j < p->n_out)
+          convert_row (rows + (size_t) j * p->n_in, p, first + j);
+        else
+          memset (rows + (size_t) j * p->n_in, 0, p->n_in * sizeof (float));
+      agc_avx2_transpose_panel (p->panels + (size_t) panel * p->n_in * AGC_PANEL_WIDTH, rows,
+                                p->n_in, p->n_in);
+    }
+  g_free (rows);
+}
+
+gboolean
+agc_packed_matrix_init (AgcPackedMatrix *m, float *panels, const AgcParam *const *parts,
+                        const int *rows, int n_parts, int n_in, GError **error)
+{
+  g_return_val_if_fail (m != NULL && parts != NULL && rows != NULL && n_in > 0, FALSE);
+  g_return_val_if_fail (agc_packed_gemm_available (), FALSE);
+
+  int n_out = 0;
+  for (int i = 0; i < n_parts; i++)
+    n_out += rows[i];
+  *m = (AgcPackedMatrix){ .n_out = n_out, .n_in = n_in, .panels = panels };
+  size_t n = agc_packed_floats (n_out, n_in);
+  if (panels == NULL)
+    {
+      void *memory = NULL;
+      if (posix_memalign (&memory, 64, MAX (n, 16) * sizeof (float)) != 0)
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                       "cannot allocate %zu MB for a %d x %d weight matrix", n * sizeof (float) >> 20,
+                       n_out, n_in);
+          return FALSE;
+        }
+      m->panels = memory;
+      m->owns_panels = TRUE;
+    }
+  Pack p = { .parts = parts, .rows = rows, .n_parts = n_parts, .n_out = n_out, .n_in = n_in };
+  p.panels = m->panels;
+  int n_panels = (n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
+  agc_parallel_for (n_panels, 1, pack_panels, &p);
+  return TRUE;
+}
+
+void
+agc_packed_matrix_clear (AgcPackedMatrix *m)
+{
+  if (m->owns_panels)
+    free (m->panels);
+  *m = (AgcPackedMatrix){ 0 };
+}
+
+/* ---- multiplying ---------------------------------------------------------- */
+
+typedef struct
+{
+  float *c;
+  const float *a;
+  const AgcPackedMatrix *w;
+  const float *panels;
+  int ldc, lda, rows, n_tiles, panels_per_item;
+  gboolean accumulate;
+  Isa isa;
+} Job;
+
+// rows of tile t when rows are cut into n_tiles tiles of nearly equal height
+static void
+tile_rows (const Job *j, int t, int *first, int *height)
+{
+  int base = j->rows / j->n_tiles, extra = j->rows % j->n_tiles;
+  *first = t * base + MIN (t, extra);
+  *height = base + (t < extra);
+}
+
+// ap[k][mr] = a[first .. first + mr, k0 .. k0 + kc]
+static void
+pack_a (float *ap, const Job *j, int first, int mr, int k0, int kc)
+{
+  for (int i = 0; i < mr; i++)
+    {
+      const float *row = j->a + (size_t) (first + i) * j->lda + k0;
+      for (int k = 0; k < kc; k++)
+        ap[k * mr + i] = row[k];
+    }
+}
+
+static void
+multiply_items (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Job *j = ctx;
+  int n_in = j->w->n_in, n_panels = (j->w->n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
+  float ap[KC * MAX_TILE_ROWS] __attribute__ ((aligned (64)));
+  for (int item = begin; item < end; item++)
+    {
+      int p0 = item * j->panels_per_item, p1 = MIN (p0 + j->panels_per_item, n_panels);
+      for (int k0 = 0; k0 < n_in; k0 += KC)
+        {
+          int kc = MIN (KC, n_in - k0);
+          gboolean accumulate = k0 > 0 || j->accumulate;
+          for (int t = 0; t < j->n_tiles; t++)
+            {
+              int first, mr;
+              tile_rows (j, t, &first, &mr);
+              pack_a (ap, j, first, mr, k0, kc);
+              for (int p = p0; p < p1; p++)
+                {
+                  int col = p * AGC_PANEL_WIDTH, nc = MIN (AGC_PANEL_WIDTH, j->w->n_out - col);
+                  const float *bp = j->panels + ((size_t) p * n_in + k0) * AGC_PANEL_WIDTH;
+                  float *c = j->c + (size_t) first * j->ldc + col;
+                  if (j->isa == ISA_AVX512)
+                    agc_avx512_gemm_tile (c, j->ldc, ap, bp, kc, mr, nc, accumulate);
+                  else
+                    agc_avx2_gemm_tile (c, j->ldc, ap, bp, kc, mr, nc, accumulate);
+                }
+            }
+        }
+    }
+}
+
+void
+agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatrix *w, int rows,
+                 float beta)
+{
+  g_return_if_fail (c != NULL && a != NULL && w != NULL && rows >= 0);
+  g_return_if_fail (beta == 0.0f || beta == 1.0f);
+  if (rows == 0)
+    return;
+  Isa found = kernel_isa ();
+  g_return_if_fail (found != ISA_NONE);
+  int tile_max = found == ISA_AVX512 ? AGC_AVX512_TILE_ROWS : AGC_AVX2_TILE_ROWS;
+  int n_panels = (w->n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
+  Job j = { .c = c, .a = a, .w = w, .panels = w->panels, .ldc = ldc,
+            .lda = lda, .rows = rows, .n_tiles = (rows + tile_max - 1) / tile_max,
+            .panels_per_item = PANELS_PER_ITEM, .accumulate = beta != 0.0f, .isa = found };
+  int n_items = (n_panels + PANELS_PER_ITEM - 1) / PANELS_PER_ITEM;
+  // too little work to wake the pool: the caller runs everything
+  double flop_per_item = 2.0 * rows * w->n_in * PANELS_PER_ITEM * AGC_PANEL_WIDTH;
+  int grain = flop_per_item * n_items < 2.0 * MIN_FLOP_PER_ITEM ? n_items : 1;
+  agc_parallel_for (n_items, grain, multiply_items, &j);
+}
