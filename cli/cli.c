@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 GOptionContext *
 cli_option_context_new (const CliCommand *command, const GOptionEntry *entries)
@@ -118,4 +119,38 @@ cli_write_float (FILE *out, float value)
     fputs ("null", out);
   else
     fprintf (out, "%.9g", value);
+}
+
+void
+cli_progress_init (CliProgress *progress)
+{
+  *progress = (CliProgress) { .tty = isatty (STDERR_FILENO) };
+}
+
+void
+cli_progress_printf (CliProgress *progress, const char *format, ...)
+{
+  if (!progress->tty)
+    return;
+  va_list args;
+  va_start (args, format);
+  fputc ('\r', stderr);
+  vfprintf (stderr, format, args);
+  va_end (args);
+  progress->mid_line = TRUE;
+}
+
+void
+cli_progress_end (CliProgress *progress)
+{
+  if (progress->mid_line)
+    fputc ('\n', stderr);
+  progress->mid_line = FALSE;
+}
+
+void
+cli_progress_report (const GError *problem, gpointer user_data)
+{
+  cli_progress_end (user_data);
+  cli_warn (problem);
 }

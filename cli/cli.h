@@ -47,3 +47,21 @@ void cli_write_json_string (FILE *out, const char *s);
 void cli_write_csv_field (FILE *out, const char *s);
 /* Writes a float so that it reads back as the same float. */
 void cli_write_float (FILE *out, float value);
+
+/* A progress line on stderr that rewrites itself ('\r') on a terminal;
+ * nothing is shown otherwise, so that logs and pipes stay clean. */
+typedef struct
+{
+  gboolean tty;      /* stderr is a terminal */
+  gboolean mid_line; /* a progress line is showing */
+} CliProgress;
+
+/* Starts with no line showing. */
+void cli_progress_init (CliProgress *progress);
+/* Replaces the progress line by the formatted text (on a terminal only). */
+void cli_progress_printf (CliProgress *progress, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* Ends a showing progress line, so that what follows starts a line. */
+void cli_progress_end (CliProgress *progress);
+/* An AgcTrainReportFunc: ends the progress line, then cli_warn.  user_data
+ * is a CliProgress, or a struct whose first member is one. */
+void cli_progress_report (const GError *problem, gpointer user_data);

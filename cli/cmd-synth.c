@@ -21,7 +21,6 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 extern const CliCommand cli_synth_command;
 
@@ -122,7 +121,8 @@ draw_range (void *ctx, int begin, int end, int thread)
 static gboolean
 run_job (Job *job, const char *what, GError **error)
 {
-  gboolean tty = isatty (STDERR_FILENO);
+  CliProgress line;
+  cli_progress_init (&line);
   for (job->offset = 0; job->offset < job->n && !interrupted; job->offset += CHUNK)
     {
       agc_parallel_for (MIN (CHUNK, job->n - job->offset), 4, draw_range, job);
@@ -132,11 +132,9 @@ run_job (Job *job, const char *what, GError **error)
           job->error = NULL;
           return FALSE;
         }
-      if (tty)
-        fprintf (stderr, "\r%s %d/%d", what, MIN (job->offset + CHUNK, job->n), job->n);
+      cli_progress_printf (&line, "%s %d/%d", what, MIN (job->offset + CHUNK, job->n), job->n);
     }
-  if (tty && job->n > 0)
-    fputc ('\n', stderr);
+  cli_progress_end (&line);
   return !interrupted;
 }
 

@@ -3,29 +3,12 @@
 #include "cli.h"
 
 #include <math.h>
-#include <unistd.h>
 
 typedef struct
 {
-  gboolean tty;        /* progress lines only go to a terminal */
-  gboolean mid_line;   /* a \r progress line is showing */
+  CliProgress line; /* first: user_data of cli_progress_report */
   const char *out;
 } TrainView;
-
-static void
-end_line (TrainView *view)
-{
-  if (view->mid_line)
-    fputc ('\n', stderr);
-  view->mid_line = FALSE;
-}
-
-static void
-on_report (const GError *problem, gpointer user_data)
-{
-  end_line (user_data);
-  cli_warn (problem);
-}
 
 static void
 on_progress (const AgcTrainProgress *p, gpointer user_data)
@@ -34,33 +17,23 @@ on_progress (const AgcTrainProgress *p, gpointer user_data)
   switch (p->stage)
     {
     case AGC_TRAIN_STAGE_RESUME:
-      end_line (view);
+      cli_progress_end (&view->line);
       fprintf (stderr, _("agriclip: resuming from %s.checkpoint after epoch %d\n"), view->out,
                p->done);
       break;
     case AGC_TRAIN_STAGE_EMBED:
-      if (view->tty)
-        {
-          /* \r: the progress line rewrites itself on a terminal. */
-          fputc ('\r', stderr);
-          fprintf (stderr, _("images %d/%d"), p->done, p->total);
-          view->mid_line = TRUE;
-        }
+      cli_progress_printf (&view->line, _("images %d/%d"), p->done, p->total);
       break;
     case AGC_TRAIN_STAGE_EPOCH:
-      if (view->tty)
-        {
-          fputc ('\r', stderr);
-          if (isnan (p->val_loss))
-            fprintf (stderr, _("epoch %d/%d: training loss %.4f   "), p->done, p->total,
-                     p->train_loss);
-          else
-            fprintf (stderr,
-                     _("epoch %d/%d: training loss %.4f, validation loss %.4f, "
-                       "accuracy %.1f %%   "),
-                     p->done, p->total, p->train_loss, p->val_loss, 100.0 * p->val_accuracy);
-          view->mid_line = TRUE;
-        }
+      if (isnan (p->val_loss))
+        cli_progress_printf (&view->line, _("epoch %d/%d: training loss %.4f   "), p->done,
+                             p->total, p->train_loss);
+      else
+        cli_progress_printf (&view->line,
+                             _("epoch %d/%d: training loss %.4f, validation loss %.4f, "
+                               "accuracy %.1f %%   "),
+                             p->done, p->total, p->train_loss, p->val_loss,
+                             100.0 * p->val_accuracy);
       break;
     }
   fflush (stderr);
@@ -151,16 +124,17 @@ run (int argc, char **argv)
     return cli_usage (command, _("--seed must be a non-negative integer, not '%s'"), seed_text);
   params.resume = !restart;
 
-  TrainView view = { .tty = isatty (STDERR_FILENO), .out = out };
+  TrainView view = { .out = out };
+  cli_progress_init (&view.line);
   params.progress = on_progress;
-  params.report = on_report;
+  params.report = cli_progress_report;
   params.user_data = &view;
 
   GError *error = NULL;
   AgcModel *model = agc_model_load (model_dir, &error);
   AgcTrainResult result;
   gboolean ok = model && agc_train (model, data_dir, out, &params, &result, NULL, &error);
-  end_line (&view);
+  cli_progress_end (&view.line);
   agc_model_free (model);
   if (!ok)
     return cli_fail (error);

@@ -83,12 +83,6 @@ fit_clear (Fit *fit)
   g_free (fit->val_weights);
 }
 
-static void
-on_embed_progress (int done, int total, gpointer user_data)
-{
-  agc_train_report (user_data, AGC_TRAIN_STAGE_EMBED, done, total, NAN, NAN, NAN);
-}
-
 /* ---- the encoders behind the cache ------------------------------------------ */
 
 static gboolean
@@ -282,7 +276,8 @@ read_features (Images *im, AgcTrainResult *result, AgcModel *model,
   char (*hashes)[AGC_SHA256_HEX] = g_malloc_n (MAX (im->n, 1), AGC_SHA256_HEX);
   AgcEmbedCounts counts;
   gboolean good = agc_encode_files_cached (im->features, ok, hashes, &counts, &encoder,
-                                           im->files, im->n, params->report, on_embed_progress,
+                                           im->files, im->n, agc_train_on_embed_problem,
+                                           agc_train_on_embed_progress,
                                            (gpointer) params, cancellable, error);
   g_free (hashes);
   if (!good)
@@ -312,7 +307,8 @@ read_clip_targets (Images *im, AgcTrainResult *result, ClipImage *clip, const ch
   char (*hashes)[AGC_SHA256_HEX] = g_malloc_n (MAX (im->n, 1), AGC_SHA256_HEX);
   AgcEmbedCounts counts;
   gboolean good = agc_encode_files_cached (im->y, ok, hashes, &counts, &encoder, im->files,
-                                           im->n, params->report, on_embed_progress,
+                                           im->n, agc_train_on_embed_problem,
+                                           agc_train_on_embed_progress,
                                            (gpointer) params, cancellable, error);
   g_free (hashes);
   if (!good)

@@ -48,12 +48,6 @@ fit_clear (Fit *fit)
   g_free (fit->val_weights);
 }
 
-static void
-on_embed_progress (int done, int total, gpointer user_data)
-{
-  agc_train_report (user_data, AGC_TRAIN_STAGE_EMBED, done, total, NAN, NAN, NAN);
-}
-
 /* Splits the readable images x[n, E] of classes class_of[n] into the
  * training and validation sets of fit. */
 static void
@@ -101,7 +95,8 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
   AgcEmbedCounts counts;
   gboolean good = agc_embed_files_cached (x, ok, hashes, &counts, model, identity,
                                           (const char *const *) data->files, n_files,
-                                          params->report, on_embed_progress, (gpointer) params,
+                                          agc_train_on_embed_problem,
+                                          agc_train_on_embed_progress, (gpointer) params,
                                           cancellable, error);
   /* the readable images move to the front of x, in dataset order */
   int n = 0;

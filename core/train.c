@@ -133,6 +133,20 @@ agc_train_report (const AgcTrainParams *params, AgcTrainStage stage, int done, i
   params->progress (&p, params->user_data);
 }
 
+void
+agc_train_on_embed_progress (int done, int total, gpointer params)
+{
+  agc_train_report (params, AGC_TRAIN_STAGE_EMBED, done, total, NAN, NAN, NAN);
+}
+
+void
+agc_train_on_embed_problem (const GError *problem, gpointer params)
+{
+  const AgcTrainParams *p = params;
+  if (p->report != NULL)
+    p->report (problem, p->user_data);
+}
+
 gboolean
 agc_train_check_classes (const AgcDataset *data, const int *class_of, int n, GError **error)
 {

@@ -25,95 +25,7 @@
  * Errors: "error: ..." on stderr, exit 1. */
 #include "backward.h"
 #include "clip-train.h"
-#include "safetensors-write.h"
-#include "safetensors.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static AgcSafetensors *in;
-static GHashTable *meta;
-static GArray *out;      // AgcTensorView
-static GPtrArray *owned; // arrays and names freed at exit
-
-static void
-die (const char *what, const char *name)
-{
-  fprintf (stderr, "error: %s %s\n", what, name);
-  exit (1);
-}
-
-static const AgcTensorView *
-tensor (const char *name)
-{
-  const AgcTensorView *t = agc_safetensors_find (in, name);
-  if (t == NULL)
-    die ("IN lacks tensor", name);
-  return t;
-}
-
-static float *
-input (const char *name, size_t *n)
-{
-  const AgcTensorView *t = tensor (name);
-  if (t->dtype != AGC_DTYPE_F32)
-    die ("not F32:", name);
-  float *x = g_new (float, t->n_bytes / 4);
-  agc_tensor_to_f32 (t, x);
-  g_ptr_array_add (owned, x);
-  if (n != NULL)
-    *n = t->n_bytes / 4;
-  return x;
-}
-
-static int32_t *
-input_ids (const char *name, size_t *n)
-{
-  const AgcTensorView *t = tensor (name);
-  if (t->dtype != AGC_DTYPE_I64)
-    die ("not I64:", name);
-  size_t count = t->n_bytes / 8;
-  int32_t *ids = g_new (int32_t, count);
-  for (size_t i = 0; i < count; i++)
-    {
-      gint64 v;
-      memcpy (&v, t->data + 8 * i, 8);
-      ids[i] = (int32_t) v;
-    }
-  g_ptr_array_add (owned, ids);
-  if (n != NULL)
-    *n = count;
-  return ids;
-}
-
-static double
-number (const char *key)
-{
-  const char *value = meta != NULL ? g_hash_table_lookup (meta, key) : NULL;
-  if (value == NULL)
-    die ("IN lacks metadata", key);
-  return g_ascii_strtod (value, NULL);
-}
-
-static void
-emit (const char *name, AgcDType dtype, const void *data, size_t n)
-{
-  char *copy = g_strdup (name);
-  g_ptr_array_add (owned, copy);
-  AgcTensorView v = { .name = copy, .dtype = dtype, .n_dims = 1, .shape = { (int64_t) n },
-                      .data = data, .n_bytes = n * agc_dtype_size (dtype) };
-  g_array_append_val (out, v);
-}
-
-static void
-emit_f64 (const char *name, double value)
-{
-  double *x = g_new (double, 1);
-  *x = value;
-  g_ptr_array_add (owned, x);
-  emit (name, AGC_DTYPE_F64, x, 1);
-}
+#include "tool-io.h"
 
 static AgcClipConfig
 model_config (void)
@@ -194,19 +106,9 @@ op_step (void)
 int
 main (int argc, char **argv)
 {
-  if (argc != 3)
-    {
-      fprintf (stderr, "usage: clip-train-step IN.safetensors OUT.safetensors\n");
-      return 2;
-    }
-  GError *error = NULL;
-  if ((in = agc_safetensors_open (argv[1], &error)) == NULL)
-    die ("", error->message);
-  meta = agc_safetensors_metadata (in);
+  tool_io_open (argc, argv, "clip-train-step");
   if (meta == NULL)
     die ("IN lacks metadata", "op");
-  out = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
-  owned = g_ptr_array_new_with_free_func (g_free);
   const char *op = g_hash_table_lookup (meta, "op");
   op = op != NULL ? op : "";
   AgcClipParams *init = NULL;
@@ -277,13 +179,8 @@ main (int argc, char **argv)
     }
   else
     die ("unknown op", op);
-  if (!agc_safetensors_write (argv[2], (AgcTensorView *) out->data, (int) out->len, NULL, FALSE,
-                              &error))
-    die ("", error->message);
+  tool_io_finish (argv[2]);
   agc_clip_params_free (init);
   agc_clip_train_free (train);
-  agc_safetensors_free (in);
-  g_ptr_array_unref (owned);
-  g_array_unref (out);
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "aligner-fit.h"
 #include "embedding-cache.h"
 #include "safetensors-write.h"
+#include "unit-util.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
 #include <glib/gstdio.h>
@@ -218,27 +219,10 @@ write_png (const char *path, int width, guint8 red)
 }
 
 static void
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  if (dir != NULL)
-    {
-      for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_dir_close (dir);
-    }
-  g_remove (path);
-}
-
-static void
 test_cache_other_values (void)
 {
-  g_autofree char *dir = g_dir_make_tmp ("agc-aligner-XXXXXX", NULL);
-  g_autofree char *cache = g_build_filename (dir, "cache", NULL);
-  g_setenv ("XDG_CACHE_HOME", cache, TRUE);
+  g_autofree char *cache = NULL;
+  g_autofree char *dir = temp_cache_root_new (&cache, "agc-aligner-XXXXXX");
   g_autofree char *a = g_build_filename (dir, "a.png", NULL);
   g_autofree char *b = g_build_filename (dir, "b.png", NULL);
   write_png (a, 5, 200);

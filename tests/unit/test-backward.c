@@ -9,21 +9,13 @@
 #include "backward.h"
 #include "block-train.h"
 #include "ops.h"
+#include "unit-util.h"
 
 #include <glib.h>
 #include <math.h>
 #include <string.h>
 
 static GRand *rng;
-
-static float *
-random_floats (size_t n, double scale, double offset)
-{
-  float *x = g_new (float, n);
-  for (size_t i = 0; i < n; i++)
-    x[i] = (float) (offset + scale * g_rand_double_range (rng, -1.0, 1.0));
-  return x;
-}
 
 static double
 dot (const float *a, const float *b, size_t n)
@@ -85,8 +77,8 @@ test_layernorm (void)
 {
   Layer l = { .rows = 5, .width = 24 };
   size_t n = (size_t) l.rows * l.width;
-  l.x = random_floats (n, 2.0, 0.5), l.w = random_floats (l.width, 0.5, 1.0);
-  l.b = random_floats (l.width, 0.5, 0.0), l.g = random_floats (n, 1.0, 0.0);
+  l.x = random_floats (rng, n, 2.0, 0.5), l.w = random_floats (rng, l.width, 0.5, 1.0);
+  l.b = random_floats (rng, l.width, 0.5, 0.0), l.g = random_floats (rng, n, 1.0, 0.0);
   l.out = g_new (float, n), l.mean = g_new (float, l.rows), l.rstd = g_new (float, l.rows);
   float *dx = g_new0 (float, n), *dw = g_new0 (float, l.width), *db = g_new0 (float, l.width);
   layernorm_loss (&l);
@@ -117,8 +109,8 @@ test_linear (void)
   Layer l = { .rows = 7, .width = 12, .n_out = 9 };
   size_t nx = (size_t) l.rows * l.width, nw = (size_t) l.n_out * l.width,
          no = (size_t) l.rows * l.n_out;
-  l.x = random_floats (nx, 1.0, 0.0), l.w = random_floats (nw, 0.5, 0.0);
-  l.b = random_floats (l.n_out, 0.5, 0.0), l.g = random_floats (no, 1.0, 0.0);
+  l.x = random_floats (rng, nx, 1.0, 0.0), l.w = random_floats (rng, nw, 0.5, 0.0);
+  l.b = random_floats (rng, l.n_out, 0.5, 0.0), l.g = random_floats (rng, no, 1.0, 0.0);
   l.out = g_new (float, no);
   float *dx = g_new0 (float, nx), *dw = g_new0 (float, nw), *db = g_new0 (float, l.n_out);
   agc_linear_backward (dx, dw, db, l.g, l.x, l.w, l.rows, l.width, l.n_out);
@@ -141,7 +133,7 @@ static void
 check_act (AgcActivation act, const char *what)
 {
   Layer l = { .width = 50, .act = act };
-  l.x = random_floats (l.width, 4.0, 0.0), l.g = random_floats (l.width, 1.0, 0.0);
+  l.x = random_floats (rng, l.width, 4.0, 0.0), l.g = random_floats (rng, l.width, 1.0, 0.0);
   l.out = g_new (float, l.width);
   float *dx = g_new0 (float, l.width);
   agc_act_backward (dx, l.g, l.x, l.width, act);
@@ -174,7 +166,7 @@ test_l2_normalize (void)
 {
   Layer l = { .rows = 4, .width = 16 };
   size_t n = (size_t) l.rows * l.width;
-  l.x = random_floats (n, 1.0, 0.2), l.g = random_floats (n, 1.0, 0.0);
+  l.x = random_floats (rng, n, 1.0, 0.2), l.g = random_floats (rng, n, 1.0, 0.0);
   l.out = g_new (float, n);
   float *dx = g_new0 (float, n);
   agc_l2_normalize_backward (dx, l.g, l.x, l.rows, l.width);
@@ -204,7 +196,8 @@ check_attention (int causal)
 {
   Attention a = { .batch = 2, .n_tokens = 5, .width = 12, .heads = 3, .causal = causal };
   size_t r = (size_t) a.batch * a.n_tokens;
-  a.qkv = random_floats (r * 3 * a.width, 1.5, 0.0), a.g = random_floats (r * a.width, 1.0, 0.0);
+  a.qkv = random_floats (rng, r * 3 * a.width, 1.5, 0.0);
+  a.g = random_floats (rng, r * a.width, 1.0, 0.0);
   a.out = g_new (float, r * a.width);
   a.att = g_new (float, (size_t) a.batch * a.heads * a.n_tokens * a.n_tokens);
   float *dqkv = g_new0 (float, r * 3 * a.width);
@@ -266,9 +259,9 @@ static void
 test_contrastive (void)
 {
   Contrastive c = { .n = 6, .dim = 10, .n_classes = 4 };
-  c.image = random_floats ((size_t) c.n * c.dim, 0.3, 0.0);
-  c.text = random_floats ((size_t) c.n_classes * c.dim, 0.3, 0.0);
-  c.cw = random_floats (c.n_classes, 0.5, 1.0);
+  c.image = random_floats (rng, (size_t) c.n * c.dim, 0.3, 0.0);
+  c.text = random_floats (rng, (size_t) c.n_classes * c.dim, 0.3, 0.0);
+  c.cw = random_floats (rng, c.n_classes, 0.5, 1.0);
   int labels[] = { 0, 3, 1, 1, 2, 0 };
   c.labels = labels;
   float *di = g_new0 (float, (size_t) c.n * c.dim), *dt = g_new0 (float, (size_t) c.n_classes * c.dim);
@@ -329,7 +322,8 @@ check_block (AgcActivation act, gboolean causal)
   size_t r = (size_t) batch * n_tokens, n = r * b.c.width;
   b.w = random_block (&b.c);
   b.acts = agc_block_acts_new (&b.c, batch, n_tokens);
-  b.x = random_floats (n, 1.0, 0.0), b.g = random_floats (n, 1.0, 0.0), b.out = g_new (float, n);
+  b.x = random_floats (rng, n, 1.0, 0.0), b.g = random_floats (rng, n, 1.0, 0.0);
+  b.out = g_new (float, n);
   AgcBlock *grads = agc_block_train_new (&b.c);
   float *dx = g_new0 (float, n);
   block_loss (&b);
@@ -382,7 +376,7 @@ check_block_matches_transformer (gboolean causal)
   size_t n = (size_t) batch * n_tokens * c.width;
   AgcBlock *w = random_block (&c);
   AgcTransformer tr = { .config = c, .blocks = w }; // scratch NULL: per-call arena
-  float *x = random_floats (n, 1.0, 0.0), *ref = g_memdup2 (x, n * sizeof (float));
+  float *x = random_floats (rng, n, 1.0, 0.0), *ref = g_memdup2 (x, n * sizeof (float));
   float *out = g_new (float, n);
   g_assert_true (agc_transformer_forward (&tr, ref, batch, n_tokens, causal, NULL));
   AgcBlockActs *acts = agc_block_acts_new (&c, batch, n_tokens);

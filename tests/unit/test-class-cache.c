@@ -8,6 +8,7 @@
  * layout with the real CLIP vocabulary. */
 #include "class-cache.h"
 #include "safetensors-write.h"
+#include "unit-util.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -368,29 +369,11 @@ test_damaged_entries (void)
   g_assert_cmpmem (back, sizeof back, classes, sizeof classes);
 }
 
-static void
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  if (dir != NULL)
-    {
-      for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_dir_close (dir);
-    }
-  g_remove (path);
-}
-
 int
 main (int argc, char **argv)
 {
   // the cache goes to a throwaway folder, set before GLib reads it
-  cache_root = g_dir_make_tmp ("agc-test-class-cache-XXXXXX", NULL);
-  g_autofree char *cache = g_build_filename (cache_root, "cache", NULL);
-  g_setenv ("XDG_CACHE_HOME", cache, TRUE);
+  cache_root = temp_cache_root_new (NULL, "agc-test-class-cache-XXXXXX");
   g_unsetenv ("AGRICLIP_NO_CLASS_CACHE");
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/class-cache/roundtrip", test_roundtrip);

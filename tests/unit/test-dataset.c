@@ -3,6 +3,7 @@
  * the refusals with their messages, and the seeded stratified split. */
 #include "agriclip.h"
 #include "dataset.h"
+#include "unit-util.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -227,25 +228,6 @@ test_split (void)
   agc_dataset_split (split_b, class_of, n, 4, 0.0, 1);
   for (int i = 0; i < n; i++)
     g_assert_false (split_b[i]);
-}
-
-static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      GDir *dir = g_dir_open (path, 0, NULL);
-      for (const char *name; dir != NULL && (name = g_dir_read_name (dir)) != NULL;)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      if (dir != NULL)
-        g_dir_close (dir);
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
 }
 
 int

@@ -9,21 +9,13 @@
 #include "tensor.h"
 #include "threads.h"
 #include "transformer.h"
+#include "unit-util.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
 
 static GRand *rng;
-
-static float *
-random_floats (size_t n, double scale, double offset)
-{
-  float *x = g_new (float, n);
-  for (size_t i = 0; i < n; i++)
-    x[i] = (float) (offset + scale * g_rand_double_range (rng, -1.0, 1.0));
-  return x;
-}
 
 static double
 max_abs_diff (const float *a, const float *b, size_t n)
@@ -53,8 +45,8 @@ test_simd_matches_scalar (void)
     {
       int rows = 5;
       size_t n = (size_t) rows * width;
-      float *x = random_floats (n, 3.0, 20.0), *w = random_floats (width, 0.5, 1.0);
-      float *b = random_floats (width, 0.5, 0.0), *add = random_floats (width, 2.0, 0.0);
+      float *x = random_floats (rng, n, 3.0, 20.0), *w = random_floats (rng, width, 0.5, 1.0);
+      float *b = random_floats (rng, width, 0.5, 0.0), *add = random_floats (rng, width, 2.0, 0.0);
       float *x_simd = g_memdup2 (x, n * sizeof (float)), *x_plain = g_memdup2 (x, n * sizeof (float));
       float *out_simd = g_new (float, n), *out_plain = g_new (float, n);
       agc_ops_force_scalar (TRUE);
@@ -65,7 +57,7 @@ test_simd_matches_scalar (void)
       if (width > 1)
         g_assert_cmpfloat (max_abs_diff (out_simd, out_plain, n), <, 2e-5);
 
-      float *a_simd = random_floats (n, 12.0, 0.0), *a_plain = g_memdup2 (a_simd, n * 4);
+      float *a_simd = random_floats (rng, n, 12.0, 0.0), *a_plain = g_memdup2 (a_simd, n * 4);
       for (int act = 0; act < 2; act++)
         {
           memcpy (a_plain, a_simd, n * 4);
@@ -199,9 +191,9 @@ test_gemm_split (void)
   // thin enough to be split by columns (300: not a multiple of the block
   // width), strided a and c, beta 0 and 1; against a double loop
   int rows = 50, n_out = 300, n_in = 320, lda = n_in + 3, ldc = 2 * n_out;
-  float *a = random_floats ((size_t) rows * lda, 1.0, 0.0);
-  float *w = random_floats ((size_t) n_out * n_in, 0.1, 0.0);
-  float *c0 = random_floats ((size_t) rows * ldc, 1.0, 0.0);
+  float *a = random_floats (rng, (size_t) rows * lda, 1.0, 0.0);
+  float *w = random_floats (rng, (size_t) n_out * n_in, 0.1, 0.0);
+  float *c0 = random_floats (rng, (size_t) rows * ldc, 1.0, 0.0);
   for (int threads = 1; threads <= 3; threads++)
     for (int beta = 0; beta <= 1; beta++)
       {
@@ -232,18 +224,18 @@ static void
 fill_block (AgcBlock *b, int d, int m)
 {
   double s_d = 1.0 / sqrt (d), s_m = 1.0 / sqrt (m);
-  b->ln1_weight = random_floats (d, 0.3, 1.0);
-  b->ln1_bias = random_floats (d, 0.2, 0.0);
-  b->qkv_weight = random_floats ((size_t) 3 * d * d, 2.0 * s_d, 0.0);
-  b->qkv_bias = random_floats ((size_t) 3 * d, 0.2, 0.0);
-  b->out_weight = random_floats ((size_t) d * d, s_d, 0.0);
-  b->out_bias = random_floats (d, 0.2, 0.0);
-  b->ln2_weight = random_floats (d, 0.3, 1.0);
-  b->ln2_bias = random_floats (d, 0.2, 0.0);
-  b->fc1_weight = random_floats ((size_t) m * d, 1.7 * s_d, 0.0);
-  b->fc1_bias = random_floats (m, 0.2, 0.0);
-  b->fc2_weight = random_floats ((size_t) d * m, 1.7 * s_m, 0.0);
-  b->fc2_bias = random_floats (d, 0.2, 0.0);
+  b->ln1_weight = random_floats (rng, d, 0.3, 1.0);
+  b->ln1_bias = random_floats (rng, d, 0.2, 0.0);
+  b->qkv_weight = random_floats (rng, (size_t) 3 * d * d, 2.0 * s_d, 0.0);
+  b->qkv_bias = random_floats (rng, (size_t) 3 * d, 0.2, 0.0);
+  b->out_weight = random_floats (rng, (size_t) d * d, s_d, 0.0);
+  b->out_bias = random_floats (rng, d, 0.2, 0.0);
+  b->ln2_weight = random_floats (rng, d, 0.3, 1.0);
+  b->ln2_bias = random_floats (rng, d, 0.2, 0.0);
+  b->fc1_weight = random_floats (rng, (size_t) m * d, 1.7 * s_d, 0.0);
+  b->fc1_bias = random_floats (rng, m, 0.2, 0.0);
+  b->fc2_weight = random_floats (rng, (size_t) d * m, 1.7 * s_m, 0.0);
+  b->fc2_bias = random_floats (rng, d, 0.2, 0.0);
 }
 
 static void
@@ -259,7 +251,7 @@ check_packed (gboolean causal, int n_threads)
   for (int s = 0; s < n_seqs; s++)
     rows += lengths[s];
   size_t n = (size_t) rows * c.width;
-  float *packed = random_floats (n, 1.0, 0.0), *alone = g_memdup2 (packed, n * sizeof (float));
+  float *packed = random_floats (rng, n, 1.0, 0.0), *alone = g_memdup2 (packed, n * sizeof (float));
   g_assert_true (agc_transformer_forward_packed (&tr, packed, n_seqs, lengths, causal, NULL));
   size_t at = 0;
   for (int s = 0; s < n_seqs; s++)
@@ -288,29 +280,11 @@ test_packed_bidirectional (void)
   check_packed (FALSE, 3);
 }
 
-static void
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  if (dir != NULL)
-    {
-      const char *name;
-      while ((name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_dir_close (dir);
-    }
-  g_remove (path);
-}
-
 int
 main (int argc, char **argv)
 {
   // the cache goes to a throwaway folder, set before GLib reads it
-  g_autofree char *cache = g_dir_make_tmp ("agc-test-engine-XXXXXX", NULL);
-  g_setenv ("XDG_CACHE_HOME", cache, TRUE);
+  g_autofree char *cache_root = temp_cache_root_new (NULL, "agc-test-engine-XXXXXX");
   g_test_init (&argc, &argv, NULL);
   rng = g_rand_new_with_seed (99);
   g_test_add_func ("/ops/simd-matches-scalar", test_simd_matches_scalar);
@@ -321,6 +295,6 @@ main (int argc, char **argv)
   g_test_add_func ("/transformer/packed-bidirectional", test_packed_bidirectional);
   int status = g_test_run ();
   g_rand_free (rng);
-  remove_tree (cache);
+  remove_tree (cache_root);
   return status;
 }

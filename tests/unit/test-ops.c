@@ -3,35 +3,12 @@
  * the normal distribution; softmax on inputs that overflow a naive exp. */
 #include "ops.h"
 #include "transformer.h"
+#include "unit-util.h"
 
 #include <math.h>
 #include <string.h>
 
 static GRand *rng;
-
-static float *
-random_floats (size_t n, double scale, double offset)
-{
-  float *x = g_new (float, n);
-  for (size_t i = 0; i < n; i++)
-    x[i] = (float) (offset + scale * g_rand_double_range (rng, -1.0, 1.0));
-  return x;
-}
-
-// max |got - want| / max |want|: error relative to the size of the output
-static double
-normalized_error (const float *got, const double *want, size_t n)
-{
-  double max_err = 0.0, max_ref = 0.0;
-  for (size_t i = 0; i < n; i++)
-    {
-      g_assert_true (isfinite (got[i]));
-      max_err = fmax (max_err, fabs (got[i] - want[i]));
-      max_ref = fmax (max_ref, fabs (want[i]));
-    }
-  g_assert_cmpfloat (max_ref, >, 0.0);
-  return max_err / max_ref;
-}
 
 /* ---- plain references ---- */
 
@@ -96,9 +73,9 @@ test_layernorm (void)
 {
   int rows = 7, width = 129;
   // a large mean and small spread: catches one-pass variance
-  float *x = random_floats ((size_t) rows * width, 0.5, 30.0);
-  float *w = random_floats (width, 0.5, 1.0);
-  float *b = random_floats (width, 0.3, 0.0);
+  float *x = random_floats (rng, (size_t) rows * width, 0.5, 30.0);
+  float *w = random_floats (rng, width, 0.5, 1.0);
+  float *b = random_floats (rng, width, 0.3, 0.0);
   float *out = g_new (float, (size_t) rows * width);
   double *want = g_new (double, (size_t) rows * width);
   double *xd = to_double (x, (size_t) rows * width);
@@ -124,9 +101,9 @@ static void
 test_linear (void)
 {
   int rows = 13, n_in = 70, n_out = 37; // odd sizes: no lucky tiling
-  float *x = random_floats ((size_t) rows * n_in, 1.0, 0.0);
-  float *w = random_floats ((size_t) n_out * n_in, 0.2, 0.0);
-  float *b = random_floats (n_out, 1.0, 0.0);
+  float *x = random_floats (rng, (size_t) rows * n_in, 1.0, 0.0);
+  float *w = random_floats (rng, (size_t) n_out * n_in, 0.2, 0.0);
+  float *b = random_floats (rng, n_out, 1.0, 0.0);
   double *xd = to_double (x, (size_t) rows * n_in);
   float *out = g_new (float, (size_t) rows * n_out);
   double *want = g_new (double, (size_t) rows * n_out);
@@ -335,22 +312,22 @@ check_transformer (AgcActivation act, gboolean causal)
   for (int l = 0; l < c.layers; l++)
     {
       AgcBlock *b = &tr.blocks[l];
-      b->ln1_weight = random_floats (d, 0.3, 1.0);
-      b->ln1_bias = random_floats (d, 0.2, 0.0);
-      b->qkv_weight = random_floats ((size_t) 3 * d * d, 2.0 * s_d, 0.0);
-      b->qkv_bias = random_floats ((size_t) 3 * d, 0.2, 0.0);
-      b->out_weight = random_floats ((size_t) d * d, s_d, 0.0);
-      b->out_bias = random_floats (d, 0.2, 0.0);
-      b->ln2_weight = random_floats (d, 0.3, 1.0);
-      b->ln2_bias = random_floats (d, 0.2, 0.0);
-      b->fc1_weight = random_floats ((size_t) m * d, 1.7 * s_d, 0.0);
-      b->fc1_bias = random_floats (m, 0.2, 0.0);
-      b->fc2_weight = random_floats ((size_t) d * m, 1.7 * s_m, 0.0);
-      b->fc2_bias = random_floats (d, 0.2, 0.0);
+      b->ln1_weight = random_floats (rng, d, 0.3, 1.0);
+      b->ln1_bias = random_floats (rng, d, 0.2, 0.0);
+      b->qkv_weight = random_floats (rng, (size_t) 3 * d * d, 2.0 * s_d, 0.0);
+      b->qkv_bias = random_floats (rng, (size_t) 3 * d, 0.2, 0.0);
+      b->out_weight = random_floats (rng, (size_t) d * d, s_d, 0.0);
+      b->out_bias = random_floats (rng, d, 0.2, 0.0);
+      b->ln2_weight = random_floats (rng, d, 0.3, 1.0);
+      b->ln2_bias = random_floats (rng, d, 0.2, 0.0);
+      b->fc1_weight = random_floats (rng, (size_t) m * d, 1.7 * s_d, 0.0);
+      b->fc1_bias = random_floats (rng, m, 0.2, 0.0);
+      b->fc2_weight = random_floats (rng, (size_t) d * m, 1.7 * s_m, 0.0);
+      b->fc2_bias = random_floats (rng, d, 0.2, 0.0);
     }
   int batch = 3, n_tok = 7;
   size_t n = (size_t) batch * n_tok * d;
-  float *x = random_floats (n, 1.0, 0.0);
+  float *x = random_floats (rng, n, 1.0, 0.0);
   double *want = g_new (double, n);
   for (size_t i = 0; i < n; i++)
     want[i] = x[i];
@@ -365,9 +342,9 @@ check_transformer (AgcActivation act, gboolean causal)
       float *one = g_new (float, d);
       for (int b = 0; b < batch; b++)
         {
-          float *first = random_floats (d, 1.0, 0.0);
+          float *first = random_floats (rng, d, 1.0, 0.0);
           memcpy (one, first, d * sizeof (float));
-          float *seq = random_floats ((size_t) n_tok * d, 1.0, 0.0);
+          float *seq = random_floats (rng, (size_t) n_tok * d, 1.0, 0.0);
           memcpy (seq, first, d * sizeof (float));
           g_assert_true (agc_transformer_forward (&tr, one, 1, 1, TRUE, NULL));
           g_assert_true (agc_transformer_forward (&tr, seq, 1, n_tok, TRUE, NULL));

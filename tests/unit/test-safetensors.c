@@ -3,6 +3,7 @@
  * whose own float16/bfloat16 -> float32 conversion is the reference. */
 #include "agriclip.h"
 #include "safetensors.h"
+#include "unit-util.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -12,21 +13,6 @@
 /* ---- files in a temporary folder ------------------------------------------ */
 
 static char *tmp_dir;
-
-static void
-remove_tmp_dir (void)
-{
-  GDir *dir = g_dir_open (tmp_dir, 0, NULL);
-  const char *name;
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (tmp_dir, name, NULL);
-      g_remove (path);
-    }
-  if (dir != NULL)
-    g_dir_close (dir);
-  g_rmdir (tmp_dir);
-}
 
 static char *
 write_bytes (const char *name, const void *bytes, size_t n_bytes)
@@ -655,7 +641,7 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/torch-reference", test_torch_reference);
   int result = g_test_run ();
 
-  remove_tmp_dir ();
+  remove_tree (tmp_dir);
   g_free (tmp_dir);
   return result;
 }

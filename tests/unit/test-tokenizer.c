@@ -3,6 +3,7 @@
  * hand-made vocabulary, and the errors of broken tokenizer files. */
 #include "agriclip.h"
 #include "tokenizer.h"
+#include "unit-util.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -59,23 +60,6 @@ write_gzip (const char *path, const char *contents)
   g_object_unref (gzip);
   g_object_unref (raw);
   g_object_unref (file);
-}
-
-static void
-remove_dir (char *dir)
-{
-  GDir *listing = g_dir_open (dir, 0, NULL);
-  const char *name;
-  while (listing && (name = g_dir_read_name (listing)) != NULL)
-    {
-      char *path = g_build_filename (dir, name, NULL);
-      g_remove (path);
-      g_free (path);
-    }
-  if (listing)
-    g_dir_close (listing);
-  g_rmdir (dir);
-  g_free (dir);
 }
 
 /* Asserts ids[CONTEXT] == expected[n] followed by zeros. */
@@ -176,7 +160,8 @@ test_known_ids_dir (void)
   agc_tokenizer_free (tokenizer);
   g_free (link);
   g_free (bpe);
-  remove_dir (tmp);
+  remove_tree (tmp);
+  g_free (tmp);
 }
 
 /* ---- truncation, padding, input errors ------------------------------------- */
@@ -334,7 +319,8 @@ test_bpe_order (void)
   g_free (vocab);
   g_free (merges);
   g_free (json);
-  remove_dir (dir);
+  remove_tree (dir);
+  g_free (dir);
 }
 
 /* ---- loading errors ------------------------------------------------------------ */
@@ -358,7 +344,8 @@ test_missing_files (void)
   // vocab.json alone is not enough
   g_free (write_file (dir, "vocab.json", "{}", -1));
   expect_load_error (agc_tokenizer_load_dir (dir, &error), &error, AGC_ERROR_IO, "merges.txt");
-  remove_dir (dir);
+  remove_tree (dir);
+  g_free (dir);
   g_free (vocab);
   g_free (merges);
 }
@@ -392,7 +379,8 @@ test_bad_vocab_json (void)
       g_free (vocab);
     }
   g_free (merges);
-  remove_dir (dir);
+  remove_tree (dir);
+  g_free (dir);
 }
 
 static void
@@ -420,7 +408,8 @@ test_bad_merges_txt (void)
       g_free (merges);
     }
   g_free (vocab);
-  remove_dir (dir);
+  remove_tree (dir);
+  g_free (dir);
 }
 
 static void
@@ -436,7 +425,8 @@ test_bad_openai_file (void)
                      "48894 merges");
   g_free (plain);
   g_free (short_gz);
-  remove_dir (dir);
+  remove_tree (dir);
+  g_free (dir);
 }
 
 int

@@ -1,30 +1,13 @@
 /* test-weights.c — checkpoints as one file or as a sharded index, and the
  * typed, shape-checked access the model loader relies on. */
 #include "agriclip.h"
+#include "unit-util.h"
 #include "weights.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
 
 static char *tmp_dir;
-
-static void
-remove_tmp_dir (const char *dir_path)
-{
-  GDir *dir = g_dir_open (dir_path, 0, NULL);
-  const char *name;
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir_path, name, NULL);
-      if (g_file_test (path, G_FILE_TEST_IS_DIR))
-        remove_tmp_dir (path);
-      else
-        g_remove (path);
-    }
-  if (dir != NULL)
-    g_dir_close (dir);
-  g_rmdir (dir_path);
-}
 
 static char *
 write_text (const char *name, const char *text)
@@ -335,7 +318,7 @@ main (int argc, char **argv)
   g_test_add_func ("/weights/sharded-errors", test_sharded_errors);
   int result = g_test_run ();
 
-  remove_tmp_dir (tmp_dir);
+  remove_tree (tmp_dir);
   g_free (tmp_dir);
   return result;
 }

@@ -1,0 +1,74 @@
+/* unit-util.h — helpers shared by the unit tests: seeded random inputs,
+ * the error measure of results against double references, and throwaway
+ * folders (one of them as the user cache). */
+#pragma once
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <math.h>
+
+/* n floats offset + scale · U(-1, 1) from rng (seeded: runs repeat). */
+static inline float *
+random_floats (GRand *rng, size_t n, double scale, double offset)
+{
+  float *x = g_new (float, n);
+  for (size_t i = 0; i < n; i++)
+    x[i] = (float) (offset + scale * g_rand_double_range (rng, -1.0, 1.0));
+  return x;
+}
+
+// max |got - want| / max |want|: error relative to the size of the output
+static inline double
+normalized_error (const float *got, const double *want, size_t n)
+{
+  double max_err = 0.0, max_ref = 0.0;
+  for (size_t i = 0; i < n; i++)
+    {
+      g_assert_true (isfinite (got[i]));
+      max_err = fmax (max_err, fabs (got[i] - want[i]));
+      max_ref = fmax (max_ref, fabs (want[i]));
+    }
+  g_assert_cmpfloat (max_ref, >, 0.0);
+  return max_err / max_ref;
+}
+
+/* Removes path and, for a folder, everything in it; symbolic links are
+ * removed, never followed. */
+static inline void
+remove_tree (const char *path)
+{
+  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
+    {
+      GDir *dir = g_dir_open (path, 0, NULL);
+      for (const char *name; dir != NULL && (name = g_dir_read_name (dir)) != NULL;)
+        {
+          g_autofree char *child = g_build_filename (path, name, NULL);
+          remove_tree (child);
+        }
+      if (dir != NULL)
+        g_dir_close (dir);
+      g_rmdir (path);
+    }
+  else
+    g_unlink (path);
+}
+
+/* A new throwaway folder (template "NAME-XXXXXX") whose sub-folder "cache"
+ * becomes the user cache (XDG_CACHE_HOME), so that tests neither read nor
+ * fill the real one.  GLib reads the variable once: call this before
+ * anything asks for the cache folder.  *cache (if not NULL) gets the cache
+ * folder.  Free the result after remove_tree. */
+static inline char *
+temp_cache_root_new (char **cache, const char *template)
+{
+  GError *error = NULL;
+  char *root = g_dir_make_tmp (template, &error);
+  g_assert_no_error (error);
+  char *cache_dir = g_build_filename (root, "cache", NULL);
+  g_setenv ("XDG_CACHE_HOME", cache_dir, TRUE);
+  if (cache)
+    *cache = cache_dir;
+  else
+    g_free (cache_dir);
+  return root;
+}
