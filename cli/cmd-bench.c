@@ -5,6 +5,10 @@
  * (torchvision weights, 224 x 224 pixels -> 2048 features), the image
  * encoder of AgriCLIP models, to put it beside torchvision's.
  *
+ * --int8 times the image encoder in int8 mode (agc_model_set_int8): its
+ * results are named image_int8 and image_int8_floor (the GEMMs alone), and
+ * --dump writes the int8 embeddings.
+ *
  * Prints one JSON object per measurement, so that tests/bench/bench.py can
  * put the project beside PyTorch and ONNX Runtime; --table prints the same
  * for people.  Times are medians over --iterations calls after one warm-up
@@ -99,7 +103,7 @@ print_result (gboolean table, const char *what, int n, double median, const doub
 {
   if (table)
     {
-      printf ("%-12s n=%-4d %10.2f ms per call %10.2f ms per item\n", what, n, median * 1e3,
+      printf ("%-16s n=%-4d %10.2f ms per call %10.2f ms per item\n", what, n, median * 1e3,
               median * 1e3 / n);
       return;
     }
@@ -218,7 +222,7 @@ run (int argc, char **argv)
   g_autofree char *model_dir = NULL, *batches = NULL, *pixels_path = NULL, *prompts_path = NULL;
   g_autofree char *dump_prefix = NULL, *resnet_path = NULL, *prefix = NULL;
   int iterations = 5, threads = 0;
-  gboolean table = FALSE, no_floor = FALSE, no_text = FALSE, no_image = FALSE;
+  gboolean table = FALSE, no_floor = FALSE, no_text = FALSE, no_image = FALSE, int8 = FALSE;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "resnet", 0, 0, G_OPTION_ARG_FILENAME, &resnet_path,
@@ -243,6 +247,9 @@ run (int argc, char **argv)
     { "no-text", 0, 0, G_OPTION_ARG_NONE, &no_text, N_("Skip text encoding"), NULL },
     { "table", 0, 0, G_OPTION_ARG_NONE, &table, N_("Print a table instead of JSON lines"),
       NULL },
+    { "int8", 0, 0, G_OPTION_ARG_NONE, &int8,
+      N_("Run the image encoder with 8-bit integer weights (results image_int8 and "
+         "image_int8_floor)"), NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) context = cli_option_context_new (&cli_bench_command, entries);
@@ -252,6 +259,8 @@ run (int argc, char **argv)
     return cli_usage (&cli_bench_command, _("give either --model or --resnet"));
   if (resnet_path != NULL && prompts_path != NULL)
     return cli_usage (&cli_bench_command, _("--prompts needs --model: a ResNet has no text tower"));
+  if (int8 && resnet_path != NULL)
+    return cli_usage (&cli_bench_command, _("--int8 needs --model: it is for ViT image towers"));
   if (prefix != NULL && resnet_path == NULL)
     return cli_usage (&cli_bench_command, _("--prefix goes with --resnet"));
   if (iterations < 1)
@@ -279,6 +288,11 @@ run (int argc, char **argv)
       return cli_fail (error);
     }
   double load_s = (g_get_monotonic_time () - start) * 1e-6;
+  if (int8 && !agc_model_set_int8 (subject.model, TRUE, &error))
+    {
+      subject_close (&subject);
+      return cli_fail (error);
+    }
   int s = subject.image_size, e = subject.embed_dim;
   size_t image_len = (size_t) 3 * s * s;
 
@@ -322,8 +336,10 @@ run (int argc, char **argv)
       Work w = { .model = subject.model, .resnet = subject.resnet, .pixels = pixels, .n = n,
                  .out = out };
       // the whole encoder; its GEMMs alone on our kernels; on OpenBLAS's
+      // (not in int8 mode: OpenBLAS has no int8 product)
       static const char *const runs[] = { "image", "image_floor", "image_floor_blas" };
-      for (int run = 0; run < (no_floor ? 1 : 3); run++)
+      static const char *const int8_runs[] = { "image_int8", "image_int8_floor" };
+      for (int run = 0; run < (no_floor ? 1 : int8 ? 2 : 3); run++)
         {
           agc_set_gemm_only (run > 0);
           agc_set_own_gemm (run < 2);
@@ -335,7 +351,7 @@ run (int argc, char **argv)
               status = cli_fail (error);
               break;
             }
-          print_result (table, runs[run], n, median, times, iterations);
+          print_result (table, int8 ? int8_runs[run] : runs[run], n, median, times, iterations);
         }
     }
   if (status == CLI_EXIT_OK && !no_text && n_texts > 0)

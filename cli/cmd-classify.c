@@ -108,7 +108,7 @@ run (int argc, char **argv)
   g_autofree char *adapter_path = NULL;
   g_auto (GStrv) names = NULL, templates = NULL;
   int top_k = 5;
-  gboolean recursive = FALSE;
+  gboolean recursive = FALSE, int8 = FALSE;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path,
@@ -130,6 +130,10 @@ run (int argc, char **argv)
       N_("Output format: csv (default) or jsonl"), N_("FORMAT") },
     { "recursive", 'r', 0, G_OPTION_ARG_NONE, &recursive,
       N_("Also classify images in sub-folders of FOLDER arguments"), NULL },
+    { "int8", 0, 0, G_OPTION_ARG_NONE, &int8,
+      N_("Encode images with 8-bit integer weights in the image tower's transformer "
+         "(faster on CPUs with VNNI; embeddings within a cosine of about 0.999 of float32)"),
+      NULL },
     { NULL },
   };
   const CliCommand *command = &cli_classify_command;
@@ -170,7 +174,7 @@ run (int argc, char **argv)
   agc_model_resolve_path_in_place (&model_dir); // a pulled model's NAME, or a folder
   AgcModel *model = agc_model_load (model_dir, &error);
   AgcClassifier *classifier = NULL;
-  if (model)
+  if (model && (!int8 || agc_model_set_int8 (model, TRUE, &error)))
     classifier = adapter ? agc_classifier_new_from_adapter (model, adapter, &error)
                          : agc_classifier_new (model, labels, NULL, &error);
   int status = CLI_EXIT_OK;

@@ -109,7 +109,7 @@ static int
 run (int argc, char **argv)
 {
   g_autofree char *model_dir = NULL, *adapter_path = NULL;
-  gboolean raw = FALSE;
+  gboolean raw = FALSE, int8 = FALSE;
   EmbedArgs args = { .inputs = g_array_new (FALSE, FALSE, sizeof (EmbedInput)) };
   g_array_set_clear_func (args.inputs, embed_input_clear);
   const GOptionEntry entries[] = {
@@ -121,6 +121,10 @@ run (int argc, char **argv)
       N_("A text to embed (repeatable)"), N_("TEXT") },
     { "raw", 0, 0, G_OPTION_ARG_NONE, &raw,
       N_("Print the projection output without L2 normalisation"), NULL },
+    { "int8", 0, 0, G_OPTION_ARG_NONE, &int8,
+      N_("Encode images with 8-bit integer weights in the image tower's transformer "
+         "(faster on CPUs with VNNI; embeddings within a cosine of about 0.999 of float32)"),
+      NULL },
     { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_path,
       N_("Embed with the weights of a finetune or aligner adapter made by 'agriclip train' "
          "for this model (a probe adapter only adds a head and is refused)"), N_("FILE") },
@@ -167,6 +171,8 @@ run (int argc, char **argv)
       else if (adapter)
         agc_model_apply_adapter (model, adapter, &error);
     }
+  if (model && !error && int8)
+    agc_model_set_int8 (model, TRUE, &error);
   if (model && !error)
     {
       int dim = agc_model_embed_dim (model);

@@ -13,7 +13,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <unistd.h>
 
 extern const CliCommand cli_evaluate_command;
 
@@ -28,36 +27,10 @@ typedef struct
   int n_skipped;          /* unreadable */
 } Confusion;
 
-typedef struct
-{
-  gboolean tty;
-  gboolean mid_line;
-} View;
-
-static void
-end_line (View *view)
-{
-  if (view->mid_line)
-    fputc ('\n', stderr);
-  view->mid_line = FALSE;
-}
-
-static void
-on_report (const GError *problem, gpointer user_data)
-{
-  end_line (user_data);
-  cli_warn (problem);
-}
-
 static void
 on_progress (int done, int total, gpointer user_data)
 {
-  View *view = user_data;
-  if (!view->tty)
-    return;
-  fputc ('\r', stderr);
-  fprintf (stderr, _("images %d/%d"), done, total);
-  view->mid_line = TRUE;
+  cli_progress_printf (user_data, _("images %d/%d"), done, total);
 }
 
 /* Columns: the data's classes in their order, then the classifier's other
@@ -226,7 +199,7 @@ write_text (const Confusion *m)
  * against its tag. */
 static gboolean
 evaluate (Confusion *m, AgcModel *model, const AgcClassifier *classifier,
-          const AgcDataset *data, View *view, GError **error)
+          const AgcDataset *data, CliProgress *line, GError **error)
 {
   g_autofree char *identity = agc_model_identity (model, error);
   if (!identity)
@@ -239,9 +212,9 @@ evaluate (Confusion *m, AgcModel *model, const AgcClassifier *classifier,
   g_autofree float *probs = g_new (float, n_classes);
   AgcEmbedCounts counts;
   gboolean done = agc_embed_files_cached (embeddings, ok, hashes, &counts, model, identity,
-                                          (const char *const *) data->files, n, on_report,
-                                          on_progress, view, NULL, error);
-  end_line (view);
+                                          (const char *const *) data->files, n,
+                                          cli_progress_report, on_progress, line, NULL, error);
+  cli_progress_end (line);
   if (!done)
     return FALSE;
   for (int i = 0; i < n; i++)
@@ -292,6 +265,7 @@ run (int argc, char **argv)
 {
   g_autofree char *model_dir = NULL, *data_dir = NULL, *adapter_path = NULL;
   g_autofree char *format = NULL;
+  gboolean int8 = FALSE;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data_dir,
@@ -302,6 +276,10 @@ run (int argc, char **argv)
       N_("FILE") },
     { "format", 'f', 0, G_OPTION_ARG_STRING, &format, N_("Output format: text (default) or json"),
       N_("FORMAT") },
+    { "int8", 0, 0, G_OPTION_ARG_NONE, &int8,
+      N_("Encode images with 8-bit integer weights in the image tower's transformer "
+         "(faster on CPUs with VNNI; embeddings within a cosine of about 0.999 of float32)"),
+      NULL },
     { NULL },
   };
   const CliCommand *command = &cli_evaluate_command;
@@ -316,14 +294,17 @@ run (int argc, char **argv)
   if (format && !json && !g_str_equal (format, "text"))
     return cli_usage (command, _("unknown format '%s' (text or json)"), format);
 
-  View view = { .tty = isatty (STDERR_FILENO) };
+  CliProgress line;
+  cli_progress_init (&line);
   GError *error = NULL;
-  AgcDataset *data = agc_dataset_open (data_dir, on_report, &view, &error);
+  AgcDataset *data = agc_dataset_open (data_dir, cli_progress_report, &line, &error);
   if (!data)
     return cli_fail (error);
   agc_model_resolve_path_in_place (&model_dir);
   AgcModel *model = agc_model_load (model_dir, &error);
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  if (model && int8 && !agc_model_set_int8 (model, TRUE, &error))
+    g_clear_pointer (&model, agc_model_free);
   AgcClassifier *classifier = model ? open_classifier (model, data, adapter_path, names, &error)
                                     : NULL;
   Confusion m = { 0 };
@@ -331,7 +312,7 @@ run (int argc, char **argv)
   if (ok)
     {
       confusion_init (&m, data->labels, (const char *const *) names->pdata, (int) names->len);
-      ok = evaluate (&m, model, classifier, data, &view, &error);
+      ok = evaluate (&m, model, classifier, data, &line, &error);
     }
   if (ok && json)
     write_json (&m, data->labels, model_dir, data_dir, adapter_path);

@@ -4,6 +4,7 @@
 #include "embedding-cache.h"
 
 #include "adapter.h"
+#include "gemm-int8.h"
 #include "safetensors-write.h"
 #include "safetensors.h"
 
@@ -315,10 +316,15 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
                         gpointer user_data, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (model != NULL && model_identity != NULL, FALSE);
-  // an applied finetune or aligner adapter changes every embedding
+  // an applied finetune or aligner adapter changes every embedding, and so
+  // does int8 mode (in two ways: 7-bit activations on plain AVX2)
   const char *digest = agc_model_adapter_digest (model);
-  g_autofree char *key = digest != NULL ? g_strconcat (model_identity, "-adapter-", digest, NULL)
-                                        : g_strdup (model_identity);
+  const char *int8 = !agc_model_get_int8 (model)              ? ""
+                     : agc_int8_activation_max () == 255 ? "-int8"
+                                                         : "-int8-7bit";
+  g_autofree char *key = digest != NULL
+                             ? g_strconcat (model_identity, "-adapter-", digest, int8, NULL)
+                             : g_strconcat (model_identity, int8, NULL);
   AgcCachedEncoder encoder = {
     .key = key,
     .dim = agc_model_embed_dim (model),

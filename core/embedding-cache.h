@@ -4,7 +4,9 @@
  *   hashes/AB/KEY                          the SHA-256 of a file's content,
  *                                          KEY = hash of its path and stat data
  *   embeddings/MODEL/AB/HASH.safetensors   an image's L2-normalised embedding,
- *                                          MODEL = agc_model_identity (),
+ *                                          MODEL = agc_model_identity (), then
+ *                                          -adapter-DIGEST with an adapter
+ *                                          applied, -int8 in int8 mode,
  *                                          HASH = SHA-256 of the image file
  *   embeddings/KEY/AB/HASH.safetensors     other per-image values
  *                                          (agc_encode_files_cached), e.g.

@@ -386,6 +386,35 @@ agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
   return ok;
 }
 
+gboolean
+agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  if (model->vision == NULL)
+    {
+      if (!int8)
+        return TRUE;
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: int8 mode is for ViT image towers; this AgriCLIP model encodes images "
+                   "with a ResNet-50",
+                   model->path);
+      return FALSE;
+    }
+  if (!agc_vision_tower_set_int8 (model->vision, int8, error))
+    {
+      prefix_dir (error, model->path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+agc_model_get_int8 (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  return model->vision != NULL && agc_vision_tower_get_int8 (model->vision);
+}
+
 /* ---- adapters (agriclip.h) ----------------------------------------------------- */
 
 AgcVisionTower *

@@ -109,6 +109,13 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
                    shown);
       return FALSE;
     }
+  if (agc_model_get_int8 (model)) // training reads and writes float32 weights
+    {
+      g_autofree char *shown = g_filename_display_name (agc_model_path (model));
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: int8 mode is on; train with it off (int8 is for labelling)", shown);
+      return FALSE;
+    }
   switch (p.method)
     {
     case AGC_TRAIN_PROBE:

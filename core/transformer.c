@@ -15,10 +15,15 @@
  * CPU has them: float32 layers are packed on their first run and kept,
  * half-precision layers are packed into one layer-sized scratch just before
  * they run.  Elsewhere they go to OpenBLAS (gemm.h), half-precision layers
- * converted to float32 in that scratch. */
+ * converted to float32 in that scratch.
+ *
+ * In int8 mode (agc_transformer_set_int8) the four go to gemm-int8.h
+ * instead, every layer quantised on its first run and kept, whatever its
+ * stored dtype; nothing float32 is packed then. */
 #include "transformer.h"
 
 #include "gemm.h"
+#include "int8-block.h"
 #include "packed-block.h"
 #include "ops.h"
 #include "threads.h"
@@ -178,6 +183,7 @@ agc_transformer_clear (AgcTransformer *transformer)
   for (int l = 0; transformer->packed != NULL && l < transformer->config.layers; l++)
     agc_packed_block_clear (&transformer->packed[l]);
   g_clear_pointer (&transformer->packed, g_free);
+  agc_transformer_set_int8 (transformer, FALSE, NULL);
   agc_arena_clear (transformer->scratch);
   g_clear_pointer (&transformer->scratch, g_free);
   g_clear_pointer (&transformer->blocks, g_free);
@@ -189,6 +195,45 @@ agc_transformer_forget_packed (AgcTransformer *transformer, int layer)
   g_return_if_fail (transformer != NULL && layer >= 0 && layer < transformer->config.layers);
   if (transformer->packed != NULL)
     agc_packed_block_clear (&transformer->packed[layer]);
+  if (transformer->int8 != NULL)
+    agc_int8_block_clear (&transformer->int8[layer]);
+}
+
+gboolean
+agc_transformer_set_int8 (AgcTransformer *transformer, gboolean int8, GError **error)
+{
+  g_return_val_if_fail (transformer != NULL, FALSE);
+  AgcTransformer *t = transformer;
+  if (!int8)
+    {
+      for (int l = 0; t->int8 != NULL && l < t->config.layers; l++)
+        agc_int8_block_clear (&t->int8[l]);
+      g_clear_pointer (&t->int8, g_free);
+      return TRUE;
+    }
+  if (!agc_int8_available ())
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "int8 mode needs a CPU with AVX2 (or AVX-VNNI / AVX-512 VNNI); this one "
+                   "has none of them");
+      return FALSE;
+    }
+  if (t->stored == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "int8 mode needs a loaded transformer (these blocks were built by hand)");
+      return FALSE;
+    }
+  if (t->int8 == NULL) // layers are quantised when they first run
+    t->int8 = g_new0 (AgcInt8Block, MAX (t->config.layers, 1));
+  return TRUE;
+}
+
+gboolean
+agc_transformer_get_int8 (const AgcTransformer *transformer)
+{
+  g_return_val_if_fail (transformer != NULL, FALSE);
+  return transformer->int8 != NULL;
 }
 
 enum
@@ -384,6 +429,18 @@ layer_weights (AgcBlock *out, Pass *p, const AgcTransformer *t, int l, float *la
     agc_parallel_for (n_chunks, 1, convert_chunks, p);
 }
 
+// the packed or quantised copy of layer l is the one read from now on:
+// the file's pages of its stored matrices can go
+static void
+release_stored (const AgcTransformer *t, int l)
+{
+  const AgcStoredBlock *s = &t->stored[l];
+  const AgcParam *stored[] = { &s->q, &s->k, &s->v, &s->out, &s->fc1, &s->fc2 };
+  for (size_t i = 0; i < G_N_ELEMENTS (stored); i++)
+    agc_weights_release (t->weights, stored[i]->data,
+                         stored[i]->n * (stored[i]->dtype == AGC_DTYPE_F32 ? 4 : 2));
+}
+
 // layer l's matrices packed: kept from an earlier run (float32, packed
 // now if not yet), or packed into layer_scratch (half precision)
 static const AgcPackedBlock *
@@ -399,21 +456,32 @@ packed_weights (AgcPackedBlock *per_call, const AgcTransformer *t, int l, float 
     return kept;
   if (!agc_packed_block_init (kept, NULL, &t->stored[l], &t->config, error))
     return NULL;
-  // the packed copy is the one read from now on: the file's pages can go
-  const AgcStoredBlock *s = &t->stored[l];
-  const AgcParam *stored[] = { &s->q, &s->k, &s->v, &s->out, &s->fc1, &s->fc2 };
-  for (size_t i = 0; i < G_N_ELEMENTS (stored); i++)
-    agc_weights_release (t->weights, stored[i]->data, stored[i]->n * sizeof (float));
+  release_stored (t, l);
+  return kept;
+}
+
+// layer l's int8 matrices: kept from an earlier run, or quantised now
+static const AgcInt8Block *
+int8_weights (const AgcTransformer *t, int l, GError **error)
+{
+  AgcInt8Block *kept = &t->int8[l];
+  if (agc_int8_block_ready (kept))
+    return kept;
+  if (!agc_int8_block_init (kept, &t->stored[l], &t->config, error))
+    return NULL;
+  release_stored (t, l);
   return kept;
 }
 
 // x[R, D] += a[R, K] @ w[D, K]^T, or out[R, N] = a @ w^T with beta 0;
-// through the packed matrix when there is one
+// through the int8 or packed matrix when there is one
 static void
-gemm_nt (float *out, const float *a, const AgcPackedMatrix *packed, const float *w, int rows,
-         int n_out, int n_in, float beta)
+gemm_nt (float *out, const float *a, const AgcInt8Matrix *q8, const AgcPackedMatrix *packed,
+         const float *w, int rows, int n_out, int n_in, float beta)
 {
-  if (packed != NULL)
+  if (q8 != NULL)
+    agc_gemm_int8 (out, n_out, a, n_in, q8, rows, beta);
+  else if (packed != NULL)
     agc_gemm_packed (out, n_out, a, n_in, packed, rows, beta);
   else
     agc_gemm_nt (out, n_out, a, n_in, w, rows, n_out, n_in, beta);
@@ -422,13 +490,13 @@ gemm_nt (float *out, const float *a, const AgcPackedMatrix *packed, const float 
 // qkv[R, 3D] = h[R, D] @ [q; k; v]^T: one GEMM when fused, else three
 // writing their column blocks of qkv through its leading dimension
 static void
-qkv_gemm (float *qkv, const float *h, const AgcBlock *blk, const AgcPackedBlock *packed, int rows,
-          int d)
+qkv_gemm (float *qkv, const float *h, const AgcBlock *blk, const AgcInt8Block *q8,
+          const AgcPackedBlock *packed, int rows, int d)
 {
-  if (packed != NULL || blk->qkv_weight != NULL)
+  if (q8 != NULL || packed != NULL || blk->qkv_weight != NULL)
     {
-      gemm_nt (qkv, h, packed != NULL ? &packed->qkv : NULL, blk->qkv_weight, rows, 3 * d, d,
-               0.0f);
+      gemm_nt (qkv, h, q8 != NULL ? q8->qkv : NULL, packed != NULL ? &packed->qkv : NULL,
+               blk->qkv_weight, rows, 3 * d, d, 0.0f);
       return;
     }
   const float *w[3] = { blk->q_weight, blk->k_weight, blk->v_weight };
@@ -452,9 +520,11 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
       rows += lengths[s];
       max_len = MAX (max_len, lengths[s]);
     }
-  gboolean compact = FALSE, packed = t->packed != NULL && agc_packed_gemm_available ();
+  // int8: all four matrices of every layer quantised, none converted or packed
+  gboolean int8 = t->int8 != NULL;
+  gboolean compact = FALSE, packed = !int8 && t->packed != NULL && agc_packed_gemm_available ();
   size_t layer_floats = 0;
-  for (int l = 0; l < c->layers; l++)
+  for (int l = 0; !int8 && l < c->layers; l++)
     compact = compact || layer_is_compact (t, l);
   if (compact && packed)
     layer_floats = agc_packed_block_floats (c);
@@ -499,27 +569,32 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
       AgcBlock blk = t->blocks[l];
       AgcPackedBlock per_call;
       const AgcPackedBlock *pk = NULL;
-      if (packed && !(pk = packed_weights (&per_call, t, l, layer_scratch, error)))
+      const AgcInt8Block *q8 = NULL;
+      if ((int8 && !(q8 = int8_weights (t, l, error)))
+          || (packed && !(pk = packed_weights (&per_call, t, l, layer_scratch, error))))
         {
           agc_arena_clear (&local);
           return FALSE;
         }
-      if (!packed)
+      if (!packed && !int8)
         layer_weights (&blk, &p, t, l, layer_scratch);
       p.blk = &blk;
       // x = x + out_proj(attention(ln_1(x)))
       residual_pass (&p, n_rows, pending_bias, blk.ln1_weight, blk.ln1_bias, p.h);
-      qkv_gemm (p.qkv, p.h, &blk, pk, n_rows, d);
+      qkv_gemm (p.qkv, p.h, &blk, q8, pk, n_rows, d);
       agc_threads_blas_serial_begin ();
       agc_parallel_for (n_seqs * c->heads, attention_grain, attention_items, &p);
       agc_threads_blas_serial_end ();
-      gemm_nt (x, p.h, pk ? &pk->out : NULL, blk.out_weight, n_rows, d, d, 1.0f);
+      gemm_nt (x, p.h, q8 ? q8->out : NULL, pk ? &pk->out : NULL, blk.out_weight, n_rows, d, d,
+               1.0f);
       // x = x + fc2(act(fc1(ln_2(x))))
       residual_pass (&p, n_rows, blk.out_bias, blk.ln2_weight, blk.ln2_bias, p.h);
-      gemm_nt (p.mlp, p.h, pk ? &pk->fc1 : NULL, blk.fc1_weight, n_rows, m, d, 0.0f);
+      gemm_nt (p.mlp, p.h, q8 ? q8->fc1 : NULL, pk ? &pk->fc1 : NULL, blk.fc1_weight, n_rows, m,
+               d, 0.0f);
       if (!gemm_only)
         agc_parallel_for (n_rows, row_grain (n_rows, m), activation_rows, &p);
-      gemm_nt (x, p.mlp, pk ? &pk->fc2 : NULL, blk.fc2_weight, n_rows, d, m, 1.0f);
+      gemm_nt (x, p.mlp, q8 ? q8->fc2 : NULL, pk ? &pk->fc2 : NULL, blk.fc2_weight, n_rows, d,
+               m, 1.0f);
       pending_bias = t->blocks[l].fc2_bias;
     }
   if (pending_bias != NULL)

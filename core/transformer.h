@@ -45,6 +45,9 @@ typedef struct
   /* [config.layers]: float32 layers packed for gemm-packed.h on their first
    * run, or NULL (blocks built by hand, no AVX2) */
   struct AgcPackedBlock *packed;
+  /* [config.layers] while int8 is on (agc_transformer_set_int8): layers
+   * quantised for gemm-int8.h on their first run; NULL while off */
+  struct AgcInt8Block *int8;
   const AgcWeights *weights; /* what loaded blocks were viewed in, or NULL */
   AgcArena *scratch;      /* reused activations; NULL: allocated per call */
 } AgcTransformer;
@@ -59,9 +62,18 @@ gboolean agc_transformer_load (AgcTransformer *transformer, const AgcWeights *we
                                const char *prefix, const AgcTowerConfig *config, GError **error);
 void agc_transformer_clear (AgcTransformer *transformer);
 
-/* Drops layer's packed matrices after its stored ones were replaced: the
- * next forward packs the new ones. */
+/* Drops layer's packed (and int8) matrices after its stored ones were
+ * replaced: the next forward packs (quantises) the new ones. */
 void agc_transformer_forget_packed (AgcTransformer *transformer, int layer);
+
+/* On: the four weight GEMMs of every block (qkv, out_proj, fc1, fc2) run
+ * on gemm-int8.h, each layer quantised from its stored matrices on its first
+ * run and kept (a quarter of their float32 size); everything else stays
+ * float32.  Off: back to float32, the int8 matrices freed.
+ * AGC_ERROR_UNSUPPORTED when turning on where agc_int8_available () is
+ * FALSE or the blocks were built by hand (nothing stored to quantise). */
+gboolean agc_transformer_set_int8 (AgcTransformer *transformer, gboolean int8, GError **error);
+gboolean agc_transformer_get_int8 (const AgcTransformer *transformer);
 
 /* x[batch, n_tokens, D] in place.  causal: token t attends to tokens <= t. */
 gboolean agc_transformer_forward (const AgcTransformer *transformer, float *x, int batch,

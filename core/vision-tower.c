@@ -254,6 +254,20 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
   return TRUE;
 }
 
+gboolean
+agc_vision_tower_set_int8 (AgcVisionTower *t, gboolean int8, GError **error)
+{
+  g_return_val_if_fail (t != NULL, FALSE);
+  return agc_transformer_set_int8 (&t->transformer, int8, error);
+}
+
+gboolean
+agc_vision_tower_get_int8 (const AgcVisionTower *t)
+{
+  g_return_val_if_fail (t != NULL, FALSE);
+  return agc_transformer_get_int8 (&t->transformer);
+}
+
 /* ---- parts for training and adapters ------------------------------------------ */
 
 const AgcTowerConfig *

@@ -137,6 +137,19 @@ void agc_set_gemm_only (gboolean gemm_only);
  * AVX2 and FMA).  Process-wide. */
 void agc_set_own_gemm (gboolean own);
 
+/* Opt-in 8-bit integer weights for the image tower's transformer blocks:
+ * their four matrix products (fused q/k/v, out_proj, fc1, fc2) run on int8
+ * (weights quantised per output row, symmetrically, once on first use and
+ * kept: a quarter of their float32 size; activations per row,
+ * asymmetrically, at every call), everything else stays float32.  Faster on
+ * CPUs with AVX-512 VNNI or AVX-VNNI, and embeddings stay within a cosine of
+ * about 0.999 of the float32 ones.  Adapters applied before or after are
+ * honoured; texts are not affected.  FALSE with AGC_ERROR_UNSUPPORTED when
+ * the CPU has no int8 kernel (AVX2 at least) or the model's image encoder is
+ * not a ViT (AgriCLIP's ResNet-50).  Turning it off always succeeds. */
+gboolean agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error);
+gboolean agc_model_get_int8 (const AgcModel *model);
+
 /* ---- label sets -------------------------------------------------------- */
 
 /* A set of classes, each with an export name (stable, written to files), a

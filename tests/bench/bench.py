@@ -22,6 +22,11 @@
    project's embeddings match PyTorch's; measures opening time and peak
    memory.  --json writes everything.
 
+--int8 adds the project's opt-in int8 mode (`agriclip bench --int8`): its
+image runs alternate with the others in every round, and a table of its own
+puts it beside the project's float32, PyTorch and ONNX Runtime (issue #6:
+>= 1.5x faster than both float32 engines, cosine >= 0.999 to float32).
+
 ONNX Runtime runs where the Debian 13 root of tools/debian13-root.sh is
 installed with python3-onnxruntime and python3-onnx: the model is exported
 there with its PyTorch 2.6.  The work folder must then lie inside the source
@@ -253,6 +258,8 @@ def main():
                              "PyTorch has 16 settings, some of which collapse under load; 1 "
                              "otherwise)")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time the project's int8 mode on the CLIP models")
     args = parser.parse_args()
     args.agriclip = args.agriclip or os.path.join(args.build, "cli", "agriclip")
     args.work = os.path.abspath(args.work or os.path.join(args.build, "bench-work"))
@@ -296,11 +303,14 @@ def main():
         best = {e: best_configs(eng, e, model, model_candidates[e], workloads, keep)
                 for e in model_engines}
         runs = {e: [] for e in model_engines}
+        int8_runs = []
         for r in range(args.rounds):
             order = model_engines[r % len(model_engines):] + model_engines[:r % len(model_engines)]
             log(f"[{name}] round {r + 1}/{args.rounds}: {' → '.join(order)}")
             for e in order:
                 runs[e].append(one_round(eng, e, model, best[e]))
+            if args.int8 and not resnet:
+                int8_runs.append(int8_round(eng, model, best["project"]))
 
         def med(engine, w):
             vals = [r[w] for r in runs.get(engine, []) if w in r]
@@ -351,6 +361,9 @@ def main():
                 dump_p + "-texts.f32", dump_t + "-texts.f32", 512)
         summary["models"][name] = result
         print_model(name, result)  # as soon as known: a long run shows progress
+        if int8_runs:
+            result["int8"] = int8_summary(eng, args, name, model, result, int8_runs)
+            print_int8(name, result["int8"])
 
     if not clips:
         if args.json:
@@ -369,6 +382,69 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=1)
+
+
+# ---- int8 mode (--int8) ------------------------------------------------------
+
+INT8_TARGET = 1.5  # issue #6: int8 at least this many times as fast as both float32 engines
+INT8_MIN_COSINE = 0.999  # and this close to the float32 embeddings
+
+
+def int8_round(eng, model, best):
+    """{image1_int8, image8_int8 (+ _floor): seconds per item}, the project in int8
+    mode at the thread settings its float32 runs kept."""
+    out = {}
+    images = {w: cs for w, cs in best.items() if w.startswith("image")}
+    for config in sorted({c for cs in images.values() for c in cs}, key=str):
+        mine = {w for w, cs in images.items() if config in cs}
+        for w, t in eng.run("project", model, config, mine, extra=["--int8"]).items():
+            out[w] = min(t, out.get(w, t))
+    return out
+
+
+def int8_summary(eng, args, name, model, result, int8_runs):
+    """Medians of the int8 rounds beside the float32 rows, and the cosine of
+    the int8 embeddings to the project's float32 ones (dumped by main)."""
+    rows = []
+    for w in ("image1", "image8"):
+        vals = [r[w + "_int8"] for r in int8_runs if w + "_int8" in r]
+        floors = [r[w + "_int8_floor"] for r in int8_runs if w + "_int8_floor" in r]
+        if not vals:
+            continue
+        q = statistics.median(vals) * 1e3
+        f32 = next(r for r in result["rows"] if r["what"] == w)
+        rows.append({"what": w, "int8_ms": q,
+                     "int8_spread": (max(vals) - min(vals)) / statistics.median(vals),
+                     "int8_floor_ms": floors and statistics.median(floors) * 1e3,
+                     "project_ms": f32["project_ms"], "torch_ms": f32["torch_ms"],
+                     "ort_ms": f32["ort_ms"],
+                     "project_over_int8": f32["project_ms"] / q,
+                     "torch_over_int8": f32["torch_ms"] and f32["torch_ms"] / q,
+                     "ort_over_int8": f32["ort_ms"] and f32["ort_ms"] / q})
+    dump_q = os.path.join(args.work, name + "-project-int8")
+    eng.run("project", model, args.threads, set(), 1, ["--dump", dump_q, "--int8"])
+    cos, rel = cosine_check(dump_q + "-images.f32",
+                            os.path.join(args.work, name + "-project-images.f32"), 512)
+    return {"rows": rows, "min_cosine_to_float32": cos, "max_rel_error_to_float32": rel}
+
+
+def print_int8(name, q):
+    print(f"  int8 mode: {'workload':<10}{'int8':>16}{'int8 floor':>11}{'float32':>9}"
+          f"{'PyTorch':>9}{'ONNX RT':>9}{'f32/int8':>9}{'PT/int8':>9}{'ORT/int8':>9}")
+    for r in q["rows"]:
+        cell = f"{fmt(r['int8_ms'])} ±{fmt(r['int8_spread'] * 100, '.0f')}%"
+        print(f"             {r['what']:<10}{cell:>16}{fmt(r['int8_floor_ms']):>11}"
+              f"{fmt(r['project_ms']):>9}{fmt(r['torch_ms']):>9}{fmt(r['ort_ms']):>9}"
+              f"{fmt(r['project_over_int8'], '.2f'):>9}{fmt(r['torch_over_int8'], '.2f'):>9}"
+              f"{fmt(r['ort_over_int8'], '.2f'):>9}")
+    slowest = min((x for r in q["rows"] for x in (r["project_over_int8"], r["ort_over_int8"])
+                   if x), default=None)
+    verdict = "met" if slowest and slowest >= INT8_TARGET else "NOT met"
+    cos = q["min_cosine_to_float32"]
+    print(f"  int8 vs float32 embeddings: min cosine {cos:.6f}"
+          f"{'' if cos >= INT8_MIN_COSINE else f'  BELOW {INT8_MIN_COSINE}'}; speed-up over "
+          f"the project's and ONNX Runtime's float32 at least {fmt(slowest, '.2f')}x: target "
+          f">= {INT8_TARGET}x {verdict}", flush=True)
 
 
 def config_name(engine, config):

@@ -10,6 +10,11 @@ by `agriclip evaluate` and independently by the float64 PyTorch twin
 tokenizer), with the usual CLIP prompt ensemble (mean of the normalised
 prompt embeddings of a class).  The two must agree and both reach 90 %.
 
+The same held-out photos through int8 mode (`--int8`, gemm-int8.h): the
+top-1 labels of `agriclip classify --int8` agree with those of float32 on
+>= 99 % of the photos, and `agriclip evaluate --int8` loses at most one
+point of accuracy.
+
 It takes minutes (a whole training run), so it is skipped under the
 sanitizers (AGC_SANITIZED=1, set by tests/reference/meson.build), where it
 would take hours and test nothing the plain build does not.
@@ -28,6 +33,8 @@ import clip_twin  # noqa: E402
 
 AGRICLIP = os.environ.get("AGRICLIP")
 TARGET = 0.90
+INT8_AGREEMENT = 0.99  # top-1 labels of int8 mode equal to float32's
+INT8_MAX_DROP = 0.01   # accuracy int8 mode may lose
 SEED = "1"  # the data; pretrain keeps its default seed
 
 
@@ -54,6 +61,7 @@ class DemoModelTest(unittest.TestCase):
                               capture_output=True, text=True, env=env)
         assert proc.returncode == 0, proc.stderr
         cls.report = json.loads(proc.stdout)
+        cls.env = env
 
     @classmethod
     def tearDownClass(cls):
@@ -106,6 +114,44 @@ class DemoModelTest(unittest.TestCase):
                                msg=message)
         self.assertGreaterEqual(twin_accuracy, TARGET, message)
         self.assertGreaterEqual(self.report["accuracy"], TARGET, message)
+
+    def top1_labels(self, *extra):
+        """{image path: top-1 class name} of `classify` over DIR/eval."""
+        eval_dir = os.path.join(self.data, "eval")
+        proc = subprocess.run([AGRICLIP, "classify", "--model", self.model, "--labels",
+                               os.path.join(eval_dir, "labels.json"), "--top", "1",
+                               "--format", "jsonl", "--recursive", *extra, eval_dir],
+                              capture_output=True, text=True, env=self.env)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        rows = [json.loads(line) for line in proc.stdout.splitlines()]
+        return {r["image"]: r["labels"][0]["label"] for r in rows}
+
+    def test_int8_agrees_with_float32(self):
+        plain, quant = self.top1_labels(), self.top1_labels("--int8")
+        self.assertEqual(set(plain), set(quant))
+        self.assertEqual(len(plain), self.report["n_images"])
+        agreement = sum(plain[k] == quant[k] for k in plain) / len(plain)
+        # the labels name the folders of the tags, so classify's own accuracy
+        # must be evaluate's
+        tag = {k: os.path.basename(os.path.dirname(k)) for k in plain}
+        accuracy = {name: sum(labels[k] == tag[k] for k in labels) / len(labels)
+                    for name, labels in (("float32", plain), ("int8", quant))}
+        proc = subprocess.run([AGRICLIP, "evaluate", "--model", self.model, "--data",
+                               os.path.join(self.data, "eval"), "--format", "json", "--int8"],
+                              capture_output=True, text=True, env=self.env)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        report = json.loads(proc.stdout)
+        message = "int8: top-1 agreement %.4f, accuracy %.4f (evaluate %.4f) vs float32 %.4f " \
+                  "(evaluate %.4f)" % (agreement, accuracy["int8"], report["accuracy"],
+                                       accuracy["float32"], self.report["accuracy"])
+        print(message, file=sys.stderr)
+        self.assertAlmostEqual(accuracy["float32"], self.report["accuracy"], delta=1.5 / len(tag),
+                               msg=message)
+        self.assertAlmostEqual(accuracy["int8"], report["accuracy"], delta=1.5 / len(tag),
+                               msg=message)
+        self.assertGreaterEqual(agreement, INT8_AGREEMENT, message)
+        self.assertGreaterEqual(report["accuracy"], self.report["accuracy"] - INT8_MAX_DROP,
+                                message)
 
 
 if __name__ == "__main__":
