@@ -20,6 +20,7 @@ enum
 {
   KC = 256,             // k per slice
   PANELS_PER_ITEM = 4,  // 128 columns per work item: small enough to balance
+  TILES_PER_GROUP = 16, // rows of A per pass over a panel: 16 x 12 x KC floats
   MIN_FLOP_PER_ITEM = 1 << 21,
   MAX_TILE_ROWS = AGC_AVX512_TILE_ROWS,
 };
@@ -166,13 +167,48 @@ agc_packed_matrix_clear (AgcPackedMatrix *m)
 
 /* ---- multiplying ---------------------------------------------------------- */
 
+// the calling thread's memory for packing A, grown as needed, freed with it
+typedef struct
+{
+  float *data;
+  size_t n;
+} Scratch;
+
+static void
+scratch_free (gpointer data)
+{
+  Scratch *s = data;
+  free (s->data);
+  g_free (s);
+}
+
+static GPrivate a_scratch_key = G_PRIVATE_INIT (scratch_free);
+
+static float *
+a_scratch (size_t n)
+{
+  Scratch *s = g_private_get (&a_scratch_key);
+  if (s == NULL)
+    g_private_set (&a_scratch_key, s = g_new0 (Scratch, 1));
+  if (s->n < n)
+    {
+      void *memory = NULL;
+      if (posix_memalign (&memory, 64, n * sizeof (float)) != 0)
+        return NULL;
+      free (s->data);
+      *s = (Scratch){ memory, n };
+    }
+  return s->data;
+}
+
 typedef struct
 {
   float *c;
   const float *a;
   const AgcPackedMatrix *w;
   const float *panels;
-  int ldc, lda, rows, n_tiles, panels_per_item;
+  float *a_packed; // all tiles of A packed (see a_block), or NULL: each item packs its own
+  int ldc, lda, rows, n_tiles, n_slices, panels_per_item;
   gboolean accumulate;
   Isa isa;
 } Job;
@@ -198,13 +234,45 @@ pack_a (float *ap, const Job *j, int first, int mr, int k0, int kc)
     }
 }
 
+// A packed once per call, slice after slice, each slice's tiles one after
+// another: tile t of slice s is a [kc][mr] block at s KC rows + kc first
+static float *
+a_block (const Job *j, int slice, int first, int kc)
+{
+  return j->a_packed + (size_t) slice * KC * j->rows + (size_t) kc * first;
+}
+
+static void
+pack_a_items (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Job *j = ctx;
+  for (int item = begin; item < end; item++)
+    {
+      int slice = item / j->n_tiles, first, mr;
+      int k0 = slice * KC, kc = MIN (KC, j->w->n_in - k0);
+      tile_rows (j, item % j->n_tiles, &first, &mr);
+      pack_a (a_block (j, slice, first, kc), j, first, mr, k0, kc);
+    }
+}
+
+static inline void
+tile (const Job *j, float *c, const float *ap, const float *bp, int kc, int mr, int nc,
+      gboolean accumulate)
+{
+  if (j->isa == ISA_AVX512)
+    agc_avx512_gemm_tile (c, j->ldc, ap, bp, kc, mr, nc, accumulate);
+  else
+    agc_avx2_gemm_tile (c, j->ldc, ap, bp, kc, mr, nc, accumulate);
+}
+
 static void
 multiply_items (void *ctx, int begin, int end, int thread)
 {
   (void) thread;
   const Job *j = ctx;
   int n_in = j->w->n_in, n_panels = (j->w->n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
-  float ap[KC * MAX_TILE_ROWS] __attribute__ ((aligned (64)));
+  float own[KC * MAX_TILE_ROWS] __attribute__ ((aligned (64)));
   for (int item = begin; item < end; item++)
     {
       int p0 = item * j->panels_per_item, p1 = MIN (p0 + j->panels_per_item, n_panels);
@@ -212,20 +280,35 @@ multiply_items (void *ctx, int begin, int end, int thread)
         {
           int kc = MIN (KC, n_in - k0);
           gboolean accumulate = k0 > 0 || j->accumulate;
+          if (j->a_packed != NULL)
+            {
+              // a panel's slice (32 KB) stays in L1 while a group of tiles of
+              // A (up to 192 KB) passes from L2
+              for (int t0 = 0; t0 < j->n_tiles; t0 += TILES_PER_GROUP)
+                for (int p = p0; p < p1; p++)
+                  {
+                    int col = p * AGC_PANEL_WIDTH, nc = MIN (AGC_PANEL_WIDTH, j->w->n_out - col);
+                    const float *bp = j->panels + ((size_t) p * n_in + k0) * AGC_PANEL_WIDTH;
+                    for (int t = t0; t < MIN (t0 + TILES_PER_GROUP, j->n_tiles); t++)
+                      {
+                        int first, mr;
+                        tile_rows (j, t, &first, &mr);
+                        tile (j, j->c + (size_t) first * j->ldc + col,
+                              a_block (j, k0 / KC, first, kc), bp, kc, mr, nc, accumulate);
+                      }
+                  }
+              continue;
+            }
           for (int t = 0; t < j->n_tiles; t++)
             {
               int first, mr;
               tile_rows (j, t, &first, &mr);
-              pack_a (ap, j, first, mr, k0, kc);
+              pack_a (own, j, first, mr, k0, kc);
               for (int p = p0; p < p1; p++)
                 {
                   int col = p * AGC_PANEL_WIDTH, nc = MIN (AGC_PANEL_WIDTH, j->w->n_out - col);
                   const float *bp = j->panels + ((size_t) p * n_in + k0) * AGC_PANEL_WIDTH;
-                  float *c = j->c + (size_t) first * j->ldc + col;
-                  if (j->isa == ISA_AVX512)
-                    agc_avx512_gemm_tile (c, j->ldc, ap, bp, kc, mr, nc, accumulate);
-                  else
-                    agc_avx2_gemm_tile (c, j->ldc, ap, bp, kc, mr, nc, accumulate);
+                  tile (j, j->c + (size_t) first * j->ldc + col, own, bp, kc, mr, nc, accumulate);
                 }
             }
         }
@@ -250,6 +333,15 @@ agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatr
   int n_items = (n_panels + PANELS_PER_ITEM - 1) / PANELS_PER_ITEM;
   // too little work to wake the pool: the caller runs everything
   double flop_per_item = 2.0 * rows * w->n_in * PANELS_PER_ITEM * AGC_PANEL_WIDTH;
-  int grain = flop_per_item * n_items < 2.0 * MIN_FLOP_PER_ITEM ? n_items : 1;
-  agc_parallel_for (n_items, grain, multiply_items, &j);
+  gboolean alone = flop_per_item * n_items < 2.0 * MIN_FLOP_PER_ITEM;
+  // A packed once rather than by every item (a copy per 4 panels cost a
+  // quarter of the kernels' time); without the memory, items pack their own
+  j.n_slices = (w->n_in + KC - 1) / KC;
+  j.a_packed = a_scratch ((size_t) rows * w->n_in);
+  if (j.a_packed != NULL && n_items > 1)
+    agc_parallel_for (j.n_slices * j.n_tiles, alone ? j.n_slices * j.n_tiles : 1, pack_a_items,
+                      &j);
+  else
+    j.a_packed = NULL;
+  agc_parallel_for (n_items, alone ? n_items : 1, multiply_items, &j);
 }
