@@ -19,6 +19,9 @@ tile (int MR, float *c, int ldc, const float *ap, const float *bp, int kc, int n
     acc[i][0] = acc[i][1] = _mm512_setzero_ps ();
   for (int k = 0; k < kc; k++)
     {
+      // the panel streams from memory at small batches: ask for it early
+      _mm_prefetch ((const char *) (bp + 32 * k + 32 * 24), _MM_HINT_T0);
+      _mm_prefetch ((const char *) (bp + 32 * k + 32 * 24 + 16), _MM_HINT_T0);
       __m512 b0 = _mm512_load_ps (bp + 32 * k), b1 = _mm512_load_ps (bp + 32 * k + 16);
 #pragma GCC unroll 12
       for (int i = 0; i < MR; i++)

@@ -276,6 +276,29 @@ multiply_items (void *ctx, int begin, int end, int thread)
   for (int item = begin; item < end; item++)
     {
       int p0 = item * j->panels_per_item, p1 = MIN (p0 + j->panels_per_item, n_panels);
+      if (j->a_packed != NULL && j->n_tiles <= TILES_PER_GROUP)
+        {
+          // few rows (small batches): A stays in L2 and each panel is read
+          // once, front to back, the weights streaming from memory in order
+          for (int p = p0; p < p1; p++)
+            {
+              int col = p * AGC_PANEL_WIDTH, nc = MIN (AGC_PANEL_WIDTH, j->w->n_out - col);
+              for (int k0 = 0; k0 < n_in; k0 += KC)
+                {
+                  int kc = MIN (KC, n_in - k0);
+                  const float *bp = j->panels + ((size_t) p * n_in + k0) * AGC_PANEL_WIDTH;
+                  for (int t = 0; t < j->n_tiles; t++)
+                    {
+                      int first, mr;
+                      tile_rows (j, t, &first, &mr);
+                      tile (j, j->c + (size_t) first * j->ldc + col,
+                            a_block (j, k0 / KC, first, kc), bp, kc, mr, nc,
+                            k0 > 0 || j->accumulate);
+                    }
+                }
+            }
+          continue;
+        }
       for (int k0 = 0; k0 < n_in; k0 += KC)
         {
           int kc = MIN (KC, n_in - k0);
