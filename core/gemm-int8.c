@@ -213,39 +213,7 @@ agc_int8_matrix_n_in (const AgcInt8Matrix *m)
 
 /* The calling thread's buffer for the quantised activations, kept between
  * calls so that the hot path does not allocate. */
-typedef struct
-{
-  size_t size;
-  void *data; // 64-byte aligned
-} Scratch;
-
-static void
-scratch_free (gpointer p)
-{
-  Scratch *s = p;
-  g_aligned_free (s->data);
-  g_free (s);
-}
-
-static GPrivate scratch_key = G_PRIVATE_INIT (scratch_free);
-
-static void *
-scratch_get (size_t size)
-{
-  Scratch *s = g_private_get (&scratch_key);
-  if (s == NULL)
-    {
-      s = g_new0 (Scratch, 1);
-      g_private_set (&scratch_key, s);
-    }
-  if (s->size < size)
-    {
-      g_aligned_free (s->data);
-      s->size = MAX (size, s->size * 3 / 2);
-      s->data = g_aligned_alloc (s->size, 1, 64);
-    }
-  return s->data;
-}
+static GPrivate scratch_key = G_PRIVATE_INIT (agc_thread_scratch_free);
 
 typedef struct
 {
@@ -319,7 +287,10 @@ agc_gemm_int8 (float *c, int ldc, const float *a, int lda, const AgcInt8Matrix *
 
   int lda_q = (w->k_pad + 63) / 64 * 64;
   size_t aq_bytes = (size_t) rows * lda_q;
-  guint8 *buf = scratch_get (aq_bytes + (size_t) rows * (sizeof (float) + sizeof (gint32)));
+  size_t bytes = aq_bytes + (size_t) rows * (sizeof (float) + sizeof (gint32));
+  guint8 *buf = agc_thread_scratch (&scratch_key, bytes);
+  if (buf == NULL) // as g_aligned_alloc did before: this function cannot fail
+    g_error ("cannot allocate %zu bytes for quantised activations", bytes);
   Call call = {
     .job = {
       .c = c,

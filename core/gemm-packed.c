@@ -167,39 +167,8 @@ agc_packed_matrix_clear (AgcPackedMatrix *m)
 
 /* ---- multiplying ---------------------------------------------------------- */
 
-// the calling thread's memory for packing A, grown as needed, freed with it
-typedef struct
-{
-  float *data;
-  size_t n;
-} Scratch;
-
-static void
-scratch_free (gpointer data)
-{
-  Scratch *s = data;
-  free (s->data);
-  g_free (s);
-}
-
-static GPrivate a_scratch_key = G_PRIVATE_INIT (scratch_free);
-
-static float *
-a_scratch (size_t n)
-{
-  Scratch *s = g_private_get (&a_scratch_key);
-  if (s == NULL)
-    g_private_set (&a_scratch_key, s = g_new0 (Scratch, 1));
-  if (s->n < n)
-    {
-      void *memory = NULL;
-      if (posix_memalign (&memory, 64, n * sizeof (float)) != 0)
-        return NULL;
-      free (s->data);
-      *s = (Scratch){ memory, n };
-    }
-  return s->data;
-}
+// the calling thread's memory for packing A
+static GPrivate a_scratch_key = G_PRIVATE_INIT (agc_thread_scratch_free);
 
 typedef struct
 {
@@ -360,7 +329,7 @@ agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatr
   // A packed once rather than by every item (a copy per 4 panels cost a
   // quarter of the kernels' time); without the memory, items pack their own
   j.n_slices = (w->n_in + KC - 1) / KC;
-  j.a_packed = a_scratch ((size_t) rows * w->n_in);
+  j.a_packed = agc_thread_scratch (&a_scratch_key, (size_t) rows * w->n_in * sizeof (float));
   if (j.a_packed != NULL && n_items > 1)
     agc_parallel_for (j.n_slices * j.n_tiles, alone ? j.n_slices * j.n_tiles : 1, pack_a_items,
                       &j);

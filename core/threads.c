@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 // OpenBLAS extensions, weak so that another CBLAS still links
 extern void openblas_set_num_threads (int n) __attribute__ ((weak));
@@ -229,6 +230,39 @@ agc_parallel_for (int n_items, int grain, AgcRangeFn fn, void *ctx)
       pthread_mutex_unlock (&pool.lock);
     }
   atomic_flag_clear (&pool.in_use);
+}
+
+typedef struct
+{
+  void *data;
+  size_t bytes;
+} Scratch;
+
+void
+agc_thread_scratch_free (gpointer scratch)
+{
+  Scratch *s = scratch;
+  free (s->data);
+  g_free (s);
+}
+
+void *
+agc_thread_scratch (GPrivate *key, size_t bytes)
+{
+  Scratch *s = g_private_get (key);
+  if (s == NULL)
+    g_private_set (key, s = g_new0 (Scratch, 1));
+  if (s->bytes < bytes)
+    {
+      // by half again, so that slowly growing requests reallocate rarely
+      size_t want = MAX (bytes, s->bytes / 2 * 3);
+      void *memory = NULL;
+      if (posix_memalign (&memory, 64, want) != 0)
+        return NULL;
+      free (s->data);
+      *s = (Scratch){ memory, want };
+    }
+  return s->data;
 }
 
 void

@@ -26,6 +26,14 @@ int agc_threads_count (void);
  * thread stays correct, merely slower). */
 void agc_parallel_for (int n_items, int grain, AgcRangeFn fn, void *ctx);
 
+/* Memory that the calling thread reuses from one call to the next: at
+ * least bytes, 64-byte aligned, grown when too small (contents then not
+ * kept) and freed when the thread exits; NULL when memory is short.  key is
+ * the caller's own, declared G_PRIVATE_INIT (agc_thread_scratch_free), so
+ * that two users on one thread never share a block. */
+void *agc_thread_scratch (GPrivate *key, size_t bytes);
+void agc_thread_scratch_free (gpointer scratch);
+
 /* OpenBLAS single-threaded between begin and end, so that GEMMs issued from
  * pool threads do not each wake OpenBLAS's own threads.  Call from the
  * thread that calls agc_parallel_for, outside any region. */

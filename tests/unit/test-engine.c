@@ -221,24 +221,6 @@ test_gemm_split (void)
 /* ---- packed sequences ---- */
 
 static void
-fill_block (AgcBlock *b, int d, int m)
-{
-  double s_d = 1.0 / sqrt (d), s_m = 1.0 / sqrt (m);
-  b->ln1_weight = random_floats (rng, d, 0.3, 1.0);
-  b->ln1_bias = random_floats (rng, d, 0.2, 0.0);
-  b->qkv_weight = random_floats (rng, (size_t) 3 * d * d, 2.0 * s_d, 0.0);
-  b->qkv_bias = random_floats (rng, (size_t) 3 * d, 0.2, 0.0);
-  b->out_weight = random_floats (rng, (size_t) d * d, s_d, 0.0);
-  b->out_bias = random_floats (rng, d, 0.2, 0.0);
-  b->ln2_weight = random_floats (rng, d, 0.3, 1.0);
-  b->ln2_bias = random_floats (rng, d, 0.2, 0.0);
-  b->fc1_weight = random_floats (rng, (size_t) m * d, 1.7 * s_d, 0.0);
-  b->fc1_bias = random_floats (rng, m, 0.2, 0.0);
-  b->fc2_weight = random_floats (rng, (size_t) d * m, 1.7 * s_m, 0.0);
-  b->fc2_bias = random_floats (rng, d, 0.2, 0.0);
-}
-
-static void
 check_packed (gboolean causal, int n_threads)
 {
   agc_set_threads (n_threads);
@@ -246,7 +228,7 @@ check_packed (gboolean causal, int n_threads)
                        .layer_norm_eps = 1e-5f, .act = AGC_ACT_QUICK_GELU };
   AgcTransformer tr = { .config = c, .blocks = g_new0 (AgcBlock, c.layers) };
   for (int l = 0; l < c.layers; l++)
-    fill_block (&tr.blocks[l], c.width, c.mlp_width);
+    fill_random_block (rng, &tr.blocks[l], c.width, c.mlp_width);
   int lengths[] = { 3, 9, 1, 6, 9 }, n_seqs = G_N_ELEMENTS (lengths), rows = 0;
   for (int s = 0; s < n_seqs; s++)
     rows += lengths[s];

@@ -308,23 +308,8 @@ check_transformer (AgcActivation act, gboolean causal)
                        .layer_norm_eps = 1e-5f, .act = act };
   AgcTransformer tr = { .config = c, .blocks = g_new0 (AgcBlock, c.layers) };
   int d = c.width, m = c.mlp_width;
-  double s_d = 1.0 / sqrt (d), s_m = 1.0 / sqrt (m); // unit-variance activations
   for (int l = 0; l < c.layers; l++)
-    {
-      AgcBlock *b = &tr.blocks[l];
-      b->ln1_weight = random_floats (rng, d, 0.3, 1.0);
-      b->ln1_bias = random_floats (rng, d, 0.2, 0.0);
-      b->qkv_weight = random_floats (rng, (size_t) 3 * d * d, 2.0 * s_d, 0.0);
-      b->qkv_bias = random_floats (rng, (size_t) 3 * d, 0.2, 0.0);
-      b->out_weight = random_floats (rng, (size_t) d * d, s_d, 0.0);
-      b->out_bias = random_floats (rng, d, 0.2, 0.0);
-      b->ln2_weight = random_floats (rng, d, 0.3, 1.0);
-      b->ln2_bias = random_floats (rng, d, 0.2, 0.0);
-      b->fc1_weight = random_floats (rng, (size_t) m * d, 1.7 * s_d, 0.0);
-      b->fc1_bias = random_floats (rng, m, 0.2, 0.0);
-      b->fc2_weight = random_floats (rng, (size_t) d * m, 1.7 * s_m, 0.0);
-      b->fc2_bias = random_floats (rng, d, 0.2, 0.0);
-    }
+    fill_random_block (rng, &tr.blocks[l], d, m);
   int batch = 3, n_tok = 7;
   size_t n = (size_t) batch * n_tok * d;
   float *x = random_floats (rng, n, 1.0, 0.0);

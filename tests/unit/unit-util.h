@@ -3,6 +3,8 @@
  * folders (one of them as the user cache). */
 #pragma once
 
+#include "transformer.h"
+
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -15,6 +17,27 @@ random_floats (GRand *rng, size_t n, double scale, double offset)
   for (size_t i = 0; i < n; i++)
     x[i] = (float) (offset + scale * g_rand_double_range (rng, -1.0, 1.0));
   return x;
+}
+
+/* A transformer block of random weights from rng, each array its own (as
+ * agc_transformer_clear frees blocks built by hand), scaled so that the
+ * activations keep about unit variance through it. */
+static inline void
+fill_random_block (GRand *rng, AgcBlock *b, int d, int m)
+{
+  double s_d = 1.0 / sqrt (d), s_m = 1.0 / sqrt (m);
+  b->ln1_weight = random_floats (rng, d, 0.3, 1.0);
+  b->ln1_bias = random_floats (rng, d, 0.2, 0.0);
+  b->qkv_weight = random_floats (rng, (size_t) 3 * d * d, 2.0 * s_d, 0.0);
+  b->qkv_bias = random_floats (rng, (size_t) 3 * d, 0.2, 0.0);
+  b->out_weight = random_floats (rng, (size_t) d * d, s_d, 0.0);
+  b->out_bias = random_floats (rng, d, 0.2, 0.0);
+  b->ln2_weight = random_floats (rng, d, 0.3, 1.0);
+  b->ln2_bias = random_floats (rng, d, 0.2, 0.0);
+  b->fc1_weight = random_floats (rng, (size_t) m * d, 1.7 * s_d, 0.0);
+  b->fc1_bias = random_floats (rng, m, 0.2, 0.0);
+  b->fc2_weight = random_floats (rng, (size_t) d * m, 1.7 * s_m, 0.0);
+  b->fc2_bias = random_floats (rng, d, 0.2, 0.0);
 }
 
 // max |got - want| / max |want|: error relative to the size of the output
