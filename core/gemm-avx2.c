@@ -33,7 +33,7 @@ store (float *row, __m256 v, int n, gboolean accumulate)
 
 // 16 columns of the panel (row stride 32) into c; MR is a constant
 TARGET static inline __attribute__ ((always_inline)) void
-half_tile (int MR, float *c, int ldc, const float *ap, const float *bp, int kc, int nc,
+half_tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, int kc, int nc,
            gboolean accumulate)
 {
   __m256 acc[AGC_AVX2_TILE_ROWS][2];
@@ -46,9 +46,9 @@ half_tile (int MR, float *c, int ldc, const float *ap, const float *bp, int kc, 
 #pragma GCC unroll 6
       for (int i = 0; i < MR; i++)
         {
-          __m256 a = _mm256_broadcast_ss (ap + MR * k + i);
-          acc[i][0] = _mm256_fmadd_ps (a, b0, acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps (a, b1, acc[i][1]);
+          __m256 ai = _mm256_broadcast_ss (a + i * lda + k);
+          acc[i][0] = _mm256_fmadd_ps (ai, b0, acc[i][0]);
+          acc[i][1] = _mm256_fmadd_ps (ai, b1, acc[i][1]);
         }
     }
 #pragma GCC unroll 6
@@ -60,14 +60,14 @@ half_tile (int MR, float *c, int ldc, const float *ap, const float *bp, int kc, 
 }
 
 TARGET static void
-tile (int mr, float *c, int ldc, const float *ap, const float *bp, int kc, int nc,
+tile (int mr, float *c, int ldc, const float *a, size_t lda, const float *bp, int kc, int nc,
       gboolean accumulate)
 {
   switch (mr)
     {
 #define TILE(n)                                                                                    \
   case n:                                                                                          \
-    half_tile (n, c, ldc, ap, bp, kc, nc, accumulate);                                             \
+    half_tile (n, c, ldc, a, lda, bp, kc, nc, accumulate);                                         \
     break;
       TILE (1) TILE (2) TILE (3) TILE (4) TILE (5) TILE (6)
 #undef TILE
@@ -77,12 +77,12 @@ tile (int mr, float *c, int ldc, const float *ap, const float *bp, int kc, int n
 }
 
 TARGET void
-agc_avx2_gemm_tile (float *c, int ldc, const float *ap, const float *bp, int kc, int mr, int nc,
-                    gboolean accumulate)
+agc_avx2_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp, int kc, int mr,
+                    int nc, gboolean accumulate)
 {
-  tile (mr, c, ldc, ap, bp, kc, MIN (nc, 16), accumulate);
+  tile (mr, c, ldc, a, lda, bp, kc, MIN (nc, 16), accumulate);
   if (nc > 16)
-    tile (mr, c + 16, ldc, ap, bp + 16, kc, nc - 16, accumulate);
+    tile (mr, c + 16, ldc, a, lda, bp + 16, kc, nc - 16, accumulate);
 }
 
 // out[8][ld_out] = in[8][ld_in]^T, 8 x 8 floats

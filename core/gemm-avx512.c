@@ -1,7 +1,8 @@
 /* gemm-avx512.c — the AVX-512 register tile: up to 12 rows x 32 columns,
  * two zmm accumulators per row.  Each step of k loads the panel's 32 values
- * once and broadcasts one value per row of A from the packed slice: 24 FMAs
- * against 2 loads and 12 broadcasts, which keeps both FMA pipes busy. */
+ * once and broadcasts one value per row of A (rows lda apart; one base
+ * register and the row offsets in eleven more): 24 FMAs against 2 loads and
+ * 12 broadcasts, which keeps both FMA pipes busy. */
 #include "gemm-kernels.h"
 
 #include <immintrin.h>
@@ -10,7 +11,7 @@
 
 // MR is a constant in every caller: the loops over rows unroll completely
 TARGET static inline __attribute__ ((always_inline)) void
-tile (int MR, float *c, int ldc, const float *ap, const float *bp, int kc, int nc,
+tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, int kc, int nc,
       gboolean accumulate)
 {
   __m512 acc[AGC_AVX512_TILE_ROWS][2];
@@ -26,9 +27,9 @@ tile (int MR, float *c, int ldc, const float *ap, const float *bp, int kc, int n
 #pragma GCC unroll 12
       for (int i = 0; i < MR; i++)
         {
-          __m512 a = _mm512_set1_ps (ap[MR * k + i]);
-          acc[i][0] = _mm512_fmadd_ps (a, b0, acc[i][0]);
-          acc[i][1] = _mm512_fmadd_ps (a, b1, acc[i][1]);
+          __m512 ai = _mm512_set1_ps (a[i * lda + k]);
+          acc[i][0] = _mm512_fmadd_ps (ai, b0, acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps (ai, b1, acc[i][1]);
         }
     }
   __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16) ((1u << nc) - 1);
@@ -48,14 +49,14 @@ tile (int MR, float *c, int ldc, const float *ap, const float *bp, int kc, int n
 }
 
 TARGET void
-agc_avx512_gemm_tile (float *c, int ldc, const float *ap, const float *bp, int kc, int mr,
+agc_avx512_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp, int kc, int mr,
                       int nc, gboolean accumulate)
 {
   switch (mr)
     {
 #define TILE(n)                                                                                    \
   case n:                                                                                          \
-    tile (n, c, ldc, ap, bp, kc, nc, accumulate);                                                  \
+    tile (n, c, ldc, a, lda, bp, kc, nc, accumulate);                                              \
     break;
       TILE (1) TILE (2) TILE (3) TILE (4) TILE (5) TILE (6)
       TILE (7) TILE (8) TILE (9) TILE (10) TILE (11) TILE (12)

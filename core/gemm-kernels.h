@@ -3,9 +3,11 @@
  * called after the CPU was checked.
  *
  * A tile: c[mr, nc] (row stride ldc) = (accumulate ? c : 0) + A_tile @ B_tile,
- * where ap is a packed slice of A ([kc][mr]: row i of step k at ap[k mr + i])
- * and bp a slice of one weight panel ([kc][32]).  nc <= 32 columns are
- * written; the panel's columns past nc are zeros and ignored. */
+ * where a points at the tile's first row of A at the slice's first k (row i
+ * of step k at a[i lda + k], read in place: packing A cost more than the
+ * strided broadcasts do) and bp at a slice of one weight panel ([kc][32]).
+ * nc <= 32 columns are written; the panel's columns past nc are zeros and
+ * ignored. */
 #pragma once
 
 #include <glib.h>
@@ -16,10 +18,10 @@ enum
   AGC_AVX2_TILE_ROWS = 6,    // 12 accumulators of the 16 ymm registers
 };
 
-void agc_avx512_gemm_tile (float *c, int ldc, const float *ap, const float *bp, int kc, int mr,
-                           int nc, gboolean accumulate);
-void agc_avx2_gemm_tile (float *c, int ldc, const float *ap, const float *bp, int kc, int mr,
-                         int nc, gboolean accumulate);
+void agc_avx512_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp, int kc,
+                           int mr, int nc, gboolean accumulate);
+void agc_avx2_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp, int kc,
+                         int mr, int nc, gboolean accumulate);
 
 /* panel[n_in][32] = rows[32][n_in]^T, rows with row stride ld. */
 void agc_avx2_transpose_panel (float *panel, const float *rows, int ld, int n_in);

@@ -1,8 +1,8 @@
 /* gemm-packed.c — packing weights into panels, and the loop around the
  * register-tile kernels (gemm-kernels.h).
  *
- * Blocking: k in slices of KC so that a panel slice (32 KB) and a packed
- * tile of A (12 KB) stay in L1/L2 while a tile is computed; the pool's
+ * Blocking: k in slices of KC so that a panel slice (32 KB) and a tile of A
+ * (12 rows x KC) stay in L1/L2 while a tile is computed; the pool's
  * threads take groups of panels (output columns), each running every row of
  * A against its panels, so no two threads write the same part of C.  Rows
  * are cut into tiles of nearly equal height (50 = 5 x 10, not 4 x 12 + 2),
@@ -22,7 +22,6 @@ enum
   PANELS_PER_ITEM = 4,  // 128 columns per work item: small enough to balance
   TILES_PER_GROUP = 16, // rows of A per pass over a panel: 16 x 12 x KC floats
   MIN_FLOP_PER_ITEM = 1 << 21,
-  MAX_TILE_ROWS = AGC_AVX512_TILE_ROWS,
 };
 
 typedef enum
@@ -167,72 +166,32 @@ agc_packed_matrix_clear (AgcPackedMatrix *m)
 
 /* ---- multiplying ---------------------------------------------------------- */
 
-// the calling thread's memory for packing A
-static GPrivate a_scratch_key = G_PRIVATE_INIT (agc_thread_scratch_free);
-
 typedef struct
 {
   float *c;
   const float *a;
   const AgcPackedMatrix *w;
-  const float *panels;
-  float *a_packed; // all tiles of A packed (see a_block), or NULL: each item packs its own
-  int ldc, lda, rows, n_tiles, n_slices, panels_per_item;
+  int ldc, lda, rows, n_tiles, panels_per_item;
   gboolean accumulate;
   Isa isa;
 } Job;
 
-// rows of tile t when rows are cut into n_tiles tiles of nearly equal height
-static void
-tile_rows (const Job *j, int t, int *first, int *height)
+// c[tile t, panel p] (+)= a[tile t, k0 .. k0 + kc] @ panel p's slice at k0,
+// where rows are cut into n_tiles tiles of nearly equal height
+static inline void
+tile (const Job *j, int t, int p, int k0, int kc)
 {
   int base = j->rows / j->n_tiles, extra = j->rows % j->n_tiles;
-  *first = t * base + MIN (t, extra);
-  *height = base + (t < extra);
-}
-
-// ap[k][mr] = a[first .. first + mr, k0 .. k0 + kc]
-static void
-pack_a (float *ap, const Job *j, int first, int mr, int k0, int kc)
-{
-  for (int i = 0; i < mr; i++)
-    {
-      const float *row = j->a + (size_t) (first + i) * j->lda + k0;
-      for (int k = 0; k < kc; k++)
-        ap[k * mr + i] = row[k];
-    }
-}
-
-// A packed once per call, slice after slice, each slice's tiles one after
-// another: tile t of slice s is a [kc][mr] block at s KC rows + kc first
-static float *
-a_block (const Job *j, int slice, int first, int kc)
-{
-  return j->a_packed + (size_t) slice * KC * j->rows + (size_t) kc * first;
-}
-
-static void
-pack_a_items (void *ctx, int begin, int end, int thread)
-{
-  (void) thread;
-  const Job *j = ctx;
-  for (int item = begin; item < end; item++)
-    {
-      int slice = item / j->n_tiles, first, mr;
-      int k0 = slice * KC, kc = MIN (KC, j->w->n_in - k0);
-      tile_rows (j, item % j->n_tiles, &first, &mr);
-      pack_a (a_block (j, slice, first, kc), j, first, mr, k0, kc);
-    }
-}
-
-static inline void
-tile (const Job *j, float *c, const float *ap, const float *bp, int kc, int mr, int nc,
-      gboolean accumulate)
-{
+  int first = t * base + MIN (t, extra), mr = base + (t < extra);
+  int col = p * AGC_PANEL_WIDTH, nc = MIN (AGC_PANEL_WIDTH, j->w->n_out - col);
+  float *c = j->c + (size_t) first * j->ldc + col;
+  const float *a = j->a + (size_t) first * j->lda + k0;
+  const float *bp = j->w->panels + ((size_t) p * j->w->n_in + k0) * AGC_PANEL_WIDTH;
+  gboolean accumulate = k0 > 0 || j->accumulate;
   if (j->isa == ISA_AVX512)
-    agc_avx512_gemm_tile (c, j->ldc, ap, bp, kc, mr, nc, accumulate);
+    agc_avx512_gemm_tile (c, j->ldc, a, j->lda, bp, kc, mr, nc, accumulate);
   else
-    agc_avx2_gemm_tile (c, j->ldc, ap, bp, kc, mr, nc, accumulate);
+    agc_avx2_gemm_tile (c, j->ldc, a, j->lda, bp, kc, mr, nc, accumulate);
 }
 
 static void
@@ -241,69 +200,26 @@ multiply_items (void *ctx, int begin, int end, int thread)
   (void) thread;
   const Job *j = ctx;
   int n_in = j->w->n_in, n_panels = (j->w->n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
-  float own[KC * MAX_TILE_ROWS] __attribute__ ((aligned (64)));
   for (int item = begin; item < end; item++)
     {
       int p0 = item * j->panels_per_item, p1 = MIN (p0 + j->panels_per_item, n_panels);
-      if (j->a_packed != NULL && j->n_tiles <= TILES_PER_GROUP)
+      if (j->n_tiles <= TILES_PER_GROUP)
         {
           // few rows (small batches): A stays in L2 and each panel is read
           // once, front to back, the weights streaming from memory in order
           for (int p = p0; p < p1; p++)
-            {
-              int col = p * AGC_PANEL_WIDTH, nc = MIN (AGC_PANEL_WIDTH, j->w->n_out - col);
-              for (int k0 = 0; k0 < n_in; k0 += KC)
-                {
-                  int kc = MIN (KC, n_in - k0);
-                  const float *bp = j->panels + ((size_t) p * n_in + k0) * AGC_PANEL_WIDTH;
-                  for (int t = 0; t < j->n_tiles; t++)
-                    {
-                      int first, mr;
-                      tile_rows (j, t, &first, &mr);
-                      tile (j, j->c + (size_t) first * j->ldc + col,
-                            a_block (j, k0 / KC, first, kc), bp, kc, mr, nc,
-                            k0 > 0 || j->accumulate);
-                    }
-                }
-            }
+            for (int k0 = 0; k0 < n_in; k0 += KC)
+              for (int t = 0; t < j->n_tiles; t++)
+                tile (j, t, p, k0, MIN (KC, n_in - k0));
           continue;
         }
+      // a panel's slice (32 KB) stays in L1 while a group of tiles of A
+      // (up to 192 KB) passes from L2
       for (int k0 = 0; k0 < n_in; k0 += KC)
-        {
-          int kc = MIN (KC, n_in - k0);
-          gboolean accumulate = k0 > 0 || j->accumulate;
-          if (j->a_packed != NULL)
-            {
-              // a panel's slice (32 KB) stays in L1 while a group of tiles of
-              // A (up to 192 KB) passes from L2
-              for (int t0 = 0; t0 < j->n_tiles; t0 += TILES_PER_GROUP)
-                for (int p = p0; p < p1; p++)
-                  {
-                    int col = p * AGC_PANEL_WIDTH, nc = MIN (AGC_PANEL_WIDTH, j->w->n_out - col);
-                    const float *bp = j->panels + ((size_t) p * n_in + k0) * AGC_PANEL_WIDTH;
-                    for (int t = t0; t < MIN (t0 + TILES_PER_GROUP, j->n_tiles); t++)
-                      {
-                        int first, mr;
-                        tile_rows (j, t, &first, &mr);
-                        tile (j, j->c + (size_t) first * j->ldc + col,
-                              a_block (j, k0 / KC, first, kc), bp, kc, mr, nc, accumulate);
-                      }
-                  }
-              continue;
-            }
-          for (int t = 0; t < j->n_tiles; t++)
-            {
-              int first, mr;
-              tile_rows (j, t, &first, &mr);
-              pack_a (own, j, first, mr, k0, kc);
-              for (int p = p0; p < p1; p++)
-                {
-                  int col = p * AGC_PANEL_WIDTH, nc = MIN (AGC_PANEL_WIDTH, j->w->n_out - col);
-                  const float *bp = j->panels + ((size_t) p * n_in + k0) * AGC_PANEL_WIDTH;
-                  tile (j, j->c + (size_t) first * j->ldc + col, own, bp, kc, mr, nc, accumulate);
-                }
-            }
-        }
+        for (int t0 = 0; t0 < j->n_tiles; t0 += TILES_PER_GROUP)
+          for (int p = p0; p < p1; p++)
+            for (int t = t0; t < MIN (t0 + TILES_PER_GROUP, j->n_tiles); t++)
+              tile (j, t, p, k0, MIN (KC, n_in - k0));
     }
 }
 
@@ -319,21 +235,12 @@ agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatr
   g_return_if_fail (found != ISA_NONE);
   int tile_max = found == ISA_AVX512 ? AGC_AVX512_TILE_ROWS : AGC_AVX2_TILE_ROWS;
   int n_panels = (w->n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
-  Job j = { .c = c, .a = a, .w = w, .panels = w->panels, .ldc = ldc,
-            .lda = lda, .rows = rows, .n_tiles = (rows + tile_max - 1) / tile_max,
-            .panels_per_item = PANELS_PER_ITEM, .accumulate = beta != 0.0f, .isa = found };
+  Job j = { .c = c, .a = a, .w = w, .ldc = ldc, .lda = lda, .rows = rows,
+            .n_tiles = (rows + tile_max - 1) / tile_max, .panels_per_item = PANELS_PER_ITEM,
+            .accumulate = beta != 0.0f, .isa = found };
   int n_items = (n_panels + PANELS_PER_ITEM - 1) / PANELS_PER_ITEM;
   // too little work to wake the pool: the caller runs everything
   double flop_per_item = 2.0 * rows * w->n_in * PANELS_PER_ITEM * AGC_PANEL_WIDTH;
   gboolean alone = flop_per_item * n_items < 2.0 * MIN_FLOP_PER_ITEM;
-  // A packed once rather than by every item (a copy per 4 panels cost a
-  // quarter of the kernels' time); without the memory, items pack their own
-  j.n_slices = (w->n_in + KC - 1) / KC;
-  j.a_packed = agc_thread_scratch (&a_scratch_key, (size_t) rows * w->n_in * sizeof (float));
-  if (j.a_packed != NULL && n_items > 1)
-    agc_parallel_for (j.n_slices * j.n_tiles, alone ? j.n_slices * j.n_tiles : 1, pack_a_items,
-                      &j);
-  else
-    j.a_packed = NULL;
   agc_parallel_for (n_items, alone ? n_items : 1, multiply_items, &j);
 }

@@ -2,9 +2,9 @@
  *
  * A weight matrix W[n_out, n_in] (PyTorch's layout) is repacked once into
  * panels of 32 output columns, each panel [n_in][32]: the kernels stream a
- * panel with aligned vector loads while broadcasting activations from a
- * small packed copy of A, so a 12 x 32 (AVX-512) or 6 x 16 (AVX2) block of C
- * stays in registers for a whole slice of k.  OpenBLAS's kernels for thin
+ * panel with aligned vector loads while broadcasting activations from A in
+ * place, so a 12 x 32 (AVX-512) or 6 x 16 (AVX2) block of C stays in
+ * registers for a whole slice of k.  OpenBLAS's kernels for thin
  * products (50 rows at batch 1) reach about half of what this machine can
  * do; these are close to its FMA throughput at every batch size.
  *
