@@ -13,33 +13,44 @@ lanes_below (int n) // lanes [0, n) set
   return _mm256_cmpgt_epi32 (_mm256_set1_epi32 (n), _mm256_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// row[0 .. n) as a vector, zeros past n
+TARGET static inline __m256
+load (const float *row, int n)
+{
+  if (n >= 8)
+    return _mm256_loadu_ps (row);
+  return n > 0 ? _mm256_maskload_ps (row, lanes_below (n)) : _mm256_setzero_ps ();
+}
+
 TARGET static inline void
 store (float *row, __m256 v, int n, gboolean accumulate)
 {
+  if (accumulate)
+    v = _mm256_add_ps (v, load (row, n));
   if (n >= 8)
-    {
-      if (accumulate)
-        v = _mm256_add_ps (v, _mm256_loadu_ps (row));
-      _mm256_storeu_ps (row, v);
-    }
+    _mm256_storeu_ps (row, v);
   else if (n > 0)
-    {
-      __m256i mask = lanes_below (n);
-      if (accumulate)
-        v = _mm256_add_ps (v, _mm256_maskload_ps (row, mask));
-      _mm256_maskstore_ps (row, mask, v);
-    }
+    _mm256_maskstore_ps (row, lanes_below (n), v);
 }
 
 // 16 columns of the panel (row stride 32) into c; MR is a constant
 TARGET static inline __attribute__ ((always_inline)) void
-half_tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, int kc, int nc,
-           gboolean accumulate)
+half_tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp,
+           const float *bias, int kc, int nc, gboolean accumulate)
 {
+  __m256 start0 = _mm256_setzero_ps (), start1 = _mm256_setzero_ps ();
+  if (bias != NULL)
+    {
+      start0 = load (bias, nc);
+      start1 = load (bias + 8, nc - 8);
+    }
   __m256 acc[AGC_AVX2_TILE_ROWS][2];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; i++)
-    acc[i][0] = acc[i][1] = _mm256_setzero_ps ();
+    {
+      acc[i][0] = start0;
+      acc[i][1] = start1;
+    }
   for (int k = 0; k < kc; k++)
     {
       __m256 b0 = _mm256_load_ps (bp + 32 * k), b1 = _mm256_load_ps (bp + 32 * k + 8);
@@ -60,14 +71,14 @@ half_tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *b
 }
 
 TARGET static void
-tile (int mr, float *c, int ldc, const float *a, size_t lda, const float *bp, int kc, int nc,
-      gboolean accumulate)
+tile (int mr, float *c, int ldc, const float *a, size_t lda, const float *bp, const float *bias,
+      int kc, int nc, gboolean accumulate)
 {
   switch (mr)
     {
 #define TILE(n)                                                                                    \
   case n:                                                                                          \
-    half_tile (n, c, ldc, a, lda, bp, kc, nc, accumulate);                                         \
+    half_tile (n, c, ldc, a, lda, bp, bias, kc, nc, accumulate);                                   \
     break;
       TILE (1) TILE (2) TILE (3) TILE (4) TILE (5) TILE (6)
 #undef TILE
@@ -77,12 +88,13 @@ tile (int mr, float *c, int ldc, const float *a, size_t lda, const float *bp, in
 }
 
 TARGET void
-agc_avx2_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp, int kc, int mr,
-                    int nc, gboolean accumulate)
+agc_avx2_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp,
+                    const float *bias, int kc, int mr, int nc, gboolean accumulate)
 {
-  tile (mr, c, ldc, a, lda, bp, kc, MIN (nc, 16), accumulate);
+  tile (mr, c, ldc, a, lda, bp, bias, kc, MIN (nc, 16), accumulate);
   if (nc > 16)
-    tile (mr, c + 16, ldc, a, lda, bp + 16, kc, nc - 16, accumulate);
+    tile (mr, c + 16, ldc, a, lda, bp + 16, bias != NULL ? bias + 16 : NULL, kc, nc - 16,
+          accumulate);
 }
 
 // out[8][ld_out] = in[8][ld_in]^T, 8 x 8 floats

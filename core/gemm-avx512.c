@@ -11,13 +11,24 @@
 
 // MR is a constant in every caller: the loops over rows unroll completely
 TARGET static inline __attribute__ ((always_inline)) void
-tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, int kc, int nc,
-      gboolean accumulate)
+tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, const float *bias,
+      int kc, int nc, gboolean accumulate)
 {
+  __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16) ((1u << nc) - 1);
+  __mmask16 m1 = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16) ((1u << (nc - 16)) - 1);
+  __m512 start0 = _mm512_setzero_ps (), start1 = _mm512_setzero_ps ();
+  if (bias != NULL)
+    {
+      start0 = _mm512_maskz_loadu_ps (m0, bias);
+      start1 = _mm512_maskz_loadu_ps (m1, bias + 16);
+    }
   __m512 acc[AGC_AVX512_TILE_ROWS][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; i++)
-    acc[i][0] = acc[i][1] = _mm512_setzero_ps ();
+    {
+      acc[i][0] = start0;
+      acc[i][1] = start1;
+    }
   for (int k = 0; k < kc; k++)
     {
       // the panel streams from memory at small batches: ask for it early
@@ -32,8 +43,6 @@ tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, in
           acc[i][1] = _mm512_fmadd_ps (ai, b1, acc[i][1]);
         }
     }
-  __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16) ((1u << nc) - 1);
-  __mmask16 m1 = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16) ((1u << (nc - 16)) - 1);
 #pragma GCC unroll 12
   for (int i = 0; i < MR; i++)
     {
@@ -49,14 +58,14 @@ tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, in
 }
 
 TARGET void
-agc_avx512_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp, int kc, int mr,
-                      int nc, gboolean accumulate)
+agc_avx512_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp,
+                      const float *bias, int kc, int mr, int nc, gboolean accumulate)
 {
   switch (mr)
     {
 #define TILE(n)                                                                                    \
   case n:                                                                                          \
-    tile (n, c, ldc, a, lda, bp, kc, nc, accumulate);                                              \
+    tile (n, c, ldc, a, lda, bp, bias, kc, nc, accumulate);                                        \
     break;
       TILE (1) TILE (2) TILE (3) TILE (4) TILE (5) TILE (6)
       TILE (7) TILE (8) TILE (9) TILE (10) TILE (11) TILE (12)

@@ -171,6 +171,7 @@ typedef struct
   float *c;
   const float *a;
   const AgcPackedMatrix *w;
+  AgcGemmEpilogue epilogue;
   int ldc, lda, rows, n_tiles, panels_per_item;
   gboolean accumulate;
   Isa isa;
@@ -188,10 +189,15 @@ tile (const Job *j, int t, int p, int k0, int kc)
   const float *a = j->a + (size_t) first * j->lda + k0;
   const float *bp = j->w->panels + ((size_t) p * j->w->n_in + k0) * AGC_PANEL_WIDTH;
   gboolean accumulate = k0 > 0 || j->accumulate;
+  const float *bias = k0 == 0 && j->epilogue.bias != NULL ? j->epilogue.bias + col : NULL;
   if (j->isa == ISA_AVX512)
-    agc_avx512_gemm_tile (c, j->ldc, a, j->lda, bp, kc, mr, nc, accumulate);
+    agc_avx512_gemm_tile (c, j->ldc, a, j->lda, bp, bias, kc, mr, nc, accumulate);
   else
-    agc_avx2_gemm_tile (c, j->ldc, a, j->lda, bp, kc, mr, nc, accumulate);
+    agc_avx2_gemm_tile (c, j->ldc, a, j->lda, bp, bias, kc, mr, nc, accumulate);
+  // the activation after the last slice, while the tile is in L1
+  if (j->epilogue.apply_act && k0 + kc == j->w->n_in)
+    for (int i = 0; i < mr; i++)
+      agc_bias_act_forward (c + (size_t) i * j->ldc, NULL, 1, nc, j->epilogue.act);
 }
 
 static void
@@ -225,7 +231,7 @@ multiply_items (void *ctx, int begin, int end, int thread)
 
 void
 agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatrix *w, int rows,
-                 float beta)
+                 float beta, const AgcGemmEpilogue *epilogue)
 {
   g_return_if_fail (c != NULL && a != NULL && w != NULL && rows >= 0);
   g_return_if_fail (beta == 0.0f || beta == 1.0f);
@@ -238,6 +244,8 @@ agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatr
   Job j = { .c = c, .a = a, .w = w, .ldc = ldc, .lda = lda, .rows = rows,
             .n_tiles = (rows + tile_max - 1) / tile_max, .panels_per_item = PANELS_PER_ITEM,
             .accumulate = beta != 0.0f, .isa = found };
+  if (epilogue != NULL)
+    j.epilogue = *epilogue;
   int n_items = (n_panels + PANELS_PER_ITEM - 1) / PANELS_PER_ITEM;
   // too little work to wake the pool: the caller runs everything
   double flop_per_item = 2.0 * rows * w->n_in * PANELS_PER_ITEM * AGC_PANEL_WIDTH;

@@ -13,6 +13,7 @@
  * is packed and callers use gemm.h. */
 #pragma once
 
+#include "clip-config.h"
 #include "param.h"
 
 enum
@@ -45,7 +46,17 @@ gboolean agc_packed_matrix_init (AgcPackedMatrix *m, float *panels, const AgcPar
                                  const int *rows, int n_parts, int n_in, GError **error);
 void agc_packed_matrix_clear (AgcPackedMatrix *m);
 
-/* c[rows, n_out] (row stride ldc) = beta c + a[rows, n_in] (row stride lda)
- * @ W^T, beta 0 or 1, over the pool.  Needs agc_packed_gemm_available (). */
+/* What happens to each tile of C while it is still in cache: bias[n_out]
+ * added (NULL: none), then act applied when apply_act. */
+typedef struct
+{
+  const float *bias;
+  gboolean apply_act;
+  AgcActivation act;
+} AgcGemmEpilogue;
+
+/* c[rows, n_out] (row stride ldc) = epilogue (beta c + a[rows, n_in] (row
+ * stride lda) @ W^T), beta 0 or 1, epilogue NULL for none, over the pool.
+ * Needs agc_packed_gemm_available (). */
 void agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatrix *w,
-                      int rows, float beta);
+                      int rows, float beta, const AgcGemmEpilogue *epilogue);

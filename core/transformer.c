@@ -3,10 +3,11 @@
  * Per layer, four thick GEMMs over all tokens of all sequences ([rows, D]
  * with rows = every token of the batch; gemm.h): qkv (into one fused
  * activation), out_proj, fc1, fc2; the residual adds are the GEMMs' own
- * accumulation (beta = 1).  Between them,
- * one pass each over the rows, split over the pool (threads.h):
- *   x += previous bias, h = ln(x)  |  attention per (sequence, head)  |
- *   mlp = act(mlp + bias)
+ * accumulation (beta = 1), the qkv bias and fc1's bias and activation are
+ * applied to each tile of C by the packed GEMM (else in a pass of their
+ * own).  Between them, one pass each over the rows, split over the pool
+ * (threads.h):  x += previous bias, h = ln(x)  |  attention per (sequence,
+ * head)
  * Attention reads q, k, v in place from the fused qkv activations through
  * the GEMM leading dimensions: two small single-threaded GEMMs per head, the
  * heads spread over the pool.
@@ -266,6 +267,11 @@ typedef struct
   // the residual-stream pass: x += add_bias, ln_out = ln(x) when ln_out
   const float *add_bias, *ln_weight, *ln_bias;
   float *ln_out;
+  // a product's bias and activation, where its GEMM did not apply them
+  float *epi_out;
+  const float *epi_bias;
+  int epi_width;
+  gboolean epi_act;
   // a layer's half-precision weights being converted
   const AgcParam *convert[N_MATRICES];
   float *convert_to[N_MATRICES];
@@ -314,12 +320,31 @@ residual_pass (Pass *p, int n_rows, const float *add_bias, const float *ln_weigh
 }
 
 static void
-activation_rows (void *ctx, int begin, int end, int thread)
+epilogue_rows (void *ctx, int begin, int end, int thread)
 {
   (void) thread;
   const Pass *p = ctx;
-  int m = p->c->mlp_width;
-  agc_bias_act_forward (p->mlp + (size_t) begin * m, p->blk->fc1_bias, end - begin, m, p->c->act);
+  int w = p->epi_width;
+  float *out = p->epi_out + (size_t) begin * w;
+  if (p->epi_act)
+    agc_bias_act_forward (out, p->epi_bias, end - begin, w, p->c->act);
+  else
+    for (int r = 0; r < end - begin; r++)
+      for (int i = 0; i < w; i++)
+        out[(size_t) r * w + i] += p->epi_bias[i];
+}
+
+// out[rows, width] = act? (out + bias)
+static void
+epilogue_pass (Pass *p, float *out, int rows, int width, const float *bias, gboolean act)
+{
+  if (bias == NULL && !act)
+    return;
+  p->epi_out = out;
+  p->epi_bias = bias;
+  p->epi_width = width;
+  p->epi_act = act;
+  agc_parallel_for (rows, row_grain (rows, width), epilogue_rows, p);
 }
 
 // items are (sequence, head) pairs; out rows go to p->h
@@ -337,21 +362,6 @@ attention_items (void *ctx, int begin, int end, int thread)
       float *k = q + d;
       float *v = q + 2 * d;
       float *o = p->h + (size_t) p->offsets[s] * d + head * hd;    // [n, hd], stride D
-      if (!gemm_only)
-        {
-          // the qkv bias of this head's columns, left out of the fused GEMM
-          const float *bq = p->blk->qkv_bias + head * hd, *bk = bq + d, *bv = bq + 2 * d;
-          for (int t = 0; t < n; t++)
-            {
-              float *qt = q + (size_t) t * ld, *kt = k + (size_t) t * ld, *vt = v + (size_t) t * ld;
-              for (int i = 0; i < hd; i++)
-                {
-                  qt[i] += bq[i];
-                  kt[i] += bk[i];
-                  vt[i] += bv[i];
-                }
-            }
-        }
       // scores[n, n] = scale * q @ k^T
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, scale, q, ld, k, ld, 0.0f,
                    scores, n);
@@ -473,35 +483,46 @@ int8_weights (const AgcTransformer *t, int l, GError **error)
   return kept;
 }
 
-// x[R, D] += a[R, K] @ w[D, K]^T, or out[R, N] = a @ w^T with beta 0;
-// through the int8 or packed matrix when there is one
+// x[R, D] += a[R, K] @ w[D, K]^T, or out[R, N] = act? (a @ w^T + bias) with
+// beta 0; through the int8 or packed matrix when there is one (the packed
+// GEMM adds the bias and applies act to each tile while it is in cache)
 static void
-gemm_nt (float *out, const float *a, const AgcInt8Matrix *q8, const AgcPackedMatrix *packed,
-         const float *w, int rows, int n_out, int n_in, float beta)
+gemm_nt (Pass *p, float *out, const float *a, const AgcInt8Matrix *q8,
+         const AgcPackedMatrix *packed, const float *w, int rows, int n_out, int n_in, float beta,
+         const float *bias, gboolean act)
 {
+  if (gemm_only)
+    bias = NULL, act = FALSE;
+  if (packed != NULL && q8 == NULL)
+    {
+      AgcGemmEpilogue epilogue = { .bias = bias, .apply_act = act, .act = p->c->act };
+      agc_gemm_packed (out, n_out, a, n_in, packed, rows, beta, &epilogue);
+      return;
+    }
   if (q8 != NULL)
     agc_gemm_int8 (out, n_out, a, n_in, q8, rows, beta);
-  else if (packed != NULL)
-    agc_gemm_packed (out, n_out, a, n_in, packed, rows, beta);
   else
     agc_gemm_nt (out, n_out, a, n_in, w, rows, n_out, n_in, beta);
+  epilogue_pass (p, out, rows, n_out, bias, act);
 }
 
-// qkv[R, 3D] = h[R, D] @ [q; k; v]^T: one GEMM when fused, else three
-// writing their column blocks of qkv through its leading dimension
+// qkv[R, 3D] = h[R, D] @ [q; k; v]^T + bias: one GEMM when fused, else
+// three writing their column blocks of qkv through its leading dimension
 static void
-qkv_gemm (float *qkv, const float *h, const AgcBlock *blk, const AgcInt8Block *q8,
+qkv_gemm (Pass *p, float *qkv, const float *h, const AgcBlock *blk, const AgcInt8Block *q8,
           const AgcPackedBlock *packed, int rows, int d)
 {
   if (q8 != NULL || packed != NULL || blk->qkv_weight != NULL)
     {
-      gemm_nt (qkv, h, q8 != NULL ? q8->qkv : NULL, packed != NULL ? &packed->qkv : NULL,
-               blk->qkv_weight, rows, 3 * d, d, 0.0f);
+      gemm_nt (p, qkv, h, q8 != NULL ? q8->qkv : NULL, packed != NULL ? &packed->qkv : NULL,
+               blk->qkv_weight, rows, 3 * d, d, 0.0f, blk->qkv_bias, FALSE);
       return;
     }
   const float *w[3] = { blk->q_weight, blk->k_weight, blk->v_weight };
   for (int i = 0; i < 3; i++)
     agc_gemm_nt (qkv + i * d, 3 * d, h, d, w[i], rows, d, d, 0.0f);
+  if (!gemm_only)
+    epilogue_pass (p, qkv, rows, 3 * d, blk->qkv_bias, FALSE);
 }
 
 gboolean
@@ -581,20 +602,18 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
       p.blk = &blk;
       // x = x + out_proj(attention(ln_1(x)))
       residual_pass (&p, n_rows, pending_bias, blk.ln1_weight, blk.ln1_bias, p.h);
-      qkv_gemm (p.qkv, p.h, &blk, q8, pk, n_rows, d);
+      qkv_gemm (&p, p.qkv, p.h, &blk, q8, pk, n_rows, d);
       agc_threads_blas_serial_begin ();
       agc_parallel_for (n_seqs * c->heads, attention_grain, attention_items, &p);
       agc_threads_blas_serial_end ();
-      gemm_nt (x, p.h, q8 ? q8->out : NULL, pk ? &pk->out : NULL, blk.out_weight, n_rows, d, d,
-               1.0f);
+      gemm_nt (&p, x, p.h, q8 ? q8->out : NULL, pk ? &pk->out : NULL, blk.out_weight, n_rows, d,
+               d, 1.0f, NULL, FALSE);
       // x = x + fc2(act(fc1(ln_2(x))))
       residual_pass (&p, n_rows, blk.out_bias, blk.ln2_weight, blk.ln2_bias, p.h);
-      gemm_nt (p.mlp, p.h, q8 ? q8->fc1 : NULL, pk ? &pk->fc1 : NULL, blk.fc1_weight, n_rows, m,
-               d, 0.0f);
-      if (!gemm_only)
-        agc_parallel_for (n_rows, row_grain (n_rows, m), activation_rows, &p);
-      gemm_nt (x, p.mlp, q8 ? q8->fc2 : NULL, pk ? &pk->fc2 : NULL, blk.fc2_weight, n_rows, d,
-               m, 1.0f);
+      gemm_nt (&p, p.mlp, p.h, q8 ? q8->fc1 : NULL, pk ? &pk->fc1 : NULL, blk.fc1_weight, n_rows,
+               m, d, 0.0f, blk.fc1_bias, TRUE);
+      gemm_nt (&p, x, p.mlp, q8 ? q8->fc2 : NULL, pk ? &pk->fc2 : NULL, blk.fc2_weight, n_rows,
+               d, m, 1.0f, NULL, FALSE);
       pending_bias = t->blocks[l].fc2_bias;
     }
   if (pending_bias != NULL)

@@ -194,7 +194,7 @@ embed_tokens (const AgcVisionTower *t, const float *pixels, int batch, float *x,
         return FALSE;
     }
   if (use_packed)
-    agc_gemm_packed (e.x, d, e.patches, (int) patch_len, packed, (int) rows, 0.0f);
+    agc_gemm_packed (e.x, d, e.patches, (int) patch_len, packed, (int) rows, 0.0f, NULL);
   else
     agc_gemm_nt (e.x, d, e.patches, (int) patch_len, t->patch_weight, (int) rows, d,
                  (int) patch_len, 0.0f);

@@ -1,7 +1,8 @@
 /* The packed GEMM (core/gemm-packed.c) against a float64 product written
  * here, on both kernels (AVX-512 where the CPU has it, AVX2), for thin and
  * thick products, odd sizes, float32 and float16 weights stacked from
- * parts, beta 0 and 1, and leading dimensions wider than the matrices. */
+ * parts, beta 0 and 1, leading dimensions wider than the matrices, and the
+ * epilogues (bias, bias and activation, activation alone). */
 #include "gemm-packed.h"
 #include "ops.h"
 #include "threads.h"
@@ -40,11 +41,27 @@ from_half (uint16_t h)
   return v.f;
 }
 
+typedef enum
+{
+  NONE,
+  BIAS,
+  BIAS_QUICK_GELU,
+  BIAS_GELU,
+  GELU, // activation without a bias
+} Epilogue;
+
+static double
+activation (double v, AgcActivation act)
+{
+  return act == AGC_ACT_GELU ? 0.5 * v * (1.0 + erf (v / sqrt (2.0))) : v / (1.0 + exp (-1.702 * v));
+}
+
 typedef struct
 {
   int rows, n_out, n_in, lda, ldc, n_parts;
   float beta;
   gboolean half;
+  Epilogue epilogue;
 } Case;
 
 static void
@@ -67,6 +84,14 @@ check_case (const Case *k)
     }
   for (size_t i = 0; i < (size_t) k->rows * k->ldc; i++)
     want[i] = c[i] = random_float (&state);
+  float *bias = g_new (float, k->n_out);
+  for (int n = 0; n < k->n_out; n++)
+    bias[n] = random_float (&state);
+  AgcGemmEpilogue epilogue = {
+    .bias = k->epilogue != NONE && k->epilogue != GELU ? bias : NULL,
+    .apply_act = k->epilogue >= BIAS_QUICK_GELU,
+    .act = k->epilogue == BIAS_QUICK_GELU ? AGC_ACT_QUICK_GELU : AGC_ACT_GELU,
+  };
   for (int r = 0; r < k->rows; r++)
     for (int n = 0; n < k->n_out; n++)
       {
@@ -74,7 +99,9 @@ check_case (const Case *k)
         for (int i = 0; i < k->n_in; i++)
           sum += (double) a[(size_t) r * k->lda + i] * w[(size_t) n * k->n_in + i];
         double *out = &want[(size_t) r * k->ldc + n];
-        *out = k->beta * *out + sum;
+        *out = k->beta * *out + sum + (epilogue.bias != NULL ? bias[n] : 0.0);
+        if (epilogue.apply_act)
+          *out = activation (*out, epilogue.act);
       }
 
   // the weight rows cut into n_parts stacked parts of (nearly) equal height
@@ -95,7 +122,8 @@ check_case (const Case *k)
   g_assert_true (agc_packed_matrix_init (&packed, NULL, parts, heights, k->n_parts, k->n_in,
                                          &error));
   g_assert_no_error (error);
-  agc_gemm_packed (c, k->ldc, a, k->lda, &packed, k->rows, k->beta);
+  agc_gemm_packed (c, k->ldc, a, k->lda, &packed, k->rows, k->beta,
+                   k->epilogue != NONE ? &epilogue : NULL);
 
   double worst = 0;
   for (int r = 0; r < k->rows; r++)
@@ -108,9 +136,10 @@ check_case (const Case *k)
       }
   // float32 sums of n_in products of size <= 1/4: rounding grows ~sqrt(n_in)
   if (worst > 2e-6)
-    g_error ("rows %d n_out %d n_in %d beta %g: error %g x sqrt(n_in)", k->rows, k->n_out,
-             k->n_in, k->beta, worst);
+    g_error ("rows %d n_out %d n_in %d beta %g epilogue %d: error %g x sqrt(n_in)", k->rows,
+             k->n_out, k->n_in, k->beta, k->epilogue, worst);
   agc_packed_matrix_clear (&packed);
+  g_free (bias);
   g_free (a);
   g_free (w);
   g_free (w16);
@@ -119,15 +148,20 @@ check_case (const Case *k)
 }
 
 static const Case cases[] = {
-  { 1, 32, 8, 8, 32, 1, 0, FALSE },
-  { 50, 2304, 768, 768, 2304, 3, 0, FALSE },   // ViT-B/32 qkv at batch 1
-  { 50, 768, 3072, 3072, 768, 1, 1, FALSE },   // fc2 with the residual
-  { 400, 768, 768, 800, 770, 1, 1, FALSE },     // batch 8, wide strides
-  { 197, 100, 300, 300, 100, 1, 0, TRUE },
-  { 7, 17, 3, 5, 20, 1, 1, FALSE },
-  { 13, 120, 40, 40, 120, 3, 0, TRUE },        // fused qkv of width 40
-  { 25, 33, 257, 260, 40, 2, 1, FALSE },       // k crosses a slice boundary
-  { 3, 1, 1, 1, 1, 1, 0, FALSE },
+  { 1, 32, 8, 8, 32, 1, 0, FALSE, NONE },
+  { 50, 2304, 768, 768, 2304, 3, 0, FALSE, NONE },   // ViT-B/32 qkv at batch 1
+  { 50, 768, 3072, 3072, 768, 1, 1, FALSE, NONE },   // fc2 with the residual
+  { 400, 768, 768, 800, 770, 1, 1, FALSE, NONE },     // batch 8, wide strides
+  { 197, 100, 300, 300, 100, 1, 0, TRUE, NONE },
+  { 7, 17, 3, 5, 20, 1, 1, FALSE, NONE },
+  { 13, 120, 40, 40, 120, 3, 0, TRUE, NONE },        // fused qkv of width 40
+  { 25, 33, 257, 260, 40, 2, 1, FALSE, NONE },       // k crosses a slice boundary
+  { 3, 1, 1, 1, 1, 1, 0, FALSE, NONE },
+  { 50, 3072, 768, 768, 3072, 1, 0, FALSE, BIAS_QUICK_GELU }, // ViT-B fc1
+  { 400, 2304, 768, 768, 2304, 3, 0, TRUE, BIAS },            // qkv, batch 8, half
+  { 25, 33, 257, 260, 40, 2, 1, FALSE, BIAS_GELU },           // bias once over 2 slices
+  { 13, 70, 40, 40, 75, 1, 1, FALSE, GELU },
+  { 7, 17, 3, 5, 20, 1, 0, FALSE, BIAS },
 };
 
 static void
