@@ -1,8 +1,11 @@
 /* gemm-packed.c — packing weights into panels, and the loop around the
  * register-tile kernels (gemm-kernels.h).
  *
- * Blocking: k in slices of KC so that a panel slice (32 KB) and a tile of A
- * (12 rows x KC) stay in L1/L2 while a tile is computed; the pool's
+ * Blocking: k in slices of KC so that a panel slice (48 KB) and a tile of A
+ * (12 rows x KC) stay in L1/L2 while a tile is computed (slices of 384
+ * rather than 256 measured 2-3 % faster: fewer passes over each tile of C,
+ * and the kernel reads only 128 bytes of panel per 24 FMAs, which L2 keeps
+ * up with where L1 is smaller); the pool's
  * threads take groups of panels (output columns), each running every row of
  * A against its panels, so no two threads write the same part of C.  Rows
  * are cut into tiles of nearly equal height (50 = 5 x 10, not 4 x 12 + 2),
@@ -18,9 +21,10 @@
 
 enum
 {
-  KC = 256,             // k per slice
-  PANELS_PER_ITEM = 4,  // 128 columns per work item: small enough to balance
-  TILES_PER_GROUP = 16, // rows of A per pass over a panel: 16 x 12 x KC floats
+  KC = 384,                 // k per slice
+  PANELS_PER_ITEM = 4,      // 128 columns per work item: small enough to balance
+  FRONT_TO_BACK_TILES = 16, // up to this many tiles, each panel is read once
+  TILES_PER_GROUP = 8,      // else rows of A per pass over a panel: 8 x 12 x KC floats
   MIN_FLOP_PER_ITEM = 1 << 21,
 };
 
@@ -209,7 +213,7 @@ multiply_items (void *ctx, int begin, int end, int thread)
   for (int item = begin; item < end; item++)
     {
       int p0 = item * j->panels_per_item, p1 = MIN (p0 + j->panels_per_item, n_panels);
-      if (j->n_tiles <= TILES_PER_GROUP)
+      if (j->n_tiles <= FRONT_TO_BACK_TILES)
         {
           // few rows (small batches): A stays in L2 and each panel is read
           // once, front to back, the weights streaming from memory in order
@@ -219,8 +223,8 @@ multiply_items (void *ctx, int begin, int end, int thread)
                 tile (j, t, p, k0, MIN (KC, n_in - k0));
           continue;
         }
-      // a panel's slice (32 KB) stays in L1 while a group of tiles of A
-      // (up to 192 KB) passes from L2
+      // a panel's slice (48 KB) stays close while a group of tiles of A
+      // (up to 144 KB) passes from L2
       for (int k0 = 0; k0 < n_in; k0 += KC)
         for (int t0 = 0; t0 < j->n_tiles; t0 += TILES_PER_GROUP)
           for (int p = p0; p < p1; p++)

@@ -155,11 +155,11 @@ static const Case cases[] = {
   { 197, 100, 300, 300, 100, 1, 0, TRUE, NONE },
   { 7, 17, 3, 5, 20, 1, 1, FALSE, NONE },
   { 13, 120, 40, 40, 120, 3, 0, TRUE, NONE },        // fused qkv of width 40
-  { 25, 33, 257, 260, 40, 2, 1, FALSE, NONE },       // k crosses a slice boundary
+  { 25, 33, 400, 410, 40, 2, 1, FALSE, NONE },       // k crosses a slice boundary
   { 3, 1, 1, 1, 1, 1, 0, FALSE, NONE },
   { 50, 3072, 768, 768, 3072, 1, 0, FALSE, BIAS_QUICK_GELU }, // ViT-B fc1
   { 400, 2304, 768, 768, 2304, 3, 0, TRUE, BIAS },            // qkv, batch 8, half
-  { 25, 33, 257, 260, 40, 2, 1, FALSE, BIAS_GELU },           // bias once over 2 slices
+  { 25, 33, 400, 410, 40, 2, 1, FALSE, BIAS_GELU },           // bias once over 2 slices
   { 13, 70, 40, 40, 75, 1, 1, FALSE, GELU },
   { 7, 17, 3, 5, 20, 1, 0, FALSE, BIAS },
 };
