@@ -274,23 +274,29 @@ multiply_blocks (void *ctx, int begin, int end, int thread)
     }
 }
 
-void
+gboolean
 agc_gemm_int8 (float *c, int ldc, const float *a, int lda, const AgcInt8Matrix *w, int rows,
-               float beta)
+               float beta, GError **error)
 {
-  g_return_if_fail (c != NULL && a != NULL && w != NULL);
-  g_return_if_fail (ldc >= w->n_out && lda >= w->n_in && (beta == 0.0f || beta == 1.0f));
+  g_return_val_if_fail (c != NULL && a != NULL && w != NULL, FALSE);
+  g_return_val_if_fail (ldc >= w->n_out && lda >= w->n_in && (beta == 0.0f || beta == 1.0f),
+                        FALSE);
   AgcInt8Kernel kernel = agc_int8_kernel ();
-  g_return_if_fail (kernel != AGC_INT8_KERNEL_NONE);
+  g_return_val_if_fail (kernel != AGC_INT8_KERNEL_NONE, FALSE);
   if (rows <= 0)
-    return;
+    return TRUE;
 
   int lda_q = (w->k_pad + 63) / 64 * 64;
   size_t aq_bytes = (size_t) rows * lda_q;
   size_t bytes = aq_bytes + (size_t) rows * (sizeof (float) + sizeof (gint32));
   guint8 *buf = agc_thread_scratch (&scratch_key, bytes);
-  if (buf == NULL) // as g_aligned_alloc did before: this function cannot fail
-    g_error ("cannot allocate %zu bytes for quantised activations", bytes);
+  if (buf == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "cannot allocate %zu MB for the quantised activations of %d rows",
+                   (bytes + (1 << 20) - 1) >> 20, rows);
+      return FALSE;
+    }
   Call call = {
     .job = {
       .c = c,
@@ -320,4 +326,5 @@ agc_gemm_int8 (float *c, int ldc, const float *a, int lda, const AgcInt8Matrix *
   agc_parallel_for (rows, MAX (1, QUANT_GRAIN_FLOATS / w->n_in), quantize_rows, &call);
   int n_row_blocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
   agc_parallel_for (n_row_blocks * call.n_groups, 1, multiply_blocks, &call);
+  return TRUE;
 }

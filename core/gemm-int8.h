@@ -37,9 +37,10 @@ int agc_int8_matrix_n_in (const AgcInt8Matrix *m);
 /* c[rows, n_out] (row stride ldc) = beta c + a[rows, n_in] (row stride lda)
  * @ dequant(w)^T; beta is 0 (c is not read) or 1.  Split over the pool
  * (threads.h): call it outside any parallel region.  Only valid when
- * agc_int8_available (). */
-void agc_gemm_int8 (float *c, int ldc, const float *a, int lda, const AgcInt8Matrix *w, int rows,
-                    float beta);
+ * agc_int8_available ().  FALSE with error set when the quantised
+ * activations (rows x n_in bytes, kept per thread) cannot be allocated. */
+gboolean agc_gemm_int8 (float *c, int ldc, const float *a, int lda, const AgcInt8Matrix *w,
+                        int rows, float beta, GError **error);
 
 /* The int32 accumulator holds 255 * 127 * n_in exactly up to here. */
 #define AGC_INT8_MAX_IN 65536

@@ -256,3 +256,21 @@ agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatr
   gboolean alone = flop_per_item * n_items < 2.0 * MIN_FLOP_PER_ITEM;
   agc_parallel_for (n_items, alone ? n_items : 1, multiply_items, &j);
 }
+
+void
+agc_gemm_panels_serial (float *c, int ldc, const float *a, int lda, const float *panels,
+                        int n_out, int n_in, int rows)
+{
+  g_return_if_fail (c != NULL && a != NULL && panels != NULL && rows >= 0);
+  Isa found = kernel_isa ();
+  g_return_if_fail (found != ISA_NONE);
+  if (rows == 0 || n_out == 0)
+    return;
+  int tile_max = found == ISA_AVX512 ? AGC_AVX512_TILE_ROWS : AGC_AVX2_TILE_ROWS;
+  int n_panels = (n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
+  AgcPackedMatrix w = { .n_out = n_out, .n_in = n_in, .panels = (float *) panels };
+  Job j = { .c = c, .a = a, .w = &w, .ldc = ldc, .lda = lda, .rows = rows,
+            .n_tiles = (rows + tile_max - 1) / tile_max, .panels_per_item = n_panels,
+            .isa = found };
+  multiply_items (&j, 0, 1, 0);
+}

@@ -46,6 +46,13 @@ gboolean agc_packed_matrix_init (AgcPackedMatrix *m, float *panels, const AgcPar
                                  const int *rows, int n_parts, int n_in, GError **error);
 void agc_packed_matrix_clear (AgcPackedMatrix *m);
 
+/* c[rows, n_out] (row stride ldc) = a[rows, n_in] (row stride lda) @ B on
+ * the calling thread alone, B given as panels ([ceil(n_out / 32)][n_in][32],
+ * 64-byte aligned, zeros past n_out): for products too small to share, such
+ * as attention's per head.  Needs agc_packed_gemm_available (). */
+void agc_gemm_panels_serial (float *c, int ldc, const float *a, int lda, const float *panels,
+                             int n_out, int n_in, int rows);
+
 /* What happens to each tile of C while it is still in cache: bias[n_out]
  * added (NULL: none), then act applied when apply_act. */
 typedef struct

@@ -7,10 +7,8 @@
  * applied to each tile of C by the packed GEMM (else in a pass of their
  * own).  Between them, one pass each over the rows, split over the pool
  * (threads.h):  x += previous bias, h = ln(x)  |  attention per (sequence,
- * head)
- * Attention reads q, k, v in place from the fused qkv activations through
- * the GEMM leading dimensions: two small single-threaded GEMMs per head, the
- * heads spread over the pool.
+ * head), reading q, k and v in place from the fused activations
+ * (attention.h).
  *
  * The four weight GEMMs run on our packed kernels (gemm-packed.h) where the
  * CPU has them: float32 layers are packed on their first run and kept,
@@ -23,14 +21,13 @@
  * stored dtype; nothing float32 is packed then. */
 #include "transformer.h"
 
+#include "attention.h"
 #include "gemm.h"
 #include "int8-block.h"
 #include "packed-block.h"
 #include "ops.h"
 #include "threads.h"
 
-#include <cblas.h>
-#include <math.h>
 #include <string.h>
 
 static gboolean gemm_only;
@@ -260,10 +257,6 @@ typedef struct
   const AgcTowerConfig *c;
   const AgcBlock *blk;
   float *x, *h, *qkv, *mlp; // [R, D], [R, D], [R, 3D], [R, M]
-  float *scores;            // [threads, max_len, max_len]
-  const int *offsets, *lengths;
-  int max_len;
-  gboolean causal;
   // the residual-stream pass: x += add_bias, ln_out = ln(x) when ln_out
   const float *add_bias, *ln_weight, *ln_bias;
   float *ln_out;
@@ -293,7 +286,6 @@ enum
   // below these amounts a region runs on the caller alone: waking a worker
   // costs more than it saves (a few microseconds of work per thread)
   MIN_FLOATS_PER_THREAD = 1 << 16,
-  MIN_FLOP_PER_THREAD = 1 << 21,
 };
 
 // rows per chunk for a pass over rows of width floats: four chunks per
@@ -345,42 +337,6 @@ epilogue_pass (Pass *p, float *out, int rows, int width, const float *bias, gboo
   p->epi_width = width;
   p->epi_act = act;
   agc_parallel_for (rows, row_grain (rows, width), epilogue_rows, p);
-}
-
-// items are (sequence, head) pairs; out rows go to p->h
-static void
-attention_items (void *ctx, int begin, int end, int thread)
-{
-  const Pass *p = ctx;
-  int d = p->c->width, heads = p->c->heads, hd = d / heads, ld = 3 * d;
-  float scale = 1.0f / sqrtf ((float) hd);
-  float *scores = p->scores + (size_t) thread * p->max_len * p->max_len;
-  for (int item = begin; item < end; item++)
-    {
-      int s = item / heads, head = item % heads, n = p->lengths[s];
-      float *q = p->qkv + (size_t) p->offsets[s] * ld + head * hd; // [n, hd], stride 3D
-      float *k = q + d;
-      float *v = q + 2 * d;
-      float *o = p->h + (size_t) p->offsets[s] * d + head * hd;    // [n, hd], stride D
-      // scores[n, n] = scale * q @ k^T
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, scale, q, ld, k, ld, 0.0f,
-                   scores, n);
-      if (gemm_only)
-        ;
-      else if (p->causal)
-        for (int t = 0; t < n; t++)
-          {
-            // a softmax over the visible prefix; the future gets exactly 0
-            float *row = scores + (size_t) t * n;
-            agc_softmax_rows (row, 1, t + 1);
-            memset (row + t + 1, 0, (size_t) (n - t - 1) * sizeof (float));
-          }
-      else
-        agc_softmax_rows (scores, n, n);
-      // o[n, hd] = scores @ v
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, scores, n, v, ld,
-                   0.0f, o, d);
-    }
 }
 
 enum
@@ -485,11 +441,12 @@ int8_weights (const AgcTransformer *t, int l, GError **error)
 
 // x[R, D] += a[R, K] @ w[D, K]^T, or out[R, N] = act? (a @ w^T + bias) with
 // beta 0; through the int8 or packed matrix when there is one (the packed
-// GEMM adds the bias and applies act to each tile while it is in cache)
-static void
+// GEMM adds the bias and applies act to each tile while it is in cache).
+// FALSE only when the int8 GEMM cannot allocate its activations.
+static gboolean
 gemm_nt (Pass *p, float *out, const float *a, const AgcInt8Matrix *q8,
          const AgcPackedMatrix *packed, const float *w, int rows, int n_out, int n_in, float beta,
-         const float *bias, gboolean act)
+         const float *bias, gboolean act, GError **error)
 {
   if (gemm_only)
     bias = NULL, act = FALSE;
@@ -497,32 +454,34 @@ gemm_nt (Pass *p, float *out, const float *a, const AgcInt8Matrix *q8,
     {
       AgcGemmEpilogue epilogue = { .bias = bias, .apply_act = act, .act = p->c->act };
       agc_gemm_packed (out, n_out, a, n_in, packed, rows, beta, &epilogue);
-      return;
+      return TRUE;
     }
   if (q8 != NULL)
-    agc_gemm_int8 (out, n_out, a, n_in, q8, rows, beta);
+    {
+      if (!agc_gemm_int8 (out, n_out, a, n_in, q8, rows, beta, error))
+        return FALSE;
+    }
   else
     agc_gemm_nt (out, n_out, a, n_in, w, rows, n_out, n_in, beta);
   epilogue_pass (p, out, rows, n_out, bias, act);
+  return TRUE;
 }
 
 // qkv[R, 3D] = h[R, D] @ [q; k; v]^T + bias: one GEMM when fused, else
 // three writing their column blocks of qkv through its leading dimension
-static void
+static gboolean
 qkv_gemm (Pass *p, float *qkv, const float *h, const AgcBlock *blk, const AgcInt8Block *q8,
-          const AgcPackedBlock *packed, int rows, int d)
+          const AgcPackedBlock *packed, int rows, int d, GError **error)
 {
   if (q8 != NULL || packed != NULL || blk->qkv_weight != NULL)
-    {
-      gemm_nt (p, qkv, h, q8 != NULL ? q8->qkv : NULL, packed != NULL ? &packed->qkv : NULL,
-               blk->qkv_weight, rows, 3 * d, d, 0.0f, blk->qkv_bias, FALSE);
-      return;
-    }
+    return gemm_nt (p, qkv, h, q8 != NULL ? q8->qkv : NULL, packed != NULL ? &packed->qkv : NULL,
+                    blk->qkv_weight, rows, 3 * d, d, 0.0f, blk->qkv_bias, FALSE, error);
   const float *w[3] = { blk->q_weight, blk->k_weight, blk->v_weight };
   for (int i = 0; i < 3; i++)
     agc_gemm_nt (qkv + i * d, 3 * d, h, d, w[i], rows, d, d, 0.0f);
   if (!gemm_only)
     epilogue_pass (p, qkv, rows, 3 * d, blk->qkv_bias, FALSE);
+  return TRUE;
 }
 
 gboolean
@@ -559,7 +518,7 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
   size_t need = agc_arena_size (rows * d)                                  // h
                 + agc_arena_size (rows * 3 * d)                            // qkv
                 + agc_arena_size (rows * m)                                // mlp
-                + agc_arena_size ((size_t) n_threads * max_len * max_len) // scores
+                + n_threads * agc_attention_scratch_floats (max_len, d, c->heads)
                 + layer_floats + 2 * agc_arena_size ((size_t) n_seqs);     // offsets
   AgcArena local = { 0 };
   AgcArena *arena = t->scratch != NULL ? t->scratch : &local;
@@ -567,23 +526,24 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
   if (cursor == NULL)
     return FALSE;
 
-  Pass p = { .c = c, .x = x, .lengths = lengths, .max_len = max_len, .causal = causal };
+  Pass p = { .c = c, .x = x };
   p.h = agc_arena_take (&cursor, rows * d);
   p.qkv = agc_arena_take (&cursor, rows * 3 * d);
   p.mlp = agc_arena_take (&cursor, rows * m);
-  p.scores = agc_arena_take (&cursor, (size_t) n_threads * max_len * max_len);
+  AgcAttention attention = {
+    .qkv = p.qkv, .out = p.h, .lengths = lengths, .n_seqs = n_seqs, .width = d,
+    .heads = c->heads, .max_len = max_len, .causal = causal, .products_only = gemm_only,
+  };
+  attention.scratch
+    = agc_arena_take (&cursor, n_threads * agc_attention_scratch_floats (max_len, d, c->heads));
   float *layer_scratch = compact ? agc_arena_take (&cursor, layer_floats) : NULL;
   int *offsets = (int *) agc_arena_take (&cursor, 2 * (size_t) n_seqs);
   offsets[0] = 0;
   for (int s = 1; s < n_seqs; s++)
     offsets[s] = offsets[s - 1] + lengths[s - 1];
-  p.offsets = offsets;
+  attention.offsets = offsets;
 
   int n_rows = (int) rows;
-  // (sequence, head) items one at a time, so uneven lengths balance, unless
-  // all of attention is too little work to share: two GEMMs of 2 T^2 hd flop
-  double attention_flop = 4.0 * (double) max_len * max_len * d;
-  int attention_grain = attention_flop * n_seqs < 2.0 * MIN_FLOP_PER_THREAD ? n_seqs * c->heads : 1;
   const float *pending_bias = NULL; // fc2 bias of the previous layer, not yet added to x
   for (int l = 0; l < c->layers; l++)
     {
@@ -602,18 +562,27 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
       p.blk = &blk;
       // x = x + out_proj(attention(ln_1(x)))
       residual_pass (&p, n_rows, pending_bias, blk.ln1_weight, blk.ln1_bias, p.h);
-      qkv_gemm (&p, p.qkv, p.h, &blk, q8, pk, n_rows, d);
-      agc_threads_blas_serial_begin ();
-      agc_parallel_for (n_seqs * c->heads, attention_grain, attention_items, &p);
-      agc_threads_blas_serial_end ();
-      gemm_nt (&p, x, p.h, q8 ? q8->out : NULL, pk ? &pk->out : NULL, blk.out_weight, n_rows, d,
-               d, 1.0f, NULL, FALSE);
+      gboolean ok = qkv_gemm (&p, p.qkv, p.h, &blk, q8, pk, n_rows, d, error);
+      if (ok)
+        {
+          agc_attention_forward (&attention);
+          ok = gemm_nt (&p, x, p.h, q8 ? q8->out : NULL, pk ? &pk->out : NULL, blk.out_weight,
+                        n_rows, d, d, 1.0f, NULL, FALSE, error);
+        }
       // x = x + fc2(act(fc1(ln_2(x))))
-      residual_pass (&p, n_rows, blk.out_bias, blk.ln2_weight, blk.ln2_bias, p.h);
-      gemm_nt (&p, p.mlp, p.h, q8 ? q8->fc1 : NULL, pk ? &pk->fc1 : NULL, blk.fc1_weight, n_rows,
-               m, d, 0.0f, blk.fc1_bias, TRUE);
-      gemm_nt (&p, x, p.mlp, q8 ? q8->fc2 : NULL, pk ? &pk->fc2 : NULL, blk.fc2_weight, n_rows,
-               d, m, 1.0f, NULL, FALSE);
+      if (ok)
+        {
+          residual_pass (&p, n_rows, blk.out_bias, blk.ln2_weight, blk.ln2_bias, p.h);
+          ok = gemm_nt (&p, p.mlp, p.h, q8 ? q8->fc1 : NULL, pk ? &pk->fc1 : NULL,
+                        blk.fc1_weight, n_rows, m, d, 0.0f, blk.fc1_bias, TRUE, error)
+               && gemm_nt (&p, x, p.mlp, q8 ? q8->fc2 : NULL, pk ? &pk->fc2 : NULL,
+                           blk.fc2_weight, n_rows, d, m, 1.0f, NULL, FALSE, error);
+        }
+      if (!ok)
+        {
+          agc_arena_clear (&local);
+          return FALSE;
+        }
       pending_bias = t->blocks[l].fc2_bias;
     }
   if (pending_bias != NULL)

@@ -34,7 +34,8 @@ typedef struct
 static void
 run_int8 (const Product *p)
 {
-  agc_gemm_int8 (p->c, p->n_out, p->a, p->n_in, p->wq, p->rows, 0.0f);
+  if (!agc_gemm_int8 (p->c, p->n_out, p->a, p->n_in, p->wq, p->rows, 0.0f, NULL))
+    g_error ("cannot allocate the quantised activations");
 }
 
 static void

@@ -1,0 +1,30 @@
+/* attention.h — multi-head self-attention of a batch of sequences whose
+ * q, k and v were produced by one fused GEMM (transformer.c).
+ *
+ * Per (sequence, head): scores = q k^T / sqrt(hd), softmax per row (over
+ * the visible prefix when causal), out = scores v; the pairs are spread over
+ * the pool.  Where the packed kernels run (gemm-packed.h), k and v are
+ * packed into panels per head (k scaled and transposed, v copied) and both
+ * products go through them on the worker's own thread; elsewhere through
+ * OpenBLAS, single-threaded per head. */
+#pragma once
+
+#include <glib.h>
+
+typedef struct
+{
+  const float *qkv;           /* [rows, 3 width]: q, k, v of every token */
+  float *out;                 /* [rows, width] */
+  const int *offsets;         /* first row of each sequence */
+  const int *lengths;         /* tokens of each sequence */
+  int n_seqs, width, heads, max_len;
+  gboolean causal;
+  gboolean products_only;     /* skip the softmax (benchmarks' floor) */
+  float *scratch;             /* agc_attention_scratch_floats () per pool thread, 64-byte aligned */
+} AgcAttention;
+
+/* Floats of scratch one pool thread needs (a multiple of 16). */
+size_t agc_attention_scratch_floats (int max_len, int width, int heads);
+
+/* Runs over the pool; call it outside any parallel region. */
+void agc_attention_forward (const AgcAttention *a);
