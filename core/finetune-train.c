@@ -69,14 +69,6 @@ fit_clear (Fit *fit)
 
 /* ---- the images: decoded, preprocessed, through the frozen blocks ------------- */
 
-static void
-report_problem (const AgcTrainParams *params, GError *problem)
-{
-  if (params->report != NULL)
-    params->report (problem, params->user_data);
-  g_error_free (problem);
-}
-
 /* The frozen forward of pixels[n] into the next n hidden rows. */
 static gboolean
 flush_batch (Fit *fit, const float *pixels, int n, int *n_done, GError **error)
@@ -146,7 +138,8 @@ prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *dat
       if (problem != NULL)
         {
           n_skipped++;
-          report_problem (params, problem);
+          agc_train_report_problem (params, problem);
+          g_error_free (problem);
         }
       else
         {
@@ -562,8 +555,8 @@ resume (Training *tr, const Fit *fit, AgcFinetuneWeights *original)
   // a half-read checkpoint: back to the start
   tr->run = fresh;
   g_prefix_error (&problem, "not resuming, starting afresh: ");
-  report_problem (params, problem);
-  problem = NULL;
+  agc_train_report_problem (params, problem);
+  g_clear_error (&problem);
   weights_copy (tr->ft->weights, original, fit);
   weights_copy (tr->best, original, fit);
   float *arrays[MAX_ARRAYS];

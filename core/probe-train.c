@@ -301,8 +301,7 @@ start_state (const Fit *fit, const float *init, const char *checkpoint, const ch
           return s;
         }
       g_prefix_error (&problem, "not resuming, starting afresh: ");
-      if (params->report != NULL)
-        params->report (problem, params->user_data);
+      agc_train_report_problem (params, problem);
       g_error_free (problem);
     }
   AgcProbeState *s = agc_probe_state_new (fit->n_classes, fit->dim, init);

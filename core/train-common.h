@@ -14,14 +14,18 @@
 void agc_train_report (const AgcTrainParams *params, AgcTrainStage stage, int done, int total,
                        double train_loss, double val_loss, double val_accuracy);
 
-/* AGC_ERROR_INPUT naming the tag folder when a class of data has none of
- * the n readable images of classes class_of[n]. */
+/* A problem that does not stop training (an unreadable image, a damaged
+ * checkpoint not resumed from) to params->report with params->user_data. */
+void agc_train_report_problem (const AgcTrainParams *params, const GError *problem);
+
 /* Callbacks for agc_embed_files_cached () and agc_encode_files_cached (),
  * whose one user_data is then the AgcTrainParams: progress as the embedding
  * stage, unreadable images to params->report with params->user_data. */
 void agc_train_on_embed_progress (int done, int total, gpointer params);
 void agc_train_on_embed_problem (const GError *problem, gpointer params);
 
+/* AGC_ERROR_INPUT naming the tag folder when a class of data has none of
+ * the n readable images of classes class_of[n]. */
 gboolean agc_train_check_classes (const AgcDataset *data, const int *class_of, int n,
                                   GError **error);
 

@@ -147,11 +147,16 @@ agc_train_on_embed_progress (int done, int total, gpointer params)
 }
 
 void
+agc_train_report_problem (const AgcTrainParams *params, const GError *problem)
+{
+  if (params->report != NULL)
+    params->report (problem, params->user_data);
+}
+
+void
 agc_train_on_embed_problem (const GError *problem, gpointer params)
 {
-  const AgcTrainParams *p = params;
-  if (p->report != NULL)
-    p->report (problem, p->user_data);
+  agc_train_report_problem (params, problem);
 }
 
 gboolean
