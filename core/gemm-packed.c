@@ -258,9 +258,9 @@ agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatr
   j.accumulate = beta != 0.0f;
   if (epilogue != NULL)
     j.epilogue = *epilogue;
-  int n_items = (n_panels + PANELS_PER_ITEM - 1) / PANELS_PER_ITEM;
+  int n_items = (n_panels + j.panels_per_item - 1) / j.panels_per_item;
   // too little work to wake the pool: the caller runs everything
-  double flop_per_item = 2.0 * rows * w->n_in * PANELS_PER_ITEM * AGC_PANEL_WIDTH;
+  double flop_per_item = 2.0 * rows * w->n_in * j.panels_per_item * AGC_PANEL_WIDTH;
   gboolean alone = flop_per_item * n_items < 2.0 * MIN_FLOP_PER_ITEM;
   agc_parallel_for (n_items, alone ? n_items : 1, multiply_items, &j);
 }

@@ -326,11 +326,11 @@ epilogue_rows (void *ctx, int begin, int end, int thread)
         out[(size_t) r * w + i] += p->epi_bias[i];
 }
 
-// out[rows, width] = act? (out + bias)
+// out[rows, width] = act? (out + bias); nothing when timing the products alone
 static void
 epilogue_pass (Pass *p, float *out, int rows, int width, const float *bias, gboolean act)
 {
-  if (bias == NULL && !act)
+  if (gemm_only || (bias == NULL && !act))
     return;
   p->epi_out = out;
   p->epi_bias = bias;
@@ -448,12 +448,11 @@ gemm_nt (Pass *p, float *out, const float *a, const AgcInt8Matrix *q8,
          const AgcPackedMatrix *packed, const float *w, int rows, int n_out, int n_in, float beta,
          const float *bias, gboolean act, GError **error)
 {
-  if (gemm_only)
-    bias = NULL, act = FALSE;
   if (packed != NULL && q8 == NULL)
     {
+      // timing the products alone leaves the epilogue out, as epilogue_pass does
       AgcGemmEpilogue epilogue = { .bias = bias, .apply_act = act, .act = p->c->act };
-      agc_gemm_packed (out, n_out, a, n_in, packed, rows, beta, &epilogue);
+      agc_gemm_packed (out, n_out, a, n_in, packed, rows, beta, gemm_only ? NULL : &epilogue);
       return TRUE;
     }
   if (q8 != NULL)
@@ -479,8 +478,7 @@ qkv_gemm (Pass *p, float *qkv, const float *h, const AgcBlock *blk, const AgcInt
   const float *w[3] = { blk->q_weight, blk->k_weight, blk->v_weight };
   for (int i = 0; i < 3; i++)
     agc_gemm_nt (qkv + i * d, 3 * d, h, d, w[i], rows, d, d, 0.0f);
-  if (!gemm_only)
-    epilogue_pass (p, qkv, rows, 3 * d, blk->qkv_bias, FALSE);
+  epilogue_pass (p, qkv, rows, 3 * d, blk->qkv_bias, FALSE);
   return TRUE;
 }
 
@@ -515,10 +513,11 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
                      + agc_arena_size (s->fc1.n) + agc_arena_size (s->fc2.n);
     }
 
+  size_t attention_floats = n_threads * agc_attention_scratch_floats (max_len, d, c->heads);
   size_t need = agc_arena_size (rows * d)                                  // h
                 + agc_arena_size (rows * 3 * d)                            // qkv
                 + agc_arena_size (rows * m)                                // mlp
-                + n_threads * agc_attention_scratch_floats (max_len, d, c->heads)
+                + attention_floats
                 + layer_floats + 2 * agc_arena_size ((size_t) n_seqs);     // offsets
   AgcArena local = { 0 };
   AgcArena *arena = t->scratch != NULL ? t->scratch : &local;
@@ -534,8 +533,7 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
     .qkv = p.qkv, .out = p.h, .lengths = lengths, .n_seqs = n_seqs, .width = d,
     .heads = c->heads, .max_len = max_len, .causal = causal, .products_only = gemm_only,
   };
-  attention.scratch
-    = agc_arena_take (&cursor, n_threads * agc_attention_scratch_floats (max_len, d, c->heads));
+  attention.scratch = agc_arena_take (&cursor, attention_floats);
   float *layer_scratch = compact ? agc_arena_take (&cursor, layer_floats) : NULL;
   int *offsets = (int *) agc_arena_take (&cursor, 2 * (size_t) n_seqs);
   offsets[0] = 0;
