@@ -14,7 +14,7 @@
  * for people.  Times are medians over --iterations calls after one warm-up
  * call. */
 #include "cli.h"
-#include "resnet.h"
+#include "nn/resnet.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #include "cli.h"
 #include "image-batch.h"
 #include "image-list.h"
-#include "model-path.h"
+#include "hub/model-path.h"
 
 #include <string.h>
 #include <unistd.h>

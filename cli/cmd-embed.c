@@ -2,7 +2,7 @@
  * lines, in the order the inputs were given. */
 #include "cli.h"
 #include "image-batch.h"
-#include "model-path.h"
+#include "hub/model-path.h"
 
 #include <string.h>
 

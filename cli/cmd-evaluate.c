@@ -7,9 +7,9 @@
  * through the embedding cache, so evaluating and then training on the same
  * photos encodes them once. */
 #include "cli.h"
-#include "dataset.h"
-#include "embedding-cache.h"
-#include "model-path.h"
+#include "train/dataset.h"
+#include "models/embedding-cache.h"
+#include "hub/model-path.h"
 
 #include <math.h>
 #include <string.h>

@@ -5,10 +5,10 @@
  * A pull downloads into DIR/.NAME.partial/ and renames that folder to
  * DIR/NAME only when every file is there and checked, so a folder named
  * after a model is always complete; an interrupted pull resumes. */
-#include "catalogue.h"
+#include "hub/catalogue.h"
 #include "cli.h"
-#include "download.h"
-#include "model-path.h"
+#include "hub/download.h"
+#include "hub/model-path.h"
 
 #include <errno.h>
 #include <fcntl.h>

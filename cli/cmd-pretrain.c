@@ -2,7 +2,7 @@
  * a folder of captioned images and writes a model folder that every other
  * command loads. */
 #include "cli.h"
-#include "clip-pretrain.h"
+#include "train/clip-pretrain.h"
 
 #include <inttypes.h>
 #include <unistd.h>

@@ -15,7 +15,7 @@
 #include "synth-classes.h"
 #include "synth-draw.h"
 #include "synth-output.h"
-#include "threads.h"
+#include "kernels/threads.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>

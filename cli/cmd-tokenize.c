@@ -1,8 +1,8 @@
 /* cmd-tokenize.c — `agriclip tokenize`: the token ids of texts, one line each. */
 #include "cli.h"
-#include "clip-config.h"
-#include "model-path.h"
-#include "tokenizer.h"
+#include "models/clip-config.h"
+#include "hub/model-path.h"
+#include "text/tokenizer.h"
 
 /* The text tower's context length, from config.json when the folder has one. */
 static gboolean

@@ -4,8 +4,8 @@
  * to float32, so that a view reaching outside the file shows up under ASan.
  * Built and run by tests/fuzz/run.sh. */
 #include "agriclip.h"
-#include "torch-checkpoint.h"
-#include "zip-archive.h"
+#include "formats/torch-checkpoint.h"
+#include "formats/zip-archive.h"
 
 #include <stdint.h>
 

@@ -3,7 +3,7 @@
  * that loads is walked completely (a visited set, since the memo can make
  * cycles).  Built and run by tests/fuzz/run.sh. */
 #include "agriclip.h"
-#include "pickle.h"
+#include "formats/pickle.h"
 
 #include <stdint.h>
 

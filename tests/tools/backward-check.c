@@ -19,11 +19,11 @@
  * OUT holds "out" (or "loss" F64 [1]) and "d" + the name of every input
  * that gets a gradient (dx, dweight, dqkv_weight, ...), written with the
  * project's safetensors writer.  Errors: "error: ..." on stderr, exit 1. */
-#include "backward.h"
-#include "block-train.h"
-#include "ops.h"
-#include "safetensors-write.h"
-#include "safetensors.h"
+#include "nn/backward.h"
+#include "nn/block-train.h"
+#include "kernels/ops.h"
+#include "formats/safetensors-write.h"
+#include "formats/safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -23,8 +23,8 @@
  * text_layers, text_heads, context, vocab, embed_dim, act (gelu |
  * quick_gelu); MLPs are 4 x wide, layer-norm eps 1e-5.
  * Errors: "error: ..." on stderr, exit 1. */
-#include "backward.h"
-#include "clip-train.h"
+#include "nn/backward.h"
+#include "train/clip-train.h"
 #include "tool-io.h"
 
 static AgcClipConfig

@@ -12,7 +12,7 @@
  * alpha.  OUT: loss and grad_norm F64 [steps], every trained tensor under its
  * IN name after the last step, and wise.NAME: the WiSE-FT interpolation of
  * each with its IN value at alpha.  Errors: "error: ..." on stderr, exit 1. */
-#include "finetune.h"
+#include "train/finetune.h"
 #include "tool-io.h"
 
 static const char *const block_names[12]

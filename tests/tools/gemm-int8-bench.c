@@ -10,7 +10,7 @@
  * which other processes on a loaded machine disturb less: operations per
  * CPU-second, i.e. per busy core. */
 #include "agriclip.h"
-#include "gemm-int8.h"
+#include "kernels/gemm-int8.h"
 
 #include <cblas.h>
 #include <stdio.h>

@@ -18,8 +18,8 @@
  * Errors go to stderr, prefixed "error: ", exit status 1.
  */
 #include "agriclip.h"
-#include "gemm-int8.h"
-#include "vision-tower.h"
+#include "kernels/gemm-int8.h"
+#include "nn/vision-tower.h"
 
 #include <stdio.h>
 #include <string.h>

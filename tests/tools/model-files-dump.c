@@ -18,7 +18,7 @@
  * status 1: "error: MODEL: …".
  */
 #include "agriclip.h"
-#include "model-files.h"
+#include "models/model-files.h"
 
 #include <stdio.h>
 

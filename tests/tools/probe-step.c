@@ -12,9 +12,9 @@
  * step, and weight / bias after the last.
  * Errors go to stderr, prefixed "error: ", exit status 1. */
 #include "agriclip.h"
-#include "probe.h"
-#include "safetensors-write.h"
-#include "safetensors.h"
+#include "train/probe.h"
+#include "formats/safetensors-write.h"
+#include "formats/safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>

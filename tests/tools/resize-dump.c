@@ -11,7 +11,7 @@
  * Errors go to stderr, prefixed "error: ", exit status 1.
  */
 #include "agriclip.h"
-#include "preprocess.h"
+#include "images/preprocess.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,8 +12,8 @@
  * Errors go to stderr, prefixed "error: ", exit status 1.
  */
 #include "agriclip.h"
-#include "preprocess.h"
-#include "resnet.h"
+#include "images/preprocess.h"
+#include "nn/resnet.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
  * Errors go to stderr, prefixed "error: ", exit status 1.
  */
 #include "agriclip.h"
-#include "weights.h"
+#include "formats/weights.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,8 +6,8 @@
  * One tool is one file, so the state is file-scope, as in the tools. */
 #pragma once
 
-#include "safetensors-write.h"
-#include "safetensors.h"
+#include "formats/safetensors-write.h"
+#include "formats/safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,9 +11,9 @@
  * exactly, a torn entry computed again.  PyTorch checks the whole method
  * in tests/reference/test_aligner.py. */
 #include "agriclip.h"
-#include "aligner-fit.h"
-#include "embedding-cache.h"
-#include "safetensors-write.h"
+#include "train/aligner-fit.h"
+#include "models/embedding-cache.h"
+#include "formats/safetensors-write.h"
 #include "unit-util.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>

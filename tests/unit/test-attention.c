@@ -2,10 +2,10 @@
  * sequences of uneven lengths in one batch (1 token, a panel and one more,
  * ViT-B/16's 197), head widths of 64 and 40 (columns that do not fill a
  * panel), causal and not, on the packed kernels and on OpenBLAS. */
-#include "attention.h"
-#include "gemm-packed.h"
-#include "ops.h"
-#include "threads.h"
+#include "kernels/attention.h"
+#include "kernels/gemm-packed.h"
+#include "kernels/ops.h"
+#include "kernels/threads.h"
 #include "unit-util.h"
 
 #include <agriclip.h>

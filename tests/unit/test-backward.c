@@ -6,9 +6,9 @@
  * fixed g, accumulated in double.  Entries are perturbed one at a time
  * (a spread sample of big tensors); the check fails when the largest
  * difference exceeds 1% of the largest gradient entry. */
-#include "backward.h"
-#include "block-train.h"
-#include "ops.h"
+#include "nn/backward.h"
+#include "nn/block-train.h"
+#include "kernels/ops.h"
 #include "unit-util.h"
 
 #include <glib.h>

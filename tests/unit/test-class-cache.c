@@ -6,8 +6,8 @@
  * again; a copy of the model folder elsewhere still hits (content, not
  * paths).  The models are tiny random CLIPs written here in the Hugging Face
  * layout with the real CLIP vocabulary. */
-#include "class-cache.h"
-#include "safetensors-write.h"
+#include "models/class-cache.h"
+#include "formats/safetensors-write.h"
 #include "unit-util.h"
 
 #include <glib/gstdio.h>

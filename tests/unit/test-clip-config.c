@@ -3,7 +3,7 @@
  * defaults listed in REFERENCE.md §2 and §4), overrides, both size forms, and
  * a clear refusal of everything else. */
 #include "agriclip.h"
-#include "clip-config.h"
+#include "models/clip-config.h"
 
 #include <glib/gstdio.h>
 #include <math.h>

@@ -2,7 +2,7 @@
  * nested folders, stray files, labels.json matched against the folders),
  * the refusals with their messages, and the seeded stratified split. */
 #include "agriclip.h"
-#include "dataset.h"
+#include "train/dataset.h"
 #include "unit-util.h"
 
 #include <glib/gstdio.h>

@@ -4,11 +4,11 @@
  * does, the thread pool covering each item exactly once, packed sequences of
  * different lengths giving what each sequence gives alone.  The class
  * cache has its own test-class-cache.c. */
-#include "gemm.h"
-#include "ops.h"
-#include "tensor.h"
-#include "threads.h"
-#include "transformer.h"
+#include "kernels/gemm.h"
+#include "kernels/ops.h"
+#include "formats/tensor.h"
+#include "kernels/threads.h"
+#include "nn/transformer.h"
 #include "unit-util.h"
 
 #include <glib/gstdio.h>

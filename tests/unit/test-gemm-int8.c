@@ -10,7 +10,7 @@
  * zeros, rows with one huge value; one thread against the pool; the two VNNI
  * kernels against each other. */
 #include "agriclip.h"
-#include "gemm-int8.h"
+#include "kernels/gemm-int8.h"
 
 #include <float.h>
 #include <math.h>

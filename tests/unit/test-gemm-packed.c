@@ -3,9 +3,9 @@
  * thick products, odd sizes, float32 and float16 weights stacked from
  * parts, beta 0 and 1, leading dimensions wider than the matrices, and the
  * epilogues (bias, bias and activation, activation alone). */
-#include "gemm-packed.h"
-#include "ops.h"
-#include "threads.h"
+#include "kernels/gemm-packed.h"
+#include "kernels/ops.h"
+#include "kernels/threads.h"
 
 #include <agriclip.h>
 #include <math.h>

@@ -1,8 +1,8 @@
 /* test-ops.c — every op of ops.c, and one transformer forward pass, against
  * plain double-precision loops written here; GELU against known values of
  * the normal distribution; softmax on inputs that overflow a naive exp. */
-#include "ops.h"
-#include "transformer.h"
+#include "kernels/ops.h"
+#include "nn/transformer.h"
 #include "unit-util.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * pickle module (the byte strings below are pickle.dumps output, the
  * expected values its input) and on hand-made hostile or broken ones. */
 #include "agriclip.h"
-#include "pickle.h"
+#include "formats/pickle.h"
 
 #include <math.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * other settings.  PyTorch checks the same functions in
  * tests/reference/test_train.py. */
 #include "agriclip.h"
-#include "probe.h"
+#include "train/probe.h"
 
 #include <glib/gstdio.h>
 #include <math.h>

@@ -2,8 +2,8 @@
  * geometry.  Bit-exact agreement with Pillow and torchvision is checked in
  * tests/reference/test_preprocess.py. */
 #include "agriclip.h"
-#include "preprocess.h"
-#include "resize.h"
+#include "images/preprocess.h"
+#include "images/resize.h"
 
 #include <math.h>
 #include <string.h>

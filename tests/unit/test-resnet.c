@@ -2,7 +2,7 @@
  * foreign checkpoint must produce, naming the file and the tensor.  (The
  * numbers are compared with torchvision in tests/reference/test_resnet.py.) */
 #include "agriclip.h"
-#include "resnet.h"
+#include "nn/resnet.h"
 
 #include <glib/gstdio.h>
 #include <string.h>

@@ -5,8 +5,8 @@
  * no temporary behind.  tests/reference/test_train.py reads its files with
  * an independent Python reader. */
 #include "agriclip.h"
-#include "safetensors-write.h"
-#include "safetensors.h"
+#include "formats/safetensors-write.h"
+#include "formats/safetensors.h"
 
 #include <glib/gstdio.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * (one per way a header can be wrong) and against a file written by PyTorch,
  * whose own float16/bfloat16 -> float32 conversion is the reference. */
 #include "agriclip.h"
-#include "safetensors.h"
+#include "formats/safetensors.h"
 #include "unit-util.h"
 
 #include <glib/gstdio.h>

@@ -3,7 +3,7 @@
  * html.unescape twice, str.strip, regex \s, str.lower).  Each expected
  * string is what those Python functions return for the input. */
 #include "agriclip.h"
-#include "text-clean.h"
+#include "text/text-clean.h"
 
 #include <string.h>
 

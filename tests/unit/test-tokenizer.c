@@ -2,7 +2,7 @@
  * vocabulary layouts, truncation and padding, BPE order on a tiny
  * hand-made vocabulary, and the errors of broken tokenizer files. */
 #include "agriclip.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 #include "unit-util.h"
 
 #include <gio/gio.h>

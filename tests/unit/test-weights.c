@@ -2,7 +2,7 @@
  * typed, shape-checked access the model loader relies on. */
 #include "agriclip.h"
 #include "unit-util.h"
-#include "weights.h"
+#include "formats/weights.h"
 
 #include <glib/gstdio.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * GIO's GZlibCompressor), then on damaged and hostile variants.  CRC-32 is
  * checked against its published check value and a bitwise reference. */
 #include "agriclip.h"
-#include "zip-archive.h"
+#include "formats/zip-archive.h"
 
 #include <string.h>
 

@@ -3,7 +3,7 @@
  * folders (one of them as the user cache). */
 #pragma once
 
-#include "transformer.h"
+#include "nn/transformer.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>

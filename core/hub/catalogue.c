@@ -1,0 +1,372 @@
+/* catalogue.c — reading and validating models/catalogue.json. */
+#include "hub/catalogue.h"
+
+#include "agriclip.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+static void
+file_free (gpointer data)
+{
+  CliCatalogueFile *f = data;
+  g_free (f->path);
+  g_free (f->repository);
+  g_free (f->revision);
+  g_free (f->remote_path);
+  g_free (f->url);
+  g_free (f->manual);
+  g_free (f->sha256);
+  g_free (f);
+}
+
+static void
+model_free (gpointer data)
+{
+  CliCatalogueModel *m = data;
+  g_free (m->name);
+  g_free (m->title);
+  g_free (m->family);
+  g_free (m->homepage);
+  g_free (m->repository);
+  g_free (m->revision);
+  g_free (m->licence);
+  g_free (m->good_for);
+  g_free (m->notes);
+  g_strfreev (m->unverified);
+  if (m->files)
+    g_ptr_array_unref (m->files);
+  g_free (m);
+}
+
+void
+cli_catalogue_free (CliCatalogue *catalogue)
+{
+  if (!catalogue)
+    return;
+  g_free (catalogue->path);
+  g_ptr_array_unref (catalogue->models);
+  g_free (catalogue);
+}
+
+/* Errors name the file and the entry: "catalogue.json: models[2] (bioclip): ...". */
+typedef struct
+{
+  const char *path;
+  GString *where;
+} Context;
+
+static gboolean
+fail (const Context *cx, GError **error, const char *problem)
+{
+  g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s%s", cx->path, cx->where->str, problem);
+  return FALSE;
+}
+
+/* An optional string member: FALSE (error set) when present but not a string. */
+static gboolean
+get_string (char **out, JsonObject *object, const char *member, gboolean required,
+            const Context *cx, GError **error)
+{
+  *out = NULL;
+  JsonNode *node = json_object_get_member (object, member);
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    {
+      if (!required)
+        return TRUE;
+      g_autofree char *problem = g_strdup_printf ("\"%s\" is missing", member);
+      return fail (cx, error, problem);
+    }
+  if (json_node_get_value_type (node) != G_TYPE_STRING || !*json_node_get_string (node))
+    {
+      g_autofree char *problem = g_strdup_printf ("\"%s\" must be a non-empty string", member);
+      return fail (cx, error, problem);
+    }
+  *out = g_strdup (json_node_get_string (node));
+  return TRUE;
+}
+
+static gboolean
+valid_name (const char *name)
+{
+  if (name[0] == '.')
+    return FALSE;
+  for (const char *p = name; *p; p++)
+    if (!g_ascii_isalnum (*p) && !strchr ("-_.", *p))
+      return FALSE;
+  return TRUE;
+}
+
+/* A relative path that stays inside the model folder: no "", ".", ".."
+ * components, no backslash, no control characters, not hidden at the top
+ * (the staging folder's own files start with '.'). */
+static gboolean
+valid_relative_path (const char *path)
+{
+  if (path[0] == '.' || path[0] == '/' || strchr (path, '\\'))
+    return FALSE;
+  for (const char *p = path; *p; p++)
+    if ((unsigned char) *p < 0x20)
+      return FALSE;
+  g_auto (GStrv) parts = g_strsplit (path, "/", -1);
+  for (char **part = parts; *part; part++)
+    if (**part == '\0' || strcmp (*part, ".") == 0 || strcmp (*part, "..") == 0)
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+parse_sha256 (CliCatalogueFile *f, JsonObject *object, const Context *cx, GError **error)
+{
+  char *value;
+  if (!get_string (&value, object, "sha256", FALSE, cx, error))
+    return FALSE;
+  f->sha256 = value ? g_ascii_strdown (value, -1) : NULL;
+  g_free (value);
+  if (f->sha256 == NULL)
+    return TRUE;
+  gboolean ok = strlen (f->sha256) == 64;
+  for (const char *p = f->sha256; ok && *p; p++)
+    ok = g_ascii_isxdigit (*p);
+  return ok || fail (cx, error, "\"sha256\" must be 64 hexadecimal digits or null");
+}
+
+static gboolean
+parse_size (CliCatalogueFile *f, JsonObject *object, const Context *cx, GError **error)
+{
+  f->size = -1;
+  JsonNode *node = json_object_get_member (object, "size");
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (json_node_get_value_type (node) != G_TYPE_INT64 || json_node_get_int (node) < 0)
+    return fail (cx, error, "\"size\" must be a whole number of bytes or null");
+  f->size = json_node_get_int (node);
+  return TRUE;
+}
+
+static CliCatalogueFile *
+parse_file (JsonNode *node, const CliCatalogueModel *model, const Context *cx, GError **error)
+{
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    return fail (cx, error, "must be an object"), NULL;
+  JsonObject *object = json_node_get_object (node);
+  CliCatalogueFile *f = g_new0 (CliCatalogueFile, 1);
+  char *revision = NULL;
+  gboolean ok = get_string (&f->path, object, "path", TRUE, cx, error)
+                && get_string (&f->repository, object, "repository", FALSE, cx, error)
+                && get_string (&revision, object, "revision", FALSE, cx, error)
+                && get_string (&f->remote_path, object, "remote_path", FALSE, cx, error)
+                && get_string (&f->url, object, "url", FALSE, cx, error)
+                && get_string (&f->manual, object, "manual", FALSE, cx, error)
+                && parse_size (f, object, cx, error) && parse_sha256 (f, object, cx, error);
+  if (ok && !valid_relative_path (f->path))
+    ok = fail (cx, error, "\"path\" must be relative, '/'-separated, without '.' or '..' parts");
+  int n_sources = !!f->repository + !!f->url + !!f->manual;
+  if (ok && n_sources > 1)
+    ok = fail (cx, error, "give only one of \"repository\", \"url\" and \"manual\"");
+  if (ok && f->url && !g_str_has_prefix (f->url, "https://") && !g_str_has_prefix (f->url, "http://"))
+    ok = fail (cx, error, "\"url\" must start with https:// or http://");
+  if (ok && n_sources == 0)
+    {
+      if (model->repository == NULL)
+        ok = fail (cx, error, "no source: give \"repository\", \"url\" or \"manual\" "
+                              "(the model has no \"repository\")");
+      else
+        f->repository = g_strdup (model->repository);
+    }
+  if (ok && f->repository && revision == NULL && model->revision
+      && g_strcmp0 (f->repository, model->repository) == 0)
+    revision = g_strdup (model->revision);
+  if (ok && f->repository)
+    {
+      f->revision = revision ? revision : g_strdup ("main");
+      revision = NULL;
+      if (f->remote_path == NULL)
+        f->remote_path = g_strdup (f->path);
+    }
+  g_free (revision);
+  if (!ok)
+    {
+      file_free (f);
+      return NULL;
+    }
+  return f;
+}
+
+static gboolean
+parse_files (CliCatalogueModel *m, JsonObject *object, Context *cx, GError **error)
+{
+  JsonNode *node = json_object_get_member (object, "files");
+  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node)
+      || json_array_get_length (json_node_get_array (node)) == 0)
+    return fail (cx, error, "\"files\" must be a non-empty array");
+  JsonArray *array = json_node_get_array (node);
+  m->files = g_ptr_array_new_with_free_func (file_free);
+  gsize prefix = cx->where->len;
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      g_string_append_printf (cx->where, "files[%u]: ", i);
+      CliCatalogueFile *f = parse_file (json_array_get_element (array, i), m, cx, error);
+      if (f == NULL)
+        return FALSE;
+      g_ptr_array_add (m->files, f);
+      for (guint j = 0; j < i; j++)
+        if (strcmp (((CliCatalogueFile *) m->files->pdata[j])->path, f->path) == 0)
+          return fail (cx, error, "the same \"path\" appears twice");
+      g_string_truncate (cx->where, prefix);
+    }
+  return TRUE;
+}
+
+static gboolean
+parse_unverified (CliCatalogueModel *m, JsonObject *object, const Context *cx, GError **error)
+{
+  g_autoptr (GStrvBuilder) fields = g_strv_builder_new ();
+  JsonNode *node = json_object_get_member (object, "unverified");
+  if (node != NULL && !JSON_NODE_HOLDS_NULL (node))
+    {
+      if (!JSON_NODE_HOLDS_ARRAY (node))
+        return fail (cx, error, "\"unverified\" must be an array of field names");
+      JsonArray *array = json_node_get_array (node);
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        {
+          JsonNode *item = json_array_get_element (array, i);
+          if (json_node_get_value_type (item) != G_TYPE_STRING)
+            return fail (cx, error, "\"unverified\" must be an array of field names");
+          g_strv_builder_add (fields, json_node_get_string (item));
+        }
+    }
+  m->unverified = g_strv_builder_end (fields);
+  return TRUE;
+}
+
+static CliCatalogueModel *
+parse_model (JsonNode *node, Context *cx, GError **error)
+{
+  static const char *const families[] = { "hf-clip", "open_clip", "openai", "agriclip", NULL };
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    return fail (cx, error, "must be an object"), NULL;
+  JsonObject *object = json_node_get_object (node);
+  CliCatalogueModel *m = g_new0 (CliCatalogueModel, 1);
+  gboolean ok = get_string (&m->name, object, "name", TRUE, cx, error);
+  if (ok)
+    {
+      if (!valid_name (m->name))
+        ok = fail (cx, error, "\"name\" may hold only ASCII letters, digits, '-', '_' and '.', "
+                              "and must not start with '.'");
+      g_string_truncate (cx->where, cx->where->len - 2);
+      g_string_append_printf (cx->where, " (%s): ", m->name);
+    }
+  ok = ok && get_string (&m->title, object, "title", TRUE, cx, error)
+       && get_string (&m->family, object, "family", TRUE, cx, error)
+       && get_string (&m->homepage, object, "homepage", FALSE, cx, error)
+       && get_string (&m->repository, object, "repository", FALSE, cx, error)
+       && get_string (&m->revision, object, "revision", FALSE, cx, error)
+       && get_string (&m->licence, object, "licence", FALSE, cx, error)
+       && get_string (&m->good_for, object, "good_for", FALSE, cx, error)
+       && get_string (&m->notes, object, "notes", FALSE, cx, error)
+       && parse_unverified (m, object, cx, error);
+  if (ok && !g_strv_contains (families, m->family))
+    ok = fail (cx, error, "\"family\" must be hf-clip, open_clip, openai or agriclip");
+  ok = ok && parse_files (m, object, cx, error);
+  if (!ok)
+    {
+      model_free (m);
+      return NULL;
+    }
+  return m;
+}
+
+CliCatalogue *
+cli_catalogue_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  GError *parse_error = NULL;
+  if (!json_parser_load_from_file (parser, path, &parse_error))
+    {
+      g_set_error (error, AGC_ERROR,
+                   parse_error->domain == G_FILE_ERROR ? AGC_ERROR_IO : AGC_ERROR_FORMAT, "%s: %s",
+                   path, parse_error->message);
+      g_error_free (parse_error);
+      return NULL;
+    }
+  g_autoptr (GString) where = g_string_new ("");
+  Context cx = { path, where };
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *object = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  if (object == NULL)
+    return fail (&cx, error, "not a JSON object"), NULL;
+  JsonNode *format = json_object_get_member (object, "format");
+  if (format == NULL || json_node_get_value_type (format) != G_TYPE_INT64
+      || json_node_get_int (format) != 1)
+    return fail (&cx, error, "\"format\" must be 1 (the only version this agriclip reads)"), NULL;
+  JsonNode *models = json_object_get_member (object, "models");
+  if (models == NULL || !JSON_NODE_HOLDS_ARRAY (models))
+    return fail (&cx, error, "\"models\" must be an array"), NULL;
+
+  CliCatalogue *catalogue = g_new0 (CliCatalogue, 1);
+  catalogue->path = g_strdup (path);
+  catalogue->models = g_ptr_array_new_with_free_func (model_free);
+  JsonArray *array = json_node_get_array (models);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      g_string_printf (where, "models[%u]: ", i);
+      CliCatalogueModel *m = parse_model (json_array_get_element (array, i), &cx, error);
+      if (m != NULL && cli_catalogue_find (catalogue, m->name) != NULL)
+        {
+          fail (&cx, error, "the same \"name\" appears twice");
+          model_free (m);
+          m = NULL;
+        }
+      if (m == NULL)
+        {
+          cli_catalogue_free (catalogue);
+          return NULL;
+        }
+      g_ptr_array_add (catalogue->models, m);
+    }
+  return catalogue;
+}
+
+CliCatalogue *
+cli_catalogue_open (GError **error)
+{
+  const char *env = g_getenv ("AGRICLIP_CATALOGUE");
+  if (env && *env)
+    return cli_catalogue_load (env, error);
+  g_autoptr (GPtrArray) tried = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (tried, g_build_filename (g_get_user_data_dir (), "agriclip", "catalogue.json",
+                                            NULL));
+  for (const char *const *d = g_get_system_data_dirs (); *d; d++)
+    g_ptr_array_add (tried, g_build_filename (*d, "agriclip", "catalogue.json", NULL));
+  g_ptr_array_add (tried, g_build_filename (AGRICLIP_DATADIR, "catalogue.json", NULL));
+  for (guint i = 0; i < tried->len; i++)
+    if (g_file_test (tried->pdata[i], G_FILE_TEST_IS_REGULAR))
+      return cli_catalogue_load (tried->pdata[i], error);
+  g_ptr_array_add (tried, NULL);
+  g_autofree char *list = g_strjoinv (", ", (char **) tried->pdata);
+  g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
+               "no model catalogue found (looked for %s); install agriclip, or set "
+               "AGRICLIP_CATALOGUE to models/catalogue.json of the source tree",
+               list);
+  return NULL;
+}
+
+const CliCatalogueModel *
+cli_catalogue_find (const CliCatalogue *catalogue, const char *name)
+{
+  for (guint i = 0; i < catalogue->models->len; i++)
+    {
+      const CliCatalogueModel *m = catalogue->models->pdata[i];
+      if (strcmp (m->name, name) == 0)
+        return m;
+    }
+  return NULL;
+}
+
+gboolean
+cli_catalogue_model_unverified (const CliCatalogueModel *model, const char *field)
+{
+  return g_strv_contains ((const char *const *) model->unverified, field);
+}

@@ -1,0 +1,539 @@
+/* download.c — one resumable, verified HTTP(S) download with libcurl. */
+#include "hub/download.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK (cli-download-error-quark, cli_download_error)
+
+enum
+{
+  MAX_ATTEMPTS = 3,      // per call; a later call resumes where the last one stopped
+  CONNECT_TIMEOUT_S = 30,
+  STALL_TIMEOUT_S = 60,  // give up on a connection that sends nothing for this long
+  READ_CHUNK = 1 << 20,
+};
+
+#define BAR_INTERVAL_US (G_USEC_PER_SEC / 5)
+#define LINE_INTERVAL_US (5 * G_USEC_PER_SEC)
+
+typedef struct
+{
+  const CliDownload *d;
+  CURL *curl;
+  int fd;              // DEST.part, opened for appending
+  const char *part;
+  GChecksum *sum;      // of every byte in DEST.part
+  gint64 offset;       // bytes in DEST.part before this request
+  gint64 received;     // bytes appended by this request
+  gboolean body_started;
+  gint64 range_start;  // start of the latest response's Content-Range, -1 when none
+  char *hub_message;   // X-Error-Message of the latest response (Hugging Face)
+  int write_errno;     // why a write failed, 0 when none did
+  char *problem;       // why the body was refused, or NULL
+  gboolean tty;
+  gint64 attempt_start_us, last_report_us;
+  gboolean bar_drawn;
+} Transfer;
+
+/* ---- hashing ----------------------------------------------------------- */
+
+/* Feeds the first length bytes of path into sum. */
+static gboolean
+hash_prefix (GChecksum *sum, const char *path, gint64 length, GError **error)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      int e = errno;
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_DISK, "%s: cannot read: %s",
+                   path, g_strerror (e));
+      return FALSE;
+    }
+  g_autofree guint8 *buffer = g_malloc (READ_CHUNK);
+  gint64 done = 0;
+  while (length < 0 || done < length)
+    {
+      size_t want = length < 0 ? READ_CHUNK : (size_t) MIN (READ_CHUNK, length - done);
+      ssize_t n = read (fd, buffer, want);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 || (n == 0 && length >= 0))
+        {
+          int e = n < 0 ? errno : EIO;
+          close (fd);
+          g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_DISK,
+                       "%s: cannot read: %s", path, n < 0 ? g_strerror (e) : "file shrank");
+          return FALSE;
+        }
+      if (n == 0)
+        break;
+      g_checksum_update (sum, buffer, n);
+      done += n;
+    }
+  close (fd);
+  return TRUE;
+}
+
+gboolean
+cli_file_sha256 (char sha256[CLI_SHA256_HEX], const char *path, GError **error)
+{
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  if (!hash_prefix (sum, path, -1, error))
+    return FALSE;
+  g_strlcpy (sha256, g_checksum_get_string (sum), CLI_SHA256_HEX);
+  return TRUE;
+}
+
+/* ---- progress ---------------------------------------------------------- */
+
+static void
+report_progress (Transfer *t, gint64 total)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (now - t->last_report_us < (t->tty ? BAR_INTERVAL_US : LINE_INTERVAL_US))
+    return;
+  t->last_report_us = now;
+  gint64 have = t->offset + t->received;
+  g_autofree char *have_text = g_format_size (have);
+  g_autofree char *total_text = total > 0 ? g_format_size (total) : NULL;
+  int percent = total > 0 ? (int) (100 * have / total) : -1;
+  if (!t->tty)
+    {
+      if (total > 0)
+        fprintf (stderr, "agriclip: %s: %s of %s (%d%%)\n", t->d->label, have_text, total_text,
+                 percent);
+      else
+        fprintf (stderr, "agriclip: %s: %s so far\n", t->d->label, have_text);
+      return;
+    }
+  double seconds = (now - t->attempt_start_us) / (double) G_USEC_PER_SEC;
+  g_autofree char *speed = g_format_size ((guint64) (seconds > 0 ? t->received / seconds : 0));
+  char bar[21];
+  int filled = percent < 0 ? 0 : percent / 5;
+  for (int i = 0; i < 20; i++)
+    bar[i] = i < filled ? '#' : '.';
+  bar[20] = '\0';
+  if (total > 0)
+    fprintf (stderr, "\r%s [%s] %3d%%  %s of %s  %s/s\033[K", t->d->label, bar, percent,
+             have_text, total_text, speed);
+  else
+    fprintf (stderr, "\r%s  %s  %s/s\033[K", t->d->label, have_text, speed);
+  t->bar_drawn = TRUE;
+}
+
+static int
+on_progress (void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+             curl_off_t ulnow)
+{
+  (void) dlnow, (void) ultotal, (void) ulnow;
+  Transfer *t = user;
+  gint64 total = t->d->size;
+  if (total < 0 && t->body_started && dltotal > 0)
+    total = t->offset + dltotal;
+  report_progress (t, total);
+  return 0;
+}
+
+/* ---- the transfer ------------------------------------------------------ */
+
+static size_t
+on_header (char *data, size_t size, size_t count, void *user)
+{
+  Transfer *t = user;
+  size_t n = size * count;
+  g_autofree char *line = g_strchomp (g_strndup (data, n));
+  if (g_str_has_prefix (line, "HTTP/"))
+    {
+      // a new response (after a redirect, say): forget the previous one's headers
+      t->range_start = -1;
+      g_clear_pointer (&t->hub_message, g_free);
+    }
+  else if (g_ascii_strncasecmp (line, "content-range:", 14) == 0)
+    {
+      const char *value = line + 14;
+      while (*value == ' ')
+        value++;
+      long long start;
+      if (sscanf (value, "bytes %lld-", &start) == 1)
+        t->range_start = start;
+    }
+  else if (g_ascii_strncasecmp (line, "x-error-message:", 16) == 0)
+    {
+      g_free (t->hub_message);
+      t->hub_message = g_strdup (g_strstrip (line + 16));
+    }
+  return n;
+}
+
+/* Empties DEST.part: the next bytes are the file's first. */
+static gboolean
+restart_part (Transfer *t)
+{
+  if (ftruncate (t->fd, 0) != 0)
+    {
+      t->write_errno = errno;
+      return FALSE;
+    }
+  g_checksum_reset (t->sum);
+  t->offset = 0;
+  return TRUE;
+}
+
+/* Decides, once the final response's headers are in, what its body is. */
+static gboolean
+start_body (Transfer *t)
+{
+  long code = 0;
+  curl_easy_getinfo (t->curl, CURLINFO_RESPONSE_CODE, &code);
+  t->body_started = TRUE;
+  if (code == 206 && t->range_start != t->offset)
+    {
+      t->problem = g_strdup_printf ("the server sent bytes from offset %" G_GINT64_FORMAT
+                                    " where offset %" G_GINT64_FORMAT " was asked for",
+                                    t->range_start, t->offset);
+      return FALSE;
+    }
+  if (code == 200 && t->offset > 0)
+    return restart_part (t); // the server ignored the Range: start over
+  return code == 200 || code == 206;
+}
+
+static gboolean
+write_all (int fd, const char *data, size_t n)
+{
+  while (n > 0)
+    {
+      ssize_t written = write (fd, data, n);
+      if (written < 0 && errno == EINTR)
+        continue;
+      if (written <= 0)
+        return FALSE;
+      data += written;
+      n -= (size_t) written;
+    }
+  return TRUE;
+}
+
+static size_t
+on_body (char *data, size_t size, size_t count, void *user)
+{
+  Transfer *t = user;
+  size_t n = size * count;
+  if (!t->body_started && !start_body (t))
+    return 0; // error statuses end here: their body is not the file
+  if (!write_all (t->fd, data, n))
+    {
+      t->write_errno = errno ? errno : EIO;
+      return 0;
+    }
+  g_checksum_update (t->sum, (const guchar *) data, n);
+  t->received += (gint64) n;
+  return n;
+}
+
+static CURL *
+new_handle (Transfer *t, char *error_text)
+{
+  const CliDownload *d = t->d;
+  CURL *curl = curl_easy_init ();
+  if (curl == NULL)
+    return NULL;
+  curl_easy_setopt (curl, CURLOPT_URL, d->url);
+  curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, error_text);
+  curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (curl, CURLOPT_USERAGENT, "agriclip/" AGRICLIP_VERSION);
+  curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  // no downgrade from HTTPS to plain HTTP through a redirect
+  curl_easy_setopt (curl, CURLOPT_REDIR_PROTOCOLS_STR,
+                    g_str_has_prefix (d->url, "https:") ? "https" : "http,https");
+  curl_easy_setopt (curl, CURLOPT_FOLLOWLOCATION, 1L); // the Hub redirects to its CDN
+  curl_easy_setopt (curl, CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT, (long) CONNECT_TIMEOUT_S);
+  curl_easy_setopt (curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt (curl, CURLOPT_LOW_SPEED_TIME, (long) STALL_TIMEOUT_S);
+  if (d->bearer_token)
+    {
+      // libcurl sends these credentials to the first host only, not to the
+      // CDN a redirect points at
+      curl_easy_setopt (curl, CURLOPT_HTTPAUTH, (long) CURLAUTH_BEARER);
+      curl_easy_setopt (curl, CURLOPT_XOAUTH2_BEARER, d->bearer_token);
+    }
+  if (t->offset > 0)
+    {
+      // CURLOPT_RANGE, not RESUME_FROM: a 200 answer must restart, not fail
+      g_autofree char *range = g_strdup_printf ("%" G_GINT64_FORMAT "-", t->offset);
+      curl_easy_setopt (curl, CURLOPT_RANGE, range);
+    }
+  curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt (curl, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt (curl, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt (curl, CURLOPT_XFERINFODATA, t);
+  curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);
+  return curl;
+}
+
+static void
+set_disk_error (GError **error, const char *path, int e)
+{
+  gboolean full = e == ENOSPC || e == EDQUOT;
+  g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_DISK, "%s: cannot write: %s%s", path,
+               g_strerror (e),
+               full ? " (the disk is full: free some space, then run the same command again "
+                      "to resume)"
+                    : "");
+}
+
+/* The error of an answer with status code. */
+static void
+set_http_error (GError **error, const Transfer *t, long code)
+{
+  const char *what = code == 404   ? "not found"
+                     : code == 401 ? "authentication required"
+                     : code == 403 ? "access denied"
+                     : code >= 500 ? "server error"
+                                   : "unexpected answer";
+  g_autofree char *hub = t->hub_message ? g_strdup_printf (": %s", t->hub_message) : NULL;
+  const char *hint = (code == 401 || code == 403) && t->d->denied_hint ? t->d->denied_hint : NULL;
+  g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_HTTP, "%s: %s (HTTP %ld)%s%s%s",
+               t->d->url, what, code, hub ? hub : "", hint ? "; " : "", hint ? hint : "");
+}
+
+/* One request.  On failure *retry says whether another request may help. */
+static gboolean
+transfer_once (Transfer *t, gboolean *retry, GError **error)
+{
+  char error_text[CURL_ERROR_SIZE] = "";
+  *retry = FALSE;
+  t->received = 0;
+  t->body_started = FALSE;
+  t->write_errno = 0;
+  t->range_start = -1;
+  g_clear_pointer (&t->problem, g_free);
+  t->attempt_start_us = t->last_report_us = g_get_monotonic_time ();
+  t->curl = new_handle (t, error_text);
+  if (t->curl == NULL)
+    {
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK,
+                   "%s: cannot start a transfer (libcurl failed to initialise)", t->d->url);
+      return FALSE;
+    }
+  CURLcode rc = curl_easy_perform (t->curl);
+  long code = 0;
+  curl_easy_getinfo (t->curl, CURLINFO_RESPONSE_CODE, &code);
+  // an answer without a body (an empty file, an error page) never reached on_body
+  if (rc == CURLE_OK && !t->body_started && !start_body (t))
+    rc = CURLE_WRITE_ERROR;
+  curl_easy_cleanup (t->curl);
+  t->curl = NULL;
+  const char *detail = error_text[0] ? error_text : curl_easy_strerror (rc);
+
+  if (rc == CURLE_OK)
+    return TRUE;
+  if (t->write_errno != 0)
+    {
+      set_disk_error (error, t->part, t->write_errno);
+      return FALSE;
+    }
+  if (t->problem != NULL)
+    {
+      // a server that answers a Range request wrongly: start from scratch
+      *retry = restart_part (t);
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK, "%s: %s", t->d->url,
+                   t->problem);
+      return FALSE;
+    }
+  if (rc == CURLE_WRITE_ERROR && code != 200 && code != 206)
+    {
+      if (code == 416)
+        *retry = restart_part (t); // what we hold is not a prefix of the file any more
+      else
+        *retry = code >= 500;
+      set_http_error (error, t, code);
+      return FALSE;
+    }
+  switch (rc)
+    {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_OFFLINE, "cannot reach %s: %s",
+                   t->d->url, detail);
+      return FALSE;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_TOO_MANY_REDIRECTS:
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK, "%s: %s", t->d->url,
+                   detail);
+      return FALSE;
+    default:
+      *retry = TRUE;
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK,
+                   "%s: the transfer broke off after %" G_GINT64_FORMAT " bytes: %s", t->d->url,
+                   t->offset + t->received, detail);
+      return FALSE;
+    }
+}
+
+/* Downloads into the open DEST.part until it holds the whole file. */
+static gboolean
+fetch (Transfer *t, GError **error)
+{
+  for (int attempt = 1;; attempt++)
+    {
+      gboolean retry;
+      GError *attempt_error = NULL;
+      if (transfer_once (t, &retry, &attempt_error))
+        return TRUE;
+      t->offset += t->received;
+      t->received = 0;
+      if (t->bar_drawn)
+        fputc ('\n', stderr);
+      t->bar_drawn = FALSE;
+      if (retry && attempt < MAX_ATTEMPTS)
+        {
+          fprintf (stderr, "agriclip: %s; trying again (%d of %d)\n", attempt_error->message,
+                   attempt + 1, MAX_ATTEMPTS);
+          g_error_free (attempt_error);
+          g_usleep ((gulong) attempt * G_USEC_PER_SEC);
+          continue;
+        }
+      if (attempt_error->code == CLI_DOWNLOAD_ERROR_NETWORK && t->offset > 0)
+        g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK,
+                     "%s; the %" G_GINT64_FORMAT " bytes received are kept in %s: run the same "
+                     "command again to resume",
+                     attempt_error->message, t->offset, t->part);
+      else
+        g_propagate_error (error, g_steal_pointer (&attempt_error));
+      g_clear_error (&attempt_error);
+      return FALSE;
+    }
+}
+
+static void
+curl_init_once (void)
+{
+  static gsize done = 0;
+  if (g_once_init_enter (&done))
+    {
+      curl_global_init (CURL_GLOBAL_DEFAULT);
+      g_once_init_leave (&done, 1);
+    }
+}
+
+/* Opens DEST.part for appending; *size is what it already holds. */
+static int
+open_part (const char *part, gint64 *size, GError **error)
+{
+  int fd = open (part, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  struct stat st;
+  if (fd < 0 || fstat (fd, &st) != 0)
+    {
+      int e = errno;
+      if (fd >= 0)
+        close (fd);
+      set_disk_error (error, part, e);
+      return -1;
+    }
+  *size = S_ISREG (st.st_mode) ? (gint64) st.st_size : 0;
+  return fd;
+}
+
+/* Size and digest against the catalogue; a mismatch deletes DEST.part. */
+static gboolean
+verify (const Transfer *t, GError **error)
+{
+  const CliDownload *d = t->d;
+  gint64 size = t->offset + t->received;
+  const char *digest = g_checksum_get_string (t->sum);
+  if (d->size >= 0 && size != d->size)
+    {
+      unlink (t->part);
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_CHECKSUM,
+                   "%s: %" G_GINT64_FORMAT " bytes where the catalogue says %" G_GINT64_FORMAT
+                   " (from %s); the download was deleted",
+                   d->label, size, d->size, d->url);
+      return FALSE;
+    }
+  if (d->sha256 && g_ascii_strcasecmp (digest, d->sha256) != 0)
+    {
+      unlink (t->part);
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_CHECKSUM,
+                   "%s: SHA-256 mismatch: expected %s, got %s (from %s); the download was "
+                   "deleted",
+                   d->label, d->sha256, digest, d->url);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+cli_download (char sha256[CLI_SHA256_HEX], const CliDownload *d, GError **error)
+{
+  g_return_val_if_fail (d != NULL && d->url != NULL && d->dest != NULL, FALSE);
+  curl_init_once ();
+  g_autofree char *part = g_strconcat (d->dest, ".part", NULL);
+  Transfer t = { .d = d, .part = part, .tty = isatty (STDERR_FILENO) };
+  t.fd = open_part (part, &t.offset, error);
+  if (t.fd < 0)
+    return FALSE;
+  t.sum = g_checksum_new (G_CHECKSUM_SHA256);
+  gboolean ok = TRUE;
+  if (d->size >= 0 && t.offset > d->size)
+    {
+      ok = restart_part (&t);
+      if (!ok)
+        set_disk_error (error, part, t.write_errno);
+    }
+  else if (t.offset > 0)
+    {
+      fprintf (stderr, "agriclip: %s: resuming after %" G_GINT64_FORMAT " bytes\n", d->label,
+               t.offset);
+      ok = hash_prefix (t.sum, part, t.offset, error);
+    }
+  // a .part that already holds the catalogue's size was cut off before its
+  // rename: it only needs checking
+  if (ok && !(d->size >= 0 && t.offset == d->size))
+    ok = fetch (&t, error);
+  if (t.bar_drawn)
+    {
+      t.last_report_us = 0; // the bar's last state: the whole file
+      report_progress (&t, t.offset + t.received);
+      fputc ('\n', stderr);
+    }
+  if (ok && fsync (t.fd) != 0 && errno != EINVAL)
+    {
+      set_disk_error (error, part, errno);
+      ok = FALSE;
+    }
+  close (t.fd);
+  ok = ok && verify (&t, error);
+  GStatBuf st;
+  if (!ok && g_lstat (part, &st) == 0 && S_ISREG (st.st_mode) && st.st_size == 0)
+    unlink (part); // nothing to resume from
+
+  if (ok && rename (part, d->dest) != 0)
+    {
+      int e = errno;
+      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_DISK,
+                   "%s: cannot rename to %s: %s", part, d->dest, g_strerror (e));
+      ok = FALSE;
+    }
+  if (ok)
+    g_strlcpy (sha256, g_checksum_get_string (t.sum), CLI_SHA256_HEX);
+  g_checksum_free (t.sum);
+  g_free (t.hub_message);
+  g_free (t.problem);
+  return ok;
+}

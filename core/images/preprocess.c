@@ -1,0 +1,135 @@
+/* preprocess.c — AgcImage -> normalised model input, the torchvision way:
+ * Compose(Resize(shortest_edge), CenterCrop(crop), ToTensor(), Normalize(mean, std))
+ * on a PIL image.  The float arithmetic follows ToTensor and Normalize in
+ * float32 ((v / 255 - mean) / std), so equal pixels give equal floats. */
+#include "images/preprocess.h"
+
+/* A resized image this large only comes from an absurd aspect ratio
+ * (e.g. 1 x 100000 resized to 224 x 22400000). */
+#define MAX_RESIZED_PIXELS ((gint64) 1 << 28)
+
+AgcPreprocess
+agc_preprocess_clip_defaults (int image_size)
+{
+  AgcPreprocess config = {
+    .shortest_edge = image_size,
+    .crop_width = image_size,
+    .crop_height = image_size,
+    .filter = AGC_FILTER_BICUBIC,
+    .mean = { 0.48145466f, 0.4578275f, 0.40821073f },
+    .std = { 0.26862954f, 0.26130258f, 0.27577711f },
+  };
+  return config;
+}
+
+AgcPreprocess
+agc_preprocess_imagenet_defaults (int image_size)
+{
+  AgcPreprocess config = {
+    .shortest_edge = image_size,
+    .crop_width = image_size,
+    .crop_height = image_size,
+    .filter = AGC_FILTER_BILINEAR,
+    .mean = { 0.485f, 0.456f, 0.406f },
+    .std = { 0.229f, 0.224f, 0.225f },
+  };
+  return config;
+}
+
+/* torchvision Resize(int): the shorter side becomes n, the longer one
+ * int(n * long / short) (truncated, computed in double as Python does). */
+static void
+resized_size (int *out_w, int *out_h, int width, int height, int n)
+{
+  if (width <= height)
+    {
+      *out_w = n;
+      *out_h = (int) ((double) n * height / width);
+    }
+  else
+    {
+      *out_w = (int) ((double) n * width / height);
+      *out_h = n;
+    }
+}
+
+AgcImage *
+agc_preprocess_resize (const AgcPreprocess *config, const AgcImage *image, GError **error)
+{
+  g_return_val_if_fail (config != NULL && config->shortest_edge > 0, NULL);
+  g_return_val_if_fail (image != NULL && image->width > 0 && image->height > 0, NULL);
+
+  int width, height;
+  resized_size (&width, &height, image->width, image->height, config->shortest_edge);
+  if ((gint64) width * height > MAX_RESIZED_PIXELS)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "image of %d x %d pixels is too elongated: resized it would be %d x %d",
+                   image->width, image->height, width, height);
+      return NULL;
+    }
+  AgcImage *resized = agc_image_new (width, height);
+  if (resized == NULL
+      || !agc_resize_rgb8 (image->pixels, image->width, image->height, resized->pixels,
+                           width, height, config->filter))
+    {
+      agc_image_free (resized);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "not enough memory to resize a %d x %d image to %d x %d", image->width,
+                   image->height, width, height);
+      return NULL;
+    }
+  return resized;
+}
+
+/* torchvision CenterCrop along one axis: the source index of output index 0.
+ * A crop larger than the image pads it with zeros first, (crop - size) // 2
+ * before; otherwise the offset is Python's round((size - crop) / 2), which
+ * rounds halves to even. */
+static int
+crop_offset (int size, int crop)
+{
+  if (crop > size)
+    return -((crop - size) / 2);
+  int twice = size - crop; /* 2 * offset */
+  int offset = twice / 2;
+  if (twice % 2 == 1 && offset % 2 == 1)
+    offset++;
+  return offset;
+}
+
+gboolean
+agc_preprocess_image (const AgcPreprocess *config, const AgcImage *image, float *pixels,
+                      GError **error)
+{
+  g_return_val_if_fail (config != NULL && config->crop_width > 0 && config->crop_height > 0,
+                        FALSE);
+  g_return_val_if_fail (pixels != NULL, FALSE);
+
+  AgcImage *resized = agc_preprocess_resize (config, image, error);
+  if (resized == NULL)
+    return FALSE;
+
+  /* Each channel maps 256 byte values to 256 floats; padding is byte 0. */
+  float table[3][256];
+  for (int c = 0; c < 3; c++)
+    for (int v = 0; v < 256; v++)
+      table[c][v] = ((float) v / 255.0f - config->mean[c]) / config->std[c];
+
+  int cw = config->crop_width, ch = config->crop_height;
+  int x0 = crop_offset (resized->width, cw);
+  int y0 = crop_offset (resized->height, ch);
+  gsize plane = (gsize) cw * (gsize) ch;
+  for (int y = 0; y < ch; y++)
+    for (int x = 0; x < cw; x++)
+      {
+        static const guint8 zero[3] = { 0, 0, 0 };
+        int sx = x + x0, sy = y + y0;
+        gboolean inside = sx >= 0 && sx < resized->width && sy >= 0 && sy < resized->height;
+        const guint8 *p = inside ? resized->pixels + ((gsize) sy * resized->width + sx) * 3 : zero;
+        for (int c = 0; c < 3; c++)
+          pixels[c * plane + (gsize) y * cw + x] = table[c][p[c]];
+      }
+  agc_image_free (resized);
+  return TRUE;
+}

@@ -1,0 +1,39 @@
+/* adapter.h — writing adapter files, and the parts of a loaded adapter
+ * that classifier.c and model.c apply.  The file format and the model identity are
+ * described in agriclip.h ("adapters"). */
+#pragma once
+
+#include "agriclip.h"
+#include "formats/tensor.h"
+
+/* Writes a finished adapter, atomically and durably.  tensors: the trained
+ * ones (probe: head.weight [C, E], head.bias [C]); metrics_json and
+ * training_json: JSON objects, stored as they are. */
+gboolean agc_adapter_write (const char *path, const char *method, const AgcModel *model,
+                            const char *identity, const AgcLabelSet *labels,
+                            const AgcTensorView *tensors, int n_tensors,
+                            const char *metrics_json, const char *training_json,
+                            GError **error);
+
+/* The head of a probe adapter: weight[C, E] and bias[C], owned by the
+ * adapter; *dim = E.  FALSE for other methods. */
+gboolean agc_adapter_probe_head (const AgcAdapter *adapter, const float **weight,
+                                 const float **bias, int *dim);
+
+/* A tensor of a finetune or aligner adapter by name and dimension count
+ * (shape[n_dims] filled when not NULL), or NULL.  Owned by the adapter. */
+const float *agc_adapter_find_tensor (const AgcAdapter *adapter, const char *name, int n_dims,
+                                      int64_t *shape);
+/* finetune, aligner: SHA-256 of the tensors (names, shapes, values); NULL
+ * for probe.  Two adapters with the same digest change a model alike. */
+const char *agc_adapter_digest (const AgcAdapter *adapter);
+/* The file, as given to agc_adapter_load, for messages. */
+const char *agc_adapter_path (const AgcAdapter *adapter);
+
+/* model.c: TRUE once a finetune or aligner adapter changed the model's
+ * tensors (agc_model_apply_adapter); its embeddings are then not those of
+ * its identity. */
+gboolean agc_model_has_adapter (const AgcModel *model);
+/* The digest of that adapter (agc_adapter_digest), or NULL: caches of image
+ * embeddings key on it with the identity. */
+const char *agc_model_adapter_digest (const AgcModel *model);

@@ -1,0 +1,286 @@
+/* agriclip-model.c — AgriCLIP's parts: the text side of a CLIP model, a
+ * ResNet-50 and the linear aligner between them. */
+#include "models/agriclip-model.h"
+
+#include "models/model-files.h"
+#include "kernels/ops.h"
+#include "nn/resnet.h"
+
+#include <string.h>
+
+struct AgcAgriclipImage
+{
+  AgcResNet *resnet;
+  int embed_dim; // E
+  float *weight; // [E, 2048], the aligner's W as a torch Linear weight
+  float *bias;   // [E]
+};
+
+void
+agc_agriclip_image_free (AgcAgriclipImage *image)
+{
+  if (image == NULL)
+    return;
+  agc_resnet_free (image->resnet);
+  g_free (image->weight);
+  g_free (image->bias);
+  g_free (image);
+}
+
+/* ---- the aligner ------------------------------------------------------------ */
+
+// in[rows, cols] -> out[cols, rows]
+static float *
+transpose (const float *in, int64_t rows, int64_t cols)
+{
+  float *out = g_new (float, rows * cols);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++)
+      out[c * rows + r] = in[r * cols + c];
+  return out;
+}
+
+// W and b of the aligner file; W [E, 2048] or [2048, E], E = embed_dim
+static gboolean
+load_aligner (AgcAgriclipImage *image, const char *path, int embed_dim, GError **error)
+{
+  AgcWeights *weights = agc_weights_open (path, error);
+  if (weights == NULL)
+    return FALSE;
+  const char *file = agc_weights_path (weights);
+  const AgcTensorView *w = agc_weights_find (weights, "W");
+  gboolean ok = FALSE;
+  const int64_t in = AGC_RESNET_FEATURES;
+  if (w == NULL)
+    g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                 "%s: no tensor 'W': not an AgriCLIP aligner (a dict {'W': [%d, %d], "
+                 "'b': [%d]})",
+                 file, embed_dim, AGC_RESNET_FEATURES, embed_dim);
+  else if (w->n_dims != 2 || (w->shape[1] != in && w->shape[0] != in))
+    {
+      g_autoptr (GString) shape = g_string_new (NULL);
+      for (int d = 0; d < w->n_dims; d++)
+        g_string_append_printf (shape, "%s%" G_GINT64_FORMAT, d > 0 ? ", " : "", w->shape[d]);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "%s: tensor 'W' has shape [%s], expected [%d, %d] (or [%d, %d]): %d is the "
+                   "size of the ResNet-50's features",
+                   file, shape->str, embed_dim, AGC_RESNET_FEATURES, AGC_RESNET_FEATURES,
+                   embed_dim, AGC_RESNET_FEATURES);
+    }
+  else
+    {
+      gboolean stored_out_in = w->shape[1] == in; // as torch's Linear, the released one
+      int64_t out = stored_out_in ? w->shape[0] : w->shape[1];
+      if (out != embed_dim)
+        g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                     "%s: the aligner maps the %d image features to %" G_GINT64_FORMAT
+                     " values, but the text model's projection gives %d: the aligner and the "
+                     "text model do not belong together",
+                     file, AGC_RESNET_FEATURES, out, embed_dim);
+      else if (stored_out_in)
+        ok = (image->weight = agc_weights_take_2d (weights, "W", out, in, error)) != NULL;
+      else
+        {
+          g_autofree float *w_in_out = agc_weights_take_2d (weights, "W", in, out, error);
+          if ((ok = w_in_out != NULL))
+            image->weight = transpose (w_in_out, in, out);
+        }
+    }
+  if (ok && agc_weights_find (weights, "b") != NULL)
+    ok = (image->bias = agc_weights_take_1d (weights, "b", embed_dim, error)) != NULL;
+  else if (ok)
+    image->bias = g_new0 (float, embed_dim); // saved as None: trained without a bias
+  agc_weights_free (weights);
+  return ok;
+}
+
+/* ---- the ResNet ------------------------------------------------------------- */
+
+// "conv1.weight" and "layer1.0.conv1.weight" both under prefix: a ResNet there
+static GPtrArray *
+resnet_prefixes (const AgcWeights *weights)
+{
+  static const char block[] = "layer1.0.conv1.weight";
+  GPtrArray *prefixes = g_ptr_array_new_with_free_func (g_free);
+  for (int i = 0; i < agc_weights_n_tensors (weights); i++)
+    {
+      const char *name = agc_weights_tensor (weights, i)->name;
+      if (!g_str_has_suffix (name, block))
+        continue;
+      char *prefix = g_strndup (name, strlen (name) - strlen (block));
+      g_autofree char *stem = g_strconcat (prefix, "conv1.weight", NULL);
+      if (agc_weights_find (weights, stem) != NULL)
+        g_ptr_array_add (prefixes, prefix);
+      else
+        g_free (prefix);
+    }
+  return prefixes;
+}
+
+static char *
+detect_prefix (const AgcWeights *weights, GError **error)
+{
+  g_autoptr (GPtrArray) prefixes = resnet_prefixes (weights);
+  if (prefixes->len == 0) // loading names the missing tensor
+    return g_strdup ("");
+  if (prefixes->len == 1)
+    return g_strdup (g_ptr_array_index (prefixes, 0));
+  int teacher = -1, n_teachers = 0;
+  for (guint i = 0; i < prefixes->len; i++)
+    if (g_str_has_prefix (g_ptr_array_index (prefixes, i), "teacher"))
+      teacher = (int) i, n_teachers++;
+  if (n_teachers == 1)
+    return g_strdup (g_ptr_array_index (prefixes, teacher));
+  g_autoptr (GString) list = g_string_new (NULL);
+  for (guint i = 0; i < prefixes->len; i++)
+    g_string_append_printf (list, "%s'%s'", i > 0 ? ", " : "",
+                            (const char *) g_ptr_array_index (prefixes, i));
+  g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+               "%s: several ResNets, under the prefixes %s: choose one with "
+               "\"image_encoder\": {\"prefix\": …} in " AGC_AGRICLIP_MANIFEST,
+               agc_weights_path (weights), list->str);
+  return NULL;
+}
+
+static AgcResNet *
+load_resnet (const char *path, const char *prefix, GError **error)
+{
+  AgcWeights *weights = agc_weights_open (path, error);
+  if (weights == NULL)
+    return NULL;
+  g_autofree char *detected = prefix == NULL ? detect_prefix (weights, error) : NULL;
+  AgcResNet *resnet = NULL;
+  if (prefix != NULL || detected != NULL)
+    resnet = agc_resnet_load (weights, prefix != NULL ? prefix : detected, error);
+  agc_weights_free (weights); // the ResNet holds folded copies
+  return resnet;
+}
+
+/* ---- the whole ---------------------------------------------------------------- */
+
+static void
+parts_clear (AgcAgriclipParts *parts)
+{
+  agc_agriclip_image_free (parts->image);
+  agc_text_tower_free (parts->text);
+  agc_weights_free (parts->text_weights);
+  g_free (parts->text_model);
+  *parts = (AgcAgriclipParts) { 0 };
+}
+
+static gboolean
+load_text (AgcAgriclipParts *parts, const char *text_model, GError **error)
+{
+  AgcPreprocess unused; // the CLIP's: AgriCLIP's images go to the ResNet
+  if (!agc_model_files_open (text_model, &parts->text_weights, &parts->config, &unused, error)
+      || !(parts->text = agc_text_tower_load (parts->text_weights, &parts->config, error)))
+    return FALSE;
+  parts->text_model = g_strdup (text_model); // its tokenizer is read on first use (model.c)
+  // the CLIP's image tower is not used: only the input size is the model's
+  parts->config.vision = (AgcTowerConfig) { .image_size = AGC_AGRICLIP_IMAGE_SIZE };
+  return TRUE;
+}
+
+gboolean
+agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **error)
+{
+  g_return_val_if_fail (parts != NULL && dir != NULL, FALSE);
+  *parts = (AgcAgriclipParts) { 0 };
+  AgcAgriclipManifest manifest;
+  if (!agc_agriclip_manifest_load (&manifest, dir, error))
+    return FALSE;
+
+  // cheap checks first: the ResNet is the largest file
+  AgcAgriclipImage *image = parts->image = g_new0 (AgcAgriclipImage, 1);
+  gboolean ok = load_text (parts, manifest.text_model, error);
+  image->embed_dim = parts->config.projection_dim;
+  ok = ok && load_aligner (image, manifest.aligner, image->embed_dim, error)
+       && (image->resnet = load_resnet (manifest.image_weights, manifest.image_prefix, error));
+  if (ok)
+    {
+      parts->preprocess = agc_preprocess_imagenet_defaults (AGC_AGRICLIP_IMAGE_SIZE);
+      parts->temperature = (float) manifest.temperature;
+    }
+  else
+    parts_clear (parts);
+  agc_agriclip_manifest_clear (&manifest);
+  return ok;
+}
+
+gboolean
+agc_agriclip_image_forward (const AgcAgriclipImage *image, const float *pixels, int batch,
+                            float *out, GError **error)
+{
+  g_return_val_if_fail (image != NULL && batch >= 0, FALSE);
+  if (batch == 0)
+    return TRUE;
+  float *features = g_try_new (float, (size_t) batch * AGC_RESNET_FEATURES); // [B, 2048]
+  if (features == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "out of memory for the features of %d images", batch);
+      return FALSE;
+    }
+  gboolean ok = agc_resnet_forward (image->resnet, pixels, batch, AGC_AGRICLIP_IMAGE_SIZE,
+                                    AGC_AGRICLIP_IMAGE_SIZE, features, error);
+  if (ok) // a = f @ W^T + b
+    agc_linear_forward (out, features, image->weight, image->bias, batch, AGC_RESNET_FEATURES,
+                        image->embed_dim);
+  g_free (features);
+  return ok;
+}
+
+/* ---- for training the aligner and applying its adapters ---------------------- */
+
+AgcAgriclipImage *
+agc_agriclip_image_load (const AgcAgriclipManifest *manifest, int embed_dim, GError **error)
+{
+  g_return_val_if_fail (manifest != NULL && embed_dim > 0, NULL);
+  AgcAgriclipImage *image = g_new0 (AgcAgriclipImage, 1);
+  image->embed_dim = embed_dim;
+  if (!load_aligner (image, manifest->aligner, embed_dim, error)
+      || !(image->resnet = load_resnet (manifest->image_weights, manifest->image_prefix, error)))
+    g_clear_pointer (&image, agc_agriclip_image_free);
+  return image;
+}
+
+gboolean
+agc_agriclip_image_features (const AgcAgriclipImage *image, const float *pixels, int batch,
+                             float *features, GError **error)
+{
+  g_return_val_if_fail (image != NULL && batch >= 0, FALSE);
+  return batch == 0
+         || agc_resnet_forward (image->resnet, pixels, batch, AGC_AGRICLIP_IMAGE_SIZE,
+                                AGC_AGRICLIP_IMAGE_SIZE, features, error);
+}
+
+int
+agc_agriclip_image_aligner (const AgcAgriclipImage *image, const float **weight,
+                            const float **bias)
+{
+  g_return_val_if_fail (image != NULL, 0);
+  *weight = image->weight;
+  *bias = image->bias;
+  return image->embed_dim;
+}
+
+gboolean
+agc_agriclip_image_set_aligner (AgcAgriclipImage *image, const float *weight, const float *bias,
+                                int out_dim, int in_dim, GError **error)
+{
+  g_return_val_if_fail (image != NULL && weight != NULL && bias != NULL, FALSE);
+  if (out_dim != image->embed_dim || in_dim != AGC_RESNET_FEATURES)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "aligner 'W' [%d, %d], 'b' [%d]: the model's aligner maps its %d image "
+                   "features to %d values (W [%d, %d], b [%d])",
+                   out_dim, in_dim, out_dim, AGC_RESNET_FEATURES, image->embed_dim,
+                   image->embed_dim, AGC_RESNET_FEATURES, image->embed_dim);
+      return FALSE;
+    }
+  // the same sizes: the copies go where the old values were (memmove: the
+  // caller may hand back the arrays of agc_agriclip_image_aligner)
+  memmove (image->weight, weight, sizeof (float) * (size_t) out_dim * in_dim);
+  memmove (image->bias, bias, sizeof (float) * (size_t) out_dim);
+  return TRUE;
+}

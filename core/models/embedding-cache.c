@@ -1,0 +1,402 @@
+/* embedding-cache.c — content hashes remembered by stat, and image
+ * embeddings (or other per-image values) remembered by content hash and
+ * model identity (or another key). */
+#include "models/embedding-cache.h"
+
+#include "models/adapter.h"
+#include "kernels/gemm-int8.h"
+#include "formats/safetensors-write.h"
+#include "formats/safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Images decoded and encoded together: thick GEMMs, bounded memory. */
+#define EMBED_BATCH 8
+/* Changes whenever what a cached value means changes. */
+#define HASH_MEMO_VERSION "agriclip-hash-memo 1"
+
+char *
+agc_cache_dir (void)
+{
+  return g_build_filename (g_get_user_cache_dir (), "agriclip", NULL);
+}
+
+/* ---- content hashes ------------------------------------------------------- */
+
+static gboolean
+is_hex_digest (const char *s, gsize length)
+{
+  if (length != AGC_SHA256_HEX - 1)
+    return FALSE;
+  for (gsize i = 0; i < length; i++)
+    if (!g_ascii_isxdigit (s[i]) || g_ascii_isupper (s[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* The memo file of a path in its present state. */
+static char *
+memo_path (const char *path, const struct stat *st)
+{
+  g_autofree char *canonical = g_canonicalize_filename (path, NULL);
+  g_autofree char *key_text = g_strdup_printf (
+      HASH_MEMO_VERSION "\n%s\n%ju %ju %jd %jd.%09ld %jd.%09ld", canonical, (uintmax_t) st->st_dev,
+      (uintmax_t) st->st_ino, (intmax_t) st->st_size, (intmax_t) st->st_mtim.tv_sec,
+      (long) st->st_mtim.tv_nsec, (intmax_t) st->st_ctim.tv_sec, (long) st->st_ctim.tv_nsec);
+  g_autofree char *key = g_compute_checksum_for_string (G_CHECKSUM_SHA256, key_text, -1);
+  g_autofree char *cache = agc_cache_dir ();
+  char shard[3] = { key[0], key[1], '\0' };
+  return g_build_filename (cache, "hashes", shard, key, NULL);
+}
+
+static gboolean
+same_file_state (const struct stat *a, const struct stat *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size
+         && a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec
+         && a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static gboolean
+fail_read (GError **error, const char *path, int saved_errno)
+{
+  g_autofree char *shown = g_filename_display_name (path);
+  g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot read: %s", shown,
+               g_strerror (saved_errno));
+  return FALSE;
+}
+
+gboolean
+agc_file_sha256 (char hex[AGC_SHA256_HEX], const char *path, GError **error)
+{
+  g_return_val_if_fail (hex != NULL && path != NULL, FALSE);
+  hex[0] = '\0';
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct stat before;
+  if (fd < 0 || fstat (fd, &before) != 0)
+    {
+      int saved = errno;
+      if (fd >= 0)
+        close (fd);
+      return fail_read (error, path, saved);
+    }
+  if (!S_ISREG (before.st_mode))
+    {
+      close (fd);
+      g_autofree char *shown = g_filename_display_name (path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: not a regular file", shown);
+      return FALSE;
+    }
+
+  g_autofree char *memo = memo_path (path, &before);
+  g_autofree char *remembered = NULL;
+  gsize length = 0;
+  if (g_file_get_contents (memo, &remembered, &length, NULL) && is_hex_digest (remembered, length))
+    {
+      close (fd);
+      memcpy (hex, remembered, AGC_SHA256_HEX - 1);
+      hex[AGC_SHA256_HEX - 1] = '\0';
+      return TRUE;
+    }
+
+  GChecksum *checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  enum { CHUNK = 1 << 20 };
+  guint8 *buffer = g_malloc (CHUNK);
+  ssize_t n;
+  while ((n = read (fd, buffer, CHUNK)) != 0)
+    {
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        break;
+      g_checksum_update (checksum, buffer, (gsize) n);
+    }
+  int saved = errno;
+  g_free (buffer);
+  struct stat after;
+  gboolean unchanged = n == 0 && fstat (fd, &after) == 0 && same_file_state (&before, &after);
+  close (fd);
+  if (n != 0)
+    {
+      g_checksum_free (checksum);
+      return fail_read (error, path, saved);
+    }
+  g_strlcpy (hex, g_checksum_get_string (checksum), AGC_SHA256_HEX);
+  g_checksum_free (checksum);
+
+  /* a file that changed while it was read gets no memo: the hash belongs to
+   * neither state for sure */
+  if (unchanged)
+    {
+      g_autofree char *folder = g_path_get_dirname (memo);
+      if (g_mkdir_with_parents (folder, 0755) == 0)
+        agc_write_file_atomic (memo, hex, AGC_SHA256_HEX - 1, FALSE, NULL);
+    }
+  return TRUE;
+}
+
+/* ---- embeddings ------------------------------------------------------------ */
+
+typedef struct
+{
+  char *folder; /* embeddings/KEY */
+  const AgcCachedEncoder *encoder;
+  int dim;
+  AgcTrainReportFunc report;
+  gpointer user_data;
+  gboolean store_failed; /* reported once: one broken cache folder is one problem */
+} Cache;
+
+static char *
+entry_path (const Cache *cache, const char *hash)
+{
+  char shard[3] = { hash[0], hash[1], '\0' };
+  g_autofree char *name = g_strconcat (hash, ".safetensors", NULL);
+  return g_build_filename (cache->folder, shard, name, NULL);
+}
+
+/* out[E] from the cache; FALSE for a miss, a broken or a mismatched entry. */
+static gboolean
+lookup (const Cache *cache, const char *hash, float *out)
+{
+  g_autofree char *path = entry_path (cache, hash);
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return FALSE;
+  AgcSafetensors *file = agc_safetensors_open (path, NULL);
+  if (file == NULL)
+    return FALSE;
+  const AgcTensorView *t = agc_safetensors_find (file, "embedding");
+  GHashTable *meta = agc_safetensors_metadata (file);
+  gboolean ok = t != NULL && t->dtype == AGC_DTYPE_F32 && t->n_dims == 1
+                && t->shape[0] == cache->dim && meta != NULL
+                && g_strcmp0 (g_hash_table_lookup (meta, "agriclip.model"), cache->encoder->key)
+                       == 0
+                && g_strcmp0 (g_hash_table_lookup (meta, "agriclip.content"), hash) == 0;
+  if (ok)
+    {
+      memcpy (out, t->data, sizeof (float) * cache->dim);
+      /* a torn entry (e.g. zeros after a crash) is not a unit vector, nor
+       * anything else the encoders give */
+      double norm2 = 0.0;
+      for (int d = 0; d < cache->dim; d++)
+        norm2 += (double) out[d] * out[d];
+      ok = isfinite (norm2)
+           && (cache->encoder->unit_norm ? fabs (norm2 - 1.0) < 1e-3 : norm2 > 0.0);
+      if (!ok)
+        memset (out, 0, sizeof (float) * cache->dim);
+    }
+  agc_safetensors_free (file);
+  return ok;
+}
+
+static void
+store (Cache *cache, const char *hash, const float *embedding)
+{
+  g_autofree char *path = entry_path (cache, hash);
+  g_autofree char *folder = g_path_get_dirname (path);
+  GError *error = NULL;
+  if (g_mkdir_with_parents (folder, 0755) != 0)
+    {
+      int saved = errno;
+      g_autofree char *shown = g_filename_display_name (folder);
+      g_set_error (&error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot create the cache folder: %s",
+                   shown, g_strerror (saved));
+    }
+  else
+    {
+      int64_t shape[1] = { cache->dim };
+      AgcTensorView t = { .name = "embedding", .dtype = AGC_DTYPE_F32, .n_dims = 1,
+                          .data = (const guint8 *) embedding,
+                          .n_bytes = sizeof (float) * cache->dim };
+      memcpy (t.shape, shape, sizeof shape);
+      g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
+      g_hash_table_insert (meta, "agriclip.model", (gpointer) cache->encoder->key);
+      g_hash_table_insert (meta, "agriclip.content", (gpointer) hash);
+      /* not durable: losing a cache entry in a crash only costs time */
+      agc_safetensors_write (path, &t, 1, meta, FALSE, &error);
+    }
+  if (error != NULL && !cache->store_failed && cache->report != NULL)
+    {
+      g_prefix_error (&error, "embedding cache (further failures not shown): ");
+      cache->report (error, cache->user_data);
+    }
+  cache->store_failed |= error != NULL;
+  g_clear_error (&error);
+}
+
+static void
+report_skipped (const Cache *cache, GError *problem)
+{
+  if (cache->report != NULL)
+    {
+      GError *skipped = g_error_new (problem->domain, problem->code, "%s; skipped",
+                                     problem->message);
+      cache->report (skipped, cache->user_data);
+      g_error_free (skipped);
+    }
+  g_error_free (problem);
+}
+
+/* Files waiting to be encoded together, and the buffers for them. */
+typedef struct
+{
+  int rows[EMBED_BATCH]; /* indices into files and out */
+  int n;
+  float *pixels;     /* [EMBED_BATCH, 3, S, S] */
+  float *embeddings; /* [EMBED_BATCH, E] */
+} Batch;
+
+/* Decodes, encodes and stores the files of the batch, and empties it. */
+static gboolean
+embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedCounts *counts,
+             Cache *cache, const char *const *files, Batch *batch, GCancellable *cancellable,
+             GError **error)
+{
+  const AgcCachedEncoder *encoder = cache->encoder;
+  int size = encoder->image_size, dim = cache->dim;
+  size_t image_len = (size_t) 3 * size * size;
+  int loaded[EMBED_BATCH], n_loaded = 0;
+  for (int j = 0; j < batch->n; j++)
+    {
+      GError *problem = NULL;
+      AgcImage *image = agc_image_load (files[batch->rows[j]], &problem);
+      gboolean good = image != NULL
+                      && encoder->preprocess (batch->pixels + n_loaded * image_len, image,
+                                              encoder->data, &problem);
+      agc_image_free (image);
+      if (good)
+        loaded[n_loaded++] = batch->rows[j];
+      else
+        {
+          counts->n_failed++;
+          report_skipped (cache, problem);
+        }
+    }
+  batch->n = 0;
+  if (n_loaded > 0
+      && !encoder->encode (batch->embeddings, batch->pixels, n_loaded, encoder->data,
+                           cancellable, error))
+    return FALSE;
+  for (int j = 0; j < n_loaded; j++)
+    {
+      int row = loaded[j];
+      const float *embedding = batch->embeddings + (size_t) j * dim;
+      memcpy (out + (size_t) row * dim, embedding, sizeof (float) * dim);
+      ok[row] = TRUE;
+      counts->n_embedded++;
+      store (cache, hashes[row], embedding);
+    }
+  return TRUE;
+}
+
+static gboolean
+model_preprocess (float *pixels, const AgcImage *image, gpointer model, GError **error)
+{
+  return agc_model_preprocess (model, image, pixels, error);
+}
+
+static gboolean
+model_embed (float *out, const float *pixels, int n, gpointer model, GCancellable *cancellable,
+             GError **error)
+{
+  return agc_model_embed_pixels (model, pixels, n, TRUE, out, cancellable, error);
+}
+
+gboolean
+agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
+                        AgcEmbedCounts *counts, AgcModel *model, const char *model_identity,
+                        const char *const *files, int n_files, AgcTrainReportFunc report,
+                        void (*progress) (int done, int total, gpointer user_data),
+                        gpointer user_data, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (model != NULL && model_identity != NULL, FALSE);
+  // an applied finetune or aligner adapter changes every embedding, and so
+  // does int8 mode (in two ways: 7-bit activations on plain AVX2)
+  const char *digest = agc_model_adapter_digest (model);
+  const char *int8 = !agc_model_get_int8 (model)              ? ""
+                     : agc_int8_activation_max () == 255 ? "-int8"
+                                                         : "-int8-7bit";
+  g_autofree char *key = digest != NULL
+                             ? g_strconcat (model_identity, "-adapter-", digest, int8, NULL)
+                             : g_strconcat (model_identity, int8, NULL);
+  AgcCachedEncoder encoder = {
+    .key = key,
+    .dim = agc_model_embed_dim (model),
+    .unit_norm = TRUE,
+    .image_size = agc_model_image_size (model),
+    .preprocess = model_preprocess,
+    .encode = model_embed,
+    .data = model,
+  };
+  return agc_encode_files_cached (out, ok, hashes, counts, &encoder, files, n_files, report,
+                                  progress, user_data, cancellable, error);
+}
+
+gboolean
+agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
+                         AgcEmbedCounts *counts, const AgcCachedEncoder *encoder,
+                         const char *const *files, int n_files, AgcTrainReportFunc report,
+                         void (*progress) (int done, int total, gpointer user_data),
+                         gpointer user_data, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (out != NULL && ok != NULL && hashes != NULL && counts != NULL, FALSE);
+  g_return_val_if_fail (encoder != NULL && encoder->key != NULL && encoder->dim > 0, FALSE);
+  g_return_val_if_fail (files != NULL || n_files == 0, FALSE);
+
+  int dim = encoder->dim, size = encoder->image_size;
+  g_autofree char *root = agc_cache_dir ();
+  Cache cache = {
+    .folder = g_build_filename (root, "embeddings", encoder->key, NULL),
+    .encoder = encoder,
+    .dim = dim,
+    .report = report,
+    .user_data = user_data,
+  };
+  *counts = (AgcEmbedCounts){ 0 };
+  memset (out, 0, sizeof (float) * (size_t) n_files * dim);
+  Batch batch = {
+    .pixels = g_new (float, (size_t) EMBED_BATCH * 3 * size * size),
+    .embeddings = g_new (float, (size_t) EMBED_BATCH * dim),
+  };
+  gboolean good = TRUE;
+  for (int i = 0; good && i < n_files; i++)
+    {
+      if (g_cancellable_is_cancelled (cancellable))
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
+                       "cancelled while encoding the images");
+          good = FALSE;
+          break;
+        }
+      ok[i] = FALSE;
+      GError *problem = NULL;
+      if (!agc_file_sha256 (hashes[i], files[i], &problem))
+        {
+          counts->n_failed++;
+          report_skipped (&cache, problem);
+        }
+      else if (lookup (&cache, hashes[i], out + (size_t) i * dim))
+        {
+          ok[i] = TRUE;
+          counts->n_cached++;
+        }
+      else
+        batch.rows[batch.n++] = i;
+
+      /* a full batch, or the last one, goes to the encoder */
+      if (batch.n == EMBED_BATCH || (i == n_files - 1 && batch.n > 0))
+        good = embed_batch (out, ok, hashes, counts, &cache, files, &batch, cancellable, error);
+      if (good && batch.n == 0 && progress != NULL)
+        progress (i + 1, n_files, user_data);
+    }
+  g_free (batch.pixels);
+  g_free (batch.embeddings);
+  g_free (cache.folder);
+  return good;
+}

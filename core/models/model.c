@@ -1,0 +1,528 @@
+/* model.c — a CLIP model loaded from a Hugging Face, open_clip or OpenAI
+ * checkpoint (model-files.h): both towers, the tokenizer, the preprocessing
+ * and the logit scale, and the batched embedding calls of the public API.
+ * An AgriCLIP folder brings its own image path instead of the vision tower
+ * (agriclip-model.h).
+ *
+ * The tokenizer is read when text is first encoded, not on opening: parsing
+ * its 1.5 MB of vocabulary and merges is most of the time a model takes to
+ * open, and classifying with cached class embeddings (class-cache.h) or
+ * embedding images needs no text.  Its files are checked on opening
+ * (model-files.h), their contents on first use. */
+#include "agriclip.h"
+
+#include "models/adapter.h"
+#include "models/agriclip-model.h"
+#include "kernels/arena.h"
+#include "models/class-cache.h"
+#include "models/clip-config.h"
+#include "models/model-files.h"
+#include "kernels/ops.h"
+#include "nn/text-tower.h"
+#include "text/tokenizer.h"
+#include "nn/vision-tower.h"
+#include "formats/weights.h"
+
+#include <math.h>
+#include <string.h>
+
+// inputs per forward pass: enough rows for thick GEMMs, little memory.  Texts
+// are packed to their own lengths, so a text batch is also capped in tokens.
+enum
+{
+  TEXT_BATCH = 64,
+  TEXT_BATCH_TOKENS = 2048,
+  IMAGE_BATCH = 8,
+};
+
+struct AgcModel
+{
+  char *path;
+  AgcClipConfig config;
+  AgcWeights *weights; // mapped for the model's life: the towers read it in place
+  AgcTextTower *text;
+  AgcVisionTower *vision;
+  char *text_source;         // the CLIP checkpoint or folder of the text side and tokenizer
+  AgcTokenizer *tokenizer;   // NULL until text is first encoded (ensure_tokenizer)
+  GMutex tokenizer_lock;     // agc_model_tokenize takes a const model: loading is guarded
+  int n_texts_encoded;       // by the text tower, for tests (agc_model_n_texts_encoded)
+  AgcPreprocess preprocess;
+  float logit_scale; // exp of the stored value
+  AgcArena pixels;   // preprocessed images of one batch, reused from call to call
+  AgcAgriclipImage *agriclip; // AgriCLIP's image path (then vision is NULL)
+  char *adapter_digest;       // the finetune/aligner adapter applied, NULL: none
+};
+
+// "DIR: " before a message, unless it already starts with the folder's path
+static void
+prefix_dir (GError **error, const char *dir)
+{
+  if (error != NULL && *error != NULL && !g_str_has_prefix ((*error)->message, dir))
+    g_prefix_error (error, "%s: ", dir);
+}
+
+static gboolean
+load_logit_scale (float *out, const AgcWeights *weights, GError **error)
+{
+  const AgcTensorView *t = agc_weights_find (weights, "logit_scale");
+  if (t == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL, "tensor logit_scale is missing");
+      return FALSE;
+    }
+  if (!agc_dtype_is_float (t->dtype) || agc_tensor_n_elements (t) != 1 || t->n_dims > 1)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "%s: tensor logit_scale must be one floating-point value (%s, %d dims)",
+                   t->file, agc_dtype_name (t->dtype), t->n_dims);
+      return FALSE;
+    }
+  float log_scale;
+  agc_tensor_to_f32 (t, &log_scale);
+  *out = expf (log_scale);
+  return TRUE;
+}
+
+static gboolean
+load_parts (AgcModel *m, GError **error)
+{
+  if (!agc_model_files_open (m->path, &m->weights, &m->config, &m->preprocess, error))
+    return FALSE;
+  const AgcWeights *weights = m->weights;
+  // float32 and half-precision matrices stay in the mapped files, so a model
+  // opens without copying its weights and keeps half-precision ones compact
+  gboolean ok = (m->vision = agc_vision_tower_load (weights, &m->config, error))
+                && (m->text = agc_text_tower_load (weights, &m->config, error))
+                && load_logit_scale (&m->logit_scale, weights, error);
+  m->text_source = g_strdup (m->path);
+  return ok;
+}
+
+// an AgriCLIP folder: its own image path, the text side of a CLIP
+static gboolean
+load_agriclip (AgcModel *m, GError **error)
+{
+  AgcAgriclipParts p;
+  if (!agc_agriclip_load (&p, m->path, error))
+    return FALSE;
+  m->agriclip = p.image;
+  m->config = p.config;
+  m->weights = p.text_weights;
+  m->text = p.text;
+  m->text_source = p.text_model;
+  m->preprocess = p.preprocess;
+  m->logit_scale = p.temperature;
+  return TRUE;
+}
+
+AgcModel *
+agc_model_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+
+  // a file or a folder of another layout: model-files.h finds out which
+  gboolean agriclip = g_file_test (path, G_FILE_TEST_IS_DIR) && agc_agriclip_is_folder (path);
+  AgcModel *m = g_new0 (AgcModel, 1);
+  m->path = g_strdup (path);
+  g_mutex_init (&m->tokenizer_lock);
+  if (!(agriclip ? load_agriclip (m, error) : load_parts (m, error)))
+    {
+      prefix_dir (error, path);
+      agc_model_free (m);
+      return NULL;
+    }
+  return m;
+}
+
+void
+agc_model_free (AgcModel *model)
+{
+  if (model == NULL)
+    return;
+  agc_text_tower_free (model->text);
+  agc_vision_tower_free (model->vision);
+  agc_agriclip_image_free (model->agriclip);
+  agc_weights_free (model->weights);
+  agc_arena_clear (&model->pixels);
+  agc_tokenizer_free (model->tokenizer);
+  g_mutex_clear (&model->tokenizer_lock);
+  g_free (model->text_source);
+  g_free (model->adapter_digest);
+  g_free (model->path);
+  g_free (model);
+}
+
+int
+agc_model_embed_dim (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return model->config.projection_dim;
+}
+
+int
+agc_model_image_size (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return model->config.vision.image_size;
+}
+
+int
+agc_model_context_length (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return model->config.text.context_length;
+}
+
+float
+agc_model_logit_scale (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0.0f);
+  return model->logit_scale;
+}
+
+AgcClassRecipe
+agc_model_class_recipe (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, AGC_CLASS_MEAN_OF_NORMALIZED);
+  return model->agriclip != NULL ? AGC_CLASS_MEAN_OF_RAW : AGC_CLASS_MEAN_OF_NORMALIZED;
+}
+
+const char *
+agc_model_path (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->path;
+}
+
+const char *
+agc_model_text_source (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->text_source;
+}
+
+int
+agc_model_n_texts_encoded (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return g_atomic_int_get (&model->n_texts_encoded);
+}
+
+// reads the tokenizer on first use; its errors name the model and the file
+static gboolean
+ensure_tokenizer (const AgcModel *model, GError **error)
+{
+  AgcModel *m = (AgcModel *) model; // the lazily filled cache of a logically const model
+  g_mutex_lock (&m->tokenizer_lock);
+  if (m->tokenizer == NULL)
+    {
+      g_autofree char *folder = agc_model_files_folder (m->text_source);
+      AgcTokenizer *tokenizer = agc_tokenizer_load_dir (folder, error);
+      if (tokenizer != NULL && agc_tokenizer_eot (tokenizer) >= m->config.text.vocab_size)
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                       "%s: the tokenizer's end-of-text id %d is outside the text tower's "
+                       "vocabulary of %d",
+                       folder, agc_tokenizer_eot (tokenizer), m->config.text.vocab_size);
+          g_clear_pointer (&tokenizer, agc_tokenizer_free);
+        }
+      if (tokenizer == NULL)
+        prefix_dir (error, m->path);
+      m->tokenizer = tokenizer;
+    }
+  gboolean ok = m->tokenizer != NULL;
+  g_mutex_unlock (&m->tokenizer_lock);
+  return ok;
+}
+
+gboolean
+agc_model_tokenize (const AgcModel *model, const char *text, int32_t *ids, GError **error)
+{
+  g_return_val_if_fail (model != NULL && text != NULL && ids != NULL, FALSE);
+  if (!ensure_tokenizer (model, error))
+    return FALSE;
+  return agc_tokenizer_encode (model->tokenizer, text, model->config.text.context_length, ids,
+                               error);
+}
+
+static gboolean
+check_cancelled (GCancellable *cancellable, GError **error)
+{
+  if (cancellable != NULL && g_cancellable_is_cancelled (cancellable))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED, "cancelled");
+      return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+normalize_rows (float *out, int n_rows, int width)
+{
+  for (int r = 0; r < n_rows; r++)
+    agc_l2_normalize (out + (size_t) r * width, width);
+}
+
+// the tokens a text costs the text tower: up to and with its end-of-text
+static int
+text_length (const int32_t *ids, int ctx)
+{
+  int eot = 0;
+  for (int i = 1; i < ctx; i++)
+    if (ids[i] > ids[eot])
+      eot = i;
+  return eot + 1;
+}
+
+gboolean
+agc_model_embed_texts (AgcModel *model, const char *const *texts, int n_texts,
+                       gboolean normalize, float *out, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (model != NULL && n_texts >= 0, FALSE);
+  g_return_val_if_fail (n_texts == 0 || (texts != NULL && out != NULL), FALSE);
+
+  // a tokenizer that cannot be read is the model's error, not the first text's
+  if (n_texts > 0 && !ensure_tokenizer (model, error))
+    return FALSE;
+  int ctx = model->config.text.context_length, e = model->config.projection_dim;
+  int32_t *ids = g_new (int32_t, (size_t) TEXT_BATCH * ctx); // [TEXT_BATCH, ctx]
+  gboolean ok = TRUE;
+  int start = 0;
+  while (ok && start < n_texts)
+    {
+      if (check_cancelled (cancellable, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      // as many texts as fit the batch, in texts and in tokens (one at least)
+      int n = 0, tokens = 0;
+      while (ok && n < TEXT_BATCH && start + n < n_texts)
+        {
+          int32_t *row = ids + (size_t) n * ctx;
+          if (!agc_model_tokenize (model, texts[start + n], row, error))
+            {
+              g_prefix_error (error, "text %d: ", start + n + 1);
+              ok = FALSE;
+              break;
+            }
+          tokens += text_length (row, ctx);
+          if (n > 0 && tokens > TEXT_BATCH_TOKENS)
+            break; // tokenized again as the first of the next batch
+          n++;
+        }
+      float *batch_out = out + (size_t) start * e;
+      ok = ok && agc_text_tower_forward (model->text, ids, n, batch_out, error);
+      if (ok)
+        g_atomic_int_add (&model->n_texts_encoded, n);
+      if (ok && normalize)
+        normalize_rows (batch_out, n, e);
+      start += n;
+    }
+  g_free (ids);
+  return ok;
+}
+
+gboolean
+agc_model_embed_pixels (AgcModel *model, const float *pixels, int n_images, gboolean normalize,
+                        float *out, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (model != NULL && n_images >= 0, FALSE);
+  g_return_val_if_fail (n_images == 0 || (pixels != NULL && out != NULL), FALSE);
+
+  int s = model->config.vision.image_size, e = model->config.projection_dim;
+  size_t image_len = (size_t) 3 * s * s;
+  for (int start = 0; start < n_images; start += IMAGE_BATCH)
+    {
+      int n = MIN (IMAGE_BATCH, n_images - start);
+      float *batch_out = out + (size_t) start * e;
+      const float *batch_pixels = pixels + start * image_len;
+      if (check_cancelled (cancellable, error)
+          || !(model->agriclip != NULL
+                 ? agc_agriclip_image_forward (model->agriclip, batch_pixels, n, batch_out, error)
+                 : agc_vision_tower_forward (model->vision, batch_pixels, n, batch_out, error)))
+        return FALSE;
+      if (normalize)
+        normalize_rows (batch_out, n, e);
+    }
+  return TRUE;
+}
+
+gboolean
+agc_model_preprocess (const AgcModel *model, const AgcImage *image, float *pixels, GError **error)
+{
+  g_return_val_if_fail (model != NULL && image != NULL && pixels != NULL, FALSE);
+  return agc_preprocess_image (&model->preprocess, image, pixels, error);
+}
+
+gboolean
+agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
+                        gboolean normalize, float *out, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (model != NULL && n_images >= 0, FALSE);
+  g_return_val_if_fail (n_images == 0 || (images != NULL && out != NULL), FALSE);
+
+  int s = model->config.vision.image_size, e = model->config.projection_dim;
+  size_t image_len = (size_t) 3 * s * s;
+  // [IMAGE_BATCH, 3, S, S]
+  float *pixels = agc_arena_reserve (&model->pixels, IMAGE_BATCH * image_len,
+                                     "a batch of preprocessed images", error);
+  gboolean ok = pixels != NULL;
+  for (int start = 0; ok && start < n_images; start += IMAGE_BATCH)
+    {
+      int n = MIN (IMAGE_BATCH, n_images - start);
+      if (check_cancelled (cancellable, error))
+        ok = FALSE;
+      for (int i = 0; ok && i < n; i++)
+        if (!agc_model_preprocess (model, images[start + i], pixels + i * image_len, error))
+          {
+            g_prefix_error (error, "image %d: ", start + i + 1);
+            ok = FALSE;
+          }
+      // embed_pixels checks the cancellable again: harmless, and one code path
+      ok = ok && agc_model_embed_pixels (model, pixels, n, normalize, out + (size_t) start * e,
+                                         cancellable, error);
+    }
+  return ok;
+}
+
+gboolean
+agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  if (model->vision == NULL)
+    {
+      if (!int8)
+        return TRUE;
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: int8 mode is for ViT image towers; this AgriCLIP model encodes images "
+                   "with a ResNet-50",
+                   model->path);
+      return FALSE;
+    }
+  if (!agc_vision_tower_set_int8 (model->vision, int8, error))
+    {
+      prefix_dir (error, model->path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+agc_model_get_int8 (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  return model->vision != NULL && agc_vision_tower_get_int8 (model->vision);
+}
+
+/* ---- adapters (agriclip.h) ----------------------------------------------------- */
+
+AgcVisionTower *
+agc_model_vision_tower (AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->vision;
+}
+
+// every tensor checked before the first is set: a bad adapter leaves the
+// model as it was
+static gboolean
+apply_finetune (AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  if (model->vision == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: a finetune adapter needs a ViT CLIP model; %s has no ViT image tower",
+                   agc_adapter_path (adapter), model->path);
+      return FALSE;
+    }
+  int n = agc_adapter_n_tensors (adapter);
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < n; i++)
+      {
+        const char *name;
+        int n_dims;
+        int64_t shape[4];
+        const float *data = agc_adapter_tensor (adapter, i, &name, &n_dims, shape);
+        gboolean ok = pass == 0 ? agc_vision_tower_check_tensor (model->vision, name, n_dims,
+                                                                 shape, error)
+                                : agc_vision_tower_set_tensor (model->vision, name, data, n_dims,
+                                                               shape, error);
+        if (!ok)
+          {
+            g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+            return FALSE;
+          }
+      }
+  return TRUE;
+}
+
+static gboolean
+apply_aligner (AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  if (model->agriclip == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: an aligner adapter needs an AgriCLIP model; %s is a CLIP model",
+                   agc_adapter_path (adapter), model->path);
+      return FALSE;
+    }
+  int64_t w_shape[2], b_shape[1];
+  const float *w = agc_adapter_find_tensor (adapter, "W", 2, w_shape);
+  const float *b = agc_adapter_find_tensor (adapter, "b", 1, b_shape);
+  if (w == NULL || b == NULL || b_shape[0] != w_shape[0])
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                   "%s: an aligner adapter holds 'W' [E, 2048] and 'b' [E]",
+                   agc_adapter_path (adapter));
+      return FALSE;
+    }
+  if (!agc_agriclip_image_set_aligner (model->agriclip, w, b, (int) w_shape[0],
+                                       (int) w_shape[1], error))
+    {
+      g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+agc_model_apply_adapter (AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  g_return_val_if_fail (model != NULL && adapter != NULL, FALSE);
+  if (!agc_adapter_check_model (adapter, model, error))
+    return FALSE;
+  const char *digest = agc_adapter_digest (adapter);
+  if (digest == NULL) // probe: its head is the classifier's, the model stays
+    return TRUE;
+  if (model->adapter_digest != NULL)
+    {
+      if (strcmp (model->adapter_digest, digest) == 0)
+        return TRUE; // already applied
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: the model %s already carries another adapter; open the model again to "
+                   "use this one",
+                   agc_adapter_path (adapter), model->path);
+      return FALSE;
+    }
+  gboolean ok = strcmp (agc_adapter_method (adapter), "finetune") == 0
+                    ? apply_finetune (model, adapter, error)
+                    : apply_aligner (model, adapter, error);
+  if (ok)
+    model->adapter_digest = g_strdup (digest);
+  return ok;
+}
+
+gboolean
+agc_model_has_adapter (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  return model->adapter_digest != NULL;
+}
+
+const char *
+agc_model_adapter_digest (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->adapter_digest;
+}

@@ -1,0 +1,602 @@
+/* resnet.c — torchvision ResNet-50 (no fc) on OpenBLAS.
+ *
+ * Activations are pixel-major (NHWC), [B*H*W, C] row-major, so that a conv
+ * is the GEMM out[P, C_out] = col[P, k*k*C_in] @ weight[k*k*C_in, C_out]
+ * over its P output pixels, where a col row is the input's k*k neighbours
+ * of one pixel side by side (each a contiguous run of C_in floats), and a
+ * 1x1 stride-1 conv reads its input itself as col.
+ *
+ * The output pixels are cut into tiles of a few hundred rows.  A pool thread
+ * (threads.h) builds its tile's col rows, runs a single-threaded sgemm into
+ * the tile's output rows and adds the folded BatchNorm bias and the ReLU
+ * while the tile is still in its cache: no col matrix for the whole image, no
+ * separate pass over the output.  When a conv has too few pixels to give
+ * every thread a tile (layer4 at batch 1), its GEMM is split by output
+ * channels instead.  Scratch lives in an arena kept from call to call. */
+#include "nn/resnet.h"
+
+#include "kernels/arena.h"
+#include "kernels/threads.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#define N_LAYERS 4
+#define N_BLOCKS 16 /* 3 + 4 + 6 + 3 */
+#define EXPANSION 4 /* bottleneck output channels / width */
+#define STEM_WIDTH 64
+#define BN_EPS 1e-5
+
+static const int blocks_per_layer[N_LAYERS] = { 3, 4, 6, 3 };
+static const int layer_width[N_LAYERS] = { 64, 128, 256, 512 };
+
+typedef struct
+{
+  int c_in, c_out, kernel, stride, padding;
+  float *weight; // [kernel, kernel, c_in, c_out], BatchNorm scale folded in
+  float *bias;   // [c_out], BatchNorm shift
+} Conv;
+
+typedef struct
+{
+  Conv conv1;      // 1x1, c_in -> width
+  Conv conv2;      // 3x3, width -> width, carries the stride
+  Conv conv3;      // 1x1, width -> 4 * width
+  Conv downsample; // 1x1 with the stride, c_in -> 4 * width; weight NULL when absent
+} Bottleneck;
+
+struct AgcResNet
+{
+  Conv stem; // 7x7/2, 3 -> 64
+  Bottleneck blocks[N_BLOCKS];
+  AgcArena scratch; // activations and per-thread col tiles, reused across calls
+};
+
+/* ---- loading ----------------------------------------------------------- */
+
+static void
+conv_clear (Conv *conv)
+{
+  g_clear_pointer (&conv->weight, g_free);
+  g_clear_pointer (&conv->bias, g_free);
+}
+
+void
+agc_resnet_free (AgcResNet *net)
+{
+  if (net == NULL)
+    return;
+  conv_clear (&net->stem);
+  for (int i = 0; i < N_BLOCKS; i++)
+    {
+      conv_clear (&net->blocks[i].conv1);
+      conv_clear (&net->blocks[i].conv2);
+      conv_clear (&net->blocks[i].conv3);
+      conv_clear (&net->blocks[i].downsample);
+    }
+  agc_arena_clear (&net->scratch);
+  g_free (net);
+}
+
+// conv (no bias, as torchvision's) followed by BatchNorm in eval mode:
+// y = (W x - mean) * s + beta with s = gamma / sqrt(var + eps), i.e. a conv
+// with weight s * W and bias beta - mean * s
+static gboolean
+conv_bn_load (Conv *conv, const AgcWeights *weights, const char *prefix, const char *conv_name,
+              const char *bn_name, int c_in, int c_out, int kernel, int stride, GError **error)
+{
+  *conv = (Conv) { .c_in = c_in, .c_out = c_out, .kernel = kernel, .stride = stride,
+                   .padding = kernel / 2 };
+  g_autofree char *weight_name = g_strconcat (prefix, conv_name, ".weight", NULL);
+  int64_t shape[4] = { c_out, c_in, kernel, kernel };
+  conv->weight = agc_weights_take_f32 (weights, weight_name, 4, shape, error);
+  if (conv->weight == NULL)
+    return FALSE;
+
+  static const char *const fields[4] = { "weight", "bias", "running_mean", "running_var" };
+  float *bn[4] = { NULL };
+  gboolean ok = TRUE;
+  for (int f = 0; ok && f < 4; f++)
+    {
+      g_autofree char *name = g_strconcat (prefix, bn_name, ".", fields[f], NULL);
+      ok = (bn[f] = agc_weights_take_1d (weights, name, c_out, error)) != NULL;
+    }
+  for (int o = 0; ok && o < c_out; o++)
+    if (!(bn[3][o] >= 0.0f)) // also catches NaN
+      {
+        g_autofree char *name = g_strconcat (prefix, bn_name, ".running_var", NULL);
+        g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                     "%s: tensor '%s' holds %g at index %d; a variance must be >= 0",
+                     agc_weights_find (weights, name)->file, name, bn[3][o], o);
+        ok = FALSE;
+      }
+  if (ok)
+    {
+      // [c_out, c_in, ky, kx] -> [ky, kx, c_in, c_out]: the GEMM's right-hand
+      // matrix, its rows in the order of a col row
+      size_t taps = (size_t) kernel * kernel, k = (size_t) c_in * taps;
+      float *weight = g_new (float, k * c_out);
+      conv->bias = g_new (float, c_out);
+      for (int o = 0; o < c_out; o++)
+        {
+          double scale = bn[0][o] / sqrt ((double) bn[3][o] + BN_EPS);
+          const float *src = conv->weight + (size_t) o * k;
+          for (int c = 0; c < c_in; c++)
+            for (size_t t = 0; t < taps; t++)
+              weight[(t * c_in + c) * c_out + o] = (float) (src[c * taps + t] * scale);
+          conv->bias[o] = (float) (bn[1][o] - bn[2][o] * scale);
+        }
+      g_free (conv->weight);
+      conv->weight = weight;
+    }
+  for (int f = 0; f < 4; f++)
+    g_free (bn[f]);
+  return ok;
+}
+
+// conv1.weight missing: a checkpoint saved from a wrapper (DINO's
+// "module.backbone.", "teacher.") has it under a prefix; name it
+static gboolean
+check_stem_prefix (const AgcWeights *weights, const char *prefix, GError **error)
+{
+  g_autofree char *stem = g_strconcat (prefix, "conv1.weight", NULL);
+  if (agc_weights_find (weights, stem) != NULL)
+    return TRUE;
+  int n = agc_weights_n_tensors (weights);
+  for (int i = 0; i < n; i++)
+    {
+      const AgcTensorView *t = agc_weights_tensor (weights, i);
+      if (!g_str_has_suffix (t->name, "conv1.weight"))
+        continue;
+      g_autofree char *other = g_strndup (t->name, strlen (t->name) - strlen ("conv1.weight"));
+      g_autofree char *block = g_strconcat (other, "layer1.0.conv1.weight", NULL);
+      if (agc_weights_find (weights, block) == NULL)
+        continue;
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "%s: missing tensor '%s', but the file has '%s': a ResNet under the prefix "
+                   "'%s'", t->file, stem, t->name, other);
+      return FALSE;
+    }
+  return TRUE; // no better hint: loading reports the missing tensor
+}
+
+// one block more than ResNet-50 has in some layer: ResNet-101 or -152
+static gboolean
+check_depth (const AgcWeights *weights, const char *prefix, GError **error)
+{
+  for (int l = 0; l < N_LAYERS; l++)
+    {
+      g_autofree char *name
+        = g_strdup_printf ("%slayer%d.%d.conv1.weight", prefix, l + 1, blocks_per_layer[l]);
+      const AgcTensorView *t = agc_weights_find (weights, name);
+      if (t != NULL)
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                       "%s: tensor '%s' means more than %d blocks in layer%d, a deeper ResNet "
+                       "than ResNet-50, the only depth supported",
+                       t->file, name, blocks_per_layer[l], l + 1);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+block_load (Bottleneck *block, const AgcWeights *weights, const char *prefix, int layer,
+            int index, int c_in, GError **error)
+{
+  int width = layer_width[layer], c_out = EXPANSION * width;
+  int stride = layer > 0 && index == 0 ? 2 : 1;
+  g_autofree char *p = g_strdup_printf ("%slayer%d.%d.", prefix, layer + 1, index);
+  const AgcWeights *w = weights;
+  return conv_bn_load (&block->conv1, w, p, "conv1", "bn1", c_in, width, 1, 1, error)
+         && conv_bn_load (&block->conv2, w, p, "conv2", "bn2", width, width, 3, stride, error)
+         && conv_bn_load (&block->conv3, w, p, "conv3", "bn3", width, c_out, 1, 1, error)
+         && (index > 0
+             || conv_bn_load (&block->downsample, w, p, "downsample.0", "downsample.1", c_in,
+                              c_out, 1, stride, error));
+}
+
+AgcResNet *
+agc_resnet_load (const AgcWeights *weights, const char *prefix, GError **error)
+{
+  g_return_val_if_fail (weights != NULL && prefix != NULL, NULL);
+
+  if (!check_stem_prefix (weights, prefix, error) || !check_depth (weights, prefix, error))
+    return NULL;
+
+  AgcResNet *net = g_new0 (AgcResNet, 1);
+  gboolean ok = conv_bn_load (&net->stem, weights, prefix, "conv1", "bn1", 3, STEM_WIDTH, 7, 2,
+                              error);
+  int c_in = STEM_WIDTH, b = 0;
+  for (int l = 0; ok && l < N_LAYERS; l++)
+    for (int i = 0; ok && i < blocks_per_layer[l]; i++)
+      {
+        ok = block_load (&net->blocks[b++], weights, prefix, l, i, c_in, error);
+        c_in = EXPANSION * layer_width[l];
+      }
+  if (!ok)
+    {
+      agc_resnet_free (net);
+      return NULL;
+    }
+  return net;
+}
+
+/* ---- forward ----------------------------------------------------------- */
+
+enum
+{
+  // output pixels per tile: enough rows to amortise the packing of the
+  // weights that each sgemm call repeats, few enough that the tile's col
+  // rows stay in cache between im2col and the GEMM
+  TILE_ROWS = 256,
+  MIN_TILE_ROWS = 32, // fewer pixels per thread: split the output channels
+  ROW_ALIGN = 16,     // tile heights: whole register blocks of OpenBLAS
+  COLUMN_ALIGN = 64,
+  JOBS_PER_THREAD = 2, // so that a delayed thread leaves work to the others
+};
+
+static int
+conv_out_size (const Conv *c, int size)
+{
+  return (size + 2 * c->padding - c->kernel) / c->stride + 1;
+}
+
+static gboolean
+conv_needs_col (const Conv *c)
+{
+  return c->kernel != 1 || c->stride != 1;
+}
+
+static int
+conv_k (const Conv *c)
+{
+  return c->kernel * c->kernel * c->c_in;
+}
+
+// how a conv's output pixels are shared out over the threads
+typedef struct
+{
+  int n_rows;    // output pixels, B * H' * W'
+  int tile_rows; // 0: one GEMM over all rows, split by output channels
+  int n_tiles;
+} Plan;
+
+static Plan
+conv_plan (int n_rows, int threads)
+{
+  Plan plan = { .n_rows = n_rows };
+  int n_tiles = (n_rows + TILE_ROWS - 1) / TILE_ROWS;
+  if (n_tiles < threads)
+    n_tiles = MIN (threads, n_rows / MIN_TILE_ROWS);
+  if (n_tiles <= 1 && threads > 1)
+    return plan;
+  n_tiles = MAX (n_tiles, 1);
+  int rows = (n_rows + n_tiles - 1) / n_tiles;
+  plan.tile_rows = (rows + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+  plan.n_tiles = (n_rows + plan.tile_rows - 1) / plan.tile_rows;
+  return plan;
+}
+
+// col floats the plan needs: one tile per thread, or all rows at once
+static size_t
+plan_col_floats (const Plan *plan, const Conv *c, int threads)
+{
+  if (!conv_needs_col (c))
+    return 0;
+  size_t rows = plan->tile_rows > 0 ? (size_t) threads * plan->tile_rows : (size_t) plan->n_rows;
+  return rows * conv_k (c);
+}
+
+typedef struct
+{
+  const Conv *conv;
+  float *out;       // [P, c_out]
+  const float *in;  // [B, H, W, c_in]
+  float *col;       // tiles: thread t's [tile_rows, K] at col + t * col_stride; else [P, K]
+  size_t col_stride;
+  int height, width, out_h, out_w;
+  Plan plan;
+  float beta; // 1: add to what out holds (the residual)
+  gboolean relu;
+  int block; // output channels per job when split by channels
+} ConvRun;
+
+// col[r1 - r0, K] for output pixels [r0, r1): row r holds, for each tap
+// (ky, kx), the c_in values of the input pixel that tap sees (0 in the
+// padding); the taps of one ky are one contiguous run of the input
+static void
+im2col_rows (float *col, const ConvRun *r, int r0, int r1)
+{
+  const Conv *c = r->conv;
+  int k = c->kernel, s = c->stride, p = c->padding, c_in = c->c_in;
+  size_t run = (size_t) k * c_in;
+  for (int row = r0; row < r1; row++)
+    {
+      int ox = row % r->out_w, oy = row / r->out_w % r->out_h, b = row / r->out_w / r->out_h;
+      int x0 = ox * s - p, y0 = oy * s - p;
+      int kx0 = MAX (0, -x0), kx1 = MAX (kx0, MIN (k, r->width - x0));
+      float *dst = col + (size_t) (row - r0) * k * run;
+      for (int ky = 0; ky < k; ky++, dst += run)
+        {
+          int iy = y0 + ky;
+          if (iy < 0 || iy >= r->height || kx0 == kx1)
+            {
+              memset (dst, 0, run * sizeof (float));
+              continue;
+            }
+          const float *src = r->in + (((size_t) b * r->height + iy) * r->width + x0) * c_in;
+          memset (dst, 0, (size_t) kx0 * c_in * sizeof (float));
+          memcpy (dst + (size_t) kx0 * c_in, src + (size_t) kx0 * c_in,
+                  (size_t) (kx1 - kx0) * c_in * sizeof (float));
+          memset (dst + (size_t) kx1 * c_in, 0, (size_t) (k - kx1) * c_in * sizeof (float));
+        }
+    }
+}
+
+// out[n_rows, n_cols] (row stride ldo) += bias, then max(out, 0) if relu.
+// A comparison, not fmaxf: GCC makes it a vector max without -ffast-math
+static void
+bias_act (float *out, int ldo, const float *bias, int n_rows, int n_cols, gboolean relu)
+{
+  for (int i = 0; i < n_rows; i++)
+    {
+      float *row = out + (size_t) i * ldo;
+      if (relu)
+        for (int j = 0; j < n_cols; j++)
+          {
+            float v = row[j] + bias[j];
+            row[j] = v > 0.0f ? v : 0.0f;
+          }
+      else
+        for (int j = 0; j < n_cols; j++)
+          row[j] += bias[j];
+    }
+}
+
+static void
+conv_tiles (void *ctx, int begin, int end, int thread)
+{
+  const ConvRun *r = ctx;
+  const Conv *c = r->conv;
+  int k = conv_k (c);
+  for (int t = begin; t < end; t++)
+    {
+      int r0 = t * r->plan.tile_rows, rows = MIN (r->plan.tile_rows, r->plan.n_rows - r0);
+      const float *a = r->in + (size_t) r0 * c->c_in;
+      if (conv_needs_col (c))
+        {
+          float *col = r->col + thread * r->col_stride;
+          im2col_rows (col, r, r0, r0 + rows);
+          a = col;
+        }
+      float *out = r->out + (size_t) r0 * c->c_out;
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c->c_out, k, 1.0f, a, k,
+                   c->weight, c->c_out, r->beta, out, c->c_out);
+      bias_act (out, c->c_out, c->bias, rows, c->c_out, r->relu);
+    }
+}
+
+// jobs are blocks of output channels; the col rows (or the input) are shared
+static void
+conv_channels (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const ConvRun *r = ctx;
+  const Conv *c = r->conv;
+  int k = conv_k (c), n = r->plan.n_rows;
+  const float *a = conv_needs_col (c) ? r->col : r->in;
+  for (int j = begin; j < end; j++)
+    {
+      int first = j * r->block, cols = MIN (r->block, c->c_out - first);
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, k, 1.0f, a, k,
+                   c->weight + first, c->c_out, r->beta, r->out + first, c->c_out);
+      bias_act (r->out + first, c->c_out, c->bias + first, n, cols, r->relu);
+    }
+}
+
+// out[B*H'*W', c_out] = conv(in[B, H, W, c_in]) + bias (+ out when
+// accumulate: the residual), then ReLU if asked.  Runs on the pool with
+// OpenBLAS single-threaded.
+static void
+conv_forward (float *out, const float *in, float *col, size_t col_stride, const Conv *c,
+              int batch, int height, int width, gboolean accumulate, gboolean relu)
+{
+  int threads = agc_threads_count ();
+  ConvRun r = { .conv = c, .out = out, .in = in, .col = col, .col_stride = col_stride,
+                .height = height, .width = width, .out_h = conv_out_size (c, height),
+                .out_w = conv_out_size (c, width), .beta = accumulate ? 1.0f : 0.0f,
+                .relu = relu };
+  r.plan = conv_plan (batch * r.out_h * r.out_w, threads);
+  if (r.plan.tile_rows > 0)
+    {
+      agc_parallel_for (r.plan.n_tiles, 1, conv_tiles, &r);
+      return;
+    }
+  if (conv_needs_col (c))
+    im2col_rows (col, &r, 0, r.plan.n_rows);
+  int n_jobs = threads * JOBS_PER_THREAD;
+  r.block = (c->c_out + n_jobs - 1) / n_jobs;
+  r.block = (r.block + COLUMN_ALIGN - 1) / COLUMN_ALIGN * COLUMN_ALIGN;
+  agc_parallel_for ((c->c_out + r.block - 1) / r.block, 1, conv_channels, &r);
+}
+
+typedef struct
+{
+  float *out;      // [B, H', W', C]
+  const float *in; // [B, H, W, C]
+  int channels, height, width, out_h, out_w;
+} PoolRun;
+
+// 3x3, stride 2, padding 1 (never chosen, as if -inf); items are output rows
+static void
+maxpool_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const PoolRun *p = ctx;
+  int n_c = p->channels;
+  for (int item = begin; item < end; item++)
+    {
+      int b = item / p->out_h, oy = item % p->out_h;
+      const float *plane = p->in + (size_t) b * p->height * p->width * n_c;
+      float *dst = p->out + (size_t) item * p->out_w * n_c;
+      for (int ox = 0; ox < p->out_w; ox++, dst += n_c)
+        {
+          for (int ch = 0; ch < n_c; ch++)
+            dst[ch] = -INFINITY;
+          for (int y = MAX (2 * oy - 1, 0); y <= MIN (2 * oy + 1, p->height - 1); y++)
+            for (int x = MAX (2 * ox - 1, 0); x <= MIN (2 * ox + 1, p->width - 1); x++)
+              {
+                const float *src = plane + ((size_t) y * p->width + x) * n_c;
+                for (int ch = 0; ch < n_c; ch++)
+                  dst[ch] = src[ch] > dst[ch] ? src[ch] : dst[ch];
+              }
+        }
+    }
+}
+
+typedef struct
+{
+  float *out;         // [B, H, W, 3]
+  const float *in;    // [B, 3, H, W]
+  int height, width;
+} ToPixelMajor;
+
+// items are image rows (b, y)
+static void
+to_pixel_major_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const ToPixelMajor *t = ctx;
+  size_t plane = (size_t) t->height * t->width;
+  for (int item = begin; item < end; item++)
+    {
+      int b = item / t->height, y = item % t->height;
+      float *dst = t->out + (size_t) item * t->width * 3;
+      const float *src = t->in + (size_t) b * 3 * plane + (size_t) y * t->width;
+      for (int x = 0; x < t->width; x++)
+        for (int c = 0; c < 3; c++)
+          dst[x * 3 + c] = src[c * plane + x];
+    }
+}
+
+// floats each scratch buffer needs, found by walking the same geometry as
+// the forward pass
+typedef struct
+{
+  size_t act; // each of the two ping-pong activations [B*H*W, C]
+  size_t mid; // each of the two bottleneck intermediates [B*H*W, width]
+  size_t col; // the col tiles of all threads
+} ScratchSizes;
+
+static size_t
+col_floats (const Conv *c, int batch, int height, int width, int threads)
+{
+  Plan plan = conv_plan (batch * conv_out_size (c, height) * conv_out_size (c, width), threads);
+  return plan_col_floats (&plan, c, threads);
+}
+
+static ScratchSizes
+scratch_sizes (const AgcResNet *net, int batch, int height, int width, int threads)
+{
+  ScratchSizes s = { .act = (size_t) 3 * batch * height * width };
+  const Conv *stem = &net->stem;
+  s.col = col_floats (stem, batch, height, width, threads);
+  int h = conv_out_size (stem, height), w = conv_out_size (stem, width);
+  s.act = MAX (s.act, (size_t) stem->c_out * batch * h * w);
+  h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1; // max-pool
+  for (int i = 0; i < N_BLOCKS; i++)
+    {
+      const Bottleneck *blk = &net->blocks[i];
+      s.mid = MAX (s.mid, (size_t) blk->conv1.c_out * batch * h * w);
+      s.col = MAX (s.col, col_floats (&blk->conv2, batch, h, w, threads));
+      if (blk->downsample.weight != NULL)
+        s.col = MAX (s.col, col_floats (&blk->downsample, batch, h, w, threads));
+      h = conv_out_size (&blk->conv2, h), w = conv_out_size (&blk->conv2, w);
+      s.mid = MAX (s.mid, (size_t) blk->conv2.c_out * batch * h * w);
+      s.act = MAX (s.act, (size_t) blk->conv3.c_out * batch * h * w);
+    }
+  return s;
+}
+
+gboolean
+agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int height, int width,
+                    float *features, GError **error)
+{
+  g_return_val_if_fail (net != NULL && pixels != NULL && features != NULL, FALSE);
+  g_return_val_if_fail (batch > 0 && height > 0 && width > 0, FALSE);
+
+  // keeps every GEMM dimension (never more than B*H*W rows) well inside the
+  // int that BLAS takes
+  if ((gint64) batch * height * width > G_MAXINT / 64)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "a batch of %d images of %d x %d pixels is too large for one pass", batch,
+                   width, height);
+      return FALSE;
+    }
+  int threads = agc_threads_count ();
+  ScratchSizes s = scratch_sizes (net, batch, height, width, threads);
+  size_t col_stride = s.col / threads; // one tile per thread, where tiles are used
+  float *cursor = agc_arena_reserve ((AgcArena *) &net->scratch,
+                                     2 * agc_arena_size (s.act) + 2 * agc_arena_size (s.mid)
+                                       + agc_arena_size (s.col),
+                                     "the ResNet-50 activations", error);
+  if (cursor == NULL)
+    return FALSE;
+  float *x = agc_arena_take (&cursor, s.act);   // [B*H*W, C], the block input
+  float *y = agc_arena_take (&cursor, s.act);   // [B*H*W, C], the next one
+  float *t1 = agc_arena_take (&cursor, s.mid);  // [B*H*W, width]
+  float *t2 = agc_arena_take (&cursor, s.mid);  // [B*H'*W', width]
+  float *col = agc_arena_take (&cursor, s.col); // tiles of [rows, k*k*C_in]
+
+  // the convs' GEMMs run inside pool regions, one per thread
+  agc_threads_blas_serial_begin ();
+  ToPixelMajor t = { .out = x, .in = pixels, .height = height, .width = width };
+  agc_parallel_for (batch * height, 0, to_pixel_major_rows, &t);
+
+  int h = height, w = width;
+  conv_forward (y, x, col, col_stride, &net->stem, batch, h, w, FALSE, TRUE);
+  h = conv_out_size (&net->stem, h), w = conv_out_size (&net->stem, w);
+  PoolRun pool = { .out = x, .in = y, .channels = STEM_WIDTH, .height = h, .width = w,
+                   .out_h = (h - 1) / 2 + 1, .out_w = (w - 1) / 2 + 1 };
+  agc_parallel_for (batch * pool.out_h, 0, maxpool_rows, &pool);
+  h = pool.out_h, w = pool.out_w;
+
+  for (int i = 0; i < N_BLOCKS; i++)
+    {
+      const Bottleneck *blk = &net->blocks[i];
+      int h2 = conv_out_size (&blk->conv2, h), w2 = conv_out_size (&blk->conv2, w);
+      conv_forward (t1, x, col, col_stride, &blk->conv1, batch, h, w, FALSE, TRUE);
+      conv_forward (t2, t1, col, col_stride, &blk->conv2, batch, h, w, FALSE, TRUE);
+      // the residual sum builds up in the identity's buffer: x itself, or
+      // the projection in y
+      float *sum = x;
+      if (blk->downsample.weight != NULL)
+        {
+          conv_forward (y, x, col, col_stride, &blk->downsample, batch, h, w, FALSE, FALSE);
+          sum = y;
+        }
+      conv_forward (sum, t2, col, col_stride, &blk->conv3, batch, h2, w2, TRUE, TRUE);
+      if (sum == y)
+        y = x, x = sum;
+      h = h2, w = w2;
+    }
+  agc_threads_blas_serial_end ();
+
+  // global average pool: features[b, c] = mean of x[b, :, :, c]
+  size_t n_pixels = (size_t) h * w;
+  for (int b = 0; b < batch; b++)
+    {
+      double sum[AGC_RESNET_FEATURES] = { 0 };
+      const float *img = x + (size_t) b * n_pixels * AGC_RESNET_FEATURES;
+      for (size_t i = 0; i < n_pixels; i++)
+        for (int c = 0; c < AGC_RESNET_FEATURES; c++)
+          sum[c] += img[i * AGC_RESNET_FEATURES + c];
+      for (int c = 0; c < AGC_RESNET_FEATURES; c++)
+        features[(size_t) b * AGC_RESNET_FEATURES + c] = (float) (sum[c] / n_pixels);
+    }
+  return TRUE;
+}

@@ -1,0 +1,516 @@
+/* vision-tower.c — CLIP's ViT image encoder (Hugging Face layout).
+ *
+ * pixels -> patches (im2col) @ conv weight^T -> [class, patches] + position
+ * -> pre_layrnorm -> transformer -> post_layernorm(class token) @ proj^T.
+ *
+ * im2col leaves a zero row where each image's class token goes, so the patch
+ * GEMM writes straight into the token matrix x[B, T, D] (the class row comes
+ * out 0 and gets the class embedding added with the positions). */
+#include "nn/vision-tower.h"
+
+#include "kernels/gemm.h"
+#include "kernels/gemm-packed.h"
+#include "kernels/ops.h"
+#include "kernels/threads.h"
+
+#include <string.h>
+
+struct AgcVisionTower
+{
+  AgcTowerConfig config;
+  int embed_dim;                      // E
+  int grid;                           // patches per side, S / p
+  int n_tokens;                       // T = grid^2 + 1
+  const float *patch_weight;          // [D, 3 * p * p], the conv kernel [D, 3, p, p] flattened
+  const float *class_embedding;       // [D]
+  const float *position_embedding;    // [T, D]
+  const float *pre_ln_weight, *pre_ln_bias;   // [D]
+  AgcTransformer transformer;
+  const float *post_ln_weight, *post_ln_bias; // [D]
+  const float *projection;            // [E, D]
+  GPtrArray *owned;                   // float32 copies made at load
+  GHashTable *replaced;               // name -> float32 array set by an adapter
+  AgcArena arena;                     // patches
+  AgcArena tokens;                    // tokens and pooled rows of the whole forward
+  AgcPackedMatrix patch_packed;       // patch_weight for gemm-packed.h, from the first run
+};
+
+AgcVisionTower *
+agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, GError **error)
+{
+  g_return_val_if_fail (weights != NULL && config != NULL, NULL);
+
+  const AgcTowerConfig *c = &config->vision;
+  if (c->patch_size <= 0 || c->image_size <= 0 || c->image_size % c->patch_size != 0
+      || config->projection_dim <= 0)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "vision tower: image size %d is not a positive multiple of patch size %d "
+                   "(projection_dim %d)",
+                   c->image_size, c->patch_size, config->projection_dim);
+      return NULL;
+    }
+
+  AgcVisionTower *t = g_new0 (AgcVisionTower, 1);
+  t->config = *c;
+  t->embed_dim = config->projection_dim;
+  t->grid = c->image_size / c->patch_size;
+  t->n_tokens = t->grid * t->grid + 1;
+  t->owned = g_ptr_array_new_with_free_func (g_free);
+  t->replaced = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  int64_t d = c->width, p = c->patch_size, n_tok = t->n_tokens, e = t->embed_dim;
+  int64_t conv_shape[4] = { d, 3, p, p }, pos_shape[2] = { n_tok, d }, proj_shape[2] = { e, d };
+
+  const AgcWeights *w = weights;
+  GPtrArray *o = t->owned;
+  gboolean ok
+    = (t->patch_weight = agc_param_view_f32 (w, "vision_model.embeddings.patch_embedding.weight",
+                                             4, conv_shape, o, error))
+      && (t->class_embedding = agc_param_take_f32 (w, "vision_model.embeddings.class_embedding", 1,
+                                                   &d, o, error))
+      && (t->position_embedding = agc_param_take_f32 (
+            w, "vision_model.embeddings.position_embedding.weight", 2, pos_shape, o, error))
+      && (t->pre_ln_weight
+          = agc_param_take_f32 (w, "vision_model.pre_layrnorm.weight", 1, &d, o, error))
+      && (t->pre_ln_bias = agc_param_take_f32 (w, "vision_model.pre_layrnorm.bias", 1, &d, o, error))
+      && agc_transformer_load (&t->transformer, w, "vision_model.encoder.layers.", c, error)
+      && (t->post_ln_weight
+          = agc_param_take_f32 (w, "vision_model.post_layernorm.weight", 1, &d, o, error))
+      && (t->post_ln_bias
+          = agc_param_take_f32 (w, "vision_model.post_layernorm.bias", 1, &d, o, error))
+      && (t->projection
+          = agc_param_view_f32 (w, "visual_projection.weight", 2, proj_shape, o, error));
+  if (!ok)
+    {
+      agc_vision_tower_free (t);
+      return NULL;
+    }
+  return t;
+}
+
+void
+agc_vision_tower_free (AgcVisionTower *t)
+{
+  if (t == NULL)
+    return;
+  agc_transformer_clear (&t->transformer);
+  agc_packed_matrix_clear (&t->patch_packed);
+  g_ptr_array_unref (t->owned);
+  g_hash_table_unref (t->replaced);
+  agc_arena_clear (&t->arena);
+  agc_arena_clear (&t->tokens);
+  g_free (t);
+}
+
+typedef struct
+{
+  const AgcVisionTower *t;
+  const float *pixels; // [B, 3, S, S]
+  float *patches;      // [B * T, 3 * p * p], row b * T zero
+  float *x;            // [B, T, D]
+} Embed;
+
+// patch rows in the conv kernel's (channel, y, x) order, so the stride-p
+// convolution becomes one GEMM; items are token rows of the batch
+static void
+im2col_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Embed *e = ctx;
+  int s = e->t->config.image_size, p = e->t->config.patch_size, grid = e->t->grid;
+  int n_tok = e->t->n_tokens;
+  size_t row_len = (size_t) 3 * p * p;
+  for (int r = begin; r < end; r++)
+    {
+      float *row = e->patches + (size_t) r * row_len;
+      int b = r / n_tok, tok = r % n_tok;
+      if (tok == 0)
+        {
+          memset (row, 0, row_len * sizeof (float));
+          continue;
+        }
+      int gy = (tok - 1) / grid, gx = (tok - 1) % grid;
+      for (int c = 0; c < 3; c++)
+        for (int y = 0; y < p; y++)
+          {
+            const float *src = e->pixels + (((size_t) b * 3 + c) * s + gy * p + y) * s + gx * p;
+            memcpy (row + ((size_t) c * p + y) * p, src, (size_t) p * sizeof (float));
+          }
+    }
+}
+
+// x[r] = ln_pre(x[r] + position[t] (+ class embedding on the class row))
+static void
+embed_rows (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Embed *e = ctx;
+  const AgcVisionTower *t = e->t;
+  int d = t->config.width, n_tok = t->n_tokens;
+  for (int r = begin; r < end; r++)
+    {
+      float *xr = e->x + (size_t) r * d;
+      int tok = r % n_tok;
+      if (tok == 0)
+        for (int i = 0; i < d; i++)
+          xr[i] += t->class_embedding[i];
+      agc_bias_layernorm_forward (xr, xr, t->position_embedding + (size_t) tok * d,
+                                  t->pre_ln_weight, t->pre_ln_bias, 1, d,
+                                  t->config.layer_norm_eps);
+    }
+}
+
+// x[B, T, D] = ln_pre(patches @ conv^T + class + positions): the tokens
+// the transformer starts from
+static gboolean
+embed_tokens (const AgcVisionTower *t, const float *pixels, int batch, float *x, GError **error)
+{
+  int d = t->config.width, p = t->config.patch_size, n_tok = t->n_tokens;
+  size_t patch_len = (size_t) 3 * p * p;
+  size_t rows = (size_t) batch * n_tok;
+  gboolean gemm_only = agc_get_gemm_only ();
+  // the tower is not thread-safe (agriclip.h): its scratch is its own
+  AgcArena *arena = (AgcArena *) &t->arena;
+  float *cursor = agc_arena_reserve (arena, agc_arena_size (rows * patch_len),
+                                     "a batch of images", error);
+  if (cursor == NULL)
+    return FALSE;
+  Embed e = { .t = t, .pixels = pixels, .x = x };
+  e.patches = agc_arena_take (&cursor, rows * patch_len); // [B * T, 3 * p * p]
+
+  // small batches on the caller alone: waking a thread costs more
+  int grain = MAX ((int) (rows + 1) / 2, (1 << 16) / d);
+  if (!gemm_only)
+    agc_parallel_for ((int) rows, grain, im2col_rows, &e);
+  // packed on the first run (the tower is not thread-safe, see above)
+  AgcPackedMatrix *packed = (AgcPackedMatrix *) &t->patch_packed;
+  gboolean use_packed = agc_packed_gemm_available ();
+  if (use_packed && packed->panels == NULL)
+    {
+      AgcParam kernel = { AGC_DTYPE_F32, t->patch_weight, (size_t) d * patch_len };
+      const AgcParam *parts[1] = { &kernel };
+      int heights[1] = { d };
+      if (!agc_packed_matrix_init (packed, NULL, parts, heights, 1, (int) patch_len, error))
+        return FALSE;
+    }
+  if (use_packed)
+    agc_gemm_packed (e.x, d, e.patches, (int) patch_len, packed, (int) rows, 0.0f, NULL);
+  else
+    agc_gemm_nt (e.x, d, e.patches, (int) patch_len, t->patch_weight, (int) rows, d,
+                 (int) patch_len, 0.0f);
+  if (!gemm_only)
+    agc_parallel_for ((int) rows, grain, embed_rows, &e);
+  return TRUE;
+}
+
+// x[B, T, D] through blocks [0, n_layers) in place: the transformer as
+// loaded, told to stop early (blocks, weights and scratch are shared)
+static gboolean
+run_layers (const AgcVisionTower *t, float *x, int batch, int n_layers, GError **error)
+{
+  if (n_layers == 0)
+    return TRUE;
+  AgcTransformer lower = t->transformer;
+  lower.config.layers = n_layers;
+  return agc_transformer_forward (&lower, x, batch, t->n_tokens, FALSE, error);
+}
+
+gboolean
+agc_vision_tower_forward_hidden (const AgcVisionTower *t, const float *pixels, int batch,
+                                 int n_layers, float *hidden, GError **error)
+{
+  g_return_val_if_fail (t != NULL && pixels != NULL && hidden != NULL && batch > 0, FALSE);
+  g_return_val_if_fail (n_layers >= 0 && n_layers <= t->config.layers, FALSE);
+  return embed_tokens (t, pixels, batch, hidden, error)
+         && run_layers (t, hidden, batch, n_layers, error);
+}
+
+gboolean
+agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batch, float *out,
+                          GError **error)
+{
+  g_return_val_if_fail (t != NULL && pixels != NULL && out != NULL && batch > 0, FALSE);
+
+  int d = t->config.width, n_tok = t->n_tokens;
+  size_t rows = (size_t) batch * n_tok;
+  // tokens and pooled rows in the model's own arena: embed_tokens uses the
+  // tower's for the patches
+  AgcArena *arena = (AgcArena *) &t->tokens;
+  float *cursor = agc_arena_reserve (arena, agc_arena_size (rows * d)
+                                     + agc_arena_size ((size_t) batch * d),
+                                     "a batch of images", error);
+  if (cursor == NULL)
+    return FALSE;
+  float *x = agc_arena_take (&cursor, rows * d);                // [B, T, D]
+  float *pooled = agc_arena_take (&cursor, (size_t) batch * d); // [B, D]
+  if (!agc_vision_tower_forward_hidden (t, pixels, batch, t->config.layers, x, error))
+    return FALSE;
+  for (int b = 0; b < batch; b++)
+    memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tok * d, (size_t) d * sizeof (float));
+  if (!agc_get_gemm_only ())
+    agc_layernorm_forward (pooled, pooled, t->post_ln_weight, t->post_ln_bias, batch, d,
+                           t->config.layer_norm_eps);
+  agc_linear_forward (out, pooled, t->projection, NULL, batch, d, t->embed_dim);
+  return TRUE;
+}
+
+gboolean
+agc_vision_tower_set_int8 (AgcVisionTower *t, gboolean int8, GError **error)
+{
+  g_return_val_if_fail (t != NULL, FALSE);
+  return agc_transformer_set_int8 (&t->transformer, int8, error);
+}
+
+gboolean
+agc_vision_tower_get_int8 (const AgcVisionTower *t)
+{
+  g_return_val_if_fail (t != NULL, FALSE);
+  return agc_transformer_get_int8 (&t->transformer);
+}
+
+/* ---- parts for training and adapters ------------------------------------------ */
+
+const AgcTowerConfig *
+agc_vision_tower_config (const AgcVisionTower *t)
+{
+  return &t->config;
+}
+
+int
+agc_vision_tower_n_tokens (const AgcVisionTower *t)
+{
+  return t->n_tokens;
+}
+
+int
+agc_vision_tower_embed_dim (const AgcVisionTower *t)
+{
+  return t->embed_dim;
+}
+
+void
+agc_vision_tower_copy_block (const AgcVisionTower *t, int layer, AgcBlock *out)
+{
+  g_return_if_fail (layer >= 0 && layer < t->config.layers);
+  const AgcBlock *b = &t->transformer.blocks[layer];
+  const AgcStoredBlock *s = t->transformer.stored != NULL ? &t->transformer.stored[layer] : NULL;
+  size_t d = t->config.width, m = t->config.mlp_width;
+  // matrices from the stored tensors (any dtype); vectors are float32 copies
+  const AgcParam *parts[3] = { &s->q, &s->k, &s->v };
+  for (int i = 0; i < 3; i++)
+    agc_param_convert (out->qkv_weight + i * d * d, parts[i], 0, d * d);
+  agc_param_convert (out->out_weight, &s->out, 0, d * d);
+  agc_param_convert (out->fc1_weight, &s->fc1, 0, m * d);
+  agc_param_convert (out->fc2_weight, &s->fc2, 0, d * m);
+  memcpy (out->qkv_bias, b->qkv_bias, 3 * d * sizeof (float));
+  memcpy (out->ln1_weight, b->ln1_weight, d * sizeof (float));
+  memcpy (out->ln1_bias, b->ln1_bias, d * sizeof (float));
+  memcpy (out->out_bias, b->out_bias, d * sizeof (float));
+  memcpy (out->ln2_weight, b->ln2_weight, d * sizeof (float));
+  memcpy (out->ln2_bias, b->ln2_bias, d * sizeof (float));
+  memcpy (out->fc1_bias, b->fc1_bias, m * sizeof (float));
+  memcpy (out->fc2_bias, b->fc2_bias, d * sizeof (float));
+}
+
+void
+agc_vision_tower_copy_head (const AgcVisionTower *t, float *post_ln_weight, float *post_ln_bias,
+                            float *projection)
+{
+  size_t d = t->config.width;
+  memcpy (post_ln_weight, t->post_ln_weight, d * sizeof (float));
+  memcpy (post_ln_bias, t->post_ln_bias, d * sizeof (float));
+  memcpy (projection, t->projection, (size_t) t->embed_dim * d * sizeof (float));
+}
+
+// where a tensor of the tower lives: a float32 array to overwrite (vectors
+// the tower owns), or a pointer to redirect (matrices that may be mapped
+// from the file, then also their stored form)
+typedef struct
+{
+  float *overwrite;
+  const float **pointer;
+  AgcParam *stored;
+  int layer; // of a block matrix: its packed form is dropped when replaced
+  int n_dims;
+  int64_t shape[2];
+} Slot;
+
+static gboolean
+find_block_slot (Slot *slot, AgcVisionTower *t, int layer, const char *rest)
+{
+  AgcBlock *b = &t->transformer.blocks[layer];
+  AgcStoredBlock *s = &t->transformer.stored[layer];
+  int64_t d = t->config.width, m = t->config.mlp_width;
+  static const char *const qkv[3] = { "q_proj", "k_proj", "v_proj" };
+  float **qkv_weights[3] = { &b->q_weight, &b->k_weight, &b->v_weight };
+  AgcParam *qkv_stored[3] = { &s->q, &s->k, &s->v };
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *w = g_strdup_printf ("self_attn.%s.weight", qkv[i]);
+      g_autofree char *bias = g_strdup_printf ("self_attn.%s.bias", qkv[i]);
+      if (strcmp (rest, w) == 0)
+        return *slot = (Slot){ .pointer = (const float **) qkv_weights[i],
+                               .stored = qkv_stored[i], .layer = layer, .n_dims = 2,
+                               .shape = { d, d } },
+               TRUE;
+      if (strcmp (rest, bias) == 0)
+        return *slot = (Slot){ .overwrite = b->qkv_bias + i * d, .n_dims = 1, .shape = { d } },
+               TRUE;
+    }
+  const struct
+  {
+    const char *name;
+    float **pointer; // matrices
+    AgcParam *stored;
+    float *vector;   // vectors
+    int64_t rows, cols;
+  } table[] = {
+    { "self_attn.out_proj.weight", &b->out_weight, &s->out, NULL, d, d },
+    { "self_attn.out_proj.bias", NULL, NULL, b->out_bias, d, 0 },
+    { "layer_norm1.weight", NULL, NULL, b->ln1_weight, d, 0 },
+    { "layer_norm1.bias", NULL, NULL, b->ln1_bias, d, 0 },
+    { "layer_norm2.weight", NULL, NULL, b->ln2_weight, d, 0 },
+    { "layer_norm2.bias", NULL, NULL, b->ln2_bias, d, 0 },
+    { "mlp.fc1.weight", &b->fc1_weight, &s->fc1, NULL, m, d },
+    { "mlp.fc1.bias", NULL, NULL, b->fc1_bias, m, 0 },
+    { "mlp.fc2.weight", &b->fc2_weight, &s->fc2, NULL, d, m },
+    { "mlp.fc2.bias", NULL, NULL, b->fc2_bias, d, 0 },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (table); i++)
+    if (strcmp (rest, table[i].name) == 0)
+      {
+        if (table[i].pointer != NULL)
+          *slot = (Slot){ .pointer = (const float **) table[i].pointer,
+                          .stored = table[i].stored, .layer = layer, .n_dims = 2,
+                          .shape = { table[i].rows, table[i].cols } };
+        else
+          *slot = (Slot){ .overwrite = table[i].vector, .n_dims = 1,
+                          .shape = { table[i].rows } };
+        return TRUE;
+      }
+  return FALSE;
+}
+
+static gboolean
+find_slot (Slot *slot, AgcVisionTower *t, const char *name)
+{
+  const char *layers = "vision_model.encoder.layers.";
+  int64_t d = t->config.width, e = t->embed_dim, p = t->config.patch_size;
+  if (g_str_has_prefix (name, layers))
+    {
+      const char *digits = name + strlen (layers);
+      char *end;
+      guint64 layer = g_ascii_strtoull (digits, &end, 10);
+      if (end == digits || *end != '.' || layer >= (guint64) t->config.layers
+          || t->transformer.stored == NULL)
+        return FALSE;
+      return find_block_slot (slot, t, (int) layer, end + 1);
+    }
+  const struct
+  {
+    const char *name;
+    const float **pointer;
+    int n_dims;
+    int64_t shape[2];
+  } table[] = {
+    { "vision_model.embeddings.class_embedding", &t->class_embedding, 1, { d } },
+    { "vision_model.embeddings.position_embedding.weight", &t->position_embedding, 2,
+      { t->n_tokens, d } },
+    { "vision_model.pre_layrnorm.weight", &t->pre_ln_weight, 1, { d } },
+    { "vision_model.pre_layrnorm.bias", &t->pre_ln_bias, 1, { d } },
+    { "vision_model.post_layernorm.weight", &t->post_ln_weight, 1, { d } },
+    { "vision_model.post_layernorm.bias", &t->post_ln_bias, 1, { d } },
+    { "visual_projection.weight", &t->projection, 2, { e, d } },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (table); i++)
+    if (strcmp (name, table[i].name) == 0)
+      return *slot = (Slot){ .pointer = table[i].pointer, .n_dims = table[i].n_dims,
+                             .shape = { table[i].shape[0], table[i].shape[1] } },
+             TRUE;
+  // the patch kernel [D, 3, p, p] has four dimensions: compared on its own
+  if (strcmp (name, "vision_model.embeddings.patch_embedding.weight") == 0)
+    return *slot = (Slot){ .pointer = &t->patch_weight, .n_dims = 4, .shape = { d, 3 * p * p } },
+           TRUE;
+  return FALSE;
+}
+
+// finds name's slot and checks the shape; n receives the element count
+static gboolean
+check_tensor (Slot *slot, int64_t *n, AgcVisionTower *t, const char *name, int n_dims,
+              const int64_t *shape, GError **error)
+{
+  if (!find_slot (slot, t, name))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "tensor '%s' is not one of this model's image tower", name);
+      return FALSE;
+    }
+  int64_t want[4] = { slot->shape[0], slot->shape[1], 0, 0 };
+  if (slot->n_dims == 4) // the patch kernel
+    want[1] = 3, want[2] = want[3] = t->config.patch_size;
+  gboolean same = n_dims == slot->n_dims;
+  *n = 1;
+  for (int i = 0; same && i < n_dims; i++)
+    {
+      same = shape[i] == want[i];
+      *n *= shape[i];
+    }
+  if (!same)
+    {
+      g_autoptr (GString) want_text = g_string_new (NULL), got_text = g_string_new (NULL);
+      for (int i = 0; i < slot->n_dims; i++)
+        g_string_append_printf (want_text, "%s%" G_GINT64_FORMAT, i ? ", " : "", want[i]);
+      for (int i = 0; i < n_dims; i++)
+        g_string_append_printf (got_text, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "tensor '%s' has shape [%s], the model's has [%s]", name, got_text->str,
+                   want_text->str);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+agc_vision_tower_check_tensor (AgcVisionTower *t, const char *name, int n_dims,
+                               const int64_t *shape, GError **error)
+{
+  g_return_val_if_fail (t != NULL && name != NULL && shape != NULL, FALSE);
+  Slot slot;
+  int64_t n;
+  return check_tensor (&slot, &n, t, name, n_dims, shape, error);
+}
+
+gboolean
+agc_vision_tower_set_tensor (AgcVisionTower *t, const char *name, const float *data, int n_dims,
+                             const int64_t *shape, GError **error)
+{
+  g_return_val_if_fail (t != NULL && name != NULL && data != NULL && shape != NULL, FALSE);
+  Slot slot;
+  int64_t n;
+  if (!check_tensor (&slot, &n, t, name, n_dims, shape, error))
+    return FALSE;
+  if (slot.overwrite != NULL)
+    {
+      memcpy (slot.overwrite, data, (size_t) n * sizeof (float));
+      return TRUE;
+    }
+  // small vectors were copied at load, matrices may point into the mapped
+  // file: either way the new values go to a copy of the tower's own, made
+  // once per name
+  float *copy = g_hash_table_lookup (t->replaced, name);
+  if (copy == NULL)
+    {
+      copy = g_new (float, n);
+      g_hash_table_insert (t->replaced, g_strdup (name), copy);
+    }
+  memcpy (copy, data, (size_t) n * sizeof (float));
+  *slot.pointer = copy;
+  if (slot.pointer == &t->patch_weight)
+    agc_packed_matrix_clear (&t->patch_packed);
+  if (slot.stored != NULL) // the transformer reads float32 matrices in place from now on
+    {
+      *slot.stored = (AgcParam){ AGC_DTYPE_F32, copy, (size_t) n };
+      agc_transformer_forget_packed (&t->transformer, slot.layer);
+    }
+  return TRUE;
+}

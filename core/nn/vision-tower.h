@@ -1,0 +1,60 @@
+/* vision-tower.h — CLIP's ViT image encoder: patch embedding (conv without
+ * bias), class token, position embedding, ln_pre, transformer, ln_post on
+ * the class token, projection.
+ *
+ * Fine-tuning (finetune-train.c) runs the tower in two parts: the frozen
+ * layers once per image (agc_vision_tower_forward_hidden, the same code as
+ * the whole forward), then its own copies of the top blocks and head
+ * (agc_vision_tower_copy_block / _copy_head).  Adapters replace tensors of
+ * a loaded tower with agc_vision_tower_set_tensor. */
+#pragma once
+
+#include "nn/transformer.h"
+
+typedef struct AgcVisionTower AgcVisionTower;
+
+/* Hugging Face names: vision_model.*, visual_projection.weight. */
+AgcVisionTower *agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config,
+                                       GError **error);
+void agc_vision_tower_free (AgcVisionTower *tower);
+
+/* pixels[batch, 3, S, S] -> out[batch, E], not normalised. */
+gboolean agc_vision_tower_forward (const AgcVisionTower *tower, const float *pixels, int batch,
+                                   float *out, GError **error);
+
+/* int8 mode of the tower's transformer blocks (agc_transformer_set_int8):
+ * the patch embedding, layer norms, attention and projection stay float32.
+ * Replacing a block matrix (set_tensor) drops its layer's int8 copy. */
+gboolean agc_vision_tower_set_int8 (AgcVisionTower *tower, gboolean int8, GError **error);
+gboolean agc_vision_tower_get_int8 (const AgcVisionTower *tower);
+
+/* The tower's transformer settings (width D, layers L, heads ...). */
+const AgcTowerConfig *agc_vision_tower_config (const AgcVisionTower *tower);
+int agc_vision_tower_n_tokens (const AgcVisionTower *tower); /* T = (S / p)^2 + 1 */
+int agc_vision_tower_embed_dim (const AgcVisionTower *tower); /* E */
+
+/* pixels[batch, 3, S, S] -> hidden[batch, T, D]: the residual stream after
+ * the first n_layers blocks (0 .. L), i.e. the input of block n_layers. */
+gboolean agc_vision_tower_forward_hidden (const AgcVisionTower *tower, const float *pixels,
+                                          int batch, int n_layers, float *hidden,
+                                          GError **error);
+
+/* Float32 copies for training: block layer (0 .. L-1) into out, an
+ * agc_block_train_new block (fused qkv [3D, D], rows q, k, v); ln_post's
+ * weight and bias [D] and the projection [E, D]. */
+void agc_vision_tower_copy_block (const AgcVisionTower *tower, int layer, AgcBlock *out);
+void agc_vision_tower_copy_head (const AgcVisionTower *tower, float *post_ln_weight,
+                                 float *post_ln_bias, float *projection);
+
+/* Replaces the tower's tensor of Hugging Face name (vision_model.* or
+ * visual_projection.weight) with the float32 values data[shape]; the tower
+ * keeps its own copy.  AGC_ERROR_MODEL naming the tensor when the tower has
+ * no tensor of that name or its shape differs.  Setting the same tensor
+ * again reuses the copy.  _check_tensor: the same checks, nothing set. */
+gboolean agc_vision_tower_check_tensor (AgcVisionTower *tower, const char *name, int n_dims,
+                                        const int64_t *shape, GError **error);
+gboolean agc_vision_tower_set_tensor (AgcVisionTower *tower, const char *name, const float *data,
+                                      int n_dims, const int64_t *shape, GError **error);
+
+/* model.c: the model's ViT image tower, NULL for an AgriCLIP (ResNet) model. */
+AgcVisionTower *agc_model_vision_tower (AgcModel *model);

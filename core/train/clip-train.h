@@ -1,0 +1,141 @@
+/* clip-train.h — training a whole CLIP, both towers, from random weights
+ * with the symmetric contrastive loss (clip-pretrain.h runs it on a folder
+ * of captioned images).
+ *
+ *   image: pixels -> patch embedding (GEMM on im2col patches) + class
+ *          embedding + positions -> ln_pre -> L blocks -> ln_post(class
+ *          token) -> @ visual_projection^T
+ *   text:  ids -> token embedding + positions -> L causal blocks ->
+ *          final_layer_norm(end-of-text token) -> @ text_projection^T
+ *   loss:  agc_clip_loss_backward on the L2-normalised pairs, with the
+ *          learnable log_scale (clamped to [0, ln 100] after each step).
+ *
+ * A step runs the batch in shards, one per thread of the pool (threads.h),
+ * each with its own activations and gradients and single-threaded BLAS:
+ * shard s takes the samples [s B / n, (s + 1) B / n).  Only the loss sees the
+ * whole batch.  Then the shards' gradients are summed, the global norm is
+ * clipped and AdamW (agc_adamw_step) takes one step at the learning rate of
+ * agc_finetune_lr.  Weight decay applies to the linear and convolution
+ * matrices and the projections, not to embeddings, positions, biases, norms
+ * or the scale; so rows of the token table that no caption has used yet
+ * keep zero moments and AdamW leaves them exactly alone: only rows seen so
+ * far are updated (identical to a dense update, and 49408 rows cheaper).
+ * Results depend on the shard count only through float rounding. */
+#pragma once
+
+#include "nn/block-train.h"
+#include "train/finetune.h"
+
+/* Every tensor of the model, carved out of one allocation with the token
+ * table last.  One layout for weights, gradients and AdamW moments. */
+typedef struct
+{
+  AgcClipConfig config;
+  float *patch_weight;                      // [D, 3, p, p]
+  float *class_embedding;                   // [D]
+  float *vision_position;                   // [Tv, D], Tv = (S/p)^2 + 1
+  float *pre_ln_weight, *pre_ln_bias;       // [D]
+  AgcBlock *vision_blocks;                  // [Lv], fused qkv
+  float *post_ln_weight, *post_ln_bias;     // [D]
+  float *visual_projection;                 // [E, D]
+  float *text_position;                     // [ctx, W]
+  AgcBlock *text_blocks;                    // [Lt], fused qkv
+  float *final_ln_weight, *final_ln_bias;   // [W]
+  float *text_projection;                   // [E, W]
+  float *log_scale;                         // [1], the scale is exp of it
+  float *token_embedding;                   // [V, W], last
+  size_t n_dense;                           // floats before token_embedding
+  float *memory;                            // owns everything
+} AgcClipParams;
+
+/* A tensor in Hugging Face CLIPModel naming: q, k and v are views into the
+ * fused qkv arrays (their rows are consecutive). */
+typedef struct
+{
+  char name[80];
+  float *data;
+  size_t size;
+  int n_dims;
+  int64_t shape[4];
+  gboolean decay;
+} AgcClipTensor;
+
+/* All zero; agc_clip_params_init draws the initial weights. */
+AgcClipParams *agc_clip_params_new (const AgcClipConfig *config);
+void agc_clip_params_free (AgcClipParams *params);
+/* open_clip's initialisation, from a seeded generator (deterministic
+ * everywhere): token table N(0, 0.02), text positions N(0, 0.01), class
+ * embedding, image positions and both projections N(0, D^-1/2); in the
+ * blocks qkv N(0, D^-1/2), out_proj and fc2 N(0, D^-1/2 (2L)^-1/2), fc1
+ * N(0, (2D)^-1/2); the patch kernel with PyTorch's conv variance
+ * (1 / (3 · 3 p p)); biases 0, norm gains 1, log_scale ln(1 / 0.07). */
+void agc_clip_params_init (AgcClipParams *params, guint64 seed);
+/* Number of tensors: 16 per block + 14. */
+int agc_clip_params_n_tensors (const AgcClipConfig *config);
+/* Fills tensors[agc_clip_params_n_tensors]; returns the count. */
+int agc_clip_params_tensors (AgcClipTensor *tensors, const AgcClipParams *params);
+
+typedef struct AgcClipShard AgcClipShard;
+
+typedef struct
+{
+  AgcClipConfig config;
+  AgcFinetuneParams opt;    // lr, betas, eps, weight decay, schedule, clip norm (not logit_scale)
+  AgcClipParams *weights;   // owned
+  AgcClipParams *m, *v;     // AdamW moments
+  AgcClipParams *grads;     // the last step's summed, clipped gradients (of the token
+                            // table only the rows in step_rows are meaningful)
+  int n_shards;
+  AgcClipShard **shards;
+  guint8 *token_seen;       // [V] flags: used by some step so far, by the last step
+  GArray *seen_rows;        // int: token rows used by some step so far
+  GArray *step_rows;        // int: token rows with a gradient in the last step
+  gint64 step;              // steps taken
+} AgcClipTrain;
+
+/* Takes ownership of weights.  n_shards <= 0: agc_threads_count (). */
+AgcClipTrain *agc_clip_train_new (AgcClipParams *weights, const AgcFinetuneParams *opt,
+                                  int n_shards);
+void agc_clip_train_free (AgcClipTrain *train);
+
+/* One step on pixels[batch, 3, S, S] (normalised) and their captions'
+ * ids[batch, ctx] (start, tokens, end-of-text = the largest id, padding):
+ * returns the loss before the step; *grad_norm (may be NULL) gets the norm
+ * before clipping.  Ids must lie in [0, V). */
+double agc_clip_train_step (AgcClipTrain *train, double *grad_norm, const float *pixels,
+                            const int32_t *ids, int batch);
+
+/* For a checkpoint: seen[V] gets 1 for the token rows used by some step so
+ * far (the rows AdamW updates), 0 for the others. */
+void agc_clip_train_seen_rows (guint8 *seen, const AgcClipTrain *train);
+/* Resuming from a checkpoint: after the weights and moments were copied
+ * back, sets the steps taken and the rows seen (seen[V] as above).  The
+ * next step then equals the one the interrupted run would have taken. */
+void agc_clip_train_restore (AgcClipTrain *train, gint64 step, const guint8 *seen);
+
+/* ---- the towers, for clip-train.c ---------------------------------------- */
+
+typedef struct AgcVisionActs AgcVisionActs;
+typedef struct AgcTextActs AgcTextActs;
+
+AgcVisionActs *agc_vision_acts_new (const AgcClipConfig *config, int batch);
+void agc_vision_acts_free (AgcVisionActs *acts);
+/* emb[batch, E] = image tower(pixels[batch, 3, S, S]), keeping activations. */
+void agc_vision_forward_train (float *emb, AgcVisionActs *acts, const float *pixels,
+                               const AgcClipParams *w);
+/* Adds the weight gradients for demb[batch, E] into grads. */
+void agc_vision_backward (AgcClipParams *grads, const float *demb, AgcVisionActs *acts,
+                          const AgcClipParams *w);
+
+AgcTextActs *agc_text_acts_new (const AgcClipConfig *config, int batch);
+void agc_text_acts_free (AgcTextActs *acts);
+/* emb[batch, E] = text tower(ids[batch, ctx]), keeping activations; only
+ * the first max(end-of-text position) + 1 tokens run (causal: exact). */
+void agc_text_forward_train (float *emb, AgcTextActs *acts, const int32_t *ids,
+                             const AgcClipParams *w);
+/* Adds the weight gradients for demb[batch, E] into grads, except the
+ * token table's: the gradient of the looked-up rows is left in dtokens,
+ * [*n_rows, W] for the ids *row_ids (both owned by acts). */
+void agc_text_backward (AgcClipParams *grads, const float *demb, AgcTextActs *acts,
+                        const AgcClipParams *w, const float **dtokens, const int32_t **row_ids,
+                        int *n_rows);

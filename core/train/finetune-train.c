@@ -1,0 +1,665 @@
+/* finetune-train.c — agc_train for method "finetune": the last K blocks of
+ * a ViT image tower, ln_post and the projection trained contrastively
+ * against the fixed zero-shot class embeddings of the tags' prompts
+ * (finetune.h takes the steps), and an adapter holding the new tensors
+ * under their Hugging Face names.
+ *
+ * The frozen blocks below run once per image, at the start, with the
+ * inference forward (agc_vision_tower_forward_hidden); their output
+ * hidden[T, D] is kept in memory for every image: T·D·4 bytes each (ViT-B/32:
+ * 50·768·4 = 150 KiB, ViT-B/16: 591 KiB, ViT-L/14: 1 MiB), refused above
+ * HIDDEN_LIMIT.  They are not cached on disk: a resumed run computes them
+ * again, the same way, so the training that follows is the same.
+ *
+ * Determinism is what makes resuming exact, as for the probe: the split
+ * and each epoch's batch order come from (seed, class) and (seed, epoch)
+ * alone, and a checkpoint holds every number the next batch reads (weights,
+ * AdamW moments, step, the position inside an interrupted epoch). */
+#include "train/finetune.h"
+
+#include "models/adapter.h"
+#include "train/dataset.h"
+#include "models/embedding-cache.h"
+#include "kernels/ops.h"
+#include "train/train-common.h"
+#include "nn/vision-tower.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Shuffle streams: the split uses the class index (< 2^32), epoch e this. */
+#define EPOCH_STREAM(e) (((guint64) 1 << 32) | (guint64) (e))
+
+/* Hidden states kept in memory at most (about 27,000 ViT-B/32 images). */
+#define HIDDEN_LIMIT ((guint64) 4 << 30)
+
+enum
+{
+  IMAGE_BATCH = 8,  /* images per frozen forward */
+  EVAL_BATCH = 32,  /* images per evaluation forward */
+  MAX_ARRAYS = 12 * 64 + 3,
+};
+
+typedef struct
+{
+  const AgcTrainParams *params;
+  AgcVisionTower *tower;
+  AgcTowerConfig config; /* the tower's, layers = K for the trained top */
+  int n_blocks;          /* K */
+  int first_layer;       /* L - K */
+  int n_tokens, width, dim, n_classes;
+  size_t image_floats;   /* T · D */
+  float *hidden;         /* [n_images, T, D] input of block L - K */
+  int *class_of;         /* [n_images] */
+  AgcTrainSplit split;
+  float *text;           /* [C, E] L2-normalised class embeddings */
+  float logit_scale;
+  AgcArena arena;        /* the evaluation transformer's activations */
+} Fit;
+
+static void
+fit_clear (Fit *fit)
+{
+  g_free (fit->hidden);
+  g_free (fit->class_of);
+  agc_train_split_clear (&fit->split);
+  g_free (fit->text);
+  agc_arena_clear (&fit->arena);
+}
+
+/* ---- the images: decoded, preprocessed, through the frozen blocks ------------- */
+
+/* The frozen forward of pixels[n] into the next n hidden rows. */
+static gboolean
+flush_batch (Fit *fit, const float *pixels, int n, int *n_done, GError **error)
+{
+  if (n == 0)
+    return TRUE;
+  float *out = fit->hidden + (size_t) *n_done * fit->image_floats;
+  if (!agc_vision_tower_forward_hidden (fit->tower, pixels, n, fit->first_layer, out, error))
+    return FALSE;
+  *n_done += n;
+  return TRUE;
+}
+
+/* Decodes every file (skipping and reporting the unreadable ones), runs
+ * the frozen blocks, and splits.  fingerprint receives the class and
+ * content hash of each image kept. */
+static gboolean
+prepare (Fit *fit, AgcTrainResult *result, GString *fingerprint, AgcDataset *data,
+         AgcModel *model, GCancellable *cancellable, GError **error)
+{
+  const AgcTrainParams *params = fit->params;
+  int n_files = data->n_files;
+  guint64 need = (guint64) n_files * fit->image_floats * sizeof (float);
+  if (need > HIDDEN_LIMIT)
+    {
+      g_autofree char *shown = g_filename_display_name (data->dir);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: %d images need %" G_GUINT64_FORMAT " MiB of hidden states for "
+                   "finetune (%zu KiB each), more than the %" G_GUINT64_FORMAT " MiB allowed; "
+                   "use at most %" G_GUINT64_FORMAT " images, or the probe method",
+                   shown, n_files, need >> 20, fit->image_floats * sizeof (float) >> 10,
+                   HIDDEN_LIMIT >> 20,
+                   HIDDEN_LIMIT / (fit->image_floats * sizeof (float)));
+      return FALSE;
+    }
+  fit->hidden = g_try_malloc (MAX (need, 1));
+  if (fit->hidden == NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "not enough memory for the hidden states of %d images (%" G_GUINT64_FORMAT
+                   " MiB)", n_files, need >> 20);
+      return FALSE;
+    }
+  fit->class_of = g_new (int, MAX (n_files, 1));
+  int s = agc_model_image_size (model);
+  size_t image_len = (size_t) 3 * s * s;
+  float *pixels = g_new (float, IMAGE_BATCH * image_len); // [IMAGE_BATCH, 3, S, S]
+  int n_done = 0, n_pending = 0, n_skipped = 0;
+  gboolean ok = TRUE;
+  for (int i = 0; ok && i < n_files; i++)
+    {
+      if (g_cancellable_is_cancelled (cancellable))
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED, "training cancelled");
+          ok = FALSE;
+          break;
+        }
+      GError *problem = NULL;
+      char hash[AGC_SHA256_HEX];
+      AgcImage *image = agc_file_sha256 (hash, data->files[i], &problem)
+                            ? agc_image_load (data->files[i], &problem)
+                            : NULL;
+      if (image != NULL
+          && !agc_model_preprocess (model, image, pixels + n_pending * image_len, &problem))
+        g_prefix_error (&problem, "%s: ", data->files[i]);
+      agc_image_free (image);
+      if (problem != NULL)
+        {
+          n_skipped++;
+          agc_train_report_problem (params, problem);
+          g_error_free (problem);
+        }
+      else
+        {
+          int c = data->class_of[i];
+          fit->class_of[n_done + n_pending++] = c;
+          g_string_append_printf (fingerprint, "image %d %s\n", c, hash);
+          if (n_pending == IMAGE_BATCH)
+            {
+              ok = flush_batch (fit, pixels, n_pending, &n_done, error);
+              n_pending = 0;
+            }
+        }
+      agc_train_report (params, AGC_TRAIN_STAGE_EMBED, i + 1, n_files, NAN, NAN, NAN);
+    }
+  ok = ok && flush_batch (fit, pixels, n_pending, &n_done, error);
+  ok = ok && agc_train_check_classes (data, fit->class_of, n_done, error);
+  if (ok)
+    {
+      result->n_images = n_done;
+      result->n_skipped = n_skipped;
+      agc_train_split (&fit->split, fit->class_of, n_done, fit->n_classes, params->val_fraction,
+                       params->seed);
+    }
+  g_free (pixels);
+  return ok;
+}
+
+/* The L2-normalised zero-shot class embeddings [C, E] of the prompts. */
+static gboolean
+class_embeddings (Fit *fit, AgcModel *model, const AgcLabelSet *labels,
+                  GCancellable *cancellable, GError **error)
+{
+  AgcClassifier *classifier = agc_classifier_new (model, labels, cancellable, error);
+  if (classifier == NULL)
+    return FALSE;
+  fit->text = g_new (float, (size_t) fit->n_classes * fit->dim);
+  float *bias = g_new (float, fit->n_classes);
+  agc_classifier_head (classifier, fit->text, bias); // logit_scale · classes
+  for (int c = 0; c < fit->n_classes; c++)
+    agc_l2_normalize (fit->text + (size_t) c * fit->dim, fit->dim);
+  g_free (bias);
+  agc_classifier_free (classifier);
+  return TRUE;
+}
+
+/* ---- evaluation: the trained top with the inference forward --------------------- */
+
+/* out[n, E] (L2-normalised) for the images idx[n], through weights. */
+static gboolean
+embed_top (Fit *fit, float *out, const AgcFinetuneWeights *w, const int *idx, int n,
+           GError **error)
+{
+  int d = fit->width, t = fit->n_tokens;
+  float *x = g_new (float, (size_t) n * fit->image_floats); // [n, T, D]
+  for (int j = 0; j < n; j++)
+    memcpy (x + (size_t) j * fit->image_floats, fit->hidden + (size_t) idx[j] * fit->image_floats,
+            fit->image_floats * sizeof (float));
+  AgcBlock blocks[64];
+  for (int k = 0; k < fit->n_blocks; k++)
+    blocks[k] = *w->blocks[k];
+  // blocks built by hand (no stored tensors): fused float32 qkv, read in place
+  AgcTransformer top = { .config = fit->config, .blocks = blocks, .scratch = &fit->arena };
+  gboolean ok = agc_transformer_forward (&top, x, n, t, FALSE, error);
+  if (ok)
+    {
+      float *pooled = g_new (float, (size_t) n * d); // [n, D]
+      for (int j = 0; j < n; j++)
+        memcpy (pooled + (size_t) j * d, x + (size_t) j * t * d, d * sizeof (float));
+      agc_layernorm_forward (pooled, pooled, w->post_ln_weight, w->post_ln_bias, n, d,
+                             fit->config.layer_norm_eps);
+      agc_linear_forward (out, pooled, w->projection, NULL, n, d, fit->dim);
+      for (int j = 0; j < n; j++)
+        agc_l2_normalize (out + (size_t) j * fit->dim, fit->dim);
+      g_free (pooled);
+    }
+  g_free (x);
+  return ok;
+}
+
+/* The class-balanced validation loss (mean of the per-class mean
+ * cross-entropies of logit_scale · cos) and the share of validation images
+ * right; NaN without validation images. */
+static gboolean
+evaluate (double *loss, double *accuracy, Fit *fit, const AgcFinetuneWeights *w, GError **error)
+{
+  const AgcTrainSplit *split = &fit->split;
+  *loss = *accuracy = NAN;
+  if (split->n_val == 0)
+    return TRUE;
+  int e = fit->dim, n_classes = fit->n_classes;
+  float *emb = g_new (float, (size_t) EVAL_BATCH * e);
+  double *z = g_new (double, n_classes);
+  double weighted = 0.0, total_weight = 0.0;
+  int right = 0;
+  gboolean ok = TRUE;
+  for (int start = 0; ok && start < split->n_val; start += EVAL_BATCH)
+    {
+      int n = MIN (EVAL_BATCH, split->n_val - start);
+      ok = embed_top (fit, emb, w, split->val + start, n, error);
+      for (int j = 0; ok && j < n; j++)
+        {
+          int y = fit->class_of[split->val[start + j]], best = 0;
+          double max = -INFINITY, sum = 0.0;
+          for (int c = 0; c < n_classes; c++)
+            {
+              double dot = 0.0;
+              for (int i = 0; i < e; i++)
+                dot += (double) emb[(size_t) j * e + i] * fit->text[(size_t) c * e + i];
+              z[c] = fit->logit_scale * dot;
+              if (z[c] > max)
+                max = z[c], best = c;
+            }
+          for (int c = 0; c < n_classes; c++)
+            sum += exp (z[c] - max);
+          double cw = split->val_weights[y];
+          weighted += cw * (max + log (sum) - z[y]);
+          total_weight += cw;
+          right += best == y;
+        }
+    }
+  g_free (z);
+  g_free (emb);
+  if (ok)
+    {
+      *loss = weighted / total_weight;
+      *accuracy = (double) right / split->n_val;
+    }
+  return ok;
+}
+
+/* ---- training ----------------------------------------------------------------------- */
+
+static int
+n_batches (const Fit *fit)
+{
+  int batch = fit->params->batch_size;
+  return (fit->split.n_train + batch - 1) / batch;
+}
+
+static void
+weights_copy (AgcFinetuneWeights *to, AgcFinetuneWeights *from, const Fit *fit)
+{
+  float *dst[MAX_ARRAYS], *src[MAX_ARRAYS];
+  size_t sizes[MAX_ARRAYS];
+  int n = agc_finetune_weights_arrays (dst, sizes, NULL, to, &fit->config, fit->dim);
+  agc_finetune_weights_arrays (src, sizes, NULL, from, &fit->config, fit->dim);
+  for (int i = 0; i < n; i++)
+    memcpy (dst[i], src[i], sizes[i] * sizeof (float));
+}
+
+typedef struct
+{
+  AgcFinetune *ft;
+  AgcFinetuneWeights *best;
+  AgcFinetuneRun run;
+  const char *checkpoint;
+  const char *fingerprint;
+  gint64 saved_step; /* the step of the last checkpoint (or of the start) */
+} Training;
+
+static gboolean
+finished (const Training *tr, const Fit *fit)
+{
+  return tr->run.epoch >= fit->params->max_epochs
+         || (fit->split.n_val > 0 && tr->run.epoch - tr->run.best_epoch >= fit->params->patience);
+}
+
+static gboolean
+save (Training *tr, GError **error)
+{
+  if (!agc_finetune_checkpoint_write (tr->checkpoint, tr->ft, tr->best, &tr->run,
+                                      tr->fingerprint, error))
+    return FALSE;
+  tr->saved_step = tr->ft->step;
+  return TRUE;
+}
+
+/* The rest of epoch run.epoch + 1: one step per batch of the epoch's seeded
+ * order, from batch run.batch_done on.  Cancelling between batches keeps
+ * the batches taken (a checkpoint, when they are on). */
+static gboolean
+run_epoch (Training *tr, Fit *fit, GCancellable *cancellable, GError **error)
+{
+  const AgcTrainParams *params = fit->params;
+  const AgcTrainSplit *split = &fit->split;
+  int epoch = tr->run.epoch + 1, batch = params->batch_size;
+  int *order = g_new (int, MAX (split->n_train, 1));
+  for (int i = 0; i < split->n_train; i++)
+    order[i] = split->train[i];
+  agc_shuffle (order, split->n_train, params->seed, EPOCH_STREAM (epoch));
+  int rows = MIN (batch, split->n_train);
+  float *xb = g_new (float, (size_t) MAX (rows, 1) * fit->image_floats); // [rows, T, D]
+  int *yb = g_new (int, MAX (rows, 1));
+  gboolean ok = TRUE;
+  for (int b = tr->run.batch_done; ok && b < n_batches (fit); b++)
+    {
+      if (g_cancellable_is_cancelled (cancellable))
+        {
+          if (params->checkpoint_every > 0 && tr->ft->step > tr->saved_step && !save (tr, error))
+            ok = FALSE;
+          else
+            g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
+                         "training cancelled in epoch %d (%d of %d batches done)", epoch, b,
+                         n_batches (fit));
+          ok = FALSE;
+          break;
+        }
+      int start = b * batch, n = MIN (batch, split->n_train - start);
+      for (int j = 0; j < n; j++)
+        {
+          int i = order[start + j];
+          memcpy (xb + (size_t) j * fit->image_floats, fit->hidden + (size_t) i * fit->image_floats,
+                  fit->image_floats * sizeof (float));
+          yb[j] = fit->class_of[i];
+        }
+      double loss = agc_finetune_step (tr->ft, NULL, xb, n, fit->n_tokens, fit->text, yb,
+                                       split->train_weights, fit->n_classes);
+      tr->run.loss_sum += n * loss;
+      tr->run.batch_done = b + 1;
+    }
+  g_free (yb);
+  g_free (xb);
+  g_free (order);
+  return ok;
+}
+
+/* Epochs until done; a checkpoint every checkpoint_every epochs. */
+static gboolean
+run_epochs (Training *tr, Fit *fit, GCancellable *cancellable, GError **error)
+{
+  const AgcTrainParams *params = fit->params;
+  while (!finished (tr, fit))
+    {
+      if (!run_epoch (tr, fit, cancellable, error))
+        return FALSE;
+      double train_loss = tr->run.loss_sum / MAX (fit->split.n_train, 1), val_loss, val_accuracy;
+      tr->run.epoch++;
+      tr->run.batch_done = 0;
+      tr->run.loss_sum = 0.0;
+      if (!evaluate (&val_loss, &val_accuracy, fit, tr->ft->weights, error))
+        return FALSE;
+      if (fit->split.n_val == 0 || val_loss < tr->run.best_val_loss)
+        {
+          weights_copy (tr->best, tr->ft->weights, fit);
+          tr->run.best_epoch = tr->run.epoch;
+          tr->run.best_val_loss = fit->split.n_val > 0 ? val_loss : INFINITY;
+        }
+      agc_train_report (params, AGC_TRAIN_STAGE_EPOCH, tr->run.epoch, params->max_epochs,
+                        train_loss, val_loss, val_accuracy);
+      if (params->checkpoint_every > 0 && tr->run.epoch % params->checkpoint_every == 0
+          && !finished (tr, fit) && !save (tr, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- settings, fingerprint, adapter ------------------------------------------------ */
+
+static int
+warmup_steps (const AgcTrainParams *p, int total_steps)
+{
+  if (p->finetune_warmup < 1.0)
+    return (int) lround (p->finetune_warmup * total_steps);
+  return (int) MIN (p->finetune_warmup, (double) total_steps);
+}
+
+static gboolean
+check_settings (const AgcTrainParams *p, AgcModel *model, AgcVisionTower *tower, GError **error)
+{
+  if (tower == NULL)
+    {
+      g_autofree char *shown = g_filename_display_name (agc_model_path (model));
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "%s: finetune trains the last blocks of a ViT image tower, and this model has "
+                   "none (an AgriCLIP ResNet-50 model); use --method aligner or probe",
+                   shown);
+      return FALSE;
+    }
+  int layers = agc_vision_tower_config (tower)->layers;
+  const char *problem = NULL;
+  if (p->finetune_blocks < 1 || p->finetune_blocks > MIN (layers, 64))
+    problem = "the number of blocks to train must be between 1 and the image tower's layers";
+  else if (!(p->finetune_mix >= 0.0 && p->finetune_mix <= 1.0))
+    problem = "the mix with the original weights must be between 0 and 1";
+  else if (!(p->finetune_warmup >= 0.0 && p->finetune_warmup < 1e9))
+    problem = "the warm-up must not be negative";
+  if (problem != NULL)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "training settings: %s (blocks %d, the model has %d; mix %g; warm-up %g)",
+                   problem, p->finetune_blocks, layers, p->finetune_mix, p->finetune_warmup);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* What decides the trained weights: not patience (it only cuts the same
+ * sequence of epochs shorter) nor the mix (applied when writing), but the
+ * epochs, which set the learning-rate schedule. */
+static char *
+fingerprint_of (const Fit *fit, const char *identity, const AgcLabelSet *labels,
+                const GString *images)
+{
+  const AgcTrainParams *p = fit->params;
+  g_autoptr (GString) text = g_string_new ("agriclip finetune 1\n");
+  g_string_append_printf (text, "model %s\nseed %" G_GUINT64_FORMAT "\nval_fraction %a\n"
+                          "learning_rate %a\nweight_decay %a\nbatch_size %d\nblocks %d\n"
+                          "warmup %a\nmax_epochs %d\n",
+                          identity, p->seed, p->val_fraction, p->learning_rate, p->weight_decay,
+                          p->batch_size, p->finetune_blocks, p->finetune_warmup, p->max_epochs);
+  return agc_train_fingerprint (text, labels, images);
+}
+
+static void
+add_finetune_settings (JsonBuilder *b, const AgcTrainParams *p)
+{
+  agc_json_add_int (b, "blocks", p->finetune_blocks);
+  agc_json_add_number (b, "mix", p->finetune_mix);
+  agc_json_add_number (b, "warmup", p->finetune_warmup);
+  agc_json_add_number (b, "clip_norm", agc_finetune_default_params ().clip_norm);
+}
+
+/* The tensors of w under their Hugging Face names, q, k and v apart. */
+static gboolean
+write_adapter (const char *out_path, const Fit *fit, AgcFinetuneWeights *w, AgcModel *model,
+               const char *identity, const AgcLabelSet *labels, const AgcTrainResult *result,
+               const char *data_dir, GError **error)
+{
+  size_t d = fit->width, m = fit->config.mlp_width, e = fit->dim;
+  GArray *views = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  // one tensor: name, data, shape [rows] or [rows, cols]
+  #define ADD(NAME, DATA, ROWS, COLS)                                                          \
+    do                                                                                         \
+      {                                                                                        \
+        AgcTensorView v = { .name = (NAME), .dtype = AGC_DTYPE_F32, .n_dims = (COLS) ? 2 : 1, \
+                            .shape = { (int64_t) (ROWS), (int64_t) (COLS) },                   \
+                            .data = (const guint8 *) (DATA),                                   \
+                            .n_bytes = (ROWS) * ((COLS) ? (COLS) : 1) * sizeof (float) };       \
+        g_array_append_val (views, v);                                                         \
+      }                                                                                        \
+    while (0)
+  for (int k = 0; k < fit->n_blocks; k++)
+    {
+      const AgcBlock *b = w->blocks[k];
+      const struct
+      {
+        const char *suffix;
+        const float *data;
+        size_t rows, cols;
+      } parts[] = {
+        { "layer_norm1.weight", b->ln1_weight, d, 0 },
+        { "layer_norm1.bias", b->ln1_bias, d, 0 },
+        // the fused qkv rows go back to HF's three tensors
+        { "self_attn.q_proj.weight", b->qkv_weight, d, d },
+        { "self_attn.k_proj.weight", b->qkv_weight + d * d, d, d },
+        { "self_attn.v_proj.weight", b->qkv_weight + 2 * d * d, d, d },
+        { "self_attn.q_proj.bias", b->qkv_bias, d, 0 },
+        { "self_attn.k_proj.bias", b->qkv_bias + d, d, 0 },
+        { "self_attn.v_proj.bias", b->qkv_bias + 2 * d, d, 0 },
+        { "self_attn.out_proj.weight", b->out_weight, d, d },
+        { "self_attn.out_proj.bias", b->out_bias, d, 0 },
+        { "layer_norm2.weight", b->ln2_weight, d, 0 },
+        { "layer_norm2.bias", b->ln2_bias, d, 0 },
+        { "mlp.fc1.weight", b->fc1_weight, m, d },
+        { "mlp.fc1.bias", b->fc1_bias, m, 0 },
+        { "mlp.fc2.weight", b->fc2_weight, d, m },
+        { "mlp.fc2.bias", b->fc2_bias, d, 0 },
+      };
+      for (size_t i = 0; i < G_N_ELEMENTS (parts); i++)
+        {
+          char *name = g_strdup_printf ("vision_model.encoder.layers.%d.%s",
+                                        fit->first_layer + k, parts[i].suffix);
+          g_ptr_array_add (names, name);
+          ADD (name, parts[i].data, parts[i].rows, parts[i].cols);
+        }
+    }
+  ADD ("vision_model.post_layernorm.weight", w->post_ln_weight, d, 0);
+  ADD ("vision_model.post_layernorm.bias", w->post_ln_bias, d, 0);
+  ADD ("visual_projection.weight", w->projection, e, d);
+  #undef ADD
+  g_autofree char *metrics = agc_train_metrics_json (result);
+  g_autofree char *training = agc_train_settings_json (
+      fit->params, data_dir, "AdamW, warm-up + cosine, gradient norm clipped at 1",
+      "class-weighted contrastive (image vs. prompt classes)", add_finetune_settings);
+  gboolean ok = agc_adapter_write (out_path, "finetune", model, identity, labels,
+                                   (const AgcTensorView *) views->data, (int) views->len, metrics,
+                                   training, error);
+  g_ptr_array_unref (names);
+  g_array_unref (views);
+  return ok;
+}
+
+/* ---- the run -------------------------------------------------------------------------- */
+
+/* ft's state from a matching checkpoint, or left as it starts. */
+static void
+resume (Training *tr, const Fit *fit, AgcFinetuneWeights *original)
+{
+  const AgcTrainParams *params = fit->params;
+  if (!params->resume || !g_file_test (tr->checkpoint, G_FILE_TEST_EXISTS))
+    return;
+  GError *problem = NULL;
+  AgcFinetuneRun fresh = tr->run;
+  if (agc_finetune_checkpoint_read (tr->checkpoint, tr->ft, tr->best, &tr->run, tr->fingerprint,
+                                    &problem))
+    {
+      tr->saved_step = tr->ft->step;
+      agc_train_report (params, AGC_TRAIN_STAGE_RESUME, tr->run.epoch, params->max_epochs, NAN,
+                        NAN, NAN);
+      return;
+    }
+  // a half-read checkpoint: back to the start
+  tr->run = fresh;
+  g_prefix_error (&problem, "not resuming, starting afresh: ");
+  agc_train_report_problem (params, problem);
+  g_clear_error (&problem);
+  weights_copy (tr->ft->weights, original, fit);
+  weights_copy (tr->best, original, fit);
+  float *arrays[MAX_ARRAYS];
+  size_t sizes[MAX_ARRAYS];
+  for (int s = 0; s < 2; s++)
+    {
+      int n = agc_finetune_weights_arrays (arrays, sizes, NULL, s ? tr->ft->v : tr->ft->m,
+                                           &fit->config, fit->dim);
+      for (int i = 0; i < n; i++)
+        memset (arrays[i], 0, sizes[i] * sizeof (float));
+    }
+  tr->ft->step = 0;
+}
+
+gboolean
+agc_train_finetune (AgcModel *model, const char *data_dir, const char *out_path,
+                    const AgcTrainParams *params, AgcTrainResult *result,
+                    GCancellable *cancellable, GError **error)
+{
+  AgcVisionTower *tower = agc_model_vision_tower (model);
+  if (!check_settings (params, model, tower, error))
+    return FALSE;
+  g_autofree char *identity = agc_model_identity (model, error);
+  if (identity == NULL)
+    return FALSE;
+  AgcDataset *data = agc_dataset_open (data_dir, params->report, params->user_data, error);
+  if (data == NULL)
+    return FALSE;
+  const AgcTowerConfig *tc = agc_vision_tower_config (tower);
+  Fit fit = { .params = params, .tower = tower, .config = *tc,
+              .n_blocks = params->finetune_blocks,
+              .first_layer = tc->layers - params->finetune_blocks,
+              .n_tokens = agc_vision_tower_n_tokens (tower), .width = tc->width,
+              .dim = agc_vision_tower_embed_dim (tower),
+              .n_classes = agc_label_set_n_classes (data->labels),
+              .logit_scale = agc_model_logit_scale (model) };
+  fit.config.layers = fit.n_blocks;
+  fit.image_floats = (size_t) fit.n_tokens * fit.width;
+
+  // the starting point: copies of the top of the tower
+  AgcFinetuneWeights *original = agc_finetune_weights_new (&fit.config, fit.n_blocks, fit.dim);
+  for (int k = 0; k < fit.n_blocks; k++)
+    agc_vision_tower_copy_block (tower, fit.first_layer + k, original->blocks[k]);
+  agc_vision_tower_copy_head (tower, original->post_ln_weight, original->post_ln_bias,
+                              original->projection);
+
+  g_autoptr (GString) images = g_string_new (NULL);
+  g_autofree char *checkpoint = g_strconcat (out_path, ".checkpoint", NULL);
+  g_autofree char *fingerprint = NULL;
+  Training tr = { .checkpoint = checkpoint };
+  gboolean ok = prepare (&fit, result, images, data, model, cancellable, error)
+                && class_embeddings (&fit, model, data->labels, cancellable, error);
+  double zero_shot_loss = NAN;
+  if (ok)
+    {
+      result->n_classes = fit.n_classes;
+      result->n_train = fit.split.n_train;
+      result->n_val = fit.split.n_val;
+      ok = evaluate (&zero_shot_loss, &result->zero_shot_val_accuracy, &fit, original, error);
+    }
+  if (ok)
+    {
+      fingerprint = fingerprint_of (&fit, identity, data->labels, images);
+      AgcFinetuneParams fp = agc_finetune_default_params ();
+      fp.lr = params->learning_rate;
+      fp.weight_decay = params->weight_decay;
+      fp.total_steps = MAX (params->max_epochs * n_batches (&fit), 1);
+      fp.warmup_steps = warmup_steps (params, fp.total_steps);
+      fp.logit_scale = fit.logit_scale;
+      tr.ft = agc_finetune_new (&fit.config, fit.dim, fit.n_blocks,
+                                (const AgcBlock *const *) original->blocks,
+                                original->post_ln_weight, original->post_ln_bias,
+                                original->projection, &fp);
+      tr.best = agc_finetune_weights_new (&fit.config, fit.n_blocks, fit.dim);
+      weights_copy (tr.best, original, &fit);
+      // a trained epoch must beat zero-shot to be kept
+      tr.run.best_val_loss = fit.split.n_val > 0 ? zero_shot_loss : INFINITY;
+      tr.fingerprint = fingerprint;
+      resume (&tr, &fit, original);
+      result->resumed_epoch = tr.run.epoch;
+      ok = run_epochs (&tr, &fit, cancellable, error);
+    }
+  if (ok)
+    {
+      // WiSE-FT: the kept epoch's weights mixed with the original ones
+      float *kept[MAX_ARRAYS], *start[MAX_ARRAYS];
+      size_t sizes[MAX_ARRAYS];
+      int n = agc_finetune_weights_arrays (kept, sizes, NULL, tr.best, &fit.config, fit.dim);
+      agc_finetune_weights_arrays (start, sizes, NULL, original, &fit.config, fit.dim);
+      for (int i = 0; i < n; i++)
+        agc_finetune_interpolate (kept[i], start[i], kept[i], sizes[i], params->finetune_mix);
+      result->epochs = tr.run.epoch;
+      result->best_epoch = tr.run.best_epoch;
+      ok = evaluate (&result->val_loss, &result->val_accuracy, &fit, tr.best, error)
+           && write_adapter (out_path, &fit, tr.best, model, identity, data->labels, result,
+                             data_dir, error);
+    }
+  if (ok) // the adapter is safe on disk: the checkpoint and leftovers of killed runs can go
+    agc_train_clean_up (out_path);
+  agc_finetune_free (tr.ft);
+  agc_finetune_weights_free (tr.best);
+  agc_finetune_weights_free (original);
+  fit_clear (&fit);
+  agc_dataset_free (data);
+  return ok;
+}

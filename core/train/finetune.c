@@ -1,0 +1,366 @@
+/* finetune.c — one contrastive fine-tuning step of the vision tower's top
+ * (finetune.h): forward keeping activations, backward, clipping, AdamW. */
+#include "train/finetune.h"
+
+#include "nn/backward.h"
+#include "kernels/ops.h"
+#include "formats/safetensors-write.h"
+#include "formats/safetensors.h"
+
+#include <math.h>
+#include <string.h>
+
+AgcFinetuneWeights *
+agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks, int embed_dim)
+{
+  int d = config->width;
+  AgcFinetuneWeights *w = g_new0 (AgcFinetuneWeights, 1);
+  w->n_blocks = n_blocks;
+  w->blocks = g_new0 (AgcBlock *, MAX (n_blocks, 1));
+  for (int k = 0; k < n_blocks; k++)
+    w->blocks[k] = agc_block_train_new (config);
+  w->head_memory = g_new0 (float, 2 * (size_t) d + (size_t) embed_dim * d);
+  w->post_ln_weight = w->head_memory;
+  w->post_ln_bias = w->post_ln_weight + d;
+  w->projection = w->post_ln_bias + d;
+  return w;
+}
+
+void
+agc_finetune_weights_free (AgcFinetuneWeights *w)
+{
+  if (w == NULL)
+    return;
+  for (int k = 0; k < w->n_blocks; k++)
+    agc_block_train_free (w->blocks[k]);
+  g_free (w->blocks);
+  g_free (w->head_memory);
+  g_free (w);
+}
+
+int
+agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
+                             AgcFinetuneWeights *w, const AgcTowerConfig *config, int embed_dim)
+{
+  int n = 0;
+  for (int k = 0; k < w->n_blocks; k++)
+    n += agc_block_train_arrays (arrays + n, sizes + n, decays != NULL ? decays + n : NULL,
+                                 w->blocks[k], config);
+  float *head[3] = { w->post_ln_weight, w->post_ln_bias, w->projection };
+  size_t head_sizes[3] = { config->width, config->width, (size_t) embed_dim * config->width };
+  for (int i = 0; i < 3; i++, n++)
+    {
+      arrays[n] = head[i];
+      sizes[n] = head_sizes[i];
+      if (decays != NULL)
+        decays[n] = i == 2;
+    }
+  return n;
+}
+
+AgcFinetuneParams
+agc_finetune_default_params (void)
+{
+  return (AgcFinetuneParams){ .lr = 1e-5, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                              .weight_decay = 0.1, .warmup_steps = 0, .total_steps = 1,
+                              .clip_norm = 1.0, .logit_scale = 100.0f };
+}
+
+double
+agc_finetune_lr (const AgcFinetuneParams *p, gint64 step)
+{
+  if (step <= p->warmup_steps)
+    return p->lr * (double) step / p->warmup_steps;
+  int decay_steps = p->total_steps - p->warmup_steps;
+  if (decay_steps <= 0)
+    return p->lr;
+  double progress = MIN (1.0, (double) (step - p->warmup_steps) / decay_steps);
+  return p->lr * 0.5 * (1.0 + cos (G_PI * progress));
+}
+
+static void
+weights_copy (AgcFinetuneWeights *dst, AgcFinetuneWeights *src, const AgcTowerConfig *c, int e)
+{
+  float *to[12 * 64 + 3], *from[12 * 64 + 3];
+  size_t sizes[12 * 64 + 3];
+  int n = agc_finetune_weights_arrays (to, sizes, NULL, dst, c, e);
+  agc_finetune_weights_arrays (from, sizes, NULL, src, c, e);
+  for (int i = 0; i < n; i++)
+    memcpy (to[i], from[i], sizes[i] * sizeof (float));
+}
+
+AgcFinetune *
+agc_finetune_new (const AgcTowerConfig *config, int embed_dim, int n_blocks,
+                  const AgcBlock *const *blocks, const float *post_ln_weight,
+                  const float *post_ln_bias, const float *projection,
+                  const AgcFinetuneParams *params)
+{
+  g_return_val_if_fail (config != NULL && blocks != NULL && params != NULL, NULL);
+  g_return_val_if_fail (n_blocks >= 0 && n_blocks <= 64, NULL);
+  AgcFinetune *ft = g_new0 (AgcFinetune, 1);
+  ft->config = *config;
+  ft->embed_dim = embed_dim;
+  ft->params = *params;
+  ft->weights = agc_finetune_weights_new (config, n_blocks, embed_dim);
+  ft->grads = agc_finetune_weights_new (config, n_blocks, embed_dim);
+  ft->m = agc_finetune_weights_new (config, n_blocks, embed_dim);
+  ft->v = agc_finetune_weights_new (config, n_blocks, embed_dim);
+  ft->acts = g_new0 (AgcBlockActs *, MAX (n_blocks, 1));
+  // the given blocks, as a weights layout to copy from
+  AgcFinetuneWeights given = { .n_blocks = n_blocks, .blocks = (AgcBlock **) blocks,
+                               .post_ln_weight = (float *) post_ln_weight,
+                               .post_ln_bias = (float *) post_ln_bias,
+                               .projection = (float *) projection };
+  weights_copy (ft->weights, &given, config, embed_dim);
+  return ft;
+}
+
+void
+agc_finetune_free (AgcFinetune *ft)
+{
+  if (ft == NULL)
+    return;
+  for (int k = 0; k < ft->weights->n_blocks; k++)
+    agc_block_acts_free (ft->acts[k]);
+  g_free (ft->acts);
+  agc_finetune_weights_free (ft->weights);
+  agc_finetune_weights_free (ft->grads);
+  agc_finetune_weights_free (ft->m);
+  agc_finetune_weights_free (ft->v);
+  g_free (ft);
+}
+
+static void
+size_acts (AgcFinetune *ft, int batch, int n_tokens)
+{
+  if (ft->batch == batch && ft->n_tokens == n_tokens)
+    return;
+  for (int k = 0; k < ft->weights->n_blocks; k++)
+    {
+      agc_block_acts_free (ft->acts[k]);
+      ft->acts[k] = agc_block_acts_new (&ft->config, batch, n_tokens);
+    }
+  ft->batch = batch;
+  ft->n_tokens = n_tokens;
+}
+
+double
+agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int batch,
+                   int n_tokens, const float *text, const int *labels,
+                   const float *class_weights, int n_classes)
+{
+  g_return_val_if_fail (ft != NULL && hidden != NULL && batch > 0 && n_tokens > 0, 0.0);
+  const AgcTowerConfig *c = &ft->config;
+  AgcFinetuneWeights *w = ft->weights, *g = ft->grads;
+  int d = c->width, e = ft->embed_dim, k_blocks = w->n_blocks;
+  size_t rd = (size_t) batch * n_tokens * d, bd = (size_t) batch * d, be = (size_t) batch * e;
+  size_acts (ft, batch, n_tokens);
+
+  // scratch: residual stream x and its gradient dx [R, D]; pooled, ln_post
+  // and projection activations with their gradients
+  float *scratch = g_new0 (float, 2 * rd + 4 * bd + 2 * (size_t) batch + 4 * be);
+  float *x = scratch, *dx = x + rd, *pooled = dx + rd, *ln = pooled + bd, *dln = ln + bd;
+  float *dpooled = dln + bd, *mean = dpooled + bd, *rstd = mean + batch, *emb = rstd + batch;
+  float *normed = emb + be, *dnormed = normed + be, *demb = dnormed + be;
+
+  // ---- forward ----
+  memcpy (x, hidden, rd * sizeof (float));
+  for (int k = 0; k < k_blocks; k++)
+    agc_block_forward_train (x, ft->acts[k], x, w->blocks[k], c, FALSE);
+  for (int b = 0; b < batch; b++) // the class token of each image
+    memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tokens * d, d * sizeof (float));
+  agc_layernorm_forward_train (ln, mean, rstd, pooled, w->post_ln_weight, w->post_ln_bias, batch,
+                               d, c->layer_norm_eps);
+  agc_linear_forward (emb, ln, w->projection, NULL, batch, d, e);
+  agc_l2_normalize_forward_train (normed, emb, batch, e);
+
+  // ---- backward: zero the gradients first, every backward adds ----
+  float *arrays[12 * 64 + 3], *moments_m[12 * 64 + 3], *moments_v[12 * 64 + 3];
+  float *grads[12 * 64 + 3];
+  size_t sizes[12 * 64 + 3];
+  gboolean decays[12 * 64 + 3];
+  int n_arrays = agc_finetune_weights_arrays (grads, sizes, NULL, g, c, e);
+  for (int i = 0; i < n_arrays; i++)
+    memset (grads[i], 0, sizes[i] * sizeof (float));
+  double loss = agc_contrastive_loss_backward (dnormed, NULL, normed, text, labels,
+                                               class_weights, ft->params.logit_scale, batch, e,
+                                               n_classes);
+  // normed = emb / ||emb||
+  agc_l2_normalize_backward (demb, dnormed, emb, batch, e);
+  // emb = ln @ projection^T
+  agc_linear_backward (dln, g->projection, NULL, demb, ln, w->projection, batch, d, e);
+  // ln = ln_post(pooled)
+  agc_layernorm_backward (dpooled, g->post_ln_weight, g->post_ln_bias, dln, pooled,
+                          w->post_ln_weight, mean, rstd, batch, d);
+  // pooled = x[class rows]: the other rows get no gradient
+  for (int b = 0; b < batch; b++)
+    memcpy (dx + (size_t) b * n_tokens * d, dpooled + (size_t) b * d, d * sizeof (float));
+  float *dx_below = g_new (float, rd);
+  for (int k = k_blocks - 1; k >= 0; k--)
+    {
+      memset (dx_below, 0, rd * sizeof (float));
+      agc_block_backward (k > 0 ? dx_below : NULL, g->blocks[k], dx, ft->acts[k], w->blocks[k], c);
+      memcpy (dx, dx_below, rd * sizeof (float));
+    }
+  g_free (dx_below);
+
+  // ---- clip the global norm, as torch.nn.utils.clip_grad_norm_ ----
+  double sum_sq = 0.0;
+  for (int i = 0; i < n_arrays; i++)
+    for (size_t j = 0; j < sizes[i]; j++)
+      sum_sq += (double) grads[i][j] * grads[i][j];
+  double norm = sqrt (sum_sq);
+  if (grad_norm != NULL)
+    *grad_norm = norm;
+  if (ft->params.clip_norm > 0.0)
+    {
+      double coef = ft->params.clip_norm / (norm + 1e-6);
+      if (coef < 1.0)
+        for (int i = 0; i < n_arrays; i++)
+          for (size_t j = 0; j < sizes[i]; j++)
+            grads[i][j] = (float) (grads[i][j] * coef);
+    }
+
+  // ---- AdamW at the scheduled learning rate ----
+  ft->step++;
+  AgcAdamW adamw = { agc_finetune_lr (&ft->params, ft->step), ft->params.beta1,
+                     ft->params.beta2, ft->params.eps };
+  agc_finetune_weights_arrays (arrays, sizes, decays, w, c, e);
+  agc_finetune_weights_arrays (moments_m, sizes, NULL, ft->m, c, e);
+  agc_finetune_weights_arrays (moments_v, sizes, NULL, ft->v, c, e);
+  for (int i = 0; i < n_arrays; i++)
+    agc_adamw_step (arrays[i], moments_m[i], moments_v[i], grads[i], sizes[i], &adamw,
+                    decays[i] ? ft->params.weight_decay : 0.0, ft->step);
+  g_free (scratch);
+  return loss;
+}
+
+void
+agc_finetune_interpolate (float *out, const float *original, const float *finetuned, size_t n,
+                          double alpha)
+{
+  for (size_t i = 0; i < n; i++)
+    out[i] = (float) ((1.0 - alpha) * original[i] + alpha * finetuned[i]);
+}
+
+/* ---- checkpoints ---------------------------------------------------------------- */
+
+enum
+{
+  MAX_ARRAYS = 12 * 64 + 3,
+  N_RUN = 6, // epoch, batch_done, loss_sum, best_epoch, best_val_loss, step
+};
+
+static const char *const set_names[4] = { "weights", "m", "v", "best" };
+
+// the four weight sets of a checkpoint, in file order
+static void
+checkpoint_sets (AgcFinetuneWeights *sets[4], AgcFinetune *ft, AgcFinetuneWeights *best)
+{
+  sets[0] = ft->weights;
+  sets[1] = ft->m;
+  sets[2] = ft->v;
+  sets[3] = best;
+}
+
+gboolean
+agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft, AgcFinetuneWeights *best,
+                               const AgcFinetuneRun *run, const char *fingerprint,
+                               GError **error)
+{
+  AgcFinetuneWeights *sets[4];
+  checkpoint_sets (sets, ft, best);
+  float *arrays[MAX_ARRAYS];
+  size_t sizes[MAX_ARRAYS];
+  int n_arrays = agc_finetune_weights_arrays (arrays, sizes, NULL, ft->weights, &ft->config,
+                                              ft->embed_dim);
+  GArray *views = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  double numbers[N_RUN] = { run->epoch, run->batch_done, run->loss_sum, run->best_epoch,
+                            run->best_val_loss, (double) ft->step };
+  AgcTensorView v = { .name = "run", .dtype = AGC_DTYPE_F64, .n_dims = 1, .shape = { N_RUN },
+                      .data = (const guint8 *) numbers, .n_bytes = sizeof numbers };
+  g_array_append_val (views, v);
+  for (int s = 0; s < 4; s++)
+    {
+      agc_finetune_weights_arrays (arrays, sizes, NULL, sets[s], &ft->config, ft->embed_dim);
+      for (int i = 0; i < n_arrays; i++)
+        {
+          char *name = g_strdup_printf ("%s.%d", set_names[s], i);
+          g_ptr_array_add (names, name);
+          v = (AgcTensorView){ .name = name, .dtype = AGC_DTYPE_F32, .n_dims = 1,
+                               .shape = { (int64_t) sizes[i] }, .data = (const guint8 *) arrays[i],
+                               .n_bytes = sizes[i] * sizeof (float) };
+          g_array_append_val (views, v);
+        }
+    }
+  g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_insert (meta, "agriclip.kind", "checkpoint");
+  g_hash_table_insert (meta, "agriclip.method", "finetune");
+  g_hash_table_insert (meta, "agriclip.fingerprint", (gpointer) fingerprint);
+  gboolean ok = agc_safetensors_write (path, (const AgcTensorView *) views->data, (int) views->len,
+                                       meta, TRUE, error);
+  g_ptr_array_unref (names);
+  g_array_unref (views);
+  return ok;
+}
+
+static gboolean
+read_parts (AgcFinetune *ft, AgcFinetuneWeights *best, AgcFinetuneRun *run,
+            const AgcSafetensors *file, const char *fingerprint, const char **reason)
+{
+  GHashTable *meta = agc_safetensors_metadata (file);
+  const char *kind = meta != NULL ? g_hash_table_lookup (meta, "agriclip.kind") : NULL;
+  const char *method = meta != NULL ? g_hash_table_lookup (meta, "agriclip.method") : NULL;
+  const char *print = meta != NULL ? g_hash_table_lookup (meta, "agriclip.fingerprint") : NULL;
+  if (g_strcmp0 (kind, "checkpoint") != 0 || g_strcmp0 (method, "finetune") != 0)
+    return *reason = "not a finetune training checkpoint", FALSE;
+  if (g_strcmp0 (print, fingerprint) != 0)
+    return *reason = "made with another model, other data or other settings", FALSE;
+  const AgcTensorView *t = agc_safetensors_find (file, "run");
+  if (t == NULL || t->dtype != AGC_DTYPE_F64 || t->n_dims != 1 || t->shape[0] != N_RUN)
+    return *reason = "its run state is missing", FALSE;
+  double numbers[N_RUN];
+  memcpy (numbers, t->data, sizeof numbers);
+  *run = (AgcFinetuneRun){ .epoch = (int) numbers[0], .batch_done = (int) numbers[1],
+                           .loss_sum = numbers[2], .best_epoch = (int) numbers[3],
+                           .best_val_loss = numbers[4] };
+  ft->step = (gint64) numbers[5];
+  AgcFinetuneWeights *sets[4];
+  checkpoint_sets (sets, ft, best);
+  float *arrays[MAX_ARRAYS];
+  size_t sizes[MAX_ARRAYS];
+  for (int s = 0; s < 4; s++)
+    {
+      int n = agc_finetune_weights_arrays (arrays, sizes, NULL, sets[s], &ft->config,
+                                           ft->embed_dim);
+      for (int i = 0; i < n; i++)
+        {
+          g_autofree char *name = g_strdup_printf ("%s.%d", set_names[s], i);
+          t = agc_safetensors_find (file, name);
+          if (t == NULL || t->dtype != AGC_DTYPE_F32 || t->n_dims != 1
+              || t->shape[0] != (int64_t) sizes[i])
+            return *reason = "its tensors do not fit these settings", FALSE;
+          memcpy (arrays[i], t->data, sizes[i] * sizeof (float));
+        }
+    }
+  return TRUE;
+}
+
+gboolean
+agc_finetune_checkpoint_read (const char *path, AgcFinetune *ft, AgcFinetuneWeights *best,
+                              AgcFinetuneRun *run, const char *fingerprint, GError **error)
+{
+  AgcSafetensors *file = agc_safetensors_open (path, error);
+  if (file == NULL)
+    return FALSE;
+  const char *reason = NULL;
+  gboolean ok = read_parts (ft, best, run, file, fingerprint, &reason);
+  agc_safetensors_free (file);
+  if (!ok)
+    {
+      g_autofree char *shown = g_filename_display_name (path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s", shown, reason);
+    }
+  return ok;
+}

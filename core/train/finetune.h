@@ -1,0 +1,110 @@
+/* finetune.h — contrastive fine-tuning of the top of the vision tower: the
+ * last K residual blocks, ln_post and the projection, against fixed class
+ * (prompt) embeddings.
+ *
+ * The frozen layers below run once per image with the inference forward;
+ * a step starts from their output, hidden[B, T, D] (the input of block
+ * L - K), and goes
+ *   K blocks -> class token -> ln_post -> @ projection^T -> L2 -> loss
+ * with agc_contrastive_loss_backward's loss, then clips the global gradient
+ * norm, and takes one AdamW step (agc_adamw_step) at the learning rate of
+ * a linear warm-up followed by a cosine decay to 0.  Weight decay applies to
+ * matrices only (not to biases and norm weights). */
+#pragma once
+
+#include "nn/block-train.h"
+#include "train/probe.h"
+
+/* Every trainable tensor; one layout for weights, gradients and moments. */
+typedef struct
+{
+  int n_blocks;                             // K
+  AgcBlock **blocks;                        // [K], lowest first
+  float *post_ln_weight, *post_ln_bias;     // [D]
+  float *projection;                        // [E, D]
+  float *head_memory;                       // owns the three above
+} AgcFinetuneWeights;
+
+AgcFinetuneWeights *agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks,
+                                              int embed_dim);
+void agc_finetune_weights_free (AgcFinetuneWeights *weights);
+/* Arrays of weights in a fixed order (block 0's twelve, ..., ln_post weight,
+ * bias, projection); returns their count, at most 12 K + 3. */
+int agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
+                                 AgcFinetuneWeights *weights, const AgcTowerConfig *config,
+                                 int embed_dim);
+
+typedef struct
+{
+  double lr;            /* peak learning rate */
+  double beta1, beta2, eps;
+  double weight_decay;
+  int warmup_steps;     /* lr rises linearly over these steps */
+  int total_steps;      /* then falls as a half cosine, reaching 0 here */
+  double clip_norm;     /* global gradient norm limit; <= 0: none */
+  float logit_scale;    /* CLIP's exp(logit_scale), e.g. 100 */
+} AgcFinetuneParams;
+
+/* lr 1e-5, betas 0.9 / 0.999, eps 1e-8, weight decay 0.1, no warm-up, one
+ * step, clip norm 1, logit scale 100. */
+AgcFinetuneParams agc_finetune_default_params (void);
+
+/* The learning rate of step (1 for the first). */
+double agc_finetune_lr (const AgcFinetuneParams *params, gint64 step);
+
+typedef struct
+{
+  AgcTowerConfig config;
+  int embed_dim;
+  AgcFinetuneParams params;
+  AgcFinetuneWeights *weights, *grads, *m, *v;
+  gint64 step;          /* steps taken */
+  int batch, n_tokens;  /* what acts are sized for */
+  AgcBlockActs **acts;  /* [K] */
+} AgcFinetune;
+
+/* Starts from copies of blocks[K] (fused qkv), ln_post and projection[E, D]. */
+AgcFinetune *agc_finetune_new (const AgcTowerConfig *config, int embed_dim, int n_blocks,
+                               const AgcBlock *const *blocks, const float *post_ln_weight,
+                               const float *post_ln_bias, const float *projection,
+                               const AgcFinetuneParams *params);
+void agc_finetune_free (AgcFinetune *ft);
+
+/* One step on hidden[batch, n_tokens, D] with labels[batch] against
+ * text[n_classes, E] (L2-normalised); class_weights may be NULL.  Returns
+ * the loss before the step; *grad_norm (may be NULL) gets the gradient
+ * norm before clipping. */
+double agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int batch,
+                          int n_tokens, const float *text, const int *labels,
+                          const float *class_weights, int n_classes);
+
+/* WiSE-FT: out[n] = (1 - alpha) original + alpha finetuned (alpha 1: the
+ * fine-tuned weights, 0: the original ones).  out may equal either input. */
+void agc_finetune_interpolate (float *out, const float *original, const float *finetuned,
+                               size_t n, double alpha);
+
+/* ---- a training run's state, and its checkpoints (finetune-train.c) ---- */
+
+/* Where a run is, beside the AgcFinetune's weights, moments and step. */
+typedef struct
+{
+  int epoch;            /* epochs finished */
+  int batch_done;       /* batches of epoch + 1 already taken (a cancelled epoch) */
+  double loss_sum;      /* Σ batch size · loss over those batches */
+  int best_epoch;       /* 0: the original weights */
+  double best_val_loss; /* INFINITY without validation images */
+} AgcFinetuneRun;
+
+/* A checkpoint: the weights, AdamW moments and step of ft, the weights of
+ * the best epoch (best, same layout), run and a fingerprint of what
+ * produced them (model, data, settings).  Written atomically and durably;
+ * agriclip.kind "checkpoint", so that it is never taken for an adapter. */
+gboolean agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft,
+                                        AgcFinetuneWeights *best, const AgcFinetuneRun *run,
+                                        const char *fingerprint, GError **error);
+/* Fills ft, best and run from a checkpoint written for the same
+ * fingerprint and sizes; fails (leaving them partly filled: start afresh
+ * with new ones) otherwise. */
+gboolean agc_finetune_checkpoint_read (const char *path, AgcFinetune *ft,
+                                       AgcFinetuneWeights *best, AgcFinetuneRun *run,
+                                       const char *fingerprint, GError **error);

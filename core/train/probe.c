@@ -1,0 +1,255 @@
+/* probe.c — the linear probe's numbers (logits, class-weighted
+ * cross-entropy and its gradient, AdamW) and its training state with the
+ * checkpoint files.  The run around them is in probe-train.c. */
+#include "train/probe.h"
+
+#include "kernels/ops.h"
+#include "formats/safetensors-write.h"
+#include "formats/safetensors.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+void
+agc_probe_logits (float *logits, const float *x, const float *weight, const float *bias, int n,
+                  int dim, int n_classes)
+{
+  if (n > 0)
+    agc_linear_forward (logits, x, weight, bias, n, dim, n_classes);
+}
+
+double
+agc_probe_loss_backward (float *grad_weight, float *grad_bias, const float *x,
+                         const int *labels, const float *class_weights, const float *weight,
+                         const float *bias, int n, int dim, int n_classes)
+{
+  if (n <= 0)
+    return 0.0;
+  float *z = g_new (float, (size_t) n * n_classes); // [n, C] logits, then dloss/dlogits
+  agc_probe_logits (z, x, weight, bias, n, dim, n_classes);
+  double weight_sum = 0.0;
+  for (int i = 0; i < n; i++)
+    weight_sum += class_weights[labels[i]];
+
+  double loss = 0.0;
+  for (int i = 0; i < n; i++)
+    {
+      float *zi = z + (size_t) i * n_classes;
+      double max = zi[0], sum = 0.0;
+      for (int c = 1; c < n_classes; c++)
+        max = MAX (max, zi[c]);
+      for (int c = 0; c < n_classes; c++)
+        sum += exp (zi[c] - max);
+      double lse = max + log (sum);
+      double wi = class_weights[labels[i]] / weight_sum;
+      loss += wi * (lse - zi[labels[i]]);
+      // loss_i = wi (lse(z_i) - z_i[y_i])  =>  dz_ic = wi (softmax(z_i)_c - [c == y_i])
+      for (int c = 0; c < n_classes; c++)
+        zi[c] = (float) (wi * (exp (zi[c] - lse) - (c == labels[i])));
+    }
+
+  // z = x W^T + b  =>  dW[C, E] += dz^T[C, n] x[n, E],  db[C] += Σ_i dz_i
+  if (grad_weight != NULL)
+    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, n_classes, dim, n, 1.0f, z, n_classes,
+                 x, dim, 1.0f, grad_weight, dim);
+  if (grad_bias != NULL)
+    for (int c = 0; c < n_classes; c++)
+      {
+        double sum = 0.0;
+        for (int i = 0; i < n; i++)
+          sum += z[(size_t) i * n_classes + c];
+        grad_bias[c] += (float) sum;
+      }
+  g_free (z);
+  return loss;
+}
+
+void
+agc_adamw_step (float *param, float *m, float *v, const float *grad, size_t n,
+                const AgcAdamW *adamw, double weight_decay, gint64 step)
+{
+  // the scalars as PyTorch computes them, in double, then used on floats
+  float decay = (float) (1.0 - adamw->lr * weight_decay);
+  float beta1 = (float) adamw->beta1, beta2 = (float) adamw->beta2;
+  float one_minus_beta1 = (float) (1.0 - adamw->beta1);
+  float one_minus_beta2 = (float) (1.0 - adamw->beta2);
+  float step_size = (float) (adamw->lr / (1.0 - pow (adamw->beta1, (double) step)));
+  float correction2_sqrt = (float) sqrt (1.0 - pow (adamw->beta2, (double) step));
+  float eps = (float) adamw->eps;
+  for (size_t i = 0; i < n; i++)
+    {
+      param[i] *= decay;
+      m[i] = m[i] * beta1 + one_minus_beta1 * grad[i];
+      v[i] = v[i] * beta2 + one_minus_beta2 * grad[i] * grad[i];
+      float denom = sqrtf (v[i]) / correction2_sqrt + eps;
+      param[i] -= step_size * m[i] / denom;
+    }
+}
+
+/* ---- the state and its checkpoints -------------------------------------------- */
+
+AgcProbeState *
+agc_probe_state_new (int n_classes, int dim, const float *weight)
+{
+  g_return_val_if_fail (n_classes > 0 && dim > 0 && weight != NULL, NULL);
+  size_t w = (size_t) n_classes * dim, b = (size_t) n_classes;
+  AgcProbeState *s = g_new0 (AgcProbeState, 1);
+  s->n_classes = n_classes;
+  s->dim = dim;
+  float *block = g_new0 (float, 4 * w + 4 * b);
+  s->weight = block;
+  s->m_weight = block + w;
+  s->v_weight = block + 2 * w;
+  s->best_weight = block + 3 * w;
+  s->bias = block + 4 * w;
+  s->m_bias = s->bias + b;
+  s->v_bias = s->bias + 2 * b;
+  s->best_bias = s->bias + 3 * b;
+  memcpy (s->weight, weight, sizeof (float) * w);
+  memcpy (s->best_weight, weight, sizeof (float) * w);
+  s->best_val_loss = INFINITY;
+  return s;
+}
+
+void
+agc_probe_state_free (AgcProbeState *state)
+{
+  if (state == NULL)
+    return;
+  g_free (state->weight); // the block
+  g_free (state);
+}
+
+/* The tensors of a checkpoint, in file order, pointing into state. */
+typedef struct
+{
+  const char *name;
+  float *data;
+  gboolean is_bias; /* [C] rather than [C, E] */
+} StateTensor;
+
+static int
+state_tensors (StateTensor *out, const AgcProbeState *s)
+{
+  const StateTensor list[] = {
+    { "head.weight", s->weight, FALSE },       { "head.bias", s->bias, TRUE },
+    { "adamw.m.weight", s->m_weight, FALSE },  { "adamw.v.weight", s->v_weight, FALSE },
+    { "adamw.m.bias", s->m_bias, TRUE },       { "adamw.v.bias", s->v_bias, TRUE },
+    { "best.weight", s->best_weight, FALSE },  { "best.bias", s->best_bias, TRUE },
+  };
+  memcpy (out, list, sizeof list);
+  return (int) G_N_ELEMENTS (list);
+}
+
+#define N_STATE_TENSORS 8
+
+gboolean
+agc_probe_checkpoint_write (const char *path, const AgcProbeState *state,
+                            const char *fingerprint, GError **error)
+{
+  StateTensor list[N_STATE_TENSORS];
+  int n = state_tensors (list, state);
+  AgcTensorView views[N_STATE_TENSORS + 1] = { 0 };
+  for (int i = 0; i < n; i++)
+    {
+      AgcTensorView *v = &views[i];
+      v->name = list[i].name;
+      v->dtype = AGC_DTYPE_F32;
+      v->n_dims = list[i].is_bias ? 1 : 2;
+      v->shape[0] = state->n_classes;
+      v->shape[1] = state->dim;
+      v->data = (const guint8 *) list[i].data;
+      v->n_bytes = sizeof (float) * state->n_classes * (list[i].is_bias ? 1 : state->dim);
+    }
+  // exactly, not as decimal text: a resumed run must compare losses as the first did
+  views[n] = (AgcTensorView){ .name = "best.val_loss", .dtype = AGC_DTYPE_F64, .n_dims = 1,
+                              .shape = { 1 }, .data = (const guint8 *) &state->best_val_loss,
+                              .n_bytes = sizeof (double) };
+
+  g_autofree char *epoch = g_strdup_printf ("%d", state->epoch);
+  g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, state->step);
+  g_autofree char *best_epoch = g_strdup_printf ("%d", state->best_epoch);
+  g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_insert (meta, "agriclip.kind", "checkpoint");
+  g_hash_table_insert (meta, "agriclip.method", "probe");
+  g_hash_table_insert (meta, "agriclip.fingerprint", (gpointer) fingerprint);
+  g_hash_table_insert (meta, "agriclip.epoch", epoch);
+  g_hash_table_insert (meta, "agriclip.step", step);
+  g_hash_table_insert (meta, "agriclip.best_epoch", best_epoch);
+  return agc_safetensors_write (path, views, n + 1, meta, TRUE, error);
+}
+
+static gboolean
+parse_count (gint64 *out, GHashTable *meta, const char *key, gint64 max)
+{
+  const char *text = meta != NULL ? g_hash_table_lookup (meta, key) : NULL;
+  guint64 value;
+  if (text == NULL || !g_ascii_string_to_unsigned (text, 10, 0, (guint64) max, &value, NULL))
+    return FALSE;
+  *out = (gint64) value;
+  return TRUE;
+}
+
+/* Copies the stored state into s; FALSE with a reason when it does not fit. */
+static gboolean
+read_state (AgcProbeState *s, const AgcSafetensors *file, const char *fingerprint,
+            const char **reason)
+{
+  GHashTable *meta = agc_safetensors_metadata (file);
+  const char *kind = meta != NULL ? g_hash_table_lookup (meta, "agriclip.kind") : NULL;
+  const char *stored = meta != NULL ? g_hash_table_lookup (meta, "agriclip.fingerprint") : NULL;
+  if (g_strcmp0 (kind, "checkpoint") != 0
+      || g_strcmp0 (g_hash_table_lookup (meta, "agriclip.method"), "probe") != 0)
+    return *reason = "not a probe training checkpoint", FALSE;
+  if (g_strcmp0 (stored, fingerprint) != 0)
+    return *reason = "made with another model, other data or other settings", FALSE;
+  gint64 epoch, step, best_epoch;
+  if (!parse_count (&epoch, meta, "agriclip.epoch", G_MAXINT)
+      || !parse_count (&step, meta, "agriclip.step", G_MAXINT64)
+      || !parse_count (&best_epoch, meta, "agriclip.best_epoch", epoch))
+    return *reason = "its epoch and step counts are missing or malformed", FALSE;
+
+  StateTensor list[N_STATE_TENSORS];
+  int n = state_tensors (list, s);
+  for (int i = 0; i < n; i++)
+    {
+      const AgcTensorView *t = agc_safetensors_find (file, list[i].name);
+      gboolean fits = t != NULL && t->dtype == AGC_DTYPE_F32
+                      && t->n_dims == (list[i].is_bias ? 1 : 2)
+                      && t->shape[0] == s->n_classes && (list[i].is_bias || t->shape[1] == s->dim);
+      if (!fits)
+        return *reason = "a tensor is missing or has another shape", FALSE;
+      memcpy (list[i].data, t->data, t->n_bytes);
+    }
+  const AgcTensorView *loss = agc_safetensors_find (file, "best.val_loss");
+  if (loss == NULL || loss->dtype != AGC_DTYPE_F64 || loss->n_bytes != sizeof (double))
+    return *reason = "best.val_loss is missing", FALSE;
+  memcpy (&s->best_val_loss, loss->data, sizeof (double));
+  s->epoch = (int) epoch;
+  s->step = step;
+  s->best_epoch = (int) best_epoch;
+  return TRUE;
+}
+
+AgcProbeState *
+agc_probe_checkpoint_read (const char *path, const char *fingerprint, int n_classes, int dim,
+                           GError **error)
+{
+  AgcSafetensors *file = agc_safetensors_open (path, error);
+  if (file == NULL)
+    return NULL;
+  float *zeros = g_new0 (float, (size_t) n_classes * dim);
+  AgcProbeState *state = agc_probe_state_new (n_classes, dim, zeros);
+  g_free (zeros);
+  const char *reason = NULL;
+  if (!read_state (state, file, fingerprint, &reason))
+    {
+      g_autofree char *shown = g_filename_display_name (path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s", shown, reason);
+      agc_probe_state_free (state);
+      state = NULL;
+    }
+  agc_safetensors_free (file);
+  return state;
+}
