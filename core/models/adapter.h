@@ -37,3 +37,7 @@ gboolean agc_model_has_adapter (const AgcModel *model);
 /* The digest of that adapter (agc_adapter_digest), or NULL: caches of image
  * embeddings key on it with the identity. */
 const char *agc_model_adapter_digest (const AgcModel *model);
+/* model.c: what besides the weights and the adapter decides the model's
+ * image embeddings ("" or, in int8 mode, the int8 variant): cache keys
+ * include it. */
+const char *agc_model_cache_variant (const AgcModel *model);

@@ -10,11 +10,23 @@
 
 struct AgcAgriclipImage
 {
+  AgcImageEncoder base; // agriclip_class
   AgcResNet *resnet;
   int embed_dim; // E
   float *weight; // [E, 2048], the aligner's W as a torch Linear weight
   float *bias;   // [E]
 };
+
+static const AgcImageEncoderClass agriclip_class; // defined with its functions below
+
+static AgcAgriclipImage *
+image_new (int embed_dim)
+{
+  AgcAgriclipImage *image = g_new0 (AgcAgriclipImage, 1);
+  image->base.klass = &agriclip_class;
+  image->embed_dim = embed_dim;
+  return image;
+}
 
 void
 agc_agriclip_image_free (AgcAgriclipImage *image)
@@ -191,9 +203,8 @@ agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **error)
     return FALSE;
 
   // cheap checks first: the ResNet is the largest file
-  AgcAgriclipImage *image = parts->image = g_new0 (AgcAgriclipImage, 1);
   gboolean ok = load_text (parts, manifest.text_model, error);
-  image->embed_dim = parts->config.projection_dim;
+  AgcAgriclipImage *image = parts->image = image_new (parts->config.projection_dim);
   ok = ok && load_aligner (image, manifest.aligner, image->embed_dim, error)
        && (image->resnet = load_resnet (manifest.image_weights, manifest.image_prefix, error));
   if (ok)
@@ -207,10 +218,11 @@ agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **error)
   return ok;
 }
 
-gboolean
-agc_agriclip_image_forward (const AgcAgriclipImage *image, const float *pixels, int batch,
-                            float *out, GError **error)
+static gboolean
+image_forward (AgcImageEncoder *encoder, const float *pixels, int batch, float *out,
+               GError **error)
 {
+  AgcAgriclipImage *image = (AgcAgriclipImage *) encoder;
   g_return_val_if_fail (image != NULL && batch >= 0, FALSE);
   if (batch == 0)
     return TRUE;
@@ -230,14 +242,67 @@ agc_agriclip_image_forward (const AgcAgriclipImage *image, const float *pixels, 
   return ok;
 }
 
+static const char *
+no_variant (const AgcImageEncoder *encoder)
+{
+  (void) encoder;
+  return "";
+}
+
+// an "aligner" adapter: its W [E, 2048] and b [E] replace the aligner
+static gboolean
+apply_aligner (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **error)
+{
+  int64_t w_shape[2], b_shape[1];
+  const float *w = agc_adapter_find_tensor (adapter, "W", 2, w_shape);
+  const float *b = agc_adapter_find_tensor (adapter, "b", 1, b_shape);
+  if (w == NULL || b == NULL || b_shape[0] != w_shape[0])
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                   "%s: an aligner adapter holds 'W' [E, 2048] and 'b' [E]",
+                   agc_adapter_path (adapter));
+      return FALSE;
+    }
+  if (!agc_agriclip_image_set_aligner ((AgcAgriclipImage *) encoder, w, b, (int) w_shape[0],
+                                       (int) w_shape[1], error))
+    {
+      g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+encoder_free (AgcImageEncoder *encoder)
+{
+  agc_agriclip_image_free ((AgcAgriclipImage *) encoder);
+}
+
+static const AgcImageEncoderClass agriclip_class = {
+  .forward = image_forward,
+  .set_int8_refusal = "int8 mode is for ViT image towers; this AgriCLIP model encodes images "
+                      "with a ResNet-50",
+  .cache_variant = no_variant,
+  .adapter_method = "aligner",
+  .apply_adapter = apply_aligner,
+  .class_recipe = AGC_CLASS_MEAN_OF_RAW,
+  .free = encoder_free,
+};
+
+AgcImageEncoder *
+agc_agriclip_image_encoder (AgcAgriclipImage *image)
+{
+  g_return_val_if_fail (image != NULL, NULL);
+  return &image->base;
+}
+
 /* ---- for training the aligner and applying its adapters ---------------------- */
 
 AgcAgriclipImage *
 agc_agriclip_image_load (const AgcAgriclipManifest *manifest, int embed_dim, GError **error)
 {
   g_return_val_if_fail (manifest != NULL && embed_dim > 0, NULL);
-  AgcAgriclipImage *image = g_new0 (AgcAgriclipImage, 1);
-  image->embed_dim = embed_dim;
+  AgcAgriclipImage *image = image_new (embed_dim);
   if (!load_aligner (image, manifest->aligner, embed_dim, error)
       || !(image->resnet = load_resnet (manifest->image_weights, manifest->image_prefix, error)))
     g_clear_pointer (&image, agc_agriclip_image_free);

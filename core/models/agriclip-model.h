@@ -30,6 +30,7 @@
 
 #include "models/agriclip-manifest.h" /* agc_agriclip_is_folder */
 #include "models/clip-config.h"
+#include "models/image-encoder.h"
 #include "nn/text-tower.h"
 #include "text/tokenizer.h"
 #include "formats/weights.h"
@@ -58,10 +59,11 @@ typedef struct
  * zeroed. */
 gboolean agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **error);
 
-/* pixels[batch, 3, 224, 224] (preprocessed) -> out[batch, E], the aligner's
- * output, not normalised. */
-gboolean agc_agriclip_image_forward (const AgcAgriclipImage *image, const float *pixels,
-                                     int batch, float *out, GError **error);
+/* The image path as a model's image encoder (image-encoder.h): forward
+ * pixels[batch, 3, 224, 224] (preprocessed) -> out[batch, E], the aligner's
+ * output, not normalised; "aligner" adapters; no int8 mode.  The encoder is
+ * the image: freeing one frees the other. */
+AgcImageEncoder *agc_agriclip_image_encoder (AgcAgriclipImage *image);
 void agc_agriclip_image_free (AgcAgriclipImage *image);
 
 /* ---- for training the aligner (aligner-train.c) and applying its adapters

@@ -4,7 +4,6 @@
 #include "models/embedding-cache.h"
 
 #include "models/adapter.h"
-#include "kernels/gemm-int8.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
 
@@ -317,14 +316,12 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
 {
   g_return_val_if_fail (model != NULL && model_identity != NULL, FALSE);
   // an applied finetune or aligner adapter changes every embedding, and so
-  // does int8 mode (in two ways: 7-bit activations on plain AVX2)
+  // may the encoder's mode (int8)
   const char *digest = agc_model_adapter_digest (model);
-  const char *int8 = !agc_model_get_int8 (model)              ? ""
-                     : agc_int8_activation_max () == 255 ? "-int8"
-                                                         : "-int8-7bit";
+  const char *variant = agc_model_cache_variant (model);
   g_autofree char *key = digest != NULL
-                             ? g_strconcat (model_identity, "-adapter-", digest, int8, NULL)
-                             : g_strconcat (model_identity, int8, NULL);
+                             ? g_strconcat (model_identity, "-adapter-", digest, variant, NULL)
+                             : g_strconcat (model_identity, variant, NULL);
   AgcCachedEncoder encoder = {
     .key = key,
     .dim = agc_model_embed_dim (model),

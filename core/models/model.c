@@ -1,8 +1,9 @@
 /* model.c — a CLIP model loaded from a Hugging Face, open_clip or OpenAI
  * checkpoint (model-files.h): both towers, the tokenizer, the preprocessing
  * and the logit scale, and the batched embedding calls of the public API.
- * An AgriCLIP folder brings its own image path instead of the vision tower
- * (agriclip-model.h).
+ * The image side is an image encoder (image-encoder.h) of the checkpoint's
+ * family: CLIP's ViT (vit-encoder.h), or AgriCLIP's ResNet-50 and aligner
+ * (agriclip-model.h); nothing here depends on which.
  *
  * The tokenizer is read when text is first encoded, not on opening: parsing
  * its 1.5 MB of vocabulary and merges is most of the time a model takes to
@@ -15,12 +16,12 @@
 #include "models/agriclip-model.h"
 #include "kernels/arena.h"
 #include "models/class-cache.h"
+#include "models/vit-encoder.h"
 #include "models/clip-config.h"
 #include "models/model-files.h"
 #include "kernels/ops.h"
 #include "nn/text-tower.h"
 #include "text/tokenizer.h"
-#include "nn/vision-tower.h"
 #include "formats/weights.h"
 
 #include <math.h>
@@ -41,7 +42,7 @@ struct AgcModel
   AgcClipConfig config;
   AgcWeights *weights; // mapped for the model's life: the towers read it in place
   AgcTextTower *text;
-  AgcVisionTower *vision;
+  AgcImageEncoder *image;
   char *text_source;         // the CLIP checkpoint or folder of the text side and tokenizer
   AgcTokenizer *tokenizer;   // NULL until text is first encoded (ensure_tokenizer)
   GMutex tokenizer_lock;     // agc_model_tokenize takes a const model: loading is guarded
@@ -49,7 +50,6 @@ struct AgcModel
   AgcPreprocess preprocess;
   float logit_scale; // exp of the stored value
   AgcArena pixels;   // preprocessed images of one batch, reused from call to call
-  AgcAgriclipImage *agriclip; // AgriCLIP's image path (then vision is NULL)
   char *adapter_digest;       // the finetune/aligner adapter applied, NULL: none
 };
 
@@ -91,7 +91,10 @@ load_parts (AgcModel *m, GError **error)
   const AgcWeights *weights = m->weights;
   // float32 and half-precision matrices stay in the mapped files, so a model
   // opens without copying its weights and keeps half-precision ones compact
-  gboolean ok = (m->vision = agc_vision_tower_load (weights, &m->config, error))
+  AgcVisionTower *vision = agc_vision_tower_load (weights, &m->config, error);
+  if (vision != NULL)
+    m->image = agc_vit_encoder_new (vision);
+  gboolean ok = vision != NULL
                 && (m->text = agc_text_tower_load (weights, &m->config, error))
                 && load_logit_scale (&m->logit_scale, weights, error);
   m->text_source = g_strdup (m->path);
@@ -105,7 +108,7 @@ load_agriclip (AgcModel *m, GError **error)
   AgcAgriclipParts p;
   if (!agc_agriclip_load (&p, m->path, error))
     return FALSE;
-  m->agriclip = p.image;
+  m->image = agc_agriclip_image_encoder (p.image);
   m->config = p.config;
   m->weights = p.text_weights;
   m->text = p.text;
@@ -140,8 +143,8 @@ agc_model_free (AgcModel *model)
   if (model == NULL)
     return;
   agc_text_tower_free (model->text);
-  agc_vision_tower_free (model->vision);
-  agc_agriclip_image_free (model->agriclip);
+  if (model->image != NULL)
+    model->image->klass->free (model->image);
   agc_weights_free (model->weights);
   agc_arena_clear (&model->pixels);
   agc_tokenizer_free (model->tokenizer);
@@ -184,7 +187,7 @@ AgcClassRecipe
 agc_model_class_recipe (const AgcModel *model)
 {
   g_return_val_if_fail (model != NULL, AGC_CLASS_MEAN_OF_NORMALIZED);
-  return model->agriclip != NULL ? AGC_CLASS_MEAN_OF_RAW : AGC_CLASS_MEAN_OF_NORMALIZED;
+  return model->image->klass->class_recipe;
 }
 
 const char *
@@ -338,9 +341,7 @@ agc_model_embed_pixels (AgcModel *model, const float *pixels, int n_images, gboo
       float *batch_out = out + (size_t) start * e;
       const float *batch_pixels = pixels + start * image_len;
       if (check_cancelled (cancellable, error)
-          || !(model->agriclip != NULL
-                 ? agc_agriclip_image_forward (model->agriclip, batch_pixels, n, batch_out, error)
-                 : agc_vision_tower_forward (model->vision, batch_pixels, n, batch_out, error)))
+          || !model->image->klass->forward (model->image, batch_pixels, n, batch_out, error))
         return FALSE;
       if (normalize)
         normalize_rows (batch_out, n, e);
@@ -390,17 +391,16 @@ gboolean
 agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error)
 {
   g_return_val_if_fail (model != NULL, FALSE);
-  if (model->vision == NULL)
+  const AgcImageEncoderClass *klass = model->image->klass;
+  if (klass->set_int8 == NULL)
     {
       if (!int8)
         return TRUE;
-      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
-                   "%s: int8 mode is for ViT image towers; this AgriCLIP model encodes images "
-                   "with a ResNet-50",
-                   model->path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED, "%s: %s", model->path,
+                   klass->set_int8_refusal);
       return FALSE;
     }
-  if (!agc_vision_tower_set_int8 (model->vision, int8, error))
+  if (!klass->set_int8 (model->image, int8, error))
     {
       prefix_dir (error, model->path);
       return FALSE;
@@ -412,7 +412,14 @@ gboolean
 agc_model_get_int8 (const AgcModel *model)
 {
   g_return_val_if_fail (model != NULL, FALSE);
-  return model->vision != NULL && agc_vision_tower_get_int8 (model->vision);
+  return model->image->klass->get_int8 != NULL && model->image->klass->get_int8 (model->image);
+}
+
+const char *
+agc_model_cache_variant (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, "");
+  return model->image->klass->cache_variant (model->image);
 }
 
 /* ---- adapters (agriclip.h) ----------------------------------------------------- */
@@ -421,69 +428,35 @@ AgcVisionTower *
 agc_model_vision_tower (AgcModel *model)
 {
   g_return_val_if_fail (model != NULL, NULL);
-  return model->vision;
+  return agc_vit_encoder_tower (model->image);
 }
 
-// every tensor checked before the first is set: a bad adapter leaves the
-// model as it was
-static gboolean
-apply_finetune (AgcModel *model, const AgcAdapter *adapter, GError **error)
+// why an adapter of another family's method does not fit this model
+static const struct
 {
-  if (model->vision == NULL)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
-                   "%s: a finetune adapter needs a ViT CLIP model; %s has no ViT image tower",
-                   agc_adapter_path (adapter), model->path);
-      return FALSE;
-    }
-  int n = agc_adapter_n_tensors (adapter);
-  for (int pass = 0; pass < 2; pass++)
-    for (int i = 0; i < n; i++)
+  const char *method, *needs, *lacks;
+} adapter_needs[] = {
+  { "finetune", "a finetune adapter needs a ViT CLIP model", "has no ViT image tower" },
+  { "aligner", "an aligner adapter needs an AgriCLIP model", "is a CLIP model" },
+};
+
+static gboolean
+check_adapter_family (const AgcModel *model, const AgcAdapter *adapter, GError **error)
+{
+  const char *method = agc_adapter_method (adapter);
+  if (strcmp (method, model->image->klass->adapter_method) == 0)
+    return TRUE;
+  for (size_t i = 0; i < G_N_ELEMENTS (adapter_needs); i++)
+    if (strcmp (method, adapter_needs[i].method) == 0)
       {
-        const char *name;
-        int n_dims;
-        int64_t shape[4];
-        const float *data = agc_adapter_tensor (adapter, i, &name, &n_dims, shape);
-        gboolean ok = pass == 0 ? agc_vision_tower_check_tensor (model->vision, name, n_dims,
-                                                                 shape, error)
-                                : agc_vision_tower_set_tensor (model->vision, name, data, n_dims,
-                                                               shape, error);
-        if (!ok)
-          {
-            g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
-            return FALSE;
-          }
+        g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED, "%s: %s; %s %s",
+                     agc_adapter_path (adapter), adapter_needs[i].needs, model->path,
+                     adapter_needs[i].lacks);
+        return FALSE;
       }
-  return TRUE;
-}
-
-static gboolean
-apply_aligner (AgcModel *model, const AgcAdapter *adapter, GError **error)
-{
-  if (model->agriclip == NULL)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
-                   "%s: an aligner adapter needs an AgriCLIP model; %s is a CLIP model",
-                   agc_adapter_path (adapter), model->path);
-      return FALSE;
-    }
-  int64_t w_shape[2], b_shape[1];
-  const float *w = agc_adapter_find_tensor (adapter, "W", 2, w_shape);
-  const float *b = agc_adapter_find_tensor (adapter, "b", 1, b_shape);
-  if (w == NULL || b == NULL || b_shape[0] != w_shape[0])
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
-                   "%s: an aligner adapter holds 'W' [E, 2048] and 'b' [E]",
-                   agc_adapter_path (adapter));
-      return FALSE;
-    }
-  if (!agc_agriclip_image_set_aligner (model->agriclip, w, b, (int) w_shape[0],
-                                       (int) w_shape[1], error))
-    {
-      g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
-      return FALSE;
-    }
-  return TRUE;
+  g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED, "%s: a %s adapter does not fit %s",
+               agc_adapter_path (adapter), method, model->path);
+  return FALSE;
 }
 
 gboolean
@@ -505,9 +478,8 @@ agc_model_apply_adapter (AgcModel *model, const AgcAdapter *adapter, GError **er
                    agc_adapter_path (adapter), model->path);
       return FALSE;
     }
-  gboolean ok = strcmp (agc_adapter_method (adapter), "finetune") == 0
-                    ? apply_finetune (model, adapter, error)
-                    : apply_aligner (model, adapter, error);
+  gboolean ok = check_adapter_family (model, adapter, error)
+                && model->image->klass->apply_adapter (model->image, adapter, error);
   if (ok)
     model->adapter_digest = g_strdup (digest);
   return ok;

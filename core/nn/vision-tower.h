@@ -55,6 +55,3 @@ gboolean agc_vision_tower_check_tensor (AgcVisionTower *tower, const char *name,
                                         const int64_t *shape, GError **error);
 gboolean agc_vision_tower_set_tensor (AgcVisionTower *tower, const char *name, const float *data,
                                       int n_dims, const int64_t *shape, GError **error);
-
-/* model.c: the model's ViT image tower, NULL for an AgriCLIP (ResNet) model. */
-AgcVisionTower *agc_model_vision_tower (AgcModel *model);

@@ -22,7 +22,7 @@
 #include "models/embedding-cache.h"
 #include "kernels/ops.h"
 #include "train/train-common.h"
-#include "nn/vision-tower.h"
+#include "models/vit-encoder.h"
 
 #include <math.h>
 #include <string.h>

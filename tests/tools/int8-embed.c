@@ -19,7 +19,7 @@
  */
 #include "agriclip.h"
 #include "kernels/gemm-int8.h"
-#include "nn/vision-tower.h"
+#include "models/vit-encoder.h"
 
 #include <stdio.h>
 #include <string.h>

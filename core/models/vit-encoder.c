@@ -1,0 +1,96 @@
+/* vit-encoder.c — the ViT image tower behind image-encoder.h. */
+#include "models/vit-encoder.h"
+
+#include "kernels/gemm-int8.h"
+
+typedef struct
+{
+  AgcImageEncoder base;
+  AgcVisionTower *tower;
+} VitEncoder;
+
+static gboolean
+forward (AgcImageEncoder *encoder, const float *pixels, int batch, float *out, GError **error)
+{
+  return agc_vision_tower_forward (((VitEncoder *) encoder)->tower, pixels, batch, out, error);
+}
+
+static gboolean
+set_int8 (AgcImageEncoder *encoder, gboolean int8, GError **error)
+{
+  return agc_vision_tower_set_int8 (((VitEncoder *) encoder)->tower, int8, error);
+}
+
+static gboolean
+get_int8 (const AgcImageEncoder *encoder)
+{
+  return agc_vision_tower_get_int8 (((const VitEncoder *) encoder)->tower);
+}
+
+// int8 mode in two ways: 7-bit activations on plain AVX2 give other numbers
+static const char *
+cache_variant (const AgcImageEncoder *encoder)
+{
+  if (!get_int8 (encoder))
+    return "";
+  return agc_int8_activation_max () == 255 ? "-int8" : "-int8-7bit";
+}
+
+static gboolean
+apply_adapter (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **error)
+{
+  AgcVisionTower *tower = ((VitEncoder *) encoder)->tower;
+  int n = agc_adapter_n_tensors (adapter);
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < n; i++)
+      {
+        const char *name;
+        int n_dims;
+        int64_t shape[4];
+        const float *data = agc_adapter_tensor (adapter, i, &name, &n_dims, shape);
+        gboolean ok = pass == 0
+                          ? agc_vision_tower_check_tensor (tower, name, n_dims, shape, error)
+                          : agc_vision_tower_set_tensor (tower, name, data, n_dims, shape, error);
+        if (!ok)
+          {
+            g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+            return FALSE;
+          }
+      }
+  return TRUE;
+}
+
+static void
+encoder_free (AgcImageEncoder *encoder)
+{
+  agc_vision_tower_free (((VitEncoder *) encoder)->tower);
+  g_free (encoder);
+}
+
+static const AgcImageEncoderClass vit_class = {
+  .forward = forward,
+  .set_int8 = set_int8,
+  .get_int8 = get_int8,
+  .cache_variant = cache_variant,
+  .adapter_method = "finetune",
+  .apply_adapter = apply_adapter,
+  .class_recipe = AGC_CLASS_MEAN_OF_NORMALIZED,
+  .free = encoder_free,
+};
+
+AgcImageEncoder *
+agc_vit_encoder_new (AgcVisionTower *tower)
+{
+  g_return_val_if_fail (tower != NULL, NULL);
+  VitEncoder *vit = g_new0 (VitEncoder, 1);
+  vit->base.klass = &vit_class;
+  vit->tower = tower;
+  return &vit->base;
+}
+
+AgcVisionTower *
+agc_vit_encoder_tower (AgcImageEncoder *encoder)
+{
+  g_return_val_if_fail (encoder != NULL, NULL);
+  return encoder->klass == &vit_class ? ((VitEncoder *) encoder)->tower : NULL;
+}

@@ -1,0 +1,16 @@
+/* vit-encoder.h — CLIP's ViT image tower (nn/vision-tower.h) as a model's
+ * image encoder (image-encoder.h): int8 mode, "finetune" adapters. */
+#pragma once
+
+#include "models/image-encoder.h"
+#include "nn/vision-tower.h"
+
+/* Takes ownership of tower. */
+AgcImageEncoder *agc_vit_encoder_new (AgcVisionTower *tower);
+
+/* The tower of a ViT encoder; NULL for an encoder of another family. */
+AgcVisionTower *agc_vit_encoder_tower (AgcImageEncoder *encoder);
+
+/* The model's ViT image tower, NULL for another family (model.c); training
+ * a ViT's last blocks reads and replaces its weights. */
+AgcVisionTower *agc_model_vision_tower (AgcModel *model);
