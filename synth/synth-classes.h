@@ -7,6 +7,7 @@
 #pragma once
 
 #include "synth-scene.h"
+#include "synth.h" /* synth_n_classes */
 
 typedef struct
 {
@@ -18,7 +19,6 @@ typedef struct
 } SynthClass;
 
 extern const SynthClass synth_classes[];
-extern const int synth_n_classes;
 
 /* The kind of a class's leaves with the given shape. */
 SynthLeafKind synth_class_kind (const SynthClass *klass, SynthShape shape);

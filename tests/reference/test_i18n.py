@@ -33,7 +33,7 @@ SOURCE_DIR = os.environ.get("AGC_SOURCE_DIR", os.path.join(HERE, "..", ".."))
 BUILD_DIR = os.environ.get("AGC_BUILD_DIR")
 DOMAIN = "agriclip"
 # Folders whose sources may mark strings; core/ messages are not marked yet.
-MARKED_DIRS = ("cli", "plugin", "core")
+MARKED_DIRS = ("cli", "plugin", "core", "synth")
 # xgettext keywords of meson's 'glib' preset
 KEYWORDS = ["_", "N_", "C_:1c,2", "NC_:1c,2", "g_dcgettext:2", "g_dngettext:2,3",
             "g_dpgettext2:2c,3"]

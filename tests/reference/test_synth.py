@@ -5,7 +5,7 @@ evaluate`, checked from the outside.
 - Layout: pretrain/NNNNNN.png with captions.jsonl, eval/ and finetune/ with
   one folder per class, balanced, and a labels.json naming every folder.
 - Captions tell the truth, judged from the PIXELS with PIL and numpy and the
-  caption grammar documented in cli/synth-caption.h (not with our code): the
+  caption grammar documented in synth/synth-caption.h (not with our code): the
   hue of the leaf matches its colour word; the leaf's elongation its shape
   word; images whose caption names marks of a colour have more pixels of
   that colour than healthy ones; "holes" leaves show background inside
@@ -44,7 +44,7 @@ N_PRETRAIN = 600
 EVAL_PER_CLASS = 6
 FINETUNE_PER_CLASS = 5
 
-# ---- the caption grammar (cli/synth-caption.h), word -> attribute --------------
+# ---- the caption grammar (synth/synth-caption.h), word -> attribute ------------
 
 LEAF_COLOURS = {"green": "green", "bright green": "green", "yellow": "yellow",
                 "yellowed": "yellow", "brown": "brown", "dry brown": "brown",
