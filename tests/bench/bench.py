@@ -159,8 +159,9 @@ class Engines:
         iterations = str(iterations or self.args.iterations)
         opts = self._options(workloads)
         resnet = model.endswith(".safetensors")
-        if engine == "project":
-            cmd = [self.args.agriclip, "bench", "--resnet" if resnet else "--model", model,
+        if engine in ("project", "baseline"):  # baseline: another build of the project
+            binary = self.args.agriclip if engine == "project" else self.args.baseline
+            cmd = [binary, "bench", "--resnet" if resnet else "--model", model,
                    "--pixels", self.pixels, "--iterations", iterations, "--threads", str(config),
                    *opts]
             if "texts" in workloads:
@@ -258,6 +259,9 @@ def main():
                              "PyTorch has 16 settings, some of which collapse under load; 1 "
                              "otherwise)")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--baseline", metavar="AGRICLIP",
+                        help="another agriclip binary (say, of the last release) run as one "
+                             "more engine, alternating with this one: before/after ratios")
     parser.add_argument("--int8", action="store_true",
                         help="also time the project's int8 mode on the CLIP models")
     args = parser.parse_args()
@@ -273,9 +277,10 @@ def main():
     make_models(args.work, sorted(set(names) | ({"b16-f16"} if clips else set())))
     pixels, prompts, n_prompts = make_inputs(args.work)
     eng = Engines(args, pixels, prompts, n_prompts)
-    engines = ["project", "torch"] + (["ort"] if eng.ort_available() else [])
+    engines = ["project"] + (["baseline"] if args.baseline else []) + ["torch"] + \
+        (["ort"] if eng.ort_available() else [])
     threads = list(range(1, args.threads + 1))
-    candidates = {"project": threads, "torch": list(itertools.product(threads, threads)),
+    candidates = {"project": threads, "baseline": threads, "torch": list(itertools.product(threads, threads)),
                   "ort": threads}
     summary = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or
                platform.machine(), "cpus": os.cpu_count(), "prompts": n_prompts,
@@ -328,6 +333,7 @@ def main():
             p, p_spread = med("project", w)
             t, t_spread = med("torch", w)
             o, o_spread = med("ort", w)
+            b, b_spread = med("baseline", w)
             f = med("project", w + "_floor")[0]
             fb = med("project", w + "_floor_blas")[0]
             result["rows"].append({
@@ -335,6 +341,8 @@ def main():
                 "blas_floor_ms": fb, "project_over_blas_floor": fb and p / fb,
                 "torch_ms": t, "torch_spread": t_spread, "ort_ms": o, "ort_spread": o_spread,
                 "torch_over_project": t and t / p, "ort_over_project": o and o / p,
+                "baseline_ms": b, "baseline_spread": b_spread,
+                "baseline_over_project": b and b / p,
                 "project_over_floor": f and p / f})
 
         # opening time: its own runs, the model's pages already cached as a user's would be
@@ -479,6 +487,10 @@ def print_model(name, m):
               f"{cell(r['ort_ms'], r['ort_spread']):>16}{fmt(r['torch_over_project'], '.2f'):>9}"
               f"{fmt(r['ort_over_project'], '.2f'):>9}{fmt(r['project_over_floor'], '.2f'):>11}"
               f"{fmt(r.get('project_over_blas_floor'), '.2f'):>10}")
+    for r in m["rows"]:
+        if r.get("baseline_ms"):
+            print(f"  {r['what']:<10} baseline {cell(r['baseline_ms'], r['baseline_spread'])}, "
+                  f"baseline/project {fmt(r['baseline_over_project'], '.3f')}")
     print(f"  embeddings vs PyTorch: image min cosine {m['image_min_cosine']:.7f}, "
           f"max rel error {m['image_max_rel_error']:.1e}" +
           (f"; text min cosine {m['text_min_cosine']:.7f}, max rel error "
