@@ -17,8 +17,9 @@
  * user sees, the zero-shot scorer with the new aligner on the validation
  * images (class-weighted cross-entropy of temperature · cosine); the
  * current aligner is the baseline and stays unless a fit beats it.
- * Without validation images the ridge is 1.  Each ridge tried is reported
- * as one "epoch"; result->best_epoch is the one kept (0: the current).
+ * Without validation images the ridge is 1.  Each ridge tried is one
+ * "epoch" of the trainer (trainer.h), without early stopping;
+ * result->best_epoch is the one kept (0: the current).
  *
  * Nothing is checkpointed: features and targets are cached per image
  * (embedding-cache.h, under their own keys), so a run stopped at any point
@@ -34,6 +35,7 @@
 #include "train/probe.h"
 #include "nn/resnet.h"
 #include "train/train-common.h"
+#include "train/trainer.h"
 #include "nn/vision-tower.h"
 
 #include <math.h>
@@ -55,10 +57,25 @@ static const char *const target_names[] = {
   [TARGETS_CLASS_TEXT] = "class text embeddings",
 };
 
-/* The images as the solver and the scorer see them. */
+/* What was kept: the aligner and how it was chosen. */
+typedef struct
+{
+  float *weight;   /* [E, 2048] */
+  float *bias;     /* [E] */
+  int index;       /* 0: the current aligner; k: the k-th ridge tried */
+  double ridge;    /* relative; 0 for the current aligner */
+  double lambda;   /* absolute */
+} Kept;
+
+/* The images as the solver and the scorer see them, and the fits. */
 typedef struct
 {
   const AgcTrainParams *params;
+  AgcModel *model;
+  const AgcAgriclipImage *image; /* the current aligner, the feature extractor */
+  const char *identity;
+  const char *text_model;
+  Targets targets;
   int n_classes;
   int dim;          /* E */
   float *head;      /* [C, E] temperature · unit class embeddings: the zero-shot scorer */
@@ -70,6 +87,11 @@ typedef struct
   int *c_val;       /* [n_val] */
   float *val_weights; /* [C] 1 / n_val_c */
   double scale;     /* the targets' length */
+  AgcRidge *ridge;  /* the problem of (f_train, y_train) */
+  double unit;      /* λ of ridge 1 */
+  double ridges[N_RIDGES]; /* relative, one per epoch */
+  Kept fitted;      /* the fit of the epoch just run */
+  Kept kept;
 } Fit;
 
 static void
@@ -81,6 +103,11 @@ fit_clear (Fit *fit)
   g_free (fit->f_val);
   g_free (fit->c_val);
   g_free (fit->val_weights);
+  agc_ridge_free (fit->ridge);
+  g_free (fit->fitted.weight);
+  g_free (fit->fitted.bias);
+  g_free (fit->kept.weight);
+  g_free (fit->kept.bias);
 }
 
 /* ---- the encoders behind the cache ------------------------------------------ */
@@ -469,71 +496,27 @@ train_error (const Fit *fit, const float *weight, const float *bias)
   return sum / (MAX (n, 1) * fit->scale * fit->scale);
 }
 
-/* What was kept: the aligner and how it was chosen. */
-typedef struct
-{
-  float *weight;   /* [E, 2048] */
-  float *bias;     /* [E] */
-  int index;       /* 0: the current aligner; k: the k-th ridge tried */
-  double ridge;    /* relative; 0 for the current aligner */
-  double lambda;   /* absolute */
-  double val_loss;
-  double val_accuracy;
-} Kept;
-
-/* Tries the ridges and keeps the best into kept (which holds the current
- * aligner and its validation numbers on entry). */
-static gboolean
-run_ridges (Kept *kept, AgcTrainResult *result, const Fit *fit, GCancellable *cancellable,
-            GError **error)
+/* The ridges to try (into fit->ridges, their count into run) and the
+ * problem they are tried on. */
+static void
+plan_ridges (Fit *fit, AgcTrainerRun *run)
 {
   const AgcTrainParams *params = fit->params;
-  double ridges[N_RIDGES];
-  int n_ridges = 1;
   gboolean choose = params->aligner_ridge == 0.0 && fit->n_val > 0;
+  run->n_epochs = 1;
+  run->patience = 0; // every ridge is tried
+  run->judged = choose;
   if (params->aligner_ridge > 0.0)
-    ridges[0] = params->aligner_ridge;
+    fit->ridges[0] = params->aligner_ridge;
   else if (!choose)
-    ridges[0] = 1.0; // nothing to judge by: the middle of the range
+    fit->ridges[0] = 1.0; // nothing to judge by: the middle of the range
   else
-    for (n_ridges = 0; n_ridges < N_RIDGES; n_ridges++)
-      ridges[n_ridges] = pow (10.0, n_ridges - N_RIDGES / 2);
-
-  int dim = fit->dim;
-  AgcRidge *ridge = agc_ridge_new (fit->f_train, fit->y_train, fit->n_train, FEATURES, dim);
-  double unit = agc_ridge_trace (ridge) / FEATURES;
-  if (!(unit > 0.0 && isfinite (unit)))
-    unit = 1.0; // features that do not vary: every λ gives W = 0
-  float *weight = g_new (float, (size_t) dim * FEATURES), *bias = g_new (float, dim);
-  gboolean ok = TRUE;
-  for (int k = 0; ok && k < n_ridges; k++)
-    {
-      if (g_cancellable_is_cancelled (cancellable))
-        {
-          g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
-                       "training cancelled after %d of %d ridge strengths", k, n_ridges);
-          ok = FALSE;
-          break;
-        }
-      double lambda = ridges[k] * unit, val_loss, val_accuracy;
-      if (!(ok = agc_ridge_solve (weight, bias, ridge, lambda, error)))
-        break;
-      evaluate (&val_loss, &val_accuracy, fit, weight, bias);
-      agc_train_report (params, AGC_TRAIN_STAGE_EPOCH, k + 1, n_ridges,
-                        train_error (fit, weight, bias), val_loss, val_accuracy);
-      if (!choose || val_loss < kept->val_loss)
-        {
-          memcpy (kept->weight, weight, sizeof (float) * dim * FEATURES);
-          memcpy (kept->bias, bias, sizeof (float) * dim);
-          *kept = (Kept){ kept->weight, kept->bias, k + 1, ridges[k], lambda, val_loss,
-                          val_accuracy };
-        }
-    }
-  result->epochs = n_ridges;
-  g_free (bias);
-  g_free (weight);
-  agc_ridge_free (ridge);
-  return ok;
+    for (run->n_epochs = 0; run->n_epochs < N_RIDGES; run->n_epochs++)
+      fit->ridges[run->n_epochs] = pow (10.0, run->n_epochs - N_RIDGES / 2);
+  fit->ridge = agc_ridge_new (fit->f_train, fit->y_train, fit->n_train, FEATURES, fit->dim);
+  fit->unit = agc_ridge_trace (fit->ridge) / FEATURES;
+  if (!(fit->unit > 0.0 && isfinite (fit->unit)))
+    fit->unit = 1.0; // features that do not vary: every λ gives W = 0
 }
 
 /* ---- the adapter --------------------------------------------------------------- */
@@ -567,24 +550,6 @@ training_json (const AgcTrainParams *params, const char *data_dir, Targets targe
   return json_to_string (root, FALSE);
 }
 
-static gboolean
-write_adapter (const char *out_path, const Kept *kept, const Fit *fit, Targets targets,
-               AgcModel *model, const char *identity, const AgcLabelSet *labels,
-               const AgcTrainResult *result, const char *data_dir, GError **error)
-{
-  int dim = fit->dim;
-  AgcTensorView views[2] = {
-    { .name = "W", .dtype = AGC_DTYPE_F32, .n_dims = 2, .shape = { dim, FEATURES },
-      .data = (const guint8 *) kept->weight, .n_bytes = sizeof (float) * dim * FEATURES },
-    { .name = "b", .dtype = AGC_DTYPE_F32, .n_dims = 1, .shape = { dim },
-      .data = (const guint8 *) kept->bias, .n_bytes = sizeof (float) * dim },
-  };
-  g_autofree char *metrics = agc_train_metrics_json (result);
-  g_autofree char *training = training_json (fit->params, data_dir, targets, kept, fit->scale);
-  return agc_adapter_write (out_path, "aligner", model, identity, labels, views, 2, metrics,
-                            training, error);
-}
-
 /* ---- the method ---------------------------------------------------------------- */
 
 static gboolean
@@ -610,6 +575,117 @@ check_agriclip (const AgcModel *model, const AgcTrainParams *params, GError **er
   return TRUE;
 }
 
+/* ---- the method's table ---------------------------------------------------------- */
+
+static gboolean
+aligner_prepare (gpointer self, AgcTrainerRun *run, AgcTrainResult *result, GString *images,
+                 AgcDataset *data, GCancellable *cancellable, GError **error)
+{
+  (void) images; // nothing is checkpointed
+  Fit *fit = self;
+  fit->n_classes = agc_label_set_n_classes (data->labels);
+  if (!prepare (fit, &fit->targets, result, data, fit->model, fit->image, fit->identity,
+                fit->text_model, cancellable, error))
+    return FALSE;
+  result->n_classes = fit->n_classes;
+  result->n_train = fit->n_train;
+  result->n_val = fit->n_val;
+  plan_ridges (fit, run);
+  return TRUE;
+}
+
+static gboolean
+aligner_validate (gpointer self, AgcTrainerWeights which, double *loss, double *accuracy,
+                  GError **error)
+{
+  (void) error;
+  const Fit *fit = self;
+  const float *weight, *bias;
+  if (which == AGC_TRAINER_START) // the current aligner
+    agc_agriclip_image_aligner (fit->image, &weight, &bias);
+  else
+    {
+      const Kept *k = which == AGC_TRAINER_CURRENT ? &fit->fitted : &fit->kept;
+      weight = k->weight, bias = k->bias;
+    }
+  evaluate (loss, accuracy, fit, weight, bias);
+  return TRUE;
+}
+
+static void
+aligner_start (gpointer self)
+{
+  Fit *fit = self;
+  const float *weight, *bias;
+  agc_agriclip_image_aligner (fit->image, &weight, &bias);
+  g_free (fit->kept.weight);
+  g_free (fit->kept.bias);
+  fit->kept = (Kept){ .weight = g_memdup2 (weight, sizeof (float) * fit->dim * FEATURES),
+                      .bias = g_memdup2 (bias, sizeof (float) * fit->dim) };
+  if (fit->fitted.weight == NULL)
+    fit->fitted = (Kept){ .weight = g_new (float, (size_t) fit->dim * FEATURES),
+                          .bias = g_new (float, fit->dim) };
+}
+
+/* The fit of the next ridge; cancelling stops between ridges. */
+static gboolean
+aligner_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
+               GCancellable *cancellable, GError **error)
+{
+  Fit *fit = self;
+  int k = run->epoch;
+  if (g_cancellable_is_cancelled (cancellable))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
+                   "training cancelled after %d of %d ridge strengths", k, run->n_epochs);
+      return FALSE;
+    }
+  Kept *f = &fit->fitted;
+  f->ridge = fit->ridges[k];
+  f->lambda = fit->ridges[k] * fit->unit;
+  if (!agc_ridge_solve (f->weight, f->bias, fit->ridge, f->lambda, error))
+    return FALSE;
+  *train_loss = train_error (fit, f->weight, f->bias);
+  return TRUE;
+}
+
+static void
+aligner_keep (gpointer self, int epoch)
+{
+  Fit *fit = self;
+  memcpy (fit->kept.weight, fit->fitted.weight, sizeof (float) * fit->dim * FEATURES);
+  memcpy (fit->kept.bias, fit->fitted.bias, sizeof (float) * fit->dim);
+  fit->kept.index = epoch;
+  fit->kept.ridge = fit->fitted.ridge;
+  fit->kept.lambda = fit->fitted.lambda;
+}
+
+static char *
+aligner_adapter (gpointer self, GArray *views, GPtrArray *names, const char *data_dir)
+{
+  (void) names;
+  const Fit *fit = self;
+  int dim = fit->dim;
+  AgcTensorView aligner[2] = {
+    { .name = "W", .dtype = AGC_DTYPE_F32, .n_dims = 2, .shape = { dim, FEATURES },
+      .data = (const guint8 *) fit->kept.weight, .n_bytes = sizeof (float) * dim * FEATURES },
+    { .name = "b", .dtype = AGC_DTYPE_F32, .n_dims = 1, .shape = { dim },
+      .data = (const guint8 *) fit->kept.bias, .n_bytes = sizeof (float) * dim },
+  };
+  g_array_append_vals (views, aligner, 2);
+  return training_json (fit->params, data_dir, fit->targets, &fit->kept, fit->scale);
+}
+
+static const AgcTrainerMethod aligner_method = {
+  .name = "aligner",
+  .prepare = aligner_prepare,
+  .validate = aligner_validate,
+  .start = aligner_start,
+  .epoch = aligner_epoch,
+  .keep = aligner_keep,
+  .adapter = aligner_adapter,
+};
+
 gboolean
 agc_train_aligner (AgcModel *model, const char *data_dir, const char *out_path,
                    const AgcTrainParams *params, AgcTrainResult *result,
@@ -627,43 +703,12 @@ agc_train_aligner (AgcModel *model, const char *data_dir, const char *out_path,
     return FALSE;
   int dim = agc_model_embed_dim (model);
   AgcAgriclipImage *image = agc_agriclip_image_load (&manifest, dim, error);
-  AgcDataset *data = image != NULL
-                         ? agc_dataset_open (data_dir, params->report, params->user_data, error)
-                         : NULL;
-  Fit fit = { .params = params, .dim = dim,
-              .n_classes = data != NULL ? agc_label_set_n_classes (data->labels) : 0 };
-  Targets targets;
-  gboolean ok = data != NULL
-                && prepare (&fit, &targets, result, data, model, image, identity,
-                            manifest.text_model, cancellable, error);
-  Kept kept = { 0 };
-  if (ok)
-    {
-      result->n_classes = fit.n_classes;
-      result->n_train = fit.n_train;
-      result->n_val = fit.n_val;
-      const float *weight, *bias;
-      agc_agriclip_image_aligner (image, &weight, &bias);
-      kept.weight = g_memdup2 (weight, sizeof (float) * dim * FEATURES);
-      kept.bias = g_memdup2 (bias, sizeof (float) * dim);
-      evaluate (&kept.val_loss, &kept.val_accuracy, &fit, weight, bias);
-      result->zero_shot_val_accuracy = kept.val_accuracy;
-      ok = run_ridges (&kept, result, &fit, cancellable, error);
-    }
-  if (ok)
-    {
-      result->best_epoch = kept.index;
-      result->val_loss = kept.val_loss;
-      result->val_accuracy = kept.val_accuracy;
-      ok = write_adapter (out_path, &kept, &fit, targets, model, identity, data->labels, result,
-                          data_dir, error);
-    }
-  if (ok) // leftovers of killed runs of other methods into the same file can go
-    agc_train_clean_up (out_path);
-  g_free (kept.weight);
-  g_free (kept.bias);
+  Fit fit = { .params = params, .model = model, .image = image, .identity = identity,
+              .text_model = manifest.text_model, .dim = dim };
+  gboolean ok = image != NULL
+                && agc_trainer_run (&aligner_method, &fit, model, identity, data_dir, out_path,
+                                    params, result, cancellable, error);
   fit_clear (&fit);
-  agc_dataset_free (data);
   agc_agriclip_image_free (image);
   agc_agriclip_manifest_clear (&manifest);
   return ok;

@@ -601,9 +601,7 @@ agc_pretrain (const char *data_dir, const char *tokenizer_dir, const char *out_d
   int batch = MIN (params->batch_size, pairs.n);
   int per_epoch = pairs.n / batch;
   gint64 n_steps = (gint64) params->epochs * per_epoch;
-  AgcFinetuneParams opt = agc_finetune_default_params ();
-  opt.lr = params->lr;
-  opt.weight_decay = params->weight_decay;
+  AgcAdamWParams opt = agc_adamw_params (params->lr, params->weight_decay);
   opt.clip_norm = params->clip_norm;
   opt.total_steps = (int) n_steps;
   opt.warmup_steps = params->warmup_steps >= 0 ? params->warmup_steps : (int) (n_steps / 10);

@@ -299,7 +299,7 @@ shard_free (AgcClipShard *s)
 }
 
 AgcClipTrain *
-agc_clip_train_new (AgcClipParams *weights, const AgcFinetuneParams *opt, int n_shards)
+agc_clip_train_new (AgcClipParams *weights, const AgcAdamWParams *opt, int n_shards)
 {
   g_return_val_if_fail (weights != NULL && opt != NULL, NULL);
   AgcClipTrain *t = g_new0 (AgcClipTrain, 1);
@@ -494,27 +494,26 @@ agc_clip_train_step (AgcClipTrain *t, double *grad_norm, const float *pixels, co
   g_free (scratch);
 
   // ---- clip the global norm, as torch.nn.utils.clip_grad_norm_ ----
+  // the gradient arrays: the dense ones, then this step's token rows
   AgcClipParams *g = t->grads;
-  double sum_sq = 0.0;
-  for (size_t i = 0; i < g->n_dense; i++)
-    sum_sq += (double) g->memory[i] * g->memory[i];
+  int n_arrays = 1 + (int) t->step_rows->len;
+  float **arrays = g_new (float *, n_arrays);
+  size_t *sizes = g_new (size_t, n_arrays);
+  arrays[0] = g->memory, sizes[0] = g->n_dense;
   for (guint i = 0; i < t->step_rows->len; i++)
-    {
-      const float *row = g->token_embedding + g_array_index (t->step_rows, int, i) * w;
-      for (size_t j = 0; j < w; j++)
-        sum_sq += (double) row[j] * row[j];
-    }
-  double norm = sqrt (sum_sq);
+    arrays[1 + i] = g->token_embedding + g_array_index (t->step_rows, int, i) * w, sizes[1 + i] = w;
+  double norm = agc_grad_norm (arrays, sizes, n_arrays);
   if (grad_norm != NULL)
     *grad_norm = norm;
-  float coef = 1.0f;
-  if (t->opt.clip_norm > 0.0 && t->opt.clip_norm / (norm + 1e-6) < 1.0)
-    coef = (float) (t->opt.clip_norm / (norm + 1e-6));
+  // rounded to float as torch's float32 coefficient: a float times it is
+  // exact in double, so the scaling is float arithmetic
+  agc_grad_scale (arrays, sizes, n_arrays, (float) agc_clip_factor (norm, t->opt.clip_norm));
+  g_free (sizes);
+  g_free (arrays);
 
   // ---- AdamW at the scheduled learning rate, on clipped gradients ----
   t->step++;
-  AgcAdamW adamw = { agc_finetune_lr (&t->opt, t->step), t->opt.beta1, t->opt.beta2,
-                     t->opt.eps };
+  double lr = agc_adamw_lr (&t->opt, t->step);
   int n_tensors = agc_clip_params_n_tensors (cfg);
   AgcClipTensor *tw = g_new (AgcClipTensor, 4 * (size_t) n_tensors);
   AgcClipTensor *tm = tw + n_tensors, *tv = tm + n_tensors, *tg = tv + n_tensors;
@@ -522,27 +521,16 @@ agc_clip_train_step (AgcClipTrain *t, double *grad_norm, const float *pixels, co
   agc_clip_params_tensors (tm, t->m);
   agc_clip_params_tensors (tv, t->v);
   agc_clip_params_tensors (tg, g);
-  if (coef < 1.0f)
-    {
-      for (size_t i = 0; i < g->n_dense; i++)
-        g->memory[i] *= coef;
-      for (guint i = 0; i < t->step_rows->len; i++)
-        {
-          float *row = g->token_embedding + g_array_index (t->step_rows, int, i) * w;
-          for (size_t j = 0; j < w; j++)
-            row[j] *= coef;
-        }
-    }
   for (int i = 0; i < n_tensors - 1; i++) // the dense ones
-    agc_adamw_step (tw[i].data, tm[i].data, tv[i].data, tg[i].data, tw[i].size, &adamw,
-                    tw[i].decay ? t->opt.weight_decay : 0.0, t->step);
+    agc_adamw_step (tw[i].data, tm[i].data, tv[i].data, tg[i].data, tw[i].size, &t->opt, lr,
+                    tw[i].decay, t->step);
   // the token table: rows never used have zero moments and gradient, and no
   // decay, so AdamW would leave them as they are
   for (guint i = 0; i < t->seen_rows->len; i++)
     {
       size_t at = (size_t) g_array_index (t->seen_rows, int, i) * w;
       agc_adamw_step (t->weights->token_embedding + at, t->m->token_embedding + at,
-                      t->v->token_embedding + at, g->token_embedding + at, w, &adamw, 0.0,
+                      t->v->token_embedding + at, g->token_embedding + at, w, &t->opt, lr, FALSE,
                       t->step);
     }
   g_free (tw);

@@ -14,8 +14,8 @@
  * each with its own activations and gradients and single-threaded BLAS:
  * shard s takes the samples [s B / n, (s + 1) B / n).  Only the loss sees the
  * whole batch.  Then the shards' gradients are summed, the global norm is
- * clipped and AdamW (agc_adamw_step) takes one step at the learning rate of
- * agc_finetune_lr.  Weight decay applies to the linear and convolution
+ * clipped and AdamW takes one step at the scheduled learning rate
+ * (optimizer.h).  Weight decay applies to the linear and convolution
  * matrices and the projections, not to embeddings, positions, biases, norms
  * or the scale; so rows of the token table that no caption has used yet
  * keep zero moments and AdamW leaves them exactly alone: only rows seen so
@@ -24,7 +24,7 @@
 #pragma once
 
 #include "nn/block-train.h"
-#include "train/finetune.h"
+#include "train/optimizer.h"
 
 /* Every tensor of the model, carved out of one allocation with the token
  * table last.  One layout for weights, gradients and AdamW moments. */
@@ -80,7 +80,7 @@ typedef struct AgcClipShard AgcClipShard;
 typedef struct
 {
   AgcClipConfig config;
-  AgcFinetuneParams opt;    // lr, betas, eps, weight decay, schedule, clip norm (not logit_scale)
+  AgcAdamWParams opt;       // lr, betas, eps, weight decay, schedule, clip norm
   AgcClipParams *weights;   // owned
   AgcClipParams *m, *v;     // AdamW moments
   AgcClipParams *grads;     // the last step's summed, clipped gradients (of the token
@@ -94,7 +94,7 @@ typedef struct
 } AgcClipTrain;
 
 /* Takes ownership of weights.  n_shards <= 0: agc_threads_count (). */
-AgcClipTrain *agc_clip_train_new (AgcClipParams *weights, const AgcFinetuneParams *opt,
+AgcClipTrain *agc_clip_train_new (AgcClipParams *weights, const AgcAdamWParams *opt,
                                   int n_shards);
 void agc_clip_train_free (AgcClipTrain *train);
 

@@ -1,8 +1,8 @@
-/* finetune-train.c — agc_train for method "finetune": the last K blocks of
- * a ViT image tower, ln_post and the projection trained contrastively
- * against the fixed zero-shot class embeddings of the tags' prompts
- * (finetune.h takes the steps), and an adapter holding the new tensors
- * under their Hugging Face names.
+/* finetune-train.c — agc_train for method "finetune", as a method of the
+ * trainer (trainer.h): the last K blocks of a ViT image tower, ln_post and
+ * the projection trained contrastively against the fixed zero-shot class
+ * embeddings of the tags' prompts (finetune.h takes the steps), and an
+ * adapter holding the new tensors under their Hugging Face names.
  *
  * The frozen blocks below run once per image, at the start, with the
  * inference forward (agc_vision_tower_forward_hidden); their output
@@ -43,6 +43,7 @@ enum
 typedef struct
 {
   const AgcTrainParams *params;
+  AgcModel *model;
   AgcVisionTower *tower;
   AgcTowerConfig config; /* the tower's, layers = K for the trained top */
   int n_blocks;          /* K */
@@ -55,6 +56,10 @@ typedef struct
   float *text;           /* [C, E] L2-normalised class embeddings */
   float logit_scale;
   AgcArena arena;        /* the evaluation transformer's activations */
+  AgcFinetuneWeights *original; /* the top of the tower as loaded: the start */
+  AgcFinetune *ft;       /* the weights being trained, their moments and step */
+  AgcFinetuneWeights *best;
+  AgcFinetuneRun in_epoch;
 } Fit;
 
 static void
@@ -65,6 +70,9 @@ fit_clear (Fit *fit)
   agc_train_split_clear (&fit->split);
   g_free (fit->text);
   agc_arena_clear (&fit->arena);
+  agc_finetune_free (fit->ft);
+  agc_finetune_weights_free (fit->best);
+  agc_finetune_weights_free (fit->original);
 }
 
 /* ---- the images: decoded, preprocessed, through the frozen blocks ------------- */
@@ -279,53 +287,15 @@ n_batches (const Fit *fit)
   return (fit->split.n_train + batch - 1) / batch;
 }
 
-static void
-weights_copy (AgcFinetuneWeights *to, AgcFinetuneWeights *from, const Fit *fit)
-{
-  float *dst[MAX_ARRAYS], *src[MAX_ARRAYS];
-  size_t sizes[MAX_ARRAYS];
-  int n = agc_finetune_weights_arrays (dst, sizes, NULL, to, &fit->config, fit->dim);
-  agc_finetune_weights_arrays (src, sizes, NULL, from, &fit->config, fit->dim);
-  for (int i = 0; i < n; i++)
-    memcpy (dst[i], src[i], sizes[i] * sizeof (float));
-}
-
-typedef struct
-{
-  AgcFinetune *ft;
-  AgcFinetuneWeights *best;
-  AgcFinetuneRun run;
-  const char *checkpoint;
-  const char *fingerprint;
-  gint64 saved_step; /* the step of the last checkpoint (or of the start) */
-} Training;
-
+/* The rest of epoch: one step per batch of the epoch's seeded order, from
+ * batch in_epoch.batch_done on.  Cancelling between batches keeps the
+ * batches taken (the trainer's checkpoint, when they are on). */
 static gboolean
-finished (const Training *tr, const Fit *fit)
-{
-  return tr->run.epoch >= fit->params->max_epochs
-         || (fit->split.n_val > 0 && tr->run.epoch - tr->run.best_epoch >= fit->params->patience);
-}
-
-static gboolean
-save (Training *tr, GError **error)
-{
-  if (!agc_finetune_checkpoint_write (tr->checkpoint, tr->ft, tr->best, &tr->run,
-                                      tr->fingerprint, error))
-    return FALSE;
-  tr->saved_step = tr->ft->step;
-  return TRUE;
-}
-
-/* The rest of epoch run.epoch + 1: one step per batch of the epoch's seeded
- * order, from batch run.batch_done on.  Cancelling between batches keeps
- * the batches taken (a checkpoint, when they are on). */
-static gboolean
-run_epoch (Training *tr, Fit *fit, GCancellable *cancellable, GError **error)
+run_epoch (Fit *fit, int epoch, GCancellable *cancellable, GError **error)
 {
   const AgcTrainParams *params = fit->params;
   const AgcTrainSplit *split = &fit->split;
-  int epoch = tr->run.epoch + 1, batch = params->batch_size;
+  int batch = params->batch_size;
   int *order = g_new (int, MAX (split->n_train, 1));
   for (int i = 0; i < split->n_train; i++)
     order[i] = split->train[i];
@@ -334,16 +304,13 @@ run_epoch (Training *tr, Fit *fit, GCancellable *cancellable, GError **error)
   float *xb = g_new (float, (size_t) MAX (rows, 1) * fit->image_floats); // [rows, T, D]
   int *yb = g_new (int, MAX (rows, 1));
   gboolean ok = TRUE;
-  for (int b = tr->run.batch_done; ok && b < n_batches (fit); b++)
+  for (int b = fit->in_epoch.batch_done; ok && b < n_batches (fit); b++)
     {
       if (g_cancellable_is_cancelled (cancellable))
         {
-          if (params->checkpoint_every > 0 && tr->ft->step > tr->saved_step && !save (tr, error))
-            ok = FALSE;
-          else
-            g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
-                         "training cancelled in epoch %d (%d of %d batches done)", epoch, b,
-                         n_batches (fit));
+          g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
+                       "training cancelled in epoch %d (%d of %d batches done)", epoch, b,
+                       n_batches (fit));
           ok = FALSE;
           break;
         }
@@ -355,45 +322,15 @@ run_epoch (Training *tr, Fit *fit, GCancellable *cancellable, GError **error)
                   fit->image_floats * sizeof (float));
           yb[j] = fit->class_of[i];
         }
-      double loss = agc_finetune_step (tr->ft, NULL, xb, n, fit->n_tokens, fit->text, yb,
+      double loss = agc_finetune_step (fit->ft, NULL, xb, n, fit->n_tokens, fit->text, yb,
                                        split->train_weights, fit->n_classes);
-      tr->run.loss_sum += n * loss;
-      tr->run.batch_done = b + 1;
+      fit->in_epoch.loss_sum += n * loss;
+      fit->in_epoch.batch_done = b + 1;
     }
   g_free (yb);
   g_free (xb);
   g_free (order);
   return ok;
-}
-
-/* Epochs until done; a checkpoint every checkpoint_every epochs. */
-static gboolean
-run_epochs (Training *tr, Fit *fit, GCancellable *cancellable, GError **error)
-{
-  const AgcTrainParams *params = fit->params;
-  while (!finished (tr, fit))
-    {
-      if (!run_epoch (tr, fit, cancellable, error))
-        return FALSE;
-      double train_loss = tr->run.loss_sum / MAX (fit->split.n_train, 1), val_loss, val_accuracy;
-      tr->run.epoch++;
-      tr->run.batch_done = 0;
-      tr->run.loss_sum = 0.0;
-      if (!evaluate (&val_loss, &val_accuracy, fit, tr->ft->weights, error))
-        return FALSE;
-      if (fit->split.n_val == 0 || val_loss < tr->run.best_val_loss)
-        {
-          weights_copy (tr->best, tr->ft->weights, fit);
-          tr->run.best_epoch = tr->run.epoch;
-          tr->run.best_val_loss = fit->split.n_val > 0 ? val_loss : INFINITY;
-        }
-      agc_train_report (params, AGC_TRAIN_STAGE_EPOCH, tr->run.epoch, params->max_epochs,
-                        train_loss, val_loss, val_accuracy);
-      if (params->checkpoint_every > 0 && tr->run.epoch % params->checkpoint_every == 0
-          && !finished (tr, fit) && !save (tr, error))
-        return FALSE;
-    }
-  return TRUE;
 }
 
 /* ---- settings, fingerprint, adapter ------------------------------------------------ */
@@ -436,41 +373,23 @@ check_settings (const AgcTrainParams *p, AgcModel *model, AgcVisionTower *tower,
   return TRUE;
 }
 
-/* What decides the trained weights: not patience (it only cuts the same
- * sequence of epochs shorter) nor the mix (applied when writing), but the
- * epochs, which set the learning-rate schedule. */
-static char *
-fingerprint_of (const Fit *fit, const char *identity, const AgcLabelSet *labels,
-                const GString *images)
-{
-  const AgcTrainParams *p = fit->params;
-  g_autoptr (GString) text = g_string_new ("agriclip finetune 1\n");
-  g_string_append_printf (text, "model %s\nseed %" G_GUINT64_FORMAT "\nval_fraction %a\n"
-                          "learning_rate %a\nweight_decay %a\nbatch_size %d\nblocks %d\n"
-                          "warmup %a\nmax_epochs %d\n",
-                          identity, p->seed, p->val_fraction, p->learning_rate, p->weight_decay,
-                          p->batch_size, p->finetune_blocks, p->finetune_warmup, p->max_epochs);
-  return agc_train_fingerprint (text, labels, images);
-}
-
 static void
 add_finetune_settings (JsonBuilder *b, const AgcTrainParams *p)
 {
   agc_json_add_int (b, "blocks", p->finetune_blocks);
   agc_json_add_number (b, "mix", p->finetune_mix);
   agc_json_add_number (b, "warmup", p->finetune_warmup);
-  agc_json_add_number (b, "clip_norm", agc_finetune_default_params ().clip_norm);
+  agc_json_add_number (b, "clip_norm", agc_finetune_default_params ().adamw.clip_norm);
 }
 
-/* The tensors of w under their Hugging Face names, q, k and v apart. */
-static gboolean
-write_adapter (const char *out_path, const Fit *fit, AgcFinetuneWeights *w, AgcModel *model,
-               const char *identity, const AgcLabelSet *labels, const AgcTrainResult *result,
-               const char *data_dir, GError **error)
+/* The tensors of the best weights under their Hugging Face names, q, k
+ * and v apart, and the settings. */
+static char *
+finetune_adapter (gpointer self, GArray *views, GPtrArray *names, const char *data_dir)
 {
+  const Fit *fit = self;
+  const AgcFinetuneWeights *w = fit->best;
   size_t d = fit->width, m = fit->config.mlp_width, e = fit->dim;
-  GArray *views = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
-  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   // one tensor: name, data, shape [rows] or [rows, cols]
   #define ADD(NAME, DATA, ROWS, COLS)                                                          \
     do                                                                                         \
@@ -521,55 +440,150 @@ write_adapter (const char *out_path, const Fit *fit, AgcFinetuneWeights *w, AgcM
   ADD ("vision_model.post_layernorm.bias", w->post_ln_bias, d, 0);
   ADD ("visual_projection.weight", w->projection, e, d);
   #undef ADD
-  g_autofree char *metrics = agc_train_metrics_json (result);
-  g_autofree char *training = agc_train_settings_json (
+  return agc_train_settings_json (
       fit->params, data_dir, "AdamW, warm-up + cosine, gradient norm clipped at 1",
       "class-weighted contrastive (image vs. prompt classes)", add_finetune_settings);
-  gboolean ok = agc_adapter_write (out_path, "finetune", model, identity, labels,
-                                   (const AgcTensorView *) views->data, (int) views->len, metrics,
-                                   training, error);
-  g_ptr_array_unref (names);
-  g_array_unref (views);
-  return ok;
 }
 
-/* ---- the run -------------------------------------------------------------------------- */
+/* ---- the method's table ---------------------------------------------------------- */
 
-/* ft's state from a matching checkpoint, or left as it starts. */
-static void
-resume (Training *tr, const Fit *fit, AgcFinetuneWeights *original)
+static gboolean
+finetune_prepare (gpointer self, AgcTrainerRun *run, AgcTrainResult *result, GString *images,
+                  AgcDataset *data, GCancellable *cancellable, GError **error)
 {
-  const AgcTrainParams *params = fit->params;
-  if (!params->resume || !g_file_test (tr->checkpoint, G_FILE_TEST_EXISTS))
-    return;
-  GError *problem = NULL;
-  AgcFinetuneRun fresh = tr->run;
-  if (agc_finetune_checkpoint_read (tr->checkpoint, tr->ft, tr->best, &tr->run, tr->fingerprint,
-                                    &problem))
-    {
-      tr->saved_step = tr->ft->step;
-      agc_train_report (params, AGC_TRAIN_STAGE_RESUME, tr->run.epoch, params->max_epochs, NAN,
-                        NAN, NAN);
-      return;
-    }
-  // a half-read checkpoint: back to the start
-  tr->run = fresh;
-  g_prefix_error (&problem, "not resuming, starting afresh: ");
-  agc_train_report_problem (params, problem);
-  g_clear_error (&problem);
-  weights_copy (tr->ft->weights, original, fit);
-  weights_copy (tr->best, original, fit);
-  float *arrays[MAX_ARRAYS];
-  size_t sizes[MAX_ARRAYS];
-  for (int s = 0; s < 2; s++)
-    {
-      int n = agc_finetune_weights_arrays (arrays, sizes, NULL, s ? tr->ft->v : tr->ft->m,
-                                           &fit->config, fit->dim);
-      for (int i = 0; i < n; i++)
-        memset (arrays[i], 0, sizes[i] * sizeof (float));
-    }
-  tr->ft->step = 0;
+  (void) run;
+  Fit *fit = self;
+  fit->n_classes = agc_label_set_n_classes (data->labels);
+  // the starting point: copies of the top of the tower
+  fit->original = agc_finetune_weights_new (&fit->config, fit->n_blocks, fit->dim);
+  for (int k = 0; k < fit->n_blocks; k++)
+    agc_vision_tower_copy_block (fit->tower, fit->first_layer + k, fit->original->blocks[k]);
+  agc_vision_tower_copy_head (fit->tower, fit->original->post_ln_weight,
+                              fit->original->post_ln_bias, fit->original->projection);
+  if (!prepare (fit, result, images, data, fit->model, cancellable, error)
+      || !class_embeddings (fit, fit->model, data->labels, cancellable, error))
+    return FALSE;
+  result->n_classes = fit->n_classes;
+  result->n_train = fit->split.n_train;
+  result->n_val = fit->split.n_val;
+  return TRUE;
 }
+
+static gboolean
+finetune_validate (gpointer self, AgcTrainerWeights which, double *loss, double *accuracy,
+                   GError **error)
+{
+  Fit *fit = self;
+  const AgcFinetuneWeights *w = which == AGC_TRAINER_START     ? fit->original
+                                : which == AGC_TRAINER_CURRENT ? fit->ft->weights
+                                                               : fit->best;
+  return evaluate (loss, accuracy, fit, w, error);
+}
+
+static void
+finetune_start (gpointer self)
+{
+  Fit *fit = self;
+  const AgcTrainParams *params = fit->params;
+  AgcFinetuneParams fp = agc_finetune_default_params ();
+  fp.adamw.lr = params->learning_rate;
+  fp.adamw.weight_decay = params->weight_decay;
+  fp.adamw.total_steps = MAX (params->max_epochs * n_batches (fit), 1);
+  fp.adamw.warmup_steps = warmup_steps (params, fp.adamw.total_steps);
+  fp.logit_scale = fit->logit_scale;
+  agc_finetune_free (fit->ft);
+  fit->ft = agc_finetune_new (&fit->config, fit->dim, fit->n_blocks,
+                              (const AgcBlock *const *) fit->original->blocks,
+                              fit->original->post_ln_weight, fit->original->post_ln_bias,
+                              fit->original->projection, &fp);
+  agc_finetune_weights_free (fit->best);
+  fit->best = agc_finetune_weights_new (&fit->config, fit->n_blocks, fit->dim);
+  agc_finetune_weights_copy (fit->best, fit->original, &fit->config, fit->dim);
+  fit->in_epoch = (AgcFinetuneRun){ 0 };
+}
+
+static gboolean
+finetune_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
+                GCancellable *cancellable, GError **error)
+{
+  Fit *fit = self;
+  if (!run_epoch (fit, run->epoch + 1, cancellable, error))
+    return FALSE;
+  *train_loss = fit->in_epoch.loss_sum / MAX (fit->split.n_train, 1);
+  fit->in_epoch = (AgcFinetuneRun){ 0 };
+  return TRUE;
+}
+
+static void
+finetune_keep (gpointer self, int epoch)
+{
+  (void) epoch;
+  Fit *fit = self;
+  agc_finetune_weights_copy (fit->best, fit->ft->weights, &fit->config, fit->dim);
+}
+
+/* WiSE-FT: the kept epoch's weights mixed with the original ones. */
+static void
+finetune_finish (gpointer self)
+{
+  Fit *fit = self;
+  float *kept[MAX_ARRAYS], *start[MAX_ARRAYS];
+  size_t sizes[MAX_ARRAYS];
+  int n = agc_finetune_weights_arrays (kept, sizes, NULL, fit->best, &fit->config, fit->dim);
+  agc_finetune_weights_arrays (start, sizes, NULL, fit->original, &fit->config, fit->dim);
+  for (int i = 0; i < n; i++)
+    agc_finetune_interpolate (kept[i], start[i], kept[i], sizes[i], fit->params->finetune_mix);
+}
+
+/* Beside the shared settings: not patience (it only cuts the same sequence
+ * of epochs shorter) nor the mix (applied when writing), but the epochs,
+ * which set the learning-rate schedule. */
+static void
+finetune_fingerprint (gpointer self, GString *text)
+{
+  const AgcTrainParams *p = ((Fit *) self)->params;
+  g_string_append_printf (text, "blocks %d\nwarmup %a\nmax_epochs %d\n", p->finetune_blocks,
+                          p->finetune_warmup, p->max_epochs);
+}
+
+static gint64
+finetune_steps (gpointer self)
+{
+  return ((Fit *) self)->ft->step;
+}
+
+static gboolean
+finetune_checkpoint_write (gpointer self, const char *path, const AgcTrainerRun *run,
+                           const char *fingerprint, GError **error)
+{
+  Fit *fit = self;
+  return agc_finetune_checkpoint_write (path, fit->ft, fit->best, run, &fit->in_epoch,
+                                        fingerprint, error);
+}
+
+static gboolean
+finetune_checkpoint_read (gpointer self, const char *path, AgcTrainerRun *run,
+                          const char *fingerprint, GError **error)
+{
+  Fit *fit = self;
+  return agc_finetune_checkpoint_read (path, fit->ft, fit->best, run, &fit->in_epoch,
+                                       fingerprint, error);
+}
+
+static const AgcTrainerMethod finetune_method = {
+  .name = "finetune",
+  .prepare = finetune_prepare,
+  .validate = finetune_validate,
+  .start = finetune_start,
+  .epoch = finetune_epoch,
+  .keep = finetune_keep,
+  .finish = finetune_finish,
+  .adapter = finetune_adapter,
+  .fingerprint = finetune_fingerprint,
+  .steps = finetune_steps,
+  .checkpoint_write = finetune_checkpoint_write,
+  .checkpoint_read = finetune_checkpoint_read,
+};
 
 gboolean
 agc_train_finetune (AgcModel *model, const char *data_dir, const char *out_path,
@@ -582,84 +596,17 @@ agc_train_finetune (AgcModel *model, const char *data_dir, const char *out_path,
   g_autofree char *identity = agc_model_identity (model, error);
   if (identity == NULL)
     return FALSE;
-  AgcDataset *data = agc_dataset_open (data_dir, params->report, params->user_data, error);
-  if (data == NULL)
-    return FALSE;
   const AgcTowerConfig *tc = agc_vision_tower_config (tower);
-  Fit fit = { .params = params, .tower = tower, .config = *tc,
+  Fit fit = { .params = params, .model = model, .tower = tower, .config = *tc,
               .n_blocks = params->finetune_blocks,
               .first_layer = tc->layers - params->finetune_blocks,
               .n_tokens = agc_vision_tower_n_tokens (tower), .width = tc->width,
               .dim = agc_vision_tower_embed_dim (tower),
-              .n_classes = agc_label_set_n_classes (data->labels),
               .logit_scale = agc_model_logit_scale (model) };
   fit.config.layers = fit.n_blocks;
   fit.image_floats = (size_t) fit.n_tokens * fit.width;
-
-  // the starting point: copies of the top of the tower
-  AgcFinetuneWeights *original = agc_finetune_weights_new (&fit.config, fit.n_blocks, fit.dim);
-  for (int k = 0; k < fit.n_blocks; k++)
-    agc_vision_tower_copy_block (tower, fit.first_layer + k, original->blocks[k]);
-  agc_vision_tower_copy_head (tower, original->post_ln_weight, original->post_ln_bias,
-                              original->projection);
-
-  g_autoptr (GString) images = g_string_new (NULL);
-  g_autofree char *checkpoint = g_strconcat (out_path, ".checkpoint", NULL);
-  g_autofree char *fingerprint = NULL;
-  Training tr = { .checkpoint = checkpoint };
-  gboolean ok = prepare (&fit, result, images, data, model, cancellable, error)
-                && class_embeddings (&fit, model, data->labels, cancellable, error);
-  double zero_shot_loss = NAN;
-  if (ok)
-    {
-      result->n_classes = fit.n_classes;
-      result->n_train = fit.split.n_train;
-      result->n_val = fit.split.n_val;
-      ok = evaluate (&zero_shot_loss, &result->zero_shot_val_accuracy, &fit, original, error);
-    }
-  if (ok)
-    {
-      fingerprint = fingerprint_of (&fit, identity, data->labels, images);
-      AgcFinetuneParams fp = agc_finetune_default_params ();
-      fp.lr = params->learning_rate;
-      fp.weight_decay = params->weight_decay;
-      fp.total_steps = MAX (params->max_epochs * n_batches (&fit), 1);
-      fp.warmup_steps = warmup_steps (params, fp.total_steps);
-      fp.logit_scale = fit.logit_scale;
-      tr.ft = agc_finetune_new (&fit.config, fit.dim, fit.n_blocks,
-                                (const AgcBlock *const *) original->blocks,
-                                original->post_ln_weight, original->post_ln_bias,
-                                original->projection, &fp);
-      tr.best = agc_finetune_weights_new (&fit.config, fit.n_blocks, fit.dim);
-      weights_copy (tr.best, original, &fit);
-      // a trained epoch must beat zero-shot to be kept
-      tr.run.best_val_loss = fit.split.n_val > 0 ? zero_shot_loss : INFINITY;
-      tr.fingerprint = fingerprint;
-      resume (&tr, &fit, original);
-      result->resumed_epoch = tr.run.epoch;
-      ok = run_epochs (&tr, &fit, cancellable, error);
-    }
-  if (ok)
-    {
-      // WiSE-FT: the kept epoch's weights mixed with the original ones
-      float *kept[MAX_ARRAYS], *start[MAX_ARRAYS];
-      size_t sizes[MAX_ARRAYS];
-      int n = agc_finetune_weights_arrays (kept, sizes, NULL, tr.best, &fit.config, fit.dim);
-      agc_finetune_weights_arrays (start, sizes, NULL, original, &fit.config, fit.dim);
-      for (int i = 0; i < n; i++)
-        agc_finetune_interpolate (kept[i], start[i], kept[i], sizes[i], params->finetune_mix);
-      result->epochs = tr.run.epoch;
-      result->best_epoch = tr.run.best_epoch;
-      ok = evaluate (&result->val_loss, &result->val_accuracy, &fit, tr.best, error)
-           && write_adapter (out_path, &fit, tr.best, model, identity, data->labels, result,
-                             data_dir, error);
-    }
-  if (ok) // the adapter is safe on disk: the checkpoint and leftovers of killed runs can go
-    agc_train_clean_up (out_path);
-  agc_finetune_free (tr.ft);
-  agc_finetune_weights_free (tr.best);
-  agc_finetune_weights_free (original);
+  gboolean ok = agc_trainer_run (&finetune_method, &fit, model, identity, data_dir, out_path,
+                                 params, result, cancellable, error);
   fit_clear (&fit);
-  agc_dataset_free (data);
   return ok;
 }

@@ -1,11 +1,13 @@
 /* finetune.c — one contrastive fine-tuning step of the vision tower's top
- * (finetune.h): forward keeping activations, backward, clipping, AdamW. */
+ * (finetune.h): forward keeping activations, backward, then the optimiser
+ * (optimizer.h): clipping, AdamW. */
 #include "train/finetune.h"
 
 #include "nn/backward.h"
 #include "kernels/ops.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
+#include "train/checkpoint.h"
 
 #include <math.h>
 #include <string.h>
@@ -61,25 +63,15 @@ agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
 AgcFinetuneParams
 agc_finetune_default_params (void)
 {
-  return (AgcFinetuneParams){ .lr = 1e-5, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
-                              .weight_decay = 0.1, .warmup_steps = 0, .total_steps = 1,
-                              .clip_norm = 1.0, .logit_scale = 100.0f };
+  AgcAdamWParams adamw = agc_adamw_params (1e-5, 0.1);
+  adamw.total_steps = 1;
+  adamw.clip_norm = 1.0;
+  return (AgcFinetuneParams){ .adamw = adamw, .logit_scale = 100.0f };
 }
 
-double
-agc_finetune_lr (const AgcFinetuneParams *p, gint64 step)
-{
-  if (step <= p->warmup_steps)
-    return p->lr * (double) step / p->warmup_steps;
-  int decay_steps = p->total_steps - p->warmup_steps;
-  if (decay_steps <= 0)
-    return p->lr;
-  double progress = MIN (1.0, (double) (step - p->warmup_steps) / decay_steps);
-  return p->lr * 0.5 * (1.0 + cos (G_PI * progress));
-}
-
-static void
-weights_copy (AgcFinetuneWeights *dst, AgcFinetuneWeights *src, const AgcTowerConfig *c, int e)
+void
+agc_finetune_weights_copy (AgcFinetuneWeights *dst, AgcFinetuneWeights *src,
+                           const AgcTowerConfig *c, int e)
 {
   float *to[12 * 64 + 3], *from[12 * 64 + 3];
   size_t sizes[12 * 64 + 3];
@@ -111,7 +103,7 @@ agc_finetune_new (const AgcTowerConfig *config, int embed_dim, int n_blocks,
                                .post_ln_weight = (float *) post_ln_weight,
                                .post_ln_bias = (float *) post_ln_bias,
                                .projection = (float *) projection };
-  weights_copy (ft->weights, &given, config, embed_dim);
+  agc_finetune_weights_copy (ft->weights, &given, config, embed_dim);
   return ft;
 }
 
@@ -205,32 +197,21 @@ agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int 
   g_free (dx_below);
 
   // ---- clip the global norm, as torch.nn.utils.clip_grad_norm_ ----
-  double sum_sq = 0.0;
-  for (int i = 0; i < n_arrays; i++)
-    for (size_t j = 0; j < sizes[i]; j++)
-      sum_sq += (double) grads[i][j] * grads[i][j];
-  double norm = sqrt (sum_sq);
+  const AgcAdamWParams *opt = &ft->params.adamw;
+  double norm = agc_grad_norm (grads, sizes, n_arrays);
   if (grad_norm != NULL)
     *grad_norm = norm;
-  if (ft->params.clip_norm > 0.0)
-    {
-      double coef = ft->params.clip_norm / (norm + 1e-6);
-      if (coef < 1.0)
-        for (int i = 0; i < n_arrays; i++)
-          for (size_t j = 0; j < sizes[i]; j++)
-            grads[i][j] = (float) (grads[i][j] * coef);
-    }
+  agc_grad_scale (grads, sizes, n_arrays, agc_clip_factor (norm, opt->clip_norm));
 
   // ---- AdamW at the scheduled learning rate ----
   ft->step++;
-  AgcAdamW adamw = { agc_finetune_lr (&ft->params, ft->step), ft->params.beta1,
-                     ft->params.beta2, ft->params.eps };
+  double lr = agc_adamw_lr (opt, ft->step);
   agc_finetune_weights_arrays (arrays, sizes, decays, w, c, e);
   agc_finetune_weights_arrays (moments_m, sizes, NULL, ft->m, c, e);
   agc_finetune_weights_arrays (moments_v, sizes, NULL, ft->v, c, e);
   for (int i = 0; i < n_arrays; i++)
-    agc_adamw_step (arrays[i], moments_m[i], moments_v[i], grads[i], sizes[i], &adamw,
-                    decays[i] ? ft->params.weight_decay : 0.0, ft->step);
+    agc_adamw_step (arrays[i], moments_m[i], moments_v[i], grads[i], sizes[i], opt, lr, decays[i],
+                    ft->step);
   g_free (scratch);
   return loss;
 }
@@ -265,8 +246,8 @@ checkpoint_sets (AgcFinetuneWeights *sets[4], AgcFinetune *ft, AgcFinetuneWeight
 
 gboolean
 agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft, AgcFinetuneWeights *best,
-                               const AgcFinetuneRun *run, const char *fingerprint,
-                               GError **error)
+                               const AgcTrainerRun *run, const AgcFinetuneRun *in_epoch,
+                               const char *fingerprint, GError **error)
 {
   AgcFinetuneWeights *sets[4];
   checkpoint_sets (sets, ft, best);
@@ -276,7 +257,7 @@ agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft, AgcFinetuneWei
                                               ft->embed_dim);
   GArray *views = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  double numbers[N_RUN] = { run->epoch, run->batch_done, run->loss_sum, run->best_epoch,
+  double numbers[N_RUN] = { run->epoch, in_epoch->batch_done, in_epoch->loss_sum, run->best_epoch,
                             run->best_val_loss, (double) ft->step };
   AgcTensorView v = { .name = "run", .dtype = AGC_DTYPE_F64, .n_dims = 1, .shape = { N_RUN },
                       .data = (const guint8 *) numbers, .n_bytes = sizeof numbers };
@@ -294,10 +275,7 @@ agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft, AgcFinetuneWei
           g_array_append_val (views, v);
         }
     }
-  g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
-  g_hash_table_insert (meta, "agriclip.kind", "checkpoint");
-  g_hash_table_insert (meta, "agriclip.method", "finetune");
-  g_hash_table_insert (meta, "agriclip.fingerprint", (gpointer) fingerprint);
+  g_autoptr (GHashTable) meta = agc_checkpoint_metadata_new ("finetune", fingerprint);
   gboolean ok = agc_safetensors_write (path, (const AgcTensorView *) views->data, (int) views->len,
                                        meta, TRUE, error);
   g_ptr_array_unref (names);
@@ -306,25 +284,18 @@ agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft, AgcFinetuneWei
 }
 
 static gboolean
-read_parts (AgcFinetune *ft, AgcFinetuneWeights *best, AgcFinetuneRun *run,
-            const AgcSafetensors *file, const char *fingerprint, const char **reason)
+read_parts (AgcFinetune *ft, AgcFinetuneWeights *best, AgcTrainerRun *run,
+            AgcFinetuneRun *in_epoch, const AgcSafetensors *file, const char **reason)
 {
-  GHashTable *meta = agc_safetensors_metadata (file);
-  const char *kind = meta != NULL ? g_hash_table_lookup (meta, "agriclip.kind") : NULL;
-  const char *method = meta != NULL ? g_hash_table_lookup (meta, "agriclip.method") : NULL;
-  const char *print = meta != NULL ? g_hash_table_lookup (meta, "agriclip.fingerprint") : NULL;
-  if (g_strcmp0 (kind, "checkpoint") != 0 || g_strcmp0 (method, "finetune") != 0)
-    return *reason = "not a finetune training checkpoint", FALSE;
-  if (g_strcmp0 (print, fingerprint) != 0)
-    return *reason = "made with another model, other data or other settings", FALSE;
   const AgcTensorView *t = agc_safetensors_find (file, "run");
   if (t == NULL || t->dtype != AGC_DTYPE_F64 || t->n_dims != 1 || t->shape[0] != N_RUN)
     return *reason = "its run state is missing", FALSE;
   double numbers[N_RUN];
   memcpy (numbers, t->data, sizeof numbers);
-  *run = (AgcFinetuneRun){ .epoch = (int) numbers[0], .batch_done = (int) numbers[1],
-                           .loss_sum = numbers[2], .best_epoch = (int) numbers[3],
-                           .best_val_loss = numbers[4] };
+  run->epoch = (int) numbers[0];
+  *in_epoch = (AgcFinetuneRun){ .batch_done = (int) numbers[1], .loss_sum = numbers[2] };
+  run->best_epoch = (int) numbers[3];
+  run->best_val_loss = numbers[4];
   ft->step = (gint64) numbers[5];
   AgcFinetuneWeights *sets[4];
   checkpoint_sets (sets, ft, best);
@@ -349,18 +320,16 @@ read_parts (AgcFinetune *ft, AgcFinetuneWeights *best, AgcFinetuneRun *run,
 
 gboolean
 agc_finetune_checkpoint_read (const char *path, AgcFinetune *ft, AgcFinetuneWeights *best,
-                              AgcFinetuneRun *run, const char *fingerprint, GError **error)
+                              AgcTrainerRun *run, AgcFinetuneRun *in_epoch,
+                              const char *fingerprint, GError **error)
 {
-  AgcSafetensors *file = agc_safetensors_open (path, error);
+  AgcSafetensors *file = agc_checkpoint_open (path, "finetune", fingerprint, error);
   if (file == NULL)
     return FALSE;
   const char *reason = NULL;
-  gboolean ok = read_parts (ft, best, run, file, fingerprint, &reason);
+  gboolean ok = read_parts (ft, best, run, in_epoch, file, &reason);
   agc_safetensors_free (file);
   if (!ok)
-    {
-      g_autofree char *shown = g_filename_display_name (path);
-      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s", shown, reason);
-    }
+    agc_checkpoint_refuse (error, path, reason);
   return ok;
 }

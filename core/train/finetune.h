@@ -7,13 +7,14 @@
  * L - K), and goes
  *   K blocks -> class token -> ln_post -> @ projection^T -> L2 -> loss
  * with agc_contrastive_loss_backward's loss, then clips the global gradient
- * norm, and takes one AdamW step (agc_adamw_step) at the learning rate of
- * a linear warm-up followed by a cosine decay to 0.  Weight decay applies to
+ * norm, and takes one AdamW step at the learning rate of a linear warm-up
+ * followed by a cosine decay to 0 (optimizer.h).  Weight decay applies to
  * matrices only (not to biases and norm weights). */
 #pragma once
 
 #include "nn/block-train.h"
-#include "train/probe.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
 
 /* Every trainable tensor; one layout for weights, gradients and moments. */
 typedef struct
@@ -33,24 +34,19 @@ void agc_finetune_weights_free (AgcFinetuneWeights *weights);
 int agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
                                  AgcFinetuneWeights *weights, const AgcTowerConfig *config,
                                  int embed_dim);
+/* dst = src, both of config and embed_dim. */
+void agc_finetune_weights_copy (AgcFinetuneWeights *dst, AgcFinetuneWeights *src,
+                                const AgcTowerConfig *config, int embed_dim);
 
 typedef struct
 {
-  double lr;            /* peak learning rate */
-  double beta1, beta2, eps;
-  double weight_decay;
-  int warmup_steps;     /* lr rises linearly over these steps */
-  int total_steps;      /* then falls as a half cosine, reaching 0 here */
-  double clip_norm;     /* global gradient norm limit; <= 0: none */
+  AgcAdamWParams adamw; /* with the schedule and the clip norm */
   float logit_scale;    /* CLIP's exp(logit_scale), e.g. 100 */
 } AgcFinetuneParams;
 
 /* lr 1e-5, betas 0.9 / 0.999, eps 1e-8, weight decay 0.1, no warm-up, one
  * step, clip norm 1, logit scale 100. */
 AgcFinetuneParams agc_finetune_default_params (void);
-
-/* The learning rate of step (1 for the first). */
-double agc_finetune_lr (const AgcFinetuneParams *params, gint64 step);
 
 typedef struct
 {
@@ -83,28 +79,29 @@ double agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidde
 void agc_finetune_interpolate (float *out, const float *original, const float *finetuned,
                                size_t n, double alpha);
 
-/* ---- a training run's state, and its checkpoints (finetune-train.c) ---- */
+/* ---- checkpoints (finetune-train.c) ---- */
 
-/* Where a run is, beside the AgcFinetune's weights, moments and step. */
+/* Where a run is inside an epoch, beside the trainer's run and the
+ * AgcFinetune's weights, moments and step. */
 typedef struct
 {
-  int epoch;            /* epochs finished */
   int batch_done;       /* batches of epoch + 1 already taken (a cancelled epoch) */
   double loss_sum;      /* Σ batch size · loss over those batches */
-  int best_epoch;       /* 0: the original weights */
-  double best_val_loss; /* INFINITY without validation images */
 } AgcFinetuneRun;
 
 /* A checkpoint: the weights, AdamW moments and step of ft, the weights of
- * the best epoch (best, same layout), run and a fingerprint of what
- * produced them (model, data, settings).  Written atomically and durably;
- * agriclip.kind "checkpoint", so that it is never taken for an adapter. */
+ * the best epoch (best, same layout), run, in_epoch and a fingerprint of
+ * what produced them (model, data, settings).  Written atomically and
+ * durably; agriclip.kind "checkpoint", so that it is never taken for an
+ * adapter. */
 gboolean agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft,
-                                        AgcFinetuneWeights *best, const AgcFinetuneRun *run,
-                                        const char *fingerprint, GError **error);
-/* Fills ft, best and run from a checkpoint written for the same
+                                        AgcFinetuneWeights *best, const AgcTrainerRun *run,
+                                        const AgcFinetuneRun *in_epoch, const char *fingerprint,
+                                        GError **error);
+/* Fills ft, best, run and in_epoch from a checkpoint written for the same
  * fingerprint and sizes; fails (leaving them partly filled: start afresh
  * with new ones) otherwise. */
 gboolean agc_finetune_checkpoint_read (const char *path, AgcFinetune *ft,
-                                       AgcFinetuneWeights *best, AgcFinetuneRun *run,
-                                       const char *fingerprint, GError **error);
+                                       AgcFinetuneWeights *best, AgcTrainerRun *run,
+                                       AgcFinetuneRun *in_epoch, const char *fingerprint,
+                                       GError **error);

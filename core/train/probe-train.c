@@ -1,7 +1,6 @@
-/* probe-train.c — agc_train for the probe: the tagged folder's images
- * embedded through the cache, split and class-weighted, the zero-shot head
- * as the start, epochs of AdamW with early stopping on the validation loss,
- * checkpoints, and the adapter at the end.
+/* probe-train.c — agc_train for the probe, as a method of the trainer
+ * (trainer.h): the tagged folder's images embedded through the cache, split
+ * and class-weighted, the zero-shot head as the start, epochs of AdamW.
  *
  * Determinism is what makes resuming exact: the split and each epoch's
  * batch order come from (seed, class) and (seed, epoch) alone, and the
@@ -12,6 +11,7 @@
 #include "models/adapter.h"
 #include "train/dataset.h"
 #include "models/embedding-cache.h"
+#include "train/optimizer.h"
 #include "train/train-common.h"
 
 #include <json-glib/json-glib.h>
@@ -25,6 +25,10 @@
 typedef struct
 {
   const AgcTrainParams *params;
+  AgcModel *model;
+  const char *identity;
+  float *init;          /* [C, E] the zero-shot head: the start */
+  AgcProbeState *s;     /* the head being trained */
   int n_classes;
   int dim;
   int n_train;
@@ -46,6 +50,8 @@ fit_clear (Fit *fit)
   g_free (fit->x_val);
   g_free (fit->y_val);
   g_free (fit->val_weights);
+  g_free (fit->init);
+  agc_probe_state_free (fit->s);
 }
 
 /* Splits the readable images x[n, E] of classes class_of[n] into the
@@ -153,11 +159,10 @@ evaluate (double *loss, double *accuracy, const Fit *fit, const float *weight, c
 /* One pass over the training images in a seeded order, one AdamW step per
  * batch; returns the mean training loss. */
 static double
-run_epoch (AgcProbeState *s, const Fit *fit)
+run_epoch (AgcProbeState *s, const Fit *fit, int epoch)
 {
   const AgcTrainParams *params = fit->params;
   int dim = fit->dim, n_classes = fit->n_classes, batch = params->batch_size;
-  int epoch = s->epoch + 1;
   int *order = g_new (int, MAX (fit->n_train, 1));
   for (int i = 0; i < fit->n_train; i++)
     order[i] = i;
@@ -167,7 +172,7 @@ run_epoch (AgcProbeState *s, const Fit *fit)
   int *yb = g_new (int, rows);
   float *grad_weight = g_new (float, (size_t) n_classes * dim);
   float *grad_bias = g_new (float, n_classes);
-  AgcAdamW adamw = { params->learning_rate, 0.9, 0.999, 1e-8 };
+  AgcAdamWParams adamw = agc_adamw_params (params->learning_rate, params->weight_decay);
   double loss_sum = 0.0;
   for (int start = 0; start < fit->n_train; start += batch)
     {
@@ -184,81 +189,18 @@ run_epoch (AgcProbeState *s, const Fit *fit)
                                                fit->train_weights, s->weight, s->bias, n, dim,
                                                n_classes);
       s->step++;
+      double lr = agc_adamw_lr (&adamw, s->step);
       agc_adamw_step (s->weight, s->m_weight, s->v_weight, grad_weight,
-                      (size_t) n_classes * dim, &adamw, params->weight_decay, s->step);
-      agc_adamw_step (s->bias, s->m_bias, s->v_bias, grad_bias, n_classes, &adamw, 0.0, s->step);
+                      (size_t) n_classes * dim, &adamw, lr, TRUE, s->step);
+      agc_adamw_step (s->bias, s->m_bias, s->v_bias, grad_bias, n_classes, &adamw, lr, FALSE,
+                      s->step);
     }
-  s->epoch = epoch;
   g_free (grad_bias);
   g_free (grad_weight);
   g_free (yb);
   g_free (xb);
   g_free (order);
   return loss_sum / MAX (fit->n_train, 1);
-}
-
-static gboolean
-finished (const AgcProbeState *s, const Fit *fit)
-{
-  return s->epoch >= fit->params->max_epochs
-         || (fit->n_val > 0 && s->epoch - s->best_epoch >= fit->params->patience);
-}
-
-/* Epochs until done; a checkpoint every checkpoint_every epochs, and one
- * when cancelled, so that no finished epoch is lost. */
-static gboolean
-run_epochs (AgcProbeState *s, const Fit *fit, const char *checkpoint, const char *fingerprint,
-            GCancellable *cancellable, GError **error)
-{
-  const AgcTrainParams *params = fit->params;
-  size_t n_weight = (size_t) fit->n_classes * fit->dim;
-  int saved_epoch = s->epoch;
-  while (!finished (s, fit))
-    {
-      if (g_cancellable_is_cancelled (cancellable))
-        {
-          if (params->checkpoint_every > 0 && s->epoch > saved_epoch
-              && !agc_probe_checkpoint_write (checkpoint, s, fingerprint, error))
-            return FALSE;
-          g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
-                       "training cancelled after epoch %d", s->epoch);
-          return FALSE;
-        }
-      double train_loss = run_epoch (s, fit), val_loss, val_accuracy;
-      evaluate (&val_loss, &val_accuracy, fit, s->weight, s->bias);
-      if (fit->n_val == 0 || val_loss < s->best_val_loss)
-        {
-          memcpy (s->best_weight, s->weight, sizeof (float) * n_weight);
-          memcpy (s->best_bias, s->bias, sizeof (float) * fit->n_classes);
-          s->best_epoch = s->epoch;
-          s->best_val_loss = fit->n_val > 0 ? val_loss : INFINITY;
-        }
-      agc_train_report (params, AGC_TRAIN_STAGE_EPOCH, s->epoch, params->max_epochs, train_loss,
-                       val_loss, val_accuracy);
-      if (params->checkpoint_every > 0 && s->epoch % params->checkpoint_every == 0
-          && !finished (s, fit))
-        {
-          if (!agc_probe_checkpoint_write (checkpoint, s, fingerprint, error))
-            return FALSE;
-          saved_epoch = s->epoch;
-        }
-    }
-  return TRUE;
-}
-
-/* The settings that decide the result (not when to stop, which only cuts
- * the same sequence of epochs shorter), and the images. */
-static char *
-fingerprint_of (const Fit *fit, const char *identity, const AgcLabelSet *labels,
-                const GString *images)
-{
-  const AgcTrainParams *p = fit->params;
-  g_autoptr (GString) text = g_string_new ("agriclip probe 1\n");
-  g_string_append_printf (text, "model %s\nseed %" G_GUINT64_FORMAT "\nval_fraction %a\n"
-                          "learning_rate %a\nweight_decay %a\nbatch_size %d\n",
-                          identity, p->seed, p->val_fraction, p->learning_rate, p->weight_decay,
-                          p->batch_size);
-  return agc_train_fingerprint (text, labels, images);
 }
 
 static char *
@@ -284,51 +226,125 @@ zero_shot_head (AgcModel *model, const AgcLabelSet *labels, GCancellable *cancel
   return weight;
 }
 
-/* The state to go on from: a matching checkpoint, or the initial head. */
-static AgcProbeState *
-start_state (const Fit *fit, const float *init, const char *checkpoint, const char *fingerprint)
+/* ---- the method's table ---------------------------------------------------- */
+
+static gboolean
+probe_prepare (gpointer self, AgcTrainerRun *run, AgcTrainResult *result, GString *images,
+               AgcDataset *data, GCancellable *cancellable, GError **error)
 {
-  const AgcTrainParams *params = fit->params;
-  if (params->resume && g_file_test (checkpoint, G_FILE_TEST_EXISTS))
-    {
-      GError *problem = NULL;
-      AgcProbeState *s = agc_probe_checkpoint_read (checkpoint, fingerprint, fit->n_classes,
-                                                    fit->dim, &problem);
-      if (s != NULL)
-        {
-          agc_train_report (params, AGC_TRAIN_STAGE_RESUME, s->epoch, params->max_epochs, NAN,
-                           NAN, NAN);
-          return s;
-        }
-      g_prefix_error (&problem, "not resuming, starting afresh: ");
-      agc_train_report_problem (params, problem);
-      g_error_free (problem);
-    }
-  AgcProbeState *s = agc_probe_state_new (fit->n_classes, fit->dim, init);
-  double loss, accuracy;
-  evaluate (&loss, &accuracy, fit, s->weight, s->bias);
-  if (fit->n_val > 0)
-    s->best_val_loss = loss; // a trained epoch must beat zero-shot to be kept
-  return s;
+  (void) run;
+  Fit *fit = self;
+  fit->n_classes = agc_label_set_n_classes (data->labels);
+  if (!prepare (fit, result, images, data, fit->model, fit->identity, cancellable, error)
+      || (fit->init = zero_shot_head (fit->model, data->labels, cancellable, error)) == NULL)
+    return FALSE;
+  result->n_classes = fit->n_classes;
+  result->n_train = fit->n_train;
+  result->n_val = fit->n_val;
+  return TRUE;
 }
 
 static gboolean
-write_adapter (const char *out_path, const AgcProbeState *s, AgcModel *model,
-               const char *identity, const AgcLabelSet *labels, const AgcTrainResult *result,
-               const AgcTrainParams *params, const char *data_dir, GError **error)
+probe_validate (gpointer self, AgcTrainerWeights which, double *loss, double *accuracy,
+                GError **error)
 {
-  AgcTensorView views[2] = {
+  (void) error;
+  Fit *fit = self;
+  if (which == AGC_TRAINER_START)
+    {
+      float *zero_bias = g_new0 (float, fit->n_classes);
+      evaluate (loss, accuracy, fit, fit->init, zero_bias);
+      g_free (zero_bias);
+    }
+  else if (which == AGC_TRAINER_CURRENT)
+    evaluate (loss, accuracy, fit, fit->s->weight, fit->s->bias);
+  else
+    evaluate (loss, accuracy, fit, fit->s->best_weight, fit->s->best_bias);
+  return TRUE;
+}
+
+static void
+probe_start (gpointer self)
+{
+  Fit *fit = self;
+  agc_probe_state_free (fit->s);
+  fit->s = agc_probe_state_new (fit->n_classes, fit->dim, fit->init);
+}
+
+/* One pass over the training images; cancelling stops between epochs. */
+static gboolean
+probe_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
+             GCancellable *cancellable, GError **error)
+{
+  Fit *fit = self;
+  if (g_cancellable_is_cancelled (cancellable))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED, "training cancelled after epoch %d",
+                   run->epoch);
+      return FALSE;
+    }
+  *train_loss = run_epoch (fit->s, fit, run->epoch + 1);
+  return TRUE;
+}
+
+static void
+probe_keep (gpointer self, int epoch)
+{
+  (void) epoch;
+  AgcProbeState *s = ((Fit *) self)->s;
+  memcpy (s->best_weight, s->weight, sizeof (float) * s->n_classes * s->dim);
+  memcpy (s->best_bias, s->bias, sizeof (float) * s->n_classes);
+}
+
+static char *
+probe_adapter (gpointer self, GArray *views, GPtrArray *names, const char *data_dir)
+{
+  (void) names;
+  const Fit *fit = self;
+  const AgcProbeState *s = fit->s;
+  AgcTensorView head[2] = {
     { .name = "head.weight", .dtype = AGC_DTYPE_F32, .n_dims = 2,
       .shape = { s->n_classes, s->dim }, .data = (const guint8 *) s->best_weight,
       .n_bytes = sizeof (float) * s->n_classes * s->dim },
     { .name = "head.bias", .dtype = AGC_DTYPE_F32, .n_dims = 1, .shape = { s->n_classes },
       .data = (const guint8 *) s->best_bias, .n_bytes = sizeof (float) * s->n_classes },
   };
-  g_autofree char *metrics = agc_train_metrics_json (result);
-  g_autofree char *training = training_json (params, data_dir);
-  return agc_adapter_write (out_path, "probe", model, identity, labels, views, 2, metrics,
-                            training, error);
+  g_array_append_vals (views, head, 2);
+  return training_json (fit->params, data_dir);
 }
+
+static gint64
+probe_steps (gpointer self)
+{
+  return ((Fit *) self)->s->step;
+}
+
+static gboolean
+probe_checkpoint_write (gpointer self, const char *path, const AgcTrainerRun *run,
+                        const char *fingerprint, GError **error)
+{
+  return agc_probe_checkpoint_write (path, ((Fit *) self)->s, run, fingerprint, error);
+}
+
+static gboolean
+probe_checkpoint_read (gpointer self, const char *path, AgcTrainerRun *run,
+                       const char *fingerprint, GError **error)
+{
+  return agc_probe_checkpoint_read (path, ((Fit *) self)->s, run, fingerprint, error);
+}
+
+static const AgcTrainerMethod probe_method = {
+  .name = "probe",
+  .prepare = probe_prepare,
+  .validate = probe_validate,
+  .start = probe_start,
+  .epoch = probe_epoch,
+  .keep = probe_keep,
+  .adapter = probe_adapter,
+  .steps = probe_steps,
+  .checkpoint_write = probe_checkpoint_write,
+  .checkpoint_read = probe_checkpoint_read,
+};
 
 gboolean
 agc_train_probe (AgcModel *model, const char *data_dir, const char *out_path,
@@ -338,45 +354,10 @@ agc_train_probe (AgcModel *model, const char *data_dir, const char *out_path,
   g_autofree char *identity = agc_model_identity (model, error);
   if (identity == NULL)
     return FALSE;
-  AgcDataset *data = agc_dataset_open (data_dir, params->report, params->user_data, error);
-  if (data == NULL)
-    return FALSE;
-  Fit fit = { .params = params, .n_classes = agc_label_set_n_classes (data->labels),
+  Fit fit = { .params = params, .model = model, .identity = identity,
               .dim = agc_model_embed_dim (model) };
-  g_autoptr (GString) images = g_string_new (NULL);
-  g_autofree char *checkpoint = g_strconcat (out_path, ".checkpoint", NULL);
-  g_autofree char *fingerprint = NULL;
-  float *init = NULL;
-  AgcProbeState *s = NULL;
-  gboolean ok = prepare (&fit, result, images, data, model, identity, cancellable, error)
-                && (init = zero_shot_head (model, data->labels, cancellable, error)) != NULL;
-  if (ok)
-    {
-      result->n_classes = fit.n_classes;
-      result->n_train = fit.n_train;
-      result->n_val = fit.n_val;
-      double zero_shot_loss;
-      float *zero_bias = g_new0 (float, fit.n_classes);
-      evaluate (&zero_shot_loss, &result->zero_shot_val_accuracy, &fit, init, zero_bias);
-      g_free (zero_bias);
-      fingerprint = fingerprint_of (&fit, identity, data->labels, images);
-      s = start_state (&fit, init, checkpoint, fingerprint);
-      result->resumed_epoch = s->epoch;
-      ok = run_epochs (s, &fit, checkpoint, fingerprint, cancellable, error);
-    }
-  if (ok)
-    {
-      result->epochs = s->epoch;
-      result->best_epoch = s->best_epoch;
-      evaluate (&result->val_loss, &result->val_accuracy, &fit, s->best_weight, s->best_bias);
-      ok = write_adapter (out_path, s, model, identity, data->labels, result, params, data_dir,
-                          error);
-    }
-  if (ok) // the adapter is safe on disk: the checkpoint and leftovers of killed runs can go
-    agc_train_clean_up (out_path);
-  agc_probe_state_free (s);
-  g_free (init);
+  gboolean ok = agc_trainer_run (&probe_method, &fit, model, identity, data_dir, out_path,
+                                 params, result, cancellable, error);
   fit_clear (&fit);
-  agc_dataset_free (data);
   return ok;
 }

@@ -1,9 +1,10 @@
 /* probe.c — the linear probe's numbers (logits, class-weighted
- * cross-entropy and its gradient, AdamW) and its training state with the
+ * cross-entropy and its gradient) and its training state with the
  * checkpoint files.  The run around them is in probe-train.c. */
 #include "train/probe.h"
 
 #include "kernels/ops.h"
+#include "train/checkpoint.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
 
@@ -65,28 +66,6 @@ agc_probe_loss_backward (float *grad_weight, float *grad_bias, const float *x,
   return loss;
 }
 
-void
-agc_adamw_step (float *param, float *m, float *v, const float *grad, size_t n,
-                const AgcAdamW *adamw, double weight_decay, gint64 step)
-{
-  // the scalars as PyTorch computes them, in double, then used on floats
-  float decay = (float) (1.0 - adamw->lr * weight_decay);
-  float beta1 = (float) adamw->beta1, beta2 = (float) adamw->beta2;
-  float one_minus_beta1 = (float) (1.0 - adamw->beta1);
-  float one_minus_beta2 = (float) (1.0 - adamw->beta2);
-  float step_size = (float) (adamw->lr / (1.0 - pow (adamw->beta1, (double) step)));
-  float correction2_sqrt = (float) sqrt (1.0 - pow (adamw->beta2, (double) step));
-  float eps = (float) adamw->eps;
-  for (size_t i = 0; i < n; i++)
-    {
-      param[i] *= decay;
-      m[i] = m[i] * beta1 + one_minus_beta1 * grad[i];
-      v[i] = v[i] * beta2 + one_minus_beta2 * grad[i] * grad[i];
-      float denom = sqrtf (v[i]) / correction2_sqrt + eps;
-      param[i] -= step_size * m[i] / denom;
-    }
-}
-
 /* ---- the state and its checkpoints -------------------------------------------- */
 
 AgcProbeState *
@@ -108,7 +87,6 @@ agc_probe_state_new (int n_classes, int dim, const float *weight)
   s->best_bias = s->bias + 3 * b;
   memcpy (s->weight, weight, sizeof (float) * w);
   memcpy (s->best_weight, weight, sizeof (float) * w);
-  s->best_val_loss = INFINITY;
   return s;
 }
 
@@ -146,7 +124,7 @@ state_tensors (StateTensor *out, const AgcProbeState *s)
 
 gboolean
 agc_probe_checkpoint_write (const char *path, const AgcProbeState *state,
-                            const char *fingerprint, GError **error)
+                            const AgcTrainerRun *run, const char *fingerprint, GError **error)
 {
   StateTensor list[N_STATE_TENSORS];
   int n = state_tensors (list, state);
@@ -164,16 +142,13 @@ agc_probe_checkpoint_write (const char *path, const AgcProbeState *state,
     }
   // exactly, not as decimal text: a resumed run must compare losses as the first did
   views[n] = (AgcTensorView){ .name = "best.val_loss", .dtype = AGC_DTYPE_F64, .n_dims = 1,
-                              .shape = { 1 }, .data = (const guint8 *) &state->best_val_loss,
+                              .shape = { 1 }, .data = (const guint8 *) &run->best_val_loss,
                               .n_bytes = sizeof (double) };
 
-  g_autofree char *epoch = g_strdup_printf ("%d", state->epoch);
+  g_autofree char *epoch = g_strdup_printf ("%d", run->epoch);
   g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, state->step);
-  g_autofree char *best_epoch = g_strdup_printf ("%d", state->best_epoch);
-  g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
-  g_hash_table_insert (meta, "agriclip.kind", "checkpoint");
-  g_hash_table_insert (meta, "agriclip.method", "probe");
-  g_hash_table_insert (meta, "agriclip.fingerprint", (gpointer) fingerprint);
+  g_autofree char *best_epoch = g_strdup_printf ("%d", run->best_epoch);
+  g_autoptr (GHashTable) meta = agc_checkpoint_metadata_new ("probe", fingerprint);
   g_hash_table_insert (meta, "agriclip.epoch", epoch);
   g_hash_table_insert (meta, "agriclip.step", step);
   g_hash_table_insert (meta, "agriclip.best_epoch", best_epoch);
@@ -191,24 +166,16 @@ parse_count (gint64 *out, GHashTable *meta, const char *key, gint64 max)
   return TRUE;
 }
 
-/* Copies the stored state into s; FALSE with a reason when it does not fit. */
-static gboolean
-read_state (AgcProbeState *s, const AgcSafetensors *file, const char *fingerprint,
-            const char **reason)
+/* Copies the stored state into s and run; NULL, or the reason it does not fit. */
+static const char *
+read_state (AgcProbeState *s, AgcTrainerRun *run, const AgcSafetensors *file)
 {
   GHashTable *meta = agc_safetensors_metadata (file);
-  const char *kind = meta != NULL ? g_hash_table_lookup (meta, "agriclip.kind") : NULL;
-  const char *stored = meta != NULL ? g_hash_table_lookup (meta, "agriclip.fingerprint") : NULL;
-  if (g_strcmp0 (kind, "checkpoint") != 0
-      || g_strcmp0 (g_hash_table_lookup (meta, "agriclip.method"), "probe") != 0)
-    return *reason = "not a probe training checkpoint", FALSE;
-  if (g_strcmp0 (stored, fingerprint) != 0)
-    return *reason = "made with another model, other data or other settings", FALSE;
   gint64 epoch, step, best_epoch;
   if (!parse_count (&epoch, meta, "agriclip.epoch", G_MAXINT)
       || !parse_count (&step, meta, "agriclip.step", G_MAXINT64)
       || !parse_count (&best_epoch, meta, "agriclip.best_epoch", epoch))
-    return *reason = "its epoch and step counts are missing or malformed", FALSE;
+    return "its epoch and step counts are missing or malformed";
 
   StateTensor list[N_STATE_TENSORS];
   int n = state_tensors (list, s);
@@ -219,37 +186,29 @@ read_state (AgcProbeState *s, const AgcSafetensors *file, const char *fingerprin
                       && t->n_dims == (list[i].is_bias ? 1 : 2)
                       && t->shape[0] == s->n_classes && (list[i].is_bias || t->shape[1] == s->dim);
       if (!fits)
-        return *reason = "a tensor is missing or has another shape", FALSE;
+        return "a tensor is missing or has another shape";
       memcpy (list[i].data, t->data, t->n_bytes);
     }
   const AgcTensorView *loss = agc_safetensors_find (file, "best.val_loss");
   if (loss == NULL || loss->dtype != AGC_DTYPE_F64 || loss->n_bytes != sizeof (double))
-    return *reason = "best.val_loss is missing", FALSE;
-  memcpy (&s->best_val_loss, loss->data, sizeof (double));
-  s->epoch = (int) epoch;
+    return "best.val_loss is missing";
+  memcpy (&run->best_val_loss, loss->data, sizeof (double));
+  run->epoch = (int) epoch;
   s->step = step;
-  s->best_epoch = (int) best_epoch;
-  return TRUE;
+  run->best_epoch = (int) best_epoch;
+  return NULL;
 }
 
-AgcProbeState *
-agc_probe_checkpoint_read (const char *path, const char *fingerprint, int n_classes, int dim,
-                           GError **error)
+gboolean
+agc_probe_checkpoint_read (const char *path, AgcProbeState *state, AgcTrainerRun *run,
+                           const char *fingerprint, GError **error)
 {
-  AgcSafetensors *file = agc_safetensors_open (path, error);
+  AgcSafetensors *file = agc_checkpoint_open (path, "probe", fingerprint, error);
   if (file == NULL)
-    return NULL;
-  float *zeros = g_new0 (float, (size_t) n_classes * dim);
-  AgcProbeState *state = agc_probe_state_new (n_classes, dim, zeros);
-  g_free (zeros);
-  const char *reason = NULL;
-  if (!read_state (state, file, fingerprint, &reason))
-    {
-      g_autofree char *shown = g_filename_display_name (path);
-      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s", shown, reason);
-      agc_probe_state_free (state);
-      state = NULL;
-    }
+    return FALSE;
+  const char *reason = read_state (state, run, file);
+  if (reason != NULL)
+    agc_checkpoint_refuse (error, path, reason);
   agc_safetensors_free (file);
-  return state;
+  return reason == NULL;
 }

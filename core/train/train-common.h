@@ -1,8 +1,9 @@
 /* train-common.h — what every training method of agc_train shares: the
  * progress calls, the seeded stratified split with its class weights, the
  * adapter's metrics and settings JSON, and the end of a successful run.
- * train.c checks the settings and picks the method; each method's file
- * (probe-train.c, finetune-train.c, aligner-train.c) does the rest. */
+ * train.c checks the settings and picks the method; the trainer
+ * (trainer.h) runs it with the method's table (probe-train.c,
+ * finetune-train.c, aligner-train.c). */
 #pragma once
 
 #include "agriclip.h"
@@ -61,13 +62,6 @@ char *agc_train_metrics_json (const AgcTrainResult *result);
 typedef void (*AgcTrainJsonAdd) (JsonBuilder *b, const AgcTrainParams *params);
 char *agc_train_settings_json (const AgcTrainParams *params, const char *data_dir,
                                const char *optimizer, const char *loss, AgcTrainJsonAdd add);
-
-/* The SHA-256 that tells whether a checkpoint belongs to this run: of
- * settings (the method's own lines), then every class with its display
- * name and prompts, then images (one line per image kept); settings is
- * appended to. */
-char *agc_train_fingerprint (GString *settings, const AgcLabelSet *labels,
-                             const GString *images);
 
 /* After the adapter is safely written: removes out_path.checkpoint and the
  * temporary files of killed runs. */

@@ -290,21 +290,6 @@ agc_train_settings_json (const AgcTrainParams *p, const char *data_dir, const ch
   return to_json (b);
 }
 
-char *
-agc_train_fingerprint (GString *settings, const AgcLabelSet *labels, const GString *images)
-{
-  for (int c = 0; c < agc_label_set_n_classes (labels); c++)
-    {
-      g_string_append_printf (settings, "class %s\t%s\n", agc_label_set_class_name (labels, c),
-                              agc_label_set_class_display_name (labels, c));
-      for (const char *const *q = agc_label_set_class_prompts (labels, c); *q != NULL; q++)
-        g_string_append_printf (settings, "prompt %s\n", *q);
-    }
-  g_string_append_len (settings, images->str, (gssize) images->len);
-  return g_compute_checksum_for_string (G_CHECKSUM_SHA256, settings->str,
-                                       (gssize) settings->len);
-}
-
 void
 agc_train_clean_up (const char *out_path)
 {

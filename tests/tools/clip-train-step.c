@@ -79,9 +79,7 @@ op_step (void)
         die ("wrong size:", t[i].name);
       memcpy (t[i].data, x, size * sizeof (float));
     }
-  AgcFinetuneParams opt = agc_finetune_default_params ();
-  opt.lr = number ("lr");
-  opt.weight_decay = number ("weight_decay");
+  AgcAdamWParams opt = agc_adamw_params (number ("lr"), number ("weight_decay"));
   opt.warmup_steps = (int) number ("warmup");
   opt.total_steps = (int) number ("total_steps");
   opt.clip_norm = number ("clip_norm");

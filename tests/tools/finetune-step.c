@@ -36,11 +36,11 @@ main (int argc, char **argv)
                             .act = act != NULL && strcmp (act, "gelu") == 0 ? AGC_ACT_GELU
                                                                              : AGC_ACT_QUICK_GELU };
   AgcFinetuneParams params = agc_finetune_default_params ();
-  params.lr = number ("lr");
-  params.weight_decay = number ("weight_decay");
-  params.warmup_steps = (int) number ("warmup");
-  params.total_steps = (int) number ("total_steps");
-  params.clip_norm = number ("clip_norm");
+  params.adamw.lr = number ("lr");
+  params.adamw.weight_decay = number ("weight_decay");
+  params.adamw.warmup_steps = (int) number ("warmup");
+  params.adamw.total_steps = (int) number ("total_steps");
+  params.adamw.clip_norm = number ("clip_norm");
   params.logit_scale = (float) number ("logit_scale");
   double alpha = number ("alpha");
 

@@ -12,6 +12,7 @@
  * step, and weight / bias after the last.
  * Errors go to stderr, prefixed "error: ", exit status 1. */
 #include "agriclip.h"
+#include "train/optimizer.h"
 #include "train/probe.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
@@ -91,7 +92,7 @@ main (int argc, char **argv)
   double *losses = g_new (double, steps);
   float *grad_weight = g_new (float, (size_t) n_classes * dim), *first_grad_weight = NULL;
   float *grad_bias = g_new (float, n_classes), *first_grad_bias = NULL;
-  AgcAdamW adamw = { lr, 0.9, 0.999, 1e-8 };
+  AgcAdamWParams adamw = agc_adamw_params (lr, weight_decay);
   for (int step = 1; step <= steps; step++)
     {
       memset (grad_weight, 0, sizeof (float) * n_classes * dim);
@@ -104,8 +105,8 @@ main (int argc, char **argv)
           first_grad_bias = g_memdup2 (grad_bias, sizeof (float) * n_classes);
         }
       agc_adamw_step (s->weight, s->m_weight, s->v_weight, grad_weight,
-                      (size_t) n_classes * dim, &adamw, weight_decay, step);
-      agc_adamw_step (s->bias, s->m_bias, s->v_bias, grad_bias, n_classes, &adamw, 0.0, step);
+                      (size_t) n_classes * dim, &adamw, lr, TRUE, step);
+      agc_adamw_step (s->bias, s->m_bias, s->v_bias, grad_bias, n_classes, &adamw, lr, FALSE, step);
     }
   AgcTensorView out[] = {
     view ("loss", AGC_DTYPE_F64, losses, steps, 0),

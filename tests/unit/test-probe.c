@@ -6,6 +6,7 @@
  * other settings.  PyTorch checks the same functions in
  * tests/reference/test_train.py. */
 #include "agriclip.h"
+#include "train/optimizer.h"
 #include "train/probe.h"
 
 #include <glib/gstdio.h>
@@ -144,7 +145,8 @@ static void
 test_adamw (void)
 {
   const double lr = 0.05, wd = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
-  AgcAdamW adamw = { lr, b1, b2, eps };
+  AgcAdamWParams adamw = agc_adamw_params (lr, wd);
+  adamw.beta1 = b1, adamw.beta2 = b2, adamw.eps = eps;
   enum { K = 4, STEPS = 5 };
   float p[K] = { 1.0f, -2.0f, 0.5f, 3.0f }, m[K] = { 0 }, v[K] = { 0 };
   double pd[K], md[K] = { 0 }, vd[K] = { 0 };
@@ -154,7 +156,7 @@ test_adamw (void)
     {
       /* gradients that change size and sign from step to step */
       float g[K] = { 0.3f * t, -0.01f, (t % 2) ? 2.0f : -1.0f, 1e-4f * t };
-      agc_adamw_step (p, m, v, g, K, &adamw, wd, t);
+      agc_adamw_step (p, m, v, g, K, &adamw, lr, TRUE, t);
       for (int k = 0; k < K; k++)
         {
           pd[k] -= lr * wd * pd[k];
@@ -168,14 +170,14 @@ test_adamw (void)
     }
   /* the first step moves every parameter by about lr, whatever the gradient's size */
   float q[1] = { 0.0f }, mq[1] = { 0 }, vq[1] = { 0 }, gq[1] = { 1e-3f };
-  agc_adamw_step (q, mq, vq, gq, 1, &adamw, 0.0, 1);
+  agc_adamw_step (q, mq, vq, gq, 1, &adamw, lr, FALSE, 1);
   g_assert_cmpfloat_with_epsilon (q[0], -lr, 1e-6);
 }
 
 /* ---- checkpoints ------------------------------------------------------------------ */
 
 static AgcProbeState *
-random_state (guint32 seed)
+random_state (AgcTrainerRun *run, guint32 seed)
 {
   GRand *rand = g_rand_new_with_seed (seed);
   float w[C * E];
@@ -190,10 +192,9 @@ random_state (guint32 seed)
   for (size_t a = 0; a < G_N_ELEMENTS (biases); a++)
     for (int c = 0; c < C; c++)
       biases[a][c] = (float) g_rand_double (rand);
-  s->epoch = 17;
   s->step = 1234567890123;
-  s->best_epoch = 12;
-  s->best_val_loss = 0.1 + 1e-17 * g_rand_double (rand);
+  *run = (AgcTrainerRun){ .epoch = 17, .best_epoch = 12,
+                          .best_val_loss = 0.1 + 1e-17 * g_rand_double (rand) };
   g_rand_free (rand);
   return s;
 }
@@ -210,10 +211,24 @@ assert_states_equal (const AgcProbeState *a, const AgcProbeState *b)
   g_assert_cmpmem (a->m_bias, bias, b->m_bias, bias);
   g_assert_cmpmem (a->v_bias, bias, b->v_bias, bias);
   g_assert_cmpmem (a->best_bias, bias, b->best_bias, bias);
-  g_assert_cmpint (a->epoch, ==, b->epoch);
   g_assert_cmpint (a->step, ==, b->step);
+}
+
+static void
+assert_runs_equal (const AgcTrainerRun *a, const AgcTrainerRun *b)
+{
+  g_assert_cmpint (a->epoch, ==, b->epoch);
   g_assert_cmpint (a->best_epoch, ==, b->best_epoch);
   g_assert_cmpmem (&a->best_val_loss, sizeof (double), &b->best_val_loss, sizeof (double));
+}
+
+static AgcProbeState *
+zero_state (int n_classes)
+{
+  float *zeros = g_new0 (float, (size_t) n_classes * E);
+  AgcProbeState *s = agc_probe_state_new (n_classes, E, zeros);
+  g_free (zeros);
+  return s;
 }
 
 static void
@@ -221,32 +236,38 @@ test_checkpoint (void)
 {
   g_autofree char *dir = g_dir_make_tmp ("agc-probe-XXXXXX", NULL);
   g_autofree char *path = g_build_filename (dir, "out.safetensors.checkpoint", NULL);
-  AgcProbeState *s = random_state (5);
+  AgcTrainerRun run, run_back = { 0 };
+  AgcProbeState *s = random_state (&run, 5);
   GError *error = NULL;
-  g_assert_true (agc_probe_checkpoint_write (path, s, "fingerprint-1", &error));
+  g_assert_true (agc_probe_checkpoint_write (path, s, &run, "fingerprint-1", &error));
   g_assert_no_error (error);
 
-  AgcProbeState *back = agc_probe_checkpoint_read (path, "fingerprint-1", C, E, &error);
+  AgcProbeState *back = zero_state (C);
+  g_assert_true (agc_probe_checkpoint_read (path, back, &run_back, "fingerprint-1", &error));
   g_assert_no_error (error);
   assert_states_equal (s, back);
-  agc_probe_state_free (back);
+  assert_runs_equal (&run, &run_back);
 
   /* infinity (no validation images) survives too */
-  s->best_val_loss = INFINITY;
-  g_assert_true (agc_probe_checkpoint_write (path, s, "fingerprint-1", &error));
-  back = agc_probe_checkpoint_read (path, "fingerprint-1", C, E, &error);
-  g_assert_true (isinf (back->best_val_loss));
+  run.best_val_loss = INFINITY;
+  g_assert_true (agc_probe_checkpoint_write (path, s, &run, "fingerprint-1", &error));
+  g_assert_true (agc_probe_checkpoint_read (path, back, &run_back, "fingerprint-1", &error));
+  g_assert_true (isinf (run_back.best_val_loss));
   agc_probe_state_free (back);
 
   /* other settings or sizes: refused, with the file named */
-  g_assert_null (agc_probe_checkpoint_read (path, "fingerprint-2", C, E, &error));
+  back = zero_state (C);
+  g_assert_false (agc_probe_checkpoint_read (path, back, &run_back, "fingerprint-2", &error));
   g_assert_error (error, AGC_ERROR, AGC_ERROR_FORMAT);
   g_assert_nonnull (strstr (error->message, "out.safetensors.checkpoint"));
   g_assert_nonnull (strstr (error->message, "other settings"));
   g_clear_error (&error);
-  g_assert_null (agc_probe_checkpoint_read (path, "fingerprint-1", C + 1, E, &error));
+  agc_probe_state_free (back);
+  back = zero_state (C + 1);
+  g_assert_false (agc_probe_checkpoint_read (path, back, &run_back, "fingerprint-1", &error));
   g_assert_error (error, AGC_ERROR, AGC_ERROR_FORMAT);
   g_clear_error (&error);
+  agc_probe_state_free (back);
 
   /* and a checkpoint is not an adapter */
   g_assert_null (agc_adapter_load (path, &error));
