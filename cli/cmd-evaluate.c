@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "train/dataset.h"
 #include "models/embedding-cache.h"
-#include "hub/model-path.h"
 
 #include <math.h>
 #include <string.h>

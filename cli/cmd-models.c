@@ -8,7 +8,6 @@
 #include "hub/catalogue.h"
 #include "cli.h"
 #include "hub/download.h"
-#include "hub/model-path.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -403,4 +403,82 @@ AgcClassifier *agc_classifier_new_from_adapter (AgcModel *model, const AgcAdapte
  * the probe starts). */
 void agc_classifier_head (const AgcClassifier *classifier, float *weight, float *bias);
 
+/* ---- finding models and label sets --------------------------------------
+ *
+ * Front ends name models and label sets the same way: a path, or a bare
+ * name that the library looks up.  A model pulled with agc_model_pull (see
+ * "model hub") lives in agc_models_dir()/NAME, and any folder placed there
+ * by hand resolves the same way; label sets are found as described at
+ * agc_label_set_open. */
+
+/* The folder of pulled models: $XDG_DATA_HOME/agriclip/models, by default
+ * ~/.local/share/agriclip/models (g_free). */
+char *agc_models_dir (void);
+
+/* What a model argument means: an existing file or folder wins; otherwise a
+ * bare name (no directory separator) that is a folder in agc_models_dir();
+ * else name_or_path unchanged, so that loading it reports what the user
+ * typed.  Never NULL (g_free). */
+char *agc_model_resolve_path (const char *name_or_path);
+
+/* The same for an option value: replaces *name_or_path (g_malloc'ed; NULL
+ * is left alone) by its resolution, freeing the old string. */
+void agc_model_resolve_path_in_place (char **name_or_path);
+
+/* The file agc_label_set_open reads for file_or_id (g_free): file_or_id
+ * itself when it is a path or an existing file, else the first ID.json of
+ * the search path.  NULL and AGC_ERROR_IO, listing the installed ids, for
+ * an id that is installed nowhere. */
+char *agc_label_set_find (const char *file_or_id, GError **error);
+
+/* ---- tokenizers ------------------------------------------------------------
+ *
+ * A model's tokenizer without its weights, for token ids alone (and for
+ * folders that hold only vocab.json + merges.txt).  The CLIP byte-level BPE:
+ * it encodes text exactly as OpenAI's simple_tokenizer does (clean: NFC,
+ * quotes, HTML entities, whitespace, lower case; pre-tokenise, byte-encode,
+ * merge by rank, wrap in <|startoftext|> … <|endoftext|>, truncate, pad). */
+
+typedef struct AgcTokenizer AgcTokenizer;
+
+/* A model folder: vocab.json + merges.txt, else bpe_simple_vocab_16e6.txt.gz;
+ * an AGC_ERROR_IO error naming the folder and the files looked for otherwise. */
+AgcTokenizer *agc_tokenizer_load_dir (const char *dir, GError **error);
+void agc_tokenizer_free (AgcTokenizer *tokenizer);
+
+/* ids[context_length]: SOT, the text's tokens, EOT, zeros.  A text too long
+ * is truncated and its last id forced to EOT.  Invalid UTF-8 is an
+ * AGC_ERROR_INPUT error. */
+gboolean agc_tokenizer_encode (const AgcTokenizer *tokenizer, const char *text,
+                               int context_length, int32_t *ids, GError **error);
+
+/* The text context length of a model folder without loading its weights:
+ * from its config.json when it has one, else 77 (CLIP's). */
+gboolean agc_model_dir_context_length (const char *dir, int *context_length, GError **error);
+
+/* ---- ResNet-50 backbone ----------------------------------------------------
+ *
+ * The image encoder of AgriCLIP models on its own, for benchmarks beside
+ * torchvision: torchvision's ResNet-50 without its fc head, pixels -> 2048
+ * features (the global average pool of layer4), BatchNorm folded on load. */
+
+#define AGC_RESNET_FEATURES 2048
+
+typedef struct AgcResNet AgcResNet;
+
+/* torchvision ResNet-50 weights (any file agc_model_load reads weights
+ * from: .safetensors, .pth/.pt, .bin) with their names under prefix ("" or
+ * e.g. "backbone.").  Every shape is checked; deeper ResNets are refused. */
+AgcResNet *agc_resnet_open (const char *weights_path, const char *prefix, GError **error);
+void agc_resnet_free (AgcResNet *net);
+
+/* pixels[batch, 3, height, width] (any positive size; 224 is the trained
+ * one) -> features[batch, 2048].  Scratch (about 10 MB per 224 x 224 image,
+ * plus a few MB of im2col tiles per thread) is kept in the net from one call
+ * to the next, grown when a batch needs more: one net must not run in two
+ * threads at once.  Failing to allocate it, or an input too large to index,
+ * is AGC_ERROR_INPUT. */
+gboolean agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int height,
+                             int width, float *features, GError **error);
+
 G_END_DECLS
