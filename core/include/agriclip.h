@@ -590,4 +590,60 @@ gboolean agc_pretrain (const char *data_dir, const char *tokenizer_dir, const ch
                        const AgcPretrainParams *params, AgcPretrainResult *result,
                        GCancellable *cancellable, GError **error);
 
+/* ---- evaluation ------------------------------------------------------------
+ *
+ * How often a classifier is right on a folder of tagged photos, laid out as
+ * for training (DATA/TAG/…, DATA/labels.json optional: see "training"):
+ * the top label of each image against its tag, overall, per class and as a
+ * confusion matrix.  Images are encoded through the embedding cache (see
+ * "training"), so evaluating and then training on the same photos encodes
+ * them once.
+ *
+ *   AgcEvaluation *e = agc_evaluation_open ("DATA", NULL, NULL, &error);
+ *   agc_evaluate (e, model, NULL, NULL, NULL, NULL, NULL, &error);
+ *   printf ("%d of %d right\n", agc_evaluation_n_correct (e), agc_evaluation_n_images (e));
+ */
+
+typedef struct AgcEvaluation AgcEvaluation;
+
+/* Lists the tag folders and their files (not decoded yet).  Files directly
+ * in data_dir (other than labels.json) belong to no class: they go to
+ * report (may be NULL) and are left out.  AGC_ERROR_IO when the folder
+ * cannot be read, AGC_ERROR_FORMAT when labels.json is broken or does not
+ * match the folders, AGC_ERROR_INPUT with fewer than two tag folders or an
+ * empty one. */
+AgcEvaluation *agc_evaluation_open (const char *data_dir, AgcTrainReportFunc report,
+                                    gpointer user_data, GError **error);
+void agc_evaluation_free (AgcEvaluation *evaluation);
+
+/* The data's classes: one per tag folder, export name = tag, owned by the
+ * evaluation. */
+const AgcLabelSet *agc_evaluation_labels (const AgcEvaluation *evaluation);
+
+typedef void (*AgcEvaluateProgressFunc) (int done, int total, gpointer user_data);
+
+/* Classifies every image: with the zero-shot classifier of model over the
+ * data's classes, or, when adapter_path is not NULL, with that adapter's
+ * head and classes (agc_classifier_new_from_adapter, which checks the
+ * model).  A file that cannot be read or decoded is skipped and goes to
+ * report; progress is called as images are encoded (both may be NULL).
+ * When no image is readable the counts are all 0, which is not an error
+ * here.  Running again (another model, another adapter) starts afresh. */
+gboolean agc_evaluate (AgcEvaluation *evaluation, AgcModel *model, const char *adapter_path,
+                       AgcEvaluateProgressFunc progress, AgcTrainReportFunc report,
+                       gpointer user_data, GCancellable *cancellable, GError **error);
+
+int agc_evaluation_n_images (const AgcEvaluation *evaluation);  /* images classified */
+int agc_evaluation_n_skipped (const AgcEvaluation *evaluation); /* files unreadable */
+int agc_evaluation_n_correct (const AgcEvaluation *evaluation); /* top label = tag */
+/* Images of the data's class (labels' index) that were classified. */
+int agc_evaluation_class_n_images (const AgcEvaluation *evaluation, int class_index);
+/* The predicted classes, the columns of the confusion matrix: the data's
+ * classes in their order, then those the classifier has and the data has
+ * not (an adapter may know more), matched by export name. */
+int agc_evaluation_n_predicted (const AgcEvaluation *evaluation);
+const char *agc_evaluation_predicted_name (const AgcEvaluation *evaluation, int predicted);
+/* Images of the data's class class_index whose top label was predicted. */
+int agc_evaluation_count (const AgcEvaluation *evaluation, int class_index, int predicted);
+
 G_END_DECLS
