@@ -646,4 +646,148 @@ const char *agc_evaluation_predicted_name (const AgcEvaluation *evaluation, int 
 /* Images of the data's class class_index whose top label was predicted. */
 int agc_evaluation_count (const AgcEvaluation *evaluation, int class_index, int predicted);
 
+/* ---- model hub -------------------------------------------------------------
+ *
+ * The models agriclip knows how to fetch, and fetching them into the folder
+ * where agc_model_resolve_path finds them by name.
+ *
+ * The catalogue is models/catalogue.json (format in models/README.md), read
+ * once and validated, so that no caller meets a half-valid entry.  It is
+ * found at $AGRICLIP_CATALOGUE when set (a file), else as
+ * agriclip/catalogue.json in the user's and the system's data folders, else
+ * in the install prefix's data folder.  Everything in it is owned by the
+ * AgcCatalogue and freed with it; callers only read.
+ *
+ * Files of a Hugging Face repository come from $AGRICLIP_HUB_URL (mirrors,
+ * tests) or https://huggingface.co, with $HF_TOKEN, when set, sent as a
+ * bearer token to that host only (never to the CDN it redirects to).
+ *
+ * A pull downloads into DIR/.NAME.partial/ and renames that folder to
+ * DIR/NAME only when every file is there and checked, so a folder named
+ * after a model is always complete; a lock file keeps two pulls of one
+ * model apart.  Each file gathers in FILE.part and resumes with an HTTP
+ * Range request where an interrupted one stopped (a server that ignores the
+ * range restarts it); a broken connection is retried a few times; a file is
+ * renamed into place only once its size and SHA-256 match what the
+ * catalogue knows.  Files placed in the staging folder by hand are kept when
+ * they match, deleted otherwise. */
+
+typedef struct
+{
+  char *path;        /* in the model folder, '/'-separated, never ".." */
+  char *repository;  /* Hugging Face repository, or NULL */
+  char *revision;    /* with repository */
+  char *remote_path; /* with repository: the path inside it */
+  char *url;         /* a direct address instead of a repository, or NULL */
+  char *manual;      /* how a person gets it when agriclip cannot, or NULL */
+  gint64 size;       /* bytes, -1 when unknown */
+  char *sha256;      /* 64 lower-case hex digits, NULL when unknown */
+} AgcCatalogueFile;
+
+typedef struct
+{
+  char *name; /* folder name, and the NAME agc_model_resolve_path finds */
+  char *title;
+  char *family; /* hf-clip, open_clip, openai or agriclip */
+  char *homepage, *repository, *revision, *licence, *good_for, *notes; /* NULL when absent */
+  char **unverified; /* field names whose values were not checked at the source */
+  GPtrArray *files;  /* of AgcCatalogueFile */
+} AgcCatalogueModel;
+
+typedef struct
+{
+  char *path;        /* the file read */
+  GPtrArray *models; /* of AgcCatalogueModel, file order */
+} AgcCatalogue;
+
+AgcCatalogue *agc_catalogue_load (const char *path, GError **error);
+/* The catalogue of the search order above; the error lists the places tried. */
+AgcCatalogue *agc_catalogue_open (GError **error);
+void agc_catalogue_free (AgcCatalogue *catalogue);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcCatalogue, agc_catalogue_free)
+
+/* NULL when the catalogue has no model of that name. */
+const AgcCatalogueModel *agc_catalogue_find (const AgcCatalogue *catalogue, const char *name);
+/* TRUE when field (e.g. "licence", "files") is listed as unverified. */
+gboolean agc_catalogue_model_unverified (const AgcCatalogueModel *model, const char *field);
+
+/* The hub's address, without a trailing '/' (g_free). */
+char *agc_hub_url (void);
+/* Where a file is downloaded from, NULL for one a person fetches by hand
+ * (g_free).  Repository files: {hub}/{repository}/resolve/{revision}/{path}. */
+char *agc_catalogue_file_url (const AgcCatalogueFile *file);
+/* Where a file goes in a model folder (g_free). */
+char *agc_catalogue_file_dest (const AgcCatalogueFile *file, const char *folder);
+
+#define AGC_HUB_ERROR (agc_hub_error_quark ())
+GQuark agc_hub_error_quark (void);
+
+typedef enum
+{
+  AGC_HUB_ERROR_OFFLINE,  /* the server cannot be reached at all */
+  AGC_HUB_ERROR_NETWORK,  /* the connection broke or stalled; FILE.part is kept */
+  AGC_HUB_ERROR_HTTP,     /* the server answered with an error status (404 ...) */
+  AGC_HUB_ERROR_CHECKSUM, /* wrong size or SHA-256; the bytes were deleted */
+  AGC_HUB_ERROR_DISK,     /* the file cannot be written (disk full ...); FILE.part is kept */
+} AgcHubError;
+
+/* What a pull is doing, for progress displays.  Every stage names the file
+ * and where it goes (dest); the other members are set where said. */
+typedef enum
+{
+  AGC_PULL_CHECKED,     /* the file is in place and checked: bytes (its size, -1 when
+                         * unknown), sha256 (what it holds) */
+  AGC_PULL_MISMATCH,    /* a file left there earlier differs from the catalogue: it was
+                         * deleted and is downloaded again */
+  AGC_PULL_DOWNLOAD,    /* its download starts: url */
+  AGC_PULL_RESUME,      /* an earlier download is continued after bytes */
+  AGC_PULL_REQUEST,     /* a request (the first or a retry) is sent */
+  AGC_PULL_BYTES,       /* bytes of total (-1: unknown) are in, request_bytes of them by
+                         * this request; often: a display should throttle itself */
+  AGC_PULL_RETRY,       /* a request failed (message); attempt of max_attempts follows */
+  AGC_PULL_TRANSFERRED, /* the requests are over: ok, bytes in all, request_bytes by the
+                         * last request (checking and renaming follow) */
+} AgcPullStage;
+
+typedef struct
+{
+  AgcPullStage stage;
+  const AgcCatalogueFile *file;
+  const char *dest;
+  const char *url;
+  const char *sha256;
+  gint64 bytes;
+  gint64 total;
+  gint64 request_bytes;
+  const char *message;
+  int attempt, max_attempts;
+  gboolean ok;
+} AgcPullProgress;
+
+typedef void (*AgcPullProgressFunc) (const AgcPullProgress *progress, gpointer user_data);
+
+typedef struct
+{
+  char *folder;         /* DIR/NAME */
+  gboolean was_present; /* DIR/NAME existed: nothing was fetched (delete it to pull again) */
+  char *staging;        /* DIR/.NAME.partial */
+  GPtrArray *manual;    /* of const AgcCatalogueFile, the model's: files agriclip cannot
+                         * download and nobody has put in staging yet (their manual says
+                         * how); empty when the pull is complete */
+} AgcPullResult;
+
+/* Fetches every file of model into dir/NAME as described above (dir: e.g.
+ * agc_models_dir(), created when missing).  TRUE when the folder is complete
+ * or was there, and also when only files a person has to fetch are missing
+ * (result->manual; pull again once they are in place).  On failure the
+ * files received so far stay in the staging folder for the next pull; the
+ * error is AGC_HUB_ERROR (AGC_HUB_ERROR_OFFLINE: nothing could be reached),
+ * AGC_ERROR_IO (folders, another pull of the same model running) or
+ * AGC_ERROR_CANCELLED.  progress may be NULL.  result is filled on success
+ * and must be cleared with agc_pull_result_clear. */
+gboolean agc_model_pull (const AgcCatalogueModel *model, const char *dir,
+                         AgcPullProgressFunc progress, gpointer user_data, AgcPullResult *result,
+                         GCancellable *cancellable, GError **error);
+void agc_pull_result_clear (AgcPullResult *result);
+
 G_END_DECLS
