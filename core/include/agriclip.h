@@ -466,9 +466,12 @@ gboolean agc_model_dir_context_length (const char *dir, int *context_length, GEr
 
 typedef struct AgcResNet AgcResNet;
 
-/* torchvision ResNet-50 weights (any file agc_model_load reads weights
- * from: .safetensors, .pth/.pt, .bin) with their names under prefix ("" or
- * e.g. "backbone.").  Every shape is checked; deeper ResNets are refused. */
+/* torchvision ResNet-50 weights: a safetensors file or a PyTorch ZIP
+ * checkpoint (.pt, .pth, .bin; told by its first bytes), or a sharded
+ * index (.json), with the names under prefix ("" or e.g. "backbone."; NULL
+ * is ""); when conv1.weight is missing but the file has it under another
+ * prefix, the error names it.  Every shape is checked; deeper ResNets are
+ * refused rather than truncated. */
 AgcResNet *agc_resnet_open (const char *weights_path, const char *prefix, GError **error);
 void agc_resnet_free (AgcResNet *net);
 
