@@ -14,7 +14,6 @@
  * for people.  Times are medians over --iterations calls after one warm-up
  * call. */
 #include "cli.h"
-#include "nn/resnet.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -189,11 +188,7 @@ subject_open (Subject *subject, const char *model_dir, const char *resnet_path,
       subject->embed_dim = agc_model_embed_dim (subject->model);
       return TRUE;
     }
-  AgcWeights *weights = agc_weights_open (resnet_path, error);
-  if (weights == NULL)
-    return FALSE;
-  subject->resnet = agc_resnet_load (weights, prefix ? prefix : "", error);
-  agc_weights_free (weights); // the backbone holds its own (folded) copies
+  subject->resnet = agc_resnet_open (resnet_path, prefix, error);
   subject->image_size = RESNET_IMAGE_SIZE;
   subject->embed_dim = AGC_RESNET_FEATURES;
   return subject->resnet != NULL;

@@ -4,7 +4,6 @@
 #include "cli.h"
 #include "image-batch.h"
 #include "image-list.h"
-#include "hub/model-path.h"
 
 #include <string.h>
 #include <unistd.h>

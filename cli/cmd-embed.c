@@ -2,7 +2,6 @@
  * lines, in the order the inputs were given. */
 #include "cli.h"
 #include "image-batch.h"
-#include "hub/model-path.h"
 
 #include <string.h>
 

@@ -2,88 +2,20 @@
  * an adapter's) are right on a folder of tagged photos: overall accuracy,
  * accuracy per class and the confusion matrix, as a table or JSON.
  *
- * The folder is read as for training (agc_dataset_open: DATA/TAG/…, with
- * labels.json for display names and prompts) and images are encoded
- * through the embedding cache, so evaluating and then training on the same
- * photos encodes them once. */
+ * The counting is agc_evaluate's (agriclip.h, "evaluation"): the folder is
+ * read as for training and images are encoded through the embedding cache,
+ * so evaluating and then training on the same photos encodes them once. */
 #include "cli.h"
-#include "train/dataset.h"
-#include "models/embedding-cache.h"
-#include "hub/model-path.h"
 
 #include <math.h>
 #include <string.h>
 
 extern const CliCommand cli_evaluate_command;
 
-typedef struct
-{
-  int n_rows;             /* the data's classes */
-  int n_columns;          /* the data's classes, then any others the classifier has */
-  GPtrArray *column_names;
-  int *column_of;         /* [classifier classes] column of each predicted class */
-  int *counts;            /* [n_rows, n_columns] */
-  int n_images;           /* evaluated */
-  int n_skipped;          /* unreadable */
-} Confusion;
-
 static void
 on_progress (int done, int total, gpointer user_data)
 {
   cli_progress_printf (user_data, _("images %d/%d"), done, total);
-}
-
-/* Columns: the data's classes in their order, then the classifier's other
- * classes (an adapter may know more), matched by export name. */
-static void
-confusion_init (Confusion *m, const AgcLabelSet *data_labels, const char *const *predicted,
-                int n_predicted)
-{
-  m->n_rows = agc_label_set_n_classes (data_labels);
-  m->column_names = g_ptr_array_new ();
-  for (int r = 0; r < m->n_rows; r++)
-    g_ptr_array_add (m->column_names, (gpointer) agc_label_set_class_name (data_labels, r));
-  m->column_of = g_new (int, n_predicted);
-  for (int p = 0; p < n_predicted; p++)
-    {
-      m->column_of[p] = -1;
-      for (guint c = 0; c < m->column_names->len; c++)
-        if (g_str_equal (predicted[p], m->column_names->pdata[c]))
-          m->column_of[p] = (int) c;
-      if (m->column_of[p] < 0)
-        {
-          m->column_of[p] = (int) m->column_names->len;
-          g_ptr_array_add (m->column_names, (gpointer) predicted[p]);
-        }
-    }
-  m->n_columns = (int) m->column_names->len;
-  m->counts = g_new0 (int, (gsize) m->n_rows * m->n_columns);
-}
-
-static void
-confusion_clear (Confusion *m)
-{
-  g_ptr_array_unref (m->column_names);
-  g_free (m->column_of);
-  g_free (m->counts);
-}
-
-static int
-row_total (const Confusion *m, int r)
-{
-  int total = 0;
-  for (int c = 0; c < m->n_columns; c++)
-    total += m->counts[r * m->n_columns + c];
-  return total;
-}
-
-static int
-correct (const Confusion *m)
-{
-  int total = 0;
-  for (int r = 0; r < m->n_rows; r++)
-    total += m->counts[r * m->n_columns + r];
-  return total;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -98,10 +30,11 @@ write_ratio_json (FILE *out, int part, int whole)
 }
 
 static void
-write_json (const Confusion *m, const AgcLabelSet *labels, const char *model, const char *data,
-            const char *adapter)
+write_json (const AgcEvaluation *m, const char *model, const char *data, const char *adapter)
 {
   FILE *out = stdout;
+  const AgcLabelSet *labels = agc_evaluation_labels (m);
+  int n_rows = agc_label_set_n_classes (labels), n_columns = agc_evaluation_n_predicted (m);
   g_autofree char *model_shown = g_filename_display_name (model);
   g_autofree char *data_shown = g_filename_display_name (data);
   fputs ("{\n  \"model\": ", out);
@@ -116,13 +49,13 @@ write_json (const Confusion *m, const AgcLabelSet *labels, const char *model, co
     }
   else
     fputs ("null", out);
-  fprintf (out, ",\n  \"n_images\": %d,\n  \"n_skipped\": %d,\n  \"accuracy\": ", m->n_images,
-           m->n_skipped);
-  write_ratio_json (out, correct (m), m->n_images);
+  fprintf (out, ",\n  \"n_images\": %d,\n  \"n_skipped\": %d,\n  \"accuracy\": ",
+           agc_evaluation_n_images (m), agc_evaluation_n_skipped (m));
+  write_ratio_json (out, agc_evaluation_n_correct (m), agc_evaluation_n_images (m));
   fputs (",\n  \"classes\": [", out);
-  for (int r = 0; r < m->n_rows; r++)
+  for (int r = 0; r < n_rows; r++)
     {
-      int n = row_total (m, r), right = m->counts[r * m->n_columns + r];
+      int n = agc_evaluation_class_n_images (m, r), right = agc_evaluation_count (m, r, r);
       fputs (r ? ",\n    {\"name\": " : "\n    {\"name\": ", out);
       cli_write_json_string (out, agc_label_set_class_name (labels, r));
       fputs (", \"display\": ", out);
@@ -132,132 +65,67 @@ write_json (const Confusion *m, const AgcLabelSet *labels, const char *model, co
       fputc ('}', out);
     }
   fputs ("\n  ],\n  \"predicted_classes\": [", out);
-  for (int c = 0; c < m->n_columns; c++)
+  for (int c = 0; c < n_columns; c++)
     {
       fputs (c ? ", " : "", out);
-      cli_write_json_string (out, m->column_names->pdata[c]);
+      cli_write_json_string (out, agc_evaluation_predicted_name (m, c));
     }
   fputs ("],\n  \"confusion\": [", out);
-  for (int r = 0; r < m->n_rows; r++)
+  for (int r = 0; r < n_rows; r++)
     {
       fputs (r ? ",\n    [" : "\n    [", out);
-      for (int c = 0; c < m->n_columns; c++)
-        fprintf (out, c ? ", %d" : "%d", m->counts[r * m->n_columns + c]);
+      for (int c = 0; c < n_columns; c++)
+        fprintf (out, c ? ", %d" : "%d", agc_evaluation_count (m, r, c));
       fputc (']', out);
     }
   fputs ("\n  ]\n}\n", out);
 }
 
 static int
-name_width (const Confusion *m)
+name_width (const AgcEvaluation *m)
 {
   int width = 5;
-  for (int c = 0; c < m->n_columns; c++)
-    width = MAX (width, (int) g_utf8_strlen (m->column_names->pdata[c], -1));
+  for (int c = 0; c < agc_evaluation_n_predicted (m); c++)
+    width = MAX (width, (int) g_utf8_strlen (agc_evaluation_predicted_name (m, c), -1));
   return MIN (width, 40);
 }
 
 static void
-write_text (const Confusion *m)
+write_text (const AgcEvaluation *m)
 {
-  int right = correct (m), width = name_width (m);
-  if (m->n_images > 0)
-    printf (_("accuracy: %.1f %% (%d of %d images)\n"), 100.0 * right / m->n_images, right,
-            m->n_images);
-  if (m->n_skipped > 0)
-    printf (_("skipped: %d unreadable images\n"), m->n_skipped);
+  int right = agc_evaluation_n_correct (m), width = name_width (m);
+  int n_images = agc_evaluation_n_images (m), n_skipped = agc_evaluation_n_skipped (m);
+  int n_rows = agc_label_set_n_classes (agc_evaluation_labels (m));
+  int n_columns = agc_evaluation_n_predicted (m);
+  if (n_images > 0)
+    printf (_("accuracy: %.1f %% (%d of %d images)\n"), 100.0 * right / n_images, right,
+            n_images);
+  if (n_skipped > 0)
+    printf (_("skipped: %d unreadable images\n"), n_skipped);
   printf ("\n%-*s %8s %9s\n", width + 4, _("class"), _("images"), _("accuracy"));
-  for (int r = 0; r < m->n_rows; r++)
+  for (int r = 0; r < n_rows; r++)
     {
-      int n = row_total (m, r);
-      printf ("%3d %-*s %8d ", r + 1, width, (const char *) m->column_names->pdata[r], n);
+      int n = agc_evaluation_class_n_images (m, r);
+      printf ("%3d %-*s %8d ", r + 1, width, agc_evaluation_predicted_name (m, r), n);
       if (n > 0)
-        printf ("%7.1f %%\n", 100.0 * m->counts[r * m->n_columns + r] / n);
+        printf ("%7.1f %%\n", 100.0 * agc_evaluation_count (m, r, r) / n);
       else
         printf ("%9s\n", "-");
     }
-  for (int c = m->n_rows; c < m->n_columns; c++) // classes the data does not have
-    printf ("%3d %-*s %8s %9s\n", c + 1, width, (const char *) m->column_names->pdata[c], "-",
-            "-");
+  for (int c = n_rows; c < n_columns; c++) // classes the data does not have
+    printf ("%3d %-*s %8s %9s\n", c + 1, width, agc_evaluation_predicted_name (m, c), "-", "-");
   printf (_("\nconfusion matrix (rows: true class, columns: predicted class, by number)\n"));
   printf ("%*s", width + 4, "");
-  for (int c = 0; c < m->n_columns; c++)
+  for (int c = 0; c < n_columns; c++)
     printf (" %4d", c + 1);
   putchar ('\n');
-  for (int r = 0; r < m->n_rows; r++)
+  for (int r = 0; r < n_rows; r++)
     {
-      printf ("%3d %-*s", r + 1, width, (const char *) m->column_names->pdata[r]);
-      for (int c = 0; c < m->n_columns; c++)
-        printf (" %4d", m->counts[r * m->n_columns + c]);
+      printf ("%3d %-*s", r + 1, width, agc_evaluation_predicted_name (m, r));
+      for (int c = 0; c < n_columns; c++)
+        printf (" %4d", agc_evaluation_count (m, r, c));
       putchar ('\n');
     }
-}
-
-/* ---- evaluation ---------------------------------------------------------- */
-
-/* Encodes every file of the data and counts the classifier's top label
- * against its tag. */
-static gboolean
-evaluate (Confusion *m, AgcModel *model, const AgcClassifier *classifier,
-          const AgcDataset *data, CliProgress *line, GError **error)
-{
-  g_autofree char *identity = agc_model_identity (model, error);
-  if (!identity)
-    return FALSE;
-  int n = data->n_files, dim = agc_model_embed_dim (model);
-  int n_classes = agc_classifier_n_classes (classifier);
-  g_autofree float *embeddings = g_new (float, (gsize) MAX (n, 1) * dim);
-  g_autofree gboolean *ok = g_new (gboolean, MAX (n, 1));
-  g_autofree char (*hashes)[AGC_SHA256_HEX] = g_malloc (sizeof *hashes * (gsize) MAX (n, 1));
-  g_autofree float *probs = g_new (float, n_classes);
-  AgcEmbedCounts counts;
-  gboolean done = agc_embed_files_cached (embeddings, ok, hashes, &counts, model, identity,
-                                          (const char *const *) data->files, n,
-                                          cli_progress_report, on_progress, line, NULL, error);
-  cli_progress_end (line);
-  if (!done)
-    return FALSE;
-  for (int i = 0; i < n; i++)
-    {
-      if (!ok[i])
-        {
-          m->n_skipped++;
-          continue;
-        }
-      int top;
-      agc_classifier_probabilities (classifier, embeddings + (gsize) i * dim, probs);
-      agc_top_k (probs, n_classes, 1, &top);
-      m->counts[data->class_of[i] * m->n_columns + m->column_of[top]]++;
-      m->n_images++;
-    }
-  if (m->n_images == 0)
-    {
-      g_autofree char *shown = g_filename_display_name (data->dir);
-      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, _("%s: no readable images"), shown);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-/* The classifier, and the export name of each of its classes. */
-static AgcClassifier *
-open_classifier (AgcModel *model, const AgcDataset *data, const char *adapter_path,
-                 GPtrArray *names, GError **error)
-{
-  if (!adapter_path)
-    {
-      for (int c = 0; c < agc_label_set_n_classes (data->labels); c++)
-        g_ptr_array_add (names, g_strdup (agc_label_set_class_name (data->labels, c)));
-      return agc_classifier_new (model, data->labels, NULL, error);
-    }
-  AgcAdapter *adapter = agc_adapter_load (adapter_path, error);
-  if (!adapter)
-    return NULL;
-  for (int c = 0; c < agc_adapter_n_classes (adapter); c++)
-    g_ptr_array_add (names, g_strdup (agc_adapter_class_name (adapter, c)));
-  AgcClassifier *classifier = agc_classifier_new_from_adapter (model, adapter, error);
-  agc_adapter_free (adapter);
-  return classifier;
 }
 
 static int
@@ -297,32 +165,32 @@ run (int argc, char **argv)
   CliProgress line;
   cli_progress_init (&line);
   GError *error = NULL;
-  AgcDataset *data = agc_dataset_open (data_dir, cli_progress_report, &line, &error);
-  if (!data)
+  AgcEvaluation *evaluation = agc_evaluation_open (data_dir, cli_progress_report, &line, &error);
+  if (!evaluation)
     return cli_fail (error);
   agc_model_resolve_path_in_place (&model_dir);
   AgcModel *model = agc_model_load (model_dir, &error);
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   if (model && int8 && !agc_model_set_int8 (model, TRUE, &error))
     g_clear_pointer (&model, agc_model_free);
-  AgcClassifier *classifier = model ? open_classifier (model, data, adapter_path, names, &error)
-                                    : NULL;
-  Confusion m = { 0 };
-  gboolean ok = classifier != NULL;
+  gboolean ok = model != NULL;
   if (ok)
     {
-      confusion_init (&m, data->labels, (const char *const *) names->pdata, (int) names->len);
-      ok = evaluate (&m, model, classifier, data, &line, &error);
+      ok = agc_evaluate (evaluation, model, adapter_path, on_progress, cli_progress_report, &line,
+                         NULL, &error);
+      cli_progress_end (&line);
+    }
+  if (ok && agc_evaluation_n_images (evaluation) == 0)
+    {
+      g_autofree char *shown = g_filename_display_name (data_dir);
+      g_set_error (&error, AGC_ERROR, AGC_ERROR_INPUT, _("%s: no readable images"), shown);
+      ok = FALSE;
     }
   if (ok && json)
-    write_json (&m, data->labels, model_dir, data_dir, adapter_path);
+    write_json (evaluation, model_dir, data_dir, adapter_path);
   else if (ok)
-    write_text (&m);
-  if (classifier)
-    confusion_clear (&m);
-  agc_classifier_free (classifier);
+    write_text (evaluation);
   agc_model_free (model);
-  agc_dataset_free (data);
+  agc_evaluation_free (evaluation);
   return ok ? CLI_EXIT_OK : cli_fail (error);
 }
 

@@ -2,67 +2,17 @@
  * catalogue (models/catalogue.json), and fetching a model into the folder
  * where `--model NAME` finds it.
  *
- * A pull downloads into DIR/.NAME.partial/ and renames that folder to
- * DIR/NAME only when every file is there and checked, so a folder named
- * after a model is always complete; an interrupted pull resumes. */
-#include "hub/catalogue.h"
+ * The catalogue and the pull are the library's (agriclip.h, "model hub");
+ * this file prints them: tables, the messages of a pull as it goes, and a
+ * progress bar on a terminal (a line every few seconds otherwise). */
 #include "cli.h"
-#include "hub/download.h"
-#include "hub/model-path.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <glib/gstdio.h>
-#include <string.h>
 #include <unistd.h>
 
 extern const CliCommand cli_models_command;
 
-#define DEFAULT_HUB "https://huggingface.co"
-
-/* ---- where files come from and go to ----------------------------------- */
-
-/* $AGRICLIP_HUB_URL (tests, mirrors) or the Hugging Face Hub, without a trailing '/'. */
-static char *
-hub_base (void)
-{
-  const char *env = g_getenv ("AGRICLIP_HUB_URL");
-  char *base = g_strdup (env && *env ? env : DEFAULT_HUB);
-  for (gsize n = strlen (base); n > 0 && base[n - 1] == '/'; n--)
-    base[n - 1] = '\0';
-  return base;
-}
-
-/* The download address of a file, NULL for one fetched by hand.  Hub
- * layout: {base}/{repository}/resolve/{revision}/{path}. */
-static char *
-file_url (const CliCatalogueFile *f)
-{
-  if (f->url)
-    return g_strdup (f->url);
-  if (!f->repository)
-    return NULL;
-  g_autofree char *base = hub_base ();
-  g_autofree char *repository = g_uri_escape_string (f->repository, "/", FALSE);
-  g_autofree char *revision = g_uri_escape_string (f->revision, NULL, FALSE);
-  g_autofree char *path = g_uri_escape_string (f->remote_path, "/", FALSE);
-  return g_strdup_printf ("%s/%s/resolve/%s/%s", base, repository, revision, path);
-}
-
-static char *
-file_dest (const char *folder, const CliCatalogueFile *f)
-{
-  g_auto (GStrv) parts = g_strsplit (f->path, "/", -1);
-  g_autofree char *relative = g_build_filenamev (parts);
-  return g_build_filename (folder, relative, NULL);
-}
-
-static char *
-staging_folder (const char *dir, const char *name)
-{
-  g_autofree char *hidden = g_strdup_printf (".%s.partial", name);
-  return g_build_filename (dir, hidden, NULL);
-}
+#define BAR_INTERVAL_US (G_USEC_PER_SEC / 5)
+#define LINE_INTERVAL_US (5 * G_USEC_PER_SEC)
 
 static const char *
 or_unknown (const char *s)
@@ -73,12 +23,12 @@ or_unknown (const char *s)
 /* ---- list and show ----------------------------------------------------- */
 
 static int
-list_models (const CliCatalogue *catalogue, const char *dir)
+list_models (const AgcCatalogue *catalogue, const char *dir)
 {
   printf ("%-24s %-10s %-7s %s\n", _("NAME"), _("FAMILY"), _("PULLED"), _("TITLE"));
   for (guint i = 0; i < catalogue->models->len; i++)
     {
-      const CliCatalogueModel *m = catalogue->models->pdata[i];
+      const AgcCatalogueModel *m = catalogue->models->pdata[i];
       g_autofree char *folder = g_build_filename (dir, m->name, NULL);
       printf ("%-24s %-10s %-7s %s\n", m->name, m->family,
               g_file_test (folder, G_FILE_TEST_IS_DIR) ? _("yes") : _("no"), m->title);
@@ -87,16 +37,16 @@ list_models (const CliCatalogue *catalogue, const char *dir)
 }
 
 static void
-show_field (const CliCatalogueModel *m, const char *label, const char *field, const char *value)
+show_field (const AgcCatalogueModel *m, const char *label, const char *field, const char *value)
 {
   if (value == NULL)
     return;
   printf ("%-10s %s%s\n", label, value,
-          cli_catalogue_model_unverified (m, field) ? _("  [unverified]") : "");
+          agc_catalogue_model_unverified (m, field) ? _("  [unverified]") : "");
 }
 
 static int
-show_model (const CliCatalogueModel *m, const char *dir)
+show_model (const AgcCatalogueModel *m, const char *dir)
 {
   g_autofree char *folder = g_build_filename (dir, m->name, NULL);
   show_field (m, "name:", "name", m->name);
@@ -104,7 +54,7 @@ show_model (const CliCatalogueModel *m, const char *dir)
   show_field (m, "family:", "family", m->family);
   if (m->repository)
     {
-      g_autofree char *base = hub_base ();
+      g_autofree char *base = agc_hub_url ();
       g_autofree char *source = g_strdup_printf ("%s/%s (revision %s)", base, m->repository,
                                                  m->revision ? m->revision : "main");
       show_field (m, "source:", "repository", source);
@@ -116,14 +66,14 @@ show_model (const CliCatalogueModel *m, const char *dir)
   printf ("%-10s %s (%s)\n", "folder:", folder,
           g_file_test (folder, G_FILE_TEST_IS_DIR) ? _("pulled") : _("not pulled"));
   printf ("%-10s %u%s\n", "files:", m->files->len,
-          cli_catalogue_model_unverified (m, "files")
+          agc_catalogue_model_unverified (m, "files")
             ? _("  [unverified: names and places not checked at the source]")
             : "");
   gboolean unknown = FALSE;
   for (guint i = 0; i < m->files->len; i++)
     {
-      const CliCatalogueFile *f = m->files->pdata[i];
-      g_autofree char *url = file_url (f);
+      const AgcCatalogueFile *f = m->files->pdata[i];
+      g_autofree char *url = agc_catalogue_file_url (f);
       g_autofree char *size = f->size >= 0 ? g_strdup_printf ("%" G_GINT64_FORMAT " bytes",
                                                               f->size)
                                            : NULL;
@@ -148,15 +98,15 @@ show_model (const CliCatalogueModel *m, const char *dir)
 
 /* Prints how to install the model without agriclip's downloads. */
 static void
-print_by_hand (const CliCatalogueModel *m, const char *folder, gboolean default_dir)
+print_by_hand (const AgcCatalogueModel *m, const char *folder, gboolean default_dir)
 {
   fprintf (stderr, _("agriclip: to install %s by hand, fetch these files and put them in "
                      "place:\n"), m->name);
   for (guint i = 0; i < m->files->len; i++)
     {
-      const CliCatalogueFile *f = m->files->pdata[i];
-      g_autofree char *dest = file_dest (folder, f);
-      g_autofree char *url = file_url (f);
+      const AgcCatalogueFile *f = m->files->pdata[i];
+      g_autofree char *dest = agc_catalogue_file_dest (f, folder);
+      g_autofree char *url = agc_catalogue_file_url (f);
       fprintf (stderr, "agriclip:   %s  <-  %s\n", dest, url ? url : f->manual);
     }
   if (default_dir)
@@ -165,194 +115,144 @@ print_by_hand (const CliCatalogueModel *m, const char *folder, gboolean default_
     fprintf (stderr, _("agriclip: then give '--model %s'.\n"), folder);
 }
 
-/* Holds an exclusive lock on staging/.lock so that two pulls of one model
- * do not write the same files.  Returns the descriptor, -1 on error. */
-static int
-lock_staging (const char *staging, GError **error)
+/* What the pull's progress reports turn into on stderr. */
+typedef struct
 {
-  g_autofree char *path = g_build_filename (staging, ".lock", NULL);
-  int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-  if (fd >= 0 && fcntl (fd, F_SETLK, &lock) == 0)
-    return fd;
-  int e = errno;
-  if (fd >= 0)
-    close (fd);
-  if (e == EACCES || e == EAGAIN)
-    g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
-                 "%s: another agriclip is pulling into this folder; wait for it to finish",
-                 staging);
+  gboolean tty;
+  gint64 request_start_us, last_report_us;
+  gboolean bar_drawn;
+} PullView;
+
+/* A redrawn bar on a terminal, a line every few seconds otherwise. */
+static void
+show_bytes (PullView *view, const char *label, gint64 have, gint64 total, gint64 request_bytes)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (now - view->last_report_us < (view->tty ? BAR_INTERVAL_US : LINE_INTERVAL_US))
+    return;
+  view->last_report_us = now;
+  g_autofree char *have_text = g_format_size (have);
+  g_autofree char *total_text = total > 0 ? g_format_size (total) : NULL;
+  int percent = total > 0 ? (int) (100 * have / total) : -1;
+  if (!view->tty)
+    {
+      if (total > 0)
+        fprintf (stderr, "agriclip: %s: %s of %s (%d%%)\n", label, have_text, total_text,
+                 percent);
+      else
+        fprintf (stderr, "agriclip: %s: %s so far\n", label, have_text);
+      return;
+    }
+  double seconds = (now - view->request_start_us) / (double) G_USEC_PER_SEC;
+  g_autofree char *speed = g_format_size ((guint64) (seconds > 0 ? request_bytes / seconds : 0));
+  char bar[21];
+  int filled = percent < 0 ? 0 : percent / 5;
+  for (int i = 0; i < 20; i++)
+    bar[i] = i < filled ? '#' : '.';
+  bar[20] = '\0';
+  if (total > 0)
+    fprintf (stderr, "\r%s [%s] %3d%%  %s of %s  %s/s\033[K", label, bar, percent, have_text,
+             total_text, speed);
   else
-    g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: %s", path, g_strerror (e));
-  return -1;
+    fprintf (stderr, "\r%s  %s  %s/s\033[K", label, have_text, speed);
+  view->bar_drawn = TRUE;
+}
+
+/* Ends a drawn bar's line. */
+static void
+end_bar (PullView *view)
+{
+  if (view->bar_drawn)
+    fputc ('\n', stderr);
+  view->bar_drawn = FALSE;
 }
 
 static void
-report_file (const CliCatalogueFile *f, const char *dest, const char *sha256)
+on_pull_progress (const AgcPullProgress *p, gpointer user_data)
 {
-  GStatBuf st;
-  gint64 size = g_stat (dest, &st) == 0 ? (gint64) st.st_size : -1;
-  fprintf (stderr, "agriclip: %s: %" G_GINT64_FORMAT " bytes, sha256 %s (%s)\n", f->path, size,
-           sha256, f->sha256 ? _("matches the catalogue") : _("not in the catalogue: unchecked"));
-}
-
-/* A file already in the staging folder (an earlier pull, or placed by
- * hand): kept when it matches what the catalogue knows, deleted otherwise. */
-static gboolean
-check_present (const CliCatalogueFile *f, const char *dest, gboolean *present, GError **error)
-{
-  *present = g_file_test (dest, G_FILE_TEST_IS_REGULAR);
-  if (!*present)
-    return TRUE;
-  char sha256[CLI_SHA256_HEX];
-  if (!cli_file_sha256 (sha256, dest, error))
-    return FALSE;
-  GStatBuf st;
-  gboolean size_ok = f->size < 0 || (g_stat (dest, &st) == 0 && st.st_size == f->size);
-  if (size_ok && (f->sha256 == NULL || strcmp (sha256, f->sha256) == 0))
+  PullView *view = user_data;
+  const char *label = p->file->path;
+  switch (p->stage)
     {
-      report_file (f, dest, sha256);
-      return TRUE;
-    }
-  unlink (dest);
-  *present = FALSE;
-  if (f->repository || f->url)
-    {
+    case AGC_PULL_CHECKED:
+      fprintf (stderr, "agriclip: %s: %" G_GINT64_FORMAT " bytes, sha256 %s (%s)\n", label,
+               p->bytes, p->sha256,
+               p->file->sha256 ? _("matches the catalogue")
+                               : _("not in the catalogue: unchecked"));
+      break;
+    case AGC_PULL_MISMATCH:
       fprintf (stderr, "agriclip: %s: does not match the catalogue; downloading it again\n",
-               dest);
-      return TRUE;
-    }
-  g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_CHECKSUM,
-               "%s: size or SHA-256 differs from the catalogue's (%s); it was deleted: fetch "
-               "it again (%s)",
-               dest, f->sha256 ? f->sha256 : "size only", f->manual);
-  return FALSE;
-}
-
-static gboolean
-download_file (const CliCatalogueFile *f, const char *dest, GError **error)
-{
-  g_autofree char *url = file_url (f);
-  const char *token = f->repository ? g_getenv ("HF_TOKEN") : NULL;
-  if (token && !*token)
-    token = NULL;
-  g_autofree char *hint
-    = f->repository == NULL ? NULL
-      : token ? g_strdup_printf ("HF_TOKEN was sent: check that its account may read %s",
-                                 f->repository)
-              : g_strdup_printf ("if %s is gated or private, accept its terms on the Hub and "
-                                 "set HF_TOKEN to an access token",
-                                 f->repository);
-  CliDownload download = {
-    .url = url, .bearer_token = token, .dest = dest, .label = f->path,
-    .size = f->size, .sha256 = f->sha256, .denied_hint = hint,
-  };
-  fprintf (stderr, "agriclip: %s: downloading %s\n", f->path, url);
-  char sha256[CLI_SHA256_HEX];
-  if (!cli_download (sha256, &download, error))
-    return FALSE;
-  report_file (f, dest, sha256);
-  return TRUE;
-}
-
-/* Fetches every file of m into staging; *manual_missing lists the files a
- * person has to put there. */
-static gboolean
-fill_staging (const CliCatalogueModel *m, const char *staging, GPtrArray *manual_missing,
-              GError **error)
-{
-  for (guint i = 0; i < m->files->len; i++)
-    {
-      const CliCatalogueFile *f = m->files->pdata[i];
-      g_autofree char *dest = file_dest (staging, f);
-      g_autofree char *parent = g_path_get_dirname (dest);
-      if (g_mkdir_with_parents (parent, 0755) != 0)
+               p->dest);
+      break;
+    case AGC_PULL_DOWNLOAD:
+      fprintf (stderr, "agriclip: %s: downloading %s\n", label, p->url);
+      break;
+    case AGC_PULL_RESUME:
+      fprintf (stderr, "agriclip: %s: resuming after %" G_GINT64_FORMAT " bytes\n", label,
+               p->bytes);
+      break;
+    case AGC_PULL_REQUEST:
+      view->request_start_us = view->last_report_us = g_get_monotonic_time ();
+      break;
+    case AGC_PULL_BYTES:
+      show_bytes (view, label, p->bytes, p->total, p->request_bytes);
+      break;
+    case AGC_PULL_RETRY:
+      end_bar (view);
+      fprintf (stderr, "agriclip: %s; trying again (%d of %d)\n", p->message, p->attempt,
+               p->max_attempts);
+      break;
+    case AGC_PULL_TRANSFERRED:
+      if (view->bar_drawn && p->ok)
         {
-          int e = errno;
-          g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: %s", parent, g_strerror (e));
-          return FALSE;
+          view->last_report_us = 0; // the bar's last state: the whole file
+          show_bytes (view, label, p->bytes, p->bytes, p->request_bytes);
         }
-      gboolean present;
-      if (!check_present (f, dest, &present, error))
-        return FALSE;
-      if (present)
-        continue;
-      if (f->repository == NULL && f->url == NULL)
-        g_ptr_array_add (manual_missing, (gpointer) f);
-      else if (!download_file (f, dest, error))
-        return FALSE;
+      end_bar (view);
+      break;
     }
-  return TRUE;
 }
 
 static int
-pull_model (const CliCatalogueModel *m, const char *dir, gboolean default_dir)
+pull_model (const AgcCatalogueModel *m, const char *dir, gboolean default_dir)
 {
-  g_autofree char *folder = g_build_filename (dir, m->name, NULL);
-  if (g_file_test (folder, G_FILE_TEST_EXISTS))
+  PullView view = { .tty = isatty (STDERR_FILENO) };
+  AgcPullResult result;
+  GError *error = NULL;
+  if (!agc_model_pull (m, dir, on_pull_progress, &view, &result, NULL, &error))
+    {
+      gboolean offline = g_error_matches (error, AGC_HUB_ERROR, AGC_HUB_ERROR_OFFLINE);
+      int status = cli_fail (error);
+      if (offline)
+        {
+          g_autofree char *folder = g_build_filename (dir, m->name, NULL);
+          print_by_hand (m, folder, default_dir);
+        }
+      return status;
+    }
+  int status = CLI_EXIT_OK;
+  if (result.was_present)
     {
       fprintf (stderr, _("agriclip: %s is already pulled (delete the folder to pull it "
-                         "again)\n"), folder);
-      printf ("%s\n", folder);
-      return CLI_EXIT_OK;
+                         "again)\n"), result.folder);
+      printf ("%s\n", result.folder);
     }
-  g_autofree char *staging = staging_folder (dir, m->name);
-  GError *error = NULL;
-  if (g_mkdir_with_parents (staging, 0755) != 0)
-    {
-      int e = errno;
-      g_set_error (&error, AGC_ERROR, AGC_ERROR_IO, "%s: %s", staging, g_strerror (e));
-      return cli_fail (error);
-    }
-  int lock = lock_staging (staging, &error);
-  if (lock < 0)
-    return cli_fail (error);
-
-  g_autoptr (GPtrArray) manual_missing = g_ptr_array_new ();
-  int status = CLI_EXIT_OK;
-  if (!fill_staging (m, staging, manual_missing, &error))
-    {
-      gboolean offline = g_error_matches (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_OFFLINE);
-      status = cli_fail (error);
-      if (offline)
-        print_by_hand (m, folder, default_dir);
-    }
-  else if (manual_missing->len > 0)
+  else if (result.manual->len > 0)
     {
       fprintf (stderr, _("agriclip: %s: %u file(s) cannot be downloaded by agriclip; fetch them "
                          "by hand, put them here, then run 'agriclip models pull %s' again:\n"),
-               m->name, manual_missing->len, m->name);
-      for (guint i = 0; i < manual_missing->len; i++)
+               m->name, result.manual->len, m->name);
+      for (guint i = 0; i < result.manual->len; i++)
         {
-          const CliCatalogueFile *f = manual_missing->pdata[i];
-          g_autofree char *dest = file_dest (staging, f);
+          const AgcCatalogueFile *f = result.manual->pdata[i];
+          g_autofree char *dest = agc_catalogue_file_dest (f, result.staging);
           fprintf (stderr, "agriclip:   %s  <-  %s\n", dest, f->manual);
         }
       status = CLI_EXIT_ERROR;
     }
   else
-    {
-      // complete and checked: make it visible in one step
-      g_autofree char *lock_path = g_build_filename (staging, ".lock", NULL);
-      unlink (lock_path);
-      if (rename (staging, folder) != 0)
-        {
-          int e = errno;
-          g_set_error (&error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot rename to %s: %s", staging,
-                       folder, g_strerror (e));
-          status = cli_fail (error);
-        }
-      else
-        printf ("%s\n", folder);
-    }
-  if (status != CLI_EXIT_OK && manual_missing->len == 0)
-    {
-      // leave no empty staging folder behind (one with files stays, to resume)
-      g_autofree char *lock_path = g_build_filename (staging, ".lock", NULL);
-      unlink (lock_path);
-      g_rmdir (staging);
-    }
-  close (lock);
+    printf ("%s\n", result.folder);
+  agc_pull_result_clear (&result);
   return status;
 }
 
@@ -391,19 +291,19 @@ run (int argc, char **argv)
                                           : _("'%s' takes no arguments"), action);
 
   GError *error = NULL;
-  g_autoptr (CliCatalogue) catalogue = cli_catalogue_open (&error);
+  g_autoptr (AgcCatalogue) catalogue = agc_catalogue_open (&error);
   if (!catalogue)
     return cli_fail (error);
   g_autofree char *dir = dir_option ? g_strdup (dir_option) : agc_models_dir ();
   if (!wants_name)
     return list_models (catalogue, dir);
-  const CliCatalogueModel *model = cli_catalogue_find (catalogue, argv[2]);
+  const AgcCatalogueModel *model = agc_catalogue_find (catalogue, argv[2]);
   if (!model)
     {
       g_autoptr (GString) names = g_string_new ("");
       for (guint i = 0; i < catalogue->models->len; i++)
         g_string_append_printf (names, "%s%s", i ? ", " : "",
-                                ((CliCatalogueModel *) catalogue->models->pdata[i])->name);
+                                ((AgcCatalogueModel *) catalogue->models->pdata[i])->name);
       g_set_error (&error, AGC_ERROR, AGC_ERROR_INPUT, "%s: no model of that name in %s (known: %s)",
                    argv[2], catalogue->path, names->str);
       return cli_fail (error);

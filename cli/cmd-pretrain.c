@@ -2,7 +2,6 @@
  * a folder of captioned images and writes a model folder that every other
  * command loads. */
 #include "cli.h"
-#include "train/clip-pretrain.h"
 
 #include <inttypes.h>
 #include <unistd.h>
@@ -43,7 +42,7 @@ static int
 run (int argc, char **argv)
 {
   AgcPretrainParams params = agc_pretrain_default_params ();
-  AgcTowerConfig *v = &params.model.vision, *t = &params.model.text;
+  AgcPretrainTower *v = &params.vision, *t = &params.text;
   g_autofree char *data_dir = NULL, *tokenizer_dir = NULL, *out = NULL, *seed_text = NULL;
   const GOptionEntry entries[] = {
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data_dir,
@@ -67,9 +66,9 @@ run (int argc, char **argv)
          "continues)"), N_("N") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text,
       N_("Seed of the initial weights and the batch order"), N_("N") },
-    { "image-size", 0, 0, G_OPTION_ARG_INT, &v->image_size, N_("Image side in pixels"),
+    { "image-size", 0, 0, G_OPTION_ARG_INT, &params.image_size, N_("Image side in pixels"),
       N_("N") },
-    { "patch", 0, 0, G_OPTION_ARG_INT, &v->patch_size, N_("Patch side in pixels"), N_("N") },
+    { "patch", 0, 0, G_OPTION_ARG_INT, &params.patch_size, N_("Patch side in pixels"), N_("N") },
     { "width", 0, 0, G_OPTION_ARG_INT, &v->width, N_("Width of the image tower"), N_("N") },
     { "layers", 0, 0, G_OPTION_ARG_INT, &v->layers, N_("Blocks of the image tower"), N_("N") },
     { "heads", 0, 0, G_OPTION_ARG_INT, &v->heads, N_("Attention heads of the image tower"),
@@ -79,16 +78,16 @@ run (int argc, char **argv)
       N_("N") },
     { "text-heads", 0, 0, G_OPTION_ARG_INT, &t->heads, N_("Attention heads of the text tower"),
       N_("N") },
-    { "context", 0, 0, G_OPTION_ARG_INT, &t->context_length,
+    { "context", 0, 0, G_OPTION_ARG_INT, &params.context_length,
       N_("Tokens per caption, start and end included"), N_("N") },
-    { "embed-dim", 0, 0, G_OPTION_ARG_INT, &params.model.projection_dim,
+    { "embed-dim", 0, 0, G_OPTION_ARG_INT, &params.embed_dim,
       N_("Size of the shared embedding"), N_("N") },
     { NULL },
   };
   const CliCommand *command = &cli_pretrain_command;
   g_autoptr (GOptionContext) context = cli_option_context_new (command, entries);
   AgcPretrainParams defaults = agc_pretrain_default_params ();
-  const AgcTowerConfig *dv = &defaults.model.vision, *dt = &defaults.model.text;
+  const AgcPretrainTower *dv = &defaults.vision, *dt = &defaults.text;
   g_autofree char *description = g_strdup_printf (
     _("Defaults: %d epochs, batches of %d, lr %g, weight decay %g; images %d px in patches of "
       "%d, image tower width %d with %d layers and %d heads, text tower width %d with %d layers "
@@ -96,9 +95,9 @@ run (int argc, char **argv)
       "After every epoch a checkpoint is written beside the output folder "
       "(OUT.checkpoint.safetensors): running the same command again after an interruption "
       "resumes from it and gives the same model."),
-    defaults.epochs, defaults.batch_size, defaults.lr, defaults.weight_decay, dv->image_size,
-    dv->patch_size, dv->width, dv->layers, dv->heads, dt->width, dt->layers, dt->heads,
-    dt->context_length, defaults.model.projection_dim);
+    defaults.epochs, defaults.batch_size, defaults.lr, defaults.weight_decay, defaults.image_size,
+    defaults.patch_size, dv->width, dv->layers, dv->heads, dt->width, dt->layers, dt->heads,
+    defaults.context_length, defaults.embed_dim);
   g_option_context_set_description (context, description);
   if (!cli_parse (context, command, &argc, &argv))
     return CLI_EXIT_USAGE;

@@ -1,23 +1,5 @@
 /* cmd-tokenize.c — `agriclip tokenize`: the token ids of texts, one line each. */
 #include "cli.h"
-#include "models/clip-config.h"
-#include "hub/model-path.h"
-#include "text/tokenizer.h"
-
-/* The text tower's context length, from config.json when the folder has one. */
-static gboolean
-context_length_of (const char *model_dir, int *context_length, GError **error)
-{
-  g_autofree char *config_path = g_build_filename (model_dir, "config.json", NULL);
-  *context_length = 77;
-  if (!g_file_test (config_path, G_FILE_TEST_EXISTS))
-    return TRUE;
-  AgcClipConfig config;
-  if (!agc_clip_config_load (config_path, &config, error))
-    return FALSE;
-  *context_length = config.text.context_length;
-  return TRUE;
-}
 
 static int
 run (int argc, char **argv)
@@ -39,7 +21,7 @@ run (int argc, char **argv)
   GError *error = NULL;
   int context_length;
   agc_model_resolve_path_in_place (&model_dir); // a pulled model's NAME, or a folder
-  if (!context_length_of (model_dir, &context_length, &error))
+  if (!agc_model_dir_context_length (model_dir, &context_length, &error))
     return cli_fail (error);
   AgcTokenizer *tokenizer = agc_tokenizer_load_dir (model_dir, &error);
   if (!tokenizer)

@@ -114,4 +114,22 @@ plugin_file_path (GimpProcedureConfig *config, const char *name, const char *nic
   return path;
 }
 
+char *
+plugin_resolve_model (char *path)
+{
+  if (path == NULL || g_file_test (path, G_FILE_TEST_EXISTS))
+    return path;
+  g_autofree char *name = g_path_get_basename (path);
+  char *pulled = agc_model_resolve_path (name);
+  // unchanged: no pulled model of that name (or a file of that name in the
+  // plug-in's own working folder, which is not what the user chose)
+  if (g_str_equal (pulled, name))
+    {
+      g_free (pulled);
+      return path;
+    }
+  g_free (path);
+  return pulled;
+}
+
 GIMP_MAIN (AGC_TYPE_PLUG_IN)

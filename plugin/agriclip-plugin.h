@@ -42,6 +42,12 @@ void plugin_name_path (GError **error, const char *path);
  * what to set (nick) when it is unset or not a local file. */
 char *plugin_file_path (GimpProcedureConfig *config, const char *name, const char *nick,
                         GError **error);
+/* The folder a "model" argument means (takes path, returns a g_free'd one):
+ * path itself when it exists; else, when its last component is the NAME of
+ * a pulled model (agc_model_resolve_path), that model's folder.  GIMP turns
+ * a bare NAME typed in the Model field or passed by a script into a file of
+ * the current folder, so the NAME comes back as the last component. */
+char *plugin_resolve_model (char *path);
 
 /* ---- engine.c: a model and a label set, ready to classify -------------- */
 
@@ -61,8 +67,6 @@ typedef struct
  * of that adapter (which must have been trained on this model). */
 Engine *engine_open (GimpProcedureConfig *config, GError **error);
 void engine_free (Engine *engine);
-/* Where a shipped label set NAME lives: <datadir>/agriclip/labels/NAME.json. */
-char *engine_shipped_labels_path (const char *name);
 /* The class's export name and display name, from the label set or adapter. */
 const char *engine_class_name (const Engine *engine, int class_index);
 const char *engine_class_display_name (const Engine *engine, int class_index);

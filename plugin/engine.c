@@ -3,8 +3,6 @@
  * per call, so there is nothing to keep between runs. */
 #include "agriclip-plugin.h"
 
-#include <string.h>
-
 /* How many crops go through the image tower at once: big enough for GEMM
  * efficiency, small enough to report progress often. */
 #define BATCH_SIZE 8
@@ -13,7 +11,8 @@
  * SELECT_FOLDER value that does not exist before the plug-in runs, with a
  * message that does not name it, while CREATE_FOLDER lets it through to
  * engine_open, which says which folder is missing.  The dialog shows a path
- * entry with a folder button either way. */
+ * entry with a folder button either way.  A model pulled with `agriclip
+ * models pull NAME` is found by its NAME too (plugin_resolve_model). */
 void
 engine_add_arguments (GimpProcedure *procedure)
 {
@@ -29,23 +28,6 @@ engine_add_arguments (GimpProcedure *procedure)
   gimp_procedure_add_int_argument (procedure, "top-k", _("_Top labels"),
                                    _("How many of the most probable labels to report"), 1, 100,
                                    5, G_PARAM_READWRITE);
-}
-
-char *
-engine_shipped_labels_path (const char *name)
-{
-  g_autofree char *file = g_strconcat (name, ".json", NULL);
-  return g_build_filename (AGRICLIP_DATADIR, "labels", file, NULL);
-}
-
-/* A path when labels names a file (or looks like one), else a shipped set. */
-static char *
-labels_path (const char *labels)
-{
-  if (strchr (labels, G_DIR_SEPARATOR) || g_str_has_suffix (labels, ".json")
-      || g_file_test (labels, G_FILE_TEST_EXISTS))
-    return g_strdup (labels);
-  return engine_shipped_labels_path (labels);
 }
 
 /* The config's "adapter" file, or NULL when it has none (unset means
@@ -105,17 +87,22 @@ engine_open (GimpProcedureConfig *config, GError **error)
 
   Engine *engine = g_new0 (Engine, 1);
   engine->model_path = g_file_get_path (model_file);
-  if (!engine->model_path)
+  if (engine->model_path)
+    engine->model_path = plugin_resolve_model (engine->model_path);
+  else
     engine->model_path = g_file_get_uri (model_file);
   engine->adapter_path = g_steal_pointer (&adapter);
 
   gboolean ok = TRUE;
   if (!engine->adapter_path)
     {
-      engine->labels_path = labels_path (labels);
+      // the CLI's --labels lookup: a file, or an installed set's id
       gimp_progress_set_text (_("Loading the label set"));
-      engine->labels = agc_label_set_load (engine->labels_path, error);
-      plugin_name_path (error, engine->labels_path);
+      engine->labels_path = agc_label_set_find (labels, error);
+      engine->labels = engine->labels_path ? agc_label_set_load (engine->labels_path, error)
+                                           : NULL;
+      if (engine->labels_path)
+        plugin_name_path (error, engine->labels_path);
       ok = engine->labels != NULL;
     }
   if (ok)

@@ -79,7 +79,8 @@ train_run (GimpProcedure *procedure, GimpProcedureConfig *config, gpointer run_d
   g_object_get (config, "epochs", &epochs, "seed", &seed, "blocks", &blocks, "mix", &mix, NULL);
   AgcTrainMethod method = gimp_procedure_config_get_choice_id (config, "method");
   GError *error = NULL;
-  g_autofree char *model_path = plugin_file_path (config, "model", _("Model folder"), &error);
+  g_autofree char *model_path
+    = plugin_resolve_model (plugin_file_path (config, "model", _("Model folder"), &error));
   g_autofree char *data_path = model_path ? plugin_file_path (config, "data",
                                                               _("Tagged folders"), &error)
                                           : NULL;

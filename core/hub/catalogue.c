@@ -1,6 +1,5 @@
-/* catalogue.c — reading and validating models/catalogue.json. */
-#include "hub/catalogue.h"
-
+/* catalogue.c — reading and validating models/catalogue.json (agriclip.h,
+ * "model hub"). */
 #include "agriclip.h"
 
 #include <json-glib/json-glib.h>
@@ -9,7 +8,7 @@
 static void
 file_free (gpointer data)
 {
-  CliCatalogueFile *f = data;
+  AgcCatalogueFile *f = data;
   g_free (f->path);
   g_free (f->repository);
   g_free (f->revision);
@@ -23,7 +22,7 @@ file_free (gpointer data)
 static void
 model_free (gpointer data)
 {
-  CliCatalogueModel *m = data;
+  AgcCatalogueModel *m = data;
   g_free (m->name);
   g_free (m->title);
   g_free (m->family);
@@ -40,7 +39,7 @@ model_free (gpointer data)
 }
 
 void
-cli_catalogue_free (CliCatalogue *catalogue)
+agc_catalogue_free (AgcCatalogue *catalogue)
 {
   if (!catalogue)
     return;
@@ -116,7 +115,7 @@ valid_relative_path (const char *path)
 }
 
 static gboolean
-parse_sha256 (CliCatalogueFile *f, JsonObject *object, const Context *cx, GError **error)
+parse_sha256 (AgcCatalogueFile *f, JsonObject *object, const Context *cx, GError **error)
 {
   char *value;
   if (!get_string (&value, object, "sha256", FALSE, cx, error))
@@ -132,7 +131,7 @@ parse_sha256 (CliCatalogueFile *f, JsonObject *object, const Context *cx, GError
 }
 
 static gboolean
-parse_size (CliCatalogueFile *f, JsonObject *object, const Context *cx, GError **error)
+parse_size (AgcCatalogueFile *f, JsonObject *object, const Context *cx, GError **error)
 {
   f->size = -1;
   JsonNode *node = json_object_get_member (object, "size");
@@ -144,13 +143,13 @@ parse_size (CliCatalogueFile *f, JsonObject *object, const Context *cx, GError *
   return TRUE;
 }
 
-static CliCatalogueFile *
-parse_file (JsonNode *node, const CliCatalogueModel *model, const Context *cx, GError **error)
+static AgcCatalogueFile *
+parse_file (JsonNode *node, const AgcCatalogueModel *model, const Context *cx, GError **error)
 {
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return fail (cx, error, "must be an object"), NULL;
   JsonObject *object = json_node_get_object (node);
-  CliCatalogueFile *f = g_new0 (CliCatalogueFile, 1);
+  AgcCatalogueFile *f = g_new0 (AgcCatalogueFile, 1);
   char *revision = NULL;
   gboolean ok = get_string (&f->path, object, "path", TRUE, cx, error)
                 && get_string (&f->repository, object, "repository", FALSE, cx, error)
@@ -194,7 +193,7 @@ parse_file (JsonNode *node, const CliCatalogueModel *model, const Context *cx, G
 }
 
 static gboolean
-parse_files (CliCatalogueModel *m, JsonObject *object, Context *cx, GError **error)
+parse_files (AgcCatalogueModel *m, JsonObject *object, Context *cx, GError **error)
 {
   JsonNode *node = json_object_get_member (object, "files");
   if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node)
@@ -206,12 +205,12 @@ parse_files (CliCatalogueModel *m, JsonObject *object, Context *cx, GError **err
   for (guint i = 0; i < json_array_get_length (array); i++)
     {
       g_string_append_printf (cx->where, "files[%u]: ", i);
-      CliCatalogueFile *f = parse_file (json_array_get_element (array, i), m, cx, error);
+      AgcCatalogueFile *f = parse_file (json_array_get_element (array, i), m, cx, error);
       if (f == NULL)
         return FALSE;
       g_ptr_array_add (m->files, f);
       for (guint j = 0; j < i; j++)
-        if (strcmp (((CliCatalogueFile *) m->files->pdata[j])->path, f->path) == 0)
+        if (strcmp (((AgcCatalogueFile *) m->files->pdata[j])->path, f->path) == 0)
           return fail (cx, error, "the same \"path\" appears twice");
       g_string_truncate (cx->where, prefix);
     }
@@ -219,7 +218,7 @@ parse_files (CliCatalogueModel *m, JsonObject *object, Context *cx, GError **err
 }
 
 static gboolean
-parse_unverified (CliCatalogueModel *m, JsonObject *object, const Context *cx, GError **error)
+parse_unverified (AgcCatalogueModel *m, JsonObject *object, const Context *cx, GError **error)
 {
   g_autoptr (GStrvBuilder) fields = g_strv_builder_new ();
   JsonNode *node = json_object_get_member (object, "unverified");
@@ -240,14 +239,14 @@ parse_unverified (CliCatalogueModel *m, JsonObject *object, const Context *cx, G
   return TRUE;
 }
 
-static CliCatalogueModel *
+static AgcCatalogueModel *
 parse_model (JsonNode *node, Context *cx, GError **error)
 {
   static const char *const families[] = { "hf-clip", "open_clip", "openai", "agriclip", NULL };
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return fail (cx, error, "must be an object"), NULL;
   JsonObject *object = json_node_get_object (node);
-  CliCatalogueModel *m = g_new0 (CliCatalogueModel, 1);
+  AgcCatalogueModel *m = g_new0 (AgcCatalogueModel, 1);
   gboolean ok = get_string (&m->name, object, "name", TRUE, cx, error);
   if (ok)
     {
@@ -277,8 +276,8 @@ parse_model (JsonNode *node, Context *cx, GError **error)
   return m;
 }
 
-CliCatalogue *
-cli_catalogue_load (const char *path, GError **error)
+AgcCatalogue *
+agc_catalogue_load (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -305,15 +304,15 @@ cli_catalogue_load (const char *path, GError **error)
   if (models == NULL || !JSON_NODE_HOLDS_ARRAY (models))
     return fail (&cx, error, "\"models\" must be an array"), NULL;
 
-  CliCatalogue *catalogue = g_new0 (CliCatalogue, 1);
+  AgcCatalogue *catalogue = g_new0 (AgcCatalogue, 1);
   catalogue->path = g_strdup (path);
   catalogue->models = g_ptr_array_new_with_free_func (model_free);
   JsonArray *array = json_node_get_array (models);
   for (guint i = 0; i < json_array_get_length (array); i++)
     {
       g_string_printf (where, "models[%u]: ", i);
-      CliCatalogueModel *m = parse_model (json_array_get_element (array, i), &cx, error);
-      if (m != NULL && cli_catalogue_find (catalogue, m->name) != NULL)
+      AgcCatalogueModel *m = parse_model (json_array_get_element (array, i), &cx, error);
+      if (m != NULL && agc_catalogue_find (catalogue, m->name) != NULL)
         {
           fail (&cx, error, "the same \"name\" appears twice");
           model_free (m);
@@ -321,7 +320,7 @@ cli_catalogue_load (const char *path, GError **error)
         }
       if (m == NULL)
         {
-          cli_catalogue_free (catalogue);
+          agc_catalogue_free (catalogue);
           return NULL;
         }
       g_ptr_array_add (catalogue->models, m);
@@ -329,12 +328,12 @@ cli_catalogue_load (const char *path, GError **error)
   return catalogue;
 }
 
-CliCatalogue *
-cli_catalogue_open (GError **error)
+AgcCatalogue *
+agc_catalogue_open (GError **error)
 {
   const char *env = g_getenv ("AGRICLIP_CATALOGUE");
   if (env && *env)
-    return cli_catalogue_load (env, error);
+    return agc_catalogue_load (env, error);
   g_autoptr (GPtrArray) tried = g_ptr_array_new_with_free_func (g_free);
   g_ptr_array_add (tried, g_build_filename (g_get_user_data_dir (), "agriclip", "catalogue.json",
                                             NULL));
@@ -343,7 +342,7 @@ cli_catalogue_open (GError **error)
   g_ptr_array_add (tried, g_build_filename (AGRICLIP_DATADIR, "catalogue.json", NULL));
   for (guint i = 0; i < tried->len; i++)
     if (g_file_test (tried->pdata[i], G_FILE_TEST_IS_REGULAR))
-      return cli_catalogue_load (tried->pdata[i], error);
+      return agc_catalogue_load (tried->pdata[i], error);
   g_ptr_array_add (tried, NULL);
   g_autofree char *list = g_strjoinv (", ", (char **) tried->pdata);
   g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
@@ -353,12 +352,12 @@ cli_catalogue_open (GError **error)
   return NULL;
 }
 
-const CliCatalogueModel *
-cli_catalogue_find (const CliCatalogue *catalogue, const char *name)
+const AgcCatalogueModel *
+agc_catalogue_find (const AgcCatalogue *catalogue, const char *name)
 {
   for (guint i = 0; i < catalogue->models->len; i++)
     {
-      const CliCatalogueModel *m = catalogue->models->pdata[i];
+      const AgcCatalogueModel *m = catalogue->models->pdata[i];
       if (strcmp (m->name, name) == 0)
         return m;
     }
@@ -366,7 +365,7 @@ cli_catalogue_find (const CliCatalogue *catalogue, const char *name)
 }
 
 gboolean
-cli_catalogue_model_unverified (const CliCatalogueModel *model, const char *field)
+agc_catalogue_model_unverified (const AgcCatalogueModel *model, const char *field)
 {
   return g_strv_contains ((const char *const *) model->unverified, field);
 }

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-G_DEFINE_QUARK (cli-download-error-quark, cli_download_error)
+G_DEFINE_QUARK (agc-hub-error-quark, agc_hub_error)
 
 enum
 {
@@ -20,12 +20,9 @@ enum
   READ_CHUNK = 1 << 20,
 };
 
-#define BAR_INTERVAL_US (G_USEC_PER_SEC / 5)
-#define LINE_INTERVAL_US (5 * G_USEC_PER_SEC)
-
 typedef struct
 {
-  const CliDownload *d;
+  const AgcDownload *d;
   CURL *curl;
   int fd;              // DEST.part, opened for appending
   const char *part;
@@ -37,9 +34,6 @@ typedef struct
   char *hub_message;   // X-Error-Message of the latest response (Hugging Face)
   int write_errno;     // why a write failed, 0 when none did
   char *problem;       // why the body was refused, or NULL
-  gboolean tty;
-  gint64 attempt_start_us, last_report_us;
-  gboolean bar_drawn;
 } Transfer;
 
 /* ---- hashing ----------------------------------------------------------- */
@@ -52,7 +46,7 @@ hash_prefix (GChecksum *sum, const char *path, gint64 length, GError **error)
   if (fd < 0)
     {
       int e = errno;
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_DISK, "%s: cannot read: %s",
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_DISK, "%s: cannot read: %s",
                    path, g_strerror (e));
       return FALSE;
     }
@@ -68,7 +62,7 @@ hash_prefix (GChecksum *sum, const char *path, gint64 length, GError **error)
         {
           int e = n < 0 ? errno : EIO;
           close (fd);
-          g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_DISK,
+          g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_DISK,
                        "%s: cannot read: %s", path, n < 0 ? g_strerror (e) : "file shrank");
           return FALSE;
         }
@@ -82,50 +76,35 @@ hash_prefix (GChecksum *sum, const char *path, gint64 length, GError **error)
 }
 
 gboolean
-cli_file_sha256 (char sha256[CLI_SHA256_HEX], const char *path, GError **error)
+agc_hub_file_sha256 (char sha256[AGC_HUB_SHA256_HEX], const char *path, GError **error)
 {
   g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
   if (!hash_prefix (sum, path, -1, error))
     return FALSE;
-  g_strlcpy (sha256, g_checksum_get_string (sum), CLI_SHA256_HEX);
+  g_strlcpy (sha256, g_checksum_get_string (sum), AGC_HUB_SHA256_HEX);
   return TRUE;
 }
 
 /* ---- progress ---------------------------------------------------------- */
 
-static void
-report_progress (Transfer *t, gint64 total)
+void
+agc_download_report (const AgcDownload *d, AgcPullStage stage, AgcPullProgress *progress)
 {
-  gint64 now = g_get_monotonic_time ();
-  if (now - t->last_report_us < (t->tty ? BAR_INTERVAL_US : LINE_INTERVAL_US))
+  if (d->progress == NULL)
     return;
-  t->last_report_us = now;
-  gint64 have = t->offset + t->received;
-  g_autofree char *have_text = g_format_size (have);
-  g_autofree char *total_text = total > 0 ? g_format_size (total) : NULL;
-  int percent = total > 0 ? (int) (100 * have / total) : -1;
-  if (!t->tty)
-    {
-      if (total > 0)
-        fprintf (stderr, "agriclip: %s: %s of %s (%d%%)\n", t->d->label, have_text, total_text,
-                 percent);
-      else
-        fprintf (stderr, "agriclip: %s: %s so far\n", t->d->label, have_text);
-      return;
-    }
-  double seconds = (now - t->attempt_start_us) / (double) G_USEC_PER_SEC;
-  g_autofree char *speed = g_format_size ((guint64) (seconds > 0 ? t->received / seconds : 0));
-  char bar[21];
-  int filled = percent < 0 ? 0 : percent / 5;
-  for (int i = 0; i < 20; i++)
-    bar[i] = i < filled ? '#' : '.';
-  bar[20] = '\0';
-  if (total > 0)
-    fprintf (stderr, "\r%s [%s] %3d%%  %s of %s  %s/s\033[K", t->d->label, bar, percent,
-             have_text, total_text, speed);
-  else
-    fprintf (stderr, "\r%s  %s  %s/s\033[K", t->d->label, have_text, speed);
-  t->bar_drawn = TRUE;
+  progress->stage = stage;
+  progress->file = d->file;
+  if (progress->dest == NULL)
+    progress->dest = d->dest;
+  d->progress (progress, d->user_data);
+}
+
+static void
+report_bytes (Transfer *t, gint64 total)
+{
+  AgcPullProgress p = { .bytes = t->offset + t->received, .total = total,
+                        .request_bytes = t->received };
+  agc_download_report (t->d, AGC_PULL_BYTES, &p);
 }
 
 static int
@@ -134,10 +113,12 @@ on_progress (void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultota
 {
   (void) dlnow, (void) ultotal, (void) ulnow;
   Transfer *t = user;
+  if (g_cancellable_is_cancelled (t->d->cancellable))
+    return 1; // curl ends the transfer with CURLE_ABORTED_BY_CALLBACK
   gint64 total = t->d->size;
   if (total < 0 && t->body_started && dltotal > 0)
     total = t->offset + dltotal;
-  report_progress (t, total);
+  report_bytes (t, total);
   return 0;
 }
 
@@ -241,7 +222,7 @@ on_body (char *data, size_t size, size_t count, void *user)
 static CURL *
 new_handle (Transfer *t, char *error_text)
 {
-  const CliDownload *d = t->d;
+  const AgcDownload *d = t->d;
   CURL *curl = curl_easy_init ();
   if (curl == NULL)
     return NULL;
@@ -285,7 +266,7 @@ static void
 set_disk_error (GError **error, const char *path, int e)
 {
   gboolean full = e == ENOSPC || e == EDQUOT;
-  g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_DISK, "%s: cannot write: %s%s", path,
+  g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_DISK, "%s: cannot write: %s%s", path,
                g_strerror (e),
                full ? " (the disk is full: free some space, then run the same command again "
                       "to resume)"
@@ -303,7 +284,7 @@ set_http_error (GError **error, const Transfer *t, long code)
                                    : "unexpected answer";
   g_autofree char *hub = t->hub_message ? g_strdup_printf (": %s", t->hub_message) : NULL;
   const char *hint = (code == 401 || code == 403) && t->d->denied_hint ? t->d->denied_hint : NULL;
-  g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_HTTP, "%s: %s (HTTP %ld)%s%s%s",
+  g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_HTTP, "%s: %s (HTTP %ld)%s%s%s",
                t->d->url, what, code, hub ? hub : "", hint ? "; " : "", hint ? hint : "");
 }
 
@@ -318,11 +299,12 @@ transfer_once (Transfer *t, gboolean *retry, GError **error)
   t->write_errno = 0;
   t->range_start = -1;
   g_clear_pointer (&t->problem, g_free);
-  t->attempt_start_us = t->last_report_us = g_get_monotonic_time ();
+  AgcPullProgress request = { 0 };
+  agc_download_report (t->d, AGC_PULL_REQUEST, &request);
   t->curl = new_handle (t, error_text);
   if (t->curl == NULL)
     {
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK,
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK,
                    "%s: cannot start a transfer (libcurl failed to initialise)", t->d->url);
       return FALSE;
     }
@@ -338,6 +320,13 @@ transfer_once (Transfer *t, gboolean *retry, GError **error)
 
   if (rc == CURLE_OK)
     return TRUE;
+  if (rc == CURLE_ABORTED_BY_CALLBACK)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
+                   "%s: cancelled; the %" G_GINT64_FORMAT " bytes received are kept in %s",
+                   t->d->url, t->offset + t->received, t->part);
+      return FALSE;
+    }
   if (t->write_errno != 0)
     {
       set_disk_error (error, t->part, t->write_errno);
@@ -347,7 +336,7 @@ transfer_once (Transfer *t, gboolean *retry, GError **error)
     {
       // a server that answers a Range request wrongly: start from scratch
       *retry = restart_part (t);
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK, "%s: %s", t->d->url,
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK, "%s: %s", t->d->url,
                    t->problem);
       return FALSE;
     }
@@ -365,7 +354,7 @@ transfer_once (Transfer *t, gboolean *retry, GError **error)
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_OFFLINE, "cannot reach %s: %s",
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_OFFLINE, "cannot reach %s: %s",
                    t->d->url, detail);
       return FALSE;
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -374,12 +363,12 @@ transfer_once (Transfer *t, gboolean *retry, GError **error)
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_TOO_MANY_REDIRECTS:
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK, "%s: %s", t->d->url,
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK, "%s: %s", t->d->url,
                    detail);
       return FALSE;
     default:
       *retry = TRUE;
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK,
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK,
                    "%s: the transfer broke off after %" G_GINT64_FORMAT " bytes: %s", t->d->url,
                    t->offset + t->received, detail);
       return FALSE;
@@ -398,19 +387,17 @@ fetch (Transfer *t, GError **error)
         return TRUE;
       t->offset += t->received;
       t->received = 0;
-      if (t->bar_drawn)
-        fputc ('\n', stderr);
-      t->bar_drawn = FALSE;
       if (retry && attempt < MAX_ATTEMPTS)
         {
-          fprintf (stderr, "agriclip: %s; trying again (%d of %d)\n", attempt_error->message,
-                   attempt + 1, MAX_ATTEMPTS);
+          AgcPullProgress p = { .message = attempt_error->message, .attempt = attempt + 1,
+                                .max_attempts = MAX_ATTEMPTS };
+          agc_download_report (t->d, AGC_PULL_RETRY, &p);
           g_error_free (attempt_error);
           g_usleep ((gulong) attempt * G_USEC_PER_SEC);
           continue;
         }
-      if (attempt_error->code == CLI_DOWNLOAD_ERROR_NETWORK && t->offset > 0)
-        g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_NETWORK,
+      if (g_error_matches (attempt_error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK) && t->offset > 0)
+        g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK,
                      "%s; the %" G_GINT64_FORMAT " bytes received are kept in %s: run the same "
                      "command again to resume",
                      attempt_error->message, t->offset, t->part);
@@ -454,13 +441,13 @@ open_part (const char *part, gint64 *size, GError **error)
 static gboolean
 verify (const Transfer *t, GError **error)
 {
-  const CliDownload *d = t->d;
+  const AgcDownload *d = t->d;
   gint64 size = t->offset + t->received;
   const char *digest = g_checksum_get_string (t->sum);
   if (d->size >= 0 && size != d->size)
     {
       unlink (t->part);
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_CHECKSUM,
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_CHECKSUM,
                    "%s: %" G_GINT64_FORMAT " bytes where the catalogue says %" G_GINT64_FORMAT
                    " (from %s); the download was deleted",
                    d->label, size, d->size, d->url);
@@ -469,7 +456,7 @@ verify (const Transfer *t, GError **error)
   if (d->sha256 && g_ascii_strcasecmp (digest, d->sha256) != 0)
     {
       unlink (t->part);
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_CHECKSUM,
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_CHECKSUM,
                    "%s: SHA-256 mismatch: expected %s, got %s (from %s); the download was "
                    "deleted",
                    d->label, d->sha256, digest, d->url);
@@ -479,12 +466,12 @@ verify (const Transfer *t, GError **error)
 }
 
 gboolean
-cli_download (char sha256[CLI_SHA256_HEX], const CliDownload *d, GError **error)
+agc_download (char sha256[AGC_HUB_SHA256_HEX], const AgcDownload *d, GError **error)
 {
   g_return_val_if_fail (d != NULL && d->url != NULL && d->dest != NULL, FALSE);
   curl_init_once ();
   g_autofree char *part = g_strconcat (d->dest, ".part", NULL);
-  Transfer t = { .d = d, .part = part, .tty = isatty (STDERR_FILENO) };
+  Transfer t = { .d = d, .part = part };
   t.fd = open_part (part, &t.offset, error);
   if (t.fd < 0)
     return FALSE;
@@ -498,19 +485,18 @@ cli_download (char sha256[CLI_SHA256_HEX], const CliDownload *d, GError **error)
     }
   else if (t.offset > 0)
     {
-      fprintf (stderr, "agriclip: %s: resuming after %" G_GINT64_FORMAT " bytes\n", d->label,
-               t.offset);
+      AgcPullProgress p = { .bytes = t.offset };
+      agc_download_report (d, AGC_PULL_RESUME, &p);
       ok = hash_prefix (t.sum, part, t.offset, error);
     }
   // a .part that already holds the catalogue's size was cut off before its
   // rename: it only needs checking
   if (ok && !(d->size >= 0 && t.offset == d->size))
-    ok = fetch (&t, error);
-  if (t.bar_drawn)
     {
-      t.last_report_us = 0; // the bar's last state: the whole file
-      report_progress (&t, t.offset + t.received);
-      fputc ('\n', stderr);
+      ok = fetch (&t, error);
+      AgcPullProgress p = { .ok = ok, .bytes = t.offset + t.received,
+                            .request_bytes = t.received };
+      agc_download_report (d, AGC_PULL_TRANSFERRED, &p);
     }
   if (ok && fsync (t.fd) != 0 && errno != EINVAL)
     {
@@ -526,12 +512,12 @@ cli_download (char sha256[CLI_SHA256_HEX], const CliDownload *d, GError **error)
   if (ok && rename (part, d->dest) != 0)
     {
       int e = errno;
-      g_set_error (error, CLI_DOWNLOAD_ERROR, CLI_DOWNLOAD_ERROR_DISK,
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_DISK,
                    "%s: cannot rename to %s: %s", part, d->dest, g_strerror (e));
       ok = FALSE;
     }
   if (ok)
-    g_strlcpy (sha256, g_checksum_get_string (t.sum), CLI_SHA256_HEX);
+    g_strlcpy (sha256, g_checksum_get_string (t.sum), AGC_HUB_SHA256_HEX);
   g_checksum_free (t.sum);
   g_free (t.hub_message);
   g_free (t.problem);

@@ -5,42 +5,41 @@
  * request; a server that answers 206 from the right offset is appended to,
  * one that answers 200 restarts the file from the beginning.  Only when the
  * transfer ended and the size and SHA-256 (when known) match is DEST.part
- * renamed to DEST.  Progress goes to stderr: a redrawn bar on a terminal,
- * a line every few seconds otherwise.  A call retries a broken connection a
- * few times before giving up. */
+ * renamed to DEST.  Nothing is printed: progress goes to the pull's
+ * progress function (agriclip.h, AgcPullStage RESUME to TRANSFERRED).  A
+ * call retries a broken connection a few times before giving up.  Errors
+ * are AGC_HUB_ERROR (agriclip.h), or AGC_ERROR_CANCELLED. */
 #pragma once
 
-#include <glib.h>
+#include "agriclip.h"
 
-#define CLI_DOWNLOAD_ERROR (cli_download_error_quark ())
-GQuark cli_download_error_quark (void);
-
-typedef enum
-{
-  CLI_DOWNLOAD_ERROR_OFFLINE,  /* the server cannot be reached at all */
-  CLI_DOWNLOAD_ERROR_NETWORK,  /* the connection broke or stalled; DEST.part is kept */
-  CLI_DOWNLOAD_ERROR_HTTP,     /* the server answered with an error status (404 ...) */
-  CLI_DOWNLOAD_ERROR_CHECKSUM, /* wrong size or SHA-256; the bytes were deleted */
-  CLI_DOWNLOAD_ERROR_DISK,     /* the file cannot be written (disk full ...); DEST.part is kept */
-} CliDownloadError;
-
-#define CLI_SHA256_HEX 65 /* 64 hex digits and a NUL */
+#define AGC_HUB_SHA256_HEX 65 /* 64 hex digits and a NUL */
 
 typedef struct
 {
   const char *url;
   const char *bearer_token; /* or NULL; sent to url's host only, never to redirect targets */
   const char *dest;         /* the final file; its folder must exist */
-  const char *label;        /* what progress lines call the file */
+  const char *label;        /* what messages call the file */
   gint64 size;              /* expected bytes, -1 when unknown */
   const char *sha256;       /* expected digest (lower-case hex), NULL when unknown */
   const char *denied_hint;  /* added to the message of a 401/403 answer, or NULL */
-} CliDownload;
+  const AgcCatalogueFile *file;  /* named in progress reports */
+  AgcPullProgressFunc progress;  /* may be NULL */
+  gpointer user_data;
+  GCancellable *cancellable;     /* checked as bytes arrive; may be NULL */
+} AgcDownload;
 
 /* Downloads download->url to download->dest as described above and stores
  * the file's SHA-256 in sha256 (lower-case hex).  Errors name the URL or the
  * file and say whether running again resumes. */
-gboolean cli_download (char sha256[CLI_SHA256_HEX], const CliDownload *download, GError **error);
+gboolean agc_download (char sha256[AGC_HUB_SHA256_HEX], const AgcDownload *download,
+                       GError **error);
 
 /* The SHA-256 of a whole file (lower-case hex). */
-gboolean cli_file_sha256 (char sha256[CLI_SHA256_HEX], const char *path, GError **error);
+gboolean agc_hub_file_sha256 (char sha256[AGC_HUB_SHA256_HEX], const char *path, GError **error);
+
+/* Sends one progress report, filled in by the caller but for stage, file,
+ * dest (when unset) and the function's user data. */
+void agc_download_report (const AgcDownload *download, AgcPullStage stage,
+                          AgcPullProgress *progress);

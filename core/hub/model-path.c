@@ -1,5 +1,8 @@
-/* model-path.c — resolving `--model NAME` to a pulled model's folder. */
-#include "hub/model-path.h"
+/* model-path.c — resolving a model NAME to a pulled model's folder
+ * (agriclip.h, "finding models and label sets"): pulled models go to
+ * $XDG_DATA_HOME/agriclip/models/NAME.  The catalogue is not read here: any
+ * folder placed there by hand resolves the same way. */
+#include "agriclip.h"
 
 #include <string.h>
 

@@ -403,4 +403,394 @@ AgcClassifier *agc_classifier_new_from_adapter (AgcModel *model, const AgcAdapte
  * the probe starts). */
 void agc_classifier_head (const AgcClassifier *classifier, float *weight, float *bias);
 
+/* ---- finding models and label sets --------------------------------------
+ *
+ * Front ends name models and label sets the same way: a path, or a bare
+ * name that the library looks up.  A model pulled with agc_model_pull (see
+ * "model hub") lives in agc_models_dir()/NAME, and any folder placed there
+ * by hand resolves the same way; label sets are found as described at
+ * agc_label_set_open. */
+
+/* The folder of pulled models: $XDG_DATA_HOME/agriclip/models, by default
+ * ~/.local/share/agriclip/models (g_free). */
+char *agc_models_dir (void);
+
+/* What a model argument means: an existing file or folder wins; otherwise a
+ * bare name (no directory separator) that is a folder in agc_models_dir();
+ * else name_or_path unchanged, so that loading it reports what the user
+ * typed.  Never NULL (g_free). */
+char *agc_model_resolve_path (const char *name_or_path);
+
+/* The same for an option value: replaces *name_or_path (g_malloc'ed; NULL
+ * is left alone) by its resolution, freeing the old string. */
+void agc_model_resolve_path_in_place (char **name_or_path);
+
+/* The file agc_label_set_open reads for file_or_id (g_free): file_or_id
+ * itself when it is a path or an existing file, else the first ID.json of
+ * the search path.  NULL and AGC_ERROR_IO, listing the installed ids, for
+ * an id that is installed nowhere. */
+char *agc_label_set_find (const char *file_or_id, GError **error);
+
+/* ---- tokenizers ------------------------------------------------------------
+ *
+ * A model's tokenizer without its weights, for token ids alone (and for
+ * folders that hold only vocab.json + merges.txt).  The CLIP byte-level BPE:
+ * it encodes text exactly as OpenAI's simple_tokenizer does (clean: NFC,
+ * quotes, HTML entities, whitespace, lower case; pre-tokenise, byte-encode,
+ * merge by rank, wrap in <|startoftext|> … <|endoftext|>, truncate, pad). */
+
+typedef struct AgcTokenizer AgcTokenizer;
+
+/* A model folder: vocab.json + merges.txt, else bpe_simple_vocab_16e6.txt.gz;
+ * an AGC_ERROR_IO error naming the folder and the files looked for otherwise. */
+AgcTokenizer *agc_tokenizer_load_dir (const char *dir, GError **error);
+void agc_tokenizer_free (AgcTokenizer *tokenizer);
+
+/* ids[context_length]: SOT, the text's tokens, EOT, zeros.  A text too long
+ * is truncated and its last id forced to EOT.  Invalid UTF-8 is an
+ * AGC_ERROR_INPUT error. */
+gboolean agc_tokenizer_encode (const AgcTokenizer *tokenizer, const char *text,
+                               int context_length, int32_t *ids, GError **error);
+
+/* The text context length of a model folder without loading its weights:
+ * from its config.json when it has one, else 77 (CLIP's). */
+gboolean agc_model_dir_context_length (const char *dir, int *context_length, GError **error);
+
+/* ---- ResNet-50 backbone ----------------------------------------------------
+ *
+ * The image encoder of AgriCLIP models on its own, for benchmarks beside
+ * torchvision: torchvision's ResNet-50 without its fc head, pixels -> 2048
+ * features (the global average pool of layer4), BatchNorm folded on load. */
+
+#define AGC_RESNET_FEATURES 2048
+
+typedef struct AgcResNet AgcResNet;
+
+/* torchvision ResNet-50 weights: a safetensors file or a PyTorch ZIP
+ * checkpoint (.pt, .pth, .bin; told by its first bytes), or a sharded
+ * index (.json), with the names under prefix ("" or e.g. "backbone."; NULL
+ * is ""); when conv1.weight is missing but the file has it under another
+ * prefix, the error names it.  Every shape is checked; deeper ResNets are
+ * refused rather than truncated. */
+AgcResNet *agc_resnet_open (const char *weights_path, const char *prefix, GError **error);
+void agc_resnet_free (AgcResNet *net);
+
+/* pixels[batch, 3, height, width] (any positive size; 224 is the trained
+ * one) -> features[batch, 2048].  Scratch (about 10 MB per 224 x 224 image,
+ * plus a few MB of im2col tiles per thread) is kept in the net from one call
+ * to the next, grown when a batch needs more: one net must not run in two
+ * threads at once.  Failing to allocate it, or an input too large to index,
+ * is AGC_ERROR_INPUT. */
+gboolean agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int height,
+                             int width, float *features, GError **error);
+
+/* ---- pretraining -----------------------------------------------------------
+ *
+ * Training a small CLIP from scratch on a folder of captioned images,
+ * written as a Hugging Face CLIP folder that agc_model_load loads like any
+ * model.
+ *
+ * Data: DATA/captions.jsonl, one JSON object per line,
+ *   {"image": "file.png", "caption": "a red circle on a blue ground"}
+ * with the image path relative to DATA.  Blank lines are skipped; a bad
+ * line, a missing or undecodable image is an error naming the file and line.
+ * Every image goes through the model's preprocessing (CLIP's, at the model's
+ * input size) once and stays in memory as 8-bit pixels (3 S² bytes each),
+ * normalised a batch at a time; every caption is tokenised once.
+ *
+ * Training: both towers (pre-norm transformers with QuickGELU, layer norm
+ * eps 1e-5) from a seeded random initialisation, the symmetric contrastive
+ * loss, AdamW with a linear warm-up and a cosine decay to 0, global-norm
+ * clipping.  Batches are drawn from a seeded shuffle each epoch; the last
+ * incomplete batch of an epoch is dropped.  The same data, settings, seed
+ * and thread count give the same model.
+ *
+ * Output: OUT (which must not exist) with config.json, model.safetensors,
+ * preprocessor_config.json and the tokenizer's vocab.json and merges.txt.
+ * It is built in a temporary folder beside OUT and renamed into place at
+ * the end, so OUT is either absent or complete.
+ *
+ * Checkpoint: after every epoch OUT.checkpoint.safetensors is replaced
+ * atomically (weights, AdamW moments, the token rows seen, epochs and steps
+ * done, and a SHA-256 fingerprint of the settings, the shard count and the
+ * data as trained on).  A run that finds the checkpoint of the same
+ * fingerprint resumes after its last epoch and ends with the same model,
+ * byte for byte, as a run never interrupted; a checkpoint of another run is
+ * ignored and replaced.  It is deleted once OUT is complete. */
+
+typedef struct
+{
+  int epoch, n_epochs;      /* the epoch running, from 1 */
+  gint64 step, n_steps;     /* steps taken, of all */
+  double loss;              /* mean loss of the epoch's steps so far */
+  double logit_scale;       /* exp of the learned log scale */
+  double images_per_second; /* of this run (a resumed one counts from where it resumed) */
+  int resumed_epochs;       /* epochs a checkpoint held when this run started, or 0 */
+} AgcPretrainProgress;
+
+typedef void (*AgcPretrainProgressFunc) (const AgcPretrainProgress *progress,
+                                         gpointer user_data);
+
+/* The shape of one tower. */
+typedef struct
+{
+  int width;     /* D; a multiple of heads */
+  int layers;    /* transformer blocks */
+  int heads;     /* attention heads */
+  int mlp_width; /* hidden units of each block's MLP (4 D in CLIP) */
+} AgcPretrainTower;
+
+typedef struct
+{
+  AgcPretrainTower vision;
+  AgcPretrainTower text;   /* its vocabulary is the tokenizer's */
+  int image_size;          /* S: image side in pixels, a multiple of patch_size */
+  int patch_size;          /* patch side in pixels */
+  int context_length;      /* tokens per caption, start and end included, >= 3 */
+  int embed_dim;           /* E: the shared embedding */
+  int epochs;
+  int batch_size;
+  double lr;               /* peak AdamW learning rate */
+  double weight_decay;     /* on matrices only */
+  int warmup_steps;        /* < 0: 10 % of the steps */
+  double clip_norm;        /* <= 0: no clipping */
+  guint64 seed;            /* initial weights and batch order */
+  int n_shards;            /* <= 0: one per thread (agc_get_threads) */
+  AgcPretrainProgressFunc progress; /* after every step; may be NULL */
+  gpointer user_data;
+  int stop_after_epoch;    /* > 0 and < epochs: stop once this epoch's checkpoint is
+                            * written (AGC_ERROR_CANCELLED); the same call without it
+                            * continues.  Not part of the fingerprint. */
+} AgcPretrainParams;
+
+/* The recipe of the demonstration model: `agriclip synth` (20000 pairs of
+ * 64 px leaves) then these defaults give >= 90 % zero-shot accuracy on its
+ * held-out eval/, in about 600 CPU seconds (how they were found: at the
+ * definition, train/clip-pretrain.c).
+ *
+ *   64 px images in patches of 8; both towers width 64, 3 blocks, 2 heads,
+ *   MLP 256; context 32; embeddings of 64; 16 epochs of batches of 64;
+ *   AdamW lr 3e-3 (warm-up a tenth, cosine to 0), weight decay 0.1, clip
+ *   norm 1; seed 0. */
+AgcPretrainParams agc_pretrain_default_params (void);
+
+typedef struct
+{
+  int n_pairs;
+  gint64 steps;
+  double final_loss;        /* mean loss of the last epoch */
+  double logit_scale;       /* exp of the learned log scale */
+  double seconds;           /* training alone, not loading */
+  double images_per_second; /* training throughput */
+  int resumed_epochs;       /* epochs taken from a checkpoint, or 0 */
+} AgcPretrainResult;
+
+/* Trains on data_dir/captions.jsonl with the tokenizer of tokenizer_dir
+ * (vocab.json + merges.txt, agc_tokenizer_load_dir) and writes out_dir.
+ * result may be NULL.  AGC_ERROR_INPUT for settings that make no model,
+ * AGC_ERROR_CANCELLED when cancelled between steps. */
+gboolean agc_pretrain (const char *data_dir, const char *tokenizer_dir, const char *out_dir,
+                       const AgcPretrainParams *params, AgcPretrainResult *result,
+                       GCancellable *cancellable, GError **error);
+
+/* ---- evaluation ------------------------------------------------------------
+ *
+ * How often a classifier is right on a folder of tagged photos, laid out as
+ * for training (DATA/TAG/…, DATA/labels.json optional: see "training"):
+ * the top label of each image against its tag, overall, per class and as a
+ * confusion matrix.  Images are encoded through the embedding cache (see
+ * "training"), so evaluating and then training on the same photos encodes
+ * them once.
+ *
+ *   AgcEvaluation *e = agc_evaluation_open ("DATA", NULL, NULL, &error);
+ *   agc_evaluate (e, model, NULL, NULL, NULL, NULL, NULL, &error);
+ *   printf ("%d of %d right\n", agc_evaluation_n_correct (e), agc_evaluation_n_images (e));
+ */
+
+typedef struct AgcEvaluation AgcEvaluation;
+
+/* Lists the tag folders and their files (not decoded yet).  Files directly
+ * in data_dir (other than labels.json) belong to no class: they go to
+ * report (may be NULL) and are left out.  AGC_ERROR_IO when the folder
+ * cannot be read, AGC_ERROR_FORMAT when labels.json is broken or does not
+ * match the folders, AGC_ERROR_INPUT with fewer than two tag folders or an
+ * empty one. */
+AgcEvaluation *agc_evaluation_open (const char *data_dir, AgcTrainReportFunc report,
+                                    gpointer user_data, GError **error);
+void agc_evaluation_free (AgcEvaluation *evaluation);
+
+/* The data's classes: one per tag folder, export name = tag, owned by the
+ * evaluation. */
+const AgcLabelSet *agc_evaluation_labels (const AgcEvaluation *evaluation);
+
+typedef void (*AgcEvaluateProgressFunc) (int done, int total, gpointer user_data);
+
+/* Classifies every image: with the zero-shot classifier of model over the
+ * data's classes, or, when adapter_path is not NULL, with that adapter's
+ * head and classes (agc_classifier_new_from_adapter, which checks the
+ * model).  A file that cannot be read or decoded is skipped and goes to
+ * report; progress is called as images are encoded (both may be NULL).
+ * When no image is readable the counts are all 0, which is not an error
+ * here.  Running again (another model, another adapter) starts afresh. */
+gboolean agc_evaluate (AgcEvaluation *evaluation, AgcModel *model, const char *adapter_path,
+                       AgcEvaluateProgressFunc progress, AgcTrainReportFunc report,
+                       gpointer user_data, GCancellable *cancellable, GError **error);
+
+int agc_evaluation_n_images (const AgcEvaluation *evaluation);  /* images classified */
+int agc_evaluation_n_skipped (const AgcEvaluation *evaluation); /* files unreadable */
+int agc_evaluation_n_correct (const AgcEvaluation *evaluation); /* top label = tag */
+/* Images of the data's class (labels' index) that were classified. */
+int agc_evaluation_class_n_images (const AgcEvaluation *evaluation, int class_index);
+/* The predicted classes, the columns of the confusion matrix: the data's
+ * classes in their order, then those the classifier has and the data has
+ * not (an adapter may know more), matched by export name. */
+int agc_evaluation_n_predicted (const AgcEvaluation *evaluation);
+const char *agc_evaluation_predicted_name (const AgcEvaluation *evaluation, int predicted);
+/* Images of the data's class class_index whose top label was predicted. */
+int agc_evaluation_count (const AgcEvaluation *evaluation, int class_index, int predicted);
+
+/* ---- model hub -------------------------------------------------------------
+ *
+ * The models agriclip knows how to fetch, and fetching them into the folder
+ * where agc_model_resolve_path finds them by name.
+ *
+ * The catalogue is models/catalogue.json (format in models/README.md), read
+ * once and validated, so that no caller meets a half-valid entry.  It is
+ * found at $AGRICLIP_CATALOGUE when set (a file), else as
+ * agriclip/catalogue.json in the user's and the system's data folders, else
+ * in the install prefix's data folder.  Everything in it is owned by the
+ * AgcCatalogue and freed with it; callers only read.
+ *
+ * Files of a Hugging Face repository come from $AGRICLIP_HUB_URL (mirrors,
+ * tests) or https://huggingface.co, with $HF_TOKEN, when set, sent as a
+ * bearer token to that host only (never to the CDN it redirects to).
+ *
+ * A pull downloads into DIR/.NAME.partial/ and renames that folder to
+ * DIR/NAME only when every file is there and checked, so a folder named
+ * after a model is always complete; a lock file keeps two pulls of one
+ * model apart.  Each file gathers in FILE.part and resumes with an HTTP
+ * Range request where an interrupted one stopped (a server that ignores the
+ * range restarts it); a broken connection is retried a few times; a file is
+ * renamed into place only once its size and SHA-256 match what the
+ * catalogue knows.  Files placed in the staging folder by hand are kept when
+ * they match, deleted otherwise. */
+
+typedef struct
+{
+  char *path;        /* in the model folder, '/'-separated, never ".." */
+  char *repository;  /* Hugging Face repository, or NULL */
+  char *revision;    /* with repository */
+  char *remote_path; /* with repository: the path inside it */
+  char *url;         /* a direct address instead of a repository, or NULL */
+  char *manual;      /* how a person gets it when agriclip cannot, or NULL */
+  gint64 size;       /* bytes, -1 when unknown */
+  char *sha256;      /* 64 lower-case hex digits, NULL when unknown */
+} AgcCatalogueFile;
+
+typedef struct
+{
+  char *name; /* folder name, and the NAME agc_model_resolve_path finds */
+  char *title;
+  char *family; /* hf-clip, open_clip, openai or agriclip */
+  char *homepage, *repository, *revision, *licence, *good_for, *notes; /* NULL when absent */
+  char **unverified; /* field names whose values were not checked at the source */
+  GPtrArray *files;  /* of AgcCatalogueFile */
+} AgcCatalogueModel;
+
+typedef struct
+{
+  char *path;        /* the file read */
+  GPtrArray *models; /* of AgcCatalogueModel, file order */
+} AgcCatalogue;
+
+AgcCatalogue *agc_catalogue_load (const char *path, GError **error);
+/* The catalogue of the search order above; the error lists the places tried. */
+AgcCatalogue *agc_catalogue_open (GError **error);
+void agc_catalogue_free (AgcCatalogue *catalogue);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcCatalogue, agc_catalogue_free)
+
+/* NULL when the catalogue has no model of that name. */
+const AgcCatalogueModel *agc_catalogue_find (const AgcCatalogue *catalogue, const char *name);
+/* TRUE when field (e.g. "licence", "files") is listed as unverified. */
+gboolean agc_catalogue_model_unverified (const AgcCatalogueModel *model, const char *field);
+
+/* The hub's address, without a trailing '/' (g_free). */
+char *agc_hub_url (void);
+/* Where a file is downloaded from, NULL for one a person fetches by hand
+ * (g_free).  Repository files: {hub}/{repository}/resolve/{revision}/{path}. */
+char *agc_catalogue_file_url (const AgcCatalogueFile *file);
+/* Where a file goes in a model folder (g_free). */
+char *agc_catalogue_file_dest (const AgcCatalogueFile *file, const char *folder);
+
+#define AGC_HUB_ERROR (agc_hub_error_quark ())
+GQuark agc_hub_error_quark (void);
+
+typedef enum
+{
+  AGC_HUB_ERROR_OFFLINE,  /* the server cannot be reached at all */
+  AGC_HUB_ERROR_NETWORK,  /* the connection broke or stalled; FILE.part is kept */
+  AGC_HUB_ERROR_HTTP,     /* the server answered with an error status (404 ...) */
+  AGC_HUB_ERROR_CHECKSUM, /* wrong size or SHA-256; the bytes were deleted */
+  AGC_HUB_ERROR_DISK,     /* the file cannot be written (disk full ...); FILE.part is kept */
+} AgcHubError;
+
+/* What a pull is doing, for progress displays.  Every stage names the file
+ * and where it goes (dest); the other members are set where said. */
+typedef enum
+{
+  AGC_PULL_CHECKED,     /* the file is in place and checked: bytes (its size, -1 when
+                         * unknown), sha256 (what it holds) */
+  AGC_PULL_MISMATCH,    /* a file left there earlier differs from the catalogue: it was
+                         * deleted and is downloaded again */
+  AGC_PULL_DOWNLOAD,    /* its download starts: url */
+  AGC_PULL_RESUME,      /* an earlier download is continued after bytes */
+  AGC_PULL_REQUEST,     /* a request (the first or a retry) is sent */
+  AGC_PULL_BYTES,       /* bytes of total (-1: unknown) are in, request_bytes of them by
+                         * this request; often: a display should throttle itself */
+  AGC_PULL_RETRY,       /* a request failed (message); attempt of max_attempts follows */
+  AGC_PULL_TRANSFERRED, /* the requests are over: ok, bytes in all, request_bytes by the
+                         * last request (checking and renaming follow) */
+} AgcPullStage;
+
+typedef struct
+{
+  AgcPullStage stage;
+  const AgcCatalogueFile *file;
+  const char *dest;
+  const char *url;
+  const char *sha256;
+  gint64 bytes;
+  gint64 total;
+  gint64 request_bytes;
+  const char *message;
+  int attempt, max_attempts;
+  gboolean ok;
+} AgcPullProgress;
+
+typedef void (*AgcPullProgressFunc) (const AgcPullProgress *progress, gpointer user_data);
+
+typedef struct
+{
+  char *folder;         /* DIR/NAME */
+  gboolean was_present; /* DIR/NAME existed: nothing was fetched (delete it to pull again) */
+  char *staging;        /* DIR/.NAME.partial */
+  GPtrArray *manual;    /* of const AgcCatalogueFile, the model's: files agriclip cannot
+                         * download and nobody has put in staging yet (their manual says
+                         * how); empty when the pull is complete */
+} AgcPullResult;
+
+/* Fetches every file of model into dir/NAME as described above (dir: e.g.
+ * agc_models_dir(), created when missing).  TRUE when the folder is complete
+ * or was there, and also when only files a person has to fetch are missing
+ * (result->manual; pull again once they are in place).  On failure the
+ * files received so far stay in the staging folder for the next pull; the
+ * error is AGC_HUB_ERROR (AGC_HUB_ERROR_OFFLINE: nothing could be reached),
+ * AGC_ERROR_IO (folders, another pull of the same model running) or
+ * AGC_ERROR_CANCELLED.  progress may be NULL.  result is filled on success
+ * and must be cleared with agc_pull_result_clear. */
+gboolean agc_model_pull (const AgcCatalogueModel *model, const char *dir,
+                         AgcPullProgressFunc progress, gpointer user_data, AgcPullResult *result,
+                         GCancellable *cancellable, GError **error);
+void agc_pull_result_clear (AgcPullResult *result);
+
 G_END_DECLS

@@ -23,20 +23,10 @@
 #include "agriclip.h"
 #include "formats/weights.h"
 
-#define AGC_RESNET_FEATURES 2048
-
-typedef struct AgcResNet AgcResNet;
+/* AgcResNet, AGC_RESNET_FEATURES, agc_resnet_open, agc_resnet_forward and
+ * agc_resnet_free are public (agriclip.h, "ResNet-50 backbone"). */
 
 /* prefix: "" or e.g. "backbone." (prepended to every name).  When conv1.weight
  * is missing but the file has it under another prefix, the error names it. */
 AgcResNet *agc_resnet_load (const AgcWeights *weights, const char *prefix, GError **error);
-void agc_resnet_free (AgcResNet *net);
 
-/* pixels[batch, 3, height, width] (any positive size; 224 is the trained
- * one) -> features[batch, 2048].  Scratch (about 10 MB per 224 x 224 image,
- * plus a few MB of im2col tiles per thread) is kept in the net from one call
- * to the next, grown when a batch needs more: one net must not run in two
- * threads at once.  Failing to allocate it, or an input too large to index,
- * is AGC_ERROR_INPUT. */
-gboolean agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int height,
-                             int width, float *features, GError **error);

@@ -1,5 +1,5 @@
 /* clip-train.h — training a whole CLIP, both towers, from random weights
- * with the symmetric contrastive loss (clip-pretrain.h runs it on a folder
+ * with the symmetric contrastive loss (clip-pretrain.c runs it on a folder
  * of captioned images).
  *
  *   image: pixels -> patch embedding (GEMM on im2col patches) + class

@@ -31,20 +31,21 @@ looks_like_id (const char *s)
   return *s && strchr (s, G_DIR_SEPARATOR) == NULL && !g_str_has_suffix (s, ".json");
 }
 
-AgcLabelSet *
-agc_label_set_open (const char *file_or_id, GError **error)
+char *
+agc_label_set_find (const char *file_or_id, GError **error)
 {
   g_return_val_if_fail (file_or_id != NULL, NULL);
   if (!looks_like_id (file_or_id) || g_file_test (file_or_id, G_FILE_TEST_EXISTS))
-    return agc_label_set_load (file_or_id, error);
+    return g_strdup (file_or_id);
 
   g_autoptr (GPtrArray) folders = search_folders ();
   g_autofree char *file_name = g_strconcat (file_or_id, ".json", NULL);
   for (guint i = 0; i < folders->len; i++)
     {
-      g_autofree char *path = g_build_filename (folders->pdata[i], file_name, NULL);
+      char *path = g_build_filename (folders->pdata[i], file_name, NULL);
       if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
-        return agc_label_set_load (path, error);
+        return path;
+      g_free (path);
     }
   g_auto (GStrv) known = agc_label_set_list_installed ();
   g_autofree char *known_list = g_strjoinv (", ", known);
@@ -52,6 +53,14 @@ agc_label_set_open (const char *file_or_id, GError **error)
                "%s: no such label-set file, nor an installed label set of that id "
                "(installed: %s)", file_or_id, *known_list ? known_list : "none");
   return NULL;
+}
+
+AgcLabelSet *
+agc_label_set_open (const char *file_or_id, GError **error)
+{
+  g_return_val_if_fail (file_or_id != NULL, NULL);
+  g_autofree char *path = agc_label_set_find (file_or_id, error);
+  return path ? agc_label_set_load (path, error) : NULL;
 }
 
 static int
