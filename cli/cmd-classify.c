@@ -3,7 +3,6 @@
  * streamed one image at a time. */
 #include "cli.h"
 #include "image-batch.h"
-#include "image-list.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -100,6 +99,13 @@ classify_files (AgcModel *model, const AgcClassifier *classifier, const char *co
   return failures;
 }
 
+static void
+warn_problem (const GError *problem, gpointer user_data)
+{
+  (void) user_data;
+  cli_warn (problem);
+}
+
 static int
 run (int argc, char **argv)
 {
@@ -168,7 +174,8 @@ run (int argc, char **argv)
     g_ptr_array_add (class_names, (gpointer) (labels ? agc_label_set_class_name (labels, c)
                                                      : agc_adapter_class_name (adapter, c)));
   g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
-  int problems = cli_collect_images (argv + 1, argc - 1, recursive, files, cli_warn);
+  int problems = agc_image_collect ((const char *const *) argv + 1, argc - 1, recursive, files,
+                                    warn_problem, NULL);
 
   agc_model_resolve_path_in_place (&model_dir); // a pulled model's NAME, or a folder
   AgcModel *model = agc_model_load (model_dir, &error);

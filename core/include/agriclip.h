@@ -67,6 +67,19 @@ AgcImage *agc_image_load (const char *path, GError **error);
 AgcImage *agc_image_new (int width, int height);
 void agc_image_free (AgcImage *image);
 
+/* A problem met on the way that does not stop the work (an unreadable
+ * folder, say), for the caller to report. */
+typedef void (*AgcImageReportFunc) (const GError *problem, gpointer user_data);
+
+/* The image files named by paths[n_paths], appended to files as newly
+ * allocated names: a file as given (it is always tried); a folder's files
+ * whose extension an image loader claims, sorted by name, hidden ones left
+ * out, descending into sub-folders when recursive.  A folder that cannot
+ * be read is reported (report may be NULL) and skipped.  Returns the
+ * number of problems reported. */
+int agc_image_collect (const char *const *paths, int n_paths, gboolean recursive,
+                       GPtrArray *files, AgcImageReportFunc report, gpointer user_data);
+
 /* ---- models ------------------------------------------------------------ */
 
 typedef struct AgcModel AgcModel;

@@ -1,10 +1,16 @@
-/* image-list.c — expanding folders into the images they hold. */
-#include "image-list.h"
+/* image-list.c — expanding folders into the images they hold
+ * (agc_image_collect). */
+#include "agriclip.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
 #include <string.h>
 
-#include "agriclip.h"
+typedef struct
+{
+  GHashTable *extensions;
+  AgcImageReportFunc report;
+  gpointer user_data;
+} Collect;
 
 /* Lower-case extensions that some gdk-pixbuf loader handles. */
 static GHashTable *
@@ -40,8 +46,7 @@ compare_names (gconstpointer a, gconstpointer b)
 }
 
 static int
-collect_folder (const char *folder, gboolean recursive, GHashTable *extensions, GPtrArray *files,
-                void (*report) (const GError *error))
+collect_folder (const char *folder, gboolean recursive, const Collect *c, GPtrArray *files)
 {
   GError *error = NULL;
   GDir *dir = g_dir_open (folder, 0, &error);
@@ -50,7 +55,8 @@ collect_folder (const char *folder, gboolean recursive, GHashTable *extensions, 
       g_autofree char *shown = g_filename_display_name (folder);
       GError *named = g_error_new (AGC_ERROR, AGC_ERROR_IO, "%s: cannot read folder: %s", shown,
                                    error->message);
-      report (named);
+      if (c->report != NULL)
+        c->report (named, c->user_data);
       g_error_free (named);
       g_error_free (error);
       return 1;
@@ -69,10 +75,10 @@ collect_folder (const char *folder, gboolean recursive, GHashTable *extensions, 
       if (g_file_test (path, G_FILE_TEST_IS_DIR))
         {
           if (recursive)
-            problems += collect_folder (path, recursive, extensions, files, report);
+            problems += collect_folder (path, recursive, c, files);
           g_free (path);
         }
-      else if (has_image_extension (extensions, names->pdata[i]))
+      else if (has_image_extension (c->extensions, names->pdata[i]))
         g_ptr_array_add (files, path);
       else
         g_free (path);
@@ -81,15 +87,17 @@ collect_folder (const char *folder, gboolean recursive, GHashTable *extensions, 
 }
 
 int
-cli_collect_images (char **paths, int n_paths, gboolean recursive, GPtrArray *files,
-                    void (*report) (const GError *error))
+agc_image_collect (const char *const *paths, int n_paths, gboolean recursive, GPtrArray *files,
+                   AgcImageReportFunc report, gpointer user_data)
 {
+  g_return_val_if_fail (n_paths == 0 || (paths != NULL && files != NULL), 0);
   g_autoptr (GHashTable) extensions = image_extensions ();
+  Collect c = { extensions, report, user_data };
   int problems = 0;
   for (int i = 0; i < n_paths; i++)
     {
       if (g_file_test (paths[i], G_FILE_TEST_IS_DIR))
-        problems += collect_folder (paths[i], recursive, extensions, files, report);
+        problems += collect_folder (paths[i], recursive, &c, files);
       else
         g_ptr_array_add (files, g_strdup (paths[i])); /* named files are always tried */
     }
