@@ -51,6 +51,7 @@ struct AgcModel
   AgcArena pixels;   // preprocessed images of one batch, reused from call to call
   AgcAgriclipImage *agriclip; // AgriCLIP's image path (then vision is NULL)
   char *adapter_digest;       // the finetune/aligner adapter applied, NULL: none
+  AgcEngineOptions options;   // as the towers were last given them
 };
 
 // "DIR: " before a message, unless it already starts with the folder's path
@@ -386,33 +387,56 @@ agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
   return ok;
 }
 
-gboolean
-agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error)
+AgcEngineOptions
+agc_engine_default_options (void)
 {
-  g_return_val_if_fail (model != NULL, FALSE);
-  if (model->vision == NULL)
+  return (AgcEngineOptions){ 0 };
+}
+
+gboolean
+agc_model_set_options (AgcModel *model, const AgcEngineOptions *options, GError **error)
+{
+  g_return_val_if_fail (model != NULL && options != NULL, FALSE);
+  if (model->vision == NULL && options->int8)
     {
-      if (!int8)
-        return TRUE;
       g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
                    "%s: int8 mode is for ViT image towers; this AgriCLIP model encodes images "
                    "with a ResNet-50",
                    model->path);
       return FALSE;
     }
-  if (!agc_vision_tower_set_int8 (model->vision, int8, error))
+  // the vision tower first: only it can refuse (int8), and then nothing changed
+  if ((model->vision != NULL && !agc_vision_tower_set_options (model->vision, options, error))
+      || (model->text != NULL && !agc_text_tower_set_options (model->text, options, error)))
     {
       prefix_dir (error, model->path);
       return FALSE;
     }
+  model->options = *options;
   return TRUE;
+}
+
+AgcEngineOptions
+agc_model_get_options (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, agc_engine_default_options ());
+  return model->options;
+}
+
+gboolean
+agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  AgcEngineOptions options = model->options;
+  options.int8 = int8;
+  return agc_model_set_options (model, &options, error);
 }
 
 gboolean
 agc_model_get_int8 (const AgcModel *model)
 {
   g_return_val_if_fail (model != NULL, FALSE);
-  return model->vision != NULL && agc_vision_tower_get_int8 (model->vision);
+  return model->options.int8;
 }
 
 /* ---- adapters (agriclip.h) ----------------------------------------------------- */
