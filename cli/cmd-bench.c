@@ -336,11 +336,18 @@ run (int argc, char **argv)
       static const char *const int8_runs[] = { "image_int8", "image_int8_floor" };
       for (int run = 0; run < (no_floor ? 1 : int8 ? 2 : 3); run++)
         {
-          agc_set_gemm_only (run > 0);
-          agc_set_own_gemm (run < 2);
+          AgcEngineOptions options = { 0 };
+          if (subject.model != NULL)
+            {
+              options = agc_model_get_options (subject.model);
+              AgcEngineOptions run_options = options;
+              run_options.products_only = run > 0;
+              run_options.use_openblas = run >= 2;
+              agc_model_set_options (subject.model, &run_options, NULL); // int8 as it is
+            }
           gboolean ok = time_work (&median, times, image_fn, &w, iterations, &error);
-          agc_set_gemm_only (FALSE);
-          agc_set_own_gemm (TRUE);
+          if (subject.model != NULL)
+            agc_model_set_options (subject.model, &options, NULL);
           if (!ok)
             {
               status = cli_fail (error);

@@ -140,15 +140,35 @@ gboolean agc_model_preprocess (const AgcModel *model, const AgcImage *image, flo
 void agc_set_threads (int n_threads);
 int agc_get_threads (void);
 
-/* For benchmarks: when TRUE, the embed functions run only their matrix
- * products (same shapes, same threads) and skip all other work, so their
- * time is the floor the BLAS library allows; the embeddings they return are
- * then meaningless.  Process-wide; FALSE by default. */
-void agc_set_gemm_only (gboolean gemm_only);
-/* For benchmarks: FALSE sends the encoders' weight products to OpenBLAS
- * instead of the library's own kernels (used by default where the CPU has
- * AVX2 and FMA).  Process-wide. */
-void agc_set_own_gemm (gboolean own);
+/* How a model runs its encoders.  Each model has its own (two models with
+ * different options can work side by side in one process); the thread count
+ * stays process-wide (agc_set_threads).  Start from
+ * agc_engine_default_options () (all FALSE), change fields, then
+ * agc_model_set_options. */
+typedef struct
+{
+  /* The encoders' matrix products (weights and attention) on OpenBLAS
+   * instead of the library's own kernels (used where the CPU has AVX2 and
+   * FMA).  For benchmarks and comparisons. */
+  gboolean use_openblas;
+  /* For benchmarks: the embed functions run only their matrix products
+   * (same shapes, same threads) and skip all other work, so their time is
+   * the floor the kernels allow; the embeddings they return are then
+   * meaningless. */
+  gboolean products_only;
+  /* int8 weights for the image tower's transformer blocks, as
+   * agc_model_set_int8 (below) describes. */
+  gboolean int8;
+} AgcEngineOptions;
+
+AgcEngineOptions agc_engine_default_options (void);
+
+/* Applies options to model from its next call on.  FALSE, and the model's
+ * options unchanged, with AGC_ERROR_UNSUPPORTED where int8 cannot be turned
+ * on (see agc_model_set_int8). */
+gboolean agc_model_set_options (AgcModel *model, const AgcEngineOptions *options,
+                                GError **error);
+AgcEngineOptions agc_model_get_options (const AgcModel *model);
 
 /* Opt-in 8-bit integer weights for the image tower's transformer blocks:
  * their four matrix products (fused q/k/v, out_proj, fc1, fc2) run on int8
@@ -159,7 +179,9 @@ void agc_set_own_gemm (gboolean own);
  * about 0.999 of the float32 ones.  Adapters applied before or after are
  * honoured; texts are not affected.  FALSE with AGC_ERROR_UNSUPPORTED when
  * the CPU has no int8 kernel (AVX2 at least) or the model's image encoder is
- * not a ViT (AgriCLIP's ResNet-50).  Turning it off always succeeds. */
+ * not a ViT (AgriCLIP's ResNet-50).  Turning it off always succeeds.  The
+ * int8 field of the model's options (agc_model_set_options), the others
+ * unchanged. */
 gboolean agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error);
 gboolean agc_model_get_int8 (const AgcModel *model);
 

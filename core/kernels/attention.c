@@ -97,7 +97,7 @@ attention_items (void *ctx, int begin, int end, int thread)
   float *scores = a->scratch + agc_attention_scratch_floats (a->max_len, d, a->heads) * thread;
   float *k_panels = scores + agc_arena_size ((size_t) a->max_len * a->max_len);
   float *v_panels = k_panels + agc_arena_size (panels_floats (a->max_len, hd));
-  gboolean packed = agc_packed_gemm_available ();
+  gboolean packed = !a->use_openblas && agc_packed_gemm_available ();
   for (int item = begin; item < end; item++)
     {
       int s = item / a->heads, head = item % a->heads, n = a->lengths[s];

@@ -5,8 +5,8 @@
  * the visible prefix when causal), out = scores v; the pairs are spread over
  * the pool.  Where the packed kernels run (gemm-packed.h), k and v are
  * packed into panels per head (k scaled and transposed, v copied) and both
- * products go through them on the worker's own thread; elsewhere through
- * OpenBLAS, single-threaded per head. */
+ * products go through them on the worker's own thread; elsewhere (or when
+ * use_openblas) through OpenBLAS, single-threaded per head. */
 #pragma once
 
 #include <glib.h>
@@ -20,6 +20,7 @@ typedef struct
   int n_seqs, width, heads, max_len;
   gboolean causal;
   gboolean products_only;     /* skip the softmax (benchmarks' floor) */
+  gboolean use_openblas;      /* OpenBLAS even where the packed kernels run */
   float *scratch;             /* agc_attention_scratch_floats () per pool thread, 64-byte aligned */
 } AgcAttention;
 

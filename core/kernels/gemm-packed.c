@@ -40,7 +40,6 @@ typedef enum
 
 static int isa = ISA_UNCHECKED;
 static int limit_to_avx2;
-static int blas_instead = FALSE;
 
 static Isa
 kernel_isa (void)
@@ -71,13 +70,7 @@ gboolean
 agc_packed_gemm_available (void)
 {
   // agc_ops_force_scalar () (tests) also turns these kernels off
-  return kernel_isa () != ISA_NONE && agc_ops_simd () && !g_atomic_int_get (&blas_instead);
-}
-
-void
-agc_set_own_gemm (gboolean own)
-{
-  g_atomic_int_set (&blas_instead, !own);
+  return kernel_isa () != ISA_NONE && agc_ops_simd ();
 }
 
 size_t

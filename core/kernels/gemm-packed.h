@@ -9,8 +9,8 @@
  * do; these are close to its FMA throughput at every batch size.
  *
  * Half-precision weights are converted while packing, so the packed form is
- * always float32.  Without AVX2+FMA (or in agc_set_scalar_only mode) nothing
- * is packed and callers use gemm.h. */
+ * always float32.  Without AVX2+FMA (or while agc_ops_force_scalar, ops.h,
+ * is on) nothing is packed and callers use gemm.h. */
 #pragma once
 
 #include "kernels/activation.h"

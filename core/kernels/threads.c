@@ -169,6 +169,20 @@ agc_threads_count (void)
   return pool_size ();
 }
 
+enum
+{
+  // below this many floats a region runs on the caller alone: waking a
+  // worker costs more than it saves (a few microseconds of work per thread)
+  MIN_FLOATS_PER_THREAD = 1 << 16,
+};
+
+int
+agc_threads_row_grain (int n_rows, int width)
+{
+  int n_chunks = 4 * agc_threads_count ();
+  return MAX ((n_rows + n_chunks - 1) / n_chunks, MIN_FLOATS_PER_THREAD / MAX (width, 1));
+}
+
 void
 agc_set_threads (int n_threads)
 {

@@ -26,6 +26,11 @@ int agc_threads_count (void);
  * thread stays correct, merely slower). */
 void agc_parallel_for (int n_items, int grain, AgcRangeFn fn, void *ctx);
 
+/* The grain for a pass over n_rows rows of width floats: four chunks per
+ * thread, so that a thread the OS delays leaves its chunks to the others,
+ * but never chunks so small that a second thread is not worth waking. */
+int agc_threads_row_grain (int n_rows, int width);
+
 /* Memory that the calling thread reuses from one call to the next: at
  * least bytes, 64-byte aligned, grown when too small (contents then not
  * kept) and freed when the thread exits; NULL when memory is short.  key is

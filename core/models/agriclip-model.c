@@ -243,9 +243,9 @@ image_forward (AgcImageEncoder *encoder, const float *pixels, int batch, float *
 }
 
 static const char *
-no_variant (const AgcImageEncoder *encoder)
+no_variant (const AgcImageEncoder *encoder, const AgcEngineOptions *options)
 {
-  (void) encoder;
+  (void) encoder, (void) options;
   return "";
 }
 
@@ -280,7 +280,7 @@ encoder_free (AgcImageEncoder *encoder)
 
 static const AgcImageEncoderClass agriclip_class = {
   .forward = image_forward,
-  .set_int8_refusal = "int8 mode is for ViT image towers; this AgriCLIP model encodes images "
+  .int8_refusal = "int8 mode is for ViT image towers; this AgriCLIP model encodes images "
                       "with a ResNet-50",
   .cache_variant = no_variant,
   .adapter_method = "aligner",

@@ -51,6 +51,7 @@ struct AgcModel
   float logit_scale; // exp of the stored value
   AgcArena pixels;   // preprocessed images of one batch, reused from call to call
   char *adapter_digest;       // the finetune/aligner adapter applied, NULL: none
+  AgcEngineOptions options;   // as the towers were last given them
 };
 
 // "DIR: " before a message, unless it already starts with the folder's path
@@ -387,39 +388,62 @@ agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
   return ok;
 }
 
-gboolean
-agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error)
+AgcEngineOptions
+agc_engine_default_options (void)
 {
-  g_return_val_if_fail (model != NULL, FALSE);
+  return (AgcEngineOptions){ 0 };
+}
+
+gboolean
+agc_model_set_options (AgcModel *model, const AgcEngineOptions *options, GError **error)
+{
+  g_return_val_if_fail (model != NULL && options != NULL, FALSE);
   const AgcImageEncoderClass *klass = model->image->klass;
-  if (klass->set_int8 == NULL)
+  if (klass->set_options == NULL && options->int8)
     {
-      if (!int8)
-        return TRUE;
       g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED, "%s: %s", model->path,
-                   klass->set_int8_refusal);
+                   klass->int8_refusal);
       return FALSE;
     }
-  if (!klass->set_int8 (model->image, int8, error))
+  // the image encoder first: only it can refuse (int8), and then nothing changed
+  if ((klass->set_options != NULL && !klass->set_options (model->image, options, error))
+      || (model->text != NULL && !agc_text_tower_set_options (model->text, options, error)))
     {
       prefix_dir (error, model->path);
       return FALSE;
     }
+  model->options = *options;
   return TRUE;
+}
+
+AgcEngineOptions
+agc_model_get_options (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, agc_engine_default_options ());
+  return model->options;
+}
+
+gboolean
+agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  AgcEngineOptions options = model->options;
+  options.int8 = int8;
+  return agc_model_set_options (model, &options, error);
 }
 
 gboolean
 agc_model_get_int8 (const AgcModel *model)
 {
   g_return_val_if_fail (model != NULL, FALSE);
-  return model->image->klass->get_int8 != NULL && model->image->klass->get_int8 (model->image);
+  return model->options.int8;
 }
 
 const char *
 agc_model_cache_variant (const AgcModel *model)
 {
   g_return_val_if_fail (model != NULL, "");
-  return model->image->klass->cache_variant (model->image);
+  return model->image->klass->cache_variant (model->image, &model->options);
 }
 
 /* ---- adapters (agriclip.h) ----------------------------------------------------- */

@@ -16,22 +16,17 @@ forward (AgcImageEncoder *encoder, const float *pixels, int batch, float *out, G
 }
 
 static gboolean
-set_int8 (AgcImageEncoder *encoder, gboolean int8, GError **error)
+set_options (AgcImageEncoder *encoder, const AgcEngineOptions *options, GError **error)
 {
-  return agc_vision_tower_set_int8 (((VitEncoder *) encoder)->tower, int8, error);
-}
-
-static gboolean
-get_int8 (const AgcImageEncoder *encoder)
-{
-  return agc_vision_tower_get_int8 (((const VitEncoder *) encoder)->tower);
+  return agc_vision_tower_set_options (((VitEncoder *) encoder)->tower, options, error);
 }
 
 // int8 mode in two ways: 7-bit activations on plain AVX2 give other numbers
 static const char *
-cache_variant (const AgcImageEncoder *encoder)
+cache_variant (const AgcImageEncoder *encoder, const AgcEngineOptions *options)
 {
-  if (!get_int8 (encoder))
+  (void) encoder;
+  if (!options->int8)
     return "";
   return agc_int8_activation_max () == 255 ? "-int8" : "-int8-7bit";
 }
@@ -69,8 +64,7 @@ encoder_free (AgcImageEncoder *encoder)
 
 static const AgcImageEncoderClass vit_class = {
   .forward = forward,
-  .set_int8 = set_int8,
-  .get_int8 = get_int8,
+  .set_options = set_options,
   .cache_variant = cache_variant,
   .adapter_method = "finetune",
   .apply_adapter = apply_adapter,

@@ -25,6 +25,15 @@ struct AgcTextTower
   AgcArena arena;                 // tokens, pooled rows, lengths
 };
 
+gboolean
+agc_text_tower_set_options (AgcTextTower *t, const AgcEngineOptions *options, GError **error)
+{
+  g_return_val_if_fail (t != NULL && options != NULL, FALSE);
+  AgcEngineOptions text = *options;
+  text.int8 = FALSE; // texts stay float32
+  return agc_transformer_set_options (&t->transformer, &text, error);
+}
+
 AgcTextTower *
 agc_text_tower_load (const AgcWeights *weights, const AgcClipConfig *config, GError **error)
 {
@@ -149,7 +158,7 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
       at += lengths[b];
       memcpy (pooled + (size_t) b * w, x + (at - 1) * w, (size_t) w * sizeof (float));
     }
-  if (!agc_get_gemm_only ())
+  if (!t->transformer.options.products_only)
     agc_layernorm_forward (pooled, pooled, t->final_ln_weight, t->final_ln_bias, batch, w,
                            t->config.layer_norm_eps);
   agc_linear_forward (out, pooled, t->projection, NULL, batch, w, t->embed_dim);

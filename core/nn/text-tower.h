@@ -13,6 +13,11 @@ AgcTextTower *agc_text_tower_load (const AgcWeights *weights, const AgcClipConfi
                                    GError **error);
 void agc_text_tower_free (AgcTextTower *tower);
 
+/* The options the tower runs with from its next call (agriclip.h); int8 is
+ * ignored: texts stay float32. */
+gboolean agc_text_tower_set_options (AgcTextTower *tower, const AgcEngineOptions *options,
+                                     GError **error);
+
 /* ids[batch, context_length] -> out[batch, E], not normalised.  Ids outside
  * the vocabulary are an AGC_ERROR_INPUT error. */
 gboolean agc_text_tower_forward (const AgcTextTower *tower, const int32_t *ids, int batch,

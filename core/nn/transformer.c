@@ -1,48 +1,22 @@
 /* transformer.c — CLIP's pre-norm residual attention blocks.
  *
- * Per layer, four thick GEMMs over all tokens of all sequences ([rows, D]
- * with rows = every token of the batch; gemm.h): qkv (into one fused
- * activation), out_proj, fc1, fc2; the residual adds are the GEMMs' own
- * accumulation (beta = 1), the qkv bias and fc1's bias and activation are
- * applied to each tile of C by the packed GEMM (else in a pass of their
- * own).  Between them, one pass each over the rows, split over the pool
- * (threads.h):  x += previous bias, h = ln(x)  |  attention per (sequence,
- * head), reading q, k and v in place from the fused activations
- * (attention.h).
- *
- * The four weight GEMMs run on our packed kernels (gemm-packed.h) where the
- * CPU has them: float32 layers are packed on their first run and kept,
- * half-precision layers are packed into one layer-sized scratch just before
- * they run.  Elsewhere they go to OpenBLAS (gemm.h), half-precision layers
- * converted to float32 in that scratch.
- *
- * In int8 mode (agc_transformer_set_int8) the four go to gemm-int8.h
- * instead, every layer quantised on its first run and kept, whatever its
- * stored dtype; nothing float32 is packed then. */
+ * Per layer, four thick products over all tokens of all sequences ([rows, D]
+ * with rows = every token of the batch), each one agc_linear_apply
+ * (linear.h), whatever the storage of its matrix: qkv (into one fused
+ * activation, bias added), out_proj, fc1 (bias and activation), fc2; the
+ * residual adds are the products' own accumulation.  Between them, one pass
+ * each over the rows, split over the pool (threads.h):  x += previous bias,
+ * h = ln(x)  |  attention per (sequence, head), reading q, k and v in place
+ * from the fused activations (attention.h).  How the products run (own
+ * kernels or OpenBLAS, float32 or int8, products only) is the
+ * transformer's options. */
 #include "nn/transformer.h"
 
 #include "kernels/attention.h"
-#include "kernels/gemm.h"
-#include "nn/int8-block.h"
-#include "nn/packed-block.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 
 #include <string.h>
-
-static gboolean gemm_only;
-
-void
-agc_set_gemm_only (gboolean value)
-{
-  gemm_only = value;
-}
-
-gboolean
-agc_get_gemm_only (void)
-{
-  return gemm_only;
-}
 
 /* ---- loading ------------------------------------------------------------ */
 
@@ -69,58 +43,62 @@ view_matrix (AgcParam *p, const AgcWeights *weights, const char *prefix, int lay
   return agc_param_view (p, weights, full, 2, shape, owned, error);
 }
 
-// q, k, v stored apart in HF checkpoints; their biases fused here (small)
+// q, k, v stored apart in HF checkpoints: three parts of one linear, their
+// biases fused here (small)
 static gboolean
-load_qkv (AgcBlock *b, AgcStoredBlock *s, const AgcWeights *weights, const char *prefix,
-          int layer, int64_t d, GPtrArray *owned, GError **error)
+load_qkv (AgcLayer *layer, const AgcWeights *weights, const char *prefix, int layer_index,
+          int64_t d, GPtrArray *owned, GError **error)
 {
   static const char *const names[3] = { "q_proj", "k_proj", "v_proj" };
-  AgcParam *parts[3] = { &s->q, &s->k, &s->v };
-  b->qkv_bias = g_new (float, 3 * d);
-  g_ptr_array_add (owned, b->qkv_bias);
+  AgcParam parts[3];
+  int rows[3] = { d, d, d };
+  float *qkv_bias = g_new (float, 3 * d);
+  g_ptr_array_add (owned, qkv_bias);
   for (int i = 0; i < 3; i++)
     {
       g_autofree char *w_name = g_strdup_printf ("self_attn.%s.weight", names[i]);
       g_autofree char *b_name = g_strdup_printf ("self_attn.%s.bias", names[i]);
       float *bias;
-      if (!view_matrix (parts[i], weights, prefix, layer, w_name, d, d, owned, error)
-          || !(bias = take_vector (weights, prefix, layer, b_name, d, owned, error)))
+      if (!view_matrix (&parts[i], weights, prefix, layer_index, w_name, d, d, owned, error)
+          || !(bias = take_vector (weights, prefix, layer_index, b_name, d, owned, error)))
         return FALSE;
-      memcpy (b->qkv_bias + i * d, bias, d * sizeof (float));
+      memcpy (qkv_bias + i * d, bias, d * sizeof (float));
     }
+  agc_linear_init (&layer->qkv, parts, rows, 3, d, qkv_bias, weights);
+  return TRUE;
+}
+
+// lin = the matrix name [rows, cols] with bias [rows] beside it
+static gboolean
+load_linear (AgcLinear *lin, const AgcWeights *weights, const char *prefix, int layer_index,
+             const char *name, int64_t rows, int64_t cols, GPtrArray *owned, GError **error)
+{
+  g_autofree char *w_name = g_strconcat (name, ".weight", NULL);
+  g_autofree char *b_name = g_strconcat (name, ".bias", NULL);
+  AgcParam w;
+  float *bias;
+  if (!view_matrix (&w, weights, prefix, layer_index, w_name, rows, cols, owned, error)
+      || !(bias = take_vector (weights, prefix, layer_index, b_name, rows, owned, error)))
+    return FALSE;
+  int n_out = (int) rows;
+  agc_linear_init (lin, &w, &n_out, 1, (int) cols, bias, weights);
   return TRUE;
 }
 
 static gboolean
-load_block (AgcBlock *b, AgcStoredBlock *s, const AgcWeights *weights, const char *prefix,
-            int layer, const AgcTowerConfig *c, GPtrArray *owned, GError **error)
+load_layer (AgcLayer *layer, const AgcWeights *weights, const char *prefix, int l,
+            const AgcTowerConfig *c, GPtrArray *owned, GError **error)
 {
   int64_t d = c->width, m = c->mlp_width;
   const AgcWeights *w = weights;
-  gboolean ok
-    = (b->ln1_weight = take_vector (w, prefix, layer, "layer_norm1.weight", d, owned, error))
-      && (b->ln1_bias = take_vector (w, prefix, layer, "layer_norm1.bias", d, owned, error))
-      && load_qkv (b, s, w, prefix, layer, d, owned, error)
-      && view_matrix (&s->out, w, prefix, layer, "self_attn.out_proj.weight", d, d, owned, error)
-      && (b->out_bias
-          = take_vector (w, prefix, layer, "self_attn.out_proj.bias", d, owned, error))
-      && (b->ln2_weight = take_vector (w, prefix, layer, "layer_norm2.weight", d, owned, error))
-      && (b->ln2_bias = take_vector (w, prefix, layer, "layer_norm2.bias", d, owned, error))
-      && view_matrix (&s->fc1, w, prefix, layer, "mlp.fc1.weight", m, d, owned, error)
-      && (b->fc1_bias = take_vector (w, prefix, layer, "mlp.fc1.bias", m, owned, error))
-      && view_matrix (&s->fc2, w, prefix, layer, "mlp.fc2.weight", d, m, owned, error)
-      && (b->fc2_bias = take_vector (w, prefix, layer, "mlp.fc2.bias", d, owned, error));
-  if (!ok)
-    return FALSE;
-  // float32 matrices are read in place; half-precision ones at run time
-  b->qkv_weight = NULL;
-  b->q_weight = s->q.dtype == AGC_DTYPE_F32 ? (float *) s->q.data : NULL;
-  b->k_weight = s->k.dtype == AGC_DTYPE_F32 ? (float *) s->k.data : NULL;
-  b->v_weight = s->v.dtype == AGC_DTYPE_F32 ? (float *) s->v.data : NULL;
-  b->out_weight = s->out.dtype == AGC_DTYPE_F32 ? (float *) s->out.data : NULL;
-  b->fc1_weight = s->fc1.dtype == AGC_DTYPE_F32 ? (float *) s->fc1.data : NULL;
-  b->fc2_weight = s->fc2.dtype == AGC_DTYPE_F32 ? (float *) s->fc2.data : NULL;
-  return TRUE;
+  return (layer->ln1_weight = take_vector (w, prefix, l, "layer_norm1.weight", d, owned, error))
+         && (layer->ln1_bias = take_vector (w, prefix, l, "layer_norm1.bias", d, owned, error))
+         && load_qkv (layer, w, prefix, l, d, owned, error)
+         && load_linear (&layer->out, w, prefix, l, "self_attn.out_proj", d, d, owned, error)
+         && (layer->ln2_weight = take_vector (w, prefix, l, "layer_norm2.weight", d, owned, error))
+         && (layer->ln2_bias = take_vector (w, prefix, l, "layer_norm2.bias", d, owned, error))
+         && load_linear (&layer->fc1, w, prefix, l, "mlp.fc1", m, d, owned, error)
+         && load_linear (&layer->fc2, w, prefix, l, "mlp.fc2", d, m, owned, error);
 }
 
 gboolean
@@ -141,15 +119,12 @@ agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights, co
       return FALSE;
     }
   transformer->config = *config;
-  transformer->blocks = g_new0 (AgcBlock, MAX (config->layers, 1));
-  transformer->stored = g_new0 (AgcStoredBlock, MAX (config->layers, 1));
+  transformer->layers = g_new0 (AgcLayer, MAX (config->layers, 1));
   transformer->owned = g_ptr_array_new_with_free_func (g_free);
   transformer->scratch = g_new0 (AgcArena, 1);
-  transformer->packed = g_new0 (AgcPackedBlock, MAX (config->layers, 1));
-  transformer->weights = weights;
   for (int l = 0; l < config->layers; l++)
-    if (!load_block (&transformer->blocks[l], &transformer->stored[l], weights, prefix, l, config,
-                     transformer->owned, error))
+    if (!load_layer (&transformer->layers[l], weights, prefix, l, config, transformer->owned,
+                     error))
       {
         agc_transformer_clear (transformer);
         return FALSE;
@@ -168,318 +143,136 @@ block_free_arrays (AgcBlock *b)
     g_free (arrays[i]);
 }
 
+static void
+layer_clear (AgcLayer *layer)
+{
+  agc_linear_clear (&layer->qkv);
+  agc_linear_clear (&layer->out);
+  agc_linear_clear (&layer->fc1);
+  agc_linear_clear (&layer->fc2);
+}
+
 void
 agc_transformer_clear (AgcTransformer *transformer)
 {
-  if (transformer == NULL || transformer->blocks == NULL)
+  if (transformer == NULL || (transformer->layers == NULL && transformer->blocks == NULL))
     return;
+  for (int l = 0; transformer->layers != NULL && l < transformer->config.layers; l++)
+    layer_clear (&transformer->layers[l]);
+  g_clear_pointer (&transformer->layers, g_free);
   if (transformer->owned == NULL) // built by hand: each array is its own
-    for (int l = 0; l < transformer->config.layers; l++)
+    for (int l = 0; transformer->blocks != NULL && l < transformer->config.layers; l++)
       block_free_arrays (&transformer->blocks[l]);
   g_clear_pointer (&transformer->owned, g_ptr_array_unref);
-  g_clear_pointer (&transformer->stored, g_free);
-  for (int l = 0; transformer->packed != NULL && l < transformer->config.layers; l++)
-    agc_packed_block_clear (&transformer->packed[l]);
-  g_clear_pointer (&transformer->packed, g_free);
-  agc_transformer_set_int8 (transformer, FALSE, NULL);
+  g_clear_pointer (&transformer->blocks, g_free);
   agc_arena_clear (transformer->scratch);
   g_clear_pointer (&transformer->scratch, g_free);
-  g_clear_pointer (&transformer->blocks, g_free);
-}
-
-void
-agc_transformer_forget_packed (AgcTransformer *transformer, int layer)
-{
-  g_return_if_fail (transformer != NULL && layer >= 0 && layer < transformer->config.layers);
-  if (transformer->packed != NULL)
-    agc_packed_block_clear (&transformer->packed[layer]);
-  if (transformer->int8 != NULL)
-    agc_int8_block_clear (&transformer->int8[layer]);
 }
 
 gboolean
-agc_transformer_set_int8 (AgcTransformer *transformer, gboolean int8, GError **error)
+agc_transformer_set_options (AgcTransformer *transformer, const AgcEngineOptions *options,
+                             GError **error)
 {
-  g_return_val_if_fail (transformer != NULL, FALSE);
+  g_return_val_if_fail (transformer != NULL && options != NULL, FALSE);
   AgcTransformer *t = transformer;
-  if (!int8)
-    {
-      for (int l = 0; t->int8 != NULL && l < t->config.layers; l++)
-        agc_int8_block_clear (&t->int8[l]);
-      g_clear_pointer (&t->int8, g_free);
-      return TRUE;
-    }
-  if (!agc_int8_available ())
+  if (options->int8 && !agc_int8_available ())
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
                    "int8 mode needs a CPU with AVX2 (or AVX-VNNI / AVX-512 VNNI); this one "
                    "has none of them");
       return FALSE;
     }
-  if (t->stored == NULL)
+  if (options->int8 && t->layers == NULL)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
                    "int8 mode needs a loaded transformer (these blocks were built by hand)");
       return FALSE;
     }
-  if (t->int8 == NULL) // layers are quantised when they first run
-    t->int8 = g_new0 (AgcInt8Block, MAX (t->config.layers, 1));
+  // off: the quantised matrices go; on: layers are quantised when they first run
+  for (int l = 0; !options->int8 && t->layers != NULL && l < t->config.layers; l++)
+    {
+      agc_linear_drop_int8 (&t->layers[l].qkv);
+      agc_linear_drop_int8 (&t->layers[l].out);
+      agc_linear_drop_int8 (&t->layers[l].fc1);
+      agc_linear_drop_int8 (&t->layers[l].fc2);
+    }
+  t->options = *options;
   return TRUE;
-}
-
-gboolean
-agc_transformer_get_int8 (const AgcTransformer *transformer)
-{
-  g_return_val_if_fail (transformer != NULL, FALSE);
-  return transformer->int8 != NULL;
-}
-
-enum
-{
-  N_MATRICES = 6, // q, k, v, out, fc1, fc2
-};
-
-static gboolean
-layer_is_compact (const AgcTransformer *t, int l)
-{
-  if (t->stored == NULL)
-    return FALSE;
-  const AgcStoredBlock *s = &t->stored[l];
-  return s->q.dtype != AGC_DTYPE_F32 || s->k.dtype != AGC_DTYPE_F32
-         || s->v.dtype != AGC_DTYPE_F32 || s->out.dtype != AGC_DTYPE_F32
-         || s->fc1.dtype != AGC_DTYPE_F32 || s->fc2.dtype != AGC_DTYPE_F32;
 }
 
 /* ---- forward ------------------------------------------------------------ */
 
+// layer l's parameters: loaded, or a view of block l built by hand
+static AgcLayer *
+layer_at (const AgcTransformer *t, int l, AgcLayer *view)
+{
+  if (t->layers != NULL)
+    return &t->layers[l];
+  AgcBlock *b = &t->blocks[l];
+  int d = t->config.width, m = t->config.mlp_width;
+  int rows_d[1] = { d }, rows_m[1] = { m }, rows_3d[1] = { 3 * d }, thirds[3] = { d, d, d };
+  const float *fused[1] = { b->qkv_weight }, *apart[3] = { b->q_weight, b->k_weight, b->v_weight };
+  const float *out[1] = { b->out_weight }, *fc1[1] = { b->fc1_weight }, *fc2[1] = { b->fc2_weight };
+  *view = (AgcLayer){ .ln1_weight = b->ln1_weight, .ln1_bias = b->ln1_bias,
+                      .ln2_weight = b->ln2_weight, .ln2_bias = b->ln2_bias };
+  if (b->qkv_weight != NULL)
+    agc_linear_view (&view->qkv, fused, rows_3d, 1, d, b->qkv_bias);
+  else
+    agc_linear_view (&view->qkv, apart, thirds, 3, d, b->qkv_bias);
+  agc_linear_view (&view->out, out, rows_d, 1, d, b->out_bias);
+  agc_linear_view (&view->fc1, fc1, rows_m, 1, d, b->fc1_bias);
+  agc_linear_view (&view->fc2, fc2, rows_d, 1, m, b->fc2_bias);
+  return view;
+}
+
+// floats of scratch the largest of the products needs (linear.h)
+static size_t
+linear_scratch_floats (const AgcTransformer *t)
+{
+  size_t most = 0;
+  for (int l = 0; t->layers != NULL && l < t->config.layers; l++)
+    {
+      const AgcLayer *layer = &t->layers[l];
+      const AgcLinear *linears[] = { &layer->qkv, &layer->out, &layer->fc1, &layer->fc2 };
+      for (size_t i = 0; i < G_N_ELEMENTS (linears); i++)
+        most = MAX (most, agc_linear_scratch_floats (linears[i], &t->options));
+    }
+  return most;
+}
+
 typedef struct
 {
   const AgcTowerConfig *c;
-  const AgcBlock *blk;
-  float *x, *h, *qkv, *mlp; // [R, D], [R, D], [R, 3D], [R, M]
-  // the residual-stream pass: x += add_bias, ln_out = ln(x) when ln_out
+  float *x, *h; // [R, D]
+  // x += add_bias, ln_out = ln(x) when ln_out
   const float *add_bias, *ln_weight, *ln_bias;
   float *ln_out;
-  // a product's bias and activation, where its GEMM did not apply them
-  float *epi_out;
-  const float *epi_bias;
-  int epi_width;
-  gboolean epi_act;
-  // a layer's half-precision weights being converted
-  const AgcParam *convert[N_MATRICES];
-  float *convert_to[N_MATRICES];
-} Pass;
+} Residual;
 
 static void
 residual_rows (void *ctx, int begin, int end, int thread)
 {
   (void) thread;
-  const Pass *p = ctx;
+  const Residual *p = ctx;
   int d = p->c->width;
   agc_bias_layernorm_forward (p->ln_out != NULL ? p->ln_out + (size_t) begin * d : NULL,
                               p->x + (size_t) begin * d, p->add_bias, p->ln_weight, p->ln_bias,
                               end - begin, d, p->c->layer_norm_eps);
 }
 
-enum
-{
-  // below these amounts a region runs on the caller alone: waking a worker
-  // costs more than it saves (a few microseconds of work per thread)
-  MIN_FLOATS_PER_THREAD = 1 << 16,
-};
-
-// rows per chunk for a pass over rows of width floats: four chunks per
-// thread, so that a thread the OS delays leaves its chunks to the others,
-// but never chunks so small that a second thread is not worth waking
-static int
-row_grain (int n_rows, int width)
-{
-  int n_chunks = 4 * agc_threads_count ();
-  return MAX ((n_rows + n_chunks - 1) / n_chunks, MIN_FLOATS_PER_THREAD / MAX (width, 1));
-}
-
+// the residual stream's pass between products; nothing when timing the
+// products alone
 static void
-residual_pass (Pass *p, int n_rows, const float *add_bias, const float *ln_weight,
-               const float *ln_bias, float *ln_out)
+residual_pass (Residual *p, const AgcEngineOptions *options, int n_rows, const float *add_bias,
+               const float *ln_weight, const float *ln_bias, float *ln_out)
 {
-  if (gemm_only)
+  if (options->products_only)
     return;
   p->add_bias = add_bias;
   p->ln_weight = ln_weight;
   p->ln_bias = ln_bias;
   p->ln_out = ln_out;
-  agc_parallel_for (n_rows, row_grain (n_rows, p->c->width), residual_rows, p);
-}
-
-static void
-epilogue_rows (void *ctx, int begin, int end, int thread)
-{
-  (void) thread;
-  const Pass *p = ctx;
-  int w = p->epi_width;
-  float *out = p->epi_out + (size_t) begin * w;
-  if (p->epi_act)
-    agc_bias_act_forward (out, p->epi_bias, end - begin, w, p->c->act);
-  else
-    for (int r = 0; r < end - begin; r++)
-      for (int i = 0; i < w; i++)
-        out[(size_t) r * w + i] += p->epi_bias[i];
-}
-
-// out[rows, width] = act? (out + bias); nothing when timing the products alone
-static void
-epilogue_pass (Pass *p, float *out, int rows, int width, const float *bias, gboolean act)
-{
-  if (gemm_only || (bias == NULL && !act))
-    return;
-  p->epi_out = out;
-  p->epi_bias = bias;
-  p->epi_width = width;
-  p->epi_act = act;
-  agc_parallel_for (rows, row_grain (rows, width), epilogue_rows, p);
-}
-
-enum
-{
-  CONVERT_CHUNK = 1 << 16, // elements per task when converting a layer
-};
-
-static void
-convert_chunks (void *ctx, int begin, int end, int thread)
-{
-  (void) thread;
-  const Pass *p = ctx;
-  for (int chunk = begin; chunk < end; chunk++)
-    {
-      size_t first = (size_t) chunk * CONVERT_CHUNK;
-      for (int i = 0; i < N_MATRICES; i++)
-        {
-          const AgcParam *param = p->convert[i];
-          if (first < param->n)
-            {
-              agc_param_convert (p->convert_to[i] + first, param, first,
-                                 MIN ((size_t) CONVERT_CHUNK, param->n - first));
-              break;
-            }
-          first -= (param->n + CONVERT_CHUNK - 1) / CONVERT_CHUNK * CONVERT_CHUNK;
-        }
-    }
-}
-
-// layer l's weights as float32: in place, or converted into layer_scratch
-static void
-layer_weights (AgcBlock *out, Pass *p, const AgcTransformer *t, int l, float *layer_scratch)
-{
-  *out = t->blocks[l];
-  if (!layer_is_compact (t, l))
-    return;
-  const AgcStoredBlock *s = &t->stored[l];
-  const AgcParam *params[N_MATRICES] = { &s->q, &s->k, &s->v, &s->out, &s->fc1, &s->fc2 };
-  // q, k, v converted next to each other: one fused [3D, D] matrix, one GEMM
-  size_t sizes[N_MATRICES] = { s->q.n, s->k.n, s->v.n, agc_arena_size (s->out.n),
-                               agc_arena_size (s->fc1.n), agc_arena_size (s->fc2.n) };
-  int n_chunks = 0;
-  float *at = layer_scratch;
-  for (int i = 0; i < N_MATRICES; i++)
-    {
-      p->convert[i] = params[i];
-      p->convert_to[i] = at;
-      at += sizes[i];
-      n_chunks += (int) ((params[i]->n + CONVERT_CHUNK - 1) / CONVERT_CHUNK);
-    }
-  out->qkv_weight = p->convert_to[0];
-  out->out_weight = p->convert_to[3];
-  out->fc1_weight = p->convert_to[4];
-  out->fc2_weight = p->convert_to[5];
-  if (!gemm_only)
-    agc_parallel_for (n_chunks, 1, convert_chunks, p);
-}
-
-// the packed or quantised copy of layer l is the one read from now on:
-// the file's pages of its stored matrices can go
-static void
-release_stored (const AgcTransformer *t, int l)
-{
-  const AgcStoredBlock *s = &t->stored[l];
-  const AgcParam *stored[] = { &s->q, &s->k, &s->v, &s->out, &s->fc1, &s->fc2 };
-  for (size_t i = 0; i < G_N_ELEMENTS (stored); i++)
-    agc_weights_release (t->weights, stored[i]->data,
-                         stored[i]->n * (stored[i]->dtype == AGC_DTYPE_F32 ? 4 : 2));
-}
-
-// layer l's matrices packed: kept from an earlier run (float32, packed
-// now if not yet), or packed into layer_scratch (half precision)
-static const AgcPackedBlock *
-packed_weights (AgcPackedBlock *per_call, const AgcTransformer *t, int l, float *layer_scratch,
-                GError **error)
-{
-  if (layer_is_compact (t, l))
-    return agc_packed_block_init (per_call, layer_scratch, &t->stored[l], &t->config, error)
-               ? per_call
-               : NULL;
-  AgcPackedBlock *kept = &t->packed[l];
-  if (kept->ready)
-    return kept;
-  if (!agc_packed_block_init (kept, NULL, &t->stored[l], &t->config, error))
-    return NULL;
-  release_stored (t, l);
-  return kept;
-}
-
-// layer l's int8 matrices: kept from an earlier run, or quantised now
-static const AgcInt8Block *
-int8_weights (const AgcTransformer *t, int l, GError **error)
-{
-  AgcInt8Block *kept = &t->int8[l];
-  if (agc_int8_block_ready (kept))
-    return kept;
-  if (!agc_int8_block_init (kept, &t->stored[l], &t->config, error))
-    return NULL;
-  release_stored (t, l);
-  return kept;
-}
-
-// x[R, D] += a[R, K] @ w[D, K]^T, or out[R, N] = act? (a @ w^T + bias) with
-// beta 0; through the int8 or packed matrix when there is one (the packed
-// GEMM adds the bias and applies act to each tile while it is in cache).
-// FALSE only when the int8 GEMM cannot allocate its activations.
-static gboolean
-gemm_nt (Pass *p, float *out, const float *a, const AgcInt8Matrix *q8,
-         const AgcPackedMatrix *packed, const float *w, int rows, int n_out, int n_in, float beta,
-         const float *bias, gboolean act, GError **error)
-{
-  if (packed != NULL && q8 == NULL)
-    {
-      // timing the products alone leaves the epilogue out, as epilogue_pass does
-      AgcGemmEpilogue epilogue = { .bias = bias, .apply_act = act, .act = p->c->act };
-      agc_gemm_packed (out, n_out, a, n_in, packed, rows, beta, gemm_only ? NULL : &epilogue);
-      return TRUE;
-    }
-  if (q8 != NULL)
-    {
-      if (!agc_gemm_int8 (out, n_out, a, n_in, q8, rows, beta, error))
-        return FALSE;
-    }
-  else
-    agc_gemm_nt (out, n_out, a, n_in, w, rows, n_out, n_in, beta);
-  epilogue_pass (p, out, rows, n_out, bias, act);
-  return TRUE;
-}
-
-// qkv[R, 3D] = h[R, D] @ [q; k; v]^T + bias: one GEMM when fused, else
-// three writing their column blocks of qkv through its leading dimension
-static gboolean
-qkv_gemm (Pass *p, float *qkv, const float *h, const AgcBlock *blk, const AgcInt8Block *q8,
-          const AgcPackedBlock *packed, int rows, int d, GError **error)
-{
-  if (q8 != NULL || packed != NULL || blk->qkv_weight != NULL)
-    return gemm_nt (p, qkv, h, q8 != NULL ? q8->qkv : NULL, packed != NULL ? &packed->qkv : NULL,
-                    blk->qkv_weight, rows, 3 * d, d, 0.0f, blk->qkv_bias, FALSE, error);
-  const float *w[3] = { blk->q_weight, blk->k_weight, blk->v_weight };
-  for (int i = 0; i < 3; i++)
-    agc_gemm_nt (qkv + i * d, 3 * d, h, d, w[i], rows, d, d, 0.0f);
-  epilogue_pass (p, qkv, rows, 3 * d, blk->qkv_bias, FALSE);
-  return TRUE;
+  agc_parallel_for (n_rows, agc_threads_row_grain (n_rows, p->c->width), residual_rows, p);
 }
 
 gboolean
@@ -487,8 +280,10 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
                                 gboolean causal, GError **error)
 {
   g_return_val_if_fail (t != NULL && x != NULL && lengths != NULL && n_seqs > 0, FALSE);
+  g_return_val_if_fail (t->layers != NULL || t->blocks != NULL || t->config.layers == 0, FALSE);
 
   const AgcTowerConfig *c = &t->config;
+  const AgcEngineOptions *o = &t->options;
   int d = c->width, m = c->mlp_width, n_threads = agc_threads_count ();
   size_t rows = 0;
   int max_len = 0;
@@ -498,95 +293,70 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
       rows += lengths[s];
       max_len = MAX (max_len, lengths[s]);
     }
-  // int8: all four matrices of every layer quantised, none converted or packed
-  gboolean int8 = t->int8 != NULL;
-  gboolean compact = FALSE, packed = !int8 && t->packed != NULL && agc_packed_gemm_available ();
-  size_t layer_floats = 0;
-  for (int l = 0; !int8 && l < c->layers; l++)
-    compact = compact || layer_is_compact (t, l);
-  if (compact && packed)
-    layer_floats = agc_packed_block_floats (c);
-  else if (compact)
-    {
-      const AgcStoredBlock *s = &t->stored[0];
-      layer_floats = agc_arena_size (s->q.n + s->k.n + s->v.n) + agc_arena_size (s->out.n)
-                     + agc_arena_size (s->fc1.n) + agc_arena_size (s->fc2.n);
-    }
-
+  size_t linear_floats = linear_scratch_floats (t);
   size_t attention_floats = n_threads * agc_attention_scratch_floats (max_len, d, c->heads);
   size_t need = agc_arena_size (rows * d)                                  // h
                 + agc_arena_size (rows * 3 * d)                            // qkv
                 + agc_arena_size (rows * m)                                // mlp
                 + attention_floats
-                + layer_floats + 2 * agc_arena_size ((size_t) n_seqs);     // offsets
+                + linear_floats + 2 * agc_arena_size ((size_t) n_seqs);    // offsets
   AgcArena local = { 0 };
   AgcArena *arena = t->scratch != NULL ? t->scratch : &local;
   float *cursor = agc_arena_reserve (arena, need, "the transformer's activations", error);
   if (cursor == NULL)
     return FALSE;
 
-  Pass p = { .c = c, .x = x };
-  p.h = agc_arena_take (&cursor, rows * d);
-  p.qkv = agc_arena_take (&cursor, rows * 3 * d);
-  p.mlp = agc_arena_take (&cursor, rows * m);
+  Residual p = { .c = c, .x = x };
+  float *h = agc_arena_take (&cursor, rows * d);         // [R, D]
+  float *qkv = agc_arena_take (&cursor, rows * 3 * d);   // [R, 3D]
+  float *mlp = agc_arena_take (&cursor, rows * m);       // [R, M]
   AgcAttention attention = {
-    .qkv = p.qkv, .out = p.h, .lengths = lengths, .n_seqs = n_seqs, .width = d,
-    .heads = c->heads, .max_len = max_len, .causal = causal, .products_only = gemm_only,
+    .qkv = qkv, .out = h, .lengths = lengths, .n_seqs = n_seqs, .width = d,
+    .heads = c->heads, .max_len = max_len, .causal = causal,
+    .products_only = o->products_only, .use_openblas = o->use_openblas,
   };
   attention.scratch = agc_arena_take (&cursor, attention_floats);
-  float *layer_scratch = compact ? agc_arena_take (&cursor, layer_floats) : NULL;
+  float *linear_scratch = linear_floats > 0 ? agc_arena_take (&cursor, linear_floats) : NULL;
   int *offsets = (int *) agc_arena_take (&cursor, 2 * (size_t) n_seqs);
   offsets[0] = 0;
   for (int s = 1; s < n_seqs; s++)
     offsets[s] = offsets[s - 1] + lengths[s - 1];
   attention.offsets = offsets;
 
+  // the output projections add into x; their biases wait for the next
+  // residual pass, which adds them before the layer norm
+  static const AgcLinearEpilogue with_bias = { .add_bias = TRUE };
+  static const AgcLinearEpilogue residual = { .residual = TRUE };
+  const AgcLinearEpilogue with_act = { .add_bias = TRUE, .apply_act = TRUE, .act = c->act };
   int n_rows = (int) rows;
   const float *pending_bias = NULL; // fc2 bias of the previous layer, not yet added to x
-  for (int l = 0; l < c->layers; l++)
+  gboolean ok = TRUE;
+  for (int l = 0; ok && l < c->layers; l++)
     {
-      AgcBlock blk = t->blocks[l];
-      AgcPackedBlock per_call;
-      const AgcPackedBlock *pk = NULL;
-      const AgcInt8Block *q8 = NULL;
-      if ((int8 && !(q8 = int8_weights (t, l, error)))
-          || (packed && !(pk = packed_weights (&per_call, t, l, layer_scratch, error))))
-        {
-          agc_arena_clear (&local);
-          return FALSE;
-        }
-      if (!packed && !int8)
-        layer_weights (&blk, &p, t, l, layer_scratch);
-      p.blk = &blk;
+      AgcLayer view;
+      AgcLayer *layer = layer_at (t, l, &view);
       // x = x + out_proj(attention(ln_1(x)))
-      residual_pass (&p, n_rows, pending_bias, blk.ln1_weight, blk.ln1_bias, p.h);
-      gboolean ok = qkv_gemm (&p, p.qkv, p.h, &blk, q8, pk, n_rows, d, error);
+      residual_pass (&p, o, n_rows, pending_bias, layer->ln1_weight, layer->ln1_bias, h);
+      ok = agc_linear_apply (&layer->qkv, o, qkv, h, n_rows, &with_bias, linear_scratch, error);
       if (ok)
         {
           agc_attention_forward (&attention);
-          ok = gemm_nt (&p, x, p.h, q8 ? q8->out : NULL, pk ? &pk->out : NULL, blk.out_weight,
-                        n_rows, d, d, 1.0f, NULL, FALSE, error);
+          ok = agc_linear_apply (&layer->out, o, x, h, n_rows, &residual, linear_scratch, error);
         }
       // x = x + fc2(act(fc1(ln_2(x))))
       if (ok)
         {
-          residual_pass (&p, n_rows, blk.out_bias, blk.ln2_weight, blk.ln2_bias, p.h);
-          ok = gemm_nt (&p, p.mlp, p.h, q8 ? q8->fc1 : NULL, pk ? &pk->fc1 : NULL,
-                        blk.fc1_weight, n_rows, m, d, 0.0f, blk.fc1_bias, TRUE, error)
-               && gemm_nt (&p, x, p.mlp, q8 ? q8->fc2 : NULL, pk ? &pk->fc2 : NULL,
-                           blk.fc2_weight, n_rows, d, m, 1.0f, NULL, FALSE, error);
+          residual_pass (&p, o, n_rows, layer->out.bias, layer->ln2_weight, layer->ln2_bias, h);
+          ok = agc_linear_apply (&layer->fc1, o, mlp, h, n_rows, &with_act, linear_scratch, error)
+               && agc_linear_apply (&layer->fc2, o, x, mlp, n_rows, &residual, linear_scratch,
+                                    error);
         }
-      if (!ok)
-        {
-          agc_arena_clear (&local);
-          return FALSE;
-        }
-      pending_bias = t->blocks[l].fc2_bias;
+      pending_bias = layer->fc2.bias;
     }
-  if (pending_bias != NULL)
-    residual_pass (&p, n_rows, pending_bias, NULL, NULL, NULL);
+  if (ok && pending_bias != NULL)
+    residual_pass (&p, o, n_rows, pending_bias, NULL, NULL, NULL);
   agc_arena_clear (&local);
-  return TRUE;
+  return ok;
 }
 
 gboolean

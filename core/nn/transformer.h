@@ -7,10 +7,12 @@
 #include "agriclip.h"
 #include "kernels/arena.h"
 #include "nn/tower-config.h"
+#include "kernels/linear.h"
 #include "kernels/param.h"
 #include "formats/weights.h"
 
-/* Float32 weights of one block, as the forward pass reads them. */
+/* Float32 arrays of one block, as training keeps them (block-train.h) and
+ * as blocks built by hand give them to the forward pass. */
 typedef struct
 {
   float *ln1_weight, *ln1_bias; /* [D] */
@@ -26,54 +28,49 @@ typedef struct
   float *fc2_bias;              /* [D] */
 } AgcBlock;
 
-/* The matrices of a loaded block as stored (see param.h). */
+/* One loaded block's parameters, as the forward pass reads them: the four
+ * matrices in whatever storage (linear.h), vectors float32. */
 typedef struct
 {
-  AgcParam q, k, v, out, fc1, fc2;
-} AgcStoredBlock;
+  float *ln1_weight, *ln1_bias; /* [D] */
+  AgcLinear qkv;                /* [3D, D] in parts q, k, v; bias [3D] */
+  AgcLinear out;                /* [D, D]; bias [D] */
+  float *ln2_weight, *ln2_bias; /* [D] */
+  AgcLinear fc1;                /* [M, D]; bias [M] */
+  AgcLinear fc2;                /* [D, M]; bias [D] */
+} AgcLayer;
 
 typedef struct
 {
   AgcTowerConfig config;
-  /* [config.layers].  Loaded blocks point into the checkpoint or into owned;
-   * their matrix pointers are NULL for half-precision layers, which are
-   * converted from stored[] into scratch when they run.  Blocks built by
-   * hand (tests) own each array and have stored == NULL. */
+  /* [config.layers]: loaded (agc_transformer_load), vectors in owned,
+   * matrices in the checkpoint as stored; or NULL when built by hand: */
+  AgcLayer *layers;
+  /* [config.layers] float32 blocks built by hand (training, tests), each
+   * array its own, or NULL when loaded */
   AgcBlock *blocks;
-  AgcStoredBlock *stored; /* [config.layers] or NULL */
   GPtrArray *owned;       /* copies made at load, or NULL */
-  /* [config.layers]: float32 layers packed for gemm-packed.h on their first
-   * run, or NULL (blocks built by hand, no AVX2) */
-  struct AgcPackedBlock *packed;
-  /* [config.layers] while int8 is on (agc_transformer_set_int8): layers
-   * quantised for gemm-int8.h on their first run; NULL while off */
-  struct AgcInt8Block *int8;
-  const AgcWeights *weights; /* what loaded blocks were viewed in, or NULL */
   AgcArena *scratch;      /* reused activations; NULL: allocated per call */
+  /* how the forward runs (agc_transformer_set_options); all FALSE when
+   * built by hand */
+  AgcEngineOptions options;
 } AgcTransformer;
 
 /* Loads blocks named in the Hugging Face layout under prefix, e.g.
- * "vision_model.encoder.layers.".  Nothing big is copied: float32 q, k and v
- * stay apart in the file (three GEMMs into one fused qkv activation), half-
- * precision ones are converted into one fused [3D, D] matrix per layer.
- * weights must outlive the transformer: float32 and half-precision matrices
- * are used in place. */
+ * "vision_model.encoder.layers.".  Nothing big is copied: the matrices stay
+ * as stored in the file (linear.h), q, k and v as the three parts of one
+ * [3D, D] linear.  weights must outlive the transformer. */
 gboolean agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights,
                                const char *prefix, const AgcTowerConfig *config, GError **error);
 void agc_transformer_clear (AgcTransformer *transformer);
 
-/* Drops layer's packed (and int8) matrices after its stored ones were
- * replaced: the next forward packs (quantises) the new ones. */
-void agc_transformer_forget_packed (AgcTransformer *transformer, int layer);
-
-/* On: the four weight GEMMs of every block (qkv, out_proj, fc1, fc2) run
- * on gemm-int8.h, each layer quantised from its stored matrices on its first
- * run and kept (a quarter of their float32 size); everything else stays
- * float32.  Off: back to float32, the int8 matrices freed.
- * AGC_ERROR_UNSUPPORTED when turning on where agc_int8_available () is
- * FALSE or the blocks were built by hand (nothing stored to quantise). */
-gboolean agc_transformer_set_int8 (AgcTransformer *transformer, gboolean int8, GError **error);
-gboolean agc_transformer_get_int8 (const AgcTransformer *transformer);
+/* Applies options from the next forward on: int8 (linear.h) for the four
+ * weight products of every block, each layer quantised on its first run
+ * and kept, everything else float32; turned off, the int8 matrices are
+ * freed.  AGC_ERROR_UNSUPPORTED, options unchanged, when turning int8 on
+ * where agc_int8_available () is FALSE or the blocks were built by hand. */
+gboolean agc_transformer_set_options (AgcTransformer *transformer,
+                                      const AgcEngineOptions *options, GError **error);
 
 /* x[batch, n_tokens, D] in place.  causal: token t attends to tokens <= t. */
 gboolean agc_transformer_forward (const AgcTransformer *transformer, float *x, int batch,
@@ -85,6 +82,3 @@ gboolean agc_transformer_forward (const AgcTransformer *transformer, float *x, i
  * projection as one GEMM; attention stays within each sequence. */
 gboolean agc_transformer_forward_packed (const AgcTransformer *transformer, float *x, int n_seqs,
                                          const int *lengths, gboolean causal, GError **error);
-
-/* agc_set_gemm_only (agriclip.h): TRUE while the towers run GEMMs only. */
-gboolean agc_get_gemm_only (void);

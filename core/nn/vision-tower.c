@@ -8,8 +8,6 @@
  * out 0 and gets the class embedding added with the positions). */
 #include "nn/vision-tower.h"
 
-#include "kernels/gemm.h"
-#include "kernels/gemm-packed.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 
@@ -32,7 +30,8 @@ struct AgcVisionTower
   GHashTable *replaced;               // name -> float32 array set by an adapter
   AgcArena arena;                     // patches
   AgcArena tokens;                    // tokens and pooled rows of the whole forward
-  AgcPackedMatrix patch_packed;       // patch_weight for gemm-packed.h, from the first run
+  AgcLinear patch;                    // patch_weight [D, 3 * p * p] as a linear
+  AgcEngineOptions options;           // the transformer's, int8 aside (its blocks only)
 };
 
 AgcVisionTower *
@@ -85,6 +84,9 @@ agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, G
       agc_vision_tower_free (t);
       return NULL;
     }
+  AgcParam kernel = { AGC_DTYPE_F32, t->patch_weight, (size_t) (d * 3 * p * p) };
+  int heights[1] = { (int) d };
+  agc_linear_init (&t->patch, &kernel, heights, 1, (int) (3 * p * p), NULL, NULL);
   return t;
 }
 
@@ -94,7 +96,7 @@ agc_vision_tower_free (AgcVisionTower *t)
   if (t == NULL)
     return;
   agc_transformer_clear (&t->transformer);
-  agc_packed_matrix_clear (&t->patch_packed);
+  agc_linear_clear (&t->patch);
   g_ptr_array_unref (t->owned);
   g_hash_table_unref (t->replaced);
   agc_arena_clear (&t->arena);
@@ -168,7 +170,7 @@ embed_tokens (const AgcVisionTower *t, const float *pixels, int batch, float *x,
   int d = t->config.width, p = t->config.patch_size, n_tok = t->n_tokens;
   size_t patch_len = (size_t) 3 * p * p;
   size_t rows = (size_t) batch * n_tok;
-  gboolean gemm_only = agc_get_gemm_only ();
+  gboolean products_only = t->options.products_only;
   // the tower is not thread-safe (agriclip.h): its scratch is its own
   AgcArena *arena = (AgcArena *) &t->arena;
   float *cursor = agc_arena_reserve (arena, agc_arena_size (rows * patch_len),
@@ -180,25 +182,14 @@ embed_tokens (const AgcVisionTower *t, const float *pixels, int batch, float *x,
 
   // small batches on the caller alone: waking a thread costs more
   int grain = MAX ((int) (rows + 1) / 2, (1 << 16) / d);
-  if (!gemm_only)
+  if (!products_only)
     agc_parallel_for ((int) rows, grain, im2col_rows, &e);
-  // packed on the first run (the tower is not thread-safe, see above)
-  AgcPackedMatrix *packed = (AgcPackedMatrix *) &t->patch_packed;
-  gboolean use_packed = agc_packed_gemm_available ();
-  if (use_packed && packed->panels == NULL)
-    {
-      AgcParam kernel = { AGC_DTYPE_F32, t->patch_weight, (size_t) d * patch_len };
-      const AgcParam *parts[1] = { &kernel };
-      int heights[1] = { d };
-      if (!agc_packed_matrix_init (packed, NULL, parts, heights, 1, (int) patch_len, error))
-        return FALSE;
-    }
-  if (use_packed)
-    agc_gemm_packed (e.x, d, e.patches, (int) patch_len, packed, (int) rows, 0.0f, NULL);
-  else
-    agc_gemm_nt (e.x, d, e.patches, (int) patch_len, t->patch_weight, (int) rows, d,
-                 (int) patch_len, 0.0f);
-  if (!gemm_only)
+  // the patch kernel is packed on the first run (the tower is not
+  // thread-safe, see above)
+  if (!agc_linear_apply ((AgcLinear *) &t->patch, &t->options, e.x, e.patches, (int) rows, NULL,
+                         NULL, error))
+    return FALSE;
+  if (!products_only)
     agc_parallel_for ((int) rows, grain, embed_rows, &e);
   return TRUE;
 }
@@ -247,7 +238,7 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
     return FALSE;
   for (int b = 0; b < batch; b++)
     memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tok * d, (size_t) d * sizeof (float));
-  if (!agc_get_gemm_only ())
+  if (!t->options.products_only)
     agc_layernorm_forward (pooled, pooled, t->post_ln_weight, t->post_ln_bias, batch, d,
                            t->config.layer_norm_eps);
   agc_linear_forward (out, pooled, t->projection, NULL, batch, d, t->embed_dim);
@@ -255,17 +246,21 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
 }
 
 gboolean
-agc_vision_tower_set_int8 (AgcVisionTower *t, gboolean int8, GError **error)
+agc_vision_tower_set_options (AgcVisionTower *t, const AgcEngineOptions *options,
+                              GError **error)
 {
-  g_return_val_if_fail (t != NULL, FALSE);
-  return agc_transformer_set_int8 (&t->transformer, int8, error);
+  g_return_val_if_fail (t != NULL && options != NULL, FALSE);
+  if (!agc_transformer_set_options (&t->transformer, options, error))
+    return FALSE;
+  t->options = *options;
+  t->options.int8 = FALSE;
+  return TRUE;
 }
 
-gboolean
-agc_vision_tower_get_int8 (const AgcVisionTower *t)
+AgcEngineOptions
+agc_vision_tower_get_options (const AgcVisionTower *t)
 {
-  g_return_val_if_fail (t != NULL, FALSE);
-  return agc_transformer_get_int8 (&t->transformer);
+  return t->transformer.options;
 }
 
 /* ---- parts for training and adapters ------------------------------------------ */
@@ -292,24 +287,22 @@ void
 agc_vision_tower_copy_block (const AgcVisionTower *t, int layer, AgcBlock *out)
 {
   g_return_if_fail (layer >= 0 && layer < t->config.layers);
-  const AgcBlock *b = &t->transformer.blocks[layer];
-  const AgcStoredBlock *s = t->transformer.stored != NULL ? &t->transformer.stored[layer] : NULL;
+  const AgcLayer *b = &t->transformer.layers[layer];
   size_t d = t->config.width, m = t->config.mlp_width;
   // matrices from the stored tensors (any dtype); vectors are float32 copies
-  const AgcParam *parts[3] = { &s->q, &s->k, &s->v };
   for (int i = 0; i < 3; i++)
-    agc_param_convert (out->qkv_weight + i * d * d, parts[i], 0, d * d);
-  agc_param_convert (out->out_weight, &s->out, 0, d * d);
-  agc_param_convert (out->fc1_weight, &s->fc1, 0, m * d);
-  agc_param_convert (out->fc2_weight, &s->fc2, 0, d * m);
-  memcpy (out->qkv_bias, b->qkv_bias, 3 * d * sizeof (float));
+    agc_param_convert (out->qkv_weight + i * d * d, &b->qkv.parts[i], 0, d * d);
+  agc_param_convert (out->out_weight, &b->out.parts[0], 0, d * d);
+  agc_param_convert (out->fc1_weight, &b->fc1.parts[0], 0, m * d);
+  agc_param_convert (out->fc2_weight, &b->fc2.parts[0], 0, d * m);
+  memcpy (out->qkv_bias, b->qkv.bias, 3 * d * sizeof (float));
   memcpy (out->ln1_weight, b->ln1_weight, d * sizeof (float));
   memcpy (out->ln1_bias, b->ln1_bias, d * sizeof (float));
-  memcpy (out->out_bias, b->out_bias, d * sizeof (float));
+  memcpy (out->out_bias, b->out.bias, d * sizeof (float));
   memcpy (out->ln2_weight, b->ln2_weight, d * sizeof (float));
   memcpy (out->ln2_bias, b->ln2_bias, d * sizeof (float));
-  memcpy (out->fc1_bias, b->fc1_bias, m * sizeof (float));
-  memcpy (out->fc2_bias, b->fc2_bias, d * sizeof (float));
+  memcpy (out->fc1_bias, b->fc1.bias, m * sizeof (float));
+  memcpy (out->fc2_bias, b->fc2.bias, d * sizeof (float));
 }
 
 void
@@ -323,14 +316,15 @@ agc_vision_tower_copy_head (const AgcVisionTower *t, float *post_ln_weight, floa
 }
 
 // where a tensor of the tower lives: a float32 array to overwrite (vectors
-// the tower owns), or a pointer to redirect (matrices that may be mapped
-// from the file, then also their stored form)
+// the tower owns), a pointer to redirect (matrices that may be mapped from
+// the file), and a part of a linear to read the new copy (block matrices and
+// the patch kernel)
 typedef struct
 {
   float *overwrite;
   const float **pointer;
-  AgcParam *stored;
-  int layer; // of a block matrix: its packed form is dropped when replaced
+  AgcLinear *linear;
+  int part;
   int n_dims;
   int64_t shape[2];
 } Slot;
@@ -338,50 +332,43 @@ typedef struct
 static gboolean
 find_block_slot (Slot *slot, AgcVisionTower *t, int layer, const char *rest)
 {
-  AgcBlock *b = &t->transformer.blocks[layer];
-  AgcStoredBlock *s = &t->transformer.stored[layer];
+  AgcLayer *b = &t->transformer.layers[layer];
   int64_t d = t->config.width, m = t->config.mlp_width;
   static const char *const qkv[3] = { "q_proj", "k_proj", "v_proj" };
-  float **qkv_weights[3] = { &b->q_weight, &b->k_weight, &b->v_weight };
-  AgcParam *qkv_stored[3] = { &s->q, &s->k, &s->v };
   for (int i = 0; i < 3; i++)
     {
       g_autofree char *w = g_strdup_printf ("self_attn.%s.weight", qkv[i]);
       g_autofree char *bias = g_strdup_printf ("self_attn.%s.bias", qkv[i]);
       if (strcmp (rest, w) == 0)
-        return *slot = (Slot){ .pointer = (const float **) qkv_weights[i],
-                               .stored = qkv_stored[i], .layer = layer, .n_dims = 2,
-                               .shape = { d, d } },
+        return *slot = (Slot){ .linear = &b->qkv, .part = i, .n_dims = 2, .shape = { d, d } },
                TRUE;
       if (strcmp (rest, bias) == 0)
-        return *slot = (Slot){ .overwrite = b->qkv_bias + i * d, .n_dims = 1, .shape = { d } },
+        return *slot = (Slot){ .overwrite = b->qkv.bias + i * d, .n_dims = 1, .shape = { d } },
                TRUE;
     }
   const struct
   {
     const char *name;
-    float **pointer; // matrices
-    AgcParam *stored;
-    float *vector;   // vectors
+    AgcLinear *linear; // matrices
+    float *vector;     // vectors
     int64_t rows, cols;
   } table[] = {
-    { "self_attn.out_proj.weight", &b->out_weight, &s->out, NULL, d, d },
-    { "self_attn.out_proj.bias", NULL, NULL, b->out_bias, d, 0 },
-    { "layer_norm1.weight", NULL, NULL, b->ln1_weight, d, 0 },
-    { "layer_norm1.bias", NULL, NULL, b->ln1_bias, d, 0 },
-    { "layer_norm2.weight", NULL, NULL, b->ln2_weight, d, 0 },
-    { "layer_norm2.bias", NULL, NULL, b->ln2_bias, d, 0 },
-    { "mlp.fc1.weight", &b->fc1_weight, &s->fc1, NULL, m, d },
-    { "mlp.fc1.bias", NULL, NULL, b->fc1_bias, m, 0 },
-    { "mlp.fc2.weight", &b->fc2_weight, &s->fc2, NULL, d, m },
-    { "mlp.fc2.bias", NULL, NULL, b->fc2_bias, d, 0 },
+    { "self_attn.out_proj.weight", &b->out, NULL, d, d },
+    { "self_attn.out_proj.bias", NULL, b->out.bias, d, 0 },
+    { "layer_norm1.weight", NULL, b->ln1_weight, d, 0 },
+    { "layer_norm1.bias", NULL, b->ln1_bias, d, 0 },
+    { "layer_norm2.weight", NULL, b->ln2_weight, d, 0 },
+    { "layer_norm2.bias", NULL, b->ln2_bias, d, 0 },
+    { "mlp.fc1.weight", &b->fc1, NULL, m, d },
+    { "mlp.fc1.bias", NULL, b->fc1.bias, m, 0 },
+    { "mlp.fc2.weight", &b->fc2, NULL, d, m },
+    { "mlp.fc2.bias", NULL, b->fc2.bias, d, 0 },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (table); i++)
     if (strcmp (rest, table[i].name) == 0)
       {
-        if (table[i].pointer != NULL)
-          *slot = (Slot){ .pointer = (const float **) table[i].pointer,
-                          .stored = table[i].stored, .layer = layer, .n_dims = 2,
+        if (table[i].linear != NULL)
+          *slot = (Slot){ .linear = table[i].linear, .n_dims = 2,
                           .shape = { table[i].rows, table[i].cols } };
         else
           *slot = (Slot){ .overwrite = table[i].vector, .n_dims = 1,
@@ -402,7 +389,7 @@ find_slot (Slot *slot, AgcVisionTower *t, const char *name)
       char *end;
       guint64 layer = g_ascii_strtoull (digits, &end, 10);
       if (end == digits || *end != '.' || layer >= (guint64) t->config.layers
-          || t->transformer.stored == NULL)
+          || t->transformer.layers == NULL)
         return FALSE;
       return find_block_slot (slot, t, (int) layer, end + 1);
     }
@@ -429,7 +416,8 @@ find_slot (Slot *slot, AgcVisionTower *t, const char *name)
              TRUE;
   // the patch kernel [D, 3, p, p] has four dimensions: compared on its own
   if (strcmp (name, "vision_model.embeddings.patch_embedding.weight") == 0)
-    return *slot = (Slot){ .pointer = &t->patch_weight, .n_dims = 4, .shape = { d, 3 * p * p } },
+    return *slot = (Slot){ .pointer = &t->patch_weight, .linear = &t->patch, .n_dims = 4,
+                           .shape = { d, 3 * p * p } },
            TRUE;
   return FALSE;
 }
@@ -504,13 +492,9 @@ agc_vision_tower_set_tensor (AgcVisionTower *t, const char *name, const float *d
       g_hash_table_insert (t->replaced, g_strdup (name), copy);
     }
   memcpy (copy, data, (size_t) n * sizeof (float));
-  *slot.pointer = copy;
-  if (slot.pointer == &t->patch_weight)
-    agc_packed_matrix_clear (&t->patch_packed);
-  if (slot.stored != NULL) // the transformer reads float32 matrices in place from now on
-    {
-      *slot.stored = (AgcParam){ AGC_DTYPE_F32, copy, (size_t) n };
-      agc_transformer_forget_packed (&t->transformer, slot.layer);
-    }
+  if (slot.pointer != NULL)
+    *slot.pointer = copy;
+  if (slot.linear != NULL) // read as float32 in place from now on, kept forms made anew
+    agc_linear_set_part (slot.linear, slot.part, &(AgcParam){ AGC_DTYPE_F32, copy, (size_t) n });
   return TRUE;
 }

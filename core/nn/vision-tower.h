@@ -22,11 +22,14 @@ void agc_vision_tower_free (AgcVisionTower *tower);
 gboolean agc_vision_tower_forward (const AgcVisionTower *tower, const float *pixels, int batch,
                                    float *out, GError **error);
 
-/* int8 mode of the tower's transformer blocks (agc_transformer_set_int8):
- * the patch embedding, layer norms, attention and projection stay float32.
- * Replacing a block matrix (set_tensor) drops its layer's int8 copy. */
-gboolean agc_vision_tower_set_int8 (AgcVisionTower *tower, gboolean int8, GError **error);
-gboolean agc_vision_tower_get_int8 (const AgcVisionTower *tower);
+/* The options the tower runs with from its next call (agriclip.h), given
+ * to its transformer (agc_transformer_set_options, with its errors): int8
+ * applies to the transformer blocks alone, the patch embedding, layer
+ * norms, attention and projection stay float32.  Replacing a block matrix
+ * (set_tensor) drops its int8 copy. */
+gboolean agc_vision_tower_set_options (AgcVisionTower *tower, const AgcEngineOptions *options,
+                                       GError **error);
+AgcEngineOptions agc_vision_tower_get_options (const AgcVisionTower *tower);
 
 /* The tower's transformer settings (width D, layers L, heads ...). */
 const AgcTowerConfig *agc_vision_tower_config (const AgcVisionTower *tower);
