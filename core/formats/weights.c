@@ -3,6 +3,7 @@
  * one name lookup. */
 #define _DEFAULT_SOURCE // madvise
 #include "formats/weights.h"
+#include "support/json-file.h"
 
 #include "agriclip.h"
 #include "formats/safetensors.h"
@@ -199,17 +200,8 @@ open_index (AgcWeights *weights, const char *path, GError **error)
 {
   GError *local = NULL;
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_mapped_file (parser, path, &local))
-    {
-      int code = local->domain == JSON_PARSER_ERROR ? AGC_ERROR_FORMAT : AGC_ERROR_IO;
-      // GLib's open errors and json-glib's syntax errors name the file already
-      if (g_strstr_len (local->message, -1, path) != NULL)
-        g_set_error_literal (error, AGC_ERROR, code, local->message);
-      else
-        g_set_error (error, AGC_ERROR, code, "%s: %s", weights->path, local->message);
-      g_error_free (local);
-      return FALSE;
-    }
+  if (!agc_json_parse_file (parser, path, weights->path, error))
+    return FALSE;
   JsonNode *root = json_parser_get_root (parser);
   JsonObject *object = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
                            ? json_node_get_object (root) : NULL;

@@ -1,5 +1,6 @@
 /* agriclip-manifest.c — agriclip.json, or the released layout's defaults. */
 #include "models/agriclip-manifest.h"
+#include "support/json-file.h"
 
 #include "agriclip.h"
 
@@ -155,18 +156,8 @@ read_image_encoder (Fields *fields, JsonObject *root, GError **error)
 static gboolean
 read_manifest (Fields *fields, JsonParser *parser, const char *path, GError **error)
 {
-  GError *local = NULL;
-  if (!json_parser_load_from_mapped_file (parser, path, &local))
-    {
-      int code = local->domain == JSON_PARSER_ERROR ? AGC_ERROR_FORMAT : AGC_ERROR_IO;
-      // json-glib's syntax errors name the file already
-      if (g_strstr_len (local->message, -1, path) != NULL)
-        g_set_error_literal (error, AGC_ERROR, code, local->message);
-      else
-        g_set_error (error, AGC_ERROR, code, AGC_AGRICLIP_MANIFEST ": %s", local->message);
-      g_error_free (local);
-      return FALSE;
-    }
+  if (!agc_json_parse_file (parser, path, AGC_AGRICLIP_MANIFEST, error))
+    return FALSE;
   JsonNode *root_node = json_parser_get_root (parser);
   if (root_node == NULL || !JSON_NODE_HOLDS_OBJECT (root_node))
     {

@@ -281,7 +281,7 @@ encoder_free (AgcImageEncoder *encoder)
 static const AgcImageEncoderClass agriclip_class = {
   .forward = image_forward,
   .int8_refusal = "int8 mode is for ViT image towers; this AgriCLIP model encodes images "
-                      "with a ResNet-50",
+                  "with a ResNet-50",
   .cache_variant = no_variant,
   .adapter_method = "aligner",
   .apply_adapter = apply_aligner,

@@ -6,6 +6,7 @@
  * files repeat overrides in text_config_dict / vision_config_dict, which win
  * over text_config / vision_config as in transformers. */
 #include "models/clip-config.h"
+#include "support/json-file.h"
 
 #include "support/json-check.h"
 #include <math.h>
@@ -64,19 +65,9 @@ read_bool (gboolean *value, JsonObject *object, const char *key, const char *pat
 static JsonObject *
 load_object (JsonParser **parser, const char *path, const char *display, GError **error)
 {
-  GError *local = NULL;
   *parser = json_parser_new ();
-  if (!json_parser_load_from_mapped_file (*parser, path, &local))
-    {
-      int code = local->domain == JSON_PARSER_ERROR ? AGC_ERROR_FORMAT : AGC_ERROR_IO;
-      // GLib's open errors and json-glib's syntax errors name the file already
-      if (g_strstr_len (local->message, -1, path) != NULL)
-        g_set_error_literal (error, AGC_ERROR, code, local->message);
-      else
-        g_set_error (error, AGC_ERROR, code, "%s: %s", display, local->message);
-      g_error_free (local);
-      return NULL;
-    }
+  if (!agc_json_parse_file (*parser, path, display, error))
+    return NULL;
   JsonNode *root = json_parser_get_root (*parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {

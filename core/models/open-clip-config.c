@@ -6,6 +6,7 @@
  * that change the architecture away from a plain ViT CLIP are refused by
  * name rather than ignored: running without them gives wrong embeddings. */
 #include "models/open-clip-config.h"
+#include "support/json-file.h"
 
 #include "support/json-check.h"
 #include <math.h>
@@ -303,18 +304,8 @@ agc_open_clip_config_load (const char *path, AgcClipConfig *config, AgcPreproces
 
   g_autofree char *display = g_filename_display_name (path);
   g_autoptr (JsonParser) parser = json_parser_new ();
-  GError *local = NULL;
-  if (!json_parser_load_from_mapped_file (parser, path, &local))
-    {
-      int code = local->domain == JSON_PARSER_ERROR ? AGC_ERROR_FORMAT : AGC_ERROR_IO;
-      // GLib's open errors and json-glib's syntax errors name the file already
-      if (g_strstr_len (local->message, -1, path) != NULL)
-        g_set_error_literal (error, AGC_ERROR, code, local->message);
-      else
-        g_set_error (error, AGC_ERROR, code, "%s: %s", display, local->message);
-      g_error_free (local);
-      return FALSE;
-    }
+  if (!agc_json_parse_file (parser, path, display, error))
+    return FALSE;
   JsonNode *root_node = json_parser_get_root (parser);
   JsonObject *root = root_node != NULL && JSON_NODE_HOLDS_OBJECT (root_node)
                          ? json_node_get_object (root_node) : NULL;

@@ -422,9 +422,9 @@ agc_tokenizer_load_hf (const char *vocab_json_path, const char *merges_txt_path,
   g_return_val_if_fail (vocab_json_path != NULL && merges_txt_path != NULL, NULL);
 
   AgcTokenizer *tokenizer = tokenizer_new ();
-  char *text = NULL;
-  char **lines = NULL;
-  MergeText *merges = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char **lines = NULL; // into text
+  g_autofree MergeText *merges = NULL;
   gsize length;
   GError *local = NULL;
   if (!load_vocab_json (tokenizer, vocab_json_path, error)
@@ -451,15 +451,9 @@ agc_tokenizer_load_hf (const char *vocab_json_path, const char *merges_txt_path,
       goto fail;
   if (!add_merges (tokenizer, merges, last - first, merges_txt_path, vocab_json_path, error))
     goto fail;
-  g_free (merges);
-  g_free (lines);
-  g_free (text);
   return tokenizer;
 
 fail:
-  g_free (merges);
-  g_free (lines);
-  g_free (text);
   agc_tokenizer_free (tokenizer);
   return NULL;
 }
@@ -534,12 +528,12 @@ agc_tokenizer_load_openai (const char *bpe_gz_path, GError **error)
   g_return_val_if_fail (bpe_gz_path != NULL, NULL);
 
   gsize length;
-  char *text = read_gzip (bpe_gz_path, &length, error);
+  g_autofree char *text = read_gzip (bpe_gz_path, &length, error);
   if (!text)
     return NULL;
   AgcTokenizer *tokenizer = tokenizer_new ();
-  char **lines = NULL;
-  MergeText *merges = NULL;
+  g_autofree char **lines = NULL; // into text
+  g_autofree MergeText *merges = NULL;
   if (!check_utf8 (text, length, bpe_gz_path, error))
     goto fail;
   int n_lines;
@@ -559,15 +553,9 @@ agc_tokenizer_load_openai (const char *bpe_gz_path, GError **error)
   if (!find_base_symbols (tokenizer, bpe_gz_path, error)
       || !add_merges (tokenizer, merges, N_OPENAI_MERGES, bpe_gz_path, bpe_gz_path, error))
     goto fail;
-  g_free (merges);
-  g_free (lines);
-  g_free (text);
   return tokenizer;
 
 fail:
-  g_free (merges);
-  g_free (lines);
-  g_free (text);
   agc_tokenizer_free (tokenizer);
   return NULL;
 }

@@ -32,6 +32,9 @@ case $build in /*) out=$build ;; *) out=$src/$build ;; esac
 echo "gimp tests: built in $(( $(date +%s) - start )) s"
 
 status=0
+# The tests copy the plug-in into a GIMP profile, away from the build tree's
+# libagriclip.so that its run path points to: the library is found here.
+LD_LIBRARY_PATH="$out/core${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
 AGC_PLUGIN="$out/plugin/agriclip" AGRICLIP="$out/cli/agriclip" \
   AGC_BUILD_DIR="$out" AGC_SOURCE_DIR="$src" AGC_SHARED_DIR="$shared" \
   PYTHONDONTWRITEBYTECODE=1 \
