@@ -36,6 +36,7 @@ G_BEGIN_DECLS
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* The domain of every GError the library sets (codes below). */
 #define AGC_ERROR (agc_error_quark ())
 GQuark agc_error_quark (void);
 
@@ -161,6 +162,7 @@ typedef struct
   gboolean int8;
 } AgcEngineOptions;
 
+/* All fields FALSE: the library's own kernels, whole encoders, float32. */
 AgcEngineOptions agc_engine_default_options (void);
 
 /* Applies options to model from its next call on.  FALSE, and the model's
@@ -192,6 +194,9 @@ gboolean agc_model_get_int8 (const AgcModel *model);
  * format is documented in models/labels/README.md. */
 typedef struct AgcLabelSet AgcLabelSet;
 
+/* Reads a label-set file.  AGC_ERROR_IO when it cannot be read,
+ * AGC_ERROR_FORMAT (naming the file and the offending key) when it is not a
+ * valid label set. */
 AgcLabelSet *agc_label_set_load (const char *path, GError **error);
 /* A label-set file, or the id of an installed set ("plantvillage") looked up
  * as ID.json in: the folders of $AGRICLIP_LABELS_PATH (':'-separated), the
@@ -207,6 +212,8 @@ AgcLabelSet *agc_label_set_new_from_names (const char *const *names, int n_names
                                            GError **error);
 void agc_label_set_free (AgcLabelSet *set);
 
+/* The id the file declares ("plantvillage"); "custom" for a set made from
+ * names. */
 const char *agc_label_set_id (const AgcLabelSet *set);
 /* For pickers and tooltips: the title, and the description ("" when the file has none). */
 const char *agc_label_set_title (const AgcLabelSet *set);
@@ -228,6 +235,7 @@ AgcClassifier *agc_classifier_new (AgcModel *model, const AgcLabelSet *labels,
                                    GCancellable *cancellable, GError **error);
 void agc_classifier_free (AgcClassifier *classifier);
 
+/* The classes it scores: the label set's or the adapter's, in their order. */
 int agc_classifier_n_classes (const AgcClassifier *classifier);
 /* probs[n_classes] = softmax(logit_scale * cos(image, class)) for one
  * L2-normalised image embedding[E]. */
@@ -347,6 +355,7 @@ typedef struct
   double aligner_ridge;
 } AgcTrainParams;
 
+/* The defaults given in the comments above (method probe, seed 0). */
 AgcTrainParams agc_train_default_params (void);
 
 typedef struct
@@ -397,6 +406,8 @@ gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
 
 typedef struct AgcAdapter AgcAdapter;
 
+/* Reads an adapter file (any method).  AGC_ERROR_IO when it cannot be
+ * read, AGC_ERROR_FORMAT when it is not an agriclip adapter or is damaged. */
 AgcAdapter *agc_adapter_load (const char *path, GError **error);
 void agc_adapter_free (AgcAdapter *adapter);
 
@@ -738,6 +749,8 @@ typedef struct
   GPtrArray *models; /* of AgcCatalogueModel, file order */
 } AgcCatalogue;
 
+/* Reads and validates the catalogue file at path; errors name the file and
+ * the entry. */
 AgcCatalogue *agc_catalogue_load (const char *path, GError **error);
 /* The catalogue of the search order above; the error lists the places tried. */
 AgcCatalogue *agc_catalogue_open (GError **error);
@@ -757,6 +770,8 @@ char *agc_catalogue_file_url (const AgcCatalogueFile *file);
 /* Where a file goes in a model folder (g_free). */
 char *agc_catalogue_file_dest (const AgcCatalogueFile *file, const char *folder);
 
+/* The domain of download and pull errors (codes below), apart from
+ * AGC_ERROR's cancellation and I/O errors. */
 #define AGC_HUB_ERROR (agc_hub_error_quark ())
 GQuark agc_hub_error_quark (void);
 

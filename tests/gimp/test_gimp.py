@@ -39,6 +39,7 @@ PLANTVILLAGE = os.path.join(SOURCE_DIR, "models", "labels", "plantvillage.json")
 GREY = 128
 SUCCESS, EXECUTION_ERROR, CANCEL = 3, 0, 4  # GimpPDBStatusType
 TOP_K = 3
+PULLED = "pulled-clip"  # a model NAME, as `agriclip models pull NAME` leaves it
 QUADRANTS = {"red": (0, 0), "green": (32, 0), "blue": (0, 32), "yellow": (32, 32)}
 
 
@@ -147,6 +148,14 @@ class Fixture:
         cls.rgb = test_image(os.path.join(w, "rgb.png"))
         test_image(os.path.join(w, "rgba.png"), alpha=True)
         quadrant_image(os.path.join(w, "quadrants.png"))
+        # the plug-in finds models and label sets by name as the CLI does:
+        # a model "pulled" into the data folder, label sets by id
+        cls.data_home = os.path.join(w, "data-home")
+        os.makedirs(os.path.join(cls.data_home, "agriclip", "models"))
+        cls.pulled = os.path.join(cls.data_home, "agriclip", "models", PULLED)
+        os.symlink(cls.model, cls.pulled)
+        cls.env = {"XDG_DATA_HOME": cls.data_home,
+                   "AGRICLIP_LABELS_PATH": os.path.dirname(PLANTVILLAGE)}
         broken = os.path.join(w, "broken-model")
         os.makedirs(broken)
         with open(os.path.join(broken, "config.json"), "w") as f:
@@ -192,6 +201,9 @@ def label_cases(fx):
              args=label_args(os.path.join(w, "no-such-model"))),
         dict(name="broken-model", image=rgb, args=label_args(os.path.join(w, "broken-model"))),
         dict(name="missing-labels", image=rgb, args=label_args(m, labels="no-such-set")),
+        # names, not paths: the Model field holds NAME (GIMP makes it a file of
+        # its own folder), Labels an installed set's id
+        dict(name="by-name", image=rgb, args=label_args(PULLED, labels="plantvillage")),
     ]
 
 
@@ -224,7 +236,7 @@ class BatchTest(unittest.TestCase):
         with open(os.path.join(w, "cases.json"), "w") as f:
             json.dump({"cases": list(cls.cases.values())}, f)
         start = time.time()
-        run_gimp(w, os.path.join(HERE, "gimp_batch.py"), "batch.log")
+        run_gimp(w, os.path.join(HERE, "gimp_batch.py"), "batch.log", env=cls.fx.env)
         cls.seconds = time.time() - start
         path = os.path.join(w, "results.json")
         if not os.path.exists(path):
@@ -406,7 +418,31 @@ class BatchTest(unittest.TestCase):
         self.check_error("broken-model", os.path.join(self.fx.work, "broken-model"))
 
     def test_missing_label_set(self):
-        self.check_error("missing-labels", "no-such-set.json")
+        # the CLI's message for --labels no-such-set
+        self.check_error("missing-labels", "no-such-set: no such label-set file")
+
+    def test_names_resolve_as_in_the_cli(self):
+        r = self.result("by-name")
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        p = r["parasite"]
+        # the pulled model's folder and the installed set's file …
+        self.assertEqual(p["model"], self.fx.pulled)
+        self.assertEqual(p["label_set"], PLANTVILLAGE)
+        self.assertEqual(p["label_set_id"], "plantvillage")
+        # … the ones `agriclip classify --model NAME --labels plantvillage` uses
+        region, rgba, mask = self.crop_pixels("by-name")
+        crop = os.path.join(self.fx.work, "by-name-cli.png")
+        Image.fromarray(masked_crop(rgba, mask), "RGB").save(crop)
+        out = subprocess.run([os.environ["AGRICLIP"], "classify", "--model", PULLED, "--labels",
+                              "plantvillage", "--top", str(TOP_K), "--format", "jsonl", crop],
+                             capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, **self.fx.env))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        cli = [(x["label"], x["p"]) for x in json.loads(out.stdout)["labels"]]
+        got = [(x["label"], x["p"]) for x in p["labels"]]
+        self.assertEqual([g[0] for g in got], [c[0] for c in cli])
+        for (_, a), (_, b) in zip(got, cli):
+            self.assertAlmostEqual(a, b, delta=1e-4)
 
     # ---- regions -----------------------------------------------------------
 
