@@ -18,10 +18,10 @@ flags="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undef
   -fno-sanitize-recover=undefined -Icore -Icore/include $(pkg-config --cflags gio-2.0)"
 libs="$(pkg-config --libs gio-2.0) -lm"
 # shellcheck disable=SC2086
-clang $flags tests/fuzz/fuzz-pickle.c core/pickle.c core/error.c -o "$out/fuzz-pickle" $libs
+clang $flags tests/fuzz/fuzz-pickle.c core/formats/pickle.c core/support/error.c -o "$out/fuzz-pickle" $libs
 # shellcheck disable=SC2086
-clang $flags tests/fuzz/fuzz-checkpoint.c core/zip-archive.c core/pickle.c \
-  core/torch-checkpoint.c core/tensor.c core/error.c -o "$out/fuzz-checkpoint" $libs
+clang $flags tests/fuzz/fuzz-checkpoint.c core/formats/zip-archive.c core/formats/pickle.c \
+  core/formats/torch-checkpoint.c core/formats/tensor.c core/support/error.c -o "$out/fuzz-checkpoint" $libs
 
 /usr/bin/python3 tests/fuzz/make-seeds.py "$out/seeds"
 
