@@ -1,4 +1,4 @@
-"""test_agriclip.py — AgriCLIP model folders (core/agriclip-model.c) against
+"""test_agriclip.py — AgriCLIP model folders (core/models/agriclip-model.c) against
 the released AgriCLIP recipe computed in PyTorch, float64.
 
 The folder is built as users have it: a Hugging Face CLIP folder (the tiny

@@ -1,4 +1,4 @@
-"""test_aligner.py — `agriclip train --method aligner` (core/aligner-train.c):
+"""test_aligner.py — `agriclip train --method aligner` (core/train/aligner-train.c):
 AgriCLIP's DINO -> CLIP aligner fitted again by closed-form ridge
 regression, against the same regression computed here in float64.
 

@@ -1,5 +1,5 @@
 """test_class_cache.py — `agriclip classify` through the class-embedding cache
-(core/class-cache.h), each test with its own XDG_CACHE_HOME.
+(core/models/class-cache.h), each test with its own XDG_CACHE_HOME.
 
 The first run must agree with the open_clip recipe in PyTorch (the twin,
 through test_zeroshot's reference) and leave one entry; a second run with

@@ -4,7 +4,7 @@ float64 reference.
 
 The reference is the float64 twin (clip_twin.py) with the four weight
 products of every image block (q, k, v, out_proj, fc1, fc2) replaced by the
-quantisation that core/gemm-int8.h defines, written here from that text:
+quantisation that core/kernels/gemm-int8.h defines, written here from that text:
 weights per output row, symmetric, sw = max|w| / 127, wq = rint(w / sw);
 activations per row, asymmetric to 0 .. L (L = 255 with VNNI, 127 on plain
 AVX2), sa = (hi - lo) / L, za = rint(-lo / sa), aq = rint(a / sa) + za;

@@ -1,5 +1,5 @@
 """test_openai_names.py — OpenAI and open_clip checkpoints read as Hugging Face
-CLIP models (core/model-files.h, weight-names.h, clip-config-infer.h).
+CLIP models (core/models/model-files.h, weight-names.h, clip-config-infer.h).
 
 Tiny random HF CLIP folders from clip_twin are rewritten with the same
 weights in the layouts users hold:
@@ -14,7 +14,7 @@ weights in the layouts users hold:
   that the renaming written here is known to be right.
 tests/tools/model-files-dump must return, for each, exactly the HF tensors and
 the config of the original folder.  `agriclip embed` must give identical
-embeddings for all forms once core/model.c loads through agc_model_files_open
+embeddings for all forms once core/models/model.c loads through agc_model_files_open
 (skipped with a reason until then).  Malformed files must be refused with a
 message that names the file and the problem.
 """
@@ -663,7 +663,7 @@ class Refused(unittest.TestCase):
                 self.assertRefused(folder, code, "open_clip_config.json", *fragments)
 
 
-# ---- agriclip embed, once core/model.c uses agc_model_files_open ---------------------
+# ---- agriclip embed, once core/models/model.c uses agc_model_files_open ---------------------
 
 def run_embed(model, images, texts):
     args = [AGRICLIP, "embed", "--raw", "--model", model]
@@ -686,7 +686,7 @@ class Embeddings(unittest.TestCase):
         proc = subprocess.run([AGRICLIP, "embed", "--model", probe, "--text", "x"],
                               capture_output=True, text=True, timeout=300)
         if proc.returncode != 0 and "config.json is missing" in proc.stderr:
-            raise unittest.SkipTest("core/model.c does not load models through "
+            raise unittest.SkipTest("core/models/model.c does not load models through "
                                     "agc_model_files_open yet (agriclip says: "
                                     f"{proc.stderr.strip()})")
         cls.images = {}

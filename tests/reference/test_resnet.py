@@ -1,4 +1,4 @@
-"""AgriCLIP's image backbone (core/resnet.c, a torchvision ResNet-50 without
+"""AgriCLIP's image backbone (core/nn/resnet.c, a torchvision ResNet-50 without
 fc) and its ImageNet preprocessing, compared with torchvision 0.14 through
 tests/tools/resnet-embed.
 

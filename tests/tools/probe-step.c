@@ -1,5 +1,5 @@
 /* probe-step.c — exposes the probe's loss, gradient and AdamW step
- * (core/probe.h) to tests/reference/test_train.py, which checks them
+ * (core/train/probe.h) to tests/reference/test_train.py, which checks them
  * against PyTorch autograd and torch.optim.AdamW.
  *
  *   probe-step IN.safetensors OUT.safetensors

@@ -1,4 +1,4 @@
-/* Attention (core/attention.c) against a float64 computation written here:
+/* Attention (core/kernels/attention.c) against a float64 computation written here:
  * sequences of uneven lengths in one batch (1 token, a panel and one more,
  * ViT-B/16's 197), head widths of 64 and 40 (columns that do not fill a
  * panel), causal and not, on the packed kernels and on OpenBLAS. */

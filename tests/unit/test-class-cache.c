@@ -1,4 +1,4 @@
-/* test-class-cache.c — the class-embedding cache (core/class-cache.h):
+/* test-class-cache.c — the class-embedding cache (core/models/class-cache.h):
  * entries come back exactly as stored and damaged ones are misses; a
  * classifier built again for the same model and prompts runs no text (the
  * model's count of encoded texts stays 0) and is bit-identical; changing a

@@ -1,4 +1,4 @@
-/* The packed GEMM (core/gemm-packed.c) against a float64 product written
+/* The packed GEMM (core/kernels/gemm-packed.c) against a float64 product written
  * here, on both kernels (AVX-512 where the CPU has it, AVX2), for thin and
  * thick products, odd sizes, float32 and float16 weights stacked from
  * parts, beta 0 and 1, leading dimensions wider than the matrices, and the
