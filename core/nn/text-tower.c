@@ -189,49 +189,6 @@ struct AgcTextActs
   float *memory;
 };
 
-// the sizes of AgcBlockActs' arrays, in its field order
-static int
-block_acts_sizes (size_t *sizes, const AgcTowerConfig *c, int batch, int n_tokens)
-{
-  size_t r = (size_t) batch * n_tokens, d = c->width, m = c->mlp_width;
-  size_t att = (size_t) batch * c->heads * n_tokens * n_tokens;
-  size_t s[] = { r * d, r * d, r, r, r * 3 * d, att, r * d, r * d, r * d, r, r, r * m, r * m };
-  memcpy (sizes, s, sizeof s);
-  return (int) G_N_ELEMENTS (s);
-}
-
-static size_t
-block_acts_floats (const AgcTowerConfig *c, int batch, int n_tokens)
-{
-  size_t sizes[16], total = 0;
-  int n = block_acts_sizes (sizes, c, batch, n_tokens);
-  for (int i = 0; i < n; i++)
-    total += sizes[i];
-  return total;
-}
-
-/* Block activations for T tokens carved out of memory sized for the
- * context: the batch's T changes from step to step, and allocating anew
- * each time costs page faults. */
-static void
-block_acts_view (AgcBlockActs *a, float *memory, const AgcTowerConfig *c, int batch,
-                 int n_tokens)
-{
-  size_t sizes[16];
-  int n = block_acts_sizes (sizes, c, batch, n_tokens);
-  float **slots[] = { &a->x, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att, &a->atty,
-                      &a->x_mid, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fc1, &a->act };
-  g_assert (n == (int) G_N_ELEMENTS (slots));
-  for (int i = 0; i < n; i++)
-    {
-      *slots[i] = memory;
-      memory += sizes[i];
-    }
-  a->batch = batch;
-  a->n_tokens = n_tokens;
-  a->memory = NULL; // not owned
-}
-
 AgcTextActs *
 agc_text_acts_new (const AgcClipConfig *config, int batch)
 {
@@ -246,20 +203,11 @@ agc_text_acts_new (const AgcClipConfig *config, int batch)
   size_t sizes[] = { r * w, r * w, r * w, b * w, b * w, b, b, b * w, b * w };
   float **slots[] = { &a->x, &a->dx, &a->dx_below, &a->pooled, &a->pooled_ln, &a->ln_mean,
                       &a->ln_rstd, &a->dpooled, &a->dpooled_ln };
-  size_t total = 0;
-  for (size_t i = 0; i < G_N_ELEMENTS (sizes); i++)
-    total += sizes[i];
-  a->memory = g_new0 (float, total);
-  float *at = a->memory;
-  for (size_t i = 0; i < G_N_ELEMENTS (sizes); i++)
-    {
-      *slots[i] = at;
-      at += sizes[i];
-    }
+  a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
   a->row_ids = g_new0 (int32_t, r);
   a->eot_rows = g_new0 (int, batch);
   a->blocks = g_new0 (AgcBlockActs, MAX (c->layers, 1));
-  a->block_floats = block_acts_floats (c, batch, c->context_length);
+  a->block_floats = agc_block_acts_floats (c, batch, c->context_length);
   a->block_memory = g_new0 (float, a->block_floats * c->layers);
   a->block_scratch = g_new0 (float, agc_block_scratch_floats (c, batch, c->context_length));
   for (int l = 0; l < c->layers; l++)
@@ -300,7 +248,7 @@ agc_text_tower_forward_train (float *emb, AgcTextActs *a, const int32_t *ids,
     }
   if (n_tok != a->n_tokens) // the blocks' activations depend on T
     for (int l = 0; l < c->layers; l++)
-      block_acts_view (&a->blocks[l], a->block_memory + l * a->block_floats, c, batch, n_tok);
+      agc_block_acts_view (&a->blocks[l], a->block_memory + l * a->block_floats, c, batch, n_tok);
   a->n_tokens = n_tok;
   int rows = batch * n_tok;
   for (int b = 0; b < batch; b++)
@@ -317,7 +265,11 @@ agc_text_tower_forward_train (float *emb, AgcTextActs *a, const int32_t *ids,
         xr[i] += pos[i];
     }
   for (int l = 0; l < c->layers; l++)
-    agc_block_forward_train (a->x, &a->blocks[l], a->x, &w->blocks[l], c, TRUE);
+    {
+      AgcLayer layer;
+      agc_layer_view (&layer, &w->blocks[l], c);
+      agc_block_forward (a->x, &a->blocks[l], &layer, c, TRUE);
+    }
   agc_rows_gather (a->pooled, a->x, a->eot_rows, batch, width);
   agc_layernorm_forward_train (a->pooled_ln, a->ln_mean, a->ln_rstd, a->pooled,
                                w->final_ln_weight, w->final_ln_bias, batch, width,
@@ -349,9 +301,10 @@ agc_text_tower_backward (AgcTextParams *g, const float *demb, AgcTextActs *a,
   // x = causal_block_l(x)
   for (int l = c->layers - 1; l >= 0; l--)
     {
+      AgcLayer layer;
+      agc_layer_view (&layer, &w->blocks[l], c);
       memset (a->dx_below, 0, rw * sizeof (float));
-      agc_block_backward (a->dx_below, &g->blocks[l], a->dx, &a->blocks[l],
-                          &w->blocks[l], c);
+      agc_block_backward (a->dx_below, &g->blocks[l], a->dx, &a->blocks[l], &layer, c);
       float *t = a->dx;
       a->dx = a->dx_below;
       a->dx_below = t;

@@ -538,16 +538,7 @@ agc_vision_acts_new (const AgcClipConfig *config, int batch)
   float **slots[] = { &a->patches, &a->embed, &a->pre_mean, &a->pre_rstd, &a->x, &a->dx,
                       &a->dx_below, &a->pooled, &a->pooled_ln, &a->post_mean, &a->post_rstd,
                       &a->dpooled, &a->dpooled_ln };
-  size_t total = 0;
-  for (size_t i = 0; i < G_N_ELEMENTS (sizes); i++)
-    total += sizes[i];
-  a->memory = g_new0 (float, total);
-  float *at = a->memory;
-  for (size_t i = 0; i < G_N_ELEMENTS (sizes); i++)
-    {
-      *slots[i] = at;
-      at += sizes[i];
-    }
+  a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
   a->n_layers = c->layers;
   a->blocks = g_new0 (AgcBlockActs *, MAX (c->layers, 1));
   a->block_scratch = g_new0 (float, agc_block_scratch_floats (c, batch, a->n_tokens));
@@ -597,7 +588,11 @@ agc_vision_tower_forward_train (float *emb, AgcVisionActs *a, const float *pixel
   agc_layernorm_forward_train (a->x, a->pre_mean, a->pre_rstd, a->embed, w->pre_ln_weight,
                                w->pre_ln_bias, rows, d, c->layer_norm_eps);
   for (int l = 0; l < c->layers; l++)
-    agc_block_forward_train (a->x, a->blocks[l], a->x, &w->blocks[l], c, FALSE);
+    {
+      AgcLayer layer;
+      agc_layer_view (&layer, &w->blocks[l], c);
+      agc_block_forward (a->x, a->blocks[l], &layer, c, FALSE);
+    }
   agc_rows_gather (a->pooled, a->x, a->class_rows, a->batch, d);
   agc_layernorm_forward_train (a->pooled_ln, a->post_mean, a->post_rstd, a->pooled,
                                w->post_ln_weight, w->post_ln_bias, a->batch, d,
@@ -627,9 +622,10 @@ agc_vision_tower_backward (AgcVisionParams *g, const float *demb, AgcVisionActs 
   // x = block_l(x)
   for (int l = c->layers - 1; l >= 0; l--)
     {
+      AgcLayer layer;
+      agc_layer_view (&layer, &w->blocks[l], c);
       memset (a->dx_below, 0, rd * sizeof (float));
-      agc_block_backward (a->dx_below, &g->blocks[l], a->dx, a->blocks[l],
-                          &w->blocks[l], c);
+      agc_block_backward (a->dx_below, &g->blocks[l], a->dx, a->blocks[l], &layer, c);
       float *t = a->dx;
       a->dx = a->dx_below;
       a->dx_below = t;
