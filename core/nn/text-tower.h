@@ -22,3 +22,37 @@ gboolean agc_text_tower_set_options (AgcTextTower *tower, const AgcEngineOptions
  * the vocabulary are an AGC_ERROR_INPUT error. */
 gboolean agc_text_tower_forward (const AgcTextTower *tower, const int32_t *ids, int batch,
                                  float *out, GError **error);
+
+/* ---- training mode (clip-train.h): float32 parameters, a forward that
+ * keeps its activations, the backward beside it ----
+ *   x = token_embedding[ids] + position                      // [B, T, W]
+ *   x = causal_block_l(x) for each l
+ *   emb = final_ln(x[b, eot_b]) @ projection^T               // [B, E]
+ * With the causal mask, tokens after a text's end-of-text token cannot
+ * change its result, so the batch runs only T = max_b eot_b + 1 tokens. */
+
+/* The tower's tensors as training keeps them: one layout for weights,
+ * gradients and AdamW moments (the arrays belong to the caller). */
+typedef struct
+{
+  float *token_embedding;                 // [V, W]
+  float *position;                        // [ctx, W]
+  AgcBlock *blocks;                       // [L], fused qkv
+  float *final_ln_weight, *final_ln_bias; // [W]
+  float *projection;                      // [E, W]
+} AgcTextParams;
+
+typedef struct AgcTextActs AgcTextActs;
+
+AgcTextActs *agc_text_acts_new (const AgcClipConfig *config, int batch);
+void agc_text_acts_free (AgcTextActs *acts);
+/* emb[batch, E] = tower(ids[batch, ctx]), keeping activations; only the
+ * first max(end-of-text position) + 1 tokens run (causal: exact). */
+void agc_text_tower_forward_train (float *emb, AgcTextActs *acts, const int32_t *ids,
+                                   const AgcTextParams *w);
+/* Adds the weight gradients for demb[batch, E] into grads, except the
+ * token table's: the gradient of the looked-up rows is left in dtokens,
+ * [*n_rows, W] for the ids *row_ids (both owned by acts). */
+void agc_text_tower_backward (AgcTextParams *grads, const float *demb, AgcTextActs *acts,
+                              const AgcTextParams *w, const float **dtokens,
+                              const int32_t **row_ids, int *n_rows);

@@ -9,9 +9,16 @@
  * h = ln(x)  |  attention per (sequence, head), reading q, k and v in place
  * from the fused activations (attention.h).  How the products run (own
  * kernels or OpenBLAS, float32 or int8, products only) is the
- * transformer's options. */
+ * transformer's options.
+ *
+ * Training runs the same block forward with activations kept
+ * (agc_block_forward): the same lines on training's float32 ops
+ * (backward.h), which keep what the backward beside it needs and run
+ * inside the shards' parallel region. */
 #include "nn/transformer.h"
 
+#include "nn/backward.h"
+#include "nn/block-train.h"
 #include "kernels/attention.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
@@ -202,14 +209,10 @@ agc_transformer_set_options (AgcTransformer *transformer, const AgcEngineOptions
 
 /* ---- forward ------------------------------------------------------------ */
 
-// layer l's parameters: loaded, or a view of block l built by hand
-static AgcLayer *
-layer_at (const AgcTransformer *t, int l, AgcLayer *view)
+void
+agc_layer_view (AgcLayer *view, const AgcBlock *b, const AgcTowerConfig *config)
 {
-  if (t->layers != NULL)
-    return &t->layers[l];
-  AgcBlock *b = &t->blocks[l];
-  int d = t->config.width, m = t->config.mlp_width;
+  int d = config->width, m = config->mlp_width;
   int rows_d[1] = { d }, rows_m[1] = { m }, rows_3d[1] = { 3 * d }, thirds[3] = { d, d, d };
   const float *fused[1] = { b->qkv_weight }, *apart[3] = { b->q_weight, b->k_weight, b->v_weight };
   const float *out[1] = { b->out_weight }, *fc1[1] = { b->fc1_weight }, *fc2[1] = { b->fc2_weight };
@@ -222,6 +225,15 @@ layer_at (const AgcTransformer *t, int l, AgcLayer *view)
   agc_linear_view (&view->out, out, rows_d, 1, d, b->out_bias);
   agc_linear_view (&view->fc1, fc1, rows_m, 1, d, b->fc1_bias);
   agc_linear_view (&view->fc2, fc2, rows_d, 1, m, b->fc2_bias);
+}
+
+// layer l's parameters: loaded, or a view of block l built by hand
+static AgcLayer *
+layer_at (const AgcTransformer *t, int l, AgcLayer *view)
+{
+  if (t->layers != NULL)
+    return &t->layers[l];
+  agc_layer_view (view, &t->blocks[l], &t->config);
   return view;
 }
 
@@ -275,6 +287,162 @@ residual_pass (Residual *p, const AgcEngineOptions *options, int n_rows, const f
   agc_parallel_for (n_rows, agc_threads_row_grain (n_rows, p->c->width), residual_rows, p);
 }
 
+// what a block's forward works in: inference's shared scratch, or (acts
+// given) only the shape
+typedef struct
+{
+  const AgcTowerConfig *c;
+  const AgcEngineOptions *o;
+  gboolean causal;
+  int n_rows;
+  Residual p;
+  AgcAttention attention;
+  float *h, *qkv, *mlp;        // [R, D], [R, 3D], [R, M]
+  float *linear_scratch;
+  const float *pending_bias;   // fc2 bias of the previous layer, not yet added to x
+} Run;
+
+// a float32 view's matrix (agc_layer_view), as training reads it
+static const float *
+view_f32 (const AgcLinear *lin)
+{
+  return lin->parts[0].data;
+}
+
+/* One block on x[R, D] in place, transformer.h's two lines.  acts NULL:
+ * inference, over the pool, nothing kept, the output projections' biases
+ * left for the next residual pass (run->pending_bias).  acts: training's
+ * float32 ops (ops.h, backward.h), safe inside a parallel region, every
+ * intermediate kept for agc_block_backward. */
+static gboolean
+block_forward (Run *run, float *x, AgcBlockActs *a, AgcLayer *w, GError **error)
+{
+  // the output projections add into x; their biases wait for the next
+  // residual pass, which adds them before the layer norm
+  static const AgcLinearEpilogue with_bias = { .add_bias = TRUE };
+  static const AgcLinearEpilogue residual = { .residual = TRUE };
+  const AgcTowerConfig *c = run->c;
+  const AgcEngineOptions *o = run->o;
+  const AgcLinearEpilogue with_act = { .add_bias = TRUE, .apply_act = TRUE, .act = c->act };
+  int r = run->n_rows, d = c->width, m = c->mlp_width;
+  size_t rd = (size_t) r * d;
+  float eps = c->layer_norm_eps;
+  // x = x + out_proj(attention(ln_1(x)))
+  if (a != NULL)
+    {
+      memmove (a->x, x, rd * sizeof (float));
+      agc_layernorm_forward_train (a->ln1, a->ln1_mean, a->ln1_rstd, a->x, w->ln1_weight,
+                                   w->ln1_bias, r, d, eps);
+      agc_linear_forward (a->qkv, a->ln1, view_f32 (&w->qkv), w->qkv.bias, r, d, 3 * d);
+      agc_attention_forward_train (a->atty, a->att, a->qkv, a->batch, a->n_tokens, d, c->heads,
+                                   run->causal);
+      agc_linear_forward (a->x_mid, a->atty, view_f32 (&w->out), w->out.bias, r, d, d);
+      for (size_t i = 0; i < rd; i++)
+        a->x_mid[i] += a->x[i];
+    }
+  else
+    {
+      residual_pass (&run->p, o, r, run->pending_bias, w->ln1_weight, w->ln1_bias, run->h);
+      if (!agc_linear_apply (&w->qkv, o, run->qkv, run->h, r, &with_bias, run->linear_scratch,
+                             error))
+        return FALSE;
+      agc_attention_forward (&run->attention);
+      if (!agc_linear_apply (&w->out, o, x, run->h, r, &residual, run->linear_scratch, error))
+        return FALSE;
+    }
+  // x = x + fc2(act(fc1(ln_2(x))))
+  if (a != NULL)
+    {
+      agc_layernorm_forward_train (a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, w->ln2_weight,
+                                   w->ln2_bias, r, d, eps);
+      agc_linear_forward (a->fc1, a->ln2, view_f32 (&w->fc1), w->fc1.bias, r, d, m);
+      agc_act_forward_train (a->act, a->fc1, (size_t) r * m, c->act);
+      agc_linear_forward (x, a->act, view_f32 (&w->fc2), w->fc2.bias, r, m, d);
+      for (size_t i = 0; i < rd; i++)
+        x[i] += a->x_mid[i];
+      return TRUE;
+    }
+  residual_pass (&run->p, o, r, w->out.bias, w->ln2_weight, w->ln2_bias, run->h);
+  if (!agc_linear_apply (&w->fc1, o, run->mlp, run->h, r, &with_act, run->linear_scratch, error)
+      || !agc_linear_apply (&w->fc2, o, x, run->mlp, r, &residual, run->linear_scratch, error))
+    return FALSE;
+  run->pending_bias = w->fc2.bias;
+  return TRUE;
+}
+
+void
+agc_block_forward (float *x, AgcBlockActs *acts, const AgcLayer *w, const AgcTowerConfig *config,
+                   gboolean causal)
+{
+  g_return_if_fail (x != NULL && acts != NULL && w != NULL && config != NULL);
+  Run run = { .c = config, .causal = causal, .n_rows = acts->batch * acts->n_tokens };
+  // with acts the layer is only read (linear_apply, which may keep forms, is not called)
+  block_forward (&run, x, acts, (AgcLayer *) w, NULL);
+}
+
+void
+agc_block_backward (float *dx, AgcBlock *g, const float *dout, const AgcBlockActs *a,
+                    const AgcLayer *w, const AgcTowerConfig *c)
+{
+  int r = a->batch * a->n_tokens, d = c->width, m = c->mlp_width;
+  size_t rd = (size_t) r * d;
+  size_t rm = (size_t) r * m;
+  // one scratch for the gradients of the activations, all zero: backwards
+  // add (dx_mid, the first, is copied over)
+  size_t n_scratch = agc_block_scratch_floats (c, a->batch, a->n_tokens);
+  float *scratch = a->scratch;
+  if (scratch != NULL)
+    memset (scratch + rd, 0, (n_scratch - rd) * sizeof (float));
+  else
+    scratch = g_new0 (float, n_scratch);
+  float *dx_mid = scratch, *dln2 = dx_mid + rd, *datty = dln2 + rd, *dln1 = datty + rd;
+  float *dqkv = dln1 + rd, *dact = dqkv + 3 * rd, *dfc1 = dact + rm;
+  // out = x_mid + fc2(act(fc1(ln_2(x_mid))))
+  memcpy (dx_mid, dout, rd * sizeof (float));
+  agc_linear_backward (dact, g->fc2_weight, g->fc2_bias, dout, a->act, view_f32 (&w->fc2), r, m, d);
+  agc_act_backward (dfc1, dact, a->fc1, (size_t) r * m, c->act);
+  agc_linear_backward (dln2, g->fc1_weight, g->fc1_bias, dfc1, a->ln2, view_f32 (&w->fc1), r, d, m);
+  agc_layernorm_backward (dx_mid, g->ln2_weight, g->ln2_bias, dln2, a->x_mid, w->ln2_weight,
+                          a->ln2_mean, a->ln2_rstd, r, d);
+  // x_mid = x + out_proj(attention(ln_1(x)))
+  agc_linear_backward (datty, g->out_weight, g->out_bias, dx_mid, a->atty, view_f32 (&w->out), r, d, d);
+  agc_attention_backward (dqkv, datty, a->qkv, a->att, a->batch, a->n_tokens, d, c->heads);
+  agc_linear_backward (dln1, g->qkv_weight, NULL, dqkv, a->ln1, view_f32 (&w->qkv), r, d, 3 * d);
+  // qkv = ln1 @ qkv_weight^T + qkv_bias.  The key bias adds q . bias_k to a
+  // whole row of scores, which softmax ignores: its gradient is exactly 0,
+  // and adding the rounding noise instead would let AdamW (which scales
+  // every gradient to about lr) move it
+  // (row by row, the memory order; each column summed in double)
+  double *sums = g_new0 (double, 3 * (size_t) d);
+  for (int i = 0; i < r; i++)
+    {
+      const float *row = dqkv + (size_t) i * 3 * d;
+      for (int j = 0; j < 3 * d; j++)
+        sums[j] += row[j];
+    }
+  for (int j = 0; j < 3 * d; j++)
+    if (j < d || j >= 2 * d)
+      g->qkv_bias[j] += (float) sums[j];
+  g_free (sums);
+  if (dx != NULL)
+    {
+      for (size_t i = 0; i < rd; i++)
+        dx[i] += dx_mid[i];
+      agc_layernorm_backward (dx, g->ln1_weight, g->ln1_bias, dln1, a->x, w->ln1_weight,
+                              a->ln1_mean, a->ln1_rstd, r, d);
+    }
+  else
+    {
+      // the weights of ln_1 still need their gradient; dx goes to scratch
+      float *sink = dln2;
+      memset (sink, 0, rd * sizeof (float));
+      agc_layernorm_backward (sink, g->ln1_weight, g->ln1_bias, dln1, a->x, w->ln1_weight,
+                              a->ln1_mean, a->ln1_rstd, r, d);
+    }
+  if (scratch != a->scratch)
+    g_free (scratch);
+}
+
 gboolean
 agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, const int *lengths,
                                 gboolean causal, GError **error)
@@ -306,55 +474,31 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
   if (cursor == NULL)
     return FALSE;
 
-  Residual p = { .c = c, .x = x };
-  float *h = agc_arena_take (&cursor, rows * d);         // [R, D]
-  float *qkv = agc_arena_take (&cursor, rows * 3 * d);   // [R, 3D]
-  float *mlp = agc_arena_take (&cursor, rows * m);       // [R, M]
-  AgcAttention attention = {
-    .qkv = qkv, .out = h, .lengths = lengths, .n_seqs = n_seqs, .width = d,
+  Run run = { .c = c, .o = o, .causal = causal, .n_rows = (int) rows, .p = { .c = c, .x = x } };
+  run.h = agc_arena_take (&cursor, rows * d);         // [R, D]
+  run.qkv = agc_arena_take (&cursor, rows * 3 * d);   // [R, 3D]
+  run.mlp = agc_arena_take (&cursor, rows * m);       // [R, M]
+  run.attention = (AgcAttention){
+    .qkv = run.qkv, .out = run.h, .lengths = lengths, .n_seqs = n_seqs, .width = d,
     .heads = c->heads, .max_len = max_len, .causal = causal,
     .products_only = o->products_only, .use_openblas = o->use_openblas,
   };
-  attention.scratch = agc_arena_take (&cursor, attention_floats);
-  float *linear_scratch = linear_floats > 0 ? agc_arena_take (&cursor, linear_floats) : NULL;
+  run.attention.scratch = agc_arena_take (&cursor, attention_floats);
+  run.linear_scratch = linear_floats > 0 ? agc_arena_take (&cursor, linear_floats) : NULL;
   int *offsets = (int *) agc_arena_take (&cursor, 2 * (size_t) n_seqs);
   offsets[0] = 0;
   for (int s = 1; s < n_seqs; s++)
     offsets[s] = offsets[s - 1] + lengths[s - 1];
-  attention.offsets = offsets;
+  run.attention.offsets = offsets;
 
-  // the output projections add into x; their biases wait for the next
-  // residual pass, which adds them before the layer norm
-  static const AgcLinearEpilogue with_bias = { .add_bias = TRUE };
-  static const AgcLinearEpilogue residual = { .residual = TRUE };
-  const AgcLinearEpilogue with_act = { .add_bias = TRUE, .apply_act = TRUE, .act = c->act };
-  int n_rows = (int) rows;
-  const float *pending_bias = NULL; // fc2 bias of the previous layer, not yet added to x
   gboolean ok = TRUE;
   for (int l = 0; ok && l < c->layers; l++)
     {
       AgcLayer view;
-      AgcLayer *layer = layer_at (t, l, &view);
-      // x = x + out_proj(attention(ln_1(x)))
-      residual_pass (&p, o, n_rows, pending_bias, layer->ln1_weight, layer->ln1_bias, h);
-      ok = agc_linear_apply (&layer->qkv, o, qkv, h, n_rows, &with_bias, linear_scratch, error);
-      if (ok)
-        {
-          agc_attention_forward (&attention);
-          ok = agc_linear_apply (&layer->out, o, x, h, n_rows, &residual, linear_scratch, error);
-        }
-      // x = x + fc2(act(fc1(ln_2(x))))
-      if (ok)
-        {
-          residual_pass (&p, o, n_rows, layer->out.bias, layer->ln2_weight, layer->ln2_bias, h);
-          ok = agc_linear_apply (&layer->fc1, o, mlp, h, n_rows, &with_act, linear_scratch, error)
-               && agc_linear_apply (&layer->fc2, o, x, mlp, n_rows, &residual, linear_scratch,
-                                    error);
-        }
-      pending_bias = layer->fc2.bias;
+      ok = block_forward (&run, x, NULL, layer_at (t, l, &view), error);
     }
-  if (ok && pending_bias != NULL)
-    residual_pass (&p, o, n_rows, pending_bias, NULL, NULL, NULL);
+  if (ok && run.pending_bias != NULL)
+    residual_pass (&run.p, o, run.n_rows, run.pending_bias, NULL, NULL, NULL);
   agc_arena_clear (&local);
   return ok;
 }

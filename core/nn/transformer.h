@@ -82,3 +82,41 @@ gboolean agc_transformer_forward (const AgcTransformer *transformer, float *x, i
  * projection as one GEMM; attention stays within each sequence. */
 gboolean agc_transformer_forward_packed (const AgcTransformer *transformer, float *x, int n_seqs,
                                          const int *lengths, gboolean causal, GError **error);
+
+/* ---- training: the same block forward keeping its activations, and its
+ * backward.  Sequences all have n_tokens tokens; rows R = batch * n_tokens.
+ *   x_mid = x + out_proj(attention(ln_1(x)))
+ *   out   = x_mid + fc2(act(fc1(ln_2(x_mid)))) */
+
+typedef struct
+{
+  int batch, n_tokens;
+  float *x;                    // [R, D] block input
+  float *ln1, *ln1_mean, *ln1_rstd; // [R, D], [R], [R]
+  float *qkv;                  // [R, 3D] biases included
+  float *att;                  // [batch, heads, T, T] probabilities
+  float *atty;                 // [R, D] attention output, before out_proj
+  float *x_mid;                // [R, D] residual stream after attention
+  float *ln2, *ln2_mean, *ln2_rstd; // [R, D], [R], [R]
+  float *fc1;                  // [R, M] before the activation
+  float *act;                  // [R, M]
+  float *memory;               // the one allocation all of the above live in
+  float *scratch;              // agc_block_scratch_floats for the backward, not owned;
+                               // NULL: the backward allocates its own each call
+} AgcBlockActs;
+
+/* A layer reading block's float32 arrays in place (no copy): training's
+ * weights, which the optimiser updates between calls, and blocks built by
+ * hand. */
+void agc_layer_view (AgcLayer *layer, const AgcBlock *block, const AgcTowerConfig *config);
+
+/* x[R, D] = block(x) in place (the forward inference runs, with
+ * activations kept): training's float32 ops, safe inside a parallel region.
+ * w: float32 views (agc_layer_view) with qkv fused. */
+void agc_block_forward (float *x, AgcBlockActs *acts, const AgcLayer *w,
+                        const AgcTowerConfig *config, gboolean causal);
+
+/* Adds the gradients of the loss w.r.t. the block input into dx[R, D] (may
+ * be NULL) and w.r.t. the weights into grads, from dout[R, D]. */
+void agc_block_backward (float *dx, AgcBlock *grads, const float *dout, const AgcBlockActs *acts,
+                         const AgcLayer *w, const AgcTowerConfig *config);

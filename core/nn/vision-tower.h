@@ -58,3 +58,34 @@ gboolean agc_vision_tower_check_tensor (AgcVisionTower *tower, const char *name,
                                         const int64_t *shape, GError **error);
 gboolean agc_vision_tower_set_tensor (AgcVisionTower *tower, const char *name, const float *data,
                                       int n_dims, const int64_t *shape, GError **error);
+
+/* ---- training mode (clip-train.h): float32 parameters, a forward that
+ * keeps its activations, the backward beside it ----
+ *   embed = patch_embed(pixels) + [class, 0...] + position   // [B, T, D]
+ *   x = ln_pre(embed); x = block_l(x) for each l
+ *   emb = ln_post(x[:, 0]) @ projection^T                    // [B, E] */
+
+/* The tower's tensors as training keeps them: one layout for weights,
+ * gradients and AdamW moments (the arrays belong to the caller). */
+typedef struct
+{
+  float *patch_weight;                  // [D, 3, p, p]
+  float *class_embedding;               // [D]
+  float *position;                      // [T, D], T = (S/p)^2 + 1
+  float *pre_ln_weight, *pre_ln_bias;   // [D]
+  AgcBlock *blocks;                     // [L], fused qkv
+  float *post_ln_weight, *post_ln_bias; // [D]
+  float *projection;                    // [E, D]
+} AgcVisionParams;
+
+typedef struct AgcVisionActs AgcVisionActs;
+
+/* Activations for batch images of a tower of config. */
+AgcVisionActs *agc_vision_acts_new (const AgcClipConfig *config, int batch);
+void agc_vision_acts_free (AgcVisionActs *acts);
+/* emb[batch, E] = tower(pixels[batch, 3, S, S]), keeping activations. */
+void agc_vision_tower_forward_train (float *emb, AgcVisionActs *acts, const float *pixels,
+                                     const AgcVisionParams *w);
+/* Adds the weight gradients for demb[batch, E] into grads. */
+void agc_vision_tower_backward (AgcVisionParams *grads, const float *demb, AgcVisionActs *acts,
+                                const AgcVisionParams *w);

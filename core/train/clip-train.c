@@ -65,27 +65,27 @@ agc_clip_params_new (const AgcClipConfig *config)
   p->n_dense = n_dense;
   p->memory = g_new0 (float, n_dense + (size_t) tc->vocab_size * w);
   float *at = p->memory;
-  p->patch_weight = take (&at, d * pp);
-  p->class_embedding = take (&at, d);
-  p->vision_position = take (&at, tv * d);
-  p->pre_ln_weight = take (&at, d);
-  p->pre_ln_bias = take (&at, d);
-  p->vision_blocks = g_new0 (AgcBlock, MAX (vc->layers, 1));
+  p->vision.patch_weight = take (&at, d * pp);
+  p->vision.class_embedding = take (&at, d);
+  p->vision.position = take (&at, tv * d);
+  p->vision.pre_ln_weight = take (&at, d);
+  p->vision.pre_ln_bias = take (&at, d);
+  p->vision.blocks = g_new0 (AgcBlock, MAX (vc->layers, 1));
   for (int l = 0; l < vc->layers; l++)
-    carve_block (&p->vision_blocks[l], &at, vc);
-  p->post_ln_weight = take (&at, d);
-  p->post_ln_bias = take (&at, d);
-  p->visual_projection = take (&at, e * d);
-  p->text_position = take (&at, tc->context_length * w);
-  p->text_blocks = g_new0 (AgcBlock, MAX (tc->layers, 1));
+    carve_block (&p->vision.blocks[l], &at, vc);
+  p->vision.post_ln_weight = take (&at, d);
+  p->vision.post_ln_bias = take (&at, d);
+  p->vision.projection = take (&at, e * d);
+  p->text.position = take (&at, tc->context_length * w);
+  p->text.blocks = g_new0 (AgcBlock, MAX (tc->layers, 1));
   for (int l = 0; l < tc->layers; l++)
-    carve_block (&p->text_blocks[l], &at, tc);
-  p->final_ln_weight = take (&at, w);
-  p->final_ln_bias = take (&at, w);
-  p->text_projection = take (&at, e * w);
+    carve_block (&p->text.blocks[l], &at, tc);
+  p->text.final_ln_weight = take (&at, w);
+  p->text.final_ln_bias = take (&at, w);
+  p->text.projection = take (&at, e * w);
   p->log_scale = take (&at, 1);
   g_assert ((size_t) (at - p->memory) == n_dense);
-  p->token_embedding = at;
+  p->text.token_embedding = at;
   return p;
 }
 
@@ -94,8 +94,8 @@ agc_clip_params_free (AgcClipParams *p)
 {
   if (p == NULL)
     return;
-  g_free (p->vision_blocks);
-  g_free (p->text_blocks);
+  g_free (p->vision.blocks);
+  g_free (p->text.blocks);
   g_free (p->memory);
   g_free (p);
 }
@@ -175,26 +175,26 @@ agc_clip_params_tensors (AgcClipTensor *tensors, const AgcClipParams *p)
   int64_t d = vc->width, w = tc->width, e = p->config.projection_dim, ps = vc->patch_size;
   int64_t grid = vc->image_size / vc->patch_size;
   Table t = { tensors, 0 };
-  add (&t, p->patch_weight, TRUE, 4, SHAPE (d, 3, ps, ps),
+  add (&t, p->vision.patch_weight, TRUE, 4, SHAPE (d, 3, ps, ps),
        "vision_model.embeddings.patch_embedding.weight");
-  add (&t, p->class_embedding, FALSE, 1, SHAPE (d), "vision_model.embeddings.class_embedding");
-  add (&t, p->vision_position, FALSE, 2, SHAPE (grid * grid + 1, d),
+  add (&t, p->vision.class_embedding, FALSE, 1, SHAPE (d), "vision_model.embeddings.class_embedding");
+  add (&t, p->vision.position, FALSE, 2, SHAPE (grid * grid + 1, d),
        "vision_model.embeddings.position_embedding.weight");
-  add (&t, p->pre_ln_weight, FALSE, 1, SHAPE (d), "vision_model.pre_layrnorm.weight");
-  add (&t, p->pre_ln_bias, FALSE, 1, SHAPE (d), "vision_model.pre_layrnorm.bias");
-  add_blocks (&t, p->vision_blocks, vc, "vision_model");
-  add (&t, p->post_ln_weight, FALSE, 1, SHAPE (d), "vision_model.post_layernorm.weight");
-  add (&t, p->post_ln_bias, FALSE, 1, SHAPE (d), "vision_model.post_layernorm.bias");
-  add (&t, p->visual_projection, TRUE, 2, SHAPE (e, d), "visual_projection.weight");
-  add (&t, p->text_position, FALSE, 2, SHAPE (tc->context_length, w),
+  add (&t, p->vision.pre_ln_weight, FALSE, 1, SHAPE (d), "vision_model.pre_layrnorm.weight");
+  add (&t, p->vision.pre_ln_bias, FALSE, 1, SHAPE (d), "vision_model.pre_layrnorm.bias");
+  add_blocks (&t, p->vision.blocks, vc, "vision_model");
+  add (&t, p->vision.post_ln_weight, FALSE, 1, SHAPE (d), "vision_model.post_layernorm.weight");
+  add (&t, p->vision.post_ln_bias, FALSE, 1, SHAPE (d), "vision_model.post_layernorm.bias");
+  add (&t, p->vision.projection, TRUE, 2, SHAPE (e, d), "visual_projection.weight");
+  add (&t, p->text.position, FALSE, 2, SHAPE (tc->context_length, w),
        "text_model.embeddings.position_embedding.weight");
-  add_blocks (&t, p->text_blocks, tc, "text_model");
-  add (&t, p->final_ln_weight, FALSE, 1, SHAPE (w), "text_model.final_layer_norm.weight");
-  add (&t, p->final_ln_bias, FALSE, 1, SHAPE (w), "text_model.final_layer_norm.bias");
-  add (&t, p->text_projection, TRUE, 2, SHAPE (e, w), "text_projection.weight");
+  add_blocks (&t, p->text.blocks, tc, "text_model");
+  add (&t, p->text.final_ln_weight, FALSE, 1, SHAPE (w), "text_model.final_layer_norm.weight");
+  add (&t, p->text.final_ln_bias, FALSE, 1, SHAPE (w), "text_model.final_layer_norm.bias");
+  add (&t, p->text.projection, TRUE, 2, SHAPE (e, w), "text_projection.weight");
   add (&t, p->log_scale, FALSE, 0, NULL, "logit_scale");
   // last, as in memory: the dense tensors are those before it
-  add (&t, p->token_embedding, FALSE, 2, SHAPE (tc->vocab_size, w),
+  add (&t, p->text.token_embedding, FALSE, 2, SHAPE (tc->vocab_size, w),
        "text_model.embeddings.token_embedding.weight");
   g_assert (t.n == agc_clip_params_n_tensors (&p->config));
   return t.n;
@@ -245,20 +245,20 @@ agc_clip_params_init (AgcClipParams *p, guint64 seed)
   GRand *rng = g_rand_new_with_seed_array (seed_words, 2);
   double scale_v = pow ((double) d, -0.5), scale_t = pow ((double) w, -0.5);
 
-  fill_normal (p->patch_weight, d * pp, sqrt (1.0 / (3.0 * pp)), rng);
-  fill_normal (p->class_embedding, d, scale_v, rng);
-  fill_normal (p->vision_position, (grid * grid + 1) * d, scale_v, rng);
+  fill_normal (p->vision.patch_weight, d * pp, sqrt (1.0 / (3.0 * pp)), rng);
+  fill_normal (p->vision.class_embedding, d, scale_v, rng);
+  fill_normal (p->vision.position, (grid * grid + 1) * d, scale_v, rng);
   for (size_t i = 0; i < d; i++)
-    p->pre_ln_weight[i] = p->post_ln_weight[i] = 1.0f;
-  init_blocks (p->vision_blocks, vc, rng);
-  fill_normal (p->visual_projection, e * d, scale_v, rng);
+    p->vision.pre_ln_weight[i] = p->vision.post_ln_weight[i] = 1.0f;
+  init_blocks (p->vision.blocks, vc, rng);
+  fill_normal (p->vision.projection, e * d, scale_v, rng);
 
-  fill_normal (p->token_embedding, (size_t) tc->vocab_size * w, 0.02, rng);
-  fill_normal (p->text_position, (size_t) tc->context_length * w, 0.01, rng);
-  init_blocks (p->text_blocks, tc, rng);
+  fill_normal (p->text.token_embedding, (size_t) tc->vocab_size * w, 0.02, rng);
+  fill_normal (p->text.position, (size_t) tc->context_length * w, 0.01, rng);
+  init_blocks (p->text.blocks, tc, rng);
   for (size_t i = 0; i < w; i++)
-    p->final_ln_weight[i] = 1.0f;
-  fill_normal (p->text_projection, e * w, scale_t, rng);
+    p->text.final_ln_weight[i] = 1.0f;
+  fill_normal (p->text.projection, e * w, scale_t, rng);
   *p->log_scale = (float) log (1.0 / 0.07);
   g_rand_free (rng);
 }
@@ -271,7 +271,7 @@ struct AgcClipShard
   AgcVisionActs *vision;
   AgcTextActs *text;
   AgcClipParams *grads;      // dense part used; its token table stays untouched
-  const float *dtokens;      // [n_token_rows, W] from agc_text_backward
+  const float *dtokens;      // [n_token_rows, W] from agc_text_tower_backward
   const int32_t *token_ids;  // [n_token_rows]
   int n_token_rows;
 };
@@ -377,11 +377,12 @@ shards_forward (void *ctx, int begin, int end, int thread)
       AgcClipShard *sh = c->t->shards[i];
       if (sh == NULL)
         continue;
-      agc_vision_forward_train (c->image_emb + sh->begin * e, sh->vision,
-                                c->pixels + (size_t) sh->begin * 3 * s2, c->t->weights);
-      agc_text_forward_train (c->text_emb + sh->begin * e, sh->text,
-                              c->ids + (size_t) sh->begin * cfg->text.context_length,
-                              c->t->weights);
+      agc_vision_tower_forward_train (c->image_emb + sh->begin * e, sh->vision,
+                                      c->pixels + (size_t) sh->begin * 3 * s2,
+                                      &c->t->weights->vision);
+      agc_text_tower_forward_train (c->text_emb + sh->begin * e, sh->text,
+                                    c->ids + (size_t) sh->begin * cfg->text.context_length,
+                                    &c->t->weights->text);
     }
 }
 
@@ -397,9 +398,11 @@ shards_backward (void *ctx, int begin, int end, int thread)
       if (sh == NULL)
         continue;
       memset (sh->grads->memory, 0, sh->grads->n_dense * sizeof (float));
-      agc_vision_backward (sh->grads, c->dimage + sh->begin * e, sh->vision, c->t->weights);
-      agc_text_backward (sh->grads, c->dtext + sh->begin * e, sh->text, c->t->weights,
-                         &sh->dtokens, &sh->token_ids, &sh->n_token_rows);
+      agc_vision_tower_backward (&sh->grads->vision, c->dimage + sh->begin * e, sh->vision,
+                                 &c->t->weights->vision);
+      agc_text_tower_backward (&sh->grads->text, c->dtext + sh->begin * e, sh->text,
+                               &c->t->weights->text, &sh->dtokens, &sh->token_ids,
+                               &sh->n_token_rows);
     }
 }
 
@@ -437,7 +440,7 @@ reduce_grads (AgcClipTrain *t, float dlog_scale)
   for (guint i = 0; i < t->step_rows->len; i++)
     {
       int row = g_array_index (t->step_rows, int, i);
-      memset (g->token_embedding + row * w, 0, w * sizeof (float));
+      memset (g->text.token_embedding + row * w, 0, w * sizeof (float));
       t->token_seen[row] &= ~SEEN_NOW;
     }
   g_array_set_size (t->step_rows, 0);
@@ -455,7 +458,7 @@ reduce_grads (AgcClipTrain *t, float dlog_scale)
             g_array_append_val (t->seen_rows, id);
           t->token_seen[id] |= SEEN_NOW | SEEN_EVER;
         }
-      agc_embedding_backward (g->token_embedding, sh->dtokens, sh->token_ids, sh->n_token_rows,
+      agc_embedding_backward (g->text.token_embedding, sh->dtokens, sh->token_ids, sh->n_token_rows,
                               (int) w);
     }
 }
@@ -501,7 +504,7 @@ agc_clip_train_step (AgcClipTrain *t, double *grad_norm, const float *pixels, co
   size_t *sizes = g_new (size_t, n_arrays);
   arrays[0] = g->memory, sizes[0] = g->n_dense;
   for (guint i = 0; i < t->step_rows->len; i++)
-    arrays[1 + i] = g->token_embedding + g_array_index (t->step_rows, int, i) * w, sizes[1 + i] = w;
+    arrays[1 + i] = g->text.token_embedding + g_array_index (t->step_rows, int, i) * w, sizes[1 + i] = w;
   double norm = agc_grad_norm (arrays, sizes, n_arrays);
   if (grad_norm != NULL)
     *grad_norm = norm;
@@ -529,8 +532,8 @@ agc_clip_train_step (AgcClipTrain *t, double *grad_norm, const float *pixels, co
   for (guint i = 0; i < t->seen_rows->len; i++)
     {
       size_t at = (size_t) g_array_index (t->seen_rows, int, i) * w;
-      agc_adamw_step (t->weights->token_embedding + at, t->m->token_embedding + at,
-                      t->v->token_embedding + at, g->token_embedding + at, w, &t->opt, lr, FALSE,
+      agc_adamw_step (t->weights->text.token_embedding + at, t->m->text.token_embedding + at,
+                      t->v->text.token_embedding + at, g->text.token_embedding + at, w, &t->opt, lr, FALSE,
                       t->step);
     }
   g_free (tw);

@@ -23,7 +23,8 @@
  * Results depend on the shard count only through float rounding. */
 #pragma once
 
-#include "nn/block-train.h"
+#include "nn/text-tower.h"
+#include "nn/vision-tower.h"
 #include "train/optimizer.h"
 
 /* Every tensor of the model, carved out of one allocation with the token
@@ -31,20 +32,10 @@
 typedef struct
 {
   AgcClipConfig config;
-  float *patch_weight;                      // [D, 3, p, p]
-  float *class_embedding;                   // [D]
-  float *vision_position;                   // [Tv, D], Tv = (S/p)^2 + 1
-  float *pre_ln_weight, *pre_ln_bias;       // [D]
-  AgcBlock *vision_blocks;                  // [Lv], fused qkv
-  float *post_ln_weight, *post_ln_bias;     // [D]
-  float *visual_projection;                 // [E, D]
-  float *text_position;                     // [ctx, W]
-  AgcBlock *text_blocks;                    // [Lt], fused qkv
-  float *final_ln_weight, *final_ln_bias;   // [W]
-  float *text_projection;                   // [E, W]
+  AgcVisionParams vision;                   // vision-tower.h
+  AgcTextParams text;                       // text-tower.h, its token table last
   float *log_scale;                         // [1], the scale is exp of it
-  float *token_embedding;                   // [V, W], last
-  size_t n_dense;                           // floats before token_embedding
+  size_t n_dense;                           // floats before text.token_embedding
   float *memory;                            // owns everything
 } AgcClipParams;
 
@@ -112,30 +103,3 @@ void agc_clip_train_seen_rows (guint8 *seen, const AgcClipTrain *train);
  * back, sets the steps taken and the rows seen (seen[V] as above).  The
  * next step then equals the one the interrupted run would have taken. */
 void agc_clip_train_restore (AgcClipTrain *train, gint64 step, const guint8 *seen);
-
-/* ---- the towers, for clip-train.c ---------------------------------------- */
-
-typedef struct AgcVisionActs AgcVisionActs;
-typedef struct AgcTextActs AgcTextActs;
-
-AgcVisionActs *agc_vision_acts_new (const AgcClipConfig *config, int batch);
-void agc_vision_acts_free (AgcVisionActs *acts);
-/* emb[batch, E] = image tower(pixels[batch, 3, S, S]), keeping activations. */
-void agc_vision_forward_train (float *emb, AgcVisionActs *acts, const float *pixels,
-                               const AgcClipParams *w);
-/* Adds the weight gradients for demb[batch, E] into grads. */
-void agc_vision_backward (AgcClipParams *grads, const float *demb, AgcVisionActs *acts,
-                          const AgcClipParams *w);
-
-AgcTextActs *agc_text_acts_new (const AgcClipConfig *config, int batch);
-void agc_text_acts_free (AgcTextActs *acts);
-/* emb[batch, E] = text tower(ids[batch, ctx]), keeping activations; only
- * the first max(end-of-text position) + 1 tokens run (causal: exact). */
-void agc_text_forward_train (float *emb, AgcTextActs *acts, const int32_t *ids,
-                             const AgcClipParams *w);
-/* Adds the weight gradients for demb[batch, E] into grads, except the
- * token table's: the gradient of the looked-up rows is left in dtokens,
- * [*n_rows, W] for the ids *row_ids (both owned by acts). */
-void agc_text_backward (AgcClipParams *grads, const float *demb, AgcTextActs *acts,
-                        const AgcClipParams *w, const float **dtokens, const int32_t **row_ids,
-                        int *n_rows);

@@ -157,8 +157,12 @@ agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int 
 
   // ---- forward ----
   memcpy (x, hidden, rd * sizeof (float));
+  AgcLayer layers[64]; // float32 views of the trained blocks
   for (int k = 0; k < k_blocks; k++)
-    agc_block_forward_train (x, ft->acts[k], x, w->blocks[k], c, FALSE);
+    {
+      agc_layer_view (&layers[k], w->blocks[k], c);
+      agc_block_forward (x, ft->acts[k], &layers[k], c, FALSE);
+    }
   for (int b = 0; b < batch; b++) // the class token of each image
     memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tokens * d, d * sizeof (float));
   agc_layernorm_forward_train (ln, mean, rstd, pooled, w->post_ln_weight, w->post_ln_bias, batch,
@@ -191,7 +195,7 @@ agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int 
   for (int k = k_blocks - 1; k >= 0; k--)
     {
       memset (dx_below, 0, rd * sizeof (float));
-      agc_block_backward (k > 0 ? dx_below : NULL, g->blocks[k], dx, ft->acts[k], w->blocks[k], c);
+      agc_block_backward (k > 0 ? dx_below : NULL, g->blocks[k], dx, ft->acts[k], &layers[k], c);
       memcpy (dx, dx_below, rd * sizeof (float));
     }
   g_free (dx_below);

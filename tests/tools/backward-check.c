@@ -197,8 +197,12 @@ run_block (Check *c)
   for (int i = 0; i < count; i++)
     memcpy (params[i], input (c, block_names[i], NULL, NULL), sizes[i] * sizeof (float));
   AgcBlockActs *acts = agc_block_acts_new (&config, batch, (int) rows / batch);
-  agc_block_forward_train (output (c, "out", rows, d), acts, x, w, &config, causal);
-  agc_block_backward (output (c, "dx", rows, d), g, dout, acts, w, &config);
+  AgcLayer layer;
+  agc_layer_view (&layer, w, &config);
+  float *out = output (c, "out", rows, d);
+  memcpy (out, x, (size_t) rows * d * sizeof (float));
+  agc_block_forward (out, acts, &layer, &config, causal);
+  agc_block_backward (output (c, "dx", rows, d), g, dout, acts, &layer, &config);
   for (int i = 0; i < count; i++)
     {
       g_autofree char *name = g_strconcat ("d", block_names[i], NULL);

@@ -288,7 +288,11 @@ static double
 block_loss (void *ctx)
 {
   Block *b = ctx;
-  agc_block_forward_train (b->out, b->acts, b->x, b->w, &b->c, b->causal);
+  AgcLayer layer;
+  agc_layer_view (&layer, b->w, &b->c);
+  size_t n = (size_t) b->acts->batch * b->acts->n_tokens * b->c.width;
+  memcpy (b->out, b->x, n * sizeof (float));
+  agc_block_forward (b->out, b->acts, &layer, &b->c, b->causal);
   return dot (b->g, b->out, (size_t) b->acts->batch * b->acts->n_tokens * b->c.width);
 }
 
@@ -327,7 +331,9 @@ check_block (AgcActivation act, gboolean causal)
   AgcBlock *grads = agc_block_train_new (&b.c);
   float *dx = g_new0 (float, n);
   block_loss (&b);
-  agc_block_backward (dx, grads, b.g, b.acts, b.w, &b.c);
+  AgcLayer layer;
+  agc_layer_view (&layer, b.w, &b.c);
+  agc_block_backward (dx, grads, b.g, b.acts, &layer, &b.c);
   fd_check ("block dx", b.x, dx, n, block_loss, &b);
   float *params[12], *grad_arrays[12];
   size_t sizes[12];
@@ -344,7 +350,7 @@ check_block (AgcActivation act, gboolean causal)
   // dx NULL: the weights' gradients are the same
   AgcBlock *grads2 = agc_block_train_new (&b.c);
   block_loss (&b);
-  agc_block_backward (NULL, grads2, b.g, b.acts, b.w, &b.c);
+  agc_block_backward (NULL, grads2, b.g, b.acts, &layer, &b.c);
   agc_block_train_arrays (params, sizes, NULL, grads2, &b.c);
   for (int i = 0; i < count; i++)
     for (size_t j = 0; j < sizes[i]; j++)
@@ -380,7 +386,10 @@ check_block_matches_transformer (gboolean causal)
   float *out = g_new (float, n);
   g_assert_true (agc_transformer_forward (&tr, ref, batch, n_tokens, causal, NULL));
   AgcBlockActs *acts = agc_block_acts_new (&c, batch, n_tokens);
-  agc_block_forward_train (out, acts, x, w, &c, causal);
+  AgcLayer layer;
+  agc_layer_view (&layer, w, &c);
+  memcpy (out, x, n * sizeof (float));
+  agc_block_forward (out, acts, &layer, &c, causal);
   double max_err = 0.0, max_ref = 0.0;
   for (size_t i = 0; i < n; i++)
     {
