@@ -1,5 +1,5 @@
-"""The training forwards and backward passes (core/backward.h,
-core/block-train.h) against PyTorch autograd, on random inputs.
+"""The training forwards and backward passes (core/nn/backward.h,
+core/nn/block-train.h) against PyTorch autograd, on random inputs.
 
 tests/tools/backward-check runs one op in float32 on inputs written here; the
 reference is the same op written with torch.nn.functional, differentiated by

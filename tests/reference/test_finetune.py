@@ -1,4 +1,4 @@
-"""Fine-tuning steps (core/finetune.h) against PyTorch.
+"""Fine-tuning steps (core/train/finetune.h) against PyTorch.
 
 tests/tools/finetune-step takes three steps on one batch: the last K = 2
 blocks, ln_post and the projection, contrastive loss against fixed class

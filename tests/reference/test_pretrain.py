@@ -1,4 +1,4 @@
-"""Training a whole CLIP from scratch (core/clip-train.h, core/clip-pretrain.h)
+"""Training a whole CLIP from scratch (core/train/clip-train.h, core/include/agriclip.h)
 against PyTorch.
 
 tests/tools/clip-train-step exposes the training step and the new layers.

@@ -1,5 +1,5 @@
 /* backward-check.c — runs one training forward and its backward
- * (core/backward.h, core/block-train.h) for tests/reference/test_backward.py,
+ * (core/nn/backward.h, core/nn/block-train.h) for tests/reference/test_backward.py,
  * which compares them with PyTorch autograd.
  *
  *   backward-check IN.safetensors OUT.safetensors

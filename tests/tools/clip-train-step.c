@@ -1,5 +1,5 @@
-/* clip-train-step.c — exposes whole-CLIP training (core/clip-train.h) and
- * its new layers (core/backward.h) to tests/reference/test_pretrain.py,
+/* clip-train-step.c — exposes whole-CLIP training (core/train/clip-train.h) and
+ * its new layers (core/nn/backward.h) to tests/reference/test_pretrain.py,
  * which repeats them with PyTorch autograd and torch.optim.AdamW.
  *
  *   clip-train-step IN.safetensors OUT.safetensors

@@ -1,4 +1,4 @@
-/* finetune-step.c — runs agc_finetune_step (core/finetune.h) for
+/* finetune-step.c — runs agc_finetune_step (core/train/finetune.h) for
  * tests/reference/test_finetune.py, which repeats it with PyTorch autograd,
  * torch.optim.AdamW and clip_grad_norm_.
  *
