@@ -105,16 +105,29 @@ agc_block_train_arrays (float **arrays, size_t *sizes, gboolean *decays, AgcBloc
   return (int) G_N_ELEMENTS (a);
 }
 
-AgcBlock *
-agc_block_train_new (const AgcTowerConfig *c)
+void
+agc_block_train_init (AgcBlock *b, const AgcTowerConfig *c)
 {
   size_t d = c->width, m = c->mlp_width;
-  AgcBlock *b = g_new0 (AgcBlock, 1);
+  *b = (AgcBlock){ 0 };
   float **slots[] = { &b->ln1_weight, &b->ln1_bias, &b->qkv_weight, &b->qkv_bias, &b->out_weight,
                       &b->out_bias, &b->ln2_weight, &b->ln2_bias, &b->fc1_weight, &b->fc1_bias,
                       &b->fc2_weight, &b->fc2_bias };
   size_t sizes[] = { d, d, 3 * d * d, 3 * d, d * d, d, d, d, m * d, m, d * m, d };
   agc_carve (slots, sizes, G_N_ELEMENTS (sizes)); // owned through ln1_weight, the first slot
+}
+
+void
+agc_block_train_clear (AgcBlock *b)
+{
+  g_clear_pointer (&b->ln1_weight, g_free);
+}
+
+AgcBlock *
+agc_block_train_new (const AgcTowerConfig *c)
+{
+  AgcBlock *b = g_new0 (AgcBlock, 1);
+  agc_block_train_init (b, c);
   return b;
 }
 
@@ -133,6 +146,6 @@ agc_block_train_free (AgcBlock *block)
 {
   if (block == NULL)
     return;
-  g_free (block->ln1_weight);
+  agc_block_train_clear (block);
   g_free (block);
 }

@@ -32,6 +32,10 @@ void agc_block_acts_view (AgcBlockActs *acts, float *memory, const AgcTowerConfi
  * AdamW moments; one allocation, freed by agc_block_train_free.
  * agc_block_train_zero sets its arrays to 0 again. */
 AgcBlock *agc_block_train_new (const AgcTowerConfig *config);
+/* The same arrays in a block the caller holds (a tower's array of blocks);
+ * agc_block_train_clear frees them. */
+void agc_block_train_init (AgcBlock *block, const AgcTowerConfig *config);
+void agc_block_train_clear (AgcBlock *block);
 void agc_block_train_zero (AgcBlock *block, const AgcTowerConfig *config);
 void agc_block_train_free (AgcBlock *block);
 /* The arrays of a train block in order, with their lengths: for AdamW.

@@ -285,13 +285,13 @@ agc_vision_tower_embed_dim (const AgcVisionTower *t)
   return t->embed_dim;
 }
 
-void
-agc_vision_tower_copy_block (const AgcVisionTower *t, int layer, AgcBlock *out)
+// block layer as float32 arrays: matrices from the stored tensors (any
+// dtype); vectors are float32 copies already
+static void
+copy_block (const AgcVisionTower *t, int layer, AgcBlock *out)
 {
-  g_return_if_fail (layer >= 0 && layer < t->config.layers);
   const AgcLayer *b = &t->transformer.layers[layer];
   size_t d = t->config.width, m = t->config.mlp_width;
-  // matrices from the stored tensors (any dtype); vectors are float32 copies
   for (int i = 0; i < 3; i++)
     agc_param_convert (out->qkv_weight + i * d * d, &b->qkv.parts[i], 0, d * d);
   agc_param_convert (out->out_weight, &b->out.parts[0], 0, d * d);
@@ -308,13 +308,15 @@ agc_vision_tower_copy_block (const AgcVisionTower *t, int layer, AgcBlock *out)
 }
 
 void
-agc_vision_tower_copy_head (const AgcVisionTower *t, float *post_ln_weight, float *post_ln_bias,
-                            float *projection)
+agc_vision_tower_copy_top (const AgcVisionTower *t, int first_layer, AgcVisionParams *out)
 {
+  g_return_if_fail (first_layer >= 0 && first_layer <= t->config.layers);
+  for (int l = first_layer; l < t->config.layers; l++)
+    copy_block (t, l, &out->blocks[l - first_layer]);
   size_t d = t->config.width;
-  memcpy (post_ln_weight, t->post_ln_weight, d * sizeof (float));
-  memcpy (post_ln_bias, t->post_ln_bias, d * sizeof (float));
-  memcpy (projection, t->projection, (size_t) t->embed_dim * d * sizeof (float));
+  memcpy (out->post_ln_weight, t->post_ln_weight, d * sizeof (float));
+  memcpy (out->post_ln_bias, t->post_ln_bias, d * sizeof (float));
+  memcpy (out->projection, t->projection, (size_t) t->embed_dim * d * sizeof (float));
 }
 
 // where a tensor of the tower lives: a float32 array to overwrite (vectors
@@ -507,13 +509,14 @@ struct AgcVisionActs
 {
   AgcTowerConfig config;
   int embed_dim;               // E
-  int batch, n_tokens, n_layers;
-  float *patches;              // [B*T, 3pp], class rows 0
-  float *embed;                // [B*T, D] before ln_pre
-  float *pre_mean, *pre_rstd;  // [B*T]
-  float *x;                    // [B*T, D] ln_pre output, then each block's output
+  int batch, n_tokens, n_layers; // n_layers: the blocks trained, the top n_layers of the tower
+  gboolean embeds;             // the whole tower, from pixels; FALSE: the top, from hidden
+  float *patches;              // [B*T, 3pp], class rows 0 (whole tower only)
+  float *embed;                // [B*T, D] before ln_pre (whole tower only)
+  float *pre_mean, *pre_rstd;  // [B*T] (whole tower only)
+  float *x;                    // [B*T, D] the first trained block's input, then each block's output
   float *dx, *dx_below;        // [B*T, D] gradients of the residual stream
-  AgcBlockActs **blocks;       // [L]
+  AgcBlockActs **blocks;       // [n_layers]
   float *block_scratch;        // the blocks' backward scratch, shared
   int *class_rows;             // [B] row b*T
   float *pooled, *pooled_ln;   // [B, D]
@@ -522,35 +525,53 @@ struct AgcVisionActs
   float *memory;
 };
 
+// activations of n_layers blocks for batch sequences of n_tokens; embeds:
+// with the embedding below them (patch_size then gives its sizes)
+static AgcVisionActs *
+acts_new (const AgcTowerConfig *c, int embed_dim, int batch, int n_tokens, int n_layers,
+          gboolean embeds)
+{
+  AgcVisionActs *a = g_new0 (AgcVisionActs, 1);
+  a->config = *c;
+  a->embed_dim = embed_dim;
+  a->batch = batch;
+  a->n_tokens = n_tokens;
+  a->embeds = embeds;
+  size_t r = (size_t) batch * n_tokens, d = c->width, b = batch;
+  size_t pp = embeds ? (size_t) 3 * c->patch_size * c->patch_size : 0, re = embeds ? r : 0;
+  size_t sizes[] = { r * pp, re * d, re, re, r * d, r * d, r * d, b * d, b * d, b, b, b * d,
+                     b * d };
+  float **slots[] = { &a->patches, &a->embed, &a->pre_mean, &a->pre_rstd, &a->x, &a->dx,
+                      &a->dx_below, &a->pooled, &a->pooled_ln, &a->post_mean, &a->post_rstd,
+                      &a->dpooled, &a->dpooled_ln };
+  a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
+  a->n_layers = n_layers;
+  a->blocks = g_new0 (AgcBlockActs *, MAX (n_layers, 1));
+  a->block_scratch = g_new0 (float, agc_block_scratch_floats (c, batch, n_tokens));
+  for (int l = 0; l < n_layers; l++)
+    {
+      a->blocks[l] = agc_block_acts_new (c, batch, n_tokens);
+      a->blocks[l]->scratch = a->block_scratch;
+    }
+  a->class_rows = g_new (int, batch);
+  for (int i = 0; i < batch; i++)
+    a->class_rows[i] = i * n_tokens;
+  return a;
+}
+
 AgcVisionActs *
 agc_vision_acts_new (const AgcClipConfig *config, int batch)
 {
   const AgcTowerConfig *c = &config->vision;
   int grid = c->image_size / c->patch_size;
-  AgcVisionActs *a = g_new0 (AgcVisionActs, 1);
-  a->config = *c;
-  a->embed_dim = config->projection_dim;
-  a->batch = batch;
-  a->n_tokens = grid * grid + 1;
-  size_t r = (size_t) batch * a->n_tokens, d = c->width, b = batch;
-  size_t pp = (size_t) 3 * c->patch_size * c->patch_size;
-  size_t sizes[] = { r * pp, r * d, r, r, r * d, r * d, r * d, b * d, b * d, b, b, b * d, b * d };
-  float **slots[] = { &a->patches, &a->embed, &a->pre_mean, &a->pre_rstd, &a->x, &a->dx,
-                      &a->dx_below, &a->pooled, &a->pooled_ln, &a->post_mean, &a->post_rstd,
-                      &a->dpooled, &a->dpooled_ln };
-  a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
-  a->n_layers = c->layers;
-  a->blocks = g_new0 (AgcBlockActs *, MAX (c->layers, 1));
-  a->block_scratch = g_new0 (float, agc_block_scratch_floats (c, batch, a->n_tokens));
-  for (int l = 0; l < c->layers; l++)
-    {
-      a->blocks[l] = agc_block_acts_new (c, batch, a->n_tokens);
-      a->blocks[l]->scratch = a->block_scratch;
-    }
-  a->class_rows = g_new (int, batch);
-  for (int i = 0; i < batch; i++)
-    a->class_rows[i] = i * a->n_tokens;
-  return a;
+  return acts_new (c, config->projection_dim, batch, grid * grid + 1, c->layers, TRUE);
+}
+
+AgcVisionActs *
+agc_vision_acts_new_top (const AgcTowerConfig *config, int embed_dim, int n_blocks, int batch,
+                         int n_tokens)
+{
+  return acts_new (config, embed_dim, batch, n_tokens, n_blocks, FALSE);
 }
 
 void
@@ -567,10 +588,32 @@ agc_vision_acts_free (AgcVisionActs *a)
   g_free (a);
 }
 
+// emb = ln_post(block_l(x)[:, 0]) @ projection^T, from a->x, the trained
+// blocks' input
+static void
+forward_blocks (float *emb, AgcVisionActs *a, const AgcVisionParams *w)
+{
+  const AgcTowerConfig *c = &a->config;
+  int d = c->width;
+  for (int l = 0; l < a->n_layers; l++)
+    {
+      AgcLayer layer;
+      agc_layer_view (&layer, &w->blocks[l], c);
+      agc_block_forward (a->x, a->blocks[l], &layer, c, FALSE);
+    }
+  agc_rows_gather (a->pooled, a->x, a->class_rows, a->batch, d);
+  agc_layernorm_forward_train (a->pooled_ln, a->post_mean, a->post_rstd, a->pooled,
+                               w->post_ln_weight, w->post_ln_bias, a->batch, d,
+                               c->layer_norm_eps);
+  agc_linear_forward (emb, a->pooled_ln, w->projection, NULL, a->batch, d,
+                      a->embed_dim);
+}
+
 void
 agc_vision_tower_forward_train (float *emb, AgcVisionActs *a, const float *pixels,
                                 const AgcVisionParams *w)
 {
+  g_return_if_fail (a->embeds);
   const AgcTowerConfig *c = &a->config;
   int d = c->width, n_tok = a->n_tokens, rows = a->batch * n_tok;
   agc_patch_embed_forward_train (a->embed, a->patches, pixels, w->patch_weight, a->batch,
@@ -587,18 +630,16 @@ agc_vision_tower_forward_train (float *emb, AgcVisionActs *a, const float *pixel
     }
   agc_layernorm_forward_train (a->x, a->pre_mean, a->pre_rstd, a->embed, w->pre_ln_weight,
                                w->pre_ln_bias, rows, d, c->layer_norm_eps);
-  for (int l = 0; l < c->layers; l++)
-    {
-      AgcLayer layer;
-      agc_layer_view (&layer, &w->blocks[l], c);
-      agc_block_forward (a->x, a->blocks[l], &layer, c, FALSE);
-    }
-  agc_rows_gather (a->pooled, a->x, a->class_rows, a->batch, d);
-  agc_layernorm_forward_train (a->pooled_ln, a->post_mean, a->post_rstd, a->pooled,
-                               w->post_ln_weight, w->post_ln_bias, a->batch, d,
-                               c->layer_norm_eps);
-  agc_linear_forward (emb, a->pooled_ln, w->projection, NULL, a->batch, d,
-                      a->embed_dim);
+  forward_blocks (emb, a, w);
+}
+
+void
+agc_vision_tower_forward_top (float *emb, AgcVisionActs *a, const float *hidden,
+                              const AgcVisionParams *w)
+{
+  g_return_if_fail (!a->embeds);
+  memcpy (a->x, hidden, (size_t) a->batch * a->n_tokens * a->config.width * sizeof (float));
+  forward_blocks (emb, a, w);
 }
 
 void
@@ -619,17 +660,22 @@ agc_vision_tower_backward (AgcVisionParams *g, const float *demb, AgcVisionActs 
                           a->pooled, w->post_ln_weight, a->post_mean, a->post_rstd, a->batch, d);
   // pooled = x[class rows]
   agc_rows_gather_backward (a->dx, a->dpooled, a->class_rows, a->batch, d);
-  // x = block_l(x)
-  for (int l = c->layers - 1; l >= 0; l--)
+  // x = block_l(x); the top alone has no use for the gradient of its input
+  for (int l = a->n_layers - 1; l >= 0; l--)
     {
       AgcLayer layer;
       agc_layer_view (&layer, &w->blocks[l], c);
-      memset (a->dx_below, 0, rd * sizeof (float));
-      agc_block_backward (a->dx_below, &g->blocks[l], a->dx, a->blocks[l], &layer, c);
+      gboolean below = a->embeds || l > 0;
+      if (below)
+        memset (a->dx_below, 0, rd * sizeof (float));
+      agc_block_backward (below ? a->dx_below : NULL, &g->blocks[l], a->dx, a->blocks[l], &layer,
+                          c);
       float *t = a->dx;
       a->dx = a->dx_below;
       a->dx_below = t;
     }
+  if (!a->embeds)
+    return;
   // x = ln_pre(embed): dembed into dx_below
   memset (a->dx_below, 0, rd * sizeof (float));
   agc_layernorm_backward (a->dx_below, g->pre_ln_weight, g->pre_ln_bias, a->dx, a->embed,

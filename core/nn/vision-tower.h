@@ -4,9 +4,9 @@
  *
  * Fine-tuning (finetune-train.c) runs the tower in two parts: the frozen
  * layers once per image (agc_vision_tower_forward_hidden, the same code as
- * the whole forward), then its own copies of the top blocks and head
- * (agc_vision_tower_copy_block / _copy_head).  Adapters replace tensors of
- * a loaded tower with agc_vision_tower_set_tensor. */
+ * the whole forward), then the top in training mode (below) from float32
+ * copies of its blocks and head (agc_vision_tower_copy_top).  Adapters
+ * replace tensors of a loaded tower with agc_vision_tower_set_tensor. */
 #pragma once
 
 #include "nn/transformer.h"
@@ -42,13 +42,6 @@ gboolean agc_vision_tower_forward_hidden (const AgcVisionTower *tower, const flo
                                           int batch, int n_layers, float *hidden,
                                           GError **error);
 
-/* Float32 copies for training: block layer (0 .. L-1) into out, an
- * agc_block_train_new block (fused qkv [3D, D], rows q, k, v); ln_post's
- * weight and bias [D] and the projection [E, D]. */
-void agc_vision_tower_copy_block (const AgcVisionTower *tower, int layer, AgcBlock *out);
-void agc_vision_tower_copy_head (const AgcVisionTower *tower, float *post_ln_weight,
-                                 float *post_ln_bias, float *projection);
-
 /* Replaces the tower's tensor of Hugging Face name (vision_model.* or
  * visual_projection.weight) with the float32 values data[shape]; the tower
  * keeps its own copy.  AGC_ERROR_MODEL naming the tensor when the tower has
@@ -59,21 +52,24 @@ gboolean agc_vision_tower_check_tensor (AgcVisionTower *tower, const char *name,
 gboolean agc_vision_tower_set_tensor (AgcVisionTower *tower, const char *name, const float *data,
                                       int n_dims, const int64_t *shape, GError **error);
 
-/* ---- training mode (clip-train.h): float32 parameters, a forward that
- * keeps its activations, the backward beside it ----
+/* ---- training mode (clip-train.h, finetune.h): float32 parameters, a
+ * forward that keeps its activations, the backward beside it ----
  *   embed = patch_embed(pixels) + [class, 0...] + position   // [B, T, D]
  *   x = ln_pre(embed); x = block_l(x) for each l
- *   emb = ln_post(x[:, 0]) @ projection^T                    // [B, E] */
+ *   emb = ln_post(x[:, 0]) @ projection^T                    // [B, E]
+ * Fine-tuning trains the top alone: the last K blocks and the head, from
+ * hidden[B, T, D], the output of the frozen blocks below. */
 
 /* The tower's tensors as training keeps them: one layout for weights,
- * gradients and AdamW moments (the arrays belong to the caller). */
+ * gradients and AdamW moments (the arrays belong to the caller).  The top
+ * alone: blocks [K] are layers L-K .., the embedding's arrays unused. */
 typedef struct
 {
   float *patch_weight;                  // [D, 3, p, p]
   float *class_embedding;               // [D]
   float *position;                      // [T, D], T = (S/p)^2 + 1
   float *pre_ln_weight, *pre_ln_bias;   // [D]
-  AgcBlock *blocks;                     // [L], fused qkv
+  AgcBlock *blocks;                     // [L] (the top: [K]), fused qkv
   float *post_ln_weight, *post_ln_bias; // [D]
   float *projection;                    // [E, D]
 } AgcVisionParams;
@@ -82,10 +78,26 @@ typedef struct AgcVisionActs AgcVisionActs;
 
 /* Activations for batch images of a tower of config. */
 AgcVisionActs *agc_vision_acts_new (const AgcClipConfig *config, int batch);
+/* Activations for the top n_blocks blocks (config's width, heads, ...;
+ * its layers unread) and the head, batch sequences of n_tokens. */
+AgcVisionActs *agc_vision_acts_new_top (const AgcTowerConfig *config, int embed_dim, int n_blocks,
+                                        int batch, int n_tokens);
 void agc_vision_acts_free (AgcVisionActs *acts);
-/* emb[batch, E] = tower(pixels[batch, 3, S, S]), keeping activations. */
+/* emb[batch, E] = tower(pixels[batch, 3, S, S]), keeping activations
+ * (acts of agc_vision_acts_new). */
 void agc_vision_tower_forward_train (float *emb, AgcVisionActs *acts, const float *pixels,
                                      const AgcVisionParams *w);
-/* Adds the weight gradients for demb[batch, E] into grads. */
+/* emb[batch, E] = top(hidden[batch, T, D]), keeping activations (acts of
+ * agc_vision_acts_new_top). */
+void agc_vision_tower_forward_top (float *emb, AgcVisionActs *acts, const float *hidden,
+                                   const AgcVisionParams *w);
+/* Adds the weight gradients for demb[batch, E] into grads (the top's
+ * acts: its blocks and head only). */
 void agc_vision_tower_backward (AgcVisionParams *grads, const float *demb, AgcVisionActs *acts,
                                 const AgcVisionParams *w);
+
+/* Float32 copies of the top for training it: blocks first_layer .. L-1
+ * into out->blocks[0 ..] (agc_block_train_init arrays, fused qkv [3D, D],
+ * rows q, k, v), ln_post and the projection into out's arrays. */
+void agc_vision_tower_copy_top (const AgcVisionTower *tower, int first_layer,
+                                AgcVisionParams *out);

@@ -205,20 +205,17 @@ embed_top (Fit *fit, float *out, const AgcFinetuneWeights *w, const int *idx, in
   for (int j = 0; j < n; j++)
     memcpy (x + (size_t) j * fit->image_floats, fit->hidden + (size_t) idx[j] * fit->image_floats,
             fit->image_floats * sizeof (float));
-  AgcBlock blocks[64];
-  for (int k = 0; k < fit->n_blocks; k++)
-    blocks[k] = *w->blocks[k];
   // blocks built by hand (no stored tensors): fused float32 qkv, read in place
-  AgcTransformer top = { .config = fit->config, .blocks = blocks, .scratch = &fit->arena };
+  AgcTransformer top = { .config = fit->config, .blocks = w->top.blocks, .scratch = &fit->arena };
   gboolean ok = agc_transformer_forward (&top, x, n, t, FALSE, error);
   if (ok)
     {
       float *pooled = g_new (float, (size_t) n * d); // [n, D]
       for (int j = 0; j < n; j++)
         memcpy (pooled + (size_t) j * d, x + (size_t) j * t * d, d * sizeof (float));
-      agc_layernorm_forward (pooled, pooled, w->post_ln_weight, w->post_ln_bias, n, d,
+      agc_layernorm_forward (pooled, pooled, w->top.post_ln_weight, w->top.post_ln_bias, n, d,
                              fit->config.layer_norm_eps);
-      agc_linear_forward (out, pooled, w->projection, NULL, n, d, fit->dim);
+      agc_linear_forward (out, pooled, w->top.projection, NULL, n, d, fit->dim);
       for (int j = 0; j < n; j++)
         agc_l2_normalize (out + (size_t) j * fit->dim, fit->dim);
       g_free (pooled);
@@ -403,7 +400,7 @@ finetune_adapter (gpointer self, GArray *views, GPtrArray *names, const char *da
     while (0)
   for (int k = 0; k < fit->n_blocks; k++)
     {
-      const AgcBlock *b = w->blocks[k];
+      const AgcBlock *b = &w->top.blocks[k];
       const struct
       {
         const char *suffix;
@@ -436,9 +433,9 @@ finetune_adapter (gpointer self, GArray *views, GPtrArray *names, const char *da
           ADD (name, parts[i].data, parts[i].rows, parts[i].cols);
         }
     }
-  ADD ("vision_model.post_layernorm.weight", w->post_ln_weight, d, 0);
-  ADD ("vision_model.post_layernorm.bias", w->post_ln_bias, d, 0);
-  ADD ("visual_projection.weight", w->projection, e, d);
+  ADD ("vision_model.post_layernorm.weight", w->top.post_ln_weight, d, 0);
+  ADD ("vision_model.post_layernorm.bias", w->top.post_ln_bias, d, 0);
+  ADD ("visual_projection.weight", w->top.projection, e, d);
   #undef ADD
   return agc_train_settings_json (
       fit->params, data_dir, "AdamW, warm-up + cosine, gradient norm clipped at 1",
@@ -456,10 +453,7 @@ finetune_prepare (gpointer self, AgcTrainerRun *run, AgcTrainResult *result, GSt
   fit->n_classes = agc_label_set_n_classes (data->labels);
   // the starting point: copies of the top of the tower
   fit->original = agc_finetune_weights_new (&fit->config, fit->n_blocks, fit->dim);
-  for (int k = 0; k < fit->n_blocks; k++)
-    agc_vision_tower_copy_block (fit->tower, fit->first_layer + k, fit->original->blocks[k]);
-  agc_vision_tower_copy_head (fit->tower, fit->original->post_ln_weight,
-                              fit->original->post_ln_bias, fit->original->projection);
+  agc_vision_tower_copy_top (fit->tower, fit->first_layer, &fit->original->top);
   if (!prepare (fit, result, images, data, fit->model, cancellable, error)
       || !class_embeddings (fit, fit->model, data->labels, cancellable, error))
     return FALSE;
@@ -492,10 +486,7 @@ finetune_start (gpointer self)
   fp.adamw.warmup_steps = warmup_steps (params, fp.adamw.total_steps);
   fp.logit_scale = fit->logit_scale;
   agc_finetune_free (fit->ft);
-  fit->ft = agc_finetune_new (&fit->config, fit->dim, fit->n_blocks,
-                              (const AgcBlock *const *) fit->original->blocks,
-                              fit->original->post_ln_weight, fit->original->post_ln_bias,
-                              fit->original->projection, &fp);
+  fit->ft = agc_finetune_new (&fit->config, fit->dim, fit->original, &fp);
   agc_finetune_weights_free (fit->best);
   fit->best = agc_finetune_weights_new (&fit->config, fit->n_blocks, fit->dim);
   agc_finetune_weights_copy (fit->best, fit->original, &fit->config, fit->dim);

@@ -1,6 +1,7 @@
 /* finetune.c — one contrastive fine-tuning step of the vision tower's top
- * (finetune.h): forward keeping activations, backward, then the optimiser
- * (optimizer.h): clipping, AdamW. */
+ * (finetune.h): the tower's training forward and backward for its top
+ * (vision-tower.h) with the loss, then the optimiser (optimizer.h):
+ * clipping, AdamW. */
 #include "train/finetune.h"
 
 #include "nn/backward.h"
@@ -18,13 +19,13 @@ agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks, int embed_
   int d = config->width;
   AgcFinetuneWeights *w = g_new0 (AgcFinetuneWeights, 1);
   w->n_blocks = n_blocks;
-  w->blocks = g_new0 (AgcBlock *, MAX (n_blocks, 1));
+  w->top.blocks = g_new0 (AgcBlock, MAX (n_blocks, 1));
   for (int k = 0; k < n_blocks; k++)
-    w->blocks[k] = agc_block_train_new (config);
+    agc_block_train_init (&w->top.blocks[k], config);
   w->head_memory = g_new0 (float, 2 * (size_t) d + (size_t) embed_dim * d);
-  w->post_ln_weight = w->head_memory;
-  w->post_ln_bias = w->post_ln_weight + d;
-  w->projection = w->post_ln_bias + d;
+  w->top.post_ln_weight = w->head_memory;
+  w->top.post_ln_bias = w->top.post_ln_weight + d;
+  w->top.projection = w->top.post_ln_bias + d;
   return w;
 }
 
@@ -34,8 +35,8 @@ agc_finetune_weights_free (AgcFinetuneWeights *w)
   if (w == NULL)
     return;
   for (int k = 0; k < w->n_blocks; k++)
-    agc_block_train_free (w->blocks[k]);
-  g_free (w->blocks);
+    agc_block_train_clear (&w->top.blocks[k]);
+  g_free (w->top.blocks);
   g_free (w->head_memory);
   g_free (w);
 }
@@ -47,8 +48,8 @@ agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
   int n = 0;
   for (int k = 0; k < w->n_blocks; k++)
     n += agc_block_train_arrays (arrays + n, sizes + n, decays != NULL ? decays + n : NULL,
-                                 w->blocks[k], config);
-  float *head[3] = { w->post_ln_weight, w->post_ln_bias, w->projection };
+                                 &w->top.blocks[k], config);
+  float *head[3] = { w->top.post_ln_weight, w->top.post_ln_bias, w->top.projection };
   size_t head_sizes[3] = { config->width, config->width, (size_t) embed_dim * config->width };
   for (int i = 0; i < 3; i++, n++)
     {
@@ -82,12 +83,11 @@ agc_finetune_weights_copy (AgcFinetuneWeights *dst, AgcFinetuneWeights *src,
 }
 
 AgcFinetune *
-agc_finetune_new (const AgcTowerConfig *config, int embed_dim, int n_blocks,
-                  const AgcBlock *const *blocks, const float *post_ln_weight,
-                  const float *post_ln_bias, const float *projection,
+agc_finetune_new (const AgcTowerConfig *config, int embed_dim, const AgcFinetuneWeights *start,
                   const AgcFinetuneParams *params)
 {
-  g_return_val_if_fail (config != NULL && blocks != NULL && params != NULL, NULL);
+  g_return_val_if_fail (config != NULL && start != NULL && params != NULL, NULL);
+  int n_blocks = start->n_blocks;
   g_return_val_if_fail (n_blocks >= 0 && n_blocks <= 64, NULL);
   AgcFinetune *ft = g_new0 (AgcFinetune, 1);
   ft->config = *config;
@@ -97,13 +97,7 @@ agc_finetune_new (const AgcTowerConfig *config, int embed_dim, int n_blocks,
   ft->grads = agc_finetune_weights_new (config, n_blocks, embed_dim);
   ft->m = agc_finetune_weights_new (config, n_blocks, embed_dim);
   ft->v = agc_finetune_weights_new (config, n_blocks, embed_dim);
-  ft->acts = g_new0 (AgcBlockActs *, MAX (n_blocks, 1));
-  // the given blocks, as a weights layout to copy from
-  AgcFinetuneWeights given = { .n_blocks = n_blocks, .blocks = (AgcBlock **) blocks,
-                               .post_ln_weight = (float *) post_ln_weight,
-                               .post_ln_bias = (float *) post_ln_bias,
-                               .projection = (float *) projection };
-  agc_finetune_weights_copy (ft->weights, &given, config, embed_dim);
+  agc_finetune_weights_copy (ft->weights, (AgcFinetuneWeights *) start, config, embed_dim);
   return ft;
 }
 
@@ -112,9 +106,7 @@ agc_finetune_free (AgcFinetune *ft)
 {
   if (ft == NULL)
     return;
-  for (int k = 0; k < ft->weights->n_blocks; k++)
-    agc_block_acts_free (ft->acts[k]);
-  g_free (ft->acts);
+  agc_vision_acts_free (ft->acts);
   agc_finetune_weights_free (ft->weights);
   agc_finetune_weights_free (ft->grads);
   agc_finetune_weights_free (ft->m);
@@ -125,13 +117,11 @@ agc_finetune_free (AgcFinetune *ft)
 static void
 size_acts (AgcFinetune *ft, int batch, int n_tokens)
 {
-  if (ft->batch == batch && ft->n_tokens == n_tokens)
+  if (ft->acts != NULL && ft->batch == batch && ft->n_tokens == n_tokens)
     return;
-  for (int k = 0; k < ft->weights->n_blocks; k++)
-    {
-      agc_block_acts_free (ft->acts[k]);
-      ft->acts[k] = agc_block_acts_new (&ft->config, batch, n_tokens);
-    }
+  agc_vision_acts_free (ft->acts);
+  ft->acts = agc_vision_acts_new_top (&ft->config, ft->embed_dim, ft->weights->n_blocks, batch,
+                                      n_tokens);
   ft->batch = batch;
   ft->n_tokens = n_tokens;
 }
@@ -144,30 +134,16 @@ agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int 
   g_return_val_if_fail (ft != NULL && hidden != NULL && batch > 0 && n_tokens > 0, 0.0);
   const AgcTowerConfig *c = &ft->config;
   AgcFinetuneWeights *w = ft->weights, *g = ft->grads;
-  int d = c->width, e = ft->embed_dim, k_blocks = w->n_blocks;
-  size_t rd = (size_t) batch * n_tokens * d, bd = (size_t) batch * d, be = (size_t) batch * e;
+  int e = ft->embed_dim;
+  size_t be = (size_t) batch * e;
   size_acts (ft, batch, n_tokens);
 
-  // scratch: residual stream x and its gradient dx [R, D]; pooled, ln_post
-  // and projection activations with their gradients
-  float *scratch = g_new0 (float, 2 * rd + 4 * bd + 2 * (size_t) batch + 4 * be);
-  float *x = scratch, *dx = x + rd, *pooled = dx + rd, *ln = pooled + bd, *dln = ln + bd;
-  float *dpooled = dln + bd, *mean = dpooled + bd, *rstd = mean + batch, *emb = rstd + batch;
-  float *normed = emb + be, *dnormed = normed + be, *demb = dnormed + be;
+  // the embeddings before and after L2, with their gradients [B, E]
+  float *scratch = g_new0 (float, 4 * be);
+  float *emb = scratch, *normed = emb + be, *dnormed = normed + be, *demb = dnormed + be;
 
-  // ---- forward ----
-  memcpy (x, hidden, rd * sizeof (float));
-  AgcLayer layers[64]; // float32 views of the trained blocks
-  for (int k = 0; k < k_blocks; k++)
-    {
-      agc_layer_view (&layers[k], w->blocks[k], c);
-      agc_block_forward (x, ft->acts[k], &layers[k], c, FALSE);
-    }
-  for (int b = 0; b < batch; b++) // the class token of each image
-    memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tokens * d, d * sizeof (float));
-  agc_layernorm_forward_train (ln, mean, rstd, pooled, w->post_ln_weight, w->post_ln_bias, batch,
-                               d, c->layer_norm_eps);
-  agc_linear_forward (emb, ln, w->projection, NULL, batch, d, e);
+  // ---- forward: the tower's top, then L2 ----
+  agc_vision_tower_forward_top (emb, ft->acts, hidden, &w->top);
   agc_l2_normalize_forward_train (normed, emb, batch, e);
 
   // ---- backward: zero the gradients first, every backward adds ----
@@ -183,22 +159,7 @@ agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int 
                                                n_classes);
   // normed = emb / ||emb||
   agc_l2_normalize_backward (demb, dnormed, emb, batch, e);
-  // emb = ln @ projection^T
-  agc_linear_backward (dln, g->projection, NULL, demb, ln, w->projection, batch, d, e);
-  // ln = ln_post(pooled)
-  agc_layernorm_backward (dpooled, g->post_ln_weight, g->post_ln_bias, dln, pooled,
-                          w->post_ln_weight, mean, rstd, batch, d);
-  // pooled = x[class rows]: the other rows get no gradient
-  for (int b = 0; b < batch; b++)
-    memcpy (dx + (size_t) b * n_tokens * d, dpooled + (size_t) b * d, d * sizeof (float));
-  float *dx_below = g_new (float, rd);
-  for (int k = k_blocks - 1; k >= 0; k--)
-    {
-      memset (dx_below, 0, rd * sizeof (float));
-      agc_block_backward (k > 0 ? dx_below : NULL, g->blocks[k], dx, ft->acts[k], &layers[k], c);
-      memcpy (dx, dx_below, rd * sizeof (float));
-    }
-  g_free (dx_below);
+  agc_vision_tower_backward (&g->top, demb, ft->acts, &w->top);
 
   // ---- clip the global norm, as torch.nn.utils.clip_grad_norm_ ----
   const AgcAdamWParams *opt = &ft->params.adamw;

@@ -4,7 +4,8 @@
  *
  * The frozen layers below run once per image with the inference forward;
  * a step starts from their output, hidden[B, T, D] (the input of block
- * L - K), and goes
+ * L - K), and goes through the tower's training mode for its top
+ * (vision-tower.h)
  *   K blocks -> class token -> ln_post -> @ projection^T -> L2 -> loss
  * with agc_contrastive_loss_backward's loss, then clips the global gradient
  * norm, and takes one AdamW step at the learning rate of a linear warm-up
@@ -13,17 +14,17 @@
 #pragma once
 
 #include "nn/block-train.h"
+#include "nn/vision-tower.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
 /* Every trainable tensor; one layout for weights, gradients and moments. */
 typedef struct
 {
-  int n_blocks;                             // K
-  AgcBlock **blocks;                        // [K], lowest first
-  float *post_ln_weight, *post_ln_bias;     // [D]
-  float *projection;                        // [E, D]
-  float *head_memory;                       // owns the three above
+  int n_blocks;          // K
+  AgcVisionParams top;   // the tower's top (vision-tower.h): blocks [K] lowest first, ln_post,
+                         // projection; the embedding's arrays NULL
+  float *head_memory;    // owns ln_post's arrays and the projection
 } AgcFinetuneWeights;
 
 AgcFinetuneWeights *agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks,
@@ -56,14 +57,12 @@ typedef struct
   AgcFinetuneWeights *weights, *grads, *m, *v;
   gint64 step;          /* steps taken */
   int batch, n_tokens;  /* what acts are sized for */
-  AgcBlockActs **acts;  /* [K] */
+  AgcVisionActs *acts;  /* the top's, for batch sequences of n_tokens */
 } AgcFinetune;
 
-/* Starts from copies of blocks[K] (fused qkv), ln_post and projection[E, D]. */
-AgcFinetune *agc_finetune_new (const AgcTowerConfig *config, int embed_dim, int n_blocks,
-                               const AgcBlock *const *blocks, const float *post_ln_weight,
-                               const float *post_ln_bias, const float *projection,
-                               const AgcFinetuneParams *params);
+/* Starts from a copy of start (start->n_blocks blocks). */
+AgcFinetune *agc_finetune_new (const AgcTowerConfig *config, int embed_dim,
+                               const AgcFinetuneWeights *start, const AgcFinetuneParams *params);
 void agc_finetune_free (AgcFinetune *ft);
 
 /* One step on hidden[batch, n_tokens, D] with labels[batch] against

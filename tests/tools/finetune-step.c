@@ -58,9 +58,7 @@ main (int argc, char **argv)
   g_ptr_array_add (names, g_strdup ("projection"));
   for (int i = 0; i < n_arrays; i++)
     memcpy (arrays[i], input (names->pdata[i], NULL), sizes[i] * sizeof (float));
-  AgcFinetune *ft = agc_finetune_new (&config, e, n_blocks, (const AgcBlock *const *) init->blocks,
-                                      init->post_ln_weight, init->post_ln_bias, init->projection,
-                                      &params);
+  AgcFinetune *ft = agc_finetune_new (&config, e, init, &params);
 
   const float *hidden = input ("hidden", NULL), *text = input ("text", NULL);
   const float *cw = input ("class_weights", NULL);
