@@ -218,6 +218,22 @@ agc_vision_tower_forward_hidden (const AgcVisionTower *t, const float *pixels, i
          && run_layers (t, hidden, batch, n_layers, error);
 }
 
+// out[B, E] = ln_post(x[:, 0]) @ projection^T for x[B, T, D], through
+// pooled[B, D]; products_only skips the layer norm (agriclip.h)
+static void
+head_forward (float *out, float *pooled, const float *x, int batch, int n_tokens,
+              const AgcTowerConfig *c, int embed_dim, const float *post_ln_weight,
+              const float *post_ln_bias, const float *projection, gboolean products_only)
+{
+  int d = c->width;
+  for (int b = 0; b < batch; b++)
+    memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tokens * d, (size_t) d * sizeof (float));
+  if (!products_only)
+    agc_layernorm_forward (pooled, pooled, post_ln_weight, post_ln_bias, batch, d,
+                           c->layer_norm_eps);
+  agc_linear_forward (out, pooled, projection, NULL, batch, d, embed_dim);
+}
+
 gboolean
 agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batch, float *out,
                           GError **error)
@@ -238,12 +254,25 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
   float *pooled = agc_arena_take (&cursor, (size_t) batch * d); // [B, D]
   if (!agc_vision_tower_forward_hidden (t, pixels, batch, t->config.layers, x, error))
     return FALSE;
-  for (int b = 0; b < batch; b++)
-    memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tok * d, (size_t) d * sizeof (float));
-  if (!t->options.products_only)
-    agc_layernorm_forward (pooled, pooled, t->post_ln_weight, t->post_ln_bias, batch, d,
-                           t->config.layer_norm_eps);
-  agc_linear_forward (out, pooled, t->projection, NULL, batch, d, t->embed_dim);
+  head_forward (out, pooled, x, batch, n_tok, &t->config, t->embed_dim, t->post_ln_weight,
+                t->post_ln_bias, t->projection, t->options.products_only);
+  return TRUE;
+}
+
+gboolean
+agc_vision_top_forward (float *out, float *x, int batch, int n_tokens, const AgcVisionParams *w,
+                        const AgcTowerConfig *config, int embed_dim, AgcArena *scratch,
+                        GError **error)
+{
+  g_return_val_if_fail (out != NULL && x != NULL && w != NULL && batch > 0, FALSE);
+  // blocks built by hand (no stored tensors): fused float32 qkv, read in place
+  AgcTransformer top = { .config = *config, .blocks = w->blocks, .scratch = scratch };
+  if (!agc_transformer_forward (&top, x, batch, n_tokens, FALSE, error))
+    return FALSE;
+  float *pooled = g_new (float, (size_t) batch * config->width); // [B, D]
+  head_forward (out, pooled, x, batch, n_tokens, config, embed_dim, w->post_ln_weight,
+                w->post_ln_bias, w->projection, FALSE);
+  g_free (pooled);
   return TRUE;
 }
 

@@ -96,6 +96,15 @@ void agc_vision_tower_forward_top (float *emb, AgcVisionActs *acts, const float 
 void agc_vision_tower_backward (AgcVisionParams *grads, const float *demb, AgcVisionActs *acts,
                                 const AgcVisionParams *w);
 
+/* Inference of the top in training's layout (validating while training):
+ * x[batch, n_tokens, D], the input of its first block (overwritten) ->
+ * out[batch, E], not normalised, through the blocks of w (config->layers of
+ * them) and the head, keeping nothing.  scratch: the blocks' reused
+ * activations (transformer.h). */
+gboolean agc_vision_top_forward (float *out, float *x, int batch, int n_tokens,
+                                 const AgcVisionParams *w, const AgcTowerConfig *config,
+                                 int embed_dim, AgcArena *scratch, GError **error);
+
 /* Float32 copies of the top for training it: blocks first_layer .. L-1
  * into out->blocks[0 ..] (agc_block_train_init arrays, fused qkv [3D, D],
  * rows q, k, v), ln_post and the projection into out's arrays. */

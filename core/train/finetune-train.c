@@ -193,33 +193,21 @@ class_embeddings (Fit *fit, AgcModel *model, const AgcLabelSet *labels,
   return TRUE;
 }
 
-/* ---- evaluation: the trained top with the inference forward --------------------- */
+/* ---- evaluation: the trained top with the inference forward (vision-tower.h) -------- */
 
 /* out[n, E] (L2-normalised) for the images idx[n], through weights. */
 static gboolean
 embed_top (Fit *fit, float *out, const AgcFinetuneWeights *w, const int *idx, int n,
            GError **error)
 {
-  int d = fit->width, t = fit->n_tokens;
   float *x = g_new (float, (size_t) n * fit->image_floats); // [n, T, D]
   for (int j = 0; j < n; j++)
     memcpy (x + (size_t) j * fit->image_floats, fit->hidden + (size_t) idx[j] * fit->image_floats,
             fit->image_floats * sizeof (float));
-  // blocks built by hand (no stored tensors): fused float32 qkv, read in place
-  AgcTransformer top = { .config = fit->config, .blocks = w->top.blocks, .scratch = &fit->arena };
-  gboolean ok = agc_transformer_forward (&top, x, n, t, FALSE, error);
-  if (ok)
-    {
-      float *pooled = g_new (float, (size_t) n * d); // [n, D]
-      for (int j = 0; j < n; j++)
-        memcpy (pooled + (size_t) j * d, x + (size_t) j * t * d, d * sizeof (float));
-      agc_layernorm_forward (pooled, pooled, w->top.post_ln_weight, w->top.post_ln_bias, n, d,
-                             fit->config.layer_norm_eps);
-      agc_linear_forward (out, pooled, w->top.projection, NULL, n, d, fit->dim);
-      for (int j = 0; j < n; j++)
-        agc_l2_normalize (out + (size_t) j * fit->dim, fit->dim);
-      g_free (pooled);
-    }
+  gboolean ok = agc_vision_top_forward (out, x, n, fit->n_tokens, &w->top, &fit->config, fit->dim,
+                                        &fit->arena, error);
+  for (int j = 0; ok && j < n; j++)
+    agc_l2_normalize (out + (size_t) j * fit->dim, fit->dim);
   g_free (x);
   return ok;
 }
