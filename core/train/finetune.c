@@ -5,7 +5,6 @@
 #include "train/finetune.h"
 
 #include "nn/backward.h"
-#include "kernels/ops.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
 #include "train/checkpoint.h"
