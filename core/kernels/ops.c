@@ -232,3 +232,27 @@ agc_bf16_to_f32 (float *out, const uint16_t *in, size_t n)
   else
     half_to_f32_scalar (out, in, n, AGC_DTYPE_BF16);
 }
+
+void
+agc_patch_rows (float *patches, const float *pixels, int image_size, int patch_size,
+                size_t row_begin, size_t row_end)
+{
+  int s = image_size, p = patch_size, grid = s / p, n_tok = grid * grid + 1;
+  size_t row_len = (size_t) 3 * p * p;
+  for (size_t r = row_begin; r < row_end; r++)
+    {
+      float *row = patches + r * row_len;
+      int b = (int) (r / n_tok), tok = (int) (r % n_tok);
+      if (tok == 0)
+        {
+          memset (row, 0, row_len * sizeof (float));
+          continue;
+        }
+      int gy = (tok - 1) / grid, gx = (tok - 1) % grid;
+      for (int c = 0; c < 3; c++)
+        for (int y = 0; y < p; y++)
+          memcpy (row + ((size_t) c * p + y) * p,
+                  pixels + (((size_t) b * 3 + c) * s + gy * p + y) * s + gx * p,
+                  (size_t) p * sizeof (float));
+    }
+}

@@ -53,3 +53,11 @@ void agc_bf16_to_f32 (float *out, const uint16_t *in, size_t n);
 int agc_ops_force_scalar (int force);
 /* Whether the SIMD code is in use (AVX2 present and not forced off). */
 gboolean agc_ops_simd (void);
+
+/* Rows row_begin .. row_end - 1 of a ViT's patch matrix patches[B * T, 3 p p]
+ * for pixels[B, 3, s, s] (p = patch_size, s = image_size, T = (s/p)² + 1):
+ * row b T + t holds patch t - 1 (row-major over the grid) in the conv
+ * kernel's (channel, y, x) order, so that the stride-p convolution is one
+ * GEMM; row b T, the class token's, is zeros. */
+void agc_patch_rows (float *patches, const float *pixels, int image_size, int patch_size,
+                     size_t row_begin, size_t row_end);

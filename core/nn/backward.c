@@ -439,23 +439,7 @@ agc_patch_embed_forward_train (float *out, float *patches, const float *pixels,
 {
   int s = image_size, p = patch_size, grid = s / p, n_tok = grid * grid + 1;
   size_t row_len = (size_t) 3 * p * p, rows = (size_t) batch * n_tok;
-  // patch rows in the kernel's (channel, y, x) order
-  for (size_t r = 0; r < rows; r++)
-    {
-      float *row = patches + r * row_len;
-      int b = (int) (r / n_tok), tok = (int) (r % n_tok);
-      if (tok == 0)
-        {
-          memset (row, 0, row_len * sizeof (float));
-          continue;
-        }
-      int gy = (tok - 1) / grid, gx = (tok - 1) % grid;
-      for (int c = 0; c < 3; c++)
-        for (int y = 0; y < p; y++)
-          memcpy (row + ((size_t) c * p + y) * p,
-                  pixels + (((size_t) b * 3 + c) * s + gy * p + y) * s + gx * p,
-                  (size_t) p * sizeof (float));
-    }
+  agc_patch_rows (patches, pixels, s, p, 0, rows);
   // out[B*T, D] = patches @ weight[D, 3pp]^T; the zero rows give 0
   agc_linear_forward (out, patches, weight, NULL, (int) rows, (int) row_len, width);
 }

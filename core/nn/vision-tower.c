@@ -114,33 +114,14 @@ typedef struct
   float *x;            // [B, T, D]
 } Embed;
 
-// patch rows in the conv kernel's (channel, y, x) order, so the stride-p
-// convolution becomes one GEMM; items are token rows of the batch
+// the convolution's input as rows (agc_patch_rows); items are token rows
 static void
 im2col_rows (void *ctx, int begin, int end, int thread)
 {
   (void) thread;
   const Embed *e = ctx;
-  int s = e->t->config.image_size, p = e->t->config.patch_size, grid = e->t->grid;
-  int n_tok = e->t->n_tokens;
-  size_t row_len = (size_t) 3 * p * p;
-  for (int r = begin; r < end; r++)
-    {
-      float *row = e->patches + (size_t) r * row_len;
-      int b = r / n_tok, tok = r % n_tok;
-      if (tok == 0)
-        {
-          memset (row, 0, row_len * sizeof (float));
-          continue;
-        }
-      int gy = (tok - 1) / grid, gx = (tok - 1) % grid;
-      for (int c = 0; c < 3; c++)
-        for (int y = 0; y < p; y++)
-          {
-            const float *src = e->pixels + (((size_t) b * 3 + c) * s + gy * p + y) * s + gx * p;
-            memcpy (row + ((size_t) c * p + y) * p, src, (size_t) p * sizeof (float));
-          }
-    }
+  agc_patch_rows (e->patches, e->pixels, e->t->config.image_size, e->t->config.patch_size,
+                  (size_t) begin, (size_t) end);
 }
 
 // x[r] = ln_pre(x[r] + position[t] (+ class embedding on the class row))
