@@ -184,3 +184,13 @@ agc_tensor_to_f32 (const AgcTensorView *tensor, float *out)
       break;
     }
 }
+
+char *
+agc_shape_text (int n_dims, const int64_t *shape)
+{
+  GString *out = g_string_new ("[");
+  for (int d = 0; d < n_dims; d++)
+    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d > 0 ? ", " : "", shape[d]);
+  g_string_append_c (out, ']');
+  return g_string_free (out, FALSE);
+}

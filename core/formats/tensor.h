@@ -35,6 +35,8 @@ typedef struct
 
 size_t agc_dtype_size (AgcDType dtype);
 const char *agc_dtype_name (AgcDType dtype); /* "F32", "BF16", … as in safetensors */
+/* "[2, 3]": a shape for messages (g_free). */
+char *agc_shape_text (int n_dims, const int64_t *shape);
 gboolean agc_dtype_is_float (AgcDType dtype);
 int64_t agc_tensor_n_elements (const AgcTensorView *tensor);
 

@@ -168,17 +168,6 @@ is_tensor (const AgcPickleValue *value)
   return value->kind == AGC_PICKLE_CALL && is_tensor_function (value->callable);
 }
 
-/* "[2, 3]" */
-static char *
-format_dims (int n, const int64_t *dims)
-{
-  GString *out = g_string_new ("[");
-  for (int d = 0; d < n; d++)
-    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d > 0 ? ", " : "", dims[d]);
-  g_string_append_c (out, ']');
-  return g_string_free (out, FALSE);
-}
-
 /* ---- storages ------------------------------------------------------------- */
 
 static const DTypeName *
@@ -410,8 +399,8 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
     }
   if (end > storage->n_bytes)
     {
-      g_autofree char *shape = format_dims (n_dims, view->shape);
-      g_autofree char *strides = format_dims (n_dims, stride);
+      g_autofree char *shape = agc_shape_text (n_dims, view->shape);
+      g_autofree char *strides = agc_shape_text (n_dims, stride);
       return fail (error, AGC_ERROR_FORMAT, checkpoint,
                    "tensor '%s' (offset %" G_GUINT64_FORMAT ", shape %s, strides %s) reaches "
                    "byte %" G_GUINT64_FORMAT " of a storage of %" G_GUINT64_FORMAT " bytes",
@@ -437,8 +426,8 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
   guint8 *copy = n_bytes <= budget - checkpoint->copied_bytes ? g_try_malloc (n_bytes) : NULL;
   if (copy == NULL)
     {
-      g_autofree char *shape = format_dims (n_dims, view->shape);
-      g_autofree char *strides = format_dims (n_dims, stride);
+      g_autofree char *shape = agc_shape_text (n_dims, view->shape);
+      g_autofree char *strides = agc_shape_text (n_dims, stride);
       return fail (error, AGC_ERROR_UNSUPPORTED, checkpoint,
                    "tensor '%s' is a strided view (shape %s, strides %s) whose %" G_GUINT64_FORMAT
                    "-byte copy does not fit in memory or within the file size; save "

@@ -78,20 +78,10 @@ agc_weights_openai_text_prefix (const AgcWeights *weights)
   return agc_weights_find (weights, "text.token_embedding.weight") != NULL ? "text." : "";
 }
 
-static char *
-shape_text (const AgcTensorView *t)
-{
-  GString *out = g_string_new ("[");
-  for (int d = 0; d < t->n_dims; d++)
-    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d > 0 ? ", " : "", t->shape[d]);
-  g_string_append_c (out, ']');
-  return g_string_free (out, FALSE);
-}
-
 static gboolean
 wrong_shape (GError **error, const char *path, const AgcTensorView *t, const char *expected)
 {
-  g_autofree char *shape = shape_text (t);
+  g_autofree char *shape = agc_shape_text (t->n_dims, t->shape);
   g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL, "%s: tensor '%s' has shape %s (%s), expected %s",
                path, t->name, shape, agc_dtype_name (t->dtype), expected);
   return FALSE;

@@ -347,15 +347,6 @@ agc_weights_tensor (const AgcWeights *weights, int index)
   return g_ptr_array_index (weights->order, index);
 }
 
-static void
-append_shape (GString *out, int n_dims, const int64_t *shape)
-{
-  g_string_append_c (out, '[');
-  for (int d = 0; d < n_dims; d++)
-    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d > 0 ? ", " : "", shape[d]);
-  g_string_append_c (out, ']');
-}
-
 float *
 agc_weights_take_f32 (const AgcWeights *weights, const char *name, int n_dims,
                       const int64_t *shape, GError **error)
@@ -383,12 +374,10 @@ agc_weights_take_f32 (const AgcWeights *weights, const char *name, int n_dims,
     same = tensor->shape[d] == shape[d];
   if (!same)
     {
-      g_autoptr (GString) have = g_string_new (NULL);
-      g_autoptr (GString) want = g_string_new (NULL);
-      append_shape (have, tensor->n_dims, tensor->shape);
-      append_shape (want, n_dims, shape);
+      g_autofree char *have = agc_shape_text (tensor->n_dims, tensor->shape);
+      g_autofree char *want = agc_shape_text (n_dims, shape);
       g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL, "%s: tensor '%s' has shape %s, expected %s",
-                   tensor->file, name, have->str, want->str);
+                   tensor->file, name, have, want);
       return NULL;
     }
 

@@ -70,13 +70,11 @@ load_aligner (AgcAgriclipImage *image, const char *path, int embed_dim, GError *
                  file, embed_dim, AGC_RESNET_FEATURES, embed_dim);
   else if (w->n_dims != 2 || (w->shape[1] != in && w->shape[0] != in))
     {
-      g_autoptr (GString) shape = g_string_new (NULL);
-      for (int d = 0; d < w->n_dims; d++)
-        g_string_append_printf (shape, "%s%" G_GINT64_FORMAT, d > 0 ? ", " : "", w->shape[d]);
+      g_autofree char *shape = agc_shape_text (w->n_dims, w->shape);
       g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
-                   "%s: tensor 'W' has shape [%s], expected [%d, %d] (or [%d, %d]): %d is the "
+                   "%s: tensor 'W' has shape %s, expected [%d, %d] (or [%d, %d]): %d is the "
                    "size of the ResNet-50's features",
-                   file, shape->str, embed_dim, AGC_RESNET_FEATURES, AGC_RESNET_FEATURES,
+                   file, shape, embed_dim, AGC_RESNET_FEATURES, AGC_RESNET_FEATURES,
                    embed_dim, AGC_RESNET_FEATURES);
     }
   else

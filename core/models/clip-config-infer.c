@@ -19,16 +19,6 @@
 #define MAX_SIZE (1 << 20)
 #define OPENAI_HEAD_WIDTH 64
 
-static char *
-shape_text (int n_dims, const int64_t *shape)
-{
-  GString *out = g_string_new ("[");
-  for (int d = 0; d < n_dims; d++)
-    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d > 0 ? ", " : "", shape[d]);
-  g_string_append_c (out, ']');
-  return g_string_free (out, FALSE);
-}
-
 /* The tensor, floating point with n_dims dimensions of 1 .. MAX_SIZE. */
 static const AgcTensorView *
 need (const AgcWeights *w, const char *name, int n_dims, const char *expected, GError **error)
@@ -45,7 +35,7 @@ need (const AgcWeights *w, const char *name, int n_dims, const char *expected, G
     ok = t->shape[d] >= 1 && t->shape[d] <= MAX_SIZE;
   if (!ok)
     {
-      g_autofree char *shape = shape_text (t->n_dims, t->shape);
+      g_autofree char *shape = agc_shape_text (t->n_dims, t->shape);
       g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
                    "%s: tensor '%s' has shape %s (%s), expected a floating-point %s", path, name,
                    shape, agc_dtype_name (t->dtype), expected);
@@ -58,14 +48,14 @@ need (const AgcWeights *w, const char *name, int n_dims, const char *expected, G
 static gboolean
 check (const AgcWeights *w, const char *name, int n_dims, const int64_t *shape, GError **error)
 {
-  g_autofree char *want = shape_text (n_dims, shape);
+  g_autofree char *want = agc_shape_text (n_dims, shape);
   const AgcTensorView *t = need (w, name, n_dims, want, error);
   if (t == NULL)
     return FALSE;
   for (int d = 0; d < n_dims; d++)
     if (t->shape[d] != shape[d])
       {
-        g_autofree char *have = shape_text (t->n_dims, t->shape);
+        g_autofree char *have = agc_shape_text (t->n_dims, t->shape);
         g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
                      "%s: tensor '%s' has shape %s, expected %s", agc_weights_path (w), name,
                      have, want);
@@ -159,7 +149,7 @@ infer_shapes (AgcClipConfig *out, const AgcWeights *w, const char *text_prefix, 
     return FALSE;
   if (conv->shape[1] != 3 || conv->shape[2] != conv->shape[3])
     {
-      g_autofree char *shape = shape_text (4, conv->shape);
+      g_autofree char *shape = agc_shape_text (4, conv->shape);
       g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
                    "%s: tensor 'visual.conv1.weight' has shape %s; only square patches of RGB "
                    "images, [width, 3, patch, patch], are supported",
