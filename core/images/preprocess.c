@@ -4,36 +4,41 @@
  * float32 ((v / 255 - mean) / std), so equal pixels give equal floats. */
 #include "images/preprocess.h"
 
+#include <string.h>
+
 /* A resized image this large only comes from an absurd aspect ratio
  * (e.g. 1 x 100000 resized to 224 x 22400000). */
 #define MAX_RESIZED_PIXELS ((gint64) 1 << 28)
 
-AgcPreprocess
-agc_preprocess_clip_defaults (int image_size)
+// resize the shorter side to the crop's size, then centre-crop a square
+static AgcPreprocess
+square_crop (int image_size, AgcFilter filter, const float mean[3], const float std[3])
 {
   AgcPreprocess config = {
     .shortest_edge = image_size,
     .crop_width = image_size,
     .crop_height = image_size,
-    .filter = AGC_FILTER_BICUBIC,
-    .mean = { 0.48145466f, 0.4578275f, 0.40821073f },
-    .std = { 0.26862954f, 0.26130258f, 0.27577711f },
+    .filter = filter,
   };
+  memcpy (config.mean, mean, sizeof config.mean);
+  memcpy (config.std, std, sizeof config.std);
   return config;
+}
+
+AgcPreprocess
+agc_preprocess_clip_defaults (int image_size)
+{
+  static const float mean[3] = { 0.48145466f, 0.4578275f, 0.40821073f };
+  static const float std[3] = { 0.26862954f, 0.26130258f, 0.27577711f };
+  return square_crop (image_size, AGC_FILTER_BICUBIC, mean, std);
 }
 
 AgcPreprocess
 agc_preprocess_imagenet_defaults (int image_size)
 {
-  AgcPreprocess config = {
-    .shortest_edge = image_size,
-    .crop_width = image_size,
-    .crop_height = image_size,
-    .filter = AGC_FILTER_BILINEAR,
-    .mean = { 0.485f, 0.456f, 0.406f },
-    .std = { 0.229f, 0.224f, 0.225f },
-  };
-  return config;
+  static const float mean[3] = { 0.485f, 0.456f, 0.406f };
+  static const float std[3] = { 0.229f, 0.224f, 0.225f };
+  return square_crop (image_size, AGC_FILTER_BILINEAR, mean, std);
 }
 
 /* torchvision Resize(int): the shorter side becomes n, the longer one

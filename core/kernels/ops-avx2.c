@@ -101,40 +101,36 @@ load_bias (const float *bias, size_t i, __m256i mask)
   return bias != NULL ? _mm256_maskload_ps (bias + i, mask) : _mm256_setzero_ps ();
 }
 
-TARGET void
-agc_avx2_gelu (float *x, const float *bias, size_t n)
+// x = act(x + bias); quick is a constant at both call sites, so each gets
+// its own loop with the activation inlined
+TARGET static inline void
+bias_act (float *x, const float *bias, size_t n, int quick)
 {
   __m256i all = _mm256_set1_epi32 (-1);
   size_t i = 0;
   for (; i + 8 <= n; i += 8)
     {
       __m256 v = _mm256_add_ps (_mm256_loadu_ps (x + i), load_bias (bias, i, all));
-      _mm256_storeu_ps (x + i, gelu8 (v));
+      _mm256_storeu_ps (x + i, quick ? quick_gelu8 (v) : gelu8 (v));
     }
   if (i < n)
     {
       __m256i m = tail_mask ((int) (n - i));
       __m256 v = _mm256_add_ps (_mm256_maskload_ps (x + i, m), load_bias (bias, i, m));
-      _mm256_maskstore_ps (x + i, m, gelu8 (v));
+      _mm256_maskstore_ps (x + i, m, quick ? quick_gelu8 (v) : gelu8 (v));
     }
+}
+
+TARGET void
+agc_avx2_gelu (float *x, const float *bias, size_t n)
+{
+  bias_act (x, bias, n, 0);
 }
 
 TARGET void
 agc_avx2_quick_gelu (float *x, const float *bias, size_t n)
 {
-  __m256i all = _mm256_set1_epi32 (-1);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    {
-      __m256 v = _mm256_add_ps (_mm256_loadu_ps (x + i), load_bias (bias, i, all));
-      _mm256_storeu_ps (x + i, quick_gelu8 (v));
-    }
-  if (i < n)
-    {
-      __m256i m = tail_mask ((int) (n - i));
-      __m256 v = _mm256_add_ps (_mm256_maskload_ps (x + i, m), load_bias (bias, i, m));
-      _mm256_maskstore_ps (x + i, m, quick_gelu8 (v));
-    }
+  bias_act (x, bias, n, 1);
 }
 
 TARGET void
