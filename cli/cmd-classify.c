@@ -99,13 +99,6 @@ classify_files (AgcModel *model, const AgcClassifier *classifier, const char *co
   return failures;
 }
 
-static void
-warn_problem (const GError *problem, gpointer user_data)
-{
-  (void) user_data;
-  cli_warn (problem);
-}
-
 static int
 run (int argc, char **argv)
 {
@@ -174,8 +167,10 @@ run (int argc, char **argv)
     g_ptr_array_add (class_names, (gpointer) (labels ? agc_label_set_class_name (labels, c)
                                                      : agc_adapter_class_name (adapter, c)));
   g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
+  CliProgress no_line; // nothing is showing yet: a report is a warning line
+  cli_progress_init (&no_line);
   int problems = agc_image_collect ((const char *const *) argv + 1, argc - 1, recursive, files,
-                                    warn_problem, NULL);
+                                    cli_progress_report, &no_line);
 
   agc_model_resolve_path_in_place (&model_dir); // a pulled model's NAME, or a folder
   AgcModel *model = agc_model_load (model_dir, &error);

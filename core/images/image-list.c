@@ -8,7 +8,7 @@
 typedef struct
 {
   GHashTable *extensions;
-  AgcImageReportFunc report;
+  AgcReportFunc report;
   gpointer user_data;
 } Collect;
 
@@ -88,7 +88,7 @@ collect_folder (const char *folder, gboolean recursive, const Collect *c, GPtrAr
 
 int
 agc_image_collect (const char *const *paths, int n_paths, gboolean recursive, GPtrArray *files,
-                   AgcImageReportFunc report, gpointer user_data)
+                   AgcReportFunc report, gpointer user_data)
 {
   g_return_val_if_fail (n_paths == 0 || (paths != NULL && files != NULL), 0);
   g_autoptr (GHashTable) extensions = image_extensions ();

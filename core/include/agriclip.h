@@ -50,6 +50,10 @@ typedef enum
   AGC_ERROR_CANCELLED,
 } AgcErrorCode;
 
+/* A problem that does not stop the work (a skipped file, an unreadable
+ * folder, a cache that cannot be written), for the caller to report. */
+typedef void (*AgcReportFunc) (const GError *problem, gpointer user_data);
+
 /* ---- images ------------------------------------------------------------ */
 
 /* An 8-bit RGB image, rows packed without padding: pixels[(y * width + x) * 3 + c]. */
@@ -68,10 +72,6 @@ AgcImage *agc_image_load (const char *path, GError **error);
 AgcImage *agc_image_new (int width, int height);
 void agc_image_free (AgcImage *image);
 
-/* A problem met on the way that does not stop the work (an unreadable
- * folder, say), for the caller to report. */
-typedef void (*AgcImageReportFunc) (const GError *problem, gpointer user_data);
-
 /* The image files named by paths[n_paths], appended to files as newly
  * allocated names: a file as given (it is always tried); a folder's files
  * whose extension an image loader claims, sorted by name, hidden ones left
@@ -79,7 +79,7 @@ typedef void (*AgcImageReportFunc) (const GError *problem, gpointer user_data);
  * be read is reported (report may be NULL) and skipped.  Returns the
  * number of problems reported. */
 int agc_image_collect (const char *const *paths, int n_paths, gboolean recursive,
-                       GPtrArray *files, AgcImageReportFunc report, gpointer user_data);
+                       GPtrArray *files, AgcReportFunc report, gpointer user_data);
 
 /* ---- models ------------------------------------------------------------ */
 
@@ -323,9 +323,10 @@ typedef struct
 } AgcTrainProgress;
 
 typedef void (*AgcTrainProgressFunc) (const AgcTrainProgress *progress, gpointer user_data);
-/* A problem that does not stop training: a skipped file, a cache that
- * cannot be written, a checkpoint made with other settings. */
-typedef void (*AgcTrainReportFunc) (const GError *problem, gpointer user_data);
+/* A problem that does not stop training (an AgcReportFunc): a skipped
+ * file, a cache that cannot be written, a checkpoint made with other
+ * settings. */
+typedef AgcReportFunc AgcTrainReportFunc;
 
 typedef struct
 {

@@ -101,7 +101,7 @@ release_parts (const AgcLinear *lin)
 {
   for (int i = 0; lin->weights != NULL && i < lin->n_parts; i++)
     agc_weights_release (lin->weights, lin->parts[i].data,
-                         lin->parts[i].n * (lin->parts[i].dtype == AGC_DTYPE_F32 ? 4 : 2));
+                         lin->parts[i].n * agc_dtype_size (lin->parts[i].dtype));
 }
 
 // per output row, so stacking the parts changes nothing in the values; a
