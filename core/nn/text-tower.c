@@ -8,6 +8,8 @@
  * another, so a batch costs the sum of its lengths, not batch x 77. */
 #include "nn/text-tower.h"
 
+#include "nn/tower-core.h"
+
 #include "kernels/ops.h"
 #include "nn/backward.h"
 #include "nn/block-train.h"
@@ -122,7 +124,7 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
   // the tower is not thread-safe (agriclip.h): its scratch is its own
   AgcArena *arena = (AgcArena *) &t->arena;
   size_t need = agc_arena_size (rows * w) + agc_arena_size ((size_t) batch * w)
-                + agc_arena_size ((size_t) batch);
+                + 2 * agc_arena_size ((size_t) batch);
 
   float *cursor = agc_arena_reserve (arena, need, "a batch of texts", error);
   if (cursor == NULL)
@@ -130,6 +132,7 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
   float *x = agc_arena_take (&cursor, rows * w);                 // [sum of lengths, W]
   float *pooled = agc_arena_take (&cursor, (size_t) batch * w);  // [B, W]
   int *lengths = (int *) agc_arena_take (&cursor, (size_t) batch); // [B]
+  int *eot_rows = (int *) agc_arena_take (&cursor, (size_t) batch); // [B]
 
   // each text only up to its end-of-text token, packed one after another
   float *xr = x;
@@ -141,6 +144,7 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
         if (row[i] > row[eot])
           eot = i;
       lengths[b] = eot + 1;
+      eot_rows[b] = (int) (xr - x) / w + eot; // its last row
       for (int i = 0; i <= eot; i++, xr += w)
         {
           const float *pos = t->position_embedding + (size_t) i * w;
@@ -152,18 +156,9 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
 
   if (!agc_transformer_forward_packed (&t->transformer, x, batch, lengths, TRUE, error))
     return FALSE;
-  // the last row of each text is its end-of-text token; layer norm is per
-  // token, so normalising only the pooled rows is exact
-  size_t at = 0;
-  for (int b = 0; b < batch; b++)
-    {
-      at += lengths[b];
-      memcpy (pooled + (size_t) b * w, x + (at - 1) * w, (size_t) w * sizeof (float));
-    }
-  if (!t->transformer.options.products_only)
-    agc_layernorm_forward (pooled, pooled, t->final_ln_weight, t->final_ln_bias, batch, w,
-                           t->config.layer_norm_eps);
-  agc_linear_forward (out, pooled, t->projection, NULL, batch, w, t->embed_dim);
+  agc_head_forward (out, NULL, pooled, x, eot_rows, batch, t->final_ln_weight, t->final_ln_bias,
+                    t->projection, &t->config, t->embed_dim,
+                    t->transformer.options.products_only);
   return TRUE;
 }
 
@@ -171,22 +166,9 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
 
 struct AgcTextActs
 {
-  AgcTowerConfig config;
-  int embed_dim;               // E
-  int batch, context, n_layers;
-  int n_tokens;                // T of the last forward; block acts are views for it
+  AgcTowerActs stack;          // the blocks and the head (tower-core.h), room for T = ctx
+  int context;                 // ctx
   int32_t *row_ids;            // [B*T] the ids that were looked up
-  int *eot_rows;               // [B] row b*T + eot_b
-  float *x;                    // [B*ctx, W] the embeddings, then each block's output
-  float *dx, *dx_below;        // [B*ctx, W]
-  AgcBlockActs *blocks;        // [L] views for n_tokens into block_memory
-  float *block_memory;         // [L] block activations, room for T = ctx
-  float *block_scratch;        // the blocks' backward scratch, room for T = ctx
-  size_t block_floats;         // floats per layer in block_memory
-  float *pooled, *pooled_ln;   // [B, W]
-  float *ln_mean, *ln_rstd;    // [B]
-  float *dpooled, *dpooled_ln; // [B, W]
-  float *memory;
 };
 
 AgcTextActs *
@@ -194,24 +176,10 @@ agc_text_acts_new (const AgcClipConfig *config, int batch)
 {
   const AgcTowerConfig *c = &config->text;
   AgcTextActs *a = g_new0 (AgcTextActs, 1);
-  a->config = *c;
-  a->embed_dim = config->projection_dim;
-  a->batch = batch;
+  agc_tower_acts_init (&a->stack, c, config->projection_dim, c->layers, batch,
+                       c->context_length);
   a->context = c->context_length;
-  a->n_layers = c->layers;
-  size_t r = (size_t) batch * c->context_length, w = c->width, b = batch;
-  size_t sizes[] = { r * w, r * w, r * w, b * w, b * w, b, b, b * w, b * w };
-  float **slots[] = { &a->x, &a->dx, &a->dx_below, &a->pooled, &a->pooled_ln, &a->ln_mean,
-                      &a->ln_rstd, &a->dpooled, &a->dpooled_ln };
-  a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
-  a->row_ids = g_new0 (int32_t, r);
-  a->eot_rows = g_new0 (int, batch);
-  a->blocks = g_new0 (AgcBlockActs, MAX (c->layers, 1));
-  a->block_floats = agc_block_acts_floats (c, batch, c->context_length);
-  a->block_memory = g_new0 (float, a->block_floats * c->layers);
-  a->block_scratch = g_new0 (float, agc_block_scratch_floats (c, batch, c->context_length));
-  for (int l = 0; l < c->layers; l++)
-    a->blocks[l].scratch = a->block_scratch;
+  a->row_ids = g_new0 (int32_t, (size_t) batch * c->context_length);
   return a;
 }
 
@@ -220,12 +188,8 @@ agc_text_acts_free (AgcTextActs *a)
 {
   if (a == NULL)
     return;
-  g_free (a->blocks);
-  g_free (a->block_memory);
-  g_free (a->block_scratch);
+  agc_tower_acts_clear (&a->stack);
   g_free (a->row_ids);
-  g_free (a->eot_rows);
-  g_free (a->memory);
   g_free (a);
 }
 
@@ -233,8 +197,8 @@ void
 agc_text_tower_forward_train (float *emb, AgcTextActs *a, const int32_t *ids,
                               const AgcTextParams *w)
 {
-  const AgcTowerConfig *c = &a->config;
-  int width = c->width, ctx = a->context, batch = a->batch;
+  AgcTowerActs *s = &a->stack;
+  int width = s->config.width, ctx = a->context, batch = s->batch;
   int n_tok = 1;
   for (int b = 0; b < batch; b++)
     {
@@ -243,39 +207,26 @@ agc_text_tower_forward_train (float *emb, AgcTextActs *a, const int32_t *ids,
       for (int i = 1; i < ctx; i++)
         if (row[i] > row[eot])
           eot = i;
-      a->eot_rows[b] = eot; // position for now, row below
+      s->pool_rows[b] = eot; // position for now, row below
       n_tok = MAX (n_tok, eot + 1);
     }
-  if (n_tok != a->n_tokens) // the blocks' activations depend on T
-    for (int l = 0; l < c->layers; l++)
-      agc_block_acts_view (&a->blocks[l], a->block_memory + l * a->block_floats, c, batch, n_tok);
-  a->n_tokens = n_tok;
+  agc_tower_acts_set_tokens (s, n_tok);
   int rows = batch * n_tok;
   for (int b = 0; b < batch; b++)
     {
       memcpy (a->row_ids + (size_t) b * n_tok, ids + (size_t) b * ctx, n_tok * sizeof (int32_t));
-      a->eot_rows[b] += b * n_tok;
+      s->pool_rows[b] += b * n_tok;
     }
-  agc_embedding_forward (a->x, a->row_ids, w->token_embedding, rows, width);
+  agc_embedding_forward (s->x, a->row_ids, w->token_embedding, rows, width);
   for (int r = 0; r < rows; r++)
     {
-      float *xr = a->x + (size_t) r * width;
+      float *xr = s->x + (size_t) r * width;
       const float *pos = w->position + (size_t) (r % n_tok) * width;
       for (int i = 0; i < width; i++)
         xr[i] += pos[i];
     }
-  for (int l = 0; l < c->layers; l++)
-    {
-      AgcLayer layer;
-      agc_layer_view (&layer, &w->blocks[l], c);
-      agc_block_forward (a->x, &a->blocks[l], &layer, c, TRUE);
-    }
-  agc_rows_gather (a->pooled, a->x, a->eot_rows, batch, width);
-  agc_layernorm_forward_train (a->pooled_ln, a->ln_mean, a->ln_rstd, a->pooled,
-                               w->final_ln_weight, w->final_ln_bias, batch, width,
-                               c->layer_norm_eps);
-  agc_linear_forward (emb, a->pooled_ln, w->projection, NULL, batch, width,
-                      a->embed_dim);
+  agc_tower_stack_forward (emb, s, w->blocks, w->final_ln_weight, w->final_ln_bias,
+                           w->projection, TRUE);
 }
 
 void
@@ -283,41 +234,21 @@ agc_text_tower_backward (AgcTextParams *g, const float *demb, AgcTextActs *a,
                          const AgcTextParams *w, const float **dtokens,
                          const int32_t **row_ids, int *n_rows)
 {
-  const AgcTowerConfig *c = &a->config;
-  int width = c->width, n_tok = a->n_tokens, rows = a->batch * n_tok;
-  size_t rw = (size_t) rows * width, bw = (size_t) a->batch * width;
-  memset (a->dpooled_ln, 0, bw * sizeof (float));
-  memset (a->dpooled, 0, bw * sizeof (float));
-  memset (a->dx, 0, rw * sizeof (float));
-  // emb = pooled_ln @ text_projection^T
-  agc_linear_backward (a->dpooled_ln, g->projection, NULL, demb, a->pooled_ln,
-                       w->projection, a->batch, width, a->embed_dim);
-  // pooled_ln = final_ln(pooled)
-  agc_layernorm_backward (a->dpooled, g->final_ln_weight, g->final_ln_bias, a->dpooled_ln,
-                          a->pooled, w->final_ln_weight, a->ln_mean, a->ln_rstd, a->batch,
-                          width);
-  // pooled = x[eot rows]
-  agc_rows_gather_backward (a->dx, a->dpooled, a->eot_rows, a->batch, width);
-  // x = causal_block_l(x)
-  for (int l = c->layers - 1; l >= 0; l--)
-    {
-      AgcLayer layer;
-      agc_layer_view (&layer, &w->blocks[l], c);
-      memset (a->dx_below, 0, rw * sizeof (float));
-      agc_block_backward (a->dx_below, &g->blocks[l], a->dx, &a->blocks[l], &layer, c);
-      float *t = a->dx;
-      a->dx = a->dx_below;
-      a->dx_below = t;
-    }
+  AgcTowerActs *s = &a->stack;
+  int width = s->config.width, n_tok = s->n_tokens, rows = s->batch * n_tok;
+  const float *dx = agc_tower_stack_backward (g->blocks, g->final_ln_weight, g->final_ln_bias,
+                                              g->projection, demb, s, w->blocks,
+                                              w->final_ln_weight, w->final_ln_bias,
+                                              w->projection, TRUE);
   // x = token_embedding[ids] + position[t]: the table's share goes to the caller
   for (int r = 0; r < rows; r++)
     {
-      const float *dr = a->dx + (size_t) r * width;
+      const float *dr = dx + (size_t) r * width;
       float *dpos = g->position + (size_t) (r % n_tok) * width;
       for (int i = 0; i < width; i++)
         dpos[i] += dr[i];
     }
-  *dtokens = a->dx;
+  *dtokens = dx;
   *row_ids = a->row_ids;
   *n_rows = rows;
 }

@@ -8,6 +8,8 @@
  * out 0 and gets the class embedding added with the positions). */
 #include "nn/vision-tower.h"
 
+#include "nn/tower-core.h"
+
 #include "kernels/ops.h"
 #include "nn/backward.h"
 #include "nn/block-train.h"
@@ -21,13 +23,11 @@ struct AgcVisionTower
   int embed_dim;                      // E
   int grid;                           // patches per side, S / p
   int n_tokens;                       // T = grid^2 + 1
-  const float *patch_weight;          // [D, 3 * p * p], the conv kernel [D, 3, p, p] flattened
-  const float *class_embedding;       // [D]
-  const float *position_embedding;    // [T, D]
-  const float *pre_ln_weight, *pre_ln_bias;   // [D]
+  /* the tensors (vision-tower.h), float32, the larger ones possibly mapped
+   * from the file (read only); blocks NULL: the loaded blocks, as stored,
+   * are the transformer's */
+  AgcVisionParams params;
   AgcTransformer transformer;
-  const float *post_ln_weight, *post_ln_bias; // [D]
-  const float *projection;            // [E, D]
   GPtrArray *owned;                   // float32 copies made at load
   GHashTable *replaced;               // name -> float32 array set by an adapter
   AgcArena arena;                     // patches
@@ -65,28 +65,28 @@ agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, G
   const AgcWeights *w = weights;
   GPtrArray *o = t->owned;
   gboolean ok
-    = (t->patch_weight = agc_param_view_f32 (w, "vision_model.embeddings.patch_embedding.weight",
+    = (t->params.patch_weight = (float *) agc_param_view_f32 (w, "vision_model.embeddings.patch_embedding.weight",
                                              4, conv_shape, o, error))
-      && (t->class_embedding = agc_param_take_f32 (w, "vision_model.embeddings.class_embedding", 1,
+      && (t->params.class_embedding = agc_param_take_f32 (w, "vision_model.embeddings.class_embedding", 1,
                                                    &d, o, error))
-      && (t->position_embedding = agc_param_take_f32 (
+      && (t->params.position = agc_param_take_f32 (
             w, "vision_model.embeddings.position_embedding.weight", 2, pos_shape, o, error))
-      && (t->pre_ln_weight
+      && (t->params.pre_ln_weight
           = agc_param_take_f32 (w, "vision_model.pre_layrnorm.weight", 1, &d, o, error))
-      && (t->pre_ln_bias = agc_param_take_f32 (w, "vision_model.pre_layrnorm.bias", 1, &d, o, error))
+      && (t->params.pre_ln_bias = agc_param_take_f32 (w, "vision_model.pre_layrnorm.bias", 1, &d, o, error))
       && agc_transformer_load (&t->transformer, w, "vision_model.encoder.layers.", c, error)
-      && (t->post_ln_weight
+      && (t->params.post_ln_weight
           = agc_param_take_f32 (w, "vision_model.post_layernorm.weight", 1, &d, o, error))
-      && (t->post_ln_bias
+      && (t->params.post_ln_bias
           = agc_param_take_f32 (w, "vision_model.post_layernorm.bias", 1, &d, o, error))
-      && (t->projection
-          = agc_param_view_f32 (w, "visual_projection.weight", 2, proj_shape, o, error));
+      && (t->params.projection
+          = (float *) agc_param_view_f32 (w, "visual_projection.weight", 2, proj_shape, o, error));
   if (!ok)
     {
       agc_vision_tower_free (t);
       return NULL;
     }
-  AgcParam kernel = { AGC_DTYPE_F32, t->patch_weight, (size_t) (d * 3 * p * p) };
+  AgcParam kernel = { AGC_DTYPE_F32, t->params.patch_weight, (size_t) (d * 3 * p * p) };
   int heights[1] = { (int) d };
   agc_linear_init (&t->patch, &kernel, heights, 1, (int) (3 * p * p), NULL, NULL);
   return t;
@@ -138,9 +138,9 @@ embed_rows (void *ctx, int begin, int end, int thread)
       int tok = r % n_tok;
       if (tok == 0)
         for (int i = 0; i < d; i++)
-          xr[i] += t->class_embedding[i];
-      agc_bias_layernorm_forward (xr, xr, t->position_embedding + (size_t) tok * d,
-                                  t->pre_ln_weight, t->pre_ln_bias, 1, d,
+          xr[i] += t->params.class_embedding[i];
+      agc_bias_layernorm_forward (xr, xr, t->params.position + (size_t) tok * d,
+                                  t->params.pre_ln_weight, t->params.pre_ln_bias, 1, d,
                                   t->config.layer_norm_eps);
     }
 }
@@ -199,20 +199,17 @@ agc_vision_tower_forward_hidden (const AgcVisionTower *t, const float *pixels, i
          && run_layers (t, hidden, batch, n_layers, error);
 }
 
-// out[B, E] = ln_post(x[:, 0]) @ projection^T for x[B, T, D], through
-// pooled[B, D]; products_only skips the layer norm (agriclip.h)
+// out[B, E] = ln_post(x[:, 0]) @ projection^T for x[B, T, D] (the shared
+// head, tower-core.h), through pooled[B, D] and class_rows[B]
 static void
-head_forward (float *out, float *pooled, const float *x, int batch, int n_tokens,
-              const AgcTowerConfig *c, int embed_dim, const float *post_ln_weight,
-              const float *post_ln_bias, const float *projection, gboolean products_only)
+head_forward (float *out, float *pooled, int *class_rows, const float *x, int batch,
+              int n_tokens, const AgcTowerConfig *c, int embed_dim, const AgcVisionParams *w,
+              gboolean products_only)
 {
-  int d = c->width;
   for (int b = 0; b < batch; b++)
-    memcpy (pooled + (size_t) b * d, x + (size_t) b * n_tokens * d, (size_t) d * sizeof (float));
-  if (!products_only)
-    agc_layernorm_forward (pooled, pooled, post_ln_weight, post_ln_bias, batch, d,
-                           c->layer_norm_eps);
-  agc_linear_forward (out, pooled, projection, NULL, batch, d, embed_dim);
+    class_rows[b] = b * n_tokens;
+  agc_head_forward (out, NULL, pooled, x, class_rows, batch, w->post_ln_weight, w->post_ln_bias,
+                    w->projection, c, embed_dim, products_only);
 }
 
 gboolean
@@ -227,16 +224,18 @@ agc_vision_tower_forward (const AgcVisionTower *t, const float *pixels, int batc
   // tower's for the patches
   AgcArena *arena = (AgcArena *) &t->tokens;
   float *cursor = agc_arena_reserve (arena, agc_arena_size (rows * d)
-                                     + agc_arena_size ((size_t) batch * d),
+                                     + agc_arena_size ((size_t) batch * d)
+                                     + agc_arena_size ((size_t) batch),
                                      "a batch of images", error);
   if (cursor == NULL)
     return FALSE;
   float *x = agc_arena_take (&cursor, rows * d);                // [B, T, D]
   float *pooled = agc_arena_take (&cursor, (size_t) batch * d); // [B, D]
+  int *class_rows = (int *) agc_arena_take (&cursor, (size_t) batch); // [B]
   if (!agc_vision_tower_forward_hidden (t, pixels, batch, t->config.layers, x, error))
     return FALSE;
-  head_forward (out, pooled, x, batch, n_tok, &t->config, t->embed_dim, t->post_ln_weight,
-                t->post_ln_bias, t->projection, t->options.products_only);
+  head_forward (out, pooled, class_rows, x, batch, n_tok, &t->config, t->embed_dim, &t->params,
+                t->options.products_only);
   return TRUE;
 }
 
@@ -251,8 +250,9 @@ agc_vision_top_forward (float *out, float *x, int batch, int n_tokens, const Agc
   if (!agc_transformer_forward (&top, x, batch, n_tokens, FALSE, error))
     return FALSE;
   float *pooled = g_new (float, (size_t) batch * config->width); // [B, D]
-  head_forward (out, pooled, x, batch, n_tokens, config, embed_dim, w->post_ln_weight,
-                w->post_ln_bias, w->projection, FALSE);
+  int *class_rows = g_new (int, batch);
+  head_forward (out, pooled, class_rows, x, batch, n_tokens, config, embed_dim, w, FALSE);
+  g_free (class_rows);
   g_free (pooled);
   return TRUE;
 }
@@ -324,9 +324,9 @@ agc_vision_tower_copy_top (const AgcVisionTower *t, int first_layer, AgcVisionPa
   for (int l = first_layer; l < t->config.layers; l++)
     copy_block (t, l, &out->blocks[l - first_layer]);
   size_t d = t->config.width;
-  memcpy (out->post_ln_weight, t->post_ln_weight, d * sizeof (float));
-  memcpy (out->post_ln_bias, t->post_ln_bias, d * sizeof (float));
-  memcpy (out->projection, t->projection, (size_t) t->embed_dim * d * sizeof (float));
+  memcpy (out->post_ln_weight, t->params.post_ln_weight, d * sizeof (float));
+  memcpy (out->post_ln_bias, t->params.post_ln_bias, d * sizeof (float));
+  memcpy (out->projection, t->params.projection, (size_t) t->embed_dim * d * sizeof (float));
 }
 
 // where a tensor of the tower lives: a float32 array to overwrite (vectors
@@ -336,7 +336,7 @@ agc_vision_tower_copy_top (const AgcVisionTower *t, int first_layer, AgcVisionPa
 typedef struct
 {
   float *overwrite;
-  const float **pointer;
+  float **pointer;
   AgcLinear *linear;
   int part;
   int n_dims;
@@ -410,18 +410,18 @@ find_slot (Slot *slot, AgcVisionTower *t, const char *name)
   const struct
   {
     const char *name;
-    const float **pointer;
+    float **pointer;
     int n_dims;
     int64_t shape[2];
   } table[] = {
-    { "vision_model.embeddings.class_embedding", &t->class_embedding, 1, { d } },
-    { "vision_model.embeddings.position_embedding.weight", &t->position_embedding, 2,
+    { "vision_model.embeddings.class_embedding", &t->params.class_embedding, 1, { d } },
+    { "vision_model.embeddings.position_embedding.weight", &t->params.position, 2,
       { t->n_tokens, d } },
-    { "vision_model.pre_layrnorm.weight", &t->pre_ln_weight, 1, { d } },
-    { "vision_model.pre_layrnorm.bias", &t->pre_ln_bias, 1, { d } },
-    { "vision_model.post_layernorm.weight", &t->post_ln_weight, 1, { d } },
-    { "vision_model.post_layernorm.bias", &t->post_ln_bias, 1, { d } },
-    { "visual_projection.weight", &t->projection, 2, { e, d } },
+    { "vision_model.pre_layrnorm.weight", &t->params.pre_ln_weight, 1, { d } },
+    { "vision_model.pre_layrnorm.bias", &t->params.pre_ln_bias, 1, { d } },
+    { "vision_model.post_layernorm.weight", &t->params.post_ln_weight, 1, { d } },
+    { "vision_model.post_layernorm.bias", &t->params.post_ln_bias, 1, { d } },
+    { "visual_projection.weight", &t->params.projection, 2, { e, d } },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (table); i++)
     if (strcmp (name, table[i].name) == 0)
@@ -430,7 +430,7 @@ find_slot (Slot *slot, AgcVisionTower *t, const char *name)
              TRUE;
   // the patch kernel [D, 3, p, p] has four dimensions: compared on its own
   if (strcmp (name, "vision_model.embeddings.patch_embedding.weight") == 0)
-    return *slot = (Slot){ .pointer = &t->patch_weight, .linear = &t->patch, .n_dims = 4,
+    return *slot = (Slot){ .pointer = &t->params.patch_weight, .linear = &t->patch, .n_dims = 4,
                            .shape = { d, 3 * p * p } },
            TRUE;
   return FALSE;
@@ -517,22 +517,13 @@ agc_vision_tower_set_tensor (AgcVisionTower *t, const char *name, const float *d
 
 struct AgcVisionActs
 {
-  AgcTowerConfig config;
-  int embed_dim;               // E
-  int batch, n_tokens, n_layers; // n_layers: the blocks trained, the top n_layers of the tower
+  AgcTowerActs stack;          // the trained blocks and the head (tower-core.h)
   gboolean embeds;             // the whole tower, from pixels; FALSE: the top, from hidden
-  float *patches;              // [B*T, 3pp], class rows 0 (whole tower only)
-  float *embed;                // [B*T, D] before ln_pre (whole tower only)
-  float *pre_mean, *pre_rstd;  // [B*T] (whole tower only)
-  float *x;                    // [B*T, D] the first trained block's input, then each block's output
-  float *dx, *dx_below;        // [B*T, D] gradients of the residual stream
-  AgcBlockActs **blocks;       // [n_layers]
-  float *block_scratch;        // the blocks' backward scratch, shared
-  int *class_rows;             // [B] row b*T
-  float *pooled, *pooled_ln;   // [B, D]
-  float *post_mean, *post_rstd; // [B]
-  float *dpooled, *dpooled_ln; // [B, D]
-  float *memory;
+  // the embedding (whole tower only)
+  float *patches;              // [B*T, 3pp], class rows 0
+  float *embed;                // [B*T, D] before ln_pre
+  float *pre_mean, *pre_rstd;  // [B*T]
+  float *memory;               // owns the embedding's arrays
 };
 
 // activations of n_layers blocks for batch sequences of n_tokens; embeds:
@@ -542,30 +533,18 @@ acts_new (const AgcTowerConfig *c, int embed_dim, int batch, int n_tokens, int n
           gboolean embeds)
 {
   AgcVisionActs *a = g_new0 (AgcVisionActs, 1);
-  a->config = *c;
-  a->embed_dim = embed_dim;
-  a->batch = batch;
-  a->n_tokens = n_tokens;
-  a->embeds = embeds;
-  size_t r = (size_t) batch * n_tokens, d = c->width, b = batch;
-  size_t pp = embeds ? (size_t) 3 * c->patch_size * c->patch_size : 0, re = embeds ? r : 0;
-  size_t sizes[] = { r * pp, re * d, re, re, r * d, r * d, r * d, b * d, b * d, b, b, b * d,
-                     b * d };
-  float **slots[] = { &a->patches, &a->embed, &a->pre_mean, &a->pre_rstd, &a->x, &a->dx,
-                      &a->dx_below, &a->pooled, &a->pooled_ln, &a->post_mean, &a->post_rstd,
-                      &a->dpooled, &a->dpooled_ln };
-  a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
-  a->n_layers = n_layers;
-  a->blocks = g_new0 (AgcBlockActs *, MAX (n_layers, 1));
-  a->block_scratch = g_new0 (float, agc_block_scratch_floats (c, batch, n_tokens));
-  for (int l = 0; l < n_layers; l++)
-    {
-      a->blocks[l] = agc_block_acts_new (c, batch, n_tokens);
-      a->blocks[l]->scratch = a->block_scratch;
-    }
-  a->class_rows = g_new (int, batch);
+  agc_tower_acts_init (&a->stack, c, embed_dim, n_layers, batch, n_tokens);
+  agc_tower_acts_set_tokens (&a->stack, n_tokens);
   for (int i = 0; i < batch; i++)
-    a->class_rows[i] = i * n_tokens;
+    a->stack.pool_rows[i] = i * n_tokens; // the class tokens
+  a->embeds = embeds;
+  if (embeds)
+    {
+      size_t r = (size_t) batch * n_tokens, d = c->width;
+      size_t sizes[] = { r * 3 * c->patch_size * c->patch_size, r * d, r, r };
+      float **slots[] = { &a->patches, &a->embed, &a->pre_mean, &a->pre_rstd };
+      a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
+    }
   return a;
 }
 
@@ -589,34 +568,9 @@ agc_vision_acts_free (AgcVisionActs *a)
 {
   if (a == NULL)
     return;
-  for (int l = 0; l < a->n_layers; l++)
-    agc_block_acts_free (a->blocks[l]);
-  g_free (a->blocks);
-  g_free (a->block_scratch);
-  g_free (a->class_rows);
+  agc_tower_acts_clear (&a->stack);
   g_free (a->memory);
   g_free (a);
-}
-
-// emb = ln_post(block_l(x)[:, 0]) @ projection^T, from a->x, the trained
-// blocks' input
-static void
-forward_blocks (float *emb, AgcVisionActs *a, const AgcVisionParams *w)
-{
-  const AgcTowerConfig *c = &a->config;
-  int d = c->width;
-  for (int l = 0; l < a->n_layers; l++)
-    {
-      AgcLayer layer;
-      agc_layer_view (&layer, &w->blocks[l], c);
-      agc_block_forward (a->x, a->blocks[l], &layer, c, FALSE);
-    }
-  agc_rows_gather (a->pooled, a->x, a->class_rows, a->batch, d);
-  agc_layernorm_forward_train (a->pooled_ln, a->post_mean, a->post_rstd, a->pooled,
-                               w->post_ln_weight, w->post_ln_bias, a->batch, d,
-                               c->layer_norm_eps);
-  agc_linear_forward (emb, a->pooled_ln, w->projection, NULL, a->batch, d,
-                      a->embed_dim);
 }
 
 void
@@ -624,9 +578,10 @@ agc_vision_tower_forward_train (float *emb, AgcVisionActs *a, const float *pixel
                                 const AgcVisionParams *w)
 {
   g_return_if_fail (a->embeds);
-  const AgcTowerConfig *c = &a->config;
-  int d = c->width, n_tok = a->n_tokens, rows = a->batch * n_tok;
-  agc_patch_embed_forward_train (a->embed, a->patches, pixels, w->patch_weight, a->batch,
+  AgcTowerActs *s = &a->stack;
+  const AgcTowerConfig *c = &s->config;
+  int d = c->width, n_tok = s->n_tokens, rows = s->batch * n_tok;
+  agc_patch_embed_forward_train (a->embed, a->patches, pixels, w->patch_weight, s->batch,
                                  c->image_size, c->patch_size, d);
   for (int r = 0; r < rows; r++)
     {
@@ -638,9 +593,10 @@ agc_vision_tower_forward_train (float *emb, AgcVisionActs *a, const float *pixel
         for (int i = 0; i < d; i++)
           er[i] += w->class_embedding[i];
     }
-  agc_layernorm_forward_train (a->x, a->pre_mean, a->pre_rstd, a->embed, w->pre_ln_weight,
+  agc_layernorm_forward_train (s->x, a->pre_mean, a->pre_rstd, a->embed, w->pre_ln_weight,
                                w->pre_ln_bias, rows, d, c->layer_norm_eps);
-  forward_blocks (emb, a, w);
+  agc_tower_stack_forward (emb, s, w->blocks, w->post_ln_weight, w->post_ln_bias, w->projection,
+                           FALSE);
 }
 
 void
@@ -648,49 +604,30 @@ agc_vision_tower_forward_top (float *emb, AgcVisionActs *a, const float *hidden,
                               const AgcVisionParams *w)
 {
   g_return_if_fail (!a->embeds);
-  memcpy (a->x, hidden, (size_t) a->batch * a->n_tokens * a->config.width * sizeof (float));
-  forward_blocks (emb, a, w);
+  AgcTowerActs *s = &a->stack;
+  memcpy (s->x, hidden, (size_t) s->batch * s->n_tokens * s->config.width * sizeof (float));
+  agc_tower_stack_forward (emb, s, w->blocks, w->post_ln_weight, w->post_ln_bias, w->projection,
+                           FALSE);
 }
 
 void
 agc_vision_tower_backward (AgcVisionParams *g, const float *demb, AgcVisionActs *a,
                            const AgcVisionParams *w)
 {
-  const AgcTowerConfig *c = &a->config;
-  int d = c->width, n_tok = a->n_tokens, rows = a->batch * n_tok, e = a->embed_dim;
-  size_t rd = (size_t) rows * d, bd = (size_t) a->batch * d;
-  memset (a->dpooled_ln, 0, bd * sizeof (float));
-  memset (a->dpooled, 0, bd * sizeof (float));
-  memset (a->dx, 0, rd * sizeof (float));
-  // emb = pooled_ln @ visual_projection^T
-  agc_linear_backward (a->dpooled_ln, g->projection, NULL, demb, a->pooled_ln,
-                       w->projection, a->batch, d, e);
-  // pooled_ln = ln_post(pooled)
-  agc_layernorm_backward (a->dpooled, g->post_ln_weight, g->post_ln_bias, a->dpooled_ln,
-                          a->pooled, w->post_ln_weight, a->post_mean, a->post_rstd, a->batch, d);
-  // pooled = x[class rows]
-  agc_rows_gather_backward (a->dx, a->dpooled, a->class_rows, a->batch, d);
-  // x = block_l(x); the top alone has no use for the gradient of its input
-  for (int l = a->n_layers - 1; l >= 0; l--)
-    {
-      AgcLayer layer;
-      agc_layer_view (&layer, &w->blocks[l], c);
-      gboolean below = a->embeds || l > 0;
-      if (below)
-        memset (a->dx_below, 0, rd * sizeof (float));
-      agc_block_backward (below ? a->dx_below : NULL, &g->blocks[l], a->dx, a->blocks[l], &layer,
-                          c);
-      float *t = a->dx;
-      a->dx = a->dx_below;
-      a->dx_below = t;
-    }
+  AgcTowerActs *s = &a->stack;
+  const AgcTowerConfig *c = &s->config;
+  int d = c->width, n_tok = s->n_tokens, rows = s->batch * n_tok;
+  // the top alone has no use for the gradient of its input
+  float *dx = agc_tower_stack_backward (g->blocks, g->post_ln_weight, g->post_ln_bias,
+                                        g->projection, demb, s, w->blocks, w->post_ln_weight,
+                                        w->post_ln_bias, w->projection, a->embeds);
   if (!a->embeds)
     return;
   // x = ln_pre(embed): dembed into dx_below
-  memset (a->dx_below, 0, rd * sizeof (float));
-  agc_layernorm_backward (a->dx_below, g->pre_ln_weight, g->pre_ln_bias, a->dx, a->embed,
+  float *dembed = s->dx_below;
+  memset (dembed, 0, (size_t) rows * d * sizeof (float));
+  agc_layernorm_backward (dembed, g->pre_ln_weight, g->pre_ln_bias, dx, a->embed,
                           w->pre_ln_weight, a->pre_mean, a->pre_rstd, rows, d);
-  const float *dembed = a->dx_below;
   // embed = patches @ patch_weight^T + position[t] + (t == 0) class
   for (int r = 0; r < rows; r++)
     {
@@ -702,6 +639,6 @@ agc_vision_tower_backward (AgcVisionParams *g, const float *demb, AgcVisionActs 
         for (int i = 0; i < d; i++)
           g->class_embedding[i] += dr[i];
     }
-  agc_patch_embed_backward (g->patch_weight, dembed, a->patches, a->batch, c->image_size,
+  agc_patch_embed_backward (g->patch_weight, dembed, a->patches, s->batch, c->image_size,
                             c->patch_size, d);
 }

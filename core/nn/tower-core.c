@@ -1,0 +1,130 @@
+/* tower-core.c — the blocks and pooled head both CLIP towers share, and the
+ * activations training keeps for them (tower-core.h). */
+#include "nn/tower-core.h"
+
+#include "kernels/ops.h"
+#include "nn/backward.h"
+#include "nn/block-train.h"
+
+#include <string.h>
+
+void
+agc_head_forward (float *emb, AgcHeadActs *a, float *pooled, const float *x, const int *rows,
+                  int batch, const float *ln_weight, const float *ln_bias,
+                  const float *projection, const AgcTowerConfig *c, int embed_dim,
+                  gboolean skip_ln)
+{
+  int d = c->width;
+  if (a != NULL)
+    {
+      agc_rows_gather (a->pooled, x, rows, batch, d);
+      agc_layernorm_forward_train (a->pooled_ln, a->mean, a->rstd, a->pooled, ln_weight,
+                                   ln_bias, batch, d, c->layer_norm_eps);
+      agc_linear_forward (emb, a->pooled_ln, projection, NULL, batch, d, embed_dim);
+      return;
+    }
+  // layer norm is per row: normalising only the pooled rows is exact
+  agc_rows_gather (pooled, x, rows, batch, d);
+  if (!skip_ln)
+    agc_layernorm_forward (pooled, pooled, ln_weight, ln_bias, batch, d, c->layer_norm_eps);
+  agc_linear_forward (emb, pooled, projection, NULL, batch, d, embed_dim);
+}
+
+void
+agc_tower_acts_init (AgcTowerActs *a, const AgcTowerConfig *c, int embed_dim, int n_blocks,
+                     int batch, int max_tokens)
+{
+  *a = (AgcTowerActs){ .config = *c, .embed_dim = embed_dim, .batch = batch,
+                       .max_tokens = max_tokens, .n_blocks = n_blocks };
+  size_t r = (size_t) batch * max_tokens, d = c->width, b = batch;
+  a->block_floats = agc_block_acts_floats (c, batch, max_tokens);
+  size_t sizes[] = { r * d, r * d, r * d, a->block_floats * n_blocks,
+                     agc_block_scratch_floats (c, batch, max_tokens),
+                     b * d, b * d, b, b, b * d, b * d };
+  float **slots[] = { &a->x, &a->dx, &a->dx_below, &a->block_memory, &a->block_scratch,
+                      &a->head.pooled, &a->head.pooled_ln, &a->head.mean, &a->head.rstd,
+                      &a->dpooled, &a->dpooled_ln };
+  a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
+  a->blocks = g_new0 (AgcBlockActs, MAX (n_blocks, 1));
+  for (int l = 0; l < n_blocks; l++)
+    a->blocks[l].scratch = a->block_scratch;
+  a->pool_rows = g_new0 (int, batch);
+}
+
+void
+agc_tower_acts_clear (AgcTowerActs *a)
+{
+  g_clear_pointer (&a->blocks, g_free);
+  g_clear_pointer (&a->pool_rows, g_free);
+  g_clear_pointer (&a->memory, g_free);
+}
+
+void
+agc_tower_acts_set_tokens (AgcTowerActs *a, int n_tokens)
+{
+  g_return_if_fail (n_tokens > 0 && n_tokens <= a->max_tokens);
+  if (n_tokens == a->n_tokens) // the blocks' activations depend on T
+    return;
+  for (int l = 0; l < a->n_blocks; l++)
+    {
+      float *scratch = a->blocks[l].scratch;
+      agc_block_acts_view (&a->blocks[l], a->block_memory + l * a->block_floats, &a->config,
+                           a->batch, n_tokens);
+      a->blocks[l].scratch = scratch;
+    }
+  a->n_tokens = n_tokens;
+}
+
+void
+agc_tower_stack_forward (float *emb, AgcTowerActs *a, const AgcBlock *blocks,
+                         const float *ln_weight, const float *ln_bias, const float *projection,
+                         gboolean causal)
+{
+  const AgcTowerConfig *c = &a->config;
+  for (int l = 0; l < a->n_blocks; l++)
+    {
+      AgcLayer layer;
+      agc_layer_view (&layer, &blocks[l], c);
+      agc_block_forward (a->x, &a->blocks[l], &layer, c, causal);
+    }
+  agc_head_forward (emb, &a->head, NULL, a->x, a->pool_rows, a->batch, ln_weight, ln_bias,
+                    projection, c, a->embed_dim, FALSE);
+}
+
+float *
+agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gln_bias,
+                          float *gprojection, const float *demb, AgcTowerActs *a,
+                          const AgcBlock *blocks, const float *ln_weight, const float *ln_bias,
+                          const float *projection, gboolean want_dinput)
+{
+  (void) ln_bias; // the backward of ln needs its weight only
+  const AgcTowerConfig *c = &a->config;
+  int d = c->width;
+  size_t rd = (size_t) a->batch * a->n_tokens * d, bd = (size_t) a->batch * d;
+  memset (a->dpooled_ln, 0, bd * sizeof (float));
+  memset (a->dpooled, 0, bd * sizeof (float));
+  memset (a->dx, 0, rd * sizeof (float));
+  // emb = pooled_ln @ projection^T
+  agc_linear_backward (a->dpooled_ln, gprojection, NULL, demb, a->head.pooled_ln, projection,
+                       a->batch, d, a->embed_dim);
+  // pooled_ln = ln(pooled)
+  agc_layernorm_backward (a->dpooled, gln_weight, gln_bias, a->dpooled_ln, a->head.pooled,
+                          ln_weight, a->head.mean, a->head.rstd, a->batch, d);
+  // pooled = x[pool rows]
+  agc_rows_gather_backward (a->dx, a->dpooled, a->pool_rows, a->batch, d);
+  // x = block_l(x)
+  for (int l = a->n_blocks - 1; l >= 0; l--)
+    {
+      AgcLayer layer;
+      agc_layer_view (&layer, &blocks[l], c);
+      gboolean below = want_dinput || l > 0;
+      if (below)
+        memset (a->dx_below, 0, rd * sizeof (float));
+      agc_block_backward (below ? a->dx_below : NULL, &gblocks[l], a->dx, &a->blocks[l], &layer,
+                          c);
+      float *t = a->dx;
+      a->dx = a->dx_below;
+      a->dx_below = t;
+    }
+  return want_dinput ? a->dx : NULL;
+}

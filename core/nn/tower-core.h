@@ -1,0 +1,71 @@
+/* tower-core.h — what CLIP's two towers share past their embeddings: the
+ * stack of residual blocks (transformer.h) and the head on one pooled row
+ * per sequence, with the activations training keeps for both (one helper
+ * allocates them for the image tower and the text tower alike):
+ *   x = block_l(x) for each l                               // [B, T, D]
+ *   emb = ln(x[pool_rows[b]]) @ projection^T                // [B, E]
+ * The image tower pools the class token, the text tower the end-of-text
+ * token. */
+#pragma once
+
+#include "nn/transformer.h"
+
+/* Activations of a head: what its backward needs. */
+typedef struct
+{
+  float *pooled, *pooled_ln;   // [B, D]
+  float *mean, *rstd;          // [B]
+} AgcHeadActs;
+
+/* emb[batch, E] = ln(x[rows[b]]) @ projection^T (rows index x's rows of
+ * width D).  acts NULL: inference, through pooled[batch, D], the layer norm
+ * skipped when skip_ln (timing the products alone, agriclip.h); acts:
+ * training's ops, keeping what agc_head_backward needs (pooled unused). */
+void agc_head_forward (float *emb, AgcHeadActs *acts, float *pooled, const float *x,
+                       const int *rows, int batch, const float *ln_weight, const float *ln_bias,
+                       const float *projection, const AgcTowerConfig *config, int embed_dim,
+                       gboolean skip_ln);
+
+/* The activations of n_blocks blocks and a head for batch sequences of up
+ * to max_tokens tokens, each array carved from one allocation.  The
+ * towers add their embeddings' own. */
+typedef struct
+{
+  AgcTowerConfig config;       // width D, heads, ...
+  int embed_dim;               // E
+  int batch, max_tokens;
+  int n_tokens;                // T of the last forward; blocks are views for it
+  int n_blocks;
+  float *x;                    // [B*Tmax, D] the first block's input, then each block's output
+  float *dx, *dx_below;        // [B*Tmax, D] gradients of the residual stream
+  AgcBlockActs *blocks;        // [n_blocks] views for n_tokens into block_memory
+  float *block_memory;         // [n_blocks] block activations, room for Tmax each
+  size_t block_floats;         // floats per block in block_memory
+  float *block_scratch;        // the blocks' backward scratch, shared, room for Tmax
+  int *pool_rows;              // [B] the pooled row of each sequence in x
+  AgcHeadActs head;
+  float *dpooled, *dpooled_ln; // [B, D]
+  float *memory;               // owns the float arrays above
+} AgcTowerActs;
+
+void agc_tower_acts_init (AgcTowerActs *acts, const AgcTowerConfig *config, int embed_dim,
+                          int n_blocks, int batch, int max_tokens);
+void agc_tower_acts_clear (AgcTowerActs *acts);
+/* Makes the blocks' activations views for sequences of n_tokens (<=
+ * max_tokens); nothing when they already are. */
+void agc_tower_acts_set_tokens (AgcTowerActs *acts, int n_tokens);
+
+/* emb[B, E] = head(blocks(acts->x)) in place in acts->x, keeping the
+ * activations (blocks[n_blocks], float32 views of training's arrays). */
+void agc_tower_stack_forward (float *emb, AgcTowerActs *acts, const AgcBlock *blocks,
+                              const float *ln_weight, const float *ln_bias,
+                              const float *projection, gboolean causal);
+/* Adds the weight gradients for demb[B, E] into gblocks, gln_weight,
+ * gln_bias and gprojection.  Returns the gradient of the first block's
+ * input [B*T, D] (acts->dx), or NULL when not want_dinput (the bottom block
+ * then skips computing it). */
+float *agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gln_bias,
+                                 float *gprojection, const float *demb, AgcTowerActs *acts,
+                                 const AgcBlock *blocks, const float *ln_weight,
+                                 const float *ln_bias, const float *projection,
+                                 gboolean want_dinput);
