@@ -5,18 +5,55 @@
 #include <string.h>
 
 float *
-agc_carve (float **const *slots, const size_t *sizes, size_t n)
+agc_carver_allocate (AgcCarver *k)
 {
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++)
-    total += sizes[i];
-  float *memory = g_new0 (float, total), *at = memory;
+  k->memory = g_new0 (float, MAX (k->n_floats, 1));
+  k->n_floats = 0;
+  return k->memory;
+}
+
+// points slots[i] at sizes[i] floats taken from k
+static void
+carve_slots (AgcCarver *k, float **const *slots, const size_t *sizes, size_t n)
+{
   for (size_t i = 0; i < n; i++)
     {
-      *slots[i] = at;
-      at += sizes[i];
+      float *at = agc_carve_take (k, sizes[i]);
+      if (k->memory != NULL)
+        *slots[i] = at;
     }
-  return memory;
+}
+
+float *
+agc_carve (float **const *slots, const size_t *sizes, size_t n)
+{
+  AgcCarver k = { 0 };
+  carve_slots (&k, slots, sizes, n);
+  agc_carver_allocate (&k);
+  carve_slots (&k, slots, sizes, n);
+  return k.memory;
+}
+
+// a block's twelve arrays and their sizes, in agc_block_train_arrays order
+static void
+block_slots (float ***slots, size_t *sizes, AgcBlock *b, const AgcTowerConfig *c)
+{
+  size_t d = c->width, m = c->mlp_width;
+  float **s[] = { &b->ln1_weight, &b->ln1_bias, &b->qkv_weight, &b->qkv_bias, &b->out_weight,
+                  &b->out_bias, &b->ln2_weight, &b->ln2_bias, &b->fc1_weight, &b->fc1_bias,
+                  &b->fc2_weight, &b->fc2_bias };
+  size_t n[] = { d, d, 3 * d * d, 3 * d, d * d, d, d, d, m * d, m, d * m, d };
+  memcpy (slots, s, sizeof s);
+  memcpy (sizes, n, sizeof n);
+}
+
+void
+agc_block_carve (AgcBlock *b, AgcCarver *k, const AgcTowerConfig *c)
+{
+  float **slots[12];
+  size_t sizes[12];
+  block_slots (slots, sizes, b, c);
+  carve_slots (k, slots, sizes, 12);
 }
 
 // the sizes of AgcBlockActs' arrays, in its field order
@@ -49,11 +86,8 @@ agc_block_acts_view (AgcBlockActs *a, float *memory, const AgcTowerConfig *c, in
   float **slots[] = { &a->x, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att, &a->atty,
                       &a->x_mid, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fc1, &a->act };
   g_assert (n == (int) G_N_ELEMENTS (slots));
-  for (int i = 0; i < n; i++)
-    {
-      *slots[i] = memory;
-      memory += sizes[i];
-    }
+  AgcCarver k = { .memory = memory };
+  carve_slots (&k, slots, sizes, n);
   a->batch = batch;
   a->n_tokens = n_tokens;
   a->memory = NULL; // not owned
@@ -89,32 +123,27 @@ int
 agc_block_train_arrays (float **arrays, size_t *sizes, gboolean *decays, AgcBlock *b,
                         const AgcTowerConfig *c)
 {
-  size_t d = c->width, m = c->mlp_width;
-  float *a[] = { b->ln1_weight, b->ln1_bias, b->qkv_weight, b->qkv_bias, b->out_weight,
-                 b->out_bias, b->ln2_weight, b->ln2_bias, b->fc1_weight, b->fc1_bias,
-                 b->fc2_weight, b->fc2_bias };
-  size_t s[] = { d, d, 3 * d * d, 3 * d, d * d, d, d, d, m * d, m, d * m, d };
+  float **slots[12];
+  block_slots (slots, sizes, b, c);
+  // weight decay on the four matrices
   gboolean k[] = { FALSE, FALSE, TRUE, FALSE, TRUE, FALSE, FALSE, FALSE, TRUE, FALSE, TRUE, FALSE };
-  for (size_t i = 0; i < G_N_ELEMENTS (a); i++)
+  for (size_t i = 0; i < G_N_ELEMENTS (slots); i++)
     {
-      arrays[i] = a[i];
-      sizes[i] = s[i];
+      arrays[i] = *slots[i];
       if (decays != NULL)
         decays[i] = k[i];
     }
-  return (int) G_N_ELEMENTS (a);
+  return (int) G_N_ELEMENTS (slots);
 }
 
 void
 agc_block_train_init (AgcBlock *b, const AgcTowerConfig *c)
 {
-  size_t d = c->width, m = c->mlp_width;
   *b = (AgcBlock){ 0 };
-  float **slots[] = { &b->ln1_weight, &b->ln1_bias, &b->qkv_weight, &b->qkv_bias, &b->out_weight,
-                      &b->out_bias, &b->ln2_weight, &b->ln2_bias, &b->fc1_weight, &b->fc1_bias,
-                      &b->fc2_weight, &b->fc2_bias };
-  size_t sizes[] = { d, d, 3 * d * d, 3 * d, d * d, d, d, d, m * d, m, d * m, d };
-  agc_carve (slots, sizes, G_N_ELEMENTS (sizes)); // owned through ln1_weight, the first slot
+  AgcCarver k = { 0 };
+  agc_block_carve (b, &k, c);
+  agc_carver_allocate (&k); // owned through ln1_weight, the first array
+  agc_block_carve (b, &k, c);
 }
 
 void

@@ -8,10 +8,38 @@
 #include "nn/transformer.h"
 
 
+/* The one way a struct of arrays is carved out of one allocation with one
+ * owner (llm.c's way): the same sequence of agc_carve_take calls runs
+ * twice, first counting (memory NULL: each take returns NULL), then, after
+ * agc_carver_allocate, pointing:
+ *   AgcCarver k = { 0 };
+ *   carve_params (&p, &k);                 // counts
+ *   p.memory = agc_carver_allocate (&k);   // zeroed
+ *   carve_params (&p, &k);                 // points */
+typedef struct
+{
+  float *memory;   // NULL while counting
+  size_t n_floats; // taken so far
+} AgcCarver;
+
+static inline float *
+agc_carve_take (AgcCarver *k, size_t n)
+{
+  float *at = k->memory != NULL ? k->memory + k->n_floats : NULL;
+  k->n_floats += n;
+  return at;
+}
+
+/* Zeroed memory for the floats counted; the next takes point into it. */
+float *agc_carver_allocate (AgcCarver *k);
+
 /* Points *slots[i] at sizes[i] consecutive floats of one zeroed
- * allocation, i < n, and returns it (the caller frees it): the one owner
- * of a struct of arrays. */
+ * allocation, i < n, and returns it (the caller frees it): a carver over
+ * a list of slots. */
 float *agc_carve (float **const *slots, const size_t *sizes, size_t n);
+
+/* Takes a block's twelve arrays from k (agc_block_train_arrays order). */
+void agc_block_carve (AgcBlock *block, AgcCarver *k, const AgcTowerConfig *config);
 
 /* Floats of the backward's scratch for batch sequences of n_tokens: blocks
  * run one after another, so a tower can lend all its blocks one buffer

@@ -164,6 +164,18 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
 
 /* ---- training mode (text-tower.h) ----------------------------------------- */
 
+void
+agc_text_params_carve (AgcTextParams *p, AgcCarver *k, const AgcTowerConfig *c, int embed_dim)
+{
+  size_t w = c->width, e = embed_dim;
+  p->position = agc_carve_take (k, (size_t) c->context_length * w);
+  for (int l = 0; l < c->layers; l++)
+    agc_block_carve (&p->blocks[l], k, c);
+  p->final_ln_weight = agc_carve_take (k, w);
+  p->final_ln_bias = agc_carve_take (k, w);
+  p->projection = agc_carve_take (k, e * w);
+}
+
 struct AgcTextActs
 {
   AgcTowerActs stack;          // the blocks and the head (tower-core.h), room for T = ctx

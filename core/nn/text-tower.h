@@ -4,6 +4,7 @@
  * each text runs only up to its own end-of-text token. */
 #pragma once
 
+#include "nn/block-train.h"
 #include "nn/transformer.h"
 
 typedef struct AgcTextTower AgcTextTower;
@@ -41,6 +42,12 @@ typedef struct
   float *final_ln_weight, *final_ln_bias; // [W]
   float *projection;                      // [E, W]
 } AgcTextParams;
+
+/* Takes p's arrays from k (block-train.h), in the order of the struct but
+ * for the token table, which is left to the caller (a CLIP's goes last:
+ * clip-train.h).  p->blocks[config->layers] is the caller's. */
+void agc_text_params_carve (AgcTextParams *p, AgcCarver *k, const AgcTowerConfig *config,
+                            int embed_dim);
 
 typedef struct AgcTextActs AgcTextActs;
 

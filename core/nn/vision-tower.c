@@ -515,6 +515,27 @@ agc_vision_tower_set_tensor (AgcVisionTower *t, const char *name, const float *d
 
 /* ---- training mode (vision-tower.h) --------------------------------------- */
 
+void
+agc_vision_params_carve (AgcVisionParams *p, AgcCarver *k, const AgcTowerConfig *c,
+                         int embed_dim, int n_blocks, gboolean embeds)
+{
+  size_t d = c->width, e = embed_dim;
+  if (embeds)
+    {
+      size_t grid = c->image_size / c->patch_size, n_tok = grid * grid + 1;
+      p->patch_weight = agc_carve_take (k, d * 3 * c->patch_size * c->patch_size);
+      p->class_embedding = agc_carve_take (k, d);
+      p->position = agc_carve_take (k, n_tok * d);
+      p->pre_ln_weight = agc_carve_take (k, d);
+      p->pre_ln_bias = agc_carve_take (k, d);
+    }
+  for (int l = 0; l < n_blocks; l++)
+    agc_block_carve (&p->blocks[l], k, c);
+  p->post_ln_weight = agc_carve_take (k, d);
+  p->post_ln_bias = agc_carve_take (k, d);
+  p->projection = agc_carve_take (k, e * d);
+}
+
 struct AgcVisionActs
 {
   AgcTowerActs stack;          // the trained blocks and the head (tower-core.h)

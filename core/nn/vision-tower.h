@@ -9,6 +9,7 @@
  * replace tensors of a loaded tower with agc_vision_tower_set_tensor. */
 #pragma once
 
+#include "nn/block-train.h"
 #include "nn/transformer.h"
 
 typedef struct AgcVisionTower AgcVisionTower;
@@ -73,6 +74,12 @@ typedef struct
   float *post_ln_weight, *post_ln_bias; // [D]
   float *projection;                    // [E, D]
 } AgcVisionParams;
+
+/* Takes p's arrays from k (block-train.h), in the order of the struct: the
+ * whole tower, or (embeds FALSE) the top alone, n_blocks blocks and the
+ * head.  p->blocks[n_blocks] is the caller's. */
+void agc_vision_params_carve (AgcVisionParams *p, AgcCarver *k, const AgcTowerConfig *config,
+                              int embed_dim, int n_blocks, gboolean embeds);
 
 typedef struct AgcVisionActs AgcVisionActs;
 

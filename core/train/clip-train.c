@@ -19,73 +19,31 @@ enum
 
 /* ---- parameters ----------------------------------------------------------- */
 
-static size_t
-block_floats (const AgcTowerConfig *c)
-{
-  size_t d = c->width, m = c->mlp_width;
-  return 3 * d * d + 3 * d + d * d + d + 4 * d + m * d + m + d * m + d;
-}
-
-// points b's arrays at *at, in agc_block_train_arrays order
+// takes every array of p from k, the token table last
 static void
-carve_block (AgcBlock *b, float **at, const AgcTowerConfig *c)
+carve_params (AgcClipParams *p, AgcCarver *k)
 {
-  size_t d = c->width, m = c->mlp_width;
-  float **slots[] = { &b->ln1_weight, &b->ln1_bias, &b->qkv_weight, &b->qkv_bias, &b->out_weight,
-                      &b->out_bias, &b->ln2_weight, &b->ln2_bias, &b->fc1_weight, &b->fc1_bias,
-                      &b->fc2_weight, &b->fc2_bias };
-  size_t sizes[] = { d, d, 3 * d * d, 3 * d, d * d, d, d, d, m * d, m, d * m, d };
-  for (size_t i = 0; i < G_N_ELEMENTS (sizes); i++)
-    {
-      *slots[i] = *at;
-      *at += sizes[i];
-    }
-}
-
-static float *
-take (float **at, size_t n)
-{
-  float *p = *at;
-  *at += n;
-  return p;
+  const AgcClipConfig *c = &p->config;
+  agc_vision_params_carve (&p->vision, k, &c->vision, c->projection_dim, c->vision.layers, TRUE);
+  agc_text_params_carve (&p->text, k, &c->text, c->projection_dim);
+  p->log_scale = agc_carve_take (k, 1);
+  p->n_dense = k->n_floats;
+  p->text.token_embedding
+    = agc_carve_take (k, (size_t) c->text.vocab_size * c->text.width);
 }
 
 AgcClipParams *
 agc_clip_params_new (const AgcClipConfig *config)
 {
   g_return_val_if_fail (config != NULL, NULL);
-  const AgcTowerConfig *vc = &config->vision, *tc = &config->text;
-  size_t d = vc->width, w = tc->width, e = config->projection_dim;
-  size_t grid = vc->image_size / vc->patch_size, tv = grid * grid + 1;
-  size_t pp = (size_t) 3 * vc->patch_size * vc->patch_size;
-  size_t n_dense = d * pp + d + tv * d + 2 * d + vc->layers * block_floats (vc) + 2 * d + e * d
-                   + tc->context_length * w + tc->layers * block_floats (tc) + 2 * w + e * w + 1;
   AgcClipParams *p = g_new0 (AgcClipParams, 1);
   p->config = *config;
-  p->n_dense = n_dense;
-  p->memory = g_new0 (float, n_dense + (size_t) tc->vocab_size * w);
-  float *at = p->memory;
-  p->vision.patch_weight = take (&at, d * pp);
-  p->vision.class_embedding = take (&at, d);
-  p->vision.position = take (&at, tv * d);
-  p->vision.pre_ln_weight = take (&at, d);
-  p->vision.pre_ln_bias = take (&at, d);
-  p->vision.blocks = g_new0 (AgcBlock, MAX (vc->layers, 1));
-  for (int l = 0; l < vc->layers; l++)
-    carve_block (&p->vision.blocks[l], &at, vc);
-  p->vision.post_ln_weight = take (&at, d);
-  p->vision.post_ln_bias = take (&at, d);
-  p->vision.projection = take (&at, e * d);
-  p->text.position = take (&at, tc->context_length * w);
-  p->text.blocks = g_new0 (AgcBlock, MAX (tc->layers, 1));
-  for (int l = 0; l < tc->layers; l++)
-    carve_block (&p->text.blocks[l], &at, tc);
-  p->text.final_ln_weight = take (&at, w);
-  p->text.final_ln_bias = take (&at, w);
-  p->text.projection = take (&at, e * w);
-  p->log_scale = take (&at, 1);
-  g_assert ((size_t) (at - p->memory) == n_dense);
-  p->text.token_embedding = at;
+  p->vision.blocks = g_new0 (AgcBlock, MAX (config->vision.layers, 1));
+  p->text.blocks = g_new0 (AgcBlock, MAX (config->text.layers, 1));
+  AgcCarver k = { 0 };
+  carve_params (p, &k);
+  p->memory = agc_carver_allocate (&k);
+  carve_params (p, &k);
   return p;
 }
 

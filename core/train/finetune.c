@@ -15,16 +15,13 @@
 AgcFinetuneWeights *
 agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks, int embed_dim)
 {
-  int d = config->width;
   AgcFinetuneWeights *w = g_new0 (AgcFinetuneWeights, 1);
   w->n_blocks = n_blocks;
   w->top.blocks = g_new0 (AgcBlock, MAX (n_blocks, 1));
-  for (int k = 0; k < n_blocks; k++)
-    agc_block_train_init (&w->top.blocks[k], config);
-  w->head_memory = g_new0 (float, 2 * (size_t) d + (size_t) embed_dim * d);
-  w->top.post_ln_weight = w->head_memory;
-  w->top.post_ln_bias = w->top.post_ln_weight + d;
-  w->top.projection = w->top.post_ln_bias + d;
+  AgcCarver k = { 0 };
+  agc_vision_params_carve (&w->top, &k, config, embed_dim, n_blocks, FALSE);
+  w->memory = agc_carver_allocate (&k);
+  agc_vision_params_carve (&w->top, &k, config, embed_dim, n_blocks, FALSE);
   return w;
 }
 
@@ -33,10 +30,8 @@ agc_finetune_weights_free (AgcFinetuneWeights *w)
 {
   if (w == NULL)
     return;
-  for (int k = 0; k < w->n_blocks; k++)
-    agc_block_train_clear (&w->top.blocks[k]);
   g_free (w->top.blocks);
-  g_free (w->head_memory);
+  g_free (w->memory);
   g_free (w);
 }
 

@@ -24,7 +24,7 @@ typedef struct
   int n_blocks;          // K
   AgcVisionParams top;   // the tower's top (vision-tower.h): blocks [K] lowest first, ln_post,
                          // projection; the embedding's arrays NULL
-  float *head_memory;    // owns ln_post's arrays and the projection
+  float *memory;         // owns every array of top (agc_vision_params_carve)
 } AgcFinetuneWeights;
 
 AgcFinetuneWeights *agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks,
