@@ -20,11 +20,12 @@ struct AgcTextTower
 {
   AgcTowerConfig config;
   int embed_dim;                  // E
-  AgcParam token_embedding;       // [V, W], as stored: rows converted on lookup
-  const float *position_embedding; // [ctx, W]
+  /* the float32 tensors (text-tower.h), the projection possibly mapped
+   * from the file (read only); token_embedding and blocks NULL: the table
+   * and the blocks stay as stored, below */
+  AgcTextParams params;
+  AgcParam token_table;           // [V, W], as stored: rows converted on lookup
   AgcTransformer transformer;
-  const float *final_ln_weight, *final_ln_bias; // [W]
-  const float *projection;        // [E, W]
   GPtrArray *owned;               // float32 copies made at load
   AgcArena arena;                 // tokens, pooled rows, lengths
 };
@@ -63,17 +64,17 @@ agc_text_tower_load (const AgcWeights *weights, const AgcClipConfig *config, GEr
   const AgcWeights *ws = weights;
   GPtrArray *o = t->owned;
   gboolean ok
-    = agc_param_view (&t->token_embedding, ws, "text_model.embeddings.token_embedding.weight", 2,
+    = agc_param_view (&t->token_table, ws, "text_model.embeddings.token_embedding.weight", 2,
                       tok_shape, o, error)
-      && (t->position_embedding = agc_param_take_f32 (
+      && (t->params.position = agc_param_take_f32 (
             ws, "text_model.embeddings.position_embedding.weight", 2, pos_shape, o, error))
       && agc_transformer_load (&t->transformer, ws, "text_model.encoder.layers.", c, error)
-      && (t->final_ln_weight
+      && (t->params.final_ln_weight
           = agc_param_take_f32 (ws, "text_model.final_layer_norm.weight", 1, &w, o, error))
-      && (t->final_ln_bias
+      && (t->params.final_ln_bias
           = agc_param_take_f32 (ws, "text_model.final_layer_norm.bias", 1, &w, o, error))
-      && (t->projection
-          = agc_param_view_f32 (ws, "text_projection.weight", 2, proj_shape, o, error));
+      && (t->params.projection
+          = (float *) agc_param_view_f32 (ws, "text_projection.weight", 2, proj_shape, o, error));
   if (!ok)
     {
       agc_text_tower_free (t);
@@ -147,8 +148,8 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
       eot_rows[b] = (int) (xr - x) / w + eot; // its last row
       for (int i = 0; i <= eot; i++, xr += w)
         {
-          const float *pos = t->position_embedding + (size_t) i * w;
-          agc_param_convert (xr, &t->token_embedding, (size_t) row[i] * w, w);
+          const float *pos = t->params.position + (size_t) i * w;
+          agc_param_convert (xr, &t->token_table, (size_t) row[i] * w, w);
           for (int j = 0; j < w; j++)
             xr[j] += pos[j];
         }
@@ -156,8 +157,9 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
 
   if (!agc_transformer_forward_packed (&t->transformer, x, batch, lengths, TRUE, error))
     return FALSE;
-  agc_head_forward (out, NULL, pooled, x, eot_rows, batch, t->final_ln_weight, t->final_ln_bias,
-                    t->projection, &t->config, t->embed_dim,
+  const AgcTextParams *p = &t->params;
+  agc_head_forward (out, NULL, pooled, x, eot_rows, batch, p->final_ln_weight, p->final_ln_bias,
+                    p->projection, &t->config, t->embed_dim,
                     t->transformer.options.products_only);
   return TRUE;
 }

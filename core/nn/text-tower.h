@@ -32,8 +32,11 @@ gboolean agc_text_tower_forward (const AgcTextTower *tower, const int32_t *ids, 
  * With the causal mask, tokens after a text's end-of-text token cannot
  * change its result, so the batch runs only T = max_b eot_b + 1 tokens. */
 
-/* The tower's tensors as training keeps them: one layout for weights,
- * gradients and AdamW moments (the arrays belong to the caller). */
+/* The tower's tensors, one layout for the loaded tower and for training's
+ * weights, gradients and AdamW moments (carved by agc_text_params_carve).
+ * A loaded tower's are float32 (mapped from the file or copied), its token
+ * table and blocks NULL: those stay as stored (half precision read row by
+ * row; the blocks in its transformer). */
 typedef struct
 {
   float *token_embedding;                 // [V, W]

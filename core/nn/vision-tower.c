@@ -64,22 +64,24 @@ agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, G
 
   const AgcWeights *w = weights;
   GPtrArray *o = t->owned;
+  AgcVisionParams *ps = &t->params;
   gboolean ok
-    = (t->params.patch_weight = (float *) agc_param_view_f32 (w, "vision_model.embeddings.patch_embedding.weight",
-                                             4, conv_shape, o, error))
-      && (t->params.class_embedding = agc_param_take_f32 (w, "vision_model.embeddings.class_embedding", 1,
-                                                   &d, o, error))
-      && (t->params.position = agc_param_take_f32 (
+    = (ps->patch_weight = (float *) agc_param_view_f32 (
+         w, "vision_model.embeddings.patch_embedding.weight", 4, conv_shape, o, error))
+      && (ps->class_embedding = agc_param_take_f32 (w, "vision_model.embeddings.class_embedding",
+                                                    1, &d, o, error))
+      && (ps->position = agc_param_take_f32 (
             w, "vision_model.embeddings.position_embedding.weight", 2, pos_shape, o, error))
-      && (t->params.pre_ln_weight
+      && (ps->pre_ln_weight
           = agc_param_take_f32 (w, "vision_model.pre_layrnorm.weight", 1, &d, o, error))
-      && (t->params.pre_ln_bias = agc_param_take_f32 (w, "vision_model.pre_layrnorm.bias", 1, &d, o, error))
+      && (ps->pre_ln_bias
+          = agc_param_take_f32 (w, "vision_model.pre_layrnorm.bias", 1, &d, o, error))
       && agc_transformer_load (&t->transformer, w, "vision_model.encoder.layers.", c, error)
-      && (t->params.post_ln_weight
+      && (ps->post_ln_weight
           = agc_param_take_f32 (w, "vision_model.post_layernorm.weight", 1, &d, o, error))
-      && (t->params.post_ln_bias
+      && (ps->post_ln_bias
           = agc_param_take_f32 (w, "vision_model.post_layernorm.bias", 1, &d, o, error))
-      && (t->params.projection
+      && (ps->projection
           = (float *) agc_param_view_f32 (w, "visual_projection.weight", 2, proj_shape, o, error));
   if (!ok)
     {

@@ -61,9 +61,11 @@ gboolean agc_vision_tower_set_tensor (AgcVisionTower *tower, const char *name, c
  * Fine-tuning trains the top alone: the last K blocks and the head, from
  * hidden[B, T, D], the output of the frozen blocks below. */
 
-/* The tower's tensors as training keeps them: one layout for weights,
- * gradients and AdamW moments (the arrays belong to the caller).  The top
- * alone: blocks [K] are layers L-K .., the embedding's arrays unused. */
+/* The tower's tensors, one layout for the loaded tower and for training's
+ * weights, gradients and AdamW moments (carved by agc_vision_params_carve).
+ * A loaded tower's are float32 (mapped from the file or copied), its blocks
+ * NULL: those stay as stored, in its transformer.  The top alone: blocks
+ * [K] are layers L-K .., the embedding's arrays unused. */
 typedef struct
 {
   float *patch_weight;                  // [D, 3, p, p]
