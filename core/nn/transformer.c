@@ -140,17 +140,6 @@ agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights, co
 }
 
 static void
-block_free_arrays (AgcBlock *b)
-{
-  float *arrays[] = { b->ln1_weight, b->ln1_bias, b->qkv_weight, b->qkv_bias,
-                      b->q_weight, b->k_weight, b->v_weight,
-                      b->out_weight, b->out_bias, b->ln2_weight, b->ln2_bias,
-                      b->fc1_weight, b->fc1_bias, b->fc2_weight, b->fc2_bias };
-  for (size_t i = 0; i < G_N_ELEMENTS (arrays); i++)
-    g_free (arrays[i]);
-}
-
-static void
 layer_clear (AgcLayer *layer)
 {
   agc_linear_clear (&layer->qkv);
@@ -160,18 +149,25 @@ layer_clear (AgcLayer *layer)
 }
 
 void
+agc_transformer_view (AgcTransformer *t, const AgcBlock *blocks, const AgcTowerConfig *config)
+{
+  g_return_if_fail (t != NULL && config != NULL && (blocks != NULL || config->layers == 0));
+  *t = (AgcTransformer){ .config = *config, .layers = g_new0 (AgcLayer, MAX (config->layers, 1)) };
+  for (int l = 0; l < config->layers; l++)
+    agc_layer_view (&t->layers[l], &blocks[l], config);
+}
+
+void
 agc_transformer_clear (AgcTransformer *transformer)
 {
-  if (transformer == NULL || (transformer->layers == NULL && transformer->blocks == NULL))
+  if (transformer == NULL || transformer->layers == NULL)
     return;
-  for (int l = 0; transformer->layers != NULL && l < transformer->config.layers; l++)
+  for (int l = 0; l < transformer->config.layers; l++)
     layer_clear (&transformer->layers[l]);
   g_clear_pointer (&transformer->layers, g_free);
-  if (transformer->owned == NULL) // built by hand: each array is its own
-    for (int l = 0; transformer->blocks != NULL && l < transformer->config.layers; l++)
-      block_free_arrays (&transformer->blocks[l]);
+  if (transformer->owned == NULL) // not loaded: its scratch, if any, is lent
+    return;
   g_clear_pointer (&transformer->owned, g_ptr_array_unref);
-  g_clear_pointer (&transformer->blocks, g_free);
   agc_arena_clear (transformer->scratch);
   g_clear_pointer (&transformer->scratch, g_free);
 }
@@ -189,10 +185,11 @@ agc_transformer_set_options (AgcTransformer *transformer, const AgcEngineOptions
                    "has none of them");
       return FALSE;
     }
-  if (options->int8 && t->layers == NULL)
+  gboolean views = t->layers == NULL || (t->config.layers > 0 && t->layers[0].qkv.is_view);
+  if (options->int8 && views)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
-                   "int8 mode needs a loaded transformer (these blocks were built by hand)");
+                   "int8 mode needs a loaded transformer (these blocks are float32 views)");
       return FALSE;
     }
   // off: the quantised matrices go; on: layers are quantised when they first run
@@ -225,16 +222,6 @@ agc_layer_view (AgcLayer *view, const AgcBlock *b, const AgcTowerConfig *config)
   agc_linear_view (&view->out, out, rows_d, 1, d, b->out_bias);
   agc_linear_view (&view->fc1, fc1, rows_m, 1, d, b->fc1_bias);
   agc_linear_view (&view->fc2, fc2, rows_d, 1, m, b->fc2_bias);
-}
-
-// layer l's parameters: loaded, or a view of block l built by hand
-static AgcLayer *
-layer_at (const AgcTransformer *t, int l, AgcLayer *view)
-{
-  if (t->layers != NULL)
-    return &t->layers[l];
-  agc_layer_view (view, &t->blocks[l], &t->config);
-  return view;
 }
 
 // floats of scratch the largest of the products needs (linear.h)
@@ -448,7 +435,7 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
                                 gboolean causal, GError **error)
 {
   g_return_val_if_fail (t != NULL && x != NULL && lengths != NULL && n_seqs > 0, FALSE);
-  g_return_val_if_fail (t->layers != NULL || t->blocks != NULL || t->config.layers == 0, FALSE);
+  g_return_val_if_fail (t->layers != NULL || t->config.layers == 0, FALSE);
 
   const AgcTowerConfig *c = &t->config;
   const AgcEngineOptions *o = &t->options;
@@ -493,10 +480,7 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
 
   gboolean ok = TRUE;
   for (int l = 0; ok && l < c->layers; l++)
-    {
-      AgcLayer view;
-      ok = block_forward (&run, x, NULL, layer_at (t, l, &view), error);
-    }
+    ok = block_forward (&run, x, NULL, &t->layers[l], error);
   if (ok && run.pending_bias != NULL)
     residual_pass (&run.p, o, run.n_rows, run.pending_bias, NULL, NULL, NULL);
   agc_arena_clear (&local);

@@ -43,13 +43,11 @@ typedef struct
 typedef struct
 {
   AgcTowerConfig config;
-  /* [config.layers]: loaded (agc_transformer_load), vectors in owned,
-   * matrices in the checkpoint as stored; or NULL when built by hand: */
+  /* [config.layers], the blocks' parameters as the forward reads them:
+   * loaded (agc_transformer_load), vectors in owned, matrices in the
+   * checkpoint as stored; or views of float32 blocks (agc_transformer_view) */
   AgcLayer *layers;
-  /* [config.layers] float32 blocks built by hand (training, tests), each
-   * array its own, or NULL when loaded */
-  AgcBlock *blocks;
-  GPtrArray *owned;       /* copies made at load, or NULL */
+  GPtrArray *owned;       /* copies made at load, or NULL: views */
   AgcArena *scratch;      /* reused activations; NULL: allocated per call */
   /* how the forward runs (agc_transformer_set_options); all FALSE when
    * built by hand */
@@ -62,13 +60,19 @@ typedef struct
  * [3D, D] linear.  weights must outlive the transformer. */
 gboolean agc_transformer_load (AgcTransformer *transformer, const AgcWeights *weights,
                                const char *prefix, const AgcTowerConfig *config, GError **error);
+/* A transformer over float32 blocks[config->layers] read in place (the
+ * caller's arrays, which must outlive it): training's weights, blocks built
+ * by hand.  scratch NULL (activations allocated per call) until the caller
+ * lends one. */
+void agc_transformer_view (AgcTransformer *transformer, const AgcBlock *blocks,
+                           const AgcTowerConfig *config);
 void agc_transformer_clear (AgcTransformer *transformer);
 
 /* Applies options from the next forward on: int8 (linear.h) for the four
  * weight products of every block, each layer quantised on its first run
  * and kept, everything else float32; turned off, the int8 matrices are
  * freed.  AGC_ERROR_UNSUPPORTED, options unchanged, when turning int8 on
- * where agc_int8_available () is FALSE or the blocks were built by hand. */
+ * where agc_int8_available () is FALSE or on a view (agc_transformer_view). */
 gboolean agc_transformer_set_options (AgcTransformer *transformer,
                                       const AgcEngineOptions *options, GError **error);
 

@@ -247,9 +247,13 @@ agc_vision_top_forward (float *out, float *x, int batch, int n_tokens, const Agc
                         GError **error)
 {
   g_return_val_if_fail (out != NULL && x != NULL && w != NULL && batch > 0, FALSE);
-  // blocks built by hand (no stored tensors): fused float32 qkv, read in place
-  AgcTransformer top = { .config = *config, .blocks = w->blocks, .scratch = scratch };
-  if (!agc_transformer_forward (&top, x, batch, n_tokens, FALSE, error))
+  // training's float32 blocks, fused qkv, read in place
+  AgcTransformer top;
+  agc_transformer_view (&top, w->blocks, config);
+  top.scratch = scratch;
+  gboolean ok = agc_transformer_forward (&top, x, batch, n_tokens, FALSE, error);
+  agc_transformer_clear (&top);
+  if (!ok)
     return FALSE;
   float *pooled = g_new (float, (size_t) batch * config->width); // [B, D]
   int *class_rows = g_new (int, batch);

@@ -381,7 +381,8 @@ check_block_matches_transformer (gboolean causal)
   int batch = 3, n_tokens = 7;
   size_t n = (size_t) batch * n_tokens * c.width;
   AgcBlock *w = random_block (&c);
-  AgcTransformer tr = { .config = c, .blocks = w }; // scratch NULL: per-call arena
+  AgcTransformer tr; // scratch NULL: per-call arena
+  agc_transformer_view (&tr, w, &c);
   float *x = random_floats (rng, n, 1.0, 0.0), *ref = g_memdup2 (x, n * sizeof (float));
   float *out = g_new (float, n);
   g_assert_true (agc_transformer_forward (&tr, ref, batch, n_tokens, causal, NULL));
@@ -400,6 +401,7 @@ check_block_matches_transformer (gboolean causal)
   g_assert_cmpfloat (max_ref, >, 0.5);
   g_assert_cmpfloat (max_err, <, 1e-5 * max_ref);
   agc_block_acts_free (acts);
+  agc_transformer_clear (&tr);
   agc_block_train_free (w);
   g_free (x), g_free (ref), g_free (out);
 }

@@ -226,9 +226,9 @@ check_packed (gboolean causal, int n_threads)
   agc_set_threads (n_threads);
   AgcTowerConfig c = { .width = 40, .layers = 2, .heads = 5, .mlp_width = 72,
                        .layer_norm_eps = 1e-5f, .act = AGC_ACT_QUICK_GELU };
-  AgcTransformer tr = { .config = c, .blocks = g_new0 (AgcBlock, c.layers) };
-  for (int l = 0; l < c.layers; l++)
-    fill_random_block (rng, &tr.blocks[l], c.width, c.mlp_width);
+  AgcBlock *blocks = random_blocks (rng, &c);
+  AgcTransformer tr;
+  agc_transformer_view (&tr, blocks, &c);
   int lengths[] = { 3, 9, 1, 6, 9 }, n_seqs = G_N_ELEMENTS (lengths), rows = 0;
   for (int s = 0; s < n_seqs; s++)
     rows += lengths[s];
@@ -246,6 +246,7 @@ check_packed (gboolean causal, int n_threads)
   g_assert_cmpfloat (max_abs_diff (packed, alone, n), <, 2e-5);
   g_free (packed), g_free (alone);
   agc_transformer_clear (&tr);
+  free_random_blocks (blocks, c.layers);
   agc_set_threads (0);
 }
 

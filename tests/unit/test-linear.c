@@ -257,26 +257,26 @@ test_side_by_side (void)
 {
   AgcTowerConfig c = { .width = 48, .layers = 2, .heads = 4, .mlp_width = 96,
                        .layer_norm_eps = 1e-5f, .act = AGC_ACT_QUICK_GELU };
-  AgcTransformer hand = { .config = c, .blocks = g_new0 (AgcBlock, c.layers) };
-  for (int l = 0; l < c.layers; l++)
-    fill_random_block (rng, &hand.blocks[l], c.width, c.mlp_width);
+  AgcBlock *blocks = random_blocks (rng, &c);
+  AgcTransformer hand;
+  agc_transformer_view (&hand, blocks, &c);
   int batch = 2, n_tok = 9;
   size_t n = (size_t) batch * n_tok * c.width;
   float *x = random_floats (rng, n, 1.0, 0.0);
   double *want = g_new (double, n);
   for (size_t i = 0; i < n; i++)
     want[i] = x[i];
-  ref_forward (want, hand.blocks, &c, batch, n_tok);
+  ref_forward (want, blocks, &c, batch, n_tok);
 
   AgcEngineOptions own_o = agc_engine_default_options (), blas_o = own_o, int8_o = own_o;
   AgcEngineOptions floor_o = own_o;
   blas_o.use_openblas = TRUE;
   int8_o.int8 = agc_int8_available ();
   floor_o.products_only = TRUE;
-  AgcTransformer own = transformer_over (hand.blocks, &c, &own_o);
-  AgcTransformer blas = transformer_over (hand.blocks, &c, &blas_o);
-  AgcTransformer int8 = transformer_over (hand.blocks, &c, &int8_o);
-  AgcTransformer floor = transformer_over (hand.blocks, &c, &floor_o);
+  AgcTransformer own = transformer_over (blocks, &c, &own_o);
+  AgcTransformer blas = transformer_over (blocks, &c, &blas_o);
+  AgcTransformer int8 = transformer_over (blocks, &c, &int8_o);
+  AgcTransformer floor = transformer_over (blocks, &c, &floor_o);
 
   // interleaved: each keeps to its own options
   float *y_own = run (&own, x, n, batch, n_tok);
@@ -310,7 +310,7 @@ test_side_by_side (void)
   float *y_back = run (&int8, x, n, batch, n_tok);
   g_assert_cmpmem (y_back, n * sizeof (float), y_own, n * sizeof (float));
 
-  // built by hand: int8 refused, options unchanged
+  // a view of float32 blocks: int8 refused, options unchanged
   int8_o.int8 = TRUE;
   g_assert_false (agc_transformer_set_options (&hand, &int8_o, &error));
   g_assert_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED);
@@ -321,6 +321,7 @@ test_side_by_side (void)
   for (size_t i = 0; i < G_N_ELEMENTS (all); i++)
     agc_transformer_clear (all[i]);
   agc_transformer_clear (&hand);
+  free_random_blocks (blocks, c.layers);
   g_free (x), g_free (want), g_free (y_own), g_free (y_blas), g_free (y_int8);
   g_free (y_floor), g_free (y_own2), g_free (y_blas2), g_free (y_back);
 }

@@ -244,9 +244,9 @@ test_l2_normalize (void)
 
 // x[B, T, D] in place, double precision, one (batch, head, query, key) at a time
 static void
-ref_transformer (double *x, const AgcTransformer *tr, int batch, int n_tok, gboolean causal)
+ref_transformer (double *x, const AgcBlock *blocks, const AgcTowerConfig *c, int batch,
+                 int n_tok, gboolean causal)
 {
-  const AgcTowerConfig *c = &tr->config;
   int d = c->width, m = c->mlp_width, heads = c->heads, hd = d / heads;
   size_t rows = (size_t) batch * n_tok;
   double *h = g_new (double, rows * d);
@@ -258,7 +258,7 @@ ref_transformer (double *x, const AgcTransformer *tr, int batch, int n_tok, gboo
 
   for (int l = 0; l < c->layers; l++)
     {
-      const AgcBlock *blk = &tr->blocks[l];
+      const AgcBlock *blk = &blocks[l];
       ref_layernorm (h, x, blk->ln1_weight, blk->ln1_bias, rows, d, c->layer_norm_eps);
       ref_linear (qkv, h, blk->qkv_weight, blk->qkv_bias, (int) rows, d, 3 * d);
       for (int b = 0; b < batch; b++)
@@ -306,10 +306,10 @@ check_transformer (AgcActivation act, gboolean causal)
 {
   AgcTowerConfig c = { .width = 48, .layers = 2, .heads = 3, .mlp_width = 80,
                        .layer_norm_eps = 1e-5f, .act = act };
-  AgcTransformer tr = { .config = c, .blocks = g_new0 (AgcBlock, c.layers) };
-  int d = c.width, m = c.mlp_width;
-  for (int l = 0; l < c.layers; l++)
-    fill_random_block (rng, &tr.blocks[l], d, m);
+  AgcBlock *blocks = random_blocks (rng, &c);
+  AgcTransformer tr;
+  agc_transformer_view (&tr, blocks, &c);
+  int d = c.width;
   int batch = 3, n_tok = 7;
   size_t n = (size_t) batch * n_tok * d;
   float *x = random_floats (rng, n, 1.0, 0.0);
@@ -317,7 +317,7 @@ check_transformer (AgcActivation act, gboolean causal)
   for (size_t i = 0; i < n; i++)
     want[i] = x[i];
 
-  ref_transformer (want, &tr, batch, n_tok, causal);
+  ref_transformer (want, blocks, &c, batch, n_tok, causal);
   g_assert_true (agc_transformer_forward (&tr, x, batch, n_tok, causal, NULL));
   g_assert_cmpfloat (normalized_error (x, want, n), <, 1e-5);
 
@@ -341,7 +341,8 @@ check_transformer (AgcActivation act, gboolean causal)
     }
   g_free (x), g_free (want);
   agc_transformer_clear (&tr);
-  g_assert_null (tr.blocks);
+  g_assert_null (tr.layers);
+  free_random_blocks (blocks, c.layers);
 }
 
 static void

@@ -19,9 +19,9 @@ random_floats (GRand *rng, size_t n, double scale, double offset)
   return x;
 }
 
-/* A transformer block of random weights from rng, each array its own (as
- * agc_transformer_clear frees blocks built by hand), scaled so that the
- * activations keep about unit variance through it. */
+/* A transformer block of random weights from rng, each array its own
+ * (free_random_blocks), scaled so that the activations keep about unit
+ * variance through it. */
 static inline void
 fill_random_block (GRand *rng, AgcBlock *b, int d, int m)
 {
@@ -38,6 +38,31 @@ fill_random_block (GRand *rng, AgcBlock *b, int d, int m)
   b->fc1_bias = random_floats (rng, m, 0.2, 0.0);
   b->fc2_weight = random_floats (rng, (size_t) d * m, 1.7 * s_m, 0.0);
   b->fc2_bias = random_floats (rng, d, 0.2, 0.0);
+}
+
+/* c->layers random blocks (fill_random_block). */
+static inline AgcBlock *
+random_blocks (GRand *rng, const AgcTowerConfig *c)
+{
+  AgcBlock *blocks = g_new0 (AgcBlock, c->layers);
+  for (int l = 0; l < c->layers; l++)
+    fill_random_block (rng, &blocks[l], c->width, c->mlp_width);
+  return blocks;
+}
+
+static inline void
+free_random_blocks (AgcBlock *blocks, int n)
+{
+  for (int l = 0; l < n; l++)
+    {
+      AgcBlock *b = &blocks[l];
+      float *arrays[] = { b->ln1_weight, b->ln1_bias, b->qkv_weight, b->qkv_bias,
+                          b->out_weight, b->out_bias, b->ln2_weight, b->ln2_bias,
+                          b->fc1_weight, b->fc1_bias, b->fc2_weight, b->fc2_bias };
+      for (size_t i = 0; i < G_N_ELEMENTS (arrays); i++)
+        g_free (arrays[i]);
+    }
+  g_free (blocks);
 }
 
 // max |got - want| / max |want|: error relative to the size of the output
