@@ -252,8 +252,7 @@ agc_text_tower_backward (AgcTextParams *g, const float *demb, AgcTextActs *a,
   int width = s->config.width, n_tok = s->n_tokens, rows = s->batch * n_tok;
   const float *dx = agc_tower_stack_backward (g->blocks, g->final_ln_weight, g->final_ln_bias,
                                               g->projection, demb, s, w->blocks,
-                                              w->final_ln_weight, w->final_ln_bias,
-                                              w->projection, TRUE);
+                                              w->final_ln_weight, w->projection, TRUE);
   // x = token_embedding[ids] + position[t]: the table's share goes to the caller
   for (int r = 0; r < rows; r++)
     {

@@ -65,13 +65,9 @@ agc_tower_acts_set_tokens (AgcTowerActs *a, int n_tokens)
   g_return_if_fail (n_tokens > 0 && n_tokens <= a->max_tokens);
   if (n_tokens == a->n_tokens) // the blocks' activations depend on T
     return;
-  for (int l = 0; l < a->n_blocks; l++)
-    {
-      float *scratch = a->blocks[l].scratch;
-      agc_block_acts_view (&a->blocks[l], a->block_memory + l * a->block_floats, &a->config,
-                           a->batch, n_tokens);
-      a->blocks[l].scratch = scratch;
-    }
+  for (int l = 0; l < a->n_blocks; l++) // (their scratch stays)
+    agc_block_acts_view (&a->blocks[l], a->block_memory + l * a->block_floats, &a->config,
+                         a->batch, n_tokens);
   a->n_tokens = n_tokens;
 }
 
@@ -94,10 +90,9 @@ agc_tower_stack_forward (float *emb, AgcTowerActs *a, const AgcBlock *blocks,
 float *
 agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gln_bias,
                           float *gprojection, const float *demb, AgcTowerActs *a,
-                          const AgcBlock *blocks, const float *ln_weight, const float *ln_bias,
+                          const AgcBlock *blocks, const float *ln_weight,
                           const float *projection, gboolean want_dinput)
 {
-  (void) ln_bias; // the backward of ln needs its weight only
   const AgcTowerConfig *c = &a->config;
   int d = c->width;
   size_t rd = (size_t) a->batch * a->n_tokens * d, bd = (size_t) a->batch * d;

@@ -67,5 +67,4 @@ void agc_tower_stack_forward (float *emb, AgcTowerActs *acts, const AgcBlock *bl
 float *agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gln_bias,
                                  float *gprojection, const float *demb, AgcTowerActs *acts,
                                  const AgcBlock *blocks, const float *ln_weight,
-                                 const float *ln_bias, const float *projection,
-                                 gboolean want_dinput);
+                                 const float *projection, gboolean want_dinput);

@@ -647,7 +647,7 @@ agc_vision_tower_backward (AgcVisionParams *g, const float *demb, AgcVisionActs 
   // the top alone has no use for the gradient of its input
   float *dx = agc_tower_stack_backward (g->blocks, g->post_ln_weight, g->post_ln_bias,
                                         g->projection, demb, s, w->blocks, w->post_ln_weight,
-                                        w->post_ln_bias, w->projection, a->embeds);
+                                        w->projection, a->embeds);
   if (!a->embeds)
     return;
   // x = ln_pre(embed): dembed into dx_below
