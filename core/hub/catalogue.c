@@ -1,6 +1,7 @@
 /* catalogue.c — reading and validating models/catalogue.json (agriclip.h,
  * "model hub"). */
 #include "agriclip.h"
+#include "support/json-file.h"
 
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -281,15 +282,8 @@ agc_catalogue_load (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_autoptr (JsonParser) parser = json_parser_new ();
-  GError *parse_error = NULL;
-  if (!json_parser_load_from_file (parser, path, &parse_error))
-    {
-      g_set_error (error, AGC_ERROR,
-                   parse_error->domain == G_FILE_ERROR ? AGC_ERROR_IO : AGC_ERROR_FORMAT, "%s: %s",
-                   path, parse_error->message);
-      g_error_free (parse_error);
-      return NULL;
-    }
+  if (!agc_json_parse_file (parser, path, path, error))
+    return NULL;
   g_autoptr (GString) where = g_string_new ("");
   Context cx = { path, where };
   JsonNode *root = json_parser_get_root (parser);

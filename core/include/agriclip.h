@@ -75,7 +75,8 @@ void agc_image_free (AgcImage *image);
 /* The image files named by paths[n_paths], appended to files as newly
  * allocated names: a file as given (it is always tried); a folder's files
  * whose extension an image loader claims, sorted by name, hidden ones left
- * out, descending into sub-folders when recursive.  A folder that cannot
+ * out, descending into sub-folders when recursive (each folder once, however
+ * many links lead to it: a link to . or .. ends).  A folder that cannot
  * be read is reported (report may be NULL) and skipped.  Returns the
  * number of problems reported. */
 int agc_image_collect (const char *const *paths, int n_paths, gboolean recursive,

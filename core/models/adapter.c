@@ -5,6 +5,7 @@
 #include "models/embedding-cache.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
+#include "support/json-file.h"
 
 #include <json-glib/json-glib.h>
 #include <stdarg.h>
@@ -218,7 +219,7 @@ static gboolean
 parse_classes (AgcAdapter *adapter, const char *text, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (text == NULL || !json_parser_load_from_data (parser, text, -1, NULL)
+  if (text == NULL || !agc_json_parse_data (parser, text, strlen (text), adapter->path, NULL)
       || !JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser)))
     return fail (error, adapter, "agriclip.classes is missing or not a JSON array");
   JsonArray *array = json_node_get_array (json_parser_get_root (parser));
