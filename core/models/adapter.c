@@ -7,6 +7,8 @@
 #include "formats/safetensors.h"
 #include "support/json-file.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -115,7 +117,14 @@ agc_model_identity (const AgcModel *model, GError **error)
   const char *dir = agc_model_path (model);
   g_autoptr (GString) lines = g_string_new (IDENTITY_VERSION "\n");
   GError *local = NULL;
-  if (!hash_folder (lines, dir, "", 0, &local))
+  char hex[AGC_SHA256_HEX];
+  g_autofree char *base = g_path_get_basename (dir);
+  // a model given as one weights file (model.pt): that file is the model
+  gboolean ok = g_file_test (dir, G_FILE_TEST_IS_DIR)
+                  ? hash_folder (lines, dir, "", 0, &local)
+                  : agc_file_sha256 (hex, dir, &local)
+                      && (g_string_append_printf (lines, "%s\t%s\n", base, hex), TRUE);
+  if (!ok)
     {
       g_autofree char *shown = g_filename_display_name (dir);
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot compute the model identity: %s",
@@ -347,6 +356,29 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
                      "'b' [out]");
     }
   return TRUE;
+}
+
+gboolean
+agc_adapter_check_destination (const char *path, GError **error)
+{
+  GStatBuf st = { 0 }; // a stat that fails otherwise: refused as not an adapter
+  if (g_stat (path, &st) != 0 && errno == ENOENT)
+    return TRUE;
+  const char *kind = NULL;
+  AgcSafetensors *file = S_ISREG (st.st_mode) ? agc_safetensors_open (path, NULL) : NULL;
+  GHashTable *meta = file != NULL ? agc_safetensors_metadata (file) : NULL;
+  if (meta != NULL)
+    kind = g_hash_table_lookup (meta, "agriclip.kind");
+  gboolean ok = g_strcmp0 (kind, ADAPTER_KIND) == 0;
+  agc_safetensors_free (file);
+  if (!ok)
+    {
+      g_autofree char *shown = g_filename_display_name (path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: exists and is not an agriclip adapter: not overwritten (write the adapter "
+                   "to a new file)", shown);
+    }
+  return ok;
 }
 
 static gboolean
