@@ -8,7 +8,7 @@
 
 /* A resized image this large only comes from an absurd aspect ratio
  * (e.g. 1 x 100000 resized to 224 x 22400000). */
-#define MAX_RESIZED_PIXELS ((gint64) 1 << 28)
+#define MAX_RESIZED_PIXELS ((gint64) 1 << 26) /* 192 MiB as RGB */
 
 // resize the shorter side to the crop's size, then centre-crop a square
 static AgcPreprocess
