@@ -415,6 +415,8 @@ agc_weights_take_f32 (const AgcWeights *weights, const char *name, int n_dims,
       return NULL;
     }
 
+  if (!agc_tensor_check_finite (tensor, name, error))
+    return NULL;
   // the reader bounded n by the file size, so this cannot overflow
   size_t n = (size_t) agc_tensor_n_elements (tensor);
   float *out = g_try_new (float, MAX (n, 1));

@@ -203,6 +203,7 @@ parse_files (AgcCatalogueModel *m, JsonObject *object, Context *cx, GError **err
   JsonArray *array = json_node_get_array (node);
   m->files = g_ptr_array_new_with_free_func (file_free);
   gsize prefix = cx->where->len;
+  g_autoptr (GHashTable) paths = g_hash_table_new (g_str_hash, g_str_equal); // a set: linear
   for (guint i = 0; i < json_array_get_length (array); i++)
     {
       g_string_append_printf (cx->where, "files[%u]: ", i);
@@ -210,9 +211,8 @@ parse_files (AgcCatalogueModel *m, JsonObject *object, Context *cx, GError **err
       if (f == NULL)
         return FALSE;
       g_ptr_array_add (m->files, f);
-      for (guint j = 0; j < i; j++)
-        if (strcmp (((AgcCatalogueFile *) m->files->pdata[j])->path, f->path) == 0)
-          return fail (cx, error, "the same \"path\" appears twice");
+      if (!g_hash_table_add (paths, f->path))
+        return fail (cx, error, "the same \"path\" appears twice");
       g_string_truncate (cx->where, prefix);
     }
   return TRUE;

@@ -287,6 +287,12 @@ take (const AgcSafetensors *file, const AgcAdapter *adapter, const char *name, i
             (int) shape[0]);
       return NULL;
     }
+  GError *local = NULL;
+  if (!agc_tensor_check_finite (t, name, &local))
+    {
+      g_propagate_error (error, local); // names the file already
+      return NULL;
+    }
   float *out = g_new (float, agc_tensor_n_elements (t));
   agc_tensor_to_f32 (t, out);
   return out;
@@ -326,6 +332,11 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
         {
           ok = fail (error, adapter, "tensor '%s' is not a floating-point tensor of 1 to 4 "
                      "dimensions", t->name);
+          break;
+        }
+      if (!agc_tensor_check_finite (t, t->name, error))
+        {
+          ok = FALSE;
           break;
         }
       AdapterTensor *a = &adapter->tensors[adapter->n_tensors++];
