@@ -257,6 +257,11 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
       gboolean good = image != NULL
                       && encoder->preprocess (batch->pixels + n_loaded * image_len, image,
                                               encoder->data, &problem);
+      if (image != NULL && !good) // preprocessing does not know the file
+        {
+          g_autofree char *shown = g_filename_display_name (files[batch->rows[j]]);
+          g_prefix_error (&problem, "%s: ", shown);
+        }
       agc_image_free (image);
       if (good)
         loaded[n_loaded++] = batch->rows[j];
