@@ -15,6 +15,7 @@
  * call. */
 #include "cli.h"
 
+#include <glib/gstdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,15 @@ print_result (gboolean table, const char *what, int n, double median, const doub
 static gboolean
 dump (const char *path, const float *data, size_t n, GError **error)
 {
+  // replaces only an earlier dump (a whole number of float32), never another file
+  GStatBuf st;
+  if (g_stat (path, &st) == 0 && (!S_ISREG (st.st_mode) || st.st_size % sizeof (float) != 0))
+    {
+      g_autofree char *shown = g_filename_display_name (path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   _("%s: exists and is not an earlier --dump output: not overwritten"), shown);
+      return FALSE;
+    }
   return g_file_set_contents (path, (const char *) data, (gssize) (n * sizeof (float)), error);
 }
 

@@ -20,7 +20,7 @@ write_result (OutputFormat format, const char *image, const char *const *names,
   if (format == FORMAT_JSONL)
     {
       fputs ("{\"image\": ", stdout);
-      cli_write_json_string (stdout, image);
+      cli_write_json_filename (stdout, image);
       fputs (", \"labels\": [", stdout);
       for (int k = 0; k < n_top; k++)
         {
@@ -91,8 +91,8 @@ classify_files (AgcModel *model, const AgcClassifier *classifier, const char *co
         {
           agc_classifier_probabilities (classifier, embeddings + (gsize) j * dim, probs);
           int n_top = agc_top_k (probs, n_classes, top_k, top);
-          g_autofree char *shown = g_filename_display_name (batch[loaded[j]]);
-          write_result (format, shown, names, probs, top, n_top);
+          // the name's own bytes (CSV as they are, JSON see cli_write_json_filename)
+          write_result (format, batch[loaded[j]], names, probs, top, n_top);
         }
       show_progress ((int) start + n_files, (int) files->len);
     }

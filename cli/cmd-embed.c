@@ -38,7 +38,7 @@ static void
 write_line (const char *kind, const char *input, const float *embedding, int dim)
 {
   printf ("{\"kind\": \"%s\", \"input\": ", kind);
-  cli_write_json_string (stdout, input);
+  cli_write_json_filename (stdout, input); // a text is UTF-8: written as it is
   fputs (", \"embedding\": [", stdout);
   for (int d = 0; d < dim; d++)
     {
@@ -181,9 +181,8 @@ run (int argc, char **argv)
         for (guint i = 0; i < args.inputs->len; i++)
           {
             const EmbedInput *input = &g_array_index (args.inputs, EmbedInput, i);
-            g_autofree char *shown = input->is_image ? g_filename_display_name (input->value)
-                                                     : g_strdup (input->value);
-            write_line (input->is_image ? "image" : "text", shown, out + (gsize) i * dim, dim);
+            write_line (input->is_image ? "image" : "text", input->value, out + (gsize) i * dim,
+                        dim);
           }
     }
   if (error)

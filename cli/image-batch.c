@@ -15,6 +15,11 @@ cli_prepare_images (AgcModel *model, const char *const *files, int n_files, floa
       AgcImage *image = agc_image_load (files[i], &local);
       gboolean ok = image && agc_model_preprocess (model, image, pixels + n_ok * image_floats,
                                                    &local);
+      if (image != NULL && !ok) // the library's preprocessing does not know the file
+        {
+          g_autofree char *shown = g_filename_display_name (files[i]);
+          g_prefix_error (&local, "%s: ", shown);
+        }
       agc_image_free (image);
       if (ok)
         loaded[n_ok++] = i;

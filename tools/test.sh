@@ -3,8 +3,8 @@
 # dependencies, builds with -Werror, runs every test, runs the suite again
 # under AddressSanitizer and UndefinedBehaviorSanitizer, runs the GIMP 3
 # plug-in's end-to-end tests (in a Debian 13 root when the host has no GIMP 3:
-# it builds there with -Werror too), and fuzzes the checkpoint readers for a
-# bounded time (AGC_FUZZ_SECONDS per harness, default 60).  Ends with one line: "N passed, N failed, N skipped".
+# it builds there with -Werror too), and fuzzes the file readers (tests/fuzz/README.md) for a
+# bounded time (AGC_FUZZ_SECONDS per harness, default 50; 6 harnesses).  Ends with one line: "N passed, N failed, N skipped".
 # Usage: tools/test.sh [--quick]     (--quick: the plain suite only)
 set -eu
 cd "$(dirname "$0")/.."
@@ -37,7 +37,7 @@ if [ "$quick" = no ]; then
     gimp_tests="tools/debian13-root.sh run tests/gimp/run.sh"
   fi
   if $gimp_tests; then extra="$extra gimp=ok"; else extra="$extra gimp=fail"; fi
-  if tests/fuzz/run.sh "${AGC_FUZZ_SECONDS:-60}"; then extra="$extra fuzz=ok"; else extra="$extra fuzz=fail"; fi
+  if tests/fuzz/run.sh "${AGC_FUZZ_SECONDS:-50}"; then extra="$extra fuzz=ok"; else extra="$extra fuzz=fail"; fi
 fi
 # shellcheck disable=SC2086
 exec /usr/bin/python3 tools/test-summary.py $logs $extra

@@ -7,6 +7,8 @@
  * overflow-safe arithmetic before it becomes a pointer. */
 #include "formats/safetensors.h"
 #include "support/json-check.h"
+#include "support/json-file.h"
+#include "support/regular-file.h"
 
 #include "agriclip.h"
 
@@ -544,15 +546,11 @@ parse_file (AgcSafetensors *file, GError **error)
   };
   JsonParser *parser = json_parser_new ();
   g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member), &tracker);
-  GError *json_error = NULL;
-  gboolean ok = json_parser_load_from_data (parser, header, (gssize) header_size, &json_error);
+  g_autofree char *display = g_strdup_printf ("%s: header", file->path);
+  gboolean ok = agc_json_parse_data (parser, header, header_size, display, error);
   JsonNode *root = ok ? json_parser_get_root (parser) : NULL;
   if (!ok)
-    {
-      fail (error, AGC_ERROR_FORMAT, file, NULL, "header is not valid JSON: %s",
-            json_error->message);
-      g_error_free (json_error);
-    }
+    ;
   else if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     ok = fail (error, AGC_ERROR_FORMAT, file, NULL, "header is not a JSON object");
   else if (g_hash_table_contains (tracker.duplicates, json_node_get_object (root)))
@@ -580,13 +578,9 @@ agc_safetensors_open (const char *path, GError **error)
   file->names = g_string_chunk_new (4096);
   file->by_name = g_hash_table_new (g_str_hash, g_str_equal);
 
-  GError *io_error = NULL;
-  file->mapping = g_mapped_file_new (path, FALSE, &io_error);
+  file->mapping = agc_map_regular_file (path, error);
   if (file->mapping == NULL)
     {
-      // GLib's message already names the file and the reason
-      g_set_error_literal (error, AGC_ERROR, AGC_ERROR_IO, io_error->message);
-      g_error_free (io_error);
       agc_safetensors_free (file);
       return NULL;
     }

@@ -3,6 +3,8 @@
  * is read with memcpy; the compiler turns that into plain loads. */
 #include "formats/tensor.h"
 
+#include "agriclip.h"
+
 #include <string.h>
 
 size_t
@@ -96,6 +98,55 @@ f16_to_f32 (guint16 h)
       exponent--;
     }
   return f32_from_bits (sign | (exponent << 23) | ((mantissa & 0x3ff) << 13));
+}
+
+gboolean
+agc_tensor_check_finite (const AgcTensorView *tensor, const char *name, GError **error)
+{
+  int64_t n = agc_tensor_n_elements (tensor);
+  const guint8 *p = tensor->data;
+  int64_t bad = -1;
+  // all-ones exponent: infinity or NaN, whatever the sign and mantissa
+  switch (tensor->dtype)
+    {
+    case AGC_DTYPE_F32:
+      for (int64_t i = 0; i < n && bad < 0; i++)
+        {
+          guint32 v;
+          memcpy (&v, p + 4 * i, 4);
+          bad = (GUINT32_FROM_LE (v) & 0x7f800000u) == 0x7f800000u ? i : -1;
+        }
+      break;
+    case AGC_DTYPE_F16:
+    case AGC_DTYPE_BF16:
+      {
+        guint16 mask = tensor->dtype == AGC_DTYPE_F16 ? 0x7c00 : 0x7f80;
+        for (int64_t i = 0; i < n && bad < 0; i++)
+          {
+            guint16 v;
+            memcpy (&v, p + 2 * i, 2);
+            bad = (GUINT16_FROM_LE (v) & mask) == mask ? i : -1;
+          }
+        break;
+      }
+    case AGC_DTYPE_F64:
+      for (int64_t i = 0; i < n && bad < 0; i++)
+        {
+          guint64 v;
+          memcpy (&v, p + 8 * i, 8);
+          bad = (GUINT64_FROM_LE (v) & G_GUINT64_CONSTANT (0x7ff0000000000000))
+                    == G_GUINT64_CONSTANT (0x7ff0000000000000) ? i : -1;
+        }
+      break;
+    default:
+      break;
+    }
+  if (bad < 0)
+    return TRUE;
+  g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+               "%s: tensor '%s' holds a non-finite value (NaN or infinity) at index %" G_GINT64_FORMAT,
+               tensor->file, name, bad);
+  return FALSE;
 }
 
 void

@@ -43,3 +43,8 @@ int64_t agc_tensor_n_elements (const AgcTensorView *tensor);
 /* Converts a tensor to float32: out[n_elements].  Floats convert exactly
  * (F64 rounds to nearest); integers and BOOL are accepted too. */
 void agc_tensor_to_f32 (const AgcTensorView *tensor, float *out);
+/* FALSE with AGC_ERROR_MODEL ("FILE: tensor 'NAME' holds a non-finite value
+ * (NaN or infinity) at index I") when a floating-point tensor has a NaN or
+ * an infinity: such weights give NaN scores, uniform probabilities and exit
+ * status 0 otherwise.  Integer tensors pass.  One read of the data. */
+gboolean agc_tensor_check_finite (const AgcTensorView *tensor, const char *name, GError **error);

@@ -4,12 +4,15 @@
 #define _DEFAULT_SOURCE // madvise
 #include "formats/weights.h"
 #include "support/json-file.h"
+#include "support/regular-file.h"
 
 #include "agriclip.h"
 #include "formats/safetensors.h"
 #include "formats/torch-checkpoint.h"
 
+#include <errno.h>
 #include <glib/gstdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <json-glib/json-glib.h>
@@ -103,11 +106,12 @@ sniff_format (const char *path)
 {
   guint8 head[512];
   size_t n = 0;
-  FILE *f = g_fopen (path, "rb");
-  if (f != NULL)
+  int fd = agc_open_regular (path, NULL, NULL); // the reader reports why it cannot
+  if (fd >= 0)
     {
-      n = fread (head, 1, sizeof head, f);
-      fclose (f);
+      ssize_t got = read (fd, head, sizeof head);
+      n = got > 0 ? (size_t) got : 0;
+      close (fd);
     }
   if (n >= sizeof zip_magic && memcmp (head, zip_magic, sizeof zip_magic) == 0)
     return FORMAT_TORCH_ZIP;
@@ -193,6 +197,34 @@ open_single (AgcWeights *weights, const char *path, GError **error)
   return TRUE;
 }
 
+/* A shard must be in the model folder once links are resolved: an index
+ * naming "../../etc/passwd" is refused before that file is opened (whose
+ * bytes a format error would otherwise quote). */
+static gboolean
+inside_folder (const char *shard_path, const char *folder, const char *index, const char *tensor,
+               GError **error)
+{
+  g_autofree char *real_folder = realpath (folder, NULL);
+  g_autofree char *real_shard = realpath (shard_path, NULL);
+  int saved = errno;
+  if (real_folder != NULL && real_shard == NULL)
+    {
+      g_autofree char *shown = g_filename_display_name (shard_path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: shard of tensor '%s': %s: cannot open (%s)",
+                   index, tensor, shown, g_strerror (saved));
+      return FALSE;
+    }
+  gsize n = real_folder != NULL ? strlen (real_folder) : 0;
+  if (real_folder == NULL || strncmp (real_shard, real_folder, n) != 0
+      || (real_shard[n] != '/' && n > 1))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                   "%s: the shard of tensor '%s' is outside the model folder", index, tensor);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* The index is authoritative: only tensors its weight_map lists are visible,
  * each taken from the shard the map names. */
 static gboolean
@@ -235,6 +267,8 @@ open_index (AgcWeights *weights, const char *path, GError **error)
       if (shard == NULL)
         {
           g_autofree char *shard_path = g_build_filename (folder, shard_name, NULL);
+          if (!inside_folder (shard_path, folder, weights->path, name, error))
+            return FALSE;
           shard = tensor_file_open (shard_path, &local);
           if (shard == NULL)
             {
@@ -381,6 +415,8 @@ agc_weights_take_f32 (const AgcWeights *weights, const char *name, int n_dims,
       return NULL;
     }
 
+  if (!agc_tensor_check_finite (tensor, name, error))
+    return NULL;
   // the reader bounded n by the file size, so this cannot overflow
   size_t n = (size_t) agc_tensor_n_elements (tensor);
   float *out = g_try_new (float, MAX (n, 1));

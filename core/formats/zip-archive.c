@@ -11,6 +11,7 @@
 #include "formats/zip-archive.h"
 
 #include "agriclip.h"
+#include "support/regular-file.h"
 
 #include <string.h>
 
@@ -392,15 +393,9 @@ agc_zip_archive_open (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  GError *io_error = NULL;
-  GMappedFile *mapping = g_mapped_file_new (path, FALSE, &io_error);
+  GMappedFile *mapping = agc_map_regular_file (path, error);
   if (mapping == NULL)
-    {
-      // GLib's message already names the file and the reason
-      g_set_error_literal (error, AGC_ERROR, AGC_ERROR_IO, io_error->message);
-      g_error_free (io_error);
-      return NULL;
-    }
+    return NULL;
   GBytes *bytes = g_mapped_file_get_bytes (mapping);
   g_mapped_file_unref (mapping);
   g_autofree char *display_name = g_filename_display_name (path);

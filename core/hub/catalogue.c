@@ -1,6 +1,7 @@
 /* catalogue.c — reading and validating models/catalogue.json (agriclip.h,
  * "model hub"). */
 #include "agriclip.h"
+#include "support/json-file.h"
 
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -202,6 +203,7 @@ parse_files (AgcCatalogueModel *m, JsonObject *object, Context *cx, GError **err
   JsonArray *array = json_node_get_array (node);
   m->files = g_ptr_array_new_with_free_func (file_free);
   gsize prefix = cx->where->len;
+  g_autoptr (GHashTable) paths = g_hash_table_new (g_str_hash, g_str_equal); // a set: linear
   for (guint i = 0; i < json_array_get_length (array); i++)
     {
       g_string_append_printf (cx->where, "files[%u]: ", i);
@@ -209,9 +211,8 @@ parse_files (AgcCatalogueModel *m, JsonObject *object, Context *cx, GError **err
       if (f == NULL)
         return FALSE;
       g_ptr_array_add (m->files, f);
-      for (guint j = 0; j < i; j++)
-        if (strcmp (((AgcCatalogueFile *) m->files->pdata[j])->path, f->path) == 0)
-          return fail (cx, error, "the same \"path\" appears twice");
+      if (!g_hash_table_add (paths, f->path))
+        return fail (cx, error, "the same \"path\" appears twice");
       g_string_truncate (cx->where, prefix);
     }
   return TRUE;
@@ -281,15 +282,8 @@ agc_catalogue_load (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_autoptr (JsonParser) parser = json_parser_new ();
-  GError *parse_error = NULL;
-  if (!json_parser_load_from_file (parser, path, &parse_error))
-    {
-      g_set_error (error, AGC_ERROR,
-                   parse_error->domain == G_FILE_ERROR ? AGC_ERROR_IO : AGC_ERROR_FORMAT, "%s: %s",
-                   path, parse_error->message);
-      g_error_free (parse_error);
-      return NULL;
-    }
+  if (!agc_json_parse_file (parser, path, path, error))
+    return NULL;
   g_autoptr (GString) where = g_string_new ("");
   Context cx = { path, where };
   JsonNode *root = json_parser_get_root (parser);

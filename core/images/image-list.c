@@ -3,6 +3,8 @@
 #include "agriclip.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
+#include <glib/gstdio.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct
@@ -10,6 +12,8 @@ typedef struct
   GHashTable *extensions;
   AgcReportFunc report;
   gpointer user_data;
+  GHashTable *visited; /* "device:inode" of each folder listed: links to a folder
+                        * already listed (self -> ., sub/up -> ..) are not followed again */
 } Collect;
 
 /* Lower-case extensions that some gdk-pixbuf loader handles. */
@@ -48,6 +52,13 @@ compare_names (gconstpointer a, gconstpointer b)
 static int
 collect_folder (const char *folder, gboolean recursive, const Collect *c, GPtrArray *files)
 {
+  GStatBuf st;
+  if (g_stat (folder, &st) == 0)
+    {
+      char *key = g_strdup_printf ("%ju:%ju", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino);
+      if (!g_hash_table_add (c->visited, key))
+        return 0;
+    }
   GError *error = NULL;
   GDir *dir = g_dir_open (folder, 0, &error);
   if (!dir)
@@ -92,7 +103,8 @@ agc_image_collect (const char *const *paths, int n_paths, gboolean recursive, GP
 {
   g_return_val_if_fail (n_paths == 0 || (paths != NULL && files != NULL), 0);
   g_autoptr (GHashTable) extensions = image_extensions ();
-  Collect c = { extensions, report, user_data };
+  g_autoptr (GHashTable) visited = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  Collect c = { extensions, report, user_data, visited };
   int problems = 0;
   for (int i = 0; i < n_paths; i++)
     {

@@ -18,10 +18,14 @@
 #include <string.h>
 #include <glib/gstdio.h>
 #include <gdk-pixbuf/gdk-pixbuf.h>
+#include <unistd.h>
 
-/* Larger images are refused before decoding: 2^28 pixels is a 16384 x 16384
- * photo, already 1 GiB as RGBA in gdk-pixbuf. */
-#define MAX_PIXELS ((gint64) 1 << 28)
+#include "support/regular-file.h"
+
+/* Larger images are refused before decoding (see agc_image_load): 2^27
+ * pixels (134 MP, 11585 x 11585) take 0.5 GiB as RGBA in gdk-pixbuf plus
+ * 0.4 GiB as RGB; a 16384 x 16384 PNG took 1.76 GB. */
+#define MAX_PIXELS ((gint64) 1 << 27)
 
 AgcImage *
 agc_image_new (int width, int height)
@@ -99,15 +103,9 @@ jpeg_has_end (const guint8 *data, gsize size)
 static gboolean
 check_jpeg_complete (const char *path, const char *name, GError **error)
 {
-  GError *map_error = NULL;
-  GMappedFile *mapped = g_mapped_file_new (path, FALSE, &map_error);
+  GMappedFile *mapped = agc_map_regular_file (path, error);
   if (mapped == NULL)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot read (%s)", name,
-                   map_error->message);
-      g_error_free (map_error);
-      return FALSE;
-    }
+    return FALSE;
   gboolean complete = jpeg_has_end ((const guint8 *) g_mapped_file_get_contents (mapped),
                                     g_mapped_file_get_length (mapped));
   g_mapped_file_unref (mapped);
@@ -209,6 +207,13 @@ agc_image_load (const char *path, GError **error)
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: is a folder, not an image", name);
       return NULL;
     }
+  /* A FIFO or a device would block gdk-pixbuf's read forever: only regular
+   * files go on (gdk-pixbuf opens the path again; a swap in between is the
+   * owner's own doing). */
+  int fd = agc_open_regular (path, &st, error);
+  if (fd < 0)
+    return NULL;
+  close (fd);
   if (st.st_size == 0)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: empty file (0 bytes)", name);

@@ -8,7 +8,7 @@
 
 /* A resized image this large only comes from an absurd aspect ratio
  * (e.g. 1 x 100000 resized to 224 x 22400000). */
-#define MAX_RESIZED_PIXELS ((gint64) 1 << 28)
+#define MAX_RESIZED_PIXELS ((gint64) 1 << 26) /* 192 MiB as RGB */
 
 // resize the shorter side to the crop's size, then centre-crop a square
 static AgcPreprocess
@@ -44,16 +44,17 @@ agc_preprocess_imagenet_defaults (int image_size)
 /* torchvision Resize(int): the shorter side becomes n, the longer one
  * int(n * long / short) (truncated, computed in double as Python does). */
 static void
-resized_size (int *out_w, int *out_h, int width, int height, int n)
+resized_size (gint64 *out_w, gint64 *out_h, int width, int height, int n)
 {
+  // in double, then 64 bits: 224 * 70,000,000 does not fit an int
   if (width <= height)
     {
       *out_w = n;
-      *out_h = (int) ((double) n * height / width);
+      *out_h = (gint64) ((double) n * height / width);
     }
   else
     {
-      *out_w = (int) ((double) n * width / height);
+      *out_w = (gint64) ((double) n * width / height);
       *out_h = n;
     }
 }
@@ -64,24 +65,26 @@ agc_preprocess_resize (const AgcPreprocess *config, const AgcImage *image, GErro
   g_return_val_if_fail (config != NULL && config->shortest_edge > 0, NULL);
   g_return_val_if_fail (image != NULL && image->width > 0 && image->height > 0, NULL);
 
-  int width, height;
+  gint64 width, height;
   resized_size (&width, &height, image->width, image->height, config->shortest_edge);
-  if ((gint64) width * height > MAX_RESIZED_PIXELS)
+  if (width < 1 || height < 1 || width > G_MAXINT / 3 || height > G_MAXINT / 3
+      || width * height > MAX_RESIZED_PIXELS)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                   "image of %d x %d pixels is too elongated: resized it would be %d x %d",
+                   "image of %d x %d pixels is too elongated: resized it would be %" G_GINT64_FORMAT
+                   " x %" G_GINT64_FORMAT,
                    image->width, image->height, width, height);
       return NULL;
     }
-  AgcImage *resized = agc_image_new (width, height);
+  AgcImage *resized = agc_image_new ((int) width, (int) height);
   if (resized == NULL
       || !agc_resize_rgb8 (image->pixels, image->width, image->height, resized->pixels,
-                           width, height, config->filter))
+                           (int) width, (int) height, config->filter))
     {
       agc_image_free (resized);
       g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                   "not enough memory to resize a %d x %d image to %d x %d", image->width,
-                   image->height, width, height);
+                   "not enough memory to resize a %d x %d image to %" G_GINT64_FORMAT
+                   " x %" G_GINT64_FORMAT, image->width, image->height, width, height);
       return NULL;
     }
   return resized;

@@ -66,7 +66,12 @@ typedef struct
 
 /* Decodes JPEG, PNG, TIFF, WebP … (whatever gdk-pixbuf has loaders for),
  * applies the EXIF orientation, expands grayscale to RGB and drops alpha (as
- * PIL's convert("RGB") does, which the reference preprocessing uses). */
+ * PIL's convert("RGB") does, which the reference preprocessing uses).
+ * Only regular files are read (a FIFO or device: AGC_ERROR_IO).  Images of
+ * more than 2^27 pixels (134 MP, e.g. 11585 x 11585) are refused from their
+ * header with AGC_ERROR_UNSUPPORTED, before decoding: decoding takes 7 bytes a
+ * pixel, 0.9 GiB at the limit (no loader decodes at a reduced size exactly
+ * as the full-size resize would). */
 AgcImage *agc_image_load (const char *path, GError **error);
 /* A zero-filled image; width and height must be positive. */
 AgcImage *agc_image_new (int width, int height);
@@ -75,7 +80,8 @@ void agc_image_free (AgcImage *image);
 /* The image files named by paths[n_paths], appended to files as newly
  * allocated names: a file as given (it is always tried); a folder's files
  * whose extension an image loader claims, sorted by name, hidden ones left
- * out, descending into sub-folders when recursive.  A folder that cannot
+ * out, descending into sub-folders when recursive (each folder once, however
+ * many links lead to it: a link to . or .. ends).  A folder that cannot
  * be read is reported (report may be NULL) and skipped.  Returns the
  * number of problems reported. */
 int agc_image_collect (const char *const *paths, int n_paths, gboolean recursive,
@@ -377,7 +383,9 @@ typedef struct
 
 /* Trains on data_dir and writes the adapter to out_path (see "adapters").
  * result (may be NULL) receives the numbers.  Cancelling keeps the last
- * checkpoint (a new one is written first when checkpoints are on). */
+ * checkpoint (a new one is written first when checkpoints are on).  An
+ * out_path that exists and is not an agriclip adapter (a model's weights, a
+ * photo…) is refused with AGC_ERROR_INPUT before anything is trained. */
 gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
                     const AgcTrainParams *params, AgcTrainResult *result,
                     GCancellable *cancellable, GError **error);
@@ -402,7 +410,8 @@ gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
  * *.index.json).  Tokenizer files and READMEs do not count, so adding a
  * tokenizer.json keeps adapters valid, while a fine-tuned copy of the same
  * architecture does not pass for the original (a hash of the tensor header
- * or of the sizes would).  Content hashes are remembered by file stat in
+ * or of the sizes would).  A model loaded from one weights file (model.pt)
+ * lists that file alone, under its name.  Content hashes are remembered by file stat in
  * the cache, so only the first use of a model reads all of it. */
 
 typedef struct AgcAdapter AgcAdapter;

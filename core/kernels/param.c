@@ -26,6 +26,8 @@ agc_param_view (AgcParam *param, const AgcWeights *weights, const char *name, in
       *param = (AgcParam){ AGC_DTYPE_F32, copy, (size_t) agc_tensor_n_elements (t) };
       return TRUE;
     }
+  if (!agc_tensor_check_finite (t, name, error))
+    return FALSE;
   size_t n = (size_t) agc_tensor_n_elements (t);
   gboolean in_place = (t->dtype == AGC_DTYPE_F32 && (uintptr_t) t->data % sizeof (float) == 0)
                       || ((t->dtype == AGC_DTYPE_F16 || t->dtype == AGC_DTYPE_BF16)

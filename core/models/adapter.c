@@ -5,7 +5,10 @@
 #include "models/embedding-cache.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
+#include "support/json-file.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -114,7 +117,14 @@ agc_model_identity (const AgcModel *model, GError **error)
   const char *dir = agc_model_path (model);
   g_autoptr (GString) lines = g_string_new (IDENTITY_VERSION "\n");
   GError *local = NULL;
-  if (!hash_folder (lines, dir, "", 0, &local))
+  char hex[AGC_SHA256_HEX];
+  g_autofree char *base = g_path_get_basename (dir);
+  // a model given as one weights file (model.pt): that file is the model
+  gboolean ok = g_file_test (dir, G_FILE_TEST_IS_DIR)
+                  ? hash_folder (lines, dir, "", 0, &local)
+                  : agc_file_sha256 (hex, dir, &local)
+                      && (g_string_append_printf (lines, "%s\t%s\n", base, hex), TRUE);
+  if (!ok)
     {
       g_autofree char *shown = g_filename_display_name (dir);
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot compute the model identity: %s",
@@ -218,7 +228,7 @@ static gboolean
 parse_classes (AgcAdapter *adapter, const char *text, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (text == NULL || !json_parser_load_from_data (parser, text, -1, NULL)
+  if (text == NULL || !agc_json_parse_data (parser, text, strlen (text), adapter->path, NULL)
       || !JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser)))
     return fail (error, adapter, "agriclip.classes is missing or not a JSON array");
   JsonArray *array = json_node_get_array (json_parser_get_root (parser));
@@ -277,6 +287,12 @@ take (const AgcSafetensors *file, const AgcAdapter *adapter, const char *name, i
             (int) shape[0]);
       return NULL;
     }
+  GError *local = NULL;
+  if (!agc_tensor_check_finite (t, name, &local))
+    {
+      g_propagate_error (error, local); // names the file already
+      return NULL;
+    }
   float *out = g_new (float, agc_tensor_n_elements (t));
   agc_tensor_to_f32 (t, out);
   return out;
@@ -318,6 +334,11 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
                      "dimensions", t->name);
           break;
         }
+      if (!agc_tensor_check_finite (t, t->name, error))
+        {
+          ok = FALSE;
+          break;
+        }
       AdapterTensor *a = &adapter->tensors[adapter->n_tensors++];
       a->name = g_strdup (t->name);
       a->n_dims = t->n_dims;
@@ -346,6 +367,29 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
                      "'b' [out]");
     }
   return TRUE;
+}
+
+gboolean
+agc_adapter_check_destination (const char *path, GError **error)
+{
+  GStatBuf st = { 0 }; // a stat that fails otherwise: refused as not an adapter
+  if (g_stat (path, &st) != 0 && errno == ENOENT)
+    return TRUE;
+  const char *kind = NULL;
+  AgcSafetensors *file = S_ISREG (st.st_mode) ? agc_safetensors_open (path, NULL) : NULL;
+  GHashTable *meta = file != NULL ? agc_safetensors_metadata (file) : NULL;
+  if (meta != NULL)
+    kind = g_hash_table_lookup (meta, "agriclip.kind");
+  gboolean ok = g_strcmp0 (kind, ADAPTER_KIND) == 0;
+  agc_safetensors_free (file);
+  if (!ok)
+    {
+      g_autofree char *shown = g_filename_display_name (path);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: exists and is not an agriclip adapter: not overwritten (write the adapter "
+                   "to a new file)", shown);
+    }
+  return ok;
 }
 
 static gboolean

@@ -15,6 +15,11 @@ gboolean agc_adapter_write (const char *path, const char *method, const AgcModel
                             const char *metrics_json, const char *training_json,
                             GError **error);
 
+/* TRUE when path does not exist or is an agriclip adapter, which training may
+ * replace; otherwise AGC_ERROR_INPUT naming the file: a model's weights, a
+ * photo or a thesis given as --out is not overwritten. */
+gboolean agc_adapter_check_destination (const char *path, GError **error);
+
 /* The head of a probe adapter: weight[C, E] and bias[C], owned by the
  * adapter; *dim = E.  FALSE for other methods. */
 gboolean agc_adapter_probe_head (const AgcAdapter *adapter, const float **weight,

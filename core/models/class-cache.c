@@ -3,6 +3,7 @@
 
 #include "models/embedding-cache.h"
 #include "formats/safetensors-write.h"
+#include "support/regular-file.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -184,7 +185,7 @@ agc_class_cache_load (float *classes, const char *key, int n_classes, int dim)
   g_autofree char *path = entry_path (key);
   g_autofree char *data = NULL;
   gsize size = 0;
-  if (!g_file_get_contents (path, &data, &size, NULL))
+  if (!agc_read_regular_file (path, G_MAXSSIZE, &data, &size, NULL))
     return FALSE;
   size_t n = (size_t) n_classes * dim;
   Header h;

@@ -5,6 +5,7 @@
 
 #include "models/adapter.h"
 #include "formats/safetensors-write.h"
+#include "support/regular-file.h"
 #include "formats/safetensors.h"
 
 #include <errno.h>
@@ -76,22 +77,10 @@ agc_file_sha256 (char hex[AGC_SHA256_HEX], const char *path, GError **error)
 {
   g_return_val_if_fail (hex != NULL && path != NULL, FALSE);
   hex[0] = '\0';
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
   struct stat before;
-  if (fd < 0 || fstat (fd, &before) != 0)
-    {
-      int saved = errno;
-      if (fd >= 0)
-        close (fd);
-      return fail_read (error, path, saved);
-    }
-  if (!S_ISREG (before.st_mode))
-    {
-      close (fd);
-      g_autofree char *shown = g_filename_display_name (path);
-      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: not a regular file", shown);
-      return FALSE;
-    }
+  int fd = agc_open_regular (path, &before, error);
+  if (fd < 0)
+    return FALSE;
 
   g_autofree char *memo = memo_path (path, &before);
   g_autofree char *remembered = NULL;
@@ -268,6 +257,11 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
       gboolean good = image != NULL
                       && encoder->preprocess (batch->pixels + n_loaded * image_len, image,
                                               encoder->data, &problem);
+      if (image != NULL && !good) // preprocessing does not know the file
+        {
+          g_autofree char *shown = g_filename_display_name (files[batch->rows[j]]);
+          g_prefix_error (&problem, "%s: ", shown);
+        }
       agc_image_free (image);
       if (good)
         loaded[n_loaded++] = batch->rows[j];

@@ -81,6 +81,13 @@ load_logit_scale (float *out, const AgcWeights *weights, GError **error)
   float log_scale;
   agc_tensor_to_f32 (t, &log_scale);
   *out = expf (log_scale);
+  if (!isfinite (*out)) // a finite log scale of 89 overflows too
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "%s: tensor logit_scale is %g: its exponential is not a finite number",
+                   t->file, (double) log_scale);
+      return FALSE;
+    }
   return TRUE;
 }
 

@@ -13,6 +13,8 @@
 #include "text/tokenizer.h"
 
 #include "agriclip.h"
+#include "support/json-file.h"
+#include "support/regular-file.h"
 #include "text/text-clean.h"
 
 #include <gio/gio.h>
@@ -21,6 +23,7 @@
 
 #define N_OPENAI_MERGES 48894 /* 49152 - 256 - 2: the merges CLIP uses of the 16e6 file */
 #define NO_RANK G_MAXINT32
+#define MERGES_MAX_BYTES ((gsize) 64 << 20) /* CLIP's merges.txt is 0.5 MB */
 #define CACHE_MAX_WORDS 65536 /* then the cache starts over: bounded memory */
 #define CACHE_MAX_BYTES 64     /* longer words are rare and not worth keeping */
 
@@ -181,17 +184,6 @@ insert_merge (AgcTokenizer *tokenizer, int32_t first, int32_t second, int32_t ra
 
 /* ---- loading -------------------------------------------------------------- */
 
-static void
-set_read_error (GError **error, const char *path, GError *local)
-{
-  // GLib's open errors usually name the file already
-  if (strstr (local->message, path))
-    g_set_error_literal (error, AGC_ERROR, AGC_ERROR_IO, local->message);
-  else
-    g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot read (%s)", path, local->message);
-  g_error_free (local);
-}
-
 static int
 line_of_offset (const char *text, const char *at)
 {
@@ -267,6 +259,41 @@ parse_merge (char *line, int line_number, const char *path, MergeText *merge, GE
   return TRUE;
 }
 
+/* Every symbol of the vocabulary is a byte, a special token or the result of
+ * a merge: a truncated or empty merges.txt would otherwise load and give
+ * other token ids (each word left in smaller pieces). */
+static gboolean
+check_every_symbol_made (const AgcTokenizer *tokenizer, int n_merges, const char *merges_path,
+                         const char *vocab_path, GError **error)
+{
+  g_autofree gboolean *made = g_new0 (gboolean, MAX (tokenizer->n_vocab, 1));
+  for (int b = 0; b < 256; b++)
+    made[tokenizer->byte_ids[b]] = made[tokenizer->byte_end_ids[b]] = TRUE;
+  made[tokenizer->sot] = made[tokenizer->eot] = TRUE;
+  int n_base = 0;
+  for (int id = 0; id < tokenizer->n_vocab; id++)
+    n_base += made[id];
+  for (guint64 i = 0; i <= tokenizer->merge_mask; i++)
+    if (tokenizer->merges[i].rank >= 0)
+      made[tokenizer->merges[i].id] = TRUE;
+  int n_made = 0;
+  for (int id = 0; id < tokenizer->n_vocab; id++)
+    n_made += made[id];
+  if (n_made == tokenizer->n_vocab)
+    return TRUE;
+  GHashTableIter iter;
+  gpointer symbol = NULL, id = NULL;
+  g_hash_table_iter_init (&iter, tokenizer->vocab);
+  while (g_hash_table_iter_next (&iter, &symbol, &id) && made[GPOINTER_TO_INT (id)])
+    ;
+  g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+               "%s: its %d merges make %d of the %d merged symbols of %s (none makes \"%s\"): "
+               "truncated, or not that vocabulary's merges",
+               merges_path, n_merges, n_made - n_base, tokenizer->n_vocab - n_base, vocab_path,
+               (const char *) symbol);
+  return FALSE;
+}
+
 /* Looks up every merge's symbols and joined symbol in the vocabulary and
  * fills the merge table; rank = position in the list. */
 static gboolean
@@ -302,7 +329,7 @@ add_merges (AgcTokenizer *tokenizer, const MergeText *merges, int n_merges,
       insert_merge (tokenizer, first, second, rank, id);
     }
   g_string_free (joined, TRUE);
-  return TRUE;
+  return check_every_symbol_made (tokenizer, n_merges, merges_path, vocab_path, error);
 }
 
 /* The ids every word is built from, and the two special tokens. */
@@ -342,25 +369,14 @@ load_vocab_json (AgcTokenizer *tokenizer, const char *path, GError **error)
 {
   char *text;
   gsize length;
-  GError *local = NULL;
-  if (!g_file_get_contents (path, &text, &length, &local))
-    {
-      set_read_error (error, path, local);
-      return FALSE;
-    }
+  if (!agc_read_regular_file (path, AGC_JSON_MAX_BYTES, &text, &length, error))
+    return FALSE;
   JsonParser *parser = json_parser_new ();
-  gboolean parsed = json_parser_load_from_data (parser, text, length, &local);
+  g_autofree char *shown = g_filename_display_name (path);
+  gboolean parsed = agc_json_parse_data (parser, text, length, shown, error);
   g_free (text);
   if (!parsed)
     {
-      // json-glib calls the text "<data>"; put the file's name in its place
-      const char *where = g_str_has_prefix (local->message, "<data>:") ? local->message + 6 : NULL;
-      if (where)
-        g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s%s", path, where);
-      else
-        g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: not valid JSON (%s)", path,
-                     local->message);
-      g_error_free (local);
       g_object_unref (parser);
       return FALSE;
     }
@@ -426,15 +442,11 @@ agc_tokenizer_load_hf (const char *vocab_json_path, const char *merges_txt_path,
   g_autofree char **lines = NULL; // into text
   g_autofree MergeText *merges = NULL;
   gsize length;
-  GError *local = NULL;
   if (!load_vocab_json (tokenizer, vocab_json_path, error)
       || !find_base_symbols (tokenizer, vocab_json_path, error))
     goto fail;
-  if (!g_file_get_contents (merges_txt_path, &text, &length, &local))
-    {
-      set_read_error (error, merges_txt_path, local);
-      goto fail;
-    }
+  if (!agc_read_regular_file (merges_txt_path, MERGES_MAX_BYTES, &text, &length, error))
+    goto fail;
   if (!check_utf8 (text, length, merges_txt_path, error))
     goto fail;
 
@@ -462,22 +474,23 @@ fail:
 static char *
 read_gzip (const char *path, gsize *length, GError **error)
 {
-  GFile *file = g_file_new_for_path (path);
+  char *packed;
+  gsize packed_length;
+  if (!agc_read_regular_file (path, MERGES_MAX_BYTES, &packed, &packed_length, error))
+    return NULL;
   GError *local = NULL;
-  GFileInputStream *raw = g_file_read (file, NULL, &local);
-  g_object_unref (file);
-  if (!raw)
-    {
-      set_read_error (error, path, local);
-      return NULL;
-    }
+  GInputStream *raw = g_memory_input_stream_new_from_data (packed, (gssize) packed_length, g_free);
   GZlibDecompressor *gunzip = g_zlib_decompressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP);
   GInputStream *in = g_converter_input_stream_new (G_INPUT_STREAM (raw), G_CONVERTER (gunzip));
   GByteArray *bytes = g_byte_array_new ();
   guint8 chunk[65536];
   gssize n;
-  while ((n = g_input_stream_read (in, chunk, sizeof chunk, NULL, &local)) > 0)
+  while ((n = g_input_stream_read (in, chunk, sizeof chunk, NULL, &local)) > 0
+         && bytes->len <= MERGES_MAX_BYTES)
     g_byte_array_append (bytes, chunk, n);
+  if (n > 0)
+    n = -1, local = g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED, "more than %d MB unpacked",
+                                 (int) (MERGES_MAX_BYTES >> 20));
   g_object_unref (in);
   g_object_unref (gunzip);
   g_object_unref (raw);

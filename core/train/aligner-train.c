@@ -37,6 +37,7 @@
 #include "train/train-common.h"
 #include "train/trainer.h"
 #include "nn/vision-tower.h"
+#include "support/json-file.h"
 
 #include <math.h>
 #include <string.h>
@@ -531,7 +532,9 @@ training_json (const AgcTrainParams *params, const char *data_dir, Targets targe
       "squared error to the targets; ridge chosen by the class-weighted cross-entropy of "
       "the zero-shot scorer on the validation images",
       NULL);
-  g_autoptr (JsonNode) root = json_from_string (shared, NULL);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  agc_json_parse_data (parser, shared, strlen (shared), "settings", NULL); // ours: valid
+  JsonNode *root = json_parser_get_root (parser);
   JsonObject *o = json_node_get_object (root);
   static const char *const unused[] = { "learning_rate", "weight_decay", "batch_size",
                                         "max_epochs", "patience" };

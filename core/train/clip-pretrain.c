@@ -6,6 +6,8 @@
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
 #include "kernels/threads.h"
+#include "support/json-file.h"
+#include "support/regular-file.h"
 #include "text/tokenizer.h"
 
 #include <errno.h>
@@ -59,6 +61,8 @@ agc_pretrain_default_params (void)
 
 /* The model's full configuration: what the parameters choose, and what
  * every pretrained model shares (QuickGELU, layer norm eps 1e-5). */
+#define CAPTIONS_MAX_BYTES ((gsize) 1 << 30) /* captions.jsonl: ~100 bytes a pair */
+
 static AgcClipConfig
 clip_config_of (const AgcPretrainParams *p)
 {
@@ -109,12 +113,8 @@ read_captions (Pairs *p, const char *data_dir, GError **error)
 {
   g_autofree char *path = g_build_filename (data_dir, "captions.jsonl", NULL);
   g_autofree char *text = NULL;
-  if (!g_file_get_contents (path, &text, NULL, error))
-    {
-      g_prefix_error (error, "%s: ", data_dir);
-      (*error)->domain = AGC_ERROR, (*error)->code = AGC_ERROR_IO;
-      return FALSE;
-    }
+  if (!agc_read_regular_file (path, CAPTIONS_MAX_BYTES, &text, NULL, error))
+    return FALSE;
   p->paths = g_ptr_array_new_with_free_func (g_free);
   p->captions = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -126,7 +126,8 @@ read_captions (Pairs *p, const char *data_dir, GError **error)
       if (*line == '\0')
         continue;
       GError *json_error = NULL;
-      JsonNode *root = json_parser_load_from_data (parser, line, -1, &json_error)
+      g_autofree char *where = g_strdup_printf ("%s: line %d", path, i + 1);
+      JsonNode *root = agc_json_parse_data (parser, line, strlen (line), where, &json_error)
                          ? json_parser_get_root (parser) : NULL;
       JsonObject *object = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
                              ? json_node_get_object (root) : NULL;
@@ -134,11 +135,11 @@ read_captions (Pairs *p, const char *data_dir, GError **error)
       const char *caption = object != NULL ? member_string (object, "caption") : NULL;
       if (image == NULL || caption == NULL)
         {
-          g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
-                       "%s: line %d: %s", path, i + 1,
-                       json_error != NULL ? json_error->message
-                                          : "wants an object with strings \"image\" and "
-                                            "\"caption\"");
+          if (json_error != NULL)
+            g_propagate_error (error, g_steal_pointer (&json_error));
+          else
+            g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                         "%s: wants an object with strings \"image\" and \"caption\"", where);
           ok = FALSE;
         }
       else
@@ -344,11 +345,8 @@ copy_file (const char *from_dir, const char *to_dir, const char *name, GError **
   g_autofree char *to = g_build_filename (to_dir, name, NULL);
   g_autofree char *data = NULL;
   gsize n;
-  if (!g_file_get_contents (from, &data, &n, error))
-    {
-      (*error)->domain = AGC_ERROR, (*error)->code = AGC_ERROR_IO;
-      return FALSE;
-    }
+  if (!agc_read_regular_file (from, G_MAXSSIZE, &data, &n, error))
+    return FALSE;
   return agc_write_file_atomic (to, data, n, TRUE, error);
 }
 

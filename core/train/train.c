@@ -101,6 +101,8 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: its folder does not exist", shown);
       return FALSE;
     }
+  if (!agc_adapter_check_destination (out_path, error))
+    return FALSE;
   if (agc_model_has_adapter (model)) // its embeddings are not those of its identity
     {
       g_autofree char *shown = g_filename_display_name (agc_model_path (model));

@@ -7,6 +7,8 @@
  * silently wrong classifications.  Every message starts with the file name
  * and says which class (index and export name) and which field is wrong. */
 #include "agriclip.h"
+#include "support/json-file.h"
+#include "support/regular-file.h"
 
 #include <json-glib/json-glib.h>
 #include <stdarg.h>
@@ -459,44 +461,11 @@ agc_label_set_load (const char *path, GError **error)
 
   g_autofree char *data = NULL;
   gsize length = 0;
-  GError *local = NULL;
-  if (!g_file_get_contents (path, &data, &length, &local))
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot read the label set: %s", file,
-                   local->message);
-      g_error_free (local);
-      return NULL;
-    }
-
-  /* json-glib would only say "must be UTF-8 encoded": find where. */
-  const char *bad = NULL;
-  if (!g_utf8_validate_len (data, length, &bad))
-    {
-      int line = 1;
-      for (const char *p = data; p < bad; p++)
-        line += *p == '\n';
-      fail (error, &where, "%s at line %d (byte %" G_GSIZE_FORMAT ")",
-            *bad == '\0' ? "a NUL byte" : "invalid UTF-8", line, (gsize) (bad - data));
-      return NULL;
-    }
-  const char *text = data;
-  if (length >= 3 && memcmp (text, "\xEF\xBB\xBF", 3) == 0) /* editors on Windows add a BOM */
-    text += 3, length -= 3;
-
+  if (!agc_read_regular_file (path, AGC_JSON_MAX_BYTES, &data, &length, error))
+    return NULL;
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, text, (gssize) length, &local))
-    {
-      /* json-glib names the input "<data>": put the file name there,
-       * giving the compiler-style "file:line:column: problem". */
-      const char *message = local->message;
-      if (g_str_has_prefix (message, "<data>:"))
-        g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s:%s", file,
-                     message + strlen ("<data>:"));
-      else
-        fail (error, &where, "%s", message);
-      g_error_free (local);
-      return NULL;
-    }
+  if (!agc_json_parse_data (parser, data, length, file, error))
+    return NULL;
   return parse_label_set (json_parser_get_root (parser), &where, error);
 }
 

@@ -84,3 +84,116 @@ cycle = []
 cycle.append(cycle)
 with open(os.path.join(out, "pickle", "cycle.pkl"), "wb") as f:
     pickle.dump(collections.OrderedDict(x=cycle), f, protocol=2)
+
+# ---- JSON readers, tokenizer files, safetensors, images -------------------
+import json
+import struct
+
+from PIL import Image
+
+
+def write(kind, name, data):
+    os.makedirs(os.path.join(out, kind), exist_ok=True)
+    with open(os.path.join(out, kind, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+json_seeds = {
+    "clip-config": {"model_type": "clip", "projection_dim": 8, "logit_scale_init_value": 2.6592,
+                    "text_config": {"hidden_size": 16, "num_hidden_layers": 1,
+                                    "num_attention_heads": 2, "intermediate_size": 32,
+                                    "vocab_size": 49408, "max_position_embeddings": 77,
+                                    "hidden_act": "quick_gelu"},
+                    "vision_config": {"hidden_size": 16, "num_hidden_layers": 1,
+                                      "num_attention_heads": 2, "intermediate_size": 32,
+                                      "image_size": 32, "patch_size": 16}},
+    "preprocessor": {"crop_size": 224, "do_center_crop": True, "do_normalize": True,
+                     "do_resize": True, "image_mean": [0.48, 0.45, 0.40],
+                     "image_std": [0.26, 0.26, 0.27], "resample": 3, "size": 224},
+    "open-clip": {"model_cfg": {"embed_dim": 8, "vision_cfg": {"image_size": 32, "layers": 1,
+                                                               "width": 16, "patch_size": 16},
+                                "text_cfg": {"context_length": 77, "vocab_size": 49408,
+                                             "width": 16, "heads": 2, "layers": 1}},
+                  "preprocess_cfg": {"mean": [0.48, 0.45, 0.40], "std": [0.26, 0.26, 0.27]}},
+    "agriclip": {"family": "agriclip", "image_encoder": {"type": "resnet50",
+                                                          "weights": "Weights/dino.pth"},
+                 "aligner": "aligner.pth", "text_model": ".", "temperature": 100.0},
+    "labels": {"name": "leaves", "version": 1, "templates": ["a photo of {}."],
+               "classes": [{"name": "rust", "display": "Rust \u00e9", "prompts": ["rust"]},
+                           {"name": "healthy", "synonyms": ["green"]}]},
+    "catalogue": {"format": 1, "models": [{"name": "m", "family": "clip",
+                                           "repo": "openai/clip-vit-base-patch32",
+                                           "files": [{"path": "config.json", "size": 10,
+                                                      "sha256": "0" * 64}]}]},
+    "index": {"metadata": {"total_size": 16}, "weight_map": {"a.weight": "model.safetensors",
+                                                             "b": "shard-2.safetensors"}},
+    "nested": [[[{"a": [1, -2.5e-3, True, False, None, "\\u00e9\\ud83c\\udf31"]}]]],
+}
+for name, value in json_seeds.items():
+    write("json", name + ".json", json.dumps(value, indent=1))
+write("json", "deep.json", "[" * 100 + "]" * 100)
+
+# tokenizer: a whole small vocabulary (the 512 byte symbols, the specials,
+# a few merges) and its merges.txt, joined by a NUL byte
+def byte_symbols():
+    printable = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
+    shifted, symbols = 0, []
+    for b in range(256):
+        if b in printable:
+            symbols.append(chr(b))
+        else:
+            symbols.append(chr(256 + shifted))
+            shifted += 1
+    return symbols
+
+
+symbols = byte_symbols()
+vocab = symbols + [s + "</w>" for s in symbols]
+merges = [("l", "e"), ("le", "a"), ("lea", "f</w>"), ("r", "u"), ("ru", "s"), ("rus", "t</w>"),
+          ("a</w>", "p")]
+for first, second in merges:
+    vocab.append(first + second)
+vocab += ["<|startoftext|>", "<|endoftext|>"]
+vocab_json = json.dumps({s: i for i, s in enumerate(vocab)}, ensure_ascii=False)
+merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+write("tokenizer", "small", vocab_json.encode() + b"\0" + merges_txt.encode())
+write("tokenizer", "truncated", vocab_json.encode() + b"\0" + merges_txt[:30].encode())
+
+
+def safetensors(tensors, metadata=None):
+    header, body = {}, b""
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(body), len(body) + len(data)]}
+        body += data
+    if metadata:
+        header["__metadata__"] = metadata
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + body
+
+
+f32 = struct.pack("<6f", 1, -2, 0.5, 3, 4, 5)
+write("safetensors", "plain", safetensors({"w": ("F32", [2, 3], f32),
+                                           "h": ("F16", [2], struct.pack("<2e", 1, 2)),
+                                           "i": ("I64", [1], struct.pack("<q", 7))}))
+classes = json.dumps([{"name": "rust", "display": "Rust", "prompts": ["rust"]},
+                      {"name": "ok", "display": "OK", "prompts": ["ok"]}])
+write("safetensors", "adapter", safetensors(
+    {"head.weight": ("F32", [2, 3], f32), "head.bias": ("F32", [2], f32[:8])},
+    {"agriclip.kind": "adapter", "agriclip.version": "0.1", "agriclip.method": "probe",
+     "agriclip.base_model": "0" * 64, "agriclip.base_model_name": "m",
+     "agriclip.classes": classes, "agriclip.metrics": "{}", "agriclip.training": "{}"}))
+
+# images: small files of each format gdk-pixbuf decodes, odd shapes included
+os.makedirs(os.path.join(out, "image"), exist_ok=True)
+for i, (mode, size, fmt, extra) in enumerate([
+        ("RGB", (5, 3), "PNG", {}), ("RGBA", (2, 9), "PNG", {}), ("L", (4, 4), "PNG", {}),
+        ("P", (3, 3), "GIF", {}), ("RGB", (8, 8), "JPEG", {"quality": 50}),
+        ("RGB", (16, 8), "JPEG", {"progressive": True}), ("RGB", (3, 5), "TIFF", {}),
+        ("RGB", (1, 40), "TIFF", {"compression": "tiff_deflate"}), ("RGB", (4, 4), "BMP", {}),
+        ("RGB", (6, 2), "WEBP", {}), ("I;16", (3, 3), "PNG", {})]):
+    image = Image.new(mode, size)
+    image.putdata([(x * 37 + 11) % 251 if mode in ("L", "P", "I;16") else
+                   tuple((x * k) % 256 for k in (3, 5, 7, 11)[:len(mode)])
+                   for x in range(size[0] * size[1])])
+    image.save(os.path.join(out, "image", f"{i}.{fmt.lower()}"), fmt, **extra)

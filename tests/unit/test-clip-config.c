@@ -131,7 +131,7 @@ static void
 test_config_errors (void)
 {
   assert_config_fails ("{\"text_config\": {\"hidden_size\": 512,}}", AGC_ERROR_FORMAT,
-                       "Parse error");
+                       "not valid JSON");
   assert_config_fails ("{\"text_config\": ", AGC_ERROR_FORMAT, "config.json");
   assert_config_fails ("", AGC_ERROR_FORMAT, "expected a JSON object");
   assert_config_fails ("[1, 2]", AGC_ERROR_FORMAT, "expected a JSON object");

@@ -116,8 +116,8 @@ typedef struct
 #define NUL_FILE "{" HEAD TPL "\"classes\": [" CLASS_A "]}\0" /* length includes the \0 */
 
 static const BadFile bad_files[] = {
-  { "malformed", "{" HEAD TPL "\"classes\": [" CLASS_A ",]}", -1, { ":1:", "Parse error" } },
-  { "truncated", "{" HEAD TPL "\"classes\": [", -1, { ":1:" } },
+  { "malformed", "{" HEAD TPL "\"classes\": [" CLASS_A ",]}", -1, { "line 1,", "not valid JSON" } },
+  { "truncated", "{" HEAD TPL "\"classes\": [", -1, { "line 1," } },
   { "empty-file", "", -1, { "empty" } },
   { "not-an-object", "[1, 2]", -1, { "top level", "an array" } },
   { "invalid-utf8",
