@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 quick=no
 [ "${1:-}" = "--quick" ] && quick=yes
 
-tools/install-deps.sh
+tools/install-deps.sh --tests
 
 run_suite () { # build dir, extra meson options...
   dir=$1; shift
