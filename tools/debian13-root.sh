@@ -20,8 +20,9 @@
 # sets HOME to a throwaway folder.  The root is complete when its stamp file,
 # written last, lists the packages below; anything less is finished on re-run,
 # so adding a package to the list installs it into an existing root (apt-get
-# only, no new debootstrap).  debhelper, lintian and bash-completion build
-# the Debian packages (tests/packaging/run.sh).  python3-onnx and python3-onnxruntime are for
+# only, no new debootstrap).  build-essential, debhelper, lintian and
+# bash-completion build the Debian packages, appstream validates the Flatpak
+# metainfo (tests/packaging/).  python3-onnx and python3-onnxruntime are for
 # tests/bench/bench.py (ONNX Runtime as a third engine).
 set -eu
 
@@ -36,7 +37,7 @@ packages="gimp libgimp-3.0-dev libgtk-3-dev gcc meson ninja-build pkg-config get
   python3-onnx python3-onnxruntime
   python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4
   fonts-dejavu-core xvfb xauth imagemagick xdotool ca-certificates
-  debhelper dpkg-dev lintian bash-completion"
+  build-essential debhelper dpkg-dev lintian bash-completion appstream"
 
 die () { echo "debian13-root: $*" >&2; exit 1; }
 

@@ -3,7 +3,8 @@
 # dependencies, builds with -Werror, runs every test, runs the suite again
 # under AddressSanitizer and UndefinedBehaviorSanitizer, runs the GIMP 3
 # plug-in's end-to-end tests (in a Debian 13 root when the host has no GIMP 3:
-# it builds there with -Werror too), and fuzzes the checkpoint readers for a
+# it builds there with -Werror too), builds the Debian packages and installs
+# them in a clean Debian 13 root (tests/packaging/run.sh), and fuzzes the checkpoint readers for a
 # bounded time (AGC_FUZZ_SECONDS per harness, default 60).  Ends with one line: "N passed, N failed, N skipped".
 # Usage: tools/test.sh [--quick]     (--quick: the plain suite only)
 set -eu
@@ -37,6 +38,9 @@ if [ "$quick" = no ]; then
     gimp_tests="tools/debian13-root.sh run tests/gimp/run.sh"
   fi
   if $gimp_tests; then extra="$extra gimp=ok"; else extra="$extra gimp=fail"; fi
+  # The Debian packages installed with apt in a clean Debian 13 root, and the
+  # Flatpak extension's steps (tests/packaging/run.sh; ~N min with caches).
+  if tests/packaging/run.sh; then extra="$extra pkg=ok"; else extra="$extra pkg=fail"; fi
   if tests/fuzz/run.sh "${AGC_FUZZ_SECONDS:-60}"; then extra="$extra fuzz=ok"; else extra="$extra fuzz=fail"; fi
 fi
 # shellcheck disable=SC2086

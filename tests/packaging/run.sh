@@ -6,7 +6,7 @@
 # --labels plantvillage (the installed set) on a generated model, models list
 # (the installed catalogue), and gimp-console-3.0 listing the three AgriCLIP
 # procedures and running the label one; then apt-get remove must leave no file
-# behind.  Also checks the Flatpak extension (tests/packaging/flatpak.sh).
+# behind.  Meanwhile checks the Flatpak extension (tests/packaging/flatpak.sh).
 #
 # Caches in /var/cache/agriclip (AGC_CACHE_DIR): the pristine clean root as a
 # tarball (one debootstrap, ~2 min) and the .debs apt downloads into it.
@@ -48,6 +48,11 @@ tools/debian13-root.sh run sh -euc '
   die "dpkg-buildpackage or lintian failed (see $work/build.log, $work/lintian.log)"
 mv "$work"/*.deb "$work/debs/"
 say "built $(ls "$work/debs" | tr '\n' ' ')"
+
+# The Flatpak extension's checks build in the Debian 13 root meanwhile (CPU)
+# while the clean root below installs packages (mostly disk and network).
+tests/packaging/flatpak.sh "$work/flatpak" >"$work/flatpak.log" 2>&1 &
+flatpak_pid=$!
 
 # --- what the checks run on --------------------------------------------------
 /usr/bin/python3 tests/packaging/fixture.py "$work/fixture" || die "cannot make the test model"
@@ -97,4 +102,6 @@ say "clean-root steps ended with status $status"
 /usr/bin/python3 tests/packaging/check.py "$work/out" "$work/fixture" "$src" "$version" ||
   die "the installed packages do not behave"
 rm -rf "$root"
+wait "$flatpak_pid" || { tail -n 30 "$work/flatpak.log" >&2; die "the Flatpak extension"; }
+say "$(tail -n 1 "$work/flatpak.log")"
 say "passed"
