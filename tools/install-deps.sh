@@ -6,7 +6,8 @@
 #                                  the libraries (what tools/demo.sh needs)
 #   tools/install-deps.sh --tests  that, and what the tests compare with or
 #                                  run (PyTorch, Pillow, clang for the fuzzers,
-#                                  debootstrap for the packaging test...):
+#                                  debootstrap and flatpak-builder for the
+#                                  packaging test...):
 #                                  what tools/test.sh needs
 # Installed sizes on a minimal Debian 13: README.md, "Building".
 set -eu
@@ -14,7 +15,7 @@ set -eu
 build_and_run="gcc meson ninja-build pkg-config gettext
   libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev libcurl4-openssl-dev
   libstb-dev zlib1g-dev webp-pixbuf-loader"
-tests="clang locales debootstrap
+tests="clang locales debootstrap flatpak-builder
   python3-torch python3-torchvision python3-pil python3-numpy python3-regex"
 
 packages=$build_and_run

@@ -21,8 +21,20 @@ rm -rf "$work" && mkdir -p "$work" "$cache"
 /usr/bin/python3 tests/packaging/flatpak_steps.py "$manifest" "$work/steps.sh" ||
   die "the manifest"
 if command -v flatpak-builder >/dev/null; then
-  flatpak-builder --show-manifest "$manifest" >/dev/null || die "flatpak-builder --show-manifest"
-  echo "flatpak test: flatpak-builder --show-manifest accepts the manifest"
+  flatpak-builder --show-manifest "$manifest" >"$work/shown.json" || die "flatpak-builder --show-manifest"
+  # what flatpak-builder read back: a misspelt key would be missing from it
+  /usr/bin/python3 -c '
+import json, sys
+def keys(node, path=""):
+    if isinstance(node, dict):
+        return {path + "/" + k for k in node} | {p for k, v in node.items() for p in keys(v, path + "/" + k)}
+    if isinstance(node, list):
+        return {p for i, v in enumerate(node) for p in keys(v, path + "/" + str(i))}
+    return set()
+given, shown = (keys(json.load(open(f))) for f in sys.argv[1:3])
+sys.exit("flatpak-builder ignored: %s" % sorted(given - shown) if given - shown else 0)' \
+    "$manifest" "$work/shown.json" || die "flatpak-builder --show-manifest dropped keys"
+  echo "flatpak test: flatpak-builder --show-manifest reads every key of the manifest"
 fi
 appstreamcli validate --no-net "$metainfo" || die "appstreamcli validate $metainfo"
 
