@@ -39,7 +39,8 @@ if [ "$quick" = no ]; then
   fi
   if $gimp_tests; then extra="$extra gimp=ok"; else extra="$extra gimp=fail"; fi
   # The Debian packages installed with apt in a clean Debian 13 root, and the
-  # Flatpak extension's steps (tests/packaging/run.sh; ~N min with caches).
+  # Flatpak extension's steps (tests/packaging/run.sh: two builds of the
+  # project in the Debian 13 root, and apt installing GIMP in a clean root).
   if tests/packaging/run.sh; then extra="$extra pkg=ok"; else extra="$extra pkg=fail"; fi
   if tests/fuzz/run.sh "${AGC_FUZZ_SECONDS:-60}"; then extra="$extra fuzz=ok"; else extra="$extra fuzz=fail"; fi
 fi
