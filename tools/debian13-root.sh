@@ -7,6 +7,7 @@
 #   tools/debian13-root.sh [create]   create the root, or reuse it when complete
 #   tools/debian13-root.sh run CMD…   run CMD as root inside it, in the source tree
 #   tools/debian13-root.sh path       print where the root is
+#   tools/debian13-root.sh mirror     print the Debian mirror it uses
 #
 # Environment:
 #   AGC_DEBIAN13_ROOT   where the root lives (default /var/cache/agriclip/debian13-root,
@@ -19,7 +20,9 @@
 # sets HOME to a throwaway folder.  The root is complete when its stamp file,
 # written last, lists the packages below; anything less is finished on re-run,
 # so adding a package to the list installs it into an existing root (apt-get
-# only, no new debootstrap).  python3-onnx and python3-onnxruntime are for
+# only, no new debootstrap).  build-essential, debhelper, lintian and
+# bash-completion build the Debian packages, appstream validates the Flatpak
+# metainfo (tests/packaging/).  python3-onnx and python3-onnxruntime are for
 # tests/bench/bench.py (ONNX Runtime as a third engine).
 set -eu
 
@@ -33,7 +36,8 @@ packages="gimp libgimp-3.0-dev libgtk-3-dev gcc meson ninja-build pkg-config get
   python3-torch python3-torchvision python3-pil python3-numpy python3-regex
   python3-onnx python3-onnxruntime
   python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4
-  fonts-dejavu-core xvfb xauth imagemagick xdotool ca-certificates"
+  fonts-dejavu-core xvfb xauth imagemagick xdotool ca-certificates
+  build-essential debhelper dpkg-dev lintian bash-completion appstream"
 
 die () { echo "debian13-root: $*" >&2; exit 1; }
 
@@ -96,7 +100,7 @@ create () {
       apt-cache show "$optional" >/dev/null 2>&1 || list=$(echo "$list" | sed "s/ $optional\b//")
     done
     apt-get install -y -q --no-install-recommends $list
-    [ ! -f tools/install-deps.sh ] || sh tools/install-deps.sh
+    [ ! -f tools/install-deps.sh ] || sh tools/install-deps.sh --tests
     apt-get clean' sh "$packages" || die "apt-get install inside the root failed"
   stamp_text > "$stamp"
   echo "debian13-root: ready in $(( $(date +%s) - start )) s: $root" >&2
@@ -136,11 +140,12 @@ in_root () {
 case "${1:-create}" in
   create) create ;;
   path) echo "$root" ;;
+  mirror) host_mirror ;;
   run)
     shift
     [ $# -gt 0 ] || die "usage: $0 run CMD…"
     create
     RUN_SRC=$src RUN_SHARED=$shared in_root "$@"
     ;;
-  *) die "unknown subcommand '$1' (create, run CMD…, path)" ;;
+  *) die "unknown subcommand '$1' (create, run CMD…, path, mirror)" ;;
 esac

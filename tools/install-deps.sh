@@ -1,12 +1,29 @@
 #!/bin/sh
-# Installs what building and testing agriclip needs on Debian 12 or 13
-# (as root, or through sudo).  Does nothing for packages already there.
+# Installs what agriclip needs on Debian 12 or 13 (as root, or through sudo).
+# Does nothing for packages already there.
+#
+#   tools/install-deps.sh          building and running: the compiler, meson,
+#                                  the libraries (what tools/demo.sh needs)
+#   tools/install-deps.sh --tests  that, and what the tests compare with or
+#                                  run (PyTorch, Pillow, clang for the fuzzers,
+#                                  debootstrap and flatpak-builder for the
+#                                  packaging test...):
+#                                  what tools/test.sh needs
+# Installed sizes on a minimal Debian 13: README.md, "Building".
 set -eu
 
-packages="gcc clang meson ninja-build pkg-config gettext locales
+build_and_run="gcc meson ninja-build pkg-config gettext
   libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev libcurl4-openssl-dev
-  libstb-dev zlib1g-dev webp-pixbuf-loader
+  libstb-dev zlib1g-dev webp-pixbuf-loader"
+tests="clang locales debootstrap flatpak-builder
   python3-torch python3-torchvision python3-pil python3-numpy python3-regex"
+
+packages=$build_and_run
+case "${1:-}" in
+  "") ;;
+  --tests) packages="$build_and_run $tests" ;;
+  *) echo "usage: tools/install-deps.sh [--tests]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $packages; do

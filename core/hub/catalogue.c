@@ -2,6 +2,7 @@
  * "model hub"). */
 #include "agriclip.h"
 #include "support/json-file.h"
+#include "support/data-dirs.h"
 
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -329,11 +330,9 @@ agc_catalogue_open (GError **error)
   if (env && *env)
     return agc_catalogue_load (env, error);
   g_autoptr (GPtrArray) tried = g_ptr_array_new_with_free_func (g_free);
-  g_ptr_array_add (tried, g_build_filename (g_get_user_data_dir (), "agriclip", "catalogue.json",
-                                            NULL));
-  for (const char *const *d = g_get_system_data_dirs (); *d; d++)
-    g_ptr_array_add (tried, g_build_filename (*d, "agriclip", "catalogue.json", NULL));
-  g_ptr_array_add (tried, g_build_filename (AGRICLIP_DATADIR, "catalogue.json", NULL));
+  g_autoptr (GPtrArray) data_dirs = agc_data_dirs ();
+  for (guint i = 0; i < data_dirs->len; i++)
+    g_ptr_array_add (tried, g_build_filename (data_dirs->pdata[i], "catalogue.json", NULL));
   for (guint i = 0; i < tried->len; i++)
     if (g_file_test (tried->pdata[i], G_FILE_TEST_IS_REGULAR))
       return agc_catalogue_load (tried->pdata[i], error);
@@ -341,7 +340,7 @@ agc_catalogue_open (GError **error)
   g_autofree char *list = g_strjoinv (", ", (char **) tried->pdata);
   g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
                "no model catalogue found (looked for %s); install agriclip, or set "
-               "AGRICLIP_CATALOGUE to models/catalogue.json of the source tree",
+               "AGRICLIP_CATALOGUE to a catalogue file",
                list);
   return NULL;
 }

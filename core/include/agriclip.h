@@ -205,9 +205,12 @@ typedef struct AgcLabelSet AgcLabelSet;
  * valid label set. */
 AgcLabelSet *agc_label_set_load (const char *path, GError **error);
 /* A label-set file, or the id of an installed set ("plantvillage") looked up
- * as ID.json in: the folders of $AGRICLIP_LABELS_PATH (':'-separated), the
- * user's $XDG_DATA_HOME/agriclip/labels, the system data folders'
- * agriclip/labels and the install prefix's. */
+ * as ID.json in: the folders of $AGRICLIP_LABELS_PATH (':'-separated), then
+ * labels/ in each agriclip data folder: the user's $XDG_DATA_HOME/agriclip;
+ * in an uninstalled build (the library runs from its build folder), the
+ * source tree's models/; the system data folders' agriclip/; the install
+ * prefix's share/agriclip.  An installed library never looks at the source
+ * tree. */
 AgcLabelSet *agc_label_set_open (const char *file_or_id, GError **error);
 /* The ids of the installed sets, sorted, without duplicates (g_strfreev). */
 char **agc_label_set_list_installed (void);
@@ -712,9 +715,10 @@ int agc_evaluation_count (const AgcEvaluation *evaluation, int class_index, int 
  *
  * The catalogue is models/catalogue.json (format in models/README.md), read
  * once and validated, so that no caller meets a half-valid entry.  It is
- * found at $AGRICLIP_CATALOGUE when set (a file), else as
- * agriclip/catalogue.json in the user's and the system's data folders, else
- * in the install prefix's data folder.  Everything in it is owned by the
+ * found at $AGRICLIP_CATALOGUE when set (a file), else as catalogue.json in
+ * the first agriclip data folder that has one, in the order label sets are
+ * looked for (agc_label_set_open: the user's, the source tree's in an
+ * uninstalled build, the system's, the install prefix's).  Everything in it is owned by the
  * AgcCatalogue and freed with it; callers only read.
  *
  * Files of a Hugging Face repository come from $AGRICLIP_HUB_URL (mirrors,

@@ -1,10 +1,12 @@
 /* labelset-search.c — finding installed label sets by id, so users and
  * scripts can say "plantvillage" instead of a path. */
 #include "agriclip.h"
+#include "support/data-dirs.h"
 
 #include <string.h>
 
-/* The folders searched, most specific first. */
+/* The folders searched, most specific first: $AGRICLIP_LABELS_PATH, then
+ * labels/ in each data folder. */
 static GPtrArray *
 search_folders (void)
 {
@@ -17,10 +19,9 @@ search_folders (void)
         if (**p)
           g_ptr_array_add (folders, g_strdup (*p));
     }
-  g_ptr_array_add (folders, g_build_filename (g_get_user_data_dir (), "agriclip", "labels", NULL));
-  for (const char *const *d = g_get_system_data_dirs (); *d; d++)
-    g_ptr_array_add (folders, g_build_filename (*d, "agriclip", "labels", NULL));
-  g_ptr_array_add (folders, g_build_filename (AGRICLIP_DATADIR, "labels", NULL));
+  g_autoptr (GPtrArray) data_dirs = agc_data_dirs ();
+  for (guint i = 0; i < data_dirs->len; i++)
+    g_ptr_array_add (folders, g_build_filename (data_dirs->pdata[i], "labels", NULL));
   return folders;
 }
 
