@@ -425,9 +425,13 @@ remove_stale_folders (const char *out_dir)
     g_dir_close (d);
 }
 
+/* Writes the model into a temporary folder, then removes the checkpoint
+ * and renames the folder into place: a run killed before the rename starts
+ * again (the same model, later), and one killed after it leaves no
+ * checkpoint beside the finished model. */
 static gboolean
-write_folder (const char *out_dir, const char *tokenizer_dir, const AgcClipParams *w,
-              const char *recipe, GError **error)
+write_folder (const char *out_dir, const char *checkpoint, const char *tokenizer_dir,
+              const AgcClipParams *w, const char *recipe, GError **error)
 {
   g_autofree char *tmp = g_strdup_printf ("%s.tmp-XXXXXX", out_dir);
   if (g_mkdtemp_full (tmp, 0777) == NULL) // the umask decides, as for any folder
@@ -450,6 +454,8 @@ write_folder (const char *out_dir, const char *tokenizer_dir, const AgcClipParam
                    out_dir);
       ok = FALSE;
     }
+  if (ok)
+    g_remove (checkpoint);
   if (ok && g_rename (tmp, out_dir) != 0)
     {
       int e = errno;
@@ -772,11 +778,10 @@ agc_pretrain (const char *data_dir, const char *tokenizer_dir, const char *out_d
         "pairs=%d epochs=%d batch=%d lr=%g weight_decay=%g warmup=%d clip=%g seed=%" G_GUINT64_FORMAT,
         pairs.n, params->epochs, batch, params->lr, params->weight_decay, opt.warmup_steps,
         params->clip_norm, params->seed);
-      ok = write_folder (out_dir, tokenizer_dir, train->weights, recipe, error);
+      ok = write_folder (out_dir, checkpoint, tokenizer_dir, train->weights, recipe, error);
     }
   if (ok)
     {
-      g_remove (checkpoint);
       // what runs killed while writing left behind
       agc_remove_stale_temporaries (checkpoint);
       remove_stale_folders (out_dir);
