@@ -114,6 +114,8 @@ typedef struct
   GHashTable *storages;  /* key -> Storage* (owned) */
   GHashTable *index;     /* name -> index in tensors + 1, while collecting */
   GHashTable *visited;   /* TorchScript objects already walked */
+  gboolean dry;          /* the first pass: everything checked, nothing read or copied */
+  guint64 deflated_bytes; /* what the deflated storages inflate to, together (dry pass) */
 } Loader;
 
 static gboolean
@@ -256,8 +258,10 @@ resolve_storage (Loader *loader, const char *tensor, const AgcPickleValue *pid, 
             tensor, key, numel, type, n_bytes, entry_name, entry->size);
       return NULL;
     }
-  const guint8 *data = agc_zip_archive_read (checkpoint->archive, entry, error);
-  if (data == NULL)
+  const guint8 *data = NULL;
+  if (loader->dry)
+    loader->deflated_bytes += entry->method != 0 ? entry->size : 0;
+  else if ((data = agc_zip_archive_read (checkpoint->archive, entry, error)) == NULL)
     return NULL;
   storage = g_new0 (Storage, 1);
   storage->type = type; // lives in the pickle, which outlives the loader
@@ -416,6 +420,8 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
         expected *= (guint64) view->shape[d];
       }
   view->n_bytes = (size_t) n_bytes;
+  if (loader->dry)
+    return TRUE;
   if (contiguous)
     {
       view->data = storage->data + offset * element_size;
@@ -701,6 +707,28 @@ read_pickle (Loader *loader, const AgcZipEntry *pkl, gboolean torchscript, GErro
   return agc_pickle_load (bytes, pkl->size, name, &rules, error);
 }
 
+/* The tensors of the pickle into checkpoint->tensors. */
+static gboolean
+collect_tensors (Loader *loader, AgcPickle *pickle, GError **error)
+{
+  AgcTorchCheckpoint *checkpoint = loader->checkpoint;
+  gboolean ok = FALSE;
+  const AgcPickleValue *root = unwrap (agc_pickle_root (pickle));
+  if (root->kind == AGC_PICKLE_OBJECT)
+    ok = collect_module (loader, root, "", 0, error);
+  else if (root->kind == AGC_PICKLE_DICT)
+    ok = collect_state_dict (loader, root, error);
+  else if (is_tensor (root))
+    fail (error, AGC_ERROR_FORMAT, checkpoint,
+          "holds a single tensor, not a dict of named tensors");
+  else
+    fail (error, AGC_ERROR_FORMAT, checkpoint, "holds a %s, expected a dict of tensors",
+          agc_pickle_kind_name (root->kind));
+  if (ok && checkpoint->tensors->len == 0)
+    ok = fail (error, AGC_ERROR_FORMAT, checkpoint, "holds no tensors");
+  return ok;
+}
+
 static gboolean
 collect (Loader *loader, GError **error)
 {
@@ -728,20 +756,26 @@ collect (Loader *loader, GError **error)
   if (pickle == NULL)
     return FALSE;
 
-  gboolean ok = FALSE;
-  const AgcPickleValue *root = unwrap (agc_pickle_root (pickle));
-  if (root->kind == AGC_PICKLE_OBJECT)
-    ok = collect_module (loader, root, "", 0, error);
-  else if (root->kind == AGC_PICKLE_DICT)
-    ok = collect_state_dict (loader, root, error);
-  else if (is_tensor (root))
-    fail (error, AGC_ERROR_FORMAT, checkpoint,
-          "holds a single tensor, not a dict of named tensors");
-  else
-    fail (error, AGC_ERROR_FORMAT, checkpoint, "holds a %s, expected a dict of tensors",
-          agc_pickle_kind_name (root->kind));
-  if (ok && checkpoint->tensors->len == 0)
-    ok = fail (error, AGC_ERROR_FORMAT, checkpoint, "holds no tensors");
+  // twice: first every name, shape and storage is checked without reading
+  // a byte of tensor data, and what inflating would take is added up; only
+  // then are the storages read (a ZIP bomb is refused before it inflates)
+  gboolean ok = TRUE;
+  for (int pass = 0; ok && pass < 2; pass++)
+    {
+      loader->dry = pass == 0;
+      g_array_set_size (checkpoint->tensors, 0);
+      g_hash_table_remove_all (loader->index);
+      g_hash_table_remove_all (loader->visited);
+      g_hash_table_remove_all (loader->storages);
+      ok = collect_tensors (loader, pickle, error);
+      guint64 budget = agc_zip_archive_inflate_budget (archive);
+      if (ok && loader->dry && loader->deflated_bytes > budget)
+        ok = fail (error, AGC_ERROR_FORMAT, checkpoint,
+                   "its compressed storages would inflate to %" G_GUINT64_FORMAT " bytes, more "
+                   "than %d times the file's size (a ZIP bomb?); save it with torch.save, which "
+                   "does not compress",
+                   loader->deflated_bytes, AGC_ZIP_INFLATE_RATIO);
+    }
   // storage types and keys point into the pickle: forget them with it
   g_hash_table_remove_all (loader->storages);
   agc_pickle_free (pickle);

@@ -43,6 +43,7 @@ struct AgcZipArchive
   GHashTable *by_name;  /* name -> AgcZipEntry* */
   guint8 **inflated;    /* [n_entries], owned buffers of deflated entries read so far */
   gboolean *verified;   /* [n_entries], CRC checked */
+  guint64 inflated_bytes; /* in inflated, together */
 };
 
 /* ---- CRC-32 ------------------------------------------------------------
@@ -428,6 +429,12 @@ agc_zip_archive_path (const AgcZipArchive *archive)
 }
 
 guint64
+agc_zip_archive_inflate_budget (const AgcZipArchive *archive)
+{
+  return (guint64) AGC_ZIP_INFLATE_RATIO * archive->size + AGC_ZIP_INFLATE_SLACK;
+}
+
+guint64
 agc_zip_archive_size (const AgcZipArchive *archive)
 {
   return archive->size;
@@ -467,6 +474,16 @@ inflate_entry (const AgcZipArchive *archive, const AgcZipEntry *entry, GError **
             "entry '%s' records %" G_GUINT64_FORMAT " bytes, more than deflate can produce from %"
             G_GUINT64_FORMAT,
             entry->name, entry->size, entry->compressed_size);
+      return NULL;
+    }
+  // a total budget: many entries each within deflate's ratio still add up
+  guint64 budget = agc_zip_archive_inflate_budget (archive);
+  if (entry->size > budget - MIN (archive->inflated_bytes, budget))
+    {
+      fail (error, AGC_ERROR_FORMAT, archive,
+            "entry '%s' would take the archive's inflated entries beyond %" G_GUINT64_FORMAT
+            " bytes (a ZIP bomb?); save the checkpoint with torch.save, which does not compress",
+            entry->name, budget);
       return NULL;
     }
   // one spare byte: output that fills it is longer than recorded
@@ -554,7 +571,11 @@ agc_zip_archive_read (AgcZipArchive *archive, const AgcZipEntry *entry, GError *
   else if (entry->method == 8)
     {
       if (archive->inflated[index] == NULL)
-        archive->inflated[index] = inflate_entry (archive, entry, error);
+        {
+          archive->inflated[index] = inflate_entry (archive, entry, error);
+          if (archive->inflated[index] != NULL)
+            archive->inflated_bytes += entry->size;
+        }
       contents = archive->inflated[index];
       if (contents == NULL)
         return NULL;

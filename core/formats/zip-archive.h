@@ -15,7 +15,9 @@
  *   entries (a checkpoint re-zipped by hand) are inflated with GIO's
  *   GZlibDecompressor into memory the archive owns, refused when the
  *   recorded size is beyond what deflate can produce from the input;
- *   other methods (bzip2, LZMA, …) are AGC_ERROR_UNSUPPORTED;
+ *   other methods (bzip2, LZMA, …) are AGC_ERROR_UNSUPPORTED; all the
+ *   entries inflated together stay within agc_zip_archive_inflate_budget,
+ *   so that a small file of deflated zeros cannot take gigabytes;
  * - the CRC-32 of an entry is checked when the entry is read, unless it is
  *   recorded as 0: torch.serialization.set_crc32_options(False) writes 0.
  * Errors: AGC_ERROR_IO (cannot open), AGC_ERROR_FORMAT (malformed, the
@@ -45,6 +47,11 @@ void agc_zip_archive_free (AgcZipArchive *archive);
 
 const char *agc_zip_archive_path (const AgcZipArchive *archive);
 guint64 agc_zip_archive_size (const AgcZipArchive *archive); /* of the whole file */
+/* The bytes all deflated entries may inflate to, together: a generous
+ * multiple of the file's size (weights compress little; zeros by 1000x). */
+#define AGC_ZIP_INFLATE_RATIO 16
+#define AGC_ZIP_INFLATE_SLACK ((guint64) 64 << 20)
+guint64 agc_zip_archive_inflate_budget (const AgcZipArchive *archive);
 int agc_zip_archive_n_entries (const AgcZipArchive *archive);
 /* In central directory order. */
 const AgcZipEntry *agc_zip_archive_entry (const AgcZipArchive *archive, int index);

@@ -16,7 +16,8 @@ enum
 {
   MAX_ATTEMPTS = 3,      // per call; a later call resumes where the last one stopped
   CONNECT_TIMEOUT_S = 30,
-  STALL_TIMEOUT_S = 60,  // give up on a connection that sends nothing for this long
+  MIN_RATE = 1024,       // bytes/s: a connection slower than this for MIN_RATE_S
+  MIN_RATE_S = 60,       // seconds counts as broken (a 2 bytes/s drip ends)
   READ_CHUNK = 1 << 20,
 };
 
@@ -34,6 +35,15 @@ typedef struct
   char *hub_message;   // X-Error-Message of the latest response (Hugging Face)
   int write_errno;     // why a write failed, 0 when none did
   char *problem;       // why the body was refused, or NULL
+  gboolean refused;    // the body is not the file (too long, a web page): no retry
+  // what the server says about the file; kept across redirects and requests
+  gint64 linked_size;  // X-Linked-Size (the Hub, for LFS files), -1 when not sent
+  char linked_sha256[AGC_HUB_SHA256_HEX]; // X-Linked-Etag or a SHA-256 ETag, "" when none
+  gint64 announced;    // the file's size by the latest response, -1 when not said
+  // of the latest response only
+  gint64 content_length; // -1 when not sent
+  gint64 range_total;    // the "/TOTAL" of its Content-Range, -1 when none
+  gboolean html;         // Content-Type: text/html
 } Transfer;
 
 /* ---- hashing ----------------------------------------------------------- */
@@ -124,6 +134,51 @@ on_progress (void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultota
 
 /* ---- the transfer ------------------------------------------------------ */
 
+/* A header's non-negative size, -1 when it is not one. */
+static gint64
+header_size (const char *value)
+{
+  guint64 n;
+  g_autofree char *v = g_strstrip (g_strdup (value));
+  return g_ascii_string_to_unsigned (v, 10, 0, G_MAXINT64, &n, NULL) ? (gint64) n : -1;
+}
+
+/* An ETag that is a SHA-256 (64 hex digits, maybe quoted or weak) into
+ * sha256, lower-cased; other ETags leave it unchanged. */
+static void
+header_sha256 (char sha256[AGC_HUB_SHA256_HEX], const char *value)
+{
+  g_autofree char *v = g_strstrip (g_strdup (value));
+  const char *tag = g_str_has_prefix (v, "W/") ? v + 2 : v;
+  gsize n = strlen (tag);
+  if (n >= 2 && tag[0] == '"' && tag[n - 1] == '"')
+    tag++, n -= 2;
+  if (n != AGC_HUB_SHA256_HEX - 1)
+    return;
+  for (gsize i = 0; i < n; i++)
+    if (!g_ascii_isxdigit (tag[i]))
+      return;
+  for (gsize i = 0; i < n; i++)
+    sha256[i] = g_ascii_tolower (tag[i]);
+  sha256[n] = '\0';
+}
+
+/* The file's size as far as it is known: the catalogue's, else the Hub's,
+ * else what the latest response said; -1 when unknown. */
+static gint64
+expected_size (const Transfer *t)
+{
+  return t->d->size >= 0 ? t->d->size : t->linked_size >= 0 ? t->linked_size : t->announced;
+}
+
+static gboolean
+refuse_body (Transfer *t, char *problem)
+{
+  t->problem = problem;
+  t->refused = TRUE;
+  return FALSE;
+}
+
 static size_t
 on_header (char *data, size_t size, size_t count, void *user)
 {
@@ -134,6 +189,9 @@ on_header (char *data, size_t size, size_t count, void *user)
     {
       // a new response (after a redirect, say): forget the previous one's headers
       t->range_start = -1;
+      t->range_total = -1;
+      t->content_length = -1;
+      t->html = FALSE;
       g_clear_pointer (&t->hub_message, g_free);
     }
   else if (g_ascii_strncasecmp (line, "content-range:", 14) == 0)
@@ -141,9 +199,24 @@ on_header (char *data, size_t size, size_t count, void *user)
       const char *value = line + 14;
       while (*value == ' ')
         value++;
-      long long start;
+      long long start, end, total;
+      if (sscanf (value, "bytes %lld-%lld/%lld", &start, &end, &total) == 3 && total >= 0)
+        t->range_total = total;
       if (sscanf (value, "bytes %lld-", &start) == 1)
         t->range_start = start;
+    }
+  else if (g_ascii_strncasecmp (line, "content-length:", 15) == 0)
+    t->content_length = header_size (line + 15);
+  else if (g_ascii_strncasecmp (line, "x-linked-size:", 14) == 0)
+    t->linked_size = header_size (line + 14);
+  else if (g_ascii_strncasecmp (line, "x-linked-etag:", 14) == 0)
+    header_sha256 (t->linked_sha256, line + 14);
+  else if (g_ascii_strncasecmp (line, "etag:", 5) == 0 && t->linked_sha256[0] == '\0')
+    header_sha256 (t->linked_sha256, line + 5); // a git blob's SHA-1 (40 digits) is not taken
+  else if (g_ascii_strncasecmp (line, "content-type:", 13) == 0)
+    {
+      g_autofree char *type = g_ascii_strdown (g_strstrip (line + 13), -1);
+      t->html = g_str_has_prefix (type, "text/html");
     }
   else if (g_ascii_strncasecmp (line, "x-error-message:", 16) == 0)
     {
@@ -181,9 +254,23 @@ start_body (Transfer *t)
                                     t->range_start, t->offset);
       return FALSE;
     }
+  if (code != 200 && code != 206)
+    return FALSE;
+  // a web page where a file was asked for: a login wall, a proxy's error page
+  if (t->html && !g_str_has_suffix (t->d->label, ".html") && !g_str_has_suffix (t->d->label, ".htm"))
+    return refuse_body (t, g_strdup ("the server sent a web page (text/html), not the file"));
+  gint64 total = code == 206 ? t->range_total
+                 : t->content_length >= 0 ? t->content_length : -1;
+  if (total >= 0)
+    t->announced = total;
+  gint64 expected = expected_size (t);
+  if (expected >= 0 && total > expected)
+    return refuse_body (t, g_strdup_printf ("the server announced %" G_GINT64_FORMAT
+                                            " bytes for a file of %" G_GINT64_FORMAT,
+                                            total, expected));
   if (code == 200 && t->offset > 0)
     return restart_part (t); // the server ignored the Range: start over
-  return code == 200 || code == 206;
+  return TRUE;
 }
 
 static gboolean
@@ -209,6 +296,15 @@ on_body (char *data, size_t size, size_t count, void *user)
   size_t n = size * count;
   if (!t->body_started && !start_body (t))
     return 0; // error statuses end here: their body is not the file
+  gint64 expected = expected_size (t);
+  if (expected >= 0 && t->offset + t->received + (gint64) n > expected)
+    {
+      // stop at the known size: a server may send without end
+      refuse_body (t, g_strdup_printf ("the server sent more than the file's %" G_GINT64_FORMAT
+                                       " bytes",
+                                       expected));
+      return 0;
+    }
   if (!write_all (t->fd, data, n))
     {
       t->write_errno = errno ? errno : EIO;
@@ -237,8 +333,15 @@ new_handle (Transfer *t, char *error_text)
   curl_easy_setopt (curl, CURLOPT_FOLLOWLOCATION, 1L); // the Hub redirects to its CDN
   curl_easy_setopt (curl, CURLOPT_MAXREDIRS, 10L);
   curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT, (long) CONNECT_TIMEOUT_S);
-  curl_easy_setopt (curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt (curl, CURLOPT_LOW_SPEED_TIME, (long) STALL_TIMEOUT_S);
+  curl_easy_setopt (curl, CURLOPT_LOW_SPEED_LIMIT, (long) (d->min_rate > 0 ? d->min_rate : MIN_RATE));
+  curl_easy_setopt (curl, CURLOPT_LOW_SPEED_TIME,
+                    (long) (d->min_rate_s > 0 ? d->min_rate_s : MIN_RATE_S));
+  if (d->deadline > 0)
+    {
+      // the whole pull's deadline bounds every request (at least 1 ms: 0 means none)
+      gint64 left_ms = (d->deadline - g_get_monotonic_time ()) / 1000;
+      curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, (long) MAX (left_ms, 1));
+    }
   if (d->bearer_token)
     {
       // libcurl sends these credentials to the first host only, not to the
@@ -298,6 +401,10 @@ transfer_once (Transfer *t, gboolean *retry, GError **error)
   t->body_started = FALSE;
   t->write_errno = 0;
   t->range_start = -1;
+  t->range_total = -1;
+  t->content_length = -1;
+  t->html = FALSE;
+  t->refused = FALSE;
   g_clear_pointer (&t->problem, g_free);
   AgcPullProgress request = { 0 };
   agc_download_report (t->d, AGC_PULL_REQUEST, &request);
@@ -330,6 +437,20 @@ transfer_once (Transfer *t, gboolean *retry, GError **error)
   if (t->write_errno != 0)
     {
       set_disk_error (error, t->part, t->write_errno);
+      return FALSE;
+    }
+  if (t->problem != NULL && t->refused)
+    {
+      unlink (t->part); // not a prefix of the file: nothing to resume from
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_CHECKSUM,
+                   "%s: %s; the download was deleted", t->d->url, t->problem);
+      return FALSE;
+    }
+  if (t->d->deadline > 0 && g_get_monotonic_time () >= t->d->deadline)
+    {
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK,
+                   "%s: the pull's time limit ran out after %" G_GINT64_FORMAT " bytes",
+                   t->d->url, t->offset + t->received);
       return FALSE;
     }
   if (t->problem != NULL)
@@ -365,6 +486,15 @@ transfer_once (Transfer *t, gboolean *retry, GError **error)
     case CURLE_TOO_MANY_REDIRECTS:
       g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK, "%s: %s", t->d->url,
                    detail);
+      return FALSE;
+    case CURLE_OPERATION_TIMEDOUT:
+      *retry = TRUE;
+      g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_NETWORK,
+                   "%s: the transfer stalled after %" G_GINT64_FORMAT " bytes (slower than %d "
+                   "bytes/s for %d s)",
+                   t->d->url, t->offset + t->received,
+                   t->d->min_rate > 0 ? t->d->min_rate : MIN_RATE,
+                   t->d->min_rate_s > 0 ? t->d->min_rate_s : MIN_RATE_S);
       return FALSE;
     default:
       *retry = TRUE;
@@ -444,22 +574,26 @@ verify (const Transfer *t, GError **error)
   const AgcDownload *d = t->d;
   gint64 size = t->offset + t->received;
   const char *digest = g_checksum_get_string (t->sum);
-  if (d->size >= 0 && size != d->size)
+  gint64 expected = expected_size (t);
+  const char *says = d->size >= 0 ? "the catalogue says" : "the server announced";
+  if (expected >= 0 && size != expected)
     {
       unlink (t->part);
       g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_CHECKSUM,
-                   "%s: %" G_GINT64_FORMAT " bytes where the catalogue says %" G_GINT64_FORMAT
+                   "%s: %" G_GINT64_FORMAT " bytes where %s %" G_GINT64_FORMAT
                    " (from %s); the download was deleted",
-                   d->label, size, d->size, d->url);
+                   d->label, size, says, expected, d->url);
       return FALSE;
     }
-  if (d->sha256 && g_ascii_strcasecmp (digest, d->sha256) != 0)
+  const char *sha256 = d->sha256 ? d->sha256 : t->linked_sha256[0] ? t->linked_sha256 : NULL;
+  if (sha256 && g_ascii_strcasecmp (digest, sha256) != 0)
     {
       unlink (t->part);
       g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_CHECKSUM,
-                   "%s: SHA-256 mismatch: expected %s, got %s (from %s); the download was "
-                   "deleted",
-                   d->label, d->sha256, digest, d->url);
+                   "%s: SHA-256 mismatch: expected %s (%s), got %s (from %s); the download "
+                   "was deleted",
+                   d->label, sha256, d->sha256 ? "the catalogue's" : "the server's", digest,
+                   d->url);
       return FALSE;
     }
   return TRUE;
@@ -471,7 +605,7 @@ agc_download (char sha256[AGC_HUB_SHA256_HEX], const AgcDownload *d, GError **er
   g_return_val_if_fail (d != NULL && d->url != NULL && d->dest != NULL, FALSE);
   curl_init_once ();
   g_autofree char *part = g_strconcat (d->dest, ".part", NULL);
-  Transfer t = { .d = d, .part = part };
+  Transfer t = { .d = d, .part = part, .linked_size = -1, .announced = -1 };
   t.fd = open_part (part, &t.offset, error);
   if (t.fd < 0)
     return FALSE;

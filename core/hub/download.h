@@ -5,7 +5,12 @@
  * request; a server that answers 206 from the right offset is appended to,
  * one that answers 200 restarts the file from the beginning.  Only when the
  * transfer ended and the size and SHA-256 (when known) match is DEST.part
- * renamed to DEST.  Nothing is printed: progress goes to the pull's
+ * renamed to DEST.  When the catalogue knows no size or digest, what the
+ * server announces stands in: the Hub's X-Linked-Size and X-Linked-Etag (or
+ * an ETag of 64 hex digits: an LFS file's SHA-256), else the response's
+ * Content-Length or Content-Range total.  A body longer than the known size
+ * is cut off there and refused, and a web page (text/html) sent for a file
+ * that is not one is refused, both without retrying.  Nothing is printed: progress goes to the pull's
  * progress function (agriclip.h, AgcPullStage RESUME to TRANSFERRED).  A
  * call retries a broken connection a few times before giving up.  Errors
  * are AGC_HUB_ERROR (agriclip.h), or AGC_ERROR_CANCELLED. */
@@ -28,6 +33,9 @@ typedef struct
   AgcPullProgressFunc progress;  /* may be NULL */
   gpointer user_data;
   GCancellable *cancellable;     /* checked as bytes arrive; may be NULL */
+  gint64 deadline;  /* g_get_monotonic_time () by which to give up, 0 for none */
+  int min_rate;     /* bytes per second below which, for min_rate_s seconds, a */
+  int min_rate_s;   /* connection counts as broken; 0: the defaults */
 } AgcDownload;
 
 /* Downloads download->url to download->dest as described above and stores

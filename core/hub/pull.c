@@ -5,6 +5,9 @@
  * resumes. */
 #include "hub/download.h"
 
+#include "formats/weights.h"
+#include "support/json-file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
@@ -17,7 +20,49 @@ typedef struct
   AgcPullProgressFunc progress;
   gpointer user_data;
   GCancellable *cancellable;
+  gint64 deadline;             // monotonic time, 0 for none
+  int min_rate, min_rate_s;    // 0: download.c's defaults
 } Pull;
+
+enum
+{
+  TIME_LIMIT_S = 24 * 3600, // a pull that takes longer than this is given up
+};
+
+/* The non-negative integer in environment variable name, or fallback when
+ * unset; an error when it is set to something else. */
+static gboolean
+env_integer (const char *name, gint64 fallback, gint64 *value, GError **error)
+{
+  const char *text = g_getenv (name);
+  *value = fallback;
+  if (text == NULL || *text == '\0')
+    return TRUE;
+  guint64 n;
+  if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXINT32, &n, NULL))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s=%s: not a whole number from 0 to %d", name, text, G_MAXINT32);
+      return FALSE;
+    }
+  *value = (gint64) n;
+  return TRUE;
+}
+
+/* The limits of agriclip.h ("model hub") from the environment. */
+static gboolean
+read_limits (Pull *pull, GError **error)
+{
+  gint64 time_limit, rate, rate_s;
+  if (!env_integer ("AGRICLIP_PULL_TIME_LIMIT", TIME_LIMIT_S, &time_limit, error)
+      || !env_integer ("AGRICLIP_PULL_MIN_RATE", 0, &rate, error)
+      || !env_integer ("AGRICLIP_PULL_MIN_RATE_TIME", 0, &rate_s, error))
+    return FALSE;
+  pull->deadline = time_limit > 0 ? g_get_monotonic_time () + time_limit * G_USEC_PER_SEC : 0;
+  pull->min_rate = (int) rate;
+  pull->min_rate_s = (int) rate_s;
+  return TRUE;
+}
 
 static void
 report (const Pull *pull, AgcPullStage stage, const AgcCatalogueFile *f, AgcPullProgress *p)
@@ -117,6 +162,7 @@ download_file (const Pull *pull, const AgcCatalogueFile *f, const char *dest, GE
     .size = f->size, .sha256 = f->sha256, .denied_hint = hint,
     .file = f, .progress = pull->progress, .user_data = pull->user_data,
     .cancellable = pull->cancellable,
+    .deadline = pull->deadline, .min_rate = pull->min_rate, .min_rate_s = pull->min_rate_s,
   };
   AgcPullProgress p = { .url = url };
   agc_download_report (&download, AGC_PULL_DOWNLOAD, &p);
@@ -154,6 +200,62 @@ fill_staging (const Pull *pull, const AgcCatalogueModel *m, const char *staging,
       if (f->repository == NULL && f->url == NULL)
         g_ptr_array_add (manual_missing, (gpointer) f);
       else if (!download_file (pull, f, dest, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Whether the file at dest, when the catalogue has no digest for it, reads
+ * as what its name says: JSON parses, a
+ * checkpoint opens (headers, offsets, CRCs), so that a page of HTML, a
+ * truncated or altered file that no size or digest caught is not taken for
+ * the model.  A file that fails is deleted, to be fetched again. */
+static gboolean
+check_contents (const AgcCatalogueFile *f, const char *dest, GError **error)
+{
+  static const char *const checkpoints[] = { ".safetensors", ".bin", ".pt", ".pth", ".ckpt",
+                                             NULL };
+  if (f->sha256 != NULL)
+    return TRUE; // the catalogue's digest pins the very bytes
+  GError *problem = NULL;
+  gboolean ok = TRUE;
+  if (g_str_has_suffix (f->path, ".json"))
+    {
+      g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+      ok = agc_json_parse_file (parser, dest, dest, &problem);
+    }
+  else
+    for (const char *const *s = checkpoints; *s != NULL; s++)
+      if (g_str_has_suffix (f->path, *s))
+        {
+          AgcWeights *weights = agc_weights_open (dest, &problem);
+          agc_weights_free (weights);
+          // a valid checkpoint agriclip cannot read (a legacy pickle) is still the file
+          ok = weights != NULL || g_error_matches (problem, AGC_ERROR, AGC_ERROR_UNSUPPORTED);
+          break;
+        }
+  if (ok)
+    {
+      g_clear_error (&problem);
+      return TRUE;
+    }
+  unlink (dest);
+  g_set_error (error, AGC_HUB_ERROR, AGC_HUB_ERROR_CHECKSUM,
+               "%s (the download is damaged); it was deleted: run the same command again to "
+               "fetch it again",
+               problem->message);
+  g_error_free (problem);
+  return FALSE;
+}
+
+static gboolean
+check_all_contents (const AgcCatalogueModel *m, const char *staging, GError **error)
+{
+  for (guint i = 0; i < m->files->len; i++)
+    {
+      const AgcCatalogueFile *f = m->files->pdata[i];
+      g_autofree char *dest = agc_catalogue_file_dest (f, staging);
+      if (!check_contents (f, dest, error))
         return FALSE;
     }
   return TRUE;
@@ -199,10 +301,13 @@ agc_model_pull (const AgcCatalogueModel *model, const char *dir, AgcPullProgress
       return FALSE;
     }
 
-  Pull pull = { progress, user_data, cancellable };
+  Pull pull = { .progress = progress, .user_data = user_data, .cancellable = cancellable };
   g_autofree char *lock_path = g_build_filename (result->staging, ".lock", NULL);
-  gboolean ok = fill_staging (&pull, model, result->staging, result->manual, error);
+  gboolean ok = read_limits (&pull, error)
+                && fill_staging (&pull, model, result->staging, result->manual, error);
   cancelled_to_agc (error);
+  if (ok && result->manual->len == 0)
+    ok = check_all_contents (model, result->staging, error);
   if (ok && result->manual->len == 0)
     {
       // complete and checked: make it visible in one step

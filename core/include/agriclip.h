@@ -733,7 +733,19 @@ int agc_evaluation_count (const AgcEvaluation *evaluation, int class_index, int 
  * range restarts it); a broken connection is retried a few times; a file is
  * renamed into place only once its size and SHA-256 match what the
  * catalogue knows.  Files placed in the staging folder by hand are kept when
- * they match, deleted otherwise. */
+ * they match, deleted otherwise.
+ *
+ * Where the catalogue has no size or SHA-256, what the server announces is
+ * checked instead (the Hub's X-Linked-Size and X-Linked-Etag, an ETag that
+ * is a SHA-256, Content-Length); a body beyond the known size or a web page
+ * (text/html) is refused at once; and before the rename every JSON file must
+ * parse and every checkpoint (.safetensors, .bin, .pt, .pth, .ckpt) open, so
+ * that a truncated file or an error page is never taken for the model (a
+ * damaged file is deleted, to be fetched again).  Limits, from the
+ * environment: AGRICLIP_PULL_TIME_LIMIT (seconds for the whole pull, default
+ * 86400, 0 for none); a connection slower than AGRICLIP_PULL_MIN_RATE bytes/s
+ * (default 1024) for AGRICLIP_PULL_MIN_RATE_TIME seconds (default 60) counts
+ * as broken (retried, then kept to resume). */
 
 typedef struct
 {

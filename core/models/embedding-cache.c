@@ -16,10 +16,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Images decoded and encoded together: thick GEMMs, bounded memory. */
+/* Images decoded and encoded together: thick GEMMs, bounded memory.  The
+ * batches are files[8k .. 8k+7] whatever the cache holds, and a batch with
+ * any file missing from the cache is encoded whole: an image's values
+ * differ in the last bits with the batch it is encoded in (the GEMMs sum in
+ * another order for another number of rows), so this way a run stopped
+ * halfway and run again gets the very bits of one never stopped. */
 #define EMBED_BATCH 8
 /* Changes whenever what a cached value means changes. */
-#define HASH_MEMO_VERSION "agriclip-hash-memo 1"
+#define HASH_MEMO_VERSION "agriclip-hash-memo 2"
 
 char *
 agc_cache_dir (void)
@@ -40,9 +45,32 @@ is_hex_digest (const char *s, gsize length)
   return TRUE;
 }
 
-/* The memo file of a path in its present state. */
+/* The checksum that follows the digest in a memo: of the memo's key text
+ * and the digest, so that a damaged memo or one copied from another file's
+ * is a miss. */
 static char *
-memo_path (const char *path, const struct stat *st)
+memo_checksum (const char *key_text, const char *hex)
+{
+  g_autofree char *text = g_strconcat (key_text, "\n", hex, NULL);
+  return g_compute_checksum_for_string (G_CHECKSUM_SHA256, text, -1);
+}
+
+/* A memo is "DIGEST CHECKSUM", 64 hex digits each. */
+static gboolean
+memo_is_valid (const char *memo, gsize length, const char *key_text)
+{
+  enum { HEX = AGC_SHA256_HEX - 1 };
+  if (length != 2 * HEX + 1 || memo[HEX] != ' ' || !is_hex_digest (memo, HEX))
+    return FALSE;
+  g_autofree char *hex = g_strndup (memo, HEX);
+  g_autofree char *sum = memo_checksum (key_text, hex);
+  return memcmp (sum, memo + HEX + 1, HEX) == 0;
+}
+
+/* The memo file of a path in its present state, and the text its key is
+ * the hash of (*key_text). */
+static char *
+memo_path (const char *path, const struct stat *st, char **key_text_out)
 {
   g_autofree char *canonical = g_canonicalize_filename (path, NULL);
   g_autofree char *key_text = g_strdup_printf (
@@ -52,6 +80,7 @@ memo_path (const char *path, const struct stat *st)
   g_autofree char *key = g_compute_checksum_for_string (G_CHECKSUM_SHA256, key_text, -1);
   g_autofree char *cache = agc_cache_dir ();
   char shard[3] = { key[0], key[1], '\0' };
+  *key_text_out = g_steal_pointer (&key_text);
   return g_build_filename (cache, "hashes", shard, key, NULL);
 }
 
@@ -82,10 +111,12 @@ agc_file_sha256 (char hex[AGC_SHA256_HEX], const char *path, GError **error)
   if (fd < 0)
     return FALSE;
 
-  g_autofree char *memo = memo_path (path, &before);
+  g_autofree char *key_text = NULL;
+  g_autofree char *memo = memo_path (path, &before, &key_text);
   g_autofree char *remembered = NULL;
   gsize length = 0;
-  if (g_file_get_contents (memo, &remembered, &length, NULL) && is_hex_digest (remembered, length))
+  if (g_file_get_contents (memo, &remembered, &length, NULL)
+      && memo_is_valid (remembered, length, key_text))
     {
       close (fd);
       memcpy (hex, remembered, AGC_SHA256_HEX - 1);
@@ -123,8 +154,10 @@ agc_file_sha256 (char hex[AGC_SHA256_HEX], const char *path, GError **error)
   if (unchanged)
     {
       g_autofree char *folder = g_path_get_dirname (memo);
+      g_autofree char *sum = memo_checksum (key_text, hex);
+      g_autofree char *text = g_strconcat (hex, " ", sum, NULL);
       if (g_mkdir_with_parents (folder, 0755) == 0)
-        agc_write_file_atomic (memo, hex, AGC_SHA256_HEX - 1, FALSE, NULL);
+        agc_write_file_atomic (memo, text, strlen (text), FALSE, NULL);
     }
   return TRUE;
 }
@@ -149,6 +182,20 @@ entry_path (const Cache *cache, const char *hash)
   return g_build_filename (cache->folder, shard, name, NULL);
 }
 
+/* What an entry's "agriclip.checksum" holds: the SHA-256 of its key (the
+ * encoder's key and the image's content hash) and of its values, so that
+ * values swapped, negated or taken from another image's entry are a miss. */
+static char *
+entry_checksum (const Cache *cache, const char *hash, const float *values)
+{
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  const char *key = cache->encoder->key;
+  g_checksum_update (sum, (const guchar *) key, (gssize) strlen (key) + 1); // with its NUL
+  g_checksum_update (sum, (const guchar *) hash, (gssize) strlen (hash) + 1);
+  g_checksum_update (sum, (const guchar *) values, (gssize) (sizeof (float) * cache->dim));
+  return g_strdup (g_checksum_get_string (sum));
+}
+
 /* out[E] from the cache; FALSE for a miss, a broken or a mismatched entry. */
 static gboolean
 lookup (const Cache *cache, const char *hash, float *out)
@@ -169,6 +216,11 @@ lookup (const Cache *cache, const char *hash, float *out)
   if (ok)
     {
       memcpy (out, t->data, sizeof (float) * cache->dim);
+      g_autofree char *checksum = entry_checksum (cache, hash, out);
+      ok = g_strcmp0 (g_hash_table_lookup (meta, "agriclip.checksum"), checksum) == 0;
+    }
+  if (ok)
+    {
       /* a torn entry (e.g. zeros after a crash) is not a unit vector, nor
        * anything else the encoders give */
       double norm2 = 0.0;
@@ -206,6 +258,8 @@ store (Cache *cache, const char *hash, const float *embedding)
       g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
       g_hash_table_insert (meta, "agriclip.model", (gpointer) cache->encoder->key);
       g_hash_table_insert (meta, "agriclip.content", (gpointer) hash);
+      g_autofree char *checksum = entry_checksum (cache, hash, embedding);
+      g_hash_table_insert (meta, "agriclip.checksum", checksum);
       /* not durable: losing a cache entry in a crash only costs time */
       agc_safetensors_write (path, &t, 1, meta, FALSE, &error);
     }
@@ -231,10 +285,11 @@ report_skipped (const Cache *cache, GError *problem)
   g_error_free (problem);
 }
 
-/* Files waiting to be encoded together, and the buffers for them. */
+/* Files encoded together, and the buffers for them. */
 typedef struct
 {
   int rows[EMBED_BATCH]; /* indices into files and out */
+  gboolean cached[EMBED_BATCH]; /* encoded for the others' sake: its value is the cache's */
   int n;
   float *pixels;     /* [EMBED_BATCH, 3, S, S] */
   float *embeddings; /* [EMBED_BATCH, E] */
@@ -250,6 +305,7 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
   int size = encoder->image_size, dim = cache->dim;
   size_t image_len = (size_t) 3 * size * size;
   int loaded[EMBED_BATCH], n_loaded = 0;
+  gboolean was_cached[EMBED_BATCH];
   for (int j = 0; j < batch->n; j++)
     {
       GError *problem = NULL;
@@ -264,7 +320,12 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
         }
       agc_image_free (image);
       if (good)
-        loaded[n_loaded++] = batch->rows[j];
+        {
+          was_cached[n_loaded] = batch->cached[j];
+          loaded[n_loaded++] = batch->rows[j];
+        }
+      else if (batch->cached[j])
+        g_clear_error (&problem); // its cached value stands (same bytes, same result)
       else
         {
           counts->n_failed++;
@@ -279,6 +340,8 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
   for (int j = 0; j < n_loaded; j++)
     {
       int row = loaded[j];
+      if (was_cached[j])
+        continue;
       const float *embedding = batch->embeddings + (size_t) j * dim;
       memcpy (out + (size_t) row * dim, embedding, sizeof (float) * dim);
       ok[row] = TRUE;
@@ -356,7 +419,7 @@ agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX
     .embeddings = g_new (float, (size_t) EMBED_BATCH * dim),
   };
   gboolean good = TRUE;
-  for (int i = 0; good && i < n_files; i++)
+  for (int start = 0; good && start < n_files; start += EMBED_BATCH)
     {
       if (g_cancellable_is_cancelled (cancellable))
         {
@@ -365,26 +428,34 @@ agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX
           good = FALSE;
           break;
         }
-      ok[i] = FALSE;
-      GError *problem = NULL;
-      if (!agc_file_sha256 (hashes[i], files[i], &problem))
+      int end = MIN (start + EMBED_BATCH, n_files);
+      gboolean any_missing = FALSE;
+      batch.n = 0;
+      for (int i = start; i < end; i++)
         {
-          counts->n_failed++;
-          report_skipped (&cache, problem);
+          ok[i] = FALSE;
+          GError *problem = NULL;
+          if (!agc_file_sha256 (hashes[i], files[i], &problem))
+            {
+              counts->n_failed++;
+              report_skipped (&cache, problem);
+              continue;
+            }
+          gboolean cached = lookup (&cache, hashes[i], out + (size_t) i * dim);
+          if (cached)
+            {
+              ok[i] = TRUE;
+              counts->n_cached++;
+            }
+          any_missing |= !cached;
+          batch.cached[batch.n] = cached;
+          batch.rows[batch.n++] = i;
         }
-      else if (lookup (&cache, hashes[i], out + (size_t) i * dim))
-        {
-          ok[i] = TRUE;
-          counts->n_cached++;
-        }
-      else
-        batch.rows[batch.n++] = i;
-
-      /* a full batch, or the last one, goes to the encoder */
-      if (batch.n == EMBED_BATCH || (i == n_files - 1 && batch.n > 0))
+      /* the whole batch (see EMBED_BATCH), or none of it, goes to the encoder */
+      if (any_missing)
         good = embed_batch (out, ok, hashes, counts, &cache, files, &batch, cancellable, error);
-      if (good && batch.n == 0 && progress != NULL)
-        progress (i + 1, n_files, user_data);
+      if (good && progress != NULL)
+        progress (end, n_files, user_data);
     }
   g_free (batch.pixels);
   g_free (batch.embeddings);

@@ -14,8 +14,10 @@
  * (AB: the first two hex digits, to keep folders small).  Keying embeddings
  * by content, not by name, means renamed or copied photos hit the cache and
  * an edited photo misses it.  A cache never changes a result: an entry that
- * cannot be read or does not match is computed again, and one that cannot be
- * written is reported and otherwise ignored. */
+ * cannot be read or does not match is computed again (and rewritten), and
+ * one that cannot be written is reported and otherwise ignored.  Every entry
+ * and memo holds a SHA-256 of its key and its value, so that a damaged one,
+ * or one copied from another image's, does not match. */
 #pragma once
 
 #include "agriclip.h"

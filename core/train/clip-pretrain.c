@@ -391,9 +391,45 @@ remove_folder (const char *dir)
   g_rmdir (dir);
 }
 
+/* Removes the OUT.tmp-XXXXXX folders of write_folder calls that were
+ * killed.  Only what write_folder writes is removed, so rmdir fails on a
+ * folder that holds anything else. */
+static void
+remove_stale_folders (const char *out_dir)
+{
+  g_autofree char *parent = g_path_get_dirname (out_dir);
+  g_autofree char *base = g_path_get_basename (out_dir);
+  g_autofree char *prefix = g_strconcat (base, ".tmp-", NULL);
+  GDir *d = g_dir_open (parent, 0, NULL);
+  for (const char *name; d != NULL && (name = g_dir_read_name (d)) != NULL;)
+    {
+      g_autofree char *path = g_build_filename (parent, name, NULL);
+      if (g_str_has_prefix (name, prefix) && strlen (name) == strlen (prefix) + 6
+          && g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
+        {
+          static const char *const written[] = { "model.safetensors", "config.json",
+                                                 "preprocessor_config.json", "vocab.json",
+                                                 "merges.txt", NULL };
+          for (const char *const *w = written; *w != NULL; w++)
+            {
+              g_autofree char *file = g_build_filename (path, *w, NULL);
+              g_remove (file);
+              agc_remove_stale_temporaries (file);
+            }
+          g_rmdir (path);
+        }
+    }
+  if (d != NULL)
+    g_dir_close (d);
+}
+
+/* Writes the model into a temporary folder, then removes the checkpoint
+ * and renames the folder into place: a run killed before the rename starts
+ * again (the same model, later), and one killed after it leaves no
+ * checkpoint beside the finished model. */
 static gboolean
-write_folder (const char *out_dir, const char *tokenizer_dir, const AgcClipParams *w,
-              const char *recipe, GError **error)
+write_folder (const char *out_dir, const char *checkpoint, const char *tokenizer_dir,
+              const AgcClipParams *w, const char *recipe, GError **error)
 {
   g_autofree char *tmp = g_strdup_printf ("%s.tmp-XXXXXX", out_dir);
   if (g_mkdtemp_full (tmp, 0777) == NULL) // the umask decides, as for any folder
@@ -416,6 +452,8 @@ write_folder (const char *out_dir, const char *tokenizer_dir, const AgcClipParam
                    out_dir);
       ok = FALSE;
     }
+  if (ok)
+    g_remove (checkpoint);
   if (ok && g_rename (tmp, out_dir) != 0)
     {
       int e = errno;
@@ -738,10 +776,14 @@ agc_pretrain (const char *data_dir, const char *tokenizer_dir, const char *out_d
         "pairs=%d epochs=%d batch=%d lr=%g weight_decay=%g warmup=%d clip=%g seed=%" G_GUINT64_FORMAT,
         pairs.n, params->epochs, batch, params->lr, params->weight_decay, opt.warmup_steps,
         params->clip_norm, params->seed);
-      ok = write_folder (out_dir, tokenizer_dir, train->weights, recipe, error);
+      ok = write_folder (out_dir, checkpoint, tokenizer_dir, train->weights, recipe, error);
     }
   if (ok)
-    g_remove (checkpoint);
+    {
+      // what runs killed while writing left behind
+      agc_remove_stale_temporaries (checkpoint);
+      remove_stale_folders (out_dir);
+    }
   if (ok && result != NULL)
     *result = (AgcPretrainResult){ .n_pairs = pairs.n, .steps = train->step,
                                    .final_loss = epoch_loss,

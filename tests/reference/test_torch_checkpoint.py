@@ -13,6 +13,7 @@ import pickle
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import unittest
 import warnings
@@ -515,6 +516,34 @@ class TorchCheckpoint(unittest.TestCase):
         write_archive(self.path("two_types.pt"), pkl, {"0": six})
         self.assertRefused(self.path("two_types.pt"), "used both as torch.FloatStorage and as "
                            "torch.LongStorage")
+
+    def test_decompression_bomb(self):
+        """Deflated zero storages, each within deflate's ratio, that together
+        inflate to 256 MB from a file of about 260 kB: refused before any is
+        inflated (a child never grows past 100 MB), and so is one whose last
+        tensor is malformed, before the others are read."""
+        n, numel = 8, 8 << 20
+        zeros = bytes(numel * 4)
+
+        def bomb(name, last_size):
+            items = [(f"w{i}", op_tensor(str(i), numel, 0, (numel,), (1,))) for i in range(n)]
+            items[-1] = (f"w{n - 1}", op_tensor(str(n - 1), numel, 0, (last_size,), (1,)))
+            path = self.path(name)
+            write_archive(path, pickle_of(op_dict(items)), {str(i): zeros for i in range(n)},
+                          extra=[("byteorder", b"little")], method=zipfile.ZIP_DEFLATED)
+            return path
+
+        path = bomb("bomb-zeros.pt", numel)
+        self.assertLess(os.path.getsize(path), 1 << 20)
+        self.assertRefused(path, "would inflate to 268435456 bytes", "ZIP bomb")
+        self.assertRefused(bomb("bomb-bad.pt", numel + 1), "tensor 'w7'", "reaches byte")
+        # the reader's peak memory, measured from a process of its own
+        probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], "
+                 "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN)"
+                 ".ru_maxrss)")
+        peak_kb = subprocess.run([sys.executable, "-c", probe, TOOL, path, self.path("x.out")],
+                                 capture_output=True, text=True, check=True).stdout
+        self.assertLess(int(peak_kb), 100 << 10, "the reader grew past 100 MB")
 
     def test_bad_layouts(self):
         six = floats(1, 2, 3, 4, 5, 6)

@@ -269,7 +269,8 @@ test_cache_other_values (void)
   g_assert_true (agc_safetensors_write (entry, &t, 1, meta, FALSE, NULL));
   g_assert_true (agc_encode_files_cached (second, ok, hashes, &counts, &encoder, files, 2, NULL,
                                           NULL, NULL, NULL, &error));
-  g_assert_cmpint (counter.calls, ==, 3);
+  // (with a again: a batch with a miss is encoded whole, a's cached value is kept)
+  g_assert_cmpint (counter.calls, ==, 4);
   g_assert_cmpint (counts.n_cached, ==, 1);
   g_assert_cmpmem (first, sizeof first, second, sizeof second);
 
