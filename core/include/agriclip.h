@@ -844,4 +844,102 @@ gboolean agc_model_pull (const AgcCatalogueModel *model, const char *dir,
                          GCancellable *cancellable, GError **error);
 void agc_pull_result_clear (AgcPullResult *result);
 
+/* ---- tagging runs ----------------------------------------------------------
+ *
+ * `agriclip tag` labels every image of one or more folders into a run
+ * folder RUN, which other tools (merge, export) read back:
+ *
+ *   RUN/run.json       what the run is: format "agriclip-tag-run", version 1,
+ *                      the model, its identity, the classes, the label set,
+ *                      the settings, the sources and the shard (AgcTagRun)
+ *   RUN/results.jsonl  one JSON object per image (AgcTagResult), one per line
+ *
+ * A result line is the JSON-lines format of `agriclip classify` plus fields:
+ *
+ *   {"image": "sub/leaf 1.jpg", "source": 0, "width": 1024, "height": 768,
+ *    "labels": [{"label": "rust", "p": 0.812345}, ...],  top K, best first
+ *    "review": false,
+ *    "boxes": [{"x": 0, "y": 0, "width": 512, "height": 512,
+ *               "label": "rust", "p": 0.734}]}         only with regions
+ *
+ * "image" is relative to the source folder sources["source"] of run.json
+ * (a file given as a source counts as its folder's: sources holds the
+ * folder, image the file's name).  Paths are the bytes of the file
+ * system: a name that is not UTF-8 is written as "image" in its display
+ * form (invalid bytes as U+FFFD) plus "image_base64", the exact bytes in
+ * base64, which the reader prefers.  Probabilities are written with 6
+ * decimals, as classify does; box coordinates are pixels of the original
+ * image (after its EXIF orientation).  The writer and the reader below are
+ * the one definition of these files. */
+
+/* One class among an image's labels or one box's label. */
+typedef struct
+{
+  char *label; /* export name */
+  float p;
+} AgcTagLabel;
+
+/* One region, in pixels of the original image. */
+typedef struct
+{
+  int x, y, width, height;
+  char *label; /* export name */
+  float p;
+} AgcTagBox;
+
+/* One line of results.jsonl.  Strings and arrays are owned by the record
+ * (agc_tag_result_clear frees them). */
+typedef struct
+{
+  char *image;         /* relative to its source folder, file-system bytes */
+  int source;          /* index into the run's sources */
+  int width, height;   /* of the original image */
+  int n_labels;
+  AgcTagLabel *labels; /* top K, most probable first */
+  gboolean review;     /* the top probability is below the run's review_below */
+  gboolean has_boxes;  /* the run has regions ("boxes" written, maybe empty) */
+  int n_boxes;
+  AgcTagBox *boxes;
+} AgcTagResult;
+
+void agc_tag_result_clear (AgcTagResult *result);
+/* Clears and frees a result made with g_new0 (the reader's). */
+void agc_tag_result_free (AgcTagResult *result);
+/* The result as one JSON object, without the newline (g_free). */
+char *agc_tag_result_to_json (const AgcTagResult *result);
+/* Reads one line written by agc_tag_result_to_json into *result (cleared
+ * first by the caller: {0}).  AGC_ERROR_FORMAT naming `where` (e.g.
+ * "RUN/results.jsonl:12") when it is not such an object. */
+gboolean agc_tag_result_from_json (const char *line, gssize length, const char *where,
+                                   AgcTagResult *result, GError **error);
+
+/* run.json.  Strings and arrays are owned by the struct (agc_tag_run_free). */
+typedef struct
+{
+  char *model;          /* as given on the command line (path or catalogue name) */
+  char *model_identity; /* agc_model_identity, with the adapter's when there is one */
+  char *label_set;      /* label-set file or id, or the adapter file, as given */
+  int n_classes;
+  char **labels;        /* [n_classes] export names, in the label set's order */
+  char **displays;      /* [n_classes] display names */
+  int top;              /* K */
+  double review_below;  /* P, or < 0 for none */
+  int tile, stride;     /* regions in pixels, or 0, 0 for none */
+  int n_sources;
+  char **sources;       /* [n_sources] absolute folder paths */
+  int shard_index, shard_count; /* shard_count 0: not sharded */
+} AgcTagRun;
+
+void agc_tag_run_free (AgcTagRun *run);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcTagRun, agc_tag_run_free)
+/* run.json's text, indented, ending in a newline (g_free). */
+char *agc_tag_run_to_json (const AgcTagRun *run);
+/* Reads RUN/run.json.  AGC_ERROR_IO when it cannot be read,
+ * AGC_ERROR_FORMAT when it is not a version-1 run description. */
+AgcTagRun *agc_tag_run_load (const char *run_dir, GError **error);
+/* Reads RUN/results.jsonl: AgcTagResult pointers, in file order, freed with
+ * the array.  A last line without its newline (a run killed while writing)
+ * is left out.  AGC_ERROR_IO / AGC_ERROR_FORMAT naming the file and line. */
+GPtrArray *agc_tag_results_load (const char *run_dir, GError **error);
+
 G_END_DECLS
