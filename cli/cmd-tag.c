@@ -84,8 +84,8 @@ run (int argc, char **argv)
   const CliCommand *command = &cli_tag_command;
   g_autoptr (GOptionContext) context = cli_option_context_new (command, entries);
   g_option_context_set_description (context, _(
-    "Labels every image under each SRC (a folder, or an image file) into RUN/results.jsonl:\n"
-    "  {\"image\": PATH relative to its SRC, \"source\": index into run.json's sources,\n"
+    "Labels every image under each SRC folder (or SRC image) into RUN/results.jsonl:\n"
+    "  {\"image\": PATH relative to its folder, \"source\": index into run.json's sources,\n"
     "   \"width\": W, \"height\": H, \"labels\": [{\"label\": NAME, \"p\": P}, ...],\n"
     "   \"review\": true|false, \"boxes\": [{\"x\", \"y\", \"width\", \"height\", \"label\", \"p\"}]}\n"
     "(boxes with --regions only).  Files that cannot be read are reported and skipped;\n"
