@@ -205,7 +205,9 @@ open_run_folder (const char *run_dir, const AgcTagRun *run, GError **error)
         }
       return TRUE;
     }
-  /* a new run: only into an empty folder, so nothing of the user's is mixed in */
+  /* a new run: only into an empty folder, so nothing of the user's is mixed in
+   * (a run killed while writing run.json leaves only its temporary file) */
+  agc_remove_stale_temporaries (run_json);
   GDir *dir = g_dir_open (run_dir, 0, NULL);
   gboolean empty = dir && g_dir_read_name (dir) == NULL;
   if (dir)
