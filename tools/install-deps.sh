@@ -15,8 +15,11 @@ set -eu
 build_and_run="gcc meson ninja-build pkg-config gettext
   libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev libcurl4-openssl-dev
   libstb-dev zlib1g-dev webp-pixbuf-loader"
+# slurm-wlm and munge: tests/reference/test_tag_slurm.py starts its own
+# one-node cluster (the Debian services stay stopped unless enabled).
 tests="clang locales debootstrap flatpak-builder
-  python3-torch python3-torchvision python3-pil python3-numpy python3-regex"
+  python3-torch python3-torchvision python3-pil python3-numpy python3-regex
+  slurm-wlm munge"
 
 packages=$build_and_run
 case "${1:-}" in
