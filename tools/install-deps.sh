@@ -6,7 +6,8 @@ set -eu
 packages="gcc clang meson ninja-build pkg-config gettext locales
   libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev libcurl4-openssl-dev
   libstb-dev zlib1g-dev webp-pixbuf-loader
-  python3-torch python3-torchvision python3-pil python3-numpy python3-regex"
+  python3-torch python3-torchvision python3-pil python3-numpy python3-regex python3-yaml
+  libimage-exiftool-perl"
 
 missing=""
 for p in $packages; do

@@ -1,0 +1,33 @@
+/* export-folders.c — `--format folders`: DEST/<label>/<image> for each
+ * image's most probable label, and DEST/_review/<label>/<image> for images
+ * the run marked for review; symbolic links to the originals, or copies. */
+#include "tagging/export.h"
+
+/* The bucket of review images: not a valid folder of a label (labels with
+ * this name are refused rather than mixed with it). */
+#define REVIEW_FOLDER "_review"
+
+gboolean
+agc_export_folders (AgcExport *export, GError **error)
+{
+  for (int c = 0; c < export->run->n_classes; c++)
+    {
+      g_autofree char *folder = agc_export_label_folder (export->run->labels[c]);
+      if (g_str_equal (folder, REVIEW_FOLDER))
+        return g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                            "the class \"%s\" has the name of the review folder %s",
+                            export->run->labels[c], REVIEW_FOLDER), FALSE;
+    }
+  for (guint i = 0; i < export->results->len; i++)
+    {
+      const AgcTagResult *r = export->results->pdata[i];
+      g_autofree char *folder = agc_export_label_folder (r->labels[0].label);
+      g_autofree char *dir = r->review
+                               ? g_build_filename (export->stage, REVIEW_FOLDER, folder, NULL)
+                               : g_build_filename (export->stage, folder, NULL);
+      GError *local = NULL;
+      if (!agc_export_place_image (export, i, dir, &local) && local)
+        return g_propagate_error (error, local), FALSE;
+    }
+  return TRUE;
+}
