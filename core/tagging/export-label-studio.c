@@ -16,8 +16,9 @@
 static void
 append_result_head (GString *out, const char *id, const char *type, const char *from_name)
 {
-  g_string_append_printf (out, "\n        {\"id\": \"%s\", \"type\": \"%s\", \"from_name\": \"%s\", "
-                               "\"to_name\": \"image\", ",
+  g_string_append_printf (out,
+                          "\n        {\"id\": \"%s\", \"type\": \"%s\", \"from_name\": \"%s\", "
+                          "\"to_name\": \"image\", ",
                           id, type, from_name);
 }
 

@@ -384,7 +384,8 @@ merge_keyword (Node *rdf, const Names *names, const char *keyword, gboolean *add
       if (n >= 2 && is_blank (last) && is_blank (bag->children->pdata[0]))
         {
           const char *indent = ((Node *) bag->children->pdata[0])->text;
-          g_ptr_array_insert (bag->children, (gint) n - 1, text_new (indent, strlen (indent), FALSE));
+          g_ptr_array_insert (bag->children, (gint) n - 1,
+                              text_new (indent, strlen (indent), FALSE));
           g_ptr_array_insert (bag->children, (gint) n, li_new (names->rdf, keyword));
         }
       else

@@ -80,7 +80,8 @@ def grid_boxes(width, height, labels):
     """Tiles of TILE pixels (clipped at the edges) labelled in turn with the
     image's labels: boxes as `tag --regions` writes them."""
     boxes = []
-    for i, (y, x) in enumerate((y, x) for y in range(0, height, TILE) for x in range(0, width, TILE)):
+    tiles = [(y, x) for y in range(0, height, TILE) for x in range(0, width, TILE)]
+    for i, (y, x) in enumerate(tiles):
         label = labels[i % len(labels)]
         boxes.append({"x": x, "y": y, "width": min(TILE, width - x),
                       "height": min(TILE, height - y), "label": label["label"],
@@ -437,6 +438,37 @@ class ExportFormats(unittest.TestCase):
                     self.assertEqual(tags["XMP-xmp:Rating"], 4)
                 else:
                     self.assertEqual(subject, [top])
+
+    @unittest.skipUnless(EXIFTOOL, "exiftool (libimage-exiftool-perl) is not installed")
+    def test_problems_reported_and_skipped(self):
+        """A missing original (--copy) and a sidecar that is not XMP: each
+        reported by name and left out, the rest exported, exit status 1."""
+        images = os.path.join(self.tmp, "problem images")
+        shutil.copytree(self.images, images)
+        run_dir = os.path.join(self.tmp, "run problems")
+        run, lines = make_run(run_dir, images, self.model, regions=False)
+        gone = original(run, lines[1])
+        os.remove(gone)
+        broken = original(run, lines[2]) + ".xmp"
+        with open(broken, "w", encoding="utf-8") as f:
+            f.write("<not xmp")
+        dest = os.path.join(self.tmp, "problem copies")
+        proc = run_cli("export", run_dir, "--format", "folders", "--copy", "--out", dest,
+                       check=False)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn(gone.replace("\n", " "), proc.stderr)  # one line per message
+        copied = [f for _, _, files in os.walk(dest) for f in files if f != ".agriclip-export"]
+        self.assertEqual(len(copied), len(lines) - 1)
+        proc = run_cli("export", run_dir, "--format", "xmp", "--out",
+                       os.path.join(self.tmp, "problem xmp"), check=False)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn(broken.replace("\n", " "), proc.stderr)
+        with open(broken, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "<not xmp")
+        written = [r for r in lines if os.path.exists(original(run, r) + ".xmp")]
+        self.assertEqual(len(written), len(lines))
+        for r in lines[3:]:
+            self.assertIn("XMP-agriclip:Labels", self.read_xmp(original(run, r) + ".xmp"))
 
     # ---- what is refused ----
 
