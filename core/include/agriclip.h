@@ -928,6 +928,7 @@ typedef struct
   int n_sources;
   char **sources;       /* [n_sources] absolute folder paths */
   int shard_index, shard_count; /* shard_count 0: not sharded */
+  char *classes_sha256; /* of what makes the classifier (agc_tag_run_new), or NULL */
 } AgcTagRun;
 
 void agc_tag_run_free (AgcTagRun *run);
@@ -941,6 +942,121 @@ AgcTagRun *agc_tag_run_load (const char *run_dir, GError **error);
  * the array.  A last line without its newline (a run killed while writing)
  * is left out.  AGC_ERROR_IO / AGC_ERROR_FORMAT naming the file and line. */
 GPtrArray *agc_tag_results_load (const char *run_dir, GError **error);
+
+/* ---- tagging: running ------------------------------------------------------
+ *
+ *   AgcTagRun *run = agc_tag_run_new (model, "clip-b32", labels, NULL, "plantvillage", &error);
+ *   run->top = 5;
+ *   AgcTagOptions options = agc_tag_default_options ();
+ *   int skipped = agc_tag (model, classifier, run, sources, n_sources, "RUN", &options,
+ *                          NULL, &error);
+ *
+ * Images: agc_image_collect over each source (a folder, or a file, which
+ * counts as its folder's), without duplicates, in the order of the sources
+ * then of their relative paths compared component by component with strcmp
+ * (the order of agc_image_collect within a folder).  With a shard, only
+ * the images whose relative path falls into it (agc_tag_shard_of).
+ *
+ * Every image goes through the model at a batch of AGC_TAG_BATCH rows,
+ * short batches padded, so that an image's probabilities do not depend on
+ * which images share its batch: an interrupted, resumed or sharded run
+ * gives the same numbers as one run.  Decoding and preprocessing run on
+ * worker threads ahead of the encoder.
+ *
+ * Resuming: results are appended a batch at a time; after each batch
+ * results.jsonl is flushed to disk and RUN/journal gets a line
+ * "committed BYTES IMAGES" (the length of results.jsonl that is complete);
+ * a run that ends writes "complete SKIPPED".  Started again on the same
+ * RUN, agc_tag cuts results.jsonl back to the last committed length (what
+ * a killed run wrote after it is dropped) and tags only the images not in
+ * it, so the file ends as an uninterrupted run's would, byte for byte.
+ * A RUN whose run.json differs from run in anything but "model" (the name
+ * as given) is refused with AGC_ERROR_INPUT naming the difference. */
+
+/* Images encoded together (whole images and region tiles alike). */
+#define AGC_TAG_BATCH 8
+/* The top probability below which a box is not kept, and the overlap
+ * (intersection over union) above which the less probable of two boxes of
+ * one class is dropped. */
+#define AGC_TAG_BOX_THRESHOLD 0.5
+#define AGC_TAG_BOX_MAX_IOU 0.5
+
+typedef struct
+{
+  int done;                 /* images tagged, resumed ones included */
+  int total;                /* images of the run (this shard's) */
+  int resumed;              /* of done, those an earlier run had tagged */
+  int skipped;              /* files that could not be read or decoded */
+  double images_per_second; /* of this run */
+  double eta_seconds;       /* < 0 until known */
+} AgcTagProgress;
+
+typedef void (*AgcTagProgressFunc) (const AgcTagProgress *progress, gpointer user_data);
+
+typedef struct
+{
+  gboolean recursive;          /* descend into sub-folders of sources */
+  int n_workers;               /* decoding threads; <= 0: one per core */
+  AgcTagProgressFunc progress; /* after every batch; may be NULL */
+  AgcReportFunc report;        /* a skipped file or folder; may be NULL */
+  gpointer user_data;
+} AgcTagOptions;
+
+AgcTagOptions agc_tag_default_options (void);
+
+/* The description of a run of model (named model_name on the command
+ * line) with the classes of labels or of adapter (one of them NULL),
+ * label_set_name being the file, id or adapter path given: model identity
+ * (with the adapter's tensors), classes and a "classes_sha256" of
+ * everything that makes the classifier (prompts, adapter tensors).
+ * Settings are top 5, no review, no regions, no shard; sources are filled
+ * by agc_tag. */
+AgcTagRun *agc_tag_run_new (const AgcModel *model, const char *model_name,
+                            const AgcLabelSet *labels, const AgcAdapter *adapter,
+                            const char *label_set_name, GError **error);
+
+/* Which of n_shards a relative path belongs to: the FNV-1a 64-bit hash of
+ * its bytes, modulo n_shards. */
+int agc_tag_shard_of (const char *relative_path, int n_shards);
+
+/* Tags the images of sources[n_sources] into run_dir (created when
+ * missing; an existing folder must be empty or a run of the same
+ * description: see above), classifying with classifier (made for model and
+ * run's classes).  Fills run->sources.  Files that cannot be read are
+ * reported and skipped; returns how many, or -1 with error set (I/O on
+ * RUN, a different run there, cancellation: the results so far stay and a
+ * later call resumes). */
+int agc_tag (AgcModel *model, const AgcClassifier *classifier, AgcTagRun *run,
+             const char *const *sources, int n_sources, const char *run_dir,
+             const AgcTagOptions *options, GCancellable *cancellable, GError **error);
+
+/* Joins the complete runs run_dirs[n_runs], shards of one run (same
+ * run.json but for the shard index; indices all different), into out_dir
+ * (which must not exist): run.json without a shard, results.jsonl in the
+ * order of one unsharded run, a complete journal.  AGC_ERROR_INPUT for
+ * mismatched settings, a shard given twice or missing, an unfinished shard
+ * or an image found in two shards. */
+gboolean agc_tag_merge (const char *out_dir, const char *const *run_dirs, int n_runs,
+                        GError **error);
+
+/* ---- regions ------------------------------------------------------------- */
+
+typedef struct
+{
+  int x, y, width, height;
+} AgcRect;
+
+/* Square tiles of tile pixels (clamped to the image's sides) every stride
+ * pixels, plus a last one flush with the right and bottom edges, row by
+ * row: an array of AgcRect (g_array_unref). */
+GArray *agc_tile_grid (int width, int height, int tile, int stride);
+/* A copy of rect of image (rect inside it). */
+AgcImage *agc_image_crop (const AgcImage *image, const AgcRect *rect);
+/* Non-maximum suppression: sorts boxes by p (most probable first) and
+ * keeps a box unless a kept one of the same label overlaps it with an
+ * intersection over union above max_iou; the labels of dropped boxes are
+ * freed.  Returns the number kept, at the start of boxes. */
+int agc_boxes_suppress (AgcTagBox *boxes, int n_boxes, double max_iou);
 
 /* ---- exporting a run ---------------------------------------------------------
  *

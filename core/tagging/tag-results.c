@@ -116,6 +116,8 @@ agc_tag_run_to_json (const AgcTagRun *run)
   append_path_member (out, "model", run->model);
   g_string_append (out, ",\n  \"model_identity\": ");
   agc_tag_append_json_string (out, run->model_identity);
+  if (run->classes_sha256)
+    g_string_append_printf (out, ",\n  \"classes_sha256\": \"%s\"", run->classes_sha256);
   g_string_append (out, ",\n  \"labels\": [");
   for (int c = 0; c < run->n_classes; c++)
     {
@@ -129,7 +131,14 @@ agc_tag_run_to_json (const AgcTagRun *run)
   append_path_member (out, "label_set", run->label_set);
   g_string_append_printf (out, ",\n  \"settings\": {\"top\": %d, \"review_below\": ", run->top);
   if (run->review_below >= 0)
-    g_string_append_printf (out, "%.17g", run->review_below);
+    {
+      /* the shortest text that reads back as the same double */
+      char text[32];
+      g_snprintf (text, sizeof text, "%.15g", run->review_below);
+      if (g_ascii_strtod (text, NULL) != run->review_below)
+        g_snprintf (text, sizeof text, "%.17g", run->review_below);
+      g_string_append (out, text);
+    }
   else
     g_string_append (out, "null");
   if (run->tile > 0)
@@ -386,6 +395,7 @@ agc_tag_run_free (AgcTagRun *run)
     return;
   g_free (run->model);
   g_free (run->model_identity);
+  g_free (run->classes_sha256);
   g_free (run->label_set);
   for (int c = 0; c < run->n_classes; c++)
     {
@@ -441,6 +451,7 @@ read_run (JsonObject *o, AgcTagRun *run, const char **problem)
   if (!run->model || !identity || !run->label_set)
     return (*problem = "\"model\", \"model_identity\" or \"label_set\" is missing", FALSE);
   run->model_identity = g_strdup (identity);
+  run->classes_sha256 = g_strdup (member_string (o, "classes_sha256"));
   JsonArray *labels = member_array (o, "labels");
   if (!labels || json_array_get_length (labels) == 0)
     return (*problem = "\"labels\" is not a list of classes", FALSE);
