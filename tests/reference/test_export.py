@@ -130,6 +130,11 @@ def make_run(run_dir, root, model_dir, regions):
     return run, lines
 
 
+def as_list(value):
+    """exiftool -json gives a list of one item as the item."""
+    return value if isinstance(value, list) else [value]
+
+
 def original(run, record):
     return os.path.join(run["sources"][record["source"]], record["image"])
 
@@ -217,20 +222,24 @@ class ExportFormats(unittest.TestCase):
     # ---- csv ----
 
     def test_csv(self):
-        dest = self.export("run regions", "csv")
+        self.check_csv(self.export("run regions", "csv"), self.regions, self.region_lines)
+
+    def check_csv(self, dest, run, lines):
+        labels = [c["label"] for c in run["labels"]]
+        displays = [c["display"] for c in run["labels"]]
         with open(os.path.join(dest, "labels.csv"), newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
-        want = [(original(self.regions, r), r["image"], str(r["source"]), str(k + 1), l["label"],
-                 DISPLAYS[LABELS.index(l["label"])], l["p"], str(r["review"]).lower())
-                for r in self.region_lines for k, l in enumerate(r["labels"])]
+        want = [(original(run, r), r["image"], str(r["source"]), str(k + 1), l["label"],
+                 displays[labels.index(l["label"])], l["p"], str(r["review"]).lower())
+                for r in lines for k, l in enumerate(r["labels"])]
         got = [(row["path"], row["image"], row["source"], row["rank"], row["label"],
                 row["display"], float(row["p"]), row["review"]) for row in rows]
         self.assertEqual(sorted(got), sorted(want))
         with open(os.path.join(dest, "boxes.csv"), newline="", encoding="utf-8") as f:
             boxes = [(b["path"], b["label"], float(b["p"]), int(b["x"]), int(b["y"]),
                       int(b["width"]), int(b["height"])) for b in csv.DictReader(f)]
-        want = [(original(self.regions, r), b["label"], b["p"], b["x"], b["y"], b["width"],
-                 b["height"]) for r in self.region_lines for b in r["boxes"]]
+        want = [(original(run, r), b["label"], b["p"], b["x"], b["y"], b["width"],
+                 b["height"]) for r in lines for b in r["boxes"]]
         self.assertEqual(sorted(boxes), sorted(want))
         for path, *_ in boxes:
             self.assertTrue(os.path.isfile(path), path)
@@ -241,7 +250,8 @@ class ExportFormats(unittest.TestCase):
         images = {im["id"]: im for im in doc["images"]}
         categories = {c["id"]: c["name"] for c in doc["categories"]}
         self.assertEqual(len(images), len(doc["images"]), "image ids unique")
-        self.assertEqual(sorted(categories.values()), sorted(LABELS))
+        self.assertEqual([categories[i + 1] for i in range(len(categories))],
+                         [c["label"] for c in run["labels"]])
         self.assertEqual(len(categories), len(doc["categories"]), "category ids unique")
         ids = [a["id"] for a in doc["annotations"]]
         self.assertEqual(len(ids), len(set(ids)), "annotation ids unique")
@@ -295,24 +305,28 @@ class ExportFormats(unittest.TestCase):
     # ---- yolo detection ----
 
     def test_yolo_detection(self):
-        dest = self.export("run regions", "yolo")
+        self.check_yolo_detection(self.export("run regions", "yolo"), self.regions,
+                                  self.region_lines)
+
+    def check_yolo_detection(self, dest, run, lines):
+        labels = [c["label"] for c in run["labels"]]
         with open(os.path.join(dest, "data.yaml"), encoding="utf-8") as f:
             data = yaml.safe_load(f)
-        self.assertEqual(data["names"], dict(enumerate(LABELS)))
-        self.assertEqual(data["nc"], len(LABELS))
+        self.assertEqual(data["names"], dict(enumerate(labels)))
+        self.assertEqual(data["nc"], len(labels))
         self.assertEqual(os.path.realpath(data["path"]), os.path.realpath(dest))
         images = os.path.join(dest, data["train"])
         names = sorted(os.listdir(images))
-        self.assertEqual(len(names), self.n_images)
-        by_path = {original(self.regions, r): r for r in self.region_lines}
+        self.assertEqual(len(names), len(lines))
+        by_path = {original(run, r): r for r in lines}
         for name in names:
             target = os.readlink(os.path.join(images, name))
             r = by_path.pop(target)
             label_file = os.path.join(dest, "labels", os.path.splitext(name)[0] + ".txt")
             with open(label_file, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+                label_lines = f.read().splitlines()
             got = []
-            for line in lines:
+            for line in label_lines:
                 fields = line.split(" ")
                 self.assertEqual(len(fields), 5, line)
                 c = int(fields[0])
@@ -321,17 +335,20 @@ class ExportFormats(unittest.TestCase):
                     self.assertTrue(0.0 <= v <= 1.0, line)
                 x = (cx - w / 2) * r["width"]
                 y = (cy - h / 2) * r["height"]
-                got.append((LABELS[c], round(x), round(y), round(w * r["width"]),
+                got.append((labels[c], round(x), round(y), round(w * r["width"]),
                             round(h * r["height"])))
             want = [(b["label"], b["x"], b["y"], b["width"], b["height"]) for b in r["boxes"]]
             self.assertEqual(got, want)
         self.assertEqual(by_path, {})
-        self.assertEqual(len(os.listdir(os.path.join(dest, "labels"))), self.n_images)
+        self.assertEqual(len(os.listdir(os.path.join(dest, "labels"))), len(lines))
 
     # ---- label studio ----
 
     def test_label_studio(self):
-        dest = self.export("run regions", "label-studio")
+        self.check_label_studio(self.export("run regions", "label-studio"), self.regions,
+                                self.region_lines)
+
+    def check_label_studio(self, dest, run, lines):
         config = ET.parse(os.path.join(dest, "labeling-config.xml")).getroot()
         self.assertEqual(config.tag, "View")
         controls = {el.get("name"): el for el in config if el.tag != "Image"}
@@ -343,12 +360,12 @@ class ExportFormats(unittest.TestCase):
         allowed = {name: (kinds[el.tag][0], [c.get("value") for c in el.findall(kinds[el.tag][1])])
                    for name, el in controls.items()}
         for name, (_, values) in allowed.items():
-            self.assertEqual(values, LABELS)
+            self.assertEqual(values, [c["label"] for c in run["labels"]])
             self.assertIn(controls[name].get("toName"), image_names)
         with open(os.path.join(dest, "tasks.json"), encoding="utf-8") as f:
             tasks = json.load(f)
         self.assertIsInstance(tasks, list)
-        by_path = {original(self.regions, r): r for r in self.region_lines}
+        by_path = {original(run, r): r for r in lines}
         for task in tasks:
             self.assertEqual(set(task) - {"id"}, {"data", "predictions"})
             url = task["data"][value_var[1:]]
@@ -421,14 +438,11 @@ class ExportFormats(unittest.TestCase):
             self.assertEqual(sorted(listed), sorted(original(run, r) + ".xmp" for r in lines))
             for r in lines:
                 tags = self.read_xmp(original(run, r) + ".xmp")
-                subject = tags["XMP-dc:Subject"]
-                subject = subject if isinstance(subject, list) else [subject]
+                subject = as_list(tags["XMP-dc:Subject"])
                 top = r["labels"][0]["label"]
-                labels = tags["XMP-agriclip:Labels"]
-                labels = labels if isinstance(labels, list) else [labels]
+                labels = as_list(tags["XMP-agriclip:Labels"])
                 self.assertEqual(labels, [l["label"] for l in r["labels"]])
-                probs = tags["XMP-agriclip:Probabilities"]
-                probs = probs if isinstance(probs, list) else [probs]
+                probs = as_list(tags["XMP-agriclip:Probabilities"])
                 self.assertEqual([float(p) for p in probs], [l["p"] for l in r["labels"]])
                 self.assertEqual(str(tags["XMP-agriclip:Review"]).lower(), str(r["review"]).lower())
                 self.assertEqual(tags["XMP-agriclip:Model"], "twin-test-model")
@@ -469,6 +483,49 @@ class ExportFormats(unittest.TestCase):
         self.assertEqual(len(written), len(lines))
         for r in lines[3:]:
             self.assertIn("XMP-agriclip:Labels", self.read_xmp(original(run, r) + ".xmp"))
+
+    # ---- end to end: a run made by `agriclip tag` ----
+
+    def test_tag_then_export(self):
+        images = os.path.join(self.tmp, "tagged images")
+        shutil.copytree(self.images, images)
+        labels = os.path.join(self.tmp, "labels, tagged.json")
+        with open(labels, "w", encoding="utf-8") as f:
+            json.dump({"id": "export-test", "title": "export test",
+                       "templates": ["a photo of {}."],
+                       "classes": [{"name": l, "display": d} for l, d in zip(LABELS, DISPLAYS)]},
+                      f)
+        sharp = os.path.join(self.tmp, "sharp model")  # CLIP's temperature: tiles make boxes
+        clip_twin.make_model(sharp, seed=22, image_size=32)
+        run_dir = os.path.join(self.tmp, "tagged run")
+        sources = [os.path.join(images, s) for s in IMAGES]
+        run_cli("tag", "--model", sharp, "--labels", labels, "--recursive", "--top", "3",
+                "--review-below", "0.9", "--regions", "16/8", "--out", run_dir, *sources)
+        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
+            run = json.load(f)
+        with open(os.path.join(run_dir, "results.jsonl"), encoding="utf-8") as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(len(lines), self.n_images)
+        self.assertGreater(sum(len(r["boxes"]) for r in lines), 0, "no boxes to export")
+
+        def export(fmt):
+            dest = os.path.join(self.tmp, f"tagged {fmt}")
+            run_cli("export", run_dir, "--format", fmt, "--out", dest)
+            return dest
+
+        self.check_tree(export("folders"), run, lines, with_review=True, copies=False)
+        self.check_csv(export("csv"), run, lines)
+        with open(os.path.join(export("coco"), "annotations.json"), encoding="utf-8") as f:
+            self.check_coco(json.load(f), run, lines, regions=True)
+        self.check_yolo_detection(export("yolo"), run, lines)
+        self.check_label_studio(export("label-studio"), run, lines)
+        if EXIFTOOL:
+            export("xmp")
+            for r in lines:
+                tags = self.read_xmp(original(run, r) + ".xmp")
+                self.assertEqual(as_list(tags["XMP-dc:Subject"]), [r["labels"][0]["label"]])
+                self.assertEqual(as_list(tags["XMP-agriclip:Labels"]),
+                                 [l["label"] for l in r["labels"]])
 
     # ---- what is refused ----
 
