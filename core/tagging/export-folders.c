@@ -10,14 +10,8 @@
 gboolean
 agc_export_folders (AgcExport *export, GError **error)
 {
-  for (int c = 0; c < export->run->n_classes; c++)
-    {
-      g_autofree char *folder = agc_export_label_folder (export->run->labels[c]);
-      if (g_str_equal (folder, REVIEW_FOLDER))
-        return g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                            "the class \"%s\" has the name of the review folder %s",
-                            export->run->labels[c], REVIEW_FOLDER), FALSE;
-    }
+  if (!agc_export_check_label_folders (export->run, REVIEW_FOLDER, error))
+    return FALSE;
   for (guint i = 0; i < export->results->len; i++)
     {
       const AgcTagResult *r = export->results->pdata[i];

@@ -34,7 +34,9 @@ append_task (AgcExport *export, guint i, GString *out)
 {
   const AgcTagResult *r = export->results->pdata[i];
   g_autofree char *display = agc_export_display (export->originals[i]);
-  g_autofree char *escaped = g_uri_escape_string (display + 1, "/", FALSE);
+  // relative to the document root "/"
+  const char *relative = display[0] == '/' ? display + 1 : display;
+  g_autofree char *escaped = g_uri_escape_string (relative, "/", FALSE);
   g_autofree char *url = g_strconcat ("/data/local-files/?d=", escaped, NULL);
   g_string_append_printf (out, "%s\n  {\"id\": %u, \"data\": {\"image\": ", i ? "," : "", i + 1);
   agc_export_append_json (out, url);

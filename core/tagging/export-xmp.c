@@ -526,6 +526,12 @@ write_sidecar (AgcExport *export, guint i, const char *sidecar)
 {
   const AgcTagResult *r = export->results->pdata[i];
   g_autofree char *shown = agc_export_display (sidecar);
+  if (!g_file_test (export->originals[i], G_FILE_TEST_EXISTS))
+    {
+      g_autofree char *image = agc_export_display (export->originals[i]);
+      agc_export_problem (export, AGC_ERROR_IO, "%s: no such image (no sidecar written)", image);
+      return FALSE;
+    }
   g_autofree char *existing = NULL;
   gsize length = 0;
   GError *local = NULL;

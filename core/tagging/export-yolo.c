@@ -16,6 +16,8 @@
 static gboolean
 classification (AgcExport *export, GError **error)
 {
+  if (!agc_export_check_label_folders (export->run, NULL, error))
+    return FALSE;
   for (guint i = 0; i < export->results->len; i++)
     {
       const AgcTagResult *r = export->results->pdata[i];

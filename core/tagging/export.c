@@ -65,6 +65,26 @@ agc_export_label_folder (const char *label)
   return g_strdelimit (g_strdup (label), "/", '_');
 }
 
+gboolean
+agc_export_check_label_folders (const AgcTagRun *run, const char *reserved, GError **error)
+{
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (int c = 0; c < run->n_classes; c++)
+    {
+      char *folder = agc_export_label_folder (run->labels[c]);
+      if (g_hash_table_contains (seen, folder) || g_strcmp0 (folder, reserved) == 0)
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                       "the class \"%s\" would have the folder \"%s\" of another class or of "
+                       "the review images", run->labels[c], folder);
+          g_free (folder);
+          return FALSE;
+        }
+      g_hash_table_add (seen, folder);
+    }
+  return TRUE;
+}
+
 char *
 agc_export_display (const char *path)
 {

@@ -36,6 +36,10 @@ int agc_export_class_index (const AgcTagRun *run, const char *label);
 /* A folder name for a label: the label, with '/' as '_' and "." or ".."
  * prefixed with '_' (labels are free text, file names are not). */
 char *agc_export_label_folder (const char *label);
+/* AGC_ERROR_INPUT when two classes would share a folder, or one would be
+ * called reserved (NULL: none). */
+gboolean agc_export_check_label_folders (const AgcTagRun *run, const char *reserved,
+                                         GError **error);
 
 /* Places the image of result i as dir/name: a symbolic link to the
  * original, or a copy.  A copy that fails is reported (the image is left

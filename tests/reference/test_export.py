@@ -477,10 +477,10 @@ class ExportFormats(unittest.TestCase):
                        os.path.join(self.tmp, "problem xmp"), check=False)
         self.assertEqual(proc.returncode, 1, proc.stderr)
         self.assertIn(broken.replace("\n", " "), proc.stderr)
+        self.assertIn(gone.replace("\n", " "), proc.stderr)
         with open(broken, encoding="utf-8") as f:
             self.assertEqual(f.read(), "<not xmp")
-        written = [r for r in lines if os.path.exists(original(run, r) + ".xmp")]
-        self.assertEqual(len(written), len(lines))
+        self.assertFalse(os.path.exists(gone + ".xmp"), "no sidecar for a missing image")
         for r in lines[3:]:
             self.assertIn("XMP-agriclip:Labels", self.read_xmp(original(run, r) + ".xmp"))
 
@@ -549,6 +549,22 @@ class ExportFormats(unittest.TestCase):
         with open(os.path.join(coco, "annotations.json"), encoding="utf-8") as f:
             self.check_coco(json.load(f), self.regions, self.region_lines, regions=True)
         self.assertEqual([n for n in os.listdir(self.tmp) if ".export-" in n], [])
+
+    def test_label_folders_clash_refused(self):
+        clash = os.path.join(self.tmp, "clash run")
+        shutil.copytree(os.path.join(self.tmp, "run plain"), clash)
+        with open(os.path.join(clash, "run.json"), encoding="utf-8") as f:
+            run = json.load(f)
+        run["labels"] += [{"label": "x/y", "display": "X"}, {"label": "x_y", "display": "Y"}]
+        with open(os.path.join(clash, "run.json"), "w", encoding="utf-8") as f:
+            json.dump(run, f)
+        for fmt in ("folders", "yolo"):
+            dest = os.path.join(self.tmp, f"clash {fmt}")
+            proc = run_cli("export", clash, "--format", fmt, "--out", dest, check=False)
+            self.assertEqual(proc.returncode, 1)
+            self.assertIn('"x_y"', proc.stderr)
+            self.assertFalse(os.path.exists(dest))
+        run_cli("export", clash, "--format", "csv", "--out", os.path.join(self.tmp, "clash csv"))
 
     def test_bad_run_files_named(self):
         bad = os.path.join(self.tmp, "bad run")
