@@ -1063,9 +1063,10 @@ int agc_boxes_suppress (AgcTagBox *boxes, int n_boxes, double max_iou);
  * agc_tag_export writes a run (RUN/run.json + RUN/results.jsonl) in a format
  * that dataset and photo tools read.  DEST is a folder; it is written under
  * a temporary name beside it and put in place when complete, so DEST is
- * never half an export.  An existing DEST is replaced only when it is an
- * earlier export of the same format (DEST/.agriclip-export says which);
- * anything else is refused (AGC_ERROR_INPUT).  Originals are never moved
+ * never half an export.  An existing DEST is replaced only when it is empty
+ * or an earlier export of the same format (DEST/.agriclip-export says which),
+ * as a whole: files added to that export by hand go with it; anything else
+ * is refused (AGC_ERROR_INPUT).  Originals are never moved
  * or changed.  Images are ordered by (source, path); image file names made
  * in DEST are the originals' names, "NAME-2.EXT", "NAME-3.EXT"… for later
  * images whose name (without extension) is taken, so an export of a run is

@@ -293,6 +293,18 @@ install_stage (const char *stage, const char *dest, gboolean replace, GError **e
 }
 
 static gboolean
+is_empty (const char *folder)
+{
+  GDir *dir = g_dir_open (folder, 0, NULL);
+  gboolean empty = dir && g_dir_read_name (dir) == NULL;
+  if (dir)
+    g_dir_close (dir);
+  return empty;
+}
+
+/* DEST may be absent, an empty folder, or an earlier export of the same
+ * format (replaced as a whole: what was added to it by hand goes with it). */
+static gboolean
 prepare_dest (const char *dest, AgcExportFormat format, gboolean *replace, GError **error)
 {
   GStatBuf st;
@@ -300,7 +312,8 @@ prepare_dest (const char *dest, AgcExportFormat format, gboolean *replace, GErro
   if (g_lstat (dest, &st) != 0)
     return errno == ENOENT ? TRUE : io_error (error, dest, errno, "cannot read");
   g_autofree char *kind = S_ISDIR (st.st_mode) ? export_kind (dest) : NULL;
-  if (kind && g_str_equal (kind, formats[format].name))
+  if ((kind && g_str_equal (kind, formats[format].name))
+      || (S_ISDIR (st.st_mode) && is_empty (dest)))
     return *replace = TRUE;
   g_autofree char *shown = agc_export_display (dest);
   g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,

@@ -549,6 +549,11 @@ class ExportFormats(unittest.TestCase):
         with open(os.path.join(coco, "annotations.json"), encoding="utf-8") as f:
             self.check_coco(json.load(f), self.regions, self.region_lines, regions=True)
         self.assertEqual([n for n in os.listdir(self.tmp) if ".export-" in n], [])
+        # an empty folder (made beforehand) is as good as none
+        empty = os.path.join(self.tmp, "empty beforehand")
+        os.makedirs(empty)
+        run_cli("export", os.path.join(self.tmp, "run plain"), "--format", "csv", "--out", empty)
+        self.assertTrue(os.path.isfile(os.path.join(empty, "labels.csv")))
 
     def test_label_folders_clash_refused(self):
         clash = os.path.join(self.tmp, "clash run")
