@@ -38,7 +38,8 @@ append_task (AgcExport *export, guint i, GString *out)
   const char *relative = display[0] == '/' ? display + 1 : display;
   g_autofree char *escaped = g_uri_escape_string (relative, "/", FALSE);
   g_autofree char *url = g_strconcat ("/data/local-files/?d=", escaped, NULL);
-  g_string_append_printf (out, "%s\n  {\"id\": %u, \"data\": {\"image\": ", i ? "," : "", i + 1);
+  // no task "id": Label Studio numbers the tasks it imports itself
+  g_string_append_printf (out, "%s\n  {\"data\": {\"image\": ", i ? "," : "");
   agc_export_append_json (out, url);
   g_string_append (out, ", \"path\": ");
   agc_export_append_json (out, export->originals[i]);
@@ -100,7 +101,7 @@ agc_export_label_studio (AgcExport *export, GError **error)
 
   g_autoptr (GString) config = g_string_new ("<View>\n  <Image name=\"image\" value=\"$image\"/>\n"
                                              "  <Choices name=\"label\" toName=\"image\" "
-                                             "choice=\"single\" showInLine=\"true\">\n");
+                                             "choice=\"single\" showInline=\"true\">\n");
   append_class_tags (config, export->run, "Choice");
   g_string_append (config, "  </Choices>\n");
   if (export->has_boxes)

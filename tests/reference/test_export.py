@@ -367,7 +367,7 @@ class ExportFormats(unittest.TestCase):
         self.assertIsInstance(tasks, list)
         by_path = {original(run, r): r for r in lines}
         for task in tasks:
-            self.assertEqual(set(task) - {"id"}, {"data", "predictions"})
+            self.assertEqual(set(task), {"data", "predictions"})
             url = task["data"][value_var[1:]]
             prefix = "/data/local-files/?d="
             self.assertTrue(url.startswith(prefix), url)
