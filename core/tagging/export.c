@@ -121,7 +121,8 @@ copy_file (const char *from, const char *to, GError **error)
 {
   g_autoptr (GFile) source = g_file_new_for_path (from);
   g_autoptr (GFile) target = g_file_new_for_path (to);
-  return g_file_copy (source, target, G_FILE_COPY_NOFOLLOW_SYMLINKS, NULL, NULL, NULL, error);
+  // an original that is a link is copied as the photo it points to
+  return g_file_copy (source, target, G_FILE_COPY_NONE, NULL, NULL, NULL, error);
 }
 
 gboolean

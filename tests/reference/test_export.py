@@ -215,6 +215,29 @@ class ExportFormats(unittest.TestCase):
         dest = self.export("run plain", "folders", "--copy")
         self.check_tree(dest, self.plain, self.plain_lines, with_review=True, copies=True)
 
+    def test_copies_of_linked_originals(self):
+        """An original that is a symbolic link is copied as the photo it names."""
+        linked = os.path.join(self.tmp, "linked src")
+        real = os.path.join(self.images, "src two")
+        for rel, _, _ in IMAGES["src two"]:
+            os.makedirs(os.path.dirname(os.path.join(linked, rel)), exist_ok=True)
+            os.symlink(os.path.join(real, rel), os.path.join(linked, rel))
+        run_dir = os.path.join(self.tmp, "linked run")
+        shutil.copytree(os.path.join(self.tmp, "run plain"), run_dir)
+        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
+            run = json.load(f)
+        run["sources"][1] = linked
+        with open(os.path.join(run_dir, "run.json"), "w", encoding="utf-8") as f:
+            json.dump(run, f)
+        dest = os.path.join(self.tmp, "linked copies")
+        run_cli("export", run_dir, "--format", "folders", "--copy", "--out", dest)
+        copies = [os.path.join(d, f) for d, _, files in os.walk(dest) for f in files
+                  if f != ".agriclip-export"]
+        self.assertEqual(len(copies), self.n_images)
+        for path in copies:
+            self.assertFalse(os.path.islink(path), path)
+            self.assertIn(sha256(path), self.hashes.values())
+
     def test_yolo_classification(self):
         dest = self.export("run plain", "yolo")
         self.check_tree(dest, self.plain, self.plain_lines, with_review=False, copies=False)
