@@ -27,6 +27,7 @@ extern const CliCommand cli_tokenize_command;
 extern const CliCommand cli_embed_command;
 extern const CliCommand cli_classify_command;
 extern const CliCommand cli_train_command;
+extern const CliCommand cli_export_command;
 extern const CliCommand cli_tag_command;
 extern const CliCommand cli_merge_command;
 

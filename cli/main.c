@@ -16,6 +16,7 @@ static const CliCommand *const commands[] = {
   &cli_classify_command,
   &cli_embed_command,
   &cli_evaluate_command,
+  &cli_export_command,
   &cli_models_command,
   &cli_merge_command,
   &cli_synth_command,

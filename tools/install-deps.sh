@@ -17,9 +17,10 @@ build_and_run="gcc meson ninja-build pkg-config gettext
   libstb-dev zlib1g-dev webp-pixbuf-loader"
 # slurm-wlm and munge: tests/reference/test_tag_slurm.py starts its own
 # one-node cluster (the Debian services stay stopped unless enabled).
+# libimage-exiftool-perl: test_export.py reads XMP sidecars back with exiftool.
 tests="clang locales debootstrap flatpak-builder
-  python3-torch python3-torchvision python3-pil python3-numpy python3-regex
-  slurm-wlm munge"
+  python3-torch python3-torchvision python3-pil python3-numpy python3-regex python3-yaml
+  slurm-wlm munge libimage-exiftool-perl"
 
 packages=$build_and_run
 case "${1:-}" in

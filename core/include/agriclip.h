@@ -1083,4 +1083,73 @@ AgcImage *agc_image_crop (const AgcImage *image, const AgcRect *rect);
  * freed.  Returns the number kept, at the start of boxes. */
 int agc_boxes_suppress (AgcTagBox *boxes, int n_boxes, double max_iou);
 
+/* ---- exporting a run ---------------------------------------------------------
+ *
+ * agc_tag_export writes a run (RUN/run.json + RUN/results.jsonl) in a format
+ * that dataset and photo tools read.  DEST is a folder; it is written under
+ * a temporary name beside it and put in place when complete, so DEST is
+ * never half an export.  An existing DEST is replaced only when it is empty
+ * or an earlier export of the same format (DEST/.agriclip-export says which),
+ * as a whole: files added to that export by hand go with it; anything else
+ * is refused (AGC_ERROR_INPUT).  Originals are never moved
+ * or changed.  Images are ordered by (source, path); image file names made
+ * in DEST are the originals' names, "NAME-2.EXT", "NAME-3.EXT"… for later
+ * images whose name (without extension) is taken, so an export of a run is
+ * always the same.
+ *
+ *   folders       DEST/<label>/<image> for the most probable label, and
+ *                 DEST/_review/<label>/<image> for images marked for review;
+ *                 symbolic links to the originals, copies with copy.
+ *                 Labels become folder names with '/' as '_'.
+ *   csv           DEST/labels.csv: path,image,source,rank,label,display,p,review,
+ *                 one row per image and label (RFC 4180 quoting); with regions
+ *                 also DEST/boxes.csv: path,image,label,p,x,y,width,height.
+ *   coco          DEST/annotations.json: images (file_name the absolute path;
+ *                 agriclip_labels: the top K as category_id/score;
+ *                 agriclip_review), categories (id 1…C in label-set order),
+ *                 annotations: the boxes (bbox [x, y, w, h] in pixels, score);
+ *                 without regions one per image for its most probable label,
+ *                 with the whole image as bbox.
+ *   yolo          without regions, ImageFolder: DEST/<label>/<image>; with
+ *                 regions, DEST/images/<image>, DEST/labels/<stem>.txt
+ *                 ("class cx cy w h", normalised) and DEST/data.yaml.
+ *   label-studio  DEST/tasks.json (tasks with one prediction each: a "choices"
+ *                 result from "label" and "rectanglelabels" results from
+ *                 "box", to "image", in percent) and DEST/labeling-config.xml.
+ *                 data.image is served by Label Studio's local files storage
+ *                 with document root "/".
+ *   xmp           a sidecar IMAGE.xmp (e.g. leaf.jpg.xmp, as darktable and
+ *                 digiKam name them) beside each original: dc:subject gets
+ *                 the most probable label, agriclip:Labels/agriclip:
+ *                 Probabilities (namespace http://ns.agriclip.org/tag/1.0/)
+ *                 the top K, agriclip:Review and agriclip:Model.  An existing
+ *                 sidecar is merged: its other properties and keywords stay,
+ *                 earlier agriclip properties are replaced; it is rewritten
+ *                 atomically.  DEST/sidecars.json lists the sidecars written.
+ */
+typedef enum
+{
+  AGC_EXPORT_FOLDERS,
+  AGC_EXPORT_CSV,
+  AGC_EXPORT_COCO,
+  AGC_EXPORT_YOLO,
+  AGC_EXPORT_LABEL_STUDIO,
+  AGC_EXPORT_XMP,
+} AgcExportFormat;
+
+/* The format called name ("folders", "csv", "coco", "yolo", "label-studio",
+ * "xmp"); FALSE for another name. */
+gboolean agc_export_format_from_name (const char *name, AgcExportFormat *format);
+const char *agc_export_format_name (AgcExportFormat format);
+
+/* Exports the run in run_dir to dest (see above).  copy: copies of the
+ * images instead of symbolic links (folders, yolo).  An image that cannot be
+ * copied or a sidecar that cannot be merged is reported (report may be NULL),
+ * counted in *n_problems (may be NULL) and left out.  Errors: AGC_ERROR_IO /
+ * AGC_ERROR_FORMAT naming the run's file that is missing or wrong,
+ * AGC_ERROR_INPUT for a dest that is not an earlier export of format. */
+gboolean agc_tag_export (const char *run_dir, AgcExportFormat format, const char *dest,
+                         gboolean copy, AgcReportFunc report, gpointer user_data,
+                         int *n_problems, GError **error);
+
 G_END_DECLS
