@@ -6,6 +6,7 @@ set -eu
 packages="gcc clang meson ninja-build pkg-config gettext locales
   libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev libcurl4-openssl-dev
   libstb-dev zlib1g-dev webp-pixbuf-loader
+  libgtk-3-dev xvfb xauth
   python3-torch python3-torchvision python3-pil python3-numpy python3-regex"
 
 missing=""
