@@ -242,7 +242,7 @@ agc_label_set_chooser_init (AgcLabelSetChooser *self)
   gtk_box_set_spacing (GTK_BOX (self), 6);
   self->store = gtk_list_store_new (N_COLUMNS, G_TYPE_STRING, G_TYPE_INT, G_TYPE_STRING,
                                     G_TYPE_STRING, G_TYPE_STRING);
-  GtkWidget *heading = gtk_label_new_with_mnemonic (_("La_bel sets:"));
+  GtkWidget *heading = gtk_label_new_with_mnemonic (_("Label _sets:"));
   gtk_label_set_xalign (GTK_LABEL (heading), 0.0f);
   self->view = gtk_tree_view_new_with_model (GTK_TREE_MODEL (self->store));
   gtk_label_set_mnemonic_widget (GTK_LABEL (heading), self->view);
