@@ -29,6 +29,7 @@ struct _AgcResultsWindow
   int n_top;
 
   GCancellable *cancellable; /* of the running relabelling, or NULL */
+  gboolean disposed;         /* a relabelling that ends later finds no widgets */
 
   GtkWidget *picture, *source_label, *list, *status, *spinner;
   GtkWidget *relabel_box, *set_combo, *relabel_button;
@@ -279,6 +280,8 @@ relabel_done (GObject *source, GAsyncResult *result, gpointer user_data)
   Relabelling *r = g_task_get_task_data (G_TASK (result));
   GError *error = NULL;
   g_clear_object (&self->cancellable);
+  if (self->disposed)
+    return;
   set_busy (self, FALSE);
   if (g_task_propagate_boolean (G_TASK (result), &error))
     {
@@ -583,6 +586,7 @@ static void
 agc_results_window_dispose (GObject *object)
 {
   AgcResultsWindow *self = AGC_RESULTS_WINDOW (object);
+  self->disposed = TRUE;
   if (self->cancellable)
     g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->thumbnail);
