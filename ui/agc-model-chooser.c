@@ -537,11 +537,14 @@ mnemonic_button (const char *label, const char *accessible, const char *tooltip)
   return button;
 }
 
+/* Long texts (status, licence) expand and are cut with "…"; short ones
+ * (name, family, size) keep their whole width. */
 static void
 add_column (GtkTreeView *view, const char *title, int column, gboolean expand)
 {
   GtkCellRenderer *cell = gtk_cell_renderer_text_new ();
-  g_object_set (cell, "ellipsize", PANGO_ELLIPSIZE_END, NULL);
+  if (expand)
+    g_object_set (cell, "ellipsize", PANGO_ELLIPSIZE_END, NULL);
   GtkTreeViewColumn *col = gtk_tree_view_column_new_with_attributes (title, cell, "text", column,
                                                                      NULL);
   gtk_tree_view_column_set_resizable (col, TRUE);

@@ -162,6 +162,16 @@ replace_result (AgcResultsWindow *self, AgcLabelSet *labels, AgcAdapter *adapter
                                   self->probs[self->top[k]]));
   gtk_widget_show_all (self->list);
 
+  // A set opened from a file joins the installed ones in the picker.
+  if (labels && labels_name
+      && !gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->set_combo), labels_name))
+    {
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (self->set_combo), labels_name,
+                                 agc_label_set_title (labels));
+      gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->set_combo), labels_name);
+      gtk_widget_set_sensitive (self->relabel_button, TRUE);
+    }
+
   const char *title = labels ? agc_label_set_title (labels) : labels_name;
   g_autofree char *source = g_markup_printf_escaped (
     /* Translators: the model and the label set (or adapter) that gave the labels */
