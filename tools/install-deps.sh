@@ -18,7 +18,9 @@ build_and_run="gcc meson ninja-build pkg-config gettext
 # slurm-wlm and munge: tests/reference/test_tag_slurm.py starts its own
 # one-node cluster (the Debian services stay stopped unless enabled).
 # libimage-exiftool-perl: test_export.py reads XMP sidecars back with exiftool.
-tests="clang locales debootstrap flatpak-builder
+# libgtk-3-dev, xvfb, xauth: the GTK widgets of ui/ (the plug-in's windows)
+# and their tests under Xvfb.
+tests="clang locales debootstrap flatpak-builder libgtk-3-dev xvfb xauth
   python3-torch python3-torchvision python3-pil python3-numpy python3-regex python3-yaml
   slurm-wlm munge libimage-exiftool-perl"
 

@@ -230,8 +230,22 @@ const char *agc_label_set_description (const AgcLabelSet *set);
 int agc_label_set_n_classes (const AgcLabelSet *set);
 const char *agc_label_set_class_name (const AgcLabelSet *set, int class_index);
 const char *agc_label_set_class_display_name (const AgcLabelSet *set, int class_index);
-/* The prompts of one class, NULL-terminated, owned by the set. */
+/* The prompts of one class, NULL-terminated, owned by the set: the exact
+ * sentences the text encoder reads (templates filled, then the class's own
+ * prompts). */
 const char *const *agc_label_set_class_prompts (const AgcLabelSet *set, int class_index);
+
+/* The fields as the file wrote them, for editors that write a set back:
+ * the source ("" when none), the templates with their {} (NULL-terminated;
+ * for a set made from names, the templates it was given), and per class
+ * its "text" (NULL when the file has none: the display name fills the
+ * templates), its own "prompts" (NULL-terminated, maybe empty) and
+ * "use_templates".  All owned by the set. */
+const char *agc_label_set_source (const AgcLabelSet *set);
+const char *const *agc_label_set_templates (const AgcLabelSet *set);
+const char *agc_label_set_class_text (const AgcLabelSet *set, int class_index);
+const char *const *agc_label_set_class_own_prompts (const AgcLabelSet *set, int class_index);
+gboolean agc_label_set_class_uses_templates (const AgcLabelSet *set, int class_index);
 
 /* ---- zero-shot classification ------------------------------------------ */
 

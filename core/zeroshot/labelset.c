@@ -21,6 +21,10 @@ typedef struct
   char *name;     /* export name: stable, written to files */
   char *display;  /* shown to people */
   char **prompts; /* NULL-terminated, templates filled with the class text, then its own prompts */
+  /* As the file wrote them, for editors: */
+  char *text;          /* NULL when the file has none (the display name fills the templates) */
+  char **own_prompts;  /* NULL-terminated, the class's "prompts" */
+  gboolean use_templates;
 } LabelClass;
 
 struct AgcLabelSet
@@ -28,6 +32,8 @@ struct AgcLabelSet
   char *id;
   char *title;
   char *description;
+  char *source;     /* "" when the file has none */
+  char **templates; /* NULL-terminated, with their {} */
   int n_classes;
   LabelClass *classes; /* [n_classes] */
 };
@@ -68,6 +74,8 @@ label_class_clear (LabelClass *c)
   g_free (c->name);
   g_free (c->display);
   g_strfreev (c->prompts);
+  g_free (c->text);
+  g_strfreev (c->own_prompts);
 }
 
 void
@@ -81,6 +89,8 @@ agc_label_set_free (AgcLabelSet *set)
   g_free (set->id);
   g_free (set->title);
   g_free (set->description);
+  g_free (set->source);
+  g_strfreev (set->templates);
   g_free (set);
 }
 
@@ -181,6 +191,10 @@ agc_label_set_new_from_names (const char *const *names, int n_names,
   set->id = g_strdup ("custom");
   set->title = g_strdup ("Custom labels");
   set->description = g_strdup ("");
+  set->source = g_strdup ("");
+  set->templates = g_new0 (char *, n_templates + 1);
+  for (int t = 0; t < n_templates; t++)
+    set->templates[t] = g_strdup (templates[t]);
   set->classes = g_new0 (LabelClass, n_names);
   GHashTable *seen = g_hash_table_new (g_str_hash, g_str_equal);
   for (int i = 0; i < n_names; i++)
@@ -199,6 +213,8 @@ agc_label_set_new_from_names (const char *const *names, int n_names,
       c->name = g_strdup (names[i]);
       c->display = g_strdup (names[i]);
       c->prompts = build_prompts (templates, n_templates, names[i], NULL, 0);
+      c->own_prompts = g_new0 (char *, 1);
+      c->use_templates = TRUE;
       set->n_classes = i + 1;
     }
   g_hash_table_destroy (seen);
@@ -378,6 +394,11 @@ parse_class (LabelClass *c, JsonNode *node, const GPtrArray *templates, GHashTab
   c->prompts = build_prompts ((const char *const *) templates->pdata, n_templates,
                               text != NULL ? text : display,
                               (const char *const *) extra->pdata, (int) extra->len);
+  c->text = g_strdup (text);
+  c->own_prompts = g_new0 (char *, extra->len + 1);
+  for (guint i = 0; i < extra->len; i++)
+    c->own_prompts[i] = g_strdup (extra->pdata[i]);
+  c->use_templates = use_templates;
   return TRUE;
 }
 
@@ -435,6 +456,10 @@ parse_label_set (JsonNode *root, Where *where, GError **error)
   set->id = g_strdup (id);
   set->title = g_strdup (title);
   set->description = g_strdup (description != NULL ? description : "");
+  set->source = g_strdup (source != NULL ? source : "");
+  set->templates = g_new0 (char *, templates->len + 1);
+  for (guint t = 0; t < templates->len; t++)
+    set->templates[t] = g_strdup (templates->pdata[t]);
   set->classes = g_new0 (LabelClass, n_classes);
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
   for (int i = 0; i < n_classes; i++)
@@ -521,4 +546,44 @@ agc_label_set_class_prompts (const AgcLabelSet *set, int class_index)
   g_return_val_if_fail (set != NULL, NULL);
   g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
   return (const char *const *) set->classes[class_index].prompts;
+}
+
+/* ---- the fields as written, for editors ----------------------------------- */
+
+const char *
+agc_label_set_source (const AgcLabelSet *set)
+{
+  g_return_val_if_fail (set != NULL, NULL);
+  return set->source;
+}
+
+const char *const *
+agc_label_set_templates (const AgcLabelSet *set)
+{
+  g_return_val_if_fail (set != NULL, NULL);
+  return (const char *const *) set->templates;
+}
+
+const char *
+agc_label_set_class_text (const AgcLabelSet *set, int class_index)
+{
+  g_return_val_if_fail (set != NULL, NULL);
+  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
+  return set->classes[class_index].text;
+}
+
+const char *const *
+agc_label_set_class_own_prompts (const AgcLabelSet *set, int class_index)
+{
+  g_return_val_if_fail (set != NULL, NULL);
+  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
+  return (const char *const *) set->classes[class_index].own_prompts;
+}
+
+gboolean
+agc_label_set_class_uses_templates (const AgcLabelSet *set, int class_index)
+{
+  g_return_val_if_fail (set != NULL, FALSE);
+  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, FALSE);
+  return set->classes[class_index].use_templates;
 }
