@@ -27,6 +27,8 @@ extern const CliCommand cli_tokenize_command;
 extern const CliCommand cli_embed_command;
 extern const CliCommand cli_classify_command;
 extern const CliCommand cli_train_command;
+extern const CliCommand cli_tag_command;
+extern const CliCommand cli_merge_command;
 
 /* A GOptionContext for a subcommand, titled "agriclip NAME PARAMETERS". */
 GOptionContext *cli_option_context_new (const CliCommand *command, const GOptionEntry *entries);

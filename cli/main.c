@@ -17,8 +17,10 @@ static const CliCommand *const commands[] = {
   &cli_embed_command,
   &cli_evaluate_command,
   &cli_models_command,
+  &cli_merge_command,
   &cli_synth_command,
   &cli_pretrain_command,
+  &cli_tag_command,
   &cli_tokenize_command,
   &cli_train_command,
 };

@@ -7,7 +7,10 @@ packages="gcc clang meson ninja-build pkg-config gettext locales
   libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev libcurl4-openssl-dev
   libstb-dev zlib1g-dev webp-pixbuf-loader
   libgtk-3-dev xvfb xauth
-  python3-torch python3-torchvision python3-pil python3-numpy python3-regex"
+  python3-torch python3-torchvision python3-pil python3-numpy python3-regex
+  slurm-wlm munge"
+# slurm-wlm and munge: tests/reference/test_tag_slurm.py starts its own
+# one-node cluster (the Debian services stay stopped unless enabled).
 
 missing=""
 for p in $packages; do

@@ -858,4 +858,218 @@ gboolean agc_model_pull (const AgcCatalogueModel *model, const char *dir,
                          GCancellable *cancellable, GError **error);
 void agc_pull_result_clear (AgcPullResult *result);
 
+/* ---- tagging runs ----------------------------------------------------------
+ *
+ * `agriclip tag` labels every image of one or more folders into a run
+ * folder RUN, which other tools (merge, export) read back:
+ *
+ *   RUN/run.json       what the run is: format "agriclip-tag-run", version 1,
+ *                      the model, its identity, the classes, the label set,
+ *                      the settings, the sources and the shard (AgcTagRun)
+ *   RUN/results.jsonl  one JSON object per image (AgcTagResult), one per line
+ *
+ * A result line is the JSON-lines format of `agriclip classify` plus fields:
+ *
+ *   {"image": "sub/leaf 1.jpg", "source": 0, "width": 1024, "height": 768,
+ *    "labels": [{"label": "rust", "p": 0.812345}, ...],  top K, best first
+ *    "review": false,
+ *    "boxes": [{"x": 0, "y": 0, "width": 512, "height": 512,
+ *               "label": "rust", "p": 0.734}]}         only with regions
+ *
+ * "image" is relative to the source folder sources["source"] of run.json
+ * (a file given as a source counts as its folder's: sources holds the
+ * folder, image the file's name).  Paths are the bytes of the file
+ * system: a name that is not UTF-8 is written as "image" in its display
+ * form (invalid bytes as U+FFFD) plus "image_base64", the exact bytes in
+ * base64, which the reader prefers.  Probabilities are written with 6
+ * decimals, as classify does; box coordinates are pixels of the original
+ * image (after its EXIF orientation).  The writer and the reader below are
+ * the one definition of these files. */
+
+/* One class among an image's labels or one box's label. */
+typedef struct
+{
+  char *label; /* export name */
+  float p;
+} AgcTagLabel;
+
+/* One region, in pixels of the original image. */
+typedef struct
+{
+  int x, y, width, height;
+  char *label; /* export name */
+  float p;
+} AgcTagBox;
+
+/* One line of results.jsonl.  Strings and arrays are owned by the record
+ * (agc_tag_result_clear frees them). */
+typedef struct
+{
+  char *image;         /* relative to its source folder, file-system bytes */
+  int source;          /* index into the run's sources */
+  int width, height;   /* of the original image */
+  int n_labels;
+  AgcTagLabel *labels; /* top K, most probable first */
+  gboolean review;     /* the top probability is below the run's review_below */
+  gboolean has_boxes;  /* the run has regions ("boxes" written, maybe empty) */
+  int n_boxes;
+  AgcTagBox *boxes;
+} AgcTagResult;
+
+void agc_tag_result_clear (AgcTagResult *result);
+/* Clears and frees a result made with g_new0 (the reader's). */
+void agc_tag_result_free (AgcTagResult *result);
+/* The result as one JSON object, without the newline (g_free). */
+char *agc_tag_result_to_json (const AgcTagResult *result);
+/* Reads one line written by agc_tag_result_to_json into *result (cleared
+ * first by the caller: {0}).  AGC_ERROR_FORMAT naming `where` (e.g.
+ * "RUN/results.jsonl:12") when it is not such an object. */
+gboolean agc_tag_result_from_json (const char *line, gssize length, const char *where,
+                                   AgcTagResult *result, GError **error);
+
+/* run.json.  Strings and arrays are owned by the struct (agc_tag_run_free). */
+typedef struct
+{
+  char *model;          /* as given on the command line (path or catalogue name) */
+  char *model_identity; /* agc_model_identity, with the adapter's when there is one */
+  char *label_set;      /* label-set file or id, or the adapter file, as given */
+  int n_classes;
+  char **labels;        /* [n_classes] export names, in the label set's order */
+  char **displays;      /* [n_classes] display names */
+  int top;              /* K */
+  double review_below;  /* P, or < 0 for none */
+  int tile, stride;     /* regions in pixels, or 0, 0 for none */
+  int n_sources;
+  char **sources;       /* [n_sources] absolute folder paths */
+  int shard_index, shard_count; /* shard_count 0: not sharded */
+  char *classes_sha256; /* of what makes the classifier (agc_tag_run_new), or NULL */
+} AgcTagRun;
+
+void agc_tag_run_free (AgcTagRun *run);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcTagRun, agc_tag_run_free)
+/* run.json's text, indented, ending in a newline (g_free). */
+char *agc_tag_run_to_json (const AgcTagRun *run);
+/* Reads RUN/run.json.  AGC_ERROR_IO when it cannot be read,
+ * AGC_ERROR_FORMAT when it is not a version-1 run description. */
+AgcTagRun *agc_tag_run_load (const char *run_dir, GError **error);
+/* Reads RUN/results.jsonl: AgcTagResult pointers, in file order, freed with
+ * the array.  A last line without its newline (a run killed while writing)
+ * is left out.  AGC_ERROR_IO / AGC_ERROR_FORMAT naming the file and line. */
+GPtrArray *agc_tag_results_load (const char *run_dir, GError **error);
+
+/* ---- tagging: running ------------------------------------------------------
+ *
+ *   AgcTagRun *run = agc_tag_run_new (model, "clip-b32", labels, NULL, "plantvillage", &error);
+ *   run->top = 5;
+ *   AgcTagOptions options = agc_tag_default_options ();
+ *   int skipped = agc_tag (model, classifier, run, sources, n_sources, "RUN", &options,
+ *                          NULL, &error);
+ *
+ * Images: agc_image_collect over each source (a folder, or a file, which
+ * counts as its folder's), without duplicates, in the order of the sources
+ * then of their relative paths compared component by component with strcmp
+ * (the order of agc_image_collect within a folder).  With a shard, only
+ * the images whose relative path falls into it (agc_tag_shard_of).
+ *
+ * Every image goes through the model at a batch of AGC_TAG_BATCH rows,
+ * short batches padded, so that an image's probabilities do not depend on
+ * which images share its batch: an interrupted, resumed or sharded run
+ * gives the same numbers as one run.  Decoding and preprocessing run on
+ * worker threads ahead of the encoder.
+ *
+ * Resuming: results are appended a batch at a time; after each batch
+ * results.jsonl is flushed to disk and RUN/journal gets a line
+ * "committed BYTES IMAGES" (the length of results.jsonl that is complete);
+ * a run that ends writes "complete SKIPPED".  Started again on the same
+ * RUN, agc_tag cuts results.jsonl back to the last committed length (what
+ * a killed run wrote after it is dropped) and tags only the images not in
+ * it, so the file ends as an uninterrupted run's would, byte for byte.
+ * A RUN whose run.json differs from run in anything but "model" (the name
+ * as given) is refused with AGC_ERROR_INPUT naming the difference. */
+
+/* Images encoded together (whole images and region tiles alike). */
+#define AGC_TAG_BATCH 8
+/* The top probability below which a box is not kept, and the overlap
+ * (intersection over union) above which the less probable of two boxes of
+ * one class is dropped. */
+#define AGC_TAG_BOX_THRESHOLD 0.5
+#define AGC_TAG_BOX_MAX_IOU 0.5
+
+typedef struct
+{
+  int done;                 /* images tagged, resumed ones included */
+  int total;                /* images of the run (this shard's) */
+  int resumed;              /* of done, those an earlier run had tagged */
+  int skipped;              /* files that could not be read or decoded */
+  double images_per_second; /* of this run */
+  double eta_seconds;       /* < 0 until known */
+} AgcTagProgress;
+
+typedef void (*AgcTagProgressFunc) (const AgcTagProgress *progress, gpointer user_data);
+
+typedef struct
+{
+  gboolean recursive;          /* descend into sub-folders of sources */
+  int n_workers;               /* decoding threads; <= 0: one per core */
+  AgcTagProgressFunc progress; /* after every batch; may be NULL */
+  AgcReportFunc report;        /* a skipped file or folder; may be NULL */
+  gpointer user_data;
+} AgcTagOptions;
+
+AgcTagOptions agc_tag_default_options (void);
+
+/* The description of a run of model (named model_name on the command
+ * line) with the classes of labels or of adapter (one of them NULL),
+ * label_set_name being the file, id or adapter path given: model identity
+ * (with the adapter's tensors), classes and a "classes_sha256" of
+ * everything that makes the classifier (prompts, adapter tensors).
+ * Settings are top 5, no review, no regions, no shard; sources are filled
+ * by agc_tag. */
+AgcTagRun *agc_tag_run_new (const AgcModel *model, const char *model_name,
+                            const AgcLabelSet *labels, const AgcAdapter *adapter,
+                            const char *label_set_name, GError **error);
+
+/* Which of n_shards a relative path belongs to: the FNV-1a 64-bit hash of
+ * its bytes, modulo n_shards. */
+int agc_tag_shard_of (const char *relative_path, int n_shards);
+
+/* Tags the images of sources[n_sources] into run_dir (created when
+ * missing; an existing folder must be empty or a run of the same
+ * description: see above), classifying with classifier (made for model and
+ * run's classes).  Fills run->sources.  Files that cannot be read are
+ * reported and skipped; returns how many, or -1 with error set (I/O on
+ * RUN, a different run there, cancellation: the results so far stay and a
+ * later call resumes). */
+int agc_tag (AgcModel *model, const AgcClassifier *classifier, AgcTagRun *run,
+             const char *const *sources, int n_sources, const char *run_dir,
+             const AgcTagOptions *options, GCancellable *cancellable, GError **error);
+
+/* Joins the complete runs run_dirs[n_runs], shards of one run (same
+ * run.json but for the shard index; indices all different), into out_dir
+ * (which must not exist): run.json without a shard, results.jsonl in the
+ * order of one unsharded run, a complete journal.  AGC_ERROR_INPUT for
+ * mismatched settings, a shard given twice or missing, an unfinished shard
+ * or an image found in two shards. */
+gboolean agc_tag_merge (const char *out_dir, const char *const *run_dirs, int n_runs,
+                        GError **error);
+
+/* ---- regions ------------------------------------------------------------- */
+
+typedef struct
+{
+  int x, y, width, height;
+} AgcRect;
+
+/* Square tiles of tile pixels (clamped to the image's sides) every stride
+ * pixels, plus a last one flush with the right and bottom edges, row by
+ * row: an array of AgcRect (g_array_unref). */
+GArray *agc_tile_grid (int width, int height, int tile, int stride);
+/* A copy of rect of image (rect inside it). */
+AgcImage *agc_image_crop (const AgcImage *image, const AgcRect *rect);
+/* Non-maximum suppression: sorts boxes by p (most probable first) and
+ * keeps a box unless a kept one of the same label overlaps it with an
+ * intersection over union above max_iou; the labels of dropped boxes are
+ * freed.  Returns the number kept, at the start of boxes. */
+int agc_boxes_suppress (AgcTagBox *boxes, int n_boxes, double max_iou);
+
 G_END_DECLS

@@ -12,7 +12,7 @@ import re
 import sys
 
 RANKS = {"support": 0, "formats": 1, "text": 2, "images": 2, "kernels": 3, "nn": 4,
-         "models": 5, "zeroshot": 6, "train": 7, "hub": 8}
+         "models": 5, "zeroshot": 6, "train": 7, "tagging": 7, "hub": 8}
 FRONT_ENDS = ("cli", "plugin", "synth", "ui")
 # Headers of another front end that a front end may include: the synth
 # library's public header, for `agriclip synth`.
