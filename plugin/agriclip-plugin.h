@@ -4,7 +4,8 @@
  * out.  agriclip-plugin.c registers the procedures; label-procedure.c and
  * regions-procedure.c declare and run one procedure each; engine.c opens a
  * model and a label set; pixels.c reads what the classifier sees; results.c
- * writes parasites, metadata and layers. */
+ * writes parasites, metadata and layers; label-dialog.c and
+ * label-results.c put the GTK widgets of ui/ in front of Label…. */
 #pragma once
 
 #include <libgimp/gimp.h>
@@ -13,6 +14,10 @@
 #include <json-glib/json-glib.h>
 
 #include "agriclip.h"
+#include "agc-label-set-chooser.h"
+#include "agc-model-chooser.h"
+#include "agc-results-window.h"
+#include "agc-ui-settings.h"
 
 #define PLUG_IN_BINARY "agriclip"
 #define LABEL_PROC "plug-in-agriclip-label"
@@ -74,6 +79,25 @@ const char *engine_class_display_name (const Engine *engine, int class_index);
  * progress_from to progress_to. */
 gboolean engine_classify (float *probs, Engine *engine, AgcImage *const *images, int n_images,
                           double progress_from, double progress_to, GError **error);
+/* The same, also keeping the L2-normalised image embeddings[n, E] (for the
+ * results window, which labels them again without re-encoding). */
+gboolean engine_classify_embedded (float *probs, float *embeddings, Engine *engine,
+                                   AgcImage *const *images, int n_images, double progress_from,
+                                   double progress_to, GError **error);
+
+/* ---- label-dialog.c, label-results.c: Label… for people ----------------- */
+
+/* Interactive Label…: the model chooser, the label-set chooser, the
+ * adapter, how many labels and what to classify; fills config.  FALSE when
+ * the user cancelled. */
+gboolean label_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config);
+
+/* Shows the results window for one classified target and runs until it is
+ * closed.  Takes the engine's model, label set or adapter and classifier
+ * (engine is freed).  image_embedding[E]; thumbnail may be NULL; the text
+ * layer goes at (x, y) sized by size_px. */
+void label_results_run (Engine *engine, GimpImage *image, const float *image_embedding,
+                        GdkPixbuf *thumbnail, int top_k, int x, int y, double size_px);
 
 /* ---- pixels.c: what the classifier sees -------------------------------- */
 

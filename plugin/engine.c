@@ -3,6 +3,8 @@
  * per call, so there is nothing to keep between runs. */
 #include "agriclip-plugin.h"
 
+#include <string.h>
+
 /* How many crops go through the image tower at once: big enough for GEMM
  * efficiency, small enough to report progress often. */
 #define BATCH_SIZE 8
@@ -162,6 +164,15 @@ gboolean
 engine_classify (float *probs, Engine *engine, AgcImage *const *images, int n_images,
                  double progress_from, double progress_to, GError **error)
 {
+  return engine_classify_embedded (probs, NULL, engine, images, n_images, progress_from,
+                                   progress_to, error);
+}
+
+gboolean
+engine_classify_embedded (float *probs, float *embeddings_out, Engine *engine,
+                          AgcImage *const *images, int n_images, double progress_from,
+                          double progress_to, GError **error)
+{
   int dim = agc_model_embed_dim (engine->model);
   int n_classes = agc_classifier_n_classes (engine->classifier);
   g_autofree float *embeddings = g_new (float, (gsize) BATCH_SIZE * dim); // [B, E]
@@ -174,6 +185,9 @@ engine_classify (float *probs, Engine *engine, AgcImage *const *images, int n_im
       for (int i = 0; i < n; i++)
         agc_classifier_probabilities (engine->classifier, embeddings + (gsize) i * dim,
                                       probs + (gsize) (start + i) * n_classes);
+      if (embeddings_out)
+        memcpy (embeddings_out + (gsize) start * dim, embeddings,
+                sizeof (float) * (gsize) n * dim);
       gimp_progress_update (progress_from + (progress_to - progress_from) * (start + n)
                                                 / n_images);
     }

@@ -9,6 +9,8 @@
  * changes then go into one undo group. */
 #include "agriclip-plugin.h"
 
+#include <string.h>
+
 enum
 {
   SOURCE_IMAGE,
@@ -24,7 +26,13 @@ typedef struct
   char **top_labels;      /* export names, most probable first, NULL-terminated */
   char *text;             /* text-layer text */
   double top_p;
+  float *embedding;       /* [E], kept for the results window (interactive runs) */
+  GdkPixbuf *thumbnail;   /* what was classified, likewise */
 } Result;
+
+/* Longest side of the results window's thumbnail, in image pixels: sharp
+ * at twice its 160-pixel logical size on a HiDPI screen. */
+#define THUMBNAIL_MAX 512
 
 static void
 result_clear (Result *result)
@@ -32,10 +40,34 @@ result_clear (Result *result)
   g_free (result->json);
   g_strfreev (result->top_labels);
   g_free (result->text);
+  g_free (result->embedding);
+  g_clear_object (&result->thumbnail);
 }
 
+/* The crop as a pixbuf no larger than THUMBNAIL_MAX on its longest side. */
+static GdkPixbuf *
+thumbnail_of (const AgcImage *crop)
+{
+  GdkPixbuf *full = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, crop->width, crop->height);
+  guint8 *rows = gdk_pixbuf_get_pixels (full);
+  int stride = gdk_pixbuf_get_rowstride (full);
+  for (int y = 0; y < crop->height; y++)
+    memcpy (rows + (gsize) y * stride, crop->pixels + (gsize) y * crop->width * 3,
+            (gsize) crop->width * 3);
+  double scale = (double) THUMBNAIL_MAX / MAX (crop->width, crop->height);
+  if (scale >= 1.0)
+    return full;
+  GdkPixbuf *small = gdk_pixbuf_scale_simple (full, MAX (1, (int) (crop->width * scale)),
+                                              MAX (1, (int) (crop->height * scale)),
+                                              GDK_INTERP_BILINEAR);
+  g_object_unref (full);
+  return small;
+}
+
+/* keep: also keep the embedding and a thumbnail, for the results window. */
 static gboolean
-classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, GError **error)
+classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, gboolean keep,
+                 GError **error)
 {
   Pixels *pixels = pixels_read (image, result->drawable, &result->region, error);
   if (!pixels)
@@ -47,7 +79,13 @@ classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, GE
   int n_classes = agc_classifier_n_classes (engine->classifier);
   g_autofree float *probs = g_new (float, n_classes);
   g_autofree int *top = g_new (int, n_classes);
-  gboolean ok = engine_classify (probs, engine, &crop, 1, 0.1, 0.9, error);
+  if (keep)
+    {
+      result->embedding = g_new (float, agc_model_embed_dim (engine->model));
+      result->thumbnail = thumbnail_of (crop);
+    }
+  gboolean ok = engine_classify_embedded (probs, result->embedding, engine, &crop, 1, 0.1, 0.9,
+                                          error);
   agc_image_free (crop);
   if (!ok)
     return FALSE;
@@ -94,6 +132,13 @@ classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, GE
   return TRUE;
 }
 
+/* The text layer's size for a region: readable on small and large images. */
+static double
+text_size (const Region *region)
+{
+  return MAX (12.0, MIN (region->width, region->height) / 16.0);
+}
+
 /* Leaves one result in the image (inside the caller's undo group). */
 static gboolean
 write_result (const Result *result, GimpImage *image, gboolean write_layer,
@@ -103,7 +148,7 @@ write_result (const Result *result, GimpImage *image, gboolean write_layer,
                            "agriclip-labels", result->json);
   if (write_layer)
     {
-      double size = MAX (12.0, MIN (result->region.width, result->region.height) / 16.0);
+      double size = text_size (&result->region);
       g_autofree char *name = g_strdup_printf ("AgriCLIP: %s", result->top_labels[0]);
       results_add_text_layer (image, NULL, result->text, result->region.x, result->region.y,
                               size, name);
@@ -119,14 +164,18 @@ label_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
            GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data)
 {
   (void) run_data;
-  if (run_mode == GIMP_RUN_INTERACTIVE
-      && !plugin_dialog_run (procedure, config, _("AgriCLIP: Label")))
+  // Interactive runs: our own dialog, and the results window instead of a
+  // text layer and keywords written unasked (it offers both).
+  gboolean interactive = run_mode == GIMP_RUN_INTERACTIVE;
+  if (interactive && !label_dialog_run (procedure, config))
     return gimp_procedure_new_return_values (procedure, GIMP_PDB_CANCEL, NULL);
 
   int top_k = 5;
   gboolean write_layer = TRUE, write_metadata = FALSE;
   g_object_get (config, "top-k", &top_k, "write-layer", &write_layer, "write-metadata",
                 &write_metadata, NULL);
+  if (interactive)
+    write_layer = write_metadata = FALSE;
   gboolean per_drawable = gimp_procedure_config_get_choice_id (config, "source")
                           == SOURCE_DRAWABLES
                           && drawables && drawables[0];
@@ -145,14 +194,16 @@ label_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
       if (!pixels_region (&result.region, image, result.drawable))
         continue; // the selection misses this layer
       gimp_progress_set_text (_("Classifying"));
-      if (!classify_target (&result, engine, image, top_k, &error))
+      if (!classify_target (&result, engine, image, top_k, interactive && results->len == 0,
+                            &error))
         {
           result_clear (&result);
           break;
         }
       g_array_append_val (results, result);
     }
-  engine_free (engine);
+  if (!interactive || error || results->len == 0)
+    g_clear_pointer (&engine, engine_free);
   if (!error && results->len == 0)
     g_set_error (&error, AGC_ERROR, AGC_ERROR_INPUT,
                  _("The selection does not touch any of the selected layers"));
@@ -166,9 +217,19 @@ label_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   gimp_image_undo_group_end (image);
   gimp_progress_update (1.0);
   if (error)
-    return plugin_fail (procedure, error);
+    {
+      engine_free (engine);
+      return plugin_fail (procedure, error);
+    }
 
   const Result *first = &g_array_index (results, Result, 0);
+  if (interactive)
+    {
+      gimp_progress_end ();
+      gimp_displays_flush ();
+      label_results_run (g_steal_pointer (&engine), image, first->embedding, first->thumbnail,
+                         top_k, first->region.x, first->region.y, text_size (&first->region));
+    }
   GimpValueArray *values = gimp_procedure_new_return_values (procedure, GIMP_PDB_SUCCESS, NULL);
   GIMP_VALUES_SET_STRING (values, 1, first->top_labels[0]);
   GIMP_VALUES_SET_DOUBLE (values, 2, first->top_p);

@@ -720,7 +720,8 @@ class NoFontTest(unittest.TestCase):
 @unittest.skipUnless(shutil.which("Xvfb") and shutil.which("xdotool") and shutil.which("import"),
                      "needs Xvfb, xdotool and ImageMagick's import")
 class InteractiveTest(unittest.TestCase):
-    """A real GIMP on Xvfb: one Ctrl+Z undoes a label run, and the dialog."""
+    """A real GIMP on Xvfb: one Ctrl+Z undoes a label run; the Label dialog (model and
+    label-set choosers, filled from the last values) and the results window."""
 
     @classmethod
     def setUpClass(cls):
@@ -777,8 +778,16 @@ class InteractiveTest(unittest.TestCase):
         return None
 
     @classmethod
+    def screenshot(cls, name):
+        """The whole screen, kept in the build folder as a test artefact."""
+        shot = os.path.join(BUILD_DIR, name)
+        subprocess.run(["import", "-window", "root", shot], env=dict(os.environ, **cls.env),
+                       timeout=60)
+
+    @classmethod
     def drive(cls):
-        """The user's part: Ctrl+Z in the image window, then OK in the dialog."""
+        """The user's part: Ctrl+Z in the image window, Return in the dialog (Label), then
+        Escape in the results window."""
         if not cls.wait_for("labelled"):
             return
         window = cls.find_window("GIMP$")
@@ -788,14 +797,18 @@ class InteractiveTest(unittest.TestCase):
             cls.xdotool("key", "--clearmodifiers", "ctrl+z")
         if not cls.wait_for("dialog-opening"):
             return
-        dialog = cls.find_window("AgriCLIP: Label")
+        dialog = cls.find_window("AgriCLIP: Label$")
         if dialog:
             time.sleep(2)  # let it draw
-            shot = os.path.join(BUILD_DIR, "gimp-plugin-dialog.png")
-            subprocess.run(["import", "-window", "root", shot], env=dict(os.environ, **cls.env),
-                           timeout=60)
+            cls.screenshot("gimp-plugin-dialog.png")
             cls.xdotool("windowfocus", "--sync", dialog)
             cls.xdotool("key", "Return")
+        results = cls.find_window("AgriCLIP: Results")
+        if results:
+            time.sleep(2)
+            cls.screenshot("gimp-plugin-results.png")
+            cls.xdotool("windowfocus", "--sync", results)
+            cls.xdotool("key", "Escape")
 
     def test_one_undo_restores_the_image(self):
         r = self.results
@@ -808,6 +821,7 @@ class InteractiveTest(unittest.TestCase):
     def test_dialog(self):
         r = self.results
         self.assertTrue(os.path.exists(os.path.join(BUILD_DIR, "gimp-plugin-dialog.png")))
+        self.assertTrue(os.path.exists(os.path.join(BUILD_DIR, "gimp-plugin-results.png")))
         self.assertEqual(r["interactive"]["status"], SUCCESS, r["interactive"])
         self.assertEqual(r["interactive"]["parasite"]["model"], self.fx.model)
 

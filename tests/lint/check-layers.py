@@ -5,8 +5,10 @@ core/ is layered: a file may include headers of its own folder and of
 folders of a lower rank (RANKS), never of a peer or a higher one; every
 folder may include the public header (core/include/agriclip.h).  Front ends
 (cli/, plugin/, synth/, ui/) may include only the public header and their
-own folder's headers; cli/ also the synth library's one header (SHARED).
+own folder's headers; cli/ also the synth library's one header, plugin/
+the headers of ui/ (SHARED).
 Prints each broken rule and exits 1 if there is one."""
+import fnmatch
 import os
 import re
 import sys
@@ -15,8 +17,9 @@ RANKS = {"support": 0, "formats": 1, "text": 2, "images": 2, "kernels": 3, "nn":
          "models": 5, "zeroshot": 6, "train": 7, "tagging": 7, "hub": 8}
 FRONT_ENDS = ("cli", "plugin", "synth", "ui")
 # Headers of another front end that a front end may include: the synth
-# library's public header, for `agriclip synth`.
-SHARED = {"cli": ("synth.h",)}
+# library's public header, for `agriclip synth`; the plug-in uses the GTK
+# widgets of ui/ (all its headers).
+SHARED = {"cli": ("synth.h",), "plugin": ("ui/*.h",)}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
@@ -54,7 +57,14 @@ def front_end_rules(root):
         top = os.path.join(root, front)
         if not os.path.isdir(top):
             continue
-        own = {n for n in os.listdir(top) if n.endswith(".h")} | set(SHARED.get(front, ()))
+        own = {n for n in os.listdir(top) if n.endswith(".h")}
+        for shared in SHARED.get(front, ()):
+            folder, _, pattern = shared.rpartition("/")
+            if folder and os.path.isdir(os.path.join(root, folder)):
+                own |= {n for n in os.listdir(os.path.join(root, folder))
+                        if fnmatch.fnmatch(n, pattern)}
+            elif not folder:
+                own.add(shared)
         for name in sorted(os.listdir(top)):
             if not name.endswith((".c", ".h")):
                 continue
