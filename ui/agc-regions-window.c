@@ -132,8 +132,9 @@ agc_regions_window_free_boxes (AgcTagBox *boxes, int n_boxes)
   g_free (boxes);
 }
 
-/* The overlay at the display's size: above the threshold the heat in the
- * class colour, below it faint, so the threshold shows as an edge. */
+/* The overlay at the display's size: the heat in colours from dark blue
+ * (0) through red to yellow (1); below the threshold at a third of the
+ * opacity, so the threshold shows as an edge. */
 static cairo_surface_t *
 overlay (AgcRegionsWindow *self)
 {
@@ -152,12 +153,18 @@ overlay (AgcRegionsWindow *self)
     for (int x = 0; x < dw; x++)
       {
         gsize i = (gsize) MIN (h - 1, y * h / dh) * w + MIN (w - 1, x * w / dw);
-        float v = counts (self, i) ? values[i] : 0.0f;
-        double a = opacity * (v >= threshold && self->n_tiles ? 0.35 + 0.65 * v : 0.2 * v);
-        // premultiplied ARGB: red to yellow with the value
-        guint32 r = (guint32) (255 * a), g = (guint32) (255 * a * v), b = 0;
-        *(guint32 *) (data + (gsize) y * stride + x * 4)
-          = (guint32) (255 * a) << 24 | r << 16 | g << 8 | b;
+        guint32 *pixel = (guint32 *) (void *) (data + (gsize) y * stride + x * 4);
+        if (!self->n_tiles || !counts (self, i))
+          {
+            *pixel = 0;
+            continue;
+          }
+        double v = CLAMP (values[i], 0.0f, 1.0f);
+        double a = opacity * (v >= threshold ? 1.0 : 1.0 / 3.0);
+        double r = MIN (1.0, 2.0 * v), g = MAX (0.0, 2.0 * v - 1.0), b = 0.5 * (1.0 - v);
+        // premultiplied ARGB
+        *pixel = (guint32) (255 * a) << 24 | (guint32) (255 * a * r) << 16
+                 | (guint32) (255 * a * g) << 8 | (guint32) (255 * a * b);
       }
   cairo_surface_mark_dirty (self->overlay);
   return self->overlay;
@@ -534,7 +541,7 @@ static void
 agc_regions_window_init (AgcRegionsWindow *self)
 {
   gtk_window_set_title (GTK_WINDOW (self), _("AgriCLIP: Regions"));
-  gtk_window_set_default_size (GTK_WINDOW (self), 760, 620);
+  gtk_window_set_default_size (GTK_WINDOW (self), 760, 600);
   agc_ui_remember_window_size (GTK_WINDOW (self), "regions-window");
   g_signal_connect (self, "key-press-event", G_CALLBACK (on_key_press), NULL);
 

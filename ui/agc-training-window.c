@@ -24,6 +24,7 @@ struct _AgcTrainingWindow
   Training *training;       /* the running one (scan or training), or NULL */
   GArray *points;           /* EpochPoint of the current run */
   int planned_epochs;
+  gboolean plot_pending; /* a run started: its first report decides what the plot keeps */
   AgcTrainResult result;
   gboolean has_result;
   AgcEvaluation *evaluation;
@@ -237,6 +238,21 @@ typedef struct
   AgcTrainProgress progress;
 } Report;
 
+/* A resumed run keeps the plotted epochs up to its checkpoint's; a fresh
+ * one starts an empty plot. */
+static void
+trim_plot (AgcTrainingWindow *self, const AgcTrainProgress *p)
+{
+  if (!self->plot_pending || p->stage == AGC_TRAIN_STAGE_EMBED)
+    return;
+  int keep = p->stage == AGC_TRAIN_STAGE_RESUME ? p->done : 0;
+  guint n = 0;
+  while (n < self->points->len && g_array_index (self->points, EpochPoint, n).epoch <= keep)
+    n++;
+  g_array_set_size (self->points, n);
+  self->plot_pending = FALSE;
+}
+
 static void
 show_epoch (AgcTrainingWindow *self, const AgcTrainProgress *p)
 {
@@ -267,6 +283,7 @@ show_report (gpointer data)
   if (self && self->training == t)
     {
       const AgcTrainProgress *p = &r->progress;
+      trim_plot (self, p);
       if (p->stage == AGC_TRAIN_STAGE_EPOCH)
         show_epoch (self, p);
       else if (p->stage == AGC_TRAIN_STAGE_RESUME)
@@ -464,7 +481,7 @@ agc_training_window_start (AgcTrainingWindow *self)
   t->out_path = g_steal_pointer (&out);
   t->params = agc_training_window_get_params (self);
   self->training = t;
-  g_array_set_size (self->points, 0);
+  self->plot_pending = TRUE;
   self->has_result = FALSE;
   clear_summary (self);
   gtk_widget_queue_draw (self->plot);
@@ -771,13 +788,20 @@ static void
 agc_training_window_init (AgcTrainingWindow *self)
 {
   gtk_window_set_title (GTK_WINDOW (self), _("AgriCLIP: Train on Tagged Folders"));
-  gtk_window_set_default_size (GTK_WINDOW (self), 820, 860);
+  gtk_window_set_default_size (GTK_WINDOW (self), 1040, 700);
   agc_ui_remember_window_size (GTK_WINDOW (self), "training-window");
   g_signal_connect (self, "key-press-event", G_CALLBACK (on_key_press), NULL);
   self->points = g_array_new (FALSE, FALSE, sizeof (EpochPoint));
 
+  // two columns: what to train on the left, how it goes on the right
+  GtkWidget *window_box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 8);
+  g_object_set (window_box, "margin", 12, NULL);
+  GtkWidget *columns = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 18);
+  gtk_box_pack_start (GTK_BOX (window_box), columns, TRUE, TRUE, 0);
   GtkWidget *outer = gtk_box_new (GTK_ORIENTATION_VERTICAL, 8);
-  g_object_set (outer, "margin", 12, NULL);
+  GtkWidget *watch = gtk_box_new (GTK_ORIENTATION_VERTICAL, 8);
+  gtk_box_pack_start (GTK_BOX (columns), outer, TRUE, TRUE, 0);
+  gtk_box_pack_start (GTK_BOX (columns), watch, TRUE, TRUE, 0);
   self->models = agc_model_chooser_new ();
   gtk_widget_set_size_request (self->models, -1, 160);
   g_signal_connect (self->models, "changed", G_CALLBACK (on_changed), self);
@@ -867,37 +891,37 @@ agc_training_window_init (AgcTrainingWindow *self)
   gtk_container_add (GTK_CONTAINER (run_box), self->train_button);
   gtk_container_add (GTK_CONTAINER (run_box), self->cancel_button);
   gtk_box_pack_start (GTK_BOX (run_box), self->progress, TRUE, TRUE, 0);
-  gtk_container_add (GTK_CONTAINER (outer), run_box);
+  gtk_container_add (GTK_CONTAINER (watch), run_box);
   self->status = gtk_label_new (NULL);
   gtk_label_set_xalign (GTK_LABEL (self->status), 0.0f);
   gtk_label_set_line_wrap (GTK_LABEL (self->status), TRUE);
   gtk_label_set_selectable (GTK_LABEL (self->status), TRUE);
   gtk_widget_set_can_focus (self->status, FALSE);
-  gtk_container_add (GTK_CONTAINER (outer), self->status);
+  gtk_container_add (GTK_CONTAINER (watch), self->status);
 
   self->plot = gtk_drawing_area_new ();
   gtk_widget_set_size_request (self->plot, 360, 180);
   g_signal_connect (self->plot, "draw", G_CALLBACK (draw_plot), self);
   atk_object_set_name (gtk_widget_get_accessible (self->plot),
                        _("Plot of the losses and the validation accuracy by epoch"));
-  gtk_box_pack_start (GTK_BOX (outer), self->plot, TRUE, TRUE, 0);
+  gtk_box_pack_start (GTK_BOX (watch), self->plot, TRUE, TRUE, 0);
   self->summary = gtk_grid_new ();
   gtk_grid_set_column_spacing (GTK_GRID (self->summary), 12);
   gtk_grid_set_row_spacing (GTK_GRID (self->summary), 2);
   atk_object_set_name (gtk_widget_get_accessible (self->summary), _("Summary"));
-  gtk_container_add (GTK_CONTAINER (outer), self->summary);
+  gtk_container_add (GTK_CONTAINER (watch), self->summary);
 
   GtkWidget *actions = gtk_button_box_new (GTK_ORIENTATION_HORIZONTAL);
   gtk_button_box_set_layout (GTK_BUTTON_BOX (actions), GTK_BUTTONBOX_END);
   GtkWidget *close = button (_("Cl_ose"), _("Close this window"));
   g_signal_connect_swapped (close, "clicked", G_CALLBACK (gtk_window_close), self);
   gtk_container_add (GTK_CONTAINER (actions), close);
-  gtk_container_add (GTK_CONTAINER (outer), actions);
-  gtk_container_add (GTK_CONTAINER (self), outer);
+  gtk_container_add (GTK_CONTAINER (window_box), actions);
+  gtk_container_add (GTK_CONTAINER (self), window_box);
 
   AgcTrainParams defaults = agc_train_default_params ();
   agc_training_window_set_params (self, &defaults);
-  gtk_widget_show_all (outer);
+  gtk_widget_show_all (window_box);
   update_buttons (self);
 }
 

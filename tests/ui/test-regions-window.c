@@ -220,7 +220,7 @@ test_regions (void)
 
   if (g_getenv ("AGC_SCREENSHOT_DIR"))
     {
-      gtk_range_set_value (GTK_RANGE (threshold), 0.5);
+      gtk_range_set_value (GTK_RANGE (threshold), middle);
       ui_test_settle (100);
       GdkWindow *gdk = gtk_widget_get_window (widget);
       GdkPixbuf *shot = gdk_pixbuf_get_from_window (gdk, 0, 0, gdk_window_get_width (gdk),

@@ -139,6 +139,8 @@ test_training (void)
   g_assert_null (w.message);
   g_assert_cmpint (w.first_epoch, ==, CANCEL_AT + 1);
   g_assert_cmpint (w.last_epoch, ==, EPOCHS);
+  g_assert_false (agc_training_window_is_busy (window));
+  g_assert_true (gtk_widget_get_sensitive (ui_test_get (widget, "Train")));
   const AgcTrainResult *result = agc_training_window_get_result (window);
   g_assert_nonnull (result);
   g_assert_cmpint (result->resumed_epoch, ==, CANCEL_AT);
