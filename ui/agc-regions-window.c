@@ -40,6 +40,7 @@ struct _AgcRegionsWindow
 enum
 {
   SIGNAL_COMPUTED,
+  SIGNAL_PROGRESS,
   SIGNAL_SELECTION,
   SIGNAL_PATHS,
   SIGNAL_LAYERS,
@@ -297,6 +298,8 @@ show_progress (gpointer data)
       /* Translators: tiles classified so far, of all */
       g_autofree char *text = g_strdup_printf (_("%d of %d tiles"), p->done, p->total);
       gtk_progress_bar_set_text (GTK_PROGRESS_BAR (p->self->progress), text);
+      g_signal_emit (p->self, signals[SIGNAL_PROGRESS], 0,
+                     p->total ? (double) p->done / p->total : 0.0);
     }
   g_object_unref (p->self);
   g_free (p);
@@ -657,6 +660,10 @@ agc_regions_window_class_init (AgcRegionsWindowClass *klass)
   signals[SIGNAL_COMPUTED] = g_signal_new ("computed", G_TYPE_FROM_CLASS (klass),
                                            G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
                                            1, G_TYPE_STRING);
+  /* (fraction): tiles classified so far, 0..1 (e.g. for GIMP's progress bar) */
+  signals[SIGNAL_PROGRESS] = g_signal_new ("progress", G_TYPE_FROM_CLASS (klass),
+                                           G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
+                                           1, G_TYPE_DOUBLE);
   /* "Selection from heatmap": read agc_regions_window_get_mask */
   signals[SIGNAL_SELECTION] = g_signal_new ("selection-from-heatmap", G_TYPE_FROM_CLASS (klass),
                                             G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,

@@ -34,7 +34,8 @@ GtkWidget *agc_regions_window_new (AgcModel *model, AgcClassifier *classifier,
 
 /* Classifies the tiles again with this tile size and stride (what
  * "Recompute" does); "computed" follows with NULL or what went wrong
- * ("cancelled" too: the earlier tiles then stay). */
+ * ("cancelled" too: the earlier tiles then stay); "progress" (a fraction)
+ * as tiles are done. */
 void agc_regions_window_compute (AgcRegionsWindow *self, int tile, int stride);
 /* Stops a running classification (as Cancel does). */
 void agc_regions_window_cancel (AgcRegionsWindow *self);

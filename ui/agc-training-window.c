@@ -230,6 +230,12 @@ agc_training_window_set_folder (AgcTrainingWindow *self, const char *data_dir)
   g_object_unref (task);
 }
 
+const char *
+agc_training_window_get_folder (AgcTrainingWindow *self)
+{
+  return self->folder;
+}
+
 /* ---- training on a worker thread ------------------------------------------- */
 
 typedef struct

@@ -33,6 +33,8 @@ gboolean agc_training_window_set_model (AgcTrainingWindow *self, const char *mod
  * follows with NULL or what is wrong with the folder.  The adapter file
  * becomes agc_ui_adapters_dir()/FOLDER-NAME.safetensors unless one was set. */
 void agc_training_window_set_folder (AgcTrainingWindow *self, const char *data_dir);
+/* The folder shown, or NULL (owned by the window). */
+const char *agc_training_window_get_folder (AgcTrainingWindow *self);
 void agc_training_window_set_adapter_path (AgcTrainingWindow *self, const char *path);
 char *agc_training_window_get_adapter_path (AgcTrainingWindow *self); /* g_free */
 /* The settings as the window shows them (callbacks unset). */
