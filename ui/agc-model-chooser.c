@@ -35,6 +35,7 @@ struct _AgcModelChooser
   GCancellable *checks;   /* of the running model checks */
   int n_checking;
   double fraction;
+  gboolean disposed; /* workers' late reports find no widgets to update */
 };
 
 enum
@@ -133,10 +134,10 @@ check_apply (gpointer data)
   Check *check = data;
   AgcModelChooser *self = check->self;
   GtkTreeIter iter;
-  if (find_row (self, check->path, &iter))
+  if (!self->disposed && find_row (self, check->path, &iter))
     gtk_list_store_set (self->store, &iter, COL_STATUS, check->status, COL_SIZE, check->size,
                         -1);
-  if (--self->n_checking == 0)
+  if (--self->n_checking == 0 && !self->disposed)
     g_signal_emit (self, signals[SIGNAL_CHECKED], 0);
   g_object_unref (check->self);
   g_free (check->path);
@@ -325,7 +326,7 @@ static gboolean
 progress_apply (gpointer data)
 {
   Progress *p = data;
-  if (p->self->download) // a late report after the pull ended is dropped
+  if (p->self->download && !p->self->disposed) // a late report after the pull is dropped
     {
       p->self->fraction = p->fraction;
       if (p->fraction >= 0)
@@ -412,6 +413,11 @@ pull_done (GObject *source, GAsyncResult *result, gpointer user_data)
   GError *error = NULL;
   g_autofree char *manual = g_task_propagate_pointer (G_TASK (result), &error);
   g_clear_object (&self->download);
+  if (self->disposed)
+    {
+      g_clear_error (&error);
+      return;
+    }
   gtk_widget_hide (self->progress_box);
   gtk_widget_set_sensitive (self->download_button, TRUE);
   const char *message = error ? error->message : manual;
@@ -531,11 +537,14 @@ mnemonic_button (const char *label, const char *accessible, const char *tooltip)
   return button;
 }
 
+/* Long texts (status, licence) expand and are cut with "…"; short ones
+ * (name, family, size) keep their whole width. */
 static void
 add_column (GtkTreeView *view, const char *title, int column, gboolean expand)
 {
   GtkCellRenderer *cell = gtk_cell_renderer_text_new ();
-  g_object_set (cell, "ellipsize", PANGO_ELLIPSIZE_END, NULL);
+  if (expand)
+    g_object_set (cell, "ellipsize", PANGO_ELLIPSIZE_END, NULL);
   GtkTreeViewColumn *col = gtk_tree_view_column_new_with_attributes (title, cell, "text", column,
                                                                      NULL);
   gtk_tree_view_column_set_resizable (col, TRUE);
@@ -633,6 +642,7 @@ static void
 agc_model_chooser_dispose (GObject *object)
 {
   AgcModelChooser *self = AGC_MODEL_CHOOSER (object);
+  self->disposed = TRUE;
   if (self->download)
     g_cancellable_cancel (self->download);
   g_cancellable_cancel (self->checks);

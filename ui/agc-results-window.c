@@ -29,6 +29,7 @@ struct _AgcResultsWindow
   int n_top;
 
   GCancellable *cancellable; /* of the running relabelling, or NULL */
+  gboolean disposed;         /* a relabelling that ends later finds no widgets */
 
   GtkWidget *picture, *source_label, *list, *status, *spinner;
   GtkWidget *relabel_box, *set_combo, *relabel_button;
@@ -161,6 +162,16 @@ replace_result (AgcResultsWindow *self, AgcLabelSet *labels, AgcAdapter *adapter
                                   self->probs[self->top[k]]));
   gtk_widget_show_all (self->list);
 
+  // A set opened from a file joins the installed ones in the picker.
+  if (labels && labels_name
+      && !gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->set_combo), labels_name))
+    {
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (self->set_combo), labels_name,
+                                 agc_label_set_title (labels));
+      gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->set_combo), labels_name);
+      gtk_widget_set_sensitive (self->relabel_button, TRUE);
+    }
+
   const char *title = labels ? agc_label_set_title (labels) : labels_name;
   g_autofree char *source = g_markup_printf_escaped (
     /* Translators: the model and the label set (or adapter) that gave the labels */
@@ -279,6 +290,8 @@ relabel_done (GObject *source, GAsyncResult *result, gpointer user_data)
   Relabelling *r = g_task_get_task_data (G_TASK (result));
   GError *error = NULL;
   g_clear_object (&self->cancellable);
+  if (self->disposed)
+    return;
   set_busy (self, FALSE);
   if (g_task_propagate_boolean (G_TASK (result), &error))
     {
@@ -583,6 +596,7 @@ static void
 agc_results_window_dispose (GObject *object)
 {
   AgcResultsWindow *self = AGC_RESULTS_WINDOW (object);
+  self->disposed = TRUE;
   if (self->cancellable)
     g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->thumbnail);

@@ -721,22 +721,27 @@ class NoFontTest(unittest.TestCase):
                      "needs Xvfb, xdotool and ImageMagick's import")
 class InteractiveTest(unittest.TestCase):
     """A real GIMP on Xvfb: one Ctrl+Z undoes a label run; the Label dialog (model and
-    label-set choosers, filled from the last values) and the results window."""
+    label-set choosers, filled from the last values) and the results window.  Screenshots of
+    both are kept in the build folder; InteractiveTest2x takes them at GDK_SCALE=2."""
+
+    scale = 1
+    screen = "1280x900x24"
+    suffix = ""
 
     @classmethod
     def setUpClass(cls):
         cls.fx = Fixture.get()
-        cls.work = os.path.join(cls.fx.work, "gui")
+        cls.work = os.path.join(cls.fx.work, "gui" + cls.suffix)
         os.makedirs(cls.work, exist_ok=True)
         shutil.copytree(os.path.join(cls.fx.work, "profile"), os.path.join(cls.work, "profile"),
                         dirs_exist_ok=True)
         with open(os.path.join(cls.work, "cases.json"), "w") as f:
             json.dump({"image": os.path.join(cls.fx.work, "rgb.png"),
                        "args": label_args(cls.fx.model, **{"write-metadata": True})}, f)
-        display = ":%d" % (90 + os.getpid() % 9)
-        cls.xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x900x24", "-nolisten",
+        display = ":%d" % (90 + 10 * (cls.scale - 1) + os.getpid() % 9)
+        cls.xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", cls.screen, "-nolisten",
                                      "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cls.env = {"DISPLAY": display}
+        cls.env = {"DISPLAY": display, "GDK_SCALE": str(cls.scale)}
         time.sleep(2)
         cls.gimp = run_gimp(cls.work, os.path.join(HERE, "gimp_gui.py"), "gui.log",
                             env=cls.env, timeout=None)
@@ -800,13 +805,13 @@ class InteractiveTest(unittest.TestCase):
         dialog = cls.find_window("AgriCLIP: Label$")
         if dialog:
             time.sleep(2)  # let it draw
-            cls.screenshot("gimp-plugin-dialog.png")
+            cls.screenshot("gimp-plugin-dialog%s.png" % cls.suffix)
             cls.xdotool("windowfocus", "--sync", dialog)
             cls.xdotool("key", "Return")
         results = cls.find_window("AgriCLIP: Results")
         if results:
             time.sleep(2)
-            cls.screenshot("gimp-plugin-results.png")
+            cls.screenshot("gimp-plugin-results%s.png" % cls.suffix)
             cls.xdotool("windowfocus", "--sync", results)
             cls.xdotool("key", "Escape")
 
@@ -820,10 +825,19 @@ class InteractiveTest(unittest.TestCase):
 
     def test_dialog(self):
         r = self.results
-        self.assertTrue(os.path.exists(os.path.join(BUILD_DIR, "gimp-plugin-dialog.png")))
-        self.assertTrue(os.path.exists(os.path.join(BUILD_DIR, "gimp-plugin-results.png")))
+        for name in ("dialog", "results"):
+            shot = os.path.join(BUILD_DIR, "gimp-plugin-%s%s.png" % (name, self.suffix))
+            self.assertTrue(os.path.exists(shot), shot)
         self.assertEqual(r["interactive"]["status"], SUCCESS, r["interactive"])
         self.assertEqual(r["interactive"]["parasite"]["model"], self.fx.model)
+
+
+class InteractiveTest2x(InteractiveTest):
+    """The same at GDK_SCALE=2 on a screen twice as large (HiDPI)."""
+
+    scale = 2
+    screen = "2560x1800x24"
+    suffix = "-2x"
 
 
 if __name__ == "__main__":

@@ -253,6 +253,32 @@ test_cancel (void)
   gtk_widget_destroy (window);
 }
 
+/* Closing the window while a download runs: the pull is cancelled and its
+ * late reports touch nothing that is gone (ASan builds check that). */
+static void
+test_close_while_downloading (void)
+{
+  AgcModelChooser *chooser;
+  GtkWidget *window = chooser_window (&chooser);
+  GWeakRef ref;
+  g_weak_ref_init (&ref, chooser);
+  agc_model_chooser_download (chooser, "slow");
+  ui_test_settle (200);
+  gtk_widget_destroy (window);
+  gint64 end = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  GObject *alive;
+  while ((alive = g_weak_ref_get (&ref)) && g_get_monotonic_time () < end)
+    {
+      g_object_unref (alive);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_null (alive); // the worker let go of it
+  g_weak_ref_clear (&ref);
+  g_autofree char *models_dir = agc_models_dir ();
+  g_autofree char *folder = g_build_filename (models_dir, "slow", NULL);
+  g_assert_false (g_file_test (folder, G_FILE_TEST_EXISTS));
+}
+
 static void
 test_broken_and_recent (void)
 {
@@ -291,6 +317,7 @@ main (int argc, char **argv)
   write_catalogue ();
   g_test_add_func ("/model-chooser/download", test_download);
   g_test_add_func ("/model-chooser/cancel", test_cancel);
+  g_test_add_func ("/model-chooser/close-while-downloading", test_close_while_downloading);
   g_test_add_func ("/model-chooser/broken-and-recent", test_broken_and_recent);
   int status = g_test_run ();
   ui_test_cleanup ();

@@ -164,6 +164,28 @@ test_lists_and_acts (void)
   gtk_widget_destroy (GTK_WIDGET (window));
 }
 
+/* Closing the window while it labels again: the worker finishes with the
+ * model it was given, then the window goes. */
+static void
+test_close_while_relabelling (void)
+{
+  AgcResultsWindow *window = new_window ("colours", 2);
+  ui_test_show (GTK_WIDGET (window));
+  GWeakRef ref;
+  g_weak_ref_init (&ref, window);
+  agc_results_window_relabel (window, "words");
+  gtk_widget_destroy (GTK_WIDGET (window));
+  gint64 end = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  GObject *alive;
+  while ((alive = g_weak_ref_get (&ref)) && g_get_monotonic_time () < end)
+    {
+      g_object_unref (alive);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_null (alive);
+  g_weak_ref_clear (&ref);
+}
+
 static void
 test_remembers_size (void)
 {
@@ -236,6 +258,7 @@ main (int argc, char **argv)
   agc_image_free (red);
 
   g_test_add_func ("/results-window/lists-and-acts", test_lists_and_acts);
+  g_test_add_func ("/results-window/close-while-relabelling", test_close_while_relabelling);
   g_test_add_func ("/results-window/remembers-size", test_remembers_size);
   g_test_add_func ("/results-window/accessible", test_accessible);
   int status = g_test_run ();

@@ -80,6 +80,18 @@ test_load_valid (void)
   g_assert_cmpstr (agc_label_set_class_name (set, 3), ==, "oak tree");
   g_assert_cmpstr (agc_label_set_class_display_name (set, 3), ==, "Oak");
   assert_prompts (set, 3, (const char *[]){ "an oak tree", "oak leaves", NULL });
+
+  /* the fields as written, for editors */
+  g_assert_cmpstr (agc_label_set_source (set), ==, "written by hand");
+  g_assert_cmpstrv (agc_label_set_templates (set),
+                    ((const char *[]){ "a photo of {}.", "{} in a field", NULL }));
+  g_assert_cmpstr (agc_label_set_class_text (set, 0), ==, "a healthy apple leaf");
+  g_assert_null (agc_label_set_class_text (set, 1));
+  g_assert_cmpstrv (agc_label_set_class_own_prompts (set, 1), ((const char *[]){ NULL }));
+  g_assert_cmpstrv (agc_label_set_class_own_prompts (set, 2),
+                    ((const char *[]){ "spots on a pepper leaf", NULL }));
+  g_assert_true (agc_label_set_class_uses_templates (set, 2));
+  g_assert_false (agc_label_set_class_uses_templates (set, 3));
   agc_label_set_free (set);
 }
 
