@@ -205,7 +205,9 @@ open_run_folder (const char *run_dir, const AgcTagRun *run, GError **error)
         }
       return TRUE;
     }
-  /* a new run: only into an empty folder, so nothing of the user's is mixed in */
+  /* a new run: only into an empty folder, so nothing of the user's is mixed in
+   * (a run killed while writing run.json leaves only its temporary file) */
+  agc_remove_stale_temporaries (run_json);
   GDir *dir = g_dir_open (run_dir, 0, NULL);
   gboolean empty = dir && g_dir_read_name (dir) == NULL;
   if (dir)
@@ -290,34 +292,33 @@ typedef struct
   gint64 bytes, images;   /* committed */
 } Writer;
 
-/* Appends lines, flushes them to disk, then journals the new length. */
+static gboolean
+write_failed (const Writer *w, const char *what, GError **error)
+{
+  g_autofree char *path = g_build_filename (w->run_dir, AGC_TAG_RESULTS_FILE, NULL);
+  g_autofree char *shown = g_filename_display_name (path);
+  g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: %s: %s", shown, what, g_strerror (errno));
+  return FALSE;
+}
+
+/* Appends lines, flushes them to disk, then journals the new length: a
+ * kill before the journal line leaves bytes that resuming cuts off. */
 static gboolean
 commit (Writer *w, const GString *lines, int n_lines, GError **error)
 {
   if (n_lines == 0)
     return TRUE;
-  gsize written = 0;
-  while (written < lines->len)
+  for (gsize written = 0; written < lines->len;)
     {
       ssize_t n = write (w->fd, lines->str + written, lines->len - written);
       if (n < 0 && errno == EINTR)
         continue;
-      if (n <= 0 || fdatasync (w->fd) != 0)
-        {
-          g_autofree char *path = g_build_filename (w->run_dir, AGC_TAG_RESULTS_FILE, NULL);
-          g_autofree char *shown = g_filename_display_name (path);
-          g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot write: %s", shown,
-                       g_strerror (errno));
-          return FALSE;
-        }
+      if (n <= 0)
+        return write_failed (w, "cannot write", error);
       written += (gsize) n;
     }
   if (fdatasync (w->fd) != 0)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot flush: %s", w->run_dir,
-                   g_strerror (errno));
-      return FALSE;
-    }
+    return write_failed (w, "cannot flush", error);
   w->bytes += (gint64) lines->len;
   w->images += n_lines;
   g_autofree char *line = g_strdup_printf ("committed %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
@@ -340,7 +341,14 @@ finish_batch (Tagger *t, Writer *w, Pending *pending, int n, GCancellable *cance
     return TRUE;
   g_autofree float *probs = g_new (float, (gsize) AGC_TAG_BATCH * t->n_classes);
   if (!classify_rows (t, t->batch_pixels, n, probs, cancellable, error))
-    return FALSE;
+    {
+      for (int j = 0; j < n; j++)
+        {
+          pending[j].result.image = NULL; /* borrowed from the image */
+          agc_tag_result_clear (&pending[j].result);
+        }
+      return FALSE;
+    }
   g_autoptr (GString) lines = g_string_new (NULL);
   for (int j = 0; j < n; j++)
     {
@@ -445,7 +453,7 @@ tag_images (Tagger *t, Writer *w, GPtrArray *todo, Progress *progress, int n_wor
   return ok;
 }
 
-/* (source, relative path) of the results already in results.jsonl */
+/* "SOURCE/RELATIVE" of the results already in results.jsonl */
 static GHashTable *
 done_images (const char *run_dir, GError **error)
 {

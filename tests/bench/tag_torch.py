@@ -59,7 +59,8 @@ def main():
         transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
         transforms.CenterCrop(size), transforms.ToTensor(),
         transforms.Normalize(clip_twin.CLIP_MEAN, clip_twin.CLIP_STD)])
-    paths = sorted(os.path.join(args.photos, n) for n in os.listdir(args.photos))
+    paths = sorted(os.path.join(args.photos, n) for n in os.listdir(args.photos)
+                   if n.endswith(".jpg"))
     loader = torch.utils.data.DataLoader(Photos(paths, transform), batch_size=args.batch,
                                          num_workers=args.workers)
     started = time.perf_counter()

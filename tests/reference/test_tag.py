@@ -61,6 +61,18 @@ def read_run(run_dir):
     return run, data, [json.loads(line) for line in data.decode("utf-8").splitlines()]
 
 
+def fnv1a_64(data):
+    """The FNV-1a 64-bit hash (the published algorithm; vectors checked below)."""
+    h = 0xcbf29ce484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001b3) % (1 << 64)
+    return h
+
+
+assert fnv1a_64(b"") == 0xcbf29ce484222325 and fnv1a_64(b"a") == 0xaf63dc4c8601ec8c
+assert fnv1a_64(b"foobar") == 0x85944171f73967e8
+
+
 def write_images(folder, names, seed, sizes=((40, 30), (64, 48), (33, 57), (32, 32))):
     rng = np.random.default_rng(seed)
     os.makedirs(folder, exist_ok=True)
@@ -175,6 +187,8 @@ class Tag(unittest.TestCase):
             run, _, results = read_run(shard)
             self.assertEqual(run["shard"], {"index": i, "count": 4})
             self.assertGreater(len(results), 0)
+            self.assertEqual(sorted(r["image"] for r in results),
+                             sorted(n for n in self.names if fnv1a_64(n.encode()) % 4 == i))
         merged = self.out("merged")
         proc = subprocess.run([AGRICLIP, "merge", "--out", merged, *shards[::-1]],
                               capture_output=True, text=True)
