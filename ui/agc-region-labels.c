@@ -1,7 +1,7 @@
 /* agc-region-labels.c — readable region labels, see agc-region-labels.h. */
 #include "agc-region-labels.h"
 
-#include <string.h>
+#include <stdlib.h>
 
 double
 agc_region_label_size (int width, int height)
@@ -40,14 +40,20 @@ local_maximum (const AgcTagBox *boxes, int n_boxes, int i)
   return TRUE;
 }
 
-static int
-by_probability (gconstpointer pa, gconstpointer pb, gpointer boxes)
+typedef struct
 {
-  const AgcTagBox *a = (const AgcTagBox *) boxes + *(const int *) pa;
-  const AgcTagBox *b = (const AgcTagBox *) boxes + *(const int *) pb;
+  int index;
+  float p;
+} Ranked;
+
+/* Most probable first; ties in the order given. */
+static int
+by_probability (const void *pa, const void *pb)
+{
+  const Ranked *a = pa, *b = pb;
   if (a->p != b->p)
     return a->p > b->p ? -1 : 1;
-  return *(const int *) pa - *(const int *) pb;
+  return a->index - b->index;
 }
 
 GArray *
@@ -55,14 +61,14 @@ agc_region_labels_place (const AgcTagBox *boxes, const char *const *texts, int n
                          int width, int height, const AgcRect *occupied, int n_occupied)
 {
   GArray *placed = g_array_new (FALSE, FALSE, sizeof (AgcRegionLabel));
-  g_autofree int *order = g_new (int, MAX (n_boxes, 1));
+  g_autofree Ranked *order = g_new (Ranked, MAX (n_boxes, 1));
   for (int i = 0; i < n_boxes; i++)
-    order[i] = i;
-  g_qsort_with_data (order, n_boxes, sizeof *order, by_probability, (gpointer) boxes);
+    order[i] = (Ranked) { i, boxes[i].p };
+  qsort (order, n_boxes, sizeof *order, by_probability);
   double size = agc_region_label_size (width, height);
   for (int k = 0; k < n_boxes; k++)
     {
-      int i = order[k];
+      int i = order[k].index;
       if (!local_maximum (boxes, n_boxes, i))
         continue;
       AgcRegionLabel label = { .box = i };
