@@ -31,36 +31,21 @@ typedef struct
   double coverage;
 } Tile;
 
-/* Tile origins along one axis: every stride, plus one flush with the end so
- * that the last pixels are covered too. */
-static GArray *
-tile_starts (int length, int tile, int stride)
-{
-  GArray *starts = g_array_new (FALSE, FALSE, sizeof (int));
-  int last = MAX (0, length - tile);
-  for (int s = 0; s < last; s += stride)
-    g_array_append_val (starts, s);
-  g_array_append_val (starts, last);
-  return starts;
-}
-
-/* Tiles with at least one selected, visible pixel. */
+/* Tiles (the library's grid over the box, agc_tile_grid) with at least one
+ * selected, visible pixel. */
 static GArray *
 make_tiles (const Pixels *pixels, int tile, int stride)
 {
   GArray *tiles = g_array_new (FALSE, FALSE, sizeof (Tile));
-  int width = MIN (tile, pixels->width), height = MIN (tile, pixels->height);
-  g_autoptr (GArray) xs = tile_starts (pixels->width, width, stride);
-  g_autoptr (GArray) ys = tile_starts (pixels->height, height, stride);
-  for (guint j = 0; j < ys->len; j++)
-    for (guint i = 0; i < xs->len; i++)
-      {
-        Tile t = { { pixels->x + g_array_index (xs, int, i), pixels->y + g_array_index (ys, int, j),
-                     width, height }, 0 };
-        t.coverage = pixels_coverage (pixels, &t.box);
-        if (t.coverage > 0)
-          g_array_append_val (tiles, t);
-      }
+  g_autoptr (GArray) grid = agc_tile_grid (pixels->width, pixels->height, tile, stride);
+  for (guint i = 0; i < grid->len; i++)
+    {
+      const AgcRect *r = &g_array_index (grid, AgcRect, i);
+      Tile t = { { pixels->x + r->x, pixels->y + r->y, r->width, r->height }, 0 };
+      t.coverage = pixels_coverage (pixels, &t.box);
+      if (t.coverage > 0)
+        g_array_append_val (tiles, t);
+    }
   return tiles;
 }
 

@@ -45,13 +45,15 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--classes", type=int, default=38,
+                        help="the first N prompts, one per class (as the tag side's label set)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     vision, text, config = clip_torch.load(args.model)
     size = config["vision_config"].get("image_size", 224)
     with open(args.prompts) as f:
-        prompts = [line.strip() for line in f if line.strip()]
+        prompts = [line.strip() for line in f if line.strip()][:args.classes]
     with torch.inference_mode():
         classes = text(clip_twin.tokenize(prompts))
         classes = classes / classes.norm(dim=-1, keepdim=True)
