@@ -16,7 +16,10 @@
 #include "agriclip.h"
 #include "agc-label-set-chooser.h"
 #include "agc-model-chooser.h"
+#include "agc-region-labels.h"
+#include "agc-regions-window.h"
 #include "agc-results-window.h"
+#include "agc-training-window.h"
 #include "agc-ui-settings.h"
 
 #define PLUG_IN_BINARY "agriclip"

@@ -93,6 +93,13 @@ fields (LabelDialog *d, GimpProcedureConfig *config)
   atk_object_set_name (gtk_widget_get_accessible (d->adapter), _("Adapter"));
   gtk_widget_set_tooltip_text (d->adapter, _("An adapter trained for this model: its classes "
                                              "replace the label set's"));
+  // adapters from the training window: their folder is a shortcut, opened first
+  g_autofree char *adapters_dir = agc_ui_adapters_dir ();
+  if (g_file_test (adapters_dir, G_FILE_TEST_IS_DIR))
+    {
+      gtk_file_chooser_add_shortcut_folder (GTK_FILE_CHOOSER (d->adapter), adapters_dir, NULL);
+      gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (d->adapter), adapters_dir);
+    }
   gtk_grid_attach (grid, adapter_label, 0, 0, 1, 1);
   gtk_grid_attach (grid, adapter_box, 1, 0, 1, 1);
   attach (grid, 1, _("_Top labels:"), _("Top labels"),

@@ -9,7 +9,15 @@
  *
  * Classification comes first and the image is only touched afterwards, so
  * cancelling from GIMP's progress bar (which ends the plug-in) leaves it as
- * it was. */
+ * it was.
+ *
+ * Interactive runs show ui's regions window instead (after the procedure's
+ * dialog): the heatmap of a class with a live threshold, and its actions
+ * "Selection from heatmap" (a channel, then the selection), "Boxes to
+ * paths" (a path of the boxes left by non-maximum suppression) and "Add
+ * layers" (the layer group above, with readable labels: only local maxima
+ * whose text collides with no other label and no text layer already in the
+ * image, sized to the image).  Scripted runs keep their layers as before. */
 #include "agriclip-plugin.h"
 
 #include <string.h>
@@ -173,11 +181,71 @@ regions_json (const Engine *engine, const Region *region, int tile_size, int str
   return results_json_text (builder);
 }
 
-/* Layer group, heatmaps, tile labels and parasite, in one undo group. */
+/* Where the image's text layers are (image pixels): readable labels avoid
+ * them (e.g. the whole-image label of Label…). */
+static GArray *
+text_layer_rects (GimpImage *image)
+{
+  GArray *rects = g_array_new (FALSE, FALSE, sizeof (AgcRect));
+  g_autofree GimpLayer **layers = gimp_image_get_layers (image);
+  for (int i = 0; layers && layers[i]; i++)
+    if (gimp_item_is_text_layer (GIMP_ITEM (layers[i])))
+      {
+        AgcRect r = { 0, 0, gimp_drawable_get_width (GIMP_DRAWABLE (layers[i])),
+                      gimp_drawable_get_height (GIMP_DRAWABLE (layers[i])) };
+        gimp_drawable_get_offsets (GIMP_DRAWABLE (layers[i]), &r.x, &r.y);
+        g_array_append_val (rects, r);
+      }
+  return rects;
+}
+
+/* Text layers on the local maxima of the tiles' top classes that reach
+ * threshold and whose text collides with nothing (agc-region-labels.h). */
+static void
+add_readable_labels (GimpImage *image, GimpGroupLayer *group, const Engine *engine,
+                     const Tile *tiles, int n_tiles, const float *probs, double threshold)
+{
+  int n_classes = agc_classifier_n_classes (engine->classifier);
+  g_autofree AgcTagBox *boxes = g_new0 (AgcTagBox, MAX (n_tiles, 1));
+  g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  int n = 0;
+  for (int t = 0; t < n_tiles; t++)
+    {
+      int best;
+      agc_top_k (probs + (gsize) t * n_classes, n_classes, 1, &best);
+      float p = probs[(gsize) t * n_classes + best];
+      if (p < threshold)
+        continue;
+      const Region *b = &tiles[t].box;
+      boxes[n++] = (AgcTagBox) { b->x, b->y, b->width, b->height,
+                                 (char *) engine_class_name (engine, best), p };
+      g_ptr_array_add (texts, g_strdup_printf ("%s %.0f%%",
+                                               engine_class_display_name (engine, best),
+                                               100.0 * p));
+    }
+  int width = gimp_image_get_width (image), height = gimp_image_get_height (image);
+  g_autoptr (GArray) occupied = text_layer_rects (image);
+  g_autoptr (GArray) placed = agc_region_labels_place (
+    boxes, (const char *const *) texts->pdata, n, width, height,
+    (const AgcRect *) (void *) occupied->data, (int) occupied->len);
+  double size = agc_region_label_size (width, height);
+  for (guint i = 0; i < placed->len; i++)
+    {
+      const AgcRegionLabel *l = &g_array_index (placed, AgcRegionLabel, i);
+      const AgcTagBox *b = &boxes[l->box];
+      g_autofree char *name = g_strdup_printf ("region %d,%d: %s", b->x, b->y, b->label);
+      if (!results_add_text_layer (image, group, texts->pdata[l->box], l->x, l->y, size, name))
+        break; // no font: one message is enough
+    }
+}
+
+/* Layer group, heatmaps, tile labels and parasite, in one undo group.
+ * readable: labels as add_readable_labels places them; otherwise (scripted
+ * runs, unchanged) a text layer on every tile that reaches threshold. */
 static void
 write_regions (GimpImage *image, const Engine *engine, const Region *region, const Tile *tiles,
                int n_tiles, const float *probs, const int *chosen, int n_chosen,
-               double threshold, const char *json)
+               double threshold, const char *json, gboolean readable)
 {
   int n_classes = agc_classifier_n_classes (engine->classifier);
   gimp_image_undo_group_start (image);
@@ -190,7 +258,9 @@ write_regions (GimpImage *image, const Engine *engine, const Region *region, con
       add_heatmap (image, group, region, tiles, n_tiles, probs, n_classes, chosen[c],
                    palette[c % G_N_ELEMENTS (palette)], name);
     }
-  for (int t = 0; t < n_tiles; t++)
+  if (readable)
+    add_readable_labels (image, group, engine, tiles, n_tiles, probs, threshold);
+  for (int t = 0; t < n_tiles && !readable; t++)
     {
       int best;
       agc_top_k (probs + (gsize) t * n_classes, n_classes, 1, &best);
@@ -210,6 +280,160 @@ write_regions (GimpImage *image, const Engine *engine, const Region *region, con
     }
   results_attach_parasite (image, NULL, "agriclip-regions", json);
   gimp_image_undo_group_end (image);
+}
+
+/* ---- interactive: the regions window --------------------------------------- */
+
+typedef struct
+{
+  GimpImage *image;
+  const Engine *engine; /* its model and classifier are the window's */
+  Region region;
+  const Pixels *pixels;
+  int n_wanted, top_k;
+} RegionsView;
+
+static void
+on_regions_progress (AgcRegionsWindow *window, double fraction, RegionsView *v)
+{
+  (void) window;
+  (void) v;
+  gimp_progress_update (fraction);
+}
+
+static void
+on_add_layers (AgcRegionsWindow *window, RegionsView *v)
+{
+  if (!gimp_image_is_valid (v->image))
+    return; // closed in GIMP meanwhile
+  int n_tiles, tile, stride;
+  const AgcRect *rects = agc_regions_window_get_tiles (window, &n_tiles);
+  const float *probs = agc_regions_window_get_probabilities (window);
+  agc_regions_window_get_tiling (window, &tile, &stride);
+  g_autofree Tile *tiles = g_new0 (Tile, MAX (n_tiles, 1));
+  for (int t = 0; t < n_tiles; t++)
+    {
+      tiles[t].box = (Region) { v->region.x + rects[t].x, v->region.y + rects[t].y,
+                                rects[t].width, rects[t].height };
+      tiles[t].coverage = pixels_coverage (v->pixels, &tiles[t].box);
+    }
+  int n_classes = agc_classifier_n_classes (v->engine->classifier);
+  g_autofree int *chosen = g_new (int, n_classes);
+  int n_chosen = choose_classes (chosen, probs, n_tiles, n_classes, v->n_wanted);
+  double threshold = agc_regions_window_get_threshold (window);
+  g_autofree char *json = regions_json (v->engine, &v->region, tile, stride, threshold, chosen,
+                                        n_chosen, tiles, n_tiles, probs, v->top_k);
+  write_regions (v->image, v->engine, &v->region, tiles, n_tiles, probs, chosen, n_chosen,
+                 threshold, json, TRUE);
+  gimp_displays_flush ();
+}
+
+/* A channel of the mask (image-sized, zero outside the region), then the
+ * selection from it; both in one undo group. */
+static void
+on_selection (AgcRegionsWindow *window, RegionsView *v)
+{
+  if (!gimp_image_is_valid (v->image))
+    return;
+  gsize n_selected;
+  g_autofree guint8 *mask = agc_regions_window_get_mask (window, &n_selected);
+  int c = agc_regions_window_get_class (window);
+  /* Translators: the name of the channel made from the heatmap of a class */
+  g_autofree char *name = g_strdup_printf (_("AgriCLIP: %s from %.2f"),
+                                           engine_class_display_name (v->engine, c),
+                                           agc_regions_window_get_threshold (window));
+  gimp_image_undo_group_start (v->image);
+  GeglColor *color = gegl_color_new ("red");
+  GimpChannel *channel = gimp_channel_new (v->image, name, gimp_image_get_width (v->image),
+                                           gimp_image_get_height (v->image), 50.0, color);
+  g_object_unref (color);
+  gimp_image_insert_channel (v->image, channel, NULL, 0);
+  GeglBuffer *buffer = gimp_drawable_get_buffer (GIMP_DRAWABLE (channel));
+  gegl_buffer_clear (buffer, NULL);
+  gegl_buffer_set (buffer,
+                   GEGL_RECTANGLE (v->region.x, v->region.y, v->region.width, v->region.height),
+                   0, babl_format ("Y u8"), mask, GEGL_AUTO_ROWSTRIDE);
+  g_object_unref (buffer);
+  gimp_drawable_update (GIMP_DRAWABLE (channel), 0, 0, gimp_image_get_width (v->image),
+                        gimp_image_get_height (v->image));
+  gimp_image_select_item (v->image, GIMP_CHANNEL_OP_REPLACE, GIMP_ITEM (channel));
+  gimp_image_undo_group_end (v->image);
+  gimp_displays_flush ();
+}
+
+/* One path with a closed rectangular stroke per box. */
+static void
+on_boxes_to_paths (AgcRegionsWindow *window, RegionsView *v)
+{
+  if (!gimp_image_is_valid (v->image))
+    return;
+  int n_boxes;
+  AgcTagBox *boxes = agc_regions_window_get_boxes (window, &n_boxes);
+  int c = agc_regions_window_get_class (window);
+  /* Translators: the name of the path made from the boxes of a class */
+  g_autofree char *name = g_strdup_printf (_("AgriCLIP: %s boxes"),
+                                           engine_class_display_name (v->engine, c));
+  gimp_image_undo_group_start (v->image);
+  GimpPath *path = gimp_path_new (v->image, name);
+  gimp_image_insert_path (v->image, path, NULL, 0);
+  for (int i = 0; i < n_boxes; i++)
+    {
+      double x0 = v->region.x + boxes[i].x, y0 = v->region.y + boxes[i].y;
+      double x1 = x0 + boxes[i].width, y1 = y0 + boxes[i].height;
+      double corners[4][2] = { { x0, y0 }, { x1, y0 }, { x1, y1 }, { x0, y1 } };
+      double points[24]; // each corner: control in, anchor, control out (straight edges)
+      for (int k = 0; k < 4; k++)
+        for (int j = 0; j < 3; j++)
+          points[k * 6 + j * 2] = corners[k][0], points[k * 6 + j * 2 + 1] = corners[k][1];
+      gimp_path_stroke_new_from_points (path, GIMP_PATH_STROKE_TYPE_BEZIER, 24, points, TRUE);
+    }
+  gimp_image_undo_group_end (v->image);
+  agc_regions_window_free_boxes (boxes, n_boxes);
+  gimp_displays_flush ();
+}
+
+/* Runs the regions window until it is closed; returns how many tiles it
+ * had classified.  Takes the engine's model and classifier. */
+static int
+regions_window_run (GimpImage *image, Engine *engine, const Region *region, const Pixels *pixels,
+                    int tile_size, int stride, int n_wanted, int top_k)
+{
+  gimp_ui_init (PLUG_IN_BINARY);
+  int n_classes = agc_classifier_n_classes (engine->classifier);
+  g_autoptr (GPtrArray) names = g_ptr_array_new ();
+  g_autoptr (GPtrArray) displays = g_ptr_array_new ();
+  for (int c = 0; c < n_classes; c++)
+    {
+      g_ptr_array_add (names, (gpointer) engine_class_name (engine, c));
+      g_ptr_array_add (displays, (gpointer) engine_class_display_name (engine, c));
+    }
+  g_ptr_array_add (names, NULL);
+  g_ptr_array_add (displays, NULL);
+  gsize n = (gsize) region->width * region->height;
+  g_autofree guint8 *coverage = g_new (guint8, n);
+  for (gsize i = 0; i < n; i++)
+    coverage[i] = (!pixels->mask || pixels->mask[i]) && pixels->rgba[i * 4 + 3] ? 255 : 0;
+  GtkWidget *window = agc_regions_window_new (
+    engine->model, engine->classifier, (const char *const *) names->pdata,
+    (const char *const *) displays->pdata, pixels_crop (pixels, region), coverage, tile_size,
+    stride);
+  RegionsView view = { image, engine, *region, pixels, n_wanted, top_k };
+  g_signal_connect (window, "progress", G_CALLBACK (on_regions_progress), &view);
+  g_signal_connect (window, "add-layers", G_CALLBACK (on_add_layers), &view);
+  g_signal_connect (window, "selection-from-heatmap", G_CALLBACK (on_selection), &view);
+  g_signal_connect (window, "boxes-to-paths", G_CALLBACK (on_boxes_to_paths), &view);
+  g_signal_connect (window, "destroy", G_CALLBACK (gtk_main_quit), NULL);
+  int n_tiles = 0;
+  g_object_ref (window);
+  gimp_window_set_transient (GTK_WINDOW (window));
+  gtk_window_present (GTK_WINDOW (window));
+  gtk_main ();
+  agc_regions_window_get_tiles (AGC_REGIONS_WINDOW (window), &n_tiles);
+  // the window owns them now; it is finalized with its last reference
+  engine->model = NULL;
+  engine->classifier = NULL;
+  g_object_unref (window);
+  return n_tiles;
 }
 
 static GimpValueArray *
@@ -241,6 +465,17 @@ regions_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
       engine_free (engine);
       return plugin_fail (procedure, error);
     }
+  if (run_mode == GIMP_RUN_INTERACTIVE)
+    {
+      int n = regions_window_run (image, engine, &region, pixels, tile_size, stride, n_wanted,
+                                  top_k);
+      pixels_free (pixels);
+      engine_free (engine);
+      GimpValueArray *values = gimp_procedure_new_return_values (procedure, GIMP_PDB_SUCCESS,
+                                                                 NULL);
+      GIMP_VALUES_SET_INT (values, 1, n);
+      return values;
+    }
   g_autoptr (GArray) tile_array = make_tiles (pixels, tile_size, stride);
   const Tile *tiles = (const Tile *) (void *) tile_array->data;
   int n_tiles = (int) tile_array->len;
@@ -263,7 +498,7 @@ regions_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
                                         n_chosen, tiles, n_tiles, probs, top_k);
   gimp_progress_set_text (_("Adding layers"));
   write_regions (image, engine, &region, tiles, n_tiles, probs, chosen, n_chosen, threshold,
-                 json);
+                 json, FALSE);
   engine_free (engine);
   gimp_progress_update (1.0);
 

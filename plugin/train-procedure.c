@@ -9,7 +9,13 @@
  * That is safe here because agc_train writes the adapter to a temporary
  * file and renames it only when training is done, so a killed run leaves
  * no adapter, only ADAPTER.checkpoint, from which the next run with the
- * same settings continues. */
+ * same settings continues.
+ *
+ * Interactive runs show ui's training window instead of GIMP's dialog: it
+ * trains on its own worker thread with a live plot, and its Cancel does
+ * reach the training (it stops at a safe point, keeping the checkpoint).
+ * GIMP's progress bar follows the epochs too.  The window's last settings
+ * go back into the procedure's config ("Repeat" and scripts see them). */
 #include "agriclip-plugin.h"
 
 #include <math.h>
@@ -64,15 +70,106 @@ on_report (const GError *problem, gpointer user_data)
     g_message ("%s", problem->message);
 }
 
+/* ---- interactive: the training window ----------------------------------------- */
+
+static void
+on_window_epoch (AgcTrainingWindow *window, int epoch, int total, double train_loss,
+                 double val_loss, double val_accuracy, gpointer data)
+{
+  (void) window;
+  (void) train_loss;
+  (void) val_loss;
+  (void) data;
+  if (isnan (val_accuracy))
+    gimp_progress_set_text_printf (_("Epoch %d of at most %d"), epoch, total);
+  else
+    gimp_progress_set_text_printf (_("Epoch %d of at most %d: validation accuracy %.1f %%"),
+                                   epoch, total, 100.0 * val_accuracy);
+  gimp_progress_update (total > 0 ? (double) epoch / total : 1.0);
+}
+
+/* The config's values shown in the window. */
+static void
+window_from_config (AgcTrainingWindow *window, GimpProcedureConfig *config)
+{
+  int epochs = 100, seed = 0, blocks = 2;
+  double mix = 1.0;
+  g_object_get (config, "epochs", &epochs, "seed", &seed, "blocks", &blocks, "mix", &mix, NULL);
+  AgcTrainParams params = agc_train_default_params ();
+  params.max_epochs = epochs;
+  params.seed = (guint64) seed;
+  params.method = gimp_procedure_config_get_choice_id (config, "method");
+  params.finetune_blocks = blocks;
+  params.finetune_mix = mix;
+  agc_training_window_set_params (window, &params);
+  g_autofree char *model = plugin_resolve_model (plugin_file_path (config, "model", NULL, NULL));
+  if (model)
+    agc_training_window_set_model (window, model);
+  g_autofree char *adapter = plugin_file_path (config, "adapter", NULL, NULL);
+  if (adapter)
+    agc_training_window_set_adapter_path (window, adapter);
+  g_autofree char *data = plugin_file_path (config, "data", NULL, NULL);
+  if (data && g_file_test (data, G_FILE_TEST_IS_DIR))
+    agc_training_window_set_folder (window, data);
+}
+
+static void
+config_from_window (GimpProcedureConfig *config, AgcTrainingWindow *window)
+{
+  const char *data_dir = agc_training_window_get_folder (window);
+  AgcTrainParams params = agc_training_window_get_params (window);
+  g_autofree char *adapter = agc_training_window_get_adapter_path (window);
+  g_autoptr (GFile) adapter_file = *adapter ? g_file_new_for_path (adapter) : NULL;
+  g_autoptr (GFile) data_file = data_dir ? g_file_new_for_path (data_dir) : NULL;
+  g_object_set (config, "epochs", params.max_epochs, "seed", (int) params.seed, "blocks",
+                params.finetune_blocks, "mix", params.finetune_mix, "method",
+                agc_train_method_name (params.method), NULL);
+  if (adapter_file)
+    g_object_set (config, "adapter", adapter_file, NULL);
+  if (data_file)
+    g_object_set (config, "data", data_file, NULL);
+}
+
+static GimpValueArray *
+train_window_run (GimpProcedure *procedure, GimpProcedureConfig *config)
+{
+  gimp_ui_init (PLUG_IN_BINARY);
+  gimp_progress_init (_("AgriCLIP: training"));
+  GtkWidget *window = agc_training_window_new ();
+  AgcTrainingWindow *w = AGC_TRAINING_WINDOW (window);
+  window_from_config (w, config);
+  g_signal_connect (window, "epoch", G_CALLBACK (on_window_epoch), NULL);
+  g_signal_connect (window, "destroy", G_CALLBACK (gtk_main_quit), NULL);
+  g_object_ref (window);
+  gimp_window_set_transient (GTK_WINDOW (window));
+  gtk_window_present (GTK_WINDOW (window));
+  gtk_main ();
+  const AgcTrainResult *result = agc_training_window_get_result (w);
+  g_autofree char *adapter = agc_training_window_get_adapter_path (w);
+  config_from_window (config, w);
+  GimpValueArray *values;
+  if (!result)
+    values = gimp_procedure_new_return_values (procedure, GIMP_PDB_CANCEL, NULL);
+  else
+    {
+      g_autoptr (GFile) out_file = g_file_new_for_path (adapter);
+      values = gimp_procedure_new_return_values (procedure, GIMP_PDB_SUCCESS, NULL);
+      GIMP_VALUES_SET_DOUBLE (values, 1, isnan (result->val_accuracy) ? -1.0
+                                                                       : result->val_accuracy);
+      GIMP_VALUES_SET_FILE (values, 2, out_file);
+    }
+  g_object_unref (window);
+  return values;
+}
+
 static GimpValueArray *
 train_run (GimpProcedure *procedure, GimpProcedureConfig *config, gpointer run_data)
 {
   (void) run_data;
   GimpRunMode run_mode = GIMP_RUN_NONINTERACTIVE;
   g_object_get (config, "run-mode", &run_mode, NULL);
-  if (run_mode == GIMP_RUN_INTERACTIVE
-      && !plugin_dialog_run (procedure, config, _("AgriCLIP: Train on Tagged Folders")))
-    return gimp_procedure_new_return_values (procedure, GIMP_PDB_CANCEL, NULL);
+  if (run_mode == GIMP_RUN_INTERACTIVE)
+    return train_window_run (procedure, config);
 
   int epochs = 100, seed = 0, blocks = 2;
   double mix = 1.0;

@@ -70,19 +70,52 @@ agc_ui_recent_model_folders (void)
   return folders ? folders : g_new0 (char *, 1);
 }
 
+/* Puts item first in the list group/key, without duplicates. */
+static void
+add_recent (const char *group, const char *key, const char *item)
+{
+  g_autoptr (GKeyFile) settings = settings_load ();
+  g_auto (GStrv) old = g_key_file_get_string_list (settings, group, key, NULL, NULL);
+  g_autoptr (GPtrArray) folders = g_ptr_array_new ();
+  g_ptr_array_add (folders, (gpointer) item);
+  for (int i = 0; old && old[i] && folders->len < AGC_UI_MAX_RECENT_FOLDERS; i++)
+    if (!g_str_equal (old[i], item))
+      g_ptr_array_add (folders, old[i]);
+  g_key_file_set_string_list (settings, group, key, (const char *const *) folders->pdata,
+                              folders->len);
+  settings_save (settings);
+}
+
 void
 agc_ui_add_recent_model_folder (const char *folder)
 {
   g_return_if_fail (folder != NULL);
+  add_recent (RECENT_GROUP, RECENT_KEY, folder);
+}
+
+char *
+agc_ui_adapters_dir (void)
+{
+  return g_build_filename (g_get_user_data_dir (), "agriclip", "adapters", NULL);
+}
+
+char **
+agc_ui_recent_adapters (void)
+{
   g_autoptr (GKeyFile) settings = settings_load ();
-  g_auto (GStrv) old = g_key_file_get_string_list (settings, RECENT_GROUP, RECENT_KEY, NULL,
-                                                   NULL);
-  g_autoptr (GPtrArray) folders = g_ptr_array_new ();
-  g_ptr_array_add (folders, (gpointer) folder);
-  for (int i = 0; old && old[i] && folders->len < AGC_UI_MAX_RECENT_FOLDERS; i++)
-    if (!g_str_equal (old[i], folder))
-      g_ptr_array_add (folders, old[i]);
-  g_key_file_set_string_list (settings, RECENT_GROUP, RECENT_KEY,
-                              (const char *const *) folders->pdata, folders->len);
-  settings_save (settings);
+  g_auto (GStrv) all = g_key_file_get_string_list (settings, "training-window",
+                                                   "recent-adapters", NULL, NULL);
+  g_autoptr (GPtrArray) kept = g_ptr_array_new ();
+  for (int i = 0; all && all[i]; i++)
+    if (g_file_test (all[i], G_FILE_TEST_IS_REGULAR))
+      g_ptr_array_add (kept, g_strdup (all[i]));
+  g_ptr_array_add (kept, NULL);
+  return (char **) g_ptr_array_steal (kept, NULL);
+}
+
+void
+agc_ui_add_recent_adapter (const char *adapter)
+{
+  g_return_if_fail (adapter != NULL);
+  add_recent ("training-window", "recent-adapters", adapter);
 }

@@ -22,4 +22,13 @@ char **agc_ui_recent_model_folders (void);
 /* Puts folder first in that list. */
 void agc_ui_add_recent_model_folder (const char *folder);
 
+/* Where the training window writes adapters by default:
+ * $XDG_DATA_HOME/agriclip/adapters (g_free). */
+char *agc_ui_adapters_dir (void);
+/* Adapters trained recently, most recent first, at most
+ * AGC_UI_MAX_RECENT_FOLDERS, those still on disk (g_strfreev; never NULL). */
+char **agc_ui_recent_adapters (void);
+/* Puts adapter first in that list. */
+void agc_ui_add_recent_adapter (const char *adapter);
+
 G_END_DECLS

@@ -695,6 +695,13 @@ void agc_evaluation_free (AgcEvaluation *evaluation);
 /* The data's classes: one per tag folder, export name = tag, owned by the
  * evaluation. */
 const AgcLabelSet *agc_evaluation_labels (const AgcEvaluation *evaluation);
+/* The files agc_evaluation_open listed for the data's class class_index
+ * (not decoded yet: some may turn out unreadable), and the path of the
+ * i-th of them (0 .. n - 1, sorted), owned by the evaluation.  For front
+ * ends that show a folder's classes before evaluating or training on it. */
+int agc_evaluation_class_n_files (const AgcEvaluation *evaluation, int class_index);
+const char *agc_evaluation_class_file (const AgcEvaluation *evaluation, int class_index,
+                                       int i);
 
 typedef void (*AgcEvaluateProgressFunc) (int done, int total, gpointer user_data);
 

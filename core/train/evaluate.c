@@ -54,6 +54,29 @@ agc_evaluation_labels (const AgcEvaluation *evaluation)
   return evaluation->data->labels;
 }
 
+int
+agc_evaluation_class_n_files (const AgcEvaluation *evaluation, int class_index)
+{
+  g_return_val_if_fail (class_index >= 0 && class_index < evaluation->n_rows, 0);
+  int n = 0;
+  for (int f = 0; f < evaluation->data->n_files; f++)
+    n += evaluation->data->class_of[f] == class_index;
+  return n;
+}
+
+const char *
+agc_evaluation_class_file (const AgcEvaluation *evaluation, int class_index, int i)
+{
+  g_return_val_if_fail (class_index >= 0 && class_index < evaluation->n_rows, NULL);
+  // files are listed class by class: the class's i-th follows its first
+  for (int f = 0; f < evaluation->data->n_files; f++)
+    if (evaluation->data->class_of[f] == class_index)
+      return f + i < evaluation->data->n_files && evaluation->data->class_of[f + i] == class_index
+               ? evaluation->data->files[f + i]
+               : NULL;
+  return NULL;
+}
+
 /* Columns: the data's classes in their order, then the classifier's other
  * classes (an adapter may know more), matched by export name.
  * column_of[predicted class] receives each one's column. */

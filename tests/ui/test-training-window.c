@@ -1,0 +1,201 @@
+/* test-training-window.c — the training window (ui/agc-training-window.h)
+ * under Xvfb on a real tiny model and a folder of red, blue and green
+ * squares with one broken file: the class table counts each class's
+ * images and unreadable files; "Train" plots every epoch; Cancel pressed
+ * during epoch 7 leaves no adapter and a checkpoint; "Train" again
+ * continues after epoch 7 (agc_train says so), finishes, writes the
+ * adapter, removes the checkpoint, lists the adapter among the recent
+ * ones and shows a confusion matrix equal to agc_evaluate's for that
+ * adapter. */
+#include "agc-training-window.h"
+#include "agc-ui-settings.h"
+#include "ui-test-util.h"
+
+#define EPOCHS 30
+#define CANCEL_AT 7
+
+static char *model_dir, *data_dir;
+
+typedef struct
+{
+  gboolean scanned, finished;
+  char *message;
+  int first_epoch, last_epoch, n_epochs;
+  GtkWidget *cancel; /* pressed when epoch CANCEL_AT is shown, if set */
+} Watch;
+
+static void
+on_scanned (AgcTrainingWindow *window, const char *message, Watch *w)
+{
+  (void) window;
+  g_assert_null (message);
+  w->scanned = TRUE;
+}
+
+static void
+on_epoch (AgcTrainingWindow *window, int epoch, int total, double train_loss, double val_loss,
+          double val_accuracy, Watch *w)
+{
+  (void) window;
+  (void) val_loss;
+  (void) val_accuracy;
+  g_assert_cmpint (total, ==, EPOCHS);
+  g_assert_true (train_loss >= 0);
+  if (!w->n_epochs++)
+    w->first_epoch = epoch;
+  else
+    g_assert_cmpint (epoch, ==, w->last_epoch + 1); // none missed
+  w->last_epoch = epoch;
+  if (w->cancel && epoch == CANCEL_AT)
+    gtk_button_clicked (GTK_BUTTON (w->cancel));
+}
+
+static void
+on_finished (AgcTrainingWindow *window, const char *message, Watch *w)
+{
+  (void) window;
+  g_free (w->message);
+  w->message = g_strdup (message);
+  w->finished = TRUE;
+}
+
+static void
+make_data (void)
+{
+  static const char *const tags[] = { "red", "blue", "green" };
+  static const guint32 rgbs[] = { 0xd02020, 0x2020d0, 0x20d020 };
+  for (int c = 0; c < 3; c++)
+    for (int i = 0; i < 6; i++)
+      {
+        g_autofree char *name = g_strdup_printf ("%s/%s/%d.png", data_dir, tags[c], i);
+        ui_test_save_square (name, rgbs[c] + (guint32) (i * 0x040404));
+      }
+  g_autofree char *broken = g_strdup_printf ("%s/red/broken.png", data_dir);
+  ui_test_write (broken, "not an image at all");
+}
+
+static void
+test_training (void)
+{
+  GtkWidget *widget = agc_training_window_new ();
+  AgcTrainingWindow *window = AGC_TRAINING_WINDOW (widget);
+  Watch w = { 0 };
+  g_signal_connect (window, "scanned", G_CALLBACK (on_scanned), &w);
+  g_signal_connect (window, "epoch", G_CALLBACK (on_epoch), &w);
+  g_signal_connect (window, "finished", G_CALLBACK (on_finished), &w);
+  ui_test_show (widget);
+  g_assert_true (agc_training_window_set_model (window, model_dir));
+  agc_training_window_set_folder (window, data_dir);
+  ui_test_wait_for (&w.scanned);
+
+  // the class table: tag, images, unreadable files
+  GtkTreeModel *classes = gtk_tree_view_get_model (GTK_TREE_VIEW (ui_test_get (widget,
+                                                                               "Classes")));
+  g_assert_cmpint (gtk_tree_model_iter_n_children (classes, NULL), ==, 3);
+  GtkTreeIter iter;
+  int unreadable_total = 0;
+  for (gboolean ok = gtk_tree_model_get_iter_first (classes, &iter); ok;
+       ok = gtk_tree_model_iter_next (classes, &iter))
+    {
+      g_autofree char *name = NULL;
+      int images, unreadable;
+      gtk_tree_model_get (classes, &iter, 0, &name, 1, &images, 2, &unreadable, -1);
+      g_assert_cmpint (images, ==, 6);
+      g_assert_cmpint (unreadable, ==, g_str_equal (name, "red") ? 1 : 0);
+      unreadable_total += unreadable;
+    }
+  g_assert_cmpint (unreadable_total, ==, 1);
+
+  // the defaults are the library's
+  AgcTrainParams defaults = agc_train_default_params (), shown
+                                                         = agc_training_window_get_params (window);
+  g_assert_cmpint (shown.method, ==, defaults.method);
+  g_assert_cmpint (shown.max_epochs, ==, defaults.max_epochs);
+  g_assert_cmpfloat (shown.learning_rate, ==, defaults.learning_rate);
+  g_assert_cmpint (shown.patience, ==, defaults.patience);
+
+  g_autofree char *adapter = ui_test_path ("colours.safetensors");
+  g_autofree char *checkpoint = g_strconcat (adapter, ".checkpoint", NULL);
+  agc_training_window_set_adapter_path (window, adapter);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get (widget, "Epochs (at most)")), EPOCHS);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (ui_test_get (widget, "Patience")), EPOCHS);
+
+  // Train, then Cancel during epoch CANCEL_AT
+  w.cancel = ui_test_get (widget, "Cancel");
+  ui_test_press_mnemonic (widget, GDK_KEY_t);
+  ui_test_wait_for (&w.finished);
+  g_assert_nonnull (w.message);
+  g_test_message ("first run: %s", w.message);
+  g_assert_cmpint (w.first_epoch, ==, 1);
+  g_assert_cmpint (w.last_epoch, ==, CANCEL_AT);
+  g_assert_false (g_file_test (adapter, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (checkpoint, G_FILE_TEST_EXISTS));
+  g_assert_null (agc_training_window_get_result (window));
+
+  // Train again: continues after the checkpoint and finishes
+  w = (Watch) { .scanned = TRUE };
+  ui_test_press_mnemonic (widget, GDK_KEY_t);
+  ui_test_wait_for (&w.finished);
+  g_assert_null (w.message);
+  g_assert_cmpint (w.first_epoch, ==, CANCEL_AT + 1);
+  g_assert_cmpint (w.last_epoch, ==, EPOCHS);
+  g_assert_false (agc_training_window_is_busy (window));
+  g_assert_true (gtk_widget_get_sensitive (ui_test_get (widget, "Train")));
+  const AgcTrainResult *result = agc_training_window_get_result (window);
+  g_assert_nonnull (result);
+  g_assert_cmpint (result->resumed_epoch, ==, CANCEL_AT);
+  g_assert_cmpint (result->epochs, ==, EPOCHS);
+  g_assert_cmpint (result->n_skipped, ==, 1);
+  g_assert_true (g_file_test (adapter, G_FILE_TEST_IS_REGULAR));
+  g_assert_false (g_file_test (checkpoint, G_FILE_TEST_EXISTS));
+  g_auto (GStrv) recent = agc_ui_recent_adapters ();
+  g_assert_cmpstr (recent[0], ==, adapter);
+
+  // the summary is agc_evaluate's confusion matrix for the adapter
+  const AgcEvaluation *shown_e = agc_training_window_get_evaluation (window);
+  AgcModel *model = agc_model_load (model_dir, NULL);
+  GError *error = NULL;
+  AgcEvaluation *e = agc_evaluation_open (data_dir, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (agc_evaluate (e, model, adapter, NULL, NULL, NULL, NULL, &error));
+  g_assert_cmpint (agc_evaluation_n_images (shown_e), ==, 18);
+  for (int r = 0; r < 3; r++)
+    for (int p = 0; p < agc_evaluation_n_predicted (e); p++)
+      g_assert_cmpint (agc_evaluation_count (shown_e, r, p), ==, agc_evaluation_count (e, r, p));
+  GtkWidget *summary = ui_test_get (widget, "Summary");
+  g_autofree char *cell = g_strdup_printf ("%d", agc_evaluation_count (e, 0, 0));
+  GtkWidget *first = gtk_grid_get_child_at (GTK_GRID (summary), 1, 2);
+  g_assert_cmpstr (gtk_label_get_text (GTK_LABEL (first)), ==, cell);
+  agc_evaluation_free (e);
+  agc_model_free (model);
+
+  if (g_getenv ("AGC_SCREENSHOT_DIR"))
+    {
+      ui_test_settle (100);
+      GdkWindow *gdk = gtk_widget_get_window (widget);
+      GdkPixbuf *shot = gdk_pixbuf_get_from_window (gdk, 0, 0, gdk_window_get_width (gdk),
+                                                    gdk_window_get_height (gdk));
+      g_autofree char *name = g_strdup_printf ("training-window-scale%d.png",
+                                               gdk_window_get_scale_factor (gdk));
+      g_autofree char *path = g_build_filename (g_getenv ("AGC_SCREENSHOT_DIR"), name, NULL);
+      gdk_pixbuf_save (shot, path, "png", NULL, NULL);
+      g_object_unref (shot);
+    }
+  g_free (w.message);
+  gtk_widget_destroy (widget);
+}
+
+int
+main (int argc, char **argv)
+{
+  ui_test_init (&argc, &argv, "test-training-window");
+  model_dir = ui_test_tiny_model ("tiny");
+  data_dir = ui_test_path ("squares");
+  make_data ();
+  g_test_add_func ("/training-window/cancel-and-resume", test_training);
+  int status = g_test_run ();
+  g_free (model_dir);
+  g_free (data_dir);
+  ui_test_cleanup ();
+  return status;
+}
