@@ -474,6 +474,10 @@ relabel_row (AgcResultsWindow *self)
   GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget *label = gtk_label_new_with_mnemonic (_("Label again _with:"));
   self->set_combo = gtk_combo_box_text_new ();
+  /* long set titles are ellipsized: the window's width stays the user's */
+  g_autoptr (GList) cells = gtk_cell_layout_get_cells (GTK_CELL_LAYOUT (self->set_combo));
+  if (cells)
+    g_object_set (cells->data, "ellipsize", PANGO_ELLIPSIZE_END, "width-chars", 16, NULL);
   gtk_label_set_mnemonic_widget (GTK_LABEL (label), self->set_combo);
   atk_object_set_name (gtk_widget_get_accessible (self->set_combo), _("Label set"));
   self->relabel_button = action_button (_("Label a_gain"),
