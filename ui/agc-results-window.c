@@ -60,7 +60,7 @@ static const char *
 class_display_name (AgcResultsWindow *self, int class_index)
 {
   return self->adapter ? agc_adapter_class_display_name (self->adapter, class_index)
-                       : agc_label_set_class_display_name (self->labels, class_index);
+                       : agc_label_set_class_translated_name (self->labels, class_index);
 }
 
 char *

@@ -230,6 +230,13 @@ const char *agc_label_set_description (const AgcLabelSet *set);
 int agc_label_set_n_classes (const AgcLabelSet *set);
 const char *agc_label_set_class_name (const AgcLabelSet *set, int class_index);
 const char *agc_label_set_class_display_name (const AgcLabelSet *set, int class_index);
+/* The display name in the user's language, for people (pickers, results
+ * windows): for an installed set (its id names one, see
+ * agc_label_set_list_installed) the translation from the "agriclip" message
+ * catalogue, else the display name itself.  Files, exports and adapters
+ * keep agc_label_set_class_display_name and the export name.  Owned by the
+ * set or the catalogue; the program binds the catalogue (bindtextdomain). */
+const char *agc_label_set_class_translated_name (const AgcLabelSet *set, int class_index);
 /* The prompts of one class, NULL-terminated, owned by the set: the exact
  * sentences the text encoder reads (templates filled, then the class's own
  * prompts). */

@@ -96,3 +96,17 @@ agc_label_set_list_installed (void)
   g_ptr_array_add (ids, NULL);
   return (char **) g_ptr_array_free (ids, FALSE);
 }
+
+/* Installed sets' display names are in the message catalogue (context
+ * "label-set class", extracted by tools/label-names-pot.py); a set the user
+ * wrote keeps its own words. */
+const char *
+agc_label_set_class_translated_name (const AgcLabelSet *set, int class_index)
+{
+  const char *display = agc_label_set_class_display_name (set, class_index);
+  g_return_val_if_fail (display != NULL, NULL);
+  g_auto (GStrv) installed = agc_label_set_list_installed ();
+  if (!g_strv_contains ((const char *const *) installed, agc_label_set_id (set)))
+    return display;
+  return g_dpgettext2 (GETTEXT_PACKAGE, "label-set class", display);
+}
