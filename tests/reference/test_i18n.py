@@ -256,9 +256,16 @@ class I18nTest(unittest.TestCase):
             "own = agc.agc_label_set_new_from_names(names, 1, None, 0, None)\n"
             "print(agc.agc_label_set_class_translated_name(own, 0).decode())\n")
         own_name = classes[0]["display"]  # a set of the user's own words
+        # a sanitized library needs its runtimes loaded first, before Python's own
+        # libraries (the sanitizer suite runs this test too)
+        linked = subprocess.run(["ldd", library], capture_output=True, text=True).stdout
+        runtimes = [line.split("=>")[1].split()[0] for line in linked.splitlines()
+                    if re.search(r"lib(asan|ubsan)\.so", line) and "=>" in line]
         for lang in self.langs:
             env = dict(self.envs[lang],
                        AGRICLIP_LABELS_PATH=os.path.join(SOURCE_DIR, "models", "labels"))
+            if runtimes:
+                env["LD_PRELOAD"] = " ".join(runtimes)
             p = subprocess.run([sys.executable, "-c", script, library,
                                 os.path.join(BUILD_DIR, "po"), str(len(classes)), own_name],
                                env=env, capture_output=True, text=True, timeout=60)
