@@ -1,6 +1,7 @@
 /* agc-regions-window.c — the regions window, see agc-regions-window.h. */
 #include "agc-regions-window.h"
 
+#include "agc-close-on-escape.h"
 #include "agc-ui-settings.h"
 
 #include <glib/gi18n-lib.h>
@@ -530,23 +531,13 @@ scale (double value)
   return s;
 }
 
-static gboolean
-on_key_press (GtkWidget *widget, GdkEventKey *event, gpointer data)
-{
-  (void) data;
-  if (event->keyval != GDK_KEY_Escape)
-    return GDK_EVENT_PROPAGATE;
-  gtk_window_close (GTK_WINDOW (widget));
-  return GDK_EVENT_STOP;
-}
-
 static void
 agc_regions_window_init (AgcRegionsWindow *self)
 {
   gtk_window_set_title (GTK_WINDOW (self), _("AgriCLIP: Regions"));
   gtk_window_set_default_size (GTK_WINDOW (self), 760, 600);
   agc_ui_remember_window_size (GTK_WINDOW (self), "regions-window");
-  g_signal_connect (self, "key-press-event", G_CALLBACK (on_key_press), NULL);
+  agc_ui_close_on_escape (GTK_WINDOW (self));
 
   GtkWidget *outer = gtk_box_new (GTK_ORIENTATION_VERTICAL, 12);
   g_object_set (outer, "margin", 12, NULL);

@@ -1,6 +1,7 @@
 /* agc-results-window.c — the results window, see agc-results-window.h. */
 #include "agc-results-window.h"
 
+#include "agc-close-on-escape.h"
 #include "agc-ui-settings.h"
 
 #include <glib/gi18n-lib.h>
@@ -525,23 +526,13 @@ actions_row (AgcResultsWindow *self)
   return box;
 }
 
-static gboolean
-on_key_press (GtkWidget *widget, GdkEventKey *event, gpointer data)
-{
-  (void) data;
-  if (event->keyval != GDK_KEY_Escape)
-    return GDK_EVENT_PROPAGATE;
-  gtk_window_close (GTK_WINDOW (widget));
-  return GDK_EVENT_STOP;
-}
-
 static void
 agc_results_window_init (AgcResultsWindow *self)
 {
   gtk_window_set_title (GTK_WINDOW (self), _("AgriCLIP: Results"));
   gtk_window_set_default_size (GTK_WINDOW (self), 560, 420);
   agc_ui_remember_window_size (GTK_WINDOW (self), "results-window");
-  g_signal_connect (self, "key-press-event", G_CALLBACK (on_key_press), NULL); // Escape closes
+  agc_ui_close_on_escape (GTK_WINDOW (self));
 
   GtkWidget *outer = gtk_box_new (GTK_ORIENTATION_VERTICAL, 12);
   g_object_set (outer, "margin", 12, NULL);
