@@ -167,6 +167,26 @@ end_bar (PullView *view)
   view->bar_drawn = FALSE;
 }
 
+/* How far a file in place is known to be the right one. */
+static const char *
+check_text (AgcPullCheck check)
+{
+  switch (check)
+    {
+    case AGC_PULL_CHECK_CATALOGUE_SHA256:
+      return _("matches the catalogue");
+    case AGC_PULL_CHECK_CATALOGUE_SIZE:
+      return _("size matches the catalogue, which has no SHA-256 for it");
+    case AGC_PULL_CHECK_SERVER_SHA256:
+      return _("matches the SHA-256 the server announced");
+    case AGC_PULL_CHECK_SERVER_SIZE:
+      return _("size matches what the server announced; no SHA-256 to check");
+    case AGC_PULL_CHECK_NONE:
+    default:
+      return _("nothing says what it should hold: unchecked");
+    }
+}
+
 static void
 on_pull_progress (const AgcPullProgress *p, gpointer user_data)
 {
@@ -176,9 +196,7 @@ on_pull_progress (const AgcPullProgress *p, gpointer user_data)
     {
     case AGC_PULL_CHECKED:
       fprintf (stderr, "agriclip: %s: %" G_GINT64_FORMAT " bytes, sha256 %s (%s)\n", label,
-               p->bytes, p->sha256,
-               p->file->sha256 ? _("matches the catalogue")
-                               : _("not in the catalogue: unchecked"));
+               p->bytes, p->sha256, check_text (p->check));
       break;
     case AGC_PULL_MISMATCH:
       fprintf (stderr, "agriclip: %s: does not match the catalogue; downloading it again\n",

@@ -599,8 +599,23 @@ verify (const Transfer *t, GError **error)
   return TRUE;
 }
 
+/* What verify checked the file against, once it passed. */
+static AgcPullCheck
+checked_against (const Transfer *t)
+{
+  const AgcDownload *d = t->d;
+  if (d->sha256)
+    return AGC_PULL_CHECK_CATALOGUE_SHA256;
+  if (t->linked_sha256[0])
+    return AGC_PULL_CHECK_SERVER_SHA256;
+  if (d->size >= 0)
+    return AGC_PULL_CHECK_CATALOGUE_SIZE;
+  return expected_size (t) >= 0 ? AGC_PULL_CHECK_SERVER_SIZE : AGC_PULL_CHECK_NONE;
+}
+
 gboolean
-agc_download (char sha256[AGC_HUB_SHA256_HEX], const AgcDownload *d, GError **error)
+agc_download (char sha256[AGC_HUB_SHA256_HEX], AgcPullCheck *check, const AgcDownload *d,
+              GError **error)
 {
   g_return_val_if_fail (d != NULL && d->url != NULL && d->dest != NULL, FALSE);
   curl_init_once ();
@@ -651,7 +666,10 @@ agc_download (char sha256[AGC_HUB_SHA256_HEX], const AgcDownload *d, GError **er
       ok = FALSE;
     }
   if (ok)
-    g_strlcpy (sha256, g_checksum_get_string (t.sum), AGC_HUB_SHA256_HEX);
+    {
+      g_strlcpy (sha256, g_checksum_get_string (t.sum), AGC_HUB_SHA256_HEX);
+      *check = checked_against (&t);
+    }
   g_checksum_free (t.sum);
   g_free (t.hub_message);
   g_free (t.problem);

@@ -39,10 +39,11 @@ typedef struct
 } AgcDownload;
 
 /* Downloads download->url to download->dest as described above and stores
- * the file's SHA-256 in sha256 (lower-case hex).  Errors name the URL or the
- * file and say whether running again resumes. */
-gboolean agc_download (char sha256[AGC_HUB_SHA256_HEX], const AgcDownload *download,
-                       GError **error);
+ * the file's SHA-256 in sha256 (lower-case hex) and what it was checked
+ * against in check.  Errors name the URL or the file and say whether running
+ * again resumes. */
+gboolean agc_download (char sha256[AGC_HUB_SHA256_HEX], AgcPullCheck *check,
+                       const AgcDownload *download, GError **error);
 
 /* The SHA-256 of a whole file (lower-case hex). */
 gboolean agc_hub_file_sha256 (char sha256[AGC_HUB_SHA256_HEX], const char *path, GError **error);

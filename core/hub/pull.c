@@ -101,10 +101,11 @@ lock_staging (const char *staging, GError **error)
 }
 
 static void
-report_file (const Pull *pull, const AgcCatalogueFile *f, const char *dest, const char *sha256)
+report_file (const Pull *pull, const AgcCatalogueFile *f, const char *dest, const char *sha256,
+             AgcPullCheck check)
 {
   GStatBuf st;
-  AgcPullProgress p = { .dest = dest, .sha256 = sha256,
+  AgcPullProgress p = { .dest = dest, .sha256 = sha256, .check = check,
                         .bytes = g_stat (dest, &st) == 0 ? (gint64) st.st_size : -1 };
   report (pull, AGC_PULL_CHECKED, f, &p);
 }
@@ -125,7 +126,9 @@ check_present (const Pull *pull, const AgcCatalogueFile *f, const char *dest, gb
   gboolean size_ok = f->size < 0 || (g_stat (dest, &st) == 0 && st.st_size == f->size);
   if (size_ok && (f->sha256 == NULL || strcmp (sha256, f->sha256) == 0))
     {
-      report_file (pull, f, dest, sha256);
+      report_file (pull, f, dest, sha256,
+                   f->sha256 ? AGC_PULL_CHECK_CATALOGUE_SHA256
+                   : f->size >= 0 ? AGC_PULL_CHECK_CATALOGUE_SIZE : AGC_PULL_CHECK_NONE);
       return TRUE;
     }
   unlink (dest);
@@ -167,9 +170,10 @@ download_file (const Pull *pull, const AgcCatalogueFile *f, const char *dest, GE
   AgcPullProgress p = { .url = url };
   agc_download_report (&download, AGC_PULL_DOWNLOAD, &p);
   char sha256[AGC_HUB_SHA256_HEX];
-  if (!agc_download (sha256, &download, error))
+  AgcPullCheck check;
+  if (!agc_download (sha256, &check, &download, error))
     return FALSE;
-  report_file (pull, f, dest, sha256);
+  report_file (pull, f, dest, sha256, check);
   return TRUE;
 }
 

@@ -843,7 +843,7 @@ typedef enum
 typedef enum
 {
   AGC_PULL_CHECKED,     /* the file is in place and checked: bytes (its size, -1 when
-                         * unknown), sha256 (what it holds) */
+                         * unknown), sha256 (what it holds), check (against what) */
   AGC_PULL_MISMATCH,    /* a file left there earlier differs from the catalogue: it was
                          * deleted and is downloaded again */
   AGC_PULL_DOWNLOAD,    /* its download starts: url */
@@ -855,6 +855,19 @@ typedef enum
   AGC_PULL_TRANSFERRED, /* the requests are over: ok, bytes in all, request_bytes by the
                          * last request (checking and renaming follow) */
 } AgcPullStage;
+
+/* What a file in place was checked against (AGC_PULL_CHECKED): the
+ * catalogue's SHA-256 (and size), the catalogue's size alone, the SHA-256 the
+ * server announced (the Hub's X-Linked-Etag, an LFS file's digest), the size
+ * the server announced alone, or nothing that says what the file should be. */
+typedef enum
+{
+  AGC_PULL_CHECK_NONE,
+  AGC_PULL_CHECK_CATALOGUE_SHA256,
+  AGC_PULL_CHECK_CATALOGUE_SIZE,
+  AGC_PULL_CHECK_SERVER_SHA256,
+  AGC_PULL_CHECK_SERVER_SIZE,
+} AgcPullCheck;
 
 typedef struct
 {
@@ -869,6 +882,7 @@ typedef struct
   const char *message;
   int attempt, max_attempts;
   gboolean ok;
+  AgcPullCheck check;
 } AgcPullProgress;
 
 typedef void (*AgcPullProgressFunc) (const AgcPullProgress *progress, gpointer user_data);

@@ -192,6 +192,9 @@ class PullHostile(unittest.TestCase):
                                 else "config.json")
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), data)
+            # checked against the digest the server announced, and said so
+            self.assertIn(f"sha256 {hashlib.sha256(data).hexdigest()} (matches the SHA-256 the "
+                          "server announced)", result.stderr.decode())
 
     def test_cut_short_with_the_hubs_size(self):
         for name in ("short-announced-model", "short-announced-config"):

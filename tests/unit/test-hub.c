@@ -148,6 +148,8 @@ on_progress (const AgcPullProgress *p, gpointer user_data)
       seen->n_checked++;
       g_assert_cmpint (p->bytes, >, 0);
       g_assert_cmpint (strlen (p->sha256), ==, 64);
+      if (p->file->sha256 != NULL)
+        g_assert_cmpint (p->check, ==, AGC_PULL_CHECK_CATALOGUE_SHA256);
     }
   else
     seen->n_other++;
