@@ -148,15 +148,42 @@ void
 cli_progress_init (CliProgress *progress)
 {
   *progress = (CliProgress) { .tty = isatty (STDERR_FILENO) };
+  if (progress->tty)
+    return;
+  const char *setting = g_getenv ("AGRICLIP_PROGRESS_INTERVAL");
+  char *end = NULL;
+  double seconds = setting && *setting ? g_ascii_strtod (setting, &end) : 60;
+  if (end != NULL && (*end != '\0' || !(seconds >= 0 && seconds <= 1e6)))
+    seconds = 60; // not a number of seconds: the default rather than a failed run
+  progress->interval_us = (gint64) (seconds * G_USEC_PER_SEC);
+  progress->next_line_us = g_get_monotonic_time () + progress->interval_us;
+}
+
+/* Off a terminal: the text as one line, when one is due. */
+static void
+progress_line (CliProgress *progress, const char *format, va_list args)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (progress->interval_us <= 0 || now < progress->next_line_us)
+    return;
+  progress->next_line_us = now + progress->interval_us;
+  g_autofree char *text = g_strdup_vprintf (format, args);
+  g_strchomp (text); // the padding that overwrites a longer line on a terminal
+  fprintf (stderr, "agriclip: %s\n", text);
+  fflush (stderr);
 }
 
 void
 cli_progress_printf (CliProgress *progress, const char *format, ...)
 {
-  if (!progress->tty)
-    return;
   va_list args;
   va_start (args, format);
+  if (!progress->tty)
+    {
+      progress_line (progress, format, args);
+      va_end (args);
+      return;
+    }
   fputc ('\r', stderr);
   vfprintf (stderr, format, args);
   va_end (args);

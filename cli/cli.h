@@ -57,17 +57,22 @@ void cli_write_csv_field (FILE *out, const char *s);
 /* Writes a float so that it reads back as the same float. */
 void cli_write_float (FILE *out, float value);
 
-/* A progress line on stderr that rewrites itself ('\r') on a terminal;
- * nothing is shown otherwise, so that logs and pipes stay clean. */
+/* A progress line on stderr that rewrites itself ('\r') on a terminal.
+ * Elsewhere (batch logs, pipes) long work writes it as a whole line every
+ * AGRICLIP_PROGRESS_INTERVAL seconds (default 60; 0: never), so that a Slurm
+ * job's log shows how far it got and short runs print nothing. */
 typedef struct
 {
-  gboolean tty;      /* stderr is a terminal */
-  gboolean mid_line; /* a progress line is showing */
+  gboolean tty;        /* stderr is a terminal */
+  gboolean mid_line;   /* a progress line is showing */
+  gint64 interval_us;  /* off a terminal: time between lines, 0 for none */
+  gint64 next_line_us; /* off a terminal: when the next line is due */
 } CliProgress;
 
 /* Starts with no line showing. */
 void cli_progress_init (CliProgress *progress);
-/* Replaces the progress line by the formatted text (on a terminal only). */
+/* Replaces the progress line by the formatted text (on a terminal), or
+ * writes it as a line when one is due (elsewhere). */
 void cli_progress_printf (CliProgress *progress, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* Ends a showing progress line, so that what follows starts a line. */
 void cli_progress_end (CliProgress *progress);

@@ -172,12 +172,14 @@ class SlurmArray(unittest.TestCase):
         proc = subprocess.run([AGRICLIP, "tag", *options, "--out", single, src],
                               capture_output=True, text=True, timeout=600)
         self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertNotIn("images", proc.stderr, "a short run off a terminal shows no progress")
 
         slurm = LocalSlurm(os.path.join(tmp, "slurm"))
         self.addCleanup(slurm.stop)
         slurm.start()
         run = os.path.join(tmp, "cluster run")
         slurm.env["AGRICLIP"] = AGRICLIP
+        slurm.env["AGRICLIP_PROGRESS_INTERVAL"] = "0.000001"  # a line at every report
         array = slurm.sbatch(f"--array=0-{N_TASKS - 1}", "--output", f"{tmp}/tag-%a.out",
                              os.path.join(SLURM_DIR, "agriclip-tag.sbatch"), run, *options, src)
         merge = slurm.sbatch(f"--dependency=afterok:{array}", "--output", f"{tmp}/merge.out",
@@ -191,7 +193,9 @@ class SlurmArray(unittest.TestCase):
                     outputs += f"--- {name}\n{f.read()}"
         self.assertTrue(os.path.exists(os.path.join(run, "results.jsonl")),
                         outputs + slurm.logs())
-        for i in range(N_TASKS):
+        for i in range(N_TASKS):  # the job logs show how far each task got
+            with open(os.path.join(tmp, f"tag-{i}.out")) as f:
+                self.assertRegex(f.read(), r"(?m)^agriclip: \d+/\d+ images", outputs)
             with open(os.path.join(f"{run}.shard-{i}", "run.json")) as f:
                 self.assertEqual(json.load(f)["shard"], {"index": i, "count": N_TASKS})
         for name in ("run.json", "results.jsonl"):
