@@ -109,15 +109,23 @@ file_name (AgcLabelSetEditor *self)
   return g_strdup_printf ("%s.json", *id ? id : "labels");
 }
 
+/* The editor's draft (set, free it) and the set the loader makes of it, or
+ * NULL and the loader's message. */
+static AgcLabelSet *
+check_draft (AgcLabelSetEditor *self, AgcLabelSetDraft **draft, GError **error)
+{
+  *draft = agc_label_set_editor_get_draft (self);
+  g_autofree char *name = file_name (self);
+  return agc_label_set_draft_check (*draft, name, error);
+}
+
 char *
 agc_label_set_editor_get_problem (AgcLabelSetEditor *self)
 {
   g_return_val_if_fail (AGC_IS_LABEL_SET_EDITOR (self), NULL);
-  g_autoptr (AgcLabelSetDraft) draft = agc_label_set_editor_get_draft (self);
-  g_autofree char *name = file_name (self);
+  g_autoptr (AgcLabelSetDraft) draft = NULL;
   GError *error = NULL;
-  AgcLabelSet *set = agc_label_set_draft_check (draft, name, &error);
-  agc_label_set_free (set);
+  agc_label_set_free (check_draft (self, &draft, &error));
   if (!error)
     return NULL;
   char *message = g_strdup (error->message);
@@ -129,9 +137,8 @@ char *
 agc_label_set_editor_get_preview (AgcLabelSetEditor *self, GError **error)
 {
   g_return_val_if_fail (AGC_IS_LABEL_SET_EDITOR (self), NULL);
-  g_autoptr (AgcLabelSetDraft) draft = agc_label_set_editor_get_draft (self);
-  g_autofree char *name = file_name (self);
-  AgcLabelSet *set = agc_label_set_draft_check (draft, name, error);
+  g_autoptr (AgcLabelSetDraft) draft = NULL;
+  AgcLabelSet *set = check_draft (self, &draft, error);
   if (!set)
     return NULL;
   GString *text = g_string_new (NULL);
@@ -213,9 +220,8 @@ char *
 agc_label_set_editor_save (AgcLabelSetEditor *self, GError **error)
 {
   g_return_val_if_fail (AGC_IS_LABEL_SET_EDITOR (self), NULL);
-  g_autoptr (AgcLabelSetDraft) draft = agc_label_set_editor_get_draft (self);
-  g_autofree char *name = file_name (self);
-  AgcLabelSet *set = agc_label_set_draft_check (draft, name, error);
+  g_autoptr (AgcLabelSetDraft) draft = NULL;
+  AgcLabelSet *set = check_draft (self, &draft, error);
   if (!set)
     return NULL;
   agc_label_set_free (set);
