@@ -2,6 +2,7 @@
 #include "agc-training-window.h"
 
 #include "agc-model-chooser.h"
+#include "agc-ui-progress.h"
 #include "agc-ui-settings.h"
 
 #include <glib/gi18n-lib.h>
@@ -115,8 +116,7 @@ update_buttons (AgcTrainingWindow *self)
                    && gtk_tree_model_iter_n_children (GTK_TREE_MODEL (self->class_store), NULL)
                         > 0;
   gtk_widget_set_sensitive (self->train_button, !busy && ready);
-  gtk_widget_set_visible (self->cancel_button, busy);
-  gtk_widget_set_visible (self->progress, busy);
+  agc_ui_progress_set_busy (self->progress, self->cancel_button, busy);
   gtk_widget_set_sensitive (self->folder_button, !busy);
   gtk_widget_set_sensitive (self->models, !busy);
   gboolean finetune = gtk_combo_box_get_active (GTK_COMBO_BOX (self->method))
@@ -265,8 +265,6 @@ show_epoch (AgcTrainingWindow *self, const AgcTrainProgress *p)
   EpochPoint point = { p->done, p->train_loss, p->val_loss, p->val_accuracy };
   g_array_append_val (self->points, point);
   self->planned_epochs = p->total;
-  gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress),
-                                 p->total ? (double) p->done / p->total : 1.0);
   g_autofree char *text
     = isnan (p->val_accuracy)
         /* Translators: training progress; the run may stop before the last epoch */
@@ -274,7 +272,7 @@ show_epoch (AgcTrainingWindow *self, const AgcTrainProgress *p)
                            p->train_loss)
         : g_strdup_printf (_("Epoch %d of at most %d: loss %.3f, validation accuracy %.1f %%"),
                            p->done, p->total, p->train_loss, 100.0 * p->val_accuracy);
-  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress), text);
+  agc_ui_progress_show (self->progress, p->done, p->total, text);
   gtk_widget_queue_draw (self->plot);
   g_signal_emit (self, signals[SIGNAL_EPOCH], 0, p->done, p->total, p->train_loss, p->val_loss,
                  p->val_accuracy);
@@ -300,12 +298,10 @@ show_report (gpointer data)
         }
       else
         {
-          gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress),
-                                         p->total ? (double) p->done / p->total : 0.0);
           /* Translators: images encoded before training, of all */
           g_autofree char *text = g_strdup_printf (_("Encoding images: %d of %d"), p->done,
                                                    p->total);
-          gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress), text);
+          agc_ui_progress_show (self->progress, p->done, p->total, text);
         }
     }
   if (r->progress.stage == AGC_TRAIN_STAGE_EPOCH)
@@ -491,8 +487,7 @@ agc_training_window_start (AgcTrainingWindow *self)
   self->has_result = FALSE;
   clear_summary (self);
   gtk_widget_queue_draw (self->plot);
-  gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress), 0.0);
-  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress), _("Loading the model…"));
+  agc_ui_progress_show (self->progress, 0, 0, _("Loading the model…"));
   set_status (self, _("Training…"));
   update_buttons (self);
   GTask *task = g_task_new (NULL, t->cancellable, train_done, NULL);
@@ -890,10 +885,7 @@ agc_training_window_init (AgcTrainingWindow *self)
                                                 "checkpoint"));
   g_signal_connect_swapped (self->cancel_button, "clicked",
                             G_CALLBACK (agc_training_window_cancel), self);
-  self->progress = gtk_progress_bar_new ();
-  gtk_progress_bar_set_show_text (GTK_PROGRESS_BAR (self->progress), TRUE);
-  gtk_widget_set_valign (self->progress, GTK_ALIGN_CENTER);
-  atk_object_set_name (gtk_widget_get_accessible (self->progress), _("Progress"));
+  self->progress = agc_ui_progress_new ();
   gtk_container_add (GTK_CONTAINER (run_box), self->train_button);
   gtk_container_add (GTK_CONTAINER (run_box), self->cancel_button);
   gtk_box_pack_start (GTK_BOX (run_box), self->progress, TRUE, TRUE, 0);
