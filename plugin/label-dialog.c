@@ -102,8 +102,12 @@ fields (LabelDialog *d, GimpProcedureConfig *config)
     }
   gtk_grid_attach (grid, adapter_label, 0, 0, 1, 1);
   gtk_grid_attach (grid, adapter_box, 1, 0, 1, 1);
-  attach (grid, 1, _("_Top labels:"), _("Top labels"),
-          gimp_prop_spin_button_new (G_OBJECT (config), "top-k", 1, 5, 0));
+  // A plain GtkSpinButton bound to the config: GIMP's prop spin button left
+  // its step buttons unpainted (a black box) in this dialog.
+  GtkWidget *top_k = gtk_spin_button_new_with_range (1, 100, 1);
+  g_object_bind_property (config, "top-k", top_k, "value",
+                          G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
+  attach (grid, 1, _("_Top labels:"), _("Top labels"), top_k);
   attach (grid, 2, _("_Image or layers:"), _("What to classify"),
           gimp_prop_choice_combo_box_new (G_OBJECT (config), "source"));
   return GTK_WIDGET (grid);

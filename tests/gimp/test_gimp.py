@@ -873,7 +873,8 @@ class InteractiveTest(unittest.TestCase):
         """The user's part: Ctrl+Z in the image window; in the Label dialog the label-set
         editor (Alt+E) and its preview (Alt+V), then Label (Alt+L); Escape in each results
         window after its actions; Return in GIMP's Regions dialog, Escape in the regions
-        window; Train (Alt+T) in the training window, Escape once the adapter is written."""
+        window; Train (Alt+T) in the training window, Escape once the adapter is written.
+        The second Label… picks "Each selected layer" (Alt+I, End) as a person would."""
         if not cls.wait_for("labelled"):
             return
         window = cls.find_window("GIMP$")
@@ -908,8 +909,8 @@ class InteractiveTest(unittest.TestCase):
             return
         dialog = cls.find_window("AgriCLIP: Label$")
         if dialog:
-            time.sleep(2)
-            cls.keys(dialog, "alt+l")
+            time.sleep(2)  # "Image or layers": the last item, "Each selected layer"
+            cls.keys(dialog, "alt+i", "End", "alt+l")
         results = cls.find_window("AgriCLIP: Results")
         if results:
             cls.screenshot("results-layers", results)
