@@ -545,10 +545,33 @@ draw_plot (GtkWidget *area, cairo_t *cr, AgcTrainingWindow *self)
   GtkStyleContext *style = gtk_widget_get_style_context (area);
   GdkRGBA fg;
   gtk_style_context_get_color (style, gtk_style_context_get_state (style), &fg);
-  double left = 48, right = 48, top = 24, bottom = 28;
+  double left = 48, right = 48, bottom = 28;
+  static const double colours[3][3] = { { 0.12, 0.47, 0.71 }, { 1.0, 0.5, 0.05 },
+                                        { 0.17, 0.63, 0.17 } };
+  const char *names[3] = { _("training loss"), _("validation loss"), _("validation accuracy") };
+  // The legend's entries wrap onto as many lines as the width needs (narrow
+  // windows, long translations); the plot starts below them.
+  PangoLayout *legend[3];
+  double legend_x[3], legend_y[3], x = left, y = 4, line_height = 0;
+  for (int s = 0; s < 3; s++)
+    {
+      legend[s] = gtk_widget_create_pango_layout (area, names[s]);
+      int tw, th;
+      pango_layout_get_pixel_size (legend[s], &tw, &th);
+      if (x > left && x + 16 + tw > w - 4)
+        x = left, y += line_height + 4;
+      legend_x[s] = x, legend_y[s] = y;
+      line_height = MAX (line_height, th);
+      x += 16 + tw + 16;
+    }
+  double top = y + line_height + 8;
   double pw = w - left - right, ph = h - top - bottom;
   if (pw < 20 || ph < 20)
-    return FALSE;
+    {
+      for (int s = 0; s < 3; s++)
+        g_object_unref (legend[s]);
+      return FALSE;
+    }
   int n = (int) self->points->len;
   int last = MAX (self->planned_epochs, 1);
   if (n > 0)
@@ -573,23 +596,15 @@ draw_plot (GtkWidget *area, cairo_t *cr, AgcTrainingWindow *self)
   g_autofree char *epochs = g_strdup_printf (_("epoch %d"), last);
   plot_text (area, cr, left + pw, top + ph + bottom / 2, epochs, 1.0);
 
-  static const double colours[3][3] = { { 0.12, 0.47, 0.71 }, { 1.0, 0.5, 0.05 },
-                                        { 0.17, 0.63, 0.17 } };
-  const char *names[3] = { _("training loss"), _("validation loss"), _("validation accuracy") };
-  double lx = left;
   for (int s = 0; s < 3; s++)
     {
       cairo_set_source_rgb (cr, colours[s][0], colours[s][1], colours[s][2]);
-      cairo_rectangle (cr, lx, top / 2 - 4, 12, 8);
+      cairo_rectangle (cr, legend_x[s], legend_y[s] + line_height / 2 - 4, 12, 8);
       cairo_fill (cr);
       gdk_cairo_set_source_rgba (cr, &fg);
-      PangoLayout *layout = gtk_widget_create_pango_layout (area, names[s]);
-      int tw, th;
-      pango_layout_get_pixel_size (layout, &tw, &th);
-      cairo_move_to (cr, lx + 16, top / 2 - th / 2.0);
-      pango_cairo_show_layout (cr, layout);
-      g_object_unref (layout);
-      lx += 16 + tw + 16;
+      cairo_move_to (cr, legend_x[s] + 16, legend_y[s]);
+      pango_cairo_show_layout (cr, legend[s]);
+      g_object_unref (legend[s]);
 
       cairo_set_source_rgb (cr, colours[s][0], colours[s][1], colours[s][2]);
       cairo_set_line_width (cr, 2);
