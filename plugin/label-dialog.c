@@ -102,12 +102,14 @@ fields (LabelDialog *d, GimpProcedureConfig *config)
     }
   gtk_grid_attach (grid, adapter_label, 0, 0, 1, 1);
   gtk_grid_attach (grid, adapter_box, 1, 0, 1, 1);
-  // A plain GtkSpinButton bound to the config: GIMP's prop spin button left
-  // its step buttons unpainted (a black box) in this dialog.
+  // As wide as its number: stretched over the row, its step buttons were
+  // left unpainted (a black box) in the screenshots.
   GtkWidget *top_k = gtk_spin_button_new_with_range (1, 100, 1);
   g_object_bind_property (config, "top-k", top_k, "value",
                           G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
   attach (grid, 1, _("_Top labels:"), _("Top labels"), top_k);
+  gtk_widget_set_hexpand (top_k, FALSE);
+  gtk_widget_set_halign (top_k, GTK_ALIGN_START);
   attach (grid, 2, _("_Image or layers:"), _("What to classify"),
           gimp_prop_choice_combo_box_new (G_OBJECT (config), "source"));
   return GTK_WIDGET (grid);
