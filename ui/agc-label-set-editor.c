@@ -466,6 +466,11 @@ text_area (GtkWidget **view, int lines_shown)
   *view = gtk_text_view_new ();
   gtk_text_view_set_wrap_mode (GTK_TEXT_VIEW (*view), GTK_WRAP_WORD_CHAR);
   gtk_text_view_set_accepts_tab (GTK_TEXT_VIEW (*view), FALSE); // Tab moves on
+  // the entries' inner space, so that the text does not touch the frame
+  gtk_text_view_set_left_margin (GTK_TEXT_VIEW (*view), 6);
+  gtk_text_view_set_right_margin (GTK_TEXT_VIEW (*view), 6);
+  gtk_text_view_set_top_margin (GTK_TEXT_VIEW (*view), 4);
+  gtk_text_view_set_bottom_margin (GTK_TEXT_VIEW (*view), 4);
   GtkWidget *scroll = gtk_scrolled_window_new (NULL, NULL);
   gtk_scrolled_window_set_shadow_type (GTK_SCROLLED_WINDOW (scroll), GTK_SHADOW_IN);
   gtk_container_add (GTK_CONTAINER (scroll), *view);
@@ -475,7 +480,8 @@ text_area (GtkWidget **view, int lines_shown)
   int line = PANGO_PIXELS (pango_font_metrics_get_ascent (metrics)
                            + pango_font_metrics_get_descent (metrics));
   pango_font_metrics_unref (metrics);
-  gtk_scrolled_window_set_min_content_height (GTK_SCROLLED_WINDOW (scroll), line * lines_shown);
+  gtk_scrolled_window_set_min_content_height (GTK_SCROLLED_WINDOW (scroll),
+                                              line * lines_shown + 8);
   return scroll;
 }
 
