@@ -85,20 +85,6 @@ on_keywords (AgcResultsWindow *window, char **labels, char ***out)
   *out = g_strdupv (labels);
 }
 
-typedef struct
-{
-  gboolean done;
-  char *message;
-} Relabelled;
-
-static void
-on_relabelled (AgcResultsWindow *window, const char *message, Relabelled *r)
-{
-  (void) window;
-  r->done = TRUE;
-  r->message = g_strdup (message);
-}
-
 static void
 assert_rows (GtkWidget *window, const char *set_id, int top_k)
 {
@@ -149,8 +135,8 @@ test_lists_and_acts (void)
   GtkWidget *focus = gtk_window_get_focus (GTK_WINDOW (window));
   g_assert_true (focus == combo || gtk_widget_is_ancestor (focus, combo));
   g_assert_true (gtk_combo_box_set_active_id (GTK_COMBO_BOX (combo), "words"));
-  Relabelled r = { 0 };
-  g_signal_connect (window, "relabelled", G_CALLBACK (on_relabelled), &r);
+  UiTestEnded r = { 0 };
+  g_signal_connect (window, "relabelled", G_CALLBACK (ui_test_on_ended), &r);
   ui_test_press_mnemonic (GTK_WIDGET (window), GDK_KEY_g);
   ui_test_wait_for (&r.done);
   g_assert_null (r.message);
@@ -162,7 +148,7 @@ test_lists_and_acts (void)
                  || g_strv_contains ((const char *const *) relabelled, "soil"));
 
   // a set that cannot be opened: the loader's message, the old result kept
-  r = (Relabelled) { 0 };
+  r.done = FALSE;
   g_autofree char *missing = ui_test_path ("no-such-set.json");
   agc_results_window_relabel (window, missing);
   ui_test_wait_for (&r.done);
@@ -207,8 +193,8 @@ test_items (void)
   g_autofree char *red_text = agc_results_window_get_text (window, 0);
   g_assert_cmpstr (layer_text, ==, blue_text);
 
-  Relabelled r = { 0 };
-  g_signal_connect (window, "relabelled", G_CALLBACK (on_relabelled), &r);
+  UiTestEnded r = { 0 };
+  g_signal_connect (window, "relabelled", G_CALLBACK (ui_test_on_ended), &r);
   agc_results_window_relabel (window, "words");
   ui_test_wait_for (&r.done);
   g_assert_null (r.message);

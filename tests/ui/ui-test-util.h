@@ -212,3 +212,21 @@ ui_test_row_names (GtkWidget *list_box)
   g_ptr_array_add (names, NULL);
   return (char **) g_ptr_array_steal (names, NULL);
 }
+
+/* What a window's "(message)" signal said when its work ended: NULL on
+ * success, else what went wrong. */
+typedef struct
+{
+  gboolean done;
+  char *message;
+} UiTestEnded;
+
+/* Connect to the signal with an UiTestEnded as data; g_free its message. */
+static inline void
+ui_test_on_ended (gpointer window, const char *message, UiTestEnded *ended)
+{
+  (void) window;
+  g_free (ended->message);
+  ended->message = g_strdup (message);
+  ended->done = TRUE;
+}
