@@ -856,7 +856,11 @@ class InteractiveTest(unittest.TestCase):
 
     @classmethod
     def screenshot(cls, name, window):
-        """One window, kept in the build folder as a test artefact."""
+        """One window, kept in the build folder as a test artefact.  The pointer goes to
+        the screen's far corner first: left where Xvfb starts it, in the middle, it hovers
+        a control whose tooltip then covers part of the shot."""
+        width, height = (int(v) for v in cls.screen.split("x")[:2])
+        cls.xdotool("mousemove", str(width - 1), str(height - 1))
         time.sleep(2)  # let it draw
         subprocess.run(["import", "-window", window, cls.shot_path(name)],
                        env=dict(os.environ, **cls.env), timeout=60)
