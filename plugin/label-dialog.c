@@ -102,8 +102,7 @@ fields (LabelDialog *d, GimpProcedureConfig *config)
     }
   gtk_grid_attach (grid, adapter_label, 0, 0, 1, 1);
   gtk_grid_attach (grid, adapter_box, 1, 0, 1, 1);
-  // As wide as its number: stretched over the row, its step buttons were
-  // left unpainted (a black box) in the screenshots.
+  // A number of one or two digits: as wide as that, not the whole row.
   GtkWidget *top_k = gtk_spin_button_new_with_range (1, 100, 1);
   g_object_bind_property (config, "top-k", top_k, "value",
                           G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
