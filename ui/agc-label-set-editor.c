@@ -403,6 +403,9 @@ show_preview (AgcLabelSetEditor *self)
       GtkWidget *view = gtk_text_view_new ();
       gtk_text_view_set_editable (GTK_TEXT_VIEW (view), FALSE);
       gtk_text_view_set_wrap_mode (GTK_TEXT_VIEW (view), GTK_WRAP_WORD_CHAR);
+      gtk_text_view_set_left_margin (GTK_TEXT_VIEW (view), 8);
+      gtk_text_view_set_right_margin (GTK_TEXT_VIEW (view), 8);
+      gtk_text_view_set_top_margin (GTK_TEXT_VIEW (view), 6);
       atk_object_set_name (gtk_widget_get_accessible (view), _("Prompt preview"));
       GtkWidget *scroll = gtk_scrolled_window_new (NULL, NULL);
       gtk_container_add (GTK_CONTAINER (scroll), view);
