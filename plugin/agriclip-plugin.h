@@ -31,6 +31,12 @@
 /* Masked pixels become this neutral grey (see pixels.c). */
 #define AGC_PLUGIN_MASK_GREY 128
 
+/* A rectangle in image coordinates. */
+typedef struct
+{
+  int x, y, width, height;
+} Region;
+
 /* ---- procedures -------------------------------------------------------- */
 
 GimpProcedure *label_procedure_new (GimpPlugIn *plug_in);
@@ -75,9 +81,13 @@ typedef struct
  * of that adapter (which must have been trained on this model). */
 Engine *engine_open (GimpProcedureConfig *config, GError **error);
 void engine_free (Engine *engine);
-/* The class's export name and display name, from the label set or adapter. */
+/* The class's export name and display name, from the label set or adapter
+ * (what parasites and metadata keep), and the display name in the user's
+ * language (agc_label_set_class_translated_name: what people read in text
+ * layers, channel and path names). */
 const char *engine_class_name (const Engine *engine, int class_index);
 const char *engine_class_display_name (const Engine *engine, int class_index);
+const char *engine_class_translated_name (const Engine *engine, int class_index);
 /* probs[n, n_classes] for n images, in batches, with progress from
  * progress_from to progress_to. */
 gboolean engine_classify (float *probs, Engine *engine, AgcImage *const *images, int n_images,
@@ -95,20 +105,28 @@ gboolean engine_classify_embedded (float *probs, float *embeddings, Engine *engi
  * the user cancelled. */
 gboolean label_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config);
 
-/* Shows the results window for one classified target and runs until it is
- * closed.  Takes the engine's model, label set or adapter and classifier
- * (engine is freed).  image_embedding[E]; thumbnail may be NULL; the text
- * layer goes at (x, y) sized by size_px. */
-void label_results_run (Engine *engine, GimpImage *image, const float *image_embedding,
-                        GdkPixbuf *thumbnail, int top_k, int x, int y, double size_px);
-
-/* ---- pixels.c: what the classifier sees -------------------------------- */
-
-/* A rectangle in image coordinates. */
+/* One thing Label… classified: the visible image (drawable NULL) or a
+ * layer, the region looked at, whether a selection shaped it, its
+ * embedding[E] and thumbnail (may be NULL), and the size of its text layer. */
 typedef struct
 {
-  int x, y, width, height;
-} Region;
+  GimpDrawable *drawable;
+  Region region;
+  gboolean masked;
+  const float *embedding;
+  GdkPixbuf *thumbnail;
+  double text_size;
+} LabelTarget;
+
+/* Shows the results window for the n_targets classified targets (one item
+ * per layer) and runs until it is closed.  Takes the engine's model, label
+ * set or adapter and classifier (engine is freed).  A text layer goes at
+ * its target's region; labelling again rewrites every target's
+ * "agriclip-labels" parasite. */
+void label_results_run (Engine *engine, GimpImage *image, const LabelTarget *targets,
+                        int n_targets, int top_k);
+
+/* ---- pixels.c: what the classifier sees -------------------------------- */
 
 /* The visible image (all visible layers composited) or one drawable, with
  * the selection as coverage mask; image-sized, read once, cropped many times. */
@@ -146,6 +164,15 @@ gboolean results_add_keywords (GimpImage *image, const char *const *labels, int 
  * GIMP has no usable font (it then says so through g_message). */
 GimpLayer *results_add_text_layer (GimpImage *image, GimpGroupLayer *parent, const char *text,
                                    int x, int y, double size_px, const char *name);
+/* Writes "model", then "adapter" or "label_set" (file) and "label_set_id":
+ * where the labels came from. */
+void results_json_source (JsonBuilder *builder, const Engine *engine);
+/* The "agriclip-labels" parasite of one labelled target (g_free): the
+ * source, whether a drawable (else the visible image) was classified, its
+ * region, whether a selection masked it, and the top classes of
+ * probs[n_classes]. */
+char *results_label_json (const Engine *engine, gboolean drawable, const Region *region,
+                          gboolean masked, const float *probs, const int *top, int n_top);
 /* Writes "labels": [{"label", "display", "p"}…] for the top classes. */
 void results_json_labels (JsonBuilder *builder, const Engine *engine, const float *probs,
                           const int *top, int n_top);

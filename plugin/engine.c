@@ -160,6 +160,13 @@ engine_class_display_name (const Engine *engine, int class_index)
                          : agc_label_set_class_display_name (engine->labels, class_index);
 }
 
+const char *
+engine_class_translated_name (const Engine *engine, int class_index)
+{
+  return engine->adapter ? agc_adapter_class_display_name (engine->adapter, class_index)
+                         : agc_label_set_class_translated_name (engine->labels, class_index);
+}
+
 gboolean
 engine_classify (float *probs, Engine *engine, AgcImage *const *images, int n_images,
                  double progress_from, double progress_to, GError **error)

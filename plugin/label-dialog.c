@@ -102,8 +102,13 @@ fields (LabelDialog *d, GimpProcedureConfig *config)
     }
   gtk_grid_attach (grid, adapter_label, 0, 0, 1, 1);
   gtk_grid_attach (grid, adapter_box, 1, 0, 1, 1);
-  attach (grid, 1, _("_Top labels:"), _("Top labels"),
-          gimp_prop_spin_button_new (G_OBJECT (config), "top-k", 1, 5, 0));
+  // A number of one or two digits: as wide as that, not the whole row.
+  GtkWidget *top_k = gtk_spin_button_new_with_range (1, 100, 1);
+  g_object_bind_property (config, "top-k", top_k, "value",
+                          G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
+  attach (grid, 1, _("_Top labels:"), _("Top labels"), top_k);
+  gtk_widget_set_hexpand (top_k, FALSE);
+  gtk_widget_set_halign (top_k, GTK_ALIGN_START);
   attach (grid, 2, _("_Image or layers:"), _("What to classify"),
           gimp_prop_choice_combo_box_new (G_OBJECT (config), "source"));
   return GTK_WIDGET (grid);

@@ -28,6 +28,7 @@ typedef struct
   double top_p;
   float *embedding;       /* [E], kept for the results window (interactive runs) */
   GdkPixbuf *thumbnail;   /* what was classified, likewise */
+  gboolean masked;        /* a selection shaped what was classified */
 } Result;
 
 /* Longest side of the results window's thumbnail, in image pixels: sharp
@@ -91,32 +92,9 @@ classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, gb
     return FALSE;
   int n_top = agc_top_k (probs, n_classes, top_k, top);
 
-  g_autoptr (JsonBuilder) builder = json_builder_new ();
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "model");
-  json_builder_add_string_value (builder, engine->model_path);
-  if (engine->adapter)
-    {
-      json_builder_set_member_name (builder, "adapter");
-      json_builder_add_string_value (builder, engine->adapter_path);
-    }
-  else
-    {
-      json_builder_set_member_name (builder, "label_set");
-      json_builder_add_string_value (builder, engine->labels_path);
-      json_builder_set_member_name (builder, "label_set_id");
-      json_builder_add_string_value (builder, agc_label_set_id (engine->labels));
-    }
-  json_builder_set_member_name (builder, "source");
-  json_builder_add_string_value (builder, result->drawable ? "drawable" : "image");
-  results_json_region (builder, "region", &result->region);
-  json_builder_set_member_name (builder, "selection");
-  json_builder_add_boolean_value (builder, masked);
-  json_builder_set_member_name (builder, "mask_grey");
-  json_builder_add_int_value (builder, AGC_PLUGIN_MASK_GREY);
-  results_json_labels (builder, engine, probs, top, n_top);
-  json_builder_end_object (builder);
-  result->json = results_json_text (builder);
+  result->masked = masked;
+  result->json = results_label_json (engine, result->drawable != NULL, &result->region, masked,
+                                     probs, top, n_top);
 
   result->top_labels = g_new0 (char *, n_top + 1);
   GString *text = g_string_new (NULL);
@@ -124,7 +102,7 @@ classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, gb
     {
       result->top_labels[k] = g_strdup (engine_class_name (engine, top[k]));
       g_string_append_printf (text, "%s%s %.0f%%", k ? "\n" : "",
-                              engine_class_display_name (engine, top[k]),
+                              engine_class_translated_name (engine, top[k]),
                               100.0 * probs[top[k]]);
     }
   result->text = g_string_free (text, FALSE);
@@ -194,8 +172,7 @@ label_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
       if (!pixels_region (&result.region, image, result.drawable))
         continue; // the selection misses this layer
       gimp_progress_set_text (_("Classifying"));
-      if (!classify_target (&result, engine, image, top_k, interactive && results->len == 0,
-                            &error))
+      if (!classify_target (&result, engine, image, top_k, interactive, &error))
         {
           result_clear (&result);
           break;
@@ -227,8 +204,14 @@ label_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
     {
       gimp_progress_end ();
       gimp_displays_flush ();
-      label_results_run (g_steal_pointer (&engine), image, first->embedding, first->thumbnail,
-                         top_k, first->region.x, first->region.y, text_size (&first->region));
+      g_autofree LabelTarget *targets = g_new0 (LabelTarget, results->len);
+      for (guint i = 0; i < results->len; i++)
+        {
+          const Result *r = &g_array_index (results, Result, i);
+          targets[i] = (LabelTarget) { r->drawable, r->region, r->masked, r->embedding,
+                                       r->thumbnail, text_size (&r->region) };
+        }
+      label_results_run (g_steal_pointer (&engine), image, targets, (int) results->len, top_k);
     }
   GimpValueArray *values = gimp_procedure_new_return_values (procedure, GIMP_PDB_SUCCESS, NULL);
   GIMP_VALUES_SET_STRING (values, 1, first->top_labels[0]);

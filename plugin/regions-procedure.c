@@ -146,12 +146,7 @@ regions_json (const Engine *engine, const Region *region, int tile_size, int str
   g_autofree int *top = g_new (int, n_classes);
   g_autoptr (JsonBuilder) builder = json_builder_new ();
   json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "model");
-  json_builder_add_string_value (builder, engine->model_path);
-  json_builder_set_member_name (builder, "label_set");
-  json_builder_add_string_value (builder, engine->labels_path);
-  json_builder_set_member_name (builder, "label_set_id");
-  json_builder_add_string_value (builder, agc_label_set_id (engine->labels));
+  results_json_source (builder, engine);
   results_json_region (builder, "region", region);
   json_builder_set_member_name (builder, "tile_size");
   json_builder_add_int_value (builder, tile_size);
@@ -162,7 +157,7 @@ regions_json (const Engine *engine, const Region *region, int tile_size, int str
   json_builder_set_member_name (builder, "classes");
   json_builder_begin_array (builder);
   for (int c = 0; c < n_chosen; c++)
-    json_builder_add_string_value (builder, agc_label_set_class_name (engine->labels, chosen[c]));
+    json_builder_add_string_value (builder, engine_class_name (engine, chosen[c]));
   json_builder_end_array (builder);
   json_builder_set_member_name (builder, "tiles");
   json_builder_begin_array (builder);
@@ -220,7 +215,7 @@ add_readable_labels (GimpImage *image, GimpGroupLayer *group, const Engine *engi
       boxes[n++] = (AgcTagBox) { b->x, b->y, b->width, b->height,
                                  (char *) engine_class_name (engine, best), p };
       g_ptr_array_add (texts, g_strdup_printf ("%s %.0f%%",
-                                               engine_class_display_name (engine, best),
+                                               engine_class_translated_name (engine, best),
                                                100.0 * p));
     }
   int width = gimp_image_get_width (image), height = gimp_image_get_height (image);
@@ -253,7 +248,7 @@ write_regions (GimpImage *image, const Engine *engine, const Region *region, con
   gimp_image_insert_layer (image, GIMP_LAYER (group), NULL, 0);
   for (int c = n_chosen - 1; c >= 0; c--)
     {
-      const char *label = agc_label_set_class_name (engine->labels, chosen[c]);
+      const char *label = engine_class_name (engine, chosen[c]);
       g_autofree char *name = g_strdup_printf (_("heatmap: %s"), label);
       add_heatmap (image, group, region, tiles, n_tiles, probs, n_classes, chosen[c],
                    palette[c % G_N_ELEMENTS (palette)], name);
@@ -269,11 +264,10 @@ write_regions (GimpImage *image, const Engine *engine, const Region *region, con
         continue;
       const Region *b = &tiles[t].box;
       g_autofree char *text = g_strdup_printf ("%s %.0f%%",
-                                               agc_label_set_class_display_name (engine->labels,
-                                                                                 best),
+                                               engine_class_translated_name (engine, best),
                                                100.0 * p);
       g_autofree char *name = g_strdup_printf ("tile %d,%d: %s", b->x, b->y,
-                                               agc_label_set_class_name (engine->labels, best));
+                                               engine_class_name (engine, best));
       if (!results_add_text_layer (image, group, text, b->x + 2, b->y + 2,
                                    MAX (8.0, b->width / 10.0), name))
         break; // no font: one message is enough
@@ -340,7 +334,7 @@ on_selection (AgcRegionsWindow *window, RegionsView *v)
   int c = agc_regions_window_get_class (window);
   /* Translators: the name of the channel made from the heatmap of a class */
   g_autofree char *name = g_strdup_printf (_("AgriCLIP: %s from %.2f"),
-                                           engine_class_display_name (v->engine, c),
+                                           engine_class_translated_name (v->engine, c),
                                            agc_regions_window_get_threshold (window));
   gimp_image_undo_group_start (v->image);
   GeglColor *color = gegl_color_new ("red");
@@ -372,7 +366,7 @@ on_boxes_to_paths (AgcRegionsWindow *window, RegionsView *v)
   int c = agc_regions_window_get_class (window);
   /* Translators: the name of the path made from the boxes of a class */
   g_autofree char *name = g_strdup_printf (_("AgriCLIP: %s boxes"),
-                                           engine_class_display_name (v->engine, c));
+                                           engine_class_translated_name (v->engine, c));
   gimp_image_undo_group_start (v->image);
   GimpPath *path = gimp_path_new (v->image, name);
   gimp_image_insert_path (v->image, path, NULL, 0);
@@ -405,7 +399,7 @@ regions_window_run (GimpImage *image, Engine *engine, const Region *region, cons
   for (int c = 0; c < n_classes; c++)
     {
       g_ptr_array_add (names, (gpointer) engine_class_name (engine, c));
-      g_ptr_array_add (displays, (gpointer) engine_class_display_name (engine, c));
+      g_ptr_array_add (displays, (gpointer) engine_class_translated_name (engine, c));
     }
   g_ptr_array_add (names, NULL);
   g_ptr_array_add (displays, NULL);

@@ -68,6 +68,25 @@ results_add_text_layer (GimpImage *image, GimpGroupLayer *parent, const char *te
 }
 
 void
+results_json_source (JsonBuilder *builder, const Engine *engine)
+{
+  json_builder_set_member_name (builder, "model");
+  json_builder_add_string_value (builder, engine->model_path);
+  if (engine->adapter)
+    {
+      json_builder_set_member_name (builder, "adapter");
+      json_builder_add_string_value (builder, engine->adapter_path);
+    }
+  else
+    {
+      json_builder_set_member_name (builder, "label_set");
+      json_builder_add_string_value (builder, engine->labels_path);
+      json_builder_set_member_name (builder, "label_set_id");
+      json_builder_add_string_value (builder, agc_label_set_id (engine->labels));
+    }
+}
+
+void
 results_json_labels (JsonBuilder *builder, const Engine *engine, const float *probs,
                      const int *top, int n_top)
 {
@@ -86,6 +105,25 @@ results_json_labels (JsonBuilder *builder, const Engine *engine, const float *pr
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
+}
+
+char *
+results_label_json (const Engine *engine, gboolean drawable, const Region *region,
+                    gboolean masked, const float *probs, const int *top, int n_top)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  json_builder_begin_object (builder);
+  results_json_source (builder, engine);
+  json_builder_set_member_name (builder, "source");
+  json_builder_add_string_value (builder, drawable ? "drawable" : "image");
+  results_json_region (builder, "region", region);
+  json_builder_set_member_name (builder, "selection");
+  json_builder_add_boolean_value (builder, masked);
+  json_builder_set_member_name (builder, "mask_grey");
+  json_builder_add_int_value (builder, AGC_PLUGIN_MASK_GREY);
+  results_json_labels (builder, engine, probs, top, n_top);
+  json_builder_end_object (builder);
+  return results_json_text (builder);
 }
 
 void

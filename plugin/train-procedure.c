@@ -130,35 +130,52 @@ config_from_window (GimpProcedureConfig *config, AgcTrainingWindow *window)
     g_object_set (config, "data", data_file, NULL);
 }
 
+/* What the window held when it closed, read while its controls still exist. */
+typedef struct
+{
+  GimpProcedureConfig *config;
+  gboolean trained;
+  double accuracy;
+  char *adapter;
+} Outcome;
+
+/* Connected before the window's own "destroy" handler tears its controls
+ * down (GtkContainer's runs last). */
+static void
+on_window_destroy (AgcTrainingWindow *window, Outcome *outcome)
+{
+  const AgcTrainResult *result = agc_training_window_get_result (window);
+  outcome->trained = result != NULL;
+  outcome->accuracy = result && !isnan (result->val_accuracy) ? result->val_accuracy : -1.0;
+  outcome->adapter = agc_training_window_get_adapter_path (window);
+  config_from_window (outcome->config, window);
+  gtk_main_quit ();
+}
+
 static GimpValueArray *
 train_window_run (GimpProcedure *procedure, GimpProcedureConfig *config)
 {
   gimp_ui_init (PLUG_IN_BINARY);
   gimp_progress_init (_("AgriCLIP: training"));
   GtkWidget *window = agc_training_window_new ();
-  AgcTrainingWindow *w = AGC_TRAINING_WINDOW (window);
-  window_from_config (w, config);
+  window_from_config (AGC_TRAINING_WINDOW (window), config);
+  Outcome outcome = { config, FALSE, -1.0, NULL };
   g_signal_connect (window, "epoch", G_CALLBACK (on_window_epoch), NULL);
-  g_signal_connect (window, "destroy", G_CALLBACK (gtk_main_quit), NULL);
-  g_object_ref (window);
+  g_signal_connect (window, "destroy", G_CALLBACK (on_window_destroy), &outcome);
   gimp_window_set_transient (GTK_WINDOW (window));
   gtk_window_present (GTK_WINDOW (window));
   gtk_main ();
-  const AgcTrainResult *result = agc_training_window_get_result (w);
-  g_autofree char *adapter = agc_training_window_get_adapter_path (w);
-  config_from_window (config, w);
   GimpValueArray *values;
-  if (!result)
+  if (!outcome.trained)
     values = gimp_procedure_new_return_values (procedure, GIMP_PDB_CANCEL, NULL);
   else
     {
-      g_autoptr (GFile) out_file = g_file_new_for_path (adapter);
+      g_autoptr (GFile) out_file = g_file_new_for_path (outcome.adapter);
       values = gimp_procedure_new_return_values (procedure, GIMP_PDB_SUCCESS, NULL);
-      GIMP_VALUES_SET_DOUBLE (values, 1, isnan (result->val_accuracy) ? -1.0
-                                                                       : result->val_accuracy);
+      GIMP_VALUES_SET_DOUBLE (values, 1, outcome.accuracy);
       GIMP_VALUES_SET_FILE (values, 2, out_file);
     }
-  g_object_unref (window);
+  g_free (outcome.adapter);
   return values;
 }
 

@@ -48,6 +48,21 @@ find_row (AgcLabelSetChooser *self, const char *key, GtkTreeIter *iter)
   return FALSE;
 }
 
+/* The row of the installed set whose own file path is, if there is one
+ * (a file chosen before, or a script's path, is not listed twice). */
+static gboolean
+find_installed_file (AgcLabelSetChooser *self, const char *path, GtkTreeIter *iter)
+{
+  AgcLabelSet *set = agc_label_set_load (path, NULL);
+  g_autofree char *installed = set ? agc_label_set_find (agc_label_set_id (set), NULL) : NULL;
+  g_autofree char *wanted = g_canonicalize_filename (path, NULL);
+  g_autofree char *found = installed ? g_canonicalize_filename (installed, NULL) : NULL;
+  gboolean same = found && g_str_equal (found, wanted)
+                  && find_row (self, agc_label_set_id (set), iter);
+  agc_label_set_free (set);
+  return same;
+}
+
 /* A row for key (an id or a file); the loader's message when it fails. */
 static void
 add_row (AgcLabelSetChooser *self, const char *key, GtkTreeIter *iter)
@@ -104,7 +119,8 @@ agc_label_set_chooser_select (AgcLabelSetChooser *self, const char *id_or_path)
     {
       if (!g_file_test (id_or_path, G_FILE_TEST_IS_REGULAR))
         return FALSE;
-      add_row (self, id_or_path, &iter);
+      if (!find_installed_file (self, id_or_path, &iter))
+        add_row (self, id_or_path, &iter);
     }
   gtk_tree_selection_select_iter (gtk_tree_view_get_selection (GTK_TREE_VIEW (self->view)),
                                   &iter);

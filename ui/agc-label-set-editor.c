@@ -109,15 +109,23 @@ file_name (AgcLabelSetEditor *self)
   return g_strdup_printf ("%s.json", *id ? id : "labels");
 }
 
+/* The editor's draft (set, free it) and the set the loader makes of it, or
+ * NULL and the loader's message. */
+static AgcLabelSet *
+check_draft (AgcLabelSetEditor *self, AgcLabelSetDraft **draft, GError **error)
+{
+  *draft = agc_label_set_editor_get_draft (self);
+  g_autofree char *name = file_name (self);
+  return agc_label_set_draft_check (*draft, name, error);
+}
+
 char *
 agc_label_set_editor_get_problem (AgcLabelSetEditor *self)
 {
   g_return_val_if_fail (AGC_IS_LABEL_SET_EDITOR (self), NULL);
-  g_autoptr (AgcLabelSetDraft) draft = agc_label_set_editor_get_draft (self);
-  g_autofree char *name = file_name (self);
+  g_autoptr (AgcLabelSetDraft) draft = NULL;
   GError *error = NULL;
-  AgcLabelSet *set = agc_label_set_draft_check (draft, name, &error);
-  agc_label_set_free (set);
+  agc_label_set_free (check_draft (self, &draft, &error));
   if (!error)
     return NULL;
   char *message = g_strdup (error->message);
@@ -129,9 +137,8 @@ char *
 agc_label_set_editor_get_preview (AgcLabelSetEditor *self, GError **error)
 {
   g_return_val_if_fail (AGC_IS_LABEL_SET_EDITOR (self), NULL);
-  g_autoptr (AgcLabelSetDraft) draft = agc_label_set_editor_get_draft (self);
-  g_autofree char *name = file_name (self);
-  AgcLabelSet *set = agc_label_set_draft_check (draft, name, error);
+  g_autoptr (AgcLabelSetDraft) draft = NULL;
+  AgcLabelSet *set = check_draft (self, &draft, error);
   if (!set)
     return NULL;
   GString *text = g_string_new (NULL);
@@ -213,9 +220,8 @@ char *
 agc_label_set_editor_save (AgcLabelSetEditor *self, GError **error)
 {
   g_return_val_if_fail (AGC_IS_LABEL_SET_EDITOR (self), NULL);
-  g_autoptr (AgcLabelSetDraft) draft = agc_label_set_editor_get_draft (self);
-  g_autofree char *name = file_name (self);
-  AgcLabelSet *set = agc_label_set_draft_check (draft, name, error);
+  g_autoptr (AgcLabelSetDraft) draft = NULL;
+  AgcLabelSet *set = check_draft (self, &draft, error);
   if (!set)
     return NULL;
   agc_label_set_free (set);
@@ -397,6 +403,9 @@ show_preview (AgcLabelSetEditor *self)
       GtkWidget *view = gtk_text_view_new ();
       gtk_text_view_set_editable (GTK_TEXT_VIEW (view), FALSE);
       gtk_text_view_set_wrap_mode (GTK_TEXT_VIEW (view), GTK_WRAP_WORD_CHAR);
+      gtk_text_view_set_left_margin (GTK_TEXT_VIEW (view), 8);
+      gtk_text_view_set_right_margin (GTK_TEXT_VIEW (view), 8);
+      gtk_text_view_set_top_margin (GTK_TEXT_VIEW (view), 6);
       atk_object_set_name (gtk_widget_get_accessible (view), _("Prompt preview"));
       GtkWidget *scroll = gtk_scrolled_window_new (NULL, NULL);
       gtk_container_add (GTK_CONTAINER (scroll), view);
@@ -460,6 +469,11 @@ text_area (GtkWidget **view, int lines_shown)
   *view = gtk_text_view_new ();
   gtk_text_view_set_wrap_mode (GTK_TEXT_VIEW (*view), GTK_WRAP_WORD_CHAR);
   gtk_text_view_set_accepts_tab (GTK_TEXT_VIEW (*view), FALSE); // Tab moves on
+  // the entries' inner space, so that the text does not touch the frame
+  gtk_text_view_set_left_margin (GTK_TEXT_VIEW (*view), 6);
+  gtk_text_view_set_right_margin (GTK_TEXT_VIEW (*view), 6);
+  gtk_text_view_set_top_margin (GTK_TEXT_VIEW (*view), 4);
+  gtk_text_view_set_bottom_margin (GTK_TEXT_VIEW (*view), 4);
   GtkWidget *scroll = gtk_scrolled_window_new (NULL, NULL);
   gtk_scrolled_window_set_shadow_type (GTK_SCROLLED_WINDOW (scroll), GTK_SHADOW_IN);
   gtk_container_add (GTK_CONTAINER (scroll), *view);
@@ -469,7 +483,8 @@ text_area (GtkWidget **view, int lines_shown)
   int line = PANGO_PIXELS (pango_font_metrics_get_ascent (metrics)
                            + pango_font_metrics_get_descent (metrics));
   pango_font_metrics_unref (metrics);
-  gtk_scrolled_window_set_min_content_height (GTK_SCROLLED_WINDOW (scroll), line * lines_shown);
+  gtk_scrolled_window_set_min_content_height (GTK_SCROLLED_WINDOW (scroll),
+                                              line * lines_shown + 8);
   return scroll;
 }
 

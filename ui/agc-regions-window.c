@@ -2,6 +2,7 @@
 #include "agc-regions-window.h"
 
 #include "agc-close-on-escape.h"
+#include "agc-ui-progress.h"
 #include "agc-ui-settings.h"
 
 #include <glib/gi18n-lib.h>
@@ -294,11 +295,9 @@ show_progress (gpointer data)
   Progress *p = data;
   if (p->self->cancellable)
     {
-      gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (p->self->progress),
-                                     p->total ? (double) p->done / p->total : 0.0);
       /* Translators: tiles classified so far, of all */
       g_autofree char *text = g_strdup_printf (_("%d of %d tiles"), p->done, p->total);
-      gtk_progress_bar_set_text (GTK_PROGRESS_BAR (p->self->progress), text);
+      agc_ui_progress_show (p->self->progress, p->done, p->total, text);
       g_signal_emit (p->self, signals[SIGNAL_PROGRESS], 0,
                      p->total ? (double) p->done / p->total : 0.0);
     }
@@ -362,8 +361,7 @@ tiling_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancel
 static void
 set_computing (AgcRegionsWindow *self, gboolean computing)
 {
-  gtk_widget_set_visible (self->progress, computing);
-  gtk_widget_set_visible (self->cancel, computing);
+  agc_ui_progress_set_busy (self->progress, self->cancel, computing);
   gtk_widget_set_sensitive (self->recompute, !computing);
   gtk_widget_set_sensitive (self->tile_spin, !computing);
   gtk_widget_set_sensitive (self->stride_spin, !computing);
@@ -433,8 +431,7 @@ agc_regions_window_compute (AgcRegionsWindow *self, int tile, int stride)
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->tile_spin), tile);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->stride_spin), stride);
   self->cancellable = g_cancellable_new ();
-  gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress), 0.0);
-  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress), _("Classifying the tiles…"));
+  agc_ui_progress_show (self->progress, 0, 0, _("Classifying the tiles…"));
   set_status (self, _("Classifying the tiles…"));
   set_computing (self, TRUE);
   GTask *task = g_task_new (self, self->cancellable, tiling_done, NULL);
@@ -580,9 +577,7 @@ agc_regions_window_init (AgcRegionsWindow *self)
   gtk_grid_attach (grid, compute_box, 3, 2, 1, 1);
   gtk_container_add (GTK_CONTAINER (outer), GTK_WIDGET (grid));
 
-  self->progress = gtk_progress_bar_new ();
-  gtk_progress_bar_set_show_text (GTK_PROGRESS_BAR (self->progress), TRUE);
-  atk_object_set_name (gtk_widget_get_accessible (self->progress), _("Progress"));
+  self->progress = agc_ui_progress_new ();
   self->status = gtk_label_new (NULL);
   gtk_label_set_xalign (GTK_LABEL (self->status), 0.0f);
   gtk_label_set_line_wrap (GTK_LABEL (self->status), TRUE);
@@ -611,8 +606,7 @@ agc_regions_window_init (AgcRegionsWindow *self)
   gtk_container_add (GTK_CONTAINER (outer), actions);
   gtk_container_add (GTK_CONTAINER (self), outer);
   gtk_widget_show_all (outer);
-  gtk_widget_hide (self->progress);
-  gtk_widget_hide (self->cancel);
+  agc_ui_progress_set_busy (self->progress, self->cancel, FALSE);
 }
 
 static void

@@ -16,22 +16,20 @@ struct _AgcResultsWindow
 
   AgcModel *model;
   char *model_name;
-  float *embedding; /* [E] */
-  GdkPixbuf *thumbnail;
   int top_k;
+  GPtrArray *items; /* of Item: what was labelled, one per layer */
+  int current;      /* the item shown */
 
   /* What the listed labels came from: a label set or an adapter. */
   AgcLabelSet *labels;
   AgcAdapter *adapter;
   AgcClassifier *classifier;
   char *labels_name;
-  int *top;     /* [n_top] class indices, most probable first */
-  float *probs; /* [n_classes] */
-  int n_top;
 
   GCancellable *cancellable; /* of the running relabelling, or NULL */
   gboolean disposed;         /* a relabelling that ends later finds no widgets */
 
+  GtkWidget *item_box, *item_combo;
   GtkWidget *picture, *source_label, *list, *status, *spinner;
   GtkWidget *relabel_box, *set_combo, *relabel_button;
   GtkWidget *layer_button, *keywords_button, *copy_button;
@@ -47,6 +45,41 @@ enum
 static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (AgcResultsWindow, agc_results_window, GTK_TYPE_WINDOW)
+
+/* One labelled thing (an image or a layer) and its current result. */
+typedef struct
+{
+  char *name;
+  float *embedding; /* [E], L2-normalised */
+  GdkPixbuf *thumbnail;
+  float *probs; /* [n_classes] */
+  int *top;     /* [n_top] class indices, most probable first */
+  int n_top;
+} Item;
+
+static void
+item_free (Item *item)
+{
+  g_free (item->name);
+  g_free (item->embedding);
+  g_clear_object (&item->thumbnail);
+  g_free (item->probs);
+  g_free (item->top);
+  g_free (item);
+}
+
+/* Item number item, or the shown one when item is negative. */
+static Item *
+item_at (AgcResultsWindow *self, int item)
+{
+  return g_ptr_array_index (self->items, item < 0 ? self->current : item);
+}
+
+static gboolean
+valid_item (AgcResultsWindow *self, int item)
+{
+  return item < (int) self->items->len && (item >= 0 || self->items->len > 0);
+}
 
 /* ---- reading the current result ----------------------------------------- */
 
@@ -65,36 +98,79 @@ class_display_name (AgcResultsWindow *self, int class_index)
 }
 
 char *
-agc_results_window_get_text (AgcResultsWindow *self)
+agc_results_window_get_text (AgcResultsWindow *self, int item)
 {
-  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self), NULL);
+  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self) && valid_item (self, item), NULL);
+  const Item *it = item_at (self, item);
   GString *text = g_string_new (NULL);
-  for (int k = 0; k < self->n_top; k++)
+  for (int k = 0; k < it->n_top; k++)
     g_string_append_printf (text, "%s%s %.0f%%", k ? "\n" : "",
-                            class_display_name (self, self->top[k]),
-                            100.0 * self->probs[self->top[k]]);
+                            class_display_name (self, it->top[k]),
+                            100.0 * it->probs[it->top[k]]);
   return g_string_free (text, FALSE);
 }
 
 char **
-agc_results_window_get_labels (AgcResultsWindow *self)
+agc_results_window_get_labels (AgcResultsWindow *self, int item)
 {
-  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self), NULL);
-  char **labels = g_new0 (char *, self->n_top + 1);
-  for (int k = 0; k < self->n_top; k++)
-    labels[k] = g_strdup (class_name (self, self->top[k]));
+  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self) && valid_item (self, item), NULL);
+  const Item *it = item_at (self, item);
+  char **labels = g_new0 (char *, it->n_top + 1);
+  for (int k = 0; k < it->n_top; k++)
+    labels[k] = g_strdup (class_name (self, it->top[k]));
   return labels;
 }
 
 float *
-agc_results_window_get_probabilities (AgcResultsWindow *self, int *n_labels)
+agc_results_window_get_probabilities (AgcResultsWindow *self, int item, int *n_labels)
+{
+  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self) && valid_item (self, item), NULL);
+  const Item *it = item_at (self, item);
+  float *probs = g_new (float, MAX (it->n_top, 1));
+  for (int k = 0; k < it->n_top; k++)
+    probs[k] = it->probs[it->top[k]];
+  *n_labels = it->n_top;
+  return probs;
+}
+
+const float *
+agc_results_window_get_class_probabilities (AgcResultsWindow *self, int item)
+{
+  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self) && valid_item (self, item), NULL);
+  return item_at (self, item)->probs;
+}
+
+const char *
+agc_results_window_get_source (AgcResultsWindow *self, const AgcLabelSet **labels,
+                               const AgcAdapter **adapter)
 {
   g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self), NULL);
-  float *probs = g_new (float, MAX (self->n_top, 1));
-  for (int k = 0; k < self->n_top; k++)
-    probs[k] = self->probs[self->top[k]];
-  *n_labels = self->n_top;
-  return probs;
+  if (labels)
+    *labels = self->labels;
+  if (adapter)
+    *adapter = self->adapter;
+  return self->labels_name;
+}
+
+int
+agc_results_window_get_n_items (AgcResultsWindow *self)
+{
+  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self), 0);
+  return (int) self->items->len;
+}
+
+int
+agc_results_window_get_item (AgcResultsWindow *self)
+{
+  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self), -1);
+  return self->items->len ? self->current : -1;
+}
+
+void
+agc_results_window_set_item (AgcResultsWindow *self, int item)
+{
+  g_return_if_fail (AGC_IS_RESULTS_WINDOW (self) && item >= 0 && valid_item (self, item));
+  gtk_combo_box_set_active (GTK_COMBO_BOX (self->item_combo), item);
 }
 
 /* ---- showing a result --------------------------------------------------- */
@@ -131,6 +207,42 @@ set_status (AgcResultsWindow *self, const char *message)
   gtk_widget_set_visible (self->status, message != NULL);
 }
 
+/* The shown item's labels in the list, its thumbnail in the picture. */
+static void
+show_item (AgcResultsWindow *self)
+{
+  GList *old = gtk_container_get_children (GTK_CONTAINER (self->list));
+  for (GList *l = old; l; l = l->next)
+    gtk_widget_destroy (l->data);
+  g_list_free (old);
+  const Item *it = self->items->len ? item_at (self, -1) : NULL;
+  int n_top = it && it->probs ? it->n_top : 0;
+  for (int k = 0; k < n_top; k++)
+    gtk_container_add (GTK_CONTAINER (self->list),
+                       label_row (class_display_name (self, it->top[k]),
+                                  it->probs[it->top[k]]));
+  gtk_widget_show_all (self->list);
+  gtk_widget_queue_draw (self->picture);
+  gboolean any = n_top > 0;
+  gtk_widget_set_sensitive (self->layer_button, any);
+  gtk_widget_set_sensitive (self->keywords_button, any);
+  gtk_widget_set_sensitive (self->copy_button, any);
+}
+
+static void
+classify_item (AgcResultsWindow *self, Item *item)
+{
+  if (!self->classifier)
+    return;
+  int n_classes = agc_classifier_n_classes (self->classifier);
+  g_free (item->probs);
+  g_free (item->top);
+  item->probs = g_new (float, n_classes);
+  item->top = g_new (int, n_classes);
+  agc_classifier_probabilities (self->classifier, item->embedding, item->probs);
+  item->n_top = agc_top_k (item->probs, n_classes, self->top_k, item->top);
+}
+
 /* Drops the current result's sources and keeps the new ones (all taken). */
 static void
 replace_result (AgcResultsWindow *self, AgcLabelSet *labels, AgcAdapter *adapter,
@@ -145,23 +257,9 @@ replace_result (AgcResultsWindow *self, AgcLabelSet *labels, AgcAdapter *adapter
   self->classifier = classifier;
   self->labels_name = g_strdup (labels_name);
 
-  int n_classes = agc_classifier_n_classes (classifier);
-  g_free (self->probs);
-  g_free (self->top);
-  self->probs = g_new (float, n_classes);
-  self->top = g_new (int, n_classes);
-  agc_classifier_probabilities (classifier, self->embedding, self->probs);
-  self->n_top = agc_top_k (self->probs, n_classes, self->top_k, self->top);
-
-  GList *old = gtk_container_get_children (GTK_CONTAINER (self->list));
-  for (GList *l = old; l; l = l->next)
-    gtk_widget_destroy (l->data);
-  g_list_free (old);
-  for (int k = 0; k < self->n_top; k++)
-    gtk_container_add (GTK_CONTAINER (self->list),
-                       label_row (class_display_name (self, self->top[k]),
-                                  self->probs[self->top[k]]));
-  gtk_widget_show_all (self->list);
+  for (guint i = 0; i < self->items->len; i++)
+    classify_item (self, g_ptr_array_index (self->items, i));
+  show_item (self);
 
   // A set opened from a file joins the installed ones in the picker.
   if (labels && labels_name
@@ -179,11 +277,6 @@ replace_result (AgcResultsWindow *self, AgcLabelSet *labels, AgcAdapter *adapter
     _("<b>Model:</b> %s\n<b>Labels:</b> %s"), self->model_name, title);
   gtk_label_set_markup (GTK_LABEL (self->source_label), source);
   gtk_widget_set_tooltip_text (self->source_label, labels_name);
-
-  gboolean any = self->n_top > 0;
-  gtk_widget_set_sensitive (self->layer_button, any);
-  gtk_widget_set_sensitive (self->keywords_button, any);
-  gtk_widget_set_sensitive (self->copy_button, any);
 }
 
 void
@@ -391,7 +484,7 @@ static void
 on_layer_clicked (GtkButton *button, AgcResultsWindow *self)
 {
   (void) button;
-  g_autofree char *text = agc_results_window_get_text (self);
+  g_autofree char *text = agc_results_window_get_text (self, -1);
   g_signal_emit (self, signals[SIGNAL_ADD_TEXT_LAYER], 0, text);
 }
 
@@ -399,7 +492,7 @@ static void
 on_keywords_clicked (GtkButton *button, AgcResultsWindow *self)
 {
   (void) button;
-  g_auto (GStrv) labels = agc_results_window_get_labels (self);
+  g_auto (GStrv) labels = agc_results_window_get_labels (self, -1);
   g_signal_emit (self, signals[SIGNAL_ADD_KEYWORDS], 0, labels);
 }
 
@@ -407,7 +500,7 @@ static void
 on_copy_clicked (GtkButton *button, AgcResultsWindow *self)
 {
   (void) button;
-  g_autofree char *text = agc_results_window_get_text (self);
+  g_autofree char *text = agc_results_window_get_text (self, -1);
   GtkClipboard *clipboard = gtk_widget_get_clipboard (GTK_WIDGET (self),
                                                       GDK_SELECTION_CLIPBOARD);
   gtk_clipboard_set_text (clipboard, text, -1);
@@ -420,16 +513,17 @@ on_copy_clicked (GtkButton *button, AgcResultsWindow *self)
 static gboolean
 draw_thumbnail (GtkWidget *area, cairo_t *cr, AgcResultsWindow *self)
 {
-  if (!self->thumbnail)
+  GdkPixbuf *thumbnail = self->items->len ? item_at (self, -1)->thumbnail : NULL;
+  if (!thumbnail)
     return FALSE;
   // Drawn through cairo, scaled to fit: at GDK_SCALE=2 the surface has twice
   // the device pixels and the thumbnail keeps its detail.
   double w = gtk_widget_get_allocated_width (area), h = gtk_widget_get_allocated_height (area);
-  double pw = gdk_pixbuf_get_width (self->thumbnail), ph = gdk_pixbuf_get_height (self->thumbnail);
+  double pw = gdk_pixbuf_get_width (thumbnail), ph = gdk_pixbuf_get_height (thumbnail);
   double scale = MIN (w / pw, h / ph);
   cairo_translate (cr, (w - pw * scale) / 2, (h - ph * scale) / 2);
   cairo_scale (cr, scale, scale);
-  gdk_cairo_set_source_pixbuf (cr, self->thumbnail, 0, 0);
+  gdk_cairo_set_source_pixbuf (cr, thumbnail, 0, 0);
   cairo_pattern_set_filter (cairo_get_source (cr), CAIRO_FILTER_GOOD);
   cairo_paint (cr);
   return FALSE;
@@ -527,8 +621,37 @@ actions_row (AgcResultsWindow *self)
 }
 
 static void
+on_item_changed (GtkComboBox *combo, AgcResultsWindow *self)
+{
+  int active = gtk_combo_box_get_active (combo);
+  if (active < 0 || active >= (int) self->items->len)
+    return;
+  self->current = active;
+  show_item (self);
+}
+
+/* "Result for: [layer]", shown when there is more than one thing labelled. */
+static GtkWidget *
+item_row (AgcResultsWindow *self)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *label = gtk_label_new_with_mnemonic (_("Res_ult for:"));
+  self->item_combo = gtk_combo_box_text_new ();
+  gtk_label_set_mnemonic_widget (GTK_LABEL (label), self->item_combo);
+  atk_object_set_name (gtk_widget_get_accessible (self->item_combo), _("Result for"));
+  gtk_widget_set_tooltip_text (self->item_combo,
+                               _("Each selected layer was labelled on its own: the labels, "
+                                 "the picture and the actions below are this layer's"));
+  g_signal_connect (self->item_combo, "changed", G_CALLBACK (on_item_changed), self);
+  gtk_container_add (GTK_CONTAINER (box), label);
+  gtk_box_pack_start (GTK_BOX (box), self->item_combo, TRUE, TRUE, 0);
+  return box;
+}
+
+static void
 agc_results_window_init (AgcResultsWindow *self)
 {
+  self->items = g_ptr_array_new_with_free_func ((GDestroyNotify) item_free);
   gtk_window_set_title (GTK_WINDOW (self), _("AgriCLIP: Results"));
   gtk_window_set_default_size (GTK_WINDOW (self), 560, 420);
   agc_ui_remember_window_size (GTK_WINDOW (self), "results-window");
@@ -536,6 +659,8 @@ agc_results_window_init (AgcResultsWindow *self)
 
   GtkWidget *outer = gtk_box_new (GTK_ORIENTATION_VERTICAL, 12);
   g_object_set (outer, "margin", 12, NULL);
+  self->item_box = item_row (self);
+  gtk_container_add (GTK_CONTAINER (outer), self->item_box);
   GtkWidget *top = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
 
   self->picture = gtk_drawing_area_new ();
@@ -585,6 +710,7 @@ agc_results_window_init (AgcResultsWindow *self)
   gtk_widget_show_all (outer);
   gtk_widget_hide (self->spinner);
   gtk_widget_hide (self->status);
+  gtk_widget_hide (self->item_box);
 }
 
 static void
@@ -594,7 +720,6 @@ agc_results_window_dispose (GObject *object)
   self->disposed = TRUE;
   if (self->cancellable)
     g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->thumbnail);
   G_OBJECT_CLASS (agc_results_window_parent_class)->dispose (object);
 }
 
@@ -608,9 +733,7 @@ agc_results_window_finalize (GObject *object)
   agc_model_free (self->model);
   g_free (self->model_name);
   g_free (self->labels_name);
-  g_free (self->embedding);
-  g_free (self->probs);
-  g_free (self->top);
+  g_ptr_array_unref (self->items);
   G_OBJECT_CLASS (agc_results_window_parent_class)->finalize (object);
 }
 
@@ -636,16 +759,31 @@ agc_results_window_class_init (AgcResultsWindowClass *klass)
 }
 
 GtkWidget *
-agc_results_window_new (AgcModel *model, const char *model_name, const float *image_embedding,
-                        GdkPixbuf *thumbnail, int top_k)
+agc_results_window_new (AgcModel *model, const char *model_name, int top_k)
 {
-  g_return_val_if_fail (model != NULL && image_embedding != NULL && top_k > 0, NULL);
+  g_return_val_if_fail (model != NULL && top_k > 0, NULL);
   AgcResultsWindow *self = g_object_new (AGC_TYPE_RESULTS_WINDOW, NULL);
   self->model = model;
   self->model_name = g_strdup (model_name ? model_name : agc_model_path (model));
-  int dim = agc_model_embed_dim (model);
-  self->embedding = g_memdup2 (image_embedding, sizeof (float) * (gsize) dim);
-  self->thumbnail = thumbnail ? g_object_ref (thumbnail) : NULL;
   self->top_k = top_k;
   return GTK_WIDGET (self);
+}
+
+int
+agc_results_window_add_item (AgcResultsWindow *self, const char *name,
+                             const float *image_embedding, GdkPixbuf *thumbnail)
+{
+  g_return_val_if_fail (AGC_IS_RESULTS_WINDOW (self) && image_embedding != NULL, -1);
+  Item *item = g_new0 (Item, 1);
+  int dim = agc_model_embed_dim (self->model);
+  item->name = g_strdup (name ? name : "");
+  item->embedding = g_memdup2 (image_embedding, sizeof (float) * (gsize) dim);
+  item->thumbnail = thumbnail ? g_object_ref (thumbnail) : NULL;
+  classify_item (self, item);
+  g_ptr_array_add (self->items, item);
+  gtk_combo_box_text_append_text (GTK_COMBO_BOX_TEXT (self->item_combo), item->name);
+  gtk_widget_set_visible (self->item_box, self->items->len > 1);
+  if (self->items->len == 1)
+    gtk_combo_box_set_active (GTK_COMBO_BOX (self->item_combo), 0);
+  return (int) self->items->len - 1;
 }

@@ -2,7 +2,9 @@
  * most probable labels with probability bars, the model and label set that
  * gave them, and what to do with them.
  *
- * The window keeps the model and the image's embedding, so "Label again"
+ * Several layers labelled each on its own are items of one window, picked
+ * in its "Result for" list.  The window keeps the model and the items'
+ * embeddings, so "Label again"
  * with another label set (or a linear-probe adapter) only encodes that
  * set's prompts, on a worker thread, and never the image again.  "Add as
  * text layer" and "Add as keywords" are signals: the program showing the
@@ -20,14 +22,25 @@ G_BEGIN_DECLS
 #define AGC_TYPE_RESULTS_WINDOW (agc_results_window_get_type ())
 G_DECLARE_FINAL_TYPE (AgcResultsWindow, agc_results_window, AGC, RESULTS_WINDOW, GtkWindow)
 
-/* model (taken: freed with the window) encoded the image into
- * image_embedding[E] (copied, L2-normalised); model_name is how the model
- * is shown; thumbnail (may be NULL; a reference is taken) is what was
- * classified; top_k labels are listed.  Show results with
+/* model (taken: freed with the window) is how the items were encoded;
+ * model_name is how the model is shown; top_k labels are listed.  Add what
+ * was labelled with agc_results_window_add_item, then show results with
  * agc_results_window_show_label_set or _show_adapter. */
-GtkWidget *agc_results_window_new (AgcModel *model, const char *model_name,
-                                   const float *image_embedding, GdkPixbuf *thumbnail,
-                                   int top_k);
+GtkWidget *agc_results_window_new (AgcModel *model, const char *model_name, int top_k);
+
+/* One labelled thing: the image, or one of several layers labelled each on
+ * its own.  name (a layer's) is how the "Result for" picker, shown from the
+ * second item on, lists it; image_embedding[E] (copied, L2-normalised);
+ * thumbnail (may be NULL; a reference is taken) is what was classified.
+ * Returns the item's number (0, 1, …).  Every item is labelled again
+ * together; the actions and the getters below with item -1 concern the
+ * item shown. */
+int agc_results_window_add_item (AgcResultsWindow *self, const char *name,
+                                 const float *image_embedding, GdkPixbuf *thumbnail);
+int agc_results_window_get_n_items (AgcResultsWindow *self);
+/* The item shown (-1 when there is none); showing another one. */
+int agc_results_window_get_item (AgcResultsWindow *self);
+void agc_results_window_set_item (AgcResultsWindow *self, int item);
 
 /* Lists the top labels of classifier (taken) over labels (taken), whose
  * name (file or id) is labels_name. */
@@ -47,12 +60,21 @@ void agc_results_window_show_adapter (AgcResultsWindow *self, AgcAdapter *adapte
 void agc_results_window_relabel (AgcResultsWindow *self, const char *file_or_id);
 void agc_results_window_relabel_adapter (AgcResultsWindow *self, const char *adapter_path);
 
-/* The listed labels as text, one "Display name 85%" per line (what "Copy
- * as text" copies and what "add-text-layer" carries) (g_free). */
-char *agc_results_window_get_text (AgcResultsWindow *self);
-/* The listed labels' export names, most probable first (g_strfreev). */
-char **agc_results_window_get_labels (AgcResultsWindow *self);
-/* The listed probabilities, most probable first; n_labels set (g_free). */
-float *agc_results_window_get_probabilities (AgcResultsWindow *self, int *n_labels);
+/* An item's labels as text, one "Display name 85%" per line, display names
+ * in the user's language (what "Copy as text" copies and what
+ * "add-text-layer" carries) (g_free). */
+char *agc_results_window_get_text (AgcResultsWindow *self, int item);
+/* An item's listed labels' export names, most probable first (g_strfreev). */
+char **agc_results_window_get_labels (AgcResultsWindow *self, int item);
+/* An item's listed probabilities, most probable first; n_labels set (g_free). */
+float *agc_results_window_get_probabilities (AgcResultsWindow *self, int item, int *n_labels);
+/* An item's probabilities of every class [n_classes] of the current label
+ * set or adapter (owned by the window, valid until the next relabelling). */
+const float *agc_results_window_get_class_probabilities (AgcResultsWindow *self, int item);
+/* What the listed labels came from: the label set's file or id or the
+ * adapter's file as given; labels and adapter (either may be NULL) are set
+ * to the window's own (one of them NULL). */
+const char *agc_results_window_get_source (AgcResultsWindow *self, const AgcLabelSet **labels,
+                                           const AgcAdapter **adapter);
 
 G_END_DECLS

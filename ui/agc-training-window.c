@@ -2,6 +2,7 @@
 #include "agc-training-window.h"
 
 #include "agc-model-chooser.h"
+#include "agc-ui-progress.h"
 #include "agc-ui-settings.h"
 
 #include <glib/gi18n-lib.h>
@@ -115,8 +116,7 @@ update_buttons (AgcTrainingWindow *self)
                    && gtk_tree_model_iter_n_children (GTK_TREE_MODEL (self->class_store), NULL)
                         > 0;
   gtk_widget_set_sensitive (self->train_button, !busy && ready);
-  gtk_widget_set_visible (self->cancel_button, busy);
-  gtk_widget_set_visible (self->progress, busy);
+  agc_ui_progress_set_busy (self->progress, self->cancel_button, busy);
   gtk_widget_set_sensitive (self->folder_button, !busy);
   gtk_widget_set_sensitive (self->models, !busy);
   gboolean finetune = gtk_combo_box_get_active (GTK_COMBO_BOX (self->method))
@@ -265,8 +265,6 @@ show_epoch (AgcTrainingWindow *self, const AgcTrainProgress *p)
   EpochPoint point = { p->done, p->train_loss, p->val_loss, p->val_accuracy };
   g_array_append_val (self->points, point);
   self->planned_epochs = p->total;
-  gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress),
-                                 p->total ? (double) p->done / p->total : 1.0);
   g_autofree char *text
     = isnan (p->val_accuracy)
         /* Translators: training progress; the run may stop before the last epoch */
@@ -274,7 +272,7 @@ show_epoch (AgcTrainingWindow *self, const AgcTrainProgress *p)
                            p->train_loss)
         : g_strdup_printf (_("Epoch %d of at most %d: loss %.3f, validation accuracy %.1f %%"),
                            p->done, p->total, p->train_loss, 100.0 * p->val_accuracy);
-  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress), text);
+  agc_ui_progress_show (self->progress, p->done, p->total, text);
   gtk_widget_queue_draw (self->plot);
   g_signal_emit (self, signals[SIGNAL_EPOCH], 0, p->done, p->total, p->train_loss, p->val_loss,
                  p->val_accuracy);
@@ -300,12 +298,10 @@ show_report (gpointer data)
         }
       else
         {
-          gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress),
-                                         p->total ? (double) p->done / p->total : 0.0);
           /* Translators: images encoded before training, of all */
           g_autofree char *text = g_strdup_printf (_("Encoding images: %d of %d"), p->done,
                                                    p->total);
-          gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress), text);
+          agc_ui_progress_show (self->progress, p->done, p->total, text);
         }
     }
   if (r->progress.stage == AGC_TRAIN_STAGE_EPOCH)
@@ -491,8 +487,7 @@ agc_training_window_start (AgcTrainingWindow *self)
   self->has_result = FALSE;
   clear_summary (self);
   gtk_widget_queue_draw (self->plot);
-  gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress), 0.0);
-  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress), _("Loading the model…"));
+  agc_ui_progress_show (self->progress, 0, 0, _("Loading the model…"));
   set_status (self, _("Training…"));
   update_buttons (self);
   GTask *task = g_task_new (NULL, t->cancellable, train_done, NULL);
@@ -550,10 +545,33 @@ draw_plot (GtkWidget *area, cairo_t *cr, AgcTrainingWindow *self)
   GtkStyleContext *style = gtk_widget_get_style_context (area);
   GdkRGBA fg;
   gtk_style_context_get_color (style, gtk_style_context_get_state (style), &fg);
-  double left = 48, right = 48, top = 24, bottom = 28;
+  double left = 48, right = 48, bottom = 28;
+  static const double colours[3][3] = { { 0.12, 0.47, 0.71 }, { 1.0, 0.5, 0.05 },
+                                        { 0.17, 0.63, 0.17 } };
+  const char *names[3] = { _("training loss"), _("validation loss"), _("validation accuracy") };
+  // The legend's entries wrap onto as many lines as the width needs (narrow
+  // windows, long translations); the plot starts below them.
+  PangoLayout *legend[3];
+  double legend_x[3], legend_y[3], x = left, y = 4, line_height = 0;
+  for (int s = 0; s < 3; s++)
+    {
+      legend[s] = gtk_widget_create_pango_layout (area, names[s]);
+      int tw, th;
+      pango_layout_get_pixel_size (legend[s], &tw, &th);
+      if (x > left && x + 16 + tw > w - 4)
+        x = left, y += line_height + 4;
+      legend_x[s] = x, legend_y[s] = y;
+      line_height = MAX (line_height, th);
+      x += 16 + tw + 16;
+    }
+  double top = y + line_height + 8;
   double pw = w - left - right, ph = h - top - bottom;
   if (pw < 20 || ph < 20)
-    return FALSE;
+    {
+      for (int s = 0; s < 3; s++)
+        g_object_unref (legend[s]);
+      return FALSE;
+    }
   int n = (int) self->points->len;
   int last = MAX (self->planned_epochs, 1);
   if (n > 0)
@@ -578,23 +596,15 @@ draw_plot (GtkWidget *area, cairo_t *cr, AgcTrainingWindow *self)
   g_autofree char *epochs = g_strdup_printf (_("epoch %d"), last);
   plot_text (area, cr, left + pw, top + ph + bottom / 2, epochs, 1.0);
 
-  static const double colours[3][3] = { { 0.12, 0.47, 0.71 }, { 1.0, 0.5, 0.05 },
-                                        { 0.17, 0.63, 0.17 } };
-  const char *names[3] = { _("training loss"), _("validation loss"), _("validation accuracy") };
-  double lx = left;
   for (int s = 0; s < 3; s++)
     {
       cairo_set_source_rgb (cr, colours[s][0], colours[s][1], colours[s][2]);
-      cairo_rectangle (cr, lx, top / 2 - 4, 12, 8);
+      cairo_rectangle (cr, legend_x[s], legend_y[s] + line_height / 2 - 4, 12, 8);
       cairo_fill (cr);
       gdk_cairo_set_source_rgba (cr, &fg);
-      PangoLayout *layout = gtk_widget_create_pango_layout (area, names[s]);
-      int tw, th;
-      pango_layout_get_pixel_size (layout, &tw, &th);
-      cairo_move_to (cr, lx + 16, top / 2 - th / 2.0);
-      pango_cairo_show_layout (cr, layout);
-      g_object_unref (layout);
-      lx += 16 + tw + 16;
+      cairo_move_to (cr, legend_x[s] + 16, legend_y[s]);
+      pango_cairo_show_layout (cr, legend[s]);
+      g_object_unref (legend[s]);
 
       cairo_set_source_rgb (cr, colours[s][0], colours[s][1], colours[s][2]);
       cairo_set_line_width (cr, 2);
@@ -890,10 +900,7 @@ agc_training_window_init (AgcTrainingWindow *self)
                                                 "checkpoint"));
   g_signal_connect_swapped (self->cancel_button, "clicked",
                             G_CALLBACK (agc_training_window_cancel), self);
-  self->progress = gtk_progress_bar_new ();
-  gtk_progress_bar_set_show_text (GTK_PROGRESS_BAR (self->progress), TRUE);
-  gtk_widget_set_valign (self->progress, GTK_ALIGN_CENTER);
-  atk_object_set_name (gtk_widget_get_accessible (self->progress), _("Progress"));
+  self->progress = agc_ui_progress_new ();
   gtk_container_add (GTK_CONTAINER (run_box), self->train_button);
   gtk_container_add (GTK_CONTAINER (run_box), self->cancel_button);
   gtk_box_pack_start (GTK_BOX (run_box), self->progress, TRUE, TRUE, 0);

@@ -130,7 +130,9 @@ def all_layers(image):
             out.append({"name": layer.get_name(), "depth": depth,
                         "text": layer.is_text_layer(), "group": layer.is_group_layer(),
                         "offsets": list(layer.get_offsets()[1:]),
-                        "size": [layer.get_width(), layer.get_height()]})
+                        "size": [layer.get_width(), layer.get_height()],
+                        "content": Gimp.TextLayer.get_by_id(layer.get_id()).get_text()
+                        if layer.is_text_layer() else None})
             if layer.is_group_layer():
                 walk(layer.get_children(), depth + 1)
     walk(image.get_layers(), 0)

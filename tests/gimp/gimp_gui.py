@@ -3,7 +3,12 @@
 #   1. label an image shown in a window, write "labelled", wait for the
 #      user's single Ctrl+Z, record the image again;
 #   2. write the remembered settings GIMP keeps for the procedure, open its
-#      dialog (interactive run), the user presses OK, record the result.
+#      dialog (interactive run), the user presses OK, record the result;
+#   3. Label… on two selected layers: the user adds a text layer for each
+#      from the results window and labels both again with another set;
+#   4. Regions… (GIMP's dialog, then the regions window) and Train on
+#      Tagged Folders (the training window, trained by the user): opened
+#      for the screenshots, their status recorded.
 # The PDB has no "undo" procedure, hence the real keystroke.
 
 import json
@@ -47,15 +52,76 @@ def state(image):
             "keywords": keywords(image), "pixels": pixels.hex()}
 
 
-def config_for(image, run_mode):
-    proc = Gimp.get_pdb().lookup_procedure(PROC)
+FILE_ARGS = ("model", "data", "adapter")
+
+
+def config_for(image, run_mode, name=PROC, args=None, drawables=None):
+    proc = Gimp.get_pdb().lookup_procedure(name)
     config = proc.create_config()
     config.set_property("run-mode", run_mode)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", image.get_layers()[:1])
-    for key, value in SPEC["args"].items():
-        config.set_property(key, Gio.File.new_for_path(value) if key == "model" else value)
+    if image is not None:
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", drawables or image.get_layers()[:1])
+    for key, value in (SPEC["args"] if args is None else args).items():
+        config.set_property(key, Gio.File.new_for_path(value) if key in FILE_ARGS else value)
     return proc, config
+
+
+def remember(config, args):
+    """What GIMP remembers after an interactive run, so that the dialog or
+    window opens with these values filled in."""
+    settings = os.path.join(os.environ["GIMP3_DIRECTORY"], "plug-in-settings")
+    os.makedirs(settings, exist_ok=True)
+    last = os.path.join(settings, type(config).__gtype__.name + ".last")
+    with open(last, "w") as f:  # GimpConfig's format; Python cannot call its serializer here
+        f.write("# settings\n\n")
+        for key, value in args.items():
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif isinstance(value, str):
+                value = json.dumps(value)
+            f.write("(%s %s)\n" % (key, value))
+        f.write("\n# end of settings\n")
+
+
+def text_layers(image):
+    out = []
+    for layer in image.get_layers():
+        if layer.is_text_layer():
+            text = Gimp.TextLayer.get_by_id(layer.get_id()).get_text()
+            out.append({"name": layer.get_name(), "text": text,
+                        "offsets": list(layer.get_offsets()[1:])})
+    return out
+
+
+def several_layers():
+    """Label… on two selected layers, the second one offset."""
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(SPEC["image"]))
+    layer = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image,
+                                 Gio.File.new_for_path(SPEC["second_layer"]))
+    image.insert_layer(layer, None, 0)
+    layer.set_offsets(*SPEC["second_offsets"])
+    layers = image.get_layers()
+    image.set_selected_layers(layers)
+    Gimp.Display.new(image)
+    Gimp.displays_flush()
+    args = dict(SPEC["args"], source="drawables")
+    proc, config = config_for(image, Gimp.RunMode.INTERACTIVE, args=args, drawables=layers)
+    remember(config, args)
+    mark("layers-opening")
+    values = proc.run(config)
+    return {"status": int(values.index(0)), "layers": [x.get_name() for x in layers],
+            "parasites": [parasite(x) for x in layers], "image_parasite": parasite(image),
+            "text_layers": text_layers(image)}
+
+
+def window_of(name, image, args):
+    """An interactive run of procedure name, for its window."""
+    proc, config = config_for(image, Gimp.RunMode.INTERACTIVE, name, args)
+    remember(config, args)
+    mark(name + "-opening")
+    values = proc.run(config)
+    return {"status": int(values.index(0))}
 
 
 results = {}
@@ -80,24 +146,19 @@ try:
         time.sleep(0.5)
     results["undone"] = state(image)
 
-    # What GIMP remembers after an interactive run, so that the dialog opens
-    # with our model and label set filled in.
     proc, config = config_for(image, Gimp.RunMode.INTERACTIVE)
-    settings = os.path.join(os.environ["GIMP3_DIRECTORY"], "plug-in-settings")
-    os.makedirs(settings, exist_ok=True)
-    last = os.path.join(settings, type(config).__gtype__.name + ".last")
-    with open(last, "w") as f:  # GimpConfig's format; Python cannot call its serializer here
-        f.write("# settings\n\n")
-        for key, value in SPEC["args"].items():
-            if isinstance(value, bool):
-                value = "yes" if value else "no"
-            elif isinstance(value, str):
-                value = json.dumps(value)
-            f.write("(%s %s)\n" % (key, value))
-        f.write("\n# end of settings\n")
+    remember(config, SPEC["args"])
     mark("dialog-opening")
     values = proc.run(config)
     results["interactive"] = {"status": int(values.index(0)), "parasite": parasite(image)}
+
+    results["layers"] = several_layers()
+    quadrants = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE,
+                               Gio.File.new_for_path(SPEC["regions_image"]))
+    Gimp.Display.new(quadrants)
+    Gimp.displays_flush()
+    results["regions"] = window_of("plug-in-agriclip-regions", quadrants, SPEC["regions_args"])
+    results["train"] = window_of("plug-in-agriclip-train", None, SPEC["train_args"])
 except Exception:  # noqa: BLE001 - reported to the test
     results["exception"] = traceback.format_exc()
 with open(os.path.join(WORK, "gui-results.json"), "w") as f:

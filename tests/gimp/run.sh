@@ -3,7 +3,7 @@
 # folder, then runs tests/gimp/test_gimp.py (gimp-console-3.0 batches and one
 # real GIMP on Xvfb).  Needs GIMP 3 and libgimp-3.0-dev, so on Debian 12 run it
 # in the Debian 13 root:
-#   tools/debian13-root.sh run tests/gimp/run.sh
+#   tools/debian13-root.sh run tests/gimp/run.sh [TestClass…]
 # Environment: AGC_GIMP_BUILD_DIR (default build-debian13), AGC_GIMP_MESON_ARGS
 # (extra `meson setup` options for a new build folder, e.g.
 # -Db_sanitize=address,undefined), AGC_JOBS (ninja -j, default 2),
@@ -38,6 +38,6 @@ LD_LIBRARY_PATH="$out/core${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
 AGC_PLUGIN="$out/plugin/agriclip" AGRICLIP="$out/cli/agriclip" \
   AGC_BUILD_DIR="$out" AGC_SOURCE_DIR="$src" AGC_SHARED_DIR="$shared" \
   PYTHONDONTWRITEBYTECODE=1 \
-  /usr/bin/python3 tests/gimp/test_gimp.py -v || status=$?
+  /usr/bin/python3 tests/gimp/test_gimp.py -v "$@" || status=$?
 echo "gimp tests: finished in $(( $(date +%s) - start )) s"
 exit $status

@@ -13,6 +13,7 @@ What is independent of the code under test:
   (colour_model.py) and checked through the PyTorch twin.
 """
 
+import gettext
 import json
 import os
 import shutil
@@ -139,6 +140,8 @@ class Fixture:
         plugin_dir = os.path.join(w, "profile", "plug-ins", "agriclip")
         os.makedirs(plugin_dir)
         shutil.copy(os.environ["AGC_PLUGIN"], os.path.join(plugin_dir, "agriclip"))
+        # its translations, where GIMP looks for them (set_i18n: <plug-in folder>/locale)
+        os.symlink(os.path.join(BUILD_DIR, "po"), os.path.join(plugin_dir, "locale"))
         cls.model = os.path.join(w, "model")
         clip_twin.make_model(cls.model, seed=3)
         cls.colour_model = os.path.join(w, "colour-model")
@@ -160,6 +163,12 @@ class Fixture:
         os.makedirs(broken)
         with open(os.path.join(broken, "config.json"), "w") as f:
             f.write("{ not json")
+
+
+def display_names():
+    """The plantvillage set's display names by export name, from its file."""
+    with open(PLANTVILLAGE) as f:
+        return {c["name"]: c.get("display", c["name"]) for c in json.load(f)["classes"]}
 
 
 def label_args(model, **extra):
@@ -717,16 +726,61 @@ class NoFontTest(unittest.TestCase):
         self.assertFalse(any(x["text"] for x in r["layers"]), r["layers"])
 
 
+class TranslatedTextTest(unittest.TestCase):
+    """Under a German locale the text layer reads the installed set's display names in
+    German (as the catalogue has them, read here with Python's gettext), while the parasite
+    keeps the set's export and display names."""
+
+    def test_text_layer_in_the_users_language(self):
+        import test_i18n
+        fx = Fixture.get()
+        work = os.path.join(fx.work, "german")
+        os.makedirs(work, exist_ok=True)
+        shutil.copytree(os.path.join(fx.work, "profile"), os.path.join(work, "profile"),
+                        dirs_exist_ok=True)
+        lc_all, locpath = test_i18n.language_locale("de", os.path.join(work, "locales"))
+        env = dict(fx.env, LC_ALL=lc_all, LANGUAGE="de")
+        if locpath:
+            env["LOCPATH"] = locpath
+        case = dict(name="german", kind="label", image=os.path.join(fx.work, "rgb.png"),
+                    args=label_args(fx.model))
+        with open(os.path.join(work, "cases.json"), "w") as f:
+            json.dump({"cases": [case]}, f)
+        run_gimp(work, os.path.join(HERE, "gimp_batch.py"), "batch.log", env=env)
+        with open(os.path.join(work, "results.json")) as f:
+            r = json.load(f)["german"]
+        self.assertNotIn("exception", r, r.get("exception"))
+        self.assertEqual(r["status"], SUCCESS, r["values"])
+        german = gettext.translation("agriclip", localedir=os.path.join(BUILD_DIR, "po"),
+                                     languages=["de"])
+        names = display_names()
+        labels = r["parasite"]["labels"]
+        for x in labels:  # the parasite is data: the set's own names
+            self.assertEqual(x["display"], names[x["label"]])
+        shown = [german.pgettext("label-set class", x["display"]) for x in labels]
+        self.assertNotEqual(shown, [x["display"] for x in labels], "nothing to translate")
+        text = [x["content"] for x in r["layers"] if x["text"]]
+        self.assertEqual(text, ["\n".join("%s %.0f%%" % (name, 100 * x["p"])
+                                          for name, x in zip(shown, labels))])
+
+
 @unittest.skipUnless(shutil.which("Xvfb") and shutil.which("xdotool") and shutil.which("import"),
                      "needs Xvfb, xdotool and ImageMagick's import")
 class InteractiveTest(unittest.TestCase):
-    """A real GIMP on Xvfb: one Ctrl+Z undoes a label run; the Label dialog (model and
-    label-set choosers, filled from the last values) and the results window.  Screenshots of
-    both are kept in the build folder; InteractiveTest2x takes them at GDK_SCALE=2."""
+    """A real GIMP on Xvfb: one Ctrl+Z undoes a label run; each window of the plug-in opened
+    as from the menu (an interactive run): the Label dialog (model and label-set choosers,
+    filled from the last values), the label-set editor and its prompt preview, the results
+    window (one image; two layers, each acted on and labelled again), GIMP's Regions dialog
+    and the regions window, the training window before and after training.  Screenshots of
+    each window (SHOTS) are kept in the build folder; InteractiveTest2x takes them at
+    GDK_SCALE=2."""
 
     scale = 1
     screen = "1280x900x24"
     suffix = ""
+    SHOTS = ("dialog", "label-set-editor", "prompt-preview", "results", "results-layers",
+             "results-relabelled", "regions-dialog", "regions", "training", "training-done")
+    SECOND_OFFSETS = (16, 8)
 
     @classmethod
     def setUpClass(cls):
@@ -735,13 +789,27 @@ class InteractiveTest(unittest.TestCase):
         os.makedirs(cls.work, exist_ok=True)
         shutil.copytree(os.path.join(cls.fx.work, "profile"), os.path.join(cls.work, "profile"),
                         dirs_exist_ok=True)
+        cls.tagged = os.path.join(cls.work, "tagged")
+        if not os.path.isdir(cls.tagged):
+            write_tagged_folders(cls.tagged, per_class=5)
+        cls.adapter = os.path.join(cls.work, "gui.safetensors")
         with open(os.path.join(cls.work, "cases.json"), "w") as f:
             json.dump({"image": os.path.join(cls.fx.work, "rgb.png"),
-                       "args": label_args(cls.fx.model, **{"write-metadata": True})}, f)
+                       "args": label_args(cls.fx.model, **{"write-metadata": True}),
+                       "second_layer": os.path.join(cls.fx.work, "rgba.png"),
+                       "second_offsets": cls.SECOND_OFFSETS,
+                       "regions_image": os.path.join(cls.fx.work, "quadrants.png"),
+                       "regions_args": {"model": cls.fx.colour_model,
+                                        "labels": cls.fx.colour_labels, "top-k": 2,
+                                        "tile-size": 16, "stride": 8, "classes": 4,
+                                        "threshold": 0.5},
+                       "train_args": {"model": cls.fx.model, "data": cls.tagged,
+                                      "adapter": cls.adapter, "epochs": 10, "seed": 5}}, f)
         display = ":%d" % (90 + 10 * (cls.scale - 1) + os.getpid() % 9)
         cls.xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", cls.screen, "-nolisten",
                                      "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cls.env = {"DISPLAY": display, "GDK_SCALE": str(cls.scale)}
+        # the installed label sets, for the choosers and "Label again"
+        cls.env = dict(cls.fx.env, DISPLAY=display, GDK_SCALE=str(cls.scale))
         time.sleep(2)
         cls.gimp = run_gimp(cls.work, os.path.join(HERE, "gimp_gui.py"), "gui.log",
                             env=cls.env, timeout=None)
@@ -783,16 +851,34 @@ class InteractiveTest(unittest.TestCase):
         return None
 
     @classmethod
-    def screenshot(cls, name):
-        """The whole screen, kept in the build folder as a test artefact."""
-        shot = os.path.join(BUILD_DIR, name)
-        subprocess.run(["import", "-window", "root", shot], env=dict(os.environ, **cls.env),
-                       timeout=60)
+    def shot_path(cls, name):
+        return os.path.join(BUILD_DIR, "gimp-plugin-%s%s.png" % (name, cls.suffix))
+
+    @classmethod
+    def screenshot(cls, name, window):
+        """One window, kept in the build folder as a test artefact.  The pointer goes to
+        the screen's far corner first: left where Xvfb starts it, in the middle, it hovers
+        a control whose tooltip then covers part of the shot."""
+        width, height = (int(v) for v in cls.screen.split("x")[:2])
+        cls.xdotool("mousemove", str(width - 1), str(height - 1))
+        time.sleep(2)  # let it draw
+        subprocess.run(["import", "-window", window, cls.shot_path(name)],
+                       env=dict(os.environ, **cls.env), timeout=60)
+
+    @classmethod
+    def keys(cls, window, *keys):
+        cls.xdotool("windowfocus", "--sync", window)
+        for key in keys:
+            cls.xdotool("key", "--clearmodifiers", key)
+            time.sleep(0.5)
 
     @classmethod
     def drive(cls):
-        """The user's part: Ctrl+Z in the image window, Return in the dialog (Label), then
-        Escape in the results window."""
+        """The user's part: Ctrl+Z in the image window; in the Label dialog the label-set
+        editor (Alt+E) and its preview (Alt+V), then Label (Alt+L); Escape in each results
+        window after its actions; Return in GIMP's Regions dialog, Escape in the regions
+        window; Train (Alt+T) in the training window, Escape once the adapter is written.
+        The second Label… picks "Each selected layer" (Alt+I, End) as a person would."""
         if not cls.wait_for("labelled"):
             return
         window = cls.find_window("GIMP$")
@@ -804,16 +890,63 @@ class InteractiveTest(unittest.TestCase):
             return
         dialog = cls.find_window("AgriCLIP: Label$")
         if dialog:
-            time.sleep(2)  # let it draw
-            cls.screenshot("gimp-plugin-dialog%s.png" % cls.suffix)
-            cls.xdotool("windowfocus", "--sync", dialog)
-            cls.xdotool("key", "Return")
+            cls.screenshot("dialog", dialog)
+            cls.keys(dialog, "alt+e")
+            editor = cls.find_window("AgriCLIP: Edit Label Set", 30)
+            if editor:
+                cls.screenshot("label-set-editor", editor)
+                cls.keys(editor, "alt+v")
+                preview = cls.find_window("AgriCLIP: Sentences per Class", 30)
+                if preview:
+                    cls.screenshot("prompt-preview", preview)
+                    cls.keys(preview, "Escape")
+                cls.keys(editor, "alt+c")
+            cls.keys(dialog, "alt+l")
         results = cls.find_window("AgriCLIP: Results")
         if results:
-            time.sleep(2)
-            cls.screenshot("gimp-plugin-results%s.png" % cls.suffix)
-            cls.xdotool("windowfocus", "--sync", results)
-            cls.xdotool("key", "Escape")
+            cls.screenshot("results", results)
+            cls.keys(results, "Escape")
+
+        # two layers: a text layer for each (Alt+L, Alt+U Down, Alt+L), then label
+        # both again with the first installed set (Alt+W Home, Alt+G)
+        if not cls.wait_for("layers-opening"):
+            return
+        dialog = cls.find_window("AgriCLIP: Label$")
+        if dialog:
+            time.sleep(2)  # "Image or layers": the last item, "Each selected layer"
+            cls.keys(dialog, "alt+i", "End", "alt+l")
+        results = cls.find_window("AgriCLIP: Results")
+        if results:
+            cls.screenshot("results-layers", results)
+            cls.keys(results, "alt+l", "alt+u", "Down", "alt+l", "alt+w", "Home", "alt+g")
+            time.sleep(8)  # the set's prompts are encoded
+            cls.screenshot("results-relabelled", results)
+            cls.keys(results, "Escape")
+
+        if not cls.wait_for("plug-in-agriclip-regions-opening"):
+            return
+        dialog = cls.find_window("AgriCLIP: Regions")
+        if dialog:
+            cls.screenshot("regions-dialog", dialog)
+            cls.keys(dialog, "Return")
+            time.sleep(1)
+        regions = cls.find_window("AgriCLIP: Regions")
+        if regions:
+            time.sleep(6)  # the tiles are classified
+            cls.screenshot("regions", regions)
+            cls.keys(regions, "Escape")
+
+        if not cls.wait_for("plug-in-agriclip-train-opening"):
+            return
+        training = cls.find_window("AgriCLIP: Train on Tagged Folders")
+        if training:
+            cls.screenshot("training", training)
+            cls.keys(training, "alt+t")
+            end = time.time() + 180
+            while time.time() < end and not os.path.exists(cls.adapter):
+                time.sleep(1)
+            cls.screenshot("training-done", training)
+            cls.keys(training, "Escape")
 
     def test_one_undo_restores_the_image(self):
         r = self.results
@@ -825,11 +958,87 @@ class InteractiveTest(unittest.TestCase):
 
     def test_dialog(self):
         r = self.results
-        for name in ("dialog", "results"):
-            shot = os.path.join(BUILD_DIR, "gimp-plugin-%s%s.png" % (name, self.suffix))
-            self.assertTrue(os.path.exists(shot), shot)
         self.assertEqual(r["interactive"]["status"], SUCCESS, r["interactive"])
         self.assertEqual(r["interactive"]["parasite"]["model"], self.fx.model)
+
+    def test_screenshots(self):
+        """Every window was found and shot (looking at them is for people)."""
+        for name in self.SHOTS:
+            shot = self.shot_path(name)
+            self.assertTrue(os.path.exists(shot), shot)
+            with Image.open(shot) as im:
+                self.assertGreaterEqual(min(im.size), 100 * self.scale, shot)
+
+    def layer_crops(self):
+        """Each labelled layer's crop as the plug-in saw it (the second layer is offset,
+        hence clipped by the image), saved as PNGs for `agriclip classify`."""
+        crops = []
+        for i, p in enumerate(self.results["layers"]["parasites"]):
+            source = "rgb.png" if i == 1 else "rgba.png"  # GIMP lists the top layer first
+            ox, oy = (0, 0) if i == 1 else self.SECOND_OFFSETS
+            rgba = np.asarray(Image.open(os.path.join(self.fx.work, source)).convert("RGBA"))
+            g = p["region"]
+            crop = rgba[g["y"] - oy:g["y"] - oy + g["height"], g["x"] - ox:g["x"] - ox + g["width"]]
+            path = os.path.join(self.work, "layer-%d.png" % i)
+            Image.fromarray(masked_crop(crop, None), "RGB").save(path)
+            crops.append(path)
+        return crops
+
+    def classify_display(self, paths, labels):
+        """`agriclip classify` of each path: [(label, display, p)…] per path."""
+        out = subprocess.run([os.environ["AGRICLIP"], "classify", "--model", self.fx.model,
+                              "--labels", labels, "--top", str(TOP_K), "--format", "jsonl",
+                              *paths], capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, **self.fx.env))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = {}
+        for line in out.stdout.splitlines():
+            row = json.loads(line)
+            rows[row["image"]] = [(x["label"], display_names().get(x["label"]), x["p"])
+                                  for x in row["labels"]]
+        return [rows[p] for p in paths]
+
+    def test_each_layer_has_its_result(self):
+        """Label… on two layers: one result per layer; the text layer added from the
+        results window for each is that layer's labels, at that layer's region."""
+        r = self.results["layers"]
+        self.assertEqual(r["status"], SUCCESS, r)
+        self.assertIsNone(r["image_parasite"])
+        parasites = r["parasites"]
+        self.assertTrue(all(p and p["source"] == "drawable" for p in parasites), parasites)
+        self.assertEqual(parasites[0]["region"]["x"], self.SECOND_OFFSETS[0])
+        expected = self.classify_display(self.layer_crops(), PLANTVILLAGE)
+        texts = {(t["offsets"][0], t["offsets"][1]): t for t in r["text_layers"]}
+        self.assertEqual(len(texts), 2, r["text_layers"])
+        for p, want in zip(parasites, expected):
+            layer = texts[(p["region"]["x"], p["region"]["y"])]
+            self.assertEqual(layer["name"], "AgriCLIP: " + want[0][0])
+            lines = layer["text"].split("\n")
+            self.assertEqual(len(lines), TOP_K)
+            for line, (label, display, prob) in zip(lines, want):
+                name, percent = line.rsplit(" ", 1)
+                self.assertEqual(name, display)
+                self.assertAlmostEqual(float(percent.rstrip("%")), 100 * prob, delta=0.51)
+
+    def test_label_again_rewrites_the_parasites(self):
+        """"Label again" with another set: every layer's parasite names that set and holds
+        its labels, as `agriclip classify --labels SET` gives them for the same crop."""
+        parasites = self.results["layers"]["parasites"]
+        set_id = parasites[0]["label_set_id"]
+        self.assertNotEqual(set_id, "plantvillage")
+        expected = self.classify_display(self.layer_crops(), set_id)
+        for p, want in zip(parasites, expected):
+            self.assertEqual(p["label_set_id"], set_id)
+            self.assertTrue(os.path.isfile(p["label_set"]), p["label_set"])
+            self.assertEqual(p["source"], "drawable")
+            self.assertEqual([x["label"] for x in p["labels"]], [w[0] for w in want])
+            for x, w in zip(p["labels"], want):
+                self.assertAlmostEqual(x["p"], w[2], delta=1e-4)
+
+    def test_regions_and_training_windows(self):
+        self.assertEqual(self.results["regions"]["status"], SUCCESS, self.results["regions"])
+        self.assertEqual(self.results["train"]["status"], SUCCESS, self.results["train"])
+        self.assertTrue(os.path.isfile(self.adapter))
 
 
 class InteractiveTest2x(InteractiveTest):

@@ -106,6 +106,18 @@ test_chooser_lists (void)
   g_assert_true (agc_label_set_chooser_select (chooser, "colours"));
   g_autofree char *selected = agc_label_set_chooser_get_selected (chooser);
   g_assert_cmpstr (selected, ==, "colours");
+  // an installed set's own file is that set's row, not a second one
+  int rows = gtk_tree_model_iter_n_children (
+    gtk_tree_view_get_model (GTK_TREE_VIEW (ui_test_get (window, "Label sets"))), NULL);
+  g_assert_true (agc_label_set_chooser_select (chooser, "bad"));
+  g_autofree char *file = agc_label_set_find ("colours", NULL);
+  g_assert_true (agc_label_set_chooser_select (chooser, file));
+  g_autofree char *again = agc_label_set_chooser_get_selected (chooser);
+  g_assert_cmpstr (again, ==, "colours");
+  g_assert_cmpint (gtk_tree_model_iter_n_children (
+                     gtk_tree_view_get_model (GTK_TREE_VIEW (ui_test_get (window, "Label sets"))),
+                     NULL),
+                   ==, rows);
   gtk_widget_destroy (window);
 }
 

@@ -50,21 +50,6 @@ classifier_for (AgcModel *model)
   return classifier;
 }
 
-typedef struct
-{
-  gboolean done;
-  char *message;
-} Computed;
-
-static void
-on_computed (AgcRegionsWindow *window, const char *message, Computed *c)
-{
-  (void) window;
-  g_free (c->message);
-  c->message = g_strdup (message);
-  c->done = TRUE;
-}
-
 static void
 on_count (AgcRegionsWindow *window, int *count)
 {
@@ -97,8 +82,8 @@ test_regions (void)
   GtkWidget *widget = agc_regions_window_new (model, classifier_for (model), names, displays,
                                               image, NULL, 96, 64);
   AgcRegionsWindow *window = AGC_REGIONS_WINDOW (widget);
-  Computed computed = { 0 };
-  g_signal_connect (window, "computed", G_CALLBACK (on_computed), &computed);
+  UiTestEnded computed = { 0 };
+  g_signal_connect (window, "computed", G_CALLBACK (ui_test_on_ended), &computed);
   ui_test_show (widget);
   ui_test_wait_for (&computed.done);
   g_assert_null (computed.message);

@@ -62,14 +62,7 @@ on_finished (AgcTrainingWindow *window, const char *message, Watch *w)
 static void
 make_data (void)
 {
-  static const char *const tags[] = { "red", "blue", "green" };
-  static const guint32 rgbs[] = { 0xd02020, 0x2020d0, 0x20d020 };
-  for (int c = 0; c < 3; c++)
-    for (int i = 0; i < 6; i++)
-      {
-        g_autofree char *name = g_strdup_printf ("%s/%s/%d.png", data_dir, tags[c], i);
-        ui_test_save_square (name, rgbs[c] + (guint32) (i * 0x040404));
-      }
+  tiny_write_tagged (data_dir, 3, 6, 0x040404);
   g_autofree char *broken = g_strdup_printf ("%s/red/broken.png", data_dir);
   ui_test_write (broken, "not an image at all");
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "agriclip.h"
+#include "tiny-model.h"
 
 #include <glib/gstdio.h>
 #include <gtk/gtk.h>
@@ -87,55 +88,11 @@ ui_test_square (guint32 rgb, int side)
   return pixbuf;
 }
 
-static inline void
-ui_test_save_square (const char *path, guint32 rgb)
-{
-  g_autofree char *parent = g_path_get_dirname (path);
-  g_mkdir_with_parents (parent, 0700);
-  GdkPixbuf *pixbuf = ui_test_square (rgb, 20);
-  GError *error = NULL;
-  g_assert_true (gdk_pixbuf_save (pixbuf, path, "png", &error, NULL));
-  g_assert_no_error (error);
-  g_object_unref (pixbuf);
-}
-
-/* A tiny CLIP folder (one epoch on red, blue and green squares); its
- * numbers do not matter, that it is a real model the library opens does. */
+/* A tiny CLIP folder (tests/unit/tiny-model.h) in the throwaway home. */
 static inline char *
 ui_test_tiny_model (const char *name)
 {
-  static const char *const colours[] = { "red", "blue", "green" };
-  static const guint32 rgbs[] = { 0xd02020, 0x2020d0, 0x20d020 };
-  g_autofree char *data = ui_test_path ("captions");
-  g_autoptr (GString) lines = g_string_new ("");
-  for (int i = 0; i < 6; i++)
-    {
-      g_autofree char *file = g_strdup_printf ("%d.png", i);
-      g_autofree char *path = g_build_filename (data, file, NULL);
-      ui_test_save_square (path, rgbs[i % 3]);
-      g_string_append_printf (lines, "{\"image\": \"%s\", \"caption\": \"a %s square\"}\n", file,
-                              colours[i % 3]);
-    }
-  g_autofree char *captions = g_build_filename (data, "captions.jsonl", NULL);
-  ui_test_write (captions, lines->str);
-
-  AgcPretrainParams params = agc_pretrain_default_params ();
-  AgcPretrainTower tower = { .width = 8, .layers = 1, .heads = 2, .mlp_width = 32 };
-  params.vision = params.text = tower;
-  params.image_size = 16;
-  params.patch_size = 8;
-  params.context_length = 8;
-  params.embed_dim = 4;
-  params.epochs = 1;
-  params.batch_size = 3;
-  char *out = ui_test_path (name);
-  g_autofree char *vocab = g_build_filename (g_getenv ("AGC_SHARED_DIR"), "clip-vocab", NULL);
-  GError *error = NULL;
-  AgcPretrainResult result;
-  gboolean ok = agc_pretrain (data, vocab, out, &params, &result, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (ok);
-  return out;
+  return tiny_model_new (ui_test_root, name);
 }
 
 static void
@@ -254,4 +211,22 @@ ui_test_row_names (GtkWidget *list_box)
   g_list_free (rows);
   g_ptr_array_add (names, NULL);
   return (char **) g_ptr_array_steal (names, NULL);
+}
+
+/* What a window's "(message)" signal said when its work ended: NULL on
+ * success, else what went wrong. */
+typedef struct
+{
+  gboolean done;
+  char *message;
+} UiTestEnded;
+
+/* Connect to the signal with an UiTestEnded as data; g_free its message. */
+static inline void
+ui_test_on_ended (gpointer window, const char *message, UiTestEnded *ended)
+{
+  (void) window;
+  g_free (ended->message);
+  ended->message = g_strdup (message);
+  ended->done = TRUE;
 }

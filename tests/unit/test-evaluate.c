@@ -5,6 +5,7 @@
  * (one epoch on coloured squares), so the test goes through the public
  * calls alone; what the numbers are is not the point, that they add up is. */
 #include "agriclip.h"
+#include "tiny-model.h"
 #include "unit-util.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
@@ -12,71 +13,13 @@
 
 static char *root;
 
-static void
-write_square (const char *path, guint32 rgb)
-{
-  g_autofree char *parent = g_path_get_dirname (path);
-  g_assert_cmpint (g_mkdir_with_parents (parent, 0700), ==, 0);
-  GdkPixbuf *pixbuf = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, 20, 20);
-  gdk_pixbuf_fill (pixbuf, rgb << 8 | 0xff);
-  GError *error = NULL;
-  g_assert_true (gdk_pixbuf_save (pixbuf, path, "png", &error, NULL));
-  g_assert_no_error (error);
-  g_object_unref (pixbuf);
-}
-
-static const char *const colours[] = { "red", "blue", "green" };
-static const guint32 rgbs[] = { 0xd02020, 0x2020d0, 0x20d020 };
-
 /* DATA/COLOUR/N.png for the first n_classes colours, n_per_class each. */
 static char *
 write_data (const char *name, int n_classes, int n_per_class)
 {
   char *dir = g_build_filename (root, name, NULL);
-  for (int c = 0; c < n_classes; c++)
-    for (int i = 0; i < n_per_class; i++)
-      {
-        g_autofree char *file = g_strdup_printf ("%d.png", i);
-        g_autofree char *path = g_build_filename (dir, colours[c], file, NULL);
-        write_square (path, rgbs[c] + (guint32) i * 0x010101);
-      }
+  tiny_write_tagged (dir, n_classes, n_per_class, 0x010101);
   return dir;
-}
-
-static char *
-pretrain_tiny_model (void)
-{
-  g_autofree char *data = g_build_filename (root, "captions", NULL);
-  g_autoptr (GString) lines = g_string_new ("");
-  for (int i = 0; i < 6; i++)
-    {
-      g_autofree char *file = g_strdup_printf ("%d.png", i);
-      g_autofree char *path = g_build_filename (data, file, NULL);
-      write_square (path, rgbs[i % 3]);
-      g_string_append_printf (lines, "{\"image\": \"%s\", \"caption\": \"a %s square\"}\n", file,
-                              colours[i % 3]);
-    }
-  g_autofree char *captions = g_build_filename (data, "captions.jsonl", NULL);
-  g_assert_true (g_file_set_contents (captions, lines->str, -1, NULL));
-
-  AgcPretrainParams params = agc_pretrain_default_params ();
-  AgcPretrainTower tower = { .width = 8, .layers = 1, .heads = 2, .mlp_width = 32 };
-  params.vision = params.text = tower;
-  params.image_size = 16;
-  params.patch_size = 8;
-  params.context_length = 8;
-  params.embed_dim = 4;
-  params.epochs = 1;
-  params.batch_size = 3;
-  char *out = g_build_filename (root, "tiny", NULL);
-  g_autofree char *vocab = g_build_filename (g_getenv ("AGC_SHARED_DIR"), "clip-vocab", NULL);
-  GError *error = NULL;
-  AgcPretrainResult result;
-  g_assert_true (agc_pretrain (data, vocab, out, &params, &result, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_cmpint (result.n_pairs, ==, 6);
-  g_assert_cmpint (result.steps, ==, 2);
-  return out;
 }
 
 static void
@@ -117,10 +60,10 @@ assert_counts_add_up (const AgcEvaluation *e)
 static void
 test_evaluate (void)
 {
-  g_autofree char *model_dir = pretrain_tiny_model ();
+  g_autofree char *model_dir = tiny_model_new (root, "tiny");
   g_autofree char *data = write_data ("eval", 2, 3);
   g_autofree char *stray = g_build_filename (data, "stray.png", NULL); // in no tag folder
-  write_square (stray, 0);
+  tiny_save_square (stray, 0);
   g_autofree char *broken = g_build_filename (data, "red", "broken.png", NULL);
   g_assert_true (g_file_set_contents (broken, "not a png", -1, NULL));
 
