@@ -253,6 +253,12 @@ const char *const *agc_label_set_templates (const AgcLabelSet *set);
 const char *agc_label_set_class_text (const AgcLabelSet *set, int class_index);
 const char *const *agc_label_set_class_own_prompts (const AgcLabelSet *set, int class_index);
 gboolean agc_label_set_class_uses_templates (const AgcLabelSet *set, int class_index);
+/* For captions (agc_captions_write): the class's "domain" ("crop",
+ * "livestock" or "fish"; the file's top-level "domain" when the class has
+ * none; "" when neither has one) and its "attributes" (NULL-terminated,
+ * maybe empty).  Owned by the set. */
+const char *agc_label_set_class_domain (const AgcLabelSet *set, int class_index);
+const char *const *agc_label_set_class_attributes (const AgcLabelSet *set, int class_index);
 
 /* ---- zero-shot classification ------------------------------------------ */
 
@@ -413,6 +419,49 @@ typedef struct
 gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
                     const AgcTrainParams *params, AgcTrainResult *result,
                     GCancellable *cancellable, GError **error);
+
+/* ---- captions ------------------------------------------------------------
+ *
+ * Image-text pairs for contrastive training (agriclip pretrain, and train
+ * --method contrastive) from a tagged folder (DATA/TAG/…, DATA/labels.json
+ * as in "training"), by AgriCLIP's prompt generation: each class's label
+ * becomes varied sentences through templates of its domain.  labels.json
+ * may give each class a "domain" ("crop", "livestock", "fish"; or one for
+ * the whole file) and "attributes" (what its photos show), see
+ * models/labels/README.md; the template families are in docs/captions.md.
+ *
+ * OUT/captions.jsonl gets one {"image": "photos/TAG/FILE", "caption":
+ * TEXT} per line, per_image lines per photo, and OUT/photos is a link to
+ * DATA (absolute): the photos are named, never copied, and every image
+ * path stays inside OUT, as pretraining demands (no "..", not absolute).
+ * The same seed and folder give the same file. */
+
+/* The most captions per photo. */
+#define AGC_CAPTIONS_MAX_PER_IMAGE 100
+
+typedef struct
+{
+  int per_image;                 /* captions per photo, 1 .. AGC_CAPTIONS_MAX_PER_IMAGE; 3 */
+  guint64 seed;                  /* which templates each photo gets; 0 */
+  AgcReportFunc report;          /* skipped files (names that are not UTF-8); may be NULL */
+  gpointer user_data;
+} AgcCaptionParams;
+
+AgcCaptionParams agc_caption_default_params (void);
+
+/* Writes OUT/captions.jsonl (atomically, replacing an earlier one) and the
+ * link OUT/photos (made, or kept when it already leads to DATA; anything
+ * else there is refused with AGC_ERROR_INPUT).  OUT is made when missing;
+ * one inside DATA is refused.  Errors as agc_dataset: AGC_ERROR_FORMAT
+ * naming labels.json when it is broken or does not match the folders.
+ * *n_pairs (may be NULL) gets the number of lines. */
+gboolean agc_captions_write (const char *data_dir, const char *out_dir,
+                             const AgcCaptionParams *params, int *n_pairs, GError **error);
+
+/* The sentences a photo of class class_index may get (g_strfreev): the
+ * domain's templates filled with the class text, the attribute templates
+ * with each attribute, then the class's own prompts. */
+char **agc_caption_candidates (const AgcLabelSet *labels, int class_index);
 
 /* ---- adapters ------------------------------------------------------------
  *
