@@ -390,6 +390,13 @@ typedef struct
    * the number of images); 0: λ chosen by the validation loss among 10^-3 ..
    * 10^3 of that unit, the released aligner kept unless one does better.  0 */
   double aligner_ridge;
+  /* Stacking: an adapter file (finetune, aligner, or any that replaces the
+   * model's tensors; NULL: none) applied to the model before training, so
+   * that the method sees the adapted features.  The model keeps it applied
+   * afterwards.  The adapter written holds the new tensors and the base's
+   * others (one file, usable alone), its agriclip.stack metadata the bases'
+   * method, digest and file name (see "adapters"). */
+  const char *base_adapter;
 } AgcTrainParams;
 
 /* The defaults given in the comments above (method probe, seed 0). */
@@ -476,6 +483,15 @@ char **agc_caption_candidates (const AgcLabelSet *labels, int class_index);
  * messages), agriclip.classes (JSON: [{name, display, prompts}]),
  * agriclip.metrics and agriclip.training (JSON objects).
  *
+ * Stacked adapters (trained with base_adapter): the tensors of the new
+ * method (a probe's head.weight and head.bias; a finetune's or aligner's
+ * tensors) plus every tensor of the base it does not replace, under the
+ * same names; agriclip.method the new one's, and agriclip.stack a JSON
+ * array of the bases, first applied first: [{"method": "finetune",
+ * "digest": SHA-256 of the base's tensors, "file": "base.safetensors"}].
+ * Applying a stacked adapter applies them all at once: the result equals
+ * applying the base, then the new method.
+ *
  * Model identity: the SHA-256 of the list of (file name, SHA-256 of its
  * content) of everything in the model folder that decides an image
  * embedding: the configuration (config.json, preprocessor_config.json,
@@ -501,7 +517,8 @@ const char *agc_adapter_class_display_name (const AgcAdapter *adapter, int class
 /* The prompts of a class, NULL-terminated, owned by the adapter (empty for
  * old probe adapters that stored none). */
 const char *const *agc_adapter_class_prompts (const AgcAdapter *adapter, int class_index);
-/* finetune and aligner adapters: the trained tensors (0 for probe), each as
+/* The tensors that replace the model's (finetune and aligner adapters: the
+ * trained ones; a probe: none, or its base's when stacked), each as
  * float32 under its name, with n_dims (1 .. 4) and shape[n_dims] (both may
  * be NULL); the data are owned by the adapter. */
 int agc_adapter_n_tensors (const AgcAdapter *adapter);
