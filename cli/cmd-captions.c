@@ -1,6 +1,5 @@
 /* cmd-captions.c — `agriclip captions`: image-text pairs from a folder of
- * tagged photos (agc_captions_write), for pretrain and train --method
- * contrastive. */
+ * tagged photos (agc_captions_write), in the format pretrain reads. */
 #include "cli.h"
 
 extern const CliCommand cli_captions_command;

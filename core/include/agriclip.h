@@ -429,8 +429,8 @@ gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
 
 /* ---- captions ------------------------------------------------------------
  *
- * Image-text pairs for contrastive training (agriclip pretrain, and train
- * --method contrastive) from a tagged folder (DATA/TAG/…, DATA/labels.json
+ * Image-text pairs for contrastive training (the format of agc_pretrain's
+ * data) from a tagged folder (DATA/TAG/…, DATA/labels.json
  * as in "training"), by AgriCLIP's prompt generation: each class's label
  * becomes varied sentences through templates of its domain.  labels.json
  * may give each class a "domain" ("crop", "livestock", "fish"; or one for
