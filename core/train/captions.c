@@ -184,12 +184,13 @@ static int
 write_pairs (GString *lines, const AgcDataset *data, const AgcCaptionParams *params)
 {
   int n_pairs = 0;
-  size_t root = strlen (data->dir);
   for (int i = 0; i < data->n_files; i++)
     {
-      const char *inside = data->files[i] + root; // files are DIR/TAG/…
-      while (G_IS_DIR_SEPARATOR (*inside))
-        inside++;
+      // files are g_build_filename (DIR, TAG, …): the part from TAG on
+      const char *tag = agc_label_set_class_name (data->labels, data->class_of[i]);
+      g_autofree char *folder = g_build_filename (data->dir, tag, NULL);
+      g_autofree char *inside
+          = g_build_filename (tag, data->files[i] + strlen (folder), NULL);
       if (!g_utf8_validate (inside, -1, NULL))
         {
           // JSON holds UTF-8 text alone
