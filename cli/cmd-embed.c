@@ -159,7 +159,7 @@ run (int argc, char **argv)
       /* a probe's head does not change embeddings: saying so beats printing
        * the plain model's embeddings as if the adapter had been used */
       if ((adapter = agc_adapter_load (adapter_path, &error))
-          && g_str_equal (agc_adapter_method (adapter), "probe"))
+          && agc_adapter_n_tensors (adapter) == 0)
         {
           g_autofree char *shown = g_filename_display_name (adapter_path);
           g_set_error (&error, AGC_ERROR, AGC_ERROR_INPUT,

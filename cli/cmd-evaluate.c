@@ -128,19 +128,187 @@ write_text (const AgcEvaluation *m)
     }
 }
 
+/* ---- several folders: the table of the paper ---------------------------- */
+
+typedef struct
+{
+  int n_images, n_correct, n_skipped;
+} Score;
+
+static double
+score_accuracy (Score s)
+{
+  return s.n_images > 0 ? (double) s.n_correct / s.n_images : NAN;
+}
+
+/* The mean of the folders' accuracies (each folder counts the same). */
+static double
+mean_accuracy (const Score *scores, int n)
+{
+  double sum = 0;
+  for (int i = 0; i < n; i++)
+    sum += score_accuracy (scores[i]);
+  return sum / n;
+}
+
+static void
+write_percent (double accuracy, int width)
+{
+  if (isnan (accuracy))
+    printf (" %*s", width, "-");
+  else
+    printf (" %*.1f %%", width - 2, 100.0 * accuracy);
+}
+
+static void
+write_table_text (char **data, int n, const Score *zero_shot, const Score *adapted)
+{
+  int width = (int) g_utf8_strlen (_("average"), -1);
+  for (int i = 0; i < n; i++)
+    {
+      g_autofree char *shown = g_filename_display_name (data[i]);
+      width = MAX (width, (int) g_utf8_strlen (shown, -1));
+    }
+  printf ("%-*s %8s %11s", width, _("data"), _("images"), _("zero-shot"));
+  if (adapted)
+    printf (" %11s", _("adapted"));
+  putchar ('\n');
+  for (int i = 0; i < n; i++)
+    {
+      g_autofree char *shown = g_filename_display_name (data[i]);
+      printf ("%-*s %8d", width, shown, zero_shot[i].n_images);
+      write_percent (score_accuracy (zero_shot[i]), 11);
+      if (adapted)
+        write_percent (score_accuracy (adapted[i]), 11);
+      putchar ('\n');
+    }
+  printf ("%-*s %8s", width, _("average"), "");
+  write_percent (mean_accuracy (zero_shot, n), 11);
+  if (adapted)
+    write_percent (mean_accuracy (adapted, n), 11);
+  putchar ('\n');
+}
+
+static void
+write_accuracy_json (FILE *out, double accuracy)
+{
+  if (isnan (accuracy))
+    fputs ("null", out);
+  else
+    fprintf (out, "%.9g", accuracy);
+}
+
+static void
+write_table_json (const char *model, char **data, int n, const char *adapter,
+                  const Score *zero_shot, const Score *adapted)
+{
+  FILE *out = stdout;
+  g_autofree char *model_shown = g_filename_display_name (model);
+  fputs ("{\n  \"model\": ", out);
+  cli_write_json_string (out, model_shown);
+  fputs (",\n  \"adapter\": ", out);
+  if (adapter)
+    {
+      g_autofree char *shown = g_filename_display_name (adapter);
+      cli_write_json_string (out, shown);
+    }
+  else
+    fputs ("null", out);
+  fputs (",\n  \"datasets\": [", out);
+  for (int i = 0; i < n; i++)
+    {
+      g_autofree char *shown = g_filename_display_name (data[i]);
+      fputs (i ? ",\n    {\"data\": " : "\n    {\"data\": ", out);
+      cli_write_json_string (out, shown);
+      fprintf (out, ", \"n_images\": %d, \"n_skipped\": %d, \"zero_shot\": ",
+               zero_shot[i].n_images, zero_shot[i].n_skipped);
+      write_accuracy_json (out, score_accuracy (zero_shot[i]));
+      if (adapted)
+        {
+          fputs (", \"adapted\": ", out);
+          write_accuracy_json (out, score_accuracy (adapted[i]));
+        }
+      fputc ('}', out);
+    }
+  fputs ("\n  ],\n  \"average\": {\"zero_shot\": ", out);
+  write_accuracy_json (out, mean_accuracy (zero_shot, n));
+  if (adapted)
+    {
+      fputs (", \"adapted\": ", out);
+      write_accuracy_json (out, mean_accuracy (adapted, n));
+    }
+  fputs ("}\n}\n", out);
+}
+
+/* scores[n] of the model (with the adapter when adapter_path is set) on
+ * each of evaluations[n]. */
+static gboolean
+score_all (Score *scores, AgcEvaluation **evaluations, char **data, int n, AgcModel *model,
+           const char *adapter_path, CliProgress *line, GError **error)
+{
+  for (int i = 0; i < n; i++)
+    {
+      gboolean ok = agc_evaluate (evaluations[i], model, adapter_path, on_progress,
+                                  cli_progress_report, line, NULL, error);
+      cli_progress_end (line);
+      if (!ok)
+        return FALSE;
+      scores[i] = (Score){ agc_evaluation_n_images (evaluations[i]),
+                           agc_evaluation_n_correct (evaluations[i]),
+                           agc_evaluation_n_skipped (evaluations[i]) };
+      if (scores[i].n_images == 0)
+        {
+          g_autofree char *shown = g_filename_display_name (data[i]);
+          g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, _("%s: no readable images"), shown);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* Zero-shot on every folder, then (the adapter changes the model for good)
+ * with the adapter. */
+static gboolean
+evaluate_several (const char *model_dir, AgcModel *model, char **data, int n,
+                  const char *adapter_path, gboolean json, CliProgress *line, GError **error)
+{
+  AgcEvaluation **evaluations = g_new0 (AgcEvaluation *, n);
+  Score *zero_shot = g_new0 (Score, n), *adapted = adapter_path ? g_new0 (Score, n) : NULL;
+  gboolean ok = TRUE;
+  for (int i = 0; ok && i < n; i++)
+    ok = (evaluations[i] = agc_evaluation_open (data[i], cli_progress_report, line, error))
+         != NULL;
+  ok = ok && score_all (zero_shot, evaluations, data, n, model, NULL, line, error);
+  if (adapted)
+    ok = ok && score_all (adapted, evaluations, data, n, model, adapter_path, line, error);
+  if (ok && json)
+    write_table_json (model_dir, data, n, adapter_path, zero_shot, adapted);
+  else if (ok)
+    write_table_text (data, n, zero_shot, adapted);
+  for (int i = 0; i < n; i++)
+    agc_evaluation_free (evaluations[i]);
+  g_free (evaluations);
+  g_free (zero_shot);
+  g_free (adapted);
+  return ok;
+}
+
 static int
 run (int argc, char **argv)
 {
-  g_autofree char *model_dir = NULL, *data_dir = NULL, *adapter_path = NULL;
+  g_autofree char *model_dir = NULL, *adapter_path = NULL;
   g_autofree char *format = NULL;
+  g_auto (GStrv) data = NULL;
   gboolean int8 = FALSE;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
-    { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data_dir,
+    { "data", 'd', 0, G_OPTION_ARG_FILENAME_ARRAY, &data,
       N_("Folder with one sub-folder of images per class (the tag), and optionally "
-         "labels.json"), N_("DIR") },
+         "labels.json; repeated: a table of the accuracy on each and their average"),
+      N_("DIR") },
     { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_path,
-      N_("Evaluate an adapter made by 'agriclip train' instead of zero-shot labels"),
+      N_("Evaluate an adapter made by 'agriclip train' instead of zero-shot labels (with "
+         "several --data: beside them)"),
       N_("FILE") },
     { "format", 'f', 0, G_OPTION_ARG_STRING, &format, N_("Output format: text (default) or json"),
       N_("FORMAT") },
@@ -154,7 +322,7 @@ run (int argc, char **argv)
   g_autoptr (GOptionContext) context = cli_option_context_new (command, entries);
   if (!cli_parse (context, command, &argc, &argv))
     return CLI_EXIT_USAGE;
-  if (!model_dir || !data_dir)
+  if (!model_dir || !data)
     return cli_usage (command, _("--model and --data are required"));
   if (argc > 1)
     return cli_usage (command, _("unexpected argument '%s'"), argv[1]);
@@ -165,6 +333,20 @@ run (int argc, char **argv)
   CliProgress line;
   cli_progress_init (&line);
   GError *error = NULL;
+  int n_data = (int) g_strv_length (data);
+  if (n_data > 1)
+    {
+      agc_model_resolve_path_in_place (&model_dir);
+      AgcModel *model = agc_model_load (model_dir, &error);
+      if (model && int8 && !agc_model_set_int8 (model, TRUE, &error))
+        g_clear_pointer (&model, agc_model_free);
+      gboolean ok = model != NULL
+                    && evaluate_several (model_dir, model, data, n_data, adapter_path, json,
+                                         &line, &error);
+      agc_model_free (model);
+      return ok ? CLI_EXIT_OK : cli_fail (error);
+    }
+  const char *data_dir = data[0];
   AgcEvaluation *evaluation = agc_evaluation_open (data_dir, cli_progress_report, &line, &error);
   if (!evaluation)
     return cli_fail (error);

@@ -60,7 +60,7 @@ run (int argc, char **argv)
 {
   AgcTrainParams params = agc_train_default_params ();
   g_autofree char *model_dir = NULL, *data_dir = NULL, *out = NULL, *method = NULL;
-  g_autofree char *seed_text = NULL;
+  g_autofree char *seed_text = NULL, *base_adapter = NULL;
   gboolean restart = FALSE;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
@@ -68,6 +68,9 @@ run (int argc, char **argv)
       N_("Folder with one sub-folder of images per class (the tag), and optionally "
          "labels.json"), N_("DIR") },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Adapter file to write"), N_("FILE") },
+    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &base_adapter,
+      N_("Train on top of this adapter (e.g. finetune, then a probe or aligner): the model "
+         "with it applied; FILE then holds both"), N_("BASE") },
     { "method", 0, 0, G_OPTION_ARG_STRING, &method,
       N_("What to train: probe (a linear head on image embeddings; default), finetune (the "
          "last vision blocks of a ViT model) or aligner (an AgriCLIP model's aligner)"),
@@ -123,6 +126,7 @@ run (int argc, char **argv)
       && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &params.seed, NULL))
     return cli_usage (command, _("--seed must be a non-negative integer, not '%s'"), seed_text);
   params.resume = !restart;
+  params.base_adapter = base_adapter;
 
   TrainView view = { .out = out };
   cli_progress_init (&view.line);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 extern const CliCommand cli_bench_command;
+extern const CliCommand cli_captions_command;
 extern const CliCommand cli_models_command;
 extern const CliCommand cli_evaluate_command;
 extern const CliCommand cli_synth_command;
@@ -13,6 +14,7 @@ extern const CliCommand cli_pretrain_command;
 
 static const CliCommand *const commands[] = {
   &cli_bench_command,
+  &cli_captions_command,
   &cli_classify_command,
   &cli_embed_command,
   &cli_evaluate_command,

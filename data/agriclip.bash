@@ -54,7 +54,7 @@ _agriclip ()
     --method)
       COMPREPLY=( $(compgen -W 'probe finetune aligner' -- "$cur") )
       return ;;
-    --threads|-t|-k|--top|-b|--batch|-n|--iterations|--seed|--epochs|--label|--template|--text)
+    --threads|-t|-k|--top|-b|--batch|-n|--iterations|--seed|--epochs|--label|--template|--text|--per-image)
       return ;;
   esac
   [[ $split == true ]] && return

@@ -46,6 +46,8 @@ synth_classes_labels_json (const char *id, const char *title, const char *descri
   json_builder_add_string_value (b, description);
   json_builder_set_member_name (b, "source");
   json_builder_add_string_value (b, "agriclip synth");
+  json_builder_set_member_name (b, "domain"); // agriclip captions: the crop templates
+  json_builder_add_string_value (b, "crop");
   json_builder_set_member_name (b, "templates");
   json_builder_begin_array (b);
   json_builder_end_array (b);
@@ -58,6 +60,10 @@ synth_classes_labels_json (const char *id, const char *title, const char *descri
       json_builder_add_string_value (b, synth_classes[c].name);
       json_builder_set_member_name (b, "display");
       json_builder_add_string_value (b, synth_classes[c].display);
+      // what agriclip captions puts into its templates ("black spots on a green leaf")
+      json_builder_set_member_name (b, "text");
+      g_autofree char *text = synth_prompt (synth_class_kind (&synth_classes[c], 0), 2);
+      json_builder_add_string_value (b, text);
       json_builder_set_member_name (b, "prompts");
       json_builder_begin_array (b);
       for (int i = 0; i < SYNTH_N_PROMPTS; i++)

@@ -11,6 +11,8 @@ class_clear (AgcLabelClassDraft *c)
   g_free (c->display);
   g_free (c->text);
   g_strfreev (c->prompts);
+  g_free (c->domain);
+  g_strfreev (c->attributes);
 }
 
 AgcLabelSetDraft *
@@ -57,11 +59,17 @@ agc_label_set_draft_new_from_set (const AgcLabelSet *set)
   draft->source = g_strdup (agc_label_set_source (set));
   draft->templates = g_strdupv ((char **) agc_label_set_templates (set));
   for (int i = 0; i < agc_label_set_n_classes (set); i++)
-    agc_label_set_draft_add_class (draft, agc_label_set_class_name (set, i),
-                                   agc_label_set_class_display_name (set, i),
-                                   agc_label_set_class_text (set, i),
-                                   agc_label_set_class_own_prompts (set, i),
-                                   agc_label_set_class_uses_templates (set, i));
+    {
+      agc_label_set_draft_add_class (draft, agc_label_set_class_name (set, i),
+                                     agc_label_set_class_display_name (set, i),
+                                     agc_label_set_class_text (set, i),
+                                     agc_label_set_class_own_prompts (set, i),
+                                     agc_label_set_class_uses_templates (set, i));
+      // saving from the editor must not lose what agriclip captions reads
+      AgcLabelClassDraft *c = &g_array_index (draft->classes, AgcLabelClassDraft, i);
+      c->domain = g_strdup (agc_label_set_class_domain (set, i));
+      c->attributes = g_strdupv ((char **) agc_label_set_class_attributes (set, i));
+    }
   return draft;
 }
 
@@ -162,6 +170,16 @@ agc_label_set_draft_to_json (const AgcLabelSetDraft *draft)
         }
       if (!c->use_templates)
         g_string_append (out, ", \"use_templates\": false");
+      if (c->domain && *c->domain)
+        {
+          g_string_append (out, ", ");
+          append_member (out, "", "domain", c->domain);
+        }
+      if (c->attributes && c->attributes[0])
+        {
+          g_string_append (out, ", \"attributes\": ");
+          append_strings (out, (const char *const *) c->attributes);
+        }
       g_string_append (out, "}");
     }
   g_string_append (out, draft->classes->len ? "\n  ]\n}\n" : "]\n}\n");

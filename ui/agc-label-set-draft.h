@@ -16,6 +16,9 @@ typedef struct
   char *text;        /* NULL or "": none (the display name fills the templates) */
   char **prompts;    /* the class's own sentences, NULL-terminated */
   gboolean use_templates;
+  /* for captions, kept as loaded (the editor does not show them): */
+  char *domain;      /* NULL or "": none */
+  char **attributes; /* NULL or NULL-terminated */
 } AgcLabelClassDraft;
 
 typedef struct

@@ -21,6 +21,8 @@ enum
   COL_TEXT,
   COL_PROMPTS, /* the class's own sentences, one per line */
   COL_USE_TEMPLATES,
+  COL_DOMAIN,     /* not shown: kept as loaded for agriclip captions */
+  COL_ATTRIBUTES, /* not shown: likewise (strv) */
   N_COLUMNS
 };
 
@@ -92,12 +94,18 @@ agc_label_set_editor_get_draft (AgcLabelSetEditor *self)
        ok = gtk_tree_model_iter_next (model, &iter))
     {
       g_autofree char *name = NULL, *display = NULL, *text = NULL, *prompts = NULL;
+      char *domain = NULL, **attributes = NULL; // owned by the draft below
       gboolean use_templates = TRUE;
       gtk_tree_model_get (model, &iter, COL_NAME, &name, COL_DISPLAY, &display, COL_TEXT, &text,
-                          COL_PROMPTS, &prompts, COL_USE_TEMPLATES, &use_templates, -1);
+                          COL_PROMPTS, &prompts, COL_USE_TEMPLATES, &use_templates, COL_DOMAIN,
+                          &domain, COL_ATTRIBUTES, &attributes, -1);
       g_auto (GStrv) sentences = lines (prompts);
       agc_label_set_draft_add_class (draft, name, display, text,
                                      (const char *const *) sentences, use_templates);
+      AgcLabelClassDraft *c = &g_array_index (draft->classes, AgcLabelClassDraft,
+                                              draft->classes->len - 1);
+      c->domain = domain;
+      c->attributes = attributes;
     }
   return draft;
 }
@@ -515,7 +523,7 @@ static GtkWidget *
 class_list (AgcLabelSetEditor *self)
 {
   self->store = gtk_list_store_new (N_COLUMNS, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING,
-                                    G_TYPE_STRING, G_TYPE_BOOLEAN);
+                                    G_TYPE_STRING, G_TYPE_BOOLEAN, G_TYPE_STRING, G_TYPE_STRV);
   self->view = gtk_tree_view_new_with_model (GTK_TREE_MODEL (self->store));
   gtk_tree_view_set_reorderable (GTK_TREE_VIEW (self->view), TRUE);
   add_text_column (self, _("Export name"), COL_NAME);
@@ -664,7 +672,8 @@ agc_label_set_editor_new (GtkWindow *parent, const AgcLabelSet *set, const char 
       gtk_list_store_insert_with_values (self->store, NULL, -1, COL_NAME, c->name, COL_DISPLAY,
                                          c->display, COL_TEXT, c->text ? c->text : "",
                                          COL_PROMPTS, prompts, COL_USE_TEMPLATES,
-                                         c->use_templates, -1);
+                                         c->use_templates, COL_DOMAIN, c->domain,
+                                         COL_ATTRIBUTES, c->attributes, -1);
     }
   check_now (self);
   return GTK_WIDGET (self);

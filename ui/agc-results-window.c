@@ -292,7 +292,8 @@ agc_results_window_show_adapter (AgcResultsWindow *self, AgcAdapter *adapter,
                                  const char *adapter_name, AgcClassifier *classifier)
 {
   g_return_if_fail (AGC_IS_RESULTS_WINDOW (self) && adapter && classifier);
-  gboolean probe = g_str_equal (agc_adapter_method (adapter), "probe");
+  // a head alone: a probe not stacked on an adapter that changes the encoder
+  gboolean probe = agc_adapter_n_tensors (adapter) == 0;
   replace_result (self, NULL, adapter, adapter_name, classifier);
   if (!probe)
     {
@@ -331,7 +332,7 @@ open_adapter (Relabelling *r, GError **error)
   if (!r->adapter || !agc_adapter_check_model (r->adapter, r->model, error))
     return FALSE;
   // Other methods change the image encoder: the kept embedding would be stale.
-  if (!g_str_equal (agc_adapter_method (r->adapter), "probe"))
+  if (agc_adapter_n_tensors (r->adapter) > 0) // a probe stacked on one, too
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
                    _("%s: a %s adapter changes the image encoder; label again without "

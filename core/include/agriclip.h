@@ -253,6 +253,12 @@ const char *const *agc_label_set_templates (const AgcLabelSet *set);
 const char *agc_label_set_class_text (const AgcLabelSet *set, int class_index);
 const char *const *agc_label_set_class_own_prompts (const AgcLabelSet *set, int class_index);
 gboolean agc_label_set_class_uses_templates (const AgcLabelSet *set, int class_index);
+/* For captions (agc_captions_write): the class's "domain" ("crop",
+ * "livestock" or "fish"; the file's top-level "domain" when the class has
+ * none; "" when neither has one) and its "attributes" (NULL-terminated,
+ * maybe empty).  Owned by the set. */
+const char *agc_label_set_class_domain (const AgcLabelSet *set, int class_index);
+const char *const *agc_label_set_class_attributes (const AgcLabelSet *set, int class_index);
 
 /* ---- zero-shot classification ------------------------------------------ */
 
@@ -384,6 +390,13 @@ typedef struct
    * the number of images); 0: λ chosen by the validation loss among 10^-3 ..
    * 10^3 of that unit, the released aligner kept unless one does better.  0 */
   double aligner_ridge;
+  /* Stacking: an adapter file (finetune, aligner, or any that replaces the
+   * model's tensors; NULL: none) applied to the model before training, so
+   * that the method sees the adapted features.  The model keeps it applied
+   * afterwards.  The adapter written holds the new tensors and the base's
+   * others (one file, usable alone), its agriclip.stack metadata the bases'
+   * method, digest and file name (see "adapters"). */
+  const char *base_adapter;
 } AgcTrainParams;
 
 /* The defaults given in the comments above (method probe, seed 0). */
@@ -414,6 +427,49 @@ gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
                     const AgcTrainParams *params, AgcTrainResult *result,
                     GCancellable *cancellable, GError **error);
 
+/* ---- captions ------------------------------------------------------------
+ *
+ * Image-text pairs for contrastive training (the format of agc_pretrain's
+ * data) from a tagged folder (DATA/TAG/…, DATA/labels.json
+ * as in "training"), by AgriCLIP's prompt generation: each class's label
+ * becomes varied sentences through templates of its domain.  labels.json
+ * may give each class a "domain" ("crop", "livestock", "fish"; or one for
+ * the whole file) and "attributes" (what its photos show), see
+ * models/labels/README.md; the template families are in docs/captions.md.
+ *
+ * OUT/captions.jsonl gets one {"image": "photos/TAG/FILE", "caption":
+ * TEXT} per line, per_image lines per photo, and OUT/photos is a link to
+ * DATA (absolute): the photos are named, never copied, and every image
+ * path stays inside OUT, as pretraining demands (no "..", not absolute).
+ * The same seed and folder give the same file. */
+
+/* The most captions per photo. */
+#define AGC_CAPTIONS_MAX_PER_IMAGE 100
+
+typedef struct
+{
+  int per_image;                 /* captions per photo, 1 .. AGC_CAPTIONS_MAX_PER_IMAGE; 3 */
+  guint64 seed;                  /* which templates each photo gets; 0 */
+  AgcReportFunc report;          /* skipped files (names that are not UTF-8); may be NULL */
+  gpointer user_data;
+} AgcCaptionParams;
+
+AgcCaptionParams agc_caption_default_params (void);
+
+/* Writes OUT/captions.jsonl (atomically, replacing an earlier one) and the
+ * link OUT/photos (made, or kept when it already leads to DATA; anything
+ * else there is refused with AGC_ERROR_INPUT).  OUT is made when missing;
+ * one inside DATA is refused.  Errors as agc_dataset: AGC_ERROR_FORMAT
+ * naming labels.json when it is broken or does not match the folders.
+ * *n_pairs (may be NULL) gets the number of lines. */
+gboolean agc_captions_write (const char *data_dir, const char *out_dir,
+                             const AgcCaptionParams *params, int *n_pairs, GError **error);
+
+/* The sentences a photo of class class_index may get (g_strfreev): the
+ * domain's templates filled with the class text, the attribute templates
+ * with each attribute, then the class's own prompts. */
+char **agc_caption_candidates (const AgcLabelSet *labels, int class_index);
+
 /* ---- adapters ------------------------------------------------------------
  *
  * An adapter is one safetensors file with the trained tensors (probe:
@@ -426,6 +482,15 @@ gboolean agc_train (AgcModel *model, const char *data_dir, const char *out_path,
  * (the identity below), agriclip.base_model_name (the folder name, for
  * messages), agriclip.classes (JSON: [{name, display, prompts}]),
  * agriclip.metrics and agriclip.training (JSON objects).
+ *
+ * Stacked adapters (trained with base_adapter): the tensors of the new
+ * method (a probe's head.weight and head.bias; a finetune's or aligner's
+ * tensors) plus every tensor of the base it does not replace, under the
+ * same names; agriclip.method the new one's, and agriclip.stack a JSON
+ * array of the bases, first applied first: [{"method": "finetune",
+ * "digest": SHA-256 of the base's tensors, "file": "base.safetensors"}].
+ * Applying a stacked adapter applies them all at once: the result equals
+ * applying the base, then the new method.
  *
  * Model identity: the SHA-256 of the list of (file name, SHA-256 of its
  * content) of everything in the model folder that decides an image
@@ -452,7 +517,8 @@ const char *agc_adapter_class_display_name (const AgcAdapter *adapter, int class
 /* The prompts of a class, NULL-terminated, owned by the adapter (empty for
  * old probe adapters that stored none). */
 const char *const *agc_adapter_class_prompts (const AgcAdapter *adapter, int class_index);
-/* finetune and aligner adapters: the trained tensors (0 for probe), each as
+/* The tensors that replace the model's (finetune and aligner adapters: the
+ * trained ones; a probe: none, or its base's when stacked), each as
  * float32 under its name, with n_dims (1 .. 4) and shape[n_dims] (both may
  * be NULL); the data are owned by the adapter. */
 int agc_adapter_n_tensors (const AgcAdapter *adapter);

@@ -44,8 +44,11 @@ struct AgcAdapter
   float *head_weight;    /* probe: [C, E] */
   float *head_bias;      /* probe: [C] */
   int n_tensors;
-  AdapterTensor *tensors; /* finetune, aligner: every tensor of the file, as float32 */
-  char *digest;           /* SHA-256 of the tensors' names, shapes and values */
+  AdapterTensor *tensors; /* the model's tensors it replaces (finetune, aligner: every tensor
+                           * of the file; a probe on a base: the base's), as float32 */
+  char *digest;           /* SHA-256 of those tensors' names, shapes and values; NULL: none */
+  char *tensors_method;   /* the method whose model family the tensors fit: its own, or for
+                           * a probe its base's (agriclip.stack); NULL without tensors */
 };
 
 /* ---- model identity --------------------------------------------------------- */
@@ -165,7 +168,7 @@ gboolean
 agc_adapter_write (const char *path, const char *method, const AgcModel *model,
                    const char *identity, const AgcLabelSet *labels,
                    const AgcTensorView *tensors, int n_tensors, const char *metrics_json,
-                   const char *training_json, GError **error)
+                   const char *training_json, const char *stack_json, GError **error)
 {
   g_autofree char *model_name = g_path_get_basename (agc_model_path (model));
   g_autofree char *classes = classes_json (labels);
@@ -178,6 +181,8 @@ agc_adapter_write (const char *path, const char *method, const AgcModel *model,
   g_hash_table_insert (meta, "agriclip.classes", classes);
   g_hash_table_insert (meta, "agriclip.metrics", (gpointer) metrics_json);
   g_hash_table_insert (meta, "agriclip.training", (gpointer) training_json);
+  if (stack_json != NULL)
+    g_hash_table_insert (meta, "agriclip.stack", (gpointer) stack_json);
   return agc_safetensors_write (path, tensors, n_tensors, meta, TRUE, error);
 }
 
@@ -201,6 +206,7 @@ agc_adapter_free (AgcAdapter *adapter)
     }
   g_free (adapter->tensors);
   g_free (adapter->digest);
+  g_free (adapter->tensors_method);
   g_free (adapter->classes);
   g_free (adapter->path);
   g_free (adapter->method);
@@ -314,12 +320,20 @@ load_probe (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   return adapter->head_bias != NULL;
 }
 
-/* finetune and aligner: every tensor of the file as float32, in file order,
- * and a digest of them (agc_model_apply_adapter tells adapters apart by it). */
+static gboolean
+is_probe_head (const char *name)
+{
+  return strcmp (name, "head.weight") == 0 || strcmp (name, "head.bias") == 0;
+}
+
+/* The tensors that replace the model's: every tensor of the file but a
+ * probe's head, as float32, in file order, and a digest of them
+ * (agc_model_apply_adapter tells adapters apart by it). */
 static gboolean
 load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
 {
   int n = agc_safetensors_n_tensors (file);
+  gboolean probe = strcmp (adapter->method, "probe") == 0;
   if (n < 1)
     return fail (error, adapter, "holds no tensors");
   adapter->tensors = g_new0 (AdapterTensor, n);
@@ -328,6 +342,8 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   for (int i = 0; ok && i < n; i++)
     {
       const AgcTensorView *t = agc_safetensors_tensor (file, i);
+      if (probe && is_probe_head (t->name))
+        continue;
       if (!agc_dtype_is_float (t->dtype) || t->n_dims < 1 || t->n_dims > 4)
         {
           ok = fail (error, adapter, "tensor '%s' is not a floating-point tensor of 1 to 4 "
@@ -350,11 +366,12 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
       g_checksum_update (digest, (const guchar *) a->shape, sizeof (int64_t) * a->n_dims);
       g_checksum_update (digest, (const guchar *) a->data, (gssize) (count * sizeof (float)));
     }
-  adapter->digest = g_strdup (g_checksum_get_string (digest));
+  if (adapter->n_tensors > 0)
+    adapter->digest = g_strdup (g_checksum_get_string (digest));
   g_checksum_free (digest);
   if (!ok)
     return FALSE;
-  for (int c = 0; c < adapter->n_classes; c++)
+  for (int c = 0; c < adapter->n_classes && !probe; c++)
     if (adapter->classes[c].prompts[0] == NULL)
       return fail (error, adapter, "class \"%s\" has no prompts (agriclip.classes)",
                    adapter->classes[c].name);
@@ -366,6 +383,46 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
         return fail (error, adapter, "an aligner adapter needs tensors 'W' [out, in] and "
                      "'b' [out]");
     }
+  return TRUE;
+}
+
+/* agriclip.stack (adapters trained on a base adapter): a JSON array of the
+ * bases, the first applied first, each {"method", "digest", "file"}.
+ * Sets tensors_method: for a probe with tensors, its last base's method. */
+static gboolean
+parse_stack (AgcAdapter *adapter, GError **error)
+{
+  const char *text = g_hash_table_lookup (adapter->metadata, "agriclip.stack");
+  gboolean probe = strcmp (adapter->method, "probe") == 0;
+  if (text == NULL)
+    {
+      if (probe && adapter->n_tensors > 0)
+        return fail (error, adapter, "a probe adapter with tensors besides its head needs "
+                     "agriclip.stack");
+      adapter->tensors_method = adapter->n_tensors > 0 ? g_strdup (adapter->method) : NULL;
+      return TRUE;
+    }
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonArray *array = NULL;
+  if (agc_json_parse_data (parser, text, strlen (text), adapter->path, NULL)
+      && JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser)))
+    array = json_node_get_array (json_parser_get_root (parser));
+  guint n = array != NULL ? json_array_get_length (array) : 0;
+  const char *last = NULL;
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *node = json_array_get_element (array, i);
+      JsonObject *object = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+      last = object != NULL
+                 ? json_object_get_string_member_with_default (object, "method", NULL)
+                 : NULL;
+      if (last == NULL)
+        break;
+    }
+  if (n == 0 || last == NULL)
+    return fail (error, adapter, "agriclip.stack is not a JSON array of objects with a "
+                 "\"method\"");
+  adapter->tensors_method = g_strdup (probe ? last : adapter->method);
   return TRUE;
 }
 
@@ -422,7 +479,7 @@ load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   if (g_strcmp0 (method, "finetune") == 0 || g_strcmp0 (method, "aligner") == 0)
     {
       adapter->method = g_strdup (method);
-      return load_tensors (adapter, file, error);
+      return load_tensors (adapter, file, error) && parse_stack (adapter, error);
     }
   if (g_strcmp0 (method, "probe") != 0)
     {
@@ -432,7 +489,9 @@ load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
       return FALSE;
     }
   adapter->method = g_strdup (method);
-  return load_probe (adapter, file, error);
+  return load_probe (adapter, file, error)
+         && (agc_safetensors_n_tensors (file) == 2 || load_tensors (adapter, file, error))
+         && parse_stack (adapter, error);
 }
 
 AgcAdapter *
@@ -587,6 +646,20 @@ agc_adapter_digest (const AgcAdapter *adapter)
 {
   g_return_val_if_fail (adapter != NULL, NULL);
   return adapter->digest;
+}
+
+const char *
+agc_adapter_stack (const AgcAdapter *adapter)
+{
+  g_return_val_if_fail (adapter != NULL, NULL);
+  return g_hash_table_lookup (adapter->metadata, "agriclip.stack");
+}
+
+const char *
+agc_adapter_tensors_method (const AgcAdapter *adapter)
+{
+  g_return_val_if_fail (adapter != NULL, NULL);
+  return adapter->tensors_method;
 }
 
 const char *

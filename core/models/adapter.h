@@ -8,12 +8,13 @@
 
 /* Writes a finished adapter, atomically and durably.  tensors: the trained
  * ones (probe: head.weight [C, E], head.bias [C]); metrics_json and
- * training_json: JSON objects, stored as they are. */
+ * training_json: JSON objects, stored as they are; stack_json (may be NULL):
+ * agriclip.stack of a stacked adapter (agriclip.h, "adapters"). */
 gboolean agc_adapter_write (const char *path, const char *method, const AgcModel *model,
                             const char *identity, const AgcLabelSet *labels,
                             const AgcTensorView *tensors, int n_tensors,
                             const char *metrics_json, const char *training_json,
-                            GError **error);
+                            const char *stack_json, GError **error);
 
 /* TRUE when path does not exist or is an agriclip adapter, which training may
  * replace; otherwise AGC_ERROR_INPUT naming the file: a model's weights, a
@@ -25,13 +26,20 @@ gboolean agc_adapter_check_destination (const char *path, GError **error);
 gboolean agc_adapter_probe_head (const AgcAdapter *adapter, const float **weight,
                                  const float **bias, int *dim);
 
-/* A tensor of a finetune or aligner adapter by name and dimension count
+/* A tensor that replaces the model's (finetune, aligner, a probe's base) by name and dimension count
  * (shape[n_dims] filled when not NULL), or NULL.  Owned by the adapter. */
 const float *agc_adapter_find_tensor (const AgcAdapter *adapter, const char *name, int n_dims,
                                       int64_t *shape);
-/* finetune, aligner: SHA-256 of the tensors (names, shapes, values); NULL
- * for probe.  Two adapters with the same digest change a model alike. */
+/* SHA-256 of the tensors that replace the model's (names, shapes, values);
+ * NULL for a probe on no base.  Two adapters with the same digest change a
+ * model alike. */
 const char *agc_adapter_digest (const AgcAdapter *adapter);
+/* agriclip.stack of a stacked adapter (a JSON array), or NULL. */
+const char *agc_adapter_stack (const AgcAdapter *adapter);
+/* The method whose model family the adapter's tensors fit: its own for
+ * finetune and aligner, its base's for a probe trained on one
+ * (agriclip.stack); NULL when it replaces no tensors. */
+const char *agc_adapter_tensors_method (const AgcAdapter *adapter);
 /* The file, as given to agc_adapter_load, for messages. */
 const char *agc_adapter_path (const AgcAdapter *adapter);
 

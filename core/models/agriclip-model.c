@@ -251,6 +251,19 @@ no_variant (const AgcImageEncoder *encoder, const AgcEngineOptions *options)
 static gboolean
 apply_aligner (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **error)
 {
+  for (int i = 0; i < agc_adapter_n_tensors (adapter); i++)
+    {
+      // a stacked adapter may carry tensors of another method: never drop them silently
+      const char *name;
+      agc_adapter_tensor (adapter, i, &name, NULL, NULL);
+      if (strcmp (name, "W") != 0 && strcmp (name, "b") != 0)
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                       "%s: tensor '%s' is not one this version applies to an AgriCLIP model",
+                       agc_adapter_path (adapter), name);
+          return FALSE;
+        }
+    }
   int64_t w_shape[2], b_shape[1];
   const float *w = agc_adapter_find_tensor (adapter, "W", 2, w_shape);
   const float *b = agc_adapter_find_tensor (adapter, "b", 1, b_shape);

@@ -474,7 +474,7 @@ static const struct
 static gboolean
 check_adapter_family (const AgcModel *model, const AgcAdapter *adapter, GError **error)
 {
-  const char *method = agc_adapter_method (adapter);
+  const char *method = agc_adapter_tensors_method (adapter);
   if (strcmp (method, model->image->klass->adapter_method) == 0)
     return TRUE;
   for (size_t i = 0; i < G_N_ELEMENTS (adapter_needs); i++)

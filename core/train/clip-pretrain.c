@@ -108,6 +108,21 @@ member_string (JsonObject *object, const char *key)
   return json_node_get_string (node);
 }
 
+/* Captions name files inside their folder, so that a captions.jsonl from
+ * elsewhere reads nothing outside it (agriclip captions links the photos
+ * in: DATA/photos/…). */
+static gboolean
+inside_folder (const char *image)
+{
+  if (image[0] == '\0' || g_path_is_absolute (image) || G_IS_DIR_SEPARATOR (image[0]))
+    return FALSE;
+  g_auto (GStrv) parts = g_strsplit_set (image, G_DIR_SEPARATOR_S "/", -1);
+  for (int i = 0; parts[i] != NULL; i++)
+    if (strcmp (parts[i], "..") == 0)
+      return FALSE;
+  return TRUE;
+}
+
 static gboolean
 read_captions (Pairs *p, const char *data_dir, GError **error)
 {
@@ -140,6 +155,13 @@ read_captions (Pairs *p, const char *data_dir, GError **error)
           else
             g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
                          "%s: wants an object with strings \"image\" and \"caption\"", where);
+          ok = FALSE;
+        }
+      else if (!inside_folder (image))
+        {
+          g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
+                       "%s: \"image\" must name a file inside the folder (a relative path "
+                       "without \"..\"), not \"%s\"", where, image);
           ok = FALSE;
         }
       else

@@ -228,8 +228,8 @@ agc_dataset_open (const char *dir, AgcTrainReportFunc report, gpointer user_data
 
 /* splitmix64: one 64-bit state, good statistics, and the same numbers
  * everywhere, which GRand and rand() do not promise. */
-static guint64
-splitmix64 (guint64 *state)
+guint64
+agc_splitmix64 (guint64 *state)
 {
   guint64 z = (*state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -241,11 +241,11 @@ void
 agc_shuffle (int *items, int n, guint64 seed, guint64 stream)
 {
   guint64 state = seed;
-  state = splitmix64 (&state) ^ stream; /* streams of one seed are unrelated */
+  state = agc_splitmix64 (&state) ^ stream; /* streams of one seed are unrelated */
   for (int i = n - 1; i > 0; i--)
     {
       /* the modulo bias is below 2^-32 for any n we can hold in memory */
-      int j = (int) (splitmix64 (&state) % (guint64) (i + 1));
+      int j = (int) (agc_splitmix64 (&state) % (guint64) (i + 1));
       int t = items[i];
       items[i] = items[j];
       items[j] = t;

@@ -23,6 +23,10 @@ AgcDataset *agc_dataset_open (const char *dir, AgcTrainReportFunc report, gpoint
                               GError **error);
 void agc_dataset_free (AgcDataset *dataset);
 
+/* The next number of a splitmix64 sequence of *state: the same on every
+ * machine, unlike rand() and GRand. */
+guint64 agc_splitmix64 (guint64 *state);
+
 /* Shuffles items[n] in place, the same way for the same (seed, stream)
  * on every machine (splitmix64 and Fisher-Yates, not rand()). */
 void agc_shuffle (int *items, int n, guint64 seed, guint64 stream);

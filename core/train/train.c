@@ -59,6 +59,29 @@ agc_train_default_params (void)
   };
 }
 
+/* Stacking: the base adapter applied to the model, so that the method
+ * trains on the adapted features; the trainer writes its tensors into the
+ * new adapter. */
+static gboolean
+apply_base (AgcModel *model, const char *path, GError **error)
+{
+  AgcAdapter *base = agc_adapter_load (path, error);
+  if (base == NULL)
+    return FALSE;
+  gboolean ok = TRUE;
+  if (agc_adapter_n_tensors (base) == 0)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: a probe adapter changes none of the model's tensors, so there is "
+                   "nothing to train on top of (train on the model itself)",
+                   agc_adapter_path (base));
+      ok = FALSE;
+    }
+  ok = ok && agc_model_apply_adapter (model, base, error);
+  agc_adapter_free (base);
+  return ok;
+}
+
 static gboolean
 check_params (const AgcTrainParams *p, GError **error)
 {
@@ -118,6 +141,8 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
                    "%s: int8 mode is on; train with it off (int8 is for labelling)", shown);
       return FALSE;
     }
+  if (p.base_adapter != NULL && !apply_base (model, p.base_adapter, error))
+    return FALSE;
   switch (p.method)
     {
     case AGC_TRAIN_PROBE:

@@ -6,6 +6,7 @@
 #include "train/train-common.h"
 
 #include <math.h>
+#include <string.h>
 
 /* What the loop needs beside the method. */
 typedef struct
@@ -24,8 +25,8 @@ typedef struct
  * same sequence of epochs shorter), the method's own, every class with its
  * display name and prompts, then images (one line per image kept). */
 static char *
-fingerprint_of (const Loop *loop, const char *identity, const AgcLabelSet *labels,
-                const GString *images)
+fingerprint_of (const Loop *loop, const char *identity, const char *base_digest,
+                const AgcLabelSet *labels, const GString *images)
 {
   const AgcTrainParams *p = loop->params;
   g_autoptr (GString) text = g_string_new (NULL);
@@ -33,6 +34,8 @@ fingerprint_of (const Loop *loop, const char *identity, const AgcLabelSet *label
                           "val_fraction %a\nlearning_rate %a\nweight_decay %a\nbatch_size %d\n",
                           loop->method->name, identity, p->seed, p->val_fraction,
                           p->learning_rate, p->weight_decay, p->batch_size);
+  if (base_digest != NULL) // trained on a base adapter
+    g_string_append_printf (text, "base %s\n", base_digest);
   if (loop->method->fingerprint != NULL)
     loop->method->fingerprint (loop->self, text);
   for (int c = 0; c < agc_label_set_n_classes (labels); c++)
@@ -136,6 +139,61 @@ run_epochs (Loop *loop, GCancellable *cancellable, GError **error)
   return TRUE;
 }
 
+/* Stacking: the base's tensors that the method does not replace join
+ * views; returns agriclip.stack (the base's bases, then the base).  The
+ * base must be the one applied to the model (the file may have changed). */
+static char *
+add_base (GArray *views, const char *path, AgcModel *model, AgcAdapter **base, GError **error)
+{
+  *base = agc_adapter_load (path, error);
+  if (*base == NULL)
+    return NULL;
+  if (g_strcmp0 (agc_adapter_digest (*base), agc_model_adapter_digest (model)) != 0)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: changed while training on it; train again", agc_adapter_path (*base));
+      return NULL;
+    }
+  guint n_own = views->len;
+  for (int i = 0; i < agc_adapter_n_tensors (*base); i++)
+    {
+      AgcTensorView view = { .dtype = AGC_DTYPE_F32 };
+      int n_dims;
+      const float *data = agc_adapter_tensor (*base, i, &view.name, &n_dims, view.shape);
+      gboolean replaced = FALSE;
+      for (guint j = 0; j < n_own && !replaced; j++)
+        replaced = strcmp (g_array_index (views, AgcTensorView, j).name, view.name) == 0;
+      if (replaced)
+        continue;
+      view.n_dims = n_dims;
+      view.data = (const guint8 *) data;
+      view.n_bytes = sizeof (float) * (size_t) agc_tensor_n_elements (&view);
+      g_array_append_val (views, view);
+    }
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  const char *stack = agc_adapter_stack (*base);
+  JsonNode *entries = stack != NULL && json_parser_load_from_data (parser, stack, -1, NULL)
+                          ? json_parser_get_root (parser) : NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_array (b);
+  for (guint i = 0; entries != NULL && i < json_array_get_length (json_node_get_array (entries));
+       i++)
+    json_builder_add_value (b, json_node_copy (
+                                   json_array_get_element (json_node_get_array (entries), i)));
+  if (strcmp (agc_adapter_method (*base), "probe") != 0) // a probe's head is left behind
+    {
+      g_autofree char *file = g_path_get_basename (path);
+      json_builder_begin_object (b);
+      agc_json_add_string (b, "method", agc_adapter_method (*base));
+      agc_json_add_string (b, "digest", agc_adapter_digest (*base));
+      agc_json_add_string (b, "file", file);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}
+
 static gboolean
 write_adapter (const Loop *loop, const char *out_path, AgcModel *model, const char *identity,
                const AgcLabelSet *labels, const AgcTrainResult *result, const char *data_dir,
@@ -145,9 +203,15 @@ write_adapter (const Loop *loop, const char *out_path, AgcModel *model, const ch
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *training = loop->method->adapter (loop->self, views, names, data_dir);
   g_autofree char *metrics = agc_train_metrics_json (result);
-  gboolean ok = agc_adapter_write (out_path, loop->method->name, model, identity, labels,
-                                   (const AgcTensorView *) views->data, (int) views->len,
-                                   metrics, training, error);
+  AgcAdapter *base = NULL; // owns the base's tensors until written
+  g_autofree char *stack = NULL;
+  gboolean ok = loop->params->base_adapter == NULL
+                || (stack = add_base (views, loop->params->base_adapter, model, &base, error))
+                       != NULL;
+  ok = ok && agc_adapter_write (out_path, loop->method->name, model, identity, labels,
+                                (const AgcTensorView *) views->data, (int) views->len,
+                                metrics, training, stack, error);
+  agc_adapter_free (base);
   g_ptr_array_unref (names);
   g_array_unref (views);
   return ok;
@@ -177,7 +241,8 @@ agc_trainer_run (const AgcTrainerMethod *method, gpointer self, AgcModel *model,
       loop.run.judged = loop.run.judged && result->n_val > 0;
       loop.run.best_val_loss = loop.run.judged ? start_loss : INFINITY;
       if (method->checkpoint_write != NULL)
-        loop.fingerprint = fingerprint_of (&loop, identity, data->labels, images);
+        loop.fingerprint = fingerprint_of (&loop, identity, agc_model_adapter_digest (model),
+                                           data->labels, images);
       start (&loop);
       result->resumed_epoch = loop.run.epoch;
       ok = run_epochs (&loop, cancellable, error);

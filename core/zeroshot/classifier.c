@@ -181,6 +181,9 @@ agc_classifier_new_from_adapter (AgcModel *model, const AgcAdapter *adapter, GEr
         return NULL;
       return zero_shot_from_adapter (model, adapter, error);
     }
+  // a probe trained on a base adapter: the base's tensors first (a plain probe: nothing)
+  if (!agc_model_apply_adapter (model, adapter, error))
+    return NULL;
   int n_classes = agc_adapter_n_classes (adapter);
   AgcClassifier *classifier = g_new0 (AgcClassifier, 1);
   classifier->n_classes = n_classes;

@@ -25,6 +25,9 @@ typedef struct
   char *text;          /* NULL when the file has none (the display name fills the templates) */
   char **own_prompts;  /* NULL-terminated, the class's "prompts" */
   gboolean use_templates;
+  /* For captions (agc_captions_write): */
+  char *domain;        /* "crop", "livestock", "fish", or "" (the class's, else the set's) */
+  char **attributes;   /* NULL-terminated, the class's "attributes" */
 } LabelClass;
 
 struct AgcLabelSet
@@ -76,6 +79,8 @@ label_class_clear (LabelClass *c)
   g_strfreev (c->prompts);
   g_free (c->text);
   g_strfreev (c->own_prompts);
+  g_free (c->domain);
+  g_strfreev (c->attributes);
 }
 
 void
@@ -215,6 +220,8 @@ agc_label_set_new_from_names (const char *const *names, int n_names,
       c->prompts = build_prompts (templates, n_templates, names[i], NULL, 0);
       c->own_prompts = g_new0 (char *, 1);
       c->use_templates = TRUE;
+      c->domain = g_strdup ("");
+      c->attributes = g_new0 (char *, 1);
       set->n_classes = i + 1;
     }
   g_hash_table_destroy (seen);
@@ -343,11 +350,26 @@ check_id (const char *id, const Where *where, GError **error)
   return TRUE;
 }
 
+/* The domains captions know (agc_captions_write); *out the member or
+ * NULL when absent. */
 static gboolean
-parse_class (LabelClass *c, JsonNode *node, const GPtrArray *templates, GHashTable *seen,
-             Where *where, GError **error)
+get_domain (const char **out, JsonObject *object, const Where *where, GError **error)
 {
-  static const char *const keys[] = { "name", "display", "text", "prompts", "use_templates", NULL };
+  static const char *const domains[] = { "crop", "livestock", "fish", NULL };
+  if (!get_string (out, object, "domain", FALSE, FALSE, where, error))
+    return FALSE;
+  if (*out != NULL && !g_strv_contains (domains, *out))
+    return fail (error, where, "field \"domain\" \"%s\" is not one of crop, livestock, fish",
+                 *out);
+  return TRUE;
+}
+
+static gboolean
+parse_class (LabelClass *c, JsonNode *node, const GPtrArray *templates,
+             const char *set_domain, GHashTable *seen, Where *where, GError **error)
+{
+  static const char *const keys[] = { "name",       "display", "text",       "prompts",
+                                      "use_templates", "domain", "attributes", NULL };
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return fail (error, where, "must be an object, not %s", node_kind (node));
   JsonObject *object = json_node_get_object (node);
@@ -374,6 +396,12 @@ parse_class (LabelClass *c, JsonNode *node, const GPtrArray *templates, GHashTab
       use_templates = json_node_get_boolean (use);
     }
 
+  const char *domain;
+  g_autoptr (GPtrArray) attributes = g_ptr_array_new ();
+  if (!get_domain (&domain, object, where, error)
+      || !get_string_array (attributes, object, "attributes", FALSE, where, error))
+    return FALSE;
+
   g_autoptr (GPtrArray) extra = g_ptr_array_new ();
   if (!get_string_array (extra, object, "prompts", FALSE, where, error))
     return FALSE;
@@ -399,14 +427,18 @@ parse_class (LabelClass *c, JsonNode *node, const GPtrArray *templates, GHashTab
   for (guint i = 0; i < extra->len; i++)
     c->own_prompts[i] = g_strdup (extra->pdata[i]);
   c->use_templates = use_templates;
+  c->domain = g_strdup (domain != NULL ? domain : set_domain != NULL ? set_domain : "");
+  c->attributes = g_new0 (char *, attributes->len + 1);
+  for (guint i = 0; i < attributes->len; i++)
+    c->attributes[i] = g_strdup (attributes->pdata[i]);
   return TRUE;
 }
 
 static AgcLabelSet *
 parse_label_set (JsonNode *root, Where *where, GError **error)
 {
-  static const char *const keys[] = { "id", "title", "description", "source", "templates",
-                                      "classes", NULL };
+  static const char *const keys[] = { "id",        "title",   "description", "source",
+                                      "templates", "classes", "domain",      NULL };
   if (root == NULL)
     {
       fail (error, where, "the file is empty (expected a JSON object)");
@@ -419,9 +451,10 @@ parse_label_set (JsonNode *root, Where *where, GError **error)
     }
   JsonObject *object = json_node_get_object (root);
 
-  const char *id, *title, *description, *source;
+  const char *id, *title, *description, *source, *domain;
   g_autoptr (GPtrArray) templates = g_ptr_array_new ();
   if (!check_keys (object, keys, where, error)
+      || !get_domain (&domain, object, where, error)
       || !get_string (&id, object, "id", TRUE, FALSE, where, error)
       || !check_id (id, where, error)
       || !get_string (&title, object, "title", TRUE, FALSE, where, error)
@@ -467,8 +500,8 @@ parse_label_set (JsonNode *root, Where *where, GError **error)
       where->class_index = i;
       where->class_name = NULL;
       set->n_classes = i + 1; /* so that a half-filled class is freed too */
-      if (!parse_class (&set->classes[i], json_array_get_element (array, i), templates, seen,
-                        where, error))
+      if (!parse_class (&set->classes[i], json_array_get_element (array, i), templates, domain,
+                        seen, where, error))
         {
           agc_label_set_free (set);
           return NULL;
@@ -586,4 +619,20 @@ agc_label_set_class_uses_templates (const AgcLabelSet *set, int class_index)
   g_return_val_if_fail (set != NULL, FALSE);
   g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, FALSE);
   return set->classes[class_index].use_templates;
+}
+
+const char *
+agc_label_set_class_domain (const AgcLabelSet *set, int class_index)
+{
+  g_return_val_if_fail (set != NULL, NULL);
+  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
+  return set->classes[class_index].domain;
+}
+
+const char *const *
+agc_label_set_class_attributes (const AgcLabelSet *set, int class_index)
+{
+  g_return_val_if_fail (set != NULL, NULL);
+  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
+  return (const char *const *) set->classes[class_index].attributes;
 }

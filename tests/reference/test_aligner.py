@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -350,6 +351,35 @@ class AlignerTraining(unittest.TestCase):
         for i, path in enumerate(paths):
             for k, tag in enumerate(tags):
                 self.assertAlmostEqual(got[i][tag], want[i, k], delta=1e-4, msg=f"{path} {tag}")
+
+    def test_stacked_on_an_aligner_and_unknown_tensors_refused(self):
+        """train --adapter BASE: the new aligner replaces the base's W and b (the file
+        names the base in agriclip.stack); an aligner adapter carrying a tensor the
+        AgriCLIP model cannot apply is refused by name, never dropped silently."""
+        base, top = self.out("stack-base"), self.out("stack-top")
+        train(self.without_tower, self.data, base, self.cache, "--val-fraction", "0",
+              "--ridge", "1")
+        train(self.without_tower, self.data, top, self.cache, "--val-fraction", "0",
+              "--ridge", "0.1", "--adapter", base)
+        base_t, _ = read_adapter(base)
+        top_t, _ = read_adapter(top)
+        self.assertEqual(set(top_t), {"W", "b"})
+        self.assertGreater(float((top_t["W"] - base_t["W"]).abs().max()), 0)
+        with open(top, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            meta = json.loads(f.read(n))["__metadata__"]
+        stack = json.loads(meta["agriclip.stack"])
+        self.assertEqual([(e["method"], e["file"]) for e in stack],
+                         [("aligner", os.path.basename(base))])
+        bogus = self.out("bogus.safetensors")
+        clip_twin.write_safetensors(bogus, {"W": top_t["W"].float(), "b": top_t["b"].float(),
+                                            "nonsense.weight": torch.zeros(3)}, metadata=meta)
+        path = write_data(os.path.join(self.tmp, "bogus-photos"), {sorted(LOOKS)[0]: 1},
+                          seed=12)[0][0]
+        proc = run(["classify", "--model", self.without_tower, "--adapter", bogus, path],
+                   self.cache, check=False)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("nonsense.weight", proc.stderr)
 
     # ---- bad input -----------------------------------------------------------
 

@@ -258,7 +258,13 @@ test_round_trip_of_a_shipped_set (void)
                        agc_label_set_class_display_name (original, c));
       g_assert_cmpstrv (agc_label_set_class_prompts (copy, c),
                         agc_label_set_class_prompts (original, c));
+      // what agriclip captions reads survives the editor
+      g_assert_cmpstr (agc_label_set_class_domain (copy, c), ==,
+                       agc_label_set_class_domain (original, c));
+      g_assert_cmpstrv (agc_label_set_class_attributes (copy, c),
+                        agc_label_set_class_attributes (original, c));
     }
+  g_assert_cmpstr (agc_label_set_class_domain (original, 0), ==, "crop");
   agc_label_set_free (copy);
   agc_label_set_free (original);
   gtk_widget_destroy (editor);

@@ -156,6 +156,14 @@ static const BadFile bad_files[] = {
   { "template-two-placeholders",
     "{" HEAD "\"templates\": [\"{}\", \"{} and {}\"], \"classes\": [" CLASS_A "]}", -1,
     { "templates[1] \"{} and {}\"", "found 2" } },
+  { "unknown-domain", "{" HEAD TPL "\"domain\": \"poultry\", \"classes\": [" CLASS_A "]}", -1,
+    { "\"domain\" \"poultry\"", "crop, livestock, fish" } },
+  { "class-domain-not-string",
+    "{" HEAD TPL "\"classes\": [{\"name\": \"a\", \"display\": \"A\", \"domain\": 3}]}", -1,
+    { "classes[0] \"a\"", "\"domain\" must be a string" } },
+  { "attributes-not-array",
+    "{" HEAD TPL "\"classes\": [{\"name\": \"a\", \"display\": \"A\", \"attributes\": \"x\"}]}",
+    -1, { "classes[0] \"a\"", "\"attributes\" must be an array of strings" } },
   { "missing-classes", "{" HEAD TPL "\"source\": \"s\"}", -1, { "missing field \"classes\"" } },
   { "classes-not-array", "{" HEAD TPL "\"classes\": {}}", -1,
     { "\"classes\" must be an array, not an object" } },
@@ -222,6 +230,27 @@ test_load_invalid (gconstpointer data)
     if (strstr (error->message, bad->expect[i]) == NULL)
       g_error ("message \"%s\" lacks \"%s\"", error->message, bad->expect[i]);
   g_error_free (error);
+}
+
+/* domain and attributes, for captions: the class's domain, else the file's */
+static void
+test_load_domain_and_attributes (void)
+{
+  g_autofree char *path = write_file (
+      "domain.json",
+      "{" HEAD TPL "\"domain\": \"livestock\", \"classes\": [" CLASS_A ", {\"name\": \"b\", "
+      "\"display\": \"B\", \"domain\": \"fish\", \"attributes\": [\"red fins\", \"scales\"]}]}",
+      -1);
+  GError *error = NULL;
+  AgcLabelSet *set = agc_label_set_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (agc_label_set_class_domain (set, 0), ==, "livestock");
+  g_assert_cmpstr (agc_label_set_class_domain (set, 1), ==, "fish");
+  g_assert_cmpstrv (agc_label_set_class_attributes (set, 0), ((const char *[]){ NULL }));
+  g_assert_cmpstrv (agc_label_set_class_attributes (set, 1),
+                    ((const char *[]){ "red fins", "scales", NULL }));
+  assert_prompts (set, 1, (const char *[]){ "a photo of B.", NULL }); // prompts unchanged
+  agc_label_set_free (set);
 }
 
 static void
@@ -435,6 +464,7 @@ main (int argc, char **argv)
   g_test_add_func ("/labelset/load/valid", test_load_valid);
   g_test_add_func ("/labelset/load/bom", test_load_bom);
   g_test_add_func ("/labelset/load/missing-file", test_load_missing_file);
+  g_test_add_func ("/labelset/load/domain-and-attributes", test_load_domain_and_attributes);
   for (guint i = 0; i < G_N_ELEMENTS (bad_files); i++)
     {
       g_autofree char *name = g_strdup_printf ("/labelset/load/invalid/%s", bad_files[i].test_name);
