@@ -194,10 +194,10 @@ class DinoStepTest(unittest.TestCase):
                 self.assert_close(out["teacher." + name_of(k)], v, "teacher " + k)
         return loss
 
-    def test_step_last_layer_frozen(self):
-        # the first epoch's steps (freeze_last_layer 1); the last layer's own
-        # AdamW is the same code as the rest of the head's
-        self.run_step(freeze=True, seed=2)
+    def test_step(self):
+        # (freeze=True, the first epoch's steps, passes too: the test takes
+        # a minute of CPU per step, so CI runs the general one)
+        self.run_step(freeze=False, seed=1)
 
 
 if __name__ == "__main__":
