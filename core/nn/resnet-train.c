@@ -62,9 +62,8 @@ unit_set (AgcConvBN *cb, const char *conv_name, const char *bn_name, int c_in, i
   cb->bn_name = g_strdup (bn_name);
 }
 
-// the shapes and names of ResNet-50, arrays allocated (zeroed)
-static AgcResNetTrain *
-net_new (void)
+AgcResNetTrain *
+agc_resnet_train_new (void)
 {
   AgcResNetTrain *net = g_new0 (AgcResNetTrain, 1);
   unit_set (&net->units[0], "conv1", "bn1", 3, STEM_WIDTH, 7, 2);
@@ -152,7 +151,7 @@ AgcResNetTrain *
 agc_resnet_train_load (const AgcWeights *weights, const char *prefix, GError **error)
 {
   g_return_val_if_fail (weights != NULL && prefix != NULL, NULL);
-  AgcResNetTrain *net = net_new ();
+  AgcResNetTrain *net = agc_resnet_train_new ();
   if (net->params == NULL || net->grads == NULL || net->buffers == NULL)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, "out of memory for the ResNet-50 to train");
@@ -171,7 +170,7 @@ agc_resnet_train_load (const AgcWeights *weights, const char *prefix, GError **e
 AgcResNetTrain *
 agc_resnet_train_copy (const AgcResNetTrain *net)
 {
-  AgcResNetTrain *copy = net_new ();
+  AgcResNetTrain *copy = agc_resnet_train_new ();
   memcpy (copy->params, net->params, sizeof (float) * net->n_params);
   memcpy (copy->buffers, net->buffers, sizeof (float) * net->n_buffers);
   copy->num_batches_tracked = net->num_batches_tracked;

@@ -44,6 +44,9 @@ typedef struct AgcResNetActs AgcResNetActs;
 /* From torchvision's tensors under prefix; shapes checked. */
 AgcResNetTrain *agc_resnet_train_load (const AgcWeights *weights, const char *prefix,
                                        GError **error);
+/* ResNet-50's shapes and names, every array zeroed (NULL arrays when
+ * memory is short): for filling. */
+AgcResNetTrain *agc_resnet_train_new (void);
 /* An independent copy (DINO's teacher). */
 AgcResNetTrain *agc_resnet_train_copy (const AgcResNetTrain *net);
 void agc_resnet_train_free (AgcResNetTrain *net);
