@@ -31,8 +31,6 @@
 
 const int agc_resnet_blocks_per_layer[N_LAYERS] = { 3, 4, 6, 3 };
 const int agc_resnet_layer_width[N_LAYERS] = { 64, 128, 256, 512 };
-#define blocks_per_layer agc_resnet_blocks_per_layer
-#define layer_width agc_resnet_layer_width
 
 typedef AgcConv Conv; // the weight with BatchNorm's scale folded in, the bias its shift
 
@@ -166,14 +164,15 @@ check_depth (const AgcWeights *weights, const char *prefix, GError **error)
   for (int l = 0; l < N_LAYERS; l++)
     {
       g_autofree char *name
-        = g_strdup_printf ("%slayer%d.%d.conv1.weight", prefix, l + 1, blocks_per_layer[l]);
+        = g_strdup_printf ("%slayer%d.%d.conv1.weight", prefix, l + 1,
+                           agc_resnet_blocks_per_layer[l]);
       const AgcTensorView *t = agc_weights_find (weights, name);
       if (t != NULL)
         {
           g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
                        "%s: tensor '%s' means more than %d blocks in layer%d, a deeper ResNet "
                        "than ResNet-50, the only depth supported",
-                       t->file, name, blocks_per_layer[l], l + 1);
+                       t->file, name, agc_resnet_blocks_per_layer[l], l + 1);
           return FALSE;
         }
     }
@@ -184,7 +183,7 @@ static gboolean
 block_load (Bottleneck *block, const AgcWeights *weights, const char *prefix, int layer,
             int index, int c_in, GError **error)
 {
-  int width = layer_width[layer], c_out = EXPANSION * width;
+  int width = agc_resnet_layer_width[layer], c_out = EXPANSION * width;
   int stride = layer > 0 && index == 0 ? 2 : 1;
   g_autofree char *p = g_strdup_printf ("%slayer%d.%d.", prefix, layer + 1, index);
   const AgcWeights *w = weights;
@@ -209,10 +208,10 @@ agc_resnet_load (const AgcWeights *weights, const char *prefix, GError **error)
                               error);
   int c_in = STEM_WIDTH, b = 0;
   for (int l = 0; ok && l < N_LAYERS; l++)
-    for (int i = 0; ok && i < blocks_per_layer[l]; i++)
+    for (int i = 0; ok && i < agc_resnet_blocks_per_layer[l]; i++)
       {
         ok = block_load (&net->blocks[b++], weights, prefix, l, i, c_in, error);
-        c_in = EXPANSION * layer_width[l];
+        c_in = EXPANSION * agc_resnet_layer_width[l];
       }
   if (!ok)
     {
@@ -424,7 +423,7 @@ conv_channels (void *ctx, int begin, int end, int thread)
 // OpenBLAS single-threaded.
 void
 agc_conv_forward (float *out, const float *in, float *col, size_t col_stride, const Conv *c,
-              int batch, int height, int width, gboolean accumulate, gboolean relu)
+                  int batch, int height, int width, gboolean accumulate, gboolean relu)
 {
   int threads = agc_threads_count ();
   ConvRun r = { .conv = c, .out = out, .in = in, .col = col, .col_stride = col_stride,
@@ -516,7 +515,8 @@ typedef struct
 size_t
 agc_conv_col_floats (const Conv *c, int batch, int height, int width, int threads)
 {
-  Plan plan = conv_plan (batch * agc_conv_out_size (c, height) * agc_conv_out_size (c, width), threads);
+  int n_rows = batch * agc_conv_out_size (c, height) * agc_conv_out_size (c, width);
+  Plan plan = conv_plan (n_rows, threads);
   return plan_col_floats (&plan, c, threads);
 }
 
