@@ -44,7 +44,6 @@ agc_dino_free (AgcDino *d)
   g_free (d->v_head);
   g_free (d->decay_backbone);
   g_free (d->decay_head);
-  agc_resnet_acts_free (d->acts_teacher);
   agc_resnet_acts_free (d->acts_global);
   agc_resnet_acts_free (d->acts_local);
   agc_dino_head_acts_free (d->head_teacher);
@@ -64,8 +63,10 @@ agc_dino_accumulate (AgcDino *d, const float *global, int batch, int global_size
   float *student_out = g_new (float, (size_t) n_rows * dim);
   float *dstudent = g_new0 (float, (size_t) n_rows * dim);
   float *dfeatures = g_new0 (float, (size_t) n_rows * FEATURES);
+  // the teacher's activations are not needed after its forward: it lends
+  // the student's global ones, which the student's forward then overwrites
   gboolean ok
-    = agc_resnet_train_forward (d->teacher, &d->acts_teacher, global, n_global, global_size,
+    = agc_resnet_train_forward (d->teacher, &d->acts_global, global, n_global, global_size,
                                 global_size, features, TRUE, error);
   if (ok)
     agc_dino_head_forward (d->teacher_head, &d->head_teacher, features, n_global, teacher_out);

@@ -28,7 +28,7 @@ typedef struct
   gint64 steps;            /* AdamW steps of every tensor but the last layer */
   gint64 last_layer_steps; /* those of the last layer (none while frozen) */
   /* activations, kept from call to call */
-  AgcResNetActs *acts_teacher, *acts_global, *acts_local;
+  AgcResNetActs *acts_global, *acts_local; /* the teacher uses acts_global too */
   AgcDinoHeadActs *head_teacher, *head_student;
 } AgcDino;
 
