@@ -14,6 +14,7 @@
  * every thread a tile (layer4 at batch 1), its GEMM is split by output
  * channels instead.  Scratch lives in an arena kept from call to call. */
 #include "nn/resnet.h"
+#include "nn/resnet-conv.h"
 
 #include "kernels/arena.h"
 #include "kernels/threads.h"
@@ -28,15 +29,10 @@
 #define STEM_WIDTH 64
 #define BN_EPS 1e-5
 
-static const int blocks_per_layer[N_LAYERS] = { 3, 4, 6, 3 };
-static const int layer_width[N_LAYERS] = { 64, 128, 256, 512 };
+const int agc_resnet_blocks_per_layer[N_LAYERS] = { 3, 4, 6, 3 };
+const int agc_resnet_layer_width[N_LAYERS] = { 64, 128, 256, 512 };
 
-typedef struct
-{
-  int c_in, c_out, kernel, stride, padding;
-  float *weight; // [kernel, kernel, c_in, c_out], BatchNorm scale folded in
-  float *bias;   // [c_out], BatchNorm shift
-} Conv;
+typedef AgcConv Conv; // the weight with BatchNorm's scale folded in, the bias its shift
 
 typedef struct
 {
@@ -168,14 +164,15 @@ check_depth (const AgcWeights *weights, const char *prefix, GError **error)
   for (int l = 0; l < N_LAYERS; l++)
     {
       g_autofree char *name
-        = g_strdup_printf ("%slayer%d.%d.conv1.weight", prefix, l + 1, blocks_per_layer[l]);
+        = g_strdup_printf ("%slayer%d.%d.conv1.weight", prefix, l + 1,
+                           agc_resnet_blocks_per_layer[l]);
       const AgcTensorView *t = agc_weights_find (weights, name);
       if (t != NULL)
         {
           g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
                        "%s: tensor '%s' means more than %d blocks in layer%d, a deeper ResNet "
                        "than ResNet-50, the only depth supported",
-                       t->file, name, blocks_per_layer[l], l + 1);
+                       t->file, name, agc_resnet_blocks_per_layer[l], l + 1);
           return FALSE;
         }
     }
@@ -186,7 +183,7 @@ static gboolean
 block_load (Bottleneck *block, const AgcWeights *weights, const char *prefix, int layer,
             int index, int c_in, GError **error)
 {
-  int width = layer_width[layer], c_out = EXPANSION * width;
+  int width = agc_resnet_layer_width[layer], c_out = EXPANSION * width;
   int stride = layer > 0 && index == 0 ? 2 : 1;
   g_autofree char *p = g_strdup_printf ("%slayer%d.%d.", prefix, layer + 1, index);
   const AgcWeights *w = weights;
@@ -211,10 +208,10 @@ agc_resnet_load (const AgcWeights *weights, const char *prefix, GError **error)
                               error);
   int c_in = STEM_WIDTH, b = 0;
   for (int l = 0; ok && l < N_LAYERS; l++)
-    for (int i = 0; ok && i < blocks_per_layer[l]; i++)
+    for (int i = 0; ok && i < agc_resnet_blocks_per_layer[l]; i++)
       {
         ok = block_load (&net->blocks[b++], weights, prefix, l, i, c_in, error);
-        c_in = EXPANSION * layer_width[l];
+        c_in = EXPANSION * agc_resnet_layer_width[l];
       }
   if (!ok)
     {
@@ -238,8 +235,8 @@ enum
   JOBS_PER_THREAD = 2, // so that a delayed thread leaves work to the others
 };
 
-static int
-conv_out_size (const Conv *c, int size)
+int
+agc_conv_out_size (const Conv *c, int size)
 {
   return (size + 2 * c->padding - c->kernel) / c->stride + 1;
 }
@@ -336,15 +333,38 @@ im2col_rows (float *col, const ConvRun *r, int r0, int r1)
     }
 }
 
-// out[n_rows, n_cols] (row stride ldo) += bias, then max(out, 0) if relu.
+static void
+im2col_job (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const ConvRun *r = ctx;
+  im2col_rows (r->col + (size_t) begin * conv_k (r->conv), r, begin, end);
+}
+
+void
+agc_conv_im2col (float *col, const Conv *c, const float *in, int batch, int height, int width)
+{
+  ConvRun r = { .conv = c, .in = in, .col = col, .height = height, .width = width,
+                .out_h = agc_conv_out_size (c, height), .out_w = agc_conv_out_size (c, width) };
+  int n_rows = batch * r.out_h * r.out_w;
+  agc_parallel_for (n_rows, agc_threads_row_grain (n_rows, conv_k (c)), im2col_job, &r);
+}
+
+// out[n_rows, n_cols] (row stride ldo) += bias (unless NULL), then max(out,
+// 0) if relu.
 // A comparison, not fmaxf: GCC makes it a vector max without -ffast-math
 static void
 bias_act (float *out, int ldo, const float *bias, int n_rows, int n_cols, gboolean relu)
 {
+  if (bias == NULL && !relu)
+    return;
   for (int i = 0; i < n_rows; i++)
     {
       float *row = out + (size_t) i * ldo;
-      if (relu)
+      if (bias == NULL)
+        for (int j = 0; j < n_cols; j++)
+          row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+      else if (relu)
         for (int j = 0; j < n_cols; j++)
           {
             float v = row[j] + bias[j];
@@ -393,21 +413,22 @@ conv_channels (void *ctx, int begin, int end, int thread)
       int first = j * r->block, cols = MIN (r->block, c->c_out - first);
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, k, 1.0f, a, k,
                    c->weight + first, c->c_out, r->beta, r->out + first, c->c_out);
-      bias_act (r->out + first, c->c_out, c->bias + first, n, cols, r->relu);
+      bias_act (r->out + first, c->c_out, c->bias != NULL ? c->bias + first : NULL, n, cols,
+                r->relu);
     }
 }
 
 // out[B*H'*W', c_out] = conv(in[B, H, W, c_in]) + bias (+ out when
 // accumulate: the residual), then ReLU if asked.  Runs on the pool with
 // OpenBLAS single-threaded.
-static void
-conv_forward (float *out, const float *in, float *col, size_t col_stride, const Conv *c,
-              int batch, int height, int width, gboolean accumulate, gboolean relu)
+void
+agc_conv_forward (float *out, const float *in, float *col, size_t col_stride, const Conv *c,
+                  int batch, int height, int width, gboolean accumulate, gboolean relu)
 {
   int threads = agc_threads_count ();
   ConvRun r = { .conv = c, .out = out, .in = in, .col = col, .col_stride = col_stride,
-                .height = height, .width = width, .out_h = conv_out_size (c, height),
-                .out_w = conv_out_size (c, width), .beta = accumulate ? 1.0f : 0.0f,
+                .height = height, .width = width, .out_h = agc_conv_out_size (c, height),
+                .out_w = agc_conv_out_size (c, width), .beta = accumulate ? 1.0f : 0.0f,
                 .relu = relu };
   r.plan = conv_plan (batch * r.out_h * r.out_w, threads);
   if (r.plan.tile_rows > 0)
@@ -491,10 +512,11 @@ typedef struct
   size_t col; // the col tiles of all threads
 } ScratchSizes;
 
-static size_t
-col_floats (const Conv *c, int batch, int height, int width, int threads)
+size_t
+agc_conv_col_floats (const Conv *c, int batch, int height, int width, int threads)
 {
-  Plan plan = conv_plan (batch * conv_out_size (c, height) * conv_out_size (c, width), threads);
+  int n_rows = batch * agc_conv_out_size (c, height) * agc_conv_out_size (c, width);
+  Plan plan = conv_plan (n_rows, threads);
   return plan_col_floats (&plan, c, threads);
 }
 
@@ -503,18 +525,18 @@ scratch_sizes (const AgcResNet *net, int batch, int height, int width, int threa
 {
   ScratchSizes s = { .act = (size_t) 3 * batch * height * width };
   const Conv *stem = &net->stem;
-  s.col = col_floats (stem, batch, height, width, threads);
-  int h = conv_out_size (stem, height), w = conv_out_size (stem, width);
+  s.col = agc_conv_col_floats (stem, batch, height, width, threads);
+  int h = agc_conv_out_size (stem, height), w = agc_conv_out_size (stem, width);
   s.act = MAX (s.act, (size_t) stem->c_out * batch * h * w);
   h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1; // max-pool
   for (int i = 0; i < N_BLOCKS; i++)
     {
       const Bottleneck *blk = &net->blocks[i];
       s.mid = MAX (s.mid, (size_t) blk->conv1.c_out * batch * h * w);
-      s.col = MAX (s.col, col_floats (&blk->conv2, batch, h, w, threads));
+      s.col = MAX (s.col, agc_conv_col_floats (&blk->conv2, batch, h, w, threads));
       if (blk->downsample.weight != NULL)
-        s.col = MAX (s.col, col_floats (&blk->downsample, batch, h, w, threads));
-      h = conv_out_size (&blk->conv2, h), w = conv_out_size (&blk->conv2, w);
+        s.col = MAX (s.col, agc_conv_col_floats (&blk->downsample, batch, h, w, threads));
+      h = agc_conv_out_size (&blk->conv2, h), w = agc_conv_out_size (&blk->conv2, w);
       s.mid = MAX (s.mid, (size_t) blk->conv2.c_out * batch * h * w);
       s.act = MAX (s.act, (size_t) blk->conv3.c_out * batch * h * w);
     }
@@ -558,8 +580,8 @@ agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int he
   agc_parallel_for (batch * height, 0, to_pixel_major_rows, &t);
 
   int h = height, w = width;
-  conv_forward (y, x, col, col_stride, &net->stem, batch, h, w, FALSE, TRUE);
-  h = conv_out_size (&net->stem, h), w = conv_out_size (&net->stem, w);
+  agc_conv_forward (y, x, col, col_stride, &net->stem, batch, h, w, FALSE, TRUE);
+  h = agc_conv_out_size (&net->stem, h), w = agc_conv_out_size (&net->stem, w);
   PoolRun pool = { .out = x, .in = y, .channels = STEM_WIDTH, .height = h, .width = w,
                    .out_h = (h - 1) / 2 + 1, .out_w = (w - 1) / 2 + 1 };
   agc_parallel_for (batch * pool.out_h, 0, maxpool_rows, &pool);
@@ -568,18 +590,18 @@ agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int he
   for (int i = 0; i < N_BLOCKS; i++)
     {
       const Bottleneck *blk = &net->blocks[i];
-      int h2 = conv_out_size (&blk->conv2, h), w2 = conv_out_size (&blk->conv2, w);
-      conv_forward (t1, x, col, col_stride, &blk->conv1, batch, h, w, FALSE, TRUE);
-      conv_forward (t2, t1, col, col_stride, &blk->conv2, batch, h, w, FALSE, TRUE);
+      int h2 = agc_conv_out_size (&blk->conv2, h), w2 = agc_conv_out_size (&blk->conv2, w);
+      agc_conv_forward (t1, x, col, col_stride, &blk->conv1, batch, h, w, FALSE, TRUE);
+      agc_conv_forward (t2, t1, col, col_stride, &blk->conv2, batch, h, w, FALSE, TRUE);
       // the residual sum builds up in the identity's buffer: x itself, or
       // the projection in y
       float *sum = x;
       if (blk->downsample.weight != NULL)
         {
-          conv_forward (y, x, col, col_stride, &blk->downsample, batch, h, w, FALSE, FALSE);
+          agc_conv_forward (y, x, col, col_stride, &blk->downsample, batch, h, w, FALSE, FALSE);
           sum = y;
         }
-      conv_forward (sum, t2, col, col_stride, &blk->conv3, batch, h2, w2, TRUE, TRUE);
+      agc_conv_forward (sum, t2, col, col_stride, &blk->conv3, batch, h2, w2, TRUE, TRUE);
       if (sum == y)
         y = x, x = sum;
       h = h2, w = w2;

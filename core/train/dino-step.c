@@ -1,0 +1,211 @@
+/* dino-step.c — one DINO iteration (dino-step.h). */
+#include "train/dino-step.h"
+
+#include "train/dino-loss.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FEATURES 2048
+
+AgcDino *
+agc_dino_new (AgcResNetTrain *backbone, int hidden, int bottleneck, int out_dim, guint64 seed)
+{
+  AgcDino *d = g_new0 (AgcDino, 1);
+  d->student = backbone;
+  d->teacher = agc_resnet_train_copy (backbone);
+  d->student_head = agc_dino_head_new (FEATURES, hidden, bottleneck, out_dim, seed);
+  d->teacher_head = agc_dino_head_copy (d->student_head);
+  d->center = g_new0 (float, out_dim);
+  d->m_backbone = g_new0 (float, backbone->n_params);
+  d->v_backbone = g_new0 (float, backbone->n_params);
+  d->m_head = g_new0 (float, d->student_head->n_params);
+  d->v_head = g_new0 (float, d->student_head->n_params);
+  d->decay_backbone = g_new (gboolean, backbone->n_params);
+  d->decay_head = g_new (gboolean, d->student_head->n_params);
+  agc_resnet_train_decay_mask (backbone, d->decay_backbone);
+  agc_dino_head_decay_mask (d->student_head, d->decay_head);
+  return d;
+}
+
+void
+agc_dino_free (AgcDino *d)
+{
+  if (d == NULL)
+    return;
+  agc_resnet_train_free (d->student);
+  agc_resnet_train_free (d->teacher);
+  agc_dino_head_free (d->student_head);
+  agc_dino_head_free (d->teacher_head);
+  g_free (d->center);
+  g_free (d->m_backbone);
+  g_free (d->v_backbone);
+  g_free (d->m_head);
+  g_free (d->v_head);
+  g_free (d->decay_backbone);
+  g_free (d->decay_head);
+  agc_resnet_acts_free (d->acts_global);
+  agc_resnet_acts_free (d->acts_local);
+  agc_dino_head_acts_free (d->head_teacher);
+  agc_dino_head_acts_free (d->head_student);
+  g_free (d);
+}
+
+gboolean
+agc_dino_accumulate (AgcDino *d, const float *global, int batch, int global_size,
+                     const float *local, int n_local, int local_size,
+                     const AgcDinoLossParams *params, double *loss, GError **error)
+{
+  int n_global = 2 * batch, n_local_rows = n_local * batch, n_rows = n_global + n_local_rows;
+  int dim = d->student_head->out_dim;
+  float *features = g_new (float, (size_t) n_rows * FEATURES);
+  float *teacher_out = g_new (float, (size_t) n_global * dim);
+  float *student_out = g_new (float, (size_t) n_rows * dim);
+  float *dstudent = g_new0 (float, (size_t) n_rows * dim);
+  float *dfeatures = g_new0 (float, (size_t) n_rows * FEATURES);
+  // the teacher's activations are not needed after its forward: it lends
+  // the student's global ones, which the student's forward then overwrites
+  gboolean ok
+    = agc_resnet_train_forward (d->teacher, &d->acts_global, global, n_global, global_size,
+                                global_size, features, TRUE, error);
+  if (ok)
+    agc_dino_head_forward (d->teacher_head, &d->head_teacher, features, n_global, teacher_out);
+  ok = ok
+       && agc_resnet_train_forward (d->student, &d->acts_global, global, n_global, global_size,
+                                    global_size, features, TRUE, error)
+       && (n_local == 0
+           || agc_resnet_train_forward (d->student, &d->acts_local, local, n_local_rows,
+                                        local_size, local_size,
+                                        features + (size_t) n_global * FEATURES, TRUE, error));
+  if (ok)
+    {
+      agc_dino_head_forward (d->student_head, &d->head_student, features, n_rows, student_out);
+      *loss = agc_dino_loss_backward (dstudent, student_out, teacher_out, d->center,
+                                      2 + n_local, batch, dim, params->student_temp,
+                                      params->teacher_temp, params->scale);
+      agc_dino_center_update (d->center, teacher_out, n_global, dim, params->center_momentum);
+      agc_dino_head_backward (d->student_head, d->head_student, dstudent, dfeatures);
+      ok = agc_resnet_train_backward (d->student, d->acts_global, dfeatures, error)
+           && (n_local == 0
+               || agc_resnet_train_backward (d->student, d->acts_local,
+                                             dfeatures + (size_t) n_global * FEATURES, error));
+    }
+  g_free (dfeatures);
+  g_free (dstudent);
+  g_free (student_out);
+  g_free (teacher_out);
+  g_free (features);
+  return ok;
+}
+
+// utils.clip_gradients: each tensor's gradient to norm at most clip
+static void
+clip_tensor (float *grad, size_t n, double clip)
+{
+  double sum = 0.0;
+  for (size_t i = 0; i < n; i++)
+    sum += (double) grad[i] * grad[i];
+  double coef = clip / (sqrt (sum) + 1e-6);
+  if (coef < 1.0)
+    for (size_t i = 0; i < n; i++)
+      grad[i] = (float) (grad[i] * coef);
+}
+
+// the backbone's tensors in order: per unit weight, gamma, beta
+static int
+backbone_tensors (const AgcResNetTrain *net, float **grads, size_t *sizes)
+{
+  int n = 0;
+  for (int u = 0; u < AGC_RESNET_UNITS; u++)
+    {
+      const AgcConvBN *cb = &net->units[u];
+      if (cb->conv.c_out == 0)
+        continue;
+      grads[n] = cb->dweight;
+      sizes[n++] = (size_t) cb->conv.kernel * cb->conv.kernel * cb->conv.c_in * cb->conv.c_out;
+      grads[n] = cb->dgamma;
+      sizes[n++] = cb->conv.c_out;
+      grads[n] = cb->dbeta;
+      sizes[n++] = cb->conv.c_out;
+    }
+  return n;
+}
+
+static void
+adamw_masked (float *param, float *m, float *v, const float *grad, const gboolean *decay,
+              size_t n, const AgcAdamWParams *p, double lr, gint64 step)
+{
+  // runs of the same decay flag
+  size_t i = 0;
+  while (i < n)
+    {
+      size_t j = i;
+      while (j < n && decay[j] == decay[i])
+        j++;
+      agc_adamw_step (param + i, m + i, v + i, grad + i, j - i, p, lr, decay[i], step);
+      i = j;
+    }
+}
+
+static void
+ema (float *teacher, const float *student, size_t n, double momentum)
+{
+  float m = (float) momentum, rest = (float) (1.0 - momentum);
+  for (size_t i = 0; i < n; i++)
+    teacher[i] = teacher[i] * m + rest * student[i];
+}
+
+void
+agc_dino_update (AgcDino *d, const AgcAdamWParams *adamw, double lr, double clip,
+                 gboolean freeze_last_layer, double momentum)
+{
+  AgcDinoHead *h = d->student_head;
+  if (clip > 0)
+    {
+      float *grads[3 * AGC_RESNET_UNITS];
+      size_t sizes[3 * AGC_RESNET_UNITS];
+      int n = backbone_tensors (d->student, grads, sizes);
+      for (int i = 0; i < n; i++)
+        clip_tensor (grads[i], sizes[i], clip);
+      float *hg[AGC_DINO_HEAD_TENSORS];
+      size_t hs[AGC_DINO_HEAD_TENSORS];
+      agc_dino_head_tensors (h, NULL, hg, hs);
+      for (int i = 0; i < AGC_DINO_HEAD_TENSORS; i++)
+        clip_tensor (hg[i], hs[i], clip);
+    }
+  d->steps++;
+  adamw_masked (d->student->params, d->m_backbone, d->v_backbone, d->student->grads,
+                d->decay_backbone, d->student->n_params, adamw, lr, d->steps);
+  // the head but its last layer (V, the last array)
+  size_t n_v = (size_t) h->out_dim * h->bottleneck, n_mlp = h->n_params - n_v;
+  adamw_masked (h->params, d->m_head, d->v_head, h->grads, d->decay_head, n_mlp, adamw, lr,
+                d->steps);
+  if (!freeze_last_layer)
+    {
+      d->last_layer_steps++;
+      adamw_masked (h->v, d->m_head + n_mlp, d->v_head + n_mlp, h->dv, d->decay_head + n_mlp,
+                    n_v, adamw, lr, d->last_layer_steps);
+    }
+  ema (d->teacher->params, d->student->params, d->student->n_params, momentum);
+  ema (d->teacher_head->params, h->params, h->n_params, momentum);
+  memset (d->student->grads, 0, d->student->n_params * sizeof (float));
+  memset (h->grads, 0, h->n_params * sizeof (float));
+}
+
+double
+agc_dino_momentum (double base, gint64 it, gint64 total)
+{
+  if (total <= 0)
+    return base;
+  return 1.0 + 0.5 * (base - 1.0) * (1.0 + cos (G_PI * (double) it / (double) total));
+}
+
+double
+agc_dino_teacher_temp (double warmup_temp, double temp, int warmup_epochs, int epoch)
+{
+  if (epoch >= warmup_epochs)
+    return temp;
+  if (warmup_epochs == 1)
+    return warmup_temp;
+  return warmup_temp + (temp - warmup_temp) * epoch / (double) (warmup_epochs - 1);
+}
