@@ -22,10 +22,13 @@ void agc_layernorm_forward (float *out, const float *x, const float *weight, con
 
 /* The residual stream step between two GEMMs: x[n_rows, width] += add_bias
  * (the bias of the GEMM that just accumulated into x; may be NULL), then,
- * when out is not NULL, out = layernorm(x).  One pass over x instead of two. */
-void agc_bias_layernorm_forward (float *out, float *x, const float *add_bias,
-                                 const float *weight, const float *bias, int n_rows, int width,
-                                 float eps);
+ * when out is not NULL, out = layernorm(x).  One pass over x instead of two.
+ * mean, rstd: NULL, or (training) where each row's mean and 1 / sqrt(var +
+ * eps) go, [n_rows] each, for agc_layernorm_backward (backward.h); those
+ * rows run the plain C code (sums in double) even where the CPU has AVX2. */
+void agc_bias_layernorm_forward (float *out, float *mean, float *rstd, float *x,
+                                 const float *add_bias, const float *weight, const float *bias,
+                                 int n_rows, int width, float eps);
 
 /* out[n_rows, n_out] = x[n_rows, n_in] @ weight[n_out, n_in]^T + bias[n_out]
  * (bias may be NULL).  out must not alias x.  One sgemm. */

@@ -19,8 +19,8 @@ typedef struct
 
 /* emb[batch, E] = ln(x[rows[b]]) @ projection^T (rows index x's rows of
  * width D).  acts NULL: inference, through pooled[batch, D], the layer norm
- * skipped when skip_ln (timing the products alone, agriclip.h); acts:
- * training's ops, keeping what agc_head_backward needs (pooled unused). */
+ * skipped when skip_ln (timing the products alone, agriclip.h); acts: the
+ * same calls keeping what the head's backward needs (pooled unused). */
 void agc_head_forward (float *emb, AgcHeadActs *acts, float *pooled, const float *x,
                        const int *rows, int batch, const float *ln_weight, const float *ln_bias,
                        const float *projection, const AgcTowerConfig *config, int embed_dim,
@@ -42,6 +42,7 @@ typedef struct
   float *block_memory;         // [n_blocks] block activations, room for Tmax each
   size_t block_floats;         // floats per block in block_memory
   float *block_scratch;        // the blocks' backward scratch, shared, room for Tmax
+  AgcArena attention_scratch;  // the blocks' forward attention scratch, shared
   int *pool_rows;              // [B] the pooled row of each sequence in x
   AgcHeadActs head;
   float *dpooled, *dpooled_ln; // [B, D]

@@ -141,7 +141,7 @@ embed_rows (void *ctx, int begin, int end, int thread)
       if (tok == 0)
         for (int i = 0; i < d; i++)
           xr[i] += t->params.class_embedding[i];
-      agc_bias_layernorm_forward (xr, xr, t->params.position + (size_t) tok * d,
+      agc_bias_layernorm_forward (xr, NULL, NULL, xr, t->params.position + (size_t) tok * d,
                                   t->params.pre_ln_weight, t->params.pre_ln_bias, 1, d,
                                   t->config.layer_norm_eps);
     }
@@ -620,8 +620,8 @@ agc_vision_tower_forward_train (float *emb, AgcVisionActs *a, const float *pixel
         for (int i = 0; i < d; i++)
           er[i] += w->class_embedding[i];
     }
-  agc_layernorm_forward_train (s->x, a->pre_mean, a->pre_rstd, a->embed, w->pre_ln_weight,
-                               w->pre_ln_bias, rows, d, c->layer_norm_eps);
+  agc_bias_layernorm_forward (s->x, a->pre_mean, a->pre_rstd, a->embed, NULL, w->pre_ln_weight,
+                              w->pre_ln_bias, rows, d, c->layer_norm_eps);
   agc_tower_stack_forward (emb, s, w->blocks, w->post_ln_weight, w->post_ln_bias, w->projection,
                            FALSE);
 }
