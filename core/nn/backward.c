@@ -234,23 +234,16 @@ agc_l2_normalize_backward (float *dx, const float *dout, const float *x, int n_r
 /* ---- contrastive loss ------------------------------------------------------ */
 
 double
-agc_contrastive_loss_backward (float *dimage, float *dtext, const float *image, const float *text,
-                               const int *labels, const float *class_weights, float logit_scale,
-                               int n, int dim, int n_classes)
+agc_cross_entropy_backward (float *logits, const int *labels, const float *class_weights, int n,
+                            int n_classes)
 {
-  if (n == 0)
-    return 0.0;
   int c = n_classes;
-  float *dlogits = g_new (float, (size_t) n * c); // logits, then their gradient
-  // logits[n, C] = logit_scale * image @ text^T
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, c, dim, logit_scale, image, dim, text,
-               dim, 0.0f, dlogits, c);
   double total_weight = 0.0, loss = 0.0;
   for (int i = 0; i < n; i++)
     total_weight += class_weights != NULL ? class_weights[labels[i]] : 1.0;
   for (int i = 0; i < n; i++)
     {
-      float *z = dlogits + (size_t) i * c;
+      float *z = logits + (size_t) i * c;
       double max = z[0], sum = 0.0;
       for (int j = 1; j < c; j++)
         max = MAX (max, z[j]);
@@ -262,6 +255,22 @@ agc_contrastive_loss_backward (float *dimage, float *dtext, const float *image, 
       for (int j = 0; j < c; j++)
         z[j] = (float) (w * (exp (z[j] - max) / sum - (j == labels[i])));
     }
+  return loss;
+}
+
+double
+agc_contrastive_loss_backward (float *dimage, float *dtext, const float *image, const float *text,
+                               const int *labels, const float *class_weights, float logit_scale,
+                               int n, int dim, int n_classes)
+{
+  if (n == 0)
+    return 0.0;
+  int c = n_classes;
+  float *dlogits = g_new (float, (size_t) n * c); // logits, then their gradient
+  // logits[n, C] = logit_scale * image @ text^T
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, c, dim, logit_scale, image, dim, text,
+               dim, 0.0f, dlogits, c);
+  double loss = agc_cross_entropy_backward (dlogits, labels, class_weights, n, c);
   // logits = logit_scale * image @ text^T
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dim, c, logit_scale, dlogits, c, text,
                dim, 1.0f, dimage, dim);

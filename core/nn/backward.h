@@ -47,6 +47,14 @@ void agc_l2_normalize_forward_train (float *out, const float *x, int n_rows, int
 void agc_l2_normalize_backward (float *dx, const float *dout, const float *x, int n_rows,
                                 int width);
 
+/* Weighted cross-entropy of logits[n, C] against labels[n], PyTorch's
+ * cross_entropy with weight=class_weights and mean reduction:
+ * Σ_i cw[y_i] · CE(logits_i, y_i) / Σ_i cw[y_i] (class_weights NULL: all 1),
+ * returned; logits are replaced by dloss/dlogits.  The loss of the
+ * contrastive fine-tuning below and of the linear probe (probe.h). */
+double agc_cross_entropy_backward (float *logits, const int *labels, const float *class_weights,
+                                   int n, int n_classes);
+
 /* The contrastive image -> class loss against fixed class (prompt)
  * embeddings: logits[n, C] = logit_scale · image[n, E] @ text[C, E]^T,
  * loss = Σ_i cw[y_i] · CE(logits_i, y_i) / Σ_i cw[y_i] (PyTorch's
