@@ -168,26 +168,6 @@ agc_bias_act_forward (float *x, const float *bias, int n_rows, int width, AgcAct
 }
 
 void
-agc_gelu_forward (float *x, size_t n)
-{
-  if (have_avx2 ())
-    agc_avx2_gelu (x, NULL, n);
-  else
-    for (size_t i = 0; i < n; i++)
-      x[i] = gelu1 (x[i]);
-}
-
-void
-agc_quick_gelu_forward (float *x, size_t n)
-{
-  if (have_avx2 ())
-    agc_avx2_quick_gelu (x, NULL, n);
-  else
-    for (size_t i = 0; i < n; i++)
-      x[i] = quick_gelu1 (x[i]);
-}
-
-void
 agc_softmax_rows (float *x, int n_rows, int n_cols)
 {
   gboolean simd = have_avx2 ();

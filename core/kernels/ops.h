@@ -35,9 +35,9 @@ void agc_bias_layernorm_forward (float *out, float *mean, float *rstd, float *x,
 void agc_linear_forward (float *out, const float *x, const float *weight, const float *bias,
                          int n_rows, int n_in, int n_out);
 
-void agc_gelu_forward (float *x, size_t n);       /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
-void agc_quick_gelu_forward (float *x, size_t n); /* x * sigmoid(1.702 x) */
-/* x[n_rows, width] = act(x + bias): the MLP's first bias and activation in one pass. */
+/* x[n_rows, width] = act(x + bias) (bias may be NULL): the MLP's first bias
+ * and activation in one pass.  AGC_ACT_GELU is exact, 0.5 x (1 + erf(x /
+ * sqrt 2)); AGC_ACT_QUICK_GELU x * sigmoid(1.702 x). */
 void agc_bias_act_forward (float *x, const float *bias, int n_rows, int width,
                            AgcActivation act);
 
