@@ -57,6 +57,16 @@ agc_tower_acts_clear (AgcTowerActs *a)
   agc_arena_clear (&a->attention_scratch);
   g_clear_pointer (&a->pool_rows, g_free);
   g_clear_pointer (&a->memory, g_free);
+  g_clear_pointer (&a->embed_memory, g_free);
+  g_clear_pointer (&a->row_ids, g_free);
+}
+
+void
+agc_tower_acts_free (AgcTowerActs *acts)
+{
+  if (acts != NULL)
+    agc_tower_acts_clear (acts);
+  g_free (acts);
 }
 
 void

@@ -10,6 +10,8 @@
 
 #include "nn/transformer.h"
 
+#include <stdint.h>
+
 /* Activations of a head: what its backward needs. */
 typedef struct
 {
@@ -47,11 +49,20 @@ typedef struct
   AgcHeadActs head;
   float *dpooled, *dpooled_ln; // [B, D]
   float *memory;               // owns the float arrays above
+  // the embedding below the blocks, when the tower trains it (else NULL):
+  float *patches;              // ViT: [B*T, 3pp], class rows 0
+  float *embed;                // ViT: [B*T, D] before ln_pre
+  float *pre_mean, *pre_rstd;  // ViT: [B*T]
+  float *embed_memory;         // owns the four above
+  int32_t *row_ids;            // text: [B*T] the ids that were looked up
 } AgcTowerActs;
 
 void agc_tower_acts_init (AgcTowerActs *acts, const AgcTowerConfig *config, int embed_dim,
                           int n_blocks, int batch, int max_tokens);
 void agc_tower_acts_clear (AgcTowerActs *acts);
+/* Frees acts made by agc_vision_acts_new*, agc_text_acts_new (the towers'
+ * training activations are this one type). */
+void agc_tower_acts_free (AgcTowerActs *acts);
 /* Makes the blocks' activations views for sequences of n_tokens (<=
  * max_tokens); nothing when they already are. */
 void agc_tower_acts_set_tokens (AgcTowerActs *acts, int n_tokens);
