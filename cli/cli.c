@@ -70,50 +70,12 @@ cli_usage (const CliCommand *command, const char *format, ...)
   return CLI_EXIT_USAGE;
 }
 
-/* The characters of s[0..n) inside a JSON string literal. */
-static void
-write_json_chars (FILE *out, const char *s, size_t n)
-{
-  for (const unsigned char *p = (const unsigned char *) s; p < (const unsigned char *) s + n; p++)
-    {
-      switch (*p)
-        {
-        case '"': fputs ("\\\"", out); break;
-        case '\\': fputs ("\\\\", out); break;
-        case '\n': fputs ("\\n", out); break;
-        case '\r': fputs ("\\r", out); break;
-        case '\t': fputs ("\\t", out); break;
-        default:
-          if (*p < 0x20)
-            fprintf (out, "\\u%04x", *p);
-          else
-            fputc (*p, out);
-        }
-    }
-}
-
 void
 cli_write_json_string (FILE *out, const char *s)
 {
-  fputc ('"', out);
-  write_json_chars (out, s, strlen (s));
-  fputc ('"', out);
-}
-
-void
-cli_write_json_filename (FILE *out, const char *filename)
-{
-  fputc ('"', out);
-  for (const char *p = filename; *p;)
-    {
-      const char *end;
-      g_utf8_validate (p, -1, &end); // the longest valid run from p
-      write_json_chars (out, p, (size_t) (end - p));
-      p = end;
-      if (*p) // a byte that starts no valid sequence
-        fprintf (out, "\\u%04x", 0xDC00 + (unsigned char) *p++);
-    }
-  fputc ('"', out);
+  g_autoptr (GString) text = g_string_new (NULL);
+  agc_json_append_string (text, s);
+  fputs (text->str, out);
 }
 
 void

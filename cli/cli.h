@@ -44,14 +44,12 @@ int cli_usage (const CliCommand *command, const char *format, ...) G_GNUC_PRINTF
 /* Reports a runtime error and goes on (for batch work). */
 void cli_warn (const GError *error);
 
-/* Writes s as a JSON string literal (with quotes). */
+/* Writes s as a JSON string literal, quotes included (agc_json_append_string:
+ * a file name that is not UTF-8 gets each byte of an invalid sequence as the
+ * escape of the lone surrogate U+DC00 + byte, PEP 383's "surrogateescape":
+ * byte 0xFF is written "\udcff"; Python's os.fsencode(json.loads(line)["image"])
+ * gives back the bytes). */
 void cli_write_json_string (FILE *out, const char *s);
-/* Writes a file name as a JSON string literal, keeping its bytes: valid
- * UTF-8 as text; each byte of an invalid sequence as the escape of the lone
- * surrogate U+DC00 + byte (PEP 383's "surrogateescape": byte 0xFF is written
- * "\udcff"; Python's os.fsencode(json.loads(line)["image"]) gives back the
- * bytes). */
-void cli_write_json_filename (FILE *out, const char *filename);
 /* Writes s as one CSV field, quoted when it needs to be (RFC 4180). */
 void cli_write_csv_field (FILE *out, const char *s);
 /* Writes a float so that it reads back as the same float. */

@@ -20,7 +20,7 @@ write_result (OutputFormat format, const char *image, const char *const *names,
   if (format == FORMAT_JSONL)
     {
       fputs ("{\"image\": ", stdout);
-      cli_write_json_filename (stdout, image);
+      cli_write_json_string (stdout, image);
       fputs (", \"labels\": [", stdout);
       for (int k = 0; k < n_top; k++)
         {

@@ -38,7 +38,7 @@ static void
 write_line (const char *kind, const char *input, const float *embedding, int dim)
 {
   printf ("{\"kind\": \"%s\", \"input\": ", kind);
-  cli_write_json_filename (stdout, input); // a text is UTF-8: written as it is
+  cli_write_json_string (stdout, input); // a text is UTF-8: written as it is
   fputs (", \"embedding\": [", stdout);
   for (int d = 0; d < dim; d++)
     {

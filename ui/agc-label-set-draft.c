@@ -89,46 +89,11 @@ agc_label_set_draft_free (AgcLabelSetDraft *draft)
 
 /* ---- JSON text ---------------------------------------------------------- */
 
-/* s as a JSON string literal (RFC 8259: quote, backslash and control
- * characters escaped; the rest is UTF-8 as it is). */
-static void
-append_string (GString *out, const char *s)
-{
-  g_string_append_c (out, '"');
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-    switch (*p)
-      {
-      case '"': g_string_append (out, "\\\""); break;
-      case '\\': g_string_append (out, "\\\\"); break;
-      case '\n': g_string_append (out, "\\n"); break;
-      case '\t': g_string_append (out, "\\t"); break;
-      case '\r': g_string_append (out, "\\r"); break;
-      default:
-        if (*p < 0x20)
-          g_string_append_printf (out, "\\u%04x", *p);
-        else
-          g_string_append_c (out, (char) *p);
-      }
-  g_string_append_c (out, '"');
-}
-
 static void
 append_member (GString *out, const char *indent, const char *key, const char *value)
 {
   g_string_append_printf (out, "%s\"%s\": ", indent, key);
-  append_string (out, value);
-}
-
-static void
-append_strings (GString *out, const char *const *strings)
-{
-  g_string_append_c (out, '[');
-  for (int i = 0; strings && strings[i]; i++)
-    {
-      g_string_append (out, i ? ", " : "");
-      append_string (out, strings[i]);
-    }
-  g_string_append_c (out, ']');
+  agc_json_append_string (out, value);
 }
 
 char *
@@ -149,7 +114,7 @@ agc_label_set_draft_to_json (const AgcLabelSetDraft *draft)
       append_member (out, "  ", "source", draft->source);
     }
   g_string_append (out, ",\n  \"templates\": ");
-  append_strings (out, (const char *const *) draft->templates);
+  agc_json_append_string_array (out, (const char *const *) draft->templates, -1);
   g_string_append (out, ",\n  \"classes\": [");
   for (guint i = 0; i < draft->classes->len; i++)
     {
@@ -166,7 +131,7 @@ agc_label_set_draft_to_json (const AgcLabelSetDraft *draft)
       if (c->prompts && c->prompts[0])
         {
           g_string_append (out, ", \"prompts\": ");
-          append_strings (out, (const char *const *) c->prompts);
+          agc_json_append_string_array (out, (const char *const *) c->prompts, -1);
         }
       if (!c->use_templates)
         g_string_append (out, ", \"use_templates\": false");

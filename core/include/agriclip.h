@@ -54,6 +54,19 @@ typedef enum
  * folder, a cache that cannot be written), for the caller to report. */
 typedef void (*AgcReportFunc) (const GError *problem, gpointer user_data);
 
+/* ---- JSON text --------------------------------------------------------- */
+
+/* Appends s to out as a JSON string literal (RFC 8259), quotes included:
+ * '"', '\\' and control characters (and DEL) escaped, the rest as it is.
+ * A byte of s that starts no valid UTF-8 sequence becomes \udcXX (XX the
+ * byte: a lone low surrogate, Python's "surrogateescape"), so that a file
+ * name that is not UTF-8 keeps its exact bytes.  Every JSON text the
+ * library and its programs write quotes strings with this call. */
+void agc_json_append_string (GString *out, const char *s);
+/* Appends ["a", "b", ...]: strings NULL-terminated (n < 0) or its first n,
+ * each as agc_json_append_string; NULL strings: []. */
+void agc_json_append_string_array (GString *out, const char *const *strings, int n);
+
 /* ---- images ------------------------------------------------------------ */
 
 /* An 8-bit RGB image, rows packed without padding: pixels[(y * width + x) * 3 + c]. */

@@ -94,8 +94,8 @@ attention_items (void *ctx, int begin, int end, int thread)
   const AgcAttention *a = ctx;
   int d = a->width, hd = d / a->heads, ld = 3 * d;
   float scale = 1.0f / sqrtf ((float) hd);
-  float *scores = a->scratch + agc_attention_scratch_floats (a->max_len, d, a->heads) * thread;
-  float *k_panels = scores + agc_arena_size ((size_t) a->max_len * a->max_len);
+  float *own_scores = a->scratch + agc_attention_scratch_floats (a->max_len, d, a->heads) * thread;
+  float *k_panels = own_scores + agc_arena_size ((size_t) a->max_len * a->max_len);
   float *v_panels = k_panels + agc_arena_size (panels_floats (a->max_len, hd));
   gboolean packed = !a->use_openblas && agc_packed_gemm_available ();
   for (int item = begin; item < end; item++)
@@ -105,6 +105,8 @@ attention_items (void *ctx, int begin, int end, int thread)
       const float *k = q + d;
       const float *v = q + 2 * d;
       float *o = a->out + (size_t) a->offsets[s] * d + head * hd;         // [n, hd], stride D
+      // scores, then probabilities [n, n]: where training keeps them, or ours
+      float *scores = a->probs != NULL ? a->probs + (size_t) item * n * n : own_scores;
       if (packed)
         {
           pack_keys (k_panels, k, ld, n, hd, scale);
@@ -120,6 +122,32 @@ attention_items (void *ctx, int begin, int end, int thread)
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, scores, n, v, ld,
                    0.0f, o, d);
     }
+}
+
+gboolean
+agc_attention_init_batch (AgcAttention *a, AgcArena *arena, int batch, int n_tokens, int width,
+                          int heads, gboolean causal, GError **error)
+{
+  g_return_val_if_fail (a != NULL && arena != NULL && batch > 0 && n_tokens > 0, FALSE);
+  size_t slot = agc_attention_scratch_floats (n_tokens, width, heads);
+  size_t slots = slot * agc_threads_count ();
+  float *cursor = agc_arena_reserve (arena, slots + 2 * agc_arena_size ((size_t) batch),
+                                     "the attention's scratch", error);
+  if (cursor == NULL)
+    return FALSE;
+  *a = (AgcAttention){ .n_seqs = batch, .width = width, .heads = heads, .max_len = n_tokens,
+                       .causal = causal };
+  a->scratch = agc_arena_take (&cursor, slots);
+  int *lengths = (int *) agc_arena_take (&cursor, batch);
+  int *offsets = (int *) agc_arena_take (&cursor, batch);
+  for (int b = 0; b < batch; b++)
+    {
+      lengths[b] = n_tokens;
+      offsets[b] = b * n_tokens;
+    }
+  a->lengths = lengths;
+  a->offsets = offsets;
+  return TRUE;
 }
 
 void

@@ -167,6 +167,7 @@ typedef struct
   int width;
   gboolean apply_act;
   AgcActivation act;
+  float *pre_act;
 } Epilogue;
 
 static void
@@ -175,13 +176,23 @@ epilogue_rows (void *ctx, int begin, int end, int thread)
   (void) thread;
   const Epilogue *e = ctx;
   int w = e->width;
+  size_t n = (size_t) (end - begin) * w;
   float *out = e->out + (size_t) begin * w;
+  const float *bias = e->bias;
+  if (e->pre_act != NULL) // the bias first, then the values kept, then act
+    {
+      for (int r = 0; bias != NULL && r < end - begin; r++)
+        for (int i = 0; i < w; i++)
+          out[(size_t) r * w + i] += bias[i];
+      memcpy (e->pre_act + (size_t) begin * w, out, n * sizeof (float));
+      bias = NULL;
+    }
   if (e->apply_act)
-    agc_bias_act_forward (out, e->bias, end - begin, w, e->act);
-  else
+    agc_bias_act_forward (out, bias, end - begin, w, e->act);
+  else if (bias != NULL)
     for (int r = 0; r < end - begin; r++)
       for (int i = 0; i < w; i++)
-        out[(size_t) r * w + i] += e->bias[i];
+        out[(size_t) r * w + i] += bias[i];
 }
 
 static void
@@ -189,7 +200,7 @@ epilogue_pass (float *out, int rows, int width, const float *bias, const AgcLine
 {
   if (bias == NULL && !e->apply_act)
     return;
-  Epilogue pass = { out, bias, width, e->apply_act, e->act };
+  Epilogue pass = { out, bias, width, e->apply_act, e->act, e->apply_act ? e->pre_act : NULL };
   agc_parallel_for (rows, agc_threads_row_grain (rows, width), epilogue_rows, &pass);
 }
 
@@ -258,7 +269,7 @@ agc_linear_apply (AgcLinear *lin, const AgcEngineOptions *options, float *out, c
           || !agc_gemm_int8 (out, n_out, x, n_in, lin->int8, rows, beta, error))
         return FALSE;
     }
-  else if (uses_own_kernels (lin, options))
+  else if (uses_own_kernels (lin, options) && e->pre_act == NULL)
     {
       // the bias and activation on each tile of out while it is in cache
       AgcPackedMatrix per_call;

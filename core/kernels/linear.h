@@ -54,6 +54,10 @@ typedef struct
   gboolean apply_act;
   AgcActivation act;
   gboolean residual;
+  /* NULL, or (training, with apply_act, not residual) where the values
+   * before the activation go, [rows, n_out], for its backward; the
+   * product then runs on OpenBLAS (a view's always does) */
+  float *pre_act;
 } AgcLinearEpilogue;
 
 /* A linear over parts[0 .. n_parts) (rows[i] x n_in values each, any float
@@ -77,7 +81,8 @@ void agc_linear_drop_int8 (AgcLinear *lin);
 size_t agc_linear_scratch_floats (const AgcLinear *lin, const AgcEngineOptions *options);
 
 /* out[rows, n_out] = epilogue (x[rows, n_in] @ W^T), rows contiguous, over
- * the pool: call it outside any parallel region.  With
+ * the pool.  Inside a parallel region (training's shards) only on a view,
+ * which keeps nothing: it then runs on the calling thread.  With
  * options->products_only the epilogue (and the conversion of half-precision
  * parts for OpenBLAS) is skipped.  FALSE with error set when memory for a
  * kept form or for int8 activations cannot be allocated. */

@@ -51,8 +51,8 @@ agc_ops_force_scalar (int force)
 }
 
 static void
-layernorm_row_scalar (float *out, float *x, const float *add_bias, const float *weight,
-                      const float *bias, int width, float eps)
+layernorm_row_scalar (float *out, float *stats, float *x, const float *add_bias,
+                      const float *weight, const float *bias, int width, float eps)
 {
   if (add_bias != NULL)
     for (int i = 0; i < width; i++)
@@ -73,23 +73,38 @@ layernorm_row_scalar (float *out, float *x, const float *add_bias, const float *
     }
   float rstd = (float) (1.0 / sqrt (sum_sq / width + eps)); // biased variance, as PyTorch
   float meanf = (float) mean;
+  if (stats != NULL)
+    {
+      stats[0] = meanf;
+      stats[1] = rstd;
+    }
   for (int i = 0; i < width; i++)
     out[i] = (x[i] - meanf) * rstd * weight[i] + bias[i];
 }
 
 void
-agc_bias_layernorm_forward (float *out, float *x, const float *add_bias, const float *weight,
-                            const float *bias, int n_rows, int width, float eps)
+agc_bias_layernorm_forward (float *out, float *mean, float *rstd, float *x,
+                            const float *add_bias, const float *weight, const float *bias,
+                            int n_rows, int width, float eps)
 {
   gboolean simd = have_avx2 ();
+  gboolean keep = out != NULL && mean != NULL && rstd != NULL;
   for (int r = 0; r < n_rows; r++)
     {
       float *xr = x + (size_t) r * width;
       float *outr = out != NULL ? out + (size_t) r * width : NULL;
-      if (simd)
+      float stats[2];
+      // statistics kept for training come from the two passes in double:
+      // its backward and AdamW magnify the float passes' rounding
+      if (simd && !keep)
         agc_avx2_bias_layernorm_row (outr, xr, add_bias, weight, bias, width, eps);
       else
-        layernorm_row_scalar (outr, xr, add_bias, weight, bias, width, eps);
+        layernorm_row_scalar (outr, keep ? stats : NULL, xr, add_bias, weight, bias, width, eps);
+      if (keep)
+        {
+          mean[r] = stats[0];
+          rstd[r] = stats[1];
+        }
     }
 }
 
@@ -98,7 +113,8 @@ agc_layernorm_forward (float *out, const float *x, const float *weight, const fl
                        int n_rows, int width, float eps)
 {
   // without add_bias x is only read
-  agc_bias_layernorm_forward (out, (float *) x, NULL, weight, bias, n_rows, width, eps);
+  agc_bias_layernorm_forward (out, NULL, NULL, (float *) x, NULL, weight, bias, n_rows, width,
+                              eps);
 }
 
 void
@@ -149,26 +165,6 @@ agc_bias_act_forward (float *x, const float *bias, int n_rows, int width, AgcAct
             xr[i] = act == AGC_ACT_GELU ? gelu1 (v) : quick_gelu1 (v);
           }
     }
-}
-
-void
-agc_gelu_forward (float *x, size_t n)
-{
-  if (have_avx2 ())
-    agc_avx2_gelu (x, NULL, n);
-  else
-    for (size_t i = 0; i < n; i++)
-      x[i] = gelu1 (x[i]);
-}
-
-void
-agc_quick_gelu_forward (float *x, size_t n)
-{
-  if (have_avx2 ())
-    agc_avx2_quick_gelu (x, NULL, n);
-  else
-    for (size_t i = 0; i < n; i++)
-      x[i] = quick_gelu1 (x[i]);
 }
 
 void

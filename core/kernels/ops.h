@@ -22,19 +22,22 @@ void agc_layernorm_forward (float *out, const float *x, const float *weight, con
 
 /* The residual stream step between two GEMMs: x[n_rows, width] += add_bias
  * (the bias of the GEMM that just accumulated into x; may be NULL), then,
- * when out is not NULL, out = layernorm(x).  One pass over x instead of two. */
-void agc_bias_layernorm_forward (float *out, float *x, const float *add_bias,
-                                 const float *weight, const float *bias, int n_rows, int width,
-                                 float eps);
+ * when out is not NULL, out = layernorm(x).  One pass over x instead of two.
+ * mean, rstd: NULL, or (training) where each row's mean and 1 / sqrt(var +
+ * eps) go, [n_rows] each, for agc_layernorm_backward (backward.h); those
+ * rows run the plain C code (sums in double) even where the CPU has AVX2. */
+void agc_bias_layernorm_forward (float *out, float *mean, float *rstd, float *x,
+                                 const float *add_bias, const float *weight, const float *bias,
+                                 int n_rows, int width, float eps);
 
 /* out[n_rows, n_out] = x[n_rows, n_in] @ weight[n_out, n_in]^T + bias[n_out]
  * (bias may be NULL).  out must not alias x.  One sgemm. */
 void agc_linear_forward (float *out, const float *x, const float *weight, const float *bias,
                          int n_rows, int n_in, int n_out);
 
-void agc_gelu_forward (float *x, size_t n);       /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
-void agc_quick_gelu_forward (float *x, size_t n); /* x * sigmoid(1.702 x) */
-/* x[n_rows, width] = act(x + bias): the MLP's first bias and activation in one pass. */
+/* x[n_rows, width] = act(x + bias) (bias may be NULL): the MLP's first bias
+ * and activation in one pass.  AGC_ACT_GELU is exact, 0.5 x (1 + erf(x /
+ * sqrt 2)); AGC_ACT_QUICK_GELU x * sigmoid(1.702 x). */
 void agc_bias_act_forward (float *x, const float *bias, int n_rows, int width,
                            AgcActivation act);
 

@@ -52,6 +52,9 @@ static Pool pool = {
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static int requested_threads; // from agc_set_threads, 0 = default
 static _Thread_local int saved_blas_threads;
+// begin/end pairs open on this thread: only the outermost switches OpenBLAS
+// (a region's work may itself run a GEMM wrapped in a pair)
+static _Thread_local int blas_serial_depth;
 
 static inline void
 cpu_relax (void)
@@ -282,6 +285,8 @@ agc_thread_scratch (GPrivate *key, size_t bytes)
 void
 agc_threads_blas_serial_begin (void)
 {
+  if (blas_serial_depth++ > 0)
+    return;
   saved_blas_threads = 0;
   if (openblas_get_num_threads == NULL || openblas_set_num_threads == NULL)
     return;
@@ -296,6 +301,8 @@ agc_threads_blas_serial_begin (void)
 void
 agc_threads_blas_serial_end (void)
 {
+  if (blas_serial_depth == 0 || --blas_serial_depth > 0)
+    return;
   if (saved_blas_threads > 1)
     openblas_set_num_threads (saved_blas_threads);
   saved_blas_threads = 0;

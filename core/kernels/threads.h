@@ -41,6 +41,7 @@ void agc_thread_scratch_free (gpointer scratch);
 
 /* OpenBLAS single-threaded between begin and end, so that GEMMs issued from
  * pool threads do not each wake OpenBLAS's own threads.  Call from the
- * thread that calls agc_parallel_for, outside any region. */
+ * thread that calls agc_parallel_for.  Pairs nest: inside an outer pair (or
+ * inside a region, where OpenBLAS is already serial) they change nothing. */
 void agc_threads_blas_serial_begin (void);
 void agc_threads_blas_serial_end (void);

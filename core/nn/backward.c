@@ -14,29 +14,6 @@
 /* ---- layer norm --------------------------------------------------------- */
 
 void
-agc_layernorm_forward_train (float *out, float *mean, float *rstd, const float *x,
-                             const float *weight, const float *bias, int n_rows, int width,
-                             float eps)
-{
-  for (int r = 0; r < n_rows; r++)
-    {
-      const float *xr = x + (size_t) r * width;
-      float *o = out + (size_t) r * width;
-      double sum = 0.0, sum_sq = 0.0;
-      for (int i = 0; i < width; i++)
-        sum += xr[i];
-      double m = sum / width;
-      for (int i = 0; i < width; i++)
-        sum_sq += (xr[i] - m) * (xr[i] - m);
-      float s = (float) (1.0 / sqrt (sum_sq / width + eps));
-      for (int i = 0; i < width; i++)
-        o[i] = ((xr[i] - (float) m) * s) * weight[i] + bias[i];
-      mean[r] = (float) m;
-      rstd[r] = s;
-    }
-}
-
-void
 agc_layernorm_backward (float *dx, float *dweight, float *dbias, const float *dout,
                         const float *x, const float *weight, const float *mean,
                         const float *rstd, int n_rows, int width)
@@ -110,16 +87,6 @@ agc_linear_backward (float *dx, float *dweight, float *dbias, const float *dout,
 #define SQRT1_2 0.70710678118654752440      // 1 / sqrt(2)
 #define INV_SQRT_2PI 0.39894228040143267794 // 1 / sqrt(2 pi)
 
-void
-agc_act_forward_train (float *out, const float *x, size_t n, AgcActivation act)
-{
-  memcpy (out, x, n * sizeof (float));
-  if (act == AGC_ACT_GELU)
-    agc_gelu_forward (out, n);
-  else
-    agc_quick_gelu_forward (out, n);
-}
-
 /* e^x for |x| <= 87, within 2 ulp: Cody-Waite reduction x = n ln2 + r
  * and a degree-6 polynomial (Cephes' expf coefficients), with no call and
  * no branch, so that loops over it vectorise (the act backward spends most
@@ -191,37 +158,6 @@ agc_act_backward (float *dx, const float *dout, const float *x, size_t n, AgcAct
 }
 
 /* ---- attention ---------------------------------------------------------- */
-
-void
-agc_attention_forward_train (float *out, float *att, const float *qkv, int batch, int n_tokens,
-                             int width, int heads, int causal)
-{
-  int d = width, hd = d / heads, ld = 3 * d, n = n_tokens;
-  float scale = 1.0f / sqrtf ((float) hd);
-  for (int b = 0; b < batch; b++)
-    for (int h = 0; h < heads; h++)
-      {
-        const float *q = qkv + (size_t) b * n * ld + h * hd; // [n, hd], stride 3D
-        const float *k = q + d, *v = q + 2 * d;
-        float *p = att + ((size_t) b * heads + h) * n * n;   // [n, n]
-        float *o = out + (size_t) b * n * d + h * hd;        // [n, hd], stride D
-        // scores = scale * q @ k^T
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, scale, q, ld, k, ld, 0.0f,
-                     p, n);
-        if (causal)
-          for (int t = 0; t < n; t++)
-            {
-              float *row = p + (size_t) t * n;
-              agc_softmax_rows (row, 1, t + 1);
-              memset (row + t + 1, 0, (size_t) (n - t - 1) * sizeof (float));
-            }
-        else
-          agc_softmax_rows (p, n, n);
-        // o = p @ v
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, p, n, v, ld, 0.0f,
-                     o, d);
-      }
-}
 
 void
 agc_attention_backward (float *dqkv, const float *dout, const float *qkv, const float *att,
@@ -298,23 +234,16 @@ agc_l2_normalize_backward (float *dx, const float *dout, const float *x, int n_r
 /* ---- contrastive loss ------------------------------------------------------ */
 
 double
-agc_contrastive_loss_backward (float *dimage, float *dtext, const float *image, const float *text,
-                               const int *labels, const float *class_weights, float logit_scale,
-                               int n, int dim, int n_classes)
+agc_cross_entropy_backward (float *logits, const int *labels, const float *class_weights, int n,
+                            int n_classes)
 {
-  if (n == 0)
-    return 0.0;
   int c = n_classes;
-  float *dlogits = g_new (float, (size_t) n * c); // logits, then their gradient
-  // logits[n, C] = logit_scale * image @ text^T
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, c, dim, logit_scale, image, dim, text,
-               dim, 0.0f, dlogits, c);
   double total_weight = 0.0, loss = 0.0;
   for (int i = 0; i < n; i++)
     total_weight += class_weights != NULL ? class_weights[labels[i]] : 1.0;
   for (int i = 0; i < n; i++)
     {
-      float *z = dlogits + (size_t) i * c;
+      float *z = logits + (size_t) i * c;
       double max = z[0], sum = 0.0;
       for (int j = 1; j < c; j++)
         max = MAX (max, z[j]);
@@ -326,6 +255,22 @@ agc_contrastive_loss_backward (float *dimage, float *dtext, const float *image, 
       for (int j = 0; j < c; j++)
         z[j] = (float) (w * (exp (z[j] - max) / sum - (j == labels[i])));
     }
+  return loss;
+}
+
+double
+agc_contrastive_loss_backward (float *dimage, float *dtext, const float *image, const float *text,
+                               const int *labels, const float *class_weights, float logit_scale,
+                               int n, int dim, int n_classes)
+{
+  if (n == 0)
+    return 0.0;
+  int c = n_classes;
+  float *dlogits = g_new (float, (size_t) n * c); // logits, then their gradient
+  // logits[n, C] = logit_scale * image @ text^T
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, c, dim, logit_scale, image, dim, text,
+               dim, 0.0f, dlogits, c);
+  double loss = agc_cross_entropy_backward (dlogits, labels, class_weights, n, c);
   // logits = logit_scale * image @ text^T
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dim, c, logit_scale, dlogits, c, text,
                dim, 1.0f, dimage, dim);

@@ -1,7 +1,8 @@
 /* backward.h — the layers fine-tuning differentiates, forward and backward
- * side by side (llm.c style).  The training forwards save what their
- * backward needs (layer-norm statistics, attention probabilities); ops.c
- * keeps the inference forwards, which save nothing.
+ * side by side (llm.c style).  The forwards of the block's layers are
+ * inference's (ops.h, linear.h, attention.h), asked to keep what these
+ * backwards need (layer-norm statistics, attention probabilities, values
+ * before the activation); the others are here.
  *
  * Conventions: outputs first, then inputs, weights, sizes; matrices
  * row-major, linear weights [out_features, in_features] as PyTorch stores
@@ -17,11 +18,9 @@
 
 #include <stddef.h>
 
-/* out[n_rows, width] = (x - mean) * rstd * weight + bias, saving mean[n_rows]
- * and rstd[n_rows] = 1 / sqrt(var + eps) (biased variance, as PyTorch). */
-void agc_layernorm_forward_train (float *out, float *mean, float *rstd, const float *x,
-                                  const float *weight, const float *bias, int n_rows, int width,
-                                  float eps);
+/* Backward of out[n_rows, width] = (x - mean) * rstd * weight + bias, from
+ * the mean[n_rows] and rstd[n_rows] the forward kept
+ * (agc_bias_layernorm_forward, ops.h). */
 void agc_layernorm_backward (float *dx, float *dweight, float *dbias, const float *dout,
                              const float *x, const float *weight, const float *mean,
                              const float *rstd, int n_rows, int width);
@@ -31,17 +30,15 @@ void agc_layernorm_backward (float *dx, float *dweight, float *dbias, const floa
 void agc_linear_backward (float *dx, float *dweight, float *dbias, const float *dout,
                           const float *x, const float *weight, int n_rows, int n_in, int n_out);
 
-/* out[n] = act(x[n]) (out may not alias x); backward from the input x. */
-void agc_act_forward_train (float *out, const float *x, size_t n, AgcActivation act);
+/* Backward of out[n] = act(x[n]), from the input x (kept by the forward:
+ * AgcLinearEpilogue.pre_act, linear.h). */
 void agc_act_backward (float *dx, const float *dout, const float *x, size_t n, AgcActivation act);
 
-/* Multi-head self-attention of `batch` sequences of n_tokens, reading q, k,
- * v (biases included) from qkv[batch * n_tokens, 3D] (columns q, then k,
- * then v; head h is columns h*hd .. h*hd+hd-1 of each).  Writes
- * out[batch * n_tokens, D] and the probabilities att[batch, heads, T, T]
- * (zero above the diagonal when causal). */
-void agc_attention_forward_train (float *out, float *att, const float *qkv, int batch,
-                                  int n_tokens, int width, int heads, int causal);
+/* Backward of multi-head self-attention (attention.h) of `batch` sequences
+ * of n_tokens from q, k, v (biases included) in qkv[batch * n_tokens, 3D]
+ * (columns q, then k, then v; head h is columns h*hd .. h*hd+hd-1 of each)
+ * and the probabilities att[batch, heads, T, T] the forward kept
+ * (AgcAttention.probs; zero above the diagonal when causal). */
 void agc_attention_backward (float *dqkv, const float *dout, const float *qkv, const float *att,
                              int batch, int n_tokens, int width, int heads);
 
@@ -49,6 +46,14 @@ void agc_attention_backward (float *dqkv, const float *dout, const float *qkv, c
 void agc_l2_normalize_forward_train (float *out, const float *x, int n_rows, int width);
 void agc_l2_normalize_backward (float *dx, const float *dout, const float *x, int n_rows,
                                 int width);
+
+/* Weighted cross-entropy of logits[n, C] against labels[n], PyTorch's
+ * cross_entropy with weight=class_weights and mean reduction:
+ * Σ_i cw[y_i] · CE(logits_i, y_i) / Σ_i cw[y_i] (class_weights NULL: all 1),
+ * returned; logits are replaced by dloss/dlogits.  The loss of the
+ * contrastive fine-tuning below and of the linear probe (probe.h). */
+double agc_cross_entropy_backward (float *logits, const int *labels, const float *class_weights,
+                                   int n, int n_classes);
 
 /* The contrastive image -> class loss against fixed class (prompt)
  * embeddings: logits[n, C] = logit_scale · image[n, E] @ text[C, E]^T,

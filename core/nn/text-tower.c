@@ -178,41 +178,22 @@ agc_text_params_carve (AgcTextParams *p, AgcCarver *k, const AgcTowerConfig *c, 
   p->projection = agc_carve_take (k, e * w);
 }
 
-struct AgcTextActs
-{
-  AgcTowerActs stack;          // the blocks and the head (tower-core.h), room for T = ctx
-  int context;                 // ctx
-  int32_t *row_ids;            // [B*T] the ids that were looked up
-};
-
 AgcTextActs *
 agc_text_acts_new (const AgcClipConfig *config, int batch)
 {
   const AgcTowerConfig *c = &config->text;
-  AgcTextActs *a = g_new0 (AgcTextActs, 1);
-  agc_tower_acts_init (&a->stack, c, config->projection_dim, c->layers, batch,
-                       c->context_length);
-  a->context = c->context_length;
+  AgcTowerActs *a = g_new0 (AgcTowerActs, 1);
+  agc_tower_acts_init (a, c, config->projection_dim, c->layers, batch, c->context_length);
   a->row_ids = g_new0 (int32_t, (size_t) batch * c->context_length);
   return a;
-}
-
-void
-agc_text_acts_free (AgcTextActs *a)
-{
-  if (a == NULL)
-    return;
-  agc_tower_acts_clear (&a->stack);
-  g_free (a->row_ids);
-  g_free (a);
 }
 
 void
 agc_text_tower_forward_train (float *emb, AgcTextActs *a, const int32_t *ids,
                               const AgcTextParams *w)
 {
-  AgcTowerActs *s = &a->stack;
-  int width = s->config.width, ctx = a->context, batch = s->batch;
+  AgcTowerActs *s = a;
+  int width = s->config.width, ctx = s->config.context_length, batch = s->batch;
   int n_tok = 1;
   for (int b = 0; b < batch; b++)
     {
@@ -248,7 +229,7 @@ agc_text_tower_backward (AgcTextParams *g, const float *demb, AgcTextActs *a,
                          const AgcTextParams *w, const float **dtokens,
                          const int32_t **row_ids, int *n_rows)
 {
-  AgcTowerActs *s = &a->stack;
+  AgcTowerActs *s = a;
   int width = s->config.width, n_tok = s->n_tokens, rows = s->batch * n_tok;
   const float *dx = agc_tower_stack_backward (g->blocks, g->final_ln_weight, g->final_ln_bias,
                                               g->projection, demb, s, w->blocks,

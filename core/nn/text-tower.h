@@ -5,6 +5,7 @@
 #pragma once
 
 #include "nn/block-train.h"
+#include "nn/tower-core.h"
 #include "nn/transformer.h"
 
 typedef struct AgcTextTower AgcTextTower;
@@ -52,10 +53,12 @@ typedef struct
 void agc_text_params_carve (AgcTextParams *p, AgcCarver *k, const AgcTowerConfig *config,
                             int embed_dim);
 
-typedef struct AgcTextActs AgcTextActs;
+/* The tower's training activations: tower-core.h's, with the looked-up
+ * ids. */
+typedef AgcTowerActs AgcTextActs;
 
 AgcTextActs *agc_text_acts_new (const AgcClipConfig *config, int batch);
-void agc_text_acts_free (AgcTextActs *acts);
+/* (freed by agc_tower_acts_free) */
 /* emb[batch, E] = tower(ids[batch, ctx]), keeping activations; only the
  * first max(end-of-text position) + 1 tokens run (causal: exact). */
 void agc_text_tower_forward_train (float *emb, AgcTextActs *acts, const int32_t *ids,

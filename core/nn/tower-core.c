@@ -15,19 +15,15 @@ agc_head_forward (float *emb, AgcHeadActs *a, float *pooled, const float *x, con
                   gboolean skip_ln)
 {
   int d = c->width;
-  if (a != NULL)
-    {
-      agc_rows_gather (a->pooled, x, rows, batch, d);
-      agc_layernorm_forward_train (a->pooled_ln, a->mean, a->rstd, a->pooled, ln_weight,
-                                   ln_bias, batch, d, c->layer_norm_eps);
-      agc_linear_forward (emb, a->pooled_ln, projection, NULL, batch, d, embed_dim);
-      return;
-    }
-  // layer norm is per row: normalising only the pooled rows is exact
-  agc_rows_gather (pooled, x, rows, batch, d);
-  if (!skip_ln)
-    agc_layernorm_forward (pooled, pooled, ln_weight, ln_bias, batch, d, c->layer_norm_eps);
-  agc_linear_forward (emb, pooled, projection, NULL, batch, d, embed_dim);
+  // layer norm is per row: normalising only the pooled rows is exact;
+  // training keeps the pooled rows apart, their norm and its statistics
+  float *normed = a != NULL ? a->pooled_ln : pooled;
+  agc_rows_gather (a != NULL ? a->pooled : pooled, x, rows, batch, d);
+  if (a != NULL || !skip_ln)
+    agc_bias_layernorm_forward (normed, a != NULL ? a->mean : NULL, a != NULL ? a->rstd : NULL,
+                                a != NULL ? a->pooled : pooled, NULL, ln_weight, ln_bias, batch, d,
+                                c->layer_norm_eps);
+  agc_linear_forward (emb, normed, projection, NULL, batch, d, embed_dim);
 }
 
 void
@@ -47,7 +43,10 @@ agc_tower_acts_init (AgcTowerActs *a, const AgcTowerConfig *c, int embed_dim, in
   a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
   a->blocks = g_new0 (AgcBlockActs, MAX (n_blocks, 1));
   for (int l = 0; l < n_blocks; l++)
-    a->blocks[l].scratch = a->block_scratch;
+    {
+      a->blocks[l].scratch = a->block_scratch;
+      a->blocks[l].attention_scratch = &a->attention_scratch;
+    }
   a->pool_rows = g_new0 (int, batch);
 }
 
@@ -55,8 +54,19 @@ void
 agc_tower_acts_clear (AgcTowerActs *a)
 {
   g_clear_pointer (&a->blocks, g_free);
+  agc_arena_clear (&a->attention_scratch);
   g_clear_pointer (&a->pool_rows, g_free);
   g_clear_pointer (&a->memory, g_free);
+  g_clear_pointer (&a->embed_memory, g_free);
+  g_clear_pointer (&a->row_ids, g_free);
+}
+
+void
+agc_tower_acts_free (AgcTowerActs *acts)
+{
+  if (acts != NULL)
+    agc_tower_acts_clear (acts);
+  g_free (acts);
 }
 
 void

@@ -10,6 +10,8 @@
 
 #include "nn/transformer.h"
 
+#include <stdint.h>
+
 /* Activations of a head: what its backward needs. */
 typedef struct
 {
@@ -19,8 +21,8 @@ typedef struct
 
 /* emb[batch, E] = ln(x[rows[b]]) @ projection^T (rows index x's rows of
  * width D).  acts NULL: inference, through pooled[batch, D], the layer norm
- * skipped when skip_ln (timing the products alone, agriclip.h); acts:
- * training's ops, keeping what agc_head_backward needs (pooled unused). */
+ * skipped when skip_ln (timing the products alone, agriclip.h); acts: the
+ * same calls keeping what the head's backward needs (pooled unused). */
 void agc_head_forward (float *emb, AgcHeadActs *acts, float *pooled, const float *x,
                        const int *rows, int batch, const float *ln_weight, const float *ln_bias,
                        const float *projection, const AgcTowerConfig *config, int embed_dim,
@@ -42,15 +44,25 @@ typedef struct
   float *block_memory;         // [n_blocks] block activations, room for Tmax each
   size_t block_floats;         // floats per block in block_memory
   float *block_scratch;        // the blocks' backward scratch, shared, room for Tmax
+  AgcArena attention_scratch;  // the blocks' forward attention scratch, shared
   int *pool_rows;              // [B] the pooled row of each sequence in x
   AgcHeadActs head;
   float *dpooled, *dpooled_ln; // [B, D]
   float *memory;               // owns the float arrays above
+  // the embedding below the blocks, when the tower trains it (else NULL):
+  float *patches;              // ViT: [B*T, 3pp], class rows 0
+  float *embed;                // ViT: [B*T, D] before ln_pre
+  float *pre_mean, *pre_rstd;  // ViT: [B*T]
+  float *embed_memory;         // owns the four above
+  int32_t *row_ids;            // text: [B*T] the ids that were looked up
 } AgcTowerActs;
 
 void agc_tower_acts_init (AgcTowerActs *acts, const AgcTowerConfig *config, int embed_dim,
                           int n_blocks, int batch, int max_tokens);
 void agc_tower_acts_clear (AgcTowerActs *acts);
+/* Frees acts made by agc_vision_acts_new*, agc_text_acts_new (the towers'
+ * training activations are this one type). */
+void agc_tower_acts_free (AgcTowerActs *acts);
 /* Makes the blocks' activations views for sequences of n_tokens (<=
  * max_tokens); nothing when they already are. */
 void agc_tower_acts_set_tokens (AgcTowerActs *acts, int n_tokens);

@@ -12,9 +12,11 @@
  * transformer's options.
  *
  * Training runs the same block forward with activations kept
- * (agc_block_forward): the same lines on training's float32 ops
- * (backward.h), which keep what the backward beside it needs and run
- * inside the shards' parallel region. */
+ * (agc_block_forward): the same calls on float32 views of its arrays, the
+ * kernels also writing what the backward beside it needs (layer-norm
+ * statistics, attention probabilities, values before the activation); it
+ * may run inside the shards' parallel region, where the pool's calls run
+ * on the calling thread. */
 #include "nn/transformer.h"
 
 #include "nn/backward.h"
@@ -242,10 +244,11 @@ linear_scratch_floats (const AgcTransformer *t)
 typedef struct
 {
   const AgcTowerConfig *c;
-  float *x, *h; // [R, D]
-  // x += add_bias, ln_out = ln(x) when ln_out
+  float *x; // [R, D]
+  // x += add_bias, ln_out = ln(x) when ln_out, keeping mean and rstd when
+  // not NULL (training)
   const float *add_bias, *ln_weight, *ln_bias;
-  float *ln_out;
+  float *ln_out, *mean, *rstd;
 } Residual;
 
 static void
@@ -255,15 +258,18 @@ residual_rows (void *ctx, int begin, int end, int thread)
   const Residual *p = ctx;
   int d = p->c->width;
   agc_bias_layernorm_forward (p->ln_out != NULL ? p->ln_out + (size_t) begin * d : NULL,
-                              p->x + (size_t) begin * d, p->add_bias, p->ln_weight, p->ln_bias,
-                              end - begin, d, p->c->layer_norm_eps);
+                              p->mean != NULL ? p->mean + begin : NULL,
+                              p->rstd != NULL ? p->rstd + begin : NULL, p->x + (size_t) begin * d,
+                              p->add_bias, p->ln_weight, p->ln_bias, end - begin, d,
+                              p->c->layer_norm_eps);
 }
 
 // the residual stream's pass between products; nothing when timing the
 // products alone
 static void
 residual_pass (Residual *p, const AgcEngineOptions *options, int n_rows, const float *add_bias,
-               const float *ln_weight, const float *ln_bias, float *ln_out)
+               const float *ln_weight, const float *ln_bias, float *ln_out, float *mean,
+               float *rstd)
 {
   if (options->products_only)
     return;
@@ -271,16 +277,17 @@ residual_pass (Residual *p, const AgcEngineOptions *options, int n_rows, const f
   p->ln_weight = ln_weight;
   p->ln_bias = ln_bias;
   p->ln_out = ln_out;
+  p->mean = mean;
+  p->rstd = rstd;
   agc_parallel_for (n_rows, agc_threads_row_grain (n_rows, p->c->width), residual_rows, p);
 }
 
-// what a block's forward works in: inference's shared scratch, or (acts
-// given) only the shape
+// what a block's forward works in: inference's shared scratch, or
+// (training) each block's kept activations
 typedef struct
 {
   const AgcTowerConfig *c;
   const AgcEngineOptions *o;
-  gboolean causal;
   int n_rows;
   Residual p;
   AgcAttention attention;
@@ -289,71 +296,55 @@ typedef struct
   const float *pending_bias;   // fc2 bias of the previous layer, not yet added to x
 } Run;
 
-// a float32 view's matrix (agc_layer_view), as training reads it
-static const float *
-view_f32 (const AgcLinear *lin)
-{
-  return lin->parts[0].data;
-}
-
-/* One block on x[R, D] in place, transformer.h's two lines.  acts NULL:
- * inference, over the pool, nothing kept, the output projections' biases
- * left for the next residual pass (run->pending_bias).  acts: training's
- * float32 ops (ops.h, backward.h), safe inside a parallel region, every
- * intermediate kept for agc_block_backward. */
+/* One block on x[R, D] in place, transformer.h's two lines, over the pool.
+ * acts NULL: inference, nothing kept, the output projections' biases left
+ * for the next residual pass (run->pending_bias).  acts: the same calls
+ * writing every intermediate agc_block_backward needs into acts (layer-norm
+ * statistics, attention probabilities, values before the activation), the
+ * biases added at once so that x holds the whole residual stream. */
 static gboolean
 block_forward (Run *run, float *x, AgcBlockActs *a, AgcLayer *w, GError **error)
 {
-  // the output projections add into x; their biases wait for the next
-  // residual pass, which adds them before the layer norm
   static const AgcLinearEpilogue with_bias = { .add_bias = TRUE };
   static const AgcLinearEpilogue residual = { .residual = TRUE };
+  static const AgcLinearEpilogue residual_bias = { .add_bias = TRUE, .residual = TRUE };
   const AgcTowerConfig *c = run->c;
   const AgcEngineOptions *o = run->o;
-  const AgcLinearEpilogue with_act = { .add_bias = TRUE, .apply_act = TRUE, .act = c->act };
-  int r = run->n_rows, d = c->width, m = c->mlp_width;
-  size_t rd = (size_t) r * d;
-  float eps = c->layer_norm_eps;
+  const AgcLinearEpilogue *into_x = a != NULL ? &residual_bias : &residual;
+  const AgcLinearEpilogue with_act = { .add_bias = TRUE, .apply_act = TRUE, .act = c->act,
+                                       .pre_act = a != NULL ? a->fc1 : NULL };
+  int r = run->n_rows;
+  size_t rd = (size_t) r * c->width;
+  float *ln1 = run->h, *ln2 = run->h, *mlp = run->mlp;
+  if (a != NULL)
+    {
+      ln1 = a->ln1;
+      ln2 = a->ln2;
+      mlp = a->act;
+      run->qkv = a->qkv;
+      run->attention.qkv = a->qkv;
+      run->attention.out = a->atty;
+      run->attention.probs = a->att;
+      memcpy (a->x, x, rd * sizeof (float));
+    }
   // x = x + out_proj(attention(ln_1(x)))
-  if (a != NULL)
-    {
-      memmove (a->x, x, rd * sizeof (float));
-      agc_layernorm_forward_train (a->ln1, a->ln1_mean, a->ln1_rstd, a->x, w->ln1_weight,
-                                   w->ln1_bias, r, d, eps);
-      agc_linear_forward (a->qkv, a->ln1, view_f32 (&w->qkv), w->qkv.bias, r, d, 3 * d);
-      agc_attention_forward_train (a->atty, a->att, a->qkv, a->batch, a->n_tokens, d, c->heads,
-                                   run->causal);
-      agc_linear_forward (a->x_mid, a->atty, view_f32 (&w->out), w->out.bias, r, d, d);
-      for (size_t i = 0; i < rd; i++)
-        a->x_mid[i] += a->x[i];
-    }
-  else
-    {
-      residual_pass (&run->p, o, r, run->pending_bias, w->ln1_weight, w->ln1_bias, run->h);
-      if (!agc_linear_apply (&w->qkv, o, run->qkv, run->h, r, &with_bias, run->linear_scratch,
-                             error))
-        return FALSE;
-      agc_attention_forward (&run->attention);
-      if (!agc_linear_apply (&w->out, o, x, run->h, r, &residual, run->linear_scratch, error))
-        return FALSE;
-    }
-  // x = x + fc2(act(fc1(ln_2(x))))
-  if (a != NULL)
-    {
-      agc_layernorm_forward_train (a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, w->ln2_weight,
-                                   w->ln2_bias, r, d, eps);
-      agc_linear_forward (a->fc1, a->ln2, view_f32 (&w->fc1), w->fc1.bias, r, d, m);
-      agc_act_forward_train (a->act, a->fc1, (size_t) r * m, c->act);
-      agc_linear_forward (x, a->act, view_f32 (&w->fc2), w->fc2.bias, r, m, d);
-      for (size_t i = 0; i < rd; i++)
-        x[i] += a->x_mid[i];
-      return TRUE;
-    }
-  residual_pass (&run->p, o, r, w->out.bias, w->ln2_weight, w->ln2_bias, run->h);
-  if (!agc_linear_apply (&w->fc1, o, run->mlp, run->h, r, &with_act, run->linear_scratch, error)
-      || !agc_linear_apply (&w->fc2, o, x, run->mlp, r, &residual, run->linear_scratch, error))
+  residual_pass (&run->p, o, r, run->pending_bias, w->ln1_weight, w->ln1_bias, ln1,
+                 a != NULL ? a->ln1_mean : NULL, a != NULL ? a->ln1_rstd : NULL);
+  if (!agc_linear_apply (&w->qkv, o, run->qkv, ln1, r, &with_bias, run->linear_scratch, error))
     return FALSE;
-  run->pending_bias = w->fc2.bias;
+  agc_attention_forward (&run->attention);
+  if (!agc_linear_apply (&w->out, o, x, run->attention.out, r, into_x, run->linear_scratch,
+                         error))
+    return FALSE;
+  if (a != NULL)
+    memcpy (a->x_mid, x, rd * sizeof (float));
+  // x = x + fc2(act(fc1(ln_2(x))))
+  residual_pass (&run->p, o, r, a != NULL ? NULL : w->out.bias, w->ln2_weight, w->ln2_bias, ln2,
+                 a != NULL ? a->ln2_mean : NULL, a != NULL ? a->ln2_rstd : NULL);
+  if (!agc_linear_apply (&w->fc1, o, mlp, ln2, r, &with_act, run->linear_scratch, error)
+      || !agc_linear_apply (&w->fc2, o, x, mlp, r, into_x, run->linear_scratch, error))
+    return FALSE;
+  run->pending_bias = a != NULL ? NULL : w->fc2.bias;
   return TRUE;
 }
 
@@ -362,9 +353,26 @@ agc_block_forward (float *x, AgcBlockActs *acts, const AgcLayer *w, const AgcTow
                    gboolean causal)
 {
   g_return_if_fail (x != NULL && acts != NULL && w != NULL && config != NULL);
-  Run run = { .c = config, .causal = causal, .n_rows = acts->batch * acts->n_tokens };
-  // with acts the layer is only read (linear_apply, which may keep forms, is not called)
+  g_return_if_fail (w->qkv.is_view); // views keep nothing: safe inside the shards' region
+  static const AgcEngineOptions training = { 0 };
+  // the attention's scratch lent by the tower (one per shard), or ours
+  AgcArena local = { 0 };
+  AgcArena *arena = acts->attention_scratch != NULL ? acts->attention_scratch : &local;
+  Run run = { .c = config, .o = &training, .n_rows = acts->batch * acts->n_tokens,
+              .p = { .c = config, .x = x } };
+  if (!agc_attention_init_batch (&run.attention, arena, acts->batch, acts->n_tokens,
+                                 config->width, config->heads, causal, NULL))
+    g_return_if_reached ();
+  // a view's products allocate nothing: they cannot fail
   block_forward (&run, x, acts, (AgcLayer *) w, NULL);
+  agc_arena_clear (&local);
+}
+
+// a float32 view's matrix (agc_layer_view, qkv fused), as the backward reads it
+static const float *
+view_f32 (const AgcLinear *lin)
+{
+  return lin->parts[0].data;
 }
 
 void
@@ -461,7 +469,7 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
   if (cursor == NULL)
     return FALSE;
 
-  Run run = { .c = c, .o = o, .causal = causal, .n_rows = (int) rows, .p = { .c = c, .x = x } };
+  Run run = { .c = c, .o = o, .n_rows = (int) rows, .p = { .c = c, .x = x } };
   run.h = agc_arena_take (&cursor, rows * d);         // [R, D]
   run.qkv = agc_arena_take (&cursor, rows * 3 * d);   // [R, 3D]
   run.mlp = agc_arena_take (&cursor, rows * m);       // [R, M]
@@ -482,7 +490,7 @@ agc_transformer_forward_packed (const AgcTransformer *t, float *x, int n_seqs, c
   for (int l = 0; ok && l < c->layers; l++)
     ok = block_forward (&run, x, NULL, &t->layers[l], error);
   if (ok && run.pending_bias != NULL)
-    residual_pass (&run.p, o, run.n_rows, run.pending_bias, NULL, NULL, NULL);
+    residual_pass (&run.p, o, run.n_rows, run.pending_bias, NULL, NULL, NULL, NULL, NULL);
   agc_arena_clear (&local);
   return ok;
 }

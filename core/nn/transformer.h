@@ -107,6 +107,8 @@ typedef struct
   float *memory;               // the one allocation all of the above live in
   float *scratch;              // agc_block_scratch_floats for the backward, not owned;
                                // NULL: the backward allocates its own each call
+  AgcArena *attention_scratch; // the forward's attention scratch, grown as needed, not
+                               // owned (one per shard); NULL: allocated each call
 } AgcBlockActs;
 
 /* A layer reading block's float32 arrays in place (no copy): training's
@@ -114,9 +116,9 @@ typedef struct
  * hand. */
 void agc_layer_view (AgcLayer *layer, const AgcBlock *block, const AgcTowerConfig *config);
 
-/* x[R, D] = block(x) in place (the forward inference runs, with
- * activations kept): training's float32 ops, safe inside a parallel region.
- * w: float32 views (agc_layer_view) with qkv fused. */
+/* x[R, D] = block(x) in place: the forward inference runs, keeping the
+ * activations in acts.  Safe inside a parallel region (training's shards,
+ * each with its own acts).  w: float32 views (agc_layer_view), qkv fused. */
 void agc_block_forward (float *x, AgcBlockActs *acts, const AgcLayer *w,
                         const AgcTowerConfig *config, gboolean causal);
 

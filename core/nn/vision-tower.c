@@ -141,7 +141,7 @@ embed_rows (void *ctx, int begin, int end, int thread)
       if (tok == 0)
         for (int i = 0; i < d; i++)
           xr[i] += t->params.class_embedding[i];
-      agc_bias_layernorm_forward (xr, xr, t->params.position + (size_t) tok * d,
+      agc_bias_layernorm_forward (xr, NULL, NULL, xr, t->params.position + (size_t) tok * d,
                                   t->params.pre_ln_weight, t->params.pre_ln_bias, 1, d,
                                   t->config.layer_norm_eps);
     }
@@ -542,35 +542,23 @@ agc_vision_params_carve (AgcVisionParams *p, AgcCarver *k, const AgcTowerConfig 
   p->projection = agc_carve_take (k, e * d);
 }
 
-struct AgcVisionActs
-{
-  AgcTowerActs stack;          // the trained blocks and the head (tower-core.h)
-  gboolean embeds;             // the whole tower, from pixels; FALSE: the top, from hidden
-  // the embedding (whole tower only)
-  float *patches;              // [B*T, 3pp], class rows 0
-  float *embed;                // [B*T, D] before ln_pre
-  float *pre_mean, *pre_rstd;  // [B*T]
-  float *memory;               // owns the embedding's arrays
-};
-
 // activations of n_layers blocks for batch sequences of n_tokens; embeds:
 // with the embedding below them (patch_size then gives its sizes)
 static AgcVisionActs *
 acts_new (const AgcTowerConfig *c, int embed_dim, int batch, int n_tokens, int n_layers,
           gboolean embeds)
 {
-  AgcVisionActs *a = g_new0 (AgcVisionActs, 1);
-  agc_tower_acts_init (&a->stack, c, embed_dim, n_layers, batch, n_tokens);
-  agc_tower_acts_set_tokens (&a->stack, n_tokens);
+  AgcTowerActs *a = g_new0 (AgcTowerActs, 1);
+  agc_tower_acts_init (a, c, embed_dim, n_layers, batch, n_tokens);
+  agc_tower_acts_set_tokens (a, n_tokens);
   for (int i = 0; i < batch; i++)
-    a->stack.pool_rows[i] = i * n_tokens; // the class tokens
-  a->embeds = embeds;
+    a->pool_rows[i] = i * n_tokens; // the class tokens
   if (embeds)
     {
       size_t r = (size_t) batch * n_tokens, d = c->width;
       size_t sizes[] = { r * 3 * c->patch_size * c->patch_size, r * d, r, r };
       float **slots[] = { &a->patches, &a->embed, &a->pre_mean, &a->pre_rstd };
-      a->memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
+      a->embed_memory = agc_carve (slots, sizes, G_N_ELEMENTS (sizes));
     }
   return a;
 }
@@ -591,21 +579,11 @@ agc_vision_acts_new_top (const AgcTowerConfig *config, int embed_dim, int n_bloc
 }
 
 void
-agc_vision_acts_free (AgcVisionActs *a)
-{
-  if (a == NULL)
-    return;
-  agc_tower_acts_clear (&a->stack);
-  g_free (a->memory);
-  g_free (a);
-}
-
-void
 agc_vision_tower_forward_train (float *emb, AgcVisionActs *a, const float *pixels,
                                 const AgcVisionParams *w)
 {
-  g_return_if_fail (a->embeds);
-  AgcTowerActs *s = &a->stack;
+  g_return_if_fail (a->embed != NULL);
+  AgcTowerActs *s = a;
   const AgcTowerConfig *c = &s->config;
   int d = c->width, n_tok = s->n_tokens, rows = s->batch * n_tok;
   agc_patch_embed_forward_train (a->embed, a->patches, pixels, w->patch_weight, s->batch,
@@ -620,8 +598,8 @@ agc_vision_tower_forward_train (float *emb, AgcVisionActs *a, const float *pixel
         for (int i = 0; i < d; i++)
           er[i] += w->class_embedding[i];
     }
-  agc_layernorm_forward_train (s->x, a->pre_mean, a->pre_rstd, a->embed, w->pre_ln_weight,
-                               w->pre_ln_bias, rows, d, c->layer_norm_eps);
+  agc_bias_layernorm_forward (s->x, a->pre_mean, a->pre_rstd, a->embed, NULL, w->pre_ln_weight,
+                              w->pre_ln_bias, rows, d, c->layer_norm_eps);
   agc_tower_stack_forward (emb, s, w->blocks, w->post_ln_weight, w->post_ln_bias, w->projection,
                            FALSE);
 }
@@ -630,8 +608,8 @@ void
 agc_vision_tower_forward_top (float *emb, AgcVisionActs *a, const float *hidden,
                               const AgcVisionParams *w)
 {
-  g_return_if_fail (!a->embeds);
-  AgcTowerActs *s = &a->stack;
+  g_return_if_fail (a->embed == NULL);
+  AgcTowerActs *s = a;
   memcpy (s->x, hidden, (size_t) s->batch * s->n_tokens * s->config.width * sizeof (float));
   agc_tower_stack_forward (emb, s, w->blocks, w->post_ln_weight, w->post_ln_bias, w->projection,
                            FALSE);
@@ -641,14 +619,15 @@ void
 agc_vision_tower_backward (AgcVisionParams *g, const float *demb, AgcVisionActs *a,
                            const AgcVisionParams *w)
 {
-  AgcTowerActs *s = &a->stack;
+  AgcTowerActs *s = a;
   const AgcTowerConfig *c = &s->config;
   int d = c->width, n_tok = s->n_tokens, rows = s->batch * n_tok;
+  gboolean embeds = a->embed != NULL;
   // the top alone has no use for the gradient of its input
   float *dx = agc_tower_stack_backward (g->blocks, g->post_ln_weight, g->post_ln_bias,
                                         g->projection, demb, s, w->blocks, w->post_ln_weight,
-                                        w->projection, a->embeds);
-  if (!a->embeds)
+                                        w->projection, embeds);
+  if (!embeds)
     return;
   // x = ln_pre(embed): dembed into dx_below
   float *dembed = s->dx_below;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "nn/block-train.h"
+#include "nn/tower-core.h"
 #include "nn/transformer.h"
 
 typedef struct AgcVisionTower AgcVisionTower;
@@ -83,7 +84,9 @@ typedef struct
 void agc_vision_params_carve (AgcVisionParams *p, AgcCarver *k, const AgcTowerConfig *config,
                               int embed_dim, int n_blocks, gboolean embeds);
 
-typedef struct AgcVisionActs AgcVisionActs;
+/* The tower's training activations: tower-core.h's, with the embedding's
+ * arrays (the whole tower) or without (the top alone). */
+typedef AgcTowerActs AgcVisionActs;
 
 /* Activations for batch images of a tower of config. */
 AgcVisionActs *agc_vision_acts_new (const AgcClipConfig *config, int batch);
@@ -91,7 +94,7 @@ AgcVisionActs *agc_vision_acts_new (const AgcClipConfig *config, int batch);
  * its layers unread) and the head, batch sequences of n_tokens. */
 AgcVisionActs *agc_vision_acts_new_top (const AgcTowerConfig *config, int embed_dim, int n_blocks,
                                         int batch, int n_tokens);
-void agc_vision_acts_free (AgcVisionActs *acts);
+/* (freed by agc_tower_acts_free) */
 /* emb[batch, E] = tower(pixels[batch, 3, S, S]), keeping activations
  * (acts of agc_vision_acts_new). */
 void agc_vision_tower_forward_train (float *emb, AgcVisionActs *acts, const float *pixels,

@@ -330,7 +330,7 @@ write_marker (AgcExport *export, AgcExportFormat format, const char *run_dir, GE
   g_autofree char *shown = agc_export_display (absolute);
   g_autoptr (GString) text = g_string_new ("{\"format\": \"agriclip-export\", \"version\": 1, ");
   g_string_append_printf (text, "\"kind\": \"%s\", \"run\": ", formats[format].name);
-  agc_tag_append_json_string (text, shown);
+  agc_json_append_string (text, shown);
   g_string_append (text, "}\n");
   return agc_export_write (export, MARKER, text, error);
 }
@@ -407,5 +407,5 @@ void
 agc_export_append_json (GString *out, const char *s)
 {
   g_autofree char *shown = agc_export_display (s);
-  agc_tag_append_json_string (out, shown);
+  agc_json_append_string (out, shown);
 }

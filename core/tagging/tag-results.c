@@ -10,27 +10,6 @@
 
 /* ---- writing ------------------------------------------------------------ */
 
-void
-agc_tag_append_json_string (GString *out, const char *s)
-{
-  g_string_append_c (out, '"');
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-    switch (*p)
-      {
-      case '"': g_string_append (out, "\\\""); break;
-      case '\\': g_string_append (out, "\\\\"); break;
-      case '\n': g_string_append (out, "\\n"); break;
-      case '\r': g_string_append (out, "\\r"); break;
-      case '\t': g_string_append (out, "\\t"); break;
-      default:
-        if (*p < 0x20 || *p == 0x7f)
-          g_string_append_printf (out, "\\u%04x", *p);
-        else
-          g_string_append_c (out, (char) *p);
-      }
-  g_string_append_c (out, '"');
-}
-
 /* A file-system name: as it is when UTF-8, else its display form plus the
  * exact bytes (see agriclip.h). */
 static void
@@ -39,12 +18,12 @@ append_path_member (GString *out, const char *key, const char *path)
   g_string_append_printf (out, "\"%s\": ", key);
   if (g_utf8_validate (path, -1, NULL))
     {
-      agc_tag_append_json_string (out, path);
+      agc_json_append_string (out, path);
       return;
     }
   g_autofree char *shown = g_utf8_make_valid (path, -1);
   g_autofree char *bytes = g_base64_encode ((const guchar *) path, strlen (path));
-  agc_tag_append_json_string (out, shown);
+  agc_json_append_string (out, shown);
   g_string_append_printf (out, ", \"%s_base64\": \"%s\"", key, bytes);
 }
 
@@ -68,7 +47,7 @@ agc_tag_result_to_json (const AgcTagResult *r)
   for (int k = 0; k < r->n_labels; k++)
     {
       g_string_append (out, k ? ", {\"label\": " : "{\"label\": ");
-      agc_tag_append_json_string (out, r->labels[k].label);
+      agc_json_append_string (out, r->labels[k].label);
       g_string_append (out, ", \"p\": ");
       append_probability (out, r->labels[k].p);
       g_string_append_c (out, '}');
@@ -83,7 +62,7 @@ agc_tag_result_to_json (const AgcTagResult *r)
           g_string_append_printf (out, "%s{\"x\": %d, \"y\": %d, \"width\": %d, \"height\": %d, "
                                   "\"label\": ", b ? ", " : "", box->x, box->y, box->width,
                                   box->height);
-          agc_tag_append_json_string (out, box->label);
+          agc_json_append_string (out, box->label);
           g_string_append (out, ", \"p\": ");
           append_probability (out, box->p);
           g_string_append_c (out, '}');
@@ -95,17 +74,15 @@ agc_tag_result_to_json (const AgcTagResult *r)
 }
 
 /* paths in their display form (the exact bytes go beside, in base64) */
+// display forms of file-system names (invalid bytes as U+FFFD; the exact
+// bytes go to a *_base64 member beside)
 static void
 append_path_array (GString *out, char *const *paths, int n)
 {
-  g_string_append_c (out, '[');
+  g_auto (GStrv) shown = g_new0 (char *, n + 1);
   for (int i = 0; i < n; i++)
-    {
-      g_autofree char *shown = g_utf8_make_valid (paths[i], -1);
-      g_string_append (out, i ? ", " : "");
-      agc_tag_append_json_string (out, shown);
-    }
-  g_string_append_c (out, ']');
+    shown[i] = g_utf8_make_valid (paths[i], -1);
+  agc_json_append_string_array (out, (const char *const *) shown, n);
 }
 
 char *
@@ -115,16 +92,16 @@ agc_tag_run_to_json (const AgcTagRun *run)
   g_string_append (out, "  ");
   append_path_member (out, "model", run->model);
   g_string_append (out, ",\n  \"model_identity\": ");
-  agc_tag_append_json_string (out, run->model_identity);
+  agc_json_append_string (out, run->model_identity);
   if (run->classes_sha256)
     g_string_append_printf (out, ",\n  \"classes_sha256\": \"%s\"", run->classes_sha256);
   g_string_append (out, ",\n  \"labels\": [");
   for (int c = 0; c < run->n_classes; c++)
     {
       g_string_append (out, c ? ",\n    {\"label\": " : "\n    {\"label\": ");
-      agc_tag_append_json_string (out, run->labels[c]);
+      agc_json_append_string (out, run->labels[c]);
       g_string_append (out, ", \"display\": ");
-      agc_tag_append_json_string (out, run->displays[c]);
+      agc_json_append_string (out, run->displays[c]);
       g_string_append_c (out, '}');
     }
   g_string_append (out, "\n  ],\n  ");
@@ -152,14 +129,11 @@ agc_tag_run_to_json (const AgcTagRun *run)
     if (!g_utf8_validate (run->sources[i], -1, NULL))
       {
         /* the exact bytes of every source, when one is not UTF-8 */
-        g_string_append (out, ",\n  \"sources_base64\": [");
+        g_auto (GStrv) bytes = g_new0 (char *, run->n_sources + 1);
         for (int j = 0; j < run->n_sources; j++)
-          {
-            g_autofree char *bytes = g_base64_encode ((const guchar *) run->sources[j],
-                                                      strlen (run->sources[j]));
-            g_string_append_printf (out, "%s\"%s\"", j ? ", " : "", bytes);
-          }
-        g_string_append_c (out, ']');
+          bytes[j] = g_base64_encode ((const guchar *) run->sources[j], strlen (run->sources[j]));
+        g_string_append (out, ",\n  \"sources_base64\": ");
+        agc_json_append_string_array (out, (const char *const *) bytes, run->n_sources);
         break;
       }
   if (run->shard_count > 0)

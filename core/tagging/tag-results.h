@@ -8,6 +8,3 @@
 #define AGC_TAG_RUN_FILE "run.json"
 #define AGC_TAG_RESULTS_FILE "results.jsonl"
 
-/* s as a JSON string literal, quotes included; bytes >= 0x80 as they are
- * (callers give UTF-8, or use the _base64 companion for paths). */
-void agc_tag_append_json_string (GString *out, const char *s);

@@ -22,6 +22,7 @@ struct AgcRidge
   double *gram;   // [in, in] Xcᵀ Xc, upper triangle (row-major) filled
   double *cross;  // [in, out] Xcᵀ Yc
   double trace;
+  // the four arrays above follow the struct in its allocation
 };
 
 // centred[n, dim] = rows - their mean; mean[dim]
@@ -45,14 +46,15 @@ AgcRidge *
 agc_ridge_new (const float *x, const float *y, int n, int in_dim, int out_dim)
 {
   g_return_val_if_fail (x != NULL && y != NULL && n >= 1 && in_dim >= 1 && out_dim >= 1, NULL);
-  AgcRidge *r = g_new0 (AgcRidge, 1);
+  size_t in = in_dim, out = out_dim;
+  AgcRidge *r = g_malloc0 (sizeof *r + sizeof (double) * (in + out + in * in + in * out));
   r->n = n, r->in_dim = in_dim, r->out_dim = out_dim;
-  r->x_mean = g_new (double, in_dim);
-  r->y_mean = g_new (double, out_dim);
+  r->x_mean = (double *) (r + 1);
+  r->y_mean = r->x_mean + in;
+  r->gram = r->y_mean + out;
+  r->cross = r->gram + in * in;
   double *xc = centre (r->x_mean, x, n, in_dim);  // [n, in]
   double *yc = centre (r->y_mean, y, n, out_dim); // [n, out]
-  r->gram = g_new0 (double, (size_t) in_dim * in_dim);
-  r->cross = g_new (double, (size_t) in_dim * out_dim);
   cblas_dsyrk (CblasRowMajor, CblasUpper, CblasTrans, in_dim, n, 1.0, xc, in_dim, 0.0, r->gram,
                in_dim);
   cblas_dgemm (CblasRowMajor, CblasTrans, CblasNoTrans, in_dim, out_dim, n, 1.0, xc, in_dim, yc,
@@ -67,13 +69,7 @@ agc_ridge_new (const float *x, const float *y, int n, int in_dim, int out_dim)
 void
 agc_ridge_free (AgcRidge *ridge)
 {
-  if (ridge == NULL)
-    return;
-  g_free (ridge->x_mean);
-  g_free (ridge->y_mean);
-  g_free (ridge->gram);
-  g_free (ridge->cross);
-  g_free (ridge);
+  g_free (ridge); // its arrays with it
 }
 
 double

@@ -250,8 +250,8 @@ shard_free (AgcClipShard *s)
 {
   if (s == NULL)
     return;
-  agc_vision_acts_free (s->vision);
-  agc_text_acts_free (s->text);
+  agc_tower_acts_free (s->vision);
+  agc_tower_acts_free (s->text);
   agc_clip_params_free (s->grads);
   g_free (s);
 }

@@ -100,7 +100,7 @@ agc_finetune_free (AgcFinetune *ft)
 {
   if (ft == NULL)
     return;
-  agc_vision_acts_free (ft->acts);
+  agc_tower_acts_free (ft->acts);
   agc_finetune_weights_free (ft->weights);
   agc_finetune_weights_free (ft->grads);
   agc_finetune_weights_free (ft->m);
@@ -113,7 +113,7 @@ size_acts (AgcFinetune *ft, int batch, int n_tokens)
 {
   if (ft->acts != NULL && ft->batch == batch && ft->n_tokens == n_tokens)
     return;
-  agc_vision_acts_free (ft->acts);
+  agc_tower_acts_free (ft->acts);
   ft->acts = agc_vision_acts_new_top (&ft->config, ft->embed_dim, ft->weights->n_blocks, batch,
                                       n_tokens);
   ft->batch = batch;

@@ -4,6 +4,7 @@
 #include "train/probe.h"
 
 #include "kernels/ops.h"
+#include "nn/backward.h"
 #include "train/checkpoint.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
@@ -29,27 +30,7 @@ agc_probe_loss_backward (float *grad_weight, float *grad_bias, const float *x,
     return 0.0;
   float *z = g_new (float, (size_t) n * n_classes); // [n, C] logits, then dloss/dlogits
   agc_probe_logits (z, x, weight, bias, n, dim, n_classes);
-  double weight_sum = 0.0;
-  for (int i = 0; i < n; i++)
-    weight_sum += class_weights[labels[i]];
-
-  double loss = 0.0;
-  for (int i = 0; i < n; i++)
-    {
-      float *zi = z + (size_t) i * n_classes;
-      double max = zi[0], sum = 0.0;
-      for (int c = 1; c < n_classes; c++)
-        max = MAX (max, zi[c]);
-      for (int c = 0; c < n_classes; c++)
-        sum += exp (zi[c] - max);
-      double lse = max + log (sum);
-      double wi = class_weights[labels[i]] / weight_sum;
-      loss += wi * (lse - zi[labels[i]]);
-      // loss_i = wi (lse(z_i) - z_i[y_i])  =>  dz_ic = wi (softmax(z_i)_c - [c == y_i])
-      for (int c = 0; c < n_classes; c++)
-        zi[c] = (float) (wi * (exp (zi[c] - lse) - (c == labels[i])));
-    }
-
+  double loss = agc_cross_entropy_backward (z, labels, class_weights, n, n_classes);
   // z = x W^T + b  =>  dW[C, E] += dz^T[C, n] x[n, E],  db[C] += Σ_i dz_i
   if (grad_weight != NULL)
     cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, n_classes, dim, n, 1.0f, z, n_classes,

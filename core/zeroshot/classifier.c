@@ -26,6 +26,20 @@ struct AgcClassifier
   float *bias;       /* [n_classes] the head's b; NULL for zero-shot */
 };
 
+/* A classifier whose arrays (classes, and bias when with_bias) follow it in
+ * the same allocation: one owner, freed by one g_free. */
+static AgcClassifier *
+classifier_new (int n_classes, int dim, float logit_scale, gboolean with_bias)
+{
+  size_t n_floats = (size_t) n_classes * dim + (with_bias ? n_classes : 0);
+  AgcClassifier *classifier = g_malloc0 (sizeof *classifier + MAX (n_floats, 1) * sizeof (float));
+  *classifier = (AgcClassifier){ .n_classes = n_classes, .dim = dim,
+                                 .logit_scale = logit_scale, .classes = (float *) (classifier + 1) };
+  if (with_bias)
+    classifier->bias = classifier->classes + (size_t) n_classes * dim;
+  return classifier;
+}
+
 /* sums[n_classes, E] += the prompt embeddings[n, E], each to its class. */
 static void
 accumulate (double *sums, const float *embeddings, const int *owners, int n, int dim)
@@ -55,11 +69,7 @@ normalize_into (float *out, const double *sum, int dim)
 static AgcClassifier *
 from_sums (const AgcModel *model, const double *sums, int n_classes, int dim)
 {
-  AgcClassifier *classifier = g_new0 (AgcClassifier, 1);
-  classifier->n_classes = n_classes;
-  classifier->dim = dim;
-  classifier->logit_scale = agc_model_logit_scale (model);
-  classifier->classes = g_new (float, (size_t) n_classes * dim);
+  AgcClassifier *classifier = classifier_new (n_classes, dim, agc_model_logit_scale (model), FALSE);
   for (int c = 0; c < n_classes; c++)
     normalize_into (classifier->classes + (size_t) c * dim, sums + (size_t) c * dim, dim);
   return classifier;
@@ -77,16 +87,9 @@ agc_classifier_new (AgcModel *model, const AgcLabelSet *labels, GCancellable *ca
   /* The same model and prompts as before: no text work (class-cache.h).  The
    * cache is an optimisation only, so its problems are not errors. */
   g_autofree char *cache_key = agc_class_cache_key (model, labels, NULL);
-  float *cached = g_new (float, MAX ((size_t) n_classes * dim, 1));
-  if (cache_key != NULL && agc_class_cache_load (cached, cache_key, n_classes, dim))
-    {
-      AgcClassifier *classifier = g_new0 (AgcClassifier, 1);
-      classifier->n_classes = n_classes;
-      classifier->dim = dim;
-      classifier->logit_scale = agc_model_logit_scale (model);
-      classifier->classes = cached;
-      return classifier;
-    }
+  AgcClassifier *cached = classifier_new (n_classes, dim, agc_model_logit_scale (model), FALSE);
+  if (cache_key != NULL && agc_class_cache_load (cached->classes, cache_key, n_classes, dim))
+    return cached;
   g_free (cached);
 
   /* Every prompt of every class in one flat list, with the class it belongs to. */
@@ -131,11 +134,7 @@ agc_classifier_new (AgcModel *model, const AgcLabelSet *labels, GCancellable *ca
 void
 agc_classifier_free (AgcClassifier *classifier)
 {
-  if (classifier == NULL)
-    return;
-  g_free (classifier->classes);
-  g_free (classifier->bias);
-  g_free (classifier);
+  g_free (classifier); // its arrays with it (classifier_new)
 }
 
 /* finetune and aligner adapters: zero-shot over the adapter's own classes
@@ -185,12 +184,9 @@ agc_classifier_new_from_adapter (AgcModel *model, const AgcAdapter *adapter, GEr
   if (!agc_model_apply_adapter (model, adapter, error))
     return NULL;
   int n_classes = agc_adapter_n_classes (adapter);
-  AgcClassifier *classifier = g_new0 (AgcClassifier, 1);
-  classifier->n_classes = n_classes;
-  classifier->dim = dim;
-  classifier->logit_scale = 1.0f;
-  classifier->classes = g_memdup2 (weight, sizeof (float) * n_classes * dim);
-  classifier->bias = g_memdup2 (bias, sizeof (float) * n_classes);
+  AgcClassifier *classifier = classifier_new (n_classes, dim, 1.0f, TRUE);
+  memcpy (classifier->classes, weight, sizeof (float) * n_classes * dim);
+  memcpy (classifier->bias, bias, sizeof (float) * n_classes);
   return classifier;
 }
 

@@ -21,6 +21,7 @@
  * project's safetensors writer.  Errors: "error: ..." on stderr, exit 1. */
 #include "nn/backward.h"
 #include "nn/block-train.h"
+#include "kernels/attention.h"
 #include "kernels/ops.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
@@ -97,8 +98,8 @@ run_layernorm (Check *c)
   float *bias = input (c, "bias", NULL, NULL), *dout = input (c, "dout", NULL, NULL);
   float *out = output (c, "out", n, w), *mean = output (c, "mean", n, 0);
   float *rstd = output (c, "rstd", n, 0);
-  agc_layernorm_forward_train (out, mean, rstd, x, weight, bias, n, w,
-                               (float) g_ascii_strtod (meta (c, "eps"), NULL));
+  agc_bias_layernorm_forward (out, mean, rstd, x, NULL, weight, bias, n, w,
+                              (float) g_ascii_strtod (meta (c, "eps"), NULL));
   agc_layernorm_backward (output (c, "dx", n, w), output (c, "dweight", w, 0),
                           output (c, "dbias", w, 0), dout, x, weight, mean, rstd, n, w);
 }
@@ -119,7 +120,9 @@ run_act (Check *c)
 {
   int64_t n;
   float *x = input (c, "x", &n, NULL), *dout = input (c, "dout", NULL, NULL);
-  agc_act_forward_train (output (c, "out", n, 0), x, n, activation (c));
+  float *out = output (c, "out", n, 0);
+  memcpy (out, x, n * sizeof (float));
+  agc_bias_act_forward (out, NULL, 1, n, activation (c));
   agc_act_backward (output (c, "dx", n, 0), dout, x, n, activation (c));
 }
 
@@ -131,7 +134,15 @@ run_attention (Check *c)
   int batch = atoi (meta (c, "batch")), heads = atoi (meta (c, "heads"));
   int causal = atoi (meta (c, "causal")), d = (int) d3 / 3, n = (int) rows / batch;
   float *att = output (c, "att", (int64_t) batch * heads * n, n);
-  agc_attention_forward_train (output (c, "out", rows, d), att, qkv, batch, n, d, heads, causal);
+  AgcAttention attention;
+  AgcArena scratch = { 0 };
+  if (!agc_attention_init_batch (&attention, &scratch, batch, n, d, heads, causal, NULL))
+    g_error ("out of memory");
+  attention.qkv = qkv;
+  attention.out = output (c, "out", rows, d);
+  attention.probs = att;
+  agc_attention_forward (&attention);
+  agc_arena_clear (&scratch);
   agc_attention_backward (output (c, "dqkv", rows, d3), dout, qkv, att, batch, n, d, heads);
 }
 

@@ -8,6 +8,7 @@
  * difference exceeds 1% of the largest gradient entry. */
 #include "nn/backward.h"
 #include "nn/block-train.h"
+#include "kernels/attention.h"
 #include "kernels/ops.h"
 #include "unit-util.h"
 
@@ -67,8 +68,8 @@ static double
 layernorm_loss (void *ctx)
 {
   Layer *l = ctx;
-  agc_layernorm_forward_train (l->out, l->mean, l->rstd, l->x, l->w, l->b, l->rows, l->width,
-                               1e-5f);
+  agc_bias_layernorm_forward (l->out, l->mean, l->rstd, l->x, NULL, l->w, l->b, l->rows,
+                              l->width, 1e-5f);
   return dot (l->g, l->out, (size_t) l->rows * l->width);
 }
 
@@ -125,7 +126,8 @@ static double
 act_loss (void *ctx)
 {
   Layer *l = ctx;
-  agc_act_forward_train (l->out, l->x, l->width, l->act);
+  memcpy (l->out, l->x, l->width * sizeof (float));
+  agc_bias_act_forward (l->out, NULL, 1, l->width, l->act);
   return dot (l->g, l->out, l->width);
 }
 
@@ -186,8 +188,15 @@ static double
 attention_loss (void *ctx)
 {
   Attention *a = ctx;
-  agc_attention_forward_train (a->out, a->att, a->qkv, a->batch, a->n_tokens, a->width, a->heads,
-                               a->causal);
+  AgcAttention attention;
+  AgcArena scratch = { 0 };
+  g_assert_true (agc_attention_init_batch (&attention, &scratch, a->batch, a->n_tokens, a->width,
+                                           a->heads, a->causal, NULL));
+  attention.qkv = a->qkv;
+  attention.out = a->out;
+  attention.probs = a->att;
+  agc_attention_forward (&attention);
+  agc_arena_clear (&scratch);
   return dot (a->g, a->out, (size_t) a->batch * a->n_tokens * a->width);
 }
 

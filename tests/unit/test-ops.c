@@ -135,7 +135,7 @@ test_gelu_known_values (void)
                     1.4142135623730951 * 0.5 * (1.0 + 0.8427007929497149),
                     -8.0 * 6.22096057427178e-16,
                     8.0 };
-  agc_gelu_forward (x, G_N_ELEMENTS (x));
+  agc_bias_act_forward (x, NULL, 1, (int) G_N_ELEMENTS (x), AGC_ACT_GELU);
   for (size_t i = 0; i < G_N_ELEMENTS (x); i++)
     g_assert_cmpfloat_with_epsilon (x[i], want[i], 2e-7 * fmax (1.0, fabs (want[i])));
 }
@@ -152,7 +152,7 @@ test_activations (void)
 
   // gelu(x) - gelu(-x) = x, because erf is odd
   memcpy (y, x, n * sizeof (float));
-  agc_gelu_forward (y, n);
+  agc_bias_act_forward (y, NULL, 1, (int) n, AGC_ACT_GELU);
   for (size_t i = 0; i < n; i++)
     {
       want[i] = ref_gelu (x[i]);
@@ -161,18 +161,18 @@ test_activations (void)
   g_assert_cmpfloat (normalized_error (y, want, n), <, 1e-6);
 
   memcpy (y, x, n * sizeof (float));
-  agc_quick_gelu_forward (y, n);
+  agc_bias_act_forward (y, NULL, 1, (int) n, AGC_ACT_QUICK_GELU);
   for (size_t i = 0; i < n; i++)
     want[i] = ref_quick_gelu (x[i]);
   g_assert_cmpfloat (normalized_error (y, want, n), <, 1e-6);
 
   // far tails: identity and zero, never NaN (exp overflows there)
   float tails[] = { -200.0f, 200.0f };
-  agc_quick_gelu_forward (tails, 2);
+  agc_bias_act_forward (tails, NULL, 1, 2, AGC_ACT_QUICK_GELU);
   g_assert_cmpfloat (tails[0], ==, 0.0f);
   g_assert_cmpfloat (tails[1], ==, 200.0f);
   float gtails[] = { -200.0f, 200.0f };
-  agc_gelu_forward (gtails, 2);
+  agc_bias_act_forward (gtails, NULL, 1, 2, AGC_ACT_GELU);
   g_assert_cmpfloat (gtails[0], ==, 0.0f);
   g_assert_cmpfloat (gtails[1], ==, 200.0f);
 
