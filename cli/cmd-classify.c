@@ -91,7 +91,7 @@ classify_files (AgcModel *model, const AgcClassifier *classifier, const char *co
         {
           agc_classifier_probabilities (classifier, embeddings + (gsize) j * dim, probs);
           int n_top = agc_top_k (probs, n_classes, top_k, top);
-          // the name's own bytes (CSV as they are, JSON see cli_write_json_filename)
+          // the name's own bytes (CSV as they are, JSON escaped by agc_json_append_string)
           write_result (format, batch[loaded[j]], names, probs, top, n_top);
         }
       show_progress ((int) start + n_files, (int) files->len);

@@ -143,7 +143,7 @@ agc_label_set_draft_to_json (const AgcLabelSetDraft *draft)
       if (c->attributes && c->attributes[0])
         {
           g_string_append (out, ", \"attributes\": ");
-          append_strings (out, (const char *const *) c->attributes);
+          agc_json_append_string_array (out, (const char *const *) c->attributes, -1);
         }
       g_string_append (out, "}");
     }

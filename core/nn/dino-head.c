@@ -151,9 +151,11 @@ agc_dino_head_forward (const AgcDinoHead *h, AgcDinoHeadActs **acts, const float
   size_t nh = (size_t) n * h->hidden;
   memcpy (a->x, x, (size_t) n * h->in_dim * sizeof (float));
   agc_linear_forward (a->h1_pre, x, h->w1, h->b1, n, h->in_dim, h->hidden);
-  agc_act_forward_train (a->h1, a->h1_pre, nh, AGC_ACT_GELU);
+  memcpy (a->h1, a->h1_pre, nh * sizeof (float));
+  agc_bias_act_forward (a->h1, NULL, n, h->hidden, AGC_ACT_GELU);
   agc_linear_forward (a->h2_pre, a->h1, h->w2, h->b2, n, h->hidden, h->hidden);
-  agc_act_forward_train (a->h2, a->h2_pre, nh, AGC_ACT_GELU);
+  memcpy (a->h2, a->h2_pre, nh * sizeof (float));
+  agc_bias_act_forward (a->h2, NULL, n, h->hidden, AGC_ACT_GELU);
   agc_linear_forward (a->z, a->h2, h->w3, h->b3, n, h->hidden, h->bottleneck);
   agc_l2_normalize_forward_train (a->zn, a->z, n, h->bottleneck);
   agc_l2_normalize_forward_train (a->w, h->v, h->out_dim, h->bottleneck);
