@@ -23,7 +23,9 @@
 # only, no new debootstrap).  build-essential, debhelper, lintian and
 # bash-completion build the Debian packages, appstream validates the Flatpak
 # metainfo (tests/packaging/).  python3-onnx and python3-onnxruntime are for
-# tests/bench/bench.py (ONNX Runtime as a third engine).
+# tests/bench/bench.py (ONNX Runtime as a third engine).  The downloaded .debs
+# stay in the root's /var/cache/apt/archives: tests/packaging/run.sh installs
+# the same ones into its clean root without downloading them again.
 set -eu
 
 root=${AGC_DEBIAN13_ROOT:-/var/cache/agriclip/debian13-root}
@@ -100,8 +102,8 @@ create () {
       apt-cache show "$optional" >/dev/null 2>&1 || list=$(echo "$list" | sed "s/ $optional\b//")
     done
     apt-get install -y -q --no-install-recommends $list
-    [ ! -f tools/install-deps.sh ] || sh tools/install-deps.sh --tests
-    apt-get clean' sh "$packages" || die "apt-get install inside the root failed"
+    [ ! -f tools/install-deps.sh ] || sh tools/install-deps.sh --tests' sh "$packages" ||
+    die "apt-get install inside the root failed"
   stamp_text > "$stamp"
   echo "debian13-root: ready in $(( $(date +%s) - start )) s: $root" >&2
 }

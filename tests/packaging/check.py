@@ -61,6 +61,53 @@ labelled = [entry.get("label") for entry in parasite.get("labels", [])]
 check(len(labelled) == 3 and set(labelled) <= set(plantvillage),
       f"the image's agriclip-labels parasite holds 3 PlantVillage labels: {labelled}")
 
+# Every library our programs load must come from a package they depend on,
+# directly or through other packages: GIMP, installed before ours, must not
+# stand in for a Depends our packages lack.
+installed_names, providers, depends = set(), {}, {}
+for line in read("depends.txt").splitlines():
+    name, deps, provides = (line.split("\t") + ["", ""])[:3]
+    installed_names.add(name)
+    depends[name] = [alt.split()[0].split(":")[0] for group in deps.split(",")
+                     for alt in group.split("|") if alt.strip()]
+    for virtual in provides.split(","):
+        if virtual.strip():
+            providers.setdefault(virtual.split()[0], []).append(name)
+
+
+def closure(package):
+    seen, todo = set(), [package]
+    while todo:
+        name = todo.pop()
+        for real in [name] + providers.get(name, []):
+            if real in installed_names and real not in seen:
+                seen.add(real)
+                todo.extend(depends.get(real, []))
+    return seen
+
+
+owners = {}  # path: package, from dpkg -S lines "pkg[:arch][, pkg2]: /path"
+for line in read("owners.txt").splitlines():
+    packages, _, path = line.partition(": ")
+    if path.startswith("/") and not packages.startswith("diversion"):
+        owners.setdefault(path, packages.split(",")[0].split(":")[0].strip())
+
+
+def owner(path, real):
+    for p in (real, path, real.removeprefix("/usr"), path.removeprefix("/usr")):
+        if p in owners:
+            return owners[p]
+    return "?"
+
+
+needed = [line.split() for line in read("needed.txt").splitlines()]
+strays = [f"{package}: {os.path.basename(file)} loads {soname} from {owner(path, real)}"
+          for package, file, soname, path, real in needed
+          if owner(path, real) not in closure(package)]
+check(needed and all(p in {n[0] for n in needed} for p in ours if p != "libagriclip-dev")
+      and not strays,
+      f"the {len(needed)} libraries our programs load come from packages they depend on: {strays}")
+
 before, after = read("before.txt").splitlines(), read("after.txt").splitlines()
 left = sorted(set(after) - set(before))
 gone = sorted(set(before) - set(after))

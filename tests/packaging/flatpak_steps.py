@@ -8,6 +8,7 @@ flatpak.sh runs the script in the Debian 13 root with FLATPAK_DEST, DESTDIR,
 SOURCES (downloaded archives) and WORK set; OpenBLAS comes from Debian there."""
 import json
 import os
+import re
 import shlex
 import sys
 
@@ -45,11 +46,15 @@ for name, mod in modules.items():
             need(len(s.get("sha256", "")) == 64 and s.get("url", "").startswith("https://"),
                  f"{name}: archive over https with sha256")
         elif s.get("type") == "git":
-            need(s.get("url", "").startswith("https://") and ("tag" in s or "commit" in s),
-                 f"{name}: git source pinned by tag or commit")
+            # a tag can be moved: the commit pins it (flatpak-builder checks they agree)
+            need(s.get("url", "").startswith("https://")
+                 and re.fullmatch("[0-9a-f]{40}", s.get("commit", "")) is not None,
+                 f"{name}: git source pinned by commit")
         elif s.get("type") == "dir":
             path = os.path.normpath(os.path.join(os.path.dirname(manifest_path), s["path"]))
             need(os.path.isfile(os.path.join(path, "meson.build")), f"{name}: dir source is the tree")
+        else:  # every other source must be pinned too
+            need(False, f"{name}: a {s.get('type')} source, whose pin this check does not know")
 
 agriclip = modules.get("agriclip", {})
 opts = agriclip.get("config-opts", [])

@@ -2,11 +2,23 @@
 # Runs inside the clean Debian 13 root of tests/packaging/run.sh: /debs holds
 # the built packages, /fixture a test model and photo, /out takes what the
 # installed programs printed (tests/packaging/check.py judges it).
+# Usage: in-clean-root.sh prepare   apt-get install GIMP (while the packages build)
+#        in-clean-root.sh check     install ours, use them, remove them
 set -eu
-exec >/out/steps.log 2>&1
 export DEBIAN_FRONTEND=noninteractive
 ours="libagriclip0 libagriclip-dev agriclip gimp-plugin-agriclip"
-step () { echo "== $*"; }
+step () { echo "== $(date +%s) $*"; }
+
+if [ "$1" = prepare ]; then
+  exec >/out/prepare.log 2>&1
+  # gimp-plugin-agriclip depends on it; whether our packages' own Depends
+  # bring everything else their programs load is checked below (needed.txt).
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends gimp
+  exit 0
+fi
+
+exec >/out/steps.log 2>&1
 # Every file and folder outside the places apt, dpkg and the test write to.
 snapshot () {
   find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp -o -path /out \
@@ -16,7 +28,6 @@ snapshot () {
 }
 
 step "apt-get install the built packages and what they depend on"
-apt-get update -q
 apt-get install -y -q --no-install-recommends /debs/*.deb
 dpkg-query -W -f='${Package} ${Version} ${Status}\n' $ours >/out/installed.txt
 
@@ -25,6 +36,23 @@ apt-get remove -y -q $ours
 snapshot >/out/before.txt
 apt-get install -y -q --no-install-recommends /debs/*.deb
 dpkg -L $ours | sort -u >/out/files.txt
+
+step "the libraries our programs load, and the packages providing them"
+# PACKAGE FILE SONAME PATH REALPATH for every library ldd resolves, and who
+# owns those paths (dpkg -S, once: each call reads the whole database);
+# check.py wants the owner among PACKAGE's dependencies, recursively.
+for p in $ours; do
+  for f in $(dpkg -L "$p"); do
+    [ -f "$f" ] && ! [ -L "$f" ] && [ "$(head -c 4 "$f" | tail -c 3)" = ELF ] || continue
+    ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | while read -r soname path; do
+      echo "$p $f $soname $path $(realpath "$path")"
+    done
+  done
+done >/out/needed.txt
+# (merged /usr: dpkg may know a library by its path with or without /usr)
+awk '{ print $4; print $5; sub("^/usr", "", $4); print $4; sub("^/usr", "", $5); print $5 }' \
+  /out/needed.txt | sort -u | xargs dpkg -S >/out/owners.txt 2>/dev/null || true
+dpkg-query -W -f='${Package}\t${Pre-Depends}, ${Depends}\t${Provides}\n' >/out/depends.txt
 
 home=$(mktemp -d)
 export HOME="$home" LC_ALL=C.UTF-8
