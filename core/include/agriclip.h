@@ -73,6 +73,14 @@ typedef struct
  * pixel, 0.9 GiB at the limit (no loader decodes at a reduced size exactly
  * as the full-size resize would). */
 AgcImage *agc_image_load (const char *path, GError **error);
+/* agc_image_load, but a JPEG is decoded at the smallest of the DCT scales
+ * 1, 1/2, 1/4, 1/8 at which both sides stay at least width x height: the
+ * pixels of Pillow's Image.draft("RGB", (width, height)) (then the EXIF
+ * orientation), which users can reproduce in Python.  Several times faster
+ * on large photos; embeddings differ slightly from the full decode's.
+ * Other formats and CMYK JPEGs are decoded at full size.  width or height
+ * <= 0: agc_image_load. */
+AgcImage *agc_image_load_draft (const char *path, int width, int height, GError **error);
 /* A zero-filled image; width and height must be positive. */
 AgcImage *agc_image_new (int width, int height);
 void agc_image_free (AgcImage *image);
