@@ -144,6 +144,48 @@ gboolean agc_model_embed_pixels (AgcModel *model, const float *pixels, int n_ima
 /* The model's preprocessing alone: image -> pixels[3, S, S]. */
 gboolean agc_model_preprocess (const AgcModel *model, const AgcImage *image, float *pixels,
                                GError **error);
+/* An image file for this model: agc_image_load, or with fast_decode
+ * agc_image_load_draft at the model's resize size (a JPEG decoded at the
+ * largest DCT scale whose shorter side still reaches it; several times
+ * faster on photos, embeddings a little different from the full decode's). */
+AgcImage *agc_model_load_image (const AgcModel *model, const char *path, gboolean fast_decode,
+                                GError **error);
+
+/* Image files decoded and preprocessed on worker threads ahead of the
+ * encoder, handed out in the order given.  Memory is bounded whatever the
+ * number of files: `ahead` model inputs plus one decoded file per worker. */
+typedef struct AgcImagePipeline AgcImagePipeline;
+
+typedef struct
+{
+  int n_workers;        /* decoding threads; <= 0: one per core */
+  int ahead;            /* images decoded before the caller takes them; <= 0: 32 */
+  gboolean fast_decode; /* agc_model_load_image's fast_decode */
+  /* Optional more work per decoded image on the worker (e.g. tiles):
+   * *extra is handed out with the image and freed with extra_free. */
+  gboolean (*extra) (const AgcImage *image, gpointer *extra, gpointer user_data,
+                     GError **error);
+  void (*extra_free) (gpointer extra);
+  gpointer user_data;
+} AgcImagePipelineOptions;
+
+typedef struct
+{
+  GError *error;     /* the file could not be read, decoded or preprocessed (names it) */
+  int width, height; /* of the decoded image */
+  float *pixels;     /* [3, S, S] model input */
+  gpointer extra;    /* AgcImagePipelineOptions.extra's result */
+} AgcPipelineImage;
+
+/* Starts the workers over paths[n_paths] (kept by the caller until freed);
+ * options may be NULL (the defaults). */
+AgcImagePipeline *agc_image_pipeline_new (const AgcModel *model, const char *const *paths,
+                                          int n_paths, const AgcImagePipelineOptions *options);
+/* The next image in order (waits for it), valid until the next call; NULL
+ * after the last. */
+const AgcPipelineImage *agc_image_pipeline_next (AgcImagePipeline *pipeline);
+/* Stops the workers and frees everything. */
+void agc_image_pipeline_free (AgcImagePipeline *pipeline);
 
 /* ---- speed ------------------------------------------------------------- */
 
