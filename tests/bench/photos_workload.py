@@ -35,12 +35,14 @@ def photo(rng, w, h):
         cx, cy, r = rng.uniform(0, w / max(w, h)), rng.uniform(0, h / max(w, h)), rng.uniform(.03, .12)
         mask = ((xx - cx) ** 2 + (yy - cy) ** 2) < r * r
         base[mask] = base[mask] * 0.5 + rng.uniform(20, 200, 3) * 0.5
-    texture = np.sin(900 * xx * (1 + 0.2 * np.sin(40 * yy))) * 10  # fine stripes (veins, rows)
+    texture = np.sin(250 * xx * (1 + 0.2 * np.sin(40 * yy))) * 10  # fine stripes (veins, rows)
     base += texture[..., None]
     return np.clip(base + rng.normal(0, 6, base.shape).astype(np.float32), 0, 255).astype(np.uint8)
 
 
 def make_photos(folder, n):
+    """The scene is drawn at a quarter of the size and enlarged (cheap), then
+    full-resolution sensor noise (one field, shifted per photo) is added."""
     from PIL import Image
     stamp = os.path.join(folder, f".complete-{n}")
     if os.path.exists(stamp):
@@ -49,14 +51,18 @@ def make_photos(folder, n):
     os.makedirs(folder)
     rng = np.random.default_rng(18)
     w, h = PHOTO_SIZE
+    grain = rng.integers(-7, 8, (h, w, 3), dtype=np.int16)
     for i in range(n):
         path = os.path.join(folder, f"{i:04d}.jpg")
+        scene = Image.fromarray(photo(rng, w // 4, h // 4)).resize((w, h), Image.BICUBIC)
+        pixels = np.asarray(scene, dtype=np.int16) + np.roll(grain, 37 * i, axis=1)
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
         if i % ORIENTED == 1:  # stored 3000 x 4000, shown upright by orientation 6
             exif = Image.Exif()
             exif[0x0112] = 6
-            Image.fromarray(photo(rng, h, w)).save(path, quality=90, exif=exif.tobytes())
+            image.transpose(Image.ROTATE_90).save(path, quality=90, exif=exif.tobytes())
         else:
-            Image.fromarray(photo(rng, w, h)).save(path, quality=90)
+            image.save(path, quality=90)
     open(stamp, "w").close()
 
 
