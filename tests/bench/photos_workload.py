@@ -70,9 +70,8 @@ def subset(photos, folder, n):
     if not os.path.exists(os.path.join(folder, f".complete-{n}")):
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
-        for name in sorted(os.listdir(photos))[:n]:
-            if name.endswith(".jpg"):
-                os.symlink(os.path.join(photos, name), os.path.join(folder, name))
+        for name in sorted(f for f in os.listdir(photos) if f.endswith(".jpg"))[:n]:
+            os.symlink(os.path.join(photos, name), os.path.join(folder, name))
         open(os.path.join(folder, f".complete-{n}"), "w").close()
 
 
