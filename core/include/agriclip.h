@@ -64,8 +64,8 @@ typedef struct
   guint8 *pixels;
 } AgcImage;
 
-/* Decodes JPEG, PNG, TIFF, WebP … (whatever gdk-pixbuf has loaders for),
- * applies the EXIF orientation, expands grayscale to RGB and drops alpha (as
+/* Decodes JPEG (libjpeg-turbo, as PIL), PNG, TIFF, WebP … (whatever
+ * gdk-pixbuf has loaders for), applies the EXIF orientation, expands grayscale to RGB and drops alpha (as
  * PIL's convert("RGB") does, which the reference preprocessing uses).
  * Only regular files are read (a FIFO or device: AGC_ERROR_IO).  Images of
  * more than 2^27 pixels (134 MP, e.g. 11585 x 11585) are refused from their
