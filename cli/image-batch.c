@@ -1,36 +1,28 @@
-/* image-batch.c — files -> preprocessed batch, one failure at a time. */
+/* image-batch.c — the pipeline's images -> preprocessed batch, one failure at a time. */
 #include "image-batch.h"
 
+#include <string.h>
+
 int
-cli_prepare_images (AgcModel *model, const char *const *files, int n_files, float *pixels,
-                    int *loaded, void (*report) (const GError *error), GError **error)
+cli_next_images (AgcImagePipeline *pipeline, int size, int n_files, float *pixels, int *loaded,
+                 void (*report) (const GError *error), GError **error)
 {
   g_return_val_if_fail (n_files <= CLI_IMAGE_BATCH, -1);
-  int size = agc_model_image_size (model);
   gsize image_floats = (gsize) 3 * size * size;
   int n_ok = 0;
   for (int i = 0; i < n_files; i++)
     {
-      GError *local = NULL;
-      AgcImage *image = agc_image_load (files[i], &local);
-      gboolean ok = image && agc_model_preprocess (model, image, pixels + n_ok * image_floats,
-                                                   &local);
-      if (image != NULL && !ok) // the library's preprocessing does not know the file
+      const AgcPipelineImage *image = agc_image_pipeline_next (pipeline);
+      if (image->error == NULL)
         {
-          g_autofree char *shown = g_filename_display_name (files[i]);
-          g_prefix_error (&local, "%s: ", shown);
+          memcpy (pixels + n_ok * image_floats, image->pixels, image_floats * sizeof (float));
+          loaded[n_ok++] = i;
         }
-      agc_image_free (image);
-      if (ok)
-        loaded[n_ok++] = i;
       else if (report)
-        {
-          report (local);
-          g_error_free (local);
-        }
+        report (image->error);
       else
         {
-          g_propagate_error (error, local);
+          g_propagate_error (error, g_error_copy (image->error));
           return -1;
         }
     }

@@ -1,6 +1,6 @@
-/* image-batch.h — decoding and preprocessing a group of image files into one
- * batch of model input, so the encoder runs on thick GEMMs while a bad file
- * costs only itself. */
+/* image-batch.h — groups of images from the library's decoding pipeline
+ * (agc_image_pipeline_*) gathered into one batch of model input, so the
+ * encoder runs on thick GEMMs while a bad file costs only itself. */
 #pragma once
 
 #include "agriclip.h"
@@ -8,9 +8,10 @@
 /* Most images encoded together. */
 #define CLI_IMAGE_BATCH 8
 
-/* Loads files[0..n_files) (n_files <= CLI_IMAGE_BATCH) and preprocesses them
- * into pixels[n_ok, 3, S, S]; loaded[j] is the index in files of batch row j.
- * Files that fail are reported through report (when not NULL) or, without
- * report, stop the batch with *error set.  Returns n_ok, or -1 on error. */
-int cli_prepare_images (AgcModel *model, const char *const *files, int n_files, float *pixels,
-                        int *loaded, void (*report) (const GError *error), GError **error);
+/* Takes the next n_files (<= CLI_IMAGE_BATCH) images of pipeline into
+ * pixels[n_ok, 3, S, S]; loaded[j] is the index among those n_files of batch
+ * row j.  Files that fail are reported through report (when not NULL) or,
+ * without report, stop the batch with *error set.  Returns n_ok, or -1 on
+ * error. */
+int cli_next_images (AgcImagePipeline *pipeline, int size, int n_files, float *pixels,
+                     int *loaded, void (*report) (const GError *error), GError **error);

@@ -13,7 +13,8 @@
 set -eu
 
 build_and_run="gcc meson ninja-build pkg-config gettext
-  libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libopenblas-dev libcurl4-openssl-dev
+  libglib2.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev libjpeg62-turbo-dev libopenblas-dev
+  libcurl4-openssl-dev
   libstb-dev zlib1g-dev webp-pixbuf-loader"
 # slurm-wlm and munge: tests/reference/test_tag_slurm.py starts its own
 # one-node cluster (the Debian services stay stopped unless enabled).

@@ -1,4 +1,5 @@
-/* image.c — files -> 8-bit RGB images, through gdk-pixbuf.
+/* image.c — files -> 8-bit RGB images: JPEG (but CMYK) through libjpeg
+ * directly (image-jpeg.c), everything else through gdk-pixbuf.
  *
  * The result equals PIL's Image.open(f).convert("RGB") after EXIF orientation
  * (ImageOps.exif_transpose for JPEG; PIL applies a TIFF's orientation tag
@@ -20,6 +21,7 @@
 #include <gdk-pixbuf/gdk-pixbuf.h>
 #include <unistd.h>
 
+#include "images/image-jpeg.h"
 #include "support/regular-file.h"
 
 /* Larger images are refused before decoding (see agc_image_load): 2^27
@@ -101,18 +103,39 @@ jpeg_has_end (const guint8 *data, gsize size)
 }
 
 static gboolean
-check_jpeg_complete (const char *path, const char *name, GError **error)
+check_jpeg_complete (const guint8 *data, gsize size, const char *name, GError **error)
 {
-  GMappedFile *mapped = agc_map_regular_file (path, error);
-  if (mapped == NULL)
-    return FALSE;
-  gboolean complete = jpeg_has_end ((const guint8 *) g_mapped_file_get_contents (mapped),
-                                    g_mapped_file_get_length (mapped));
-  g_mapped_file_unref (mapped);
+  gboolean complete = jpeg_has_end (data, size);
   if (!complete)
     g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
                  "%s: truncated JPEG (the image data has no end marker)", name);
   return complete;
+}
+
+/* A JPEG file through image-jpeg.c: *handled FALSE (no error) when the
+ * file is not a JPEG or is one left to gdk-pixbuf (CMYK). */
+static AgcImage *
+load_jpeg (const char *path, const char *name, int draft_w, int draft_h, gboolean *handled,
+           GError **error)
+{
+  *handled = FALSE;
+  GMappedFile *mapped = agc_map_regular_file (path, error);
+  if (mapped == NULL)
+    {
+      *handled = TRUE;
+      return NULL;
+    }
+  const guint8 *data = (const guint8 *) g_mapped_file_get_contents (mapped);
+  gsize size = g_mapped_file_get_length (mapped);
+  AgcImage *image = NULL;
+  if (agc_jpeg_sniff (data, size))
+    {
+      *handled = TRUE;
+      if (check_jpeg_complete (data, size, name, error))
+        image = agc_jpeg_decode (data, size, name, draft_w, draft_h, MAX_PIXELS, handled, error);
+    }
+  g_mapped_file_unref (mapped);
+  return image;
 }
 
 static AgcErrorCode
@@ -189,6 +212,12 @@ image_from_pixbuf (GdkPixbuf *pixbuf, const char *name, GError **error)
 AgcImage *
 agc_image_load (const char *path, GError **error)
 {
+  return agc_image_load_draft (path, 0, 0, error);
+}
+
+AgcImage *
+agc_image_load_draft (const char *path, int draft_w, int draft_h, GError **error)
+{
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
@@ -220,6 +249,11 @@ agc_image_load (const char *path, GError **error)
       return NULL;
     }
 
+  gboolean handled;
+  AgcImage *jpeg = load_jpeg (path, name, draft_w, draft_h, &handled, error);
+  if (handled)
+    return jpeg;
+
   /* The header alone gives the size, so absurd images are refused before
    * gdk-pixbuf allocates anything for them. */
   int width = 0, height = 0;
@@ -229,8 +263,18 @@ agc_image_load (const char *path, GError **error)
     {
       if (!check_pixel_count (width, height, name, error))
         return NULL;
-      if (strcmp (format_name, "jpeg") == 0 && !check_jpeg_complete (path, name, error))
-        return NULL;
+      if (strcmp (format_name, "jpeg") == 0)
+        {
+          GMappedFile *mapped = agc_map_regular_file (path, error);
+          gboolean complete
+            = mapped != NULL
+              && check_jpeg_complete ((const guint8 *) g_mapped_file_get_contents (mapped),
+                                      g_mapped_file_get_length (mapped), name, error);
+          if (mapped != NULL)
+            g_mapped_file_unref (mapped);
+          if (!complete)
+            return NULL;
+        }
     }
 
   /* gdk_pixbuf_new_from_file uses each loader's one-shot path; for JPEG that

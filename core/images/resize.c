@@ -15,22 +15,24 @@
  */
 #include "images/resize.h"
 
+#include "images/resample-kernel.h"
+
 #include <math.h>
-#include <stdint.h>
 #include <string.h>
 
-/* 32-bit sums: 8 bits of pixel, 2 bits of headroom for the negative lobes. */
-#define PRECISION_BITS (32 - 8 - 2)
+#define PRECISION_BITS AGC_RESAMPLE_PRECISION_BITS
 
-/* The weights of one pass: output i reads inputs first[i] .. first[i] + count[i] - 1
- * with weights[i * n_taps + j]. */
+typedef AgcResampleKernel Kernel;
+
+/* The passes' row functions: the plain loops below or their AVX2/AVX-512
+ * versions (resize-avx2.c, resize-avx512.c), chosen once from the CPU. */
 typedef struct
 {
-  int n_taps;
-  int *first;       // [n_out]
-  int *count;       // [n_out]
-  int32_t *weights; // [n_out, n_taps]
-} Kernel;
+  AgcResampleRowFn row;
+  AgcResampleColumnFn column;
+} Passes;
+
+static int max_level = 2; // tests: agc_resize_limit_passes
 
 static double
 bilinear_filter (double x)
@@ -74,7 +76,8 @@ kernel_init (Kernel *k, int n_in, int n_out, AgcFilter filter)
   double inv_filter_scale = 1.0 / filter_scale;
 
   memset (k, 0, sizeof *k);
-  k->n_taps = (int) ceil (support) * 2 + 1;
+  // rounded up to whole groups of 4 taps for the vector loops
+  k->n_taps = ((int) ceil (support) * 2 + 1 + 3) / 4 * 4;
   k->first = g_try_new (int, n_out);
   k->count = g_try_new (int, n_out);
   k->weights = g_try_new0 (int32_t, (gsize) n_out * (gsize) k->n_taps);
@@ -115,68 +118,111 @@ kernel_init (Kernel *k, int n_in, int n_out, AgcFilter filter)
   return TRUE;
 }
 
-/* Fixed-point sum -> 8 bits.  Clipping before the shift keeps the shift of a
- * negative number (implementation-defined) out of the way; the result is the
- * same as Pillow's floor-then-clip. */
-static inline guint8
-clip8 (int32_t sum)
+#define clip8 agc_resample_clip8
+
+static void
+row_scalar (guint8 *out, const guint8 *row, const guint8 *end, int dst_w, const Kernel *k)
 {
-  if (sum < 0)
-    return 0;
-  int32_t v = sum >> PRECISION_BITS;
-  return v > 255 ? 255 : (guint8) v;
+  (void) end;
+  for (int x = 0; x < dst_w; x++)
+    {
+      const int32_t *w = k->weights + (gsize) x * (gsize) k->n_taps;
+      const guint8 *p = row + (gsize) k->first[x] * 3;
+      int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+      for (int j = 0; j < k->count[x]; j++)
+        {
+          s0 += p[j * 3 + 0] * w[j];
+          s1 += p[j * 3 + 1] * w[j];
+          s2 += p[j * 3 + 2] * w[j];
+        }
+      out[x * 3 + 0] = clip8 (s0);
+      out[x * 3 + 1] = clip8 (s1);
+      out[x * 3 + 2] = clip8 (s2);
+    }
 }
 
-/* dst[n_rows, dst_w, 3] from rows first_row .. first_row + n_rows - 1 of src[.., src_w, 3]. */
+/* Sums a whole row at a time so memory is read in order; acc[stride]
+ * lives on the stack in chunks. */
 static void
-resample_horizontal (guint8 *dst, const guint8 *src, int src_w, int first_row, int n_rows,
-                     int dst_w, const Kernel *k)
+column_scalar (guint8 *out, const guint8 *rows, gsize stride, int count, const int32_t *w)
 {
-  for (int y = 0; y < n_rows; y++)
+  enum { CHUNK = 1024 };
+  int32_t acc[CHUNK];
+  for (gsize x0 = 0; x0 < stride; x0 += CHUNK)
     {
-      const guint8 *row = src + (gsize) (first_row + y) * (gsize) src_w * 3;
-      guint8 *out = dst + (gsize) y * (gsize) dst_w * 3;
-      for (int x = 0; x < dst_w; x++)
+      gsize n = MIN (stride - x0, (gsize) CHUNK);
+      for (gsize x = 0; x < n; x++)
+        acc[x] = 1 << (PRECISION_BITS - 1);
+      for (int j = 0; j < count; j++)
         {
-          const int32_t *w = k->weights + (gsize) x * (gsize) k->n_taps;
-          const guint8 *p = row + (gsize) k->first[x] * 3;
-          int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-          for (int j = 0; j < k->count[x]; j++)
-            {
-              s0 += p[j * 3 + 0] * w[j];
-              s1 += p[j * 3 + 1] * w[j];
-              s2 += p[j * 3 + 2] * w[j];
-            }
-          out[x * 3 + 0] = clip8 (s0);
-          out[x * 3 + 1] = clip8 (s1);
-          out[x * 3 + 2] = clip8 (s2);
+          const guint8 *row = rows + (gsize) j * stride + x0;
+          for (gsize x = 0; x < n; x++)
+            acc[x] += row[x] * w[j];
         }
+      for (gsize x = 0; x < n; x++)
+        out[x0 + x] = clip8 (acc[x]);
     }
+}
+
+static Passes
+passes (void)
+{
+  static const Passes scalar = { row_scalar, column_scalar };
+  static int level = -1; // 0 plain, 1 AVX2, 2 AVX-512: checked once
+  if (G_UNLIKELY (g_atomic_int_get (&level) < 0))
+    {
+      int found = 0;
+#if defined(__GNUC__) && defined(__x86_64__)
+      __builtin_cpu_init ();
+      found = __builtin_cpu_supports ("avx512f") ? 2 : __builtin_cpu_supports ("avx2") ? 1 : 0;
+#endif
+      g_atomic_int_set (&level, found);
+    }
+#if defined(__GNUC__) && defined(__x86_64__)
+  switch (MIN (g_atomic_int_get (&level), g_atomic_int_get (&max_level)))
+    {
+    case 2:
+      return (Passes) { agc_resample_row_avx512, agc_resample_column_avx512 };
+    case 1:
+      return (Passes) { agc_resample_row_avx2, agc_resample_column_avx2 };
+    }
+#endif
+  return scalar;
+}
+
+int
+agc_resize_limit_passes (int limit)
+{
+  g_atomic_int_set (&max_level, 2);
+  Passes p = passes ();
+  int found = p.row == row_scalar ? 0 : p.row == agc_resample_row_avx2 ? 1 : 2;
+  g_atomic_int_set (&max_level, limit);
+  return found;
+}
+
+/* dst[n_rows, dst_w, 3] from rows first_row .. first_row + n_rows - 1 of src[src_h, src_w, 3]. */
+static void
+resample_horizontal (guint8 *dst, const guint8 *src, int src_w, int src_h, int first_row,
+                     int n_rows, int dst_w, const Kernel *k)
+{
+  AgcResampleRowFn row_fn = passes ().row;
+  const guint8 *end = src + (gsize) src_w * (gsize) src_h * 3;
+  for (int y = 0; y < n_rows; y++)
+    row_fn (dst + (gsize) y * (gsize) dst_w * 3, src + (gsize) (first_row + y) * (gsize) src_w * 3,
+            end, dst_w, k);
 }
 
 /* dst[dst_h, width, 3] from src[.., width, 3]; the kernel's row indices are
- * relative to src_row0 (the first row kept by the horizontal pass).  Sums are
- * accumulated a whole row at a time, acc[width * 3], so memory is read in order. */
+ * relative to src_row0 (the first row kept by the horizontal pass). */
 static void
 resample_vertical (guint8 *dst, const guint8 *src, int src_row0, int width, int dst_h,
-                   const Kernel *k, int32_t *acc)
+                   const Kernel *k)
 {
+  AgcResampleColumnFn column_fn = passes ().column;
   gsize stride = (gsize) width * 3;
   for (int y = 0; y < dst_h; y++)
-    {
-      const int32_t *w = k->weights + (gsize) y * (gsize) k->n_taps;
-      for (gsize x = 0; x < stride; x++)
-        acc[x] = 1 << (PRECISION_BITS - 1);
-      for (int j = 0; j < k->count[y]; j++)
-        {
-          const guint8 *row = src + (gsize) (k->first[y] - src_row0 + j) * stride;
-          for (gsize x = 0; x < stride; x++)
-            acc[x] += row[x] * w[j];
-        }
-      guint8 *out = dst + (gsize) y * stride;
-      for (gsize x = 0; x < stride; x++)
-        out[x] = clip8 (acc[x]);
-    }
+    column_fn (dst + (gsize) y * stride, src + (gsize) (k->first[y] - src_row0) * stride, stride,
+               k->count[y], k->weights + (gsize) y * (gsize) k->n_taps);
 }
 
 gboolean
@@ -197,7 +243,6 @@ agc_resize_rgb8 (const guint8 *src, int src_w, int src_h,
 
   Kernel kv = { 0 }, kh = { 0 };
   guint8 *tmp = NULL;
-  int32_t *acc = NULL;
   gboolean ok = FALSE;
 
   /* Rows [row0, row1) of the source are all the vertical pass reads. */
@@ -218,25 +263,21 @@ agc_resize_rgb8 (const guint8 *src, int src_w, int src_h,
         goto out;
       if (!need_vertical)
         {
-          resample_horizontal (dst, src, src_w, 0, src_h, dst_w, &kh);
+          resample_horizontal (dst, src, src_w, src_h, 0, src_h, dst_w, &kh);
           ok = TRUE;
           goto out;
         }
       tmp = g_try_malloc_n ((gsize) (row1 - row0) * (gsize) dst_w, 3);
       if (tmp == NULL)
         goto out;
-      resample_horizontal (tmp, src, src_w, row0, row1 - row0, dst_w, &kh);
+      resample_horizontal (tmp, src, src_w, src_h, row0, row1 - row0, dst_w, &kh);
       mid = tmp;
       mid_row0 = row0;
     }
-  acc = g_try_new (int32_t, (gsize) dst_w * 3);
-  if (acc == NULL)
-    goto out;
-  resample_vertical (dst, mid, mid_row0, dst_w, dst_h, &kv, acc);
+  resample_vertical (dst, mid, mid_row0, dst_w, dst_h, &kv);
   ok = TRUE;
 
 out:
-  g_free (acc);
   g_free (tmp);
   kernel_clear (&kh);
   kernel_clear (&kv);

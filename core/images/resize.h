@@ -16,3 +16,7 @@ typedef enum
  * Returns FALSE only when memory for the intermediate image cannot be had. */
 gboolean agc_resize_rgb8 (const guint8 *src, int src_w, int src_h,
                           guint8 *dst, int dst_w, int dst_h, AgcFilter filter);
+
+/* Tests: the passes used at most: 0 the plain loops, 1 AVX2, 2 AVX-512 (the
+ * default).  Returns what the CPU has, 0..2.  Process-wide. */
+int agc_resize_limit_passes (int limit);

@@ -77,8 +77,8 @@ typedef struct
   guint8 *pixels;
 } AgcImage;
 
-/* Decodes JPEG, PNG, TIFF, WebP … (whatever gdk-pixbuf has loaders for),
- * applies the EXIF orientation, expands grayscale to RGB and drops alpha (as
+/* Decodes JPEG (libjpeg-turbo, as PIL), PNG, TIFF, WebP … (whatever
+ * gdk-pixbuf has loaders for), applies the EXIF orientation, expands grayscale to RGB and drops alpha (as
  * PIL's convert("RGB") does, which the reference preprocessing uses).
  * Only regular files are read (a FIFO or device: AGC_ERROR_IO).  Images of
  * more than 2^27 pixels (134 MP, e.g. 11585 x 11585) are refused from their
@@ -86,6 +86,14 @@ typedef struct
  * pixel, 0.9 GiB at the limit (no loader decodes at a reduced size exactly
  * as the full-size resize would). */
 AgcImage *agc_image_load (const char *path, GError **error);
+/* agc_image_load, but a JPEG is decoded at the smallest of the DCT scales
+ * 1, 1/2, 1/4, 1/8 at which both sides stay at least width x height: the
+ * pixels of Pillow's Image.draft("RGB", (width, height)) (then the EXIF
+ * orientation), which users can reproduce in Python.  Several times faster
+ * on large photos; embeddings differ slightly from the full decode's.
+ * Other formats and CMYK JPEGs are decoded at full size.  width or height
+ * <= 0: agc_image_load. */
+AgcImage *agc_image_load_draft (const char *path, int width, int height, GError **error);
 /* A zero-filled image; width and height must be positive. */
 AgcImage *agc_image_new (int width, int height);
 void agc_image_free (AgcImage *image);
@@ -149,6 +157,48 @@ gboolean agc_model_embed_pixels (AgcModel *model, const float *pixels, int n_ima
 /* The model's preprocessing alone: image -> pixels[3, S, S]. */
 gboolean agc_model_preprocess (const AgcModel *model, const AgcImage *image, float *pixels,
                                GError **error);
+/* An image file for this model: agc_image_load, or with fast_decode
+ * agc_image_load_draft at the model's resize size (a JPEG decoded at the
+ * largest DCT scale whose shorter side still reaches it; several times
+ * faster on photos, embeddings a little different from the full decode's). */
+AgcImage *agc_model_load_image (const AgcModel *model, const char *path, gboolean fast_decode,
+                                GError **error);
+
+/* Image files decoded and preprocessed on worker threads ahead of the
+ * encoder, handed out in the order given.  Memory is bounded whatever the
+ * number of files: `ahead` model inputs plus one decoded file per worker. */
+typedef struct AgcImagePipeline AgcImagePipeline;
+
+typedef struct
+{
+  int n_workers;        /* decoding threads; <= 0: one per core */
+  int ahead;            /* images decoded before the caller takes them; <= 0: 32 */
+  gboolean fast_decode; /* agc_model_load_image's fast_decode */
+  /* Optional more work per decoded image on the worker (e.g. tiles):
+   * *extra is handed out with the image and freed with extra_free. */
+  gboolean (*extra) (const AgcImage *image, gpointer *extra, gpointer user_data,
+                     GError **error);
+  void (*extra_free) (gpointer extra);
+  gpointer user_data;
+} AgcImagePipelineOptions;
+
+typedef struct
+{
+  GError *error;     /* the file could not be read, decoded or preprocessed (names it) */
+  int width, height; /* of the decoded image */
+  float *pixels;     /* [3, S, S] model input */
+  gpointer extra;    /* AgcImagePipelineOptions.extra's result */
+} AgcPipelineImage;
+
+/* Starts the workers over paths[n_paths] (kept by the caller until freed);
+ * options may be NULL (the defaults). */
+AgcImagePipeline *agc_image_pipeline_new (const AgcModel *model, const char *const *paths,
+                                          int n_paths, const AgcImagePipelineOptions *options);
+/* The next image in order (waits for it), valid until the next call; NULL
+ * after the last. */
+const AgcPipelineImage *agc_image_pipeline_next (AgcImagePipeline *pipeline);
+/* Stops the workers and frees everything. */
+void agc_image_pipeline_free (AgcImagePipeline *pipeline);
 
 /* ---- speed ------------------------------------------------------------- */
 

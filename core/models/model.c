@@ -364,6 +364,15 @@ agc_model_preprocess (const AgcModel *model, const AgcImage *image, float *pixel
   return agc_preprocess_image (&model->preprocess, image, pixels, error);
 }
 
+AgcImage *
+agc_model_load_image (const AgcModel *model, const char *path, gboolean fast_decode,
+                      GError **error)
+{
+  g_return_val_if_fail (model != NULL && path != NULL, NULL);
+  int edge = fast_decode ? model->preprocess.shortest_edge : 0;
+  return agc_image_load_draft (path, edge, edge, error);
+}
+
 gboolean
 agc_model_embed_images (AgcModel *model, AgcImage *const *images, int n_images,
                         gboolean normalize, float *out, GCancellable *cancellable, GError **error)

@@ -2,7 +2,6 @@
  * run folder, resumable (agriclip.h, "tagging: running"). */
 #include "tagging/tag-journal.h"
 #include "tagging/tag-order.h"
-#include "tagging/tag-pipeline.h"
 #include "tagging/tag-results.h"
 
 #include "formats/safetensors-write.h"
@@ -254,10 +253,51 @@ classify_rows (Tagger *t, const float *pixels, int n, float *probs, GCancellable
   return TRUE;
 }
 
+/* One image's tiles of agc_tile_grid (regions), preprocessed on the
+ * decoding thread (the pipeline's extra work; it was tag-pipeline.c's). */
+typedef struct
+{
+  int n_tiles;
+  AgcRect *tiles;     /* [n_tiles] */
+  float *tile_pixels; /* [n_tiles, 3, S, S] */
+} Tiles;
+
+static void
+tiles_free (gpointer data)
+{
+  Tiles *d = data;
+  g_free (d->tiles);
+  g_free (d->tile_pixels);
+  g_free (d);
+}
+
+static gboolean
+make_tiles (const AgcImage *image, gpointer *extra, gpointer user_data, GError **error)
+{
+  const Tagger *t = user_data;
+  Tiles *d = g_new0 (Tiles, 1);
+  *extra = d;
+  g_autoptr (GArray) grid = agc_tile_grid (image->width, image->height, t->run->tile,
+                                           t->run->stride);
+  d->n_tiles = (int) grid->len;
+  d->tiles = g_memdup2 (grid->data, grid->len * sizeof (AgcRect));
+  d->tile_pixels = g_new (float, d->n_tiles * t->image_floats);
+  for (int i = 0; i < d->n_tiles; i++)
+    {
+      AgcImage *crop = agc_image_crop (image, &d->tiles[i]);
+      gboolean ok = agc_model_preprocess (t->model, crop, d->tile_pixels + i * t->image_floats,
+                                          error);
+      agc_image_free (crop);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* The boxes of one image's tiles: the top class of each tile at or above
  * AGC_TAG_BOX_THRESHOLD, then non-maximum suppression. */
 static gboolean
-find_boxes (Tagger *t, const AgcTagDecoded *d, AgcTagResult *result, GCancellable *cancellable,
+find_boxes (Tagger *t, const Tiles *d, AgcTagResult *result, GCancellable *cancellable,
             GError **error)
 {
   result->has_boxes = TRUE;
@@ -400,15 +440,20 @@ tag_images (Tagger *t, Writer *w, GPtrArray *todo, Progress *progress, int n_wor
   const AgcTagRun *run = t->run;
   /* regions hold every tile of an image: fewer images ahead */
   int ahead = run->tile > 0 ? 2 * n_workers + 2 : 4 * AGC_TAG_BATCH;
-  AgcTagPipeline *pipeline = agc_tag_pipeline_new (t->model, (AgcTagImage *const *) todo->pdata,
-                                                   (int) todo->len, run->tile, run->stride,
-                                                   n_workers, ahead);
+  g_autofree const char **paths = g_new (const char *, MAX (1, todo->len));
+  for (guint i = 0; i < todo->len; i++)
+    paths[i] = ((AgcTagImage *) todo->pdata[i])->path;
+  AgcImagePipelineOptions options = { .n_workers = n_workers, .ahead = ahead,
+                                      .extra = run->tile > 0 ? make_tiles : NULL,
+                                      .extra_free = tiles_free, .user_data = t };
+  AgcImagePipeline *pipeline = agc_image_pipeline_new (t->model, paths, (int) todo->len,
+                                                       &options);
   Pending pending[AGC_TAG_BATCH];
   int n_pending = 0;
   gboolean ok = TRUE;
   for (guint i = 0; ok && i < todo->len; i++)
     {
-      const AgcTagDecoded *d = agc_tag_pipeline_next (pipeline);
+      const AgcPipelineImage *d = agc_image_pipeline_next (pipeline);
       const AgcTagImage *image = todo->pdata[i];
       if (d->error)
         {
@@ -428,7 +473,7 @@ tag_images (Tagger *t, Writer *w, GPtrArray *todo, Progress *progress, int n_wor
           /* the tiles go through the batch buffer: keep the whole images aside */
           g_autofree float *saved = g_memdup2 (t->batch_pixels,
                                                (gsize) n_pending * t->image_floats * sizeof (float));
-          ok = find_boxes (t, d, &p->result, cancellable, error);
+          ok = find_boxes (t, d->extra, &p->result, cancellable, error);
           memcpy (t->batch_pixels, saved, (gsize) n_pending * t->image_floats * sizeof (float));
         }
       if (ok && (n_pending == AGC_TAG_BATCH || i + 1 == todo->len))
@@ -449,7 +494,7 @@ tag_images (Tagger *t, Writer *w, GPtrArray *todo, Progress *progress, int n_wor
       pending[j].result.image = NULL;
       agc_tag_result_clear (&pending[j].result);
     }
-  agc_tag_pipeline_free (pipeline);
+  agc_image_pipeline_free (pipeline);
   return ok;
 }
 

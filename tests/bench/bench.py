@@ -5,6 +5,9 @@
   /usr/bin/python3 tests/bench/bench.py --workload tag --models b32 --rounds 3
       (`agriclip tag` on ~1 MP JPEGs beside the encoder and a PyTorch pipeline:
       tag_workload.py)
+  /usr/bin/python3 tests/bench/bench.py --workload photos --models b32 --rounds 3
+      (`agriclip classify` on 12 MP JPEGs, exact and --fast-decode, beside
+      the PyTorch pipeline; peak RSS on two folder sizes: photos_workload.py)
 
 1. Makes (once, in --work) random Hugging Face CLIP folders with the real
    shapes: ViT-B/32 and ViT-B/16 in float32, ViT-B/16 in float16; and for
@@ -267,23 +270,27 @@ def main():
                              "more engine, alternating with this one: before/after ratios")
     parser.add_argument("--int8", action="store_true",
                         help="also time the project's int8 mode on the CLIP models")
-    parser.add_argument("--workload", choices=("encoders", "tag"), default="encoders",
+    parser.add_argument("--workload", choices=("encoders", "tag", "photos"), default="encoders",
                         help="tag: `agriclip tag` on a folder of ~1 MP JPEGs beside the encoder "
                              "alone and a PyTorch DataLoader pipeline (tag_workload.py), on the "
                              "first of --models")
     parser.add_argument("--tag-images", type=int, default=96, help="JPEGs of the tag workload")
+    parser.add_argument("--photos", type=int, default=48,
+                        help="12 MP JPEGs of the photos workload (peak RSS also on half)")
     parser.add_argument("--tag-workers", type=int, default=2,
                         help="DataLoader workers of the PyTorch pipeline")
     args = parser.parse_args()
     args.agriclip = args.agriclip or os.path.join(args.build, "cli", "agriclip")
     args.work = os.path.abspath(args.work or os.path.join(args.build, "bench-work"))
     os.makedirs(args.work, exist_ok=True)
-    if args.workload == "tag":
+    if args.workload in ("tag", "photos"):
+        import photos_workload
         import tag_workload
         name = args.models.split(",")[0]
         make_models(args.work, [name])
         _, prompts, _ = make_inputs(args.work)
-        result = tag_workload.run(args, model_path(args.work, name), args.work, prompts, log)
+        workload = tag_workload if args.workload == "tag" else photos_workload
+        result = workload.run(args, model_path(args.work, name), args.work, prompts, log)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=1)

@@ -3,6 +3,8 @@
  *
  *   resize-dump --decode IN OUT.raw
  *       decoded RGB bytes [H, W, 3]; prints "W H"
+ *   --draft SIZE before either of the others: IN loaded with
+ *       agc_image_load_draft (IN, SIZE, SIZE) (Pillow's Image.draft)
  *   resize-dump [--bilinear] IN W H OUT.raw
  *       IN decoded and resized to W x H: RGB bytes [H, W, 3]
  *   resize-dump [--bilinear] [--crop W H] --preprocess SIZE IN OUT.f32
@@ -55,9 +57,10 @@ write_file (const char *path, const void *data, gsize size)
 static int
 usage (void)
 {
-  return fail ("usage: resize-dump --decode IN OUT.raw\n"
+  return fail ("usage: resize-dump [--draft SIZE] --decode IN OUT.raw\n"
                "       resize-dump [--bilinear] IN W H OUT.raw\n"
-               "       resize-dump [--bilinear] [--crop W H] --preprocess SIZE IN OUT.f32");
+               "       resize-dump [--draft SIZE] [--bilinear] [--crop W H] --preprocess SIZE IN "
+               "OUT.f32");
 }
 
 int
@@ -65,7 +68,7 @@ main (int argc, char **argv)
 {
   gboolean decode = FALSE;
   AgcFilter filter = AGC_FILTER_BICUBIC;
-  int preprocess_size = 0, crop_w = 0, crop_h = 0;
+  int preprocess_size = 0, crop_w = 0, crop_h = 0, draft = 0;
   const char *positional[4];
   int n_positional = 0;
 
@@ -75,6 +78,11 @@ main (int argc, char **argv)
         decode = TRUE;
       else if (strcmp (argv[i], "--bilinear") == 0)
         filter = AGC_FILTER_BILINEAR;
+      else if (strcmp (argv[i], "--draft") == 0 && i + 1 < argc)
+        {
+          if (!parse_int (argv[++i], &draft))
+            return usage ();
+        }
       else if (strcmp (argv[i], "--preprocess") == 0 && i + 1 < argc)
         {
           if (!parse_int (argv[++i], &preprocess_size))
@@ -97,7 +105,7 @@ main (int argc, char **argv)
     return usage ();
 
   GError *error = NULL;
-  AgcImage *image = agc_image_load (positional[0], &error);
+  AgcImage *image = agc_image_load_draft (positional[0], draft, draft, &error);
   if (image == NULL)
     return fail_error (error);
 

@@ -232,6 +232,43 @@ test_clip_defaults (void)
   g_assert_cmpfloat (config.std[2], ==, 0.27577711f);
 }
 
+/* The AVX2/AVX-512 passes give the plain loops' bytes (the plain loops are
+ * the ones test_preprocess.py compares with Pillow on CPUs without them):
+ * downscaling by large factors (many taps, odd and even counts), upscaling,
+ * one-pixel images and widths whose last taps end at the buffer's end. */
+static void
+test_vector_equals_scalar (void)
+{
+  int available = agc_resize_limit_passes (2);
+  if (available == 0)
+    {
+      g_test_skip ("no AVX2 on this CPU");
+      return;
+    }
+  static const int sizes[][4] = {
+    { 1003, 757, 224, 169 }, { 640, 480, 298, 224 }, { 37, 29, 224, 175 }, { 1, 1, 3, 5 },
+    { 5, 300, 2, 224 },      { 300, 5, 224, 2 },     { 17, 13, 16, 12 },   { 401, 3, 7, 1 },
+  };
+  for (gsize s = 0; s < G_N_ELEMENTS (sizes); s++)
+    for (gsize f = 0; f < G_N_ELEMENTS (filters); f++)
+      {
+        int sw = sizes[s][0], sh = sizes[s][1], dw = sizes[s][2], dh = sizes[s][3];
+        guint8 *src = random_pixels (sw, sh, 7 + (guint32) s);
+        agc_resize_limit_passes (0);
+        guint8 *plain = resize (src, sw, sh, dw, dh, filters[f]);
+        for (int level = 1; level <= available; level++)
+          {
+            agc_resize_limit_passes (level);
+            guint8 *vector = resize (src, sw, sh, dw, dh, filters[f]);
+            g_assert_cmpmem (vector, (gsize) dw * dh * 3, plain, (gsize) dw * dh * 3);
+            g_free (vector);
+          }
+        agc_resize_limit_passes (2);
+        g_free (plain);
+        g_free (src);
+      }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -241,6 +278,7 @@ main (int argc, char **argv)
   g_test_add_func ("/resize/single-row-and-pixel", test_single_row_and_pixel);
   g_test_add_func ("/resize/bilinear-by-hand", test_bilinear_by_hand);
   g_test_add_func ("/resize/mirror", test_mirror);
+  g_test_add_func ("/resize/vector-equals-scalar", test_vector_equals_scalar);
   g_test_add_func ("/preprocess/resize-size", test_preprocess_resize_size);
   g_test_add_func ("/preprocess/too-elongated", test_preprocess_too_elongated);
   g_test_add_func ("/preprocess/values-and-padding", test_preprocess_values_and_padding);
