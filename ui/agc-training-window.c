@@ -768,6 +768,46 @@ on_changed (GtkWidget *widget, AgcTrainingWindow *self)
   update_buttons (self);
 }
 
+/* The learning rate 0 stands for the method's own: shown as that value, so
+ * that nobody reads "0.00000" as no learning at all. */
+static gboolean
+on_rate_output (GtkSpinButton *spin, AgcTrainingWindow *self)
+{
+  if (gtk_spin_button_get_value (spin) != 0.0)
+    return FALSE;
+  AgcTrainMethod method = (AgcTrainMethod) gtk_combo_box_get_active (GTK_COMBO_BOX (self->method));
+  g_autofree char *text
+    /* Translators: the learning rate field when left at the method's default */
+    = g_strdup_printf (_("default (%g)"), agc_train_method_learning_rate (method));
+  gtk_entry_set_text (GTK_ENTRY (spin), text);
+  return TRUE;
+}
+
+/* Typed text that is not a number (the "default (...)" shown above) means 0. */
+static int
+on_rate_input (GtkSpinButton *spin, double *value, gpointer data)
+{
+  (void) data;
+  const char *text = gtk_entry_get_text (GTK_ENTRY (spin));
+  char *end = NULL;
+  double typed = g_strtod (text, &end);
+  if (end != text && *end == '\0')
+    return FALSE; // a number: the spin button's own parsing
+  (void) typed;
+  *value = 0.0;
+  return TRUE;
+}
+
+static void
+on_method_changed (GtkWidget *widget, AgcTrainingWindow *self)
+{
+  if (self->rate == NULL) // still being built
+    return;
+  gtk_spin_button_update (GTK_SPIN_BUTTON (self->rate));
+  on_rate_output (GTK_SPIN_BUTTON (self->rate), self);
+  on_changed (widget, self);
+}
+
 static gboolean
 on_key_press (GtkWidget *widget, GdkEventKey *event, gpointer data)
 {
@@ -865,12 +905,14 @@ agc_training_window_init (AgcTrainingWindow *self)
                                   _("Aligner: an AgriCLIP model's aligner"));
   gtk_combo_box_text_append_text (GTK_COMBO_BOX_TEXT (self->method),
                                   _("Finetune: the last image blocks of a ViT model"));
-  g_signal_connect (self->method, "changed", G_CALLBACK (on_changed), self);
+  g_signal_connect (self->method, "changed", G_CALLBACK (on_method_changed), self);
   self->epochs = spin (0, 10000, 1, 0);
   self->patience = spin (1, 10000, 1, 0);
   self->val_share = spin (0.0, 0.9, 0.05, 2);
   self->seed = spin (0, G_MAXINT, 1, 0);
   self->rate = spin (0.0, 10.0, 0.001, 5);
+  g_signal_connect (self->rate, "output", G_CALLBACK (on_rate_output), self);
+  g_signal_connect (self->rate, "input", G_CALLBACK (on_rate_input), NULL);
   self->blocks = spin (1, 64, 1, 0);
   self->mix = spin (0.0, 1.0, 0.05, 2);
   attach (options, 0, 0, _("Met_hod:"), self->method, _("What to train"));

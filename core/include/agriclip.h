@@ -403,6 +403,9 @@ typedef enum
 const char *agc_train_method_name (AgcTrainMethod method);
 /* FALSE for an unknown name. */
 gboolean agc_train_method_from_name (AgcTrainMethod *method, const char *name);
+/* The method's own AdamW learning rate, which learning_rate 0 stands for
+ * (AgcTrainParams); 0 for an unknown method. */
+double agc_train_method_learning_rate (AgcTrainMethod method);
 
 typedef enum
 {

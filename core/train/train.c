@@ -26,6 +26,12 @@ agc_train_method_name (AgcTrainMethod method)
   return (unsigned) method < G_N_ELEMENTS (methods) ? methods[method].name : NULL;
 }
 
+double
+agc_train_method_learning_rate (AgcTrainMethod method)
+{
+  return agc_train_method_name (method) != NULL ? methods[method].learning_rate : 0.0;
+}
+
 gboolean
 agc_train_method_from_name (AgcTrainMethod *method, const char *name)
 {
@@ -108,8 +114,8 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
 {
   g_return_val_if_fail (model != NULL && data_dir != NULL && out_path != NULL, FALSE);
   AgcTrainParams p = params != NULL ? *params : agc_train_default_params ();
-  if (p.learning_rate == 0.0 && agc_train_method_name (p.method) != NULL)
-    p.learning_rate = methods[p.method].learning_rate;
+  if (p.learning_rate == 0.0)
+    p.learning_rate = agc_train_method_learning_rate (p.method);
   AgcTrainResult local_result;
   if (result == NULL)
     result = &local_result;
