@@ -8,6 +8,7 @@
 #include "formats/pickle.h"
 
 #include "agriclip.h"
+#include "support/error.h"
 
 #include <string.h>
 
@@ -165,12 +166,11 @@ fail (Machine *m, GError **error, int code, const char *format, ...) G_GNUC_PRIN
 static gboolean
 fail (Machine *m, GError **error, int code, const char *format, ...)
 {
+  g_autofree char *where = g_strdup_printf ("%s: byte %zu", m->name, m->op_offset);
   va_list args;
   va_start (args, format);
-  char *message = g_strdup_vprintf (format, args);
+  agc_fail_at_valist (error, code, where, format, args);
   va_end (args);
-  g_set_error (error, AGC_ERROR, code, "%s: byte %zu: %s", m->name, m->op_offset, message);
-  g_free (message);
   return FALSE;
 }
 
