@@ -9,7 +9,6 @@
 #include "agriclip.h"
 #include "support/error.h"
 #include "support/json-file.h"
-#include "support/regular-file.h"
 
 #include <json-glib/json-glib.h>
 #include <stdarg.h>
@@ -515,12 +514,8 @@ agc_label_set_load (const char *path, GError **error)
   g_autofree char *file = g_filename_display_name (path);
   Where where = { file, "classes", -1, NULL, AGC_ERROR_FORMAT };
 
-  g_autofree char *data = NULL;
-  gsize length = 0;
-  if (!agc_read_regular_file (path, AGC_JSON_MAX_BYTES, &data, &length, error))
-    return NULL;
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!agc_json_parse_data (parser, data, length, file, error))
+  if (!agc_json_parse_file (parser, path, file, error))
     return NULL;
   return parse_label_set (json_parser_get_root (parser), &where, error);
 }
