@@ -6,6 +6,7 @@
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
 #include "support/error.h"
+#include "support/folder.h"
 #include "support/json-file.h"
 
 #include <errno.h>
@@ -69,27 +70,15 @@ counts_for_identity (const char *name)
   return FALSE;
 }
 
-static int
-compare_strings (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
 /* Appends "relative/name\tSHA-256\n" for the files of folder, sub-folders
  * included (AgriCLIP keeps its weights in Weights/), in name order. */
 static gboolean
 hash_folder (GString *lines, const char *root, const char *relative, int depth, GError **error)
 {
   g_autofree char *folder = g_build_filename (root, relative, NULL);
-  GDir *dir = g_dir_open (folder, 0, error);
-  if (dir == NULL)
+  g_autoptr (GPtrArray) names = agc_list_folder (folder, error);
+  if (names == NULL)
     return FALSE;
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
-    if (name[0] != '.')
-      g_ptr_array_add (names, g_strdup (name));
-  g_dir_close (dir);
-  g_ptr_array_sort (names, compare_strings);
 
   for (guint i = 0; i < names->len; i++)
     {
