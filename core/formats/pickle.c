@@ -404,17 +404,25 @@ is_allowed_exactly (const Machine *m, const char *full)
   return FALSE;
 }
 
+/* Pops a callable (a GLOBAL, what) and its argument tuple, as REDUCE and
+ * NEWOBJ find them: ... callable args. */
+static gboolean
+pop_call (Machine *m, const char *what, AgcPickleValue **callable, AgcPickleValue **args,
+          GError **error)
+{
+  *args = pop (m, error);
+  *callable = *args != NULL ? pop (m, error) : NULL;
+  return *callable != NULL && expect_kind (m, *callable, AGC_PICKLE_GLOBAL, what, error)
+         && expect_kind (m, *args, AGC_PICKLE_TUPLE, "the arguments", error);
+}
+
 /* REDUCE: callable(*args).  Only allow-listed functions; classes that the
  * class prefix admits may only be made by NEWOBJ. */
 static gboolean
 op_reduce (Machine *m, GError **error)
 {
-  AgcPickleValue *args = pop (m, error);
-  AgcPickleValue *callable = args != NULL ? pop (m, error) : NULL;
-  if (callable == NULL)
-    return FALSE;
-  if (!expect_kind (m, callable, AGC_PICKLE_GLOBAL, "the callable", error)
-      || !expect_kind (m, args, AGC_PICKLE_TUPLE, "the arguments", error))
+  AgcPickleValue *callable, *args;
+  if (!pop_call (m, "the callable", &callable, &args, error))
     return FALSE;
   if (!is_allowed_exactly (m, callable->text))
     return fail (m, error, AGC_ERROR_UNSUPPORTED, "REDUCE cannot call '%s'", callable->text);
@@ -436,12 +444,8 @@ op_reduce (Machine *m, GError **error)
 static gboolean
 op_newobj (Machine *m, GError **error)
 {
-  AgcPickleValue *args = pop (m, error);
-  AgcPickleValue *cls = args != NULL ? pop (m, error) : NULL;
-  if (cls == NULL)
-    return FALSE;
-  if (!expect_kind (m, cls, AGC_PICKLE_GLOBAL, "the class", error)
-      || !expect_kind (m, args, AGC_PICKLE_TUPLE, "the arguments", error))
+  AgcPickleValue *cls, *args;
+  if (!pop_call (m, "the class", &cls, &args, error))
     return FALSE;
   if (m->rules->class_prefix == NULL || !g_str_has_prefix (cls->text, m->rules->class_prefix))
     return fail (m, error, AGC_ERROR_UNSUPPORTED, "NEWOBJ cannot create a '%s'", cls->text);
