@@ -8,6 +8,7 @@
 #include "formats/pickle.h"
 
 #include "agriclip.h"
+#include "support/error.h"
 
 #include <string.h>
 
@@ -165,12 +166,11 @@ fail (Machine *m, GError **error, int code, const char *format, ...) G_GNUC_PRIN
 static gboolean
 fail (Machine *m, GError **error, int code, const char *format, ...)
 {
+  g_autofree char *where = g_strdup_printf ("%s: byte %zu", m->name, m->op_offset);
   va_list args;
   va_start (args, format);
-  char *message = g_strdup_vprintf (format, args);
+  agc_fail_at_valist (error, code, where, format, args);
   va_end (args);
-  g_set_error (error, AGC_ERROR, code, "%s: byte %zu: %s", m->name, m->op_offset, message);
-  g_free (message);
   return FALSE;
 }
 
@@ -404,17 +404,25 @@ is_allowed_exactly (const Machine *m, const char *full)
   return FALSE;
 }
 
+/* Pops a callable (a GLOBAL, what) and its argument tuple, as REDUCE and
+ * NEWOBJ find them: ... callable args. */
+static gboolean
+pop_call (Machine *m, const char *what, AgcPickleValue **callable, AgcPickleValue **args,
+          GError **error)
+{
+  *args = pop (m, error);
+  *callable = *args != NULL ? pop (m, error) : NULL;
+  return *callable != NULL && expect_kind (m, *callable, AGC_PICKLE_GLOBAL, what, error)
+         && expect_kind (m, *args, AGC_PICKLE_TUPLE, "the arguments", error);
+}
+
 /* REDUCE: callable(*args).  Only allow-listed functions; classes that the
  * class prefix admits may only be made by NEWOBJ. */
 static gboolean
 op_reduce (Machine *m, GError **error)
 {
-  AgcPickleValue *args = pop (m, error);
-  AgcPickleValue *callable = args != NULL ? pop (m, error) : NULL;
-  if (callable == NULL)
-    return FALSE;
-  if (!expect_kind (m, callable, AGC_PICKLE_GLOBAL, "the callable", error)
-      || !expect_kind (m, args, AGC_PICKLE_TUPLE, "the arguments", error))
+  AgcPickleValue *callable, *args;
+  if (!pop_call (m, "the callable", &callable, &args, error))
     return FALSE;
   if (!is_allowed_exactly (m, callable->text))
     return fail (m, error, AGC_ERROR_UNSUPPORTED, "REDUCE cannot call '%s'", callable->text);
@@ -436,12 +444,8 @@ op_reduce (Machine *m, GError **error)
 static gboolean
 op_newobj (Machine *m, GError **error)
 {
-  AgcPickleValue *args = pop (m, error);
-  AgcPickleValue *cls = args != NULL ? pop (m, error) : NULL;
-  if (cls == NULL)
-    return FALSE;
-  if (!expect_kind (m, cls, AGC_PICKLE_GLOBAL, "the class", error)
-      || !expect_kind (m, args, AGC_PICKLE_TUPLE, "the arguments", error))
+  AgcPickleValue *cls, *args;
+  if (!pop_call (m, "the class", &cls, &args, error))
     return FALSE;
   if (m->rules->class_prefix == NULL || !g_str_has_prefix (cls->text, m->rules->class_prefix))
     return fail (m, error, AGC_ERROR_UNSUPPORTED, "NEWOBJ cannot create a '%s'", cls->text);

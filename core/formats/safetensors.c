@@ -6,6 +6,7 @@
  * string map.  We trust nothing: every number is range-checked with
  * overflow-safe arithmetic before it becomes a pointer. */
 #include "formats/safetensors.h"
+#include "support/error.h"
 #include "support/json-check.h"
 #include "support/json-file.h"
 #include "support/regular-file.h"
@@ -274,15 +275,12 @@ static gboolean
 fail (GError **error, int code, const AgcSafetensors *file, const char *tensor,
       const char *format, ...)
 {
+  g_autofree char *where
+    = tensor != NULL ? g_strdup_printf ("%s: tensor '%s'", file->path, tensor) : NULL;
   va_list args;
   va_start (args, format);
-  char *message = g_strdup_vprintf (format, args);
+  agc_fail_at_valist (error, code, where != NULL ? where : file->path, format, args);
   va_end (args);
-  if (tensor != NULL)
-    g_set_error (error, AGC_ERROR, code, "%s: tensor '%s': %s", file->path, tensor, message);
-  else
-    g_set_error (error, AGC_ERROR, code, "%s: %s", file->path, message);
-  g_free (message);
   return FALSE;
 }
 

@@ -14,6 +14,7 @@
 #include "agriclip.h"
 #include "formats/pickle.h"
 #include "formats/zip-archive.h"
+#include "support/error.h"
 
 #include <string.h>
 
@@ -119,22 +120,6 @@ typedef struct
 } Loader;
 
 static gboolean
-fail (GError **error, int code, const AgcTorchCheckpoint *checkpoint, const char *format, ...)
-  G_GNUC_PRINTF (4, 5);
-
-static gboolean
-fail (GError **error, int code, const AgcTorchCheckpoint *checkpoint, const char *format, ...)
-{
-  va_list args;
-  va_start (args, format);
-  char *message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_set_error (error, AGC_ERROR, code, "%s: %s", checkpoint->path, message);
-  g_free (message);
-  return FALSE;
-}
-
-static gboolean
 is_identity_call (const AgcPickleValue *value)
 {
   if (value->kind != AGC_PICKLE_CALL || agc_pickle_n_items (value->args) < 1)
@@ -204,7 +189,7 @@ resolve_storage (Loader *loader, const char *tensor, const AgcPickleValue *pid, 
       || agc_pickle_item (id, 2)->kind != AGC_PICKLE_STRING
       || agc_pickle_item (id, 4)->kind != AGC_PICKLE_INT || agc_pickle_item (id, 4)->integer < 0)
     {
-      fail (error, AGC_ERROR_FORMAT, checkpoint,
+      agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
             "tensor '%s': storage is not a persistent id ('storage', type, key, location, "
             "size)",
             tensor);
@@ -219,7 +204,7 @@ resolve_storage (Loader *loader, const char *tensor, const AgcPickleValue *pid, 
     {
       if (strcmp (storage->type, type) != 0)
         {
-          fail (error, AGC_ERROR_FORMAT, checkpoint,
+          agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                 "tensor '%s': storage '%s' is used both as %s and as %s", tensor, key,
                 storage->type, type);
           return NULL;
@@ -230,7 +215,7 @@ resolve_storage (Loader *loader, const char *tensor, const AgcPickleValue *pid, 
   const DTypeName *dtype = dtype_by_storage (type);
   if (dtype == NULL && strcmp (type, untyped_storage) != 0)
     {
-      fail (error, AGC_ERROR_UNSUPPORTED, checkpoint,
+      agc_fail_at (error, AGC_ERROR_UNSUPPORTED, checkpoint->path,
             "tensor '%s': storage type %s is not supported", tensor, type);
       return NULL;
     }
@@ -238,21 +223,22 @@ resolve_storage (Loader *loader, const char *tensor, const AgcPickleValue *pid, 
   size_t element_size = dtype != NULL ? agc_dtype_size (dtype->agc) : 1; // untyped: bytes
   if (!g_uint64_checked_mul (&n_bytes, (guint64) numel, element_size))
     {
-      fail (error, AGC_ERROR_FORMAT, checkpoint, "tensor '%s': storage '%s' of %" G_GINT64_FORMAT
-            " elements is too large", tensor, key, numel);
+      agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
+                   "tensor '%s': storage '%s' of %" G_GINT64_FORMAT " elements is too large",
+                   tensor, key, numel);
       return NULL;
     }
   g_autofree char *entry_name = g_strdup_printf ("%s/data/%s", loader->prefix, key);
   const AgcZipEntry *entry = agc_zip_archive_find (checkpoint->archive, entry_name);
   if (entry == NULL)
     {
-      fail (error, AGC_ERROR_FORMAT, checkpoint,
+      agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
             "tensor '%s': storage '%s' is missing (no entry '%s')", tensor, key, entry_name);
       return NULL;
     }
   if (entry->size != n_bytes)
     {
-      fail (error, AGC_ERROR_FORMAT, checkpoint,
+      agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
             "tensor '%s': storage '%s' holds %" G_GINT64_FORMAT " %s elements (%" G_GUINT64_FORMAT
             " bytes), but entry '%s' has %" G_GUINT64_FORMAT " bytes",
             tensor, key, numel, type, n_bytes, entry_name, entry->size);
@@ -279,18 +265,19 @@ read_dims (AgcTorchCheckpoint *checkpoint, const char *tensor, const char *what,
            const AgcPickleValue *tuple, int *n, int64_t *dims, GError **error)
 {
   if (tuple->kind != AGC_PICKLE_TUPLE)
-    return fail (error, AGC_ERROR_FORMAT, checkpoint, "tensor '%s': %s is a %s, expected a tuple",
-                 tensor, what, agc_pickle_kind_name (tuple->kind));
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
+                        "tensor '%s': %s is a %s, expected a tuple", tensor, what,
+                        agc_pickle_kind_name (tuple->kind));
   size_t count = agc_pickle_n_items (tuple);
   if (count > AGC_MAX_DIMS)
-    return fail (error, AGC_ERROR_UNSUPPORTED, checkpoint,
+    return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, checkpoint->path,
                  "tensor '%s' has %zu dimensions, at most %d are supported", tensor, count,
                  AGC_MAX_DIMS);
   for (size_t d = 0; d < count; d++)
     {
       const AgcPickleValue *v = agc_pickle_item (tuple, d);
       if (v->kind != AGC_PICKLE_INT || v->integer < 0)
-        return fail (error, AGC_ERROR_FORMAT, checkpoint,
+        return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                      "tensor '%s': %s[%zu] is not a non-negative integer", tensor, what, d);
       dims[d] = v->integer;
     }
@@ -330,7 +317,7 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
   AgcTorchCheckpoint *checkpoint = loader->checkpoint;
   size_t n_args = agc_pickle_n_items (args);
   if (n_args < (v3 ? 7u : 4u))
-    return fail (error, AGC_ERROR_FORMAT, checkpoint,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                  "tensor '%s': %s has %zu arguments, expected at least %d", name,
                  v3 ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2", n_args, v3 ? 7 : 4);
   const Storage *storage = resolve_storage (loader, name, agc_pickle_item (args, 0), error);
@@ -342,26 +329,26 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
     {
       const AgcPickleValue *dtype_value = agc_pickle_item (args, 6);
       if (dtype_value->kind != AGC_PICKLE_GLOBAL)
-        return fail (error, AGC_ERROR_FORMAT, checkpoint, "tensor '%s': dtype is a %s", name,
-                     agc_pickle_kind_name (dtype_value->kind));
+        return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path, "tensor '%s': dtype is a %s",
+                            name, agc_pickle_kind_name (dtype_value->kind));
       const DTypeName *named = dtype_by_name (dtype_value->text);
       if (named == NULL)
-        return fail (error, AGC_ERROR_UNSUPPORTED, checkpoint,
+        return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, checkpoint->path,
                      "tensor '%s' has dtype %s, which is not supported", name, dtype_value->text);
       if (dtype != NULL && dtype != named)
-        return fail (error, AGC_ERROR_FORMAT, checkpoint,
+        return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                      "tensor '%s': dtype %s does not match its %s", name, named->dtype,
                      storage->type);
       dtype = named;
     }
   else if (dtype == NULL)
-    return fail (error, AGC_ERROR_FORMAT, checkpoint,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                  "tensor '%s': an %s needs _rebuild_tensor_v3 and its dtype", name,
                  storage->type);
 
   const AgcPickleValue *offset_value = agc_pickle_item (args, 1);
   if (offset_value->kind != AGC_PICKLE_INT || offset_value->integer < 0)
-    return fail (error, AGC_ERROR_FORMAT, checkpoint,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                  "tensor '%s': storage offset is not a non-negative integer", name);
   guint64 offset = (guint64) offset_value->integer;
   int n_dims, n_strides;
@@ -371,7 +358,7 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
                      error))
     return FALSE;
   if (n_strides != n_dims)
-    return fail (error, AGC_ERROR_FORMAT, checkpoint,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                  "tensor '%s' has %d sizes but %d strides", name, n_dims, n_strides);
   view->dtype = dtype->agc;
   view->n_dims = n_dims;
@@ -393,8 +380,8 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
   overflow |= !g_uint64_checked_add (&end, last, 1);
   overflow |= !g_uint64_checked_mul (&end, end, element_size);
   if (overflow)
-    return fail (error, AGC_ERROR_FORMAT, checkpoint, "tensor '%s': size or strides overflow",
-                 name);
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
+                        "tensor '%s': size or strides overflow", name);
   if (n_elements == 0)
     {
       view->data = storage->data;
@@ -405,7 +392,7 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
     {
       g_autofree char *shape = agc_shape_text (n_dims, view->shape);
       g_autofree char *strides = agc_shape_text (n_dims, stride);
-      return fail (error, AGC_ERROR_FORMAT, checkpoint,
+      return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                    "tensor '%s' (offset %" G_GUINT64_FORMAT ", shape %s, strides %s) reaches "
                    "byte %" G_GUINT64_FORMAT " of a storage of %" G_GUINT64_FORMAT " bytes",
                    name, offset, shape, strides, end, storage->n_bytes);
@@ -434,7 +421,7 @@ build_view (Loader *loader, const char *name, const AgcPickleValue *args, gboole
     {
       g_autofree char *shape = agc_shape_text (n_dims, view->shape);
       g_autofree char *strides = agc_shape_text (n_dims, stride);
-      return fail (error, AGC_ERROR_UNSUPPORTED, checkpoint,
+      return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, checkpoint->path,
                    "tensor '%s' is a strided view (shape %s, strides %s) whose %" G_GUINT64_FORMAT
                    "-byte copy does not fit in memory or within the file size; save "
                    "tensor.contiguous() instead",
@@ -455,7 +442,8 @@ build_tensor (Loader *loader, const char *name, const AgcPickleValue *callable,
 {
   AgcTorchCheckpoint *checkpoint = loader->checkpoint;
   if (depth >= MAX_WRAPPERS || args->kind != AGC_PICKLE_TUPLE)
-    return fail (error, AGC_ERROR_FORMAT, checkpoint, "tensor '%s' is malformed", name);
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path, "tensor '%s' is malformed",
+                        name);
   if (agc_pickle_is_global (callable, "torch._utils._rebuild_tensor_v2"))
     return build_view (loader, name, args, FALSE, view, error);
   if (agc_pickle_is_global (callable, "torch._utils._rebuild_tensor_v3"))
@@ -470,14 +458,14 @@ build_tensor (Loader *loader, const char *name, const AgcPickleValue *callable,
       if (type == NULL || inner->kind != AGC_PICKLE_GLOBAL || !is_tensor_function (inner)
           || !(agc_pickle_is_global (type, "torch.Tensor")
                || agc_pickle_is_global (type, "torch.nn.parameter.Parameter")))
-        return fail (error, AGC_ERROR_UNSUPPORTED, checkpoint,
+        return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, checkpoint->path,
                      "tensor '%s' is a tensor subclass, which is not supported", name);
       return build_tensor (loader, name, inner, agc_pickle_item (args, 2), depth + 1, view, error);
     }
   // _rebuild_parameter(_with_state): (tensor, requires_grad, hooks[, state])
   if (inner == NULL || !is_tensor (inner))
-    return fail (error, AGC_ERROR_FORMAT, checkpoint, "tensor '%s': parameter holds no tensor",
-                 name);
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
+                        "tensor '%s': parameter holds no tensor", name);
   return build_tensor (loader, name, inner->callable, inner->args, depth + 1, view, error);
 }
 
@@ -610,7 +598,7 @@ collect_state_dict (Loader *loader, const AgcPickleValue *root, GError **error)
       dict = next;
     }
   g_autofree char *keys = describe_keys (dict);
-  fail (error, AGC_ERROR_FORMAT, checkpoint,
+  agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
         "no tensors found: the dict%s%s has keys %s; expected a state dict (a dict of tensors), "
         "or one under 'state_dict' or 'model'",
         path->len > 0 ? " at " : "", path->str, keys);
@@ -625,7 +613,7 @@ collect_module (Loader *loader, const AgcPickleValue *object, const char *path, 
                 GError **error)
 {
   if (depth > MAX_MODULE_DEPTH)
-    return fail (error, AGC_ERROR_FORMAT, loader->checkpoint,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, loader->checkpoint->path,
                  "TorchScript modules are nested more than %d deep at '%s'", MAX_MODULE_DEPTH,
                  path);
   g_hash_table_add (loader->visited, (gpointer) object);
@@ -678,7 +666,7 @@ check_byteorder (Loader *loader, GError **error)
     return FALSE;
   if (entry->size == 6 && memcmp (text, "little", 6) == 0)
     return TRUE;
-  return fail (error, AGC_ERROR_UNSUPPORTED, checkpoint,
+  return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, checkpoint->path,
                "tensors are stored in '%.*s' byte order; only little-endian checkpoints are "
                "supported",
                (int) MIN (entry->size, 16), (const char *) text);
@@ -719,13 +707,13 @@ collect_tensors (Loader *loader, AgcPickle *pickle, GError **error)
   else if (root->kind == AGC_PICKLE_DICT)
     ok = collect_state_dict (loader, root, error);
   else if (is_tensor (root))
-    fail (error, AGC_ERROR_FORMAT, checkpoint,
+    agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
           "holds a single tensor, not a dict of named tensors");
   else
-    fail (error, AGC_ERROR_FORMAT, checkpoint, "holds a %s, expected a dict of tensors",
-          agc_pickle_kind_name (root->kind));
+    agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
+                 "holds a %s, expected a dict of tensors", agc_pickle_kind_name (root->kind));
   if (ok && checkpoint->tensors->len == 0)
-    ok = fail (error, AGC_ERROR_FORMAT, checkpoint, "holds no tensors");
+    ok = agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path, "holds no tensors");
   return ok;
 }
 
@@ -744,10 +732,10 @@ collect (Loader *loader, GError **error)
     {
       g_autofree char *model_json = g_strconcat (loader->prefix, "/model.json", NULL);
       if (agc_zip_archive_find (archive, model_json) != NULL)
-        return fail (error, AGC_ERROR_UNSUPPORTED, checkpoint,
+        return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, checkpoint->path,
                      "is a TorchScript archive of the pre-1.4 format (model.json); re-save it "
                      "with a newer torch");
-      return fail (error, AGC_ERROR_FORMAT, checkpoint,
+      return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                    "is a ZIP archive but not a PyTorch checkpoint: no entry '%s'", pkl_name);
     }
   if (!check_byteorder (loader, error))
@@ -770,7 +758,7 @@ collect (Loader *loader, GError **error)
       ok = collect_tensors (loader, pickle, error);
       guint64 budget = agc_zip_archive_inflate_budget (archive);
       if (ok && loader->dry && loader->deflated_bytes > budget)
-        ok = fail (error, AGC_ERROR_FORMAT, checkpoint,
+        ok = agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                    "its compressed storages would inflate to %" G_GUINT64_FORMAT " bytes, more "
                    "than %d times the file's size (a ZIP bomb?); save it with torch.save, which "
                    "does not compress",
@@ -787,13 +775,13 @@ load (AgcTorchCheckpoint *checkpoint, GError **error)
 {
   const AgcZipArchive *archive = checkpoint->archive;
   if (agc_zip_archive_n_entries (archive) == 0)
-    return fail (error, AGC_ERROR_FORMAT, checkpoint,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                  "is an empty ZIP archive, not a PyTorch checkpoint");
   // like torch: the folder of the first entry holds everything
   const char *first = agc_zip_archive_entry (archive, 0)->name;
   const char *slash = strchr (first, '/');
   if (slash == NULL)
-    return fail (error, AGC_ERROR_FORMAT, checkpoint,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, checkpoint->path,
                  "is a ZIP archive but not a PyTorch checkpoint: its first entry '%s' is not in "
                  "a folder",
                  first);

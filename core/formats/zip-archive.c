@@ -11,6 +11,7 @@
 #include "formats/zip-archive.h"
 
 #include "agriclip.h"
+#include "support/error.h"
 #include "support/regular-file.h"
 
 #include <string.h>
@@ -116,22 +117,6 @@ read64 (const guint8 *p)
   return (guint64) read32 (p) | (guint64) read32 (p + 4) << 32;
 }
 
-static gboolean
-fail (GError **error, int code, const AgcZipArchive *archive, const char *format, ...)
-  G_GNUC_PRINTF (4, 5);
-
-static gboolean
-fail (GError **error, int code, const AgcZipArchive *archive, const char *format, ...)
-{
-  va_list args;
-  va_start (args, format);
-  char *message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_set_error (error, AGC_ERROR, code, "%s: %s", archive->path, message);
-  g_free (message);
-  return FALSE;
-}
-
 /* ---- end of central directory ------------------------------------------ */
 
 typedef struct
@@ -148,7 +133,7 @@ static gboolean
 find_eocd (const AgcZipArchive *archive, guint64 *eocd, GError **error)
 {
   if (archive->size < EOCD_SIZE)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "file is %" G_GUINT64_FORMAT " bytes, too short for a ZIP archive",
                  archive->size);
   guint64 last = archive->size - EOCD_SIZE;
@@ -162,7 +147,7 @@ find_eocd (const AgcZipArchive *archive, guint64 *eocd, GError **error)
           return TRUE;
         }
     }
-  return fail (error, AGC_ERROR_FORMAT, archive,
+  return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                "no ZIP end of central directory record (not a ZIP archive, or truncated)");
 }
 
@@ -174,7 +159,7 @@ read_directory (const AgcZipArchive *archive, Directory *dir, GError **error)
     return FALSE;
   const guint8 *p = archive->data + eocd;
   if (read16 (p + 4) != 0 || read16 (p + 6) != 0 || read16 (p + 8) != read16 (p + 10))
-    return fail (error, AGC_ERROR_UNSUPPORTED, archive,
+    return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, archive->path,
                  "multi-disk ZIP archives are not supported");
   dir->n_entries = read16 (p + 10);
   dir->cd_size = read32 (p + 12);
@@ -187,22 +172,22 @@ read_directory (const AgcZipArchive *archive, Directory *dir, GError **error)
       const guint8 *locator = archive->data + eocd - LOCATOR64_SIZE;
       guint64 offset = read64 (locator + 8);
       if (read32 (locator + 4) != 0 || read32 (locator + 16) > 1)
-        return fail (error, AGC_ERROR_UNSUPPORTED, archive,
+        return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, archive->path,
                      "multi-disk ZIP archives are not supported");
       guint64 locator_pos = eocd - LOCATOR64_SIZE;
       if (offset > locator_pos || locator_pos - offset < EOCD64_SIZE)
-        return fail (error, AGC_ERROR_FORMAT, archive,
+        return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                      "ZIP64 end of central directory offset %" G_GUINT64_FORMAT
                      " is outside the file",
                      offset);
       const guint8 *e64 = archive->data + offset;
       if (read32 (e64) != SIG_EOCD64)
-        return fail (error, AGC_ERROR_FORMAT, archive,
+        return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                      "no ZIP64 end of central directory record at offset %" G_GUINT64_FORMAT,
                      offset);
       if (read32 (e64 + 16) != 0 || read32 (e64 + 20) != 0
           || read64 (e64 + 24) != read64 (e64 + 32))
-        return fail (error, AGC_ERROR_UNSUPPORTED, archive,
+        return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, archive->path,
                      "multi-disk ZIP archives are not supported");
       dir->n_entries = read64 (e64 + 32);
       dir->cd_size = read64 (e64 + 40);
@@ -211,13 +196,13 @@ read_directory (const AgcZipArchive *archive, Directory *dir, GError **error)
     }
 
   if (dir->cd_offset > dir->cd_limit || dir->cd_size > dir->cd_limit - dir->cd_offset)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "central directory [%" G_GUINT64_FORMAT ", +%" G_GUINT64_FORMAT
                  ") runs past its end record at %" G_GUINT64_FORMAT " (truncated file?)",
                  dir->cd_offset, dir->cd_size, dir->cd_limit);
   // each entry takes at least 46 bytes: this bounds the allocation below
   if (dir->n_entries > dir->cd_size / CENTRAL_SIZE || dir->n_entries > G_MAXINT)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "%" G_GUINT64_FORMAT " entries cannot fit in a central directory of %"
                  G_GUINT64_FORMAT " bytes",
                  dir->n_entries, dir->cd_size);
@@ -248,7 +233,7 @@ read_zip64_extra (const AgcZipArchive *archive, const char *name, const guint8 *
             if (*targets[i] == 0xffffffffu)
               {
                 if (used + 8 > len)
-                  return fail (error, AGC_ERROR_FORMAT, archive,
+                  return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                                "entry '%s': ZIP64 extra field is too short", name);
                 *targets[i] = read64 (field + used);
                 used += 8;
@@ -258,7 +243,7 @@ read_zip64_extra (const AgcZipArchive *archive, const char *name, const guint8 *
       pos += 4 + (size_t) len;
     }
   if (*size == 0xffffffffu || *compressed == 0xffffffffu || *local == 0xffffffffu)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "entry '%s' needs a ZIP64 extra field but has none", name);
   return TRUE;
 }
@@ -271,24 +256,24 @@ locate_data (const AgcZipArchive *archive, AgcZipEntry *entry, guint64 local,
 {
   size_t name_len = strlen (entry->name);
   if (local > cd_offset || cd_offset - local < LOCAL_SIZE)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "entry '%s': local header offset %" G_GUINT64_FORMAT
                  " is not before the central directory",
                  entry->name, local);
   const guint8 *p = archive->data + local;
   if (read32 (p) != SIG_LOCAL)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "entry '%s': no local header at offset %" G_GUINT64_FORMAT, entry->name,
                  local);
   guint64 begin = local + LOCAL_SIZE + read16 (p + 26) + read16 (p + 28);
   if (read16 (p + 26) != name_len || begin > cd_offset
       || memcmp (p + LOCAL_SIZE, entry->name, name_len) != 0)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "entry '%s': local header at offset %" G_GUINT64_FORMAT
                  " does not match the central directory",
                  entry->name, local);
   if (entry->compressed_size > cd_offset - begin)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "entry '%s': %" G_GUINT64_FORMAT " bytes at offset %" G_GUINT64_FORMAT
                  " run past the end of the data (truncated file?)",
                  entry->name, entry->compressed_size, begin);
@@ -302,7 +287,7 @@ read_entry (AgcZipArchive *archive, AgcZipEntry *entry, guint64 *pos, guint64 cd
             guint64 cd_offset, GError **error)
 {
   if (cd_end - *pos < CENTRAL_SIZE || read32 (archive->data + *pos) != SIG_CENTRAL)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "central directory entry %d at offset %" G_GUINT64_FORMAT " is malformed",
                  (int) (entry - archive->entries), *pos);
   const guint8 *p = archive->data + *pos;
@@ -310,22 +295,24 @@ read_entry (AgcZipArchive *archive, AgcZipEntry *entry, guint64 *pos, guint64 cd
   guint16 name_len = read16 (p + 28), extra_len = read16 (p + 30), comment_len = read16 (p + 32);
   guint64 record = (guint64) CENTRAL_SIZE + name_len + extra_len + comment_len;
   if (record > cd_end - *pos)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "central directory entry %d at offset %" G_GUINT64_FORMAT
                  " runs past the directory",
                  (int) (entry - archive->entries), *pos);
   const char *raw_name = (const char *) p + CENTRAL_SIZE;
   if (name_len == 0 || memchr (raw_name, '\0', name_len) != NULL)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "central directory entry %d has an empty or invalid name",
                  (int) (entry - archive->entries));
   entry->name = g_string_chunk_insert_len (archive->names, raw_name, name_len);
   if (g_hash_table_contains (archive->by_name, entry->name))
-    return fail (error, AGC_ERROR_FORMAT, archive, "entry '%s' appears twice", entry->name);
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path, "entry '%s' appears twice",
+                        entry->name);
   g_hash_table_insert (archive->by_name, (char *) entry->name, entry);
 
   if ((flags & 0x0041) != 0) // bit 0: encrypted, bit 6: strong encryption
-    return fail (error, AGC_ERROR_UNSUPPORTED, archive, "entry '%s' is encrypted", entry->name);
+    return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, archive->path, "entry '%s' is encrypted",
+                        entry->name);
   entry->method = read16 (p + 10);
   entry->crc32 = read32 (p + 16);
   entry->compressed_size = read32 (p + 20);
@@ -335,7 +322,7 @@ read_entry (AgcZipArchive *archive, AgcZipEntry *entry, guint64 *pos, guint64 cd
                          &entry->size, &entry->compressed_size, &local, error))
     return FALSE;
   if (entry->method == 0 && entry->size != entry->compressed_size)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "stored entry '%s' records %" G_GUINT64_FORMAT " bytes but occupies %"
                  G_GUINT64_FORMAT,
                  entry->name, entry->size, entry->compressed_size);
@@ -359,7 +346,7 @@ parse_archive (AgcZipArchive *archive, GError **error)
     if (!read_entry (archive, &archive->entries[i], &pos, cd_end, dir.cd_offset, error))
       return FALSE;
   if (pos != cd_end)
-    return fail (error, AGC_ERROR_FORMAT, archive,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "central directory has %" G_GUINT64_FORMAT
                  " bytes after its %d entries",
                  cd_end - pos, archive->n_entries);
@@ -470,7 +457,7 @@ inflate_entry (const AgcZipArchive *archive, const AgcZipEntry *entry, GError **
   const gsize chunk = (gsize) 1 << 30;
   if (entry->size > entry->compressed_size * DEFLATE_MAX_RATIO + 1024)
     {
-      fail (error, AGC_ERROR_FORMAT, archive,
+      agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
             "entry '%s' records %" G_GUINT64_FORMAT " bytes, more than deflate can produce from %"
             G_GUINT64_FORMAT,
             entry->name, entry->size, entry->compressed_size);
@@ -480,7 +467,7 @@ inflate_entry (const AgcZipArchive *archive, const AgcZipEntry *entry, GError **
   guint64 budget = agc_zip_archive_inflate_budget (archive);
   if (entry->size > budget - MIN (archive->inflated_bytes, budget))
     {
-      fail (error, AGC_ERROR_FORMAT, archive,
+      agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
             "entry '%s' would take the archive's inflated entries beyond %" G_GUINT64_FORMAT
             " bytes (a ZIP bomb?); save the checkpoint with torch.save, which does not compress",
             entry->name, budget);
@@ -490,7 +477,7 @@ inflate_entry (const AgcZipArchive *archive, const AgcZipEntry *entry, GError **
   guint8 *out = entry->size < G_MAXSIZE ? g_try_malloc (entry->size + 1) : NULL;
   if (out == NULL)
     {
-      fail (error, AGC_ERROR_IO, archive, "not enough memory to inflate entry '%s' (%"
+      agc_fail_at (error, AGC_ERROR_IO, archive->path, "not enough memory to inflate entry '%s' (%"
             G_GUINT64_FORMAT " bytes)", entry->name, entry->size);
       return NULL;
     }
@@ -535,11 +522,11 @@ inflate_entry (const AgcZipArchive *archive, const AgcZipEntry *entry, GError **
   if (!ok)
     {
       if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
-        fail (error, AGC_ERROR_FORMAT, archive,
+        agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
               "entry '%s' inflates to more than its recorded %" G_GUINT64_FORMAT " bytes",
               entry->name, entry->size);
       else
-        fail (error, AGC_ERROR_FORMAT, archive, "entry '%s' cannot be inflated: %s",
+        agc_fail_at (error, AGC_ERROR_FORMAT, archive->path, "entry '%s' cannot be inflated: %s",
               entry->name, local->message);
       g_error_free (local);
       g_free (out);
@@ -547,7 +534,7 @@ inflate_entry (const AgcZipArchive *archive, const AgcZipEntry *entry, GError **
     }
   if (out_done != entry->size)
     {
-      fail (error, AGC_ERROR_FORMAT, archive,
+      agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
             "entry '%s' inflates to %" G_GSIZE_FORMAT " bytes, the archive records %"
             G_GUINT64_FORMAT,
             entry->name, out_done, entry->size);
@@ -582,7 +569,7 @@ agc_zip_archive_read (AgcZipArchive *archive, const AgcZipEntry *entry, GError *
     }
   else
     {
-      fail (error, AGC_ERROR_UNSUPPORTED, archive,
+      agc_fail_at (error, AGC_ERROR_UNSUPPORTED, archive->path,
             "entry '%s' is compressed with method %u; only stored (0) and deflated (8) entries "
             "can be read",
             entry->name, entry->method);
@@ -594,7 +581,7 @@ agc_zip_archive_read (AgcZipArchive *archive, const AgcZipEntry *entry, GError *
       guint32 crc = agc_crc32 (0, contents, entry->size);
       if (crc != entry->crc32)
         {
-          fail (error, AGC_ERROR_FORMAT, archive,
+          agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                 "entry '%s' is corrupt: its CRC-32 is %08x, the archive records %08x",
                 entry->name, crc, entry->crc32);
           return NULL;

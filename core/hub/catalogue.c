@@ -1,6 +1,7 @@
 /* catalogue.c — reading and validating models/catalogue.json (agriclip.h,
  * "model hub"). */
 #include "agriclip.h"
+#include "support/error.h"
 #include "support/json-file.h"
 #include "support/data-dirs.h"
 
@@ -60,8 +61,7 @@ typedef struct
 static gboolean
 fail (const Context *cx, GError **error, const char *problem)
 {
-  g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s%s", cx->path, cx->where->str, problem);
-  return FALSE;
+  return agc_fail_at (error, AGC_ERROR_FORMAT, cx->path, "%s%s", cx->where->str, problem);
 }
 
 /* An optional string member: FALSE (error set) when present but not a string. */

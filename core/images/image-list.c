@@ -1,6 +1,7 @@
 /* image-list.c — expanding folders into the images they hold
  * (agc_image_collect). */
 #include "agriclip.h"
+#include "support/folder.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
 #include <glib/gstdio.h>
@@ -44,12 +45,6 @@ has_image_extension (GHashTable *extensions, const char *name)
 }
 
 static int
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-static int
 collect_folder (const char *folder, gboolean recursive, const Collect *c, GPtrArray *files)
 {
   GStatBuf st;
@@ -60,8 +55,8 @@ collect_folder (const char *folder, gboolean recursive, const Collect *c, GPtrAr
         return 0;
     }
   GError *error = NULL;
-  GDir *dir = g_dir_open (folder, 0, &error);
-  if (!dir)
+  g_autoptr (GPtrArray) names = agc_list_folder (folder, &error);
+  if (names == NULL)
     {
       g_autofree char *shown = g_filename_display_name (folder);
       GError *named = g_error_new (AGC_ERROR, AGC_ERROR_IO, "%s: cannot read folder: %s", shown,
@@ -72,12 +67,6 @@ collect_folder (const char *folder, gboolean recursive, const Collect *c, GPtrAr
       g_error_free (error);
       return 1;
     }
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  for (const char *name; (name = g_dir_read_name (dir));)
-    if (name[0] != '.')
-      g_ptr_array_add (names, g_strdup (name));
-  g_dir_close (dir);
-  g_ptr_array_sort (names, compare_names);
 
   int problems = 0;
   for (guint i = 0; i < names->len; i++)

@@ -5,12 +5,13 @@
 #include "models/embedding-cache.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
+#include "support/error.h"
+#include "support/folder.h"
 #include "support/json-file.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
-#include <stdarg.h>
 #include <string.h>
 
 #define IDENTITY_VERSION "agriclip-model-identity 1"
@@ -69,27 +70,15 @@ counts_for_identity (const char *name)
   return FALSE;
 }
 
-static int
-compare_strings (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
 /* Appends "relative/name\tSHA-256\n" for the files of folder, sub-folders
  * included (AgriCLIP keeps its weights in Weights/), in name order. */
 static gboolean
 hash_folder (GString *lines, const char *root, const char *relative, int depth, GError **error)
 {
   g_autofree char *folder = g_build_filename (root, relative, NULL);
-  GDir *dir = g_dir_open (folder, 0, error);
-  if (dir == NULL)
+  g_autoptr (GPtrArray) names = agc_list_folder (folder, error);
+  if (names == NULL)
     return FALSE;
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
-    if (name[0] != '.')
-      g_ptr_array_add (names, g_strdup (name));
-  g_dir_close (dir);
-  g_ptr_array_sort (names, compare_strings);
 
   for (guint i = 0; i < names->len; i++)
     {
@@ -219,28 +208,18 @@ agc_adapter_free (AgcAdapter *adapter)
   g_free (adapter);
 }
 
-G_GNUC_PRINTF (3, 4) static gboolean
-fail (GError **error, const AgcAdapter *adapter, const char *format, ...)
-{
-  va_list args;
-  va_start (args, format);
-  g_autofree char *problem = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s", adapter->path, problem);
-  return FALSE;
-}
-
 static gboolean
 parse_classes (AgcAdapter *adapter, const char *text, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   if (text == NULL || !agc_json_parse_data (parser, text, strlen (text), adapter->path, NULL)
       || !JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser)))
-    return fail (error, adapter, "agriclip.classes is missing or not a JSON array");
+    return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                        "agriclip.classes is missing or not a JSON array");
   JsonArray *array = json_node_get_array (json_parser_get_root (parser));
   int n = (int) json_array_get_length (array);
   if (n < 1)
-    return fail (error, adapter, "agriclip.classes is empty");
+    return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path, "agriclip.classes is empty");
   adapter->classes = g_new0 (AdapterClass, n);
   adapter->n_classes = n;
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
@@ -252,9 +231,11 @@ parse_classes (AgcAdapter *adapter, const char *text, GError **error)
                              ? json_object_get_string_member_with_default (object, "name", NULL)
                              : NULL;
       if (name == NULL || name[0] == '\0' || !g_utf8_validate (name, -1, NULL))
-        return fail (error, adapter, "agriclip.classes[%d] has no valid \"name\"", c);
+        return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                            "agriclip.classes[%d] has no valid \"name\"", c);
       if (!g_hash_table_add (seen, (gpointer) name))
-        return fail (error, adapter, "agriclip.classes[%d] \"%s\" appears twice", c, name);
+        return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                            "agriclip.classes[%d] \"%s\" appears twice", c, name);
       const char *display = json_object_get_string_member_with_default (object, "display", name);
       adapter->classes[c].name = g_strdup (name);
       adapter->classes[c].display = g_strdup (display);
@@ -268,8 +249,8 @@ parse_classes (AgcAdapter *adapter, const char *text, GError **error)
                                    ? json_array_get_string_element (list, i)
                                    : NULL;
           if (prompt == NULL || !g_utf8_validate (prompt, -1, NULL))
-            return fail (error, adapter, "agriclip.classes[%d] prompt %u is not a string", c,
-                         i + 1);
+            return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                                "agriclip.classes[%d] prompt %u is not a string", c, i + 1);
           g_ptr_array_add (prompts, g_strdup (prompt));
         }
       g_ptr_array_add (prompts, NULL);
@@ -289,8 +270,9 @@ take (const AgcSafetensors *file, const AgcAdapter *adapter, const char *name, i
     ok = t->shape[d] == shape[d];
   if (!ok)
     {
-      fail (error, adapter, "tensor '%s' is missing or not a float tensor of %d classes", name,
-            (int) shape[0]);
+      agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                   "tensor '%s' is missing or not a float tensor of %d classes", name,
+                   (int)shape[0]);
       return NULL;
     }
   GError *local = NULL;
@@ -309,7 +291,8 @@ load_probe (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
 {
   const AgcTensorView *w = agc_safetensors_find (file, "head.weight");
   if (w == NULL || w->n_dims != 2 || w->shape[1] < 1 || w->shape[1] > G_MAXINT)
-    return fail (error, adapter, "tensor 'head.weight' is missing or not [classes, dim]");
+    return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                        "tensor 'head.weight' is missing or not [classes, dim]");
   adapter->dim = (int) w->shape[1];
   int64_t weight_shape[2] = { adapter->n_classes, adapter->dim };
   int64_t bias_shape[1] = { adapter->n_classes };
@@ -335,7 +318,7 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   int n = agc_safetensors_n_tensors (file);
   gboolean probe = strcmp (adapter->method, "probe") == 0;
   if (n < 1)
-    return fail (error, adapter, "holds no tensors");
+    return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path, "holds no tensors");
   adapter->tensors = g_new0 (AdapterTensor, n);
   GChecksum *digest = g_checksum_new (G_CHECKSUM_SHA256);
   gboolean ok = TRUE;
@@ -346,8 +329,10 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
         continue;
       if (!agc_dtype_is_float (t->dtype) || t->n_dims < 1 || t->n_dims > 4)
         {
-          ok = fail (error, adapter, "tensor '%s' is not a floating-point tensor of 1 to 4 "
-                     "dimensions", t->name);
+          ok = agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                            "tensor '%s' is not a floating-point tensor of 1 to 4 "
+                            "dimensions",
+                            t->name);
           break;
         }
       if (!agc_tensor_check_finite (t, t->name, error))
@@ -373,15 +358,17 @@ load_tensors (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
     return FALSE;
   for (int c = 0; c < adapter->n_classes && !probe; c++)
     if (adapter->classes[c].prompts[0] == NULL)
-      return fail (error, adapter, "class \"%s\" has no prompts (agriclip.classes)",
-                   adapter->classes[c].name);
+      return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                          "class \"%s\" has no prompts (agriclip.classes)",
+                          adapter->classes[c].name);
   if (strcmp (adapter->method, "aligner") == 0)
     {
       const float *w = agc_adapter_find_tensor (adapter, "W", 2, NULL);
       const float *b = agc_adapter_find_tensor (adapter, "b", 1, NULL);
       if (w == NULL || b == NULL)
-        return fail (error, adapter, "an aligner adapter needs tensors 'W' [out, in] and "
-                     "'b' [out]");
+        return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                            "an aligner adapter needs tensors 'W' [out, in] and "
+                            "'b' [out]");
     }
   return TRUE;
 }
@@ -397,8 +384,9 @@ parse_stack (AgcAdapter *adapter, GError **error)
   if (text == NULL)
     {
       if (probe && adapter->n_tensors > 0)
-        return fail (error, adapter, "a probe adapter with tensors besides its head needs "
-                     "agriclip.stack");
+        return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                            "a probe adapter with tensors besides its head needs "
+                            "agriclip.stack");
       adapter->tensors_method = adapter->n_tensors > 0 ? g_strdup (adapter->method) : NULL;
       return TRUE;
     }
@@ -420,8 +408,9 @@ parse_stack (AgcAdapter *adapter, GError **error)
         break;
     }
   if (n == 0 || last == NULL)
-    return fail (error, adapter, "agriclip.stack is not a JSON array of objects with a "
-                 "\"method\"");
+    return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                        "agriclip.stack is not a JSON array of objects with a "
+                        "\"method\"");
   adapter->tensors_method = g_strdup (probe ? last : adapter->method);
   return TRUE;
 }
@@ -455,11 +444,12 @@ load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   GHashTable *meta = agc_safetensors_metadata (file);
   const char *kind = meta != NULL ? g_hash_table_lookup (meta, "agriclip.kind") : NULL;
   if (g_strcmp0 (kind, "checkpoint") == 0)
-    return fail (error, adapter,
+    return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
                  "a training checkpoint, not a finished adapter (run the same agriclip train "
                  "command again to finish the training)");
   if (g_strcmp0 (kind, ADAPTER_KIND) != 0)
-    return fail (error, adapter, "not an agriclip adapter (no agriclip.kind \"adapter\")");
+    return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                        "not an agriclip adapter (no agriclip.kind \"adapter\")");
   adapter->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   GHashTableIter iter;
   gpointer key, value;
@@ -471,7 +461,8 @@ load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   const char *base = g_hash_table_lookup (meta, "agriclip.base_model");
   const char *base_name = g_hash_table_lookup (meta, "agriclip.base_model_name");
   if (base == NULL || strlen (base) != AGC_SHA256_HEX - 1)
-    return fail (error, adapter, "agriclip.base_model is missing or not a SHA-256");
+    return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path,
+                        "agriclip.base_model is missing or not a SHA-256");
   adapter->base_model = g_strdup (base);
   adapter->base_model_name = g_strdup (base_name != NULL ? base_name : "?");
   if (!parse_classes (adapter, g_hash_table_lookup (meta, "agriclip.classes"), error))

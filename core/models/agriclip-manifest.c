@@ -1,5 +1,6 @@
 /* agriclip-manifest.c — agriclip.json, or the released layout's defaults. */
 #include "models/agriclip-manifest.h"
+#include "support/folder.h"
 #include "support/json-file.h"
 
 #include "agriclip.h"
@@ -22,26 +23,19 @@ agc_agriclip_manifest_clear (AgcAgriclipManifest *manifest)
   manifest->temperature = 0.0;
 }
 
-static int
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
 /* The names of Weights/Agri_Dino_aligner_*.pth, sorted (the Model Zoo's aligners). */
 static GPtrArray *
 list_aligners (const char *dir)
 {
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *weights_dir = g_build_filename (dir, WEIGHTS_DIR, NULL);
-  GDir *d = g_dir_open (weights_dir, 0, NULL);
-  if (d == NULL)
-    return names;
-  for (const char *name; (name = g_dir_read_name (d)) != NULL;)
-    if (g_str_has_prefix (name, ALIGNER_PREFIX) && g_str_has_suffix (name, ALIGNER_SUFFIX))
-      g_ptr_array_add (names, g_strconcat (WEIGHTS_DIR, "/", name, NULL));
-  g_dir_close (d);
-  g_ptr_array_sort (names, compare_names);
+  g_autoptr (GPtrArray) listed = agc_list_folder (weights_dir, NULL);
+  for (guint i = 0; listed != NULL && i < listed->len; i++)
+    {
+      const char *name = listed->pdata[i];
+      if (g_str_has_prefix (name, ALIGNER_PREFIX) && g_str_has_suffix (name, ALIGNER_SUFFIX))
+        g_ptr_array_add (names, g_strconcat (WEIGHTS_DIR, "/", name, NULL));
+    }
   return names;
 }
 

@@ -3,6 +3,7 @@
 
 #include "models/embedding-cache.h"
 #include "formats/safetensors-write.h"
+#include "support/folder.h"
 #include "support/regular-file.h"
 
 #include <errno.h>
@@ -62,12 +63,6 @@ is_weights (const char *name)
   return FALSE;
 }
 
-static int
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
 static gboolean
 append_hash (GString *lines, const char *name, const char *path, GError **error)
 {
@@ -93,18 +88,15 @@ append_text_files (GString *lines, const char *source, GError **error)
       if (!append_hash (lines, base, source, error))
         return FALSE;
     }
-  GDir *d = g_dir_open (folder, 0, error);
-  if (d == NULL)
+  g_autoptr (GPtrArray) names = agc_list_folder (folder, error);
+  if (names == NULL)
     return FALSE;
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  for (const char *name; (name = g_dir_read_name (d)) != NULL;)
-    if (name[0] != '.' && (is_tokenizer_or_config (name) || (!is_file && is_weights (name))))
-      g_ptr_array_add (names, g_strdup (name));
-  g_dir_close (d);
-  g_ptr_array_sort (names, compare_names);
   for (guint i = 0; i < names->len; i++)
     {
-      g_autofree char *path = g_build_filename (folder, names->pdata[i], NULL);
+      const char *name = names->pdata[i];
+      if (!is_tokenizer_or_config (name) && (is_file || !is_weights (name)))
+        continue;
+      g_autofree char *path = g_build_filename (folder, name, NULL);
       if (g_file_test (path, G_FILE_TEST_IS_REGULAR)
           && !append_hash (lines, names->pdata[i], path, error))
         return FALSE;

@@ -3,6 +3,7 @@
  * in this one place. */
 #include "tagging/tag-results.h"
 
+#include "support/error.h"
 #include "support/json-file.h"
 
 #include <math.h>
@@ -149,8 +150,7 @@ agc_tag_run_to_json (const AgcTagRun *run)
 static gboolean
 bad (GError **error, const char *where, const char *what)
 {
-  g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: %s", where, what);
-  return FALSE;
+  return agc_fail_at (error, AGC_ERROR_FORMAT, where, "%s", what);
 }
 
 static const char *

@@ -367,25 +367,14 @@ find_base_symbols (AgcTokenizer *tokenizer, const char *vocab_path, GError **err
 static gboolean
 load_vocab_json (AgcTokenizer *tokenizer, const char *path, GError **error)
 {
-  char *text;
-  gsize length;
-  if (!agc_read_regular_file (path, AGC_JSON_MAX_BYTES, &text, &length, error))
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  if (!agc_json_parse_file (parser, path, NULL, error))
     return FALSE;
-  JsonParser *parser = json_parser_new ();
-  g_autofree char *shown = g_filename_display_name (path);
-  gboolean parsed = agc_json_parse_data (parser, text, length, shown, error);
-  g_free (text);
-  if (!parsed)
-    {
-      g_object_unref (parser);
-      return FALSE;
-    }
   JsonNode *root = json_parser_get_root (parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
                    "%s: expected a JSON object mapping symbols to ids", path);
-      g_object_unref (parser);
       return FALSE;
     }
 
@@ -427,7 +416,6 @@ load_vocab_json (AgcTokenizer *tokenizer, const char *path, GError **error)
         }
     }
   g_free (by_id);
-  g_object_unref (parser);
   tokenizer->n_vocab = n;
   return ok;
 }

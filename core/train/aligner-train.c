@@ -37,6 +37,7 @@
 #include "train/train-common.h"
 #include "train/trainer.h"
 #include "nn/vision-tower.h"
+#include "support/folder.h"
 #include "support/json-file.h"
 
 #include <math.h>
@@ -155,12 +156,6 @@ clip_encode (float *out, const float *pixels, int n, gpointer data, GCancellable
   return TRUE;
 }
 
-static int
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
 /* The cache key of the text model's image embeddings: its configuration
  * and weight files by content (the files a model identity counts). */
 static char *
@@ -169,19 +164,17 @@ clip_targets_key (const char *text_model, GError **error)
   static const char *const suffixes[] = { "config.json", ".safetensors", ".bin", ".pt", ".pth",
                                           ".index.json", NULL };
   g_autofree char *folder = agc_model_files_folder (text_model);
-  GDir *dir = g_dir_open (folder, 0, error);
-  if (dir == NULL)
+  g_autoptr (GPtrArray) listed = agc_list_folder (folder, error);
+  if (listed == NULL)
     return NULL;
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
+  g_autoptr (GPtrArray) names = g_ptr_array_new ();
+  for (guint i = 0; i < listed->len; i++)
     for (const char *const *s = suffixes; *s != NULL; s++)
-      if (name[0] != '.' && g_str_has_suffix (name, *s))
+      if (g_str_has_suffix (listed->pdata[i], *s))
         {
-          g_ptr_array_add (names, g_strdup (name));
+          g_ptr_array_add (names, listed->pdata[i]);
           break;
         }
-  g_dir_close (dir);
-  g_ptr_array_sort (names, compare_names);
   g_autoptr (GString) text = g_string_new (TARGETS_KEY_VERSION "\n");
   g_autofree char *canonical = g_canonicalize_filename (text_model, NULL);
   g_string_append_printf (text, "%s\n", canonical); // which file of a folder of several

@@ -14,6 +14,7 @@
 #include "train/dataset.h"
 
 #include "formats/safetensors-write.h"
+#include "support/error.h"
 
 #include <errno.h>
 #include <json-glib/json-glib.h>
@@ -137,8 +138,7 @@ static gboolean
 fail_at (GError **error, AgcErrorCode code, const char *path, const char *problem)
 {
   g_autofree char *shown = g_filename_display_name (path);
-  g_set_error (error, AGC_ERROR, code, "%s: %s", shown, problem);
-  return FALSE;
+  return agc_fail_at (error, code, shown, "%s", problem);
 }
 
 /* out_dir/photos: a link to the folder (absolute), made or found there. */

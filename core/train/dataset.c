@@ -5,6 +5,7 @@
  * name (a .heic photo the loaders do not know is worth a message, not
  * silence). */
 #include "train/dataset.h"
+#include "support/folder.h"
 
 #include <math.h>
 #include <string.h>
@@ -45,13 +46,13 @@ compare_strings (gconstpointer a, gconstpointer b)
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
-/* The names in folder, hidden ones left out, sorted; NULL when unreadable. */
+/* agc_list_folder, its error an AGC_ERROR_IO naming the folder. */
 static GPtrArray *
 list_folder (const char *folder, GError **error)
 {
   GError *local = NULL;
-  GDir *dir = g_dir_open (folder, 0, &local);
-  if (dir == NULL)
+  GPtrArray *names = agc_list_folder (folder, &local);
+  if (names == NULL)
     {
       g_autofree char *shown = g_filename_display_name (folder);
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: cannot read the folder: %s", shown,
@@ -59,12 +60,6 @@ list_folder (const char *folder, GError **error)
       g_error_free (local);
       return NULL;
     }
-  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
-    if (name[0] != '.')
-      g_ptr_array_add (names, g_strdup (name));
-  g_dir_close (dir);
-  g_ptr_array_sort (names, compare_strings);
   return names;
 }
 

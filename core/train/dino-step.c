@@ -98,17 +98,12 @@ agc_dino_accumulate (AgcDino *d, const float *global, int batch, int global_size
   return ok;
 }
 
-// utils.clip_gradients: each tensor's gradient to norm at most clip
+// utils.clip_gradients: each tensor's gradient to norm at most clip (the
+// optimiser's global-norm clipping, one tensor at a time)
 static void
 clip_tensor (float *grad, size_t n, double clip)
 {
-  double sum = 0.0;
-  for (size_t i = 0; i < n; i++)
-    sum += (double) grad[i] * grad[i];
-  double coef = clip / (sqrt (sum) + 1e-6);
-  if (coef < 1.0)
-    for (size_t i = 0; i < n; i++)
-      grad[i] = (float) (grad[i] * coef);
+  agc_grad_scale (&grad, &n, 1, agc_clip_factor (agc_grad_norm (&grad, &n, 1), clip));
 }
 
 // the backbone's tensors in order: per unit weight, gamma, beta

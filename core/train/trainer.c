@@ -3,6 +3,7 @@
 #include "train/trainer.h"
 
 #include "models/adapter.h"
+#include "support/json-file.h"
 #include "train/train-common.h"
 
 #include <math.h>
@@ -172,8 +173,10 @@ add_base (GArray *views, const char *path, AgcModel *model, AgcAdapter **base, G
     }
   g_autoptr (JsonParser) parser = json_parser_new ();
   const char *stack = agc_adapter_stack (*base);
-  JsonNode *entries = stack != NULL && json_parser_load_from_data (parser, stack, -1, NULL)
-                          ? json_parser_get_root (parser) : NULL;
+  // the base's stack: checked when the adapter was loaded
+  JsonNode *entries
+    = stack != NULL && agc_json_parse_data (parser, stack, strlen (stack), "stack", NULL)
+        ? json_parser_get_root (parser) : NULL;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_array (b);
   for (guint i = 0; entries != NULL && i < json_array_get_length (json_node_get_array (entries));

@@ -7,8 +7,8 @@
  * silently wrong classifications.  Every message starts with the file name
  * and says which class (index and export name) and which field is wrong. */
 #include "agriclip.h"
+#include "support/error.h"
 #include "support/json-file.h"
-#include "support/regular-file.h"
 
 #include <json-glib/json-glib.h>
 #include <stdarg.h>
@@ -55,19 +55,16 @@ typedef struct
 G_GNUC_PRINTF (3, 4) static gboolean
 fail (GError **error, const Where *where, const char *format, ...)
 {
+  g_autofree char *place
+    = where->class_index < 0 ? g_strdup (where->file)
+      : where->class_name != NULL
+        ? g_strdup_printf ("%s: %s[%d] \"%s\"", where->file, where->list, where->class_index,
+                           where->class_name)
+        : g_strdup_printf ("%s: %s[%d]", where->file, where->list, where->class_index);
   va_list args;
   va_start (args, format);
-  char *problem = g_strdup_vprintf (format, args);
+  agc_fail_at_valist (error, where->code, place, format, args);
   va_end (args);
-  if (where->class_index < 0)
-    g_set_error (error, AGC_ERROR, where->code, "%s: %s", where->file, problem);
-  else if (where->class_name != NULL)
-    g_set_error (error, AGC_ERROR, where->code, "%s: %s[%d] \"%s\": %s", where->file,
-                 where->list, where->class_index, where->class_name, problem);
-  else
-    g_set_error (error, AGC_ERROR, where->code, "%s: %s[%d]: %s", where->file, where->list,
-                 where->class_index, problem);
-  g_free (problem);
   return FALSE;
 }
 
@@ -517,12 +514,8 @@ agc_label_set_load (const char *path, GError **error)
   g_autofree char *file = g_filename_display_name (path);
   Where where = { file, "classes", -1, NULL, AGC_ERROR_FORMAT };
 
-  g_autofree char *data = NULL;
-  gsize length = 0;
-  if (!agc_read_regular_file (path, AGC_JSON_MAX_BYTES, &data, &length, error))
-    return NULL;
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!agc_json_parse_data (parser, data, length, file, error))
+  if (!agc_json_parse_file (parser, path, file, error))
     return NULL;
   return parse_label_set (json_parser_get_root (parser), &where, error);
 }
