@@ -602,7 +602,12 @@ gboolean agc_adapter_check_model (const AgcAdapter *adapter, const AgcModel *mod
 /* Makes model compute what the adapter learned (after
  * agc_adapter_check_model): "finetune" and "aligner" adapters replace the
  * model's tensors of the same names with theirs, for every later embedding;
- * a "probe" adapter changes nothing here (its head is the classifier's).
+ * a "contrastive" adapter (ViT CLIP models) does so in both towers: image
+ * blocks and head, text blocks, position table, final_layer_norm and
+ * text_projection, and logit_scale (stored as its log, as in the model), so
+ * that class embeddings computed afterwards come from the adapted text
+ * tower (the class cache's key includes the adapter's digest); a "probe"
+ * adapter changes nothing here (its head is the classifier's).
  * Applying the same adapter again does nothing. */
 gboolean agc_model_apply_adapter (AgcModel *model, const AgcAdapter *adapter, GError **error);
 

@@ -467,7 +467,8 @@ load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   adapter->base_model_name = g_strdup (base_name != NULL ? base_name : "?");
   if (!parse_classes (adapter, g_hash_table_lookup (meta, "agriclip.classes"), error))
     return FALSE;
-  if (g_strcmp0 (method, "finetune") == 0 || g_strcmp0 (method, "aligner") == 0)
+  if (g_strcmp0 (method, "finetune") == 0 || g_strcmp0 (method, "aligner") == 0
+      || g_strcmp0 (method, "contrastive") == 0) // both towers' blocks, the logit scale
     {
       adapter->method = g_strdup (method);
       return load_tensors (adapter, file, error) && parse_stack (adapter, error);

@@ -1,5 +1,6 @@
 /* class-cache.c — class embeddings on disk, keyed by model and label set. */
 #include "models/class-cache.h"
+#include "models/adapter.h"
 
 #include "models/embedding-cache.h"
 #include "formats/safetensors-write.h"
@@ -128,6 +129,11 @@ agc_class_cache_key (const AgcModel *model, const AgcLabelSet *labels, GError **
     g_string_append (lines, "model\tfile\n");
   if (!append_text_files (lines, agc_model_text_source (model), error))
     return NULL;
+  // an adapter may change the text tower (contrastive): its digest is part
+  // of what the class embeddings come from
+  const char *adapter = agc_model_adapter_digest (model);
+  if (adapter != NULL)
+    g_string_append_printf (lines, "adapter\t%s\n", adapter);
   g_string_append_printf (lines, "recipe\t%d\nclasses\t%d\n", (int) agc_model_class_recipe (model),
                           agc_label_set_n_classes (labels));
 

@@ -12,6 +12,8 @@
  *   - the content of the text side's files that the identity leaves out:
  *     the tokenizer's, and the text model's own when it is a checkpoint file
  *     or an AgriCLIP text_model outside the folder (agc_model_text_source);
+ *   - the digest of the adapter applied to the model, if any (a contrastive
+ *     adapter changes the text tower; nothing is added without one);
  *   - the class recipe (agc_model_class_recipe);
  *   - every class's prompts, in order.
  * Names and display names do not enter the key: they do not change the

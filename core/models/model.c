@@ -484,6 +484,8 @@ static gboolean
 check_adapter_family (const AgcModel *model, const AgcAdapter *adapter, GError **error)
 {
   const char *method = agc_adapter_tensors_method (adapter);
+  if (strcmp (method, "contrastive") == 0) // both CLIP towers' blocks: the finetune family
+    method = "finetune";
   if (strcmp (method, model->image->klass->adapter_method) == 0)
     return TRUE;
   for (size_t i = 0; i < G_N_ELEMENTS (adapter_needs); i++)
@@ -497,6 +499,49 @@ check_adapter_family (const AgcModel *model, const AgcAdapter *adapter, GError *
   g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED, "%s: a %s adapter does not fit %s",
                agc_adapter_path (adapter), method, model->path);
   return FALSE;
+}
+
+/* A contrastive adapter's text-tower tensors and logit scale (the image
+ * encoder takes the rest): pass 0 checks them, pass 1 (which then cannot
+ * fail) sets them. */
+static gboolean
+text_tensors (AgcModel *model, const AgcAdapter *adapter, int pass, GError **error)
+{
+  int n = agc_adapter_n_tensors (adapter);
+  for (int i = 0; i < n; i++)
+    {
+      const char *name;
+      int n_dims;
+      int64_t shape[4];
+      const float *data = agc_adapter_tensor (adapter, i, &name, &n_dims, shape);
+      gboolean ok = TRUE;
+      if (strcmp (name, "logit_scale") == 0)
+        {
+          if (n_dims > 1 || (n_dims == 1 && shape[0] != 1))
+            {
+              g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                           "tensor 'logit_scale' must hold one number");
+              ok = FALSE;
+            }
+          else if (pass == 1)
+            model->logit_scale = expf (data[0]); // stored as its log, as in the model
+        }
+      else if (agc_text_tower_owns_tensor (name))
+        ok = model->text != NULL
+                 && (pass == 0
+                         ? agc_text_tower_check_tensor (model->text, name, n_dims, shape, error)
+                         : agc_text_tower_set_tensor (model->text, name, data, n_dims, shape,
+                                                      error));
+      if (!ok)
+        {
+          if (error != NULL && *error == NULL)
+            g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL, "%s has no text tower",
+                         model->path);
+          g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+          return FALSE;
+        }
+    }
+  return TRUE;
 }
 
 gboolean
@@ -519,7 +564,9 @@ agc_model_apply_adapter (AgcModel *model, const AgcAdapter *adapter, GError **er
       return FALSE;
     }
   gboolean ok = check_adapter_family (model, adapter, error)
-                && model->image->klass->apply_adapter (model->image, adapter, error);
+                && text_tensors (model, adapter, 0, error)
+                && model->image->klass->apply_adapter (model->image, adapter, error)
+                && text_tensors (model, adapter, 1, error);
   if (ok)
     model->adapter_digest = g_strdup (digest);
   return ok;

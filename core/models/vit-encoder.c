@@ -2,6 +2,9 @@
 #include "models/vit-encoder.h"
 
 #include "kernels/gemm-int8.h"
+#include "nn/text-tower.h"
+
+#include <string.h>
 
 typedef struct
 {
@@ -43,6 +46,8 @@ apply_adapter (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **err
         int n_dims;
         int64_t shape[4];
         const float *data = agc_adapter_tensor (adapter, i, &name, &n_dims, shape);
+        if (agc_text_tower_owns_tensor (name) || strcmp (name, "logit_scale") == 0)
+          continue; // the model's (agc_model_apply_adapter)
         gboolean ok = pass == 0
                           ? agc_vision_tower_check_tensor (tower, name, n_dims, shape, error)
                           : agc_vision_tower_set_tensor (tower, name, data, n_dims, shape, error);

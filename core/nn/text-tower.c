@@ -27,6 +27,7 @@ struct AgcTextTower
   AgcParam token_table;           // [V, W], as stored: rows converted on lookup
   AgcTransformer transformer;
   GPtrArray *owned;               // float32 copies made at load
+  GHashTable *replaced;           // name -> float32 array set by an adapter
   AgcArena arena;                 // tokens, pooled rows, lengths
 };
 
@@ -58,6 +59,7 @@ agc_text_tower_load (const AgcWeights *weights, const AgcClipConfig *config, GEr
   t->config = *c;
   t->embed_dim = config->projection_dim;
   t->owned = g_ptr_array_new_with_free_func (g_free);
+  t->replaced = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   int64_t w = c->width;
   int64_t tok_shape[2] = { c->vocab_size, w }, pos_shape[2] = { c->context_length, w };
   int64_t proj_shape[2] = { t->embed_dim, w };
@@ -90,8 +92,88 @@ agc_text_tower_free (AgcTextTower *t)
     return;
   agc_transformer_clear (&t->transformer);
   g_ptr_array_unref (t->owned);
+  g_hash_table_unref (t->replaced);
   agc_arena_clear (&t->arena);
   g_free (t);
+}
+
+/* ---- replacing tensors (adapters) ------------------------------------------ */
+
+// the slot of name (Hugging Face naming), its shape checked; n gets the
+// element count.  The token table is not replaceable: adapters train blocks
+// and the head.
+static gboolean
+check_tensor (AgcTensorSlot *slot, int64_t *n, AgcTextTower *t, const char *name, int n_dims,
+              const int64_t *shape, GError **error)
+{
+  const char *layers = "text_model.encoder.layers.";
+  int64_t w = t->config.width;
+  gboolean found = FALSE;
+  if (g_str_has_prefix (name, layers))
+    {
+      const char *digits = name + strlen (layers);
+      char *end;
+      guint64 layer = g_ascii_strtoull (digits, &end, 10);
+      found = end != digits && *end == '.' && layer < (guint64) t->config.layers
+              && agc_tensor_slot_of_block (slot, &t->transformer.layers[layer], &t->config,
+                                           end + 1);
+    }
+  const struct
+  {
+    const char *name;
+    float **pointer;
+    int n_dims;
+    int64_t shape[2];
+  } table[] = {
+    { "text_model.embeddings.position_embedding.weight", &t->params.position, 2,
+      { t->config.context_length, w } },
+    { "text_model.final_layer_norm.weight", &t->params.final_ln_weight, 1, { w } },
+    { "text_model.final_layer_norm.bias", &t->params.final_ln_bias, 1, { w } },
+    { "text_projection.weight", &t->params.projection, 2, { t->embed_dim, w } },
+  };
+  for (size_t i = 0; !found && i < G_N_ELEMENTS (table); i++)
+    if (strcmp (name, table[i].name) == 0)
+      {
+        *slot = (AgcTensorSlot){ .pointer = table[i].pointer, .n_dims = table[i].n_dims,
+                                 .shape = { table[i].shape[0], table[i].shape[1] } };
+        found = TRUE;
+      }
+  if (!found)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "tensor '%s' is not one of this model's text tower", name);
+      return FALSE;
+    }
+  return agc_tensor_slot_check_shape (n, name, slot->n_dims, slot->shape, n_dims, shape, error);
+}
+
+gboolean
+agc_text_tower_owns_tensor (const char *name)
+{
+  return g_str_has_prefix (name, "text_model.") || g_str_has_prefix (name, "text_projection.");
+}
+
+gboolean
+agc_text_tower_check_tensor (AgcTextTower *t, const char *name, int n_dims, const int64_t *shape,
+                             GError **error)
+{
+  g_return_val_if_fail (t != NULL && name != NULL && shape != NULL, FALSE);
+  AgcTensorSlot slot;
+  int64_t n;
+  return check_tensor (&slot, &n, t, name, n_dims, shape, error);
+}
+
+gboolean
+agc_text_tower_set_tensor (AgcTextTower *t, const char *name, const float *data, int n_dims,
+                           const int64_t *shape, GError **error)
+{
+  g_return_val_if_fail (t != NULL && name != NULL && data != NULL && shape != NULL, FALSE);
+  AgcTensorSlot slot;
+  int64_t n;
+  if (!check_tensor (&slot, &n, t, name, n_dims, shape, error))
+    return FALSE;
+  agc_tensor_slot_set (&slot, t->replaced, name, data, n);
+  return TRUE;
 }
 
 gboolean

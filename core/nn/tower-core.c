@@ -133,3 +133,106 @@ agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gln_bias,
     }
   return want_dinput ? a->dx : NULL;
 }
+
+/* ---- replacing a loaded tower's tensors (tower-core.h) ---------------------- */
+
+gboolean
+agc_tensor_slot_of_block (AgcTensorSlot *slot, AgcLayer *b, const AgcTowerConfig *config,
+                          const char *rest)
+{
+  int64_t d = config->width, m = config->mlp_width;
+  static const char *const qkv[3] = { "q_proj", "k_proj", "v_proj" };
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *w = g_strdup_printf ("self_attn.%s.weight", qkv[i]);
+      g_autofree char *bias = g_strdup_printf ("self_attn.%s.bias", qkv[i]);
+      if (strcmp (rest, w) == 0)
+        return *slot = (AgcTensorSlot){ .linear = &b->qkv, .part = i, .n_dims = 2, .shape = { d, d } },
+               TRUE;
+      if (strcmp (rest, bias) == 0)
+        return *slot = (AgcTensorSlot){ .overwrite = b->qkv.bias + i * d, .n_dims = 1, .shape = { d } },
+               TRUE;
+    }
+  const struct
+  {
+    const char *name;
+    AgcLinear *linear; // matrices
+    float *vector;     // vectors
+    int64_t rows, cols;
+  } table[] = {
+    { "self_attn.out_proj.weight", &b->out, NULL, d, d },
+    { "self_attn.out_proj.bias", NULL, b->out.bias, d, 0 },
+    { "layer_norm1.weight", NULL, b->ln1_weight, d, 0 },
+    { "layer_norm1.bias", NULL, b->ln1_bias, d, 0 },
+    { "layer_norm2.weight", NULL, b->ln2_weight, d, 0 },
+    { "layer_norm2.bias", NULL, b->ln2_bias, d, 0 },
+    { "mlp.fc1.weight", &b->fc1, NULL, m, d },
+    { "mlp.fc1.bias", NULL, b->fc1.bias, m, 0 },
+    { "mlp.fc2.weight", &b->fc2, NULL, d, m },
+    { "mlp.fc2.bias", NULL, b->fc2.bias, d, 0 },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (table); i++)
+    if (strcmp (rest, table[i].name) == 0)
+      {
+        if (table[i].linear != NULL)
+          *slot = (AgcTensorSlot){ .linear = table[i].linear, .n_dims = 2,
+                          .shape = { table[i].rows, table[i].cols } };
+        else
+          *slot = (AgcTensorSlot){ .overwrite = table[i].vector, .n_dims = 1,
+                          .shape = { table[i].rows } };
+        return TRUE;
+      }
+  return FALSE;
+}
+
+
+gboolean
+agc_tensor_slot_check_shape (int64_t *n, const char *name, int want_dims, const int64_t *want,
+                             int n_dims, const int64_t *shape, GError **error)
+{
+  gboolean same = n_dims == want_dims;
+  *n = 1;
+  for (int i = 0; same && i < n_dims; i++)
+    {
+      same = shape[i] == want[i];
+      *n *= shape[i];
+    }
+  if (!same)
+    {
+      g_autoptr (GString) want_text = g_string_new (NULL), got_text = g_string_new (NULL);
+      for (int i = 0; i < want_dims; i++)
+        g_string_append_printf (want_text, "%s%" G_GINT64_FORMAT, i ? ", " : "", want[i]);
+      for (int i = 0; i < n_dims; i++)
+        g_string_append_printf (got_text, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
+                   "tensor '%s' has shape [%s], the model's has [%s]", name, got_text->str,
+                   want_text->str);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+agc_tensor_slot_set (const AgcTensorSlot *slot, GHashTable *replaced, const char *name,
+                     const float *data, int64_t n)
+{
+  if (slot->overwrite != NULL)
+    {
+      memcpy (slot->overwrite, data, (size_t) n * sizeof (float));
+      return;
+    }
+  // small vectors were copied at load, matrices may point into the mapped
+  // file: either way the new values go to a copy of the tower's own, made
+  // once per name
+  float *copy = g_hash_table_lookup (replaced, name);
+  if (copy == NULL)
+    {
+      copy = g_new (float, n);
+      g_hash_table_insert (replaced, g_strdup (name), copy);
+    }
+  memcpy (copy, data, (size_t) n * sizeof (float));
+  if (slot->pointer != NULL)
+    *slot->pointer = copy;
+  if (slot->linear != NULL) // read as float32 in place from now on, kept forms made anew
+    agc_linear_set_part (slot->linear, slot->part, &(AgcParam){ AGC_DTYPE_F32, copy, (size_t) n });
+}

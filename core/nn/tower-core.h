@@ -80,3 +80,33 @@ float *agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gl
                                  float *gprojection, const float *demb, AgcTowerActs *acts,
                                  const AgcBlock *blocks, const float *ln_weight,
                                  const float *projection, gboolean want_dinput);
+
+/* ---- replacing a loaded tower's tensors (adapters) ---- */
+
+/* Where a tensor of a loaded tower lives: a float32 array to overwrite
+ * (vectors the tower owns), a pointer to redirect (matrices that may be
+ * mapped from the file), and a part of a linear to read the new copy
+ * (block matrices, the patch kernel); its shape (up to two dimensions). */
+typedef struct
+{
+  float *overwrite;
+  float **pointer;
+  AgcLinear *linear;
+  int part;
+  int n_dims;
+  int64_t shape[2];
+} AgcTensorSlot;
+
+/* The slot of a block's tensor by its name inside the block (Hugging Face:
+ * "self_attn.q_proj.weight", "mlp.fc1.bias", ...); FALSE: not one. */
+gboolean agc_tensor_slot_of_block (AgcTensorSlot *slot, AgcLayer *layer,
+                                   const AgcTowerConfig *config, const char *rest);
+/* AGC_ERROR_MODEL unless shape[n_dims] equals want[want_dims]; *n gets the
+ * element count. */
+gboolean agc_tensor_slot_check_shape (int64_t *n, const char *name, int want_dims,
+                                      const int64_t *want, int n_dims, const int64_t *shape,
+                                      GError **error);
+/* Sets data[n] into the slot; new values of redirected tensors go to a
+ * float32 copy kept in replaced (name -> array), made once per name. */
+void agc_tensor_slot_set (const AgcTensorSlot *slot, GHashTable *replaced, const char *name,
+                          const float *data, int64_t n);

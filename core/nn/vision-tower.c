@@ -335,71 +335,8 @@ agc_vision_tower_copy_top (const AgcVisionTower *t, int first_layer, AgcVisionPa
   memcpy (out->projection, t->params.projection, (size_t) t->embed_dim * d * sizeof (float));
 }
 
-// where a tensor of the tower lives: a float32 array to overwrite (vectors
-// the tower owns), a pointer to redirect (matrices that may be mapped from
-// the file), and a part of a linear to read the new copy (block matrices and
-// the patch kernel)
-typedef struct
-{
-  float *overwrite;
-  float **pointer;
-  AgcLinear *linear;
-  int part;
-  int n_dims;
-  int64_t shape[2];
-} Slot;
-
 static gboolean
-find_block_slot (Slot *slot, AgcVisionTower *t, int layer, const char *rest)
-{
-  AgcLayer *b = &t->transformer.layers[layer];
-  int64_t d = t->config.width, m = t->config.mlp_width;
-  static const char *const qkv[3] = { "q_proj", "k_proj", "v_proj" };
-  for (int i = 0; i < 3; i++)
-    {
-      g_autofree char *w = g_strdup_printf ("self_attn.%s.weight", qkv[i]);
-      g_autofree char *bias = g_strdup_printf ("self_attn.%s.bias", qkv[i]);
-      if (strcmp (rest, w) == 0)
-        return *slot = (Slot){ .linear = &b->qkv, .part = i, .n_dims = 2, .shape = { d, d } },
-               TRUE;
-      if (strcmp (rest, bias) == 0)
-        return *slot = (Slot){ .overwrite = b->qkv.bias + i * d, .n_dims = 1, .shape = { d } },
-               TRUE;
-    }
-  const struct
-  {
-    const char *name;
-    AgcLinear *linear; // matrices
-    float *vector;     // vectors
-    int64_t rows, cols;
-  } table[] = {
-    { "self_attn.out_proj.weight", &b->out, NULL, d, d },
-    { "self_attn.out_proj.bias", NULL, b->out.bias, d, 0 },
-    { "layer_norm1.weight", NULL, b->ln1_weight, d, 0 },
-    { "layer_norm1.bias", NULL, b->ln1_bias, d, 0 },
-    { "layer_norm2.weight", NULL, b->ln2_weight, d, 0 },
-    { "layer_norm2.bias", NULL, b->ln2_bias, d, 0 },
-    { "mlp.fc1.weight", &b->fc1, NULL, m, d },
-    { "mlp.fc1.bias", NULL, b->fc1.bias, m, 0 },
-    { "mlp.fc2.weight", &b->fc2, NULL, d, m },
-    { "mlp.fc2.bias", NULL, b->fc2.bias, d, 0 },
-  };
-  for (size_t i = 0; i < G_N_ELEMENTS (table); i++)
-    if (strcmp (rest, table[i].name) == 0)
-      {
-        if (table[i].linear != NULL)
-          *slot = (Slot){ .linear = table[i].linear, .n_dims = 2,
-                          .shape = { table[i].rows, table[i].cols } };
-        else
-          *slot = (Slot){ .overwrite = table[i].vector, .n_dims = 1,
-                          .shape = { table[i].rows } };
-        return TRUE;
-      }
-  return FALSE;
-}
-
-static gboolean
-find_slot (Slot *slot, AgcVisionTower *t, const char *name)
+find_slot (AgcTensorSlot *slot, AgcVisionTower *t, const char *name)
 {
   const char *layers = "vision_model.encoder.layers.";
   int64_t d = t->config.width, e = t->embed_dim, p = t->config.patch_size;
@@ -411,7 +348,7 @@ find_slot (Slot *slot, AgcVisionTower *t, const char *name)
       if (end == digits || *end != '.' || layer >= (guint64) t->config.layers
           || t->transformer.layers == NULL)
         return FALSE;
-      return find_block_slot (slot, t, (int) layer, end + 1);
+      return agc_tensor_slot_of_block (slot, &t->transformer.layers[layer], &t->config, end + 1);
     }
   const struct
   {
@@ -431,12 +368,12 @@ find_slot (Slot *slot, AgcVisionTower *t, const char *name)
   };
   for (size_t i = 0; i < G_N_ELEMENTS (table); i++)
     if (strcmp (name, table[i].name) == 0)
-      return *slot = (Slot){ .pointer = table[i].pointer, .n_dims = table[i].n_dims,
+      return *slot = (AgcTensorSlot){ .pointer = table[i].pointer, .n_dims = table[i].n_dims,
                              .shape = { table[i].shape[0], table[i].shape[1] } },
              TRUE;
   // the patch kernel [D, 3, p, p] has four dimensions: compared on its own
   if (strcmp (name, "vision_model.embeddings.patch_embedding.weight") == 0)
-    return *slot = (Slot){ .pointer = &t->params.patch_weight, .linear = &t->patch, .n_dims = 4,
+    return *slot = (AgcTensorSlot){ .pointer = &t->params.patch_weight, .linear = &t->patch, .n_dims = 4,
                            .shape = { d, 3 * p * p } },
            TRUE;
   return FALSE;
@@ -444,7 +381,7 @@ find_slot (Slot *slot, AgcVisionTower *t, const char *name)
 
 // finds name's slot and checks the shape; n receives the element count
 static gboolean
-check_tensor (Slot *slot, int64_t *n, AgcVisionTower *t, const char *name, int n_dims,
+check_tensor (AgcTensorSlot *slot, int64_t *n, AgcVisionTower *t, const char *name, int n_dims,
               const int64_t *shape, GError **error)
 {
   if (!find_slot (slot, t, name))
@@ -456,26 +393,7 @@ check_tensor (Slot *slot, int64_t *n, AgcVisionTower *t, const char *name, int n
   int64_t want[4] = { slot->shape[0], slot->shape[1], 0, 0 };
   if (slot->n_dims == 4) // the patch kernel
     want[1] = 3, want[2] = want[3] = t->config.patch_size;
-  gboolean same = n_dims == slot->n_dims;
-  *n = 1;
-  for (int i = 0; same && i < n_dims; i++)
-    {
-      same = shape[i] == want[i];
-      *n *= shape[i];
-    }
-  if (!same)
-    {
-      g_autoptr (GString) want_text = g_string_new (NULL), got_text = g_string_new (NULL);
-      for (int i = 0; i < slot->n_dims; i++)
-        g_string_append_printf (want_text, "%s%" G_GINT64_FORMAT, i ? ", " : "", want[i]);
-      for (int i = 0; i < n_dims; i++)
-        g_string_append_printf (got_text, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
-      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
-                   "tensor '%s' has shape [%s], the model's has [%s]", name, got_text->str,
-                   want_text->str);
-      return FALSE;
-    }
-  return TRUE;
+  return agc_tensor_slot_check_shape (n, name, slot->n_dims, want, n_dims, shape, error);
 }
 
 gboolean
@@ -483,7 +401,7 @@ agc_vision_tower_check_tensor (AgcVisionTower *t, const char *name, int n_dims,
                                const int64_t *shape, GError **error)
 {
   g_return_val_if_fail (t != NULL && name != NULL && shape != NULL, FALSE);
-  Slot slot;
+  AgcTensorSlot slot;
   int64_t n;
   return check_tensor (&slot, &n, t, name, n_dims, shape, error);
 }
@@ -493,29 +411,11 @@ agc_vision_tower_set_tensor (AgcVisionTower *t, const char *name, const float *d
                              const int64_t *shape, GError **error)
 {
   g_return_val_if_fail (t != NULL && name != NULL && data != NULL && shape != NULL, FALSE);
-  Slot slot;
+  AgcTensorSlot slot;
   int64_t n;
   if (!check_tensor (&slot, &n, t, name, n_dims, shape, error))
     return FALSE;
-  if (slot.overwrite != NULL)
-    {
-      memcpy (slot.overwrite, data, (size_t) n * sizeof (float));
-      return TRUE;
-    }
-  // small vectors were copied at load, matrices may point into the mapped
-  // file: either way the new values go to a copy of the tower's own, made
-  // once per name
-  float *copy = g_hash_table_lookup (t->replaced, name);
-  if (copy == NULL)
-    {
-      copy = g_new (float, n);
-      g_hash_table_insert (t->replaced, g_strdup (name), copy);
-    }
-  memcpy (copy, data, (size_t) n * sizeof (float));
-  if (slot.pointer != NULL)
-    *slot.pointer = copy;
-  if (slot.linear != NULL) // read as float32 in place from now on, kept forms made anew
-    agc_linear_set_part (slot.linear, slot.part, &(AgcParam){ AGC_DTYPE_F32, copy, (size_t) n });
+  agc_tensor_slot_set (&slot, t->replaced, name, data, n);
   return TRUE;
 }
 
