@@ -10,6 +10,8 @@
 #include "models/agriclip-manifest.h"
 #include "models/agriclip-model.h"
 #include "models/embedding-cache.h"
+#include "formats/safetensors-write.h"
+#include "train/checkpoint.h"
 #include "train/dino-crops.h"
 #include "train/dino-step.h"
 #include "train/trainer.h"
@@ -35,6 +37,9 @@ typedef struct
   AgcDino *dino;
   GPtrArray *files; /* the images kept, in list order */
   AgcDinoCropParams crops;
+  /* where the current epoch is (a checkpoint taken on cancelling resumes there) */
+  int step_done, micro_done;
+  double loss_sum;
 } Fit;
 
 static gboolean
@@ -93,6 +98,8 @@ dino_start (gpointer self)
   agc_dino_free (fit->dino);
   fit->dino = agc_dino_new (agc_resnet_train_copy (fit->original), HEAD_HIDDEN,
                             HEAD_BOTTLENECK, fit->params->dino_out_dim, fit->params->seed);
+  fit->step_done = fit->micro_done = 0;
+  fit->loss_sum = 0.0;
 }
 
 /* The crops of the images order[first .. first + n) of epoch into
@@ -166,14 +173,13 @@ dino_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
     .center_momentum = CENTER_MOMENTUM,
     .scale = 1.0 / p->dino_accumulate,
   };
-  double sum = 0.0;
-  int n_micro = 0;
-  for (int s = 0; s < steps_per_epoch; s++)
+  for (int s = fit->step_done; s < steps_per_epoch; s++)
     {
+      // stops only between steps: no gradients are pending then, so a checkpoint is whole
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
       for (int m = 0; m < p->dino_accumulate; m++)
         {
-          if (g_cancellable_set_error_if_cancelled (cancellable, error))
-            return FALSE; // the partial step's gradients are dropped with the run
           int first = (s * p->dino_accumulate + m) * batch;
           double loss;
           if (!crop_batch (fit, order + first, batch, epoch, global, local, one_global,
@@ -182,16 +188,19 @@ dino_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
                                        c->n_local > 0 ? local : NULL, c->n_local,
                                        c->local_size, &loss_params, &loss, error))
             return FALSE;
-          sum += loss, n_micro++;
+          fit->loss_sum += loss, fit->micro_done++;
         }
       gint64 it = (gint64) epoch * steps_per_epoch + s;
       agc_dino_update (fit->dino, &adamw, p->learning_rate, CLIP_GRAD,
                        epoch < FREEZE_LAST_LAYER_EPOCHS,
                        agc_dino_momentum (TEACHER_MOMENTUM, it, total_steps));
-      agc_train_report (p, AGC_TRAIN_STAGE_STEP, s + 1, steps_per_epoch, sum / n_micro, NAN,
-                        NAN);
+      fit->step_done = s + 1;
+      agc_train_report (p, AGC_TRAIN_STAGE_STEP, s + 1, steps_per_epoch,
+                        fit->loss_sum / fit->micro_done, NAN, NAN);
     }
-  *train_loss = sum / MAX (n_micro, 1);
+  *train_loss = fit->loss_sum / MAX (fit->micro_done, 1);
+  fit->step_done = fit->micro_done = 0;
+  fit->loss_sum = 0.0;
   return TRUE;
 }
 
@@ -236,6 +245,124 @@ dino_fingerprint (gpointer self, GString *text)
                           p->dino_crop_size);
 }
 
+static gint64
+dino_steps (gpointer self)
+{
+  return ((Fit *) self)->dino->steps;
+}
+
+/* The run's numbers, then every array of the state: both backbones'
+ * parameters and running statistics, both heads, the centre, the AdamW
+ * moments.  The crops and the order are seeded by (seed, image, epoch):
+ * the epoch and step are their whole random state. */
+enum { RUN_EPOCH, RUN_STEP, RUN_MICRO, RUN_LOSS, RUN_BEST_EPOCH, RUN_BEST_LOSS, RUN_STEPS,
+       RUN_LAST_LAYER_STEPS, RUN_STUDENT_BATCHES, RUN_TEACHER_BATCHES, N_RUN };
+#define N_STATE 11
+
+static int
+state_arrays (AgcDino *d, float **arrays, size_t *sizes)
+{
+  float *a[N_STATE] = { d->student->params, d->student->buffers, d->teacher->params,
+                        d->teacher->buffers, d->student_head->params, d->teacher_head->params,
+                        d->center, d->m_backbone, d->v_backbone, d->m_head, d->v_head };
+  size_t n[N_STATE] = { d->student->n_params, d->student->n_buffers, d->teacher->n_params,
+                        d->teacher->n_buffers, d->student_head->n_params,
+                        d->teacher_head->n_params, (size_t) d->student_head->out_dim,
+                        d->student->n_params, d->student->n_params, d->student_head->n_params,
+                        d->student_head->n_params };
+  memcpy (arrays, a, sizeof a);
+  memcpy (sizes, n, sizeof n);
+  return N_STATE;
+}
+
+static gboolean
+dino_checkpoint_write (gpointer self, const char *path, const AgcTrainerRun *run,
+                       const char *fingerprint, GError **error)
+{
+  Fit *fit = self;
+  AgcDino *d = fit->dino;
+  double numbers[N_RUN] = {
+    [RUN_EPOCH] = run->epoch, [RUN_STEP] = fit->step_done, [RUN_MICRO] = fit->micro_done,
+    [RUN_LOSS] = fit->loss_sum, [RUN_BEST_EPOCH] = run->best_epoch,
+    [RUN_BEST_LOSS] = run->best_val_loss, [RUN_STEPS] = (double) d->steps,
+    [RUN_LAST_LAYER_STEPS] = (double) d->last_layer_steps,
+    [RUN_STUDENT_BATCHES] = (double) d->student->num_batches_tracked,
+    [RUN_TEACHER_BATCHES] = (double) d->teacher->num_batches_tracked,
+  };
+  AgcTensorView views[1 + N_STATE];
+  char names[N_STATE][16];
+  views[0] = (AgcTensorView){ .name = "run", .dtype = AGC_DTYPE_F64, .n_dims = 1,
+                              .shape = { N_RUN }, .data = (const guint8 *) numbers,
+                              .n_bytes = sizeof numbers };
+  float *arrays[N_STATE];
+  size_t sizes[N_STATE];
+  state_arrays (d, arrays, sizes);
+  for (int i = 0; i < N_STATE; i++)
+    {
+      g_snprintf (names[i], sizeof names[i], "state.%d", i);
+      views[1 + i] = (AgcTensorView){ .name = names[i], .dtype = AGC_DTYPE_F32, .n_dims = 1,
+                                      .shape = { (int64_t) sizes[i] },
+                                      .data = (const guint8 *) arrays[i],
+                                      .n_bytes = sizes[i] * sizeof (float) };
+    }
+  g_autoptr (GHashTable) meta = agc_checkpoint_metadata_new ("dino", fingerprint);
+  return agc_safetensors_write (path, views, 1 + N_STATE, meta, TRUE, error);
+}
+
+static const char *
+read_state (Fit *fit, AgcTrainerRun *run, const AgcSafetensors *file)
+{
+  AgcDino *d = fit->dino;
+  const AgcTensorView *t = agc_safetensors_find (file, "run");
+  if (t == NULL || t->dtype != AGC_DTYPE_F64 || t->n_dims != 1 || t->shape[0] != N_RUN)
+    return "its run state is missing";
+  float *arrays[N_STATE];
+  size_t sizes[N_STATE];
+  state_arrays (d, arrays, sizes);
+  for (int i = 0; i < N_STATE; i++)
+    {
+      char name[16];
+      g_snprintf (name, sizeof name, "state.%d", i);
+      const AgcTensorView *a = agc_safetensors_find (file, name);
+      if (a == NULL || a->dtype != AGC_DTYPE_F32 || a->n_dims != 1
+          || a->shape[0] != (int64_t) sizes[i])
+        return "its tensors do not fit these settings";
+    }
+  double numbers[N_RUN];
+  memcpy (numbers, t->data, sizeof numbers);
+  for (int i = 0; i < N_STATE; i++)
+    {
+      char name[16];
+      g_snprintf (name, sizeof name, "state.%d", i);
+      memcpy (arrays[i], agc_safetensors_find (file, name)->data, sizes[i] * sizeof (float));
+    }
+  run->epoch = (int) numbers[RUN_EPOCH];
+  run->best_epoch = (int) numbers[RUN_BEST_EPOCH];
+  run->best_val_loss = numbers[RUN_BEST_LOSS];
+  fit->step_done = (int) numbers[RUN_STEP];
+  fit->micro_done = (int) numbers[RUN_MICRO];
+  fit->loss_sum = numbers[RUN_LOSS];
+  d->steps = (gint64) numbers[RUN_STEPS];
+  d->last_layer_steps = (gint64) numbers[RUN_LAST_LAYER_STEPS];
+  d->student->num_batches_tracked = (gint64) numbers[RUN_STUDENT_BATCHES];
+  d->teacher->num_batches_tracked = (gint64) numbers[RUN_TEACHER_BATCHES];
+  return NULL;
+}
+
+static gboolean
+dino_checkpoint_read (gpointer self, const char *path, AgcTrainerRun *run,
+                      const char *fingerprint, GError **error)
+{
+  AgcSafetensors *file = agc_checkpoint_open (path, "dino", fingerprint, error);
+  if (file == NULL)
+    return FALSE;
+  const char *reason = read_state (self, run, file);
+  agc_safetensors_free (file);
+  if (reason != NULL)
+    agc_checkpoint_refuse (error, path, reason);
+  return reason == NULL;
+}
+
 static const AgcTrainerMethod dino_method = {
   .name = "dino",
   .unlabelled = TRUE,
@@ -246,6 +373,9 @@ static const AgcTrainerMethod dino_method = {
   .keep = dino_keep,
   .adapter = dino_adapter,
   .fingerprint = dino_fingerprint,
+  .steps = dino_steps,
+  .checkpoint_write = dino_checkpoint_write,
+  .checkpoint_read = dino_checkpoint_read,
 };
 
 gboolean

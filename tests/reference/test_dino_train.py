@@ -7,6 +7,8 @@ small crops:
   - the adapter holds the teacher's ResNet-50 under torchvision's names,
     and `embed --adapter` equals torchvision's ResNet-50 (eval mode) with
     those tensors loaded, then the model's aligner (cosine >= 0.99999);
+  - a run killed after its first epoch's checkpoint and started again
+    writes the same tensors, bit for bit, as one run through;
   - the aligner trained on top of it (`train --method aligner --adapter`)
     loads, carries the DINO ResNet, and classifies.
 The DINO step itself is checked against PyTorch in test_dino.py."""
@@ -18,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import numpy as np
@@ -119,6 +122,32 @@ class DinoTraining(unittest.TestCase):
                                                      self.images[:3]))
         plain = self.embed(self.images[:1])
         self.assertGreater(float(np.abs(plain[0] - got[0]).max()), 1e-4)
+
+    def test_killed_run_resumes_to_the_same_adapter(self):
+        args = ["train", "--method", "dino", "--model", self.model, "--data", self.photos,
+                *DINO_ARGS, "--epochs", "2", "--checkpoint-every", "1"]
+        whole = os.path.join(self.tmp, "whole.safetensors")
+        run(args + ["--out", whole], self.cache)
+        resumed = os.path.join(self.tmp, "resumed.safetensors")
+        env = dict(os.environ, XDG_CACHE_HOME=self.cache)
+        proc = subprocess.Popen([AGRICLIP] + args + ["--out", resumed], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        checkpoint = resumed + ".checkpoint"
+        deadline = time.time() + 600
+        while not os.path.exists(checkpoint) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+        self.assertTrue(os.path.exists(checkpoint), "no checkpoint before the end")
+        self.assertFalse(os.path.exists(resumed))
+        again = run(args + ["--out", resumed], self.cache)
+        self.assertIn("resuming", again.stderr)
+        self.assertFalse(os.path.exists(checkpoint))
+        got, _ = read_adapter(resumed)
+        want, _ = read_adapter(whole)
+        self.assertEqual(set(got), set(want))
+        for name in want:
+            self.assertTrue(torch.equal(got[name], want[name]), name)
 
     def test_aligner_stacked_on_dino(self):
         data = os.path.join(self.tmp, "tagged")
