@@ -24,6 +24,10 @@ on_progress (const AgcTrainProgress *p, gpointer user_data)
     case AGC_TRAIN_STAGE_EMBED:
       cli_progress_printf (&view->line, _("images %d/%d"), p->done, p->total);
       break;
+    case AGC_TRAIN_STAGE_STEP:
+      cli_progress_printf (&view->line, _("step %d/%d: training loss %.4f   "), p->done, p->total,
+                           p->train_loss);
+      break;
     case AGC_TRAIN_STAGE_EPOCH:
       if (isnan (p->val_loss))
         cli_progress_printf (&view->line, _("epoch %d/%d: training loss %.4f   "), p->done,
@@ -73,7 +77,8 @@ run (int argc, char **argv)
          "with it applied; FILE then holds both"), N_("BASE") },
     { "method", 0, 0, G_OPTION_ARG_STRING, &method,
       N_("What to train: probe (a linear head on image embeddings; default), finetune (the "
-         "last vision blocks of a ViT model) or aligner (an AgriCLIP model's aligner)"),
+         "last vision blocks of a ViT model), aligner (an AgriCLIP model's aligner) or dino "
+         "(an AgriCLIP model's ResNet-50, on unlabelled photos)"),
       N_("METHOD") },
     { "blocks", 0, 0, G_OPTION_ARG_INT, &params.finetune_blocks,
       N_("finetune: how many of the last vision blocks to train (default 2)"), N_("K") },
@@ -101,6 +106,14 @@ run (int argc, char **argv)
     { "ridge", 0, 0, G_OPTION_ARG_DOUBLE, &params.aligner_ridge,
       N_("aligner: ridge strength, in units of the features' mean variance times the number "
          "of images; 0 chooses it by validation (default 0)"), N_("X") },
+    { "local-crops", 0, 0, G_OPTION_ARG_INT, &params.dino_local_crops,
+      N_("dino: small crops per image besides the two large ones (default 2)"), N_("N") },
+    { "out-dim", 0, 0, G_OPTION_ARG_INT, &params.dino_out_dim,
+      N_("dino: outputs of the projection head (default 4096)"), N_("N") },
+    { "accumulate", 0, 0, G_OPTION_ARG_INT, &params.dino_accumulate,
+      N_("dino: batches whose gradients add up to one optimiser step (default 1)"), N_("N") },
+    { "crop-size", 0, 0, G_OPTION_ARG_INT, &params.dino_crop_size,
+      N_("dino: side of the large crops in pixels (default 224)"), N_("PIXELS") },
     { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &params.checkpoint_every,
       N_("Write FILE.checkpoint every N epochs; 0: never (default 5)"), N_("N") },
     { "restart", 0, 0, G_OPTION_ARG_NONE, &restart,
@@ -120,7 +133,7 @@ run (int argc, char **argv)
   if (argc > 1)
     return cli_usage (command, _("unexpected argument '%s'"), argv[1]);
   if (method && !agc_train_method_from_name (&params.method, method))
-    return cli_usage (command, _("unknown method '%s' (available: probe, aligner, finetune)"),
+    return cli_usage (command, _("unknown method '%s' (available: probe, aligner, finetune, dino)"),
                       method);
   if (seed_text
       && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &params.seed, NULL))

@@ -52,7 +52,7 @@ _agriclip ()
       COMPREPLY=( $(compgen -W 'csv jsonl text json' -- "$cur") )
       return ;;
     --method)
-      COMPREPLY=( $(compgen -W 'probe finetune aligner' -- "$cur") )
+      COMPREPLY=( $(compgen -W 'probe finetune aligner dino' -- "$cur") )
       return ;;
     --threads|-t|-k|--top|-b|--batch|-n|--iterations|--seed|--epochs|--label|--template|--text|--per-image)
       return ;;

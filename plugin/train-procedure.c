@@ -47,6 +47,8 @@ on_progress (const AgcTrainProgress *p, gpointer user_data)
         gimp_progress_set_text (_("Encoding the images"));
       gimp_progress_update (0.5 * fraction);
       break;
+    case AGC_TRAIN_STAGE_STEP: // dino, not offered by the plug-in
+      break;
     case AGC_TRAIN_STAGE_RESUME:
       gimp_progress_set_text_printf (_("Continuing the interrupted run after epoch %d"),
                                      p->done);

@@ -9,7 +9,8 @@
 #                  captions and on those pairs (stands in for the released
 #                  model and its contrastive stage: train --method contrastive
 #                  is not in this version)
-#   3 DINO         train --method dino is not in this version: skipped
+#   3 DINO         train --method dino trains an AgriCLIP model's ResNet-50,
+#                  which this tiny ViT CLIP has not: skipped
 #   4 adapt        finetune the image tower on the second camera, then a probe
 #                  stacked on it (on an AgriCLIP model: --method aligner)
 #   5 evaluate     zero-shot and adapted accuracy on both cameras, and the mean
@@ -42,7 +43,7 @@ $agriclip pretrain --data "$work/all-pairs" --tokenizer "$vocab" --out "$work/mo
   --image-size 32 --patch 8 --width 48 --layers 2 --text-width 48 --text-layers 2 \
   --embed-dim 32 --epochs 6 --batch 64 --seed 1
 
-say "3 DINO self-supervised adaptation: not in this version (train --method dino), skipped"
+say "3 DINO self-supervised adaptation (train --method dino): for AgriCLIP models, skipped"
 
 say "4 finetune the image tower on the second camera, then a probe on top of it"
 $agriclip train --model "$work/model" --data "$work/leaves/finetune" --out "$work/tower.safetensors" \

@@ -334,6 +334,15 @@ agc_weights_new_derived (AgcWeights *base)
   return weights;
 }
 
+AgcWeights *
+agc_weights_new_empty (const char *path)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  AgcWeights *weights = weights_new (g_strdup (path));
+  weights->added = g_ptr_array_new_with_free_func (g_free);
+  return weights;
+}
+
 const AgcTensorView *
 agc_weights_add (AgcWeights *weights, const char *name, const AgcTensorView *tensor,
                  gpointer data_to_free)

@@ -23,6 +23,9 @@ void agc_weights_free (AgcWeights *weights);
  * base (freed with it) and shows only the tensors added to it.  Its path is
  * base's. */
 AgcWeights *agc_weights_new_derived (AgcWeights *base);
+/* An empty set to fill with agc_weights_add (tensors held in memory, as an
+ * adapter's); path names it in messages. */
+AgcWeights *agc_weights_new_empty (const char *path);
 /* Shows tensor under name (both copied; the view's other fields, data
  * included, are kept).  tensor->data must live as long as weights: in base,
  * or in data_to_free, a g_malloc'd block weights frees (NULL: none).  A name

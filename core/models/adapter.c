@@ -134,7 +134,7 @@ classes_json (const AgcLabelSet *labels)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_array (b);
-  for (int c = 0; c < agc_label_set_n_classes (labels); c++)
+  for (int c = 0; labels != NULL && c < agc_label_set_n_classes (labels); c++)
     {
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "name");
@@ -209,7 +209,7 @@ agc_adapter_free (AgcAdapter *adapter)
 }
 
 static gboolean
-parse_classes (AgcAdapter *adapter, const char *text, GError **error)
+parse_classes (AgcAdapter *adapter, const char *text, gboolean unlabelled, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   if (text == NULL || !agc_json_parse_data (parser, text, strlen (text), adapter->path, NULL)
@@ -218,7 +218,7 @@ parse_classes (AgcAdapter *adapter, const char *text, GError **error)
                         "agriclip.classes is missing or not a JSON array");
   JsonArray *array = json_node_get_array (json_parser_get_root (parser));
   int n = (int) json_array_get_length (array);
-  if (n < 1)
+  if (n < 1 && !unlabelled) // a dino adapter learnt from unlabelled photos: no classes
     return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path, "agriclip.classes is empty");
   adapter->classes = g_new0 (AdapterClass, n);
   adapter->n_classes = n;
@@ -465,10 +465,12 @@ load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
                         "agriclip.base_model is missing or not a SHA-256");
   adapter->base_model = g_strdup (base);
   adapter->base_model_name = g_strdup (base_name != NULL ? base_name : "?");
-  if (!parse_classes (adapter, g_hash_table_lookup (meta, "agriclip.classes"), error))
+  if (!parse_classes (adapter, g_hash_table_lookup (meta, "agriclip.classes"),
+                      g_strcmp0 (method, "dino") == 0, error))
     return FALSE;
   if (g_strcmp0 (method, "finetune") == 0 || g_strcmp0 (method, "aligner") == 0
-      || g_strcmp0 (method, "contrastive") == 0) // both towers' blocks, the logit scale
+      || g_strcmp0 (method, "contrastive") == 0 // both towers' blocks, the logit scale
+      || g_strcmp0 (method, "dino") == 0)
     {
       adapter->method = g_strdup (method);
       return load_tensors (adapter, file, error) && parse_stack (adapter, error);

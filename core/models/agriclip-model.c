@@ -152,6 +152,12 @@ detect_prefix (const AgcWeights *weights, GError **error)
   return NULL;
 }
 
+char *
+agc_agriclip_resnet_prefix (const AgcWeights *weights, const char *prefix, GError **error)
+{
+  return prefix != NULL ? g_strdup (prefix) : detect_prefix (weights, error);
+}
+
 static AgcResNet *
 load_resnet (const char *path, const char *prefix, GError **error)
 {
@@ -247,7 +253,60 @@ no_variant (const AgcImageEncoder *encoder, const AgcEngineOptions *options)
   return "";
 }
 
-// an "aligner" adapter: its W [E, 2048] and b [E] replace the aligner
+static gboolean
+is_resnet_tensor (const char *name)
+{
+  return g_str_has_prefix (name, "conv1.") || g_str_has_prefix (name, "bn1.")
+         || g_str_has_prefix (name, "layer");
+}
+
+// the adapter's ResNet-50 (*resnet NULL when it has no ResNet tensors)
+static gboolean
+load_adapter_resnet (const AgcAdapter *adapter, AgcResNet **resnet, GError **error)
+{
+  AgcWeights *weights = agc_weights_new_empty (agc_adapter_path (adapter));
+  int n = 0;
+  for (int i = 0; i < agc_adapter_n_tensors (adapter); i++)
+    {
+      AgcTensorView view = { .dtype = AGC_DTYPE_F32 };
+      int n_dims;
+      const float *data = agc_adapter_tensor (adapter, i, &view.name, &n_dims, view.shape);
+      if (!is_resnet_tensor (view.name))
+        continue;
+      view.n_dims = n_dims;
+      view.data = (const guint8 *) data;
+      view.n_bytes = sizeof (float) * (size_t) agc_tensor_n_elements (&view);
+      agc_weights_add (weights, view.name, &view, NULL);
+      n++;
+    }
+  *resnet = n > 0 ? agc_resnet_load (weights, "", error) : NULL;
+  agc_weights_free (weights);
+  if (n > 0 && *resnet == NULL)
+    {
+      g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+agc_agriclip_image_apply_resnet (AgcAgriclipImage *image, const AgcAdapter *adapter,
+                                 GError **error)
+{
+  AgcResNet *resnet;
+  if (!load_adapter_resnet (adapter, &resnet, error))
+    return FALSE;
+  if (resnet != NULL)
+    {
+      agc_resnet_free (image->resnet);
+      image->resnet = resnet;
+    }
+  return TRUE;
+}
+
+// an "aligner" adapter: its W [E, 2048] and b [E] replace the aligner; a
+// "dino" one (or an aligner stacked on it): its ResNet-50 tensors, under
+// torchvision's names, replace the ResNet
 static gboolean
 apply_aligner (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **error)
 {
@@ -256,7 +315,7 @@ apply_aligner (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **err
       // a stacked adapter may carry tensors of another method: never drop them silently
       const char *name;
       agc_adapter_tensor (adapter, i, &name, NULL, NULL);
-      if (strcmp (name, "W") != 0 && strcmp (name, "b") != 0)
+      if (strcmp (name, "W") != 0 && strcmp (name, "b") != 0 && !is_resnet_tensor (name))
         {
           g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
                        "%s: tensor '%s' is not one this version applies to an AgriCLIP model",
@@ -267,18 +326,30 @@ apply_aligner (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **err
   int64_t w_shape[2], b_shape[1];
   const float *w = agc_adapter_find_tensor (adapter, "W", 2, w_shape);
   const float *b = agc_adapter_find_tensor (adapter, "b", 1, b_shape);
-  if (w == NULL || b == NULL || b_shape[0] != w_shape[0])
+  gboolean dino = strcmp (agc_adapter_method (adapter), "dino") == 0;
+  if (!dino && (w == NULL || b == NULL || b_shape[0] != w_shape[0]))
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT,
                    "%s: an aligner adapter holds 'W' [E, 2048] and 'b' [E]",
                    agc_adapter_path (adapter));
       return FALSE;
     }
-  if (!agc_agriclip_image_set_aligner ((AgcAgriclipImage *) encoder, w, b, (int) w_shape[0],
-                                       (int) w_shape[1], error))
+  AgcAgriclipImage *image = (AgcAgriclipImage *) encoder;
+  AgcResNet *resnet; // loaded before anything is set: a bad adapter changes nothing
+  if (!load_adapter_resnet (adapter, &resnet, error))
+    return FALSE;
+  if (!dino
+      && !agc_agriclip_image_set_aligner (image, w, b, (int) w_shape[0], (int) w_shape[1],
+                                          error))
     {
       g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
+      agc_resnet_free (resnet);
       return FALSE;
+    }
+  if (resnet != NULL)
+    {
+      agc_resnet_free (image->resnet);
+      image->resnet = resnet;
     }
   return TRUE;
 }
@@ -295,6 +366,7 @@ static const AgcImageEncoderClass agriclip_class = {
                   "with a ResNet-50",
   .cache_variant = no_variant,
   .adapter_method = "aligner",
+  .adapter_method_too = "dino",
   .apply_adapter = apply_aligner,
   .class_recipe = AGC_CLASS_MEAN_OF_RAW,
   .free = encoder_free,

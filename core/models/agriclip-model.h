@@ -69,6 +69,16 @@ void agc_agriclip_image_free (AgcAgriclipImage *image);
 /* ---- for training the aligner (aligner-train.c) and applying its adapters
  * (model.c) ---- */
 
+/* The prefix of the ResNet's tensor names in weights: the manifest's
+ * prefix when not NULL, else the one found (a teacher's among several). */
+char *agc_agriclip_resnet_prefix (const AgcWeights *weights, const char *prefix, GError **error);
+
+/* An adapter's ResNet-50 tensors (a dino adapter's, or those an aligner
+ * stacked on one carries; torchvision's names) replace image's ResNet;
+ * nothing when it has none. */
+gboolean agc_agriclip_image_apply_resnet (AgcAgriclipImage *image, const AgcAdapter *adapter,
+                                          GError **error);
+
 /* The image path alone (ResNet-50 and aligner to embed_dim values) of the
  * folder a manifest describes, with agc_agriclip_load's errors: training
  * needs the features, not the text side. */

@@ -32,6 +32,8 @@ typedef struct
    * the call that applies them: every tensor is checked before the first is
    * set, so a bad adapter leaves the encoder as it was */
   const char *adapter_method;
+  /* another method whose adapters it applies (AgriCLIP: dino), or NULL */
+  const char *adapter_method_too;
   gboolean (*apply_adapter) (AgcImageEncoder *encoder, const AgcAdapter *adapter,
                              GError **error);
   AgcClassRecipe class_recipe;

@@ -478,6 +478,7 @@ static const struct
 } adapter_needs[] = {
   { "finetune", "a finetune adapter needs a ViT CLIP model", "has no ViT image tower" },
   { "aligner", "an aligner adapter needs an AgriCLIP model", "is a CLIP model" },
+  { "dino", "a dino adapter needs an AgriCLIP model", "is a CLIP model" },
 };
 
 static gboolean
@@ -486,7 +487,8 @@ check_adapter_family (const AgcModel *model, const AgcAdapter *adapter, GError *
   const char *method = agc_adapter_tensors_method (adapter);
   if (strcmp (method, "contrastive") == 0) // both CLIP towers' blocks: the finetune family
     method = "finetune";
-  if (strcmp (method, model->image->klass->adapter_method) == 0)
+  if (strcmp (method, model->image->klass->adapter_method) == 0
+      || g_strcmp0 (method, model->image->klass->adapter_method_too) == 0)
     return TRUE;
   for (size_t i = 0; i < G_N_ELEMENTS (adapter_needs); i++)
     if (strcmp (method, adapter_needs[i].method) == 0)

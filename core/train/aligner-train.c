@@ -699,6 +699,13 @@ agc_train_aligner (AgcModel *model, const char *data_dir, const char *out_path,
     return FALSE;
   int dim = agc_model_embed_dim (model);
   AgcAgriclipImage *image = agc_agriclip_image_load (&manifest, dim, error);
+  if (image != NULL && params->base_adapter != NULL) // a dino base: its ResNet makes the features
+    {
+      AgcAdapter *base = agc_adapter_load (params->base_adapter, error);
+      if (base == NULL || !agc_agriclip_image_apply_resnet (image, base, error))
+        g_clear_pointer (&image, agc_agriclip_image_free);
+      agc_adapter_free (base);
+    }
   Fit fit = { .params = params, .model = model, .image = image, .identity = identity,
               .text_model = manifest.text_model, .dim = dim };
   gboolean ok = image != NULL

@@ -18,6 +18,7 @@ static const struct
   [AGC_TRAIN_PROBE] = { "probe", 0.05 }, /* the head starts at logit_scale scale */
   [AGC_TRAIN_ALIGNER] = { "aligner", 1e-3 },
   [AGC_TRAIN_FINETUNE] = { "finetune", 1e-5 }, /* pretrained blocks: small steps */
+  [AGC_TRAIN_DINO] = { "dino", 1e-5 }, /* 5e-4 · batch / 256 of the reference, small batches */
 };
 
 const char *
@@ -62,6 +63,10 @@ agc_train_default_params (void)
     .finetune_mix = 1.0,
     .finetune_warmup = 0.1,
     .aligner_ridge = 0.0, /* chosen by validation */
+    .dino_local_crops = 2,
+    .dino_out_dim = 4096,
+    .dino_accumulate = 1,
+    .dino_crop_size = 224,
   };
 }
 
@@ -102,6 +107,11 @@ check_params (const AgcTrainParams *p, GError **error)
   else if (!(p->learning_rate > 0.0 && isfinite (p->learning_rate))
            || !(p->weight_decay >= 0.0 && p->learning_rate * p->weight_decay < 1.0))
     problem = "the learning rate must be positive and learning rate × weight decay below 1";
+  else if (p->method == AGC_TRAIN_DINO
+           && (p->dino_local_crops < 0 || p->dino_out_dim < 1 || p->dino_accumulate < 1
+               || p->dino_crop_size < 32))
+    problem = "DINO needs local crops >= 0, an output size and accumulation >= 1 and crops of "
+              "at least 32 pixels";
   if (problem != NULL)
     g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, "training settings: %s", problem);
   return problem == NULL;
@@ -157,6 +167,8 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
       return agc_train_aligner (model, data_dir, out_path, &p, result, cancellable, error);
     case AGC_TRAIN_FINETUNE:
       return agc_train_finetune (model, data_dir, out_path, &p, result, cancellable, error);
+    case AGC_TRAIN_DINO:
+      return agc_train_dino (model, data_dir, out_path, &p, result, cancellable, error);
     }
   g_assert_not_reached ();
 }

@@ -39,7 +39,7 @@ fingerprint_of (const Loop *loop, const char *identity, const char *base_digest,
     g_string_append_printf (text, "base %s\n", base_digest);
   if (loop->method->fingerprint != NULL)
     loop->method->fingerprint (loop->self, text);
-  for (int c = 0; c < agc_label_set_n_classes (labels); c++)
+  for (int c = 0; labels != NULL && c < agc_label_set_n_classes (labels); c++)
     {
       g_string_append_printf (text, "class %s\t%s\n", agc_label_set_class_name (labels, c),
                               agc_label_set_class_display_name (labels, c));
@@ -226,7 +226,14 @@ agc_trainer_run (const AgcTrainerMethod *method, gpointer self, AgcModel *model,
                  const AgcTrainParams *params, AgcTrainResult *result,
                  GCancellable *cancellable, GError **error)
 {
-  AgcDataset *data = agc_dataset_open (data_dir, params->report, params->user_data, error);
+  AgcDataset *data = NULL;
+  if (method->unlabelled)
+    {
+      data = g_new0 (AgcDataset, 1);
+      data->dir = g_strdup (data_dir);
+    }
+  else
+    data = agc_dataset_open (data_dir, params->report, params->user_data, error);
   if (data == NULL)
     return FALSE;
   Loop loop = { .method = method, .self = self, .params = params,

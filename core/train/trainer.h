@@ -39,6 +39,10 @@ typedef enum
 typedef struct
 {
   const char *name; /* "probe": the adapter's method, the checkpoint's agriclip.method */
+  /* TRUE: the data folder holds unlabelled photos (no tag folders, no
+   * labels.json): prepare gets a dataset with dir only (labels NULL, no
+   * files) and lists the images itself; the adapter has no classes. */
+  gboolean unlabelled;
   /* Reads the dataset's images, splits them, makes the starting weights:
    * result gets the counts (n_images, n_skipped, n_cached, n_classes,
    * n_train, n_val); images one line per image kept ("image CLASS SHA256"),

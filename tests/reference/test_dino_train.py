@@ -1,0 +1,172 @@
+"""test_dino_train.py — `agriclip train --method dino` (core/train/dino-train.c)
+end to end, on a tiny AgriCLIP folder (test_aligner's: a random torchvision
+ResNet-50, a random aligner, a tiny CLIP twin's text side) and six
+unlabelled photos (some in a sub-folder, no labels.json), one epoch of
+small crops:
+
+  - the adapter holds the teacher's ResNet-50 under torchvision's names,
+    and `embed --adapter` equals torchvision's ResNet-50 (eval mode) with
+    those tensors loaded, then the model's aligner (cosine >= 0.99999);
+  - a run killed after its first epoch's checkpoint and started again
+    writes the same tensors, bit for bit, as one run through;
+  - the aligner trained on top of it (`train --method aligner --adapter`)
+    loads, carries the DINO ResNet, and classifies.
+The DINO step itself is checked against PyTorch in test_dino.py."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import numpy as np
+import torch
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import clip_twin  # noqa: E402
+from test_aligner import LOOKS, write_data  # noqa: E402
+from test_resnet import imagenet_transform, random_resnet50  # noqa: E402
+from test_train import draw, read_adapter  # noqa: E402
+
+AGRICLIP = os.environ.get("AGRICLIP")
+EMBED_DIM = 32
+FEATURES = 2048
+DINO_ARGS = ["--epochs", "1", "--batch-size", "2", "--local-crops", "1", "--crop-size", "32",
+             "--out-dim", "64", "--lr", "1e-3"]
+
+
+def run(args, cache, check=True):
+    env = dict(os.environ, XDG_CACHE_HOME=cache)
+    proc = subprocess.run([AGRICLIP] + args, capture_output=True, text=True, timeout=900, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+class DinoTraining(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="agc-dino-train-")
+        cls.cache = os.path.join(cls.tmp, "cache")
+        clip_dir = os.path.join(cls.tmp, "clip")
+        clip_twin.make_model(clip_dir, seed=21, image_size=32, projection_dim=EMBED_DIM)
+        cls.model = os.path.join(cls.tmp, "agriclip")
+        weights_dir = os.path.join(cls.model, "Weights")
+        os.makedirs(weights_dir)
+        for f in os.listdir(clip_dir):
+            os.symlink(os.path.join(clip_dir, f), os.path.join(cls.model, f))
+        torch.save(random_resnet50(seed=3).state_dict(),
+                   os.path.join(weights_dir, "dino_pretrain.pth"))
+        gen = torch.Generator().manual_seed(5)
+        cls.weight = torch.randn(EMBED_DIM, FEATURES, generator=gen) / math.sqrt(FEATURES)
+        cls.bias = torch.randn(EMBED_DIM, generator=gen)
+        torch.save({"W": cls.weight, "b": cls.bias},
+                   os.path.join(weights_dir, "Agri_Dino_aligner_DPT_CPT.pth"))
+
+        # unlabelled: four photos at the top, two in a sub-folder
+        cls.photos = os.path.join(cls.tmp, "photos")
+        os.makedirs(os.path.join(cls.photos, "field-2"))
+        rng = np.random.default_rng(7)
+        looks = sorted(LOOKS)
+        cls.images = []
+        for i in range(6):
+            folder = cls.photos if i < 4 else os.path.join(cls.photos, "field-2")
+            path = os.path.join(folder, "%02d.png" % i)
+            draw(LOOKS[looks[i % 3]], rng).save(path)
+            cls.images.append(path)
+        cls.adapter = os.path.join(cls.tmp, "dino.safetensors")
+        run(["train", "--method", "dino", "--model", cls.model, "--data", cls.photos,
+             "--out", cls.adapter, *DINO_ARGS], cls.cache)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def torch_embeddings(self, tensors, weight, bias, paths):
+        resnet = random_resnet50(seed=0)
+        state = resnet.state_dict()
+        missing = set(k for k in state if not k.endswith("num_batches_tracked")) - set(tensors)
+        self.assertEqual(missing, set())
+        resnet.load_state_dict({k: tensors.get(k, v) for k, v in state.items()})
+        resnet.double().eval()
+        with torch.no_grad():
+            pixels = torch.stack([imagenet_transform()(Image.open(p).convert("RGB"))
+                                  for p in paths]).double()
+            return (resnet(pixels) @ weight.double().T + bias.double()).numpy()
+
+    def embed(self, paths, *extra):
+        images = [a for p in paths for a in ("--image", p)]
+        proc = run(["embed", "--model", self.model, "--raw", *extra, *images], self.cache)
+        return np.array([json.loads(line)["embedding"] for line in proc.stdout.splitlines()])
+
+    def assert_close(self, got, want):
+        for g, w in zip(got, want):
+            cosine = float(np.dot(g, w) / (np.linalg.norm(g) * np.linalg.norm(w)))
+            self.assertGreaterEqual(cosine, 0.99999)
+
+    def test_adapter_is_the_teacher_resnet(self):
+        tensors, meta = read_adapter(self.adapter)
+        self.assertEqual(meta["agriclip.method"], "dino")
+        self.assertIn("layer4.2.bn3.running_var", tensors)
+        original = random_resnet50(seed=3).state_dict()
+        self.assertGreater(float((tensors["conv1.weight"] - original["conv1.weight"])
+                                 .abs().max()), 0)  # trained
+        got = self.embed(self.images[:3], "--adapter", self.adapter)
+        self.assert_close(got, self.torch_embeddings(tensors, self.weight, self.bias,
+                                                     self.images[:3]))
+        plain = self.embed(self.images[:1])
+        self.assertGreater(float(np.abs(plain[0] - got[0]).max()), 1e-4)
+
+    def test_killed_run_resumes_to_the_same_adapter(self):
+        args = ["train", "--method", "dino", "--model", self.model, "--data", self.photos,
+                *DINO_ARGS, "--epochs", "2", "--checkpoint-every", "1"]
+        whole = os.path.join(self.tmp, "whole.safetensors")
+        run(args + ["--out", whole], self.cache)
+        resumed = os.path.join(self.tmp, "resumed.safetensors")
+        env = dict(os.environ, XDG_CACHE_HOME=self.cache)
+        proc = subprocess.Popen([AGRICLIP] + args + ["--out", resumed], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        checkpoint = resumed + ".checkpoint"
+        deadline = time.time() + 600
+        while not os.path.exists(checkpoint) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+        self.assertTrue(os.path.exists(checkpoint), "no checkpoint before the end")
+        self.assertFalse(os.path.exists(resumed))
+        again = run(args + ["--out", resumed], self.cache)
+        self.assertIn("resuming", again.stderr)
+        self.assertFalse(os.path.exists(checkpoint))
+        got, _ = read_adapter(resumed)
+        want, _ = read_adapter(whole)
+        self.assertEqual(set(got), set(want))
+        for name in want:
+            self.assertTrue(torch.equal(got[name], want[name]), name)
+
+    def test_aligner_stacked_on_dino(self):
+        data = os.path.join(self.tmp, "tagged")
+        tagged = write_data(data, {"rust": 3, "blight": 3, "healthy": 3}, seed=4)
+        top = os.path.join(self.tmp, "aligner-on-dino.safetensors")
+        run(["train", "--method", "aligner", "--model", self.model, "--data", data, "--out", top,
+             "--val-fraction", "0", "--ridge", "1", "--adapter", self.adapter], self.cache)
+        tensors, meta = read_adapter(top)
+        self.assertEqual(meta["agriclip.method"], "aligner")
+        dino, _ = read_adapter(self.adapter)
+        self.assertTrue(torch.equal(tensors["layer1.0.conv1.weight"],
+                                    dino["layer1.0.conv1.weight"]))
+        paths = [p for p, _ in tagged[:2]]
+        got = self.embed(paths, "--adapter", top)
+        self.assert_close(got, self.torch_embeddings(tensors, tensors["W"], tensors["b"], paths))
+        proc = run(["classify", "--model", self.model, "--adapter", top, "--format", "jsonl",
+                    paths[0]], self.cache)
+        self.assertEqual(len(proc.stdout.splitlines()), 1, proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
