@@ -648,6 +648,8 @@ agc_training_window_get_params (AgcTrainingWindow *self)
   return p;
 }
 
+static gboolean on_rate_output (GtkSpinButton *spin, AgcTrainingWindow *self);
+
 void
 agc_training_window_set_params (AgcTrainingWindow *self, const AgcTrainParams *p)
 {
@@ -659,6 +661,7 @@ agc_training_window_set_params (AgcTrainingWindow *self, const AgcTrainParams *p
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->rate), p->learning_rate);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->blocks), p->finetune_blocks);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->mix), p->finetune_mix);
+  on_rate_output (GTK_SPIN_BUTTON (self->rate), self); // a value left unchanged shows no text yet
 }
 
 gboolean
@@ -768,8 +771,9 @@ on_changed (GtkWidget *widget, AgcTrainingWindow *self)
   update_buttons (self);
 }
 
-/* The learning rate 0 stands for the method's own: shown as that value, so
- * that nobody reads "0.00000" as no learning at all. */
+/* The learning rate 0 stands for the method's own: the field is left empty
+ * with that value as its placeholder, so that nobody reads "0.00000" as no
+ * learning at all. */
 static gboolean
 on_rate_output (GtkSpinButton *spin, AgcTrainingWindow *self)
 {
@@ -779,11 +783,12 @@ on_rate_output (GtkSpinButton *spin, AgcTrainingWindow *self)
   g_autofree char *text
     /* Translators: the learning rate field when left at the method's default */
     = g_strdup_printf (_("default (%g)"), agc_train_method_learning_rate (method));
-  gtk_entry_set_text (GTK_ENTRY (spin), text);
+  gtk_entry_set_placeholder_text (GTK_ENTRY (spin), text);
+  gtk_entry_set_text (GTK_ENTRY (spin), "");
   return TRUE;
 }
 
-/* Typed text that is not a number (the "default (...)" shown above) means 0. */
+/* An empty field (or text that is not a number) means 0: the method's own. */
 static int
 on_rate_input (GtkSpinButton *spin, double *value, gpointer data)
 {

@@ -106,15 +106,16 @@ test_training (void)
   g_assert_cmpint (shown.max_epochs, ==, defaults.max_epochs);
   g_assert_cmpfloat (shown.learning_rate, ==, defaults.learning_rate);
   g_assert_cmpint (shown.patience, ==, defaults.patience);
-  // a learning rate left at 0 shows the method's own, and follows the method
+  // a learning rate left at 0 shows the method's own (placeholder), and follows the method
   GtkWidget *rate = ui_test_get (widget, "Learning rate"), *method = ui_test_get (widget, "Method");
   g_autofree char *probe_rate
     = g_strdup_printf ("default (%g)", agc_train_method_learning_rate (AGC_TRAIN_PROBE));
-  g_assert_cmpstr (gtk_entry_get_text (GTK_ENTRY (rate)), ==, probe_rate);
+  g_assert_cmpstr (gtk_entry_get_text (GTK_ENTRY (rate)), ==, "");
+  g_assert_cmpstr (gtk_entry_get_placeholder_text (GTK_ENTRY (rate)), ==, probe_rate);
   gtk_combo_box_set_active (GTK_COMBO_BOX (method), AGC_TRAIN_FINETUNE);
   g_autofree char *finetune_rate
     = g_strdup_printf ("default (%g)", agc_train_method_learning_rate (AGC_TRAIN_FINETUNE));
-  g_assert_cmpstr (gtk_entry_get_text (GTK_ENTRY (rate)), ==, finetune_rate);
+  g_assert_cmpstr (gtk_entry_get_placeholder_text (GTK_ENTRY (rate)), ==, finetune_rate);
   gtk_combo_box_set_active (GTK_COMBO_BOX (method), AGC_TRAIN_PROBE);
   g_assert_cmpfloat (agc_training_window_get_params (window).learning_rate, ==, 0.0);
   gtk_entry_set_text (GTK_ENTRY (rate), "0.02"); // a typed number is taken as it is
