@@ -39,7 +39,7 @@ ninja -C "$out/lib" core/libagriclip-internal.a >"$out/lib-build.log" 2>&1 \
   || { tail -40 "$out/lib-build.log" >&2; exit 2; }
 
 # shellcheck disable=SC2086
-libs="$out/lib/core/libagriclip-internal.a $(pkg-config --libs gio-2.0 json-glib-1.0 gdk-pixbuf-2.0 libcurl) $(pkg-config --libs openblas 2>/dev/null || pkg-config --libs cblas) -lm"
+libs="$out/lib/core/libagriclip-internal.a $(pkg-config --libs gio-2.0 json-glib-1.0 gdk-pixbuf-2.0 libjpeg libcurl) $(pkg-config --libs openblas 2>/dev/null || pkg-config --libs cblas) -lm"
 for name in $harnesses; do
   # shellcheck disable=SC2086
   clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer $sanitize \
