@@ -2,6 +2,8 @@
  * marker that says the set is complete. */
 #include "synth.h"
 
+#include "agriclip.h"
+
 #include "synth-classes.h"
 #include "synth-folder.h"
 #include "synth-job.h"
@@ -16,30 +18,6 @@ synth_default_options (void)
                           .finetune_per_class = 40 };
 }
 
-/* s as a JSON string literal, quotes included. */
-static void
-append_json_string (GString *out, const char *s)
-{
-  g_string_append_c (out, '"');
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-    {
-      switch (*p)
-        {
-        case '"': g_string_append (out, "\\\""); break;
-        case '\\': g_string_append (out, "\\\\"); break;
-        case '\n': g_string_append (out, "\\n"); break;
-        case '\r': g_string_append (out, "\\r"); break;
-        case '\t': g_string_append (out, "\\t"); break;
-        default:
-          if (*p < 0x20)
-            g_string_append_printf (out, "\\u%04x", *p);
-          else
-            g_string_append_c (out, (char) *p);
-        }
-    }
-  g_string_append_c (out, '"');
-}
-
 /* captions.jsonl: one {"image": NAME, "caption": TEXT} per line. */
 static gboolean
 write_captions (const SynthJob *job, const char *dir, GError **error)
@@ -49,9 +27,9 @@ write_captions (const SynthJob *job, const char *dir, GError **error)
     {
       g_autofree char *name = g_path_get_basename (job->paths[i]);
       g_string_append (text, "{\"image\": ");
-      append_json_string (text, name);
+      agc_json_append_string (text, name);
       g_string_append (text, ", \"caption\": ");
-      append_json_string (text, job->captions[i]);
+      agc_json_append_string (text, job->captions[i]);
       g_string_append (text, "}\n");
     }
   g_autofree char *path = g_build_filename (dir, "captions.jsonl", NULL);
