@@ -29,26 +29,31 @@ write_ratio_json (FILE *out, int part, int whole)
     fprintf (out, "%.9g", (double) part / whole);
 }
 
+/* A file name as a JSON string (its display form), or null when there is none. */
+static void
+write_path_json (FILE *out, const char *path)
+{
+  if (path == NULL)
+    {
+      fputs ("null", out);
+      return;
+    }
+  g_autofree char *shown = g_filename_display_name (path);
+  cli_write_json_string (out, shown);
+}
+
 static void
 write_json (const AgcEvaluation *m, const char *model, const char *data, const char *adapter)
 {
   FILE *out = stdout;
   const AgcLabelSet *labels = agc_evaluation_labels (m);
   int n_rows = agc_label_set_n_classes (labels), n_columns = agc_evaluation_n_predicted (m);
-  g_autofree char *model_shown = g_filename_display_name (model);
-  g_autofree char *data_shown = g_filename_display_name (data);
   fputs ("{\n  \"model\": ", out);
-  cli_write_json_string (out, model_shown);
+  write_path_json (out, model);
   fputs (",\n  \"data\": ", out);
-  cli_write_json_string (out, data_shown);
+  write_path_json (out, data);
   fputs (",\n  \"adapter\": ", out);
-  if (adapter)
-    {
-      g_autofree char *shown = g_filename_display_name (adapter);
-      cli_write_json_string (out, shown);
-    }
-  else
-    fputs ("null", out);
+  write_path_json (out, adapter);
   fprintf (out, ",\n  \"n_images\": %d,\n  \"n_skipped\": %d,\n  \"accuracy\": ",
            agc_evaluation_n_images (m), agc_evaluation_n_skipped (m));
   write_ratio_json (out, agc_evaluation_n_correct (m), agc_evaluation_n_images (m));
@@ -203,17 +208,10 @@ write_table_json (const char *model, char **data, int n, const char *adapter,
                   const Score *zero_shot, const Score *adapted)
 {
   FILE *out = stdout;
-  g_autofree char *model_shown = g_filename_display_name (model);
   fputs ("{\n  \"model\": ", out);
-  cli_write_json_string (out, model_shown);
+  write_path_json (out, model);
   fputs (",\n  \"adapter\": ", out);
-  if (adapter)
-    {
-      g_autofree char *shown = g_filename_display_name (adapter);
-      cli_write_json_string (out, shown);
-    }
-  else
-    fputs ("null", out);
+  write_path_json (out, adapter);
   fputs (",\n  \"datasets\": [", out);
   for (int i = 0; i < n; i++)
     {
