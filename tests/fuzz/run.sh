@@ -33,10 +33,11 @@ out=$(cd "$out" && pwd)
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 if [ ! -f "$out/lib/build.ninja" ]; then
   CC=clang meson setup "$out/lib" -Dbuildtype=debug -Doptimization=0 -Dgimp=disabled -Dui=disabled \
-    -Dfuzz=true -Db_lundef=false -Dc_args="$sanitize -fsanitize=fuzzer-no-link" >"$out/lib-setup.log" 2>&1 \
+    -Dfuzz=true -Db_lundef=false -Dc_args="$sanitize -fsanitize=fuzzer-no-link" \
+    -Dc_link_args="$sanitize" >"$out/lib-setup.log" 2>&1 \
     || { cat "$out/lib-setup.log" >&2; exit 2; }
-else
-  meson configure "$out/lib" -Dfuzz=true >/dev/null  # a build folder made before the option
+else  # a build folder made before these options
+  meson configure "$out/lib" -Dfuzz=true -Dc_link_args="$sanitize" >/dev/null
 fi
 # the harnesses (tests/fuzz/meson.build: linked as the unit tests are)
 targets=""
