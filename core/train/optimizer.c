@@ -81,8 +81,8 @@ agc_trainable_new (float *weights, float *grads, size_t n)
   t->n = n;
   t->weights = weights;
   t->grads = grads;
-  t->m = g_new0 (float, MAX (n, 1));
-  t->v = g_new0 (float, MAX (n, 1));
+  t->m = g_new0 (float, 2 * MAX (n, 1)); // m and v: one allocation
+  t->v = t->m + MAX (n, 1);
   t->decay = g_new0 (gboolean, MAX (n, 1));
   return t;
 }
@@ -93,7 +93,6 @@ agc_trainable_free (AgcTrainable *t)
   if (t == NULL)
     return;
   g_free (t->m);
-  g_free (t->v);
   g_free (t->decay);
   g_free (t);
 }

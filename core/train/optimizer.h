@@ -59,7 +59,7 @@ typedef struct
 {
   size_t n;
   float *weights, *grads; /* [n], the model's */
-  float *m, *v;           /* [n] AdamW moments */
+  float *m, *v;           /* [n] AdamW moments, one allocation (m owns it) */
   gboolean *decay;        /* [n] */
 } AgcTrainable;
 
