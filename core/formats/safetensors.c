@@ -6,6 +6,7 @@
  * string map.  We trust nothing: every number is range-checked with
  * overflow-safe arithmetic before it becomes a pointer. */
 #include "formats/safetensors.h"
+#include "formats/name-index.h"
 #include "support/error.h"
 #include "support/json-check.h"
 #include "support/json-file.h"
@@ -20,10 +21,9 @@ struct AgcSafetensors
 {
   char *path; /* display name, for messages */
   GMappedFile *mapping;
-  GStringChunk *names;
+  AgcNameIndex index;     /* name -> AgcTensorView* */
   AgcTensorView *tensors; /* [n_tensors], in data section order */
   int n_tensors;
-  GHashTable *by_name;  /* name -> AgcTensorView* */
   GHashTable *metadata; /* string -> string, or NULL */
 };
 
@@ -340,7 +340,7 @@ parse_entry (AgcSafetensors *file, Entry *entry, const char *name, JsonNode *nod
     if (!json_object_has_member (object, required[k]))
       return fail (error, AGC_ERROR_FORMAT, file, name, "no '%s'", required[k]);
 
-  entry->view.name = g_string_chunk_insert (file->names, name);
+  entry->view.name = agc_name_index_intern (&file->index, name, -1);
   entry->view.file = file->path;
 
   JsonNode *dtype = json_object_get_member (object, "dtype");
@@ -497,7 +497,7 @@ parse_tensors (AgcSafetensors *file, JsonObject *root, const guint8 *data, guint
         {
           file->tensors[i] = entries[i].view;
           file->tensors[i].data = data + entries[i].begin;
-          g_hash_table_insert (file->by_name, (char *) file->tensors[i].name, &file->tensors[i]);
+          agc_name_index_add (&file->index, file->tensors[i].name, &file->tensors[i]);
         }
     }
   g_free (entries);
@@ -573,8 +573,7 @@ agc_safetensors_open (const char *path, GError **error)
 
   AgcSafetensors *file = g_new0 (AgcSafetensors, 1);
   file->path = g_filename_display_name (path);
-  file->names = g_string_chunk_new (4096);
-  file->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  agc_name_index_init (&file->index);
 
   file->mapping = agc_map_regular_file (path, error);
   if (file->mapping == NULL)
@@ -605,8 +604,7 @@ agc_safetensors_free (AgcSafetensors *file)
     return;
   g_clear_pointer (&file->mapping, g_mapped_file_unref);
   g_clear_pointer (&file->metadata, g_hash_table_unref);
-  g_hash_table_unref (file->by_name);
-  g_string_chunk_free (file->names);
+  agc_name_index_clear (&file->index);
   g_free (file->tensors);
   g_free (file->path);
   g_free (file);
@@ -634,7 +632,7 @@ agc_safetensors_tensor (const AgcSafetensors *file, int index)
 const AgcTensorView *
 agc_safetensors_find (const AgcSafetensors *file, const char *name)
 {
-  return g_hash_table_lookup (file->by_name, name);
+  return agc_name_index_find (&file->index, name);
 }
 
 GHashTable *

@@ -14,6 +14,7 @@
 #include "agriclip.h"
 #include "formats/pickle.h"
 #include "formats/zip-archive.h"
+#include "formats/name-index.h"
 #include "support/error.h"
 
 #include <string.h>
@@ -26,9 +27,8 @@ struct AgcTorchCheckpoint
 {
   char *path; /* display name, for messages */
   AgcZipArchive *archive;
-  GStringChunk *names;
+  AgcNameIndex index;   /* name -> AgcTensorView* (built when complete) */
   GArray *tensors;      /* AgcTensorView */
-  GHashTable *by_name;  /* name -> AgcTensorView* (built when complete) */
   GPtrArray *copies;    /* contiguous copies of strided views, owned */
   guint64 copied_bytes;
 };
@@ -478,7 +478,7 @@ add_tensor (Loader *loader, const char *name, const AgcPickleValue *value, GErro
   AgcTensorView view = { 0 };
   if (!build_tensor (loader, name, value->callable, value->args, 0, &view, error))
     return FALSE;
-  view.name = g_string_chunk_insert_const (checkpoint->names, name);
+  view.name = agc_name_index_intern (&checkpoint->index, name, -1);
   view.file = checkpoint->path;
   guint index = GPOINTER_TO_UINT (g_hash_table_lookup (loader->index, view.name));
   if (index > 0)
@@ -805,9 +805,8 @@ checkpoint_new (const char *display_name)
 {
   AgcTorchCheckpoint *checkpoint = g_new0 (AgcTorchCheckpoint, 1);
   checkpoint->path = g_strdup (display_name);
-  checkpoint->names = g_string_chunk_new (4096);
+  agc_name_index_init (&checkpoint->index);
   checkpoint->tensors = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
-  checkpoint->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   checkpoint->copies = g_ptr_array_new_with_free_func (g_free);
   return checkpoint;
 }
@@ -825,7 +824,7 @@ checkpoint_finish (AgcTorchCheckpoint *checkpoint, AgcZipArchive *archive, GErro
   for (guint i = 0; i < checkpoint->tensors->len; i++)
     {
       AgcTensorView *view = &g_array_index (checkpoint->tensors, AgcTensorView, i);
-      g_hash_table_insert (checkpoint->by_name, (char *) view->name, view);
+      agc_name_index_add (&checkpoint->index, view->name, view);
     }
   return checkpoint;
 }
@@ -855,10 +854,9 @@ agc_torch_checkpoint_free (AgcTorchCheckpoint *checkpoint)
 {
   if (checkpoint == NULL)
     return;
-  g_hash_table_unref (checkpoint->by_name);
+  agc_name_index_clear (&checkpoint->index);
   g_array_unref (checkpoint->tensors);
   g_ptr_array_unref (checkpoint->copies);
-  g_string_chunk_free (checkpoint->names);
   agc_zip_archive_free (checkpoint->archive);
   g_free (checkpoint->path);
   g_free (checkpoint);
@@ -886,5 +884,5 @@ agc_torch_checkpoint_tensor (const AgcTorchCheckpoint *checkpoint, int index)
 const AgcTensorView *
 agc_torch_checkpoint_find (const AgcTorchCheckpoint *checkpoint, const char *name)
 {
-  return g_hash_table_lookup (checkpoint->by_name, name);
+  return agc_name_index_find (&checkpoint->index, name);
 }

@@ -11,6 +11,7 @@
 #include "formats/zip-archive.h"
 
 #include "agriclip.h"
+#include "formats/name-index.h"
 #include "support/error.h"
 #include "support/regular-file.h"
 
@@ -40,8 +41,7 @@ struct AgcZipArchive
   guint64 size;
   AgcZipEntry *entries; /* [n_entries] */
   int n_entries;
-  GStringChunk *names;
-  GHashTable *by_name;  /* name -> AgcZipEntry* */
+  AgcNameIndex index;   /* name -> AgcZipEntry* */
   guint8 **inflated;    /* [n_entries], owned buffers of deflated entries read so far */
   gboolean *verified;   /* [n_entries], CRC checked */
   guint64 inflated_bytes; /* in inflated, together */
@@ -304,11 +304,11 @@ read_entry (AgcZipArchive *archive, AgcZipEntry *entry, guint64 *pos, guint64 cd
     return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path,
                  "central directory entry %d has an empty or invalid name",
                  (int) (entry - archive->entries));
-  entry->name = g_string_chunk_insert_len (archive->names, raw_name, name_len);
-  if (g_hash_table_contains (archive->by_name, entry->name))
+  entry->name = agc_name_index_intern (&archive->index, raw_name, name_len);
+  if (agc_name_index_find (&archive->index, entry->name) != NULL)
     return agc_fail_at (error, AGC_ERROR_FORMAT, archive->path, "entry '%s' appears twice",
                         entry->name);
-  g_hash_table_insert (archive->by_name, (char *) entry->name, entry);
+  agc_name_index_add (&archive->index, entry->name, entry);
 
   if ((flags & 0x0041) != 0) // bit 0: encrypted, bit 6: strong encryption
     return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, archive->path, "entry '%s' is encrypted",
@@ -365,8 +365,7 @@ agc_zip_archive_new_from_bytes (GBytes *bytes, const char *display_name, GError 
   gsize size = 0;
   archive->data = g_bytes_get_data (bytes, &size);
   archive->size = size;
-  archive->names = g_string_chunk_new (1024);
-  archive->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  agc_name_index_init (&archive->index);
   if (!parse_archive (archive, error))
     {
       agc_zip_archive_free (archive);
@@ -402,8 +401,7 @@ agc_zip_archive_free (AgcZipArchive *archive)
   g_free (archive->inflated);
   g_free (archive->verified);
   g_free (archive->entries);
-  g_hash_table_unref (archive->by_name);
-  g_string_chunk_free (archive->names);
+  agc_name_index_clear (&archive->index);
   g_bytes_unref (archive->bytes);
   g_free (archive->path);
   g_free (archive);
@@ -443,7 +441,7 @@ agc_zip_archive_entry (const AgcZipArchive *archive, int index)
 const AgcZipEntry *
 agc_zip_archive_find (const AgcZipArchive *archive, const char *name)
 {
-  return g_hash_table_lookup (archive->by_name, name);
+  return agc_name_index_find (&archive->index, name);
 }
 
 /* ---- reading ------------------------------------------------------------ */

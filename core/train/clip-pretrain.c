@@ -532,22 +532,24 @@ static gboolean
 checkpoint_write (const char *path, const AgcClipTrain *train, int epoch, double epoch_loss,
                   const char *fingerprint, GError **error)
 {
-  const AgcClipParams *sets[3] = { train->weights, train->m, train->v };
+  const AgcTrainable *tr = train->trainable;
+  const float *sets[3] = { tr->weights, tr->m, tr->v }; // in the weights' layout
   static const char *const prefixes[3] = { "weights/", "m/", "v/" };
   int n = agc_clip_params_n_tensors (&train->config), vocab = train->config.text.vocab_size;
   AgcClipTensor *t = g_new (AgcClipTensor, n);
   AgcTensorView *views = g_new0 (AgcTensorView, 3 * n + 1);
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  agc_clip_params_tensors (t, train->weights);
   for (int k = 0; k < 3; k++)
     {
-      agc_clip_params_tensors (t, sets[k]);
       for (int i = 0; i < n; i++)
         {
           char *name = g_strconcat (prefixes[k], t[i].name, NULL);
           g_ptr_array_add (names, name);
           AgcTensorView *view = &views[k * n + i];
+          const float *data = sets[k] + AGC_TRAINABLE_AT (tr, t[i].data);
           *view = (AgcTensorView){ .name = name, .dtype = AGC_DTYPE_F32, .n_dims = t[i].n_dims,
-                                   .data = (const guint8 *) t[i].data,
+                                   .data = (const guint8 *) data,
                                    .n_bytes = t[i].size * sizeof (float) };
           memcpy (view->shape, t[i].shape, sizeof t[i].shape);
         }
@@ -609,13 +611,14 @@ checkpoint_read (const char *path, AgcClipTrain *train, const char *fingerprint,
     problem = "epochs_done or steps missing";
   const char *loss_text = meta != NULL ? g_hash_table_lookup (meta, "last_epoch_loss") : NULL;
   *epoch_loss = loss_text != NULL ? g_ascii_strtod (loss_text, NULL) : 0.0;
-  AgcClipParams *sets[3] = { train->weights, train->m, train->v };
+  AgcTrainable *tr = train->trainable;
+  float *sets[3] = { tr->weights, tr->m, tr->v }; // in the weights' layout
   static const char *const prefixes[3] = { "weights/", "m/", "v/" };
   int n = agc_clip_params_n_tensors (&train->config), vocab = train->config.text.vocab_size;
   AgcClipTensor *t = g_new (AgcClipTensor, n);
+  agc_clip_params_tensors (t, train->weights);
   for (int k = 0; k < 3 && problem == NULL; k++)
     {
-      agc_clip_params_tensors (t, sets[k]);
       for (int i = 0; i < n && problem == NULL; i++)
         {
           g_autofree char *name = g_strconcat (prefixes[k], t[i].name, NULL);
@@ -624,7 +627,7 @@ checkpoint_read (const char *path, AgcClipTrain *train, const char *fingerprint,
               || view->n_bytes != t[i].size * sizeof (float))
             problem = "a tensor is missing or has the wrong size";
           else
-            memcpy (t[i].data, view->data, view->n_bytes);
+            memcpy (sets[k] + AGC_TRAINABLE_AT (tr, t[i].data), view->data, view->n_bytes);
         }
     }
   const AgcTensorView *seen = agc_safetensors_find (file, "seen_token_rows");

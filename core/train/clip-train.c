@@ -264,9 +264,16 @@ agc_clip_train_new (AgcClipParams *weights, const AgcAdamWParams *opt, int n_sha
   t->config = weights->config;
   t->opt = *opt;
   t->weights = weights;
-  t->m = agc_clip_params_new (&t->config);
-  t->v = agc_clip_params_new (&t->config);
   t->grads = agc_clip_params_new (&t->config);
+  size_t n = weights->n_dense + (size_t) t->config.text.vocab_size * t->config.text.width;
+  t->trainable = agc_trainable_new (weights->memory, t->grads->memory, n);
+  int n_tensors = agc_clip_params_n_tensors (&t->config);
+  AgcClipTensor *tensors = g_new (AgcClipTensor, n_tensors);
+  agc_clip_params_tensors (tensors, weights);
+  for (int i = 0; i < n_tensors; i++)
+    for (size_t j = 0; j < tensors[i].size; j++)
+      t->trainable->decay[AGC_TRAINABLE_AT (t->trainable, tensors[i].data) + j] = tensors[i].decay;
+  g_free (tensors);
   t->n_shards = n_shards > 0 ? n_shards : agc_threads_count ();
   t->shards = g_new0 (AgcClipShard *, t->n_shards);
   t->token_seen = g_new0 (guint8, t->config.text.vocab_size);
@@ -284,8 +291,7 @@ agc_clip_train_free (AgcClipTrain *t)
     shard_free (t->shards[s]);
   g_free (t->shards);
   agc_clip_params_free (t->weights);
-  agc_clip_params_free (t->m);
-  agc_clip_params_free (t->v);
+  agc_trainable_free (t->trainable);
   agc_clip_params_free (t->grads);
   g_free (t->token_seen);
   g_array_unref (t->seen_rows);
@@ -475,26 +481,15 @@ agc_clip_train_step (AgcClipTrain *t, double *grad_norm, const float *pixels, co
   // ---- AdamW at the scheduled learning rate, on clipped gradients ----
   t->step++;
   double lr = agc_adamw_lr (&t->opt, t->step);
-  int n_tensors = agc_clip_params_n_tensors (cfg);
-  AgcClipTensor *tw = g_new (AgcClipTensor, 4 * (size_t) n_tensors);
-  AgcClipTensor *tm = tw + n_tensors, *tv = tm + n_tensors, *tg = tv + n_tensors;
-  agc_clip_params_tensors (tw, t->weights);
-  agc_clip_params_tensors (tm, t->m);
-  agc_clip_params_tensors (tv, t->v);
-  agc_clip_params_tensors (tg, g);
-  for (int i = 0; i < n_tensors - 1; i++) // the dense ones
-    agc_adamw_step (tw[i].data, tm[i].data, tv[i].data, tg[i].data, tw[i].size, &t->opt, lr,
-                    tw[i].decay, t->step);
+  agc_trainable_adamw_step (t->trainable, 0, t->weights->n_dense, &t->opt, lr, t->step);
   // the token table: rows never used have zero moments and gradient, and no
   // decay, so AdamW would leave them as they are
   for (guint i = 0; i < t->seen_rows->len; i++)
     {
       size_t at = (size_t) g_array_index (t->seen_rows, int, i) * w;
-      agc_adamw_step (t->weights->text.token_embedding + at, t->m->text.token_embedding + at,
-                      t->v->text.token_embedding + at, g->text.token_embedding + at, w, &t->opt, lr, FALSE,
-                      t->step);
+      at += AGC_TRAINABLE_AT (t->trainable, t->weights->text.token_embedding);
+      agc_trainable_adamw_step (t->trainable, at, at + w, &t->opt, lr, t->step);
     }
-  g_free (tw);
   // CLIP clamps the learned temperature after each step
   float *log_scale = t->weights->log_scale;
   *log_scale = CLAMP (*log_scale, 0.0f, (float) MAX_LOG_SCALE);

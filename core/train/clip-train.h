@@ -73,7 +73,7 @@ typedef struct
   AgcClipConfig config;
   AgcAdamWParams opt;       // lr, betas, eps, weight decay, schedule, clip norm
   AgcClipParams *weights;   // owned
-  AgcClipParams *m, *v;     // AdamW moments
+  AgcTrainable *trainable;  // over weights and grads: AdamW moments, decay mask
   AgcClipParams *grads;     // the last step's summed, clipped gradients (of the token
                             // table only the rows in step_rows are meaningful)
   int n_shards;

@@ -17,14 +17,11 @@ agc_dino_new (AgcResNetTrain *backbone, int hidden, int bottleneck, int out_dim,
   d->student_head = agc_dino_head_new (FEATURES, hidden, bottleneck, out_dim, seed);
   d->teacher_head = agc_dino_head_copy (d->student_head);
   d->center = g_new0 (float, out_dim);
-  d->m_backbone = g_new0 (float, backbone->n_params);
-  d->v_backbone = g_new0 (float, backbone->n_params);
-  d->m_head = g_new0 (float, d->student_head->n_params);
-  d->v_head = g_new0 (float, d->student_head->n_params);
-  d->decay_backbone = g_new (gboolean, backbone->n_params);
-  d->decay_head = g_new (gboolean, d->student_head->n_params);
-  agc_resnet_train_decay_mask (backbone, d->decay_backbone);
-  agc_dino_head_decay_mask (d->student_head, d->decay_head);
+  AgcDinoHead *h = d->student_head;
+  d->backbone = agc_trainable_new (backbone->params, backbone->grads, backbone->n_params);
+  d->head = agc_trainable_new (h->params, h->grads, h->n_params);
+  agc_resnet_train_decay_mask (backbone, d->backbone->decay);
+  agc_dino_head_decay_mask (h, d->head->decay);
   return d;
 }
 
@@ -38,12 +35,8 @@ agc_dino_free (AgcDino *d)
   agc_dino_head_free (d->student_head);
   agc_dino_head_free (d->teacher_head);
   g_free (d->center);
-  g_free (d->m_backbone);
-  g_free (d->v_backbone);
-  g_free (d->m_head);
-  g_free (d->v_head);
-  g_free (d->decay_backbone);
-  g_free (d->decay_head);
+  agc_trainable_free (d->backbone);
+  agc_trainable_free (d->head);
   agc_resnet_acts_free (d->acts_global);
   agc_resnet_acts_free (d->acts_local);
   agc_dino_head_acts_free (d->head_teacher);
@@ -127,22 +120,6 @@ backbone_tensors (const AgcResNetTrain *net, float **grads, size_t *sizes)
 }
 
 static void
-adamw_masked (float *param, float *m, float *v, const float *grad, const gboolean *decay,
-              size_t n, const AgcAdamWParams *p, double lr, gint64 step)
-{
-  // runs of the same decay flag
-  size_t i = 0;
-  while (i < n)
-    {
-      size_t j = i;
-      while (j < n && decay[j] == decay[i])
-        j++;
-      agc_adamw_step (param + i, m + i, v + i, grad + i, j - i, p, lr, decay[i], step);
-      i = j;
-    }
-}
-
-static void
 ema (float *teacher, const float *student, size_t n, double momentum)
 {
   float m = (float) momentum, rest = (float) (1.0 - momentum);
@@ -169,17 +146,14 @@ agc_dino_update (AgcDino *d, const AgcAdamWParams *adamw, double lr, double clip
         clip_tensor (hg[i], hs[i], clip);
     }
   d->steps++;
-  adamw_masked (d->student->params, d->m_backbone, d->v_backbone, d->student->grads,
-                d->decay_backbone, d->student->n_params, adamw, lr, d->steps);
+  agc_trainable_adamw_step (d->backbone, 0, d->backbone->n, adamw, lr, d->steps);
   // the head but its last layer (V, the last array)
-  size_t n_v = (size_t) h->out_dim * h->bottleneck, n_mlp = h->n_params - n_v;
-  adamw_masked (h->params, d->m_head, d->v_head, h->grads, d->decay_head, n_mlp, adamw, lr,
-                d->steps);
+  size_t n_mlp = h->n_params - (size_t) h->out_dim * h->bottleneck;
+  agc_trainable_adamw_step (d->head, 0, n_mlp, adamw, lr, d->steps);
   if (!freeze_last_layer)
     {
       d->last_layer_steps++;
-      adamw_masked (h->v, d->m_head + n_mlp, d->v_head + n_mlp, h->dv, d->decay_head + n_mlp,
-                    n_v, adamw, lr, d->last_layer_steps);
+      agc_trainable_adamw_step (d->head, n_mlp, h->n_params, adamw, lr, d->last_layer_steps);
     }
   ema (d->teacher->params, d->student->params, d->student->n_params, momentum);
   ema (d->teacher_head->params, h->params, h->n_params, momentum);

@@ -23,8 +23,7 @@ typedef struct
   AgcResNetTrain *student, *teacher;
   AgcDinoHead *student_head, *teacher_head;
   float *center; /* [out_dim] */
-  float *m_backbone, *v_backbone, *m_head, *v_head; /* AdamW moments */
-  gboolean *decay_backbone, *decay_head;
+  AgcTrainable *backbone, *head; /* the student's: its weights, gradients, moments */
   gint64 steps;            /* AdamW steps of every tensor but the last layer */
   gint64 last_layer_steps; /* those of the last layer (none while frozen) */
   /* activations, kept from call to call */

@@ -264,7 +264,7 @@ state_arrays (AgcDino *d, float **arrays, size_t *sizes)
 {
   float *a[N_STATE] = { d->student->params, d->student->buffers, d->teacher->params,
                         d->teacher->buffers, d->student_head->params, d->teacher_head->params,
-                        d->center, d->m_backbone, d->v_backbone, d->m_head, d->v_head };
+                        d->center, d->backbone->m, d->backbone->v, d->head->m, d->head->v };
   size_t n[N_STATE] = { d->student->n_params, d->student->n_buffers, d->teacher->n_params,
                         d->teacher->n_buffers, d->student_head->n_params,
                         d->teacher_head->n_params, (size_t) d->student_head->out_dim,

@@ -22,6 +22,7 @@ agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks, int embed_
   agc_vision_params_carve (&w->top, &k, config, embed_dim, n_blocks, FALSE);
   w->memory = agc_carver_allocate (&k);
   agc_vision_params_carve (&w->top, &k, config, embed_dim, n_blocks, FALSE);
+  w->n_floats = k.n_floats;
   return w;
 }
 
@@ -89,9 +90,18 @@ agc_finetune_new (const AgcTowerConfig *config, int embed_dim, const AgcFinetune
   ft->params = *params;
   ft->weights = agc_finetune_weights_new (config, n_blocks, embed_dim);
   ft->grads = agc_finetune_weights_new (config, n_blocks, embed_dim);
-  ft->m = agc_finetune_weights_new (config, n_blocks, embed_dim);
-  ft->v = agc_finetune_weights_new (config, n_blocks, embed_dim);
   agc_finetune_weights_copy (ft->weights, (AgcFinetuneWeights *) start, config, embed_dim);
+  ft->trainable = agc_trainable_new (ft->weights->memory, ft->grads->memory,
+                                     ft->weights->n_floats);
+  // matrices decay, biases and norm weights do not
+  float *arrays[12 * 64 + 3];
+  size_t sizes[12 * 64 + 3];
+  gboolean decays[12 * 64 + 3];
+  int n_arrays = agc_finetune_weights_arrays (arrays, sizes, decays, ft->weights, config,
+                                              embed_dim);
+  for (int i = 0; i < n_arrays; i++)
+    for (size_t j = 0; j < sizes[i]; j++)
+      ft->trainable->decay[AGC_TRAINABLE_AT (ft->trainable, arrays[i]) + j] = decays[i];
   return ft;
 }
 
@@ -103,8 +113,7 @@ agc_finetune_free (AgcFinetune *ft)
   agc_tower_acts_free (ft->acts);
   agc_finetune_weights_free (ft->weights);
   agc_finetune_weights_free (ft->grads);
-  agc_finetune_weights_free (ft->m);
-  agc_finetune_weights_free (ft->v);
+  agc_trainable_free (ft->trainable);
   g_free (ft);
 }
 
@@ -141,10 +150,8 @@ agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int 
   agc_l2_normalize_forward_train (normed, emb, batch, e);
 
   // ---- backward: zero the gradients first, every backward adds ----
-  float *arrays[12 * 64 + 3], *moments_m[12 * 64 + 3], *moments_v[12 * 64 + 3];
   float *grads[12 * 64 + 3];
   size_t sizes[12 * 64 + 3];
-  gboolean decays[12 * 64 + 3];
   int n_arrays = agc_finetune_weights_arrays (grads, sizes, NULL, g, c, e);
   for (int i = 0; i < n_arrays; i++)
     memset (grads[i], 0, sizes[i] * sizeof (float));
@@ -165,12 +172,7 @@ agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidden, int 
   // ---- AdamW at the scheduled learning rate ----
   ft->step++;
   double lr = agc_adamw_lr (opt, ft->step);
-  agc_finetune_weights_arrays (arrays, sizes, decays, w, c, e);
-  agc_finetune_weights_arrays (moments_m, sizes, NULL, ft->m, c, e);
-  agc_finetune_weights_arrays (moments_v, sizes, NULL, ft->v, c, e);
-  for (int i = 0; i < n_arrays; i++)
-    agc_adamw_step (arrays[i], moments_m[i], moments_v[i], grads[i], sizes[i], opt, lr, decays[i],
-                    ft->step);
+  agc_trainable_adamw_step (ft->trainable, 0, ft->trainable->n, opt, lr, ft->step);
   g_free (scratch);
   return loss;
 }
@@ -193,14 +195,21 @@ enum
 
 static const char *const set_names[4] = { "weights", "m", "v", "best" };
 
-// the four weight sets of a checkpoint, in file order
-static void
-checkpoint_sets (AgcFinetuneWeights *sets[4], AgcFinetune *ft, AgcFinetuneWeights *best)
+// The four sets of a checkpoint, in file order, all in the weights'
+// layout: arrays[s][i] gets array i of set s; returns the count.
+static int
+checkpoint_sets (float *arrays[4][MAX_ARRAYS], size_t *sizes, AgcFinetune *ft,
+                 AgcFinetuneWeights *best)
 {
-  sets[0] = ft->weights;
-  sets[1] = ft->m;
-  sets[2] = ft->v;
-  sets[3] = best;
+  AgcTrainable *t = ft->trainable;
+  float *bases[4] = { t->weights, t->m, t->v, best->memory };
+  float *layout[MAX_ARRAYS];
+  int n = agc_finetune_weights_arrays (layout, sizes, NULL, ft->weights, &ft->config,
+                                       ft->embed_dim);
+  for (int s = 0; s < 4; s++)
+    for (int i = 0; i < n; i++)
+      arrays[s][i] = bases[s] + AGC_TRAINABLE_AT (t, layout[i]);
+  return n;
 }
 
 gboolean
@@ -208,12 +217,9 @@ agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft, AgcFinetuneWei
                                const AgcTrainerRun *run, const AgcFinetuneRun *in_epoch,
                                const char *fingerprint, GError **error)
 {
-  AgcFinetuneWeights *sets[4];
-  checkpoint_sets (sets, ft, best);
-  float *arrays[MAX_ARRAYS];
+  float *arrays[4][MAX_ARRAYS];
   size_t sizes[MAX_ARRAYS];
-  int n_arrays = agc_finetune_weights_arrays (arrays, sizes, NULL, ft->weights, &ft->config,
-                                              ft->embed_dim);
+  int n_arrays = checkpoint_sets (arrays, sizes, ft, best);
   GArray *views = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   double numbers[N_RUN] = { run->epoch, in_epoch->batch_done, in_epoch->loss_sum, run->best_epoch,
@@ -223,13 +229,13 @@ agc_finetune_checkpoint_write (const char *path, AgcFinetune *ft, AgcFinetuneWei
   g_array_append_val (views, v);
   for (int s = 0; s < 4; s++)
     {
-      agc_finetune_weights_arrays (arrays, sizes, NULL, sets[s], &ft->config, ft->embed_dim);
       for (int i = 0; i < n_arrays; i++)
         {
           char *name = g_strdup_printf ("%s.%d", set_names[s], i);
           g_ptr_array_add (names, name);
           v = (AgcTensorView){ .name = name, .dtype = AGC_DTYPE_F32, .n_dims = 1,
-                               .shape = { (int64_t) sizes[i] }, .data = (const guint8 *) arrays[i],
+                               .shape = { (int64_t) sizes[i] },
+                               .data = (const guint8 *) arrays[s][i],
                                .n_bytes = sizes[i] * sizeof (float) };
           g_array_append_val (views, v);
         }
@@ -256,14 +262,11 @@ read_parts (AgcFinetune *ft, AgcFinetuneWeights *best, AgcTrainerRun *run,
   run->best_epoch = (int) numbers[3];
   run->best_val_loss = numbers[4];
   ft->step = (gint64) numbers[5];
-  AgcFinetuneWeights *sets[4];
-  checkpoint_sets (sets, ft, best);
-  float *arrays[MAX_ARRAYS];
+  float *arrays[4][MAX_ARRAYS];
   size_t sizes[MAX_ARRAYS];
+  int n = checkpoint_sets (arrays, sizes, ft, best);
   for (int s = 0; s < 4; s++)
     {
-      int n = agc_finetune_weights_arrays (arrays, sizes, NULL, sets[s], &ft->config,
-                                           ft->embed_dim);
       for (int i = 0; i < n; i++)
         {
           g_autofree char *name = g_strdup_printf ("%s.%d", set_names[s], i);
@@ -271,7 +274,7 @@ read_parts (AgcFinetune *ft, AgcFinetuneWeights *best, AgcTrainerRun *run,
           if (t == NULL || t->dtype != AGC_DTYPE_F32 || t->n_dims != 1
               || t->shape[0] != (int64_t) sizes[i])
             return *reason = "its tensors do not fit these settings", FALSE;
-          memcpy (arrays[i], t->data, sizes[i] * sizeof (float));
+          memcpy (arrays[s][i], t->data, sizes[i] * sizeof (float));
         }
     }
   return TRUE;

@@ -25,6 +25,7 @@ typedef struct
   AgcVisionParams top;   // the tower's top (vision-tower.h): blocks [K] lowest first, ln_post,
                          // projection; the embedding's arrays NULL
   float *memory;         // owns every array of top (agc_vision_params_carve)
+  size_t n_floats;       // of memory
 } AgcFinetuneWeights;
 
 AgcFinetuneWeights *agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks,
@@ -54,7 +55,8 @@ typedef struct
   AgcTowerConfig config;
   int embed_dim;
   AgcFinetuneParams params;
-  AgcFinetuneWeights *weights, *grads, *m, *v;
+  AgcFinetuneWeights *weights, *grads;
+  AgcTrainable *trainable; /* over weights->memory and grads->memory: moments, decay mask */
   gint64 step;          /* steps taken */
   int batch, n_tokens;  /* what acts are sized for */
   AgcVisionActs *acts;  /* the top's, for batch sequences of n_tokens */

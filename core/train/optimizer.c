@@ -73,3 +73,42 @@ agc_grad_scale (float *const *grads, const size_t *sizes, int n_arrays, double f
     for (size_t j = 0; j < sizes[i]; j++)
       grads[i][j] = (float) (grads[i][j] * factor);
 }
+
+AgcTrainable *
+agc_trainable_new (float *weights, float *grads, size_t n)
+{
+  AgcTrainable *t = g_new0 (AgcTrainable, 1);
+  t->n = n;
+  t->weights = weights;
+  t->grads = grads;
+  t->m = g_new0 (float, 2 * MAX (n, 1)); // m and v: one allocation
+  t->v = t->m + MAX (n, 1);
+  t->decay = g_new0 (gboolean, MAX (n, 1));
+  return t;
+}
+
+void
+agc_trainable_free (AgcTrainable *t)
+{
+  if (t == NULL)
+    return;
+  g_free (t->m);
+  g_free (t->decay);
+  g_free (t);
+}
+
+void
+agc_trainable_adamw_step (AgcTrainable *t, size_t begin, size_t end, const AgcAdamWParams *p,
+                          double lr, gint64 step)
+{
+  size_t i = begin;
+  while (i < end)
+    {
+      size_t j = i;
+      while (j < end && t->decay[j] == t->decay[i])
+        j++;
+      agc_adamw_step (t->weights + i, t->m + i, t->v + i, t->grads + i, j - i, p, lr,
+                      t->decay[i], step);
+      i = j;
+    }
+}

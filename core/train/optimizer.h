@@ -8,7 +8,8 @@
  * the caller keeps in the layout of its weights: that is what checkpoints
  * save.  A step: sum the squares of every gradient array (agc_grad_norm),
  * scale them by agc_clip_factor, then agc_adamw_step each array at
- * agc_adamw_lr of the step. */
+ * agc_adamw_lr of the step.  AgcTrainable keeps one parameter set's weights,
+ * gradients, moments and decay mask together, in one layout. */
 #pragma once
 
 #include <glib.h>
@@ -49,3 +50,27 @@ double agc_clip_factor (double norm, double clip_norm);
 /* grads[i] *= factor, each product rounded once to float; nothing when
  * factor is 1. */
 void agc_grad_scale (float *const *grads, const size_t *sizes, int n_arrays, double factor);
+
+/* One parameter set's trainable arrays, n floats each in the layout of the
+ * weights: weights and gradients (the model's: not owned), AdamW's moments
+ * (zero at first) and the decay mask (FALSE at first: the caller marks the
+ * elements that decay). */
+typedef struct
+{
+  size_t n;
+  float *weights, *grads; /* [n], the model's */
+  float *m, *v;           /* [n] AdamW moments, one allocation (m owns it) */
+  gboolean *decay;        /* [n] */
+} AgcTrainable;
+
+AgcTrainable *agc_trainable_new (float *weights, float *grads, size_t n);
+void agc_trainable_free (AgcTrainable *trainable);
+/* AgcTrainable's offset of an array of the weights: arrays of the same
+ * layout (grads, m, v) sit at the same offset. */
+#define AGC_TRAINABLE_AT(t, array) ((size_t) ((array) - (t)->weights))
+
+/* One AdamW step on elements [begin, end) of t: agc_adamw_step on each run
+ * of the same decay flag (elements are independent: the result is that of
+ * one call per array). */
+void agc_trainable_adamw_step (AgcTrainable *t, size_t begin, size_t end,
+                               const AgcAdamWParams *params, double lr, gint64 step);

@@ -67,17 +67,10 @@ char *agc_train_settings_json (const AgcTrainParams *params, const char *data_di
  * temporary files of killed runs. */
 void agc_train_clean_up (const char *out_path);
 
-/* The methods, with agc_train's contract; params are checked and their
+/* A method, with agc_train's contract; params are checked and their
  * defaults resolved (learning_rate > 0). */
-gboolean agc_train_probe (AgcModel *model, const char *data_dir, const char *out_path,
-                          const AgcTrainParams *params, AgcTrainResult *result,
-                          GCancellable *cancellable, GError **error);
-gboolean agc_train_finetune (AgcModel *model, const char *data_dir, const char *out_path,
-                             const AgcTrainParams *params, AgcTrainResult *result,
-                             GCancellable *cancellable, GError **error);
-gboolean agc_train_dino (AgcModel *model, const char *data_dir, const char *out_path,
-                         const AgcTrainParams *params, AgcTrainResult *result,
-                         GCancellable *cancellable, GError **error);
-gboolean agc_train_aligner (AgcModel *model, const char *data_dir, const char *out_path,
-                            const AgcTrainParams *params, AgcTrainResult *result,
-                            GCancellable *cancellable, GError **error);
+typedef gboolean AgcTrainMethodRun (AgcModel *model, const char *data_dir, const char *out_path,
+                                    const AgcTrainParams *params, AgcTrainResult *result,
+                                    GCancellable *cancellable, GError **error);
+
+AgcTrainMethodRun agc_train_probe, agc_train_finetune, agc_train_dino, agc_train_aligner;
