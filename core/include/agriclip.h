@@ -398,9 +398,12 @@ typedef enum
   AGC_TRAIN_ALIGNER,  /* AgriCLIP models: the DINO -> CLIP aligner fitted again */
   AGC_TRAIN_FINETUNE, /* ViT models: the last vision blocks, ln_post and the projection */
   AGC_TRAIN_DINO,     /* AgriCLIP models: the ResNet-50 by DINO on unlabelled photos */
+  AGC_TRAIN_CONTRASTIVE, /* ViT models: the last blocks of both towers on image-text pairs */
 } AgcTrainMethod;
 
-/* "probe", "aligner", "finetune"; NULL for an unknown value. */
+/* "probe", "aligner", "finetune", "dino", "contrastive"; NULL for an
+ * unknown value (the methods are 0 .. AGC_TRAIN_CONTRASTIVE, in this
+ * order: a front end lists them by counting up until NULL). */
 const char *agc_train_method_name (AgcTrainMethod method);
 /* FALSE for an unknown name. */
 gboolean agc_train_method_from_name (AgcTrainMethod *method, const char *name);
@@ -448,7 +451,9 @@ typedef struct
   AgcTrainReportFunc report;     /* may be NULL */
   gpointer user_data;            /* for both */
   /* finetune */
-  int finetune_blocks;    /* K: the last K vision blocks are trained (1 .. L), 2 */
+  int finetune_blocks;    /* K: the last K vision blocks are trained (1 .. L), 2;
+                           * contrastive: the last K blocks of each tower (1 .. the smaller
+                           * tower's L), or 0: every block of both */
   double finetune_mix;    /* WiSE-FT: adapter = (1 - mix) original + mix trained, 0 .. 1; 1.0 */
   double finetune_warmup; /* learning-rate warm-up: < 1, a share of the planned steps; >= 1,
                            * steps; then a cosine decay to 0 at the last planned step.  0.1 */

@@ -78,6 +78,9 @@ gboolean agc_train_finetune (AgcModel *model, const char *data_dir, const char *
 gboolean agc_train_dino (AgcModel *model, const char *data_dir, const char *out_path,
                          const AgcTrainParams *params, AgcTrainResult *result,
                          GCancellable *cancellable, GError **error);
+gboolean agc_train_contrastive (AgcModel *model, const char *data_dir, const char *out_path,
+                                const AgcTrainParams *params, AgcTrainResult *result,
+                                GCancellable *cancellable, GError **error);
 gboolean agc_train_aligner (AgcModel *model, const char *data_dir, const char *out_path,
                             const AgcTrainParams *params, AgcTrainResult *result,
                             GCancellable *cancellable, GError **error);
