@@ -381,6 +381,24 @@ int agc_top_k (const float *probs, int n_classes, int k, int *indices);
  * ViT-B/32; more than 4 GiB in all is refused).  The adapter holds the new
  * tensors, mixed with the original ones by finetune_mix (WiSE-FT).
  *
+ * Method "contrastive" (ViT models; issue 16): DATA holds image-text pairs,
+ * DATA/captions.jsonl as agc_captions_write writes it (the format of
+ * agc_pretrain).  The last finetune_blocks blocks of both towers (0: every
+ * block), ln_post and visual_projection, final_layer_norm and
+ * text_projection, and the logit scale are trained with CLIP's symmetric
+ * contrastive loss at the learned scale (clamped to [0, ln 100]); AdamW
+ * (weight decay on matrices only), warm-up and cosine decay as finetune,
+ * the gradient norm of all of them clipped at 1.  A seeded val_fraction of
+ * the images is held out with every caption of theirs; the validation loss
+ * is the same loss over the held-out pairs (in chunks of 256), the accuracy
+ * image-to-caption retrieval among them, and they pick the epoch kept as
+ * for the other methods.  The frozen blocks run once per image and caption
+ * at the start (in memory, as finetune).  The adapter ("contrastive", see
+ * agc_model_apply_adapter) holds both towers' new tensors and logit_scale;
+ * its classes are those of DATA/photos when that is a tagged folder (as
+ * agc_captions_write leaves it), else none (use it as the base of another
+ * method).
+ *
  * Image embeddings are cached under $XDG_CACHE_HOME/agriclip, keyed by the
  * file's content and the model's identity, so training again is quick.
  *
