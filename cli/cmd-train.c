@@ -45,12 +45,22 @@ on_progress (const AgcTrainProgress *p, gpointer user_data)
 }
 
 static void
-print_summary (const AgcTrainResult *r, const char *out)
+print_summary (const AgcTrainResult *r, AgcTrainMethod method, const char *out)
 {
-  printf (_("%d classes, %d images: %d for training, %d for validation (%d from the cache, "
-            "%d skipped)\n"),
-          r->n_classes, r->n_images, r->n_train, r->n_val, r->n_cached, r->n_skipped);
-  if (r->n_val > 0)
+  if (method == AGC_TRAIN_CONTRASTIVE) // pairs: n_train and n_val count pairs
+    printf (_("%d images, image-text pairs: %d for training, %d for validation (%d images "
+              "skipped)\n"),
+            r->n_images, r->n_train, r->n_val, r->n_skipped);
+  else
+    printf (_("%d classes, %d images: %d for training, %d for validation (%d from the cache, "
+              "%d skipped)\n"),
+            r->n_classes, r->n_images, r->n_train, r->n_val, r->n_cached, r->n_skipped);
+  if (r->n_val > 0 && method == AGC_TRAIN_CONTRASTIVE)
+    printf (_("validation retrieval accuracy (image to caption): before %.1f %%, trained "
+              "%.1f %% (epoch %d of %d)\n"),
+            100.0 * r->zero_shot_val_accuracy, 100.0 * r->val_accuracy, r->best_epoch,
+            r->epochs);
+  else if (r->n_val > 0)
     printf (_("validation accuracy: zero-shot %.1f %%, trained %.1f %% (epoch %d of %d)\n"),
             100.0 * r->zero_shot_val_accuracy, 100.0 * r->val_accuracy, r->best_epoch,
             r->epochs);
@@ -71,24 +81,27 @@ run (int argc, char **argv)
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data_dir,
       N_("Folder with one sub-folder of images per class (the tag), and optionally "
-         "labels.json"), N_("DIR") },
+         "labels.json; contrastive: a folder with captions.jsonl (agriclip captions)"),
+      N_("DIR") },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Adapter file to write"), N_("FILE") },
     { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &base_adapter,
       N_("Train on top of this adapter (e.g. finetune, then a probe or aligner): the model "
          "with it applied; FILE then holds both"), N_("BASE") },
     { "method", 0, 0, G_OPTION_ARG_STRING, &method,
       N_("What to train: probe (a linear head on image embeddings; default), finetune (the "
-         "last vision blocks of a ViT model), aligner (an AgriCLIP model's aligner) or dino "
-         "(an AgriCLIP model's ResNet-50, on unlabelled photos)"),
+         "last vision blocks of a ViT model), aligner (an AgriCLIP model's aligner), dino "
+         "(an AgriCLIP model's ResNet-50, on unlabelled photos) or contrastive (the last "
+         "blocks of both towers of a ViT model, on image-text pairs)"),
       N_("METHOD") },
     { "blocks", 0, 0, G_OPTION_ARG_INT, &params.finetune_blocks,
-      N_("finetune: how many of the last vision blocks to train (default 2)"), N_("K") },
+      N_("finetune: how many of the last vision blocks to train; contrastive: of each tower's "
+         "blocks, 0 for all of them (default 2)"), N_("K") },
     { "mix", 0, 0, G_OPTION_ARG_DOUBLE, &params.finetune_mix,
       N_("finetune: share of the trained weights in the adapter, the rest original "
          "(WiSE-FT; 0 to 1, default 1)"), N_("ALPHA") },
     { "warmup", 0, 0, G_OPTION_ARG_DOUBLE, &params.finetune_warmup,
-      N_("finetune: learning-rate warm-up, a share of all steps when below 1, else a number "
-         "of steps (default 0.1)"), N_("X") },
+      N_("finetune, contrastive: learning-rate warm-up, a share of all steps when below 1, "
+         "else a number of steps (default 0.1)"), N_("X") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text,
       N_("Seed of the validation split and batch order (default 0)"), N_("N") },
     { "val-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &params.val_fraction,
@@ -100,7 +113,8 @@ run (int argc, char **argv)
     { "batch-size", 0, 0, G_OPTION_ARG_INT, &params.batch_size,
       N_("Images per optimiser step (default 32)"), N_("N") },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &params.learning_rate,
-      N_("AdamW learning rate (default: probe 0.05, aligner 0.001, finetune 0.00001)"),
+      N_("AdamW learning rate (default: probe 0.05, aligner 0.001, finetune, dino and "
+         "contrastive 0.00001)"),
       N_("X") },
     { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &params.weight_decay,
       N_("AdamW weight decay (default 0.01)"), N_("X") },
@@ -134,7 +148,8 @@ run (int argc, char **argv)
   if (argc > 1)
     return cli_usage (command, _("unexpected argument '%s'"), argv[1]);
   if (method && !agc_train_method_from_name (&params.method, method))
-    return cli_usage (command, _("unknown method '%s' (available: probe, aligner, finetune, dino)"),
+    return cli_usage (command, _("unknown method '%s' (available: probe, aligner, finetune, dino, "
+                                         "contrastive)"),
                       method);
   if (seed_text
       && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &params.seed, NULL))
@@ -162,7 +177,7 @@ run (int argc, char **argv)
                                        : NULL);
   if (!ok)
     return cli_fail (error);
-  print_summary (&result, out);
+  print_summary (&result, params.method, out);
   return CLI_EXIT_OK;
 }
 

@@ -52,7 +52,7 @@ _agriclip ()
       COMPREPLY=( $(compgen -W 'csv jsonl text json' -- "$cur") )
       return ;;
     --method)
-      COMPREPLY=( $(compgen -W 'probe finetune aligner dino' -- "$cur") )
+      COMPREPLY=( $(compgen -W 'probe finetune aligner dino contrastive' -- "$cur") )
       return ;;
     --threads|-t|-k|--top|-b|--batch|-n|--iterations|--seed|--epochs|--label|--template|--text|--per-image)
       return ;;

@@ -381,6 +381,24 @@ int agc_top_k (const float *probs, int n_classes, int k, int *indices);
  * ViT-B/32; more than 4 GiB in all is refused).  The adapter holds the new
  * tensors, mixed with the original ones by finetune_mix (WiSE-FT).
  *
+ * Method "contrastive" (ViT models; issue 16): DATA holds image-text pairs,
+ * DATA/captions.jsonl as agc_captions_write writes it (the format of
+ * agc_pretrain).  The last finetune_blocks blocks of both towers (0: every
+ * block), ln_post and visual_projection, final_layer_norm and
+ * text_projection, and the logit scale are trained with CLIP's symmetric
+ * contrastive loss at the learned scale (clamped to [0, ln 100]); AdamW
+ * (weight decay on matrices only), warm-up and cosine decay as finetune,
+ * the gradient norm of all of them clipped at 1.  A seeded val_fraction of
+ * the images is held out with every caption of theirs; the validation loss
+ * is the same loss over the held-out pairs (in chunks of 256), the accuracy
+ * image-to-caption retrieval among them, and they pick the epoch kept as
+ * for the other methods.  The frozen blocks run once per image and caption
+ * at the start (in memory, as finetune).  The adapter ("contrastive", see
+ * agc_model_apply_adapter) holds both towers' new tensors and logit_scale;
+ * its classes are those of DATA/photos when that is a tagged folder (as
+ * agc_captions_write leaves it), else none (use it as the base of another
+ * method).
+ *
  * Image embeddings are cached under $XDG_CACHE_HOME/agriclip, keyed by the
  * file's content and the model's identity, so training again is quick.
  *
@@ -398,9 +416,12 @@ typedef enum
   AGC_TRAIN_ALIGNER,  /* AgriCLIP models: the DINO -> CLIP aligner fitted again */
   AGC_TRAIN_FINETUNE, /* ViT models: the last vision blocks, ln_post and the projection */
   AGC_TRAIN_DINO,     /* AgriCLIP models: the ResNet-50 by DINO on unlabelled photos */
+  AGC_TRAIN_CONTRASTIVE, /* ViT models: the last blocks of both towers on image-text pairs */
 } AgcTrainMethod;
 
-/* "probe", "aligner", "finetune"; NULL for an unknown value. */
+/* "probe", "aligner", "finetune", "dino", "contrastive"; NULL for an
+ * unknown value (the methods are 0 .. AGC_TRAIN_CONTRASTIVE, in this
+ * order: a front end lists them by counting up until NULL). */
 const char *agc_train_method_name (AgcTrainMethod method);
 /* FALSE for an unknown name. */
 gboolean agc_train_method_from_name (AgcTrainMethod *method, const char *name);
@@ -448,7 +469,9 @@ typedef struct
   AgcTrainReportFunc report;     /* may be NULL */
   gpointer user_data;            /* for both */
   /* finetune */
-  int finetune_blocks;    /* K: the last K vision blocks are trained (1 .. L), 2 */
+  int finetune_blocks;    /* K: the last K vision blocks are trained (1 .. L), 2;
+                           * contrastive: the last K blocks of each tower (1 .. the smaller
+                           * tower's L), or 0: every block of both */
   double finetune_mix;    /* WiSE-FT: adapter = (1 - mix) original + mix trained, 0 .. 1; 1.0 */
   double finetune_warmup; /* learning-rate warm-up: < 1, a share of the planned steps; >= 1,
                            * steps; then a cosine decay to 0 at the last planned step.  0.1 */

@@ -218,7 +218,7 @@ parse_classes (AgcAdapter *adapter, const char *text, gboolean unlabelled, GErro
                         "agriclip.classes is missing or not a JSON array");
   JsonArray *array = json_node_get_array (json_parser_get_root (parser));
   int n = (int) json_array_get_length (array);
-  if (n < 1 && !unlabelled) // a dino adapter learnt from unlabelled photos: no classes
+  if (n < 1 && !unlabelled) // learnt from unlabelled photos or untagged pairs: no classes
     return agc_fail_at (error, AGC_ERROR_FORMAT, adapter->path, "agriclip.classes is empty");
   adapter->classes = g_new0 (AdapterClass, n);
   adapter->n_classes = n;
@@ -466,7 +466,9 @@ load_parts (AgcAdapter *adapter, const AgcSafetensors *file, GError **error)
   adapter->base_model = g_strdup (base);
   adapter->base_model_name = g_strdup (base_name != NULL ? base_name : "?");
   if (!parse_classes (adapter, g_hash_table_lookup (meta, "agriclip.classes"),
-                      g_strcmp0 (method, "dino") == 0, error))
+                      g_strcmp0 (method, "dino") == 0 // unlabelled photos
+                          || g_strcmp0 (method, "contrastive") == 0, // pairs: classes if tagged
+                      error))
     return FALSE;
   if (g_strcmp0 (method, "finetune") == 0 || g_strcmp0 (method, "aligner") == 0
       || g_strcmp0 (method, "contrastive") == 0 // both towers' blocks, the logit scale

@@ -471,6 +471,13 @@ agc_model_vision_tower (AgcModel *model)
   return agc_vit_encoder_tower (model->image);
 }
 
+const AgcTextTower *
+agc_model_text_tower (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->text;
+}
+
 // why an adapter of another family's method does not fit this model
 static const struct
 {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "models/image-encoder.h"
+#include "nn/text-tower.h"
 #include "nn/vision-tower.h"
 
 /* Takes ownership of tower. */
@@ -14,3 +15,6 @@ AgcVisionTower *agc_vit_encoder_tower (AgcImageEncoder *encoder);
 /* The model's ViT image tower, NULL for another family (model.c); training
  * a ViT's last blocks reads and replaces its weights. */
 AgcVisionTower *agc_model_vision_tower (AgcModel *model);
+/* The model's text tower (NULL for a model without one): contrastive
+ * training reads its weights. */
+const AgcTextTower *agc_model_text_tower (const AgcModel *model);

@@ -176,59 +176,67 @@ agc_text_tower_set_tensor (AgcTextTower *t, const char *name, const float *data,
   return TRUE;
 }
 
-gboolean
-agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, float *out,
-                        GError **error)
+const AgcTowerConfig *
+agc_text_tower_config (const AgcTextTower *t)
 {
-  g_return_val_if_fail (t != NULL && ids != NULL && out != NULL && batch > 0, FALSE);
+  g_return_val_if_fail (t != NULL, NULL);
+  return &t->config;
+}
 
-  int ctx = t->config.context_length, w = t->config.width;
-  size_t rows = 0;
+int
+agc_text_tower_embed_dim (const AgcTextTower *t)
+{
+  g_return_val_if_fail (t != NULL, 0);
+  return t->embed_dim;
+}
+
+int
+agc_text_ids_length (const int32_t *row, int context_length)
+{
+  int eot = 0; // pooling position: the first largest id, as torch.argmax
+  for (int i = 1; i < context_length; i++)
+    if (row[i] > row[eot])
+      eot = i;
+  return eot + 1;
+}
+
+// lengths[b] of each text (up to its end-of-text token), *rows their sum;
+// ids outside the vocabulary are an error
+static gboolean
+text_lengths (const AgcTextTower *t, const int32_t *ids, int batch, int *lengths, size_t *rows,
+              GError **error)
+{
+  int ctx = t->config.context_length;
+  *rows = 0;
   for (int b = 0; b < batch; b++)
     {
       const int32_t *row = ids + (size_t) b * ctx;
-      int eot = 0; // pooling position: argmax of the ids
       for (int i = 0; i < ctx; i++)
-        {
-          if (row[i] < 0 || row[i] >= t->config.vocab_size)
-            {
-              g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                           "text %d of the batch: token id %d at position %d is outside "
-                           "the vocabulary [0, %d)",
-                           b, row[i], i, t->config.vocab_size);
-              return FALSE;
-            }
-          if (row[i] > row[eot]) // strict: the first maximum, as torch.argmax
-            eot = i;
-        }
-      rows += eot + 1;
+        if (row[i] < 0 || row[i] >= t->config.vocab_size)
+          {
+            g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                         "text %d of the batch: token id %d at position %d is outside "
+                         "the vocabulary [0, %d)",
+                         b, row[i], i, t->config.vocab_size);
+            return FALSE;
+          }
+      lengths[b] = agc_text_ids_length (row, ctx);
+      *rows += lengths[b];
     }
+  return TRUE;
+}
 
-  // the tower is not thread-safe (agriclip.h): its scratch is its own
-  AgcArena *arena = (AgcArena *) &t->arena;
-  size_t need = agc_arena_size (rows * w) + agc_arena_size ((size_t) batch * w)
-                + 2 * agc_arena_size ((size_t) batch);
-
-  float *cursor = agc_arena_reserve (arena, need, "a batch of texts", error);
-  if (cursor == NULL)
-    return FALSE;
-  float *x = agc_arena_take (&cursor, rows * w);                 // [sum of lengths, W]
-  float *pooled = agc_arena_take (&cursor, (size_t) batch * w);  // [B, W]
-  int *lengths = (int *) agc_arena_take (&cursor, (size_t) batch); // [B]
-  int *eot_rows = (int *) agc_arena_take (&cursor, (size_t) batch); // [B]
-
-  // each text only up to its end-of-text token, packed one after another
+// x[sum of lengths, W]: each text's tokens up to its end-of-text, packed one
+// after another, token + position embedding
+static void
+embed_packed (const AgcTextTower *t, const int32_t *ids, int batch, const int *lengths, float *x)
+{
+  int ctx = t->config.context_length, w = t->config.width;
   float *xr = x;
   for (int b = 0; b < batch; b++)
     {
       const int32_t *row = ids + (size_t) b * ctx;
-      int eot = 0;
-      for (int i = 1; i < ctx; i++)
-        if (row[i] > row[eot])
-          eot = i;
-      lengths[b] = eot + 1;
-      eot_rows[b] = (int) (xr - x) / w + eot; // its last row
-      for (int i = 0; i <= eot; i++, xr += w)
+      for (int i = 0; i < lengths[b]; i++, xr += w)
         {
           const float *pos = t->params.position + (size_t) i * w;
           agc_param_convert (xr, &t->token_table, (size_t) row[i] * w, w);
@@ -236,7 +244,34 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
             xr[j] += pos[j];
         }
     }
+}
 
+gboolean
+agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, float *out,
+                        GError **error)
+{
+  g_return_val_if_fail (t != NULL && ids != NULL && out != NULL && batch > 0, FALSE);
+
+  int w = t->config.width;
+  // the tower is not thread-safe (agriclip.h): its scratch is its own
+  AgcArena *arena = (AgcArena *) &t->arena;
+  size_t rows;
+  g_autofree int *lengths = g_new (int, batch);
+  if (!text_lengths (t, ids, batch, lengths, &rows, error))
+    return FALSE;
+  size_t need = agc_arena_size (rows * w) + agc_arena_size ((size_t) batch * w)
+                + agc_arena_size ((size_t) batch);
+
+  float *cursor = agc_arena_reserve (arena, need, "a batch of texts", error);
+  if (cursor == NULL)
+    return FALSE;
+  float *x = agc_arena_take (&cursor, rows * w);                 // [sum of lengths, W]
+  float *pooled = agc_arena_take (&cursor, (size_t) batch * w);  // [B, W]
+  int *eot_rows = (int *) agc_arena_take (&cursor, (size_t) batch); // [B]
+
+  embed_packed (t, ids, batch, lengths, x);
+  for (int b = 0, first = 0; b < batch; first += lengths[b], b++)
+    eot_rows[b] = first + lengths[b] - 1; // its last row
   if (!agc_transformer_forward_packed (&t->transformer, x, batch, lengths, TRUE, error))
     return FALSE;
   const AgcTextParams *p = &t->params;
@@ -246,14 +281,46 @@ agc_text_tower_forward (const AgcTextTower *t, const int32_t *ids, int batch, fl
   return TRUE;
 }
 
+gboolean
+agc_text_tower_forward_hidden (const AgcTextTower *t, const int32_t *ids, int batch,
+                               int n_layers, float *hidden, GError **error)
+{
+  g_return_val_if_fail (t != NULL && ids != NULL && hidden != NULL && batch > 0, FALSE);
+  g_return_val_if_fail (n_layers >= 0 && n_layers <= t->config.layers, FALSE);
+  size_t rows;
+  g_autofree int *lengths = g_new (int, batch);
+  if (!text_lengths (t, ids, batch, lengths, &rows, error))
+    return FALSE;
+  embed_packed (t, ids, batch, lengths, hidden);
+  if (n_layers == 0)
+    return TRUE;
+  AgcTransformer lower = t->transformer;
+  lower.config.layers = n_layers;
+  return agc_transformer_forward_packed (&lower, hidden, batch, lengths, TRUE, error);
+}
+
+void
+agc_text_tower_copy_top (const AgcTextTower *t, int first_layer, AgcTextParams *out)
+{
+  g_return_if_fail (t != NULL && first_layer >= 0 && first_layer <= t->config.layers);
+  for (int l = first_layer; l < t->config.layers; l++)
+    agc_block_copy_f32 (&out->blocks[l - first_layer], &t->transformer.layers[l], &t->config);
+  size_t w = t->config.width;
+  memcpy (out->final_ln_weight, t->params.final_ln_weight, w * sizeof (float));
+  memcpy (out->final_ln_bias, t->params.final_ln_bias, w * sizeof (float));
+  memcpy (out->projection, t->params.projection, (size_t) t->embed_dim * w * sizeof (float));
+}
+
 /* ---- training mode (text-tower.h) ----------------------------------------- */
 
 void
-agc_text_params_carve (AgcTextParams *p, AgcCarver *k, const AgcTowerConfig *c, int embed_dim)
+agc_text_params_carve (AgcTextParams *p, AgcCarver *k, const AgcTowerConfig *c, int embed_dim,
+                       int n_blocks, gboolean embeds)
 {
   size_t w = c->width, e = embed_dim;
-  p->position = agc_carve_take (k, (size_t) c->context_length * w);
-  for (int l = 0; l < c->layers; l++)
+  if (embeds)
+    p->position = agc_carve_take (k, (size_t) c->context_length * w);
+  for (int l = 0; l < n_blocks; l++)
     agc_block_carve (&p->blocks[l], k, c);
   p->final_ln_weight = agc_carve_take (k, w);
   p->final_ln_bias = agc_carve_take (k, w);
@@ -268,6 +335,39 @@ agc_text_acts_new (const AgcClipConfig *config, int batch)
   agc_tower_acts_init (a, c, config->projection_dim, c->layers, batch, c->context_length);
   a->row_ids = g_new0 (int32_t, (size_t) batch * c->context_length);
   return a;
+}
+
+AgcTextActs *
+agc_text_acts_new_top (const AgcTowerConfig *config, int embed_dim, int n_blocks, int batch)
+{
+  AgcTowerActs *a = g_new0 (AgcTowerActs, 1);
+  agc_tower_acts_init (a, config, embed_dim, n_blocks, batch, config->context_length);
+  return a;
+}
+
+void
+agc_text_tower_forward_top (float *emb, AgcTextActs *a, const float *hidden, const int *lengths,
+                            const AgcTextParams *w)
+{
+  g_return_if_fail (a->row_ids == NULL);
+  AgcTowerActs *s = a;
+  int width = s->config.width, batch = s->batch, n_tok = 1;
+  for (int b = 0; b < batch; b++)
+    n_tok = MAX (n_tok, lengths[b]);
+  agc_tower_acts_set_tokens (s, n_tok);
+  // [B, T, W] padded with zeros after each end-of-text: the causal mask
+  // keeps the padding out of every row that counts
+  memset (s->x, 0, (size_t) batch * n_tok * width * sizeof (float));
+  const float *from = hidden;
+  for (int b = 0; b < batch; b++)
+    {
+      size_t n = (size_t) lengths[b] * width;
+      memcpy (s->x + (size_t) b * n_tok * width, from, n * sizeof (float));
+      from += n;
+      s->pool_rows[b] = b * n_tok + lengths[b] - 1;
+    }
+  agc_tower_stack_forward (emb, s, w->blocks, w->final_ln_weight, w->final_ln_bias,
+                           w->projection, TRUE);
 }
 
 void
@@ -313,9 +413,15 @@ agc_text_tower_backward (AgcTextParams *g, const float *demb, AgcTextActs *a,
 {
   AgcTowerActs *s = a;
   int width = s->config.width, n_tok = s->n_tokens, rows = s->batch * n_tok;
+  gboolean embeds = a->row_ids != NULL; // the top alone has no use for its input's gradient
   const float *dx = agc_tower_stack_backward (g->blocks, g->final_ln_weight, g->final_ln_bias,
                                               g->projection, demb, s, w->blocks,
-                                              w->final_ln_weight, w->projection, TRUE);
+                                              w->final_ln_weight, w->projection, embeds);
+  if (!embeds)
+    {
+      *dtokens = NULL, *row_ids = NULL, *n_rows = 0;
+      return;
+    }
   // x = token_embedding[ids] + position[t]: the table's share goes to the caller
   for (int r = 0; r < rows; r++)
     {

@@ -134,6 +134,28 @@ agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gln_bias,
   return want_dinput ? a->dx : NULL;
 }
 
+/* ---- a loaded block as training's float32 arrays (tower-core.h) ------------ */
+
+void
+agc_block_copy_f32 (AgcBlock *out, const AgcLayer *b, const AgcTowerConfig *config)
+{
+  // matrices from the stored tensors (any dtype); vectors are float32 copies already
+  size_t d = config->width, m = config->mlp_width;
+  for (int i = 0; i < 3; i++)
+    agc_param_convert (out->qkv_weight + i * d * d, &b->qkv.parts[i], 0, d * d);
+  agc_param_convert (out->out_weight, &b->out.parts[0], 0, d * d);
+  agc_param_convert (out->fc1_weight, &b->fc1.parts[0], 0, m * d);
+  agc_param_convert (out->fc2_weight, &b->fc2.parts[0], 0, d * m);
+  memcpy (out->qkv_bias, b->qkv.bias, 3 * d * sizeof (float));
+  memcpy (out->ln1_weight, b->ln1_weight, d * sizeof (float));
+  memcpy (out->ln1_bias, b->ln1_bias, d * sizeof (float));
+  memcpy (out->out_bias, b->out.bias, d * sizeof (float));
+  memcpy (out->ln2_weight, b->ln2_weight, d * sizeof (float));
+  memcpy (out->ln2_bias, b->ln2_bias, d * sizeof (float));
+  memcpy (out->fc1_bias, b->fc1.bias, m * sizeof (float));
+  memcpy (out->fc2_bias, b->fc2.bias, d * sizeof (float));
+}
+
 /* ---- replacing a loaded tower's tensors (tower-core.h) ---------------------- */
 
 gboolean

@@ -81,6 +81,11 @@ float *agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gl
                                  const AgcBlock *blocks, const float *ln_weight,
                                  const float *projection, gboolean want_dinput);
 
+/* A loaded block (the inference transformer's, any dtype) as float32
+ * arrays of a training block (agc_block_train_init layout, fused qkv
+ * [3D, D], rows q, k, v): the start of training a tower's top. */
+void agc_block_copy_f32 (AgcBlock *out, const AgcLayer *layer, const AgcTowerConfig *config);
+
 /* ---- replacing a loaded tower's tensors (adapters) ---- */
 
 /* Where a tensor of a loaded tower lives: a float32 array to overwrite

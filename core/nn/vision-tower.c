@@ -301,34 +301,12 @@ agc_vision_tower_embed_dim (const AgcVisionTower *t)
   return t->embed_dim;
 }
 
-// block layer as float32 arrays: matrices from the stored tensors (any
-// dtype); vectors are float32 copies already
-static void
-copy_block (const AgcVisionTower *t, int layer, AgcBlock *out)
-{
-  const AgcLayer *b = &t->transformer.layers[layer];
-  size_t d = t->config.width, m = t->config.mlp_width;
-  for (int i = 0; i < 3; i++)
-    agc_param_convert (out->qkv_weight + i * d * d, &b->qkv.parts[i], 0, d * d);
-  agc_param_convert (out->out_weight, &b->out.parts[0], 0, d * d);
-  agc_param_convert (out->fc1_weight, &b->fc1.parts[0], 0, m * d);
-  agc_param_convert (out->fc2_weight, &b->fc2.parts[0], 0, d * m);
-  memcpy (out->qkv_bias, b->qkv.bias, 3 * d * sizeof (float));
-  memcpy (out->ln1_weight, b->ln1_weight, d * sizeof (float));
-  memcpy (out->ln1_bias, b->ln1_bias, d * sizeof (float));
-  memcpy (out->out_bias, b->out.bias, d * sizeof (float));
-  memcpy (out->ln2_weight, b->ln2_weight, d * sizeof (float));
-  memcpy (out->ln2_bias, b->ln2_bias, d * sizeof (float));
-  memcpy (out->fc1_bias, b->fc1.bias, m * sizeof (float));
-  memcpy (out->fc2_bias, b->fc2.bias, d * sizeof (float));
-}
-
 void
 agc_vision_tower_copy_top (const AgcVisionTower *t, int first_layer, AgcVisionParams *out)
 {
   g_return_if_fail (first_layer >= 0 && first_layer <= t->config.layers);
   for (int l = first_layer; l < t->config.layers; l++)
-    copy_block (t, l, &out->blocks[l - first_layer]);
+    agc_block_copy_f32 (&out->blocks[l - first_layer], &t->transformer.layers[l], &t->config);
   size_t d = t->config.width;
   memcpy (out->post_ln_weight, t->params.post_ln_weight, d * sizeof (float));
   memcpy (out->post_ln_bias, t->params.post_ln_bias, d * sizeof (float));

@@ -25,7 +25,7 @@ carve_params (AgcClipParams *p, AgcCarver *k)
 {
   const AgcClipConfig *c = &p->config;
   agc_vision_params_carve (&p->vision, k, &c->vision, c->projection_dim, c->vision.layers, TRUE);
-  agc_text_params_carve (&p->text, k, &c->text, c->projection_dim);
+  agc_text_params_carve (&p->text, k, &c->text, c->projection_dim, c->text.layers, TRUE);
   p->log_scale = agc_carve_take (k, 1);
   p->n_dense = k->n_floats;
   p->text.token_embedding

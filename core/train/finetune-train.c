@@ -374,57 +374,13 @@ finetune_adapter (gpointer self, GArray *views, GPtrArray *names, const char *da
 {
   const Fit *fit = self;
   const AgcFinetuneWeights *w = fit->best;
-  size_t d = fit->width, m = fit->config.mlp_width, e = fit->dim;
-  // one tensor: name, data, shape [rows] or [rows, cols]
-  #define ADD(NAME, DATA, ROWS, COLS)                                                          \
-    do                                                                                         \
-      {                                                                                        \
-        AgcTensorView v = { .name = (NAME), .dtype = AGC_DTYPE_F32, .n_dims = (COLS) ? 2 : 1, \
-                            .shape = { (int64_t) (ROWS), (int64_t) (COLS) },                   \
-                            .data = (const guint8 *) (DATA),                                   \
-                            .n_bytes = (ROWS) * ((COLS) ? (COLS) : 1) * sizeof (float) };       \
-        g_array_append_val (views, v);                                                         \
-      }                                                                                        \
-    while (0)
+  size_t d = fit->width, e = fit->dim;
   for (int k = 0; k < fit->n_blocks; k++)
-    {
-      const AgcBlock *b = &w->top.blocks[k];
-      const struct
-      {
-        const char *suffix;
-        const float *data;
-        size_t rows, cols;
-      } parts[] = {
-        { "layer_norm1.weight", b->ln1_weight, d, 0 },
-        { "layer_norm1.bias", b->ln1_bias, d, 0 },
-        // the fused qkv rows go back to HF's three tensors
-        { "self_attn.q_proj.weight", b->qkv_weight, d, d },
-        { "self_attn.k_proj.weight", b->qkv_weight + d * d, d, d },
-        { "self_attn.v_proj.weight", b->qkv_weight + 2 * d * d, d, d },
-        { "self_attn.q_proj.bias", b->qkv_bias, d, 0 },
-        { "self_attn.k_proj.bias", b->qkv_bias + d, d, 0 },
-        { "self_attn.v_proj.bias", b->qkv_bias + 2 * d, d, 0 },
-        { "self_attn.out_proj.weight", b->out_weight, d, d },
-        { "self_attn.out_proj.bias", b->out_bias, d, 0 },
-        { "layer_norm2.weight", b->ln2_weight, d, 0 },
-        { "layer_norm2.bias", b->ln2_bias, d, 0 },
-        { "mlp.fc1.weight", b->fc1_weight, m, d },
-        { "mlp.fc1.bias", b->fc1_bias, m, 0 },
-        { "mlp.fc2.weight", b->fc2_weight, d, m },
-        { "mlp.fc2.bias", b->fc2_bias, d, 0 },
-      };
-      for (size_t i = 0; i < G_N_ELEMENTS (parts); i++)
-        {
-          char *name = g_strdup_printf ("vision_model.encoder.layers.%d.%s",
-                                        fit->first_layer + k, parts[i].suffix);
-          g_ptr_array_add (names, name);
-          ADD (name, parts[i].data, parts[i].rows, parts[i].cols);
-        }
-    }
-  ADD ("vision_model.post_layernorm.weight", w->top.post_ln_weight, d, 0);
-  ADD ("vision_model.post_layernorm.bias", w->top.post_ln_bias, d, 0);
-  ADD ("visual_projection.weight", w->top.projection, e, d);
-  #undef ADD
+    agc_block_tensor_views (views, names, &w->top.blocks[k], &fit->config,
+                            "vision_model.encoder.layers", fit->first_layer + k);
+  agc_tensor_views_add (views, "vision_model.post_layernorm.weight", w->top.post_ln_weight, d, 0);
+  agc_tensor_views_add (views, "vision_model.post_layernorm.bias", w->top.post_ln_bias, d, 0);
+  agc_tensor_views_add (views, "visual_projection.weight", w->top.projection, e, d);
   return agc_train_settings_json (
       fit->params, data_dir, "AdamW, warm-up + cosine, gradient norm clipped at 1",
       "class-weighted contrastive (image vs. prompt classes)", add_finetune_settings);

@@ -185,6 +185,55 @@ agc_finetune_interpolate (float *out, const float *original, const float *finetu
     out[i] = (float) ((1.0 - alpha) * original[i] + alpha * finetuned[i]);
 }
 
+/* ---- adapters' tensors ------------------------------------------------------------ */
+
+void
+agc_tensor_views_add (GArray *views, const char *name, const float *data, int64_t rows,
+                      int64_t cols)
+{
+  AgcTensorView v = { .name = name, .dtype = AGC_DTYPE_F32, .n_dims = cols ? 2 : 1,
+                      .shape = { rows, cols }, .data = (const guint8 *) data,
+                      .n_bytes = (size_t) rows * (cols ? cols : 1) * sizeof (float) };
+  g_array_append_val (views, v);
+}
+
+void
+agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *b,
+                        const AgcTowerConfig *config, const char *prefix, int layer)
+{
+  size_t d = config->width, m = config->mlp_width;
+  const struct
+  {
+    const char *suffix;
+    const float *data;
+    size_t rows, cols;
+  } parts[] = {
+    { "layer_norm1.weight", b->ln1_weight, d, 0 },
+    { "layer_norm1.bias", b->ln1_bias, d, 0 },
+    // the fused qkv rows go back to HF's three tensors
+    { "self_attn.q_proj.weight", b->qkv_weight, d, d },
+    { "self_attn.k_proj.weight", b->qkv_weight + d * d, d, d },
+    { "self_attn.v_proj.weight", b->qkv_weight + 2 * d * d, d, d },
+    { "self_attn.q_proj.bias", b->qkv_bias, d, 0 },
+    { "self_attn.k_proj.bias", b->qkv_bias + d, d, 0 },
+    { "self_attn.v_proj.bias", b->qkv_bias + 2 * d, d, 0 },
+    { "self_attn.out_proj.weight", b->out_weight, d, d },
+    { "self_attn.out_proj.bias", b->out_bias, d, 0 },
+    { "layer_norm2.weight", b->ln2_weight, d, 0 },
+    { "layer_norm2.bias", b->ln2_bias, d, 0 },
+    { "mlp.fc1.weight", b->fc1_weight, m, d },
+    { "mlp.fc1.bias", b->fc1_bias, m, 0 },
+    { "mlp.fc2.weight", b->fc2_weight, d, m },
+    { "mlp.fc2.bias", b->fc2_bias, d, 0 },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      char *name = g_strdup_printf ("%s.%d.%s", prefix, layer, parts[i].suffix);
+      g_ptr_array_add (names, name);
+      agc_tensor_views_add (views, name, parts[i].data, parts[i].rows, parts[i].cols);
+    }
+}
+
 /* ---- checkpoints ---------------------------------------------------------------- */
 
 enum

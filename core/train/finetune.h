@@ -80,6 +80,18 @@ double agc_finetune_step (AgcFinetune *ft, double *grad_norm, const float *hidde
 void agc_finetune_interpolate (float *out, const float *original, const float *finetuned,
                                size_t n, double alpha);
 
+/* ---- adapters' tensors (finetune-train.c, contrastive-train.c) ---- */
+
+/* Appends a float32 view of data, shape [rows] (cols 0) or [rows, cols];
+ * name must outlive views. */
+void agc_tensor_views_add (GArray *views, const char *name, const float *data, int64_t rows,
+                           int64_t cols);
+/* Appends the sixteen tensors of a training block under their Hugging Face
+ * names "PREFIX.LAYER.*" (prefix e.g. "vision_model.encoder.layers"; q, k
+ * and v apart); the names go to names, which owns them. */
+void agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *block,
+                             const AgcTowerConfig *config, const char *prefix, int layer);
+
 /* ---- checkpoints (finetune-train.c) ---- */
 
 /* Where a run is inside an epoch, beside the trainer's run and the

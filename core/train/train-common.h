@@ -73,4 +73,5 @@ typedef gboolean AgcTrainMethodRun (AgcModel *model, const char *data_dir, const
                                     const AgcTrainParams *params, AgcTrainResult *result,
                                     GCancellable *cancellable, GError **error);
 
-AgcTrainMethodRun agc_train_probe, agc_train_finetune, agc_train_dino, agc_train_aligner;
+AgcTrainMethodRun agc_train_probe, agc_train_finetune, agc_train_dino, agc_train_contrastive,
+  agc_train_aligner;

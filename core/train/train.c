@@ -19,6 +19,7 @@ static const struct
   [AGC_TRAIN_ALIGNER] = { "aligner", 1e-3 },
   [AGC_TRAIN_FINETUNE] = { "finetune", 1e-5 }, /* pretrained blocks: small steps */
   [AGC_TRAIN_DINO] = { "dino", 1e-5 }, /* 5e-4 · batch / 256 of the reference, small batches */
+  [AGC_TRAIN_CONTRASTIVE] = { "contrastive", 1e-5 }, /* pretrained blocks: small steps */
 };
 
 const char *
@@ -169,6 +170,8 @@ agc_train (AgcModel *model, const char *data_dir, const char *out_path,
       return agc_train_finetune (model, data_dir, out_path, &p, result, cancellable, error);
     case AGC_TRAIN_DINO:
       return agc_train_dino (model, data_dir, out_path, &p, result, cancellable, error);
+    case AGC_TRAIN_CONTRASTIVE:
+      return agc_train_contrastive (model, data_dir, out_path, &p, result, cancellable, error);
     }
   g_assert_not_reached ();
 }

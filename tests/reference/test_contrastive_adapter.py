@@ -9,8 +9,9 @@ both CLIP towers and the logit scale, under their Hugging Face names.
   is refused with the tensor's name.
 
 The adapter's image half and metadata come from a real one-epoch finetune
-run; its text half is the model's own tensors moved by seeded noise (the
-training method itself is not in this version yet).
+run; its text half is the model's own tensors moved by seeded noise, so
+that loading is tested apart from training (test_contrastive_train.py
+trains real contrastive adapters and checks them the same way).
 """
 
 import json
