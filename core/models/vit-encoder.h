@@ -14,3 +14,6 @@ AgcVisionTower *agc_vit_encoder_tower (AgcImageEncoder *encoder);
 /* The model's ViT image tower, NULL for another family (model.c); training
  * a ViT's last blocks reads and replaces its weights. */
 AgcVisionTower *agc_model_vision_tower (AgcModel *model);
+/* The model's input normalisation (model.c): DINO's crops of a ViT model
+ * are normalised as its preprocessing does. */
+void agc_model_normalisation (const AgcModel *model, float mean[3], float std[3]);
