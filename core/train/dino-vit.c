@@ -71,9 +71,12 @@ tensors (const DinoVit *v, const AgcVisionParams *p, Tensor *t)
   int64_t ps = v->config.patch_size;
   if (v->embeds)
     {
+      // the conv kernel [D, 3, p, p]: counted as [D, 3pp], then given its four dimensions
       add (t, &n, p->patch_weight, TRUE, "vision_model.embeddings.patch_embedding.weight", 2, d,
            3 * ps * ps);
-      t[n - 1].n_dims = 4, t[n - 1].shape[1] = 3, t[n - 1].shape[2] = t[n - 1].shape[3] = ps;
+      Tensor *kernel = &t[n - 1];
+      kernel->n_dims = 4;
+      kernel->shape[1] = 3, kernel->shape[2] = kernel->shape[3] = ps;
       add (t, &n, p->class_embedding, FALSE, "vision_model.embeddings.class_embedding", 1, d, 0);
       add (t, &n, p->position, TRUE, "vision_model.embeddings.position_embedding.weight", 2,
            v->n_tokens, d);
