@@ -247,7 +247,8 @@ class DinoVitTraining(unittest.TestCase):
         self.check_through_twin(self.top, self.vit_names(1))
 
     def test_whole_tower_killed_run_resumes_to_the_same_adapter(self):
-        args = self.args + ["--epochs", "2", "--checkpoint-every", "1"]
+        # two epochs after the first checkpoint: time to kill the run before its end
+        args = self.args + ["--epochs", "3", "--checkpoint-every", "1"]
         whole = os.path.join(self.tmp, "whole.safetensors")
         run(args + ["--out", whole], self.cache)
         self.check_through_twin(whole, self.vit_names(0))
