@@ -77,6 +77,7 @@ run (int argc, char **argv)
   g_autofree char *model_dir = NULL, *data_dir = NULL, *out = NULL, *method = NULL;
   g_autofree char *seed_text = NULL, *base_adapter = NULL;
   gboolean restart = FALSE;
+  int blocks = -1; // finetune's and dino's; unset: each method's default
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data_dir,
@@ -90,12 +91,13 @@ run (int argc, char **argv)
     { "method", 0, 0, G_OPTION_ARG_STRING, &method,
       N_("What to train: probe (a linear head on image embeddings; default), finetune (the "
          "last vision blocks of a ViT model), aligner (an AgriCLIP model's aligner), dino "
-         "(an AgriCLIP model's ResNet-50, on unlabelled photos) or contrastive (the last "
-         "blocks of both towers of a ViT model, on image-text pairs)"),
+         "(an AgriCLIP model's ResNet-50 or a ViT model's image tower, on unlabelled photos) or "
+         "contrastive (the last blocks of both towers of a ViT model, on image-text pairs)"),
       N_("METHOD") },
-    { "blocks", 0, 0, G_OPTION_ARG_INT, &params.finetune_blocks,
-      N_("finetune: how many of the last vision blocks to train; contrastive: of each tower's "
-         "blocks, 0 for all of them (default 2)"), N_("K") },
+    { "blocks", 0, 0, G_OPTION_ARG_INT, &blocks,
+      N_("finetune, dino on a ViT: how many of the last vision blocks to train; contrastive: "
+         "of each tower's blocks, 0 for all of them (default: finetune and contrastive 2, dino "
+         "all)"), N_("K") },
     { "mix", 0, 0, G_OPTION_ARG_DOUBLE, &params.finetune_mix,
       N_("finetune: share of the trained weights in the adapter, the rest original "
          "(WiSE-FT; 0 to 1, default 1)"), N_("ALPHA") },
@@ -128,7 +130,8 @@ run (int argc, char **argv)
     { "accumulate", 0, 0, G_OPTION_ARG_INT, &params.dino_accumulate,
       N_("dino: batches whose gradients add up to one optimiser step (default 1)"), N_("N") },
     { "crop-size", 0, 0, G_OPTION_ARG_INT, &params.dino_crop_size,
-      N_("dino: side of the large crops in pixels (default 224)"), N_("PIXELS") },
+      N_("dino: side of the large crops in pixels (default 224; a ViT's crops are its input "
+         "size)"), N_("PIXELS") },
     { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &params.checkpoint_every,
       N_("Write FILE.checkpoint every N epochs; 0: never (default 5)"), N_("N") },
     { "restart", 0, 0, G_OPTION_ARG_NONE, &restart,
@@ -154,6 +157,8 @@ run (int argc, char **argv)
   if (seed_text
       && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &params.seed, NULL))
     return cli_usage (command, _("--seed must be a non-negative integer, not '%s'"), seed_text);
+  if (blocks != -1)
+    params.finetune_blocks = params.dino_blocks = blocks;
   params.resume = !restart;
   params.base_adapter = base_adapter;
 

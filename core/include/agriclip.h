@@ -415,7 +415,7 @@ typedef enum
   AGC_TRAIN_PROBE,    /* a linear head on image embeddings */
   AGC_TRAIN_ALIGNER,  /* AgriCLIP models: the DINO -> CLIP aligner fitted again */
   AGC_TRAIN_FINETUNE, /* ViT models: the last vision blocks, ln_post and the projection */
-  AGC_TRAIN_DINO,     /* AgriCLIP models: the ResNet-50 by DINO on unlabelled photos */
+  AGC_TRAIN_DINO,     /* the ResNet-50 (AgriCLIP) or ViT tower by DINO on unlabelled photos */
   AGC_TRAIN_CONTRASTIVE, /* ViT models: the last blocks of both towers on image-text pairs */
 } AgcTrainMethod;
 
@@ -481,16 +481,22 @@ typedef struct
    * the number of images); 0: λ chosen by the validation loss among 10^-3 ..
    * 10^3 of that unit, the released aligner kept unless one does better.  0 */
   double aligner_ridge;
-  /* dino (AgriCLIP): self-distillation on unlabelled photos (every image
-   * under DATA, sub-folders included, no labels.json): a student ResNet-50
-   * and head learn to match the EMA teacher on multi-crop views; the
-   * adapter holds the teacher's ResNet tensors.  batch_size images per
+  /* dino: self-distillation on unlabelled photos (every image under DATA,
+   * sub-folders included, no labels.json): a student backbone and head
+   * learn to match the EMA teacher on multi-crop views.  The backbone is an
+   * AgriCLIP model's ResNet-50, or a CLIP model's ViT image tower (whole,
+   * or its last dino_blocks blocks; its features the projected class token;
+   * every crop at its input size, so a local crop costs a global one).  The
+   * adapter holds the teacher's tensors under the model's names.  batch_size images per
    * micro-batch, dino_accumulate micro-batches per AdamW step; no
    * validation (val_fraction and patience unused), the last epoch kept. */
   int dino_local_crops; /* local crops per image, 2 (the reference: 6) */
   int dino_out_dim;     /* the head's outputs (prototypes), 4096 (the reference: 65536) */
   int dino_accumulate;  /* micro-batches per step, 1 */
-  int dino_crop_size;   /* global crops' side, 224; local ones 96/224 of it */
+  int dino_crop_size;   /* global crops' side, 224; local ones 96/224 of it (the
+                         * ResNet; a ViT's crops are all at its input size) */
+  int dino_blocks;      /* ViT models: the last K vision blocks, ln_post and the projection
+                         * trained, the blocks below frozen; 0 (default): the whole tower */
   /* Stacking: an adapter file (finetune, aligner, or any that replaces the
    * model's tensors; NULL: none) applied to the model before training, so
    * that the method sees the adapted features.  The model keeps it applied

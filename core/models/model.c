@@ -464,6 +464,13 @@ agc_model_cache_variant (const AgcModel *model)
 
 /* ---- adapters (agriclip.h) ----------------------------------------------------- */
 
+void
+agc_model_normalisation (const AgcModel *model, float mean[3], float std[3])
+{
+  memcpy (mean, model->preprocess.mean, 3 * sizeof (float));
+  memcpy (std, model->preprocess.std, 3 * sizeof (float));
+}
+
 AgcVisionTower *
 agc_model_vision_tower (AgcModel *model)
 {

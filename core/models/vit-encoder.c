@@ -72,6 +72,7 @@ static const AgcImageEncoderClass vit_class = {
   .set_options = set_options,
   .cache_variant = cache_variant,
   .adapter_method = "finetune",
+  .adapter_method_too = "dino", // a ViT DINO adapter: the same tensor names
   .apply_adapter = apply_adapter,
   .class_recipe = AGC_CLASS_MEAN_OF_NORMALIZED,
   .free = encoder_free,

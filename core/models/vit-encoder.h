@@ -18,3 +18,6 @@ AgcVisionTower *agc_model_vision_tower (AgcModel *model);
 /* The model's text tower (NULL for a model without one): contrastive
  * training reads its weights. */
 const AgcTextTower *agc_model_text_tower (const AgcModel *model);
+/* The model's input normalisation (model.c): DINO's crops of a ViT model
+ * are normalised as its preprocessing does. */
+void agc_model_normalisation (const AgcModel *model, float mean[3], float std[3]);

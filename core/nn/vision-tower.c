@@ -313,6 +313,17 @@ agc_vision_tower_copy_top (const AgcVisionTower *t, int first_layer, AgcVisionPa
   memcpy (out->projection, t->params.projection, (size_t) t->embed_dim * d * sizeof (float));
 }
 
+void
+agc_vision_tower_copy_embeddings (const AgcVisionTower *t, AgcVisionParams *out)
+{
+  size_t d = t->config.width, p = t->config.patch_size;
+  memcpy (out->patch_weight, t->params.patch_weight, d * 3 * p * p * sizeof (float));
+  memcpy (out->class_embedding, t->params.class_embedding, d * sizeof (float));
+  memcpy (out->position, t->params.position, (size_t) t->n_tokens * d * sizeof (float));
+  memcpy (out->pre_ln_weight, t->params.pre_ln_weight, d * sizeof (float));
+  memcpy (out->pre_ln_bias, t->params.pre_ln_bias, d * sizeof (float));
+}
+
 static gboolean
 find_slot (AgcTensorSlot *slot, AgcVisionTower *t, const char *name)
 {

@@ -122,3 +122,7 @@ gboolean agc_vision_top_forward (float *out, float *x, int batch, int n_tokens,
  * rows q, k, v), ln_post and the projection into out's arrays. */
 void agc_vision_tower_copy_top (const AgcVisionTower *tower, int first_layer,
                                 AgcVisionParams *out);
+/* Float32 copies of the embedding (patch kernel, class and position
+ * embeddings, ln_pre) into out's arrays: with copy_top (first_layer 0),
+ * the whole tower for training it (DINO). */
+void agc_vision_tower_copy_embeddings (const AgcVisionTower *tower, AgcVisionParams *out);

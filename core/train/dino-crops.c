@@ -6,14 +6,14 @@
 #include <math.h>
 #include <string.h>
 
-static const float imagenet_mean[3] = { 0.485f, 0.456f, 0.406f };
-static const float imagenet_std[3] = { 0.229f, 0.224f, 0.225f };
 
 AgcDinoCropParams
 agc_dino_crop_defaults (void)
 {
   return (AgcDinoCropParams) { .global_size = 224, .local_size = 96, .n_local = 6,
-                               .global_scale = { 0.4, 1.0 }, .local_scale = { 0.05, 0.4 } };
+                               .global_scale = { 0.4, 1.0 }, .local_scale = { 0.05, 0.4 },
+                               .mean = { 0.485f, 0.456f, 0.406f },
+                               .std = { 0.229f, 0.224f, 0.225f } };
 }
 
 // torchvision RandomResizedCrop.get_params: (x, y, w, h) of the crop
@@ -154,8 +154,8 @@ gaussian_blur (guint8 *img, int size, double sigma)
 }
 
 static gboolean
-one_crop (GRand *rand, const guint8 *rgb, int width, int height, int size,
-          const double scale[2], double blur_p, double solarize_p, float *out)
+one_crop (GRand *rand, const AgcDinoCropParams *p, const guint8 *rgb, int width, int height,
+          int size, const double scale[2], double blur_p, double solarize_p, float *out)
 {
   int box[4];
   crop_box (rand, width, height, scale, box);
@@ -191,7 +191,7 @@ one_crop (GRand *rand, const guint8 *rgb, int width, int height, int size,
           img[i] = img[i] >= 128 ? 255 - img[i] : img[i];
       for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < n; i++)
-          out[c * n + i] = (img[3 * i + c] / 255.0f - imagenet_mean[c]) / imagenet_std[c];
+          out[c * n + i] = (img[3 * i + c] / 255.0f - p->mean[c]) / p->std[c];
     }
   g_free (img);
   return ok;
@@ -206,12 +206,12 @@ agc_dino_crops (const AgcDinoCropParams *p, const guint8 *rgb, int width, int he
   GRand *rand = g_rand_new_with_seed_array (key, 6);
   size_t g = (size_t) 3 * p->global_size * p->global_size;
   size_t l = (size_t) 3 * p->local_size * p->local_size;
-  gboolean ok = one_crop (rand, rgb, width, height, p->global_size, p->global_scale, 1.0, 0.0,
+  gboolean ok = one_crop (rand, p, rgb, width, height, p->global_size, p->global_scale, 1.0, 0.0,
                           global)
-                && one_crop (rand, rgb, width, height, p->global_size, p->global_scale, 0.1,
+                && one_crop (rand, p, rgb, width, height, p->global_size, p->global_scale, 0.1,
                              0.2, global + g);
   for (int i = 0; ok && i < p->n_local; i++)
-    ok = one_crop (rand, rgb, width, height, p->local_size, p->local_scale, 0.5, 0.0,
+    ok = one_crop (rand, p, rgb, width, height, p->local_size, p->local_scale, 0.5, 0.0,
                    local + i * l);
   g_rand_free (rand);
   return ok;

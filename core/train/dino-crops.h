@@ -17,7 +17,8 @@
  *     sigma = radius, cut at 3 sigma, edges repeated; Pillow approximates
  *     it with box blurs),
  *   solarize (p 0.2, second global crop only: values >= 128 inverted),
- *   ImageNet normalisation, [3, S, S] float.
+ *   normalisation by mean and std (ImageNet's; a CLIP model's own), [3, S, S]
+ *   float.
  * The random numbers come from GRand seeded with (seed, image index,
  * epoch): the same run crops the same way on every machine. */
 #pragma once
@@ -28,6 +29,7 @@ typedef struct
 {
   int global_size, local_size, n_local;   /* 224, 96, 6 */
   double global_scale[2], local_scale[2]; /* (0.4, 1), (0.05, 0.4) */
+  float mean[3], std[3];                  /* ImageNet's */
 } AgcDinoCropParams;
 
 AgcDinoCropParams agc_dino_crop_defaults (void);

@@ -6,21 +6,19 @@
 #include <math.h>
 #include <string.h>
 
-#define FEATURES 2048
-
 AgcDino *
-agc_dino_new (AgcResNetTrain *backbone, int hidden, int bottleneck, int out_dim, guint64 seed)
+agc_dino_new (AgcDinoBackbone *backbone, int hidden, int bottleneck, int out_dim, guint64 seed)
 {
   AgcDino *d = g_new0 (AgcDino, 1);
   d->student = backbone;
-  d->teacher = agc_resnet_train_copy (backbone);
-  d->student_head = agc_dino_head_new (FEATURES, hidden, bottleneck, out_dim, seed);
+  d->teacher = backbone->ops->copy (backbone);
+  d->student_head = agc_dino_head_new (backbone->features, hidden, bottleneck, out_dim, seed);
   d->teacher_head = agc_dino_head_copy (d->student_head);
   d->center = g_new0 (float, out_dim);
   AgcDinoHead *h = d->student_head;
   d->backbone = agc_trainable_new (backbone->params, backbone->grads, backbone->n_params);
   d->head = agc_trainable_new (h->params, h->grads, h->n_params);
-  agc_resnet_train_decay_mask (backbone, d->backbone->decay);
+  backbone->ops->decay_mask (backbone, d->backbone->decay);
   agc_dino_head_decay_mask (h, d->head->decay);
   return d;
 }
@@ -30,15 +28,19 @@ agc_dino_free (AgcDino *d)
 {
   if (d == NULL)
     return;
-  agc_resnet_train_free (d->student);
-  agc_resnet_train_free (d->teacher);
+  // the activations first: their kind's free is the backbone's
+  if (d->student != NULL)
+    {
+      d->student->ops->acts_free (d->acts_global);
+      d->student->ops->acts_free (d->acts_local);
+    }
+  agc_dino_backbone_free (d->student);
+  agc_dino_backbone_free (d->teacher);
   agc_dino_head_free (d->student_head);
   agc_dino_head_free (d->teacher_head);
   g_free (d->center);
   agc_trainable_free (d->backbone);
   agc_trainable_free (d->head);
-  agc_resnet_acts_free (d->acts_global);
-  agc_resnet_acts_free (d->acts_local);
   agc_dino_head_acts_free (d->head_teacher);
   agc_dino_head_acts_free (d->head_student);
   g_free (d);
@@ -51,25 +53,25 @@ agc_dino_accumulate (AgcDino *d, const float *global, int batch, int global_size
 {
   int n_global = 2 * batch, n_local_rows = n_local * batch, n_rows = n_global + n_local_rows;
   int dim = d->student_head->out_dim;
-  float *features = g_new (float, (size_t) n_rows * FEATURES);
+  const AgcDinoBackboneOps *ops = d->student->ops;
+  const size_t n_features = (size_t) d->student->features;
+  float *features = g_new (float, (size_t) n_rows * n_features);
   float *teacher_out = g_new (float, (size_t) n_global * dim);
   float *student_out = g_new (float, (size_t) n_rows * dim);
   float *dstudent = g_new0 (float, (size_t) n_rows * dim);
-  float *dfeatures = g_new0 (float, (size_t) n_rows * FEATURES);
+  float *dfeatures = g_new0 (float, (size_t) n_rows * n_features);
   // the teacher's activations are not needed after its forward: it lends
   // the student's global ones, which the student's forward then overwrites
   gboolean ok
-    = agc_resnet_train_forward (d->teacher, &d->acts_global, global, n_global, global_size,
-                                global_size, features, TRUE, error);
+    = ops->forward (d->teacher, &d->acts_global, global, n_global, global_size, features, error);
   if (ok)
     agc_dino_head_forward (d->teacher_head, &d->head_teacher, features, n_global, teacher_out);
   ok = ok
-       && agc_resnet_train_forward (d->student, &d->acts_global, global, n_global, global_size,
-                                    global_size, features, TRUE, error)
+       && ops->forward (d->student, &d->acts_global, global, n_global, global_size, features,
+                        error)
        && (n_local == 0
-           || agc_resnet_train_forward (d->student, &d->acts_local, local, n_local_rows,
-                                        local_size, local_size,
-                                        features + (size_t) n_global * FEATURES, TRUE, error));
+           || ops->forward (d->student, &d->acts_local, local, n_local_rows, local_size,
+                            features + (size_t) n_global * n_features, error));
   if (ok)
     {
       agc_dino_head_forward (d->student_head, &d->head_student, features, n_rows, student_out);
@@ -78,10 +80,10 @@ agc_dino_accumulate (AgcDino *d, const float *global, int batch, int global_size
                                       params->teacher_temp, params->scale);
       agc_dino_center_update (d->center, teacher_out, n_global, dim, params->center_momentum);
       agc_dino_head_backward (d->student_head, d->head_student, dstudent, dfeatures);
-      ok = agc_resnet_train_backward (d->student, d->acts_global, dfeatures, error)
+      ok = ops->backward (d->student, d->acts_global, dfeatures, error)
            && (n_local == 0
-               || agc_resnet_train_backward (d->student, d->acts_local,
-                                             dfeatures + (size_t) n_global * FEATURES, error));
+               || ops->backward (d->student, d->acts_local,
+                                 dfeatures + (size_t) n_global * n_features, error));
     }
   g_free (dfeatures);
   g_free (dstudent);
@@ -99,26 +101,6 @@ clip_tensor (float *grad, size_t n, double clip)
   agc_grad_scale (&grad, &n, 1, agc_clip_factor (agc_grad_norm (&grad, &n, 1), clip));
 }
 
-// the backbone's tensors in order: per unit weight, gamma, beta
-static int
-backbone_tensors (const AgcResNetTrain *net, float **grads, size_t *sizes)
-{
-  int n = 0;
-  for (int u = 0; u < AGC_RESNET_UNITS; u++)
-    {
-      const AgcConvBN *cb = &net->units[u];
-      if (cb->conv.c_out == 0)
-        continue;
-      grads[n] = cb->dweight;
-      sizes[n++] = (size_t) cb->conv.kernel * cb->conv.kernel * cb->conv.c_in * cb->conv.c_out;
-      grads[n] = cb->dgamma;
-      sizes[n++] = cb->conv.c_out;
-      grads[n] = cb->dbeta;
-      sizes[n++] = cb->conv.c_out;
-    }
-  return n;
-}
-
 static void
 ema (float *teacher, const float *student, size_t n, double momentum)
 {
@@ -134,9 +116,10 @@ agc_dino_update (AgcDino *d, const AgcAdamWParams *adamw, double lr, double clip
   AgcDinoHead *h = d->student_head;
   if (clip > 0)
     {
-      float *grads[3 * AGC_RESNET_UNITS];
-      size_t sizes[3 * AGC_RESNET_UNITS];
-      int n = backbone_tensors (d->student, grads, sizes);
+      float *grads[AGC_DINO_BACKBONE_TENSORS];
+      size_t sizes[AGC_DINO_BACKBONE_TENSORS];
+      int n = d->student->ops->tensor_grads (d->student, grads, sizes,
+                                             AGC_DINO_BACKBONE_TENSORS);
       for (int i = 0; i < n; i++)
         clip_tensor (grads[i], sizes[i], clip);
       float *hg[AGC_DINO_HEAD_TENSORS];

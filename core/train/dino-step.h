@@ -1,38 +1,40 @@
 /* dino-step.h — one DINO iteration (facebookresearch/dino, main_dino.py
- * train_one_epoch) on a ResNet-50 student and its EMA teacher, each with
- * its projection head (nn/dino-head.h):
+ * train_one_epoch) on a backbone (dino-backbone.h: ResNet-50 or a ViT
+ * tower) student and its EMA teacher, each with its projection head
+ * (nn/dino-head.h):
  *   teacher (BatchNorm in training mode, as the reference leaves it) on the
  *   2 global crops; student on the global crops, then on the local crops
  *   (one backbone call per resolution, as MultiCropWrapper); the loss
  *   (dino-loss.h); the centre moved by the teacher's outputs; backward;
  *   gradients clipped per tensor (utils.clip_gradients); the last layer's
  *   gradient dropped while it is frozen (cancel_gradients_last_layer: no
- *   AdamW step at all for it then); AdamW (decay on weights, not on biases
- *   and BatchNorm); the teacher's parameters moved towards the student's,
+ *   AdamW step at all for it then); AdamW (decay on weights, not on biases,
+ *   norms and other 1-D tensors); the teacher's parameters moved towards the student's,
  *   t = m t + (1 - m) s (its running statistics are its own).
  * Gradient accumulation: agc_dino_accumulate per micro-batch (its loss
  * scaled by 1 / N), then agc_dino_update once. */
 #pragma once
 
 #include "nn/dino-head.h"
-#include "nn/resnet-train.h"
+#include "train/dino-backbone.h"
 #include "train/optimizer.h"
 
 typedef struct
 {
-  AgcResNetTrain *student, *teacher;
+  AgcDinoBackbone *student, *teacher;
   AgcDinoHead *student_head, *teacher_head;
   float *center; /* [out_dim] */
   AgcTrainable *backbone, *head; /* the student's: its weights, gradients, moments */
   gint64 steps;            /* AdamW steps of every tensor but the last layer */
   gint64 last_layer_steps; /* those of the last layer (none while frozen) */
   /* activations, kept from call to call */
-  AgcResNetActs *acts_global, *acts_local; /* the teacher uses acts_global too */
+  AgcDinoBackboneActs *acts_global, *acts_local; /* the teacher uses acts_global too */
   AgcDinoHeadActs *head_teacher, *head_student;
 } AgcDino;
 
-/* Takes backbone (the student; the teacher a copy); head from seed. */
-AgcDino *agc_dino_new (AgcResNetTrain *backbone, int hidden, int bottleneck, int out_dim,
+/* Takes backbone (the student; the teacher a copy); head from seed, its
+ * input the backbone's features. */
+AgcDino *agc_dino_new (AgcDinoBackbone *backbone, int hidden, int bottleneck, int out_dim,
                        guint64 seed);
 void agc_dino_free (AgcDino *dino);
 

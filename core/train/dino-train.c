@@ -1,15 +1,20 @@
 /* dino-train.c — the "dino" method of agc_train (trainer.h): DINO
- * self-distillation (dino-step.h) of an AgriCLIP model's ResNet-50 on the
- * unlabelled photos under DATA.  Every epoch visits the images in a seeded
+ * self-distillation (dino-step.h) of an AgriCLIP model's ResNet-50 or a
+ * CLIP model's ViT image tower (dino-backbone.h) on the unlabelled photos
+ * under DATA.  Every epoch visits the images in a seeded
  * order, batch_size per micro-batch, dino_accumulate micro-batches per
  * AdamW step; each image's crops (dino-crops.h) are seeded by (seed, image,
  * epoch).  No validation: the last epoch is kept.  The adapter holds the
- * teacher's backbone under torchvision's names (no prefix). */
+ * teacher's backbone under the model's names: torchvision's (no prefix)
+ * for the ResNet, Hugging Face's (vision_model.*, visual_projection.weight)
+ * for a ViT.  A ViT's crops are all at its input size, normalised as its
+ * preprocessing (dino-vit.c). */
 #include "train/train-common.h"
 
 #include "models/agriclip-manifest.h"
 #include "models/agriclip-model.h"
 #include "models/embedding-cache.h"
+#include "models/vit-encoder.h"
 #include "formats/safetensors-write.h"
 #include "train/checkpoint.h"
 #include "train/dino-crops.h"
@@ -33,7 +38,8 @@
 typedef struct
 {
   const AgcTrainParams *params;
-  AgcResNetTrain *original; /* the model's ResNet, the start of every run */
+  AgcDinoBackbone *original; /* the model's backbone, the start of every run */
+  int vit_blocks;            /* a ViT's trained blocks; 0 for the ResNet */
   AgcDino *dino;
   GPtrArray *files; /* the images kept, in list order */
   AgcDinoCropParams crops;
@@ -96,7 +102,7 @@ dino_start (gpointer self)
 {
   Fit *fit = self;
   agc_dino_free (fit->dino);
-  fit->dino = agc_dino_new (agc_resnet_train_copy (fit->original), HEAD_HIDDEN,
+  fit->dino = agc_dino_new (fit->original->ops->copy (fit->original), HEAD_HIDDEN,
                             HEAD_BOTTLENECK, fit->params->dino_out_dim, fit->params->seed);
   fit->step_done = fit->micro_done = 0;
   fit->loss_sum = 0.0;
@@ -217,22 +223,16 @@ add_settings (JsonBuilder *b, const AgcTrainParams *p)
   agc_json_add_int (b, "out_dim", p->dino_out_dim);
   agc_json_add_int (b, "accumulate", p->dino_accumulate);
   agc_json_add_int (b, "crop_size", p->dino_crop_size);
+  if (p->dino_blocks > 0)
+    agc_json_add_int (b, "blocks", p->dino_blocks);
 }
 
-/* The teacher's backbone; num_batches_tracked (an int64 scalar) is left
- * out: adapters hold float tensors, and the eval-mode forward ignores it. */
+/* The teacher's backbone (dino-backbone.h's export). */
 static char *
 dino_adapter (gpointer self, GArray *views, GPtrArray *names, const char *data_dir)
 {
   Fit *fit = self;
-  g_autoptr (GArray) all = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
-  agc_resnet_train_export (fit->dino->teacher, "", all, names);
-  for (guint i = 0; i < all->len; i++)
-    {
-      const AgcTensorView *view = &g_array_index (all, AgcTensorView, i);
-      if (view->dtype == AGC_DTYPE_F32)
-        g_array_append_val (views, *view);
-    }
+  fit->dino->teacher->ops->export (fit->dino->teacher, views, names);
   return agc_train_settings_json (fit->params, data_dir, "adamw", "dino", add_settings);
 }
 
@@ -243,6 +243,8 @@ dino_fingerprint (gpointer self, GString *text)
   g_string_append_printf (text, "local_crops %d\nout_dim %d\naccumulate %d\ncrop_size %d\n",
                           p->dino_local_crops, p->dino_out_dim, p->dino_accumulate,
                           p->dino_crop_size);
+  if (((Fit *) self)->vit_blocks > 0)
+    g_string_append_printf (text, "blocks %d\n", ((Fit *) self)->vit_blocks);
 }
 
 static gint64
@@ -275,6 +277,12 @@ state_arrays (AgcDino *d, float **arrays, size_t *sizes)
   return N_STATE;
 }
 
+static gint64
+batches_tracked (const AgcDinoBackbone *b)
+{
+  return b->num_batches_tracked != NULL ? *b->num_batches_tracked : 0;
+}
+
 static gboolean
 dino_checkpoint_write (gpointer self, const char *path, const AgcTrainerRun *run,
                        const char *fingerprint, GError **error)
@@ -286,8 +294,8 @@ dino_checkpoint_write (gpointer self, const char *path, const AgcTrainerRun *run
     [RUN_LOSS] = fit->loss_sum, [RUN_BEST_EPOCH] = run->best_epoch,
     [RUN_BEST_LOSS] = run->best_val_loss, [RUN_STEPS] = (double) d->steps,
     [RUN_LAST_LAYER_STEPS] = (double) d->last_layer_steps,
-    [RUN_STUDENT_BATCHES] = (double) d->student->num_batches_tracked,
-    [RUN_TEACHER_BATCHES] = (double) d->teacher->num_batches_tracked,
+    [RUN_STUDENT_BATCHES] = (double) batches_tracked (d->student),
+    [RUN_TEACHER_BATCHES] = (double) batches_tracked (d->teacher),
   };
   AgcTensorView views[1 + N_STATE];
   char names[N_STATE][16];
@@ -344,8 +352,11 @@ read_state (Fit *fit, AgcTrainerRun *run, const AgcSafetensors *file)
   fit->loss_sum = numbers[RUN_LOSS];
   d->steps = (gint64) numbers[RUN_STEPS];
   d->last_layer_steps = (gint64) numbers[RUN_LAST_LAYER_STEPS];
-  d->student->num_batches_tracked = (gint64) numbers[RUN_STUDENT_BATCHES];
-  d->teacher->num_batches_tracked = (gint64) numbers[RUN_TEACHER_BATCHES];
+  if (d->student->num_batches_tracked != NULL)
+    {
+      *d->student->num_batches_tracked = (gint64) numbers[RUN_STUDENT_BATCHES];
+      *d->teacher->num_batches_tracked = (gint64) numbers[RUN_TEACHER_BATCHES];
+    }
   return NULL;
 }
 
@@ -378,41 +389,71 @@ static const AgcTrainerMethod dino_method = {
   .checkpoint_read = dino_checkpoint_read,
 };
 
+/* The ResNet-50 of an AgriCLIP model folder: its aligner's backbone. */
+static AgcDinoBackbone *
+resnet_backbone (AgcModel *model, GError **error)
+{
+  AgcAgriclipManifest manifest;
+  if (!agc_agriclip_manifest_load (&manifest, agc_model_path (model), error))
+    return NULL;
+  AgcWeights *weights = agc_weights_open (manifest.image_weights, error);
+  g_autofree char *prefix =
+      weights != NULL ? agc_agriclip_resnet_prefix (weights, manifest.image_prefix, error) : NULL;
+  AgcResNetTrain *net = prefix != NULL ? agc_resnet_train_load (weights, prefix, error) : NULL;
+  agc_weights_free (weights);
+  agc_agriclip_manifest_clear (&manifest);
+  return net != NULL ? agc_dino_resnet_new (net) : NULL;
+}
+
+/* A CLIP model's ViT tower: its last dino_blocks blocks (0: all). */
+static AgcDinoBackbone *
+vit_backbone (Fit *fit, AgcModel *model, AgcVisionTower *tower, GError **error)
+{
+  const AgcTowerConfig *tc = agc_vision_tower_config (tower);
+  int blocks = fit->params->dino_blocks > 0 ? fit->params->dino_blocks : tc->layers;
+  if (blocks > tc->layers)
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "training settings: the number of blocks to train must be between 1 and "
+                   "the image tower's layers (blocks %d, the model has %d)",
+                   fit->params->dino_blocks, tc->layers);
+      return NULL;
+    }
+  fit->vit_blocks = blocks;
+  fit->crops.global_size = fit->crops.local_size = tc->image_size;
+  agc_model_normalisation (model, fit->crops.mean, fit->crops.std);
+  return agc_dino_vit_new (tower, blocks);
+}
+
 gboolean
 agc_train_dino (AgcModel *model, const char *data_dir, const char *out_path,
                 const AgcTrainParams *params, AgcTrainResult *result,
                 GCancellable *cancellable, GError **error)
 {
-  if (!agc_agriclip_is_folder (agc_model_path (model)))
+  AgcVisionTower *tower = agc_model_vision_tower (model);
+  if (tower == NULL && !agc_agriclip_is_folder (agc_model_path (model)))
     {
       g_autofree char *shown = g_filename_display_name (agc_model_path (model));
       g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
-                   "%s: DINO trains an AgriCLIP model's ResNet-50; this is not an AgriCLIP "
-                   "model", shown);
+                   "%s: DINO trains an AgriCLIP model's ResNet-50 or a CLIP model's ViT image "
+                   "tower; this model has neither", shown);
       return FALSE;
     }
   g_autofree char *identity = agc_model_identity (model, error);
   if (identity == NULL)
-    return FALSE;
-  AgcAgriclipManifest manifest;
-  if (!agc_agriclip_manifest_load (&manifest, agc_model_path (model), error))
     return FALSE;
   Fit fit = { .params = params, .files = g_ptr_array_new_with_free_func (g_free),
               .crops = agc_dino_crop_defaults () };
   fit.crops.n_local = params->dino_local_crops;
   fit.crops.global_size = params->dino_crop_size;
   fit.crops.local_size = MAX ((int) lround (params->dino_crop_size * LOCAL_SIZE_SHARE), 16);
-  AgcWeights *weights = agc_weights_open (manifest.image_weights, error);
-  g_autofree char *prefix =
-      weights != NULL ? agc_agriclip_resnet_prefix (weights, manifest.image_prefix, error) : NULL;
-  fit.original = prefix != NULL ? agc_resnet_train_load (weights, prefix, error) : NULL;
-  agc_weights_free (weights);
+  fit.original = tower != NULL ? vit_backbone (&fit, model, tower, error)
+                               : resnet_backbone (model, error);
   gboolean ok = fit.original != NULL
                 && agc_trainer_run (&dino_method, &fit, model, identity, data_dir, out_path,
                                     params, result, cancellable, error);
   agc_dino_free (fit.dino);
-  agc_resnet_train_free (fit.original);
+  agc_dino_backbone_free (fit.original);
   g_ptr_array_unref (fit.files);
-  agc_agriclip_manifest_clear (&manifest);
   return ok;
 }

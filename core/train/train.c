@@ -68,6 +68,7 @@ agc_train_default_params (void)
     .dino_out_dim = 4096,
     .dino_accumulate = 1,
     .dino_crop_size = 224,
+    .dino_blocks = 0,
   };
 }
 
@@ -110,9 +111,9 @@ check_params (const AgcTrainParams *p, GError **error)
     problem = "the learning rate must be positive and learning rate × weight decay below 1";
   else if (p->method == AGC_TRAIN_DINO
            && (p->dino_local_crops < 0 || p->dino_out_dim < 1 || p->dino_accumulate < 1
-               || p->dino_crop_size < 32))
-    problem = "DINO needs local crops >= 0, an output size and accumulation >= 1 and crops of "
-              "at least 32 pixels";
+               || p->dino_crop_size < 32 || p->dino_blocks < 0))
+    problem = "DINO needs local crops >= 0, an output size and accumulation >= 1, crops of "
+              "at least 32 pixels and blocks >= 0";
   if (problem != NULL)
     g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, "training settings: %s", problem);
   return problem == NULL;

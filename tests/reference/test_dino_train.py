@@ -11,6 +11,10 @@ small crops:
     writes the same tensors, bit for bit, as one run through;
   - the aligner trained on top of it (`train --method aligner --adapter`)
     loads, carries the DINO ResNet, and classifies.
+DinoVitTraining does the same on a tiny CLIP twin's ViT (32 px): the last
+block alone (--blocks 1) and the whole tower; its adapters hold the trained
+tensors under their Hugging Face names, and `embed --adapter` equals the
+twin with those tensors.
 The DINO step itself is checked against PyTorch in test_dino.py."""
 
 import json
@@ -25,6 +29,7 @@ import unittest
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -166,6 +171,106 @@ class DinoTraining(unittest.TestCase):
         proc = run(["classify", "--model", self.model, "--adapter", top, "--format", "jsonl",
                     paths[0]], self.cache)
         self.assertEqual(len(proc.stdout.splitlines()), 1, proc.stdout)
+
+
+class DinoVitTraining(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="agc-dino-vit-")
+        cls.cache = os.path.join(cls.tmp, "cache")
+        cls.model = os.path.join(cls.tmp, "clip")
+        clip_twin.make_model(cls.model, seed=31, image_size=32, projection_dim=EMBED_DIM)
+        cls.photos = os.path.join(cls.tmp, "photos")
+        os.makedirs(cls.photos)
+        rng = np.random.default_rng(8)
+        looks = sorted(LOOKS)
+        cls.images = []
+        for i in range(4):
+            path = os.path.join(cls.photos, "%02d.png" % i)
+            draw(LOOKS[looks[i % 3]], rng).save(path)
+            cls.images.append(path)
+        cls.args = ["train", "--method", "dino", "--model", cls.model, "--data", cls.photos,
+                    "--epochs", "1", "--batch-size", "2", "--local-crops", "1",
+                    "--out-dim", "64", "--lr", "0.1"]  # the EMA teacher moves visibly
+        cls.top = os.path.join(cls.tmp, "top.safetensors")
+        run(cls.args + ["--blocks", "1", "--out", cls.top], cls.cache)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def check_through_twin(self, adapter, want_names):
+        tensors, meta = read_adapter(adapter)
+        self.assertEqual(meta["agriclip.method"], "dino")
+        self.assertEqual(set(tensors), want_names)
+        weights = clip_twin.read_model_weights(self.model)
+        with open(os.path.join(self.model, "config.json")) as f:
+            config = json.load(f)
+        replaced = dict(weights)
+        for name, value in tensors.items():
+            self.assertEqual(tuple(value.shape), tuple(weights[name].shape), name)
+            replaced[name] = value
+        with torch.no_grad():
+            pixels = torch.stack([clip_twin.preprocess_image(p, 32) for p in self.images])
+            want = F.normalize(clip_twin.TwinCLIP(config, replaced).encode_image(pixels), dim=-1)
+            plain = F.normalize(clip_twin.TwinCLIP(config, weights).encode_image(pixels), dim=-1)
+        images = [a for p in self.images for a in ("--image", p)]
+        proc = run(["embed", "--model", self.model, "--raw", "--adapter", adapter, *images],
+                   self.cache)
+        got = torch.tensor([json.loads(line)["embedding"] for line in proc.stdout.splitlines()],
+                           dtype=torch.float64)
+        want = want * got.norm(dim=-1, keepdim=True)  # raw embeddings, compared as directions
+        plain = plain * got.norm(dim=-1, keepdim=True)
+        scale = float(got.abs().max())
+        err = float((got - want).abs().max())
+        moved = float((plain - want).abs().max())
+        self.assertLessEqual(err, 1e-5 * scale, "embed --adapter vs the twin")
+        self.assertGreater(moved, 100 * err, "the adapter changed the embeddings")
+
+    def vit_names(self, first_layer, layers=2):
+        block = ["layer_norm1.weight", "layer_norm1.bias", "layer_norm2.weight",
+                 "layer_norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight",
+                 "mlp.fc2.bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias"]
+        block += ["self_attn.%s_proj.%s" % (p, k) for p in "qkv" for k in ("weight", "bias")]
+        names = {"vision_model.encoder.layers.%d.%s" % (i, b)
+                 for i in range(first_layer, layers) for b in block}
+        names |= {"vision_model.post_layernorm.weight", "vision_model.post_layernorm.bias",
+                  "visual_projection.weight"}
+        if first_layer == 0:
+            names |= {"vision_model.embeddings.patch_embedding.weight",
+                      "vision_model.embeddings.class_embedding",
+                      "vision_model.embeddings.position_embedding.weight",
+                      "vision_model.pre_layrnorm.weight", "vision_model.pre_layrnorm.bias"}
+        return names
+
+    def test_last_block_adapter_is_the_teacher(self):
+        self.check_through_twin(self.top, self.vit_names(1))
+
+    def test_whole_tower_killed_run_resumes_to_the_same_adapter(self):
+        # two epochs after the first checkpoint: time to kill the run before its end
+        args = self.args + ["--epochs", "3", "--checkpoint-every", "1"]
+        whole = os.path.join(self.tmp, "whole.safetensors")
+        run(args + ["--out", whole], self.cache)
+        self.check_through_twin(whole, self.vit_names(0))
+        resumed = os.path.join(self.tmp, "resumed.safetensors")
+        env = dict(os.environ, XDG_CACHE_HOME=self.cache)
+        proc = subprocess.Popen([AGRICLIP] + args + ["--out", resumed], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        checkpoint = resumed + ".checkpoint"
+        deadline = time.time() + 600
+        while not os.path.exists(checkpoint) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait()
+        self.assertTrue(os.path.exists(checkpoint), "no checkpoint before the end")
+        self.assertFalse(os.path.exists(resumed))
+        again = run(args + ["--out", resumed], self.cache)
+        self.assertIn("resuming", again.stderr)
+        got, _ = read_adapter(resumed)
+        want, _ = read_adapter(whole)
+        self.assertEqual(set(got), set(want))
+        for name in want:
+            self.assertTrue(torch.equal(got[name], want[name]), name)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,22 @@
 /* dino-step.c — one whole DINO iteration (core/train/dino-step.h) for
  * tests/reference/test_dino.py, which runs the same iteration in PyTorch.
  *
- *   dino-step IN.safetensors OUT.safetensors
+ *   dino-step IN.safetensors OUT.safetensors [MODEL]
  *
- * IN: torchvision's ResNet-50 state dict (fc excluded); the head under
+ * The backbone: without MODEL, a ResNet-50 from IN (torchvision's state
+ * dict, fc excluded); with MODEL (a CLIP folder), its ViT image tower, the
+ * last "blocks" blocks trained (metadata; all when it equals the layers).
+ * IN: the head under
  * "head." (mlp.0.weight ... last_layer.weight_v); "center" [K]; the crops
  * "global" [2B, 3, G, G] and "local" [nB, 3, L, L] (crop-major).  Metadata:
  * batch, lr, weight_decay, teacher_temp, momentum, clip, freeze (0/1).
  * OUT: "loss" [1], the gradients before the update ("grad." + backbone
  * name, "grad.head." + head name), the student after it ("student.",
- * "student.head."), the teacher ("teacher.", "teacher.head."), "center". */
+ * "student.head."), the teacher ("teacher.", "teacher.head."), "center";
+ * backbone names as the adapter's (dino-backbone.h export). */
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
+#include "models/vit-encoder.h"
 #include "train/dino-step.h"
 
 #include <stdio.h>
@@ -74,12 +79,28 @@ add_head (GArray *views, GPtrArray *owned, const char *prefix, const AgcDinoHead
     }
 }
 
+// the backbone's adapter tensors, copied, under prefix
+static void
+add_backbone (GArray *views, GPtrArray *owned, const char *prefix, const AgcDinoBackbone *b)
+{
+  g_autoptr (GArray) all = g_array_new (FALSE, TRUE, sizeof (AgcTensorView));
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  b->ops->export (b, all, names);
+  for (guint i = 0; i < all->len; i++)
+    {
+      const AgcTensorView *v = &g_array_index (all, AgcTensorView, i);
+      g_autofree char *name = g_strconcat (prefix, v->name, NULL);
+      add (views, owned, name, (const float *) v->data, v->n_bytes / sizeof (float));
+    }
+  g_ptr_array_unref (names);
+}
+
 int
 main (int argc, char **argv)
 {
-  if (argc != 3)
+  if (argc != 3 && argc != 4)
     {
-      fprintf (stderr, "usage: dino-step IN.safetensors OUT.safetensors\n");
+      fprintf (stderr, "usage: dino-step IN.safetensors OUT.safetensors [MODEL]\n");
       return 2;
     }
   GError *error = NULL;
@@ -96,10 +117,24 @@ main (int argc, char **argv)
   float *w1 = take (in, "head.mlp.0.weight", 2, ws);
   float *v = take (in, "head.last_layer.weight_v", 2, vs);
   float *center = take (in, "center", 1, cs);
-  AgcResNetTrain *net = agc_resnet_train_load (in, "", &error);
-  if (net == NULL)
-    die (error->message);
-  AgcDino *d = agc_dino_new (net, (int) ws[0], (int) vs[1], (int) vs[0], 1);
+  AgcModel *model = NULL;
+  AgcDinoBackbone *backbone = NULL;
+  if (argc == 4)
+    {
+      model = agc_model_load (argv[3], &error);
+      AgcVisionTower *tower = model != NULL ? agc_model_vision_tower (model) : NULL;
+      if (tower == NULL)
+        die (error != NULL ? error->message : "no ViT image tower");
+      backbone = agc_dino_vit_new (tower, (int) meta (m, "blocks"));
+    }
+  else
+    {
+      AgcResNetTrain *net = agc_resnet_train_load (in, "", &error);
+      if (net == NULL)
+        die (error->message);
+      backbone = agc_dino_resnet_new (net);
+    }
+  AgcDino *d = agc_dino_new (backbone, (int) ws[0], (int) vs[1], (int) vs[0], 1);
   float *arrays[AGC_DINO_HEAD_TENSORS];
   size_t sizes[AGC_DINO_HEAD_TENSORS];
   agc_dino_head_tensors (d->student_head, arrays, NULL, sizes);
@@ -133,17 +168,17 @@ main (int argc, char **argv)
   GPtrArray *owned = g_ptr_array_new_with_free_func (g_free);
   float loss_f = (float) loss;
   add (views, owned, "loss", &loss_f, 1);
-  AgcResNetTrain *grads = agc_resnet_train_copy (d->student);
+  AgcDinoBackbone *grads = d->student->ops->copy (d->student);
   memcpy (grads->params, d->student->grads, d->student->n_params * sizeof (float));
-  agc_resnet_train_export (grads, "grad.", views, owned);
-  agc_resnet_train_free (grads);
+  add_backbone (views, owned, "grad.", grads);
+  agc_dino_backbone_free (grads);
   add_head (views, owned, "grad.head.", d->student_head, TRUE);
 
   AgcAdamWParams adamw = agc_adamw_params (meta (m, "lr"), meta (m, "weight_decay"));
   agc_dino_update (d, &adamw, meta (m, "lr"), meta (m, "clip"), meta (m, "freeze") != 0,
                    meta (m, "momentum"));
-  agc_resnet_train_export (d->student, "student.", views, owned);
-  agc_resnet_train_export (d->teacher, "teacher.", views, owned);
+  add_backbone (views, owned, "student.", d->student);
+  add_backbone (views, owned, "teacher.", d->teacher);
   add_head (views, owned, "student.head.", d->student_head, FALSE);
   add_head (views, owned, "teacher.head.", d->teacher_head, FALSE);
   add (views, owned, "center", d->center, cs[0]);
@@ -153,6 +188,7 @@ main (int argc, char **argv)
   g_array_unref (views);
   g_ptr_array_unref (owned);
   agc_dino_free (d);
+  agc_model_free (model);
   g_free (global);
   g_free (local);
   g_free (w1);
