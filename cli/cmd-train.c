@@ -78,6 +78,7 @@ run (int argc, char **argv)
   g_autofree char *seed_text = NULL, *base_adapter = NULL;
   gboolean restart = FALSE;
   int blocks = -1; // finetune's and dino's; unset: each method's default
+  double weight_decay = -1.0; // not given: the method's own
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data_dir,
@@ -115,11 +116,11 @@ run (int argc, char **argv)
     { "batch-size", 0, 0, G_OPTION_ARG_INT, &params.batch_size,
       N_("Images per optimiser step (default 32)"), N_("N") },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &params.learning_rate,
-      N_("AdamW learning rate (default: probe 0.05, aligner 0.001, finetune, dino and "
-         "contrastive 0.00001)"),
+      N_("AdamW learning rate (default: probe 0.05, aligner 0.001, finetune and contrastive "
+         "0.00001; dino 0.0005 per 256 images of a step, warmed up then decayed)"),
       N_("X") },
-    { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &params.weight_decay,
-      N_("AdamW weight decay (default 0.01)"), N_("X") },
+    { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &weight_decay,
+      N_("AdamW weight decay (default 0.01; dino 0.04, rising to 10 times that)"), N_("X") },
     { "ridge", 0, 0, G_OPTION_ARG_DOUBLE, &params.aligner_ridge,
       N_("aligner: ridge strength, in units of the features' mean variance times the number "
          "of images; 0 chooses it by validation (default 0)"), N_("X") },
@@ -159,6 +160,8 @@ run (int argc, char **argv)
     return cli_usage (command, _("--seed must be a non-negative integer, not '%s'"), seed_text);
   if (blocks != -1)
     params.finetune_blocks = params.dino_blocks = blocks;
+  params.weight_decay = weight_decay >= 0.0 ? weight_decay
+                                             : agc_train_method_weight_decay (params.method);
   params.resume = !restart;
   params.base_adapter = base_adapter;
 

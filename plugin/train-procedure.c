@@ -47,7 +47,10 @@ on_progress (const AgcTrainProgress *p, gpointer user_data)
         gimp_progress_set_text (_("Encoding the images"));
       gimp_progress_update (0.5 * fraction);
       break;
-    case AGC_TRAIN_STAGE_STEP: // dino, not offered by the plug-in
+    case AGC_TRAIN_STAGE_STEP: // dino: steps within an epoch
+      /* Translators: DINO's progress within an epoch; the loss is the epoch's mean so far */
+      gimp_progress_set_text_printf (_("Step %d of %d of the epoch: loss %.3f"), p->done,
+                                     p->total, p->train_loss);
       break;
     case AGC_TRAIN_STAGE_RESUME:
       gimp_progress_set_text_printf (_("Continuing the interrupted run after epoch %d"),
@@ -103,6 +106,8 @@ window_from_config (AgcTrainingWindow *window, GimpProcedureConfig *config)
   params.method = gimp_procedure_config_get_choice_id (config, "method");
   params.finetune_blocks = blocks;
   params.finetune_mix = mix;
+  g_autofree char *base = plugin_file_path (config, "base-adapter", NULL, NULL);
+  params.base_adapter = base;
   agc_training_window_set_params (window, &params);
   g_autofree char *model = plugin_resolve_model (plugin_file_path (config, "model", NULL, NULL));
   if (model)
@@ -128,6 +133,9 @@ config_from_window (GimpProcedureConfig *config, AgcTrainingWindow *window)
                 agc_train_method_name (params.method), NULL);
   if (adapter_file)
     g_object_set (config, "adapter", adapter_file, NULL);
+  g_autoptr (GFile) base_file = params.base_adapter ? g_file_new_for_path (params.base_adapter)
+                                                    : NULL;
+  g_object_set (config, "base-adapter", base_file, NULL);
   if (data_file)
     g_object_set (config, "data", data_file, NULL);
 }
@@ -207,8 +215,12 @@ train_run (GimpProcedure *procedure, GimpProcedureConfig *config, gpointer run_d
     return plugin_fail (procedure, error);
   if (!g_file_test (data_path, G_FILE_TEST_IS_DIR))
     {
-      g_set_error (&error, AGC_ERROR, AGC_ERROR_IO,
-                   _("%s: not a folder (expected one sub-folder of images per tag)"), data_path);
+      if (agc_train_method_data (method) == AGC_TRAIN_DATA_TAGGED)
+        g_set_error (&error, AGC_ERROR, AGC_ERROR_IO,
+                     _("%s: not a folder (expected one sub-folder of images per tag)"),
+                     data_path);
+      else
+        g_set_error (&error, AGC_ERROR, AGC_ERROR_IO, _("%s: not a folder"), data_path);
       return plugin_fail (procedure, error);
     }
 
@@ -219,9 +231,12 @@ train_run (GimpProcedure *procedure, GimpProcedureConfig *config, gpointer run_d
   params.method = method;
   params.finetune_blocks = blocks;
   params.finetune_mix = mix;
+  params.weight_decay = agc_train_method_weight_decay (method);
+  g_autofree char *base = plugin_file_path (config, "base-adapter", NULL, NULL);
+  params.base_adapter = base;
   /* GIMP's Cancel kills the process (see the top): with epochs as long as
-   * fine-tuning's, a checkpoint after each keeps what cancelling would lose */
-  if (method == AGC_TRAIN_FINETUNE)
+   * fine-tuning's or DINO's, a checkpoint after each keeps what cancelling would lose */
+  if (method == AGC_TRAIN_FINETUNE || method == AGC_TRAIN_DINO)
     params.checkpoint_every = 1;
   params.progress = on_progress;
   params.report = on_report;
@@ -267,7 +282,8 @@ train_procedure_new (GimpPlugIn *plug_in)
       "\"Regions…\".  Methods: probe trains a linear head on the model's image embeddings; "
       "finetune trains the last blocks of a ViT model's image tower, its final norm and "
       "projection against the classes' prompts; aligner fits an AgriCLIP model's aligner "
-      "again.  A seeded share of each class is held out for "
+      "again; dino adapts an AgriCLIP model's ResNet-50 by self-distillation on a folder of "
+      "photos, tagged or not (no validation).  A seeded share of each class is held out for "
       "validation; returns the validation accuracy (-1 without validation images) and the "
       "adapter file.  The same model, data, epochs and seed give the same adapter.  A "
       "cancelled run leaves no adapter; running it again continues from its checkpoint."),
@@ -299,15 +315,18 @@ train_procedure_new (GimpPlugIn *plug_in)
                                    _("Seed of the validation split and batch order"), 0,
                                    G_MAXINT, 0, G_PARAM_READWRITE);
 
-  gimp_procedure_add_choice_argument (
-    procedure, "method", _("_Method"), _("What to train"),
-    gimp_choice_new_with_values ("probe", AGC_TRAIN_PROBE,
-                                 _("Probe: a linear head on the image embeddings"), NULL,
-                                 "finetune", AGC_TRAIN_FINETUNE,
-                                 _("Finetune: the last image blocks of a ViT model"), NULL,
-                                 "aligner", AGC_TRAIN_ALIGNER,
-                                 _("Aligner: an AgriCLIP model's aligner"), NULL, NULL),
-    "probe", G_PARAM_READWRITE);
+  // the library's methods, by name, as the training window lists them
+  GimpChoice *methods = gimp_choice_new ();
+  int n_methods;
+  const AgcTrainMethod *listed = agc_train_methods (&n_methods);
+  for (int m = 0; m < n_methods; m++)
+    {
+      const char *shown = agc_train_method_display_name (listed[m]);
+      gimp_choice_add (methods, agc_train_method_name (listed[m]), (int) listed[m],
+                       shown ? _(shown) : agc_train_method_name (listed[m]), NULL);
+    }
+  gimp_procedure_add_choice_argument (procedure, "method", _("_Method"), _("What to train"),
+                                      methods, "probe", G_PARAM_READWRITE);
   gimp_procedure_add_int_argument (procedure, "blocks", _("_Blocks"),
                                    _("Finetune: how many of the last image blocks to train"), 1,
                                    64, 2, G_PARAM_READWRITE);
@@ -315,6 +334,13 @@ train_procedure_new (GimpPlugIn *plug_in)
                                       _("Finetune: share of the trained weights in the adapter, "
                                         "the rest the original ones (1: trained only)"),
                                       0.0, 1.0, 1.0, G_PARAM_READWRITE);
+
+  gimp_procedure_add_file_argument (procedure, "base-adapter", _("_Base adapter"),
+                                    _("An adapter applied to the model before training (for "
+                                      "example DINO's, then the aligner on top of it); the new "
+                                      "adapter holds both.  None: the model as it is"),
+                                    GIMP_FILE_CHOOSER_ACTION_OPEN, TRUE, NULL,
+                                    G_PARAM_READWRITE);
 
   gimp_procedure_add_double_return_value (procedure, "accuracy", _("Accuracy"),
                                           _("Validation accuracy of the kept epoch, 0..1 "

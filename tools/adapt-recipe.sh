@@ -1,54 +1,84 @@
 #!/bin/sh
-# The recipe of README's "Adapting AgriCLIP to your photos", end to end on a
-# tiny model and drawn leaves, in about a minute on 2 cores:
+# AgriCLIP's recipe (README, "Adapting AgriCLIP to your photos") in one
+# command, on an AgriCLIP model and your tagged folder:
 #
-#   tools/adapt-recipe.sh [BUILD_DIR [WORK_DIR]]     (default build, build/adapt-recipe)
+#   tools/adapt-recipe.sh --model AGRICLIP --data TAGGED --out WORK
+#                         [--photos UNLABELLED] [--eval TAGGED2]... [--agriclip CLI]
+#                         [--dino "OPTIONS"] [--aligner "OPTIONS"] [--contrastive "OPTIONS"]
 #
-#   0 a model      a tiny CLIP pretrained on the first camera's captions
-#                  (stands in for a released CLIP)
-#   1 captions     tagged photos of the second camera -> image-text pairs
-#   2 contrastive  train --method contrastive: the last block of both towers
-#                  and the logit scale on those pairs
-#   3 DINO         train --method dino trains an AgriCLIP model's ResNet-50,
-#                  which this tiny ViT CLIP has not: skipped
-#   4 adapt        finetune the image tower on the second camera stacked on
-#                  the contrastive adapter, then a probe stacked on both (on an
-#                  AgriCLIP model: --method aligner on the dino adapter)
-#   5 evaluate     zero-shot and adapted accuracy on both cameras, and the mean
+#   1 captions     TAGGED -> WORK/pairs (image-text pairs, prompt generation by domain)
+#   2 contrastive  the model's towers on WORK/pairs (train --method contrastive),
+#                  when this agriclip has it (train --help lists it); skipped otherwise
+#   3 DINO         the ResNet-50 by self-distillation on UNLABELLED (default TAGGED:
+#                  tags are not needed) -> WORK/dino.safetensors
+#   4 aligner      refitted on TAGGED on top of the DINO adapter (stacked:
+#                  WORK/adapted.safetensors holds both, usable alone)
+#   5 evaluate     zero-shot accuracy before and adapted accuracy after, per folder
+#                  (TAGGED and each --eval) and their mean
+#
+# --dino, --aligner and --contrastive pass more options to that stage's
+# `agriclip train` (e.g. --dino "--epochs 10 --batch-size 8 --accumulate 4").
+# Stops at the first stage that fails (a contrastive stage that fails is
+# reported and left out).  Adapters are written to WORK; an interrupted stage
+# continues from its checkpoint when the command is run again.
 set -eu
-build=${1:-build}
-work=${2:-$build/adapt-recipe}
-agriclip=$build/cli/agriclip
-vocab=${AGC_SHARED_DIR:-$(dirname "$0")/../../shared}/clip-vocab
-export XDG_CACHE_HOME=$work/cache
+
+usage() {
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+agriclip=${AGRICLIP:-agriclip}
+model= data= work= photos= evals= dino_opts= aligner_opts= contrastive_opts=
+while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || usage
+  case $1 in
+    --model) model=$2 ;;
+    --data) data=$2 ;;
+    --out) work=$2 ;;
+    --photos) photos=$2 ;;
+    --eval) evals="$evals --data $2" ;;
+    --agriclip) agriclip=$2 ;;
+    --dino) dino_opts=$2 ;;
+    --aligner) aligner_opts=$2 ;;
+    --contrastive) contrastive_opts=$2 ;;
+    *) usage ;;
+  esac
+  shift 2
+done
+[ -n "$model" ] && [ -n "$data" ] && [ -n "$work" ] || usage
+photos=${photos:-$data}
 say() { printf '\n== %s\n' "$*"; }
-rm -rf "$work"
 mkdir -p "$work"
 
-say "drawn leaves: a captioned first camera, tagged test leaves, a tagged second camera"
-$agriclip synth --out "$work/leaves" --seed 1 --size 32 --pretrain 3000 \
-  --eval-per-class 10 --finetune-per-class 20
+say "1 captions: $data -> $work/pairs"
+"$agriclip" captions --data "$data" --out "$work/pairs" --per-image 5 --seed 1
 
-say "0 a tiny CLIP pretrained on the first camera's captions (stands in for a released CLIP)"
-$agriclip pretrain --data "$work/leaves/pretrain" --tokenizer "$vocab" --out "$work/model" \
-  --image-size 32 --patch 8 --width 48 --layers 2 --text-width 48 --text-layers 2 \
-  --embed-dim 32 --epochs 6 --batch 64 --seed 1
+base=
+if "$agriclip" train --help | grep -q 'contrastive'; then
+  say "2 contrastive training of the model's towers on the pairs"
+  # shellcheck disable=SC2086 # the options are words
+  if "$agriclip" train --method contrastive --model "$model" --data "$work/pairs" \
+       --out "$work/contrastive.safetensors" $contrastive_opts; then
+    base="--adapter $work/contrastive.safetensors"
+  else
+    say "2 contrastive: failed (above); the recipe goes on without it"
+  fi
+else
+  say "2 contrastive: not in this agriclip (train --method contrastive): skipped"
+fi
 
-say "1 captions from the second camera's tags"
-$agriclip captions --data "$work/leaves/finetune" --out "$work/pairs" --per-image 3 --seed 1
+say "3 DINO self-supervision of the ResNet-50 on $photos"
+# shellcheck disable=SC2086
+"$agriclip" train --method dino --model "$model" --data "$photos" \
+  --out "$work/dino.safetensors" $base $dino_opts
 
-say "2 contrastive training of both towers' last block on the new pairs"
-$agriclip train --model "$work/model" --data "$work/pairs" --out "$work/contrastive.safetensors" \
-  --method contrastive --blocks 1 --epochs 10 --lr 0.0003 --batch-size 32
+say "4 the aligner on top of the DINO adapter, on $data"
+# shellcheck disable=SC2086
+"$agriclip" train --method aligner --model "$model" --data "$data" \
+  --adapter "$work/dino.safetensors" --out "$work/adapted.safetensors" $aligner_opts
 
-say "3 DINO self-supervised adaptation (train --method dino): for AgriCLIP models, skipped"
-
-say "4 finetune the image tower on the second camera on top of it, then a probe on both"
-$agriclip train --model "$work/model" --data "$work/leaves/finetune" --out "$work/tower.safetensors" \
-  --adapter "$work/contrastive.safetensors" --method finetune --blocks 1 --epochs 10 --lr 0.0003
-$agriclip train --model "$work/model" --data "$work/leaves/finetune" --out "$work/adapted.safetensors" \
-  --adapter "$work/tower.safetensors" --epochs 30
-
-say "5 zero-shot and adapted accuracy on both cameras"
-$agriclip evaluate --model "$work/model" --data "$work/leaves/eval" \
-  --data "$work/leaves/finetune" --adapter "$work/adapted.safetensors"
+say "5 zero-shot (before) and adapted (after) accuracy"
+# shellcheck disable=SC2086
+"$agriclip" evaluate --model "$model" --data "$data" $evals \
+  --adapter "$work/adapted.safetensors"

@@ -21,10 +21,19 @@ struct _AgcTrainingWindow
   GtkWindow parent_instance;
 
   char *folder;
+  /* what the scan found: the tagged classes (or why the folder is not
+   * tagged), every photo under it, and whether it holds image-text pairs */
+  char *tag_problem;
+  int n_photos;
+  gboolean has_pairs;
   gboolean adapter_chosen;  /* the user set the adapter file: keep it */
   Training *training;       /* the running one (scan or training), or NULL */
   GArray *points;           /* EpochPoint of the current run */
   int planned_epochs;
+  /* DINO's steps: the epoch running, and when the run's first step was reported (ETA) */
+  int current_epoch;
+  gint64 steps_started_at;
+  gint64 steps_at_start; /* steps of the run before that first report */
   gboolean plot_pending; /* a run started: its first report decides what the plot keeps */
   AgcTrainResult result;
   gboolean has_result;
@@ -32,6 +41,9 @@ struct _AgcTrainingWindow
 
   GtkWidget *models, *folder_button, *classes, *adapter_entry, *browse;
   GtkWidget *method, *epochs, *patience, *val_share, *seed, *rate, *blocks, *mix;
+  GtkWidget *folder_label, *base_entry, *base_browse;
+  GtkWidget *local_crops, *out_dim, *accumulate, *crop_size;
+  GtkWidget *dino_labels[4]; /* of the four above */
   GtkWidget *train_button, *cancel_button, *progress, *status, *plot, *summary;
   GtkListStore *class_store;
 };
@@ -60,7 +72,7 @@ struct Training
 {
   AgcTrainingWindow *self; /* NULL once the window is gone */
   GCancellable *cancellable;
-  char *model_dir, *data_dir, *out_path;
+  char *model_dir, *data_dir, *out_path, *base_adapter;
   AgcTrainParams params;
   AgcTrainResult result;
   AgcEvaluation *evaluation;
@@ -69,6 +81,9 @@ struct Training
   GCond shown;
   int epochs_sent, epochs_shown;
   /* scan */
+  char *tag_problem;
+  int n_photos;
+  gboolean has_pairs;
   int n_classes;
   char **class_names;
   int *n_images, *n_unreadable;
@@ -81,6 +96,8 @@ training_free (Training *t)
   g_free (t->model_dir);
   g_free (t->data_dir);
   g_free (t->out_path);
+  g_free (t->base_adapter);
+  g_free (t->tag_problem);
   agc_evaluation_free (t->evaluation);
   g_strfreev (t->class_names);
   g_free (t->n_images);
@@ -107,22 +124,99 @@ set_status (AgcTrainingWindow *self, const char *text)
   gtk_label_set_text (GTK_LABEL (self->status), text ? text : "");
 }
 
+/* The method chosen (its name is the chooser's active id). */
+static AgcTrainMethod
+chosen_method (AgcTrainingWindow *self)
+{
+  AgcTrainMethod method = AGC_TRAIN_PROBE;
+  agc_train_method_from_name (&method,
+                              gtk_combo_box_get_active_id (GTK_COMBO_BOX (self->method)));
+  return method;
+}
+
+/* NULL when the scanned folder holds what the chosen method learns from,
+ * else why not (g_free). */
+static char *
+folder_problem (AgcTrainingWindow *self)
+{
+  switch (agc_train_method_data (chosen_method (self)))
+    {
+    case AGC_TRAIN_DATA_PHOTOS:
+      /* Translators: DINO learns from at least two photos, tags or not */
+      return self->n_photos >= 2 ? NULL
+                                 : g_strdup_printf (_("%d photos in this folder: DINO needs at "
+                                                      "least two"), self->n_photos);
+    case AGC_TRAIN_DATA_PAIRS:
+      return self->has_pairs ? NULL
+                             : g_strdup (_("No captions.jsonl in this folder: \"agriclip "
+                                           "captions\" writes the image-text pairs"));
+    case AGC_TRAIN_DATA_TAGGED:
+    default:
+      return g_strdup (self->tag_problem);
+    }
+}
+
+/* What the folder holds, as the chosen method sees it. */
+static void
+show_folder (AgcTrainingWindow *self)
+{
+  if (!self->folder || self->training)
+    return;
+  g_autofree char *problem = folder_problem (self);
+  if (problem)
+    {
+      set_status (self, problem);
+      return;
+    }
+  GtkTreeModel *store = GTK_TREE_MODEL (self->class_store);
+  GtkTreeIter iter;
+  int classes = 0, images = 0, unreadable = 0;
+  for (gboolean ok = gtk_tree_model_get_iter_first (store, &iter); ok;
+       ok = gtk_tree_model_iter_next (store, &iter), classes++)
+    {
+      int n_images, n_unreadable;
+      gtk_tree_model_get (store, &iter, COLUMN_IMAGES, &n_images, COLUMN_UNREADABLE,
+                          &n_unreadable, -1);
+      images += n_images, unreadable += n_unreadable;
+    }
+  g_autofree char *text
+    = agc_train_method_data (chosen_method (self)) == AGC_TRAIN_DATA_TAGGED
+        /* Translators: what the chosen folder holds */
+        ? g_strdup_printf (_("%d classes, %d images, %d unreadable files"), classes, images,
+                           unreadable)
+        /* Translators: the photos DINO (or contrastive training) learns from, tags not needed */
+        : g_strdup_printf (_("%d photos under the folder (no tags needed)"), self->n_photos);
+  set_status (self, text);
+}
+
 static void
 update_buttons (AgcTrainingWindow *self)
 {
   gboolean busy = self->training != NULL;
   g_autofree char *model = agc_model_chooser_get_path (AGC_MODEL_CHOOSER (self->models));
-  gboolean ready = model && self->folder
-                   && gtk_tree_model_iter_n_children (GTK_TREE_MODEL (self->class_store), NULL)
-                        > 0;
+  g_autofree char *problem = self->folder ? folder_problem (self) : NULL;
+  gboolean ready = model && self->folder && !problem;
   gtk_widget_set_sensitive (self->train_button, !busy && ready);
   agc_ui_progress_set_busy (self->progress, self->cancel_button, busy);
   gtk_widget_set_sensitive (self->folder_button, !busy);
   gtk_widget_set_sensitive (self->models, !busy);
-  gboolean finetune = gtk_combo_box_get_active (GTK_COMBO_BOX (self->method))
-                      == AGC_TRAIN_FINETUNE;
+  AgcTrainMethod method = chosen_method (self);
+  gboolean finetune = method == AGC_TRAIN_FINETUNE;
+  gboolean validated = agc_train_method_data (method) == AGC_TRAIN_DATA_TAGGED;
   gtk_widget_set_sensitive (self->blocks, finetune && !busy);
   gtk_widget_set_sensitive (self->mix, finetune && !busy);
+  gtk_widget_set_sensitive (self->patience, validated && !busy);
+  gtk_widget_set_sensitive (self->val_share, validated && !busy);
+  // DINO's own settings are there only when DINO is chosen
+  GtkWidget *dino[] = { self->local_crops, self->out_dim, self->accumulate, self->crop_size };
+  for (int i = 0; i < 4; i++)
+    {
+      gtk_widget_set_visible (dino[i], method == AGC_TRAIN_DINO);
+      gtk_widget_set_visible (self->dino_labels[i], method == AGC_TRAIN_DINO);
+      gtk_widget_set_sensitive (dino[i], !busy);
+    }
+  gtk_widget_set_sensitive (self->base_entry, !busy);
+  gtk_widget_set_sensitive (self->base_browse, !busy);
 }
 
 /* ---- scanning the folder --------------------------------------------------- */
@@ -133,11 +227,20 @@ scan_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
   (void) source;
   (void) cancellable;
   Training *t = data;
+  // every photo (DINO), image-text pairs (contrastive), and the tags (the others)
+  g_autoptr (GPtrArray) photos = g_ptr_array_new_with_free_func (g_free);
+  const char *dirs[] = { t->data_dir };
+  agc_image_collect (dirs, 1, TRUE, photos, NULL, NULL);
+  t->n_photos = (int) photos->len;
+  g_autofree char *pairs = g_build_filename (t->data_dir, "captions.jsonl", NULL);
+  t->has_pairs = g_file_test (pairs, G_FILE_TEST_IS_REGULAR);
   GError *error = NULL;
   AgcEvaluation *e = agc_evaluation_open (t->data_dir, NULL, NULL, &error);
   if (!e)
     {
-      g_task_return_error (task, error);
+      t->tag_problem = g_strdup (error->message);
+      g_error_free (error);
+      g_task_return_boolean (task, TRUE);
       return;
     }
   const AgcLabelSet *labels = agc_evaluation_labels (e);
@@ -170,29 +273,20 @@ scan_done (GObject *source, GAsyncResult *result, gpointer user_data)
   if (!self)
     return;
   self->training = NULL;
-  GError *error = NULL;
+  g_task_propagate_boolean (G_TASK (result), NULL);
   gtk_list_store_clear (self->class_store);
-  if (g_task_propagate_boolean (G_TASK (result), &error))
-    {
-      int images = 0, unreadable = 0;
-      for (int c = 0; c < t->n_classes; c++)
-        {
-          gtk_list_store_insert_with_values (self->class_store, NULL, -1, COLUMN_CLASS,
-                                             t->class_names[c], COLUMN_IMAGES, t->n_images[c],
-                                             COLUMN_UNREADABLE, t->n_unreadable[c], -1);
-          images += t->n_images[c];
-          unreadable += t->n_unreadable[c];
-        }
-      /* Translators: what the chosen folder holds */
-      g_autofree char *text = g_strdup_printf (_("%d classes, %d images, %d unreadable files"),
-                                               t->n_classes, images, unreadable);
-      set_status (self, text);
-    }
-  else
-    set_status (self, error->message);
+  for (int c = 0; c < t->n_classes; c++)
+    gtk_list_store_insert_with_values (self->class_store, NULL, -1, COLUMN_CLASS,
+                                       t->class_names[c], COLUMN_IMAGES, t->n_images[c],
+                                       COLUMN_UNREADABLE, t->n_unreadable[c], -1);
+  g_free (self->tag_problem);
+  self->tag_problem = g_steal_pointer (&t->tag_problem);
+  self->n_photos = t->n_photos;
+  self->has_pairs = t->has_pairs;
+  show_folder (self);
   update_buttons (self);
-  g_signal_emit (self, signals[SIGNAL_SCANNED], 0, error ? error->message : NULL);
-  g_clear_error (&error);
+  g_autofree char *problem = folder_problem (self);
+  g_signal_emit (self, signals[SIGNAL_SCANNED], 0, problem);
 }
 
 static void
@@ -278,6 +372,48 @@ show_epoch (AgcTrainingWindow *self, const AgcTrainProgress *p)
                  p->val_accuracy);
 }
 
+/* "about N min left" from the pace of the run's steps so far (g_free); NULL
+ * before there is a pace. */
+static char *
+time_left (AgcTrainingWindow *self, gint64 step, gint64 total_steps)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (self->steps_started_at == 0)
+    {
+      self->steps_started_at = now, self->steps_at_start = step;
+      return NULL;
+    }
+  if (step <= self->steps_at_start)
+    return NULL;
+  double per_step = (double) (now - self->steps_started_at) / G_USEC_PER_SEC
+                    / (double) (step - self->steps_at_start);
+  double left = per_step * (double) (total_steps - step);
+  if (left < 90)
+    /* Translators: estimated time to the end of training */
+    return g_strdup_printf (_("about %d s left"), (int) ceil (left));
+  if (left < 90 * 60)
+    /* Translators: estimated time to the end of training */
+    return g_strdup_printf (_("about %d min left"), (int) ceil (left / 60));
+  /* Translators: estimated time to the end of training */
+  return g_strdup_printf (_("about %.1f h left"), left / 3600);
+}
+
+/* DINO: step `done` of `total` of the running epoch, with the loss so far
+ * and the time left at the pace so far. */
+static void
+show_step (AgcTrainingWindow *self, const AgcTrainProgress *p)
+{
+  int epochs = MAX (self->planned_epochs, 1), epoch = MIN (self->current_epoch, epochs);
+  gint64 step = (gint64) (epoch - 1) * p->total + p->done, all = (gint64) epochs * p->total;
+  g_autofree char *left = time_left (self, step, all);
+  /* Translators: DINO's progress within an epoch; the loss is the epoch's mean so far */
+  g_autofree char *text = g_strdup_printf (_("Epoch %d of %d, step %d of %d: loss %.3f"),
+                                           epoch, epochs, p->done, p->total, p->train_loss);
+  g_autofree char *shown = left ? g_strdup_printf ("%s; %s", text, left) : g_strdup (text);
+  agc_ui_progress_show (self->progress, (int) MIN (step, G_MAXINT), (int) MIN (all, G_MAXINT),
+                        shown);
+}
+
 static gboolean
 show_report (gpointer data)
 {
@@ -289,9 +425,15 @@ show_report (gpointer data)
       const AgcTrainProgress *p = &r->progress;
       trim_plot (self, p);
       if (p->stage == AGC_TRAIN_STAGE_EPOCH)
-        show_epoch (self, p);
+        {
+          self->current_epoch = p->done + 1;
+          show_epoch (self, p);
+        }
+      else if (p->stage == AGC_TRAIN_STAGE_STEP)
+        show_step (self, p);
       else if (p->stage == AGC_TRAIN_STAGE_RESUME)
         {
+          self->current_epoch = p->done + 1;
           /* Translators: a cancelled or interrupted run is continued */
           g_autofree char *text = g_strdup_printf (_("Continuing after epoch %d"), p->done);
           set_status (self, text);
@@ -351,7 +493,8 @@ train_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
   gboolean ok = model
                 && agc_train (model, t->data_dir, t->out_path, &t->params, &t->result,
                               cancellable, &error);
-  if (ok)
+  // the summary needs tags: a method on untagged photos or pairs has none
+  if (ok && agc_train_method_data (t->params.method) == AGC_TRAIN_DATA_TAGGED)
     {
       // the summary: the new adapter on every image of the folder
       t->evaluation = agc_evaluation_open (t->data_dir, NULL, NULL, &error);
@@ -446,9 +589,10 @@ train_done (GObject *source, GAsyncResult *result, gpointer user_data)
           self->result = t->result;
           self->has_result = TRUE;
           agc_evaluation_free (self->evaluation);
-          self->evaluation = g_steal_pointer (&t->evaluation);
+          self->evaluation = g_steal_pointer (&t->evaluation); // NULL without tags
           agc_ui_add_recent_adapter (t->out_path);
-          show_summary (self);
+          if (self->evaluation)
+            show_summary (self);
           /* Translators: the adapter file written */
           g_autofree char *text = g_strdup_printf (_("Adapter written: %s"), t->out_path);
           set_status (self, text);
@@ -482,8 +626,13 @@ agc_training_window_start (AgcTrainingWindow *self)
   t->data_dir = g_strdup (self->folder);
   t->out_path = g_steal_pointer (&out);
   t->params = agc_training_window_get_params (self);
+  t->base_adapter = g_strdup (t->params.base_adapter); // the entry's text may change
+  t->params.base_adapter = t->base_adapter;
   self->training = t;
   self->plot_pending = TRUE;
+  self->planned_epochs = t->params.max_epochs;
+  self->current_epoch = 1;
+  self->steps_started_at = 0;
   self->has_result = FALSE;
   clear_summary (self);
   gtk_widget_queue_draw (self->plot);
@@ -634,7 +783,8 @@ AgcTrainParams
 agc_training_window_get_params (AgcTrainingWindow *self)
 {
   AgcTrainParams p = agc_train_default_params ();
-  p.method = (AgcTrainMethod) gtk_combo_box_get_active (GTK_COMBO_BOX (self->method));
+  p.method = chosen_method (self);
+  p.weight_decay = agc_train_method_weight_decay (p.method);
   p.max_epochs = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->epochs));
   p.patience = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->patience));
   p.val_fraction = gtk_spin_button_get_value (GTK_SPIN_BUTTON (self->val_share));
@@ -642,8 +792,14 @@ agc_training_window_get_params (AgcTrainingWindow *self)
   p.learning_rate = gtk_spin_button_get_value (GTK_SPIN_BUTTON (self->rate));
   p.finetune_blocks = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->blocks));
   p.finetune_mix = gtk_spin_button_get_value (GTK_SPIN_BUTTON (self->mix));
-  // fine-tuning epochs are long: a checkpoint after each keeps what a stop would lose
-  if (p.method == AGC_TRAIN_FINETUNE)
+  p.dino_local_crops = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->local_crops));
+  p.dino_out_dim = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->out_dim));
+  p.dino_accumulate = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->accumulate));
+  p.dino_crop_size = gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->crop_size));
+  const char *base = gtk_entry_get_text (GTK_ENTRY (self->base_entry));
+  p.base_adapter = *base ? base : NULL; // owned by the entry
+  // fine-tuning and DINO epochs are long: a checkpoint after each keeps what a stop would lose
+  if (p.method == AGC_TRAIN_FINETUNE || p.method == AGC_TRAIN_DINO)
     p.checkpoint_every = 1;
   return p;
 }
@@ -653,7 +809,7 @@ static gboolean on_rate_output (GtkSpinButton *spin, AgcTrainingWindow *self);
 void
 agc_training_window_set_params (AgcTrainingWindow *self, const AgcTrainParams *p)
 {
-  gtk_combo_box_set_active (GTK_COMBO_BOX (self->method), p->method);
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->method), agc_train_method_name (p->method));
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->epochs), p->max_epochs);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->patience), p->patience);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->val_share), p->val_fraction);
@@ -661,6 +817,11 @@ agc_training_window_set_params (AgcTrainingWindow *self, const AgcTrainParams *p
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->rate), p->learning_rate);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->blocks), p->finetune_blocks);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->mix), p->finetune_mix);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->local_crops), p->dino_local_crops);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->out_dim), p->dino_out_dim);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->accumulate), p->dino_accumulate);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->crop_size), p->dino_crop_size);
+  gtk_entry_set_text (GTK_ENTRY (self->base_entry), p->base_adapter ? p->base_adapter : "");
   on_rate_output (GTK_SPIN_BUTTON (self->rate), self); // a value left unchanged shows no text yet
 }
 
@@ -707,7 +868,9 @@ button (const char *mnemonic, const char *tooltip)
   return b;
 }
 
-static void
+/* The control with its mnemonic label (returned) at (column, row), named
+ * for screen readers by the label's text. */
+static GtkWidget *
 attach (GtkGrid *grid, int column, int row, const char *mnemonic, GtkWidget *control,
         const char *tooltip)
 {
@@ -720,6 +883,7 @@ attach (GtkGrid *grid, int column, int row, const char *mnemonic, GtkWidget *con
   gtk_widget_set_hexpand (control, TRUE);
   gtk_grid_attach (grid, label, column, row, 1, 1);
   gtk_grid_attach (grid, control, column + 1, row, 1, 1);
+  return label;
 }
 
 static GtkWidget *
@@ -771,6 +935,28 @@ on_changed (GtkWidget *widget, AgcTrainingWindow *self)
   update_buttons (self);
 }
 
+static void
+on_browse_base (GtkButton *b, AgcTrainingWindow *self)
+{
+  (void) b;
+  GtkFileChooserNative *chooser = gtk_file_chooser_native_new (
+    _("Train on top of the adapter"), GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_OPEN,
+    _("_Open"), _("_Cancel"));
+  GtkFileFilter *filter = gtk_file_filter_new ();
+  gtk_file_filter_set_name (filter, _("Adapters (*.safetensors)"));
+  gtk_file_filter_add_pattern (filter, "*.safetensors");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
+  const char *current = gtk_entry_get_text (GTK_ENTRY (self->base_entry));
+  if (*current)
+    gtk_file_chooser_set_filename (GTK_FILE_CHOOSER (chooser), current);
+  if (gtk_native_dialog_run (GTK_NATIVE_DIALOG (chooser)) == GTK_RESPONSE_ACCEPT)
+    {
+      g_autofree char *path = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (chooser));
+      gtk_entry_set_text (GTK_ENTRY (self->base_entry), path);
+    }
+  g_object_unref (chooser);
+}
+
 /* The learning rate 0 stands for the method's own: the field is left empty
  * with that value as its placeholder, so that nobody reads "0.00000" as no
  * learning at all. */
@@ -779,7 +965,7 @@ on_rate_output (GtkSpinButton *spin, AgcTrainingWindow *self)
 {
   if (gtk_spin_button_get_value (spin) != 0.0)
     return FALSE;
-  AgcTrainMethod method = (AgcTrainMethod) gtk_combo_box_get_active (GTK_COMBO_BOX (self->method));
+  AgcTrainMethod method = chosen_method (self);
   g_autofree char *text
     /* Translators: the learning rate field when left at the method's default */
     = g_strdup_printf (_("default (%g)"), agc_train_method_learning_rate (method));
@@ -810,6 +996,12 @@ on_method_changed (GtkWidget *widget, AgcTrainingWindow *self)
     return;
   gtk_spin_button_update (GTK_SPIN_BUTTON (self->rate));
   on_rate_output (GTK_SPIN_BUTTON (self->rate), self);
+  gboolean tagged = agc_train_method_data (chosen_method (self)) == AGC_TRAIN_DATA_TAGGED;
+  const char *folder = tagged ? _("Tagged _folder:") : _("Photo _folder:");
+  gtk_label_set_text_with_mnemonic (GTK_LABEL (self->folder_label), folder);
+  g_autofree char *plain = plain_text (folder);
+  atk_object_set_name (gtk_widget_get_accessible (self->folder_button), plain);
+  show_folder (self);
   on_changed (widget, self);
 }
 
@@ -874,8 +1066,10 @@ agc_training_window_init (AgcTrainingWindow *self)
   self->folder_button = gtk_file_chooser_button_new (_("Folder of tagged photos"),
                                                      GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER);
   g_signal_connect (self->folder_button, "file-set", G_CALLBACK (on_folder_set), self);
-  attach (data, 0, 0, _("Tagged _folder:"), self->folder_button,
-          _("A folder with one sub-folder of photos per class (the folder name is the class)"));
+  self->folder_label = attach (
+    data, 0, 0, _("Tagged _folder:"), self->folder_button,
+    _("A folder with one sub-folder of photos per class (the folder name is the class); "
+      "DINO takes any folder of photos, tagged or not"));
   GtkWidget *classes = class_table (self);
   GtkWidget *classes_label = gtk_label_new_with_mnemonic (_("_Classes:"));
   gtk_label_set_xalign (GTK_LABEL (classes_label), 0.0f);
@@ -897,19 +1091,42 @@ agc_training_window_init (AgcTrainingWindow *self)
   atk_object_set_name (gtk_widget_get_accessible (self->adapter_entry), _("Adapter file"));
   gtk_grid_attach (data, adapter_label, 0, 2, 1, 1);
   gtk_grid_attach (data, adapter_box, 1, 2, 1, 1);
+  // stacking: e.g. the aligner trained on top of a DINO adapter
+  GtkWidget *base_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->base_entry = gtk_entry_new ();
+  /* Translators: the base adapter field left empty: train on the model itself */
+  gtk_entry_set_placeholder_text (GTK_ENTRY (self->base_entry), _("none: the model as it is"));
+  g_signal_connect (self->base_entry, "changed", G_CALLBACK (on_changed), self);
+  self->base_browse = button (_("B_rowse…"), _("Choose the adapter to train on top of"));
+  g_signal_connect (self->base_browse, "clicked", G_CALLBACK (on_browse_base), self);
+  gtk_box_pack_start (GTK_BOX (base_box), self->base_entry, TRUE, TRUE, 0);
+  gtk_container_add (GTK_CONTAINER (base_box), self->base_browse);
+  gtk_widget_set_tooltip_text (
+    self->base_entry,
+    _("An adapter applied to the model before training (for example DINO's, then the "
+      "aligner on top of it); the new adapter holds both"));
+  GtkWidget *base_label = gtk_label_new_with_mnemonic (_("_Base adapter:"));
+  gtk_label_set_xalign (GTK_LABEL (base_label), 0.0f);
+  gtk_label_set_mnemonic_widget (GTK_LABEL (base_label), self->base_entry);
+  atk_object_set_name (gtk_widget_get_accessible (self->base_entry), _("Base adapter"));
+  gtk_grid_attach (data, base_label, 0, 3, 1, 1);
+  gtk_grid_attach (data, base_box, 1, 3, 1, 1);
   gtk_container_add (GTK_CONTAINER (outer), GTK_WIDGET (data));
 
   GtkGrid *options = GTK_GRID (gtk_grid_new ());
   gtk_grid_set_row_spacing (options, 6);
   gtk_grid_set_column_spacing (options, 12);
   self->method = gtk_combo_box_text_new ();
-  // in AgcTrainMethod order: the active index is the method
-  gtk_combo_box_text_append_text (GTK_COMBO_BOX_TEXT (self->method),
-                                  _("Probe: a linear head on the image embeddings"));
-  gtk_combo_box_text_append_text (GTK_COMBO_BOX_TEXT (self->method),
-                                  _("Aligner: an AgriCLIP model's aligner"));
-  gtk_combo_box_text_append_text (GTK_COMBO_BOX_TEXT (self->method),
-                                  _("Finetune: the last image blocks of a ViT model"));
+  // the library's methods, each under its name as the id
+  int n_methods;
+  const AgcTrainMethod *methods = agc_train_methods (&n_methods);
+  for (int m = 0; m < n_methods; m++)
+    {
+      const char *shown = agc_train_method_display_name (methods[m]);
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (self->method),
+                                 agc_train_method_name (methods[m]),
+                                 shown ? _(shown) : agc_train_method_name (methods[m]));
+    }
   g_signal_connect (self->method, "changed", G_CALLBACK (on_method_changed), self);
   self->epochs = spin (0, 10000, 1, 0);
   self->patience = spin (1, 10000, 1, 0);
@@ -936,6 +1153,21 @@ agc_training_window_init (AgcTrainingWindow *self)
   attach (options, 0, 4, _("Mi_x:"), self->mix,
           _("Finetune: share of the trained weights in the adapter, the rest the original "
             "ones (1: trained only)"));
+
+  // DINO's own settings, shown only for DINO
+  self->local_crops = spin (0, 16, 1, 0);
+  self->out_dim = spin (1, 65536, 256, 0);
+  self->accumulate = spin (1, 1024, 1, 0);
+  self->crop_size = spin (32, 1024, 16, 0);
+  self->dino_labels[0] = attach (options, 0, 5, _("Loc_al crops:"), self->local_crops,
+          _("DINO: small crops per photo besides the two large ones (the reference: 6)"));
+  self->dino_labels[1] = attach (options, 2, 5, _("O_utputs:"), self->out_dim,
+          _("DINO: outputs of the projection head (the reference: 65536)"));
+  self->dino_labels[2] = attach (options, 0, 6, _("Accu_mulate:"), self->accumulate,
+          _("DINO: batches whose gradients add up to one step, so that little memory does "
+            "the work of a large batch"));
+  self->dino_labels[3] = attach (options, 2, 6, _("Crop si_ze:"), self->crop_size,
+          _("DINO: side of the large crops in pixels (the small ones 96/224 of it)"));
   gtk_container_add (GTK_CONTAINER (outer), GTK_WIDGET (options));
 
   GtkWidget *run_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
@@ -982,6 +1214,12 @@ agc_training_window_init (AgcTrainingWindow *self)
   AgcTrainParams defaults = agc_train_default_params ();
   agc_training_window_set_params (self, &defaults);
   gtk_widget_show_all (window_box);
+  GtkWidget *dino[] = { self->local_crops, self->out_dim, self->accumulate, self->crop_size };
+  for (int i = 0; i < 4; i++) // shown by update_buttons only
+    {
+      gtk_widget_set_no_show_all (dino[i], TRUE);
+      gtk_widget_set_no_show_all (self->dino_labels[i], TRUE);
+    }
   update_buttons (self);
 }
 
@@ -1004,6 +1242,7 @@ agc_training_window_finalize (GObject *object)
 {
   AgcTrainingWindow *self = AGC_TRAINING_WINDOW (object);
   g_free (self->folder);
+  g_free (self->tag_problem);
   g_array_unref (self->points);
   agc_evaluation_free (self->evaluation);
   g_clear_object (&self->class_store);

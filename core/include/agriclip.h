@@ -420,14 +420,37 @@ typedef enum
 } AgcTrainMethod;
 
 /* "probe", "aligner", "finetune", "dino", "contrastive"; NULL for an
- * unknown value (the methods are 0 .. AGC_TRAIN_CONTRASTIVE, in this
- * order: a front end lists them by counting up until NULL). */
+ * unknown value (agc_train_methods lists the methods in the order a
+ * front end shows them). */
 const char *agc_train_method_name (AgcTrainMethod method);
 /* FALSE for an unknown name. */
 gboolean agc_train_method_from_name (AgcTrainMethod *method, const char *name);
 /* The method's own AdamW learning rate, which learning_rate 0 stands for
- * (AgcTrainParams); 0 for an unknown method. */
+ * (AgcTrainParams); 0 for an unknown method.  dino: per 256 images of a
+ * step (the reference's linear scaling rule, see AgcTrainParams). */
 double agc_train_method_learning_rate (AgcTrainMethod method);
+/* The method's own weight decay (0.01; dino 0.04, the start of its
+ * schedule); what agc_train_default_params gives is the probe's. */
+double agc_train_method_weight_decay (AgcTrainMethod method);
+
+/* The methods agc_train knows, in the order a chooser lists them;
+ * *n_methods gets their number.  Static: not freed. */
+const AgcTrainMethod *agc_train_methods (int *n_methods);
+/* A line naming the method and what it trains, for a chooser, in English:
+ * translated by the "agriclip" gettext domain (g_dgettext ("agriclip",
+ * name)); NULL for an unknown value. */
+const char *agc_train_method_display_name (AgcTrainMethod method);
+
+/* What a method learns from. */
+typedef enum
+{
+  AGC_TRAIN_DATA_TAGGED, /* one sub-folder of photos per class (probe, aligner, finetune) */
+  AGC_TRAIN_DATA_PHOTOS, /* any photos under the folder, no labels (dino) */
+  AGC_TRAIN_DATA_PAIRS,  /* image-text pairs: FOLDER/captions.jsonl (agc_captions_write) */
+} AgcTrainData;
+
+/* The data the method needs; AGC_TRAIN_DATA_TAGGED for an unknown value. */
+AgcTrainData agc_train_method_data (AgcTrainMethod method);
 
 typedef enum
 {
@@ -489,7 +512,15 @@ typedef struct
    * every crop at its input size, so a local crop costs a global one).  The
    * adapter holds the teacher's tensors under the model's names.  batch_size images per
    * micro-batch, dino_accumulate micro-batches per AdamW step; no
-   * validation (val_fraction and patience unused), the last epoch kept. */
+   * validation (val_fraction and patience unused), the last epoch kept.
+   * Schedules as the reference's (main_dino.py, utils.cosine_scheduler,
+   * per optimiser step): the learning rate learning_rate · batch_size ·
+   * dino_accumulate / 256 (linear scaling), reached by a linear warm-up
+   * over the first 10 epochs (a tenth of them, rounded down, in runs of
+   * fewer than 100), then a cosine down to 1e-6;
+   * the weight decay (weights only) a cosine from weight_decay up to 10 ·
+   * weight_decay (the reference: 0.04 to 0.4); the teacher momentum a
+   * cosine from 0.996 to 1; the last layer frozen in the first epoch. */
   int dino_local_crops; /* local crops per image, 2 (the reference: 6) */
   int dino_out_dim;     /* the head's outputs (prototypes), 4096 (the reference: 65536) */
   int dino_accumulate;  /* micro-batches per step, 1 */

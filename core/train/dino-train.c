@@ -4,11 +4,11 @@
  * under DATA.  Every epoch visits the images in a seeded
  * order, batch_size per micro-batch, dino_accumulate micro-batches per
  * AdamW step; each image's crops (dino-crops.h) are seeded by (seed, image,
- * epoch).  No validation: the last epoch is kept.  The adapter holds the
- * teacher's backbone under the model's names: torchvision's (no prefix)
- * for the ResNet, Hugging Face's (vision_model.*, visual_projection.weight)
- * for a ViT.  A ViT's crops are all at its input size, normalised as its
- * preprocessing (dino-vit.c). */
+ * epoch).  Schedules per step: dino-schedule.h.  No validation: the last
+ * epoch is kept.  The adapter holds the teacher's backbone under the
+ * model's names: torchvision's (no prefix) for the ResNet, Hugging Face's
+ * (vision_model.*, visual_projection.weight) for a ViT.  A ViT's crops are
+ * all at its input size, normalised as its preprocessing (dino-vit.c). */
 #include "train/train-common.h"
 
 #include "models/agriclip-manifest.h"
@@ -18,6 +18,7 @@
 #include "formats/safetensors-write.h"
 #include "train/checkpoint.h"
 #include "train/dino-crops.h"
+#include "train/dino-schedule.h"
 #include "train/dino-step.h"
 #include "train/trainer.h"
 
@@ -27,12 +28,10 @@
 /* The reference's head and schedule (main_dino.py defaults for ResNet-50). */
 #define HEAD_HIDDEN 2048
 #define HEAD_BOTTLENECK 256
-#define TEACHER_MOMENTUM 0.996
 #define TEACHER_TEMP 0.04
 #define STUDENT_TEMP 0.1
 #define CENTER_MOMENTUM 0.9
 #define CLIP_GRAD 3.0
-#define FREEZE_LAST_LAYER_EPOCHS 1
 #define LOCAL_SIZE_SHARE (96.0 / 224.0)
 
 typedef struct
@@ -155,7 +154,6 @@ dino_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
   int batch = MIN (p->batch_size, n);
   int per_step = batch * p->dino_accumulate;
   int steps_per_epoch = MAX (n / per_step, 1); // the reference drops the last partial batch
-  gint64 total_steps = (gint64) steps_per_epoch * run->n_epochs;
   g_autofree int *order = g_new (int, n);
   for (int i = 0; i < n; i++)
     order[i] = i;
@@ -172,7 +170,6 @@ dino_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
                    "out of memory for the crops of %d images (lower the batch size)", batch);
       return FALSE;
     }
-  AgcAdamWParams adamw = agc_adamw_params (p->learning_rate, p->weight_decay);
   AgcDinoLossParams loss_params = {
     .student_temp = STUDENT_TEMP,
     .teacher_temp = agc_dino_teacher_temp (TEACHER_TEMP, TEACHER_TEMP, 0, epoch),
@@ -197,9 +194,10 @@ dino_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
           fit->loss_sum += loss, fit->micro_done++;
         }
       gint64 it = (gint64) epoch * steps_per_epoch + s;
-      agc_dino_update (fit->dino, &adamw, p->learning_rate, CLIP_GRAD,
-                       epoch < FREEZE_LAST_LAYER_EPOCHS,
-                       agc_dino_momentum (TEACHER_MOMENTUM, it, total_steps));
+      AgcDinoSchedule at = agc_dino_schedule (p, per_step, run->n_epochs, steps_per_epoch, it);
+      AgcAdamWParams adamw = agc_adamw_params (at.learning_rate, at.weight_decay);
+      agc_dino_update (fit->dino, &adamw, at.learning_rate, CLIP_GRAD, at.freeze_last_layer,
+                       at.teacher_momentum);
       fit->step_done = s + 1;
       agc_train_report (p, AGC_TRAIN_STAGE_STEP, s + 1, steps_per_epoch,
                         fit->loss_sum / fit->micro_done, NAN, NAN);

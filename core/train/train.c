@@ -10,17 +10,44 @@
 #include <glib/gstdio.h>
 #include <math.h>
 
+/* Marks a display name for xgettext (po/POTFILES); the chooser translates it. */
+#define N_(text) (text)
+
+/* One entry per method, in the order choosers list them. */
 static const struct
 {
   const char *name;
   double learning_rate; /* the method's default */
+  double weight_decay;
+  AgcTrainData data;
+  const char *display_name;
 } methods[] = {
-  [AGC_TRAIN_PROBE] = { "probe", 0.05 }, /* the head starts at logit_scale scale */
-  [AGC_TRAIN_ALIGNER] = { "aligner", 1e-3 },
-  [AGC_TRAIN_FINETUNE] = { "finetune", 1e-5 }, /* pretrained blocks: small steps */
-  [AGC_TRAIN_DINO] = { "dino", 1e-5 }, /* 5e-4 · batch / 256 of the reference, small batches */
-  [AGC_TRAIN_CONTRASTIVE] = { "contrastive", 1e-5 }, /* pretrained blocks: small steps */
+  [AGC_TRAIN_PROBE] = { "probe", 0.05, 0.01, AGC_TRAIN_DATA_TAGGED, /* the head starts at logit_scale scale */
+                        N_("Probe: a linear head on the image embeddings") },
+  [AGC_TRAIN_ALIGNER] = { "aligner", 1e-3, 0.01, AGC_TRAIN_DATA_TAGGED,
+                          N_("Aligner: an AgriCLIP model's aligner") },
+  [AGC_TRAIN_FINETUNE] = { "finetune", 1e-5, 0.01, AGC_TRAIN_DATA_TAGGED, /* pretrained blocks: small steps */
+                           N_("Finetune: the last image blocks of a ViT model") },
+  /* main_dino.py's lr (per 256 images) and the start of its weight decay schedule */
+  [AGC_TRAIN_DINO] = { "dino", 5e-4, 0.04, AGC_TRAIN_DATA_PHOTOS,
+                       N_("DINO: an AgriCLIP model's ResNet-50 or a ViT model's image tower, on "
+                          "untagged photos") },
+  [AGC_TRAIN_CONTRASTIVE] = { "contrastive", 1e-5, 0.01, AGC_TRAIN_DATA_PAIRS, /* pretrained blocks */
+                              N_("Contrastive: the last blocks of both towers of a ViT model, on "
+                                 "image-text pairs") },
 };
+
+static const AgcTrainMethod method_order[] = { AGC_TRAIN_PROBE, AGC_TRAIN_ALIGNER,
+                                               AGC_TRAIN_FINETUNE, AGC_TRAIN_DINO,
+                                               AGC_TRAIN_CONTRASTIVE };
+G_STATIC_ASSERT (G_N_ELEMENTS (method_order) == G_N_ELEMENTS (methods));
+
+const AgcTrainMethod *
+agc_train_methods (int *n_methods)
+{
+  *n_methods = (int) G_N_ELEMENTS (method_order);
+  return method_order;
+}
 
 const char *
 agc_train_method_name (AgcTrainMethod method)
@@ -28,10 +55,28 @@ agc_train_method_name (AgcTrainMethod method)
   return (unsigned) method < G_N_ELEMENTS (methods) ? methods[method].name : NULL;
 }
 
+const char *
+agc_train_method_display_name (AgcTrainMethod method)
+{
+  return agc_train_method_name (method) != NULL ? methods[method].display_name : NULL;
+}
+
 double
 agc_train_method_learning_rate (AgcTrainMethod method)
 {
   return agc_train_method_name (method) != NULL ? methods[method].learning_rate : 0.0;
+}
+
+double
+agc_train_method_weight_decay (AgcTrainMethod method)
+{
+  return agc_train_method_name (method) != NULL ? methods[method].weight_decay : 0.0;
+}
+
+AgcTrainData
+agc_train_method_data (AgcTrainMethod method)
+{
+  return agc_train_method_name (method) != NULL ? methods[method].data : AGC_TRAIN_DATA_TAGGED;
 }
 
 gboolean

@@ -46,6 +46,25 @@ DINO_ARGS = ["--epochs", "1", "--batch-size", "2", "--local-crops", "1", "--crop
              "--out-dim", "64", "--lr", "1e-3"]
 
 
+def make_agriclip(tmp):
+    """A tiny AgriCLIP model in tmp/agriclip: a random ResNet-50 and aligner beside a tiny
+    CLIP (tmp/clip); returns (folder, aligner weight, aligner bias)."""
+    clip_dir = os.path.join(tmp, "clip")
+    clip_twin.make_model(clip_dir, seed=21, image_size=32, projection_dim=EMBED_DIM)
+    model = os.path.join(tmp, "agriclip")
+    weights_dir = os.path.join(model, "Weights")
+    os.makedirs(weights_dir)
+    for f in os.listdir(clip_dir):
+        os.symlink(os.path.join(clip_dir, f), os.path.join(model, f))
+    torch.save(random_resnet50(seed=3).state_dict(),
+               os.path.join(weights_dir, "dino_pretrain.pth"))
+    gen = torch.Generator().manual_seed(5)
+    weight = torch.randn(EMBED_DIM, FEATURES, generator=gen) / math.sqrt(FEATURES)
+    bias = torch.randn(EMBED_DIM, generator=gen)
+    torch.save({"W": weight, "b": bias}, os.path.join(weights_dir, "Agri_Dino_aligner_DPT_CPT.pth"))
+    return model, weight, bias
+
+
 def run(args, cache, check=True):
     env = dict(os.environ, XDG_CACHE_HOME=cache)
     proc = subprocess.run([AGRICLIP] + args, capture_output=True, text=True, timeout=900, env=env)
@@ -59,20 +78,7 @@ class DinoTraining(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="agc-dino-train-")
         cls.cache = os.path.join(cls.tmp, "cache")
-        clip_dir = os.path.join(cls.tmp, "clip")
-        clip_twin.make_model(clip_dir, seed=21, image_size=32, projection_dim=EMBED_DIM)
-        cls.model = os.path.join(cls.tmp, "agriclip")
-        weights_dir = os.path.join(cls.model, "Weights")
-        os.makedirs(weights_dir)
-        for f in os.listdir(clip_dir):
-            os.symlink(os.path.join(clip_dir, f), os.path.join(cls.model, f))
-        torch.save(random_resnet50(seed=3).state_dict(),
-                   os.path.join(weights_dir, "dino_pretrain.pth"))
-        gen = torch.Generator().manual_seed(5)
-        cls.weight = torch.randn(EMBED_DIM, FEATURES, generator=gen) / math.sqrt(FEATURES)
-        cls.bias = torch.randn(EMBED_DIM, generator=gen)
-        torch.save({"W": cls.weight, "b": cls.bias},
-                   os.path.join(weights_dir, "Agri_Dino_aligner_DPT_CPT.pth"))
+        cls.model, cls.weight, cls.bias = make_agriclip(cls.tmp)
 
         # unlabelled: four photos at the top, two in a sub-folder
         cls.photos = os.path.join(cls.tmp, "photos")

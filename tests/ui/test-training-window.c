@@ -6,7 +6,11 @@
  * continues after epoch 7 (agc_train says so), finishes, writes the
  * adapter, removes the checkpoint, lists the adapter among the recent
  * ones and shows a confusion matrix equal to agc_evaluate's for that
- * adapter. */
+ * adapter.
+ * The method chooser lists the library's methods (agc_train_methods) by
+ * their translated display names; DINO shows its own settings (and only
+ * DINO), takes an untagged folder that the tagged methods refuse, and the
+ * settings and base adapter read back as set. */
 #include "agc-training-window.h"
 #include "agc-ui-settings.h"
 #include "ui-test-util.h"
@@ -57,6 +61,24 @@ on_finished (AgcTrainingWindow *window, const char *message, Watch *w)
   g_free (w->message);
   w->message = g_strdup (message);
   w->finished = TRUE;
+}
+
+/* WINDOW-scaleN.png in $AGC_SCREENSHOT_DIR, when set. */
+static void
+screenshot (GtkWidget *widget, const char *what)
+{
+  if (!g_getenv ("AGC_SCREENSHOT_DIR"))
+    return;
+  gtk_widget_queue_draw (widget);
+  ui_test_settle (500);
+  GdkWindow *gdk = gtk_widget_get_window (widget);
+  GdkPixbuf *shot = gdk_pixbuf_get_from_window (gdk, 0, 0, gdk_window_get_width (gdk),
+                                                gdk_window_get_height (gdk));
+  g_autofree char *name = g_strdup_printf ("%s-scale%d.png", what,
+                                           gdk_window_get_scale_factor (gdk));
+  g_autofree char *path = g_build_filename (g_getenv ("AGC_SCREENSHOT_DIR"), name, NULL);
+  gdk_pixbuf_save (shot, path, "png", NULL, NULL);
+  g_object_unref (shot);
 }
 
 static void
@@ -112,11 +134,11 @@ test_training (void)
     = g_strdup_printf ("default (%g)", agc_train_method_learning_rate (AGC_TRAIN_PROBE));
   g_assert_cmpstr (gtk_entry_get_text (GTK_ENTRY (rate)), ==, "");
   g_assert_cmpstr (gtk_entry_get_placeholder_text (GTK_ENTRY (rate)), ==, probe_rate);
-  gtk_combo_box_set_active (GTK_COMBO_BOX (method), AGC_TRAIN_FINETUNE);
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (method), "finetune");
   g_autofree char *finetune_rate
     = g_strdup_printf ("default (%g)", agc_train_method_learning_rate (AGC_TRAIN_FINETUNE));
   g_assert_cmpstr (gtk_entry_get_placeholder_text (GTK_ENTRY (rate)), ==, finetune_rate);
-  gtk_combo_box_set_active (GTK_COMBO_BOX (method), AGC_TRAIN_PROBE);
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (method), "probe");
   g_assert_cmpfloat (agc_training_window_get_params (window).learning_rate, ==, 0.0);
   gtk_entry_set_text (GTK_ENTRY (rate), "0.02"); // a typed number is taken as it is
   gtk_spin_button_update (GTK_SPIN_BUTTON (rate));
@@ -178,19 +200,122 @@ test_training (void)
   agc_evaluation_free (e);
   agc_model_free (model);
 
-  if (g_getenv ("AGC_SCREENSHOT_DIR"))
-    {
-      ui_test_settle (100);
-      GdkWindow *gdk = gtk_widget_get_window (widget);
-      GdkPixbuf *shot = gdk_pixbuf_get_from_window (gdk, 0, 0, gdk_window_get_width (gdk),
-                                                    gdk_window_get_height (gdk));
-      g_autofree char *name = g_strdup_printf ("training-window-scale%d.png",
-                                               gdk_window_get_scale_factor (gdk));
-      g_autofree char *path = g_build_filename (g_getenv ("AGC_SCREENSHOT_DIR"), name, NULL);
-      gdk_pixbuf_save (shot, path, "png", NULL, NULL);
-      g_object_unref (shot);
-    }
+  screenshot (widget, "training-window");
   g_free (w.message);
+  gtk_widget_destroy (widget);
+}
+
+typedef struct
+{
+  gboolean scanned;
+  char *message;
+} Scan;
+
+static void
+on_scan (AgcTrainingWindow *window, const char *message, Scan *scan)
+{
+  (void) window;
+  g_free (scan->message);
+  scan->message = g_strdup (message);
+  scan->scanned = TRUE;
+}
+
+static gboolean
+shown (GtkWidget *widget)
+{
+  return gtk_widget_is_visible (widget) && gtk_widget_is_sensitive (widget);
+}
+
+static void
+test_methods (void)
+{
+  GtkWidget *widget = agc_training_window_new ();
+  AgcTrainingWindow *window = AGC_TRAINING_WINDOW (widget);
+  ui_test_show (widget);
+  g_assert_true (agc_training_window_set_model (window, model_dir));
+
+  // one entry per library method, in its order, named by its display name
+  GtkComboBox *method = GTK_COMBO_BOX (ui_test_get (widget, "Method"));
+  GtkTreeModel *list = gtk_combo_box_get_model (method);
+  int n_methods;
+  const AgcTrainMethod *methods = agc_train_methods (&n_methods);
+  g_assert_cmpint (n_methods, >=, 4);
+  g_assert_cmpint (gtk_tree_model_iter_n_children (list, NULL), ==, n_methods);
+  for (int m = 0; m < n_methods; m++)
+    {
+      g_assert_true (gtk_combo_box_set_active_id (method, agc_train_method_name (methods[m])));
+      g_assert_cmpint (agc_training_window_get_params (window).method, ==, methods[m]);
+      GtkTreeIter iter;
+      g_assert_true (gtk_combo_box_get_active_iter (method, &iter));
+      g_autofree char *text = NULL;
+      gtk_tree_model_get (list, &iter, 0, &text, -1);
+      g_assert_cmpstr (text, ==, agc_train_method_display_name (methods[m]));
+    }
+
+  // DINO's settings only with DINO; validation settings not with DINO
+  GtkWidget *crops = ui_test_get (widget, "Local crops"), *outputs = ui_test_get (widget, "Outputs"),
+            *accumulate = ui_test_get (widget, "Accumulate"),
+            *crop_size = ui_test_get (widget, "Crop size");
+  gtk_combo_box_set_active_id (method, "probe");
+  g_assert_false (gtk_widget_is_visible (crops));
+  g_assert_true (shown (ui_test_get (widget, "Patience")));
+  gtk_combo_box_set_active_id (method, "dino");
+  g_assert_true (shown (crops) && shown (outputs) && shown (accumulate) && shown (crop_size));
+  g_assert_false (gtk_widget_is_sensitive (ui_test_get (widget, "Patience")));
+  g_assert_false (gtk_widget_is_sensitive (ui_test_get (widget, "Blocks")));
+
+  // the settings read back as set, the base adapter included
+  AgcTrainParams set = agc_train_default_params ();
+  set.method = AGC_TRAIN_ALIGNER;
+  set.dino_local_crops = 3, set.dino_out_dim = 512, set.dino_accumulate = 4;
+  set.dino_crop_size = 96;
+  set.base_adapter = "/some/where/dino.safetensors";
+  agc_training_window_set_params (window, &set);
+  AgcTrainParams got = agc_training_window_get_params (window);
+  g_assert_cmpint (got.method, ==, AGC_TRAIN_ALIGNER);
+  g_assert_cmpint (got.dino_local_crops, ==, 3);
+  g_assert_cmpint (got.dino_out_dim, ==, 512);
+  g_assert_cmpint (got.dino_accumulate, ==, 4);
+  g_assert_cmpint (got.dino_crop_size, ==, 96);
+  g_assert_cmpstr (got.base_adapter, ==, set.base_adapter);
+  g_assert_cmpstr (gtk_entry_get_text (GTK_ENTRY (ui_test_get (widget, "Base adapter"))), ==,
+                   set.base_adapter);
+  set.base_adapter = NULL;
+  agc_training_window_set_params (window, &set);
+  g_assert_null (agc_training_window_get_params (window).base_adapter);
+  g_assert_cmpfloat (agc_training_window_get_params (window).weight_decay, ==,
+                     agc_train_method_weight_decay (AGC_TRAIN_ALIGNER));
+
+  // an untagged folder (photos, some in a sub-folder): refused by the probe, DINO's data
+  g_autofree char *photos = ui_test_path ("untagged");
+  g_autofree char *sub = g_build_filename (photos, "field-2", NULL);
+  g_mkdir_with_parents (sub, 0700);
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("%s/%d.png", i < 2 ? photos : sub, i);
+      tiny_save_square (name, 0x203040u * (guint32) (i + 1));
+    }
+  Scan scan = { 0 };
+  g_signal_connect (window, "scanned", G_CALLBACK (on_scan), &scan);
+  gtk_combo_box_set_active_id (method, "probe");
+  agc_training_window_set_folder (window, photos);
+  ui_test_wait_for (&scan.scanned);
+  g_assert_nonnull (scan.message);
+  GtkWidget *train = ui_test_get (widget, "Train");
+  g_assert_false (gtk_widget_is_sensitive (train));
+  gtk_combo_box_set_active_id (method, "dino");
+  g_assert_true (gtk_widget_is_sensitive (train));
+  g_assert_nonnull (ui_test_find (widget, "Photo folder"));
+  scan.scanned = FALSE;
+  agc_training_window_set_folder (window, photos); // scanned again with DINO chosen
+  ui_test_wait_for (&scan.scanned);
+  g_assert_null (scan.message);
+  g_assert_true (gtk_widget_is_sensitive (train));
+  g_assert_false (gtk_widget_is_sensitive (ui_test_get (widget, "Patience")));
+  screenshot (widget, "training-window-dino");
+  gtk_combo_box_set_active_id (method, "aligner");
+  g_assert_false (gtk_widget_is_sensitive (train));
+  g_free (scan.message);
   gtk_widget_destroy (widget);
 }
 
@@ -201,6 +326,7 @@ main (int argc, char **argv)
   model_dir = ui_test_tiny_model ("tiny");
   data_dir = ui_test_path ("squares");
   make_data ();
+  g_test_add_func ("/training-window/methods", test_methods);
   g_test_add_func ("/training-window/cancel-and-resume", test_training);
   int status = g_test_run ();
   g_free (model_dir);
