@@ -704,6 +704,17 @@ typedef struct AgcResNet AgcResNet;
 AgcResNet *agc_resnet_open (const char *weights_path, const char *prefix, GError **error);
 void agc_resnet_free (AgcResNet *net);
 
+/* How the convolutions run (agc_engine_default_options (): the library's own
+ * kernels, float32).  use_openblas: on OpenBLAS; int8: weights quantised per
+ * output channel now (kept while int8 is on), activations per pixel at every
+ * call, as for the ViT (agc_model_set_int8), features within a cosine of
+ * about 0.999 of the float32 ones.  products_only is ignored.  FALSE, and
+ * the options unchanged, with AGC_ERROR_UNSUPPORTED when int8 is asked for
+ * on a CPU without an int8 kernel (AVX2 at least), or AGC_ERROR_INPUT when
+ * memory for the int8 weights is short. */
+gboolean agc_resnet_set_options (AgcResNet *net, const AgcEngineOptions *options,
+                                 GError **error);
+
 /* pixels[batch, 3, height, width] (any positive size; 224 is the trained
  * one) -> features[batch, 2048].  Scratch (about 10 MB per 224 x 224 image,
  * plus a few MB of im2col tiles per thread) is kept in the net from one call

@@ -154,7 +154,14 @@ agc_bias_act_forward (float *x, const float *bias, int n_rows, int width, AgcAct
   for (int r = 0; r < n_rows; r++)
     {
       float *xr = x + (size_t) r * width;
-      if (simd && act == AGC_ACT_GELU)
+      if (act == AGC_ACT_RELU)
+        // a comparison, not fmaxf: GCC makes it a vector max without -ffast-math
+        for (int i = 0; i < width; i++)
+          {
+            float v = bias != NULL ? xr[i] + bias[i] : xr[i];
+            xr[i] = v > 0.0f ? v : 0.0f;
+          }
+      else if (simd && act == AGC_ACT_GELU)
         agc_avx2_gelu (xr, bias, width);
       else if (simd)
         agc_avx2_quick_gelu (xr, bias, width);
