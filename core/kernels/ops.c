@@ -154,8 +154,9 @@ agc_bias_act_forward (float *x, const float *bias, int n_rows, int width, AgcAct
   for (int r = 0; r < n_rows; r++)
     {
       float *xr = x + (size_t) r * width;
-      if (act == AGC_ACT_RELU)
-        // a comparison, not fmaxf: GCC makes it a vector max without -ffast-math
+      if (simd && act == AGC_ACT_RELU)
+        agc_avx2_relu (xr, bias, width);
+      else if (act == AGC_ACT_RELU)
         for (int i = 0; i < width; i++)
           {
             float v = bias != NULL ? xr[i] + bias[i] : xr[i];
