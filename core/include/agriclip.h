@@ -249,8 +249,9 @@ AgcEngineOptions agc_model_get_options (const AgcModel *model);
  * CPUs with AVX-512 VNNI or AVX-VNNI, and embeddings stay within a cosine of
  * about 0.999 of the float32 ones.  Adapters applied before or after are
  * honoured; texts are not affected.  FALSE with AGC_ERROR_UNSUPPORTED when
- * the CPU has no int8 kernel (AVX2 at least) or the model's image encoder is
- * not a ViT (AgriCLIP's ResNet-50).  Turning it off always succeeds.  The
+ * the CPU has no int8 kernel (AVX2 at least).  AgriCLIP models: the ResNet-50's
+ * convolutions run on int8 the same way (agc_resnet_set_options), the
+ * aligner stays float32.  Turning it off always succeeds.  The
  * int8 field of the model's options (agc_model_set_options), the others
  * unchanged. */
 gboolean agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error);
