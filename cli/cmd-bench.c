@@ -3,11 +3,13 @@
  * OpenBLAS (the floors they allow).
  * With --resnet instead of --model it times a bare ResNet-50 backbone
  * (torchvision weights, 224 x 224 pixels -> 2048 features), the image
- * encoder of AgriCLIP models, to put it beside torchvision's.
+ * encoder of AgriCLIP models, to put it beside torchvision's: on our
+ * kernels (image), and on OpenBLAS (image_blas) unless --no-floor.
  *
- * --int8 times the image encoder in int8 mode (agc_model_set_int8): its
- * results are named image_int8 and image_int8_floor (the GEMMs alone), and
- * --dump writes the int8 embeddings.
+ * --int8 times the image encoder in int8 mode (agc_model_set_int8, or
+ * agc_resnet_set_options): its results are named image_int8 and
+ * image_int8_floor (the GEMMs alone; not for a ResNet), and --dump writes
+ * the int8 embeddings.
  *
  * Prints one JSON object per measurement, so that tests/bench/bench.py can
  * put the project beside PyTorch and ONNX Runtime; --table prints the same
@@ -264,8 +266,6 @@ run (int argc, char **argv)
     return cli_usage (&cli_bench_command, _("give either --model or --resnet"));
   if (resnet_path != NULL && prompts_path != NULL)
     return cli_usage (&cli_bench_command, _("--prompts needs --model: a ResNet has no text tower"));
-  if (int8 && resnet_path != NULL)
-    return cli_usage (&cli_bench_command, _("--int8 needs --model: it is for ViT image towers"));
   if (prefix != NULL && resnet_path == NULL)
     return cli_usage (&cli_bench_command, _("--prefix goes with --resnet"));
   if (iterations < 1)
@@ -282,7 +282,8 @@ run (int argc, char **argv)
     }
   if (threads > 0)
     agc_set_threads (threads);
-  no_floor = no_floor || resnet_path != NULL; // the GEMM-only mode is the models'
+  // a ResNet has no GEMM-only mode (the models'); its second run is on OpenBLAS
+  int n_runs = no_floor ? 1 : resnet_path != NULL ? (int8 ? 1 : 2) : int8 ? 2 : 3;
 
   GError *error = NULL;
   Subject subject = { 0 };
@@ -293,7 +294,11 @@ run (int argc, char **argv)
       return cli_fail (error);
     }
   double load_s = (g_get_monotonic_time () - start) * 1e-6;
-  if (int8 && !agc_model_set_int8 (subject.model, TRUE, &error))
+  AgcEngineOptions int8_options = agc_engine_default_options ();
+  int8_options.int8 = TRUE;
+  if (int8 && (subject.model != NULL ? !agc_model_set_int8 (subject.model, TRUE, &error)
+                                     : !agc_resnet_set_options (subject.resnet, &int8_options,
+                                                                &error)))
     {
       subject_close (&subject);
       return cli_fail (error);
@@ -344,9 +349,16 @@ run (int argc, char **argv)
       // (not in int8 mode: OpenBLAS has no int8 product)
       static const char *const runs[] = { "image", "image_floor", "image_floor_blas" };
       static const char *const int8_runs[] = { "image_int8", "image_int8_floor" };
-      for (int run = 0; run < (no_floor ? 1 : int8 ? 2 : 3); run++)
+      static const char *const resnet_runs[] = { "image", "image_blas" };
+      for (int run = 0; run < n_runs; run++)
         {
           AgcEngineOptions options = { 0 };
+          if (subject.resnet != NULL && !int8)
+            {
+              AgcEngineOptions run_options = agc_engine_default_options ();
+              run_options.use_openblas = run == 1;
+              agc_resnet_set_options (subject.resnet, &run_options, NULL); // cannot fail
+            }
           if (subject.model != NULL)
             {
               options = agc_model_get_options (subject.model);
@@ -358,12 +370,17 @@ run (int argc, char **argv)
           gboolean ok = time_work (&median, times, image_fn, &w, iterations, &error);
           if (subject.model != NULL)
             agc_model_set_options (subject.model, &options, NULL);
+          if (subject.resnet != NULL && !int8) // --dump: our kernels
+            agc_resnet_set_options (subject.resnet, &options, NULL);
           if (!ok)
             {
               status = cli_fail (error);
               break;
             }
-          print_result (table, int8 ? int8_runs[run] : runs[run], n, median, times, iterations);
+          const char *what = int8                      ? int8_runs[run]
+                             : subject.resnet != NULL ? resnet_runs[run]
+                                                      : runs[run];
+          print_result (table, what, n, median, times, iterations);
         }
     }
   if (status == CLI_EXIT_OK && !no_text && n_texts > 0)

@@ -249,8 +249,9 @@ AgcEngineOptions agc_model_get_options (const AgcModel *model);
  * CPUs with AVX-512 VNNI or AVX-VNNI, and embeddings stay within a cosine of
  * about 0.999 of the float32 ones.  Adapters applied before or after are
  * honoured; texts are not affected.  FALSE with AGC_ERROR_UNSUPPORTED when
- * the CPU has no int8 kernel (AVX2 at least) or the model's image encoder is
- * not a ViT (AgriCLIP's ResNet-50).  Turning it off always succeeds.  The
+ * the CPU has no int8 kernel (AVX2 at least).  AgriCLIP models: the ResNet-50's
+ * convolutions run on int8 the same way (agc_resnet_set_options), the
+ * aligner stays float32.  Turning it off always succeeds.  The
  * int8 field of the model's options (agc_model_set_options), the others
  * unchanged. */
 gboolean agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error);
@@ -763,6 +764,17 @@ typedef struct AgcResNet AgcResNet;
  * refused rather than truncated. */
 AgcResNet *agc_resnet_open (const char *weights_path, const char *prefix, GError **error);
 void agc_resnet_free (AgcResNet *net);
+
+/* How the convolutions run (agc_engine_default_options (): the library's own
+ * kernels, float32).  use_openblas: on OpenBLAS; int8: weights quantised per
+ * output channel now (kept while int8 is on), activations per pixel at every
+ * call, as for the ViT (agc_model_set_int8), features within a cosine of
+ * about 0.999 of the float32 ones.  products_only is ignored.  FALSE, and
+ * the options unchanged, with AGC_ERROR_UNSUPPORTED when int8 is asked for
+ * on a CPU without an int8 kernel (AVX2 at least), or AGC_ERROR_INPUT when
+ * memory for the int8 weights is short. */
+gboolean agc_resnet_set_options (AgcResNet *net, const AgcEngineOptions *options,
+                                 GError **error);
 
 /* pixels[batch, 3, height, width] (any positive size; 224 is the trained
  * one) -> features[batch, 2048].  Scratch (about 10 MB per 224 x 224 image,

@@ -274,3 +274,21 @@ agc_gemm_panels_serial (float *c, int ldc, const float *a, int lda, const float 
   j.panels_per_item = (n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH; // one item: all of it
   multiply_items (&j, 0, 1, 0);
 }
+
+void
+agc_gemm_packed_serial (float *c, int ldc, const float *a, int lda, const AgcPackedMatrix *w,
+                        int rows, float beta, const AgcGemmEpilogue *epilogue)
+{
+  g_return_if_fail (c != NULL && a != NULL && w != NULL && rows >= 0);
+  g_return_if_fail (beta == 0.0f || beta == 1.0f);
+  Isa found = kernel_isa ();
+  g_return_if_fail (found != ISA_NONE);
+  if (rows == 0 || w->n_out == 0)
+    return;
+  Job j = job_new (c, ldc, a, lda, w, rows, found);
+  j.accumulate = beta != 0.0f;
+  if (epilogue != NULL)
+    j.epilogue = *epilogue;
+  j.panels_per_item = (w->n_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH; // one item: all of it
+  multiply_items (&j, 0, 1, 0);
+}

@@ -69,3 +69,10 @@ typedef struct
  * Needs agc_packed_gemm_available (). */
 void agc_gemm_packed (float *c, int ldc, const float *a, int lda, const AgcPackedMatrix *w,
                       int rows, float beta, const AgcGemmEpilogue *epilogue);
+
+/* agc_gemm_packed on the calling thread alone, for callers that share the
+ * work out themselves (the ResNet's convolutions: tiles of output pixels,
+ * each product too narrow to split by its columns).  w may be a block of
+ * whole panels of a larger matrix (panels and n_out set to the block's). */
+void agc_gemm_packed_serial (float *c, int ldc, const float *a, int lda, const AgcPackedMatrix *w,
+                             int rows, float beta, const AgcGemmEpilogue *epilogue);

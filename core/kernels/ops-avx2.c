@@ -101,36 +101,57 @@ load_bias (const float *bias, size_t i, __m256i mask)
   return bias != NULL ? _mm256_maskload_ps (bias + i, mask) : _mm256_setzero_ps ();
 }
 
-// x = act(x + bias); quick is a constant at both call sites, so each gets
+enum
+{
+  ACT_GELU,
+  ACT_QUICK_GELU,
+  ACT_RELU,
+};
+
+TARGET static inline __m256
+act8 (__m256 v, int act)
+{
+  return act == ACT_RELU ? _mm256_max_ps (v, _mm256_setzero_ps ())
+         : act == ACT_QUICK_GELU ? quick_gelu8 (v)
+                                 : gelu8 (v);
+}
+
+// x = act(x + bias); act is a constant at every call site, so each gets
 // its own loop with the activation inlined
 TARGET static inline void
-bias_act (float *x, const float *bias, size_t n, int quick)
+bias_act (float *x, const float *bias, size_t n, int act)
 {
   __m256i all = _mm256_set1_epi32 (-1);
   size_t i = 0;
   for (; i + 8 <= n; i += 8)
     {
       __m256 v = _mm256_add_ps (_mm256_loadu_ps (x + i), load_bias (bias, i, all));
-      _mm256_storeu_ps (x + i, quick ? quick_gelu8 (v) : gelu8 (v));
+      _mm256_storeu_ps (x + i, act8 (v, act));
     }
   if (i < n)
     {
       __m256i m = tail_mask ((int) (n - i));
       __m256 v = _mm256_add_ps (_mm256_maskload_ps (x + i, m), load_bias (bias, i, m));
-      _mm256_maskstore_ps (x + i, m, quick ? quick_gelu8 (v) : gelu8 (v));
+      _mm256_maskstore_ps (x + i, m, act8 (v, act));
     }
 }
 
 TARGET void
 agc_avx2_gelu (float *x, const float *bias, size_t n)
 {
-  bias_act (x, bias, n, 0);
+  bias_act (x, bias, n, ACT_GELU);
 }
 
 TARGET void
 agc_avx2_quick_gelu (float *x, const float *bias, size_t n)
 {
-  bias_act (x, bias, n, 1);
+  bias_act (x, bias, n, ACT_QUICK_GELU);
+}
+
+TARGET void
+agc_avx2_relu (float *x, const float *bias, size_t n)
+{
+  bias_act (x, bias, n, ACT_RELU);
 }
 
 TARGET void

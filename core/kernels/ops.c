@@ -154,7 +154,15 @@ agc_bias_act_forward (float *x, const float *bias, int n_rows, int width, AgcAct
   for (int r = 0; r < n_rows; r++)
     {
       float *xr = x + (size_t) r * width;
-      if (simd && act == AGC_ACT_GELU)
+      if (simd && act == AGC_ACT_RELU)
+        agc_avx2_relu (xr, bias, width);
+      else if (act == AGC_ACT_RELU)
+        for (int i = 0; i < width; i++)
+          {
+            float v = bias != NULL ? xr[i] + bias[i] : xr[i];
+            xr[i] = v > 0.0f ? v : 0.0f;
+          }
+      else if (simd && act == AGC_ACT_GELU)
         agc_avx2_gelu (xr, bias, width);
       else if (simd)
         agc_avx2_quick_gelu (xr, bias, width);

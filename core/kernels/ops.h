@@ -37,7 +37,7 @@ void agc_linear_forward (float *out, const float *x, const float *weight, const 
 
 /* x[n_rows, width] = act(x + bias) (bias may be NULL): the MLP's first bias
  * and activation in one pass.  AGC_ACT_GELU is exact, 0.5 x (1 + erf(x /
- * sqrt 2)); AGC_ACT_QUICK_GELU x * sigmoid(1.702 x). */
+ * sqrt 2)); AGC_ACT_QUICK_GELU x * sigmoid(1.702 x); AGC_ACT_RELU max(x, 0). */
 void agc_bias_act_forward (float *x, const float *bias, int n_rows, int width,
                            AgcActivation act);
 

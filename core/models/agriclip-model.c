@@ -3,6 +3,7 @@
 #include "models/agriclip-model.h"
 
 #include "models/model-files.h"
+#include "kernels/gemm-int8.h"
 #include "kernels/ops.h"
 #include "nn/resnet.h"
 
@@ -246,11 +247,20 @@ image_forward (AgcImageEncoder *encoder, const float *pixels, int batch, float *
   return ok;
 }
 
-static const char *
-no_variant (const AgcImageEncoder *encoder, const AgcEngineOptions *options)
+static gboolean
+set_options (AgcImageEncoder *encoder, const AgcEngineOptions *options, GError **error)
 {
-  (void) encoder, (void) options;
-  return "";
+  return agc_resnet_set_options (((AgcAgriclipImage *) encoder)->resnet, options, error);
+}
+
+// int8 mode in two ways: 7-bit activations on plain AVX2 give other numbers
+static const char *
+cache_variant (const AgcImageEncoder *encoder, const AgcEngineOptions *options)
+{
+  (void) encoder;
+  if (!options->int8)
+    return "";
+  return agc_int8_activation_max () == 255 ? "-int8" : "-int8-7bit";
 }
 
 static gboolean
@@ -260,9 +270,11 @@ is_resnet_tensor (const char *name)
          || g_str_has_prefix (name, "layer");
 }
 
-// the adapter's ResNet-50 (*resnet NULL when it has no ResNet tensors)
+// the adapter's ResNet-50 (*resnet NULL when it has no ResNet tensors),
+// with the options of the one it replaces
 static gboolean
-load_adapter_resnet (const AgcAdapter *adapter, AgcResNet **resnet, GError **error)
+load_adapter_resnet (const AgcAdapter *adapter, const AgcResNet *current, AgcResNet **resnet,
+                     GError **error)
 {
   AgcWeights *weights = agc_weights_new_empty (agc_adapter_path (adapter));
   int n = 0;
@@ -281,6 +293,9 @@ load_adapter_resnet (const AgcAdapter *adapter, AgcResNet **resnet, GError **err
     }
   *resnet = n > 0 ? agc_resnet_load (weights, "", error) : NULL;
   agc_weights_free (weights);
+  AgcEngineOptions options = agc_resnet_get_options (current);
+  if (*resnet != NULL && !agc_resnet_set_options (*resnet, &options, error))
+    g_clear_pointer (resnet, agc_resnet_free);
   if (n > 0 && *resnet == NULL)
     {
       g_prefix_error (error, "%s: ", agc_adapter_path (adapter));
@@ -294,7 +309,7 @@ agc_agriclip_image_apply_resnet (AgcAgriclipImage *image, const AgcAdapter *adap
                                  GError **error)
 {
   AgcResNet *resnet;
-  if (!load_adapter_resnet (adapter, &resnet, error))
+  if (!load_adapter_resnet (adapter, image->resnet, &resnet, error))
     return FALSE;
   if (resnet != NULL)
     {
@@ -336,7 +351,7 @@ apply_aligner (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **err
     }
   AgcAgriclipImage *image = (AgcAgriclipImage *) encoder;
   AgcResNet *resnet; // loaded before anything is set: a bad adapter changes nothing
-  if (!load_adapter_resnet (adapter, &resnet, error))
+  if (!load_adapter_resnet (adapter, image->resnet, &resnet, error))
     return FALSE;
   if (!dino
       && !agc_agriclip_image_set_aligner (image, w, b, (int) w_shape[0], (int) w_shape[1],
@@ -362,9 +377,8 @@ encoder_free (AgcImageEncoder *encoder)
 
 static const AgcImageEncoderClass agriclip_class = {
   .forward = image_forward,
-  .int8_refusal = "int8 mode is for ViT image towers; this AgriCLIP model encodes images "
-                  "with a ResNet-50",
-  .cache_variant = no_variant,
+  .set_options = set_options,
+  .cache_variant = cache_variant,
   .adapter_method = "aligner",
   .adapter_method_too = "dino",
   .apply_adapter = apply_aligner,

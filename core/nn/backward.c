@@ -133,7 +133,10 @@ agc_act_backward (float *dx, const float *dout, const float *x, size_t n, AgcAct
 {
   // in float: one derivative per element, no sum, so double buys nothing
   // but time (erff and expf are within a few ulp, exp_poly 2)
-  if (act == AGC_ACT_GELU)
+  if (act == AGC_ACT_RELU)
+    for (size_t i = 0; i < n; i++)
+      dx[i] += x[i] > 0.0f ? dout[i] : 0.0f;
+  else if (act == AGC_ACT_GELU)
     // out = 0.5 x (1 + erf(x / sqrt 2)) = x Phi(x): Phi(x) + x phi(x)
     for (size_t i = 0; i < n; i++)
       {

@@ -1,22 +1,30 @@
-/* resnet.c — torchvision ResNet-50 (no fc) on OpenBLAS.
+/* resnet.c — torchvision ResNet-50 (no fc) on the library's packed kernels
+ * (or on OpenBLAS, or int8, as the engine options say).
  *
  * Activations are pixel-major (NHWC), [B*H*W, C] row-major, so that a conv
  * is the GEMM out[P, C_out] = col[P, k*k*C_in] @ weight[k*k*C_in, C_out]
  * over its P output pixels, where a col row is the input's k*k neighbours
  * of one pixel side by side (each a contiguous run of C_in floats), and a
- * 1x1 stride-1 conv reads its input itself as col.
+ * 1x1 stride-1 conv reads its input itself as col.  BatchNorm is folded into
+ * each conv's weight and bias on load.
  *
- * The output pixels are cut into tiles of a few hundred rows.  A pool thread
- * (threads.h) builds its tile's col rows, runs a single-threaded sgemm into
- * the tile's output rows and adds the folded BatchNorm bias and the ReLU
- * while the tile is still in its cache: no col matrix for the whole image, no
- * separate pass over the output.  When a conv has too few pixels to give
- * every thread a tile (layer4 at batch 1), its GEMM is split by output
- * channels instead.  Scratch lives in an arena kept from call to call. */
+ * Own kernels (the default): each conv's weight is packed into panels
+ * (gemm-packed.h) on load.  The output is cut into jobs of JOB_ROWS pixels
+ * by blocks of whole panels (output channels); a pool thread builds its
+ * job's col rows in its own scratch and runs the packed product on them
+ * with the bias, the ReLU and the residual in the tile's epilogue.  When the
+ * pixels are too few to give every thread jobs (layer3 and 4 at small
+ * batches) the col rows are built once and the jobs are blocks of channels.
+ * OpenBLAS: resnet-conv.h's convolution (im2col tiles + sgemm), which
+ * training runs too.  int8: col rows in chunks of bounded size, each one
+ * product of gemm-int8.h over the pool, then bias and ReLU.  Scratch lives
+ * in an arena kept from call to call. */
 #include "nn/resnet.h"
 #include "nn/resnet-conv.h"
 
 #include "kernels/arena.h"
+#include "kernels/gemm-int8.h"
+#include "kernels/gemm-packed.h"
 #include "kernels/threads.h"
 
 #include <cblas.h>
@@ -32,7 +40,14 @@
 const int agc_resnet_blocks_per_layer[N_LAYERS] = { 3, 4, 6, 3 };
 const int agc_resnet_layer_width[N_LAYERS] = { 64, 128, 256, 512 };
 
-typedef AgcConv Conv; // the weight with BatchNorm's scale folded in, the bias its shift
+typedef struct
+{
+  // the weight with BatchNorm's scale folded in, the bias its shift; the
+  // OpenBLAS form (resnet-conv.h), always kept
+  AgcConv blas;
+  AgcPackedMatrix packed; // the same weight in panels; panels NULL without a packed kernel
+  AgcInt8Matrix *int8;    // quantised while int8 is on, else NULL
+} Conv;
 
 typedef struct
 {
@@ -46,6 +61,7 @@ struct AgcResNet
 {
   Conv stem; // 7x7/2, 3 -> 64
   Bottleneck blocks[N_BLOCKS];
+  AgcEngineOptions options;
   AgcArena scratch; // activations and per-thread col tiles, reused across calls
 };
 
@@ -54,8 +70,10 @@ struct AgcResNet
 static void
 conv_clear (Conv *conv)
 {
-  g_clear_pointer (&conv->weight, g_free);
-  g_clear_pointer (&conv->bias, g_free);
+  g_clear_pointer (&conv->blas.weight, g_free);
+  g_clear_pointer (&conv->blas.bias, g_free);
+  agc_packed_matrix_clear (&conv->packed);
+  g_clear_pointer (&conv->int8, agc_int8_matrix_free);
 }
 
 void
@@ -75,15 +93,71 @@ agc_resnet_free (AgcResNet *net)
   g_free (net);
 }
 
+// the folded weight as rows [c_out, k*k*c_in] (PyTorch's [out, in], the
+// taps in the order of a col row): what the packed and int8 forms take
+static float *
+conv_weight_rows (const AgcConv *c)
+{
+  size_t k = (size_t) c->kernel * c->kernel * c->c_in;
+  float *rows = g_try_new (float, k * c->c_out);
+  if (rows != NULL)
+    for (size_t i = 0; i < k; i++)
+      for (int o = 0; o < c->c_out; o++)
+        rows[o * k + i] = c->weight[i * c->c_out + o];
+  return rows;
+}
+
+static gboolean
+no_memory (GError **error, const AgcConv *c, const char *form)
+{
+  g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+               "cannot allocate the %s weights of a %d x %d ResNet convolution", form, c->c_out,
+               c->kernel * c->kernel * c->c_in);
+  return FALSE;
+}
+
+// the panels of our kernels, where the CPU has one
+static gboolean
+conv_pack (Conv *conv, GError **error)
+{
+  if (!agc_packed_gemm_available ())
+    return TRUE;
+  const AgcConv *c = &conv->blas;
+  float *rows = conv_weight_rows (c);
+  if (rows == NULL)
+    return no_memory (error, c, "packed");
+  int n_in = c->kernel * c->kernel * c->c_in;
+  AgcParam param = { AGC_DTYPE_F32, rows, (size_t) c->c_out * n_in };
+  const AgcParam *parts[1] = { &param };
+  gboolean ok = agc_packed_matrix_init (&conv->packed, NULL, parts, &c->c_out, 1, n_in, error);
+  g_free (rows);
+  return ok;
+}
+
+static gboolean
+conv_quantise (Conv *conv, GError **error)
+{
+  if (conv->blas.weight == NULL || conv->int8 != NULL)
+    return TRUE;
+  const AgcConv *c = &conv->blas;
+  float *rows = conv_weight_rows (c);
+  if (rows == NULL)
+    return no_memory (error, c, "int8");
+  conv->int8 = agc_int8_matrix_new (rows, c->c_out, c->kernel * c->kernel * c->c_in, error);
+  g_free (rows);
+  return conv->int8 != NULL;
+}
+
 // conv (no bias, as torchvision's) followed by BatchNorm in eval mode:
 // y = (W x - mean) * s + beta with s = gamma / sqrt(var + eps), i.e. a conv
 // with weight s * W and bias beta - mean * s
 static gboolean
-conv_bn_load (Conv *conv, const AgcWeights *weights, const char *prefix, const char *conv_name,
+conv_bn_load (Conv *folded, const AgcWeights *weights, const char *prefix, const char *conv_name,
               const char *bn_name, int c_in, int c_out, int kernel, int stride, GError **error)
 {
-  *conv = (Conv) { .c_in = c_in, .c_out = c_out, .kernel = kernel, .stride = stride,
-                   .padding = kernel / 2 };
+  *folded = (Conv) { .blas = { .c_in = c_in, .c_out = c_out, .kernel = kernel, .stride = stride,
+                               .padding = kernel / 2 } };
+  AgcConv *conv = &folded->blas;
   g_autofree char *weight_name = g_strconcat (prefix, conv_name, ".weight", NULL);
   int64_t shape[4] = { c_out, c_in, kernel, kernel };
   conv->weight = agc_weights_take_f32 (weights, weight_name, 4, shape, error);
@@ -128,7 +202,7 @@ conv_bn_load (Conv *conv, const AgcWeights *weights, const char *prefix, const c
     }
   for (int f = 0; f < 4; f++)
     g_free (bn[f]);
-  return ok;
+  return ok && conv_pack (folded, error);
 }
 
 // conv1.weight missing: a checkpoint saved from a wrapper (DINO's
@@ -236,19 +310,19 @@ enum
 };
 
 int
-agc_conv_out_size (const Conv *c, int size)
+agc_conv_out_size (const AgcConv *c, int size)
 {
   return (size + 2 * c->padding - c->kernel) / c->stride + 1;
 }
 
 static gboolean
-conv_needs_col (const Conv *c)
+conv_needs_col (const AgcConv *c)
 {
   return c->kernel != 1 || c->stride != 1;
 }
 
 static int
-conv_k (const Conv *c)
+conv_k (const AgcConv *c)
 {
   return c->kernel * c->kernel * c->c_in;
 }
@@ -279,7 +353,7 @@ conv_plan (int n_rows, int threads)
 
 // col floats the plan needs: one tile per thread, or all rows at once
 static size_t
-plan_col_floats (const Plan *plan, const Conv *c, int threads)
+plan_col_floats (const Plan *plan, const AgcConv *c, int threads)
 {
   if (!conv_needs_col (c))
     return 0;
@@ -289,7 +363,7 @@ plan_col_floats (const Plan *plan, const Conv *c, int threads)
 
 typedef struct
 {
-  const Conv *conv;
+  const AgcConv *conv;
   float *out;       // [P, c_out]
   const float *in;  // [B, H, W, c_in]
   float *col;       // tiles: thread t's [tile_rows, K] at col + t * col_stride; else [P, K]
@@ -307,7 +381,7 @@ typedef struct
 static void
 im2col_rows (float *col, const ConvRun *r, int r0, int r1)
 {
-  const Conv *c = r->conv;
+  const AgcConv *c = r->conv;
   int k = c->kernel, s = c->stride, p = c->padding, c_in = c->c_in;
   size_t run = (size_t) k * c_in;
   for (int row = r0; row < r1; row++)
@@ -342,7 +416,7 @@ im2col_job (void *ctx, int begin, int end, int thread)
 }
 
 void
-agc_conv_im2col (float *col, const Conv *c, const float *in, int batch, int height, int width)
+agc_conv_im2col (float *col, const AgcConv *c, const float *in, int batch, int height, int width)
 {
   ConvRun r = { .conv = c, .in = in, .col = col, .height = height, .width = width,
                 .out_h = agc_conv_out_size (c, height), .out_w = agc_conv_out_size (c, width) };
@@ -380,7 +454,7 @@ static void
 conv_tiles (void *ctx, int begin, int end, int thread)
 {
   const ConvRun *r = ctx;
-  const Conv *c = r->conv;
+  const AgcConv *c = r->conv;
   int k = conv_k (c);
   for (int t = begin; t < end; t++)
     {
@@ -405,7 +479,7 @@ conv_channels (void *ctx, int begin, int end, int thread)
 {
   (void) thread;
   const ConvRun *r = ctx;
-  const Conv *c = r->conv;
+  const AgcConv *c = r->conv;
   int k = conv_k (c), n = r->plan.n_rows;
   const float *a = conv_needs_col (c) ? r->col : r->in;
   for (int j = begin; j < end; j++)
@@ -422,7 +496,7 @@ conv_channels (void *ctx, int begin, int end, int thread)
 // accumulate: the residual), then ReLU if asked.  Runs on the pool with
 // OpenBLAS single-threaded.
 void
-agc_conv_forward (float *out, const float *in, float *col, size_t col_stride, const Conv *c,
+agc_conv_forward (float *out, const float *in, float *col, size_t col_stride, const AgcConv *c,
                   int batch, int height, int width, gboolean accumulate, gboolean relu)
 {
   int threads = agc_threads_count ();
@@ -503,6 +577,253 @@ to_pixel_major_rows (void *ctx, int begin, int end, int thread)
     }
 }
 
+/* ---- our kernels and int8 ------------------------------------------------ */
+
+typedef enum
+{
+  ENGINE_BLAS,   // resnet-conv.h's convolution on OpenBLAS
+  ENGINE_PACKED, // our packed kernels
+  ENGINE_INT8,
+} Engine;
+
+static Engine
+engine_of (const AgcResNet *net)
+{
+  if (net->options.int8 && net->stem.int8 != NULL && agc_int8_available ())
+    return ENGINE_INT8;
+  // the panels exist when the CPU had a kernel at load; tests may turn it off since
+  if (!net->options.use_openblas && net->stem.packed.panels != NULL
+      && agc_packed_gemm_available ())
+    return ENGINE_PACKED;
+  return ENGINE_BLAS;
+}
+
+enum
+{
+  // output pixels per job: 16 of the AVX-512 kernel's tiles, the col rows
+  // of a 3x3 conv of layer2 (192 x 1152 floats) within L2
+  JOB_ROWS = 192,
+  JOBS_PER_THREAD_PACKED = 4, // fewer jobs: split the channels too
+  // floats of int8 mode's col chunk: a bounded 16 MB whatever the batch
+  INT8_CHUNK_FLOATS = 1 << 22,
+};
+
+// how a conv's output is cut into jobs: blocks of rows x blocks of panels
+typedef struct
+{
+  int n_rows, job_rows, n_row_jobs;
+  int panels_per_job, n_col_jobs;
+  gboolean shared_col; // col rows built once for all jobs (channel blocks share them)
+} PackedPlan;
+
+static PackedPlan
+packed_plan (const AgcConv *c, int n_rows, int threads)
+{
+  PackedPlan p = { .n_rows = n_rows, .n_row_jobs = (n_rows + JOB_ROWS - 1) / JOB_ROWS };
+  p.job_rows = (n_rows + p.n_row_jobs - 1) / p.n_row_jobs; // nearly equal heights
+  int n_panels = (c->c_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
+  int want = threads * JOBS_PER_THREAD_PACKED;
+  p.n_col_jobs = p.n_row_jobs >= want
+                   ? 1
+                   : MIN (n_panels, (want + p.n_row_jobs - 1) / p.n_row_jobs);
+  p.panels_per_job = (n_panels + p.n_col_jobs - 1) / p.n_col_jobs;
+  p.n_col_jobs = (n_panels + p.panels_per_job - 1) / p.panels_per_job;
+  p.shared_col = conv_needs_col (c) && p.n_col_jobs > 1;
+  return p;
+}
+
+static int
+int8_chunk_rows (const AgcConv *c, int n_rows)
+{
+  return CLAMP (INT8_CHUNK_FLOATS / conv_k (c), 1, n_rows);
+}
+
+// col floats of a conv of n_rows output pixels on engine e
+static size_t
+engine_col_floats (Engine e, const AgcConv *c, int n_rows, int threads)
+{
+  if (e == ENGINE_BLAS)
+    {
+      Plan plan = conv_plan (n_rows, threads);
+      return plan_col_floats (&plan, c, threads);
+    }
+  if (!conv_needs_col (c))
+    return 0;
+  if (e == ENGINE_INT8)
+    return (size_t) int8_chunk_rows (c, n_rows) * conv_k (c);
+  PackedPlan p = packed_plan (c, n_rows, threads);
+  return (size_t) conv_k (c) * (p.shared_col ? (size_t) n_rows : (size_t) threads * p.job_rows);
+}
+
+typedef struct
+{
+  ConvRun geometry; // conv, in, out, sizes
+  const Conv *conv;
+  PackedPlan plan;
+  gboolean accumulate, relu;
+} PackedRun;
+
+static void
+packed_jobs (void *ctx, int begin, int end, int thread)
+{
+  const PackedRun *r = ctx;
+  const AgcConv *c = &r->conv->blas;
+  const PackedPlan *p = &r->plan;
+  int k = conv_k (c);
+  for (int job = begin; job < end; job++)
+    {
+      int row_job = job / p->n_col_jobs, col_job = job % p->n_col_jobs;
+      int r0 = row_job * p->job_rows, rows = MIN (p->job_rows, p->n_rows - r0);
+      const float *a = r->geometry.in + (size_t) r0 * c->c_in;
+      if (p->shared_col)
+        a = r->geometry.col + (size_t) r0 * k;
+      else if (conv_needs_col (c))
+        {
+          float *col = r->geometry.col + thread * r->geometry.col_stride;
+          im2col_rows (col, &r->geometry, r0, r0 + rows);
+          a = col;
+        }
+      // this job's panels as a matrix of their own
+      int first = col_job * p->panels_per_job * AGC_PANEL_WIDTH;
+      AgcPackedMatrix block = {
+        .n_out = MIN (c->c_out - first, p->panels_per_job * AGC_PANEL_WIDTH), .n_in = k,
+        .panels = r->conv->packed.panels + (size_t) first * k
+      };
+      AgcGemmEpilogue epilogue = { .bias = c->bias + first, .apply_act = r->relu,
+                                   .act = AGC_ACT_RELU };
+      agc_gemm_packed_serial (r->geometry.out + (size_t) r0 * c->c_out + first, c->c_out, a, k,
+                              &block, rows, r->accumulate ? 1.0f : 0.0f, &epilogue);
+    }
+}
+
+static void
+packed_forward (float *out, const float *in, float *col, size_t col_stride, const Conv *conv,
+                int batch, int height, int width, gboolean accumulate, gboolean relu)
+{
+  const AgcConv *c = &conv->blas;
+  PackedRun r = { .geometry = { .conv = c, .out = out, .in = in, .col = col,
+                                .col_stride = col_stride, .height = height, .width = width,
+                                .out_h = agc_conv_out_size (c, height),
+                                .out_w = agc_conv_out_size (c, width) },
+                  .conv = conv, .accumulate = accumulate, .relu = relu };
+  int n_rows = batch * r.geometry.out_h * r.geometry.out_w;
+  r.plan = packed_plan (c, n_rows, agc_threads_count ());
+  if (r.plan.shared_col)
+    agc_parallel_for (n_rows, agc_threads_row_grain (n_rows, conv_k (c)), im2col_job,
+                      &r.geometry);
+  agc_parallel_for (r.plan.n_row_jobs * r.plan.n_col_jobs, 1, packed_jobs, &r);
+}
+
+typedef struct
+{
+  const ConvRun *geometry;
+  float *col; // rows from r0 on
+  int r0;
+  gboolean relu;
+} Int8Chunk;
+
+static void
+int8_im2col_job (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Int8Chunk *ch = ctx;
+  im2col_rows (ch->col + (size_t) begin * conv_k (ch->geometry->conv), ch->geometry,
+               ch->r0 + begin, ch->r0 + end);
+}
+
+static void
+int8_bias_act_job (void *ctx, int begin, int end, int thread)
+{
+  (void) thread;
+  const Int8Chunk *ch = ctx;
+  const AgcConv *c = ch->geometry->conv;
+  bias_act (ch->geometry->out + (size_t) (ch->r0 + begin) * c->c_out, c->c_out, c->bias,
+            end - begin, c->c_out, ch->relu);
+}
+
+// chunks of rows: col rows on the pool, one int8 product over the pool,
+// bias and ReLU on the pool
+static gboolean
+int8_forward (float *out, const float *in, float *col, const Conv *conv, int batch, int height,
+              int width, gboolean accumulate, gboolean relu, GError **error)
+{
+  const AgcConv *c = &conv->blas;
+  ConvRun g = { .conv = c, .out = out, .in = in, .height = height, .width = width,
+                .out_h = agc_conv_out_size (c, height), .out_w = agc_conv_out_size (c, width) };
+  int n_rows = batch * g.out_h * g.out_w, k = conv_k (c), chunk = int8_chunk_rows (c, n_rows);
+  for (int r0 = 0; r0 < n_rows; r0 += chunk)
+    {
+      int rows = MIN (chunk, n_rows - r0);
+      Int8Chunk ch = { .geometry = &g, .col = col, .r0 = r0, .relu = relu };
+      const float *a = in + (size_t) r0 * c->c_in;
+      if (conv_needs_col (c))
+        {
+          agc_parallel_for (rows, agc_threads_row_grain (rows, k), int8_im2col_job, &ch);
+          a = col;
+        }
+      if (!agc_gemm_int8 (out + (size_t) r0 * c->c_out, c->c_out, a, k, conv->int8, rows,
+                          accumulate ? 1.0f : 0.0f, error))
+        return FALSE;
+      agc_parallel_for (rows, agc_threads_row_grain (rows, c->c_out), int8_bias_act_job, &ch);
+    }
+  return TRUE;
+}
+
+// out[B*H'*W', c_out] = conv(in[B, H, W, c_in]) + bias (+ out when
+// accumulate: the residual), then ReLU if asked, on engine e
+static gboolean
+conv_run (Engine e, float *out, const float *in, float *col, size_t col_stride, const Conv *conv,
+          int batch, int height, int width, gboolean accumulate, gboolean relu, GError **error)
+{
+  if (e == ENGINE_INT8)
+    return int8_forward (out, in, col, conv, batch, height, width, accumulate, relu, error);
+  if (e == ENGINE_PACKED)
+    packed_forward (out, in, col, col_stride, conv, batch, height, width, accumulate, relu);
+  else
+    agc_conv_forward (out, in, col, col_stride, &conv->blas, batch, height, width, accumulate,
+                      relu);
+  return TRUE;
+}
+
+gboolean
+agc_resnet_set_options (AgcResNet *net, const AgcEngineOptions *options, GError **error)
+{
+  g_return_val_if_fail (net != NULL && options != NULL, FALSE);
+  if (options->int8 && !agc_int8_available ())
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
+                   "int8 mode needs a CPU with AVX2 at least");
+      return FALSE;
+    }
+  Conv *convs[1 + 4 * N_BLOCKS] = { &net->stem };
+  int n = 1;
+  for (int i = 0; i < N_BLOCKS; i++)
+    {
+      convs[n++] = &net->blocks[i].conv1;
+      convs[n++] = &net->blocks[i].conv2;
+      convs[n++] = &net->blocks[i].conv3;
+      convs[n++] = &net->blocks[i].downsample;
+    }
+  for (int i = 0; i < n; i++)
+    if (!options->int8)
+      g_clear_pointer (&convs[i]->int8, agc_int8_matrix_free);
+    else if (!conv_quantise (convs[i], error))
+      {
+        for (int j = 0; j < n; j++) // unchanged: int8 stays off
+          g_clear_pointer (&convs[j]->int8, agc_int8_matrix_free);
+        return FALSE;
+      }
+  net->options = *options;
+  return TRUE;
+}
+
+AgcEngineOptions
+agc_resnet_get_options (const AgcResNet *net)
+{
+  g_return_val_if_fail (net != NULL, agc_engine_default_options ());
+  return net->options;
+}
+
 // floats each scratch buffer needs, found by walking the same geometry as
 // the forward pass
 typedef struct
@@ -513,32 +834,41 @@ typedef struct
 } ScratchSizes;
 
 size_t
-agc_conv_col_floats (const Conv *c, int batch, int height, int width, int threads)
+agc_conv_col_floats (const AgcConv *c, int batch, int height, int width, int threads)
 {
   int n_rows = batch * agc_conv_out_size (c, height) * agc_conv_out_size (c, width);
   Plan plan = conv_plan (n_rows, threads);
   return plan_col_floats (&plan, c, threads);
 }
 
+// col floats of conv on engine e for an input of batch x height x width
+static size_t
+col_floats (Engine e, const Conv *conv, int batch, int height, int width, int threads)
+{
+  const AgcConv *c = &conv->blas;
+  int n_rows = batch * agc_conv_out_size (c, height) * agc_conv_out_size (c, width);
+  return engine_col_floats (e, c, n_rows, threads);
+}
+
 static ScratchSizes
-scratch_sizes (const AgcResNet *net, int batch, int height, int width, int threads)
+scratch_sizes (const AgcResNet *net, Engine e, int batch, int height, int width, int threads)
 {
   ScratchSizes s = { .act = (size_t) 3 * batch * height * width };
-  const Conv *stem = &net->stem;
-  s.col = agc_conv_col_floats (stem, batch, height, width, threads);
+  const AgcConv *stem = &net->stem.blas;
+  s.col = col_floats (e, &net->stem, batch, height, width, threads);
   int h = agc_conv_out_size (stem, height), w = agc_conv_out_size (stem, width);
   s.act = MAX (s.act, (size_t) stem->c_out * batch * h * w);
   h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1; // max-pool
   for (int i = 0; i < N_BLOCKS; i++)
     {
       const Bottleneck *blk = &net->blocks[i];
-      s.mid = MAX (s.mid, (size_t) blk->conv1.c_out * batch * h * w);
-      s.col = MAX (s.col, agc_conv_col_floats (&blk->conv2, batch, h, w, threads));
-      if (blk->downsample.weight != NULL)
-        s.col = MAX (s.col, agc_conv_col_floats (&blk->downsample, batch, h, w, threads));
-      h = agc_conv_out_size (&blk->conv2, h), w = agc_conv_out_size (&blk->conv2, w);
-      s.mid = MAX (s.mid, (size_t) blk->conv2.c_out * batch * h * w);
-      s.act = MAX (s.act, (size_t) blk->conv3.c_out * batch * h * w);
+      s.mid = MAX (s.mid, (size_t) blk->conv1.blas.c_out * batch * h * w);
+      s.col = MAX (s.col, col_floats (e, &blk->conv2, batch, h, w, threads));
+      if (blk->downsample.blas.weight != NULL)
+        s.col = MAX (s.col, col_floats (e, &blk->downsample, batch, h, w, threads));
+      h = agc_conv_out_size (&blk->conv2.blas, h), w = agc_conv_out_size (&blk->conv2.blas, w);
+      s.mid = MAX (s.mid, (size_t) blk->conv2.blas.c_out * batch * h * w);
+      s.act = MAX (s.act, (size_t) blk->conv3.blas.c_out * batch * h * w);
     }
   return s;
 }
@@ -560,7 +890,8 @@ agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int he
       return FALSE;
     }
   int threads = agc_threads_count ();
-  ScratchSizes s = scratch_sizes (net, batch, height, width, threads);
+  Engine e = engine_of (net);
+  ScratchSizes s = scratch_sizes (net, e, batch, height, width, threads);
   size_t col_stride = s.col / threads; // one tile per thread, where tiles are used
   float *cursor = agc_arena_reserve ((AgcArena *) &net->scratch,
                                      2 * agc_arena_size (s.act) + 2 * agc_arena_size (s.mid)
@@ -580,33 +911,39 @@ agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int he
   agc_parallel_for (batch * height, 0, to_pixel_major_rows, &t);
 
   int h = height, w = width;
-  agc_conv_forward (y, x, col, col_stride, &net->stem, batch, h, w, FALSE, TRUE);
-  h = agc_conv_out_size (&net->stem, h), w = agc_conv_out_size (&net->stem, w);
+  gboolean ok = conv_run (e, y, x, col, col_stride, &net->stem, batch, h, w, FALSE, TRUE, error);
+  h = agc_conv_out_size (&net->stem.blas, h), w = agc_conv_out_size (&net->stem.blas, w);
   PoolRun pool = { .out = x, .in = y, .channels = STEM_WIDTH, .height = h, .width = w,
                    .out_h = (h - 1) / 2 + 1, .out_w = (w - 1) / 2 + 1 };
-  agc_parallel_for (batch * pool.out_h, 0, maxpool_rows, &pool);
+  if (ok)
+    agc_parallel_for (batch * pool.out_h, 0, maxpool_rows, &pool);
   h = pool.out_h, w = pool.out_w;
 
-  for (int i = 0; i < N_BLOCKS; i++)
+  for (int i = 0; ok && i < N_BLOCKS; i++)
     {
       const Bottleneck *blk = &net->blocks[i];
-      int h2 = agc_conv_out_size (&blk->conv2, h), w2 = agc_conv_out_size (&blk->conv2, w);
-      agc_conv_forward (t1, x, col, col_stride, &blk->conv1, batch, h, w, FALSE, TRUE);
-      agc_conv_forward (t2, t1, col, col_stride, &blk->conv2, batch, h, w, FALSE, TRUE);
+      const AgcConv *conv2 = &blk->conv2.blas;
+      int h2 = agc_conv_out_size (conv2, h), w2 = agc_conv_out_size (conv2, w);
+      ok = conv_run (e, t1, x, col, col_stride, &blk->conv1, batch, h, w, FALSE, TRUE, error)
+           && conv_run (e, t2, t1, col, col_stride, &blk->conv2, batch, h, w, FALSE, TRUE, error);
       // the residual sum builds up in the identity's buffer: x itself, or
       // the projection in y
       float *sum = x;
-      if (blk->downsample.weight != NULL)
+      if (ok && blk->downsample.blas.weight != NULL)
         {
-          agc_conv_forward (y, x, col, col_stride, &blk->downsample, batch, h, w, FALSE, FALSE);
+          ok = conv_run (e, y, x, col, col_stride, &blk->downsample, batch, h, w, FALSE, FALSE,
+                         error);
           sum = y;
         }
-      agc_conv_forward (sum, t2, col, col_stride, &blk->conv3, batch, h2, w2, TRUE, TRUE);
+      ok = ok
+           && conv_run (e, sum, t2, col, col_stride, &blk->conv3, batch, h2, w2, TRUE, TRUE, error);
       if (sum == y)
         y = x, x = sum;
       h = h2, w = w2;
     }
   agc_threads_blas_serial_end ();
+  if (!ok)
+    return FALSE;
 
   // global average pool: features[b, c] = mean of x[b, :, :, c]
   size_t n_pixels = (size_t) h * w;

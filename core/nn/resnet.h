@@ -23,10 +23,12 @@
 #include "agriclip.h"
 #include "formats/weights.h"
 
-/* AgcResNet, AGC_RESNET_FEATURES, agc_resnet_open, agc_resnet_forward and
- * agc_resnet_free are public (agriclip.h, "ResNet-50 backbone"). */
+/* AgcResNet, AGC_RESNET_FEATURES, agc_resnet_open, agc_resnet_forward,
+ * agc_resnet_set_options and agc_resnet_free are public (agriclip.h, "ResNet-50 backbone"). */
 
 /* prefix: "" or e.g. "backbone." (prepended to every name).  When conv1.weight
  * is missing but the file has it under another prefix, the error names it. */
 AgcResNet *agc_resnet_load (const AgcWeights *weights, const char *prefix, GError **error);
 
+/* The options agc_resnet_set_options last set (the defaults until then). */
+AgcEngineOptions agc_resnet_get_options (const AgcResNet *net);

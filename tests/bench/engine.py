@@ -4,6 +4,7 @@ shaped like `agriclip bench`'s: {"what": "image", "n": 8, "median_s": …}.
   engine.py torch  --model DIR …           PyTorch (Debian's), float32 eager
   engine.py torch  --resnet FILE …         torchvision's ResNet-50 (no fc) on those weights
   engine.py export --model DIR --onnx DIR  writes vision.onnx and text.onnx
+  engine.py export --resnet FILE --onnx DIR  writes vision.onnx (the ResNet-50, no text)
   engine.py ort    --onnx DIR …            ONNX Runtime on those files
 
 Inputs are the files bench.py writes: --pixels (raw float32 [n, 3, S, S])
@@ -148,6 +149,8 @@ def cmd_torch(args):
 
 def cmd_export(args):
     import torch
+    if args.resnet:
+        return export_resnet(args)
     import clip_torch
     vision, text, config = clip_torch.load(args.model)
     size = image_size_of(args.model)
@@ -164,6 +167,19 @@ def cmd_export(args):
                           dynamic_axes={"ids": {0: "batch"}, "embedding": {0: "batch"}})
     with open(os.path.join(args.onnx, "meta.json"), "w") as f:
         json.dump({"image_size": size, "torch": torch.__version__}, f)
+
+
+def export_resnet(args):
+    import torch
+    model = load_resnet(args.resnet)
+    os.makedirs(args.onnx, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.zeros(1, 3, RESNET_IMAGE_SIZE, RESNET_IMAGE_SIZE),),
+                          os.path.join(args.onnx, "vision.onnx"), input_names=["pixels"],
+                          output_names=["embedding"], opset_version=17,
+                          dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}})
+    with open(os.path.join(args.onnx, "meta.json"), "w") as f:
+        json.dump({"image_size": RESNET_IMAGE_SIZE, "torch": torch.__version__}, f)
 
 
 def cmd_ort(args):
