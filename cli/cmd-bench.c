@@ -6,6 +6,10 @@
  * encoder of AgriCLIP models, to put it beside torchvision's: on our
  * kernels (image), and on OpenBLAS (image_blas) unless --no-floor.
  *
+ * --fma-peak first measures the FMA throughput this machine allows
+ * (fma-peak.h: AVX2 and AVX-512, one thread and --threads), the ceiling the
+ * GEMM floors are read against; alone (no --model) it is all that runs.
+ *
  * --int8 times the image encoder in int8 mode (agc_model_set_int8, or
  * agc_resnet_set_options): its results are named image_int8 and
  * image_int8_floor (the GEMMs alone; not for a ResNet), and --dump writes
@@ -16,6 +20,7 @@
  * for people.  Times are medians over --iterations calls after one warm-up
  * call. */
 #include "cli.h"
+#include "fma-peak.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -131,6 +136,32 @@ dump (const char *path, const float *data, size_t n, GError **error)
   return g_file_set_contents (path, (const char *) data, (gssize) (n * sizeof (float)), error);
 }
 
+// one line per instruction set and thread count: the best and the median
+// of the repeats
+static void
+print_fma_peaks (gboolean table)
+{
+  static const struct
+  {
+    FmaPeakIsa isa;
+    const char *name;
+  } isas[] = { { FMA_PEAK_AVX2, "avx2" }, { FMA_PEAK_AVX512, "avx512" } };
+  int counts[] = { 1, agc_get_threads () };
+  for (size_t i = 0; i < G_N_ELEMENTS (isas); i++)
+    for (int c = 0; c < (counts[1] > 1 ? 2 : 1) && fma_peak_supported (isas[i].isa); c++)
+      {
+        double median, best = fma_peak_gflops (isas[i].isa, counts[c], 7, 0.1, &median);
+        if (table)
+          printf ("FMA peak %-6s %d thread%s %8.1f GFLOP/s (median %.1f)\n", isas[i].name,
+                  counts[c], counts[c] > 1 ? "s" : "", best, median);
+        else
+          printf ("{\"what\": \"fma_peak\", \"isa\": \"%s\", \"threads\": %d, "
+                  "\"gflops\": %.2f, \"median_gflops\": %.2f}\n",
+                  isas[i].name, counts[c], best, median);
+      }
+  fflush (stdout);
+}
+
 static float *
 read_pixels (const char *path, size_t image_len, int *n_images, GError **error)
 {
@@ -230,6 +261,7 @@ run (int argc, char **argv)
   g_autofree char *dump_prefix = NULL, *resnet_path = NULL, *prefix = NULL;
   int iterations = 5, threads = 0;
   gboolean table = FALSE, no_floor = FALSE, no_text = FALSE, no_image = FALSE, int8 = FALSE;
+  gboolean fma_peak = FALSE;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, N_("Model folder"), N_("DIR") },
     { "resnet", 0, 0, G_OPTION_ARG_FILENAME, &resnet_path,
@@ -252,6 +284,9 @@ run (int argc, char **argv)
     { "no-floor", 0, 0, G_OPTION_ARG_NONE, &no_floor, N_("Skip the GEMM-only runs"), NULL },
     { "no-image", 0, 0, G_OPTION_ARG_NONE, &no_image, N_("Skip image encoding"), NULL },
     { "no-text", 0, 0, G_OPTION_ARG_NONE, &no_text, N_("Skip text encoding"), NULL },
+    { "fma-peak", 0, 0, G_OPTION_ARG_NONE, &fma_peak,
+      N_("First measure the FMA throughput of this machine (AVX2, AVX-512; 1 and --threads "
+         "threads); without --model or --resnet only that"), NULL },
     { "table", 0, 0, G_OPTION_ARG_NONE, &table, N_("Print a table instead of JSON lines"),
       NULL },
     { "int8", 0, 0, G_OPTION_ARG_NONE, &int8,
@@ -262,7 +297,9 @@ run (int argc, char **argv)
   g_autoptr (GOptionContext) context = cli_option_context_new (&cli_bench_command, entries);
   if (!cli_parse (context, &cli_bench_command, &argc, &argv))
     return CLI_EXIT_USAGE;
-  if ((model_dir == NULL) == (resnet_path == NULL))
+  if (model_dir != NULL && resnet_path != NULL)
+    return cli_usage (&cli_bench_command, _("give either --model or --resnet"));
+  if (model_dir == NULL && resnet_path == NULL && !fma_peak)
     return cli_usage (&cli_bench_command, _("give either --model or --resnet"));
   if (resnet_path != NULL && prompts_path != NULL)
     return cli_usage (&cli_bench_command, _("--prompts needs --model: a ResNet has no text tower"));
@@ -282,6 +319,10 @@ run (int argc, char **argv)
     }
   if (threads > 0)
     agc_set_threads (threads);
+  if (fma_peak)
+    print_fma_peaks (table);
+  if (model_dir == NULL && resnet_path == NULL)
+    return CLI_EXIT_OK;
   // a ResNet has no GEMM-only mode (the models'); its second run is on OpenBLAS
   int n_runs = no_floor ? 1 : resnet_path != NULL ? (int8 ? 1 : 2) : int8 ? 2 : 3;
 

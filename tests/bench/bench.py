@@ -21,7 +21,10 @@
 4. Runs rounds in which the engines alternate (the order rotates), each a
    fresh process timing image batches 1 and 8 and the prompts in-process;
    the project also times its GEMMs alone (`agriclip bench`'s floors: on
-   its own packed kernels, and on OpenBLAS).
+   its own packed kernels, and on OpenBLAS), and `agriclip bench --fma-peak`
+   measures what the FMA units allow (AVX-512 and AVX2, 1 and --threads
+   threads): the image products are reported as a share of that peak, the
+   floor's FLOP counted from the model's shapes (image_gemm_flop).
    PyTorch's ResNet-50 is also tried with oneDNN (torch.backends.mkldnn) on
    and off and with channels_last: its best setting is the one compared.
    The ResNet-50 runs on PyTorch 1.13 (/usr/bin/python3) and PyTorch 2.6
@@ -122,6 +125,21 @@ def make_inputs(work):
     return pixels, path, len(prompts)
 
 
+def image_gemm_flop(model):
+    """Float32 FLOP (a multiply-add counted as 2) of one image's matrix products
+    in a CLIP ViT folder: the patch embedding, each block's q/k/v, output and
+    MLP products, attention's scores and weighted values, the projection."""
+    with open(os.path.join(model, "config.json")) as f:
+        config = json.load(f)
+    v = config["vision_config"]
+    d, m, layers = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"]
+    patches = (v["image_size"] // v["patch_size"]) ** 2
+    tokens = patches + 1
+    per_layer = tokens * d * (3 * d + d + 2 * m) + 2 * tokens * tokens * d
+    macs = patches * 3 * v["patch_size"] ** 2 * d + layers * per_layer + d * config["projection_dim"]
+    return 2.0 * macs
+
+
 def run_json(cmd, env=None, timeout=3600):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if proc.returncode != 0:
@@ -203,6 +221,13 @@ class Engines:
         else:
             cmd += ["--vocab", model, *common]
         return self._per_item(run_json(cmd + list(extra)), engine)
+
+    def fma_peak(self):
+        """{fma_peak_ISA_THREADS: GFLOP/s}: `agriclip bench --fma-peak`, the best of
+        its repeats (other jobs on the machine lower the median, not the peak)."""
+        cmd = [self.args.agriclip, "bench", "--fma-peak", "--threads", str(self.args.threads)]
+        return {f"fma_peak_{r['isa']}_{r['threads']}": r["gflops"]
+                for r in run_json(cmd, env=self.env) if r.get("what") == "fma_peak"}
 
     def ort_available(self):
         if self.args.no_ort or not os.path.exists(self.root):
@@ -362,12 +387,15 @@ def main():
         best = {e: best_configs(eng, e, model, model_candidates[e], workloads, keep)
                 for e in model_engines}
         runs = {e: [] for e in model_engines}
+        peaks = []  # per round: {fma_peak_ISA_THREADS: GFLOP/s}
         int8_runs = []
         for r in range(args.rounds):
             order = model_engines[r % len(model_engines):] + model_engines[:r % len(model_engines)]
             log(f"[{name}] round {r + 1}/{args.rounds}: {' → '.join(order)}")
             for e in order:
                 runs[e].append(one_round(eng, e, model, best[e]))
+                if e == "project":  # the ceiling, under this round's load
+                    peaks.append(eng.fma_peak())
             if args.int8 and not resnet:
                 int8_runs.append(int8_round(eng, model, best["project"]))
 
@@ -383,6 +411,18 @@ def main():
                   "runs_ms": {e: [{w: t * 1e3 for w, t in r.items()} for r in runs[e]]
                               for e in model_engines},
                   "rows": [], "openblas_core": eng.info["project", "info"]["openblas_core"]}
+        result["fma_peak_gflops"] = {k: statistics.median(p[k] for p in peaks if k in p)
+                                     for k in sorted({k for p in peaks for k in p})}
+        result["fma_peak_spread"] = {k: (max(v) - min(v)) / statistics.median(v) for k in
+                                     result["fma_peak_gflops"]
+                                     for v in [[p[k] for p in peaks if k in p]]}
+        # the ceiling of this many threads: AVX-512 where there is one
+        peak_key = next((k for k in (f"fma_peak_avx512_{args.threads}",
+                                     f"fma_peak_avx2_{args.threads}")
+                         if k in result["fma_peak_gflops"]), None)
+        peak = peak_key and result["fma_peak_gflops"][peak_key]
+        flop = None if resnet else image_gemm_flop(model)
+        result["peak_used"], result["image_gemm_gflop"] = peak_key, flop and flop * 1e-9
         for w in sorted(workloads):
             p, p_spread = med("project", w)
             t, t_spread = med("torch", w)
@@ -404,6 +444,12 @@ def main():
                 "project_blas_ms": pb, "project_blas_spread": pb_spread,
                 "project_gflops": resnet and p and RESNET_GFLOP / p * 1e3,
                 "project_over_floor": f and p / f})
+            if peak and flop and w.startswith("image"):  # GFLOP/s, and share of the peak
+                row = result["rows"][-1]
+                for key, ms in (("floor", f), ("project", p), ("ort", o), ("torch", t)):
+                    if ms:
+                        row[key + "_gflops"] = flop / ms * 1e-6
+                        row[key + "_of_peak"] = flop / ms * 1e-6 / peak
 
         # opening time: its own runs, the model's pages already cached as a user's would be
         opens = []
@@ -547,6 +593,19 @@ def print_model(name, m):
               f"{cell(r['ort_ms'], r['ort_spread']):>16}{fmt(r['torch_over_project'], '.2f'):>9}"
               f"{fmt(r['ort_over_project'], '.2f'):>9}{fmt(r['project_over_floor'], '.2f'):>11}"
               f"{fmt(r.get('project_over_blas_floor'), '.2f'):>10}")
+    if m.get("peak_used"):
+        peaks = ", ".join(f"{k[9:]} {v:.0f} ±{m['fma_peak_spread'][k] * 100:.0f}%"
+                          for k, v in m["fma_peak_gflops"].items())
+        print(f"  FMA peak, GFLOP/s (ISA_threads, medians of the rounds' best): {peaks}")
+        print(f"  share of the {m['peak_used'][9:]} peak ({m['image_gemm_gflop']:.2f} GFLOP "
+              f"of products per image):")
+        for r in m["rows"]:
+            if "floor_of_peak" in r:
+                share = "  ".join(f"{k} {r[k + '_gflops']:.0f} GFLOP/s = "
+                                  f"{r[k + '_of_peak'] * 100:.0f}%"
+                                  for k in ("floor", "project", "ort", "torch")
+                                  if k + "_of_peak" in r)
+                print(f"    {r['what']:<8}{share}")
     for r in m["rows"]:
         if r.get("baseline_ms"):
             print(f"  {r['what']:<10} baseline {cell(r['baseline_ms'], r['baseline_spread'])}, "

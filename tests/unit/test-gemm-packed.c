@@ -1,7 +1,8 @@
 /* The packed GEMM (core/kernels/gemm-packed.c) against a float64 product written
  * here, on both kernels (AVX-512 where the CPU has it, AVX2), for thin and
  * thick products, odd sizes, float32 and float16 weights stacked from
- * parts, beta 0 and 1, leading dimensions wider than the matrices, and the
+ * parts, beta 0 and 1, leading dimensions wider than the matrices (and the
+ * strides that gemm-packed.c copies A away from), and the
  * epilogues (bias, bias and activation, activation alone). */
 #include "kernels/gemm-packed.h"
 #include "kernels/ops.h"
@@ -162,6 +163,8 @@ static const Case cases[] = {
   { 25, 33, 400, 410, 40, 2, 1, FALSE, BIAS_GELU },           // bias once over 2 slices
   { 13, 70, 40, 40, 75, 1, 1, FALSE, GELU },
   { 7, 17, 3, 5, 20, 1, 0, FALSE, BIAS },
+  { 30, 64, 200, 256, 64, 1, 1, FALSE, BIAS }, // A's stride aliases: copied to 208
+  { 20, 40, 128, 128, 40, 1, 0, FALSE, NONE }, // copied to 144
 };
 
 static void
