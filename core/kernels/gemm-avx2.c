@@ -1,6 +1,6 @@
 /* gemm-avx2.c — the AVX2+FMA register tile (up to 6 rows x 16 columns, two
  * ymm accumulators per row, run once per half of a 32-column panel) and the
- * transposition that packs weight rows into panels. */
+ * transpositions that pack weight rows into panels and training's operands. */
 #include "kernels/gemm-kernels.h"
 
 #include <immintrin.h>
@@ -135,4 +135,22 @@ agc_avx2_transpose_panel (float *panel, const float *rows, int ld, int n_in)
   for (; k < n_in; k++)
     for (int j = 0; j < 32; j++)
       panel[(size_t) k * 32 + j] = rows[(size_t) j * ld + k];
+}
+
+TARGET void
+agc_avx2_transpose (float *out, int ld_out, const float *in, int ld_in, int rows, int cols)
+{
+  int r = 0;
+  for (; r + 8 <= rows; r += 8)
+    {
+      int c = 0;
+      for (; c + 8 <= cols; c += 8)
+        transpose8 (out + (size_t) c * ld_out + r, ld_out, in + (size_t) r * ld_in + c, ld_in);
+      for (; c < cols; c++)
+        for (int i = r; i < r + 8; i++)
+          out[(size_t) c * ld_out + i] = in[(size_t) i * ld_in + c];
+    }
+  for (; r < rows; r++)
+    for (int c = 0; c < cols; c++)
+      out[(size_t) c * ld_out + r] = in[(size_t) r * ld_in + c];
 }

@@ -26,3 +26,5 @@ void agc_avx2_gemm_tile (float *c, int ldc, const float *a, int lda, const float
 
 /* panel[n_in][32] = rows[32][n_in]^T, rows with row stride ld. */
 void agc_avx2_transpose_panel (float *panel, const float *rows, int ld, int n_in);
+/* out[cols][ld_out] = in[rows][ld_in]^T (rows x cols floats read). */
+void agc_avx2_transpose (float *out, int ld_out, const float *in, int ld_in, int rows, int cols);

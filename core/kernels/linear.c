@@ -3,6 +3,7 @@
 
 #include "kernels/arena.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm-train.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 
@@ -287,6 +288,10 @@ agc_linear_apply (AgcLinear *lin, const AgcEngineOptions *options, float *out, c
         convert (lin, scratch);
       agc_gemm_nt (out, n_out, x, n_in, scratch, rows, n_out, n_in, beta);
     }
+  else if (lin->is_view && !options->use_openblas) // training's arrays, changing every step
+    for (int i = 0, col = 0; i < lin->n_parts; col += lin->part_rows[i], i++)
+      agc_gemm_train (FALSE, TRUE, rows, lin->part_rows[i], n_in, x, n_in, lin->parts[i].data,
+                      n_in, beta, out + col, n_out);
   else // in place, each part writing its block of columns of out
     for (int i = 0, col = 0; i < lin->n_parts; col += lin->part_rows[i], i++)
       agc_gemm_nt (out + col, n_out, x, n_in, lin->parts[i].data, rows, lin->part_rows[i], n_in,

@@ -14,7 +14,8 @@
  * A kept form is what is read from then on, so the file's pages of the
  * stored parts are released (weights.h); they are read again if the options
  * change back.  A view (agc_linear_view: float32 arrays of the caller's,
- * such as blocks built by hand) keeps nothing: it runs on OpenBLAS, never int8.
+ * such as training's blocks) keeps nothing: its products are packed per call
+ * (gemm-train.h; OpenBLAS with options->use_openblas), never int8.
  *
  * Not thread-safe: a call may make the kept forms.  agc_linear_forward
  * (ops.h) is the plain float32 product of training and projections. */
@@ -56,7 +57,7 @@ typedef struct
   gboolean residual;
   /* NULL, or (training, with apply_act, not residual) where the values
    * before the activation go, [rows, n_out], for its backward; the
-   * product then runs on OpenBLAS (a view's always does) */
+   * epilogue then runs as a pass of its own after the product */
   float *pre_act;
 } AgcLinearEpilogue;
 

@@ -4,6 +4,7 @@
  * against PyTorch to 1e-4 relative error. */
 #include "nn/backward.h"
 
+#include "kernels/gemm-train.h"
 #include "kernels/ops.h"
 
 #include <cblas.h>
@@ -73,11 +74,9 @@ agc_linear_backward (float *dx, float *dweight, float *dbias, const float *dout,
 {
   // out[n, o] = x[n, :] @ weight[o, :] + bias[o]
   if (dx != NULL) // dx[N, I] += dout[N, O] @ weight[O, I]
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n_rows, n_in, n_out, 1.0f, dout,
-                 n_out, weight, n_in, 1.0f, dx, n_in);
+    agc_gemm_train (FALSE, FALSE, n_rows, n_in, n_out, dout, n_out, weight, n_in, 1.0f, dx, n_in);
   // dweight[O, I] += dout[N, O]^T @ x[N, I]
-  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, n_rows, 1.0f, dout, n_out, x,
-               n_in, 1.0f, dweight, n_in);
+  agc_gemm_train (TRUE, FALSE, n_out, n_in, n_rows, dout, n_out, x, n_in, 1.0f, dweight, n_in);
   if (dbias != NULL)
     column_sums_add (dbias, dout, n_rows, n_out);
 }
