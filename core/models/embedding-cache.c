@@ -364,6 +364,14 @@ model_embed (float *out, const float *pixels, int n, gpointer model, GCancellabl
   return agc_model_embed_pixels (model, pixels, n, TRUE, out, cancellable, error);
 }
 
+char *
+agc_model_cache_key (const AgcModel *model, const char *model_identity, const char *what)
+{
+  const char *digest = agc_model_adapter_digest (model);
+  return g_strconcat (model_identity, what, digest != NULL ? "-adapter-" : "",
+                      digest != NULL ? digest : "", agc_model_cache_variant (model), NULL);
+}
+
 gboolean
 agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
                         AgcEmbedCounts *counts, AgcModel *model, const char *model_identity,
@@ -372,13 +380,7 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
                         gpointer user_data, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (model != NULL && model_identity != NULL, FALSE);
-  // an applied finetune or aligner adapter changes every embedding, and so
-  // may the encoder's mode (int8)
-  const char *digest = agc_model_adapter_digest (model);
-  const char *variant = agc_model_cache_variant (model);
-  g_autofree char *key = digest != NULL
-                             ? g_strconcat (model_identity, "-adapter-", digest, variant, NULL)
-                             : g_strconcat (model_identity, variant, NULL);
+  g_autofree char *key = agc_model_cache_key (model, model_identity, "");
   AgcCachedEncoder encoder = {
     .key = key,
     .dim = agc_model_embed_dim (model),

@@ -72,6 +72,13 @@ typedef struct
   gpointer data;      /* for both */
 } AgcCachedEncoder;
 
+/* The cache key of values a model computes from an image: model_identity,
+ * then what names the values ("" for embeddings, "-resnet-features" for
+ * AgriCLIP's backbone features), then the adapter applied to the model (a
+ * finetune, aligner or DINO adapter changes what it computes) and the
+ * encoder's mode (int8).  Without an adapter or mode, identity + what. */
+char *agc_model_cache_key (const AgcModel *model, const char *model_identity, const char *what);
+
 /* As agc_embed_files_cached, with out[n_files, encoder->dim]. */
 gboolean agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
                                   AgcEmbedCounts *counts, const AgcCachedEncoder *encoder,

@@ -279,14 +279,15 @@ keep (Images *im, const gboolean *ok, int dim)
   im->n = kept;
 }
 
-/* The ResNet features through the cache, under the model identity and
- * "-resnet-features"; unreadable files reported and dropped. */
+/* The ResNet features through the cache, under the model identity,
+ * "-resnet-features" and the adapter applied (a DINO base adapter changes
+ * the ResNet); unreadable files reported and dropped. */
 static gboolean
 read_features (Images *im, AgcTrainResult *result, AgcModel *model,
                const AgcAgriclipImage *image, const char *identity,
                const AgcTrainParams *params, GCancellable *cancellable, GError **error)
 {
-  g_autofree char *key = g_strconcat (identity, "-resnet-features", NULL);
+  g_autofree char *key = agc_model_cache_key (model, identity, "-resnet-features");
   gconstpointer both[2] = { model, image };
   AgcCachedEncoder encoder = {
     .key = key, .dim = FEATURES, .unit_norm = FALSE,

@@ -177,6 +177,17 @@ class DinoTraining(unittest.TestCase):
         proc = run(["classify", "--model", self.model, "--adapter", top, "--format", "jsonl",
                     paths[0]], self.cache)
         self.assertEqual(len(proc.stdout.splitlines()), 1, proc.stdout)
+        # the same training where the cache holds the model's own ResNet features of
+        # these photos (a plain aligner run first): the DINO-adapted features are
+        # others, so the adapter must not change
+        warm = os.path.join(self.tmp, "cache-with-plain-features")
+        common = ["train", "--method", "aligner", "--model", self.model, "--data", data,
+                  "--val-fraction", "0", "--ridge", "1"]
+        run(common + ["--out", os.path.join(self.tmp, "plain-aligner.safetensors")], warm)
+        again = os.path.join(self.tmp, "aligner-on-dino-again.safetensors")
+        run(common + ["--out", again, "--adapter", self.adapter], warm)
+        with open(top, "rb") as a, open(again, "rb") as b:
+            self.assertEqual(a.read(), b.read())
 
 
 class DinoVitTraining(unittest.TestCase):
