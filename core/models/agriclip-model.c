@@ -1,6 +1,7 @@
 /* agriclip-model.c — AgriCLIP's parts: the text side of a CLIP model, a
  * ResNet-50 and the linear aligner between them. */
 #include "models/agriclip-model.h"
+#include "models/adapter.h"
 
 #include "models/model-files.h"
 #include "kernels/ops.h"
@@ -431,4 +432,15 @@ agc_agriclip_image_set_aligner (AgcAgriclipImage *image, const float *weight, co
   memmove (image->weight, weight, sizeof (float) * (size_t) out_dim * in_dim);
   memmove (image->bias, bias, sizeof (float) * (size_t) out_dim);
   return TRUE;
+}
+
+char *
+agc_agriclip_features_key (const AgcModel *model, GError **error)
+{
+  g_autofree char *identity = agc_model_identity (model, error);
+  if (identity == NULL)
+    return NULL;
+  const char *digest = agc_model_adapter_digest (model); // a dino one changes the ResNet
+  return digest != NULL ? g_strconcat (identity, "-adapter-", digest, "-resnet-features", NULL)
+                        : g_strconcat (identity, "-resnet-features", NULL);
 }

@@ -167,6 +167,24 @@ class DinoTraining(unittest.TestCase):
                     paths[0]], self.cache)
         self.assertEqual(len(proc.stdout.splitlines()), 1, proc.stdout)
 
+    def test_stacked_aligner_does_not_reuse_the_plain_resnet_features(self):
+        """The ResNet features are cached; those of the folder's ResNet must
+        not stand in for the DINO adapter's: the stacked aligner is the same
+        whether or not a plain aligner was trained on the photos before."""
+        data = os.path.join(self.tmp, "tagged-cache")
+        write_data(data, {"rust": 2, "blight": 2, "healthy": 2}, seed=6)
+        args = ["train", "--method", "aligner", "--model", self.model, "--data", data,
+                "--val-fraction", "0", "--ridge", "1"]
+        used = os.path.join(self.tmp, "cache-used")
+        run(args + ["--out", os.path.join(self.tmp, "plain.safetensors")], used)
+        stacked = {}
+        for cache in (used, os.path.join(self.tmp, "cache-fresh")):
+            out = os.path.join(cache + ".safetensors")
+            run(args + ["--adapter", self.adapter, "--out", out], cache)
+            stacked[cache] = read_adapter(out)[0]["W"]
+        first, second = stacked.values()
+        self.assertTrue(torch.equal(first, second))
+
 
 if __name__ == "__main__":
     unittest.main()
