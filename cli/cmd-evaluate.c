@@ -165,8 +165,15 @@ write_percent (double accuracy, int width)
     printf (" %*.1f %%", width - 2, 100.0 * accuracy);
 }
 
+/* The columns of the table: zero-shot, then (each when asked) adapted,
+ * k-NN of the model's features and k-NN with the adapter. */
+typedef struct
+{
+  Score *zero_shot, *adapted, *knn, *knn_adapted;
+} Scores;
+
 static void
-write_table_text (char **data, int n, const Score *zero_shot, const Score *adapted)
+write_table_text (char **data, int n, const Scores *s)
 {
   int width = (int) g_utf8_strlen (_("average"), -1);
   for (int i = 0; i < n; i++)
@@ -174,23 +181,26 @@ write_table_text (char **data, int n, const Score *zero_shot, const Score *adapt
       g_autofree char *shown = g_filename_display_name (data[i]);
       width = MAX (width, (int) g_utf8_strlen (shown, -1));
     }
-  printf ("%-*s %8s %11s", width, _("data"), _("images"), _("zero-shot"));
-  if (adapted)
-    printf (" %11s", _("adapted"));
+  const Score *columns[] = { s->zero_shot, s->adapted, s->knn, s->knn_adapted };
+  const char *titles[] = { _("zero-shot"), _("adapted"), _("k-NN"), _("k-NN adapted") };
+  printf ("%-*s %8s", width, _("data"), _("images"));
+  for (int c = 0; c < 4; c++)
+    if (columns[c])
+      printf (" %12s", titles[c]);
   putchar ('\n');
   for (int i = 0; i < n; i++)
     {
       g_autofree char *shown = g_filename_display_name (data[i]);
-      printf ("%-*s %8d", width, shown, zero_shot[i].n_images);
-      write_percent (score_accuracy (zero_shot[i]), 11);
-      if (adapted)
-        write_percent (score_accuracy (adapted[i]), 11);
+      printf ("%-*s %8d", width, shown, s->zero_shot[i].n_images);
+      for (int c = 0; c < 4; c++)
+        if (columns[c])
+          write_percent (score_accuracy (columns[c][i]), 12);
       putchar ('\n');
     }
   printf ("%-*s %8s", width, _("average"), "");
-  write_percent (mean_accuracy (zero_shot, n), 11);
-  if (adapted)
-    write_percent (mean_accuracy (adapted, n), 11);
+  for (int c = 0; c < 4; c++)
+    if (columns[c])
+      write_percent (mean_accuracy (columns[c], n), 12);
   putchar ('\n');
 }
 
@@ -205,49 +215,66 @@ write_accuracy_json (FILE *out, double accuracy)
 
 static void
 write_table_json (const char *model, char **data, int n, const char *adapter,
-                  const Score *zero_shot, const Score *adapted)
+                  const char *knn_bank, const Scores *s)
 {
+  const Score *columns[] = { s->zero_shot, s->adapted, s->knn, s->knn_adapted };
+  const char *keys[] = { "zero_shot", "adapted", "knn", "knn_adapted" };
   FILE *out = stdout;
   fputs ("{\n  \"model\": ", out);
   write_path_json (out, model);
   fputs (",\n  \"adapter\": ", out);
   write_path_json (out, adapter);
+  fputs (",\n  \"knn_bank\": ", out);
+  write_path_json (out, knn_bank);
   fputs (",\n  \"datasets\": [", out);
   for (int i = 0; i < n; i++)
     {
       g_autofree char *shown = g_filename_display_name (data[i]);
       fputs (i ? ",\n    {\"data\": " : "\n    {\"data\": ", out);
       cli_write_json_string (out, shown);
-      fprintf (out, ", \"n_images\": %d, \"n_skipped\": %d, \"zero_shot\": ",
-               zero_shot[i].n_images, zero_shot[i].n_skipped);
-      write_accuracy_json (out, score_accuracy (zero_shot[i]));
-      if (adapted)
-        {
-          fputs (", \"adapted\": ", out);
-          write_accuracy_json (out, score_accuracy (adapted[i]));
-        }
+      fprintf (out, ", \"n_images\": %d, \"n_skipped\": %d", s->zero_shot[i].n_images,
+               s->zero_shot[i].n_skipped);
+      for (int c = 0; c < 4; c++)
+        if (columns[c])
+          {
+            fprintf (out, ", \"%s\": ", keys[c]);
+            write_accuracy_json (out, score_accuracy (columns[c][i]));
+          }
       fputc ('}', out);
     }
-  fputs ("\n  ],\n  \"average\": {\"zero_shot\": ", out);
-  write_accuracy_json (out, mean_accuracy (zero_shot, n));
-  if (adapted)
-    {
-      fputs (", \"adapted\": ", out);
-      write_accuracy_json (out, mean_accuracy (adapted, n));
-    }
+  fputs ("\n  ],\n  \"average\": {", out);
+  for (int c = 0; c < 4; c++)
+    if (columns[c])
+      {
+        fprintf (out, c ? ", \"%s\": " : "\"%s\": ", keys[c]);
+        write_accuracy_json (out, mean_accuracy (columns[c], n));
+      }
   fputs ("}\n}\n", out);
 }
 
 /* scores[n] of the model (with the adapter when adapter_path is set) on
  * each of evaluations[n]. */
+/* With a bank (knn_bank not NULL): the k-NN labels of the features
+ * instead (agc_evaluate_knn: k nearest, temperature 0.07 as DINO's). */
+typedef struct
+{
+  const AgcEvaluation *bank;
+  int k;
+} Knn;
+
+#define KNN_TEMPERATURE 0.07 /* DINO's eval_knn.py */
+
 static gboolean
 score_all (Score *scores, AgcEvaluation **evaluations, char **data, int n, AgcModel *model,
-           const char *adapter_path, CliProgress *line, GError **error)
+           const char *adapter_path, const Knn *knn, CliProgress *line, GError **error)
 {
   for (int i = 0; i < n; i++)
     {
-      gboolean ok = agc_evaluate (evaluations[i], model, adapter_path, on_progress,
-                                  cli_progress_report, line, NULL, error);
+      gboolean ok = knn ? agc_evaluate_knn (evaluations[i], knn->bank, model, adapter_path,
+                                            knn->k, KNN_TEMPERATURE, on_progress,
+                                            cli_progress_report, line, NULL, error)
+                        : agc_evaluate (evaluations[i], model, adapter_path, on_progress,
+                                        cli_progress_report, line, NULL, error);
       cli_progress_end (line);
       if (!ok)
         return FALSE;
@@ -264,37 +291,58 @@ score_all (Score *scores, AgcEvaluation **evaluations, char **data, int n, AgcMo
   return TRUE;
 }
 
-/* Zero-shot on every folder, then (the adapter changes the model for good)
- * with the adapter. */
+/* Zero-shot (and k-NN) on every folder, then (the adapter changes the
+ * model for good) with the adapter. */
 static gboolean
 evaluate_several (const char *model_dir, AgcModel *model, char **data, int n,
-                  const char *adapter_path, gboolean json, CliProgress *line, GError **error)
+                  const char *adapter_path, const char *knn_bank, int knn_k, gboolean json,
+                  CliProgress *line, GError **error)
 {
   AgcEvaluation **evaluations = g_new0 (AgcEvaluation *, n);
-  Score *zero_shot = g_new0 (Score, n), *adapted = adapter_path ? g_new0 (Score, n) : NULL;
+  Scores s = { .zero_shot = g_new0 (Score, n) };
+  if (adapter_path)
+    s.adapted = g_new0 (Score, n);
+  if (knn_bank)
+    s.knn = g_new0 (Score, n);
+  if (knn_bank && adapter_path)
+    s.knn_adapted = g_new0 (Score, n);
+  Knn knn = { .k = knn_k };
+  AgcEvaluation *bank = NULL;
   gboolean ok = TRUE;
   for (int i = 0; ok && i < n; i++)
     ok = (evaluations[i] = agc_evaluation_open (data[i], cli_progress_report, line, error))
          != NULL;
-  ok = ok && score_all (zero_shot, evaluations, data, n, model, NULL, line, error);
-  if (adapted)
-    ok = ok && score_all (adapted, evaluations, data, n, model, adapter_path, line, error);
+  if (ok && knn_bank)
+    ok = (knn.bank = bank = agc_evaluation_open (knn_bank, cli_progress_report, line, error))
+         != NULL;
+  ok = ok && score_all (s.zero_shot, evaluations, data, n, model, NULL, NULL, line, error);
+  if (s.knn)
+    ok = ok && score_all (s.knn, evaluations, data, n, model, NULL, &knn, line, error);
+  if (s.adapted)
+    ok = ok && score_all (s.adapted, evaluations, data, n, model, adapter_path, NULL, line, error);
+  if (s.knn_adapted)
+    ok = ok && score_all (s.knn_adapted, evaluations, data, n, model, adapter_path, &knn, line,
+                          error);
   if (ok && json)
-    write_table_json (model_dir, data, n, adapter_path, zero_shot, adapted);
+    write_table_json (model_dir, data, n, adapter_path, knn_bank, &s);
   else if (ok)
-    write_table_text (data, n, zero_shot, adapted);
+    write_table_text (data, n, &s);
   for (int i = 0; i < n; i++)
     agc_evaluation_free (evaluations[i]);
+  agc_evaluation_free (bank);
   g_free (evaluations);
-  g_free (zero_shot);
-  g_free (adapted);
+  g_free (s.zero_shot);
+  g_free (s.adapted);
+  g_free (s.knn);
+  g_free (s.knn_adapted);
   return ok;
 }
 
 static int
 run (int argc, char **argv)
 {
-  g_autofree char *model_dir = NULL, *adapter_path = NULL;
+  g_autofree char *model_dir = NULL, *adapter_path = NULL, *knn_bank = NULL;
+  int knn_k = 20; // DINO's eval_knn.py
   g_autofree char *format = NULL;
   g_auto (GStrv) data = NULL;
   gboolean int8 = FALSE;
@@ -308,6 +356,12 @@ run (int argc, char **argv)
       N_("Evaluate an adapter made by 'agriclip train' instead of zero-shot labels (with "
          "several --data: beside them)"),
       N_("FILE") },
+    { "knn-bank", 0, 0, G_OPTION_ARG_FILENAME, &knn_bank,
+      N_("Also measure k-nearest-neighbour accuracy of the image features (an AgriCLIP "
+         "model's ResNet features, a CLIP model's embeddings) against this tagged folder, as "
+         "DINO's eval_knn.py (cosine, votes weighted by exp(cos / 0.07)); prints the table"),
+      N_("DIR") },
+    { "knn-k", 0, 0, G_OPTION_ARG_INT, &knn_k, N_("Neighbours that vote (default 20)"), N_("K") },
     { "format", 'f', 0, G_OPTION_ARG_STRING, &format, N_("Output format: text (default) or json"),
       N_("FORMAT") },
     { "int8", 0, 0, G_OPTION_ARG_NONE, &int8,
@@ -324,6 +378,8 @@ run (int argc, char **argv)
     return cli_usage (command, _("--model and --data are required"));
   if (argc > 1)
     return cli_usage (command, _("unexpected argument '%s'"), argv[1]);
+  if (knn_k < 1)
+    return cli_usage (command, _("--knn-k must be at least 1"));
   gboolean json = format && g_str_equal (format, "json");
   if (format && !json && !g_str_equal (format, "text"))
     return cli_usage (command, _("unknown format '%s' (text or json)"), format);
@@ -332,15 +388,15 @@ run (int argc, char **argv)
   cli_progress_init (&line);
   GError *error = NULL;
   int n_data = (int) g_strv_length (data);
-  if (n_data > 1)
+  if (n_data > 1 || knn_bank)
     {
       agc_model_resolve_path_in_place (&model_dir);
       AgcModel *model = agc_model_load (model_dir, &error);
       if (model && int8 && !agc_model_set_int8 (model, TRUE, &error))
         g_clear_pointer (&model, agc_model_free);
       gboolean ok = model != NULL
-                    && evaluate_several (model_dir, model, data, n_data, adapter_path, json,
-                                         &line, &error);
+                    && evaluate_several (model_dir, model, data, n_data, adapter_path,
+                                         knn_bank, knn_k, json, &line, &error);
       agc_model_free (model);
       return ok ? CLI_EXIT_OK : cli_fail (error);
     }

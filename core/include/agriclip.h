@@ -944,6 +944,24 @@ gboolean agc_evaluate (AgcEvaluation *evaluation, AgcModel *model, const char *a
                        AgcEvaluateProgressFunc progress, AgcTrainReportFunc report,
                        gpointer user_data, GCancellable *cancellable, GError **error);
 
+/* k-nearest-neighbour accuracy of the image features, as DINO's eval_knn.py
+ * measures a backbone: each image's features (an AgriCLIP model's ResNet-50
+ * features before the aligner, a CLIP model's image embeddings), scaled to
+ * unit length, are compared with those of every readable image of bank (a
+ * tagged folder: agc_evaluation_open); the k most cosine-similar vote for
+ * their tag with weight exp(cos / temperature) (DINO: k 20, temperature
+ * 0.07) and the tag with the most weight is the image's label.  The counts
+ * below then hold these labels (columns: the data's classes, then the
+ * bank's others, matched by export name).  With adapter_path the model
+ * first takes that adapter (for good, as agc_evaluate); without it the
+ * model must carry none.  Features go through the embedding cache.
+ * AGC_ERROR_INPUT when k < 1, temperature <= 0 or the bank has no readable
+ * image; otherwise agc_evaluate's errors. */
+gboolean agc_evaluate_knn (AgcEvaluation *evaluation, const AgcEvaluation *bank,
+                           AgcModel *model, const char *adapter_path, int k, double temperature,
+                           AgcEvaluateProgressFunc progress, AgcTrainReportFunc report,
+                           gpointer user_data, GCancellable *cancellable, GError **error);
+
 int agc_evaluation_n_images (const AgcEvaluation *evaluation);  /* images classified */
 int agc_evaluation_n_skipped (const AgcEvaluation *evaluation); /* files unreadable */
 int agc_evaluation_n_correct (const AgcEvaluation *evaluation); /* top label = tag */

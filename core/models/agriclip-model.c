@@ -1,6 +1,8 @@
 /* agriclip-model.c — AgriCLIP's parts: the text side of a CLIP model, a
  * ResNet-50 and the linear aligner between them. */
 #include "models/agriclip-model.h"
+#include "models/embedding-cache.h"
+#include "models/adapter.h"
 
 #include "models/model-files.h"
 #include "kernels/gemm-int8.h"
@@ -445,4 +447,13 @@ agc_agriclip_image_set_aligner (AgcAgriclipImage *image, const float *weight, co
   memmove (image->weight, weight, sizeof (float) * (size_t) out_dim * in_dim);
   memmove (image->bias, bias, sizeof (float) * (size_t) out_dim);
   return TRUE;
+}
+
+char *
+agc_agriclip_features_key (const AgcModel *model, GError **error)
+{
+  g_autofree char *identity = agc_model_identity (model, error);
+  if (identity == NULL)
+    return NULL;
+  return agc_model_cache_key (model, identity, "-resnet-features"); // a dino adapter's digest too
 }

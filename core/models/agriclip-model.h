@@ -98,3 +98,9 @@ int agc_agriclip_image_aligner (const AgcAgriclipImage *image, const float **wei
 gboolean agc_agriclip_image_set_aligner (AgcAgriclipImage *image, const float *weight,
                                          const float *bias, int out_dim, int in_dim,
                                          GError **error);
+
+/* The embedding-cache key (embedding-cache.h) of the ResNet features of
+ * model as it runs now: its identity, then -adapter-DIGEST when it carries
+ * an adapter (a dino adapter, or one stacked on it, changes the ResNet),
+ * then -resnet-features.  NULL with agc_model_identity's error. */
+char *agc_agriclip_features_key (const AgcModel *model, GError **error);

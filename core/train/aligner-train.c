@@ -75,7 +75,6 @@ typedef struct
   const AgcTrainParams *params;
   AgcModel *model;
   const AgcAgriclipImage *image; /* the current aligner, the feature extractor */
-  const char *identity;
   const char *text_model;
   Targets targets;
   int n_classes;
@@ -279,15 +278,17 @@ keep (Images *im, const gboolean *ok, int dim)
   im->n = kept;
 }
 
-/* The ResNet features through the cache, under the model identity,
- * "-resnet-features" and the adapter applied (a DINO base adapter changes
- * the ResNet); unreadable files reported and dropped. */
+/* The ResNet features through the cache, under agc_agriclip_features_key
+ * (a dino base's ResNet makes other features than the folder's); unreadable
+ * files reported and dropped. */
 static gboolean
 read_features (Images *im, AgcTrainResult *result, AgcModel *model,
-               const AgcAgriclipImage *image, const char *identity,
-               const AgcTrainParams *params, GCancellable *cancellable, GError **error)
+               const AgcAgriclipImage *image, const AgcTrainParams *params,
+               GCancellable *cancellable, GError **error)
 {
-  g_autofree char *key = agc_model_cache_key (model, identity, "-resnet-features");
+  g_autofree char *key = agc_agriclip_features_key (model, error);
+  if (key == NULL)
+    return FALSE;
   gconstpointer both[2] = { model, image };
   AgcCachedEncoder encoder = {
     .key = key, .dim = FEATURES, .unit_norm = FALSE,
@@ -396,8 +397,8 @@ split_images (Fit *fit, const Images *im, const AgcAgriclipImage *image)
  * split. */
 static gboolean
 prepare (Fit *fit, Targets *targets, AgcTrainResult *result, AgcDataset *data, AgcModel *model,
-         const AgcAgriclipImage *image, const char *identity, const char *text_model,
-         GCancellable *cancellable, GError **error)
+         const AgcAgriclipImage *image, const char *text_model, GCancellable *cancellable,
+         GError **error)
 {
   const AgcTrainParams *params = fit->params;
   int dim = fit->dim;
@@ -413,7 +414,7 @@ prepare (Fit *fit, Targets *targets, AgcTrainResult *result, AgcDataset *data, A
   gboolean found = FALSE;
   gboolean good = open_clip_image (&clip, &clip_weights, &found, text_model, dim, error)
                   && class_embeddings (fit, unit, model, data->labels, cancellable, error)
-                  && read_features (&im, result, model, image, identity, params, cancellable,
+                  && read_features (&im, result, model, image, params, cancellable,
                                     error)
                   && agc_train_check_classes (data, im.class_of, im.n, error);
   *targets = found ? TARGETS_CLIP_IMAGE : TARGETS_CLASS_TEXT;
@@ -581,7 +582,7 @@ aligner_prepare (gpointer self, AgcTrainerRun *run, AgcTrainResult *result, GStr
   (void) images; // nothing is checkpointed
   Fit *fit = self;
   fit->n_classes = agc_label_set_n_classes (data->labels);
-  if (!prepare (fit, &fit->targets, result, data, fit->model, fit->image, fit->identity,
+  if (!prepare (fit, &fit->targets, result, data, fit->model, fit->image,
                 fit->text_model, cancellable, error))
     return FALSE;
   result->n_classes = fit->n_classes;
@@ -707,7 +708,7 @@ agc_train_aligner (AgcModel *model, const char *data_dir, const char *out_path,
         g_clear_pointer (&image, agc_agriclip_image_free);
       agc_adapter_free (base);
     }
-  Fit fit = { .params = params, .model = model, .image = image, .identity = identity,
+  Fit fit = { .params = params, .model = model, .image = image,
               .text_model = manifest.text_model, .dim = dim };
   gboolean ok = image != NULL
                 && agc_trainer_run (&aligner_method, &fit, model, identity, data_dir, out_path,

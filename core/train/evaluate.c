@@ -2,7 +2,15 @@
  * photo of a tagged folder (agriclip.h, "evaluation"): a confusion matrix
  * whose columns are the data's classes, then any others the classifier has. */
 #include "train/dataset.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "train/knn.h"
+#include "models/adapter.h"
+#include "models/agriclip-model.h"
 #include "models/embedding-cache.h"
+
 
 struct AgcEvaluation
 {
@@ -181,6 +189,178 @@ agc_evaluate (AgcEvaluation *evaluation, AgcModel *model, const char *adapter_pa
                                   user_data, cancellable, error);
   agc_classifier_free (classifier);
   return ok;
+}
+
+/* ---- k-NN ------------------------------------------------------------------ */
+
+static gboolean
+features_preprocess (float *pixels, const AgcImage *image, gpointer data, GError **error)
+{
+  const AgcModel *model = ((gpointer *) data)[0]; // AgriCLIP's own preprocessing
+  return agc_model_preprocess (model, image, pixels, error);
+}
+
+static gboolean
+features_encode (float *out, const float *pixels, int n, gpointer data,
+                 GCancellable *cancellable, GError **error)
+{
+  (void) cancellable; // checked between batches by the cache
+  return agc_agriclip_image_features (((gpointer *) data)[1], pixels, n, out, error);
+}
+
+/* The ResNet of an AgriCLIP model as it runs now: the folder's, or the one
+ * of the adapter the model carries (adapter_path, already applied). */
+static AgcAgriclipImage *
+open_backbone (AgcModel *model, const char *adapter_path, GError **error)
+{
+  AgcAgriclipManifest manifest;
+  if (!agc_agriclip_manifest_load (&manifest, agc_model_path (model), error))
+    return NULL;
+  AgcAgriclipImage *image = agc_agriclip_image_load (&manifest, agc_model_embed_dim (model),
+                                                     error);
+  agc_agriclip_manifest_clear (&manifest);
+  if (image != NULL && adapter_path != NULL)
+    {
+      AgcAdapter *adapter = agc_adapter_load (adapter_path, error);
+      if (adapter == NULL || !agc_agriclip_image_apply_resnet (image, adapter, error))
+        g_clear_pointer (&image, agc_agriclip_image_free);
+      agc_adapter_free (adapter);
+    }
+  return image;
+}
+
+/* features[n, *dim] of the data's files, L2-normalised (ok[n]: readable):
+ * an AgriCLIP model's ResNet features before the aligner, else the model's
+ * image embeddings; through the embedding cache. */
+static float *
+knn_features (const AgcDataset *data, AgcModel *model, const char *adapter_path,
+              gboolean *ok, int *dim, AgcEvaluateProgressFunc progress,
+              AgcTrainReportFunc report, gpointer user_data, GCancellable *cancellable,
+              GError **error)
+{
+  g_autofree char *identity = agc_model_identity (model, error);
+  if (!identity)
+    return NULL;
+  int n = data->n_files;
+  char (*hashes)[AGC_SHA256_HEX] = g_malloc (sizeof *hashes * (gsize) MAX (n, 1));
+  AgcEmbedCounts counts;
+  float *features = NULL;
+  gboolean good;
+  if (agc_agriclip_is_folder (agc_model_path (model)))
+    {
+      AgcAgriclipImage *image = open_backbone (model, adapter_path, error);
+      *dim = AGC_RESNET_FEATURES;
+      features = g_new (float, (gsize) MAX (n, 1) * *dim);
+      g_autofree char *key = agc_agriclip_features_key (model, error); // as aligner-train.c
+      gconstpointer both[2] = { model, image };
+      AgcCachedEncoder encoder = {
+        .key = key, .dim = AGC_RESNET_FEATURES, .unit_norm = FALSE,
+        .image_size = agc_model_image_size (model), .preprocess = features_preprocess,
+        .encode = features_encode, .data = (gpointer) both,
+      };
+      good = image != NULL && key != NULL
+             && agc_encode_files_cached (features, ok, hashes, &counts, &encoder,
+                                         (const char *const *) data->files, n, report, progress,
+                                         user_data, cancellable, error);
+      agc_agriclip_image_free (image);
+    }
+  else
+    {
+      *dim = agc_model_embed_dim (model);
+      features = g_new (float, (gsize) MAX (n, 1) * *dim);
+      good = agc_embed_files_cached (features, ok, hashes, &counts, model, identity,
+                                     (const char *const *) data->files, n, report, progress,
+                                     user_data, cancellable, error);
+    }
+  g_free (hashes);
+  if (!good)
+    {
+      g_free (features);
+      return NULL;
+    }
+  agc_knn_normalise (features, n, *dim);
+  return features;
+}
+
+gboolean
+agc_evaluate_knn (AgcEvaluation *evaluation, const AgcEvaluation *bank, AgcModel *model,
+                  const char *adapter_path, int k, double temperature,
+                  AgcEvaluateProgressFunc progress, AgcTrainReportFunc report,
+                  gpointer user_data, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (evaluation != NULL && bank != NULL && model != NULL, FALSE);
+  if (k < 1 || !(temperature > 0) || !isfinite (temperature))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "k-NN: k must be at least 1 and the temperature above 0");
+      return FALSE;
+    }
+  clear_counts (evaluation);
+  if (adapter_path != NULL) // the same model as agc_evaluate's with the adapter
+    {
+      AgcAdapter *adapter = agc_adapter_load (adapter_path, error);
+      gboolean applied = adapter != NULL && agc_model_apply_adapter (model, adapter, error);
+      agc_adapter_free (adapter);
+      if (!applied)
+        return FALSE;
+    }
+  else if (agc_model_has_adapter (model))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
+                   "%s: the model carries an adapter; open it again for its own features",
+                   agc_model_path (model));
+      return FALSE;
+    }
+  const AgcDataset *data = evaluation->data, *bank_data = bank->data;
+  int n_bank_all = bank_data->n_files, dim = 0;
+  g_autofree gboolean *bank_ok = g_new (gboolean, MAX (n_bank_all, 1));
+  g_autofree gboolean *ok = g_new (gboolean, MAX (data->n_files, 1));
+  g_autofree float *bank_features
+    = knn_features (bank_data, model, adapter_path, bank_ok, &dim, progress, report, user_data,
+                    cancellable, error);
+  if (!bank_features)
+    return FALSE;
+  g_autofree float *features = knn_features (data, model, adapter_path, ok, &dim, progress,
+                                             report, user_data, cancellable, error);
+  if (!features)
+    return FALSE;
+  // the readable bank images, packed
+  g_autofree int *bank_class = g_new (int, MAX (n_bank_all, 1));
+  int n_bank = 0;
+  for (int b = 0; b < n_bank_all; b++)
+    if (bank_ok[b])
+      {
+        memmove (bank_features + (gsize) n_bank * dim, bank_features + (gsize) b * dim,
+                 sizeof (float) * dim);
+        bank_class[n_bank++] = bank_data->class_of[b];
+      }
+  if (n_bank == 0)
+    {
+      g_autofree char *shown = g_filename_display_name (bank_data->dir);
+      g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, "%s: no readable images", shown);
+      return FALSE;
+    }
+  const AgcLabelSet *bank_labels = bank_data->labels;
+  int n_bank_classes = agc_label_set_n_classes (bank_labels);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  for (int c = 0; c < n_bank_classes; c++)
+    g_ptr_array_add (names, g_strdup (agc_label_set_class_name (bank_labels, c)));
+  g_autofree int *column_of = g_new (int, n_bank_classes);
+  init_columns (evaluation, names, column_of);
+  g_autofree int *predicted = g_new (int, MAX (data->n_files, 1));
+  agc_knn_classify (bank_features, bank_class, n_bank, features, data->n_files, dim, k,
+                    temperature, n_bank_classes, predicted);
+  for (int i = 0; i < data->n_files; i++)
+    {
+      if (!ok[i])
+        {
+          evaluation->n_skipped++;
+          continue;
+        }
+      evaluation->counts[data->class_of[i] * evaluation->n_columns + column_of[predicted[i]]]++;
+      evaluation->n_images++;
+    }
+  return TRUE;
 }
 
 int

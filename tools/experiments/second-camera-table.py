@@ -1,0 +1,49 @@
+#!/usr/bin/python3
+"""The table of second-camera.sh: k-NN and zero-shot accuracy on camera 2
+(held out) and camera 1 (control), before and after DINO, per seed and
+their mean +- half the range; the DINO run's CPU and wall time.
+
+  second-camera-table.py WORK_DIR SEED...
+"""
+import json
+import os
+import sys
+
+
+def row(values):
+    return "| " + " | ".join(values) + " |"
+
+
+def main():
+    work, seeds = sys.argv[1], sys.argv[2:]
+    columns = [("cam2-test", "knn"), ("cam2-test", "adapted"),
+               ("cam1-test", "knn"), ("cam1-test", "adapted")]
+    names = ["camera 2 k-NN", "camera 2 zero-shot", "camera 1 k-NN", "camera 1 zero-shot"]
+    print(row(["seed", "stage"] + names + ["DINO time"]))
+    print(row(["---"] * (len(names) + 3)))
+    results = {"before": [], "after": []}
+    for seed in seeds:
+        run = os.path.join(work, "seed-" + seed)
+        for stage in ("before", "after"):
+            with open(os.path.join(run, stage + ".json")) as f:
+                table = json.load(f)
+            by_data = {os.path.basename(d["data"].rstrip("/")): d for d in table["datasets"]}
+            # with the adapter: the fitted aligner's zero-shot, the ResNet it carries
+            values = [by_data[data][key + "_adapted" if key == "knn" else key]
+                      for data, key in columns]
+            results[stage].append(values)
+            time = ""
+            if stage == "after":
+                with open(os.path.join(run, "dino.time")) as f:
+                    time = f.read().strip()
+            print(row([seed, stage] + ["%.1f %%" % (100 * v) for v in values] + [time]))
+    for stage in ("before", "after"):
+        cells = []
+        for c in range(len(columns)):
+            v = [r[c] for r in results[stage]]
+            cells.append("%.1f ± %.1f %%" % (50 * (max(v) + min(v)), 50 * (max(v) - min(v))))
+        print(row(["mean", stage] + cells + [""]))
+
+
+if __name__ == "__main__":
+    main()
