@@ -309,7 +309,9 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
   for (int j = 0; j < batch->n; j++)
     {
       GError *problem = NULL;
-      AgcImage *image = agc_image_load (files[batch->rows[j]], &problem);
+      const char *path = files[batch->rows[j]];
+      AgcImage *image = encoder->load != NULL ? encoder->load (path, encoder->data, &problem)
+                                              : agc_image_load (path, &problem);
       gboolean good = image != NULL
                       && encoder->preprocess (batch->pixels + n_loaded * image_len, image,
                                               encoder->data, &problem);
@@ -357,6 +359,12 @@ model_preprocess (float *pixels, const AgcImage *image, gpointer model, GError *
   return agc_model_preprocess (model, image, pixels, error);
 }
 
+static AgcImage *
+model_load (const char *path, gpointer model, GError **error)
+{
+  return agc_model_load_image (model, path, agc_model_get_fast_decode (model), error);
+}
+
 static gboolean
 model_embed (float *out, const float *pixels, int n, gpointer model, GCancellable *cancellable,
              GError **error)
@@ -376,9 +384,10 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
   // may the encoder's mode (int8)
   const char *digest = agc_model_adapter_digest (model);
   const char *variant = agc_model_cache_variant (model);
-  g_autofree char *key = digest != NULL
-                             ? g_strconcat (model_identity, "-adapter-", digest, variant, NULL)
-                             : g_strconcat (model_identity, variant, NULL);
+  const char *decode = agc_model_get_fast_decode (model) ? "-fast-decode" : "";
+  g_autofree char *key = digest != NULL ? g_strconcat (model_identity, "-adapter-", digest,
+                                                       variant, decode, NULL)
+                                        : g_strconcat (model_identity, variant, decode, NULL);
   AgcCachedEncoder encoder = {
     .key = key,
     .dim = agc_model_embed_dim (model),
@@ -387,6 +396,7 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
     .preprocess = model_preprocess,
     .encode = model_embed,
     .data = model,
+    .load = model_load,
   };
   return agc_encode_files_cached (out, ok, hashes, counts, &encoder, files, n_files, report,
                                   progress, user_data, cancellable, error);
