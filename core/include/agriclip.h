@@ -257,6 +257,13 @@ AgcEngineOptions agc_model_get_options (const AgcModel *model);
 gboolean agc_model_set_int8 (AgcModel *model, gboolean int8, GError **error);
 gboolean agc_model_get_int8 (const AgcModel *model);
 
+/* Whether the model's own passes over image files (the embedding caches of
+ * agc_evaluate and agc_train) decode them as agc_model_load_image's
+ * fast_decode; their cached embeddings are then kept apart from the full
+ * decode's.  Off by default. */
+void agc_model_set_fast_decode (AgcModel *model, gboolean fast_decode);
+gboolean agc_model_get_fast_decode (const AgcModel *model);
+
 /* ---- label sets -------------------------------------------------------- */
 
 /* A set of classes, each with an export name (stable, written to files), a

@@ -309,7 +309,9 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
   for (int j = 0; j < batch->n; j++)
     {
       GError *problem = NULL;
-      AgcImage *image = agc_image_load (files[batch->rows[j]], &problem);
+      const char *path = files[batch->rows[j]];
+      AgcImage *image = encoder->load != NULL ? encoder->load (path, encoder->data, &problem)
+                                              : agc_image_load (path, &problem);
       gboolean good = image != NULL
                       && encoder->preprocess (batch->pixels + n_loaded * image_len, image,
                                               encoder->data, &problem);
@@ -357,6 +359,12 @@ model_preprocess (float *pixels, const AgcImage *image, gpointer model, GError *
   return agc_model_preprocess (model, image, pixels, error);
 }
 
+static AgcImage *
+model_load (const char *path, gpointer model, GError **error)
+{
+  return agc_model_load_image (model, path, agc_model_get_fast_decode (model), error);
+}
+
 static gboolean
 model_embed (float *out, const float *pixels, int n, gpointer model, GCancellable *cancellable,
              GError **error)
@@ -380,7 +388,10 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
                         gpointer user_data, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (model != NULL && model_identity != NULL, FALSE);
-  g_autofree char *key = agc_model_cache_key (model, model_identity, "");
+  // JPEGs decoded at a reduced scale give other embeddings: cached apart
+  g_autofree char *base = agc_model_cache_key (model, model_identity, "");
+  g_autofree char *key
+    = g_strconcat (base, agc_model_get_fast_decode (model) ? "-fast-decode" : "", NULL);
   AgcCachedEncoder encoder = {
     .key = key,
     .dim = agc_model_embed_dim (model),
@@ -389,6 +400,7 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
     .preprocess = model_preprocess,
     .encode = model_embed,
     .data = model,
+    .load = model_load,
   };
   return agc_encode_files_cached (out, ok, hashes, counts, &encoder, files, n_files, report,
                                   progress, user_data, cancellable, error);

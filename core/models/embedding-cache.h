@@ -7,6 +7,8 @@
  *                                          MODEL = agc_model_identity (), then
  *                                          -adapter-DIGEST with an adapter
  *                                          applied, -int8 in int8 mode,
+ *                                          -fast-decode with the model's
+ *                                          fast decode (agriclip.h),
  *                                          HASH = SHA-256 of the image file
  *   embeddings/KEY/AB/HASH.safetensors     other per-image values
  *                                          (agc_encode_files_cached), e.g.
@@ -69,7 +71,9 @@ typedef struct
                           GError **error);
   gboolean (*encode) (float *out, const float *pixels, int n, gpointer data,
                       GCancellable *cancellable, GError **error); /* out[n, dim] */
-  gpointer data;      /* for both */
+  gpointer data;      /* for all three */
+  /* how a file is decoded; NULL: agc_image_load */
+  AgcImage *(*load) (const char *path, gpointer data, GError **error);
 } AgcCachedEncoder;
 
 /* The cache key of values a model computes from an image: model_identity,

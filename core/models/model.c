@@ -52,6 +52,7 @@ struct AgcModel
   AgcArena pixels;   // preprocessed images of one batch, reused from call to call
   char *adapter_digest;       // the finetune/aligner adapter applied, NULL: none
   AgcEngineOptions options;   // as the towers were last given them
+  gboolean fast_decode;       // agc_model_set_fast_decode
 };
 
 // "DIR: " before a message, unless it already starts with the folder's path
@@ -362,6 +363,20 @@ agc_model_preprocess (const AgcModel *model, const AgcImage *image, float *pixel
 {
   g_return_val_if_fail (model != NULL && image != NULL && pixels != NULL, FALSE);
   return agc_preprocess_image (&model->preprocess, image, pixels, error);
+}
+
+void
+agc_model_set_fast_decode (AgcModel *model, gboolean fast_decode)
+{
+  g_return_if_fail (model != NULL);
+  model->fast_decode = fast_decode != FALSE;
+}
+
+gboolean
+agc_model_get_fast_decode (const AgcModel *model)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  return model->fast_decode;
 }
 
 AgcImage *

@@ -8,6 +8,9 @@
   /usr/bin/python3 tests/bench/bench.py --workload photos --models b32 --rounds 3
       (`agriclip classify` on 12 MP JPEGs, exact and --fast-decode, beside
       the PyTorch pipeline; peak RSS on two folder sizes: photos_workload.py)
+  /usr/bin/python3 tests/bench/bench.py --workload train-step --rounds 5
+      (the finetune and pretraining steps beside the same steps in PyTorch
+      autograd + AdamW: train_step_workload.py)
 
 1. Makes (once, in --work) random Hugging Face CLIP folders with the real
    shapes: ViT-B/32 and ViT-B/16 in float32, ViT-B/16 in float16; and for
@@ -320,7 +323,8 @@ def main():
                              "more engine, alternating with this one: before/after ratios")
     parser.add_argument("--int8", action="store_true",
                         help="also time the project's int8 mode on the CLIP models")
-    parser.add_argument("--workload", choices=("encoders", "tag", "photos"), default="encoders",
+    parser.add_argument("--workload", choices=("encoders", "tag", "photos", "train-step"),
+                        default="encoders",
                         help="tag: `agriclip tag` on a folder of ~1 MP JPEGs beside the encoder "
                              "alone and a PyTorch DataLoader pipeline (tag_workload.py), on the "
                              "first of --models")
@@ -329,10 +333,28 @@ def main():
                         help="12 MP JPEGs of the photos workload (peak RSS also on half)")
     parser.add_argument("--tag-workers", type=int, default=2,
                         help="DataLoader workers of the PyTorch pipeline")
+    parser.add_argument("--batch", type=int, default=32, help="train-step: finetune batch")
+    parser.add_argument("--pretrain-batch", type=int, default=32,
+                        help="train-step: pretraining batch")
+    parser.add_argument("--steps", type=int, default=3,
+                        help="train-step: timed steps per run (after one)")
+    parser.add_argument("--torch-threads", type=int,
+                        help="train-step: PyTorch's OMP_NUM_THREADS (default: calibrated)")
+    parser.add_argument("--torch26", action="store_true",
+                        help="train-step: also PyTorch 2.6 from the Debian 13 root (--work "
+                             "inside the source tree)")
     args = parser.parse_args()
     args.agriclip = args.agriclip or os.path.join(args.build, "cli", "agriclip")
     args.work = os.path.abspath(args.work or os.path.join(args.build, "bench-work"))
     os.makedirs(args.work, exist_ok=True)
+    if args.workload == "train-step":
+        import train_step_workload
+        make_models(args.work, ["b32"])
+        result = train_step_workload.run(args, model_path(args.work, "b32"), args.work, log)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=1)
+        return 0
     if args.workload in ("tag", "photos"):
         import photos_workload
         import tag_workload

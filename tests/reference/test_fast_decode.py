@@ -103,6 +103,89 @@ class FastDecodeTest(ToolTestCase):
         self.assertIn("jpeg", proc.stderr)
 
 
+AGRICLIP = os.environ.get("AGRICLIP")
+
+
+@unittest.skipUnless(AGRICLIP, "AGRICLIP (path of the built agriclip) is not set")
+class EvaluateFastDecodeTest(unittest.TestCase):
+    """`agriclip evaluate --fast-decode` on JPEGs embeds what plain evaluate
+    embeds for Pillow's draft decode of the same files saved losslessly
+    (PNG): the same cached embeddings bit for bit, kept apart from the full
+    decode's, which differ."""
+
+    def test_evaluate(self):
+        import shutil
+        import subprocess
+        import tempfile
+        import clip_twin
+        from test_zeroshot import IMAGE_SIZE
+
+        tmp = tempfile.mkdtemp(prefix="agc-fast-eval-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        model = os.path.join(tmp, "model")
+        clip_twin.make_model(model, seed=3, image_size=IMAGE_SIZE)
+        jpegs, pngs = os.path.join(tmp, "jpegs"), os.path.join(tmp, "pngs")
+        pairs = {}
+        for c, cls in enumerate(("rust", "blight", "healthy")):
+            for folder in (jpegs, pngs):
+                os.makedirs(os.path.join(folder, cls))
+            for i in range(3):
+                # 300 x 220 for a 32-pixel model: 1/4 (Pillow's choice), one stored sideways
+                jpeg = os.path.join(jpegs, cls, "%d.jpg" % i)
+                image = Image.fromarray(picture(300, 220, seed=10 * c + i))
+                args = dict(quality=90)
+                if i == 2:
+                    exif = Image.Exif()
+                    exif[0x0112] = 6
+                    args["exif"] = exif.tobytes()
+                image.save(jpeg, **args)
+                png = os.path.join(pngs, cls, "%d.png" % i)
+                draft = pil_draft(jpeg, IMAGE_SIZE)
+                self.assertLess(draft.size[0], 300)  # the test is about a reduced decode
+                draft.save(png)
+                pairs[jpeg] = png
+        cache = os.path.join(tmp, "cache")
+        env = dict(os.environ, XDG_CACHE_HOME=cache)
+
+        def evaluate(data, *more):
+            proc = subprocess.run([AGRICLIP, "evaluate", "--model", model, "--data", data,
+                                   "--format", "json", *more], capture_output=True, text=True,
+                                  env=env, timeout=600)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+
+        root = os.path.join(cache, "agriclip", "embeddings")
+
+        def entries(key):
+            found = {}
+            for folder, _, files in os.walk(os.path.join(root, key)):
+                for name in files:
+                    tensors = clip_twin.read_safetensors(os.path.join(folder, name))
+                    (value,) = [v for v in tensors.values() if v.is_floating_point()]
+                    found[name.split(".")[0]] = value.numpy()
+            return found
+
+        import hashlib
+
+        def digest(path):
+            with open(path, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+
+        evaluate(pngs)
+        (plain,) = os.listdir(root)
+        evaluate(jpegs, "--fast-decode")
+        (fast,) = set(os.listdir(root)) - {plain}
+        self.assertEqual(fast, plain + "-fast-decode")
+        evaluate(jpegs)
+        by_png, by_fast = entries(plain), entries(fast)
+        self.assertEqual(len(by_fast), len(pairs))
+        for jpeg, png in pairs.items():
+            got, want = by_fast[digest(jpeg)], by_png[digest(png)]
+            self.assertTrue(np.array_equal(got, want), "%s: max %g" % (
+                jpeg, np.abs(got - want).max()))
+            full = by_png[digest(jpeg)]  # the full decode's, under the plain key
+            self.assertFalse(np.array_equal(got, full), jpeg)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     unittest.main()
