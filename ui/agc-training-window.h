@@ -1,14 +1,18 @@
 /* agc-training-window.h — teaching a model the classes of a folder of
  * tagged photos (agriclip.h, "training"), watched as it happens: the
  * model (ui's model chooser), the folder with its classes (images and
- * files no image loader recognises, per class), the method and its
- * options with the library's defaults, a live plot of the losses and the
- * validation accuracy, per-epoch progress, Cancel, and at the end a
- * summary with each class's accuracy and the confusion matrix.
+ * files no image loader recognises, per class), the method (the
+ * library's list, agc_train_methods) and its options with the library's
+ * defaults (DINO's own shown only for DINO, which takes any folder of
+ * photos, tags or not), a base adapter to train on top of, a live plot of
+ * the losses and the validation accuracy, per-epoch progress (DINO: per
+ * step, with the time left), Cancel, and at the end a summary with each
+ * class's accuracy and the confusion matrix (tagged folders only).
  *
  * Training runs on a worker thread (agc_train) that reports through
  * g_idle_add; after each epoch it waits for the window to have shown it
- * (so the plot misses none and Cancel takes effect at the next epoch).
+ * (so the plot misses none and Cancel takes effect at the next epoch, or
+ * DINO's next step).
  * Cancel stops at agc_train's next safe point: no adapter is written and
  * the checkpoint OUT.checkpoint stays, from which "Train" continues.  The
  * adapter is written under agc_ui_adapters_dir() unless another file is
