@@ -311,6 +311,9 @@ def main():
                         help="'auto': let OpenBLAS detect the CPU (drops OPENBLAS_CORETYPE); "
                              "NAME: force it for every engine; default: the environment's")
     parser.add_argument("--no-ort", action="store_true")
+    parser.add_argument("--fixed-threads", action="store_true",
+                        help="calibrate only at --threads (PyTorch: OMP at --threads, OpenBLAS "
+                             "1): a short run on a loaded machine")
     parser.add_argument("--no-texts", action="store_true")
     parser.add_argument("--keep-configs", type=int,
                         help="settings per engine and workload kept from calibration, each "
@@ -378,8 +381,10 @@ def main():
     eng = Engines(args, pixels, prompts, n_prompts)
     engines = ["project"] + (["baseline"] if args.baseline else []) + ["torch"] + \
         (["ort"] if eng.ort_available() else [])
-    threads = list(range(1, args.threads + 1))
-    candidates = {"project": threads, "baseline": threads, "torch": list(itertools.product(threads, threads)),
+    threads = [args.threads] if args.fixed_threads else list(range(1, args.threads + 1))
+    torch_threads = [(args.threads, 1)] if args.fixed_threads else \
+        list(itertools.product(threads, threads))
+    candidates = {"project": threads, "baseline": threads, "torch": torch_threads,
                   "ort": threads}
     torch26 = any(n in RESNETS for n in names) and eng.torch26_available()
     summary = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or
