@@ -2,6 +2,7 @@
  * a folder of captioned images and writes a model folder that every other
  * command loads. */
 #include "cli.h"
+#include "interrupt.h"
 
 #include <inttypes.h>
 #include <unistd.h>
@@ -116,10 +117,17 @@ run (int argc, char **argv)
   params.user_data = &view;
   GError *error = NULL;
   AgcPretrainResult result;
-  if (!agc_pretrain (data_dir, tokenizer_dir, out, &params, &result, NULL, &error))
+  GCancellable *interrupt = cli_interrupt_begin ();
+  gboolean ok = agc_pretrain (data_dir, tokenizer_dir, out, &params, &result, interrupt, &error);
+  gboolean interrupted = g_cancellable_is_cancelled (interrupt);
+  cli_interrupt_end (interrupt);
+  if (!ok)
     {
       if (view.tty)
         fputc ('\n', stderr);
+      if (interrupted && cli_interrupt_matches (error))
+        return cli_interrupted (error, _("the same command continues from the last epoch's "
+                                         "checkpoint"));
       if (params.stop_after_epoch > 0 && g_error_matches (error, AGC_ERROR, AGC_ERROR_CANCELLED))
         {
           // the stop asked for: not a failure

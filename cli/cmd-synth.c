@@ -2,21 +2,10 @@
  * set (synth/synth.h writes it): options, a progress line, Ctrl-C, and the
  * messages. */
 #include "cli.h"
+#include "interrupt.h"
 #include "synth.h"
 
-#include <signal.h>
-
 extern const CliCommand cli_synth_command;
-
-/* Set by the signal handler, read by the drawing threads. */
-static gint interrupted;
-
-static void
-on_signal (int signum)
-{
-  (void) signum;
-  g_atomic_int_set (&interrupted, 1); // lock-free: safe in a handler
-}
 
 /* One line per part, rewritten after each batch. */
 static void
@@ -77,29 +66,21 @@ run (int argc, char **argv)
   cli_progress_init (&line);
   o.progress = show_progress;
   o.progress_data = &line;
-  o.cancel = &interrupted;
-
-  /* Ctrl-C stops after the images being drawn; a second one kills at once. */
-  struct sigaction action = { .sa_handler = on_signal, .sa_flags = SA_RESTART | SA_RESETHAND };
-  struct sigaction old_int, old_term;
-  sigemptyset (&action.sa_mask);
-  sigaction (SIGINT, &action, &old_int);
-  sigaction (SIGTERM, &action, &old_term);
+  // Ctrl-C stops after the images being drawn; a second one ends it at once
+  o.cancel = cli_interrupt_begin ();
   GError *error = NULL;
   gboolean ok = synth_run (&o, &error);
-  sigaction (SIGINT, &old_int, NULL);
-  sigaction (SIGTERM, &old_term, NULL);
+  cli_interrupt_end (o.cancel);
   cli_progress_end (&line);
   g_autofree char *shown = g_filename_display_name (out);
-  if (!ok && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return cli_fail (error);
-  if (!ok)
+  if (!ok && cli_interrupt_matches (error))
     {
-      g_error_free (error);
-      fprintf (stderr, _("agriclip: interrupted; %s is incomplete (run the command again to "
-                         "start over)\n"), shown);
-      return 128 + SIGINT;
+      g_autofree char *how = g_strdup_printf (_("%s is incomplete (run the command again to "
+                                                "start over)"), shown);
+      return cli_interrupted (error, how);
     }
+  if (!ok)
+    return cli_fail (error);
   printf (_("wrote %d pre-training images with captions, and %d evaluation and %d fine-tuning "
             "images of %d classes to %s\n"),
           o.n_pretrain, o.eval_per_class * synth_n_classes,

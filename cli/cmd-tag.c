@@ -3,6 +3,7 @@
  * in parts (agriclip merge joins them) and that `agriclip export` reads.
  * The work is the library's agc_tag. */
 #include "cli.h"
+#include "interrupt.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -147,10 +148,14 @@ run (int argc, char **argv)
       options.progress = show_progress;
       options.report = cli_progress_report;
       options.user_data = &display;
+      GCancellable *interrupt = cli_interrupt_begin ();
       int skipped = agc_tag (model, classifier, tag_run, (const char *const *) argv + 1, argc - 1,
-                             out, &options, NULL, &error);
+                             out, &options, interrupt, &error);
+      cli_interrupt_end (interrupt);
       cli_progress_end (&display.line);
-      if (skipped < 0)
+      if (skipped < 0 && cli_interrupt_matches (error))
+        status = cli_interrupted (error, _("the same command resumes the run"));
+      else if (skipped < 0)
         status = cli_fail (error);
       else if (skipped > 0)
         {

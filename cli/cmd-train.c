@@ -1,6 +1,7 @@
 /* cmd-train.c — `agriclip train`: teaches a model the classes of a folder
  * of tagged photos and writes an adapter for `agriclip classify --adapter`. */
 #include "cli.h"
+#include "interrupt.h"
 
 #include <math.h>
 
@@ -165,9 +166,15 @@ run (int argc, char **argv)
   GError *error = NULL;
   AgcModel *model = agc_model_load (model_dir, &error);
   AgcTrainResult result;
-  gboolean ok = model && agc_train (model, data_dir, out, &params, &result, NULL, &error);
+  GCancellable *interrupt = cli_interrupt_begin ();
+  gboolean ok = model && agc_train (model, data_dir, out, &params, &result, interrupt, &error);
+  cli_interrupt_end (interrupt);
   cli_progress_end (&view.line);
   agc_model_free (model);
+  if (!ok && cli_interrupt_matches (error))
+    return cli_interrupted (error, params.checkpoint_every > 0
+                                       ? _("the same command resumes from the checkpoint")
+                                       : NULL);
   if (!ok)
     return cli_fail (error);
   print_summary (&result, params.method, out);

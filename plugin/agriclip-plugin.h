@@ -31,12 +31,6 @@
 /* Masked pixels become this neutral grey (see pixels.c). */
 #define AGC_PLUGIN_MASK_GREY 128
 
-/* A rectangle in image coordinates. */
-typedef struct
-{
-  int x, y, width, height;
-} Region;
-
 /* ---- procedures -------------------------------------------------------- */
 
 GimpProcedure *label_procedure_new (GimpPlugIn *plug_in);
@@ -111,7 +105,7 @@ gboolean label_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config
 typedef struct
 {
   GimpDrawable *drawable;
-  Region region;
+  AgcRect region;
   gboolean masked;
   const float *embedding;
   GdkPixbuf *thumbnail;
@@ -140,16 +134,16 @@ typedef struct
 /* The region to look at: the selection's bounding box (intersected with the
  * drawable when one is given), or everything when nothing is selected.
  * FALSE when the selection does not touch the drawable. */
-gboolean pixels_region (Region *region, GimpImage *image, GimpDrawable *drawable);
+gboolean pixels_region (AgcRect *region, GimpImage *image, GimpDrawable *drawable);
 /* Reads region from the composite image (drawable NULL) or the drawable. */
-Pixels *pixels_read (GimpImage *image, GimpDrawable *drawable, const Region *region,
+Pixels *pixels_read (GimpImage *image, GimpDrawable *drawable, const AgcRect *region,
                      GError **error);
 void pixels_free (Pixels *pixels);
 /* Crops rect (image coordinates, inside pixels) into an RGB image in which
  * unselected and transparent pixels are blended towards neutral grey. */
-AgcImage *pixels_crop (const Pixels *pixels, const Region *rect);
+AgcImage *pixels_crop (const Pixels *pixels, const AgcRect *rect);
 /* Fraction of rect that is selected and opaque, 0..1. */
-double pixels_coverage (const Pixels *pixels, const Region *rect);
+double pixels_coverage (const Pixels *pixels, const AgcRect *rect);
 
 /* ---- results.c: what the plug-in leaves in the image ------------------- */
 
@@ -171,11 +165,11 @@ void results_json_source (JsonBuilder *builder, const Engine *engine);
  * source, whether a drawable (else the visible image) was classified, its
  * region, whether a selection masked it, and the top classes of
  * probs[n_classes]. */
-char *results_label_json (const Engine *engine, gboolean drawable, const Region *region,
+char *results_label_json (const Engine *engine, gboolean drawable, const AgcRect *region,
                           gboolean masked, const float *probs, const int *top, int n_top);
 /* Writes "labels": [{"label", "display", "p"}…] for the top classes. */
 void results_json_labels (JsonBuilder *builder, const Engine *engine, const float *probs,
                           const int *top, int n_top);
-void results_json_region (JsonBuilder *builder, const char *member, const Region *region);
+void results_json_region (JsonBuilder *builder, const char *member, const AgcRect *region);
 /* The builder's root as compact JSON text. */
 char *results_json_text (JsonBuilder *builder);

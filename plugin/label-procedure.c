@@ -21,7 +21,7 @@ enum
 typedef struct
 {
   GimpDrawable *drawable; /* NULL for the visible image */
-  Region region;
+  AgcRect region;
   char *json;             /* parasite text */
   char **top_labels;      /* export names, most probable first, NULL-terminated */
   char *text;             /* text-layer text */
@@ -112,7 +112,7 @@ classify_target (Result *result, Engine *engine, GimpImage *image, int top_k, gb
 
 /* The text layer's size for a region: readable on small and large images. */
 static double
-text_size (const Region *region)
+text_size (const AgcRect *region)
 {
   return MAX (12.0, MIN (region->width, region->height) / 16.0);
 }

@@ -16,7 +16,7 @@
 #define FULL (255 * 255)
 
 gboolean
-pixels_region (Region *region, GimpImage *image, GimpDrawable *drawable)
+pixels_region (AgcRect *region, GimpImage *image, GimpDrawable *drawable)
 {
   if (drawable)
     {
@@ -24,22 +24,22 @@ pixels_region (Region *region, GimpImage *image, GimpDrawable *drawable)
       if (!gimp_drawable_mask_intersect (drawable, &x, &y, &width, &height))
         return FALSE;
       gimp_drawable_get_offsets (drawable, &offset_x, &offset_y);
-      *region = (Region) { x + offset_x, y + offset_y, width, height };
+      *region = (AgcRect) { x + offset_x, y + offset_y, width, height };
       return width > 0 && height > 0;
     }
   gboolean non_empty = FALSE;
   int x1, y1, x2, y2;
   if (gimp_selection_bounds (image, &non_empty, &x1, &y1, &x2, &y2) && non_empty)
-    *region = (Region) { x1, y1, x2 - x1, y2 - y1 };
+    *region = (AgcRect) { x1, y1, x2 - x1, y2 - y1 };
   else
-    *region = (Region) { 0, 0, gimp_image_get_width (image), gimp_image_get_height (image) };
+    *region = (AgcRect) { 0, 0, gimp_image_get_width (image), gimp_image_get_height (image) };
   return region->width > 0 && region->height > 0;
 }
 
 /* Reads region (image coordinates) of drawable as R'G'B'A u8; what lies
  * outside the drawable reads as transparent. */
 static void
-read_rgba (guint8 *rgba, GimpDrawable *drawable, const Region *region)
+read_rgba (guint8 *rgba, GimpDrawable *drawable, const AgcRect *region)
 {
   int offset_x, offset_y;
   gimp_drawable_get_offsets (drawable, &offset_x, &offset_y);
@@ -54,7 +54,7 @@ read_rgba (guint8 *rgba, GimpDrawable *drawable, const Region *region)
 /* The visible image: a duplicate, merged, read and deleted, so that layer
  * modes, opacity, masks and hidden layers count as they do on screen. */
 static gboolean
-read_composite (guint8 *rgba, GimpImage *image, const Region *region, GError **error)
+read_composite (guint8 *rgba, GimpImage *image, const AgcRect *region, GError **error)
 {
   GimpImage *copy = gimp_image_duplicate (image);
   if (!copy)
@@ -73,7 +73,7 @@ read_composite (guint8 *rgba, GimpImage *image, const Region *region, GError **e
 }
 
 Pixels *
-pixels_read (GimpImage *image, GimpDrawable *drawable, const Region *region, GError **error)
+pixels_read (GimpImage *image, GimpDrawable *drawable, const AgcRect *region, GError **error)
 {
   Pixels *pixels = g_new0 (Pixels, 1);
   pixels->x = region->x;
@@ -121,7 +121,7 @@ weight (const Pixels *pixels, gsize i)
 }
 
 AgcImage *
-pixels_crop (const Pixels *pixels, const Region *rect)
+pixels_crop (const Pixels *pixels, const AgcRect *rect)
 {
   AgcImage *image = agc_image_new (rect->width, rect->height);
   for (int y = 0; y < rect->height; y++)
@@ -138,7 +138,7 @@ pixels_crop (const Pixels *pixels, const Region *rect)
 }
 
 double
-pixels_coverage (const Pixels *pixels, const Region *rect)
+pixels_coverage (const Pixels *pixels, const AgcRect *rect)
 {
   double sum = 0;
   for (int y = 0; y < rect->height; y++)

@@ -27,7 +27,7 @@
 
 typedef struct
 {
-  Region box;
+  AgcRect box;
   double coverage;
 } Tile;
 
@@ -102,7 +102,7 @@ layer_type (GimpImage *image)
 /* One heatmap layer over the region: colour with alpha = mean probability of
  * class over the tiles covering each pixel. */
 static void
-add_heatmap (GimpImage *image, GimpGroupLayer *group, const Region *region, const Tile *tiles,
+add_heatmap (GimpImage *image, GimpGroupLayer *group, const AgcRect *region, const Tile *tiles,
              int n_tiles, const float *probs, int n_classes, int class_index, const guint8 *rgb,
              const char *name)
 {
@@ -111,7 +111,7 @@ add_heatmap (GimpImage *image, GimpGroupLayer *group, const Region *region, cons
   g_autofree guint16 *count = g_new0 (guint16, n);
   for (int t = 0; t < n_tiles; t++)
     {
-      const Region *b = &tiles[t].box;
+      const AgcRect *b = &tiles[t].box;
       float p = probs[(gsize) t * n_classes + class_index];
       for (int y = b->y - region->y; y < b->y - region->y + b->height; y++)
         for (int x = b->x - region->x; x < b->x - region->x + b->width; x++)
@@ -138,7 +138,7 @@ add_heatmap (GimpImage *image, GimpGroupLayer *group, const Region *region, cons
 }
 
 static char *
-regions_json (const Engine *engine, const Region *region, int tile_size, int stride,
+regions_json (const Engine *engine, const AgcRect *region, int tile_size, int stride,
               double threshold, const int *chosen, int n_chosen, const Tile *tiles, int n_tiles,
               const float *probs, int top_k)
 {
@@ -211,7 +211,7 @@ add_readable_labels (GimpImage *image, GimpGroupLayer *group, const Engine *engi
       float p = probs[(gsize) t * n_classes + best];
       if (p < threshold)
         continue;
-      const Region *b = &tiles[t].box;
+      const AgcRect *b = &tiles[t].box;
       boxes[n++] = (AgcTagBox) { b->x, b->y, b->width, b->height,
                                  (char *) engine_class_name (engine, best), p };
       g_ptr_array_add (texts, g_strdup_printf ("%s %.0f%%",
@@ -238,7 +238,7 @@ add_readable_labels (GimpImage *image, GimpGroupLayer *group, const Engine *engi
  * readable: labels as add_readable_labels places them; otherwise (scripted
  * runs, unchanged) a text layer on every tile that reaches threshold. */
 static void
-write_regions (GimpImage *image, const Engine *engine, const Region *region, const Tile *tiles,
+write_regions (GimpImage *image, const Engine *engine, const AgcRect *region, const Tile *tiles,
                int n_tiles, const float *probs, const int *chosen, int n_chosen,
                double threshold, const char *json, gboolean readable)
 {
@@ -262,7 +262,7 @@ write_regions (GimpImage *image, const Engine *engine, const Region *region, con
       float p = probs[(gsize) t * n_classes + best];
       if (p < threshold)
         continue;
-      const Region *b = &tiles[t].box;
+      const AgcRect *b = &tiles[t].box;
       g_autofree char *text = g_strdup_printf ("%s %.0f%%",
                                                engine_class_translated_name (engine, best),
                                                100.0 * p);
@@ -282,7 +282,7 @@ typedef struct
 {
   GimpImage *image;
   const Engine *engine; /* its model and classifier are the window's */
-  Region region;
+  AgcRect region;
   const Pixels *pixels;
   int n_wanted, top_k;
 } RegionsView;
@@ -307,7 +307,7 @@ on_add_layers (AgcRegionsWindow *window, RegionsView *v)
   g_autofree Tile *tiles = g_new0 (Tile, MAX (n_tiles, 1));
   for (int t = 0; t < n_tiles; t++)
     {
-      tiles[t].box = (Region) { v->region.x + rects[t].x, v->region.y + rects[t].y,
+      tiles[t].box = (AgcRect) { v->region.x + rects[t].x, v->region.y + rects[t].y,
                                 rects[t].width, rects[t].height };
       tiles[t].coverage = pixels_coverage (v->pixels, &tiles[t].box);
     }
@@ -389,7 +389,7 @@ on_boxes_to_paths (AgcRegionsWindow *window, RegionsView *v)
 /* Runs the regions window until it is closed; returns how many tiles it
  * had classified.  Takes the engine's model and classifier. */
 static int
-regions_window_run (GimpImage *image, Engine *engine, const Region *region, const Pixels *pixels,
+regions_window_run (GimpImage *image, Engine *engine, const AgcRect *region, const Pixels *pixels,
                     int tile_size, int stride, int n_wanted, int top_k)
 {
   gimp_ui_init (PLUG_IN_BINARY);
@@ -451,7 +451,7 @@ regions_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   if (!engine)
     return plugin_fail (procedure, error);
 
-  Region region;
+  AgcRect region;
   pixels_region (&region, image, NULL);
   Pixels *pixels = pixels_read (image, NULL, &region, &error);
   if (!pixels)

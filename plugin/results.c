@@ -108,7 +108,7 @@ results_json_labels (JsonBuilder *builder, const Engine *engine, const float *pr
 }
 
 char *
-results_label_json (const Engine *engine, gboolean drawable, const Region *region,
+results_label_json (const Engine *engine, gboolean drawable, const AgcRect *region,
                     gboolean masked, const float *probs, const int *top, int n_top)
 {
   g_autoptr (JsonBuilder) builder = json_builder_new ();
@@ -127,7 +127,7 @@ results_label_json (const Engine *engine, gboolean drawable, const Region *regio
 }
 
 void
-results_json_region (JsonBuilder *builder, const char *member, const Region *region)
+results_json_region (JsonBuilder *builder, const char *member, const AgcRect *region)
 {
   json_builder_set_member_name (builder, member);
   json_builder_begin_object (builder);

@@ -45,7 +45,7 @@ synth_job_clear (SynthJob *job)
 static gboolean
 cancelled (const SynthJob *job)
 {
-  return job->options->cancel && g_atomic_int_get (job->options->cancel);
+  return g_cancellable_is_cancelled (job->options->cancel);
 }
 
 static SynthLeafKind

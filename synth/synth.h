@@ -17,7 +17,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 /* The three parts of the set.  The value also seeds the generator: never
  * renumber. */
@@ -42,10 +42,8 @@ typedef struct
   int finetune_per_class; /* 1 .. 100000 */
   SynthProgressFunc progress; /* may be NULL */
   gpointer progress_data;
-  /* May be NULL.  Set to non-zero with g_atomic_int_set (lock-free, so a
-   * signal handler may do it, which it may not with a GCancellable) to stop
-   * after the images being drawn. */
-  gint *cancel;
+  /* May be NULL.  Cancelled: stop after the images being drawn. */
+  GCancellable *cancel;
 } SynthOptions;
 
 /* out NULL, seed 0, 64 pixels, 20000 pre-training images, 40 per class. */

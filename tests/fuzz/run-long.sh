@@ -29,7 +29,7 @@ for name in $harnesses; do
   [ "$name" = image ] && timeout=120 malloc_limit=65536
   mkdir -p "$out/corpus-$name"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    nice "$out/fuzz-$name" -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 -malloc_limit_mb="$malloc_limit" \
+    nice "$out/lib/tests/fuzz/fuzz-$name" -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 -malloc_limit_mb="$malloc_limit" \
     -max_len=65536 -dict="tests/fuzz/$dict.dict" -artifact_prefix="$out/$name-" \
     -print_final_stats=1 "$out/corpus-$name" "$out/seeds/$name" > "$out/$name.log" 2>&1 &
   pids="$pids $!"

@@ -9,8 +9,9 @@
 #   tokenizer    vocab.json + merges.txt
 #   safetensors  the safetensors reader (JSON header) and adapter metadata
 #   image        image decoding (gdk-pixbuf) and preprocessing
-# The library is built once with clang in $FUZZ_DIR/lib (meson, -O0: the
-# AVX-512 kernels take minutes to compile at -O1 with the sanitizers; coverage
+# The library and the harnesses are built with clang in $FUZZ_DIR/lib (meson
+# -Dfuzz=true: tests/fuzz/meson.build; the library at -O0: the AVX-512 kernels
+# take minutes to compile at -O1 with the sanitizers; coverage
 # instrumentation for libFuzzer); seed corpora come from make-seeds.py
 # (torch.save, PIL); each harness has a dictionary (tests/fuzz/*.dict).
 # Usage: tests/fuzz/run.sh [SECONDS_PER_HARNESS [HARNESS...]]   (default 60, all)
@@ -31,22 +32,19 @@ out=$(cd "$out" && pwd)
 
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 if [ ! -f "$out/lib/build.ninja" ]; then
-  CC=clang meson setup "$out/lib" -Dbuildtype=debug -Doptimization=0 -Dgimp=disabled \
-    -Db_lundef=false -Dc_args="$sanitize -fsanitize=fuzzer-no-link" >"$out/lib-setup.log" 2>&1 \
+  CC=clang meson setup "$out/lib" -Dbuildtype=debug -Doptimization=0 -Dgimp=disabled -Dui=disabled \
+    -Dfuzz=true -Db_lundef=false -Dc_args="$sanitize -fsanitize=fuzzer-no-link" \
+    -Dc_link_args="$sanitize" >"$out/lib-setup.log" 2>&1 \
     || { cat "$out/lib-setup.log" >&2; exit 2; }
+else  # a build folder made before these options
+  meson configure "$out/lib" -Dfuzz=true -Dc_link_args="$sanitize" >/dev/null
 fi
-ninja -C "$out/lib" core/libagriclip-internal.a >"$out/lib-build.log" 2>&1 \
-  || { tail -40 "$out/lib-build.log" >&2; exit 2; }
-
+# the harnesses (tests/fuzz/meson.build: linked as the unit tests are)
+targets=""
+for name in $harnesses; do targets="$targets tests/fuzz/fuzz-$name"; done
 # shellcheck disable=SC2086
-libs="$out/lib/core/libagriclip-internal.a $(pkg-config --libs gio-2.0 json-glib-1.0 gdk-pixbuf-2.0 libjpeg libcurl) $(pkg-config --libs openblas 2>/dev/null || pkg-config --libs cblas) -lm"
-for name in $harnesses; do
-  # shellcheck disable=SC2086
-  clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer $sanitize \
-    -include "$out/lib/config.h" -Icore -Icore/include \
-    $(pkg-config --cflags gio-2.0 json-glib-1.0 gdk-pixbuf-2.0) \
-    "tests/fuzz/fuzz-$name.c" -o "$out/fuzz-$name" $libs
-done
+ninja -C "$out/lib" $targets >"$out/lib-build.log" 2>&1 \
+  || { tail -40 "$out/lib-build.log" >&2; exit 2; }
 
 /usr/bin/python3 tests/fuzz/make-seeds.py "$out/seeds"
 [ "${AGC_FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
@@ -66,7 +64,7 @@ for name in $harnesses; do
   mkdir -p "$out/corpus-$name"
   echo "== fuzz-$name for $seconds s"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    "$out/fuzz-$name" -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 -malloc_limit_mb="$malloc_limit" \
+    "$out/lib/tests/fuzz/fuzz-$name" -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 -malloc_limit_mb="$malloc_limit" \
     -max_len=65536 -dict="tests/fuzz/$dict.dict" -artifact_prefix="$out/$name-" \
     -print_final_stats=1 "$out/corpus-$name" "$out/seeds/$name" || status=1
 done
