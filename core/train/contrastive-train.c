@@ -125,8 +125,9 @@ flush_images (Fit *fit, const float *pixels, int n, GError **error)
   return TRUE;
 }
 
-/* Every distinct image once (unreadable ones reported and their pairs left
- * out); image_index[i] of path i: its row, -1 when skipped. */
+/* Every distinct image of paths once, through the frozen blocks
+ * (unreadable ones reported and their pairs left out); rows maps a path
+ * kept to its row + 1. */
 static gboolean
 load_images (Fit *fit, GPtrArray *paths, GHashTable *rows, AgcTrainResult *result,
              GCancellable *cancellable, GError **error)
@@ -177,14 +178,17 @@ load_images (Fit *fit, GPtrArray *paths, GHashTable *rows, AgcTrainResult *resul
           result->n_skipped++;
           agc_train_report_problem (params, problem);
           g_error_free (problem);
-          continue;
         }
-      g_hash_table_insert (rows, (gpointer) path,
-                           GINT_TO_POINTER (fit->n_images + n_pending + 1));
-      if (++n_pending == IMAGE_BATCH)
+      else
         {
-          ok = flush_images (fit, pixels, n_pending, error);
-          n_pending = 0;
+          // its row, + 1 (NULL: not found)
+          g_hash_table_insert (rows, (gpointer) path,
+                               GINT_TO_POINTER (fit->n_images + n_pending + 1));
+          if (++n_pending == IMAGE_BATCH)
+            {
+              ok = flush_images (fit, pixels, n_pending, error);
+              n_pending = 0;
+            }
         }
       agc_train_report (params, AGC_TRAIN_STAGE_EMBED, i + 1, n_paths, NAN, NAN, NAN);
     }

@@ -15,7 +15,8 @@ generated photos and a small random twin model (clip_twin).
   classes are those of the tagged folder the captions came from.
 - SIGKILL at random points, then the same command again, ends with the
   adapter of an uninterrupted run.
-- Bad input: --blocks beyond the towers, a folder without captions.jsonl.
+- Bad input: --blocks beyond the towers, a folder without captions.jsonl,
+  an unreadable photo (skipped and named, its pairs left out).
 """
 
 import math
@@ -328,6 +329,24 @@ class ContrastiveTraining(unittest.TestCase):
         self.assertIn("captions.jsonl", proc.stderr)
         self.assertEqual(proc.stderr.count("\n"), 1, proc.stderr)
         self.assertFalse(os.path.exists(out))
+
+        # an unreadable photo is skipped, named, and its pairs left out
+        folder = os.path.join(self.tmp, "with-broken")
+        os.makedirs(folder)
+        os.symlink(os.path.join(self.pairs, "photos"), os.path.join(folder, "photos"))
+        with open(os.path.join(folder, "broken.png"), "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\nnot really")
+        with open(os.path.join(self.pairs, "captions.jsonl")) as f:
+            lines = f.read()
+        with open(os.path.join(folder, "captions.jsonl"), "w") as f:
+            f.write(lines + '{"image": "broken.png", "caption": "a broken photo."}\n')
+        proc = train(self.model, folder, self.out("broken"), self.cache, "--method",
+                     "contrastive", "--epochs", "1")
+        self.assertIn("broken.png", proc.stderr)
+        _, meta = read_adapter(self.out("broken"))
+        self.assertEqual(meta["agriclip.metrics"]["n_skipped"], 1)
+        self.assertEqual(meta["agriclip.metrics"]["n_train"] + meta["agriclip.metrics"]["n_val"],
+                         36)
 
 
 if __name__ == "__main__":
