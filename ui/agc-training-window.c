@@ -698,6 +698,13 @@ plot_text (GtkWidget *area, cairo_t *cr, double x, double y, const char *text, d
   g_object_unref (layout);
 }
 
+/* Series s of the plot at point p, 0..1 of its axis (NaN: none). */
+static double
+plotted_value (const EpochPoint *p, int s, double max_loss)
+{
+  return s == 0 ? p->train_loss / max_loss : s == 1 ? p->val_loss / max_loss : p->val_accuracy;
+}
+
 /* Losses (left axis, from 0) and validation accuracy (right axis, 0..1)
  * against the epoch, in logical pixels (crisp at any scale). */
 static gboolean
@@ -774,8 +781,7 @@ draw_plot (GtkWidget *area, cairo_t *cr, AgcTrainingWindow *self)
       for (int i = 0; i < n; i++)
         {
           const EpochPoint *p = &g_array_index (self->points, EpochPoint, i);
-          double v = s == 0 ? p->train_loss / max_loss
-                            : s == 1 ? p->val_loss / max_loss : p->val_accuracy;
+          double v = plotted_value (p, s, max_loss);
           if (isnan (v))
             continue;
           double x = left + pw * p->epoch / last, y = top + ph * (1.0 - CLAMP (v, 0.0, 1.0));
@@ -786,6 +792,17 @@ draw_plot (GtkWidget *area, cairo_t *cr, AgcTrainingWindow *self)
           drawing = TRUE;
         }
       cairo_stroke (cr);
+      // a dot at each epoch: a one-epoch run (DINO's often) has no line to show
+      for (int i = 0; i < n; i++)
+        {
+          const EpochPoint *p = &g_array_index (self->points, EpochPoint, i);
+          double v = plotted_value (p, s, max_loss);
+          if (isnan (v))
+            continue;
+          cairo_arc (cr, left + pw * p->epoch / last, top + ph * (1.0 - CLAMP (v, 0.0, 1.0)), 3,
+                     0, 2 * G_PI);
+          cairo_fill (cr);
+        }
     }
   return FALSE;
 }
