@@ -8,6 +8,11 @@
 #include <glib/gi18n-lib.h>
 #include <math.h>
 
+/* A wrapping label asks for its whole text on one line unless capped: the
+ * status and the summary's first line (a long path, a translation) would
+ * widen the window past a 1280-pixel screen. */
+#define WRAPPED_CHARS 50
+
 typedef struct
 {
   int epoch;
@@ -44,6 +49,7 @@ struct _AgcTrainingWindow
   GtkWidget *folder_label, *base_entry, *base_browse;
   GtkWidget *local_crops, *out_dim, *accumulate, *crop_size;
   GtkWidget *dino_labels[4]; /* of the four above */
+  GtkWidget *finetune_labels[2]; /* of blocks and mix */
   GtkWidget *train_button, *cancel_button, *progress, *status, *plot, *summary;
   GtkListStore *class_store;
 };
@@ -203,8 +209,14 @@ update_buttons (AgcTrainingWindow *self)
   AgcTrainMethod method = chosen_method (self);
   gboolean finetune = method == AGC_TRAIN_FINETUNE;
   gboolean validated = agc_train_method_data (method) == AGC_TRAIN_DATA_TAGGED;
-  gtk_widget_set_sensitive (self->blocks, finetune && !busy);
-  gtk_widget_set_sensitive (self->mix, finetune && !busy);
+  // fine-tuning's settings likewise only with it: the window stays short enough for 800 pixels
+  GtkWidget *finetuning[] = { self->blocks, self->mix };
+  for (int i = 0; i < 2; i++)
+    {
+      gtk_widget_set_visible (finetuning[i], finetune);
+      gtk_widget_set_visible (self->finetune_labels[i], finetune);
+      gtk_widget_set_sensitive (finetuning[i], finetune && !busy);
+    }
   gtk_widget_set_sensitive (self->patience, validated && !busy);
   gtk_widget_set_sensitive (self->val_share, validated && !busy);
   // DINO's own settings are there only when DINO is chosen
@@ -548,6 +560,7 @@ show_summary (AgcTrainingWindow *self)
   GtkWidget *top = gtk_label_new (heading);
   gtk_label_set_xalign (GTK_LABEL (top), 0.0f);
   gtk_label_set_line_wrap (GTK_LABEL (top), TRUE);
+  gtk_label_set_max_width_chars (GTK_LABEL (top), WRAPPED_CHARS);
   gtk_grid_attach (grid, top, 0, 0, columns + 2, 1);
   gtk_grid_attach (grid, cell (_("Tag \\ labelled as"), TRUE), 0, 1, 1, 1);
   for (int p = 0; p < columns; p++)
@@ -685,6 +698,13 @@ plot_text (GtkWidget *area, cairo_t *cr, double x, double y, const char *text, d
   g_object_unref (layout);
 }
 
+/* Series s of the plot at point p, 0..1 of its axis (NaN: none). */
+static double
+plotted_value (const EpochPoint *p, int s, double max_loss)
+{
+  return s == 0 ? p->train_loss / max_loss : s == 1 ? p->val_loss / max_loss : p->val_accuracy;
+}
+
 /* Losses (left axis, from 0) and validation accuracy (right axis, 0..1)
  * against the epoch, in logical pixels (crisp at any scale). */
 static gboolean
@@ -761,8 +781,7 @@ draw_plot (GtkWidget *area, cairo_t *cr, AgcTrainingWindow *self)
       for (int i = 0; i < n; i++)
         {
           const EpochPoint *p = &g_array_index (self->points, EpochPoint, i);
-          double v = s == 0 ? p->train_loss / max_loss
-                            : s == 1 ? p->val_loss / max_loss : p->val_accuracy;
+          double v = plotted_value (p, s, max_loss);
           if (isnan (v))
             continue;
           double x = left + pw * p->epoch / last, y = top + ph * (1.0 - CLAMP (v, 0.0, 1.0));
@@ -773,6 +792,17 @@ draw_plot (GtkWidget *area, cairo_t *cr, AgcTrainingWindow *self)
           drawing = TRUE;
         }
       cairo_stroke (cr);
+      // a dot at each epoch: a one-epoch run (DINO's often) has no line to show
+      for (int i = 0; i < n; i++)
+        {
+          const EpochPoint *p = &g_array_index (self->points, EpochPoint, i);
+          double v = plotted_value (p, s, max_loss);
+          if (isnan (v))
+            continue;
+          cairo_arc (cr, left + pw * p->epoch / last, top + ph * (1.0 - CLAMP (v, 0.0, 1.0)), 3,
+                     0, 2 * G_PI);
+          cairo_fill (cr);
+        }
     }
   return FALSE;
 }
@@ -1032,7 +1062,7 @@ class_table (AgcTrainingWindow *self)
   GtkWidget *scroll = gtk_scrolled_window_new (NULL, NULL);
   gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER,
                                   GTK_POLICY_AUTOMATIC);
-  gtk_widget_set_size_request (scroll, -1, 110);
+  gtk_widget_set_size_request (scroll, -1, 88);
   gtk_container_add (GTK_CONTAINER (scroll), self->classes);
   return scroll;
 }
@@ -1056,7 +1086,7 @@ agc_training_window_init (AgcTrainingWindow *self)
   gtk_box_pack_start (GTK_BOX (columns), outer, TRUE, TRUE, 0);
   gtk_box_pack_start (GTK_BOX (columns), watch, TRUE, TRUE, 0);
   self->models = agc_model_chooser_new ();
-  gtk_widget_set_size_request (self->models, -1, 160);
+  gtk_widget_set_size_request (self->models, -1, 120);
   g_signal_connect (self->models, "changed", G_CALLBACK (on_changed), self);
   gtk_box_pack_start (GTK_BOX (outer), self->models, TRUE, TRUE, 0);
 
@@ -1127,17 +1157,28 @@ agc_training_window_init (AgcTrainingWindow *self)
                                  agc_train_method_name (methods[m]),
                                  shown ? _(shown) : agc_train_method_name (methods[m]));
     }
+  // A display name is a sentence (DINO's some 90 characters, longer in
+  // translations): wrapped, it leaves the window narrow enough for a
+  // 1280-pixel screen, in the chooser and its list alike.
+  GList *cells = gtk_cell_layout_get_cells (GTK_CELL_LAYOUT (self->method));
+  for (GList *c = cells; c; c = c->next)
+    g_object_set (c->data, "wrap-mode", PANGO_WRAP_WORD, "wrap-width", 300, "max-width-chars", 56,
+                  NULL);
+  g_list_free (cells);
   g_signal_connect (self->method, "changed", G_CALLBACK (on_method_changed), self);
   self->epochs = spin (0, 10000, 1, 0);
   self->patience = spin (1, 10000, 1, 0);
   self->val_share = spin (0.0, 0.9, 0.05, 2);
   self->seed = spin (0, G_MAXINT, 1, 0);
   self->rate = spin (0.0, 10.0, 0.001, 5);
+  gtk_entry_set_width_chars (GTK_ENTRY (self->rate), 16); // "default (0.0005)" whole
   g_signal_connect (self->rate, "output", G_CALLBACK (on_rate_output), self);
   g_signal_connect (self->rate, "input", G_CALLBACK (on_rate_input), NULL);
   self->blocks = spin (1, 64, 1, 0);
   self->mix = spin (0.0, 1.0, 0.05, 2);
   attach (options, 0, 0, _("Met_hod:"), self->method, _("What to train"));
+  // across the settings' columns: the widest control does not widen one column
+  gtk_container_child_set (GTK_CONTAINER (options), self->method, "width", 3, NULL);
   attach (options, 0, 1, _("_Epochs (at most):"), self->epochs,
           _("Training stops earlier when the validation loss stops improving"));
   attach (options, 2, 1, _("Pat_ience:"), self->patience,
@@ -1148,9 +1189,9 @@ agc_training_window_init (AgcTrainingWindow *self)
           _("Seed of the validation split and batch order: the same seed gives the same "
             "adapter"));
   attach (options, 0, 3, _("_Learning rate:"), self->rate, _("AdamW's learning rate (0: the method's own default)"));
-  attach (options, 2, 3, _("Bloc_ks:"), self->blocks,
+  self->finetune_labels[0] = attach (options, 2, 3, _("Bloc_ks:"), self->blocks,
           _("Finetune: how many of the last image blocks to train"));
-  attach (options, 0, 4, _("Mi_x:"), self->mix,
+  self->finetune_labels[1] = attach (options, 0, 4, _("Mi_x:"), self->mix,
           _("Finetune: share of the trained weights in the adapter, the rest the original "
             "ones (1: trained only)"));
 
@@ -1187,6 +1228,7 @@ agc_training_window_init (AgcTrainingWindow *self)
   self->status = gtk_label_new (NULL);
   gtk_label_set_xalign (GTK_LABEL (self->status), 0.0f);
   gtk_label_set_line_wrap (GTK_LABEL (self->status), TRUE);
+  gtk_label_set_max_width_chars (GTK_LABEL (self->status), WRAPPED_CHARS);
   gtk_label_set_selectable (GTK_LABEL (self->status), TRUE);
   gtk_widget_set_can_focus (self->status, FALSE);
   gtk_container_add (GTK_CONTAINER (watch), self->status);
@@ -1215,10 +1257,16 @@ agc_training_window_init (AgcTrainingWindow *self)
   agc_training_window_set_params (self, &defaults);
   gtk_widget_show_all (window_box);
   GtkWidget *dino[] = { self->local_crops, self->out_dim, self->accumulate, self->crop_size };
-  for (int i = 0; i < 4; i++) // shown by update_buttons only
+  for (int i = 0; i < 4; i++) // these and fine-tuning's shown by update_buttons only
     {
       gtk_widget_set_no_show_all (dino[i], TRUE);
       gtk_widget_set_no_show_all (self->dino_labels[i], TRUE);
+    }
+  GtkWidget *finetuning[] = { self->blocks, self->mix };
+  for (int i = 0; i < 2; i++)
+    {
+      gtk_widget_set_no_show_all (finetuning[i], TRUE);
+      gtk_widget_set_no_show_all (self->finetune_labels[i], TRUE);
     }
   update_buttons (self);
 }

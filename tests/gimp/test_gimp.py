@@ -771,7 +771,8 @@ class InteractiveTest(unittest.TestCase):
     as from the menu (an interactive run): the Label dialog (model and label-set choosers,
     filled from the last values), the label-set editor and its prompt preview, the results
     window (one image; two layers, each acted on and labelled again), GIMP's Regions dialog
-    and the regions window, the training window before and after training.  Screenshots of
+    and the regions window, the training window before and after training, then again with
+    DINO chosen in it (the window opens with the first run's values).  Screenshots of
     each window (SHOTS) are kept in the build folder; InteractiveTest2x takes them at
     GDK_SCALE=2."""
 
@@ -779,7 +780,8 @@ class InteractiveTest(unittest.TestCase):
     screen = "1280x900x24"
     suffix = ""
     SHOTS = ("dialog", "label-set-editor", "prompt-preview", "results", "results-layers",
-             "results-relabelled", "regions-dialog", "regions", "training", "training-done")
+             "results-relabelled", "regions-dialog", "regions", "training", "training-done",
+             "training-dino", "training-dino-done")
     SECOND_OFFSETS = (16, 8)
 
     @classmethod
@@ -793,6 +795,7 @@ class InteractiveTest(unittest.TestCase):
         if not os.path.isdir(cls.tagged):
             write_tagged_folders(cls.tagged, per_class=5)
         cls.adapter = os.path.join(cls.work, "gui.safetensors")
+        cls.dino_adapter = os.path.join(cls.work, "gui-dino.safetensors")
         with open(os.path.join(cls.work, "cases.json"), "w") as f:
             json.dump({"image": os.path.join(cls.fx.work, "rgb.png"),
                        "args": label_args(cls.fx.model, **{"write-metadata": True}),
@@ -873,11 +876,20 @@ class InteractiveTest(unittest.TestCase):
             time.sleep(0.5)
 
     @classmethod
+    def set_field(cls, window, mnemonic, text):
+        """A person's edit of a text or number field: its mnemonic, select all, type,
+        Tab (a spin button takes typed text when it loses the focus)."""
+        cls.keys(window, mnemonic, "ctrl+a")
+        cls.xdotool("type", "--delay", "20", text)
+        cls.keys(window, "Tab")
+
+    @classmethod
     def drive(cls):
         """The user's part: Ctrl+Z in the image window; in the Label dialog the label-set
         editor (Alt+E) and its preview (Alt+V), then Label (Alt+L); Escape in each results
         window after its actions; Return in GIMP's Regions dialog, Escape in the regions
-        window; Train (Alt+T) in the training window, Escape once the adapter is written.
+        window; Train (Alt+T) in the training window, Escape once the adapter is written; in
+        the second training window DINO (Alt+H, Home, Down x3) and its fields, then Train.
         The second Label… picks "Each selected layer" (Alt+I, End) as a person would."""
         if not cls.wait_for("labelled"):
             return
@@ -946,6 +958,28 @@ class InteractiveTest(unittest.TestCase):
             while time.time() < end and not os.path.exists(cls.adapter):
                 time.sleep(1)
             cls.screenshot("training-done", training)
+            cls.keys(training, "Escape")
+
+        # the window again, with the first run's values: DINO chosen in it (Alt+H, the
+        # fourth method), its own adapter file, one epoch of small crops, then Train
+        if not cls.wait_for("dino-training-opening"):
+            return
+        training = cls.find_window("AgriCLIP: Train on Tagged Folders")
+        if training:
+            time.sleep(2)  # the folder is looked at
+            cls.keys(training, "alt+h", "Home", "Down", "Down", "Down")
+            cls.set_field(training, "alt+p", cls.dino_adapter)
+            cls.set_field(training, "alt+e", "1")
+            cls.set_field(training, "alt+a", "0")    # local crops
+            cls.set_field(training, "alt+u", "256")  # outputs
+            cls.set_field(training, "alt+z", "64")   # crop size
+            cls.screenshot("training-dino", training)
+            cls.keys(training, "alt+t")
+            end = time.time() + 300
+            while time.time() < end and not os.path.exists(cls.dino_adapter):
+                time.sleep(1)
+            time.sleep(2)  # the window shows the end of the run
+            cls.screenshot("training-dino-done", training)
             cls.keys(training, "Escape")
 
     def test_one_undo_restores_the_image(self):
@@ -1039,6 +1073,17 @@ class InteractiveTest(unittest.TestCase):
         self.assertEqual(self.results["regions"]["status"], SUCCESS, self.results["regions"])
         self.assertEqual(self.results["train"]["status"], SUCCESS, self.results["train"])
         self.assertTrue(os.path.isfile(self.adapter))
+
+    def test_dino_from_the_training_window(self):
+        """The second training window, DINO chosen in it by the user: the run succeeds and
+        writes a DINO adapter to the file typed in, for the model the window opened with."""
+        r = self.results["train_dino"]
+        self.assertEqual(r["status"], SUCCESS, r)
+        self.assertTrue(os.path.isfile(self.dino_adapter), self.dino_adapter)
+        meta = adapter_metadata(self.dino_adapter)
+        self.assertEqual(meta["agriclip.kind"], "adapter")
+        self.assertEqual(meta["agriclip.method"], "dino")
+        self.assertEqual(adapter_metadata(self.adapter)["agriclip.method"], "probe")
 
 
 class InteractiveTest2x(InteractiveTest):

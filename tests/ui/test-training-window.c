@@ -10,7 +10,9 @@
  * The method chooser lists the library's methods (agc_train_methods) by
  * their translated display names; DINO shows its own settings (and only
  * DINO), takes an untagged folder that the tagged methods refuse, and the
- * settings and base adapter read back as set. */
+ * settings and base adapter read back as set.  Fine-tuning's settings are
+ * shown only for it, and with every method (and after training, with the
+ * summary) the window's natural size fits a 1280x800 screen. */
 #include "agc-training-window.h"
 #include "agc-ui-settings.h"
 #include "ui-test-util.h"
@@ -79,6 +81,25 @@ screenshot (GtkWidget *widget, const char *what)
   g_autofree char *path = g_build_filename (g_getenv ("AGC_SCREENSHOT_DIR"), name, NULL);
   gdk_pixbuf_save (shot, path, "png", NULL, NULL);
   g_object_unref (shot);
+}
+
+/* The smallest screen the window must fit, in logical pixels: a 1280x800
+ * laptop, at any scale; its height less a title bar and a panel. */
+#define SCREEN_WIDTH 1280
+#define SCREEN_HEIGHT (800 - 64)
+
+/* The window's natural size, what GTK opens it at, fits that screen: a
+ * long method name, status or summary line would push Close off it. */
+static void
+assert_fits_screen (GtkWidget *widget, const char *when)
+{
+  int minimum, natural, min_height, nat_height;
+  gtk_widget_get_preferred_width (widget, &minimum, &natural);
+  gtk_widget_get_preferred_height_for_width (widget, natural, &min_height, &nat_height);
+  g_test_message ("%s: natural width %d, height at it %d (at least %d)", when, natural,
+                   nat_height, min_height);
+  g_assert_cmpint (natural, <, SCREEN_WIDTH);
+  g_assert_cmpint (min_height, <, SCREEN_HEIGHT);
 }
 
 static void
@@ -200,6 +221,7 @@ test_training (void)
   agc_evaluation_free (e);
   agc_model_free (model);
 
+  assert_fits_screen (widget, "trained, with the summary");
   screenshot (widget, "training-window");
   g_free (w.message);
   gtk_widget_destroy (widget);
@@ -250,6 +272,7 @@ test_methods (void)
       g_autofree char *text = NULL;
       gtk_tree_model_get (list, &iter, 0, &text, -1);
       g_assert_cmpstr (text, ==, agc_train_method_display_name (methods[m]));
+      assert_fits_screen (widget, agc_train_method_name (methods[m]));
     }
 
   // DINO's settings only with DINO; validation settings not with DINO
@@ -263,6 +286,11 @@ test_methods (void)
   g_assert_true (shown (crops) && shown (outputs) && shown (accumulate) && shown (crop_size));
   g_assert_false (gtk_widget_is_sensitive (ui_test_get (widget, "Patience")));
   g_assert_false (gtk_widget_is_sensitive (ui_test_get (widget, "Blocks")));
+  g_assert_false (gtk_widget_is_visible (ui_test_get (widget, "Mix")));
+  gtk_combo_box_set_active_id (method, "finetune"); // fine-tuning's settings only with it
+  g_assert_true (shown (ui_test_get (widget, "Blocks")) && shown (ui_test_get (widget, "Mix")));
+  g_assert_false (gtk_widget_is_visible (crops));
+  gtk_combo_box_set_active_id (method, "dino");
 
   // the settings read back as set, the base adapter included
   AgcTrainParams set = agc_train_default_params ();
@@ -312,6 +340,7 @@ test_methods (void)
   g_assert_null (scan.message);
   g_assert_true (gtk_widget_is_sensitive (train));
   g_assert_false (gtk_widget_is_sensitive (ui_test_get (widget, "Patience")));
+  assert_fits_screen (widget, "dino, untagged folder");
   screenshot (widget, "training-window-dino");
   gtk_combo_box_set_active_id (method, "aligner");
   g_assert_false (gtk_widget_is_sensitive (train));
