@@ -143,9 +143,15 @@ class KnnEvaluation(unittest.TestCase):
             self.assertAlmostEqual(table["average"]["knn"],
                                    np.mean([r["knn"] for r in table["datasets"]]), places=6)
 
+    SLOW_SANITIZED = unittest.skipIf(os.environ.get("AGC_SANITIZED") == "1",
+                                     "ResNet-50 features at 224 px: too slow under the sanitizers "
+                                     "(the CLIP tests run the same k-NN code there)")
+
+    @SLOW_SANITIZED
     def test_agriclip_resnet_features(self):
         self.check(self.model, self.resnet_features)
 
+    @SLOW_SANITIZED
     def test_agriclip_with_an_aligner_adapter_keeps_the_resnet_features(self):
         adapter = os.path.join(self.tmp, "aligner.safetensors")
         run(["train", "--method", "aligner", "--model", self.model, "--data", self.bank,
