@@ -198,16 +198,11 @@ agc_tensor_views_add (GArray *views, const char *name, const float *data, int64_
 }
 
 void
-agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *b,
-                        const AgcTowerConfig *config, const char *prefix, int layer)
+agc_block_tensors (AgcBlockTensor parts[AGC_BLOCK_TENSORS], const AgcBlock *b,
+                   const AgcTowerConfig *config)
 {
-  size_t d = config->width, m = config->mlp_width;
-  const struct
-  {
-    const char *suffix;
-    const float *data;
-    size_t rows, cols;
-  } parts[] = {
+  int64_t d = config->width, m = config->mlp_width;
+  const AgcBlockTensor all[AGC_BLOCK_TENSORS] = {
     { "layer_norm1.weight", b->ln1_weight, d, 0 },
     { "layer_norm1.bias", b->ln1_bias, d, 0 },
     // the fused qkv rows go back to HF's three tensors
@@ -226,7 +221,16 @@ agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *b,
     { "mlp.fc2.weight", b->fc2_weight, d, m },
     { "mlp.fc2.bias", b->fc2_bias, d, 0 },
   };
-  for (size_t i = 0; i < G_N_ELEMENTS (parts); i++)
+  memcpy (parts, all, sizeof all);
+}
+
+void
+agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *b,
+                        const AgcTowerConfig *config, const char *prefix, int layer)
+{
+  AgcBlockTensor parts[AGC_BLOCK_TENSORS];
+  agc_block_tensors (parts, b, config);
+  for (size_t i = 0; i < AGC_BLOCK_TENSORS; i++)
     {
       char *name = g_strdup_printf ("%s.%d.%s", prefix, layer, parts[i].suffix);
       g_ptr_array_add (names, name);

@@ -86,6 +86,20 @@ void agc_finetune_interpolate (float *out, const float *original, const float *f
  * name must outlive views. */
 void agc_tensor_views_add (GArray *views, const char *name, const float *data, int64_t rows,
                            int64_t cols);
+/* One of a block's sixteen tensors as Hugging Face holds it: data [rows]
+ * (cols 0) or [rows, cols]. */
+typedef struct
+{
+  const char *suffix;  /* after "PREFIX.LAYER.", e.g. "self_attn.q_proj.weight" */
+  float *data;
+  int64_t rows, cols;
+} AgcBlockTensor;
+
+enum { AGC_BLOCK_TENSORS = 16 };
+
+/* The sixteen tensors of block, in adapter order (q, k and v apart). */
+void agc_block_tensors (AgcBlockTensor parts[AGC_BLOCK_TENSORS], const AgcBlock *block,
+                        const AgcTowerConfig *config);
 /* Appends the sixteen tensors of a training block under their Hugging Face
  * names "PREFIX.LAYER.*" (prefix e.g. "vision_model.encoder.layers"; q, k
  * and v apart); the names go to names, which owns them. */
