@@ -238,6 +238,51 @@ agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *b,
     }
 }
 
+const AgcTowerNames agc_vision_tower_names = {
+  "vision_model.encoder.layers", "vision_model.post_layernorm.weight",
+  "vision_model.post_layernorm.bias", "visual_projection.weight"
+};
+const AgcTowerNames agc_text_tower_names = {
+  "text_model.encoder.layers", "text_model.final_layer_norm.weight",
+  "text_model.final_layer_norm.bias", "text_projection.weight"
+};
+
+void
+agc_tower_top_tensor_views (GArray *views, GPtrArray *names, const AgcTowerNames *hf,
+                            const AgcTowerConfig *config, const AgcBlock *blocks, int n_blocks,
+                            int first_layer, const float *norm_weight, const float *norm_bias,
+                            const float *projection, int64_t embed_dim)
+{
+  int64_t d = config->width;
+  for (int k = 0; k < n_blocks; k++)
+    agc_block_tensor_views (views, names, &blocks[k], config, hf->layers, first_layer + k);
+  agc_tensor_views_add (views, hf->norm_weight, norm_weight, d, 0);
+  agc_tensor_views_add (views, hf->norm_bias, norm_bias, d, 0);
+  agc_tensor_views_add (views, hf->projection, projection, embed_dim, d);
+}
+
+/* ---- training a tower's top ------------------------------------------------------ */
+
+AgcAdamWParams
+agc_top_adamw (const AgcTrainParams *p, int batches_per_epoch)
+{
+  AgcAdamWParams opt = agc_adamw_params (p->learning_rate, p->weight_decay);
+  opt.total_steps = MAX (p->max_epochs * batches_per_epoch, 1);
+  // a fraction of the steps below 1, else a count
+  opt.warmup_steps = p->finetune_warmup < 1.0
+                         ? (int) lround (p->finetune_warmup * opt.total_steps)
+                         : (int) MIN (p->finetune_warmup, (double) opt.total_steps);
+  opt.clip_norm = 1.0;
+  return opt;
+}
+
+void
+agc_top_fingerprint (GString *text, const AgcTrainParams *p)
+{
+  g_string_append_printf (text, "blocks %d\nwarmup %a\nmax_epochs %d\n", p->finetune_blocks,
+                          p->finetune_warmup, p->max_epochs);
+}
+
 /* ---- checkpoints ---------------------------------------------------------------- */
 
 enum

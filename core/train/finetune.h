@@ -106,6 +106,34 @@ void agc_block_tensors (AgcBlockTensor parts[AGC_BLOCK_TENSORS], const AgcBlock 
 void agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *block,
                              const AgcTowerConfig *config, const char *prefix, int layer);
 
+/* A tower's Hugging Face names: its blocks' prefix, its final norm's
+ * weight and bias, its projection. */
+typedef struct
+{
+  const char *layers, *norm_weight, *norm_bias, *projection;
+} AgcTowerNames;
+
+extern const AgcTowerNames agc_vision_tower_names, agc_text_tower_names;
+
+/* Appends a tower's trained top under its Hugging Face names: blocks
+ * [n_blocks] as layers first_layer.., the final norm [D] and the
+ * projection [E, D]; names owns the names it makes. */
+void agc_tower_top_tensor_views (GArray *views, GPtrArray *names, const AgcTowerNames *hf,
+                                 const AgcTowerConfig *config, const AgcBlock *blocks,
+                                 int n_blocks, int first_layer, const float *norm_weight,
+                                 const float *norm_bias, const float *projection,
+                                 int64_t embed_dim);
+
+/* ---- training a tower's top (finetune-train.c, contrastive-train.c) ---- */
+
+/* AdamW for params' learning rate and decay, warm-up + cosine over
+ * params->max_epochs of batches_per_epoch steps, the gradient norm
+ * clipped at 1. */
+AgcAdamWParams agc_top_adamw (const AgcTrainParams *params, int batches_per_epoch);
+/* The settings beside the shared ones that change the weights: the
+ * blocks, the warm-up and the epochs (which set the schedule). */
+void agc_top_fingerprint (GString *text, const AgcTrainParams *params);
+
 /* ---- checkpoints (finetune-train.c) ---- */
 
 /* Where a run is inside an epoch, beside the trainer's run and the
