@@ -37,14 +37,15 @@ agc_finetune_weights_free (AgcFinetuneWeights *w)
 }
 
 int
-agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
-                             AgcFinetuneWeights *w, const AgcTowerConfig *config, int embed_dim)
+agc_tower_top_arrays (float **arrays, size_t *sizes, gboolean *decays, AgcBlock *blocks,
+                      int n_blocks, const AgcTowerConfig *config, float *norm_weight,
+                      float *norm_bias, float *projection, int embed_dim)
 {
   int n = 0;
-  for (int k = 0; k < w->n_blocks; k++)
+  for (int k = 0; k < n_blocks; k++)
     n += agc_block_train_arrays (arrays + n, sizes + n, decays != NULL ? decays + n : NULL,
-                                 &w->top.blocks[k], config);
-  float *head[3] = { w->top.post_ln_weight, w->top.post_ln_bias, w->top.projection };
+                                 &blocks[k], config);
+  float *head[3] = { norm_weight, norm_bias, projection };
   size_t head_sizes[3] = { config->width, config->width, (size_t) embed_dim * config->width };
   for (int i = 0; i < 3; i++, n++)
     {
@@ -54,6 +55,15 @@ agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
         decays[n] = i == 2;
     }
   return n;
+}
+
+int
+agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
+                             AgcFinetuneWeights *w, const AgcTowerConfig *config, int embed_dim)
+{
+  return agc_tower_top_arrays (arrays, sizes, decays, w->top.blocks, w->n_blocks, config,
+                               w->top.post_ln_weight, w->top.post_ln_bias, w->top.projection,
+                               embed_dim);
 }
 
 AgcFinetuneParams

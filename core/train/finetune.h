@@ -31,6 +31,13 @@ typedef struct
 AgcFinetuneWeights *agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks,
                                               int embed_dim);
 void agc_finetune_weights_free (AgcFinetuneWeights *weights);
+/* A tower's trained top as arrays: its blocks' (agc_block_train_arrays
+ * order), then the final norm's weight and bias [D] and the projection
+ * [E, D]; decays (may be NULL) says which decay (the matrices).  Returns
+ * the count, 12 n_blocks + 3. */
+int agc_tower_top_arrays (float **arrays, size_t *sizes, gboolean *decays, AgcBlock *blocks,
+                          int n_blocks, const AgcTowerConfig *config, float *norm_weight,
+                          float *norm_bias, float *projection, int embed_dim);
 /* Arrays of weights in a fixed order (block 0's twelve, ..., ln_post weight,
  * bias, projection); returns their count, at most 12 K + 3. */
 int agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
