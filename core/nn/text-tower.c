@@ -106,18 +106,9 @@ static gboolean
 check_tensor (AgcTensorSlot *slot, int64_t *n, AgcTextTower *t, const char *name, int n_dims,
               const int64_t *shape, GError **error)
 {
-  const char *layers = "text_model.encoder.layers.";
   int64_t w = t->config.width;
-  gboolean found = FALSE;
-  if (g_str_has_prefix (name, layers))
-    {
-      const char *digits = name + strlen (layers);
-      char *end;
-      guint64 layer = g_ascii_strtoull (digits, &end, 10);
-      found = end != digits && *end == '.' && layer < (guint64) t->config.layers
-              && agc_tensor_slot_of_block (slot, &t->transformer.layers[layer], &t->config,
-                                           end + 1);
-    }
+  gboolean found = agc_tensor_slot_of_layers (slot, t->transformer.layers, &t->config,
+                                              "text_model.encoder.layers.", name);
   const struct
   {
     const char *name;

@@ -158,9 +158,9 @@ agc_block_copy_f32 (AgcBlock *out, const AgcLayer *b, const AgcTowerConfig *conf
 
 /* ---- replacing a loaded tower's tensors (tower-core.h) ---------------------- */
 
-gboolean
-agc_tensor_slot_of_block (AgcTensorSlot *slot, AgcLayer *b, const AgcTowerConfig *config,
-                          const char *rest)
+// the slot of a block's tensor by its name inside the block, rest
+static gboolean
+slot_of_block (AgcTensorSlot *slot, AgcLayer *b, const AgcTowerConfig *config, const char *rest)
 {
   int64_t d = config->width, m = config->mlp_width;
   static const char *const qkv[3] = { "q_proj", "k_proj", "v_proj" };
@@ -205,6 +205,20 @@ agc_tensor_slot_of_block (AgcTensorSlot *slot, AgcLayer *b, const AgcTowerConfig
         return TRUE;
       }
   return FALSE;
+}
+
+gboolean
+agc_tensor_slot_of_layers (AgcTensorSlot *slot, AgcLayer *layers, const AgcTowerConfig *config,
+                           const char *prefix, const char *name)
+{
+  if (!g_str_has_prefix (name, prefix) || layers == NULL)
+    return FALSE;
+  const char *digits = name + strlen (prefix);
+  char *end;
+  guint64 layer = g_ascii_strtoull (digits, &end, 10);
+  if (end == digits || *end != '.' || layer >= (guint64) config->layers)
+    return FALSE;
+  return slot_of_block (slot, &layers[layer], config, end + 1);
 }
 
 

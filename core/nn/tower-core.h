@@ -102,10 +102,13 @@ typedef struct
   int64_t shape[2];
 } AgcTensorSlot;
 
-/* The slot of a block's tensor by its name inside the block (Hugging Face:
- * "self_attn.q_proj.weight", "mlp.fc1.bias", ...); FALSE: not one. */
-gboolean agc_tensor_slot_of_block (AgcTensorSlot *slot, AgcLayer *layer,
-                                   const AgcTowerConfig *config, const char *rest);
+/* The slot of a block's tensor by its Hugging Face name "PREFIX.N.REST"
+ * (prefix e.g. "vision_model.encoder.layers.", N below config->layers,
+ * REST e.g. "self_attn.q_proj.weight") in layers [config->layers], which
+ * may be NULL (then none); FALSE: not one. */
+gboolean agc_tensor_slot_of_layers (AgcTensorSlot *slot, AgcLayer *layers,
+                                    const AgcTowerConfig *config, const char *prefix,
+                                    const char *name);
 /* AGC_ERROR_MODEL unless shape[n_dims] equals want[want_dims]; *n gets the
  * element count. */
 gboolean agc_tensor_slot_check_shape (int64_t *n, const char *name, int want_dims,

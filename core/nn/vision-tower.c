@@ -327,18 +327,10 @@ agc_vision_tower_copy_embeddings (const AgcVisionTower *t, AgcVisionParams *out)
 static gboolean
 find_slot (AgcTensorSlot *slot, AgcVisionTower *t, const char *name)
 {
-  const char *layers = "vision_model.encoder.layers.";
   int64_t d = t->config.width, e = t->embed_dim, p = t->config.patch_size;
-  if (g_str_has_prefix (name, layers))
-    {
-      const char *digits = name + strlen (layers);
-      char *end;
-      guint64 layer = g_ascii_strtoull (digits, &end, 10);
-      if (end == digits || *end != '.' || layer >= (guint64) t->config.layers
-          || t->transformer.layers == NULL)
-        return FALSE;
-      return agc_tensor_slot_of_block (slot, &t->transformer.layers[layer], &t->config, end + 1);
-    }
+  if (agc_tensor_slot_of_layers (slot, t->transformer.layers, &t->config,
+                                 "vision_model.encoder.layers.", name))
+    return TRUE;
   const struct
   {
     const char *name;

@@ -486,23 +486,12 @@ contrastive_validate (gpointer self, AgcTrainerWeights which, double *loss, doub
   return TRUE;
 }
 
-static int
-warmup_steps (const AgcTrainParams *p, int total_steps)
-{
-  if (p->finetune_warmup < 1.0)
-    return (int) lround (p->finetune_warmup * total_steps);
-  return (int) MIN (p->finetune_warmup, (double) total_steps);
-}
-
 static void
 contrastive_start (gpointer self)
 {
   Fit *fit = self;
   const AgcTrainParams *params = fit->params;
-  AgcAdamWParams opt = agc_adamw_params (params->learning_rate, params->weight_decay);
-  opt.total_steps = MAX (params->max_epochs * n_batches (fit), 1);
-  opt.warmup_steps = warmup_steps (params, opt.total_steps);
-  opt.clip_norm = 1.0;
+  AgcAdamWParams opt = agc_top_adamw (params, n_batches (fit));
   agc_contrastive_free (fit->cs);
   fit->cs = agc_contrastive_new (&fit->shape, fit->original, &opt);
   agc_contrastive_weights_free (fit->best);
@@ -548,19 +537,13 @@ contrastive_adapter (gpointer self, GArray *views, GPtrArray *names, const char 
   const Fit *fit = self;
   const AgcContrastiveWeights *w = fit->best;
   const AgcContrastiveShape *s = &fit->shape;
-  int64_t d = s->vision.width, tw = s->text.width, e = s->embed_dim;
-  for (int k = 0; k < s->vision.layers; k++)
-    agc_block_tensor_views (views, names, &w->vision.blocks[k], &s->vision,
-                            "vision_model.encoder.layers", fit->vision_first + k);
-  agc_tensor_views_add (views, "vision_model.post_layernorm.weight", w->vision.post_ln_weight, d, 0);
-  agc_tensor_views_add (views, "vision_model.post_layernorm.bias", w->vision.post_ln_bias, d, 0);
-  agc_tensor_views_add (views, "visual_projection.weight", w->vision.projection, e, d);
-  for (int k = 0; k < s->text.layers; k++)
-    agc_block_tensor_views (views, names, &w->text.blocks[k], &s->text,
-                            "text_model.encoder.layers", fit->text_first + k);
-  agc_tensor_views_add (views, "text_model.final_layer_norm.weight", w->text.final_ln_weight, tw, 0);
-  agc_tensor_views_add (views, "text_model.final_layer_norm.bias", w->text.final_ln_bias, tw, 0);
-  agc_tensor_views_add (views, "text_projection.weight", w->text.projection, e, tw);
+  agc_tower_top_tensor_views (views, names, &agc_vision_tower_names, &s->vision,
+                              w->vision.blocks, s->vision.layers, fit->vision_first,
+                              w->vision.post_ln_weight, w->vision.post_ln_bias,
+                              w->vision.projection, s->embed_dim);
+  agc_tower_top_tensor_views (views, names, &agc_text_tower_names, &s->text, w->text.blocks,
+                              s->text.layers, fit->text_first, w->text.final_ln_weight,
+                              w->text.final_ln_bias, w->text.projection, s->embed_dim);
   agc_tensor_views_add (views, "logit_scale", w->log_scale, 1, 0);
   return agc_train_settings_json (fit->params, data_dir,
                                   "AdamW, warm-up + cosine, gradient norm clipped at 1",
@@ -573,9 +556,7 @@ contrastive_adapter (gpointer self, GArray *views, GPtrArray *names, const char 
 static void
 contrastive_fingerprint (gpointer self, GString *text)
 {
-  const AgcTrainParams *p = ((Fit *) self)->params;
-  g_string_append_printf (text, "blocks %d\nwarmup %a\nmax_epochs %d\n", p->finetune_blocks,
-                          p->finetune_warmup, p->max_epochs);
+  agc_top_fingerprint (text, ((Fit *) self)->params);
 }
 
 static gint64

@@ -5,6 +5,7 @@
 #include "train/contrastive.h"
 
 #include "nn/backward.h"
+#include "train/finetune.h"
 
 #include <math.h>
 #include <string.h>
@@ -52,37 +53,16 @@ agc_contrastive_weights_copy (AgcContrastiveWeights *dst, const AgcContrastiveWe
   memcpy (dst->memory, src->memory, src->n_floats * sizeof (float));
 }
 
-// a tower's top: its blocks' arrays, then the head's norm weight, bias, projection
-static int
-top_arrays (float **arrays, size_t *sizes, gboolean *decays, AgcBlock *blocks,
-            const AgcTowerConfig *c, float *ln_weight, float *ln_bias, float *projection,
-            int embed_dim)
-{
-  int n = 0;
-  for (int k = 0; k < c->layers; k++)
-    n += agc_block_train_arrays (arrays + n, sizes + n, decays != NULL ? decays + n : NULL,
-                                 &blocks[k], c);
-  float *head[3] = { ln_weight, ln_bias, projection };
-  size_t head_sizes[3] = { c->width, c->width, (size_t) embed_dim * c->width };
-  for (int i = 0; i < 3; i++, n++)
-    {
-      arrays[n] = head[i];
-      sizes[n] = head_sizes[i];
-      if (decays != NULL)
-        decays[n] = i == 2;
-    }
-  return n;
-}
-
 int
 agc_contrastive_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
                                 AgcContrastiveWeights *w, const AgcContrastiveShape *s)
 {
-  int n = top_arrays (arrays, sizes, decays, w->vision.blocks, &s->vision, w->vision.post_ln_weight,
-                      w->vision.post_ln_bias, w->vision.projection, s->embed_dim);
-  n += top_arrays (arrays + n, sizes + n, decays != NULL ? decays + n : NULL, w->text.blocks,
-                   &s->text, w->text.final_ln_weight, w->text.final_ln_bias, w->text.projection,
-                   s->embed_dim);
+  int n = agc_tower_top_arrays (arrays, sizes, decays, w->vision.blocks, s->vision.layers,
+                                &s->vision, w->vision.post_ln_weight, w->vision.post_ln_bias,
+                                w->vision.projection, s->embed_dim);
+  n += agc_tower_top_arrays (arrays + n, sizes + n, decays != NULL ? decays + n : NULL,
+                             w->text.blocks, s->text.layers, &s->text, w->text.final_ln_weight,
+                             w->text.final_ln_bias, w->text.projection, s->embed_dim);
   arrays[n] = w->log_scale;
   sizes[n] = 1;
   if (decays != NULL)

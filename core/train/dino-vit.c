@@ -22,6 +22,8 @@
  * them: q, k and v apart (clipped apart), the adapter under their names. */
 #include "train/dino-backbone.h"
 
+#include "train/finetune.h"
+
 #include <string.h>
 
 typedef struct
@@ -67,7 +69,7 @@ static int
 tensors (const DinoVit *v, const AgcVisionParams *p, Tensor *t)
 {
   int n = 0;
-  int64_t d = v->config.width, m = v->config.mlp_width, e = v->embed_dim;
+  int64_t d = v->config.width, e = v->embed_dim;
   int64_t ps = v->config.patch_size;
   if (v->embeds)
     {
@@ -85,31 +87,9 @@ tensors (const DinoVit *v, const AgcVisionParams *p, Tensor *t)
     }
   for (int k = 0; k < v->n_blocks; k++)
     {
-      const AgcBlock *b = &p->blocks[k];
-      const struct
-      {
-        const char *suffix;
-        float *data;
-        int64_t rows, cols;
-      } parts[] = {
-        { "layer_norm1.weight", b->ln1_weight, d, 0 },
-        { "layer_norm1.bias", b->ln1_bias, d, 0 },
-        { "self_attn.q_proj.weight", b->qkv_weight, d, d },
-        { "self_attn.k_proj.weight", b->qkv_weight + d * d, d, d },
-        { "self_attn.v_proj.weight", b->qkv_weight + 2 * d * d, d, d },
-        { "self_attn.q_proj.bias", b->qkv_bias, d, 0 },
-        { "self_attn.k_proj.bias", b->qkv_bias + d, d, 0 },
-        { "self_attn.v_proj.bias", b->qkv_bias + 2 * d, d, 0 },
-        { "self_attn.out_proj.weight", b->out_weight, d, d },
-        { "self_attn.out_proj.bias", b->out_bias, d, 0 },
-        { "layer_norm2.weight", b->ln2_weight, d, 0 },
-        { "layer_norm2.bias", b->ln2_bias, d, 0 },
-        { "mlp.fc1.weight", b->fc1_weight, m, d },
-        { "mlp.fc1.bias", b->fc1_bias, m, 0 },
-        { "mlp.fc2.weight", b->fc2_weight, d, m },
-        { "mlp.fc2.bias", b->fc2_bias, d, 0 },
-      };
-      for (size_t i = 0; i < G_N_ELEMENTS (parts); i++)
+      AgcBlockTensor parts[AGC_BLOCK_TENSORS];
+      agc_block_tensors (parts, &p->blocks[k], &v->config);
+      for (size_t i = 0; i < AGC_BLOCK_TENSORS; i++)
         {
           char name[80];
           g_snprintf (name, sizeof name, "vision_model.encoder.layers.%d.%s",

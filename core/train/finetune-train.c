@@ -320,14 +320,6 @@ run_epoch (Fit *fit, int epoch, GCancellable *cancellable, GError **error)
 
 /* ---- settings, fingerprint, adapter ------------------------------------------------ */
 
-static int
-warmup_steps (const AgcTrainParams *p, int total_steps)
-{
-  if (p->finetune_warmup < 1.0)
-    return (int) lround (p->finetune_warmup * total_steps);
-  return (int) MIN (p->finetune_warmup, (double) total_steps);
-}
-
 static gboolean
 check_settings (const AgcTrainParams *p, AgcModel *model, AgcVisionTower *tower, GError **error)
 {
@@ -374,13 +366,10 @@ finetune_adapter (gpointer self, GArray *views, GPtrArray *names, const char *da
 {
   const Fit *fit = self;
   const AgcFinetuneWeights *w = fit->best;
-  size_t d = fit->width, e = fit->dim;
-  for (int k = 0; k < fit->n_blocks; k++)
-    agc_block_tensor_views (views, names, &w->top.blocks[k], &fit->config,
-                            "vision_model.encoder.layers", fit->first_layer + k);
-  agc_tensor_views_add (views, "vision_model.post_layernorm.weight", w->top.post_ln_weight, d, 0);
-  agc_tensor_views_add (views, "vision_model.post_layernorm.bias", w->top.post_ln_bias, d, 0);
-  agc_tensor_views_add (views, "visual_projection.weight", w->top.projection, e, d);
+  agc_tower_top_tensor_views (views, names, &agc_vision_tower_names, &fit->config,
+                              w->top.blocks, fit->n_blocks, fit->first_layer,
+                              w->top.post_ln_weight, w->top.post_ln_bias, w->top.projection,
+                              fit->dim);
   return agc_train_settings_json (
       fit->params, data_dir, "AdamW, warm-up + cosine, gradient norm clipped at 1",
       "class-weighted contrastive (image vs. prompt classes)", add_finetune_settings);
@@ -424,10 +413,7 @@ finetune_start (gpointer self)
   Fit *fit = self;
   const AgcTrainParams *params = fit->params;
   AgcFinetuneParams fp = agc_finetune_default_params ();
-  fp.adamw.lr = params->learning_rate;
-  fp.adamw.weight_decay = params->weight_decay;
-  fp.adamw.total_steps = MAX (params->max_epochs * n_batches (fit), 1);
-  fp.adamw.warmup_steps = warmup_steps (params, fp.adamw.total_steps);
+  fp.adamw = agc_top_adamw (params, n_batches (fit));
   fp.logit_scale = fit->logit_scale;
   agc_finetune_free (fit->ft);
   fit->ft = agc_finetune_new (&fit->config, fit->dim, fit->original, &fp);
@@ -476,9 +462,7 @@ finetune_finish (gpointer self)
 static void
 finetune_fingerprint (gpointer self, GString *text)
 {
-  const AgcTrainParams *p = ((Fit *) self)->params;
-  g_string_append_printf (text, "blocks %d\nwarmup %a\nmax_epochs %d\n", p->finetune_blocks,
-                          p->finetune_warmup, p->max_epochs);
+  agc_top_fingerprint (text, ((Fit *) self)->params);
 }
 
 static gint64

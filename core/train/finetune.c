@@ -37,14 +37,15 @@ agc_finetune_weights_free (AgcFinetuneWeights *w)
 }
 
 int
-agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
-                             AgcFinetuneWeights *w, const AgcTowerConfig *config, int embed_dim)
+agc_tower_top_arrays (float **arrays, size_t *sizes, gboolean *decays, AgcBlock *blocks,
+                      int n_blocks, const AgcTowerConfig *config, float *norm_weight,
+                      float *norm_bias, float *projection, int embed_dim)
 {
   int n = 0;
-  for (int k = 0; k < w->n_blocks; k++)
+  for (int k = 0; k < n_blocks; k++)
     n += agc_block_train_arrays (arrays + n, sizes + n, decays != NULL ? decays + n : NULL,
-                                 &w->top.blocks[k], config);
-  float *head[3] = { w->top.post_ln_weight, w->top.post_ln_bias, w->top.projection };
+                                 &blocks[k], config);
+  float *head[3] = { norm_weight, norm_bias, projection };
   size_t head_sizes[3] = { config->width, config->width, (size_t) embed_dim * config->width };
   for (int i = 0; i < 3; i++, n++)
     {
@@ -54,6 +55,15 @@ agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
         decays[n] = i == 2;
     }
   return n;
+}
+
+int
+agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
+                             AgcFinetuneWeights *w, const AgcTowerConfig *config, int embed_dim)
+{
+  return agc_tower_top_arrays (arrays, sizes, decays, w->top.blocks, w->n_blocks, config,
+                               w->top.post_ln_weight, w->top.post_ln_bias, w->top.projection,
+                               embed_dim);
 }
 
 AgcFinetuneParams
@@ -198,16 +208,11 @@ agc_tensor_views_add (GArray *views, const char *name, const float *data, int64_
 }
 
 void
-agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *b,
-                        const AgcTowerConfig *config, const char *prefix, int layer)
+agc_block_tensors (AgcBlockTensor parts[AGC_BLOCK_TENSORS], const AgcBlock *b,
+                   const AgcTowerConfig *config)
 {
-  size_t d = config->width, m = config->mlp_width;
-  const struct
-  {
-    const char *suffix;
-    const float *data;
-    size_t rows, cols;
-  } parts[] = {
+  int64_t d = config->width, m = config->mlp_width;
+  const AgcBlockTensor all[AGC_BLOCK_TENSORS] = {
     { "layer_norm1.weight", b->ln1_weight, d, 0 },
     { "layer_norm1.bias", b->ln1_bias, d, 0 },
     // the fused qkv rows go back to HF's three tensors
@@ -226,12 +231,66 @@ agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *b,
     { "mlp.fc2.weight", b->fc2_weight, d, m },
     { "mlp.fc2.bias", b->fc2_bias, d, 0 },
   };
-  for (size_t i = 0; i < G_N_ELEMENTS (parts); i++)
+  memcpy (parts, all, sizeof all);
+}
+
+void
+agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *b,
+                        const AgcTowerConfig *config, const char *prefix, int layer)
+{
+  AgcBlockTensor parts[AGC_BLOCK_TENSORS];
+  agc_block_tensors (parts, b, config);
+  for (size_t i = 0; i < AGC_BLOCK_TENSORS; i++)
     {
       char *name = g_strdup_printf ("%s.%d.%s", prefix, layer, parts[i].suffix);
       g_ptr_array_add (names, name);
       agc_tensor_views_add (views, name, parts[i].data, parts[i].rows, parts[i].cols);
     }
+}
+
+const AgcTowerNames agc_vision_tower_names = {
+  "vision_model.encoder.layers", "vision_model.post_layernorm.weight",
+  "vision_model.post_layernorm.bias", "visual_projection.weight"
+};
+const AgcTowerNames agc_text_tower_names = {
+  "text_model.encoder.layers", "text_model.final_layer_norm.weight",
+  "text_model.final_layer_norm.bias", "text_projection.weight"
+};
+
+void
+agc_tower_top_tensor_views (GArray *views, GPtrArray *names, const AgcTowerNames *hf,
+                            const AgcTowerConfig *config, const AgcBlock *blocks, int n_blocks,
+                            int first_layer, const float *norm_weight, const float *norm_bias,
+                            const float *projection, int64_t embed_dim)
+{
+  int64_t d = config->width;
+  for (int k = 0; k < n_blocks; k++)
+    agc_block_tensor_views (views, names, &blocks[k], config, hf->layers, first_layer + k);
+  agc_tensor_views_add (views, hf->norm_weight, norm_weight, d, 0);
+  agc_tensor_views_add (views, hf->norm_bias, norm_bias, d, 0);
+  agc_tensor_views_add (views, hf->projection, projection, embed_dim, d);
+}
+
+/* ---- training a tower's top ------------------------------------------------------ */
+
+AgcAdamWParams
+agc_top_adamw (const AgcTrainParams *p, int batches_per_epoch)
+{
+  AgcAdamWParams opt = agc_adamw_params (p->learning_rate, p->weight_decay);
+  opt.total_steps = MAX (p->max_epochs * batches_per_epoch, 1);
+  // a fraction of the steps below 1, else a count
+  opt.warmup_steps = p->finetune_warmup < 1.0
+                         ? (int) lround (p->finetune_warmup * opt.total_steps)
+                         : (int) MIN (p->finetune_warmup, (double) opt.total_steps);
+  opt.clip_norm = 1.0;
+  return opt;
+}
+
+void
+agc_top_fingerprint (GString *text, const AgcTrainParams *p)
+{
+  g_string_append_printf (text, "blocks %d\nwarmup %a\nmax_epochs %d\n", p->finetune_blocks,
+                          p->finetune_warmup, p->max_epochs);
 }
 
 /* ---- checkpoints ---------------------------------------------------------------- */

@@ -31,6 +31,13 @@ typedef struct
 AgcFinetuneWeights *agc_finetune_weights_new (const AgcTowerConfig *config, int n_blocks,
                                               int embed_dim);
 void agc_finetune_weights_free (AgcFinetuneWeights *weights);
+/* A tower's trained top as arrays: its blocks' (agc_block_train_arrays
+ * order), then the final norm's weight and bias [D] and the projection
+ * [E, D]; decays (may be NULL) says which decay (the matrices).  Returns
+ * the count, 12 n_blocks + 3. */
+int agc_tower_top_arrays (float **arrays, size_t *sizes, gboolean *decays, AgcBlock *blocks,
+                          int n_blocks, const AgcTowerConfig *config, float *norm_weight,
+                          float *norm_bias, float *projection, int embed_dim);
 /* Arrays of weights in a fixed order (block 0's twelve, ..., ln_post weight,
  * bias, projection); returns their count, at most 12 K + 3. */
 int agc_finetune_weights_arrays (float **arrays, size_t *sizes, gboolean *decays,
@@ -86,11 +93,53 @@ void agc_finetune_interpolate (float *out, const float *original, const float *f
  * name must outlive views. */
 void agc_tensor_views_add (GArray *views, const char *name, const float *data, int64_t rows,
                            int64_t cols);
+/* One of a block's sixteen tensors as Hugging Face holds it: data [rows]
+ * (cols 0) or [rows, cols]. */
+typedef struct
+{
+  const char *suffix;  /* after "PREFIX.LAYER.", e.g. "self_attn.q_proj.weight" */
+  float *data;
+  int64_t rows, cols;
+} AgcBlockTensor;
+
+enum { AGC_BLOCK_TENSORS = 16 };
+
+/* The sixteen tensors of block, in adapter order (q, k and v apart). */
+void agc_block_tensors (AgcBlockTensor parts[AGC_BLOCK_TENSORS], const AgcBlock *block,
+                        const AgcTowerConfig *config);
 /* Appends the sixteen tensors of a training block under their Hugging Face
  * names "PREFIX.LAYER.*" (prefix e.g. "vision_model.encoder.layers"; q, k
  * and v apart); the names go to names, which owns them. */
 void agc_block_tensor_views (GArray *views, GPtrArray *names, const AgcBlock *block,
                              const AgcTowerConfig *config, const char *prefix, int layer);
+
+/* A tower's Hugging Face names: its blocks' prefix, its final norm's
+ * weight and bias, its projection. */
+typedef struct
+{
+  const char *layers, *norm_weight, *norm_bias, *projection;
+} AgcTowerNames;
+
+extern const AgcTowerNames agc_vision_tower_names, agc_text_tower_names;
+
+/* Appends a tower's trained top under its Hugging Face names: blocks
+ * [n_blocks] as layers first_layer.., the final norm [D] and the
+ * projection [E, D]; names owns the names it makes. */
+void agc_tower_top_tensor_views (GArray *views, GPtrArray *names, const AgcTowerNames *hf,
+                                 const AgcTowerConfig *config, const AgcBlock *blocks,
+                                 int n_blocks, int first_layer, const float *norm_weight,
+                                 const float *norm_bias, const float *projection,
+                                 int64_t embed_dim);
+
+/* ---- training a tower's top (finetune-train.c, contrastive-train.c) ---- */
+
+/* AdamW for params' learning rate and decay, warm-up + cosine over
+ * params->max_epochs of batches_per_epoch steps, the gradient norm
+ * clipped at 1. */
+AgcAdamWParams agc_top_adamw (const AgcTrainParams *params, int batches_per_epoch);
+/* The settings beside the shared ones that change the weights: the
+ * blocks, the warm-up and the epochs (which set the schedule). */
+void agc_top_fingerprint (GString *text, const AgcTrainParams *params);
 
 /* ---- checkpoints (finetune-train.c) ---- */
 
