@@ -340,7 +340,8 @@ read_state (Fit *fit, AgcTrainerRun *run, const AgcSafetensors *file)
     {
       char name[16];
       g_snprintf (name, sizeof name, "state.%d", i);
-      memcpy (arrays[i], agc_safetensors_find (file, name)->data, sizes[i] * sizeof (float));
+      if (sizes[i] > 0) // a ViT keeps no running statistics: that array is NULL
+        memcpy (arrays[i], agc_safetensors_find (file, name)->data, sizes[i] * sizeof (float));
     }
   run->epoch = (int) numbers[RUN_EPOCH];
   run->best_epoch = (int) numbers[RUN_BEST_EPOCH];
