@@ -449,11 +449,39 @@ agc_agriclip_image_set_aligner (AgcAgriclipImage *image, const float *weight, co
   return TRUE;
 }
 
-char *
-agc_agriclip_features_key (const AgcModel *model, GError **error)
+static gboolean
+features_preprocess (float *pixels, const AgcImage *image, gpointer data, GError **error)
+{
+  const AgcModel *model = ((gpointer *) data)[0]; // AgriCLIP's own preprocessing
+  return agc_model_preprocess (model, image, pixels, error);
+}
+
+static gboolean
+features_encode (float *out, const float *pixels, int n, gpointer data,
+                 GCancellable *cancellable, GError **error)
+{
+  (void) cancellable; // checked between batches by the cache
+  return agc_agriclip_image_features (((gpointer *) data)[1], pixels, n, out, error);
+}
+
+gboolean
+agc_agriclip_features_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX],
+                              AgcEmbedCounts *counts, const AgcModel *model,
+                              const AgcAgriclipImage *image, const char *const *files,
+                              int n_files, AgcTrainReportFunc report,
+                              void (*progress) (int done, int total, gpointer user_data),
+                              gpointer user_data, GCancellable *cancellable, GError **error)
 {
   g_autofree char *identity = agc_model_identity (model, error);
   if (identity == NULL)
-    return NULL;
-  return agc_model_cache_key (model, identity, "-resnet-features"); // a dino adapter's digest too
+    return FALSE;
+  g_autofree char *key = agc_model_cache_key (model, identity, "-resnet-features");
+  gconstpointer both[2] = { model, image };
+  AgcCachedEncoder encoder = {
+    .key = key, .dim = AGC_RESNET_FEATURES, .unit_norm = FALSE,
+    .image_size = agc_model_image_size (model), .preprocess = features_preprocess,
+    .encode = features_encode, .data = (gpointer) both,
+  };
+  return agc_encode_files_cached (out, ok, hashes, counts, &encoder, files, n_files, report,
+                                  progress, user_data, cancellable, error);
 }

@@ -30,6 +30,7 @@
 
 #include "models/agriclip-manifest.h" /* agc_agriclip_is_folder */
 #include "models/clip-config.h"
+#include "models/embedding-cache.h" /* agc_agriclip_features_cached */
 #include "models/image-encoder.h"
 #include "nn/text-tower.h"
 #include "text/tokenizer.h"
@@ -99,8 +100,16 @@ gboolean agc_agriclip_image_set_aligner (AgcAgriclipImage *image, const float *w
                                          const float *bias, int out_dim, int in_dim,
                                          GError **error);
 
-/* The embedding-cache key (embedding-cache.h) of the ResNet features of
- * model as it runs now: its identity, then -adapter-DIGEST when it carries
- * an adapter (a dino adapter, or one stacked on it, changes the ResNet),
- * then -resnet-features.  NULL with agc_model_identity's error. */
-char *agc_agriclip_features_key (const AgcModel *model, GError **error);
+/* The ResNet features out[n_files, AGC_RESNET_FEATURES] (before the
+ * aligner, not normalised) of image files, computed by image with model's
+ * preprocessing, through the embedding cache (embedding-cache.h) under the
+ * key of model as it runs now (agc_model_cache_key: a dino adapter, or one
+ * stacked on it, changes the ResNet); otherwise as agc_encode_files_cached. */
+gboolean agc_agriclip_features_cached (float *out, gboolean *ok,
+                                       char (*hashes)[AGC_SHA256_HEX], AgcEmbedCounts *counts,
+                                       const AgcModel *model, const AgcAgriclipImage *image,
+                                       const char *const *files, int n_files,
+                                       AgcTrainReportFunc report,
+                                       void (*progress) (int done, int total, gpointer user_data),
+                                       gpointer user_data, GCancellable *cancellable,
+                                       GError **error);

@@ -113,21 +113,6 @@ fit_clear (Fit *fit)
 
 /* ---- the encoders behind the cache ------------------------------------------ */
 
-static gboolean
-features_preprocess (float *pixels, const AgcImage *image, gpointer data, GError **error)
-{
-  const AgcModel *model = ((gpointer *) data)[0]; // AgriCLIP's own preprocessing
-  return agc_model_preprocess (model, image, pixels, error);
-}
-
-static gboolean
-features_encode (float *out, const float *pixels, int n, gpointer data,
-                 GCancellable *cancellable, GError **error)
-{
-  (void) cancellable; // checked between batches by the cache
-  return agc_agriclip_image_features (((gpointer *) data)[1], pixels, n, out, error);
-}
-
 typedef struct
 {
   AgcPreprocess preprocess;
@@ -278,30 +263,21 @@ keep (Images *im, const gboolean *ok, int dim)
   im->n = kept;
 }
 
-/* The ResNet features through the cache, under agc_agriclip_features_key
- * (a dino base's ResNet makes other features than the folder's); unreadable
+/* The ResNet features through the cache (agc_agriclip_features_cached: a
+ * dino base's ResNet makes other features than the folder's); unreadable
  * files reported and dropped. */
 static gboolean
 read_features (Images *im, AgcTrainResult *result, AgcModel *model,
                const AgcAgriclipImage *image, const AgcTrainParams *params,
                GCancellable *cancellable, GError **error)
 {
-  g_autofree char *key = agc_agriclip_features_key (model, error);
-  if (key == NULL)
-    return FALSE;
-  gconstpointer both[2] = { model, image };
-  AgcCachedEncoder encoder = {
-    .key = key, .dim = FEATURES, .unit_norm = FALSE,
-    .image_size = agc_model_image_size (model), .preprocess = features_preprocess,
-    .encode = features_encode, .data = (gpointer) both,
-  };
   g_autofree gboolean *ok = g_new (gboolean, MAX (im->n, 1));
   char (*hashes)[AGC_SHA256_HEX] = g_malloc_n (MAX (im->n, 1), AGC_SHA256_HEX);
   AgcEmbedCounts counts;
-  gboolean good = agc_encode_files_cached (im->features, ok, hashes, &counts, &encoder,
-                                           im->files, im->n, agc_train_on_embed_problem,
-                                           agc_train_on_embed_progress,
-                                           (gpointer) params, cancellable, error);
+  gboolean good = agc_agriclip_features_cached (im->features, ok, hashes, &counts, model, image,
+                                                im->files, im->n, agc_train_on_embed_problem,
+                                                agc_train_on_embed_progress,
+                                                (gpointer) params, cancellable, error);
   g_free (hashes);
   if (!good)
     return FALSE;

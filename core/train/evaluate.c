@@ -193,21 +193,6 @@ agc_evaluate (AgcEvaluation *evaluation, AgcModel *model, const char *adapter_pa
 
 /* ---- k-NN ------------------------------------------------------------------ */
 
-static gboolean
-features_preprocess (float *pixels, const AgcImage *image, gpointer data, GError **error)
-{
-  const AgcModel *model = ((gpointer *) data)[0]; // AgriCLIP's own preprocessing
-  return agc_model_preprocess (model, image, pixels, error);
-}
-
-static gboolean
-features_encode (float *out, const float *pixels, int n, gpointer data,
-                 GCancellable *cancellable, GError **error)
-{
-  (void) cancellable; // checked between batches by the cache
-  return agc_agriclip_image_features (((gpointer *) data)[1], pixels, n, out, error);
-}
-
 /* The ResNet of an AgriCLIP model as it runs now: the folder's, or the one
  * of the adapter the model carries (adapter_path, already applied). */
 static AgcAgriclipImage *
@@ -251,17 +236,10 @@ knn_features (const AgcDataset *data, AgcModel *model, const char *adapter_path,
       AgcAgriclipImage *image = open_backbone (model, adapter_path, error);
       *dim = AGC_RESNET_FEATURES;
       features = g_new (float, (gsize) MAX (n, 1) * *dim);
-      g_autofree char *key = agc_agriclip_features_key (model, error); // as aligner-train.c
-      gconstpointer both[2] = { model, image };
-      AgcCachedEncoder encoder = {
-        .key = key, .dim = AGC_RESNET_FEATURES, .unit_norm = FALSE,
-        .image_size = agc_model_image_size (model), .preprocess = features_preprocess,
-        .encode = features_encode, .data = (gpointer) both,
-      };
-      good = image != NULL && key != NULL
-             && agc_encode_files_cached (features, ok, hashes, &counts, &encoder,
-                                         (const char *const *) data->files, n, report, progress,
-                                         user_data, cancellable, error);
+      good = image != NULL
+             && agc_agriclip_features_cached (features, ok, hashes, &counts, model, image,
+                                              (const char *const *) data->files, n, report,
+                                              progress, user_data, cancellable, error);
       agc_agriclip_image_free (image);
     }
   else
