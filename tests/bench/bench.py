@@ -624,6 +624,7 @@ def print_model(name, m):
         peaks = ", ".join(f"{k[9:]} {v:.0f} ±{m['fma_peak_spread'][k] * 100:.0f}%"
                           for k, v in m["fma_peak_gflops"].items())
         print(f"  FMA peak, GFLOP/s (ISA_threads, medians of the rounds' best): {peaks}")
+    if m.get("peak_used") and m.get("image_gemm_gflop"):  # ResNet rows give GFLOP/s below
         print(f"  share of the {m['peak_used'][9:]} peak ({m['image_gemm_gflop']:.2f} GFLOP "
               f"of products per image):")
         for r in m["rows"]:
