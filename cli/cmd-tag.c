@@ -51,7 +51,7 @@ run (int argc, char **argv)
   g_autofree char *out = NULL, *regions = NULL, *shard = NULL;
   int top_k = 5, workers = 0;
   double review_below = -1;
-  gboolean recursive = FALSE, int8 = FALSE;
+  gboolean recursive = FALSE, int8 = FALSE, fast_decode = FALSE;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_name,
       N_("Model folder, or the NAME of a pulled model"), N_("M") },
@@ -80,6 +80,9 @@ run (int argc, char **argv)
       N_("Threads decoding images ahead of the encoder (default: one per core)"), N_("N") },
     { "int8", 0, 0, G_OPTION_ARG_NONE, &int8,
       N_("Encode images with 8-bit integer weights (see 'agriclip classify --help')"), NULL },
+    { "fast-decode", 0, 0, G_OPTION_ARG_NONE, &fast_decode,
+      N_("Decode JPEGs at a reduced DCT scale (see 'agriclip classify --help'); recorded in "
+         "run.json: a run is resumed and merged only with the same choice"), NULL },
     { NULL },
   };
   const CliCommand *command = &cli_tag_command;
@@ -140,6 +143,7 @@ run (int argc, char **argv)
       tag_run->stride = stride;
       tag_run->shard_index = shard_index;
       tag_run->shard_count = shard_count;
+      tag_run->fast_decode = fast_decode;
       TagDisplay display;
       cli_progress_init (&display.line);
       AgcTagOptions options = agc_tag_default_options ();

@@ -1242,6 +1242,8 @@ typedef struct
   char **sources;       /* [n_sources] absolute folder paths */
   int shard_index, shard_count; /* shard_count 0: not sharded */
   char *classes_sha256; /* of what makes the classifier (agc_tag_run_new), or NULL */
+  gboolean fast_decode; /* images decoded as agc_model_load_image's fast_decode
+                           (settings "decode": "fast"; "exact", the default, otherwise) */
 } AgcTagRun;
 
 void agc_tag_run_free (AgcTagRun *run);
@@ -1274,7 +1276,8 @@ GPtrArray *agc_tag_results_load (const char *run_dir, GError **error);
  * short batches padded, so that an image's probabilities do not depend on
  * which images share its batch: an interrupted, resumed or sharded run
  * gives the same numbers as one run.  Decoding and preprocessing run on
- * worker threads ahead of the encoder.
+ * worker threads ahead of the encoder (agc_image_pipeline_new, with the
+ * run's fast_decode).
  *
  * Resuming: results are appended a batch at a time; after each batch
  * results.jsonl is flushed to disk and RUN/journal gets a line

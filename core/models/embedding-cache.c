@@ -23,6 +23,11 @@
  * another order for another number of rows), so this way a run stopped
  * halfway and run again gets the very bits of one never stopped. */
 #define EMBED_BATCH 8
+/* Batches looked up before their misses are decoded (by the image
+ * pipeline, on all cores, ahead of the encoder): the pipeline empties once
+ * per window, and a window is the work done before progress is first
+ * reported. */
+#define WINDOW_BATCHES 64
 /* Changes whenever what a cached value means changes. */
 #define HASH_MEMO_VERSION "agriclip-hash-memo 2"
 
@@ -285,21 +290,23 @@ report_skipped (const Cache *cache, GError *problem)
   g_error_free (problem);
 }
 
-/* Files encoded together, and the buffers for them. */
+/* Files encoded together. */
 typedef struct
 {
   int rows[EMBED_BATCH]; /* indices into files and out */
   gboolean cached[EMBED_BATCH]; /* encoded for the others' sake: its value is the cache's */
   int n;
-  float *pixels;     /* [EMBED_BATCH, 3, S, S] */
-  float *embeddings; /* [EMBED_BATCH, E] */
+  int end;           /* files[..end) are done with this batch */
+  gboolean missing;  /* some file is not in the cache: the batch goes to the encoder */
 } Batch;
 
-/* Decodes, encodes and stores the files of the batch, and empties it. */
+/* Takes the batch's decoded files from the pipeline, encodes and stores
+ * them; pixels[EMBED_BATCH, 3, S, S] and embeddings[EMBED_BATCH, E] are
+ * scratch. */
 static gboolean
 embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedCounts *counts,
-             Cache *cache, const char *const *files, Batch *batch, GCancellable *cancellable,
-             GError **error)
+             Cache *cache, const Batch *batch, AgcImagePipeline *pipeline, float *pixels,
+             float *embeddings, GCancellable *cancellable, GError **error)
 {
   const AgcCachedEncoder *encoder = cache->encoder;
   int size = encoder->image_size, dim = cache->dim;
@@ -308,48 +315,71 @@ embed_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedC
   gboolean was_cached[EMBED_BATCH];
   for (int j = 0; j < batch->n; j++)
     {
-      GError *problem = NULL;
-      const char *path = files[batch->rows[j]];
-      AgcImage *image = encoder->load != NULL ? encoder->load (path, encoder->data, &problem)
-                                              : agc_image_load (path, &problem);
-      gboolean good = image != NULL
-                      && encoder->preprocess (batch->pixels + n_loaded * image_len, image,
-                                              encoder->data, &problem);
-      if (image != NULL && !good) // preprocessing does not know the file
+      const AgcPipelineImage *decoded = agc_image_pipeline_next (pipeline);
+      if (decoded->error == NULL)
         {
-          g_autofree char *shown = g_filename_display_name (files[batch->rows[j]]);
-          g_prefix_error (&problem, "%s: ", shown);
-        }
-      agc_image_free (image);
-      if (good)
-        {
+          memcpy (pixels + n_loaded * image_len, decoded->pixels, sizeof (float) * image_len);
           was_cached[n_loaded] = batch->cached[j];
           loaded[n_loaded++] = batch->rows[j];
         }
-      else if (batch->cached[j])
-        g_clear_error (&problem); // its cached value stands (same bytes, same result)
-      else
+      else if (!batch->cached[j]) // a cached one's value stands (same bytes, same result)
         {
           counts->n_failed++;
-          report_skipped (cache, problem);
+          report_skipped (cache, g_error_copy (decoded->error));
         }
     }
-  batch->n = 0;
   if (n_loaded > 0
-      && !encoder->encode (batch->embeddings, batch->pixels, n_loaded, encoder->data,
-                           cancellable, error))
+      && !encoder->encode (embeddings, pixels, n_loaded, encoder->data, cancellable, error))
     return FALSE;
   for (int j = 0; j < n_loaded; j++)
     {
       int row = loaded[j];
       if (was_cached[j])
         continue;
-      const float *embedding = batch->embeddings + (size_t) j * dim;
+      const float *embedding = embeddings + (size_t) j * dim;
       memcpy (out + (size_t) row * dim, embedding, sizeof (float) * dim);
       ok[row] = TRUE;
       counts->n_embedded++;
       store (cache, hashes[row], embedding);
     }
+  return TRUE;
+}
+
+/* Hashes files[start, end) and looks them up: out, ok, counts and batch
+ * filled for the files found. */
+static void
+look_up_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbedCounts *counts,
+               Cache *cache, const char *const *files, int start, int end, Batch *batch)
+{
+  *batch = (Batch) { .end = end };
+  for (int i = start; i < end; i++)
+    {
+      ok[i] = FALSE;
+      GError *problem = NULL;
+      if (!agc_file_sha256 (hashes[i], files[i], &problem))
+        {
+          counts->n_failed++;
+          report_skipped (cache, problem);
+          continue;
+        }
+      gboolean cached = lookup (cache, hashes[i], out + (size_t) i * cache->dim);
+      if (cached)
+        {
+          ok[i] = TRUE;
+          counts->n_cached++;
+        }
+      batch->missing |= !cached;
+      batch->cached[batch->n] = cached;
+      batch->rows[batch->n++] = i;
+    }
+}
+
+static gboolean
+cancelled (GCancellable *cancellable, GError **error)
+{
+  if (!g_cancellable_is_cancelled (cancellable))
+    return FALSE;
+  g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED, "cancelled while encoding the images");
   return TRUE;
 }
 
@@ -428,51 +458,53 @@ agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX
   };
   *counts = (AgcEmbedCounts){ 0 };
   memset (out, 0, sizeof (float) * (size_t) n_files * dim);
-  Batch batch = {
-    .pixels = g_new (float, (size_t) EMBED_BATCH * 3 * size * size),
-    .embeddings = g_new (float, (size_t) EMBED_BATCH * dim),
+  AgcImageDecoder decoder = {
+    .image_size = size, .load = encoder->load, .preprocess = encoder->preprocess,
+    .data = encoder->data,
   };
+  float *pixels = g_new (float, (size_t) EMBED_BATCH * 3 * size * size);
+  float *embeddings = g_new (float, (size_t) EMBED_BATCH * dim);
+  Batch *batches = g_new (Batch, WINDOW_BATCHES);
+  const char **to_decode = g_new (const char *, WINDOW_BATCHES * EMBED_BATCH);
   gboolean good = TRUE;
-  for (int start = 0; good && start < n_files; start += EMBED_BATCH)
+  for (int window = 0; good && window < n_files; window += WINDOW_BATCHES * EMBED_BATCH)
     {
-      if (g_cancellable_is_cancelled (cancellable))
+      int n_batches = 0, n_decode = 0;
+      for (int start = window; start < MIN (window + WINDOW_BATCHES * EMBED_BATCH, n_files);
+           start += EMBED_BATCH)
         {
-          g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED,
-                       "cancelled while encoding the images");
-          good = FALSE;
-          break;
+          if (cancelled (cancellable, error))
+            {
+              good = FALSE;
+              break;
+            }
+          Batch *batch = &batches[n_batches++];
+          look_up_batch (out, ok, hashes, counts, &cache, files, start,
+                         MIN (start + EMBED_BATCH, n_files), batch);
+          /* the whole batch (see EMBED_BATCH), or none of it, goes to the encoder */
+          for (int j = 0; batch->missing && j < batch->n; j++)
+            to_decode[n_decode++] = files[batch->rows[j]];
         }
-      int end = MIN (start + EMBED_BATCH, n_files);
-      gboolean any_missing = FALSE;
-      batch.n = 0;
-      for (int i = start; i < end; i++)
+      /* the files to encode, decoded on all cores ahead of the encoder */
+      AgcImagePipeline *pipeline
+        = good && n_decode > 0
+            ? agc_image_pipeline_new_with_decoder (&decoder, to_decode, n_decode, NULL)
+            : NULL;
+      for (int k = 0; good && k < n_batches; k++)
         {
-          ok[i] = FALSE;
-          GError *problem = NULL;
-          if (!agc_file_sha256 (hashes[i], files[i], &problem))
-            {
-              counts->n_failed++;
-              report_skipped (&cache, problem);
-              continue;
-            }
-          gboolean cached = lookup (&cache, hashes[i], out + (size_t) i * dim);
-          if (cached)
-            {
-              ok[i] = TRUE;
-              counts->n_cached++;
-            }
-          any_missing |= !cached;
-          batch.cached[batch.n] = cached;
-          batch.rows[batch.n++] = i;
+          if (batches[k].missing)
+            good = !cancelled (cancellable, error)
+                   && embed_batch (out, ok, hashes, counts, &cache, &batches[k], pipeline,
+                                   pixels, embeddings, cancellable, error);
+          if (good && progress != NULL)
+            progress (batches[k].end, n_files, user_data);
         }
-      /* the whole batch (see EMBED_BATCH), or none of it, goes to the encoder */
-      if (any_missing)
-        good = embed_batch (out, ok, hashes, counts, &cache, files, &batch, cancellable, error);
-      if (good && progress != NULL)
-        progress (end, n_files, user_data);
+      agc_image_pipeline_free (pipeline);
     }
-  g_free (batch.pixels);
-  g_free (batch.embeddings);
+  g_free (to_decode);
+  g_free (batches);
+  g_free (pixels);
+  g_free (embeddings);
   g_free (cache.folder);
   return good;
 }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "agriclip.h"
+#include "models/image-pipeline.h"
 
 #define AGC_SHA256_HEX 65 /* 64 hex digits and a NUL */
 
@@ -67,13 +68,13 @@ typedef struct
   gboolean unit_norm; /* the values are L2-normalised (a torn entry shows by its norm;
                          otherwise one that is all zeros or not finite is recomputed) */
   int image_size;     /* S: preprocess writes pixels[3, S, S] */
-  gboolean (*preprocess) (float *pixels, const AgcImage *image, gpointer data,
-                          GError **error);
+  /* load (NULL: agc_image_load) and preprocess run on the decoding
+   * pipeline's worker threads (image-pipeline.h), encode on the caller's */
+  AgcImagePreprocessFunc preprocess;
   gboolean (*encode) (float *out, const float *pixels, int n, gpointer data,
                       GCancellable *cancellable, GError **error); /* out[n, dim] */
   gpointer data;      /* for all three */
-  /* how a file is decoded; NULL: agc_image_load */
-  AgcImage *(*load) (const char *path, gpointer data, GError **error);
+  AgcImageLoadFunc load;
 } AgcCachedEncoder;
 
 /* The cache key of values a model computes from an image: model_identity,

@@ -6,7 +6,7 @@
  * its slot is free (the caller has given back image i - ahead), so memory
  * stays bounded (ahead model inputs, plus one decoded file per worker) and
  * the caller receives images in order. */
-#include "agriclip.h"
+#include "models/image-pipeline.h"
 
 #include <string.h>
 
@@ -18,7 +18,7 @@ typedef struct
 
 struct AgcImagePipeline
 {
-  const AgcModel *model;
+  AgcImageDecoder decoder;
   const char *const *paths;
   int n_paths;
   AgcImagePipelineOptions options;
@@ -46,14 +46,16 @@ image_clear (const AgcImagePipeline *p, AgcPipelineImage *d)
 static void
 decode (const AgcImagePipeline *p, const char *path, AgcPipelineImage *d)
 {
-  int size = agc_model_image_size (p->model);
-  AgcImage *image = agc_model_load_image (p->model, path, p->options.fast_decode, &d->error);
+  const AgcImageDecoder *decoder = &p->decoder;
+  int size = decoder->image_size;
+  AgcImage *image = decoder->load != NULL ? decoder->load (path, decoder->data, &d->error)
+                                          : agc_image_load (path, &d->error);
   if (image)
     {
       d->width = image->width;
       d->height = image->height;
       d->pixels = g_new (float, (gsize) 3 * size * size);
-      gboolean ok = agc_model_preprocess (p->model, image, d->pixels, &d->error);
+      gboolean ok = decoder->preprocess (d->pixels, image, decoder->data, &d->error);
       if (!ok) // the preprocessing does not know the file
         {
           g_autofree char *shown = g_filename_display_name (path);
@@ -91,13 +93,48 @@ work (gpointer data)
   return NULL;
 }
 
+static AgcImage *
+model_load_full (const char *path, gpointer model, GError **error)
+{
+  return agc_model_load_image (model, path, FALSE, error);
+}
+
+static AgcImage *
+model_load_fast (const char *path, gpointer model, GError **error)
+{
+  return agc_model_load_image (model, path, TRUE, error);
+}
+
+static gboolean
+model_preprocess (float *pixels, const AgcImage *image, gpointer model, GError **error)
+{
+  return agc_model_preprocess (model, image, pixels, error);
+}
+
 AgcImagePipeline *
 agc_image_pipeline_new (const AgcModel *model, const char *const *paths, int n_paths,
                         const AgcImagePipelineOptions *options)
 {
-  g_return_val_if_fail (model != NULL && n_paths >= 0 && (n_paths == 0 || paths != NULL), NULL);
+  g_return_val_if_fail (model != NULL, NULL);
+  gboolean fast = options != NULL && options->fast_decode;
+  AgcImageDecoder decoder = {
+    .image_size = agc_model_image_size (model),
+    .load = fast ? model_load_fast : model_load_full,
+    .preprocess = model_preprocess,
+    .data = (gpointer) model,
+  };
+  return agc_image_pipeline_new_with_decoder (&decoder, paths, n_paths, options);
+}
+
+AgcImagePipeline *
+agc_image_pipeline_new_with_decoder (const AgcImageDecoder *decoder, const char *const *paths,
+                                     int n_paths, const AgcImagePipelineOptions *options)
+{
+  g_return_val_if_fail (decoder != NULL && decoder->preprocess != NULL && decoder->image_size > 0,
+                        NULL);
+  g_return_val_if_fail (n_paths >= 0 && (n_paths == 0 || paths != NULL), NULL);
   AgcImagePipeline *p = g_new0 (AgcImagePipeline, 1);
-  p->model = model;
+  p->decoder = *decoder;
   p->paths = paths;
   p->n_paths = n_paths;
   if (options != NULL)

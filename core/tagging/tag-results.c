@@ -119,6 +119,7 @@ agc_tag_run_to_json (const AgcTagRun *run)
     }
   else
     g_string_append (out, "null");
+  g_string_append_printf (out, ", \"decode\": \"%s\"", run->fast_decode ? "fast" : "exact");
   if (run->tile > 0)
     g_string_append_printf (out, ", \"regions\": {\"tile\": %d, \"stride\": %d}}", run->tile,
                             run->stride);
@@ -397,6 +398,11 @@ read_settings (JsonObject *o, AgcTagRun *run, const char **problem)
   if (review && !JSON_NODE_HOLDS_NULL (review) && !member_number (s, "review_below",
                                                                   &run->review_below))
     return (*problem = "\"settings\".\"review_below\" is not a number or null", FALSE);
+  // absent in runs made before --fast-decode existed: they decoded exactly
+  const char *decode = member_string (s, "decode");
+  if (decode != NULL && strcmp (decode, "exact") != 0 && strcmp (decode, "fast") != 0)
+    return (*problem = "\"settings\".\"decode\" is not \"exact\" or \"fast\"", FALSE);
+  run->fast_decode = g_strcmp0 (decode, "fast") == 0;
   JsonNode *regions = json_object_get_member (s, "regions");
   if (regions && JSON_NODE_HOLDS_OBJECT (regions))
     {

@@ -166,6 +166,9 @@ difference (const AgcTagRun *old, const AgcTagRun *new)
     return "another --review-below";
   if (old->tile != new->tile || old->stride != new->stride)
     return "other --regions";
+  /* the pixels, hence the labels, differ between the two */
+  if (old->fast_decode != new->fast_decode)
+    return old->fast_decode ? "--fast-decode" : "the exact decode (no --fast-decode)";
   if (old->shard_index != new->shard_index || old->shard_count != new->shard_count)
     return "another --shard";
   if (old->n_sources != new->n_sources)
@@ -444,6 +447,7 @@ tag_images (Tagger *t, Writer *w, GPtrArray *todo, Progress *progress, int n_wor
   for (guint i = 0; i < todo->len; i++)
     paths[i] = ((AgcTagImage *) todo->pdata[i])->path;
   AgcImagePipelineOptions options = { .n_workers = n_workers, .ahead = ahead,
+                                      .fast_decode = run->fast_decode,
                                       .extra = run->tile > 0 ? make_tiles : NULL,
                                       .extra_free = tiles_free, .user_data = t };
   AgcImagePipeline *pipeline = agc_image_pipeline_new (t->model, paths, (int) todo->len,

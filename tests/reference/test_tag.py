@@ -117,7 +117,8 @@ class Tag(unittest.TestCase):
         self.assertEqual([c["label"] for c in run["labels"]], [c["name"] for c in LABELS["classes"]])
         self.assertEqual([c["display"] for c in run["labels"]],
                          [c["display"] for c in LABELS["classes"]])
-        self.assertEqual(run["settings"], {"top": 3, "review_below": 0.5, "regions": None})
+        self.assertEqual(run["settings"], {"top": 3, "review_below": 0.5, "decode": "exact",
+                                           "regions": None})
         self.assertEqual(sorted(r["image"] for r in results), sorted(self.names))
         twin = clip_twin.load_twin(self.model)
         classes = prompts_from_file(self.labels)

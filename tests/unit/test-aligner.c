@@ -8,7 +8,8 @@
  * limits (λ → ∞ leaves only the mean; λ = 0 with fewer rows than inputs is
  * refused), and the cache of values that are not embeddings
  * (agc_encode_files_cached): kept although not unit vectors, read back
- * exactly, a torn entry computed again.  PyTorch checks the whole method
+ * exactly, a torn entry computed again; its misses decoded by the image
+ * pipeline (order, errors, progress, cancellation).  PyTorch checks the whole method
  * in tests/reference/test_aligner.py. */
 #include "agriclip.h"
 #include "train/aligner-fit.h"
@@ -218,11 +219,15 @@ write_png (const char *path, int width, guint8 red)
   g_object_unref (pixbuf);
 }
 
+/* The process's cache folder (main: GLib reads XDG_CACHE_HOME once, so
+ * every test shares it) and the temporary folder holding it. */
+static char *cache, *cache_root;
+
 static void
 test_cache_other_values (void)
 {
-  g_autofree char *cache = NULL;
-  g_autofree char *dir = temp_cache_root_new (&cache, "agc-aligner-XXXXXX");
+  g_autofree char *dir = g_dir_make_tmp ("agc-aligner-XXXXXX", NULL);
+  g_assert_nonnull (dir);
   g_autofree char *a = g_build_filename (dir, "a.png", NULL);
   g_autofree char *b = g_build_filename (dir, "b.png", NULL);
   write_png (a, 5, 200);
@@ -283,6 +288,101 @@ test_cache_other_values (void)
   remove_tree (dir);
 }
 
+/* The misses go through the decoding pipeline (image-pipeline.h): values
+ * in file order whatever thread decoded which file, a file that cannot be
+ * decoded reported by name, progress after every batch of 8, and a
+ * cancellation seen between batches (only the batches before it encoded). */
+typedef struct
+{
+  Counter counter;
+  GPtrArray *problems; /* messages */
+  GArray *done;        /* progress's done values */
+  GCancellable *cancel_after_first;
+} Watch;
+
+static void
+watch_report (const GError *problem, gpointer data)
+{
+  g_ptr_array_add (((Watch *) data)->problems, g_strdup (problem->message));
+}
+
+static void
+watch_progress (int done, int total, gpointer data)
+{
+  Watch *watch = data;
+  (void) total;
+  g_array_append_val (watch->done, done);
+  if (watch->cancel_after_first != NULL)
+    g_cancellable_cancel (watch->cancel_after_first);
+}
+
+static void
+test_cache_pipeline (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("agc-aligner-XXXXXX", NULL);
+  g_assert_nonnull (dir);
+  enum { N = 19, BROKEN = 5 };
+  char *files[N];
+  for (int i = 0; i < N; i++)
+    {
+      files[i] = g_strdup_printf ("%s/%02d.png", dir, i);
+      if (i == BROKEN)
+        g_assert_true (g_file_set_contents (files[i], "not a picture", -1, NULL));
+      else
+        write_png (files[i], i + 1, (guint8) (10 * i));
+    }
+  Watch watch = { .problems = g_ptr_array_new_with_free_func (g_free),
+                  .done = g_array_new (FALSE, FALSE, sizeof (int)) };
+  AgcCachedEncoder encoder = { .key = "test-key-pipeline", .dim = VALUES, .unit_norm = FALSE,
+                               .image_size = 1, .preprocess = fake_preprocess,
+                               .encode = fake_encode, .data = &watch.counter };
+  float out[N * VALUES];
+  gboolean ok[N];
+  char hashes[N][AGC_SHA256_HEX];
+  AgcEmbedCounts counts;
+  GError *error = NULL;
+  g_assert_true (agc_encode_files_cached (out, ok, hashes, &counts, &encoder,
+                                          (const char *const *) files, N, watch_report,
+                                          watch_progress, &watch, NULL, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < N; i++)
+    {
+      g_assert_cmpint (ok[i], ==, i != BROKEN);
+      float red = i == BROKEN ? 0.0f : 100.0f * i, width = i == BROKEN ? 0.0f : i + 1.0f;
+      g_assert_cmpfloat (out[i * VALUES + 0], ==, red);
+      g_assert_cmpfloat (out[i * VALUES + 1], ==, width);
+    }
+  g_assert_cmpint (counts.n_embedded, ==, N - 1);
+  g_assert_cmpint (counts.n_failed, ==, 1);
+  g_assert_cmpuint (watch.problems->len, ==, 1);
+  g_assert_nonnull (strstr (watch.problems->pdata[0], files[BROKEN]));
+  g_assert_cmpuint (watch.done->len, ==, 3);
+  g_assert_cmpint (g_array_index (watch.done, int, 0), ==, 8);
+  g_assert_cmpint (g_array_index (watch.done, int, 1), ==, 16);
+  g_assert_cmpint (g_array_index (watch.done, int, 2), ==, N);
+
+  // another key (nothing cached), cancelled once the first batch is done
+  encoder.key = "test-key-pipeline-cancelled";
+  watch.counter.calls = 0;
+  g_array_set_size (watch.done, 0);
+  watch.cancel_after_first = g_cancellable_new ();
+  g_assert_false (agc_encode_files_cached (out, ok, hashes, &counts, &encoder,
+                                           (const char *const *) files, N, watch_report,
+                                           watch_progress, &watch, watch.cancel_after_first,
+                                           &error));
+  g_assert_error (error, AGC_ERROR, AGC_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_cmpint (watch.counter.calls, ==, 8 - 1); // the broken one is in the first batch
+  g_assert_cmpuint (watch.done->len, ==, 1);
+
+  g_object_unref (watch.cancel_after_first);
+  g_ptr_array_free (watch.problems, TRUE);
+  g_array_free (watch.done, TRUE);
+  for (int i = 0; i < N; i++)
+    g_free (files[i]);
+  remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -290,5 +390,11 @@ main (int argc, char **argv)
   g_test_add_func ("/aligner/ridge-matches-reference", test_ridge_matches_reference);
   g_test_add_func ("/aligner/ridge-limits", test_ridge_limits);
   g_test_add_func ("/aligner/cache-other-values", test_cache_other_values);
-  return g_test_run ();
+  g_test_add_func ("/aligner/cache-pipeline", test_cache_pipeline);
+  cache_root = temp_cache_root_new (&cache, "agc-aligner-cache-XXXXXX");
+  int status = g_test_run ();
+  remove_tree (cache_root);
+  g_free (cache_root);
+  g_free (cache);
+  return status;
 }
