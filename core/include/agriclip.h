@@ -1045,8 +1045,9 @@ typedef struct
 
 typedef struct
 {
-  char *path;        /* the file read */
-  GPtrArray *models; /* of AgcCatalogueModel, file order */
+  char *path;            /* the file read */
+  GPtrArray *models;     /* of AgcCatalogueModel, file order */
+  GStringChunk *strings; /* every string of the entries above */
 } AgcCatalogue;
 
 /* Reads and validates the catalogue file at path; errors name the file and
