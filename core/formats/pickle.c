@@ -714,29 +714,23 @@ agc_pickle_load (const guint8 *data, size_t size, const char *name, const AgcPic
   g_return_val_if_fail (name != NULL && rules != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  AgcPickle *pickle = g_new0 (AgcPickle, 1);
+  g_autoptr (AgcPickle) pickle = g_new0 (AgcPickle, 1);
   pickle->values = g_ptr_array_new_with_free_func (free_value);
   pickle->strings = g_string_chunk_new (4096);
+  g_autoptr (GPtrArray) stack = g_ptr_array_new ();
+  g_autoptr (GArray) marks = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autoptr (GHashTable) memo = g_hash_table_new (g_direct_hash, g_direct_equal);
   Machine m = {
     .pickle = pickle,
     .data = data,
     .size = size,
     .name = name,
     .rules = rules,
-    .stack = g_ptr_array_new (),
-    .marks = g_array_new (FALSE, FALSE, sizeof (guint)),
-    .memo = g_hash_table_new (g_direct_hash, g_direct_equal),
+    .stack = stack,
+    .marks = marks,
+    .memo = memo,
   };
-  gboolean ok = run (&m, error);
-  g_ptr_array_unref (m.stack);
-  g_array_unref (m.marks);
-  g_hash_table_unref (m.memo);
-  if (!ok)
-    {
-      agc_pickle_free (pickle);
-      return NULL;
-    }
-  return pickle;
+  return run (&m, error) ? g_steal_pointer (&pickle) : NULL;
 }
 
 void

@@ -75,6 +75,7 @@ typedef struct AgcPickle AgcPickle;
 AgcPickle *agc_pickle_load (const guint8 *data, size_t size, const char *name,
                             const AgcPickleRules *rules, GError **error);
 void agc_pickle_free (AgcPickle *pickle);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcPickle, agc_pickle_free)
 
 const AgcPickleValue *agc_pickle_root (const AgcPickle *pickle);
 

@@ -298,15 +298,10 @@ agc_weights_open (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  AgcWeights *weights = weights_new (g_filename_display_name (path));
+  g_autoptr (AgcWeights) weights = weights_new (g_filename_display_name (path));
   gboolean ok = g_str_has_suffix (path, ".json") ? open_index (weights, path, error)
                                                  : open_single (weights, path, error);
-  if (!ok)
-    {
-      agc_weights_free (weights);
-      return NULL;
-    }
-  return weights;
+  return ok ? g_steal_pointer (&weights) : NULL;
 }
 
 void
@@ -317,8 +312,7 @@ agc_weights_free (AgcWeights *weights)
   g_hash_table_unref (weights->by_name);
   g_ptr_array_unref (weights->order);
   g_ptr_array_unref (weights->files);
-  if (weights->added != NULL)
-    g_ptr_array_unref (weights->added);
+  g_clear_pointer (&weights->added, g_ptr_array_unref); // derived weights only
   agc_weights_free (weights->base);
   g_free (weights->path);
   g_free (weights);

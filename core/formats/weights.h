@@ -18,6 +18,7 @@ typedef struct AgcWeights AgcWeights;
  * Tensor data stay memory-mapped until agc_weights_free. */
 AgcWeights *agc_weights_open (const char *path, GError **error);
 void agc_weights_free (AgcWeights *weights);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcWeights, agc_weights_free)
 
 /* Derived sets, for renaming layers (weight-names.h): an empty set that owns
  * base (freed with it) and shows only the tensors added to it.  Its path is

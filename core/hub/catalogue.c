@@ -8,46 +8,26 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
-static void
-file_free (gpointer data)
-{
-  AgcCatalogueFile *f = data;
-  g_free (f->path);
-  g_free (f->repository);
-  g_free (f->revision);
-  g_free (f->remote_path);
-  g_free (f->url);
-  g_free (f->manual);
-  g_free (f->sha256);
-  g_free (f);
-}
-
+/* The strings of every entry live in the catalogue's string chunk: an entry
+ * owns only its arrays. */
 static void
 model_free (gpointer data)
 {
   AgcCatalogueModel *m = data;
-  g_free (m->name);
-  g_free (m->title);
-  g_free (m->family);
-  g_free (m->homepage);
-  g_free (m->repository);
-  g_free (m->revision);
-  g_free (m->licence);
-  g_free (m->good_for);
-  g_free (m->notes);
   g_strfreev (m->unverified);
-  if (m->files)
-    g_ptr_array_unref (m->files);
+  g_ptr_array_unref (m->files); // of AgcCatalogueFile, each one g_free
   g_free (m);
 }
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcCatalogueModel, model_free)
 
 void
 agc_catalogue_free (AgcCatalogue *catalogue)
 {
   if (!catalogue)
     return;
-  g_free (catalogue->path);
   g_ptr_array_unref (catalogue->models);
+  g_string_chunk_free (catalogue->strings);
   g_free (catalogue);
 }
 
@@ -56,6 +36,7 @@ typedef struct
 {
   const char *path;
   GString *where;
+  GStringChunk *strings; // the catalogue's: what the entries point into
 } Context;
 
 static gboolean
@@ -83,7 +64,7 @@ get_string (char **out, JsonObject *object, const char *member, gboolean require
       g_autofree char *problem = g_strdup_printf ("\"%s\" must be a non-empty string", member);
       return fail (cx, error, problem);
     }
-  *out = g_strdup (json_node_get_string (node));
+  *out = g_string_chunk_insert_const (cx->strings, json_node_get_string (node));
   return TRUE;
 }
 
@@ -119,13 +100,12 @@ valid_relative_path (const char *path)
 static gboolean
 parse_sha256 (AgcCatalogueFile *f, JsonObject *object, const Context *cx, GError **error)
 {
-  char *value;
-  if (!get_string (&value, object, "sha256", FALSE, cx, error))
+  if (!get_string (&f->sha256, object, "sha256", FALSE, cx, error))
     return FALSE;
-  f->sha256 = value ? g_ascii_strdown (value, -1) : NULL;
-  g_free (value);
   if (f->sha256 == NULL)
     return TRUE;
+  g_autofree char *lower = g_ascii_strdown (f->sha256, -1);
+  f->sha256 = g_string_chunk_insert_const (cx->strings, lower);
   gboolean ok = strlen (f->sha256) == 64;
   for (const char *p = f->sha256; ok && *p; p++)
     ok = g_ascii_isxdigit (*p);
@@ -151,7 +131,7 @@ parse_file (JsonNode *node, const AgcCatalogueModel *model, const Context *cx, G
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return fail (cx, error, "must be an object"), NULL;
   JsonObject *object = json_node_get_object (node);
-  AgcCatalogueFile *f = g_new0 (AgcCatalogueFile, 1);
+  g_autofree AgcCatalogueFile *f = g_new0 (AgcCatalogueFile, 1);
   char *revision = NULL;
   gboolean ok = get_string (&f->path, object, "path", TRUE, cx, error)
                 && get_string (&f->repository, object, "repository", FALSE, cx, error)
@@ -173,25 +153,18 @@ parse_file (JsonNode *node, const AgcCatalogueModel *model, const Context *cx, G
         ok = fail (cx, error, "no source: give \"repository\", \"url\" or \"manual\" "
                               "(the model has no \"repository\")");
       else
-        f->repository = g_strdup (model->repository);
+        f->repository = model->repository;
     }
   if (ok && f->repository && revision == NULL && model->revision
       && g_strcmp0 (f->repository, model->repository) == 0)
-    revision = g_strdup (model->revision);
+    revision = model->revision;
   if (ok && f->repository)
     {
-      f->revision = revision ? revision : g_strdup ("main");
-      revision = NULL;
+      f->revision = revision ? revision : g_string_chunk_insert_const (cx->strings, "main");
       if (f->remote_path == NULL)
-        f->remote_path = g_strdup (f->path);
+        f->remote_path = f->path;
     }
-  g_free (revision);
-  if (!ok)
-    {
-      file_free (f);
-      return NULL;
-    }
-  return f;
+  return ok ? g_steal_pointer (&f) : NULL;
 }
 
 static gboolean
@@ -202,7 +175,6 @@ parse_files (AgcCatalogueModel *m, JsonObject *object, Context *cx, GError **err
       || json_array_get_length (json_node_get_array (node)) == 0)
     return fail (cx, error, "\"files\" must be a non-empty array");
   JsonArray *array = json_node_get_array (node);
-  m->files = g_ptr_array_new_with_free_func (file_free);
   gsize prefix = cx->where->len;
   g_autoptr (GHashTable) paths = g_hash_table_new (g_str_hash, g_str_equal); // a set: linear
   for (guint i = 0; i < json_array_get_length (array); i++)
@@ -248,7 +220,8 @@ parse_model (JsonNode *node, Context *cx, GError **error)
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return fail (cx, error, "must be an object"), NULL;
   JsonObject *object = json_node_get_object (node);
-  AgcCatalogueModel *m = g_new0 (AgcCatalogueModel, 1);
+  g_autoptr (AgcCatalogueModel) m = g_new0 (AgcCatalogueModel, 1);
+  m->files = g_ptr_array_new_with_free_func (g_free);
   gboolean ok = get_string (&m->name, object, "name", TRUE, cx, error);
   if (ok)
     {
@@ -270,12 +243,7 @@ parse_model (JsonNode *node, Context *cx, GError **error)
   if (ok && !g_strv_contains (families, m->family))
     ok = fail (cx, error, "\"family\" must be hf-clip, open_clip, openai or agriclip");
   ok = ok && parse_files (m, object, cx, error);
-  if (!ok)
-    {
-      model_free (m);
-      return NULL;
-    }
-  return m;
+  return ok ? g_steal_pointer (&m) : NULL;
 }
 
 AgcCatalogue *
@@ -286,7 +254,11 @@ agc_catalogue_load (const char *path, GError **error)
   if (!agc_json_parse_file (parser, path, path, error))
     return NULL;
   g_autoptr (GString) where = g_string_new ("");
-  Context cx = { path, where };
+  g_autoptr (AgcCatalogue) catalogue = g_new0 (AgcCatalogue, 1);
+  catalogue->strings = g_string_chunk_new (1024);
+  catalogue->path = g_string_chunk_insert (catalogue->strings, path);
+  catalogue->models = g_ptr_array_new_with_free_func (model_free);
+  Context cx = { path, where, catalogue->strings };
   JsonNode *root = json_parser_get_root (parser);
   JsonObject *object = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   if (object == NULL)
@@ -299,28 +271,19 @@ agc_catalogue_load (const char *path, GError **error)
   if (models == NULL || !JSON_NODE_HOLDS_ARRAY (models))
     return fail (&cx, error, "\"models\" must be an array"), NULL;
 
-  AgcCatalogue *catalogue = g_new0 (AgcCatalogue, 1);
-  catalogue->path = g_strdup (path);
-  catalogue->models = g_ptr_array_new_with_free_func (model_free);
   JsonArray *array = json_node_get_array (models);
   for (guint i = 0; i < json_array_get_length (array); i++)
     {
       g_string_printf (where, "models[%u]: ", i);
-      AgcCatalogueModel *m = parse_model (json_array_get_element (array, i), &cx, error);
-      if (m != NULL && agc_catalogue_find (catalogue, m->name) != NULL)
-        {
-          fail (&cx, error, "the same \"name\" appears twice");
-          model_free (m);
-          m = NULL;
-        }
+      g_autoptr (AgcCatalogueModel) m = parse_model (json_array_get_element (array, i), &cx,
+                                                     error);
       if (m == NULL)
-        {
-          agc_catalogue_free (catalogue);
-          return NULL;
-        }
-      g_ptr_array_add (catalogue->models, m);
+        return NULL;
+      if (agc_catalogue_find (catalogue, m->name) != NULL)
+        return fail (&cx, error, "the same \"name\" appears twice"), NULL;
+      g_ptr_array_add (catalogue->models, g_steal_pointer (&m));
     }
-  return catalogue;
+  return g_steal_pointer (&catalogue);
 }
 
 AgcCatalogue *

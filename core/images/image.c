@@ -34,23 +34,18 @@ agc_image_new (int width, int height)
 {
   g_return_val_if_fail (width > 0 && height > 0, NULL);
 
-  guint8 *pixels = g_try_malloc0_n ((gsize) width * (gsize) height, 3);
-  if (pixels == NULL)
+  // the pixels follow the struct: one allocation, freed by one g_free
+  AgcImage *image = g_try_malloc0 (sizeof *image + (gsize) width * (gsize) height * 3);
+  if (image == NULL)
     return NULL;
-  AgcImage *image = g_new (AgcImage, 1);
-  image->width = width;
-  image->height = height;
-  image->pixels = pixels;
+  *image = (AgcImage){ .width = width, .height = height, .pixels = (guint8 *) (image + 1) };
   return image;
 }
 
 void
 agc_image_free (AgcImage *image)
 {
-  if (image == NULL)
-    return;
-  g_free (image->pixels);
-  g_free (image);
+  g_free (image); // its pixels with it (agc_image_new)
 }
 
 /* gdk-pixbuf's messages repeat the file name ("Failed to load image “x”: why");

@@ -121,6 +121,7 @@ typedef struct AgcModel AgcModel;
  * CLIP ViT-B/16. */
 AgcModel *agc_model_load (const char *path, GError **error);
 void agc_model_free (AgcModel *model);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcModel, agc_model_free) /* g_autoptr (AgcModel) */
 
 int agc_model_embed_dim (const AgcModel *model);      /* E: length of every embedding */
 int agc_model_image_size (const AgcModel *model);     /* S: side of the square model input */
@@ -655,6 +656,7 @@ typedef struct AgcAdapter AgcAdapter;
  * read, AGC_ERROR_FORMAT when it is not an agriclip adapter or is damaged. */
 AgcAdapter *agc_adapter_load (const char *path, GError **error);
 void agc_adapter_free (AgcAdapter *adapter);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcAdapter, agc_adapter_free)
 
 const char *agc_adapter_method (const AgcAdapter *adapter); /* "probe", "finetune", "aligner" */
 int agc_adapter_n_classes (const AgcAdapter *adapter);
@@ -771,6 +773,7 @@ typedef struct AgcResNet AgcResNet;
  * refused rather than truncated. */
 AgcResNet *agc_resnet_open (const char *weights_path, const char *prefix, GError **error);
 void agc_resnet_free (AgcResNet *net);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcResNet, agc_resnet_free)
 
 /* How the convolutions run (agc_engine_default_options (): the library's own
  * kernels, float32).  use_openblas: on OpenBLAS; int8: weights quantised per
@@ -1045,8 +1048,9 @@ typedef struct
 
 typedef struct
 {
-  char *path;        /* the file read */
-  GPtrArray *models; /* of AgcCatalogueModel, file order */
+  char *path;            /* the file read */
+  GPtrArray *models;     /* of AgcCatalogueModel, file order */
+  GStringChunk *strings; /* every string of the entries above */
 } AgcCatalogue;
 
 /* Reads and validates the catalogue file at path; errors name the file and

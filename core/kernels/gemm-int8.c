@@ -26,7 +26,7 @@ struct AgcInt8Matrix
 {
   int n_out, n_in;
   int n_pad, k_pad;  // n_out up to a multiple of AGC_INT8_GROUP, n_in of 4
-  gint8 *packed;     // [n_pad / GROUP][k_pad / 4][GROUP][4], owns the block below
+  gint8 *packed;     // [n_pad / GROUP][k_pad / 4][GROUP][4], after the struct in its block
   float *scale;      // [n_pad] sw, 0 in the padding
   gint32 *colsum;    // [n_pad] sum_k wq
 };
@@ -153,26 +153,26 @@ agc_int8_matrix_new (const float *w, int n_out, int n_in, GError **error)
   int k_pad = (n_in + 3) / 4 * 4;
   size_t packed_bytes = (size_t) n_pad * k_pad; // a multiple of 128
   size_t bytes = packed_bytes + (size_t) n_pad * (sizeof (float) + sizeof (gint32));
-  AgcInt8Matrix *m = g_try_new0 (AgcInt8Matrix, 1);
+  // the struct, then (64-byte aligned) the packed weights, scales and sums: one block, one free
+  size_t header = (sizeof (AgcInt8Matrix) + 63) / 64 * 64;
   void *block = NULL;
-  gint8 *row = g_try_malloc (k_pad);
-  if (m == NULL || row == NULL || posix_memalign (&block, 64, bytes) != 0)
+  g_autofree gint8 *row = g_try_malloc (k_pad);
+  if (row == NULL || posix_memalign (&block, 64, header + bytes) != 0)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
                    "int8 GEMM: cannot allocate %zu MB for a %d x %d weight", bytes >> 20, n_out,
                    n_in);
-      g_free (m);
-      g_free (row);
       return NULL;
     }
+  memset (block, 0, header + bytes); // the padding columns: zero weights, scales and sums
+  AgcInt8Matrix *m = block;
   m->n_out = n_out;
   m->n_in = n_in;
   m->n_pad = n_pad;
   m->k_pad = k_pad;
-  m->packed = block;
+  m->packed = (gint8 *) block + header;
   m->scale = (float *) (m->packed + packed_bytes);
   m->colsum = (gint32 *) (m->scale + n_pad);
-  memset (block, 0, bytes); // the padding columns: zero weights, scales and sums
 
   int k4 = k_pad / 4;
   for (int n = 0; n < n_out; n++)
@@ -188,17 +188,13 @@ agc_int8_matrix_new (const float *w, int n_out, int n_in, GError **error)
         }
       m->colsum[n] = sum;
     }
-  g_free (row);
   return m;
 }
 
 void
 agc_int8_matrix_free (AgcInt8Matrix *m)
 {
-  if (m == NULL)
-    return;
-  free (m->packed);
-  g_free (m);
+  free (m); // its weights with it (agc_int8_matrix_new)
 }
 
 int

@@ -497,16 +497,11 @@ agc_adapter_load (const char *path, GError **error)
   AgcSafetensors *file = agc_safetensors_open (path, error);
   if (file == NULL)
     return NULL;
-  AgcAdapter *adapter = g_new0 (AgcAdapter, 1);
+  g_autoptr (AgcAdapter) adapter = g_new0 (AgcAdapter, 1);
   adapter->path = g_filename_display_name (path);
   gboolean ok = load_parts (adapter, file, error);
   agc_safetensors_free (file);
-  if (!ok)
-    {
-      agc_adapter_free (adapter);
-      return NULL;
-    }
-  return adapter;
+  return ok ? g_steal_pointer (&adapter) : NULL;
 }
 
 /* ---- accessors -------------------------------------------------------------- */

@@ -5,7 +5,6 @@
 #include "models/adapter.h"
 
 #include "models/model-files.h"
-#include "kernels/gemm-int8.h"
 #include "kernels/ops.h"
 #include "nn/resnet.h"
 
@@ -255,16 +254,6 @@ set_options (AgcImageEncoder *encoder, const AgcEngineOptions *options, GError *
   return agc_resnet_set_options (((AgcAgriclipImage *) encoder)->resnet, options, error);
 }
 
-// int8 mode in two ways: 7-bit activations on plain AVX2 give other numbers
-static const char *
-cache_variant (const AgcImageEncoder *encoder, const AgcEngineOptions *options)
-{
-  (void) encoder;
-  if (!options->int8)
-    return "";
-  return agc_int8_activation_max () == 255 ? "-int8" : "-int8-7bit";
-}
-
 static gboolean
 is_resnet_tensor (const char *name)
 {
@@ -380,7 +369,7 @@ encoder_free (AgcImageEncoder *encoder)
 static const AgcImageEncoderClass agriclip_class = {
   .forward = image_forward,
   .set_options = set_options,
-  .cache_variant = cache_variant,
+  .cache_variant = agc_image_encoder_int8_variant,
   .adapter_method = "aligner",
   .adapter_method_too = "dino",
   .apply_adapter = apply_aligner,

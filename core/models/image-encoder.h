@@ -40,6 +40,11 @@ typedef struct
   void (*free) (AgcImageEncoder *encoder);
 } AgcImageEncoderClass;
 
+/* A cache_variant for the families whose only variant is int8 mode ("",
+ * "-int8", or "-int8-7bit" where the activations are 7-bit). */
+const char *agc_image_encoder_int8_variant (const AgcImageEncoder *encoder,
+                                            const AgcEngineOptions *options);
+
 /* The first member of every family's encoder struct. */
 struct AgcImageEncoder
 {

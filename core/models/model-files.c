@@ -245,7 +245,7 @@ agc_model_files_open (const char *path, AgcWeights **weights_hf_named, AgcClipCo
   if (!is_dir)
     f.weights = g_strdup (path);
 
-  AgcWeights *weights = NULL;
+  g_autoptr (AgcWeights) weights = NULL;
   gboolean ok = (is_dir ? find_in_folder (&f, error) : TRUE)
                 && check_tokenizer_files (path, &f, error)
                 && (weights = agc_weights_open (f.weights, error)) != NULL;
@@ -254,11 +254,7 @@ agc_model_files_open (const char *path, AgcWeights **weights_hf_named, AgcClipCo
              ? open_openai (&weights, config, pre, &f, error)
              : open_hf (config, pre, weights, &f, error);
   model_files_clear (&f);
-  if (!ok)
-    {
-      agc_weights_free (weights);
-      return FALSE;
-    }
-  *weights_hf_named = weights;
-  return TRUE;
+  if (ok)
+    *weights_hf_named = g_steal_pointer (&weights);
+  return ok;
 }

@@ -134,16 +134,13 @@ agc_model_load (const char *path, GError **error)
 
   // a file or a folder of another layout: model-files.h finds out which
   gboolean agriclip = g_file_test (path, G_FILE_TEST_IS_DIR) && agc_agriclip_is_folder (path);
-  AgcModel *m = g_new0 (AgcModel, 1);
+  g_autoptr (AgcModel) m = g_new0 (AgcModel, 1);
   m->path = g_strdup (path);
   g_mutex_init (&m->tokenizer_lock);
-  if (!(agriclip ? load_agriclip (m, error) : load_parts (m, error)))
-    {
-      prefix_dir (error, path);
-      agc_model_free (m);
-      return NULL;
-    }
-  return m;
+  if (agriclip ? load_agriclip (m, error) : load_parts (m, error))
+    return g_steal_pointer (&m);
+  prefix_dir (error, path);
+  return NULL;
 }
 
 void

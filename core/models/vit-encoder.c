@@ -1,7 +1,6 @@
 /* vit-encoder.c — the ViT image tower behind image-encoder.h. */
 #include "models/vit-encoder.h"
 
-#include "kernels/gemm-int8.h"
 #include "nn/text-tower.h"
 
 #include <string.h>
@@ -22,16 +21,6 @@ static gboolean
 set_options (AgcImageEncoder *encoder, const AgcEngineOptions *options, GError **error)
 {
   return agc_vision_tower_set_options (((VitEncoder *) encoder)->tower, options, error);
-}
-
-// int8 mode in two ways: 7-bit activations on plain AVX2 give other numbers
-static const char *
-cache_variant (const AgcImageEncoder *encoder, const AgcEngineOptions *options)
-{
-  (void) encoder;
-  if (!options->int8)
-    return "";
-  return agc_int8_activation_max () == 255 ? "-int8" : "-int8-7bit";
 }
 
 static gboolean
@@ -70,7 +59,7 @@ encoder_free (AgcImageEncoder *encoder)
 static const AgcImageEncoderClass vit_class = {
   .forward = forward,
   .set_options = set_options,
-  .cache_variant = cache_variant,
+  .cache_variant = agc_image_encoder_int8_variant,
   .adapter_method = "finetune",
   .adapter_method_too = "dino", // a ViT DINO adapter: the same tensor names
   .apply_adapter = apply_adapter,

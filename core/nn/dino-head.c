@@ -52,8 +52,8 @@ head_alloc (int in_dim, int hidden, int bottleneck, int out_dim)
   agc_dino_head_tensors (h, NULL, NULL, sizes);
   for (int i = 0; i < AGC_DINO_HEAD_TENSORS; i++)
     h->n_params += sizes[i];
-  h->params = g_new0 (float, h->n_params);
-  h->grads = g_new0 (float, h->n_params);
+  h->params = g_new0 (float, 2 * h->n_params); // the grads after them: one allocation
+  h->grads = h->params + h->n_params;
   float **p[] = { &h->w1, &h->b1, &h->w2, &h->b2, &h->w3, &h->b3, &h->v };
   float **d[] = { &h->dw1, &h->db1, &h->dw2, &h->db2, &h->dw3, &h->db3, &h->dv };
   size_t at = 0;
@@ -104,8 +104,7 @@ agc_dino_head_free (AgcDinoHead *head)
 {
   if (head == NULL)
     return;
-  g_free (head->params);
-  g_free (head->grads);
+  g_free (head->params); // and the grads
   g_free (head);
 }
 

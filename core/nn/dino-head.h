@@ -16,7 +16,8 @@
 typedef struct
 {
   int in_dim, hidden, bottleneck, out_dim;
-  float *params, *grads; /* [n_params] each: w1 b1 w2 b2 w3 b3 v, in that order */
+  float *params, *grads; /* [n_params] each: w1 b1 w2 b2 w3 b3 v, in that order; one
+                          * allocation (params owns it) */
   size_t n_params;
   float *w1, *b1, *w2, *b2, *w3, *b3, *v;        /* into params */
   float *dw1, *db1, *dw2, *db2, *dw3, *db3, *dv; /* into grads */

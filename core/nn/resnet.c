@@ -277,7 +277,7 @@ agc_resnet_load (const AgcWeights *weights, const char *prefix, GError **error)
   if (!check_stem_prefix (weights, prefix, error) || !check_depth (weights, prefix, error))
     return NULL;
 
-  AgcResNet *net = g_new0 (AgcResNet, 1);
+  g_autoptr (AgcResNet) net = g_new0 (AgcResNet, 1);
   gboolean ok = conv_bn_load (&net->stem, weights, prefix, "conv1", "bn1", 3, STEM_WIDTH, 7, 2,
                               error);
   int c_in = STEM_WIDTH, b = 0;
@@ -287,12 +287,7 @@ agc_resnet_load (const AgcWeights *weights, const char *prefix, GError **error)
         ok = block_load (&net->blocks[b++], weights, prefix, l, i, c_in, error);
         c_in = EXPANSION * agc_resnet_layer_width[l];
       }
-  if (!ok)
-    {
-      agc_resnet_free (net);
-      return NULL;
-    }
-  return net;
+  return ok ? g_steal_pointer (&net) : NULL;
 }
 
 /* ---- forward ----------------------------------------------------------- */

@@ -55,7 +55,7 @@ agc_text_tower_load (const AgcWeights *weights, const AgcClipConfig *config, GEr
       return NULL;
     }
 
-  AgcTextTower *t = g_new0 (AgcTextTower, 1);
+  g_autoptr (AgcTextTower) t = g_new0 (AgcTextTower, 1);
   t->config = *c;
   t->embed_dim = config->projection_dim;
   t->owned = g_ptr_array_new_with_free_func (g_free);
@@ -77,12 +77,7 @@ agc_text_tower_load (const AgcWeights *weights, const AgcClipConfig *config, GEr
           = agc_param_take_f32 (ws, "text_model.final_layer_norm.bias", 1, &w, o, error))
       && (t->params.projection
           = (float *) agc_param_view_f32 (ws, "text_projection.weight", 2, proj_shape, o, error));
-  if (!ok)
-    {
-      agc_text_tower_free (t);
-      return NULL;
-    }
-  return t;
+  return ok ? g_steal_pointer (&t) : NULL;
 }
 
 void

@@ -14,6 +14,7 @@ typedef struct AgcTextTower AgcTextTower;
 AgcTextTower *agc_text_tower_load (const AgcWeights *weights, const AgcClipConfig *config,
                                    GError **error);
 void agc_text_tower_free (AgcTextTower *tower);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcTextTower, agc_text_tower_free)
 
 /* The options the tower runs with from its next call (agriclip.h); int8 is
  * ignored: texts stay float32. */

@@ -52,7 +52,7 @@ agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, G
       return NULL;
     }
 
-  AgcVisionTower *t = g_new0 (AgcVisionTower, 1);
+  g_autoptr (AgcVisionTower) t = g_new0 (AgcVisionTower, 1);
   t->config = *c;
   t->embed_dim = config->projection_dim;
   t->grid = c->image_size / c->patch_size;
@@ -84,14 +84,11 @@ agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, G
       && (ps->projection
           = (float *) agc_param_view_f32 (w, "visual_projection.weight", 2, proj_shape, o, error));
   if (!ok)
-    {
-      agc_vision_tower_free (t);
-      return NULL;
-    }
+    return NULL;
   AgcParam kernel = { AGC_DTYPE_F32, t->params.patch_weight, (size_t) (d * 3 * p * p) };
   int heights[1] = { (int) d };
   agc_linear_init (&t->patch, &kernel, heights, 1, (int) (3 * p * p), NULL, NULL);
-  return t;
+  return g_steal_pointer (&t);
 }
 
 void

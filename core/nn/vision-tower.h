@@ -19,6 +19,7 @@ typedef struct AgcVisionTower AgcVisionTower;
 AgcVisionTower *agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config,
                                        GError **error);
 void agc_vision_tower_free (AgcVisionTower *tower);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcVisionTower, agc_vision_tower_free)
 
 /* pixels[batch, 3, S, S] -> out[batch, E], not normalised. */
 gboolean agc_vision_tower_forward (const AgcVisionTower *tower, const float *pixels, int batch,

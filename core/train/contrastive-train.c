@@ -568,12 +568,12 @@ contrastive_steps (gpointer self)
 static const char *const set_names[4] = { "weights", "m", "v", "best" };
 
 static void
-checkpoint_sets (AgcContrastiveWeights *sets[4], Fit *fit)
+checkpoint_sets (float *sets[4], Fit *fit)
 {
-  sets[0] = fit->cs->weights;
-  sets[1] = fit->cs->m;
-  sets[2] = fit->cs->v;
-  sets[3] = fit->best;
+  sets[0] = fit->cs->weights->memory;
+  sets[1] = fit->cs->trainable->m;
+  sets[2] = fit->cs->trainable->v;
+  sets[3] = fit->best->memory;
 }
 
 static gboolean
@@ -581,7 +581,8 @@ contrastive_checkpoint_write (gpointer self, const char *path, const AgcTrainerR
                               const char *fingerprint, GError **error)
 {
   Fit *fit = self;
-  AgcContrastiveWeights *sets[4];
+  float *sets[4]; // [n_floats] each
+  size_t n_floats = fit->best->n_floats;
   checkpoint_sets (sets, fit);
   double numbers[N_RUN] = { run->epoch, fit->batch_done, fit->loss_sum, run->best_epoch,
                             run->best_val_loss, (double) fit->cs->step };
@@ -590,9 +591,9 @@ contrastive_checkpoint_write (gpointer self, const char *path, const AgcTrainerR
                                .n_bytes = sizeof numbers } };
   for (int i = 0; i < 4; i++)
     views[1 + i] = (AgcTensorView){ .name = set_names[i], .dtype = AGC_DTYPE_F32, .n_dims = 1,
-                                    .shape = { (int64_t) sets[i]->n_floats },
-                                    .data = (const guint8 *) sets[i]->memory,
-                                    .n_bytes = sets[i]->n_floats * sizeof (float) };
+                                    .shape = { (int64_t) n_floats },
+                                    .data = (const guint8 *) sets[i],
+                                    .n_bytes = n_floats * sizeof (float) };
   g_autoptr (GHashTable) meta = agc_checkpoint_metadata_new ("contrastive", fingerprint);
   return agc_safetensors_write (path, views, 5, meta, TRUE, error);
 }
@@ -609,13 +610,14 @@ contrastive_checkpoint_read (gpointer self, const char *path, AgcTrainerRun *run
   const AgcTensorView *t = agc_safetensors_find (file, "run");
   if (t == NULL || t->dtype != AGC_DTYPE_F64 || t->n_dims != 1 || t->shape[0] != N_RUN)
     reason = "its run state is missing";
-  AgcContrastiveWeights *sets[4];
+  float *sets[4]; // [n_floats] each
+  size_t n_floats = fit->best->n_floats;
   checkpoint_sets (sets, fit);
   for (int i = 0; reason == NULL && i < 4; i++)
     {
       const AgcTensorView *set = agc_safetensors_find (file, set_names[i]);
       if (set == NULL || set->dtype != AGC_DTYPE_F32 || set->n_dims != 1
-          || set->shape[0] != (int64_t) sets[i]->n_floats)
+          || set->shape[0] != (int64_t) n_floats)
         reason = "its tensors do not fit these settings";
     }
   if (reason == NULL)
@@ -629,8 +631,8 @@ contrastive_checkpoint_read (gpointer self, const char *path, AgcTrainerRun *run
       run->best_val_loss = numbers[4];
       fit->cs->step = (gint64) numbers[5];
       for (int i = 0; i < 4; i++)
-        memcpy (sets[i]->memory, agc_safetensors_find (file, set_names[i])->data,
-                sets[i]->n_floats * sizeof (float));
+        memcpy (sets[i], agc_safetensors_find (file, set_names[i])->data,
+                n_floats * sizeof (float));
     }
   agc_safetensors_free (file);
   if (reason != NULL)

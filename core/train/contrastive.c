@@ -81,9 +81,17 @@ agc_contrastive_new (const AgcContrastiveShape *shape, const AgcContrastiveWeigh
   cs->adamw = *adamw;
   cs->weights = agc_contrastive_weights_new (shape);
   cs->grads = agc_contrastive_weights_new (shape);
-  cs->m = agc_contrastive_weights_new (shape);
-  cs->v = agc_contrastive_weights_new (shape);
   agc_contrastive_weights_copy (cs->weights, start);
+  cs->trainable = agc_trainable_new (cs->weights->memory, cs->grads->memory,
+                                     cs->weights->n_floats);
+  // matrices decay; biases, norm weights and the scale do not
+  float *arrays[AGC_CONTRASTIVE_MAX_ARRAYS];
+  size_t sizes[AGC_CONTRASTIVE_MAX_ARRAYS];
+  gboolean decays[AGC_CONTRASTIVE_MAX_ARRAYS];
+  int n_arrays = agc_contrastive_weights_arrays (arrays, sizes, decays, cs->weights, shape);
+  for (int i = 0; i < n_arrays; i++)
+    for (size_t j = 0; j < sizes[i]; j++)
+      cs->trainable->decay[AGC_TRAINABLE_AT (cs->trainable, arrays[i]) + j] = decays[i];
   return cs;
 }
 
@@ -96,8 +104,7 @@ agc_contrastive_free (AgcContrastive *cs)
   agc_tower_acts_free (cs->text_acts);
   agc_contrastive_weights_free (cs->weights);
   agc_contrastive_weights_free (cs->grads);
-  agc_contrastive_weights_free (cs->m);
-  agc_contrastive_weights_free (cs->v);
+  agc_trainable_free (cs->trainable);
   g_free (cs);
 }
 
@@ -177,10 +184,8 @@ agc_contrastive_step (AgcContrastive *cs, double *grad_norm, const float *image_
   g_free (scratch);
 
   // ---- clip the global norm, as torch.nn.utils.clip_grad_norm_ ----
-  float *arrays[AGC_CONTRASTIVE_MAX_ARRAYS], *grads[AGC_CONTRASTIVE_MAX_ARRAYS];
-  float *moments_m[AGC_CONTRASTIVE_MAX_ARRAYS], *moments_v[AGC_CONTRASTIVE_MAX_ARRAYS];
+  float *grads[AGC_CONTRASTIVE_MAX_ARRAYS];
   size_t sizes[AGC_CONTRASTIVE_MAX_ARRAYS];
-  gboolean decays[AGC_CONTRASTIVE_MAX_ARRAYS];
   int n_arrays = agc_contrastive_weights_arrays (grads, sizes, NULL, g, s);
   double norm = agc_grad_norm (grads, sizes, n_arrays);
   if (grad_norm != NULL)
@@ -191,12 +196,7 @@ agc_contrastive_step (AgcContrastive *cs, double *grad_norm, const float *image_
   // ---- AdamW at the scheduled learning rate, then CLIP's clamp of the scale ----
   cs->step++;
   double lr = agc_adamw_lr (&cs->adamw, cs->step);
-  agc_contrastive_weights_arrays (arrays, sizes, decays, w, s);
-  agc_contrastive_weights_arrays (moments_m, sizes, NULL, cs->m, s);
-  agc_contrastive_weights_arrays (moments_v, sizes, NULL, cs->v, s);
-  for (int i = 0; i < n_arrays; i++)
-    agc_adamw_step (arrays[i], moments_m[i], moments_v[i], grads[i], sizes[i], &cs->adamw, lr,
-                    decays[i], cs->step);
+  agc_trainable_adamw_step (cs->trainable, 0, cs->trainable->n, &cs->adamw, lr, cs->step);
   *w->log_scale = CLAMP (*w->log_scale, 0.0f, (float) MAX_LOG_SCALE);
   return loss;
 }

@@ -59,7 +59,8 @@ typedef struct
 {
   AgcContrastiveShape shape;
   AgcAdamWParams adamw;        /* with the schedule and the clip norm */
-  AgcContrastiveWeights *weights, *grads, *m, *v;
+  AgcContrastiveWeights *weights, *grads;
+  AgcTrainable *trainable;     /* over weights and grads: AdamW moments, decay mask */
   gint64 step;                 /* steps taken */
   int batch;                   /* what the activations are sized for */
   AgcVisionActs *vision_acts;  /* the tops' */

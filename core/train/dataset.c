@@ -21,9 +21,7 @@ agc_dataset_free (AgcDataset *dataset)
     return;
   g_free (dataset->dir);
   agc_label_set_free (dataset->labels);
-  for (int i = 0; i < dataset->n_files; i++)
-    g_free (dataset->files[i]);
-  g_free (dataset->files);
+  g_strfreev (dataset->files);
   g_free (dataset->class_of);
   g_free (dataset);
 }
@@ -215,6 +213,7 @@ agc_dataset_open (const char *dir, AgcTrainReportFunc report, gpointer user_data
   dataset->n_files = (int) files->len;
   dataset->class_of = (int *) g_array_free (g_steal_pointer (&class_of), FALSE);
   g_ptr_array_set_free_func (files, NULL);
+  g_ptr_array_add (files, NULL); // a GStrv: one g_strfreev
   dataset->files = (char **) g_ptr_array_free (g_steal_pointer (&files), FALSE);
   return dataset;
 }

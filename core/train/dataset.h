@@ -10,7 +10,7 @@ typedef struct
   char *dir;           /* as given */
   AgcLabelSet *labels; /* one class per tag folder; export name = tag */
   int n_files;
-  char **files;   /* [n_files] paths, class by class, sorted by path within a class */
+  char **files;   /* [n_files + 1] paths, class by class, sorted by path within a class; NULL */
   int *class_of;  /* [n_files] class index of each file */
 } AgcDataset;
 

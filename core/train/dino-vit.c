@@ -35,7 +35,7 @@ typedef struct
   int embed_dim, n_blocks, first_layer, n_tokens;
   gboolean embeds;        /* K = L: the embeddings train too */
   AgcVisionParams w, g;   /* views into params and grads */
-  AgcBlock *w_blocks, *g_blocks; /* [K] */
+  AgcBlock *w_blocks, *g_blocks; /* [K] each, one allocation (w_blocks owns it) */
   float *hidden;          /* [hidden_batch, T, D] the frozen blocks' output */
   int hidden_batch;
 } DinoVit;
@@ -114,8 +114,8 @@ max_tensors (const DinoVit *v)
 static void
 carve (DinoVit *v)
 {
-  v->w_blocks = g_new0 (AgcBlock, v->n_blocks);
-  v->g_blocks = g_new0 (AgcBlock, v->n_blocks);
+  v->w_blocks = g_new0 (AgcBlock, 2 * v->n_blocks);
+  v->g_blocks = v->w_blocks + v->n_blocks;
   v->w.blocks = v->w_blocks, v->g.blocks = v->g_blocks;
   AgcCarver k = { 0 };
   agc_vision_params_carve (&v->w, &k, &v->config, v->embed_dim, v->n_blocks, v->embeds);
@@ -187,8 +187,7 @@ vit_free (AgcDinoBackbone *b)
   DinoVit *v = vit_of (b);
   g_free (b->params);
   g_free (b->grads);
-  g_free (v->w_blocks);
-  g_free (v->g_blocks);
+  g_free (v->w_blocks); // and g_blocks
   g_free (v->hidden);
   g_free (v);
 }

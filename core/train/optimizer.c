@@ -77,24 +77,19 @@ agc_grad_scale (float *const *grads, const size_t *sizes, int n_arrays, double f
 AgcTrainable *
 agc_trainable_new (float *weights, float *grads, size_t n)
 {
-  AgcTrainable *t = g_new0 (AgcTrainable, 1);
-  t->n = n;
-  t->weights = weights;
-  t->grads = grads;
-  t->m = g_new0 (float, 2 * MAX (n, 1)); // m and v: one allocation
-  t->v = t->m + MAX (n, 1);
-  t->decay = g_new0 (gboolean, MAX (n, 1));
+  // the struct, m, v and the mask: one allocation, freed by one g_free
+  size_t rows = MAX (n, 1);
+  AgcTrainable *t = g_malloc0 (sizeof *t + rows * (2 * sizeof (float) + sizeof (gboolean)));
+  *t = (AgcTrainable){ .n = n, .weights = weights, .grads = grads, .m = (float *) (t + 1) };
+  t->v = t->m + rows;
+  t->decay = (gboolean *) (t->v + rows);
   return t;
 }
 
 void
 agc_trainable_free (AgcTrainable *t)
 {
-  if (t == NULL)
-    return;
-  g_free (t->m);
-  g_free (t->decay);
-  g_free (t);
+  g_free (t); // its moments and mask with it (agc_trainable_new)
 }
 
 void

@@ -59,8 +59,8 @@ typedef struct
 {
   size_t n;
   float *weights, *grads; /* [n], the model's */
-  float *m, *v;           /* [n] AdamW moments, one allocation (m owns it) */
-  gboolean *decay;        /* [n] */
+  float *m, *v;           /* [n] AdamW moments, in the struct's allocation */
+  gboolean *decay;        /* [n], in it too */
 } AgcTrainable;
 
 AgcTrainable *agc_trainable_new (float *weights, float *grads, size_t n);
