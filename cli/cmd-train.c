@@ -131,8 +131,13 @@ run (int argc, char **argv)
     { "accumulate", 0, 0, G_OPTION_ARG_INT, &params.dino_accumulate,
       N_("dino: batches whose gradients add up to one optimiser step (default 1)"), N_("N") },
     { "crop-size", 0, 0, G_OPTION_ARG_INT, &params.dino_crop_size,
-      N_("dino: side of the large crops in pixels (default 224; a ViT's crops are its input "
-         "size)"), N_("PIXELS") },
+      N_("dino: side of the large crops in pixels (default: the model's input size, 224 for "
+         "AgriCLIP's ResNet-50; a ViT's crops are its input size)"), N_("PIXELS") },
+    { "teacher-momentum", 0, 0, G_OPTION_ARG_DOUBLE, &params.dino_teacher_momentum,
+      N_("dino: the EMA teacher's momentum at the first step, rising to 1 (default 0.996; "
+         "lower for short runs from a random start)"), N_("M") },
+    { "teacher-temp", 0, 0, G_OPTION_ARG_DOUBLE, &params.dino_teacher_temp,
+      N_("dino: the teacher's sharpening temperature (default 0.04)"), N_("T") },
     { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &params.checkpoint_every,
       N_("Write FILE.checkpoint every N epochs; 0: never (default 5)"), N_("N") },
     { "restart", 0, 0, G_OPTION_ARG_NONE, &restart,

@@ -1199,7 +1199,7 @@ agc_training_window_init (AgcTrainingWindow *self)
   self->local_crops = spin (0, 16, 1, 0);
   self->out_dim = spin (1, 65536, 256, 0);
   self->accumulate = spin (1, 1024, 1, 0);
-  self->crop_size = spin (32, 1024, 16, 0);
+  self->crop_size = spin (0, 1024, 16, 0); // 0: the model's input size
   self->dino_labels[0] = attach (options, 0, 5, _("Loc_al crops:"), self->local_crops,
           _("DINO: small crops per photo besides the two large ones (the reference: 6)"));
   self->dino_labels[1] = attach (options, 2, 5, _("O_utputs:"), self->out_dim,
@@ -1208,7 +1208,8 @@ agc_training_window_init (AgcTrainingWindow *self)
           _("DINO: batches whose gradients add up to one step, so that little memory does "
             "the work of a large batch"));
   self->dino_labels[3] = attach (options, 2, 6, _("Crop si_ze:"), self->crop_size,
-          _("DINO: side of the large crops in pixels (the small ones 96/224 of it)"));
+          _("DINO: side of the large crops in pixels (the small ones 96/224 of it); 0: the "
+            "model's input size"));
   gtk_container_add (GTK_CONTAINER (outer), GTK_WIDGET (options));
 
   GtkWidget *run_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);

@@ -529,12 +529,20 @@ typedef struct
    * fewer than 100), then a cosine down to 1e-6;
    * the weight decay (weights only) a cosine from weight_decay up to 10 ·
    * weight_decay (the reference: 0.04 to 0.4); the teacher momentum a
-   * cosine from 0.996 to 1; the last layer frozen in the first epoch. */
+   * cosine from dino_teacher_momentum to 1; the last layer frozen in the
+   * first epoch. */
   int dino_local_crops; /* local crops per image, 2 (the reference: 6) */
   int dino_out_dim;     /* the head's outputs (prototypes), 4096 (the reference: 65536) */
   int dino_accumulate;  /* micro-batches per step, 1 */
-  int dino_crop_size;   /* global crops' side, 224; local ones 96/224 of it (the
-                         * ResNet; a ViT's crops are all at its input size) */
+  int dino_crop_size;   /* global crops' side; local ones 96/224 of it (the
+                         * ResNet; a ViT's crops are all at its input size).
+                         * 0 (default): the model's input size (agc_model_image_size) */
+  /* The EMA teacher's momentum at the first step, 0.996 (main_dino.py's
+   * --momentum_teacher; lower lets a short run's teacher leave its random
+   * start sooner), 0 .. 1; its sharpening temperature, 0.04 (--teacher_temp,
+   * no warm-up), > 0. */
+  double dino_teacher_momentum;
+  double dino_teacher_temp;
   int dino_blocks;      /* ViT models: the last K vision blocks, ln_post and the projection
                          * trained, the blocks below frozen; 0 (default): the whole tower */
   /* Stacking: an adapter file (finetune, aligner, or any that replaces the

@@ -21,6 +21,7 @@ agc_agriclip_manifest_clear (AgcAgriclipManifest *manifest)
   g_clear_pointer (&manifest->aligner, g_free);
   g_clear_pointer (&manifest->text_model, g_free);
   manifest->temperature = 0.0;
+  manifest->image_size = 0;
 }
 
 /* The names of Weights/Agri_Dino_aligner_*.pth, sorted (the Model Zoo's aligners). */
@@ -113,11 +114,30 @@ read_temperature (double *value, JsonObject *object, GError **error)
   return TRUE;
 }
 
+static gboolean
+read_image_size (int *value, JsonObject *object, GError **error)
+{
+  JsonNode *node = json_object_get_member (object, "image_size");
+  if (node == NULL)
+    return TRUE;
+  gint64 size = JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_INT64
+                  ? json_node_get_int (node)
+                  : -1;
+  if (size < AGC_AGRICLIP_MIN_IMAGE_SIZE || size > AGC_AGRICLIP_MAX_IMAGE_SIZE)
+    return fail_key (error, AGC_ERROR_FORMAT, "image_size",
+                     "must be a whole number of pixels from "
+                     G_STRINGIFY (AGC_AGRICLIP_MIN_IMAGE_SIZE) " to "
+                     G_STRINGIFY (AGC_AGRICLIP_MAX_IMAGE_SIZE));
+  *value = (int) size;
+  return TRUE;
+}
+
 /* The manifest's values, pointing into the parser's tree (NULL: absent). */
 typedef struct
 {
   const char *image_weights, *image_prefix, *aligner, *text_model;
   double temperature;
+  int image_size;
 } Fields;
 
 static gboolean
@@ -161,7 +181,7 @@ read_manifest (Fields *fields, JsonParser *parser, const char *path, GError **er
     }
   JsonObject *root = json_node_get_object (root_node);
   static const char *const keys[] = { "family", "image_encoder", "aligner", "text_model",
-                                      "temperature", NULL };
+                                      "temperature", "image_size", NULL };
   const char *family = NULL;
   if (!check_keys (root, keys, "", error)
       || !read_string (&family, root, "family", "family", error))
@@ -178,7 +198,8 @@ read_manifest (Fields *fields, JsonParser *parser, const char *path, GError **er
   return read_image_encoder (fields, root, error)
          && read_string (&fields->aligner, root, "aligner", "aligner", error)
          && read_string (&fields->text_model, root, "text_model", "text_model", error)
-         && read_temperature (&fields->temperature, root, error);
+         && read_temperature (&fields->temperature, root, error)
+         && read_image_size (&fields->image_size, root, error);
 }
 
 /* ---- resolving -------------------------------------------------------------- */
@@ -247,7 +268,8 @@ agc_agriclip_manifest_load (AgcAgriclipManifest *manifest, const char *dir, GErr
   g_autofree char *path = g_build_filename (dir, AGC_AGRICLIP_MANIFEST, NULL);
   gboolean have_manifest = g_file_test (path, G_FILE_TEST_EXISTS);
   g_autoptr (JsonParser) parser = json_parser_new ();
-  Fields f = { .temperature = AGC_AGRICLIP_DEFAULT_TEMPERATURE };
+  Fields f = { .temperature = AGC_AGRICLIP_DEFAULT_TEMPERATURE,
+                .image_size = AGC_AGRICLIP_DEFAULT_IMAGE_SIZE };
   if (have_manifest && !read_manifest (&f, parser, path, error))
     return FALSE;
 
@@ -270,5 +292,6 @@ agc_agriclip_manifest_load (AgcAgriclipManifest *manifest, const char *dir, GErr
     }
   manifest->image_prefix = g_strdup (f.image_prefix);
   manifest->temperature = f.temperature;
+  manifest->image_size = f.image_size;
   return TRUE;
 }

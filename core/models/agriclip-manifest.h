@@ -11,12 +11,14 @@
  *                      "prefix": "backbone."},
  *    "aligner": "Weights/Agri_Dino_aligner_DPT_CPT.pth",
  *    "text_model": ".",
- *    "temperature": 100}
+ *    "temperature": 100,
+ *    "image_size": 224}
  *
  * Only "family" is required; every other field defaults to the released
  * layout: the weights above, no prefix given (it is detected), the one
  * Weights/Agri_Dino_aligner_*.pth there is, the folder itself as text model,
- * temperature 100.  Relative paths are relative to the folder.  Unknown
+ * temperature 100, image size 224 (the side of the square the ResNet sees,
+ * preprocessing included: a model trained on smaller photos says so).  Relative paths are relative to the folder.  Unknown
  * keys are refused, so that a misspelt one does not silently fall back to a
  * default. */
 #pragma once
@@ -25,6 +27,10 @@
 
 #define AGC_AGRICLIP_MANIFEST "agriclip.json"
 #define AGC_AGRICLIP_DEFAULT_TEMPERATURE 100.0
+#define AGC_AGRICLIP_DEFAULT_IMAGE_SIZE 224
+/* The ResNet-50's five stride-2 stages need at least 32 pixels. */
+#define AGC_AGRICLIP_MIN_IMAGE_SIZE 32
+#define AGC_AGRICLIP_MAX_IMAGE_SIZE 1024
 
 typedef struct
 {
@@ -33,6 +39,7 @@ typedef struct
   char *aligner;       /* the {'W', 'b'} checkpoint, a path */
   char *text_model;    /* a CLIP model (model-files.h) whose text tower is used */
   double temperature;  /* > 0: probabilities are softmax(temperature * cos) */
+  int image_size;      /* S: the ResNet's input is [3, S, S]; 224 */
 } AgcAgriclipManifest;
 
 /* TRUE when dir is an AgriCLIP folder (see above). */

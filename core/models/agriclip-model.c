@@ -15,6 +15,7 @@ struct AgcAgriclipImage
   AgcImageEncoder base; // agriclip_class
   AgcResNet *resnet;
   int embed_dim; // E
+  int size;      // S: the input is [3, S, S] (the manifest's image_size)
   float *weight; // [E, 2048], the aligner's W as a torch Linear weight
   float *bias;   // [E]
 };
@@ -22,11 +23,12 @@ struct AgcAgriclipImage
 static const AgcImageEncoderClass agriclip_class; // defined with its functions below
 
 static AgcAgriclipImage *
-image_new (int embed_dim)
+image_new (int embed_dim, int size)
 {
   AgcAgriclipImage *image = g_new0 (AgcAgriclipImage, 1);
   image->base.klass = &agriclip_class;
   image->embed_dim = embed_dim;
+  image->size = size;
   return image;
 }
 
@@ -187,7 +189,7 @@ parts_clear (AgcAgriclipParts *parts)
 }
 
 static gboolean
-load_text (AgcAgriclipParts *parts, const char *text_model, GError **error)
+load_text (AgcAgriclipParts *parts, const char *text_model, int image_size, GError **error)
 {
   AgcPreprocess unused; // the CLIP's: AgriCLIP's images go to the ResNet
   if (!agc_model_files_open (text_model, &parts->text_weights, &parts->config, &unused, error)
@@ -195,7 +197,7 @@ load_text (AgcAgriclipParts *parts, const char *text_model, GError **error)
     return FALSE;
   parts->text_model = g_strdup (text_model); // its tokenizer is read on first use (model.c)
   // the CLIP's image tower is not used: only the input size is the model's
-  parts->config.vision = (AgcTowerConfig) { .image_size = AGC_AGRICLIP_IMAGE_SIZE };
+  parts->config.vision = (AgcTowerConfig) { .image_size = image_size };
   return TRUE;
 }
 
@@ -209,13 +211,14 @@ agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **error)
     return FALSE;
 
   // cheap checks first: the ResNet is the largest file
-  gboolean ok = load_text (parts, manifest.text_model, error);
-  AgcAgriclipImage *image = parts->image = image_new (parts->config.projection_dim);
+  gboolean ok = load_text (parts, manifest.text_model, manifest.image_size, error);
+  AgcAgriclipImage *image = parts->image
+    = image_new (parts->config.projection_dim, manifest.image_size);
   ok = ok && load_aligner (image, manifest.aligner, image->embed_dim, error)
        && (image->resnet = load_resnet (manifest.image_weights, manifest.image_prefix, error));
   if (ok)
     {
-      parts->preprocess = agc_preprocess_imagenet_defaults (AGC_AGRICLIP_IMAGE_SIZE);
+      parts->preprocess = agc_preprocess_imagenet_defaults (manifest.image_size);
       parts->temperature = (float) manifest.temperature;
     }
   else
@@ -239,8 +242,8 @@ image_forward (AgcImageEncoder *encoder, const float *pixels, int batch, float *
                    "out of memory for the features of %d images", batch);
       return FALSE;
     }
-  gboolean ok = agc_resnet_forward (image->resnet, pixels, batch, AGC_AGRICLIP_IMAGE_SIZE,
-                                    AGC_AGRICLIP_IMAGE_SIZE, features, error);
+  gboolean ok = agc_resnet_forward (image->resnet, pixels, batch, image->size, image->size,
+                                    features, error);
   if (ok) // a = f @ W^T + b
     agc_linear_forward (out, features, image->weight, image->bias, batch, AGC_RESNET_FEATURES,
                         image->embed_dim);
@@ -390,7 +393,7 @@ AgcAgriclipImage *
 agc_agriclip_image_load (const AgcAgriclipManifest *manifest, int embed_dim, GError **error)
 {
   g_return_val_if_fail (manifest != NULL && embed_dim > 0, NULL);
-  AgcAgriclipImage *image = image_new (embed_dim);
+  AgcAgriclipImage *image = image_new (embed_dim, manifest->image_size);
   if (!load_aligner (image, manifest->aligner, embed_dim, error)
       || !(image->resnet = load_resnet (manifest->image_weights, manifest->image_prefix, error)))
     g_clear_pointer (&image, agc_agriclip_image_free);
@@ -403,8 +406,8 @@ agc_agriclip_image_features (const AgcAgriclipImage *image, const float *pixels,
 {
   g_return_val_if_fail (image != NULL && batch >= 0, FALSE);
   return batch == 0
-         || agc_resnet_forward (image->resnet, pixels, batch, AGC_AGRICLIP_IMAGE_SIZE,
-                                AGC_AGRICLIP_IMAGE_SIZE, features, error);
+         || agc_resnet_forward (image->resnet, pixels, batch, image->size, image->size,
+                                features, error);
 }
 
 int

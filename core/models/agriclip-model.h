@@ -1,6 +1,7 @@
 /* agriclip-model.h — AgriCLIP as its authors' code runs it (REFERENCE.md §1).
  *
- * Image: ImageNet preprocessing at 224 (bilinear), a DINO-trained ResNet-50
+ * Image: ImageNet preprocessing at 224 (bilinear; the manifest's image_size
+ * when it gives one), a DINO-trained ResNet-50
  * (resnet.h) pooled to f[2048], the linear aligner a = W f + b into the
  * text space, L2-normalised by the caller like any embedding.
  * Text: the text tower of a CLIP ViT-B/16 (any model-files.h layout: a
@@ -36,20 +37,18 @@
 #include "text/tokenizer.h"
 #include "formats/weights.h"
 
-#define AGC_AGRICLIP_IMAGE_SIZE 224
-
 typedef struct AgcAgriclipImage AgcAgriclipImage;
 
 typedef struct
 {
   AgcAgriclipImage *image;  /* ResNet-50 + aligner */
   AgcClipConfig config;     /* text: the text model's; projection_dim = E; vision: only
-                               image_size (224) is set */
+                               image_size (the manifest's, 224) is set */
   AgcWeights *text_weights; /* Hugging Face-named, mapped: the text tower reads them */
   AgcTextTower *text;
   char *text_model;         /* the manifest's text_model: model.c reads its tokenizer
                                when text is first encoded */
-  AgcPreprocess preprocess; /* ImageNet mean/std, bilinear, 224 */
+  AgcPreprocess preprocess; /* ImageNet mean/std, bilinear, image_size */
   float temperature;
 } AgcAgriclipParts;
 
@@ -61,7 +60,7 @@ typedef struct
 gboolean agc_agriclip_load (AgcAgriclipParts *parts, const char *dir, GError **error);
 
 /* The image path as a model's image encoder (image-encoder.h): forward
- * pixels[batch, 3, 224, 224] (preprocessed) -> out[batch, E], the aligner's
+ * pixels[batch, 3, S, S] (preprocessed, S the manifest's image_size) -> out[batch, E], the aligner's
  * output, not normalised; "aligner" adapters; no int8 mode.  The encoder is
  * the image: freeing one frees the other. */
 AgcImageEncoder *agc_agriclip_image_encoder (AgcAgriclipImage *image);
@@ -85,7 +84,7 @@ gboolean agc_agriclip_image_apply_resnet (AgcAgriclipImage *image, const AgcAdap
  * needs the features, not the text side. */
 AgcAgriclipImage *agc_agriclip_image_load (const AgcAgriclipManifest *manifest, int embed_dim,
                                            GError **error);
-/* pixels[batch, 3, 224, 224] (preprocessed) -> features[batch, 2048]: the
+/* pixels[batch, 3, S, S] (preprocessed) -> features[batch, 2048]: the
  * ResNet's pooled features f, before the aligner. */
 gboolean agc_agriclip_image_features (const AgcAgriclipImage *image, const float *pixels,
                                       int batch, float *features, GError **error);

@@ -9,7 +9,6 @@
 #define WARMUP_EPOCHS 10
 #define MIN_LR 1e-6
 #define WEIGHT_DECAY_END_FACTOR 10.0 /* 0.04 -> 0.4 */
-#define TEACHER_MOMENTUM 0.996
 #define FREEZE_LAST_LAYER_EPOCHS 1
 
 double
@@ -36,7 +35,7 @@ agc_dino_schedule (const AgcTrainParams *p, int step_images, int epochs, gint64 
     .weight_decay = agc_cosine_schedule (p->weight_decay,
                                          WEIGHT_DECAY_END_FACTOR * p->weight_decay, epochs,
                                          steps_per_epoch, 0, 0.0, it),
-    .teacher_momentum = agc_dino_momentum (TEACHER_MOMENTUM, it, (gint64) epochs
+    .teacher_momentum = agc_dino_momentum (p->dino_teacher_momentum, it, (gint64) epochs
                                                                    * steps_per_epoch),
     .freeze_last_layer = it < FREEZE_LAST_LAYER_EPOCHS * steps_per_epoch,
   };

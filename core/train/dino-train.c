@@ -28,7 +28,6 @@
 /* The reference's head and schedule (main_dino.py defaults for ResNet-50). */
 #define HEAD_HIDDEN 2048
 #define HEAD_BOTTLENECK 256
-#define TEACHER_TEMP 0.04
 #define STUDENT_TEMP 0.1
 #define CENTER_MOMENTUM 0.9
 #define CLIP_GRAD 3.0
@@ -172,7 +171,7 @@ dino_epoch (gpointer self, const AgcTrainerRun *run, double *train_loss,
     }
   AgcDinoLossParams loss_params = {
     .student_temp = STUDENT_TEMP,
-    .teacher_temp = agc_dino_teacher_temp (TEACHER_TEMP, TEACHER_TEMP, 0, epoch),
+    .teacher_temp = agc_dino_teacher_temp (p->dino_teacher_temp, p->dino_teacher_temp, 0, epoch),
     .center_momentum = CENTER_MOMENTUM,
     .scale = 1.0 / p->dino_accumulate,
   };
@@ -221,6 +220,8 @@ add_settings (JsonBuilder *b, const AgcTrainParams *p)
   agc_json_add_int (b, "out_dim", p->dino_out_dim);
   agc_json_add_int (b, "accumulate", p->dino_accumulate);
   agc_json_add_int (b, "crop_size", p->dino_crop_size);
+  agc_json_add_number (b, "teacher_momentum", p->dino_teacher_momentum);
+  agc_json_add_number (b, "teacher_temp", p->dino_teacher_temp);
   if (p->dino_blocks > 0)
     agc_json_add_int (b, "blocks", p->dino_blocks);
 }
@@ -241,6 +242,10 @@ dino_fingerprint (gpointer self, GString *text)
   g_string_append_printf (text, "local_crops %d\nout_dim %d\naccumulate %d\ncrop_size %d\n",
                           p->dino_local_crops, p->dino_out_dim, p->dino_accumulate,
                           p->dino_crop_size);
+  // only when not the reference's: checkpoints of earlier runs still resume
+  if (p->dino_teacher_momentum != 0.996 || p->dino_teacher_temp != 0.04)
+    g_string_append_printf (text, "teacher_momentum %.17g\nteacher_temp %.17g\n",
+                            p->dino_teacher_momentum, p->dino_teacher_temp);
   if (((Fit *) self)->vit_blocks > 0)
     g_string_append_printf (text, "blocks %d\n", ((Fit *) self)->vit_blocks);
 }
@@ -441,6 +446,10 @@ agc_train_dino (AgcModel *model, const char *data_dir, const char *out_path,
   g_autofree char *identity = agc_model_identity (model, error);
   if (identity == NULL)
     return FALSE;
+  AgcTrainParams resolved = *params; // crop size 0: the model's input size
+  if (resolved.dino_crop_size == 0)
+    resolved.dino_crop_size = agc_model_image_size (model);
+  params = &resolved;
   Fit fit = { .params = params, .files = g_ptr_array_new_with_free_func (g_free),
               .crops = agc_dino_crop_defaults () };
   fit.crops.n_local = params->dino_local_crops;

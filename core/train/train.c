@@ -112,7 +112,9 @@ agc_train_default_params (void)
     .dino_local_crops = 2,
     .dino_out_dim = 4096,
     .dino_accumulate = 1,
-    .dino_crop_size = 224,
+    .dino_crop_size = 0, /* the model's input size */
+    .dino_teacher_momentum = 0.996,
+    .dino_teacher_temp = 0.04,
     .dino_blocks = 0,
   };
 }
@@ -156,9 +158,12 @@ check_params (const AgcTrainParams *p, GError **error)
     problem = "the learning rate must be positive and learning rate × weight decay below 1";
   else if (p->method == AGC_TRAIN_DINO
            && (p->dino_local_crops < 0 || p->dino_out_dim < 1 || p->dino_accumulate < 1
-               || p->dino_crop_size < 32 || p->dino_blocks < 0))
+               || (p->dino_crop_size != 0 && p->dino_crop_size < 32) || p->dino_blocks < 0
+               || !(p->dino_teacher_momentum >= 0.0 && p->dino_teacher_momentum <= 1.0)
+               || !(p->dino_teacher_temp > 0.0 && isfinite (p->dino_teacher_temp))))
     problem = "DINO needs local crops >= 0, an output size and accumulation >= 1, crops of "
-              "at least 32 pixels and blocks >= 0";
+              "at least 32 pixels (or 0: the model's input size), blocks >= 0, a teacher "
+              "momentum from 0 to 1 and a teacher temperature above 0";
   if (problem != NULL)
     g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, "training settings: %s", problem);
   return problem == NULL;

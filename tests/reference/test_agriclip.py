@@ -74,7 +74,8 @@ def run_cli(*args):
 class Reference:
     """The released recipe in float64 from the tensors as stored."""
 
-    def __init__(self, resnet, weight, bias, twin):
+    def __init__(self, resnet, weight, bias, twin, size=224):
+        self.size = size  # the manifest's image_size
         self.resnet = copy.deepcopy(resnet).double().eval()
         self.weight = weight.double()  # [E, 2048]
         self.bias = bias.double() if bias is not None else torch.zeros(weight.shape[0],
@@ -86,7 +87,7 @@ class Reference:
         pixels = []
         for path in paths:
             with Image.open(path) as image:
-                pixels.append(imagenet_transform()(image.convert("RGB")))
+                pixels.append(imagenet_transform(self.size)(image.convert("RGB")))
         with torch.no_grad():
             return self.resnet(torch.stack(pixels).double())
 
@@ -294,6 +295,25 @@ class AgriclipAgainstReference(unittest.TestCase):
         got = self.embed(model, "--raw", "--image", self.images[0])
         self.assert_embeddings(got, self.ref.aligned(self.images[:1]), "text elsewhere",
                                raw=True)
+
+    def test_manifest_image_size(self):
+        """"image_size": 64 runs the preprocessing and the ResNet at 64 px,
+        as torchvision's at 64; classify follows (the recipe at 64)."""
+        model = self.folder({"family": "agriclip", "image_size": 64}, self.released_files())
+        at_64 = Reference(self.resnet, self.weight, self.bias, self.twin, size=64)
+        want = at_64.aligned(self.images)
+        other = self.ref.aligned(self.images)  # at 224: the test can tell them apart
+        cos = torch.nn.functional.cosine_similarity(want, other, dim=1)
+        self.assertLess(float(cos.min()), 0.999, cos)
+        args = [a for path in self.images for a in ("--image", path)]
+        self.assert_embeddings(self.embed(model, "--raw", *args), want, "image_size 64", raw=True)
+        self.assert_probs(self.classify(model), at_64.probs(self.images, self.classes,
+                                                            DEFAULT_TEMPERATURE),
+                          TOLERANCE_SHARP)
+        for bad in (16, 2000, 64.5, "64"):
+            broken = self.folder({"family": "agriclip", "image_size": bad},
+                                 self.released_files())
+            self.assert_fails(broken, "agriclip.json", "image_size")
 
     # ---- checkpoint variants ------------------------------------------------
 

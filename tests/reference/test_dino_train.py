@@ -160,6 +160,37 @@ class DinoTraining(unittest.TestCase):
         for name in want:
             self.assertTrue(torch.equal(got[name], want[name]), name)
 
+    def test_crop_size_follows_the_model(self):
+        """A folder whose agriclip.json says "image_size": 32: without --crop-size DINO
+        crops at 32 and writes the adapter of --crop-size 32; --teacher-momentum and
+        --teacher-temp are recorded and change it."""
+        model = os.path.join(self.tmp, "agriclip-32")
+        os.makedirs(model)
+        for f in os.listdir(self.model):
+            os.symlink(os.path.join(self.model, f), os.path.join(model, f))
+        with open(os.path.join(model, "agriclip.json"), "w") as f:
+            json.dump({"family": "agriclip", "image_size": 32}, f)
+        args = [a for a in DINO_ARGS if a not in ("--crop-size", "32")]
+        self.assertEqual(len(args), len(DINO_ARGS) - 2)
+        default = os.path.join(self.tmp, "crop-default.safetensors")
+        run(["train", "--method", "dino", "--model", model, "--data", self.photos,
+             "--out", default, *args], self.cache)
+        got, meta = read_adapter(default)
+        want, _ = read_adapter(self.adapter)
+        self.assertEqual(meta["agriclip.training"]["crop_size"], 32)
+        self.assertEqual(meta["agriclip.training"]["teacher_momentum"], 0.996)
+        for name in want:
+            self.assertTrue(torch.equal(got[name], want[name]), name)
+
+        teacher = os.path.join(self.tmp, "teacher.safetensors")
+        run(["train", "--method", "dino", "--model", model, "--data", self.photos,
+             "--out", teacher, *args, "--teacher-momentum", "0.9", "--teacher-temp", "0.07"],
+            self.cache)
+        got, meta = read_adapter(teacher)
+        self.assertEqual(meta["agriclip.training"]["teacher_momentum"], 0.9)
+        self.assertEqual(meta["agriclip.training"]["teacher_temp"], 0.07)
+        self.assertGreater(float((got["conv1.weight"] - want["conv1.weight"]).abs().max()), 0)
+
     def test_aligner_stacked_on_dino(self):
         data = os.path.join(self.tmp, "tagged")
         tagged = write_data(data, {"rust": 3, "blight": 3, "healthy": 3}, seed=4)

@@ -4,8 +4,10 @@
  * utils.cosine_scheduler and torch.optim.AdamW with main_dino.py's
  * parameter groups.
  *
- *   dino-schedule LR WEIGHT_DECAY STEP_IMAGES EPOCHS STEPS_PER_EPOCH
+ *   dino-schedule LR WEIGHT_DECAY STEP_IMAGES EPOCHS STEPS_PER_EPOCH [MOMENTUM]
  *
+ * (MOMENTUM: the teacher's at the first step, --teacher-momentum; default
+ * the library's.)
  * Prints one line per step: "lr weight_decay momentum freeze_last_layer";
  * then "weights W..." and "biases B..." after AdamW steps at those values
  * on 4 decayed and 4 undecayed floats (start 0.5 + 0.1 i and -0.2 + 0.05
@@ -23,16 +25,18 @@
 int
 main (int argc, char **argv)
 {
-  if (argc != 6)
+  if (argc != 6 && argc != 7)
     {
       fprintf (stderr, "usage: dino-schedule LR WEIGHT_DECAY STEP_IMAGES EPOCHS "
-                       "STEPS_PER_EPOCH\n");
+                       "STEPS_PER_EPOCH [MOMENTUM]\n");
       return 2;
     }
   AgcTrainParams p = agc_train_default_params ();
   p.method = AGC_TRAIN_DINO;
   p.learning_rate = g_ascii_strtod (argv[1], NULL);
   p.weight_decay = g_ascii_strtod (argv[2], NULL);
+  if (argc == 7)
+    p.dino_teacher_momentum = g_ascii_strtod (argv[6], NULL);
   int step_images = atoi (argv[3]), epochs = atoi (argv[4]);
   gint64 per_epoch = atoi (argv[5]);
   float w[N], b[N], mw[N] = { 0 }, vw[N] = { 0 }, mb[N] = { 0 }, vb[N] = { 0 }, gw[N], gb[N];

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The table of second-camera.sh: k-NN and zero-shot accuracy on camera 2
 (held out) and camera 1 (control), before and after DINO, per seed and
-their mean +- half the range; the DINO run's CPU and wall time.
+their mean +- half the range; the DINO runs' CPU and wall time (camera 2;
+and camera 1's domain pretraining, on the "before" row, when it ran).
 
   second-camera-table.py WORK_DIR SEED...
 """
@@ -32,9 +33,10 @@ def main():
             values = [by_data[data][key + "_adapted" if key == "knn" else key]
                       for data, key in columns]
             results[stage].append(values)
-            time = ""
-            if stage == "after":
-                with open(os.path.join(run, "dino.time")) as f:
+            time = ""  # before: the domain pretraining's, if any; after: DINO on camera 2
+            path = os.path.join(run, ("dino" if stage == "after" else "domain") + ".time")
+            if os.path.exists(path):
+                with open(path) as f:
                     time = f.read().strip()
             print(row([seed, stage] + ["%.1f %%" % (100 * v) for v in values] + [time]))
     for stage in ("before", "after"):

@@ -5,15 +5,20 @@
 # again on the first camera's labels?  Not a CI test: it trains a ResNet-50.
 #
 #   tools/experiments/second-camera.sh [BUILD_DIR [WORK_DIR]]
-#       (defaults build, BUILD_DIR/second-camera; env SEEDS="1 2", EPOCHS=10,
-#        CROP=64, LOCAL=2, BATCH=16, ACCUMULATE=1, LR=0.008, PER_CLASS=40)
+#       (defaults build, BUILD_DIR/second-camera; env and defaults below)
 #
-#   CROP 64: the leaves are 64 px, so DINO's crops are taken at their own
-#   scale (global 64, local 27 px: train.c scales 96/224) rather than as
-#   224-px upsampled blur, about 12 times cheaper; LR is --lr, per 256
-#   images of a step (0.008 at batch 16: 5e-4 per step, AdamW's usual rate
-#   for training from scratch; the default 5e-4 per 256 gives 3e-5, which
-#   barely moves a random ResNet in a few hundred steps)
+#   SIZE 64        the leaves' own scale: the model's agriclip.json says
+#                  "image_size": 64, so the ResNet is evaluated at 64 px and
+#                  DINO crops at 64 (local crops 27 px: 96/224 of it)
+#   DOMAIN_EPOCHS  > 0: DINO on camera 1's photos first (AgriCLIP's domain
+#                  pretraining; labels unused), and that ResNet is "before";
+#                  0: "before" is the random ResNet-50
+#   EPOCHS         DINO on camera 2's unlabelled photos
+#   MOMENTUM, TEACHER_TEMP, OUT_DIM   --teacher-momentum, --teacher-temp,
+#                  --out-dim: a short run from a random start needs a
+#                  teacher that leaves the start (see docs/second-camera.md)
+#   LR             --lr per 256 images of a step (0.008 at batch 16: 5e-4
+#                  per step, AdamW's usual rate for training from scratch)
 #
 #   data     agriclip synth: camera 1 (DIR/eval) and camera 2 (DIR/finetune),
 #            each split in halves by file: cam1-train (labels: the aligner,
@@ -22,7 +27,9 @@
 #   text     a small CLIP trained by agriclip pretrain on the first camera's
 #            captions: its text tower is the space the aligner maps into
 #   model    agriclip-model.py: that CLIP + a ResNet-50 (torchvision init,
-#            BatchNorm statistics of cam1-train) + a placeholder aligner
+#            BatchNorm statistics of cam1-train at SIZE) + a placeholder
+#            aligner; with DOMAIN_EPOCHS, its ResNet replaced by the one DINO
+#            trained on cam1-train's photos (base/)
 #   before   train --method aligner on cam1-train
 #   DINO     train --method dino on cam2-unlabelled (no labels)
 #   after    train --method aligner --adapter DINO on cam1-train (the same
@@ -37,13 +44,29 @@ agriclip=$build/cli/agriclip
 here=$(cd "$(dirname "$0")" && pwd)
 vocab=${AGC_SHARED_DIR:-$here/../../../shared}/clip-vocab
 SEEDS=${SEEDS:-1 2}
-EPOCHS=${EPOCHS:-10}
-CROP=${CROP:-64}
+SIZE=${SIZE:-64}
+DOMAIN_EPOCHS=${DOMAIN_EPOCHS:-0}
+EPOCHS=${EPOCHS:-20}
+MOMENTUM=${MOMENTUM:-0.99}
+TEACHER_TEMP=${TEACHER_TEMP:-0.01}
+OUT_DIM=${OUT_DIM:-1024}
 LOCAL=${LOCAL:-2}
 BATCH=${BATCH:-16}
 ACCUMULATE=${ACCUMULATE:-1}
 LR=${LR:-0.008}
 PER_CLASS=${PER_CLASS:-40}
+# train --method dino with the settings above: $1 DATA, $2 OUT, $3 EPOCHS, $4 SEED, then
+# more options; its times in OUT without .safetensors, .time
+dino() {
+  dino_data=$1 dino_out=$2 dino_epochs=$3 dino_seed=$4
+  shift 4
+  [ -f "$dino_out" ] || /usr/bin/time -f "%e s wall, %U s user, %S s sys" \
+    -o "${dino_out%.safetensors}.time" $agriclip train --method dino --data "$dino_data" \
+    --out "$dino_out" --epochs "$dino_epochs" --seed "$dino_seed" --local-crops "$LOCAL" \
+    --batch-size "$BATCH" --accumulate "$ACCUMULATE" --lr "$LR" --out-dim "$OUT_DIM" \
+    --teacher-momentum "$MOMENTUM" --teacher-temp "$TEACHER_TEMP" --checkpoint-every 1 "$@"
+  cat "${dino_out%.safetensors}.time"
+}
 export XDG_CACHE_HOME=$work/cache
 say() { printf '\n== %s\n' "$*"; }
 mkdir -p "$work"
@@ -85,33 +108,47 @@ $agriclip evaluate --model "$work/text-clip" --data "$work/text-leaves/eval" \
 for seed in $SEEDS; do
   run=$work/seed-$seed
   mkdir -p "$run"
-  say "seed $seed: the AgriCLIP-form model"
+  say "seed $seed: the AgriCLIP-form model ($SIZE px)"
   [ -d "$run/model" ] || /usr/bin/python3 "$here/agriclip-model.py" "$work/text-clip" \
-    "$work/cam1-train" "$run/model" --seed "$seed"
+    "$work/cam1-train" "$run/model" --seed "$seed" --image-size "$SIZE"
+  model=$run/model
+  if [ "$DOMAIN_EPOCHS" -gt 0 ]; then
+    say "seed $seed: domain pretraining: DINO on camera 1's photos ($DOMAIN_EPOCHS epochs)"
+    dino "$work/cam1-train" "$run/domain.safetensors" "$DOMAIN_EPOCHS" "$seed" --model "$model"
+    # the same folder, its ResNet the domain-pretrained one (the adapter holds
+    # torchvision's names: a ResNet-50 checkpoint as it is)
+    if [ ! -d "$run/base" ]; then
+      mkdir "$run/base.tmp"
+      for f in "$model"/*; do ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$run/base.tmp/"; done
+      rm -f "$run/base.tmp/agriclip.json" "$run/base.tmp/Weights"
+      mkdir "$run/base.tmp/Weights"
+      ln -s "$(cd "$model/Weights" && pwd)/Agri_Dino_aligner_DPT_CPT.pth" "$run/base.tmp/Weights/"
+      ln -s "$(cd "$run" && pwd)/domain.safetensors" "$run/base.tmp/Weights/dino_pretrain.safetensors"
+      printf '{"family": "agriclip", "image_size": %d, "image_encoder": {"weights": "Weights/dino_pretrain.safetensors"}}\n' \
+        "$SIZE" > "$run/base.tmp/agriclip.json"
+      mv "$run/base.tmp" "$run/base"
+    fi
+    model=$run/base
+  fi
 
   say "seed $seed: before: the aligner on camera 1's labels"
-  [ -f "$run/before.safetensors" ] || $agriclip train --model "$run/model" \
+  [ -f "$run/before.safetensors" ] || $agriclip train --model "$model" \
     --data "$work/cam1-train" --method aligner --seed "$seed" --out "$run/before.safetensors"
 
-  say "seed $seed: DINO on camera 2's unlabelled photos ($EPOCHS epochs, crops $CROP px)"
-  [ -f "$run/dino.safetensors" ] || /usr/bin/time -f "%e s wall, %U s user, %S s sys" \
-    -o "$run/dino.time" $agriclip train --model "$run/model" --data "$work/cam2-unlabelled" \
-    --method dino --seed "$seed" --epochs "$EPOCHS" --crop-size "$CROP" \
-    --local-crops "$LOCAL" --batch-size "$BATCH" --accumulate "$ACCUMULATE" \
-    --lr "$LR" --checkpoint-every 1 --out "$run/dino.safetensors"
-  cat "$run/dino.time"
+  say "seed $seed: DINO on camera 2's unlabelled photos ($EPOCHS epochs)"
+  dino "$work/cam2-unlabelled" "$run/dino.safetensors" "$EPOCHS" "$seed" --model "$model"
 
   say "seed $seed: after: the aligner again, on the DINO ResNet, camera 1's labels"
-  [ -f "$run/after.safetensors" ] || $agriclip train --model "$run/model" \
+  [ -f "$run/after.safetensors" ] || $agriclip train --model "$model" \
     --data "$work/cam1-train" --method aligner --seed "$seed" \
     --adapter "$run/dino.safetensors" --out "$run/after.safetensors"
 
   say "seed $seed: measure (adapted: the fitted aligner; k-NN: bank cam1-train)"
   for stage in before after; do
-    $agriclip evaluate --model "$run/model" --data "$work/cam2-test" --data "$work/cam1-test" \
+    $agriclip evaluate --model "$model" --data "$work/cam2-test" --data "$work/cam1-test" \
       --knn-bank "$work/cam1-train" --adapter "$run/$stage.safetensors" --format json \
       > "$run/$stage.json"
-    $agriclip evaluate --model "$run/model" --data "$work/cam2-test" --data "$work/cam1-test" \
+    $agriclip evaluate --model "$model" --data "$work/cam2-test" --data "$work/cam1-test" \
       --knn-bank "$work/cam1-train" --adapter "$run/$stage.safetensors"
   done
 done
