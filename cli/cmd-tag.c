@@ -79,7 +79,8 @@ run (int argc, char **argv)
     { "workers", 0, 0, G_OPTION_ARG_INT, &workers,
       N_("Threads decoding images ahead of the encoder (default: one per core)"), N_("N") },
     { "int8", 0, 0, G_OPTION_ARG_NONE, &int8,
-      N_("Encode images with 8-bit integer weights (see 'agriclip classify --help')"), NULL },
+      N_("Encode images with 8-bit integer weights (see 'agriclip classify --help'); recorded "
+         "in run.json: a run is resumed and merged only with the same choice"), NULL },
     { "fast-decode", 0, 0, G_OPTION_ARG_NONE, &fast_decode,
       N_("Decode JPEGs at a reduced DCT scale (see 'agriclip classify --help'); recorded in "
          "run.json: a run is resumed and merged only with the same choice"), NULL },

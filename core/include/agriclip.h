@@ -1256,6 +1256,9 @@ typedef struct
   char *classes_sha256; /* of what makes the classifier (agc_tag_run_new), or NULL */
   gboolean fast_decode; /* images decoded as agc_model_load_image's fast_decode
                            (settings "decode": "fast"; "exact", the default, otherwise) */
+  gboolean int8;        /* the image encoder ran on int8 weights (agc_model_get_int8 of
+                           agc_tag's model, which sets it): settings "precision": "int8";
+                           "float32", the default, otherwise */
 } AgcTagRun;
 
 void agc_tag_run_free (AgcTagRun *run);
@@ -1289,7 +1292,8 @@ GPtrArray *agc_tag_results_load (const char *run_dir, GError **error);
  * which images share its batch: an interrupted, resumed or sharded run
  * gives the same numbers as one run.  Decoding and preprocessing run on
  * worker threads ahead of the encoder (agc_image_pipeline_new, with the
- * run's fast_decode).
+ * run's fast_decode).  run->int8 is set to the model's agc_model_get_int8:
+ * run.json records the precision that ran.
  *
  * Resuming: results are appended a batch at a time; after each batch
  * results.jsonl is flushed to disk and RUN/journal gets a line

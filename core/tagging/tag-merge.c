@@ -75,6 +75,7 @@ gather (const char *const *run_dirs, int n_runs, AgcTagRun **first, GPtrArray *l
           gboolean same = strcmp (text, reference) == 0 && run->shard_count == n_runs;
           int index = run->shard_index;
           gboolean other_decode = run->fast_decode != (*first)->fast_decode;
+          gboolean other_precision = run->int8 != (*first)->int8;
           agc_tag_run_free (run);
           if (other_decode) // the labels of one image would depend on its shard
             return refuse (error, run_dirs[i], (*first)->fast_decode
@@ -82,6 +83,12 @@ gather (const char *const *run_dirs, int n_runs, AgcTagRun **first, GPtrArray *l
                                                    "run given with it"
                                                  : "was made with --fast-decode, the first run "
                                                    "given without it");
+          if (other_precision) // as for the decode
+            return refuse (error, run_dirs[i], (*first)->int8
+                                                 ? "was made without --int8, the first run "
+                                                   "given with it"
+                                                 : "was made with --int8, the first run given "
+                                                   "without it");
           if (!same)
             return refuse (error, run_dirs[i], "was made with other settings, model, labels or "
                                                "sources than the first run given");

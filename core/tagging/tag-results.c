@@ -120,6 +120,7 @@ agc_tag_run_to_json (const AgcTagRun *run)
   else
     g_string_append (out, "null");
   g_string_append_printf (out, ", \"decode\": \"%s\"", run->fast_decode ? "fast" : "exact");
+  g_string_append_printf (out, ", \"precision\": \"%s\"", run->int8 ? "int8" : "float32");
   if (run->tile > 0)
     g_string_append_printf (out, ", \"regions\": {\"tile\": %d, \"stride\": %d}}", run->tile,
                             run->stride);
@@ -403,6 +404,11 @@ read_settings (JsonObject *o, AgcTagRun *run, const char **problem)
   if (decode != NULL && strcmp (decode, "exact") != 0 && strcmp (decode, "fast") != 0)
     return (*problem = "\"settings\".\"decode\" is not \"exact\" or \"fast\"", FALSE);
   run->fast_decode = g_strcmp0 (decode, "fast") == 0;
+  // absent in runs made before the precision was recorded: taken as float32
+  const char *precision = member_string (s, "precision");
+  if (precision != NULL && strcmp (precision, "float32") != 0 && strcmp (precision, "int8") != 0)
+    return (*problem = "\"settings\".\"precision\" is not \"float32\" or \"int8\"", FALSE);
+  run->int8 = g_strcmp0 (precision, "int8") == 0;
   JsonNode *regions = json_object_get_member (s, "regions");
   if (regions && JSON_NODE_HOLDS_OBJECT (regions))
     {

@@ -87,6 +87,7 @@ agc_tag_run_new (const AgcModel *model, const char *model_name, const AgcLabelSe
     }
   run->top = 5;
   run->review_below = -1;
+  run->int8 = agc_model_get_int8 (model);
   return run;
 }
 
@@ -169,6 +170,9 @@ difference (const AgcTagRun *old, const AgcTagRun *new)
   /* the pixels, hence the labels, differ between the two */
   if (old->fast_decode != new->fast_decode)
     return old->fast_decode ? "--fast-decode" : "the exact decode (no --fast-decode)";
+  /* int8 weights move the probabilities too */
+  if (old->int8 != new->int8)
+    return old->int8 ? "--int8" : "float32 weights (no --int8)";
   if (old->shard_index != new->shard_index || old->shard_count != new->shard_count)
     return "another --shard";
   if (old->n_sources != new->n_sources)
@@ -529,6 +533,7 @@ agc_tag (AgcModel *model, const AgcClassifier *classifier, AgcTagRun *run,
   g_return_val_if_fail (agc_classifier_n_classes (classifier) == run->n_classes, -1);
   AgcTagOptions defaults = agc_tag_default_options ();
   options = options ? options : &defaults;
+  run->int8 = agc_model_get_int8 (model); // what runs, whatever the caller set
   int problems = 0;
   g_autoptr (GPtrArray) images = collect_images (run, sources, n_sources, options->recursive,
                                                  options->report, options->user_data, &problems);

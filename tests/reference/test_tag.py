@@ -118,6 +118,7 @@ class Tag(unittest.TestCase):
         self.assertEqual([c["display"] for c in run["labels"]],
                          [c["display"] for c in LABELS["classes"]])
         self.assertEqual(run["settings"], {"top": 3, "review_below": 0.5, "decode": "exact",
+                                           "precision": "float32",
                                            "regions": None})
         self.assertEqual(sorted(r["image"] for r in results), sorted(self.names))
         twin = clip_twin.load_twin(self.model)

@@ -9,6 +9,12 @@ JPEGs several times the model's input (a DCT scale of 1/2 to 1/8 applies):
 - run.json records the decode; resuming a run, or merging shards, made
   with the other decode is refused naming it, the same decode resumes, and
   a run.json written before the setting existed counts as exact.
+
+`agriclip tag --int8` (the same rules for the precision, TagInt8):
+- run.json records "precision": "int8" (float32 otherwise), and the int8
+  run's labels are classify --int8's, not all equal to the float32 run's;
+- resuming, or merging shards, with the other precision is refused naming
+  it; a run.json without the setting counts as float32.
 """
 
 import json
@@ -26,6 +32,7 @@ from PIL import Image, ImageOps
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import clip_twin  # noqa: E402
+from test_int8 import int8_supported  # noqa: E402
 from test_tag import AGRICLIP, LABELS, TOLERANCE, read_run, tag  # noqa: E402
 from test_zeroshot import IMAGE_SIZE, prompts_from_file, reference_probs  # noqa: E402
 
@@ -201,6 +208,107 @@ class TagFastDecode(unittest.TestCase):
         self.agriclip("merge", "--out", merged, shards[0], shards[1])
         self.assertEqual(read_run(merged)[1], read_run(self.fast_run)[1])
         self.assertEqual(read_run(merged)[0]["settings"]["decode"], "fast")
+
+
+@unittest.skipUnless(AGRICLIP, "AGRICLIP (path of the built agriclip) is not set")
+@unittest.skipUnless(int8_supported(), "this CPU has no int8 kernel (AVX2): --int8 is refused")
+class TagInt8(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="agc-tag-int8-")
+        cls.model = os.path.join(cls.tmp, "model")
+        # a ViT (the image tower --int8 quantises), wide enough that int8 moves probabilities
+        clip_twin.make_model(cls.model, seed=47, vision_width=128, vision_heads=4, image_size=S,
+                             logit_scale=np.log(50.0))
+        cls.labels = os.path.join(cls.tmp, "labels.json")
+        with open(cls.labels, "w", encoding="utf-8") as f:
+            json.dump(LABELS, f)
+        cls.src = os.path.join(cls.tmp, "photos")
+        os.makedirs(cls.src)
+        cls.names = [f"{i}.png" for i in range(6)]
+        for i, name in enumerate(cls.names):
+            Image.fromarray(photo(S + 3 * i, S + 5, seed=10 + i)).save(os.path.join(cls.src, name))
+        cls.base = ["--model", cls.model, "--labels", cls.labels, "--top", str(C)]
+        cls.int8_run = os.path.join(cls.tmp, "int8")
+        tag(*cls.base, "--int8", "--out", cls.int8_run, cls.src)
+        cls.float_run = os.path.join(cls.tmp, "float32")
+        tag(*cls.base, "--out", cls.float_run, cls.src)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_int8_recorded_labels_are_classify_int8s(self):
+        run, _, results = read_run(self.int8_run)
+        self.assertEqual(run["settings"]["precision"], "int8")
+        self.assertEqual(read_run(self.float_run)[0]["settings"]["precision"], "float32")
+        proc = subprocess.run([AGRICLIP, "classify", *self.base, "--format", "jsonl", "--int8",
+                               *(os.path.join(self.src, n) for n in self.names)],
+                              capture_output=True, text=True, timeout=600)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        theirs = {os.path.basename(json.loads(line)["image"]): json.loads(line)
+                  for line in proc.stdout.splitlines()}
+        for r in results:
+            self.assertEqual([x["label"] for x in r["labels"]],
+                             [x["label"] for x in theirs[r["image"]]["labels"]], r["image"])
+            np.testing.assert_allclose([x["p"] for x in r["labels"]],
+                                       [x["p"] for x in theirs[r["image"]]["labels"]],
+                                       atol=TOLERANCE)
+        ours, floats = probs_of(results), probs_of(read_run(self.float_run)[2])
+        self.assertEqual(sorted(ours), sorted(self.names))
+        largest = max(np.abs(np.array(ours[n]) - np.array(floats[n])).max() for n in self.names)
+        self.assertGreater(largest, 1e-6)
+
+    def test_other_precision_refused_same_resumes(self):
+        for run_dir, args, message in (
+                (self.int8_run, [], "made with --int8"),
+                (self.float_run, ["--int8"], "made with float32 weights")):
+            _, before, _ = read_run(run_dir)
+            proc = tag(*self.base, *args, "--out", run_dir, self.src, check=False)
+            self.assertEqual(proc.returncode, 1, args)
+            stderr = proc.stderr.decode()
+            self.assertIn(message, stderr)
+            self.assertIn(run_dir, stderr)
+            self.assertEqual(len(stderr.strip().splitlines()), 1, stderr)
+            self.assertEqual(read_run(run_dir)[1], before)
+        _, before, _ = read_run(self.int8_run)
+        tag(*self.base, "--int8", "--out", self.int8_run, self.src)
+        self.assertEqual(read_run(self.int8_run)[1], before)
+
+    def test_run_json_without_precision_is_float32(self):
+        old = os.path.join(self.tmp, "old")
+        shutil.copytree(self.float_run, old)
+        with open(os.path.join(old, "run.json"), encoding="utf-8") as f:
+            run = json.load(f)
+        del run["settings"]["precision"]
+        with open(os.path.join(old, "run.json"), "w", encoding="utf-8") as f:
+            json.dump(run, f)
+        tag(*self.base, "--out", old, self.src)
+        proc = tag(*self.base, "--int8", "--out", old, self.src, check=False)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("made with float32 weights", proc.stderr.decode())
+
+    def test_merge_refuses_mixed_precisions(self):
+        shards = []
+        for index, args in ((0, ["--int8"]), (1, ["--int8"]), (1, [])):
+            run_dir = os.path.join(self.tmp, f"shard{index}{''.join(args)}")
+            tag(*self.base, *args, "--shard", f"{index}/2", "--out", run_dir, self.src)
+            shards.append(run_dir)
+        merged = os.path.join(self.tmp, "merged")
+        for pair, message in (((shards[0], shards[2]), "was made without --int8"),
+                              ((shards[2], shards[0]), "was made with --int8")):
+            proc = subprocess.run([AGRICLIP, "merge", "--out", merged, *pair],
+                                  capture_output=True, text=True, timeout=600)
+            self.assertEqual(proc.returncode, 1, proc.stderr)
+            self.assertIn(message, proc.stderr)
+            self.assertIn(pair[1], proc.stderr)
+            self.assertFalse(os.path.exists(merged))
+        # the same precision: the single int8 run, byte for byte
+        proc = subprocess.run([AGRICLIP, "merge", "--out", merged, shards[0], shards[1]],
+                              capture_output=True, text=True, timeout=600)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(read_run(merged)[1], read_run(self.int8_run)[1])
+        self.assertEqual(read_run(merged)[0]["settings"]["precision"], "int8")
 
 
 if __name__ == "__main__":

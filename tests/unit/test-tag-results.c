@@ -127,7 +127,7 @@ test_run_folder (void)
                     .label_set = "plantvillage", .n_classes = 2, .labels = labels,
                     .displays = displays, .top = 2, .review_below = 0.5, .tile = 224,
                     .stride = 112, .n_sources = 2, .sources = sources, .shard_index = 1,
-                    .shard_count = 4, .fast_decode = TRUE };
+                    .shard_count = 4, .fast_decode = TRUE, .int8 = TRUE };
   g_autofree char *text = agc_tag_run_to_json (&run);
   g_autofree char *run_json = g_build_filename (dir, "run.json", NULL);
   g_assert_true (g_file_set_contents (run_json, text, -1, &error));
@@ -149,6 +149,7 @@ test_run_folder (void)
   g_assert_cmpint (back->shard_index, ==, 1);
   g_assert_cmpint (back->shard_count, ==, 4);
   g_assert_true (back->fast_decode);
+  g_assert_true (back->int8);
 
   /* results.jsonl: two lines, then a torn one of a killed run (left out) */
   AgcTagResult a = sample_result ("a.jpg", TRUE), b = sample_result (hostile_name, TRUE);
