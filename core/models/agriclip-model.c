@@ -17,18 +17,21 @@ struct AgcAgriclipImage
   int embed_dim; // E
   int size;      // S: the input is [3, S, S] (the manifest's image_size)
   float *weight; // [E, 2048], the aligner's W as a torch Linear weight
-  float *bias;   // [E]
+  float *bias;   // [E], in the same allocation, after W
 };
 
 static const AgcImageEncoderClass agriclip_class; // defined with its functions below
 
+// the aligner's W and b (zero: no bias) in one block, filled by load_aligner
 static AgcAgriclipImage *
 image_new (int embed_dim, int size)
 {
   AgcAgriclipImage *image = g_new0 (AgcAgriclipImage, 1);
-  image->base.klass = &agriclip_class;
-  image->embed_dim = embed_dim;
-  image->size = size;
+  *image = (AgcAgriclipImage) {
+    .base.klass = &agriclip_class, .embed_dim = embed_dim, .size = size,
+    .weight = g_new0 (float, (size_t) embed_dim * (AGC_RESNET_FEATURES + 1)),
+  };
+  image->bias = image->weight + (size_t) embed_dim * AGC_RESNET_FEATURES;
   return image;
 }
 
@@ -38,22 +41,19 @@ agc_agriclip_image_free (AgcAgriclipImage *image)
   if (image == NULL)
     return;
   agc_resnet_free (image->resnet);
-  g_free (image->weight);
-  g_free (image->bias);
+  g_free (image->weight); // and the bias after it
   g_free (image);
 }
 
 /* ---- the aligner ------------------------------------------------------------ */
 
 // in[rows, cols] -> out[cols, rows]
-static float *
-transpose (const float *in, int64_t rows, int64_t cols)
+static void
+transpose_into (float *out, const float *in, int64_t rows, int64_t cols)
 {
-  float *out = g_new (float, rows * cols);
   for (int64_t r = 0; r < rows; r++)
     for (int64_t c = 0; c < cols; c++)
       out[c * rows + r] = in[r * cols + c];
-  return out;
 }
 
 // W and b of the aligner file; W [E, 2048] or [2048, E], E = embed_dim
@@ -91,19 +91,22 @@ load_aligner (AgcAgriclipImage *image, const char *path, int embed_dim, GError *
                      " values, but the text model's projection gives %d: the aligner and the "
                      "text model do not belong together",
                      file, AGC_RESNET_FEATURES, out, embed_dim);
-      else if (stored_out_in)
-        ok = (image->weight = agc_weights_take_2d (weights, "W", out, in, error)) != NULL;
       else
         {
-          g_autofree float *w_in_out = agc_weights_take_2d (weights, "W", in, out, error);
-          if ((ok = w_in_out != NULL))
-            image->weight = transpose (w_in_out, in, out);
+          g_autofree float *stored = agc_weights_take_2d (weights, "W", stored_out_in ? out : in,
+                                                          stored_out_in ? in : out, error);
+          if ((ok = stored != NULL) && stored_out_in)
+            memcpy (image->weight, stored, sizeof (float) * (size_t) out * in);
+          else if (ok)
+            transpose_into (image->weight, stored, in, out);
         }
     }
-  if (ok && agc_weights_find (weights, "b") != NULL)
-    ok = (image->bias = agc_weights_take_1d (weights, "b", embed_dim, error)) != NULL;
-  else if (ok)
-    image->bias = g_new0 (float, embed_dim); // saved as None: trained without a bias
+  if (ok && agc_weights_find (weights, "b") != NULL) // else saved as None: no bias, zeros
+    {
+      g_autofree float *b = agc_weights_take_1d (weights, "b", embed_dim, error);
+      if ((ok = b != NULL))
+        memcpy (image->bias, b, sizeof (float) * (size_t) embed_dim);
+    }
   agc_weights_free (weights);
   return ok;
 }
