@@ -555,11 +555,9 @@ text_tensors (AgcModel *model, const AgcAdapter *adapter, int pass, GError **err
             model->logit_scale = expf (data[0]); // stored as its log, as in the model
         }
       else if (agc_text_tower_owns_tensor (name))
-        ok = model->text != NULL
-                 && (pass == 0
-                         ? agc_text_tower_check_tensor (model->text, name, n_dims, shape, error)
-                         : agc_text_tower_set_tensor (model->text, name, data, n_dims, shape,
-                                                      error));
+        ok = model->text != NULL // pass 0 checks every tensor before pass 1 sets any
+             && agc_text_tower_set_tensor (model->text, name, pass == 1 ? data : NULL, n_dims,
+                                           shape, error);
       if (!ok)
         {
           if (error != NULL && *error == NULL)

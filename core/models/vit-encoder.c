@@ -37,9 +37,9 @@ apply_adapter (AgcImageEncoder *encoder, const AgcAdapter *adapter, GError **err
         const float *data = agc_adapter_tensor (adapter, i, &name, &n_dims, shape);
         if (agc_text_tower_owns_tensor (name) || strcmp (name, "logit_scale") == 0)
           continue; // the model's (agc_model_apply_adapter)
-        gboolean ok = pass == 0
-                          ? agc_vision_tower_check_tensor (tower, name, n_dims, shape, error)
-                          : agc_vision_tower_set_tensor (tower, name, data, n_dims, shape, error);
+        // pass 0 checks every tensor before pass 1 sets any
+        gboolean ok = agc_vision_tower_set_tensor (tower, name, pass == 1 ? data : NULL, n_dims,
+                                                   shape, error);
         if (!ok)
           {
             g_prefix_error (error, "%s: ", agc_adapter_path (adapter));

@@ -13,6 +13,7 @@
 #include "kernels/ops.h"
 #include "nn/backward.h"
 #include "nn/block-train.h"
+#include "support/error.h"
 
 #include <string.h>
 
@@ -27,7 +28,7 @@ struct AgcTextTower
   AgcParam token_table;           // [V, W], as stored: rows converted on lookup
   AgcTransformer transformer;
   GPtrArray *owned;               // float32 copies made at load
-  GHashTable *replaced;           // name -> float32 array set by an adapter
+  GHashTable *replaced;           // name -> float32 array set by an adapter, or NULL
   AgcArena arena;                 // tokens, pooled rows, lengths
 };
 
@@ -47,19 +48,16 @@ agc_text_tower_load (const AgcWeights *weights, const AgcClipConfig *config, GEr
 
   const AgcTowerConfig *c = &config->text;
   if (c->vocab_size <= 0 || c->context_length <= 0 || config->projection_dim <= 0)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
-                   "text tower: vocabulary size %d, context length %d and projection_dim %d "
-                   "must be positive",
-                   c->vocab_size, c->context_length, config->projection_dim);
-      return NULL;
-    }
+    return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, "text tower",
+                        "vocabulary size %d, context length %d and projection_dim %d must be "
+                        "positive",
+                        c->vocab_size, c->context_length, config->projection_dim),
+           NULL;
 
   g_autoptr (AgcTextTower) t = g_new0 (AgcTextTower, 1);
   t->config = *c;
   t->embed_dim = config->projection_dim;
   t->owned = g_ptr_array_new_with_free_func (g_free);
-  t->replaced = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   int64_t w = c->width;
   int64_t tok_shape[2] = { c->vocab_size, w }, pos_shape[2] = { c->context_length, w };
   int64_t proj_shape[2] = { t->embed_dim, w };
@@ -87,50 +85,30 @@ agc_text_tower_free (AgcTextTower *t)
     return;
   agc_transformer_clear (&t->transformer);
   g_ptr_array_unref (t->owned);
-  g_hash_table_unref (t->replaced);
+  g_clear_pointer (&t->replaced, g_hash_table_unref);
   agc_arena_clear (&t->arena);
   g_free (t);
 }
 
 /* ---- replacing tensors (adapters) ------------------------------------------ */
 
-// the slot of name (Hugging Face naming), its shape checked; n gets the
-// element count.  The token table is not replaceable: adapters train blocks
-// and the head.
+// the slot of name (Hugging Face naming).  The token table is not
+// replaceable: adapters train blocks and the head.
 static gboolean
-check_tensor (AgcTensorSlot *slot, int64_t *n, AgcTextTower *t, const char *name, int n_dims,
-              const int64_t *shape, GError **error)
+find_slot (AgcTensorSlot *slot, void *tower, const char *name)
 {
+  AgcTextTower *t = tower;
   int64_t w = t->config.width;
-  gboolean found = agc_tensor_slot_of_layers (slot, t->transformer.layers, &t->config,
-                                              "text_model.encoder.layers.", name);
-  const struct
-  {
-    const char *name;
-    float **pointer;
-    int n_dims;
-    int64_t shape[2];
-  } table[] = {
+  const AgcNamedTensor table[] = {
     { "text_model.embeddings.position_embedding.weight", &t->params.position, 2,
       { t->config.context_length, w } },
     { "text_model.final_layer_norm.weight", &t->params.final_ln_weight, 1, { w } },
     { "text_model.final_layer_norm.bias", &t->params.final_ln_bias, 1, { w } },
     { "text_projection.weight", &t->params.projection, 2, { t->embed_dim, w } },
   };
-  for (size_t i = 0; !found && i < G_N_ELEMENTS (table); i++)
-    if (strcmp (name, table[i].name) == 0)
-      {
-        *slot = (AgcTensorSlot){ .pointer = table[i].pointer, .n_dims = table[i].n_dims,
-                                 .shape = { table[i].shape[0], table[i].shape[1] } };
-        found = TRUE;
-      }
-  if (!found)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
-                   "tensor '%s' is not one of this model's text tower", name);
-      return FALSE;
-    }
-  return agc_tensor_slot_check_shape (n, name, slot->n_dims, slot->shape, n_dims, shape, error);
+  return agc_tensor_slot_of_layers (slot, t->transformer.layers, &t->config,
+                                    "text_model.encoder.layers.", name)
+         || agc_tensor_slot_of_table (slot, table, G_N_ELEMENTS (table), name);
 }
 
 gboolean
@@ -140,26 +118,11 @@ agc_text_tower_owns_tensor (const char *name)
 }
 
 gboolean
-agc_text_tower_check_tensor (AgcTextTower *t, const char *name, int n_dims, const int64_t *shape,
-                             GError **error)
-{
-  g_return_val_if_fail (t != NULL && name != NULL && shape != NULL, FALSE);
-  AgcTensorSlot slot;
-  int64_t n;
-  return check_tensor (&slot, &n, t, name, n_dims, shape, error);
-}
-
-gboolean
 agc_text_tower_set_tensor (AgcTextTower *t, const char *name, const float *data, int n_dims,
                            const int64_t *shape, GError **error)
 {
-  g_return_val_if_fail (t != NULL && name != NULL && data != NULL && shape != NULL, FALSE);
-  AgcTensorSlot slot;
-  int64_t n;
-  if (!check_tensor (&slot, &n, t, name, n_dims, shape, error))
-    return FALSE;
-  agc_tensor_slot_set (&slot, t->replaced, name, data, n);
-  return TRUE;
+  return agc_tower_set_tensor (t, find_slot, "text tower", t != NULL ? &t->replaced : NULL,
+                               name, data, n_dims, shape, error);
 }
 
 const AgcTowerConfig *
@@ -289,12 +252,9 @@ void
 agc_text_tower_copy_top (const AgcTextTower *t, int first_layer, AgcTextParams *out)
 {
   g_return_if_fail (t != NULL && first_layer >= 0 && first_layer <= t->config.layers);
-  for (int l = first_layer; l < t->config.layers; l++)
-    agc_block_copy_f32 (&out->blocks[l - first_layer], &t->transformer.layers[l], &t->config);
-  size_t w = t->config.width;
-  memcpy (out->final_ln_weight, t->params.final_ln_weight, w * sizeof (float));
-  memcpy (out->final_ln_bias, t->params.final_ln_bias, w * sizeof (float));
-  memcpy (out->projection, t->params.projection, (size_t) t->embed_dim * w * sizeof (float));
+  agc_tower_copy_top (out->blocks, out->final_ln_weight, out->final_ln_bias, out->projection,
+                      &t->transformer, first_layer, t->params.final_ln_weight,
+                      t->params.final_ln_bias, t->params.projection, t->embed_dim);
 }
 
 /* ---- training mode (text-tower.h) ----------------------------------------- */

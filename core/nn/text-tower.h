@@ -21,16 +21,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcTextTower, agc_text_tower_free)
 gboolean agc_text_tower_set_options (AgcTextTower *tower, const AgcEngineOptions *options,
                                      GError **error);
 
+/* Whether a Hugging Face CLIPModel tensor name is the text tower's
+ * (text_model.*, text_projection.*). */
+gboolean agc_text_tower_owns_tensor (const char *name);
 /* Replaces a tensor of the loaded tower by its Hugging Face name
  * (text_model.encoder.layers.N.*, the position table, final_layer_norm,
  * text_projection.weight; not the token table) with data (float32 of
  * shape[n_dims], which must be the tower's): AGC_ERROR_MODEL for another
- * name or shape.  _check_tensor: the same checks, nothing set. */
-/* Whether a Hugging Face CLIPModel tensor name is the text tower's
- * (text_model.*, text_projection.*). */
-gboolean agc_text_tower_owns_tensor (const char *name);
-gboolean agc_text_tower_check_tensor (AgcTextTower *tower, const char *name, int n_dims,
-                                      const int64_t *shape, GError **error);
+ * name or shape.  data NULL: the same checks, nothing set
+ * (agc_tower_set_tensor). */
 gboolean agc_text_tower_set_tensor (AgcTextTower *tower, const char *name, const float *data,
                                     int n_dims, const int64_t *shape, GError **error);
 

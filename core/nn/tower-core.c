@@ -156,6 +156,21 @@ agc_block_copy_f32 (AgcBlock *out, const AgcLayer *b, const AgcTowerConfig *conf
   memcpy (out->fc2_bias, b->fc2.bias, d * sizeof (float));
 }
 
+void
+agc_tower_copy_top (AgcBlock *blocks, float *ln_weight, float *ln_bias, float *projection,
+                    const AgcTransformer *transformer, int first_layer,
+                    const float *from_ln_weight, const float *from_ln_bias,
+                    const float *from_projection, int embed_dim)
+{
+  const AgcTowerConfig *c = &transformer->config;
+  for (int l = first_layer; l < c->layers; l++)
+    agc_block_copy_f32 (&blocks[l - first_layer], &transformer->layers[l], c);
+  size_t d = c->width;
+  memcpy (ln_weight, from_ln_weight, d * sizeof (float));
+  memcpy (ln_bias, from_ln_bias, d * sizeof (float));
+  memcpy (projection, from_projection, (size_t) embed_dim * d * sizeof (float));
+}
+
 /* ---- replacing a loaded tower's tensors (tower-core.h) ---------------------- */
 
 // the slot of a block's tensor by its name inside the block, rest
@@ -223,8 +238,22 @@ agc_tensor_slot_of_layers (AgcTensorSlot *slot, AgcLayer *layers, const AgcTower
 
 
 gboolean
-agc_tensor_slot_check_shape (int64_t *n, const char *name, int want_dims, const int64_t *want,
-                             int n_dims, const int64_t *shape, GError **error)
+agc_tensor_slot_of_table (AgcTensorSlot *slot, const AgcNamedTensor *table, size_t n_table,
+                          const char *name)
+{
+  for (size_t i = 0; i < n_table; i++)
+    if (strcmp (name, table[i].name) == 0)
+      return *slot = (AgcTensorSlot){ .pointer = table[i].pointer, .n_dims = table[i].n_dims,
+                                      .shape = { table[i].shape[0], table[i].shape[1] } },
+             TRUE;
+  return FALSE;
+}
+
+// AGC_ERROR_MODEL unless shape[n_dims] equals want[want_dims]; *n gets the
+// element count
+static gboolean
+check_shape (int64_t *n, const char *name, int want_dims, const int64_t *want, int n_dims,
+             const int64_t *shape, GError **error)
 {
   gboolean same = n_dims == want_dims;
   *n = 1;
@@ -248,9 +277,9 @@ agc_tensor_slot_check_shape (int64_t *n, const char *name, int want_dims, const 
   return TRUE;
 }
 
-void
-agc_tensor_slot_set (const AgcTensorSlot *slot, GHashTable *replaced, const char *name,
-                     const float *data, int64_t n)
+static void
+slot_set (const AgcTensorSlot *slot, GHashTable **replaced, const char *name, const float *data,
+          int64_t n)
 {
   if (slot->overwrite != NULL)
     {
@@ -260,15 +289,38 @@ agc_tensor_slot_set (const AgcTensorSlot *slot, GHashTable *replaced, const char
   // small vectors were copied at load, matrices may point into the mapped
   // file: either way the new values go to a copy of the tower's own, made
   // once per name
-  float *copy = g_hash_table_lookup (replaced, name);
+  if (*replaced == NULL)
+    *replaced = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  float *copy = g_hash_table_lookup (*replaced, name);
   if (copy == NULL)
     {
       copy = g_new (float, n);
-      g_hash_table_insert (replaced, g_strdup (name), copy);
+      g_hash_table_insert (*replaced, g_strdup (name), copy);
     }
   memcpy (copy, data, (size_t) n * sizeof (float));
   if (slot->pointer != NULL)
     *slot->pointer = copy;
   if (slot->linear != NULL) // read as float32 in place from now on, kept forms made anew
     agc_linear_set_part (slot->linear, slot->part, &(AgcParam){ AGC_DTYPE_F32, copy, (size_t) n });
+}
+
+gboolean
+agc_tower_set_tensor (void *tower, AgcTensorSlotFinder find_slot, const char *what,
+                      GHashTable **replaced, const char *name, const float *data, int n_dims,
+                      const int64_t *shape, GError **error)
+{
+  g_return_val_if_fail (tower != NULL && name != NULL && shape != NULL, FALSE);
+  AgcTensorSlot slot;
+  int64_t n;
+  if (!find_slot (&slot, tower, name))
+    {
+      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL, "tensor '%s' is not one of this model's %s",
+                   name, what);
+      return FALSE;
+    }
+  if (!check_shape (&n, name, slot.n_dims, slot.shape, n_dims, shape, error))
+    return FALSE;
+  if (data != NULL)
+    slot_set (&slot, replaced, name, data, n);
+  return TRUE;
 }

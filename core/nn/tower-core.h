@@ -85,13 +85,22 @@ float *agc_tower_stack_backward (AgcBlock *gblocks, float *gln_weight, float *gl
  * arrays of a training block (agc_block_train_init layout, fused qkv
  * [3D, D], rows q, k, v): the start of training a tower's top. */
 void agc_block_copy_f32 (AgcBlock *out, const AgcLayer *layer, const AgcTowerConfig *config);
+/* Float32 copies of a loaded tower's top for training it: the blocks
+ * first_layer .. L-1 of transformer into blocks[0 ..] (as
+ * agc_block_copy_f32), the head's layer norm (from_ln_weight,
+ * from_ln_bias [D]) and projection [E, D] into ln_weight, ln_bias and
+ * projection. */
+void agc_tower_copy_top (AgcBlock *blocks, float *ln_weight, float *ln_bias, float *projection,
+                         const AgcTransformer *transformer, int first_layer,
+                         const float *from_ln_weight, const float *from_ln_bias,
+                         const float *from_projection, int embed_dim);
 
 /* ---- replacing a loaded tower's tensors (adapters) ---- */
 
 /* Where a tensor of a loaded tower lives: a float32 array to overwrite
  * (vectors the tower owns), a pointer to redirect (matrices that may be
  * mapped from the file), and a part of a linear to read the new copy
- * (block matrices, the patch kernel); its shape (up to two dimensions). */
+ * (block matrices, the patch kernel); its shape (up to four dimensions). */
 typedef struct
 {
   float *overwrite;
@@ -99,8 +108,22 @@ typedef struct
   AgcLinear *linear;
   int part;
   int n_dims;
-  int64_t shape[2];
+  int64_t shape[4];
 } AgcTensorSlot;
+
+/* A tensor a tower points to (a pointer to redirect) by its Hugging Face
+ * name, with its shape: a row of a tower's table of them. */
+typedef struct
+{
+  const char *name;
+  float **pointer;
+  int n_dims;
+  int64_t shape[2];
+} AgcNamedTensor;
+
+/* The slot of name among table[n_table]; FALSE: not one. */
+gboolean agc_tensor_slot_of_table (AgcTensorSlot *slot, const AgcNamedTensor *table,
+                                   size_t n_table, const char *name);
 
 /* The slot of a block's tensor by its Hugging Face name "PREFIX.N.REST"
  * (prefix e.g. "vision_model.encoder.layers.", N below config->layers,
@@ -109,12 +132,15 @@ typedef struct
 gboolean agc_tensor_slot_of_layers (AgcTensorSlot *slot, AgcLayer *layers,
                                     const AgcTowerConfig *config, const char *prefix,
                                     const char *name);
-/* AGC_ERROR_MODEL unless shape[n_dims] equals want[want_dims]; *n gets the
- * element count. */
-gboolean agc_tensor_slot_check_shape (int64_t *n, const char *name, int want_dims,
-                                      const int64_t *want, int n_dims, const int64_t *shape,
-                                      GError **error);
-/* Sets data[n] into the slot; new values of redirected tensors go to a
- * float32 copy kept in replaced (name -> array), made once per name. */
-void agc_tensor_slot_set (const AgcTensorSlot *slot, GHashTable *replaced, const char *name,
-                          const float *data, int64_t n);
+/* A tower's own search for the slot of its tensor name; FALSE: none. */
+typedef gboolean (*AgcTensorSlotFinder) (AgcTensorSlot *slot, void *tower, const char *name);
+
+/* Replaces tower's tensor name, found by find_slot, with data (float32 of
+ * shape[n_dims]): AGC_ERROR_MODEL naming the tensor when the tower (what,
+ * e.g. "text tower") has none of that name or its shape differs; data
+ * NULL: those checks alone, nothing set.  New values of redirected tensors
+ * go to a float32 copy kept in *replaced (name -> array, made on first
+ * use, the tower's to unref), made once per name. */
+gboolean agc_tower_set_tensor (void *tower, AgcTensorSlotFinder find_slot, const char *what,
+                               GHashTable **replaced, const char *name, const float *data,
+                               int n_dims, const int64_t *shape, GError **error);

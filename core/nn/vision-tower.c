@@ -13,6 +13,7 @@
 #include "kernels/ops.h"
 #include "nn/backward.h"
 #include "nn/block-train.h"
+#include "support/error.h"
 #include "kernels/threads.h"
 
 #include <string.h>
@@ -29,7 +30,7 @@ struct AgcVisionTower
   AgcVisionParams params;
   AgcTransformer transformer;
   GPtrArray *owned;                   // float32 copies made at load
-  GHashTable *replaced;               // name -> float32 array set by an adapter
+  GHashTable *replaced;               // name -> float32 array set by an adapter, or NULL
   AgcArena arena;                     // patches
   AgcArena tokens;                    // tokens and pooled rows of the whole forward
   AgcLinear patch;                    // patch_weight [D, 3 * p * p] as a linear
@@ -44,13 +45,11 @@ agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, G
   const AgcTowerConfig *c = &config->vision;
   if (c->patch_size <= 0 || c->image_size <= 0 || c->image_size % c->patch_size != 0
       || config->projection_dim <= 0)
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_UNSUPPORTED,
-                   "vision tower: image size %d is not a positive multiple of patch size %d "
-                   "(projection_dim %d)",
-                   c->image_size, c->patch_size, config->projection_dim);
-      return NULL;
-    }
+    return agc_fail_at (error, AGC_ERROR_UNSUPPORTED, "vision tower",
+                        "image size %d is not a positive multiple of patch size %d "
+                        "(projection_dim %d)",
+                        c->image_size, c->patch_size, config->projection_dim),
+           NULL;
 
   g_autoptr (AgcVisionTower) t = g_new0 (AgcVisionTower, 1);
   t->config = *c;
@@ -58,7 +57,6 @@ agc_vision_tower_load (const AgcWeights *weights, const AgcClipConfig *config, G
   t->grid = c->image_size / c->patch_size;
   t->n_tokens = t->grid * t->grid + 1;
   t->owned = g_ptr_array_new_with_free_func (g_free);
-  t->replaced = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   int64_t d = c->width, p = c->patch_size, n_tok = t->n_tokens, e = t->embed_dim;
   int64_t conv_shape[4] = { d, 3, p, p }, pos_shape[2] = { n_tok, d }, proj_shape[2] = { e, d };
 
@@ -99,7 +97,7 @@ agc_vision_tower_free (AgcVisionTower *t)
   agc_transformer_clear (&t->transformer);
   agc_linear_clear (&t->patch);
   g_ptr_array_unref (t->owned);
-  g_hash_table_unref (t->replaced);
+  g_clear_pointer (&t->replaced, g_hash_table_unref);
   agc_arena_clear (&t->arena);
   agc_arena_clear (&t->tokens);
   g_free (t);
@@ -302,12 +300,9 @@ void
 agc_vision_tower_copy_top (const AgcVisionTower *t, int first_layer, AgcVisionParams *out)
 {
   g_return_if_fail (first_layer >= 0 && first_layer <= t->config.layers);
-  for (int l = first_layer; l < t->config.layers; l++)
-    agc_block_copy_f32 (&out->blocks[l - first_layer], &t->transformer.layers[l], &t->config);
-  size_t d = t->config.width;
-  memcpy (out->post_ln_weight, t->params.post_ln_weight, d * sizeof (float));
-  memcpy (out->post_ln_bias, t->params.post_ln_bias, d * sizeof (float));
-  memcpy (out->projection, t->params.projection, (size_t) t->embed_dim * d * sizeof (float));
+  agc_tower_copy_top (out->blocks, out->post_ln_weight, out->post_ln_bias, out->projection,
+                      &t->transformer, first_layer, t->params.post_ln_weight,
+                      t->params.post_ln_bias, t->params.projection, t->embed_dim);
 }
 
 void
@@ -322,19 +317,11 @@ agc_vision_tower_copy_embeddings (const AgcVisionTower *t, AgcVisionParams *out)
 }
 
 static gboolean
-find_slot (AgcTensorSlot *slot, AgcVisionTower *t, const char *name)
+find_slot (AgcTensorSlot *slot, void *tower, const char *name)
 {
+  AgcVisionTower *t = tower;
   int64_t d = t->config.width, e = t->embed_dim, p = t->config.patch_size;
-  if (agc_tensor_slot_of_layers (slot, t->transformer.layers, &t->config,
-                                 "vision_model.encoder.layers.", name))
-    return TRUE;
-  const struct
-  {
-    const char *name;
-    float **pointer;
-    int n_dims;
-    int64_t shape[2];
-  } table[] = {
+  const AgcNamedTensor table[] = {
     { "vision_model.embeddings.class_embedding", &t->params.class_embedding, 1, { d } },
     { "vision_model.embeddings.position_embedding.weight", &t->params.position, 2,
       { t->n_tokens, d } },
@@ -344,57 +331,24 @@ find_slot (AgcTensorSlot *slot, AgcVisionTower *t, const char *name)
     { "vision_model.post_layernorm.bias", &t->params.post_ln_bias, 1, { d } },
     { "visual_projection.weight", &t->params.projection, 2, { e, d } },
   };
-  for (size_t i = 0; i < G_N_ELEMENTS (table); i++)
-    if (strcmp (name, table[i].name) == 0)
-      return *slot = (AgcTensorSlot){ .pointer = table[i].pointer, .n_dims = table[i].n_dims,
-                             .shape = { table[i].shape[0], table[i].shape[1] } },
-             TRUE;
-  // the patch kernel [D, 3, p, p] has four dimensions: compared on its own
+  if (agc_tensor_slot_of_layers (slot, t->transformer.layers, &t->config,
+                                 "vision_model.encoder.layers.", name)
+      || agc_tensor_slot_of_table (slot, table, G_N_ELEMENTS (table), name))
+    return TRUE;
+  // the patch kernel [D, 3, p, p] is also read by its linear
   if (strcmp (name, "vision_model.embeddings.patch_embedding.weight") == 0)
-    return *slot = (AgcTensorSlot){ .pointer = &t->params.patch_weight, .linear = &t->patch, .n_dims = 4,
-                           .shape = { d, 3 * p * p } },
+    return *slot = (AgcTensorSlot){ .pointer = &t->params.patch_weight, .linear = &t->patch,
+                                    .n_dims = 4, .shape = { d, 3, p, p } },
            TRUE;
   return FALSE;
-}
-
-// finds name's slot and checks the shape; n receives the element count
-static gboolean
-check_tensor (AgcTensorSlot *slot, int64_t *n, AgcVisionTower *t, const char *name, int n_dims,
-              const int64_t *shape, GError **error)
-{
-  if (!find_slot (slot, t, name))
-    {
-      g_set_error (error, AGC_ERROR, AGC_ERROR_MODEL,
-                   "tensor '%s' is not one of this model's image tower", name);
-      return FALSE;
-    }
-  int64_t want[4] = { slot->shape[0], slot->shape[1], 0, 0 };
-  if (slot->n_dims == 4) // the patch kernel
-    want[1] = 3, want[2] = want[3] = t->config.patch_size;
-  return agc_tensor_slot_check_shape (n, name, slot->n_dims, want, n_dims, shape, error);
-}
-
-gboolean
-agc_vision_tower_check_tensor (AgcVisionTower *t, const char *name, int n_dims,
-                               const int64_t *shape, GError **error)
-{
-  g_return_val_if_fail (t != NULL && name != NULL && shape != NULL, FALSE);
-  AgcTensorSlot slot;
-  int64_t n;
-  return check_tensor (&slot, &n, t, name, n_dims, shape, error);
 }
 
 gboolean
 agc_vision_tower_set_tensor (AgcVisionTower *t, const char *name, const float *data, int n_dims,
                              const int64_t *shape, GError **error)
 {
-  g_return_val_if_fail (t != NULL && name != NULL && data != NULL && shape != NULL, FALSE);
-  AgcTensorSlot slot;
-  int64_t n;
-  if (!check_tensor (&slot, &n, t, name, n_dims, shape, error))
-    return FALSE;
-  agc_tensor_slot_set (&slot, t->replaced, name, data, n);
-  return TRUE;
+  return agc_tower_set_tensor (t, find_slot, "image tower", t != NULL ? &t->replaced : NULL,
+                               name, data, n_dims, shape, error);
 }
 
 /* ---- training mode (vision-tower.h) --------------------------------------- */

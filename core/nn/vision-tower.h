@@ -49,9 +49,8 @@ gboolean agc_vision_tower_forward_hidden (const AgcVisionTower *tower, const flo
  * visual_projection.weight) with the float32 values data[shape]; the tower
  * keeps its own copy.  AGC_ERROR_MODEL naming the tensor when the tower has
  * no tensor of that name or its shape differs.  Setting the same tensor
- * again reuses the copy.  _check_tensor: the same checks, nothing set. */
-gboolean agc_vision_tower_check_tensor (AgcVisionTower *tower, const char *name, int n_dims,
-                                        const int64_t *shape, GError **error);
+ * again reuses the copy.  data NULL: the same checks, nothing set
+ * (agc_tower_set_tensor). */
 gboolean agc_vision_tower_set_tensor (AgcVisionTower *tower, const char *name, const float *data,
                                       int n_dims, const int64_t *shape, GError **error);
 

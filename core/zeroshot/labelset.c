@@ -16,6 +16,7 @@
 
 #define DEFAULT_TEMPLATE "a photo of a {}."
 
+/* Every string lives in the set's string chunk: a class owns only its arrays. */
 typedef struct
 {
   char *name;     /* export name: stable, written to files */
@@ -32,6 +33,7 @@ typedef struct
 
 struct AgcLabelSet
 {
+  GStringChunk *strings; /* every string of the set and its classes: immutable once loaded */
   char *id;
   char *title;
   char *description;
@@ -71,13 +73,9 @@ fail (GError **error, const Where *where, const char *format, ...)
 static void
 label_class_clear (LabelClass *c)
 {
-  g_free (c->name);
-  g_free (c->display);
-  g_strfreev (c->prompts);
-  g_free (c->text);
-  g_strfreev (c->own_prompts);
-  g_free (c->domain);
-  g_strfreev (c->attributes);
+  g_free (c->prompts);
+  g_free (c->own_prompts);
+  g_free (c->attributes);
 }
 
 void
@@ -88,12 +86,37 @@ agc_label_set_free (AgcLabelSet *set)
   for (int i = 0; i < set->n_classes; i++)
     label_class_clear (&set->classes[i]);
   g_free (set->classes);
-  g_free (set->id);
-  g_free (set->title);
-  g_free (set->description);
-  g_free (set->source);
-  g_strfreev (set->templates);
+  g_free (set->templates);
+  g_string_chunk_free (set->strings);
   g_free (set);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AgcLabelSet, agc_label_set_free)
+
+/* A set with its string chunk and no class yet. */
+static AgcLabelSet *
+label_set_new (void)
+{
+  AgcLabelSet *set = g_new0 (AgcLabelSet, 1);
+  set->strings = g_string_chunk_new (1024);
+  return set;
+}
+
+/* s in the set's string chunk (NULL stays NULL). */
+static char *
+keep (AgcLabelSet *set, const char *s)
+{
+  return s != NULL ? g_string_chunk_insert_const (set->strings, s) : NULL;
+}
+
+/* A NULL-terminated copy of strings[n] whose elements live in the set's chunk. */
+static char **
+keep_all (AgcLabelSet *set, const char *const *strings, guint n)
+{
+  char **kept = g_new0 (char *, n + 1);
+  for (guint i = 0; i < n; i++)
+    kept[i] = keep (set, strings[i]);
+  return kept;
 }
 
 /* ---- checks shared by files and bare names ----------------------------- */
@@ -147,20 +170,21 @@ check_template (const char *template, int index, const Where *where, GError **er
   return TRUE;
 }
 
-/* Every template with {} replaced by text, then the extra prompts. */
+/* Every template with {} replaced by text, then the extra prompts (in the set's chunk). */
 static char **
-build_prompts (const char *const *templates, int n_templates, const char *text,
+build_prompts (AgcLabelSet *set, const char *const *templates, int n_templates, const char *text,
                const char *const *extra, int n_extra)
 {
   char **prompts = g_new0 (char *, n_templates + n_extra + 1);
   for (int t = 0; t < n_templates; t++)
     {
       const char *at = strstr (templates[t], "{}");
-      prompts[t] = g_strdup_printf ("%.*s%s%s", (int) (at - templates[t]), templates[t], text,
-                                    at + 2);
+      g_autofree char *prompt = g_strdup_printf ("%.*s%s%s", (int) (at - templates[t]),
+                                                 templates[t], text, at + 2);
+      prompts[t] = keep (set, prompt);
     }
   for (int e = 0; e < n_extra; e++)
-    prompts[n_templates + e] = g_strdup (extra[e]);
+    prompts[n_templates + e] = keep (set, extra[e]);
   return prompts;
 }
 
@@ -189,45 +213,34 @@ agc_label_set_new_from_names (const char *const *names, int n_names,
     if (!check_template (templates[t], t, &where, error))
       return NULL;
 
-  AgcLabelSet *set = g_new0 (AgcLabelSet, 1);
-  set->id = g_strdup ("custom");
-  set->title = g_strdup ("Custom labels");
-  set->description = g_strdup ("");
-  set->source = g_strdup ("");
-  set->templates = g_new0 (char *, n_templates + 1);
-  for (int t = 0; t < n_templates; t++)
-    set->templates[t] = g_strdup (templates[t]);
+  g_autoptr (AgcLabelSet) set = label_set_new ();
+  set->id = keep (set, "custom");
+  set->title = keep (set, "Custom labels");
+  set->description = keep (set, "");
+  set->source = keep (set, "");
+  set->templates = keep_all (set, templates, (guint) n_templates);
   set->classes = g_new0 (LabelClass, n_names);
-  GHashTable *seen = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
   for (int i = 0; i < n_names; i++)
     {
       where.class_index = i;
       where.class_name = NULL;
       if (!check_export_name (names[i], &where, error))
-        goto out_error;
+        return NULL;
       where.class_name = names[i];
       if (!g_hash_table_add (seen, (gpointer) names[i]))
-        {
-          fail (error, &where, "duplicate name");
-          goto out_error;
-        }
+        return fail (error, &where, "duplicate name"), NULL;
       LabelClass *c = &set->classes[i];
-      c->name = g_strdup (names[i]);
-      c->display = g_strdup (names[i]);
-      c->prompts = build_prompts (templates, n_templates, names[i], NULL, 0);
+      c->name = keep (set, names[i]);
+      c->display = c->name;
+      c->prompts = build_prompts (set, templates, n_templates, names[i], NULL, 0);
       c->own_prompts = g_new0 (char *, 1);
       c->use_templates = TRUE;
-      c->domain = g_strdup ("");
+      c->domain = keep (set, "");
       c->attributes = g_new0 (char *, 1);
       set->n_classes = i + 1;
     }
-  g_hash_table_destroy (seen);
-  return set;
-
-out_error:
-  g_hash_table_destroy (seen);
-  agc_label_set_free (set);
-  return NULL;
+  return g_steal_pointer (&set);
 }
 
 /* ---- JSON files ----------------------------------------------------------- */
@@ -362,7 +375,7 @@ get_domain (const char **out, JsonObject *object, const Where *where, GError **e
 }
 
 static gboolean
-parse_class (LabelClass *c, JsonNode *node, const GPtrArray *templates,
+parse_class (AgcLabelSet *set, LabelClass *c, JsonNode *node, const GPtrArray *templates,
              const char *set_domain, GHashTable *seen, Where *where, GError **error)
 {
   static const char *const keys[] = { "name",       "display", "text",       "prompts",
@@ -414,20 +427,16 @@ parse_class (LabelClass *c, JsonNode *node, const GPtrArray *templates,
                  ? "the file has no templates and the class no \"prompts\""
                  : "\"use_templates\" is false and the class has no \"prompts\"");
 
-  c->name = g_strdup (name);
-  c->display = g_strdup (display);
-  c->prompts = build_prompts ((const char *const *) templates->pdata, n_templates,
+  c->name = keep (set, name);
+  c->display = keep (set, display);
+  c->prompts = build_prompts (set, (const char *const *) templates->pdata, n_templates,
                               text != NULL ? text : display,
                               (const char *const *) extra->pdata, (int) extra->len);
-  c->text = g_strdup (text);
-  c->own_prompts = g_new0 (char *, extra->len + 1);
-  for (guint i = 0; i < extra->len; i++)
-    c->own_prompts[i] = g_strdup (extra->pdata[i]);
+  c->text = keep (set, text);
+  c->own_prompts = keep_all (set, (const char *const *) extra->pdata, extra->len);
   c->use_templates = use_templates;
-  c->domain = g_strdup (domain != NULL ? domain : set_domain != NULL ? set_domain : "");
-  c->attributes = g_new0 (char *, attributes->len + 1);
-  for (guint i = 0; i < attributes->len; i++)
-    c->attributes[i] = g_strdup (attributes->pdata[i]);
+  c->domain = keep (set, domain != NULL ? domain : set_domain != NULL ? set_domain : "");
+  c->attributes = keep_all (set, (const char *const *) attributes->pdata, attributes->len);
   return TRUE;
 }
 
@@ -482,14 +491,12 @@ parse_label_set (JsonNode *root, Where *where, GError **error)
       return NULL;
     }
 
-  AgcLabelSet *set = g_new0 (AgcLabelSet, 1);
-  set->id = g_strdup (id);
-  set->title = g_strdup (title);
-  set->description = g_strdup (description != NULL ? description : "");
-  set->source = g_strdup (source != NULL ? source : "");
-  set->templates = g_new0 (char *, templates->len + 1);
-  for (guint t = 0; t < templates->len; t++)
-    set->templates[t] = g_strdup (templates->pdata[t]);
+  g_autoptr (AgcLabelSet) set = label_set_new ();
+  set->id = keep (set, id);
+  set->title = keep (set, title);
+  set->description = keep (set, description != NULL ? description : "");
+  set->source = keep (set, source != NULL ? source : "");
+  set->templates = keep_all (set, (const char *const *) templates->pdata, templates->len);
   set->classes = g_new0 (LabelClass, n_classes);
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
   for (int i = 0; i < n_classes; i++)
@@ -497,14 +504,11 @@ parse_label_set (JsonNode *root, Where *where, GError **error)
       where->class_index = i;
       where->class_name = NULL;
       set->n_classes = i + 1; /* so that a half-filled class is freed too */
-      if (!parse_class (&set->classes[i], json_array_get_element (array, i), templates, domain,
-                        seen, where, error))
-        {
-          agc_label_set_free (set);
-          return NULL;
-        }
+      if (!parse_class (set, &set->classes[i], json_array_get_element (array, i), templates,
+                        domain, seen, where, error))
+        return NULL;
     }
-  return set;
+  return g_steal_pointer (&set);
 }
 
 AgcLabelSet *
@@ -522,56 +526,66 @@ agc_label_set_load (const char *path, GError **error)
 
 /* ---- accessors ------------------------------------------------------------ */
 
+/* set, or after a critical (as for any bad argument) an empty set: its
+ * fields NULL, 0 and FALSE are what the accessors then return. */
+static const AgcLabelSet *
+checked (const AgcLabelSet *set)
+{
+  static const AgcLabelSet none;
+  g_return_val_if_fail (set != NULL, &none);
+  return set;
+}
+
+/* The class at class_index, or after a critical an empty class, as checked. */
+static const LabelClass *
+class_at (const AgcLabelSet *set, int class_index)
+{
+  static const LabelClass none;
+  g_return_val_if_fail (set != NULL, &none);
+  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, &none);
+  return &set->classes[class_index];
+}
+
 const char *
 agc_label_set_id (const AgcLabelSet *set)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  return set->id;
+  return checked (set)->id;
 }
 
 const char *
 agc_label_set_title (const AgcLabelSet *set)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  return set->title;
+  return checked (set)->title;
 }
 
 const char *
 agc_label_set_description (const AgcLabelSet *set)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  return set->description;
+  return checked (set)->description;
 }
 
 int
 agc_label_set_n_classes (const AgcLabelSet *set)
 {
-  g_return_val_if_fail (set != NULL, 0);
-  return set->n_classes;
+  return checked (set)->n_classes;
 }
 
 const char *
 agc_label_set_class_name (const AgcLabelSet *set, int class_index)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
-  return set->classes[class_index].name;
+  return class_at (set, class_index)->name;
 }
 
 const char *
 agc_label_set_class_display_name (const AgcLabelSet *set, int class_index)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
-  return set->classes[class_index].display;
+  return class_at (set, class_index)->display;
 }
 
 const char *const *
 agc_label_set_class_prompts (const AgcLabelSet *set, int class_index)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
-  return (const char *const *) set->classes[class_index].prompts;
+  return (const char *const *) class_at (set, class_index)->prompts;
 }
 
 /* ---- the fields as written, for editors ----------------------------------- */
@@ -579,53 +593,41 @@ agc_label_set_class_prompts (const AgcLabelSet *set, int class_index)
 const char *
 agc_label_set_source (const AgcLabelSet *set)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  return set->source;
+  return checked (set)->source;
 }
 
 const char *const *
 agc_label_set_templates (const AgcLabelSet *set)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  return (const char *const *) set->templates;
+  return (const char *const *) checked (set)->templates;
 }
 
 const char *
 agc_label_set_class_text (const AgcLabelSet *set, int class_index)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
-  return set->classes[class_index].text;
+  return class_at (set, class_index)->text;
 }
 
 const char *const *
 agc_label_set_class_own_prompts (const AgcLabelSet *set, int class_index)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
-  return (const char *const *) set->classes[class_index].own_prompts;
+  return (const char *const *) class_at (set, class_index)->own_prompts;
 }
 
 gboolean
 agc_label_set_class_uses_templates (const AgcLabelSet *set, int class_index)
 {
-  g_return_val_if_fail (set != NULL, FALSE);
-  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, FALSE);
-  return set->classes[class_index].use_templates;
+  return class_at (set, class_index)->use_templates;
 }
 
 const char *
 agc_label_set_class_domain (const AgcLabelSet *set, int class_index)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
-  return set->classes[class_index].domain;
+  return class_at (set, class_index)->domain;
 }
 
 const char *const *
 agc_label_set_class_attributes (const AgcLabelSet *set, int class_index)
 {
-  g_return_val_if_fail (set != NULL, NULL);
-  g_return_val_if_fail (class_index >= 0 && class_index < set->n_classes, NULL);
-  return (const char *const *) set->classes[class_index].attributes;
+  return (const char *const *) class_at (set, class_index)->attributes;
 }
