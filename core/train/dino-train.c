@@ -393,16 +393,34 @@ static const AgcTrainerMethod dino_method = {
   .checkpoint_read = dino_checkpoint_read,
 };
 
-/* The ResNet-50 of an AgriCLIP model folder: its aligner's backbone. */
+/* The ResNet-50 of an AgriCLIP model folder: its aligner's backbone, or the
+ * one of a base adapter that carries a whole ResNet (an earlier DINO run,
+ * under torchvision's names), so that DINO continues from it. */
 static AgcDinoBackbone *
-resnet_backbone (AgcModel *model, GError **error)
+resnet_backbone (AgcModel *model, const char *base_adapter, GError **error)
 {
   AgcAgriclipManifest manifest;
   if (!agc_agriclip_manifest_load (&manifest, agc_model_path (model), error))
     return NULL;
-  AgcWeights *weights = agc_weights_open (manifest.image_weights, error);
+  AgcWeights *weights = NULL;
+  const char *prefix_wanted = manifest.image_prefix;
+  if (base_adapter != NULL)
+    {
+      weights = agc_weights_open (base_adapter, error);
+      if (weights == NULL)
+        {
+          agc_agriclip_manifest_clear (&manifest);
+          return NULL;
+        }
+      if (agc_weights_find (weights, "conv1.weight") != NULL)
+        prefix_wanted = "";
+      else // an aligner or another adapter without a ResNet: the model's own
+        g_clear_pointer (&weights, agc_weights_free);
+    }
+  if (weights == NULL)
+    weights = agc_weights_open (manifest.image_weights, error);
   g_autofree char *prefix =
-      weights != NULL ? agc_agriclip_resnet_prefix (weights, manifest.image_prefix, error) : NULL;
+      weights != NULL ? agc_agriclip_resnet_prefix (weights, prefix_wanted, error) : NULL;
   AgcResNetTrain *net = prefix != NULL ? agc_resnet_train_load (weights, prefix, error) : NULL;
   agc_weights_free (weights);
   agc_agriclip_manifest_clear (&manifest);
@@ -456,7 +474,7 @@ agc_train_dino (AgcModel *model, const char *data_dir, const char *out_path,
   fit.crops.global_size = params->dino_crop_size;
   fit.crops.local_size = MAX ((int) lround (params->dino_crop_size * LOCAL_SIZE_SHARE), 16);
   fit.original = tower != NULL ? vit_backbone (&fit, model, tower, error)
-                               : resnet_backbone (model, error);
+                               : resnet_backbone (model, params->base_adapter, error);
   gboolean ok = fit.original != NULL
                 && agc_trainer_run (&dino_method, &fit, model, identity, data_dir, out_path,
                                     params, result, cancellable, error);

@@ -191,6 +191,34 @@ class DinoTraining(unittest.TestCase):
         self.assertEqual(meta["agriclip.training"]["teacher_temp"], 0.07)
         self.assertGreater(float((got["conv1.weight"] - want["conv1.weight"]).abs().max()), 0)
 
+    def test_dino_stacked_on_dino(self):
+        """`train --method dino --adapter DINO` continues from the base's ResNet: the
+        same adapter as DINO on a folder whose manifest names that ResNet as its own."""
+        stacked = os.path.join(self.tmp, "dino-on-dino.safetensors")
+        run(["train", "--method", "dino", "--model", self.model, "--data", self.photos,
+             "--out", stacked, "--adapter", self.adapter, *DINO_ARGS], self.cache)
+        model = os.path.join(self.tmp, "agriclip-dino-start")
+        os.makedirs(model)
+        for f in os.listdir(self.model):
+            os.symlink(os.path.join(self.model, f), os.path.join(model, f))
+        if os.path.lexists(os.path.join(model, "agriclip.json")):
+            os.remove(os.path.join(model, "agriclip.json"))
+        os.symlink(self.adapter, os.path.join(model, "dino-start.safetensors"))
+        with open(os.path.join(model, "agriclip.json"), "w") as f:
+            json.dump({"family": "agriclip",
+                       "image_encoder": {"weights": "dino-start.safetensors"}}, f)
+        direct = os.path.join(self.tmp, "dino-from-folder.safetensors")
+        run(["train", "--method", "dino", "--model", model, "--data", self.photos,
+             "--out", direct, *DINO_ARGS], self.cache)
+        got, meta = read_adapter(stacked)
+        want, _ = read_adapter(direct)
+        base, _ = read_adapter(self.adapter)
+        self.assertEqual([b["method"] for b in json.loads(meta["agriclip.stack"])], ["dino"])
+        self.assertEqual(set(want) - set(got), set())
+        for name in want:
+            self.assertTrue(torch.equal(got[name], want[name]), name)
+        self.assertGreater(float((got["conv1.weight"] - base["conv1.weight"]).abs().max()), 0)
+
     def test_aligner_stacked_on_dino(self):
         data = os.path.join(self.tmp, "tagged")
         tagged = write_data(data, {"rust": 3, "blight": 3, "healthy": 3}, seed=4)
