@@ -14,7 +14,6 @@ cosine between the pooled features of different photos and the effective rank
 of the centred features (exp of the entropy of the normalised singular
 values).  Needs PyTorch and torchvision (/usr/bin/python3).
 """
-import os
 import sys
 
 import torch
@@ -22,16 +21,8 @@ import torchvision
 from PIL import Image
 from torchvision import transforms
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "tests", "reference"))
-import clip_twin  # noqa: E402  (safetensors without the safetensors package)
-
-
-def photos(folder):
-    for root, _, files in sorted(os.walk(folder)):
-        for name in sorted(files):
-            if name.lower().endswith((".png", ".jpg", ".jpeg")):
-                yield os.path.join(root, name)
+from leaf_photos import photos  # and tests/reference on the path
+import clip_twin  # noqa: E402
 
 
 def main():
