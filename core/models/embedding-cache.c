@@ -4,6 +4,7 @@
 #include "models/embedding-cache.h"
 
 #include "models/adapter.h"
+#include "support/error.h"
 #include "formats/safetensors-write.h"
 #include "support/regular-file.h"
 #include "formats/safetensors.h"
@@ -375,15 +376,6 @@ look_up_batch (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX], AgcEmbe
 }
 
 static gboolean
-cancelled (GCancellable *cancellable, GError **error)
-{
-  if (!g_cancellable_is_cancelled (cancellable))
-    return FALSE;
-  g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED, "cancelled while encoding the images");
-  return TRUE;
-}
-
-static gboolean
 model_preprocess (float *pixels, const AgcImage *image, gpointer model, GError **error)
 {
   return agc_model_preprocess (model, image, pixels, error);
@@ -473,7 +465,7 @@ agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX
       for (int start = window; start < MIN (window + WINDOW_BATCHES * EMBED_BATCH, n_files);
            start += EMBED_BATCH)
         {
-          if (cancelled (cancellable, error))
+          if (agc_cancelled (cancellable, error, "cancelled while encoding the images"))
             {
               good = FALSE;
               break;
@@ -493,7 +485,7 @@ agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX
       for (int k = 0; good && k < n_batches; k++)
         {
           if (batches[k].missing)
-            good = !cancelled (cancellable, error)
+            good = !agc_cancelled (cancellable, error, "cancelled while encoding the images")
                    && embed_batch (out, ok, hashes, counts, &cache, &batches[k], pipeline,
                                    pixels, embeddings, cancellable, error);
           if (good && progress != NULL)

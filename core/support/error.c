@@ -26,3 +26,12 @@ agc_fail_at (GError **error, int code, const char *where, const char *format, ..
   va_end (args);
   return FALSE;
 }
+
+gboolean
+agc_cancelled (GCancellable *cancellable, GError **error, const char *message)
+{
+  if (!g_cancellable_is_cancelled (cancellable))
+    return FALSE;
+  g_set_error_literal (error, AGC_ERROR, AGC_ERROR_CANCELLED, message);
+  return TRUE;
+}

@@ -2,7 +2,7 @@
  * agriclip.h). */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 #include <stdarg.h>
 
 /* Sets *error (AGC_ERROR, code) to "where: message", message formatted
@@ -15,3 +15,8 @@ gboolean agc_fail_at (GError **error, int code, const char *where, const char *f
 /* agc_fail_at with the arguments of format in args. */
 gboolean agc_fail_at_valist (GError **error, int code, const char *where, const char *format,
                              va_list args) G_GNUC_PRINTF (4, 0);
+
+/* TRUE, with *error set to AGC_ERROR_CANCELLED and message, when
+ * cancellable (NULL: never) has been cancelled: the check long work makes
+ * between its steps. */
+gboolean agc_cancelled (GCancellable *cancellable, GError **error, const char *message);

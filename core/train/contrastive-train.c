@@ -27,6 +27,7 @@
  * batch reads. */
 #include "train/contrastive.h"
 
+#include "support/error.h"
 #include "formats/safetensors-write.h"
 #include "formats/safetensors.h"
 #include "models/embedding-cache.h"
@@ -102,15 +103,6 @@ fit_clear (Fit *fit)
   agc_contrastive_weights_free (fit->original);
 }
 
-static gboolean
-cancelled (GCancellable *cancellable, GError **error)
-{
-  if (!g_cancellable_is_cancelled (cancellable))
-    return FALSE;
-  g_set_error (error, AGC_ERROR, AGC_ERROR_CANCELLED, "training cancelled");
-  return TRUE;
-}
-
 /* ---- the pairs: images and captions through the frozen blocks ---------------- */
 
 static gboolean
@@ -158,7 +150,7 @@ load_images (Fit *fit, GPtrArray *paths, GHashTable *rows, AgcTrainResult *resul
   gboolean ok = TRUE;
   for (int i = 0; ok && i < n_paths; i++)
     {
-      if (cancelled (cancellable, error))
+      if (agc_cancelled (cancellable, error, "training cancelled"))
         {
           ok = FALSE;
           break;
@@ -229,7 +221,7 @@ load_captions (Fit *fit, GCancellable *cancellable, GError **error)
                  "%d captions need %" G_GUINT64_FORMAT " MiB of hidden states: too many",
                  fit->n_pairs, need >> 20);
   for (int i = 0; ok && i < fit->n_pairs; i += TEXT_BATCH)
-    ok = !cancelled (cancellable, error)
+    ok = !agc_cancelled (cancellable, error, "training cancelled")
          && agc_text_tower_forward_hidden (fit->text, ids + (size_t) i * ctx,
                                            MIN (TEXT_BATCH, fit->n_pairs - i), fit->text_first,
                                            fit->text_hidden + fit->text_offset[i], error);
