@@ -10,6 +10,10 @@
 #   SIZE 64        the leaves' own scale: the model's agriclip.json says
 #                  "image_size": 64, so the ResNet is evaluated at 64 px and
 #                  DINO crops at 64 (local crops 27 px: 96/224 of it)
+#   BACKBONE_PER_CLASS  > 0: the ResNet-50 is first trained with the tags
+#                  of that many camera-1 photos per class (their own synth
+#                  seed, none of the photos below): a stand-in for a backbone
+#                  pretrained on the domain; BACKBONE_EPOCHS its epochs
 #   DOMAIN_EPOCHS  > 0: DINO on camera 1's photos first (AgriCLIP's domain
 #                  pretraining; labels unused), and that ResNet is "before";
 #                  0: "before" is the random ResNet-50
@@ -34,9 +38,15 @@
 #   DINO     train --method dino on cam2-unlabelled (no labels)
 #   after    train --method aligner --adapter DINO on cam1-train (the same
 #            labels as before; none of camera 2)
+#   control  bn-model: the model's ResNet with the BatchNorm statistics of
+#            cam2-unlabelled and no training (batchnorm-only.py), its aligner
+#            fitted on cam1-train: how much of "after" that alone gives
 #   measure  evaluate --knn-bank cam1-train on cam2-test and cam1-test:
 #            zero-shot ("adapted" column: the fitted aligner) and k-NN (k 20,
-#            cosine, T 0.07, ResNet features), before and after, per seed
+#            cosine, T 0.07, ResNet features), before and after, per seed;
+#            and k-NN as DINO evaluates it: bank = the photos DINO trained
+#            on with their tags (cam2-bank: used only to measure), query
+#            cam2-test
 set -eu
 build=${1:-build}
 work=${2:-$build/second-camera}
@@ -55,6 +65,8 @@ BATCH=${BATCH:-16}
 ACCUMULATE=${ACCUMULATE:-1}
 LR=${LR:-0.008}
 PER_CLASS=${PER_CLASS:-40}
+BACKBONE_PER_CLASS=${BACKBONE_PER_CLASS:-0}
+BACKBONE_EPOCHS=${BACKBONE_EPOCHS:-10}
 # train --method dino with the settings above: $1 DATA, $2 OUT, $3 EPOCHS, $4 SEED, then
 # more options; its times in OUT without .safetensors, .time
 dino() {
@@ -95,6 +107,13 @@ half "$work/leaves/eval" "$work/cam1-test" 1
 half "$work/leaves/finetune" "$work/cam2-unlabelled" 0
 half "$work/leaves/finetune" "$work/cam2-test" 1
 rm -f "$work/cam2-unlabelled/labels.json" # DINO needs no labels
+half "$work/leaves/finetune" "$work/cam2-bank" 0 # the same photos, tagged: only measured
+backbone=""
+if [ "$BACKBONE_PER_CLASS" -gt 0 ]; then
+  complete "$work/backbone-leaves" || $agriclip synth --out "$work/backbone-leaves" --seed 3 \
+    --pretrain 1 --eval-per-class "$BACKBONE_PER_CLASS" --finetune-per-class 1
+  backbone="--backbone-data $work/backbone-leaves/eval --backbone-epochs $BACKBONE_EPOCHS"
+fi
 
 say "text space: a small CLIP on the first camera's captions"
 complete "$work/text-leaves" || $agriclip synth --out "$work/text-leaves" --seed 1 --size 32 \
@@ -110,7 +129,7 @@ for seed in $SEEDS; do
   mkdir -p "$run"
   say "seed $seed: the AgriCLIP-form model ($SIZE px)"
   [ -d "$run/model" ] || /usr/bin/python3 "$here/agriclip-model.py" "$work/text-clip" \
-    "$work/cam1-train" "$run/model" --seed "$seed" --image-size "$SIZE"
+    "$work/cam1-train" "$run/model" --seed "$seed" --image-size "$SIZE" $backbone
   model=$run/model
   if [ "$DOMAIN_EPOCHS" -gt 0 ]; then
     say "seed $seed: domain pretraining: DINO on camera 1's photos ($DOMAIN_EPOCHS epochs)"
@@ -143,13 +162,23 @@ for seed in $SEEDS; do
     --data "$work/cam1-train" --method aligner --seed "$seed" \
     --adapter "$run/dino.safetensors" --out "$run/after.safetensors"
 
-  say "seed $seed: measure (adapted: the fitted aligner; k-NN: bank cam1-train)"
-  for stage in before after; do
-    $agriclip evaluate --model "$model" --data "$work/cam2-test" --data "$work/cam1-test" \
+  say "seed $seed: control: camera 2's BatchNorm statistics alone, no training"
+  [ -d "$run/bn-model" ] || /usr/bin/python3 "$here/batchnorm-only.py" "$model" \
+    "$work/cam2-unlabelled" "$run/bn-model"
+  [ -f "$run/bn.safetensors" ] || $agriclip train --model "$run/bn-model" \
+    --data "$work/cam1-train" --method aligner --seed "$seed" --out "$run/bn.safetensors"
+
+  say "seed $seed: measure (adapted: the fitted aligner; k-NN: bank cam1-train, then cam2-bank)"
+  for stage in before bn after; do
+    stage_model=$model
+    [ "$stage" = bn ] && stage_model=$run/bn-model
+    $agriclip evaluate --model "$stage_model" --data "$work/cam2-test" --data "$work/cam1-test" \
       --knn-bank "$work/cam1-train" --adapter "$run/$stage.safetensors" --format json \
       > "$run/$stage.json"
-    $agriclip evaluate --model "$model" --data "$work/cam2-test" --data "$work/cam1-test" \
+    $agriclip evaluate --model "$stage_model" --data "$work/cam2-test" --data "$work/cam1-test" \
       --knn-bank "$work/cam1-train" --adapter "$run/$stage.safetensors"
+    $agriclip evaluate --model "$stage_model" --data "$work/cam2-test" --knn-bank "$work/cam2-bank" \
+      --adapter "$run/$stage.safetensors" --format json > "$run/$stage-bank2.json"
   done
 done
 
