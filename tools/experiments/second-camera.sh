@@ -10,19 +10,22 @@
 #   SIZE 64        the leaves' own scale: the model's agriclip.json says
 #                  "image_size": 64, so the ResNet is evaluated at 64 px and
 #                  DINO crops at 64 (local crops 27 px: 96/224 of it)
-#   BACKBONE_PER_CLASS  > 0: the ResNet-50 is first trained with the tags
+#   PER_CLASS 80   photos per class and camera (halves: 40 per class, 480
+#                  photos per split)
+#   BACKBONE_PER_CLASS 150  > 0: the ResNet-50 is first trained with the tags
 #                  of that many camera-1 photos per class (their own synth
 #                  seed, none of the photos below): a stand-in for a backbone
-#                  pretrained on the domain; BACKBONE_EPOCHS its epochs
+#                  pretrained on the domain; BACKBONE_EPOCHS (12) its epochs;
+#                  0: torchvision's random initialisation
 #   DOMAIN_EPOCHS  > 0: DINO on camera 1's photos first (AgriCLIP's domain
 #                  pretraining; labels unused), and that ResNet is "before";
-#                  0: "before" is the random ResNet-50
-#   EPOCHS         DINO on camera 2's unlabelled photos
-#   MOMENTUM, TEACHER_TEMP, OUT_DIM   --teacher-momentum, --teacher-temp,
-#                  --out-dim: a short run from a random start needs a
-#                  teacher that leaves the start (see docs/second-camera.md)
-#   LR             --lr per 256 images of a step (0.008 at batch 16: 5e-4
-#                  per step, AdamW's usual rate for training from scratch)
+#                  0: "before" is the ResNet-50 above (trained or random)
+#   EPOCHS 10      DINO on camera 2's unlabelled photos
+#   MOMENTUM, TEACHER_TEMP, OUT_DIM, LR   --teacher-momentum, --teacher-temp,
+#                  --out-dim, --lr (per 256 images): train --method dino's
+#                  defaults, DINO's reference (0.996, 0.04, 4096, 0.0005);
+#                  the runs from a random ResNet-50 needed a sharper teacher
+#                  and a higher rate (docs/second-camera.md, "Earlier runs")
 #
 #   data     agriclip synth: camera 1 (DIR/eval) and camera 2 (DIR/finetune),
 #            each split in halves by file: cam1-train (labels: the aligner,
@@ -30,8 +33,9 @@
 #            these, without their tags), cam2-test (held out, measured)
 #   text     a small CLIP trained by agriclip pretrain on the first camera's
 #            captions: its text tower is the space the aligner maps into
-#   model    agriclip-model.py: that CLIP + a ResNet-50 (torchvision init,
-#            BatchNorm statistics of cam1-train at SIZE) + a placeholder
+#   model    agriclip-model.py: that CLIP + a ResNet-50 (trained on the
+#            backbone photos' tags, or random; BatchNorm statistics of
+#            cam1-train at SIZE) + a placeholder
 #            aligner; with DOMAIN_EPOCHS, its ResNet replaced by the one DINO
 #            trained on cam1-train's photos (base/)
 #   before   train --method aligner on cam1-train
@@ -56,17 +60,17 @@ vocab=${AGC_SHARED_DIR:-$here/../../../shared}/clip-vocab
 SEEDS=${SEEDS:-1 2}
 SIZE=${SIZE:-64}
 DOMAIN_EPOCHS=${DOMAIN_EPOCHS:-0}
-EPOCHS=${EPOCHS:-20}
-MOMENTUM=${MOMENTUM:-0.99}
-TEACHER_TEMP=${TEACHER_TEMP:-0.01}
-OUT_DIM=${OUT_DIM:-1024}
+EPOCHS=${EPOCHS:-10}
+MOMENTUM=${MOMENTUM:-0.996}
+TEACHER_TEMP=${TEACHER_TEMP:-0.04}
+OUT_DIM=${OUT_DIM:-4096}
 LOCAL=${LOCAL:-2}
 BATCH=${BATCH:-16}
 ACCUMULATE=${ACCUMULATE:-1}
-LR=${LR:-0.008}
-PER_CLASS=${PER_CLASS:-40}
-BACKBONE_PER_CLASS=${BACKBONE_PER_CLASS:-0}
-BACKBONE_EPOCHS=${BACKBONE_EPOCHS:-10}
+LR=${LR:-0.0005}
+PER_CLASS=${PER_CLASS:-80}
+BACKBONE_PER_CLASS=${BACKBONE_PER_CLASS:-150}
+BACKBONE_EPOCHS=${BACKBONE_EPOCHS:-12}
 # train --method dino with the settings above: $1 DATA, $2 OUT, $3 EPOCHS, $4 SEED, then
 # more options; its times in OUT without .safetensors, .time
 dino() {
