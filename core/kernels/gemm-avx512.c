@@ -28,6 +28,12 @@ tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, co
     {
       acc[i][0] = start0;
       acc[i][1] = start1;
+      // the tile of C is read (accumulate) or written at the end: with a
+      // short k (a ResNet's 1x1 convs, 64-256) the misses on a C that
+      // lives in memory (the residual) stalled the kernel; fetched now,
+      // they overlap the FMAs
+      _mm_prefetch ((const char *) (c + (size_t) i * ldc), _MM_HINT_T0);
+      _mm_prefetch ((const char *) (c + (size_t) i * ldc + 16), _MM_HINT_T0);
     }
   for (int k = 0; k < kc; k++)
     {
