@@ -15,6 +15,8 @@
  * with the bias, the ReLU and the residual in the tile's epilogue.  When the
  * pixels are too few to give every thread jobs (layer3 and 4 at small
  * batches) the col rows are built once and the jobs are blocks of channels.
+ * The stride-1 3x3 convs of layers 1-3 run as Winograd F(4x4, 3x3)
+ * (resnet-winograd.h) once there are tiles enough to reuse its weights.
  * OpenBLAS: resnet-conv.h's convolution (im2col tiles + sgemm), which
  * training runs too.  int8: col rows in chunks of bounded size, each one
  * product of gemm-int8.h over the pool, then bias and ReLU.  Scratch lives
