@@ -23,10 +23,12 @@ load (const float *row, int n)
 }
 
 TARGET static inline void
-store (float *row, __m256 v, int n, gboolean accumulate)
+store (float *row, __m256 v, int n, gboolean accumulate, gboolean relu)
 {
   if (accumulate)
     v = _mm256_add_ps (v, load (row, n));
+  if (relu) // as agc_bias_act_forward's: max (x, 0)
+    v = _mm256_max_ps (v, _mm256_setzero_ps ());
   if (n >= 8)
     _mm256_storeu_ps (row, v);
   else if (n > 0)
@@ -36,7 +38,7 @@ store (float *row, __m256 v, int n, gboolean accumulate)
 // 16 columns of the panel (row stride 32) into c; MR is a constant
 TARGET static inline __attribute__ ((always_inline)) void
 half_tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp,
-           const float *bias, int kc, int nc, gboolean accumulate)
+           const float *bias, int kc, int nc, gboolean accumulate, gboolean relu)
 {
   __m256 start0 = _mm256_setzero_ps (), start1 = _mm256_setzero_ps ();
   if (bias != NULL)
@@ -65,20 +67,20 @@ half_tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *b
 #pragma GCC unroll 6
   for (int i = 0; i < MR; i++)
     {
-      store (c + (size_t) i * ldc, acc[i][0], nc, accumulate);
-      store (c + (size_t) i * ldc + 8, acc[i][1], nc - 8, accumulate);
+      store (c + (size_t) i * ldc, acc[i][0], nc, accumulate, relu);
+      store (c + (size_t) i * ldc + 8, acc[i][1], nc - 8, accumulate, relu);
     }
 }
 
 TARGET static void
 tile (int mr, float *c, int ldc, const float *a, size_t lda, const float *bp, const float *bias,
-      int kc, int nc, gboolean accumulate)
+      int kc, int nc, gboolean accumulate, gboolean relu)
 {
   switch (mr)
     {
 #define TILE(n)                                                                                    \
   case n:                                                                                          \
-    half_tile (n, c, ldc, a, lda, bp, bias, kc, nc, accumulate);                                   \
+    half_tile (n, c, ldc, a, lda, bp, bias, kc, nc, accumulate, relu);                             \
     break;
       TILE (1) TILE (2) TILE (3) TILE (4) TILE (5) TILE (6)
 #undef TILE
@@ -89,12 +91,13 @@ tile (int mr, float *c, int ldc, const float *a, size_t lda, const float *bp, co
 
 TARGET void
 agc_avx2_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp,
-                    const float *bias, int kc, int mr, int nc, gboolean accumulate)
+                    const float *bias, int kc, int mr, int nc, gboolean accumulate,
+                    gboolean relu)
 {
-  tile (mr, c, ldc, a, lda, bp, bias, kc, MIN (nc, 16), accumulate);
+  tile (mr, c, ldc, a, lda, bp, bias, kc, MIN (nc, 16), accumulate, relu);
   if (nc > 16)
     tile (mr, c + 16, ldc, a, lda, bp + 16, bias != NULL ? bias + 16 : NULL, kc, nc - 16,
-          accumulate);
+          accumulate, relu);
 }
 
 // out[8][ld_out] = in[8][ld_in]^T, 8 x 8 floats

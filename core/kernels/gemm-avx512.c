@@ -12,7 +12,7 @@
 // MR is a constant in every caller: the loops over rows unroll completely
 TARGET static inline __attribute__ ((always_inline)) void
 tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, const float *bias,
-      int kc, int nc, gboolean accumulate)
+      int kc, int nc, gboolean accumulate, gboolean relu)
 {
   __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16) ((1u << nc) - 1);
   __mmask16 m1 = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16) ((1u << (nc - 16)) - 1);
@@ -28,6 +28,12 @@ tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, co
     {
       acc[i][0] = start0;
       acc[i][1] = start1;
+      // the tile of C is read (accumulate) or written at the end: with a
+      // short k (a ResNet's 1x1 convs, 64-256) the misses on a C that
+      // lives in memory (the residual) stalled the kernel; fetched now,
+      // they overlap the FMAs
+      _mm_prefetch ((const char *) (c + (size_t) i * ldc), _MM_HINT_T0);
+      _mm_prefetch ((const char *) (c + (size_t) i * ldc + 16), _MM_HINT_T0);
     }
   for (int k = 0; k < kc; k++)
     {
@@ -52,6 +58,11 @@ tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, co
           acc[i][0] = _mm512_add_ps (acc[i][0], _mm512_maskz_loadu_ps (m0, row));
           acc[i][1] = _mm512_add_ps (acc[i][1], _mm512_maskz_loadu_ps (m1, row + 16));
         }
+      if (relu) // as agc_bias_act_forward's: max (x, 0)
+        {
+          acc[i][0] = _mm512_max_ps (acc[i][0], _mm512_setzero_ps ());
+          acc[i][1] = _mm512_max_ps (acc[i][1], _mm512_setzero_ps ());
+        }
       _mm512_mask_storeu_ps (row, m0, acc[i][0]);
       _mm512_mask_storeu_ps (row + 16, m1, acc[i][1]);
     }
@@ -59,13 +70,14 @@ tile (int MR, float *c, int ldc, const float *a, size_t lda, const float *bp, co
 
 TARGET void
 agc_avx512_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp,
-                      const float *bias, int kc, int mr, int nc, gboolean accumulate)
+                      const float *bias, int kc, int mr, int nc, gboolean accumulate,
+                      gboolean relu)
 {
   switch (mr)
     {
 #define TILE(n)                                                                                    \
   case n:                                                                                          \
-    tile (n, c, ldc, a, lda, bp, bias, kc, nc, accumulate);                                        \
+    tile (n, c, ldc, a, lda, bp, bias, kc, nc, accumulate, relu);                                  \
     break;
       TILE (1) TILE (2) TILE (3) TILE (4) TILE (5) TILE (6)
       TILE (7) TILE (8) TILE (9) TILE (10) TILE (11) TILE (12)

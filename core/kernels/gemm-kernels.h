@@ -3,7 +3,7 @@
  * called after the CPU was checked.
  *
  * A tile: c[mr, nc] (row stride ldc) = (accumulate ? c : 0) + bias + A_tile @ B_tile
- * (bias: the tile's nc columns, or NULL for none),
+ * (bias: the tile's nc columns, or NULL for none), then max (c, 0) if relu,
  * where a points at the tile's first row of A at the slice's first k (row i
  * of step k at a[i lda + k], read in place: packing A cost more than the
  * strided broadcasts do) and bp at a slice of one weight panel ([kc][32]).
@@ -20,9 +20,11 @@ enum
 };
 
 void agc_avx512_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp,
-                           const float *bias, int kc, int mr, int nc, gboolean accumulate);
+                           const float *bias, int kc, int mr, int nc, gboolean accumulate,
+                           gboolean relu);
 void agc_avx2_gemm_tile (float *c, int ldc, const float *a, int lda, const float *bp,
-                         const float *bias, int kc, int mr, int nc, gboolean accumulate);
+                         const float *bias, int kc, int mr, int nc, gboolean accumulate,
+                         gboolean relu);
 
 /* panel[n_in][32] = rows[32][n_in]^T, rows with row stride ld. */
 void agc_avx2_transpose_panel (float *panel, const float *rows, int ld, int n_in);

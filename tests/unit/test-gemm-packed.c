@@ -3,7 +3,8 @@
  * thick products, odd sizes, float32 and float16 weights stacked from
  * parts, beta 0 and 1, leading dimensions wider than the matrices (and the
  * strides that gemm-packed.c copies A away from), and the
- * epilogues (bias, bias and activation, activation alone). */
+ * epilogues (bias, bias and activation, activation alone; ReLU in the
+ * kernels' registers, after the residual). */
 #include "kernels/gemm-packed.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
@@ -49,11 +50,14 @@ typedef enum
   BIAS_QUICK_GELU,
   BIAS_GELU,
   GELU, // activation without a bias
+  BIAS_RELU,
 } Epilogue;
 
 static double
 activation (double v, AgcActivation act)
 {
+  if (act == AGC_ACT_RELU)
+    return v > 0 ? v : 0;
   return act == AGC_ACT_GELU ? 0.5 * v * (1.0 + erf (v / sqrt (2.0))) : v / (1.0 + exp (-1.702 * v));
 }
 
@@ -91,7 +95,9 @@ check_case (const Case *k)
   AgcGemmEpilogue epilogue = {
     .bias = k->epilogue != NONE && k->epilogue != GELU ? bias : NULL,
     .apply_act = k->epilogue >= BIAS_QUICK_GELU,
-    .act = k->epilogue == BIAS_QUICK_GELU ? AGC_ACT_QUICK_GELU : AGC_ACT_GELU,
+    .act = k->epilogue == BIAS_QUICK_GELU ? AGC_ACT_QUICK_GELU
+           : k->epilogue == BIAS_RELU     ? AGC_ACT_RELU
+                                          : AGC_ACT_GELU,
   };
   for (int r = 0; r < k->rows; r++)
     for (int n = 0; n < k->n_out; n++)
@@ -165,6 +171,8 @@ static const Case cases[] = {
   { 7, 17, 3, 5, 20, 1, 0, FALSE, BIAS },
   { 30, 64, 200, 256, 64, 1, 1, FALSE, BIAS }, // A's stride aliases: copied to 208
   { 20, 40, 128, 128, 40, 1, 0, FALSE, NONE }, // copied to 144
+  { 37, 70, 64, 64, 70, 1, 0, FALSE, BIAS_RELU },   // a ResNet 1x1 conv
+  { 25, 33, 400, 410, 40, 2, 1, FALSE, BIAS_RELU }, // onto the residual, after 2 slices
 };
 
 static void

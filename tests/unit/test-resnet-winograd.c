@@ -1,0 +1,114 @@
+/* Winograd F(4x4, 3x3) (core/nn/resnet-winograd.c) against a float64 direct
+ * 3x3 convolution (stride 1, padding 1) written here: sizes that are not
+ * multiples of the 4 x 4 tile (partial tiles at the right and bottom
+ * edges), images of one pixel, batches, ReLU on and off, channel counts
+ * whose row strides resnet-winograd.c pads, and more tiles than one chunk. */
+#include "nn/resnet-winograd.h"
+
+#include <agriclip.h>
+#include <math.h>
+
+static float
+random_float (guint32 *state)
+{
+  *state = *state * 1664525u + 1013904223u;
+  return (float) (*state >> 8) / (float) (1u << 24) - 0.5f;
+}
+
+typedef struct
+{
+  int batch, height, width, c_in, c_out;
+  gboolean relu;
+} Case;
+
+static void
+check_case (const Case *k)
+{
+  guint32 state = (guint32) (k->height * 7919 + k->width * 31 + k->c_in);
+  size_t n_in = (size_t) k->batch * k->height * k->width * k->c_in;
+  size_t n_out = (size_t) k->batch * k->height * k->width * k->c_out;
+  size_t n_weight = (size_t) 9 * k->c_in * k->c_out;
+  float *in = g_new (float, n_in), *weight = g_new (float, n_weight);
+  float *bias = g_new (float, k->c_out), *out = g_new (float, n_out);
+  for (size_t i = 0; i < n_in; i++)
+    in[i] = random_float (&state);
+  for (size_t i = 0; i < n_weight; i++) // [ky][kx][c_in][c_out]
+    weight[i] = random_float (&state);
+  for (int o = 0; o < k->c_out; o++)
+    bias[o] = random_float (&state);
+
+  AgcWinograd w;
+  GError *error = NULL;
+  g_assert_true (agc_winograd_init (&w, weight, k->c_in, k->c_out, &error));
+  g_assert_no_error (error);
+  float *scratch
+    = g_new (float, agc_winograd_scratch_floats (&w, k->batch, k->height, k->width));
+  agc_winograd_forward (out, in, scratch, &w, bias, k->batch, k->height, k->width, k->relu);
+
+  double worst = 0;
+  for (int b = 0; b < k->batch; b++)
+    for (int y = 0; y < k->height; y++)
+      for (int x = 0; x < k->width; x++)
+        for (int o = 0; o < k->c_out; o++)
+          {
+            double sum = bias[o];
+            for (int ky = 0; ky < 3; ky++)
+              for (int kx = 0; kx < 3; kx++)
+                {
+                  int iy = y + ky - 1, ix = x + kx - 1;
+                  if (iy < 0 || iy >= k->height || ix < 0 || ix >= k->width)
+                    continue;
+                  const float *pixel
+                    = in + (((size_t) b * k->height + iy) * k->width + ix) * k->c_in;
+                  for (int c = 0; c < k->c_in; c++)
+                    sum += (double) pixel[c]
+                           * weight[((size_t) (ky * 3 + kx) * k->c_in + c) * k->c_out + o];
+                }
+            if (k->relu && sum < 0)
+              sum = 0;
+            size_t i = (((size_t) b * k->height + y) * k->width + x) * k->c_out + o;
+            worst = MAX (worst, fabs (out[i] - sum) / sqrt (9.0 * k->c_in));
+          }
+  // the direct float32 sum rounds ~6e-8 x sqrt(n); F(4, 3)'s transforms
+  // (entries up to 8 and 5, G's sixths) amplify that some 10-50 times,
+  // within the 1e-4 relative that the ResNet's reference test allows
+  g_test_message ("%d x %dx%d, %d -> %d: error %g x sqrt(9 c_in)", k->batch, k->height,
+                  k->width, k->c_in, k->c_out, worst);
+  if (worst > 1e-5)
+    g_error ("%d x %dx%d, %d -> %d: error %g x sqrt(9 c_in)", k->batch, k->height, k->width,
+             k->c_in, k->c_out, worst);
+  agc_winograd_clear (&w);
+  g_free (scratch);
+  g_free (in);
+  g_free (weight);
+  g_free (bias);
+  g_free (out);
+}
+
+static const Case cases[] = {
+  { 1, 4, 4, 8, 8, TRUE },       // one whole tile
+  { 2, 5, 7, 16, 24, FALSE },    // partial tiles, a batch
+  { 3, 1, 1, 8, 16, TRUE },      // one pixel: all padding but the centre
+  { 1, 14, 14, 128, 32, TRUE },  // strides padded (128 -> 144), layer3's 16 tiles
+  { 1, 61, 58, 128, 8, FALSE },  // 240 tiles, chunks of 192
+};
+
+static void
+check_all (void)
+{
+  if (!agc_winograd_supports (8, 8))
+    {
+      g_test_skip ("no packed kernel on this CPU");
+      return;
+    }
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
+    check_case (&cases[i]);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/resnet-winograd/direct-convolution", check_all);
+  return g_test_run ();
+}
