@@ -48,6 +48,12 @@ decode (const AgcImagePipeline *p, const char *path, AgcPipelineImage *d)
 {
   const AgcImageDecoder *decoder = &p->decoder;
   int size = decoder->image_size;
+  if (decoder->load_input != NULL && p->options.extra == NULL)
+    {
+      d->pixels = g_new (float, (gsize) 3 * size * size);
+      decoder->load_input (path, d->pixels, &d->width, &d->height, decoder->data, &d->error);
+      return;
+    }
   AgcImage *image = decoder->load != NULL ? decoder->load (path, decoder->data, &d->error)
                                           : agc_image_load (path, &d->error);
   if (image)
@@ -106,6 +112,20 @@ model_load_fast (const char *path, gpointer model, GError **error)
 }
 
 static gboolean
+model_load_input_full (const char *path, float *pixels, int *width, int *height, gpointer model,
+                       GError **error)
+{
+  return agc_model_load_input (model, path, FALSE, pixels, width, height, error);
+}
+
+static gboolean
+model_load_input_fast (const char *path, float *pixels, int *width, int *height, gpointer model,
+                       GError **error)
+{
+  return agc_model_load_input (model, path, TRUE, pixels, width, height, error);
+}
+
+static gboolean
 model_preprocess (float *pixels, const AgcImage *image, gpointer model, GError **error)
 {
   return agc_model_preprocess (model, image, pixels, error);
@@ -121,6 +141,7 @@ agc_image_pipeline_new (const AgcModel *model, const char *const *paths, int n_p
     .image_size = agc_model_image_size (model),
     .load = fast ? model_load_fast : model_load_full,
     .preprocess = model_preprocess,
+    .load_input = fast ? model_load_input_fast : model_load_input_full,
     .data = (gpointer) model,
   };
   return agc_image_pipeline_new_with_decoder (&decoder, paths, n_paths, options);
