@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "images/image-jpeg.h"
+#include "support/huge-alloc.h"
 #include "support/regular-file.h"
 
 /* Larger images are refused before decoding (see agc_image_load): 2^27
@@ -35,9 +36,11 @@ agc_image_new (int width, int height)
   g_return_val_if_fail (width > 0 && height > 0, NULL);
 
   // the pixels follow the struct: one allocation, freed by one g_free
-  AgcImage *image = g_try_malloc0 (sizeof *image + (gsize) width * (gsize) height * 3);
+  gsize bytes = sizeof (AgcImage) + (gsize) width * (gsize) height * 3;
+  AgcImage *image = agc_huge_alloc (bytes);
   if (image == NULL)
     return NULL;
+  memset (image, 0, bytes);
   *image = (AgcImage){ .width = width, .height = height, .pixels = (guint8 *) (image + 1) };
   return image;
 }
