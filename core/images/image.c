@@ -87,8 +87,10 @@ jpeg_has_end (const guint8 *data, gsize size)
         }
       if (marker == 0xDA) /* start of scan */
         {
-          for (gsize i = p + 2; i + 1 < size; i++)
-            if (data[i] == 0xFF && data[i + 1] == 0xD9)
+          /* from the end: a complete file ends with it (a 12 MP photo is
+           * megabytes of entropy-coded data to scan forwards) */
+          for (gsize j = size - 1; j >= p + 3; j--)
+            if (data[j - 1] == 0xFF && data[j] == 0xD9)
               return TRUE;
           return FALSE;
         }
