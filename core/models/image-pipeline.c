@@ -8,6 +8,8 @@
  * the caller receives images in order. */
 #include "models/image-pipeline.h"
 
+#include "kernels/threads.h"
+
 #include <string.h>
 
 typedef struct
@@ -96,6 +98,7 @@ work (gpointer data)
       g_cond_broadcast (&p->changed);
     }
   g_mutex_unlock (&p->lock);
+  agc_threads_competing (-1);
   return NULL;
 }
 
@@ -168,7 +171,10 @@ agc_image_pipeline_new_with_decoder (const AgcImageDecoder *decoder, const char 
   g_cond_init (&p->changed);
   p->slots = g_new0 (Slot, p->ahead);
   for (int w = 0; w < n_workers && n_paths > 0; w++)
-    g_ptr_array_add (p->threads, g_thread_new ("agc-decode", work, p));
+    {
+      agc_threads_competing (1); // until the worker has no more files to take
+      g_ptr_array_add (p->threads, g_thread_new ("agc-decode", work, p));
+    }
   return p;
 }
 
