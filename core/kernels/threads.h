@@ -28,7 +28,7 @@ void agc_parallel_for (int n_items, int grain, AgcRangeFn fn, void *ctx);
 
 /* Threads outside the pool that keep the cores busy meanwhile (the image
  * pipeline's decoders) start (+n) and end (-n): while there are any, the
- * pool's threads wait for a region by spinning ~40 us instead of ~1 ms
+ * pool's threads wait for a region by spinning a twentieth as long
  * before they sleep, leaving the core to them. */
 void agc_threads_competing (int n);
 
