@@ -55,14 +55,40 @@ draft_scale (int width, int height, int draft_w, int draft_h)
   return 1;
 }
 
+/* The rows into r, one at a time through a small buffer that stays in
+ * cache.  Its rows start off 32-byte alignment on purpose: libjpeg-turbo's
+ * AVX2 colour conversion writes aligned rows with non-temporal stores,
+ * which send them to memory just before the resize reads them back. */
+static void
+read_rows_resized (struct jpeg_decompress_struct *cinfo, AgcResizeRows *r, guint8 *buffer,
+                   gsize readable)
+{
+  JSAMPROW row = buffer;
+  while (cinfo->output_scanline < cinfo->output_height)
+    {
+      jpeg_read_scanlines (cinfo, &row, 1);
+      agc_resize_rows_push (r, row, readable);
+    }
+  agc_resize_rows_finish (r);
+}
+
+enum
+{
+  ROW_OFFSET = 8, /* not a multiple of 32: see read_rows_resized */
+  ROW_SLACK = 64, /* the resize's vector loads run up to 16 bytes past a row */
+};
+
 AgcImage *
 agc_jpeg_decode (const guint8 *data, gsize size, const char *name, int draft_w, int draft_h,
-                 gint64 max_pixels, gboolean *handled, GError **error)
+                 gint64 max_pixels, const AgcJpegResize *resize, AgcJpegDecoded *decoded,
+                 gboolean *handled, GError **error)
 {
   struct jpeg_decompress_struct cinfo;
   ErrorJump err = { 0 };
   /* volatile: changed between setjmp and a longjmp back to it */
   AgcImage *volatile image = NULL;
+  AgcResizeRows *volatile rows = NULL;
+  guint8 *volatile row_buffer = NULL;
   *handled = TRUE;
 
   cinfo.err = jpeg_std_error (&err.mgr);
@@ -72,6 +98,8 @@ agc_jpeg_decode (const guint8 *data, gsize size, const char *name, int draft_w, 
     {
       jpeg_destroy_decompress (&cinfo);
       agc_image_free (image);
+      agc_resize_rows_free (rows);
+      g_free (row_buffer);
       g_set_error (error, AGC_ERROR, AGC_ERROR_FORMAT, "%s: cannot decode jpeg image (%s)", name,
                    err.message);
       return NULL;
@@ -112,21 +140,41 @@ agc_jpeg_decode (const guint8 *data, gsize size, const char *name, int draft_w, 
   cinfo.scale_num = 1;
   cinfo.scale_denom = (unsigned) draft_scale ((int) width, (int) height, draft_w, draft_h);
   jpeg_start_decompress (&cinfo);
-  image = agc_image_new ((int) cinfo.output_width, (int) cinfo.output_height);
-  if (image == NULL)
+  int out_w = (int) cinfo.output_width, out_h = (int) cinfo.output_height;
+  int resized_w = 0, resized_h = 0;
+  gboolean streamed = resize != NULL && orientation == 1
+                      && resize->size (out_w, out_h, &resized_w, &resized_h, resize->data);
+  gsize readable = (gsize) out_w * 3 + ROW_SLACK;
+  image = streamed ? agc_image_new (resized_w, resized_h) : agc_image_new (out_w, out_h);
+  if (streamed && image != NULL)
+    {
+      row_buffer = g_try_malloc0 (ROW_OFFSET + readable); /* the slack is read, never used */
+      rows = row_buffer != NULL ? agc_resize_rows_new (image->pixels, out_w, out_h, resized_w,
+                                                       resized_h, resize->filter)
+                                : NULL;
+    }
+  if (image == NULL || (streamed && rows == NULL))
     {
       jpeg_destroy_decompress (&cinfo);
+      agc_image_free (image);
+      agc_resize_rows_free (rows);
+      g_free (row_buffer);
       g_set_error (error, AGC_ERROR, AGC_ERROR_IO, "%s: not enough memory for %u x %u pixels",
                    name, cinfo.output_width, cinfo.output_height);
       return NULL;
     }
-  while (cinfo.output_scanline < cinfo.output_height)
-    {
-      JSAMPROW row = image->pixels + (gsize) cinfo.output_scanline * image->width * 3;
-      jpeg_read_scanlines (&cinfo, &row, 1);
-    }
+  if (streamed)
+    read_rows_resized (&cinfo, rows, row_buffer + ROW_OFFSET, readable);
+  else
+    while (cinfo.output_scanline < cinfo.output_height)
+      {
+        JSAMPROW row = image->pixels + (gsize) cinfo.output_scanline * image->width * 3;
+        jpeg_read_scanlines (&cinfo, &row, 1);
+      }
   jpeg_finish_decompress (&cinfo);
   jpeg_destroy_decompress (&cinfo);
+  agc_resize_rows_free (rows);
+  g_free (row_buffer);
 
   AgcImage *upright = agc_image_orient (image, orientation);
   if (upright != image)
@@ -134,5 +182,11 @@ agc_jpeg_decode (const guint8 *data, gsize size, const char *name, int draft_w, 
   if (upright == NULL)
     g_set_error (error, AGC_ERROR, AGC_ERROR_IO,
                  "%s: not enough memory to apply the EXIF orientation", name);
+  else if (decoded != NULL)
+    {
+      gboolean swap = orientation >= 5;
+      *decoded = (AgcJpegDecoded) { .width = swap ? out_h : out_w, .height = swap ? out_w : out_h,
+                                    .resized = streamed };
+    }
   return upright;
 }

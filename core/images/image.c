@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "images/image-jpeg.h"
+#include "support/huge-alloc.h"
 #include "support/regular-file.h"
 
 /* Larger images are refused before decoding (see agc_image_load): 2^27
@@ -35,9 +36,11 @@ agc_image_new (int width, int height)
   g_return_val_if_fail (width > 0 && height > 0, NULL);
 
   // the pixels follow the struct: one allocation, freed by one g_free
-  AgcImage *image = g_try_malloc0 (sizeof *image + (gsize) width * (gsize) height * 3);
+  gsize bytes = sizeof (AgcImage) + (gsize) width * (gsize) height * 3;
+  AgcImage *image = agc_huge_alloc (bytes);
   if (image == NULL)
     return NULL;
+  memset (image, 0, bytes);
   *image = (AgcImage){ .width = width, .height = height, .pixels = (guint8 *) (image + 1) };
   return image;
 }
@@ -84,8 +87,10 @@ jpeg_has_end (const guint8 *data, gsize size)
         }
       if (marker == 0xDA) /* start of scan */
         {
-          for (gsize i = p + 2; i + 1 < size; i++)
-            if (data[i] == 0xFF && data[i + 1] == 0xD9)
+          /* from the end: a complete file ends with it (a 12 MP photo is
+           * megabytes of entropy-coded data to scan forwards) */
+          for (gsize j = size - 1; j >= p + 3; j--)
+            if (data[j - 1] == 0xFF && data[j] == 0xD9)
               return TRUE;
           return FALSE;
         }
@@ -110,7 +115,8 @@ check_jpeg_complete (const guint8 *data, gsize size, const char *name, GError **
 /* A JPEG file through image-jpeg.c: *handled FALSE (no error) when the
  * file is not a JPEG or is one left to gdk-pixbuf (CMYK). */
 static AgcImage *
-load_jpeg (const char *path, const char *name, int draft_w, int draft_h, gboolean *handled,
+load_jpeg (const char *path, const char *name, int draft_w, int draft_h,
+           const AgcJpegResize *resize, AgcJpegDecoded *decoded, gboolean *handled,
            GError **error)
 {
   *handled = FALSE;
@@ -127,7 +133,8 @@ load_jpeg (const char *path, const char *name, int draft_w, int draft_h, gboolea
     {
       *handled = TRUE;
       if (check_jpeg_complete (data, size, name, error))
-        image = agc_jpeg_decode (data, size, name, draft_w, draft_h, MAX_PIXELS, handled, error);
+        image = agc_jpeg_decode (data, size, name, draft_w, draft_h, MAX_PIXELS, resize, decoded,
+                                 handled, error);
     }
   g_mapped_file_unref (mapped);
   return image;
@@ -213,6 +220,13 @@ agc_image_load (const char *path, GError **error)
 AgcImage *
 agc_image_load_draft (const char *path, int draft_w, int draft_h, GError **error)
 {
+  return agc_image_load_resized (path, draft_w, draft_h, NULL, NULL, error);
+}
+
+static AgcImage *
+image_load (const char *path, int draft_w, int draft_h, const AgcJpegResize *resize,
+            AgcJpegDecoded *decoded, GError **error)
+{
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
@@ -245,7 +259,7 @@ agc_image_load_draft (const char *path, int draft_w, int draft_h, GError **error
     }
 
   gboolean handled;
-  AgcImage *jpeg = load_jpeg (path, name, draft_w, draft_h, &handled, error);
+  AgcImage *jpeg = load_jpeg (path, name, draft_w, draft_h, resize, decoded, &handled, error);
   if (handled)
     return jpeg;
 
@@ -307,5 +321,18 @@ agc_image_load_draft (const char *path, int draft_w, int draft_h, GError **error
     }
   AgcImage *image = image_from_pixbuf (oriented, name, error);
   g_object_unref (oriented);
+  return image;
+}
+
+AgcImage *
+agc_image_load_resized (const char *path, int draft_w, int draft_h, const AgcJpegResize *resize,
+                        AgcJpegDecoded *decoded, GError **error)
+{
+  AgcJpegDecoded info = { 0 };
+  AgcImage *image = image_load (path, draft_w, draft_h, resize, &info, error);
+  if (image != NULL && !info.resized) /* not through agc_jpeg_decode, or left whole */
+    info = (AgcJpegDecoded) { .width = image->width, .height = image->height };
+  if (decoded != NULL)
+    *decoded = info;
   return image;
 }

@@ -4,6 +4,8 @@
  * float32 ((v / 255 - mean) / std), so equal pixels give equal floats. */
 #include "images/preprocess.h"
 
+#include "images/image-jpeg.h"
+
 #include <string.h>
 
 /* A resized image this large only comes from an absurd aspect ratio
@@ -59,6 +61,13 @@ resized_size (gint64 *out_w, gint64 *out_h, int width, int height, int n)
     }
 }
 
+static gboolean
+resized_size_fits (gint64 width, gint64 height)
+{
+  return width >= 1 && height >= 1 && width <= G_MAXINT / 3 && height <= G_MAXINT / 3
+         && width * height <= MAX_RESIZED_PIXELS;
+}
+
 AgcImage *
 agc_preprocess_resize (const AgcPreprocess *config, const AgcImage *image, GError **error)
 {
@@ -67,8 +76,7 @@ agc_preprocess_resize (const AgcPreprocess *config, const AgcImage *image, GErro
 
   gint64 width, height;
   resized_size (&width, &height, image->width, image->height, config->shortest_edge);
-  if (width < 1 || height < 1 || width > G_MAXINT / 3 || height > G_MAXINT / 3
-      || width * height > MAX_RESIZED_PIXELS)
+  if (!resized_size_fits (width, height))
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
                    "image of %d x %d pixels is too elongated: resized it would be %" G_GINT64_FORMAT
@@ -106,18 +114,10 @@ crop_offset (int size, int crop)
   return offset;
 }
 
-gboolean
-agc_preprocess_image (const AgcPreprocess *config, const AgcImage *image, float *pixels,
-                      GError **error)
+/* resized (the shorter side at shortest_edge) -> pixels[3, crop_height, crop_width] */
+static void
+crop_normalize (const AgcPreprocess *config, const AgcImage *resized, float *pixels)
 {
-  g_return_val_if_fail (config != NULL && config->crop_width > 0 && config->crop_height > 0,
-                        FALSE);
-  g_return_val_if_fail (pixels != NULL, FALSE);
-
-  AgcImage *resized = agc_preprocess_resize (config, image, error);
-  if (resized == NULL)
-    return FALSE;
-
   /* Each channel maps 256 byte values to 256 floats; padding is byte 0. */
   float table[3][256];
   for (int c = 0; c < 3; c++)
@@ -138,6 +138,62 @@ agc_preprocess_image (const AgcPreprocess *config, const AgcImage *image, float 
         for (int c = 0; c < 3; c++)
           pixels[c * plane + (gsize) y * cw + x] = table[c][p[c]];
       }
+}
+
+gboolean
+agc_preprocess_image (const AgcPreprocess *config, const AgcImage *image, float *pixels,
+                      GError **error)
+{
+  g_return_val_if_fail (config != NULL && config->crop_width > 0 && config->crop_height > 0,
+                        FALSE);
+  g_return_val_if_fail (pixels != NULL, FALSE);
+
+  AgcImage *resized = agc_preprocess_resize (config, image, error);
+  if (resized == NULL)
+    return FALSE;
+  crop_normalize (config, resized, pixels);
   agc_image_free (resized);
   return TRUE;
+}
+
+/* AgcJpegResize's size: agc_preprocess_resize's, FALSE where that refuses
+ * (the whole image is then decoded, and agc_preprocess_resize says why). */
+static gboolean
+stream_size (int width, int height, int *resized_w, int *resized_h, gconstpointer data)
+{
+  const AgcPreprocess *config = data;
+  gint64 w, h;
+  resized_size (&w, &h, width, height, config->shortest_edge);
+  if (!resized_size_fits (w, h))
+    return FALSE;
+  *resized_w = (int) w;
+  *resized_h = (int) h;
+  return TRUE;
+}
+
+gboolean
+agc_preprocess_file (const AgcPreprocess *config, const char *path, int draft, float *pixels,
+                     int *width, int *height, GError **error)
+{
+  g_return_val_if_fail (config != NULL && config->crop_width > 0 && config->crop_height > 0,
+                        FALSE);
+  g_return_val_if_fail (path != NULL && pixels != NULL, FALSE);
+
+  AgcJpegResize resize = { stream_size, config, config->filter };
+  AgcJpegDecoded decoded;
+  AgcImage *image = agc_image_load_resized (path, draft, draft, &resize, &decoded, error);
+  if (image == NULL)
+    return FALSE;
+  gboolean ok = TRUE;
+  if (decoded.resized)
+    crop_normalize (config, image, pixels);
+  else if (!(ok = agc_preprocess_image (config, image, pixels, error)))
+    {
+      g_autofree char *shown = g_filename_display_name (path);
+      g_prefix_error (error, "%s: ", shown);
+    }
+  agc_image_free (image);
+  *width = decoded.width;
+  *height = decoded.height;
+  return ok;
 }

@@ -27,6 +27,14 @@ AgcPreprocess agc_preprocess_imagenet_defaults (int image_size);
 gboolean agc_preprocess_image (const AgcPreprocess *config, const AgcImage *image,
                                float *pixels, GError **error);
 
+/* The file at path (a JPEG at Pillow's draft scale for draft x draft when
+ * draft > 0, as agc_image_load_draft) -> pixels[3, crop_height, crop_width],
+ * equal to agc_preprocess_image of the loaded image; a JPEG is resized as
+ * its rows are decoded, without the full image in memory.  *width, *height:
+ * the (upright, drafted) image's size. */
+gboolean agc_preprocess_file (const AgcPreprocess *config, const char *path, int draft,
+                              float *pixels, int *width, int *height, GError **error);
+
 /* The resized 8-bit image before cropping (exposed for tests and previews). */
 AgcImage *agc_preprocess_resize (const AgcPreprocess *config, const AgcImage *image,
                                  GError **error);

@@ -10,7 +10,8 @@
  *   then turned into fixed point with 22 fraction bits, rounding half away from 0;
  * - sums start at 0.5 (1 << 21), are shifted right by 22 and clipped to 0..255;
  * - the horizontal pass runs first, over only the rows the vertical pass reads,
- *   and its 8-bit output is the vertical pass's input;
+ *   and its 8-bit output is the vertical pass's input (so it can run on each
+ *   row as a decoder delivers it: AgcResizeRows);
  * - a pass whose size does not change is skipped (it would be the identity).
  */
 #include "images/resize.h"
@@ -200,18 +201,6 @@ agc_resize_limit_passes (int limit)
   return found;
 }
 
-/* dst[n_rows, dst_w, 3] from rows first_row .. first_row + n_rows - 1 of src[src_h, src_w, 3]. */
-static void
-resample_horizontal (guint8 *dst, const guint8 *src, int src_w, int src_h, int first_row,
-                     int n_rows, int dst_w, const Kernel *k)
-{
-  AgcResampleRowFn row_fn = passes ().row;
-  const guint8 *end = src + (gsize) src_w * (gsize) src_h * 3;
-  for (int y = 0; y < n_rows; y++)
-    row_fn (dst + (gsize) y * (gsize) dst_w * 3, src + (gsize) (first_row + y) * (gsize) src_w * 3,
-            end, dst_w, k);
-}
-
 /* dst[dst_h, width, 3] from src[.., width, 3]; the kernel's row indices are
  * relative to src_row0 (the first row kept by the horizontal pass). */
 static void
@@ -225,61 +214,94 @@ resample_vertical (guint8 *dst, const guint8 *src, int src_row0, int width, int 
                k->count[y], k->weights + (gsize) y * (gsize) k->n_taps);
 }
 
+struct AgcResizeRows
+{
+  guint8 *dst;       /* [dst_h, dst_w, 3] */
+  int src_w, src_h, dst_w, dst_h;
+  gboolean need_horizontal, need_vertical;
+  Kernel kh, kv;
+  int row0, row1;    /* the source rows the vertical pass reads */
+  int next_row;      /* the source row the next push brings */
+  guint8 *mid;       /* the vertical pass's input: rows row0 .. row1 - 1 (dst without it) */
+  guint8 *tmp;       /* mid when allocated here */
+};
+
+AgcResizeRows *
+agc_resize_rows_new (guint8 *dst, int src_w, int src_h, int dst_w, int dst_h, AgcFilter filter)
+{
+  g_return_val_if_fail (dst != NULL, NULL);
+  g_return_val_if_fail (src_w > 0 && src_h > 0 && dst_w > 0 && dst_h > 0, NULL);
+  g_return_val_if_fail (filter == AGC_FILTER_BILINEAR || filter == AGC_FILTER_BICUBIC, NULL);
+
+  AgcResizeRows *r = g_new0 (AgcResizeRows, 1);
+  *r = (AgcResizeRows) { .dst = dst, .src_w = src_w, .src_h = src_h, .dst_w = dst_w,
+                         .dst_h = dst_h, .need_horizontal = dst_w != src_w,
+                         .need_vertical = dst_h != src_h, .row1 = src_h, .mid = dst };
+  if (r->need_vertical)
+    {
+      if (!kernel_init (&r->kv, src_h, dst_h, filter))
+        goto fail;
+      r->row0 = r->kv.first[0];
+      r->row1 = r->kv.first[dst_h - 1] + r->kv.count[dst_h - 1];
+      /* rows [row0, row1) of the horizontal pass's (or the source's) width */
+      r->mid = r->tmp = g_try_malloc_n ((gsize) (r->row1 - r->row0) * (gsize) dst_w, 3);
+      if (r->tmp == NULL)
+        goto fail;
+    }
+  if (r->need_horizontal && !kernel_init (&r->kh, src_w, dst_w, filter))
+    goto fail;
+  return r;
+
+fail:
+  agc_resize_rows_free (r);
+  return NULL;
+}
+
+void
+agc_resize_rows_push (AgcResizeRows *r, const guint8 *row, gsize readable)
+{
+  int y = r->next_row++;
+  if (y < r->row0 || y >= r->row1)
+    return;
+  guint8 *out = r->mid + (gsize) (y - r->row0) * (gsize) r->dst_w * 3;
+  if (r->need_horizontal)
+    passes ().row (out, row, row + readable, r->dst_w, &r->kh);
+  else
+    memcpy (out, row, (gsize) r->src_w * 3);
+}
+
+void
+agc_resize_rows_finish (AgcResizeRows *r)
+{
+  g_return_if_fail (r->next_row >= r->row1);
+  if (r->need_vertical)
+    resample_vertical (r->dst, r->mid, r->row0, r->dst_w, r->dst_h, &r->kv);
+}
+
+void
+agc_resize_rows_free (AgcResizeRows *r)
+{
+  if (r == NULL)
+    return;
+  g_free (r->tmp);
+  kernel_clear (&r->kh);
+  kernel_clear (&r->kv);
+  g_free (r);
+}
+
 gboolean
 agc_resize_rgb8 (const guint8 *src, int src_w, int src_h,
                  guint8 *dst, int dst_w, int dst_h, AgcFilter filter)
 {
   g_return_val_if_fail (src != NULL && dst != NULL, FALSE);
-  g_return_val_if_fail (src_w > 0 && src_h > 0 && dst_w > 0 && dst_h > 0, FALSE);
-  g_return_val_if_fail (filter == AGC_FILTER_BILINEAR || filter == AGC_FILTER_BICUBIC, FALSE);
-
-  gboolean need_horizontal = dst_w != src_w;
-  gboolean need_vertical = dst_h != src_h;
-  if (!need_horizontal && !need_vertical)
-    {
-      memcpy (dst, src, (gsize) src_w * (gsize) src_h * 3);
-      return TRUE;
-    }
-
-  Kernel kv = { 0 }, kh = { 0 };
-  guint8 *tmp = NULL;
-  gboolean ok = FALSE;
-
-  /* Rows [row0, row1) of the source are all the vertical pass reads. */
-  int row0 = 0, row1 = src_h;
-  if (need_vertical)
-    {
-      if (!kernel_init (&kv, src_h, dst_h, filter))
-        goto out;
-      row0 = kv.first[0];
-      row1 = kv.first[dst_h - 1] + kv.count[dst_h - 1];
-    }
-
-  const guint8 *mid = src; /* input of the vertical pass */
-  int mid_row0 = 0;        /* source row of mid's first row */
-  if (need_horizontal)
-    {
-      if (!kernel_init (&kh, src_w, dst_w, filter))
-        goto out;
-      if (!need_vertical)
-        {
-          resample_horizontal (dst, src, src_w, src_h, 0, src_h, dst_w, &kh);
-          ok = TRUE;
-          goto out;
-        }
-      tmp = g_try_malloc_n ((gsize) (row1 - row0) * (gsize) dst_w, 3);
-      if (tmp == NULL)
-        goto out;
-      resample_horizontal (tmp, src, src_w, src_h, row0, row1 - row0, dst_w, &kh);
-      mid = tmp;
-      mid_row0 = row0;
-    }
-  resample_vertical (dst, mid, mid_row0, dst_w, dst_h, &kv);
-  ok = TRUE;
-
-out:
-  g_free (tmp);
-  kernel_clear (&kh);
-  kernel_clear (&kv);
-  return ok;
+  AgcResizeRows *r = agc_resize_rows_new (dst, src_w, src_h, dst_w, dst_h, filter);
+  if (r == NULL)
+    return FALSE;
+  /* a row's vector loads may run on into the next rows, up to the image's end */
+  gsize stride = (gsize) src_w * 3, size = stride * (gsize) src_h;
+  for (int y = 0; y < r->row1; y++)
+    agc_resize_rows_push (r, src + y * stride, size - y * stride);
+  agc_resize_rows_finish (r);
+  agc_resize_rows_free (r);
+  return TRUE;
 }

@@ -2,6 +2,7 @@
 #include "kernels/arena.h"
 
 #include "agriclip.h"
+#include "support/huge-alloc.h"
 
 #include <stdlib.h>
 
@@ -13,8 +14,8 @@ agc_arena_reserve (AgcArena *arena, size_t n_floats, const char *what, GError **
     return arena->data;
   agc_arena_clear (arena);
   // g_aligned_alloc aborts when memory is short: a big batch must fail softly
-  void *p = NULL;
-  if (posix_memalign (&p, 64, MAX (n_floats, 1) * sizeof (float)) != 0)
+  void *p = agc_huge_alloc (MAX (n_floats, 1) * sizeof (float));
+  if (p == NULL)
     {
       g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT, "cannot allocate %zu MB of scratch for %s",
                    n_floats * sizeof (float) >> 20, what);

@@ -26,6 +26,7 @@
 #include "kernels/gemm-kernels.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
+#include "support/huge-alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -150,8 +151,8 @@ agc_packed_matrix_init (AgcPackedMatrix *m, float *panels, const AgcParam *const
   size_t n = agc_packed_floats (n_out, n_in);
   if (panels == NULL)
     {
-      void *memory = NULL;
-      if (posix_memalign (&memory, 64, MAX (n, 16) * sizeof (float)) != 0)
+      void *memory = agc_huge_alloc (MAX (n, 16) * sizeof (float));
+      if (memory == NULL)
         {
           g_set_error (error, AGC_ERROR, AGC_ERROR_INPUT,
                        "cannot allocate %zu MB for a %d x %d weight matrix", n * sizeof (float) >> 20,

@@ -26,6 +26,12 @@ int agc_threads_count (void);
  * thread stays correct, merely slower). */
 void agc_parallel_for (int n_items, int grain, AgcRangeFn fn, void *ctx);
 
+/* Threads outside the pool that keep the cores busy meanwhile (the image
+ * pipeline's decoders) start (+n) and end (-n): while there are any, the
+ * pool's threads wait for a region by spinning a twentieth as long
+ * before they sleep, leaving the core to them. */
+void agc_threads_competing (int n);
+
 /* The grain for a pass over n_rows rows of width floats: four chunks per
  * thread, so that a thread the OS delays leaves its chunks to the others,
  * but never chunks so small that a second thread is not worth waking. */

@@ -8,6 +8,8 @@
  * the caller receives images in order. */
 #include "models/image-pipeline.h"
 
+#include "kernels/threads.h"
+
 #include <string.h>
 
 typedef struct
@@ -48,6 +50,12 @@ decode (const AgcImagePipeline *p, const char *path, AgcPipelineImage *d)
 {
   const AgcImageDecoder *decoder = &p->decoder;
   int size = decoder->image_size;
+  if (decoder->load_input != NULL && p->options.extra == NULL)
+    {
+      d->pixels = g_new (float, (gsize) 3 * size * size);
+      decoder->load_input (path, d->pixels, &d->width, &d->height, decoder->data, &d->error);
+      return;
+    }
   AgcImage *image = decoder->load != NULL ? decoder->load (path, decoder->data, &d->error)
                                           : agc_image_load (path, &d->error);
   if (image)
@@ -90,6 +98,7 @@ work (gpointer data)
       g_cond_broadcast (&p->changed);
     }
   g_mutex_unlock (&p->lock);
+  agc_threads_competing (-1);
   return NULL;
 }
 
@@ -103,6 +112,20 @@ static AgcImage *
 model_load_fast (const char *path, gpointer model, GError **error)
 {
   return agc_model_load_image (model, path, TRUE, error);
+}
+
+static gboolean
+model_load_input_full (const char *path, float *pixels, int *width, int *height, gpointer model,
+                       GError **error)
+{
+  return agc_model_load_input (model, path, FALSE, pixels, width, height, error);
+}
+
+static gboolean
+model_load_input_fast (const char *path, float *pixels, int *width, int *height, gpointer model,
+                       GError **error)
+{
+  return agc_model_load_input (model, path, TRUE, pixels, width, height, error);
 }
 
 static gboolean
@@ -121,6 +144,7 @@ agc_image_pipeline_new (const AgcModel *model, const char *const *paths, int n_p
     .image_size = agc_model_image_size (model),
     .load = fast ? model_load_fast : model_load_full,
     .preprocess = model_preprocess,
+    .load_input = fast ? model_load_input_fast : model_load_input_full,
     .data = (gpointer) model,
   };
   return agc_image_pipeline_new_with_decoder (&decoder, paths, n_paths, options);
@@ -147,7 +171,10 @@ agc_image_pipeline_new_with_decoder (const AgcImageDecoder *decoder, const char 
   g_cond_init (&p->changed);
   p->slots = g_new0 (Slot, p->ahead);
   for (int w = 0; w < n_workers && n_paths > 0; w++)
-    g_ptr_array_add (p->threads, g_thread_new ("agc-decode", work, p));
+    {
+      agc_threads_competing (1); // until the worker has no more files to take
+      g_ptr_array_add (p->threads, g_thread_new ("agc-decode", work, p));
+    }
   return p;
 }
 

@@ -13,6 +13,7 @@
 #include "agriclip.h"
 
 #include "models/adapter.h"
+#include "models/image-pipeline.h"
 #include "models/agriclip-model.h"
 #include "kernels/arena.h"
 #include "models/class-cache.h"
@@ -383,6 +384,15 @@ agc_model_load_image (const AgcModel *model, const char *path, gboolean fast_dec
   g_return_val_if_fail (model != NULL && path != NULL, NULL);
   int edge = fast_decode ? model->preprocess.shortest_edge : 0;
   return agc_image_load_draft (path, edge, edge, error);
+}
+
+gboolean
+agc_model_load_input (const AgcModel *model, const char *path, gboolean fast_decode,
+                      float *pixels, int *width, int *height, GError **error)
+{
+  g_return_val_if_fail (model != NULL && path != NULL && pixels != NULL, FALSE);
+  int edge = fast_decode ? model->preprocess.shortest_edge : 0;
+  return agc_preprocess_file (&model->preprocess, path, edge, pixels, width, height, error);
 }
 
 gboolean

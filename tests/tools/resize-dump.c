@@ -133,12 +133,21 @@ main (int argc, char **argv)
           printf ("%d %d\n", resized->width, resized->height);
           agc_image_free (resized);
           gsize n = (gsize) 3 * config.crop_width * config.crop_height;
-          float *pixels = g_new (float, n);
-          if (!agc_preprocess_image (&config, image, pixels, &error))
+          float *pixels = g_new (float, n), *streamed = g_new (float, n);
+          int width, height;
+          /* the pipeline's way (a JPEG resized as it is decoded) must give
+           * the same floats as preprocessing the decoded image */
+          if (!agc_preprocess_image (&config, image, pixels, &error)
+              || !agc_preprocess_file (&config, positional[0], draft, streamed, &width, &height,
+                                       &error))
             status = fail_error (error);
+          else if (memcmp (pixels, streamed, n * sizeof (float)) != 0 || width != image->width
+                   || height != image->height)
+            status = fail ("agc_preprocess_file differs from agc_preprocess_image");
           else
             status = write_file (positional[1], pixels, n * sizeof (float));
           g_free (pixels);
+          g_free (streamed);
         }
     }
   else
