@@ -17,9 +17,8 @@ import os
 import shutil
 
 import torch
-import torchvision
 
-from leaf_photos import measure_batchnorm  # and tests/reference on the path
+from leaf_photos import measure_batchnorm, resnet50  # and tests/reference on the path
 import clip_twin  # noqa: E402
 
 
@@ -41,10 +40,8 @@ def main():
         state = clip_twin.read_safetensors(os.path.join(args.model, named))
     else:
         state = torch.load(os.path.join(args.model, "Weights", "dino_pretrain.pth"))
-    net = torchvision.models.resnet50(weights=None)
-    net.fc = torch.nn.Identity()
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+    net, missing, unexpected = resnet50(state)
+    if missing or unexpected:
         parser.error(f"{args.model}: not a ResNet-50 state dict ({unexpected or missing})")
     size = manifest.get("image_size", 224)
     n_photos = measure_batchnorm(net, args.photos, size)

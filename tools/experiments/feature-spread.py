@@ -17,11 +17,9 @@ values).  Needs PyTorch and torchvision (/usr/bin/python3).
 import sys
 
 import torch
-import torchvision
 from PIL import Image
-from torchvision import transforms
 
-from leaf_photos import photos  # and tests/reference on the path
+from leaf_photos import agriclip_preprocess, photos, resnet50  # and tests/reference on the path
 import clip_twin  # noqa: E402
 
 
@@ -29,18 +27,13 @@ def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__.split("\n\n")[1])
     folder, size = sys.argv[1], int(sys.argv[2])
-    preprocess = transforms.Compose([
-        transforms.Resize(size, interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.CenterCrop(size), transforms.ToTensor(),
-        transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    preprocess = agriclip_preprocess(size)
     pixels = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in photos(folder)])
     for path in sys.argv[3:]:
-        net = torchvision.models.resnet50(weights=None)
-        net.fc = torch.nn.Identity()
         state = torch.load(path) if path.endswith(".pth") else clip_twin.read_safetensors(path)
         state = {k: torch.as_tensor(v) for k, v in state.items() if k not in ("W", "b")}
-        missing = net.load_state_dict(state, strict=False).missing_keys
-        if [k for k in missing if not k.endswith("num_batches_tracked")]:
+        net, missing, _ = resnet50(state)
+        if missing:
             sys.exit(f"{path}: not a ResNet-50: {missing[:3]} missing")
         net.eval()
         with torch.no_grad():

@@ -1,7 +1,8 @@
 """What the experiment scripts share: the photos of a folder (sub-folders
-included, in a fixed order), a ResNet's BatchNorm statistics measured on
-them, and tests/reference on the import path for clip_twin (safetensors
-without the safetensors package)."""
+included, in a fixed order), AgriCLIP's preprocessing of them, a ResNet-50
+of given tensors, its BatchNorm statistics measured on photos, and
+tests/reference on the import path for clip_twin (safetensors without the
+safetensors package)."""
 import os
 import sys
 
@@ -19,18 +20,35 @@ def photos(folder):
                 yield os.path.join(root, name)
 
 
-def measure_batchnorm(net, folder, size):
-    """Sets NET's BatchNorm statistics to those of the photos of FOLDER,
-    preprocessed as AgriCLIP does (resize SIZE bilinear, centre crop SIZE,
-    ImageNet normalisation): a cumulative average over batches of 32.
-    Returns how many photos."""
-    import torch
-    from PIL import Image
+def agriclip_preprocess(size):
+    """AgriCLIP's preprocessing at SIZE: resize bilinear, centre crop,
+    ImageNet normalisation (a PIL image -> a [3, SIZE, SIZE] tensor)."""
     from torchvision import transforms
-    preprocess = transforms.Compose([
+    return transforms.Compose([
         transforms.Resize(size, interpolation=transforms.InterpolationMode.BILINEAR),
         transforms.CenterCrop(size), transforms.ToTensor(),
         transforms.Normalize(*IMAGENET_MEAN_STD)])
+
+
+def resnet50(state):
+    """A torchvision ResNet-50 without its fc (it gives the pooled features)
+    holding the tensors of STATE; with the names it lacks from STATE
+    (num_batches_tracked aside) and those STATE has beyond it."""
+    import torch
+    import torchvision
+    net = torchvision.models.resnet50(weights=None)
+    net.fc = torch.nn.Identity()
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    return net, [k for k in missing if not k.endswith("num_batches_tracked")], unexpected
+
+
+def measure_batchnorm(net, folder, size):
+    """Sets NET's BatchNorm statistics to those of the photos of FOLDER,
+    preprocessed as AgriCLIP does (agriclip_preprocess): a cumulative
+    average over batches of 32.  Returns how many photos."""
+    import torch
+    from PIL import Image
+    preprocess = agriclip_preprocess(size)
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = None
