@@ -377,12 +377,20 @@ agc_model_get_fast_decode (const AgcModel *model)
   return model->fast_decode;
 }
 
+/* What --fast-decode means: a JPEG drafted (scale 1/2, 1/4, 1/8) to no less
+ * than the resize's shortest edge on both sides; 0: decoded whole. */
+static int
+draft_edge (const AgcModel *model, gboolean fast_decode)
+{
+  return fast_decode ? model->preprocess.shortest_edge : 0;
+}
+
 AgcImage *
 agc_model_load_image (const AgcModel *model, const char *path, gboolean fast_decode,
                       GError **error)
 {
   g_return_val_if_fail (model != NULL && path != NULL, NULL);
-  int edge = fast_decode ? model->preprocess.shortest_edge : 0;
+  int edge = draft_edge (model, fast_decode);
   return agc_image_load_draft (path, edge, edge, error);
 }
 
@@ -391,8 +399,8 @@ agc_model_load_input (const AgcModel *model, const char *path, gboolean fast_dec
                       float *pixels, int *width, int *height, GError **error)
 {
   g_return_val_if_fail (model != NULL && path != NULL && pixels != NULL, FALSE);
-  int edge = fast_decode ? model->preprocess.shortest_edge : 0;
-  return agc_preprocess_file (&model->preprocess, path, edge, pixels, width, height, error);
+  return agc_preprocess_file (&model->preprocess, path, draft_edge (model, fast_decode), pixels,
+                              width, height, error);
 }
 
 gboolean
