@@ -9,7 +9,7 @@
  * each conv's weight and bias on load.
  *
  * Own kernels (the default): each conv's weight is packed into panels
- * (gemm-packed.h) on load.  The output is cut into jobs of JOB_ROWS pixels
+ * (gemm-packed.h) on load.  The output is cut into jobs of up to 192 pixels
  * by blocks of whole panels (output channels); a pool thread builds its
  * job's col rows in its own scratch and runs the packed product on them
  * with the bias, the ReLU and the residual in the tile's epilogue.  When the
@@ -379,6 +379,7 @@ typedef struct
   const float *in;  // [B, H, W, c_in]
   float *col;       // tiles: thread t's [tile_rows, K] at col + t * col_stride; else [P, K]
   size_t col_stride;
+  int ld_col;       // the row stride of col: K, or more (packed_ld)
   int height, width, out_h, out_w;
   Plan plan;
   float beta; // 1: add to what out holds (the residual)
@@ -386,11 +387,11 @@ typedef struct
   int block; // output channels per job when split by channels
 } ConvRun;
 
-// col[r1 - r0, K] for output pixels [r0, r1): row r holds, for each tap
-// (ky, kx), the c_in values of the input pixel that tap sees (0 in the
-// padding); the taps of one ky are one contiguous run of the input
+// col[r1 - r0, K] (row stride ld) for output pixels [r0, r1): row r holds,
+// for each tap (ky, kx), the c_in values of the input pixel that tap sees (0
+// in the padding); the taps of one ky are one contiguous run of the input
 static void
-im2col_rows (float *col, const ConvRun *r, int r0, int r1)
+im2col_rows (float *col, size_t ld, const ConvRun *r, int r0, int r1)
 {
   const AgcConv *c = r->conv;
   int k = c->kernel, s = c->stride, p = c->padding, c_in = c->c_in;
@@ -400,7 +401,7 @@ im2col_rows (float *col, const ConvRun *r, int r0, int r1)
       int ox = row % r->out_w, oy = row / r->out_w % r->out_h, b = row / r->out_w / r->out_h;
       int x0 = ox * s - p, y0 = oy * s - p;
       int kx0 = MAX (0, -x0), kx1 = MAX (kx0, MIN (k, r->width - x0));
-      float *dst = col + (size_t) (row - r0) * k * run;
+      float *dst = col + (size_t) (row - r0) * ld;
       for (int ky = 0; ky < k; ky++, dst += run)
         {
           int iy = y0 + ky;
@@ -426,7 +427,8 @@ im2col_job (void *ctx, int begin, int end, int thread)
 {
   (void) thread;
   const ConvRun *r = ctx;
-  im2col_rows (r->col + (size_t) begin * conv_k (r->conv), r, begin, end);
+  size_t ld = r->ld_col > 0 ? (size_t) r->ld_col : (size_t) conv_k (r->conv);
+  im2col_rows (r->col + (size_t) begin * ld, ld, r, begin, end);
 }
 
 void
@@ -477,7 +479,7 @@ conv_tiles (void *ctx, int begin, int end, int thread)
       if (conv_needs_col (c))
         {
           float *col = r->col + thread * r->col_stride;
-          im2col_rows (col, r, r0, r0 + rows);
+          im2col_rows (col, k, r, r0, r0 + rows);
           a = col;
         }
       float *out = r->out + (size_t) r0 * c->c_out;
@@ -525,7 +527,7 @@ agc_conv_forward (float *out, const float *in, float *col, size_t col_stride, co
       return;
     }
   if (conv_needs_col (c))
-    im2col_rows (col, &r, 0, r.plan.n_rows);
+    im2col_rows (col, conv_k (c), &r, 0, r.plan.n_rows);
   int n_jobs = threads * JOBS_PER_THREAD;
   r.block = (c->c_out + n_jobs - 1) / n_jobs;
   r.block = (r.block + COLUMN_ALIGN - 1) / COLUMN_ALIGN * COLUMN_ALIGN;
@@ -614,37 +616,77 @@ engine_of (const AgcResNet *net)
 
 enum
 {
-  // output pixels per job: 16 of the AVX-512 kernel's tiles, the col rows
-  // of a 3x3 conv of layer2 (192 x 1152 floats) within L2
-  JOB_ROWS = 192,
+  // output pixels per job: up to 16 of the AVX-512 kernel's tiles, the col
+  // rows of a 3x3 conv of layer2 (192 x 1152 floats) within L2
+  JOB_TILE_ROWS = 12, // the AVX-512 kernel's tile (gemm-kernels.h); AVX2's 6 divides it
+  JOB_TILES = 16,
   JOBS_PER_THREAD_PACKED = 4, // fewer jobs: split the channels too
   WINOGRAD_MIN_TILES = 16,
+  // A row strides that are multiples of this many floats put the 12 rows a
+  // tile broadcasts from into a few L1 sets, where they evict each other
+  // and the panel: col rows get a longer one
+  ALIASING_FLOATS = 128,
   // floats of int8 mode's col chunk: a bounded 16 MB whatever the batch
   INT8_CHUNK_FLOATS = 1 << 22,
 };
 
-// how a conv's output is cut into jobs: blocks of rows x blocks of panels
+// the row stride of the packed path's col rows: K rounded up to whole
+// vectors and clear of multiples of ALIASING_FLOATS (layer2-4's 3x3 convs,
+// 1152-4608 floats), or K itself for a 1x1 conv that reads its input in
+// place (copying layer3-4's 1024-2048 channels to such a stride cost what
+// it saved)
+static int
+packed_ld (const AgcConv *c)
+{
+  int k = conv_k (c);
+  if (!conv_needs_col (c))
+    return k;
+  int ld = (k + 15) / 16 * 16;
+  return ld % ALIASING_FLOATS == 0 ? ld + 16 : ld;
+}
+
+// how a conv's output is cut into jobs: blocks of rows x blocks of panels,
+// row blocks of nearly equal numbers of whole tiles of the AVX-512 kernel,
+// and as many jobs as a multiple of the threads where they are few (layer3
+// at batch 8 was 9 jobs on 2 threads: one thread ran 5 while the other ran
+// 4, a tenth of the conv's time lost)
 typedef struct
 {
-  int n_rows, job_rows, n_row_jobs;
-  int panels_per_job, n_col_jobs;
+  int n_rows, n_tiles, n_row_jobs, job_rows; // job_rows: the most rows of a row block
+  int n_panels, n_col_jobs;
   gboolean shared_col; // col rows built once for all jobs (channel blocks share them)
 } PackedPlan;
 
 static PackedPlan
 packed_plan (const AgcConv *c, int n_rows, int threads)
 {
-  PackedPlan p = { .n_rows = n_rows, .n_row_jobs = (n_rows + JOB_ROWS - 1) / JOB_ROWS };
-  p.job_rows = (n_rows + p.n_row_jobs - 1) / p.n_row_jobs; // nearly equal heights
-  int n_panels = (c->c_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH;
+  PackedPlan p = { .n_rows = n_rows,
+                   .n_tiles = (n_rows + JOB_TILE_ROWS - 1) / JOB_TILE_ROWS,
+                   .n_panels = (c->c_out + AGC_PANEL_WIDTH - 1) / AGC_PANEL_WIDTH };
+  p.n_row_jobs = (p.n_tiles + JOB_TILES - 1) / JOB_TILES;
   int want = threads * JOBS_PER_THREAD_PACKED;
-  p.n_col_jobs = p.n_row_jobs >= want
-                   ? 1
-                   : MIN (n_panels, (want + p.n_row_jobs - 1) / p.n_row_jobs);
-  p.panels_per_job = (n_panels + p.n_col_jobs - 1) / p.n_col_jobs;
-  p.n_col_jobs = (n_panels + p.panels_per_job - 1) / p.panels_per_job;
+  if (p.n_row_jobs >= want)
+    {
+      p.n_row_jobs = MIN ((p.n_row_jobs + threads - 1) / threads * threads, p.n_tiles);
+      p.n_col_jobs = 1;
+    }
+  else
+    {
+      p.n_col_jobs = MIN (p.n_panels, (want + p.n_row_jobs - 1) / p.n_row_jobs);
+      while (p.n_row_jobs * p.n_col_jobs % threads != 0 && p.n_col_jobs < p.n_panels)
+        p.n_col_jobs++;
+    }
+  p.job_rows = (p.n_tiles + p.n_row_jobs - 1) / p.n_row_jobs * JOB_TILE_ROWS;
   p.shared_col = conv_needs_col (c) && p.n_col_jobs > 1;
   return p;
+}
+
+// the output pixels [*r0, *r1) of row block i: tiles of nearly equal number
+static void
+plan_row_block (const PackedPlan *p, int i, int *r0, int *r1)
+{
+  *r0 = (int) ((gint64) i * p->n_tiles / p->n_row_jobs) * JOB_TILE_ROWS;
+  *r1 = MIN ((int) ((gint64) (i + 1) * p->n_tiles / p->n_row_jobs) * JOB_TILE_ROWS, p->n_rows);
 }
 
 static int
@@ -667,7 +709,8 @@ engine_col_floats (Engine e, const AgcConv *c, int n_rows, int threads)
   if (e == ENGINE_INT8)
     return (size_t) int8_chunk_rows (c, n_rows) * conv_k (c);
   PackedPlan p = packed_plan (c, n_rows, threads);
-  return (size_t) conv_k (c) * (p.shared_col ? (size_t) n_rows : (size_t) threads * p.job_rows);
+  return (size_t) packed_ld (c)
+         * (p.shared_col ? (size_t) n_rows : (size_t) threads * p.job_rows);
 }
 
 // Winograd where its weights (4 times the direct conv's) are read for
@@ -695,29 +738,32 @@ packed_jobs (void *ctx, int begin, int end, int thread)
   const PackedRun *r = ctx;
   const AgcConv *c = &r->conv->blas;
   const PackedPlan *p = &r->plan;
-  int k = conv_k (c);
+  int k = conv_k (c), lda = r->geometry.ld_col;
   for (int job = begin; job < end; job++)
     {
-      int row_job = job / p->n_col_jobs, col_job = job % p->n_col_jobs;
-      int r0 = row_job * p->job_rows, rows = MIN (p->job_rows, p->n_rows - r0);
+      int row_job = job / p->n_col_jobs, col_job = job % p->n_col_jobs, r0, r1;
+      plan_row_block (p, row_job, &r0, &r1);
+      int rows = r1 - r0;
       const float *a = r->geometry.in + (size_t) r0 * c->c_in;
       if (p->shared_col)
-        a = r->geometry.col + (size_t) r0 * k;
+        a = r->geometry.col + (size_t) r0 * lda;
       else if (conv_needs_col (c))
         {
           float *col = r->geometry.col + thread * r->geometry.col_stride;
-          im2col_rows (col, &r->geometry, r0, r0 + rows);
+          im2col_rows (col, lda, &r->geometry, r0, r0 + rows);
           a = col;
         }
       // this job's panels as a matrix of their own
-      int first = col_job * p->panels_per_job * AGC_PANEL_WIDTH;
+      int panel0 = col_job * p->n_panels / p->n_col_jobs;
+      int panel1 = (col_job + 1) * p->n_panels / p->n_col_jobs;
+      int first = panel0 * AGC_PANEL_WIDTH;
       AgcPackedMatrix block = {
-        .n_out = MIN (c->c_out - first, p->panels_per_job * AGC_PANEL_WIDTH), .n_in = k,
+        .n_out = MIN (c->c_out, panel1 * AGC_PANEL_WIDTH) - first, .n_in = k,
         .panels = r->conv->packed.panels + (size_t) first * k
       };
       AgcGemmEpilogue epilogue = { .bias = c->bias + first, .apply_act = r->relu,
                                    .act = AGC_ACT_RELU };
-      agc_gemm_packed_serial (r->geometry.out + (size_t) r0 * c->c_out + first, c->c_out, a, k,
+      agc_gemm_packed_serial (r->geometry.out + (size_t) r0 * c->c_out + first, c->c_out, a, lda,
                               &block, rows, r->accumulate ? 1.0f : 0.0f, &epilogue);
     }
 }
@@ -733,7 +779,8 @@ packed_forward (float *out, const float *in, float *col, size_t col_stride, cons
       return;
     }
   PackedRun r = { .geometry = { .conv = c, .out = out, .in = in, .col = col,
-                                .col_stride = col_stride, .height = height, .width = width,
+                                .col_stride = col_stride, .ld_col = packed_ld (c),
+                                .height = height, .width = width,
                                 .out_h = agc_conv_out_size (c, height),
                                 .out_w = agc_conv_out_size (c, width) },
                   .conv = conv, .accumulate = accumulate, .relu = relu };
@@ -758,8 +805,8 @@ int8_im2col_job (void *ctx, int begin, int end, int thread)
 {
   (void) thread;
   const Int8Chunk *ch = ctx;
-  im2col_rows (ch->col + (size_t) begin * conv_k (ch->geometry->conv), ch->geometry,
-               ch->r0 + begin, ch->r0 + end);
+  size_t k = conv_k (ch->geometry->conv);
+  im2col_rows (ch->col + begin * k, k, ch->geometry, ch->r0 + begin, ch->r0 + end);
 }
 
 static void

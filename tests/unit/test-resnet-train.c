@@ -12,35 +12,6 @@
 
 #include <string.h>
 
-// a ResNet-50 conditioned as in test_resnet_train.py: He-scaled conv
-// weights, small gammas closing each residual branch, positive biases
-static AgcResNetTrain *
-random_resnet (GRand *rng)
-{
-  AgcResNetTrain *net = agc_resnet_train_new ();
-  for (int u = 0; u < AGC_RESNET_UNITS; u++)
-    {
-      AgcConvBN *cb = &net->units[u];
-      const AgcConv *c = &cb->conv;
-      if (c->c_out == 0)
-        continue;
-      int fan_in = c->kernel * c->kernel * c->c_in;
-      size_t n = (size_t) fan_in * c->c_out;
-      double bound = sqrt (6.0 / fan_in);
-      for (size_t i = 0; i < n; i++)
-        c->weight[i] = (float) g_rand_double_range (rng, -bound, bound);
-      gboolean closing = g_str_has_suffix (cb->bn_name, "bn3");
-      for (int o = 0; o < c->c_out; o++)
-        {
-          cb->gamma[o] = (float) (closing ? g_rand_double_range (rng, 0.05, 0.2)
-                                          : g_rand_double_range (rng, 0.5, 1.5));
-          cb->beta[o] = (float) g_rand_double_range (rng, 0.1, 0.5);
-          cb->running_var[o] = 1.0f;
-        }
-    }
-  return net;
-}
-
 static double
 features_loss (AgcResNetTrain *net, AgcResNetActs **acts, const float *pixels, int batch,
                int size, const float *r)

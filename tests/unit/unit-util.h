@@ -1,8 +1,9 @@
-/* unit-util.h — helpers shared by the unit tests: seeded random inputs,
- * the error measure of results against double references, and throwaway
- * folders (one of them as the user cache). */
+/* unit-util.h — helpers shared by the unit tests: seeded random inputs and
+ * networks, the error measure of results against double references, and
+ * throwaway folders (one of them as the user cache). */
 #pragma once
 
+#include "nn/resnet-train.h"
 #include "nn/transformer.h"
 
 #include <glib.h>
@@ -119,4 +120,33 @@ temp_cache_root_new (char **cache, const char *template)
   else
     g_free (cache_dir);
   return root;
+}
+
+// a ResNet-50 conditioned as in test_resnet_train.py: He-scaled conv
+// weights, small gammas closing each residual branch, positive biases
+static inline AgcResNetTrain *
+random_resnet (GRand *rng)
+{
+  AgcResNetTrain *net = agc_resnet_train_new ();
+  for (int u = 0; u < AGC_RESNET_UNITS; u++)
+    {
+      AgcConvBN *cb = &net->units[u];
+      const AgcConv *c = &cb->conv;
+      if (c->c_out == 0)
+        continue;
+      int fan_in = c->kernel * c->kernel * c->c_in;
+      size_t n = (size_t) fan_in * c->c_out;
+      double bound = sqrt (6.0 / fan_in);
+      for (size_t i = 0; i < n; i++)
+        c->weight[i] = (float) g_rand_double_range (rng, -bound, bound);
+      gboolean closing = g_str_has_suffix (cb->bn_name, "bn3");
+      for (int o = 0; o < c->c_out; o++)
+        {
+          cb->gamma[o] = (float) (closing ? g_rand_double_range (rng, 0.05, 0.2)
+                                          : g_rand_double_range (rng, 0.5, 1.5));
+          cb->beta[o] = (float) g_rand_double_range (rng, 0.1, 0.5);
+          cb->running_var[o] = 1.0f;
+        }
+    }
+  return net;
 }
