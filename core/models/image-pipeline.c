@@ -163,7 +163,8 @@ agc_image_pipeline_new_with_decoder (const AgcImageDecoder *decoder, const char 
   p->n_paths = n_paths;
   if (options != NULL)
     p->options = *options;
-  int n_workers = p->options.n_workers > 0 ? p->options.n_workers : (int) g_get_num_processors ();
+  // as many as the encoder's threads (--threads), which share the same cores
+  int n_workers = p->options.n_workers > 0 ? p->options.n_workers : agc_threads_count ();
   n_workers = MAX (1, MIN (n_workers, n_paths));
   p->ahead = p->options.ahead > 0 ? p->options.ahead : 32;
   p->threads = g_ptr_array_new ();
