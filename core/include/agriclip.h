@@ -172,7 +172,7 @@ typedef struct AgcImagePipeline AgcImagePipeline;
 
 typedef struct
 {
-  int n_workers;        /* decoding threads; <= 0: one per core */
+  int n_workers;        /* decoding threads; <= 0: agc_get_threads () */
   int ahead;            /* images decoded before the caller takes them; <= 0: 32 */
   gboolean fast_decode; /* agc_model_load_image's fast_decode */
   /* Optional more work per decoded image on the worker (e.g. tiles):
@@ -1328,7 +1328,7 @@ typedef void (*AgcTagProgressFunc) (const AgcTagProgress *progress, gpointer use
 typedef struct
 {
   gboolean recursive;          /* descend into sub-folders of sources */
-  int n_workers;               /* decoding threads; <= 0: one per core */
+  int n_workers;               /* decoding threads; <= 0: agc_get_threads () */
   AgcTagProgressFunc progress; /* after every batch; may be NULL */
   AgcReportFunc report;        /* a skipped file or folder; may be NULL */
   gpointer user_data;

@@ -451,6 +451,15 @@ features_preprocess (float *pixels, const AgcImage *image, gpointer data, GError
   return agc_model_preprocess (model, image, pixels, error);
 }
 
+// both at once, a JPEG resized as it is decoded; the full decode, as the cache key says
+static gboolean
+features_load_input (const char *path, float *pixels, int *width, int *height, gpointer data,
+                     GError **error)
+{
+  const AgcModel *model = ((gpointer *) data)[0];
+  return agc_model_load_input (model, path, FALSE, pixels, width, height, error);
+}
+
 static gboolean
 features_encode (float *out, const float *pixels, int n, gpointer data,
                  GCancellable *cancellable, GError **error)
@@ -475,7 +484,7 @@ agc_agriclip_features_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA25
   AgcCachedEncoder encoder = {
     .key = key, .dim = AGC_RESNET_FEATURES, .unit_norm = FALSE,
     .image_size = agc_model_image_size (model), .preprocess = features_preprocess,
-    .encode = features_encode, .data = (gpointer) both,
+    .encode = features_encode, .data = (gpointer) both, .load_input = features_load_input,
   };
   return agc_encode_files_cached (out, ok, hashes, counts, &encoder, files, n_files, report,
                                   progress, user_data, cancellable, error);

@@ -388,6 +388,14 @@ model_load (const char *path, gpointer model, GError **error)
 }
 
 static gboolean
+model_load_input (const char *path, float *pixels, int *width, int *height, gpointer model,
+                  GError **error)
+{
+  return agc_model_load_input (model, path, agc_model_get_fast_decode (model), pixels, width,
+                               height, error);
+}
+
+static gboolean
 model_embed (float *out, const float *pixels, int n, gpointer model, GCancellable *cancellable,
              GError **error)
 {
@@ -423,6 +431,7 @@ agc_embed_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX]
     .encode = model_embed,
     .data = model,
     .load = model_load,
+    .load_input = model_load_input,
   };
   return agc_encode_files_cached (out, ok, hashes, counts, &encoder, files, n_files, report,
                                   progress, user_data, cancellable, error);
@@ -452,7 +461,7 @@ agc_encode_files_cached (float *out, gboolean *ok, char (*hashes)[AGC_SHA256_HEX
   memset (out, 0, sizeof (float) * (size_t) n_files * dim);
   AgcImageDecoder decoder = {
     .image_size = size, .load = encoder->load, .preprocess = encoder->preprocess,
-    .data = encoder->data,
+    .load_input = encoder->load_input, .data = encoder->data,
   };
   float *pixels = g_new (float, (size_t) EMBED_BATCH * 3 * size * size);
   float *embeddings = g_new (float, (size_t) EMBED_BATCH * dim);

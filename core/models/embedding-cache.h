@@ -73,8 +73,11 @@ typedef struct
   AgcImagePreprocessFunc preprocess;
   gboolean (*encode) (float *out, const float *pixels, int n, gpointer data,
                       GCancellable *cancellable, GError **error); /* out[n, dim] */
-  gpointer data;      /* for all three */
+  gpointer data;      /* for all of them */
   AgcImageLoadFunc load;
+  /* NULL, or load + preprocess in one (AgcImageDecoder.load_input): a JPEG
+   * resized as its rows are decoded, without the whole decoded image */
+  AgcImageLoadInputFunc load_input;
 } AgcCachedEncoder;
 
 /* The cache key of values a model computes from an image: model_identity,

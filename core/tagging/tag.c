@@ -578,7 +578,7 @@ agc_tag (AgcModel *model, const AgcClassifier *classifier, AgcTagRun *run,
   t.batch_pixels = g_new (float, (gsize) AGC_TAG_BATCH * t.image_floats);
   t.embeddings = g_new (float, (gsize) AGC_TAG_BATCH * t.dim);
   t.top = g_new (int, t.n_classes);
-  int n_workers = options->n_workers > 0 ? options->n_workers : (int) g_get_num_processors ();
+  int n_workers = options->n_workers > 0 ? options->n_workers : agc_get_threads ();
   Progress progress = { .progress = { .done = (int) (images->len - todo->len),
                                       .total = (int) images->len,
                                       .resumed = (int) (images->len - todo->len),

@@ -127,6 +127,15 @@ clip_preprocess (float *pixels, const AgcImage *image, gpointer data, GError **e
   return agc_preprocess_image (&((ClipImage *) data)->preprocess, image, pixels, error);
 }
 
+// both at once: a JPEG resized as its rows are decoded
+static gboolean
+clip_load_input (const char *path, float *pixels, int *width, int *height, gpointer data,
+                 GError **error)
+{
+  return agc_preprocess_file (&((ClipImage *) data)->preprocess, path, 0, pixels, width, height,
+                              error);
+}
+
 static gboolean
 clip_encode (float *out, const float *pixels, int n, gpointer data, GCancellable *cancellable,
              GError **error)
@@ -299,7 +308,7 @@ read_clip_targets (Images *im, AgcTrainResult *result, ClipImage *clip, const ch
   AgcCachedEncoder encoder = {
     .key = key, .dim = clip->dim, .unit_norm = TRUE,
     .image_size = clip->image_size, .preprocess = clip_preprocess,
-    .encode = clip_encode, .data = clip,
+    .encode = clip_encode, .data = clip, .load_input = clip_load_input,
   };
   im->y = g_new (float, (size_t) MAX (im->n, 1) * clip->dim);
   g_autofree gboolean *ok = g_new (gboolean, MAX (im->n, 1));
