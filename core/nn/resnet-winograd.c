@@ -25,7 +25,10 @@ enum
 {
   MAX_ALPHA = 6, // input tile side: output tile side + 3 - 1
   JOB_ROWS = 192, // tiles per product job, as resnet.c's direct convolution's pixels
-  CHUNK_FLOATS = 1 << 20, // V and M of one chunk: 4 MB (or JOB_ROWS tiles), whatever the batch
+  // V and M of one chunk: 16 MB (or JOB_ROWS tiles), whatever the batch; 4
+  // MB took layer1's 3 convs at batch 8 in 7 chunks of 3 pool regions each,
+  // 25-50 % slower on 2 threads (of a loaded machine)
+  CHUNK_FLOATS = 1 << 22,
   ALIASING_STRIDE = 128,  // row strides that are multiples of this share L1 sets (gemm-packed.c)
 };
 

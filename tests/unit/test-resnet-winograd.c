@@ -93,7 +93,8 @@ static const Case cases[] = {
   { 2, 5, 7, 16, 24, FALSE },    // partial tiles, a batch
   { 3, 1, 1, 8, 16, TRUE },      // one pixel: all padding but the centre
   { 1, 14, 14, 128, 32, TRUE },  // strides padded (128 -> 144), layer3's 16 tiles
-  { 1, 61, 58, 128, 8, FALSE },  // 240 tiles, chunks of 192
+  { 1, 61, 58, 128, 8, FALSE },  // 240 (F(4x4)) or 899 tiles
+  { 3, 50, 50, 256, 8, FALSE },  // in chunks: 507 F(4x4) tiles by 416, 1875 F(2x2) by 936
   { 2, 7, 7, 512, 40, TRUE },    // layer4's channels and 7 x 7 (partial tiles)
 };
 
