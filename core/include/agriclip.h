@@ -797,8 +797,9 @@ gboolean agc_resnet_set_options (AgcResNet *net, const AgcEngineOptions *options
 /* pixels[batch, 3, height, width] (any positive size; 224 is the trained
  * one) -> features[batch, 2048].  Scratch (about 10 MB per 224 x 224 image,
  * plus a few MB of im2col tiles per thread) is kept in the net from one call
- * to the next, grown when a batch needs more: one net must not run in two
- * threads at once.  Failing to allocate it, or an input too large to index,
+ * to the next, grown when a batch needs more; the first call with 2 images
+ * or more at 224 x 224 also builds layer4's Winograd weights (72 MB, kept):
+ * one net must not run in two threads at once.  Failing to allocate it, or an input too large to index,
  * is AGC_ERROR_INPUT. */
 gboolean agc_resnet_forward (const AgcResNet *net, const float *pixels, int batch, int height,
                              int width, float *features, GError **error);

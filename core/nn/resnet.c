@@ -15,8 +15,10 @@
  * with the bias, the ReLU and the residual in the tile's epilogue.  When the
  * pixels are too few to give every thread jobs (layer3 and 4 at small
  * batches) the col rows are built once and the jobs are blocks of channels.
- * The stride-1 3x3 convs of layers 1-3 run as Winograd F(4x4, 3x3)
- * (resnet-winograd.h) once there are tiles enough to reuse its weights.
+ * The stride-1 3x3 convs run as Winograd F(4x4, 3x3) or F(2x2, 3x3)
+ * (resnet-winograd.h), whichever is faster for their channels and tiles:
+ * F(4x4) in layers 1-2, F(2x2) in layer3, F(4x4) in layer4 from batch 2
+ * (direct at batch 1), its weights built on that first call.
  * OpenBLAS: resnet-conv.h's convolution (im2col tiles + sgemm), which
  * training runs too.  int8: col rows in chunks of bounded size, each one
  * product of gemm-int8.h over the pool, then bias and ReLU.  Scratch lives
@@ -39,7 +41,10 @@
 #define EXPANSION 4 /* bottleneck output channels / width */
 #define STEM_WIDTH 64
 #define BN_EPS 1e-5
-#define WINOGRAD_MAX_CHANNELS 256
+/* F(2x2, 3x3) rather than F(4x4) from this many channels, F(4x4) again,
+ * built on first use, from the other (winograd_tile) */
+#define WINOGRAD_F2_CHANNELS 256
+#define WINOGRAD_WIDE_CHANNELS 512
 
 const int agc_resnet_blocks_per_layer[N_LAYERS] = { 3, 4, 6, 3 };
 const int agc_resnet_layer_width[N_LAYERS] = { 64, 128, 256, 512 };
@@ -50,7 +55,13 @@ typedef struct
   // OpenBLAS form (resnet-conv.h), always kept
   AgcConv blas;
   AgcPackedMatrix packed; // the same weight in panels; panels NULL without a packed kernel
-  AgcWinograd *winograd;  // the 3x3 stride-1 convs of layers 1-3 beside it, else NULL
+  // the 3x3 stride-1 convs' Winograd form beside it (winograd_tile says
+  // which runs when): built on load for layers 1-3, which run it from batch
+  // 1, layer4's F(4x4) (36 MB each) on the first call that uses it; NULL
+  // until then
+  AgcWinograd *winograd4; // F(4x4, 3x3)
+  AgcWinograd *winograd2; // F(2x2, 3x3)
+  gboolean winograd_able; // a 3x3 stride-1 conv agc_winograd_supports
   AgcInt8Matrix *int8;    // quantised while int8 is on, else NULL
 } Conv;
 
@@ -78,9 +89,13 @@ conv_clear (Conv *conv)
   g_clear_pointer (&conv->blas.weight, g_free);
   g_clear_pointer (&conv->blas.bias, g_free);
   agc_packed_matrix_clear (&conv->packed);
-  if (conv->winograd != NULL)
-    agc_winograd_clear (conv->winograd);
-  g_clear_pointer (&conv->winograd, g_free);
+  AgcWinograd **forms[2] = { &conv->winograd4, &conv->winograd2 };
+  for (int i = 0; i < 2; i++)
+    {
+      if (*forms[i] != NULL)
+        agc_winograd_clear (*forms[i]);
+      g_clear_pointer (forms[i], g_free);
+    }
   g_clear_pointer (&conv->int8, agc_int8_matrix_free);
 }
 
@@ -124,6 +139,20 @@ no_memory (GError **error, const AgcConv *c, const char *form)
   return FALSE;
 }
 
+// the Winograd form of F(tile x tile, 3x3), built if it is not yet
+static AgcWinograd *
+conv_winograd (Conv *conv, int tile, GError **error)
+{
+  const AgcConv *c = &conv->blas;
+  AgcWinograd **w = tile == 4 ? &conv->winograd4 : &conv->winograd2;
+  if (*w != NULL)
+    return *w;
+  *w = g_new0 (AgcWinograd, 1);
+  if (!agc_winograd_init (*w, c->weight, c->c_in, c->c_out, tile, error))
+    g_clear_pointer (w, g_free);
+  return *w;
+}
+
 // the panels of our kernels, where the CPU has one
 static gboolean
 conv_pack (Conv *conv, GError **error)
@@ -139,15 +168,12 @@ conv_pack (Conv *conv, GError **error)
   const AgcParam *parts[1] = { &param };
   gboolean ok = agc_packed_matrix_init (&conv->packed, NULL, parts, &c->c_out, 1, n_in, error);
   g_free (rows);
-  // layer4's (512 channels) would take 36 MB each and run only at large
-  // batches: with few tiles each weight is read for few rows
-  if (ok && c->kernel == 3 && c->stride == 1 && c->c_in <= WINOGRAD_MAX_CHANNELS
-      && agc_winograd_supports (c->c_in, c->c_out))
-    {
-      conv->winograd = g_new0 (AgcWinograd, 1);
-      ok = agc_winograd_init (conv->winograd, c->weight, c->c_in, c->c_out, error);
-    }
-  return ok;
+  conv->winograd_able
+    = c->kernel == 3 && c->stride == 1 && agc_winograd_supports (c->c_in, c->c_out);
+  // the form of layers 1-3 (winograd_tile)
+  return ok
+         && (!conv->winograd_able || c->c_in >= WINOGRAD_WIDE_CHANNELS
+             || conv_winograd (conv, c->c_in < WINOGRAD_F2_CHANNELS ? 4 : 2, error) != NULL);
 }
 
 static gboolean
@@ -621,7 +647,8 @@ enum
   JOB_TILE_ROWS = 12, // the AVX-512 kernel's tile (gemm-kernels.h); AVX2's 6 divides it
   JOB_TILES = 16,
   JOBS_PER_THREAD_PACKED = 4, // fewer jobs: split the channels too
-  WINOGRAD_MIN_TILES = 16,
+  WINOGRAD_MIN_TILES = 8,       // F(4x4)'s
+  WINOGRAD_F2_MIN_TILES = 16,   // F(2x2)'s
   // A row strides that are multiples of this many floats put the 12 rows a
   // tile broadcasts from into a few L1 sets, where they evict each other
   // and the panel: col rows get a longer one
@@ -713,15 +740,29 @@ engine_col_floats (Engine e, const AgcConv *c, int n_rows, int threads)
          * (p.shared_col ? (size_t) n_rows : (size_t) threads * p.job_rows);
 }
 
-// Winograd where its weights (4 times the direct conv's) are read for
-// enough tiles: layers 1-3 from batch 1 at 224 x 224 (layer3's 14 x 14 is 16
-// tiles: 0.8 ms against 1.3 direct, single-threaded, with its 9.4 MB of
-// weights streamed for 16 rows)
-static gboolean
-uses_winograd (const Conv *conv, int batch, int height, int width)
+// The Winograd form that runs (4: F(4x4, 3x3), 2: F(2x2, 3x3), 0: none,
+// the direct conv), where its weights (4 or 16 / 9 times the direct conv's)
+// are read for enough tiles.  Measured at 224 x 224, CPU ms per conv,
+// single-threaded, direct / F(4x4) / F(2x2) (5-10 % noise):
+//                            batch 1              batch 8
+//   layer1, 64 ch, 56 x 56   -   / 0.6  / 0.9     -    / 5.5 / 7.2
+//   layer2, 128 ch, 28 x 28  -   / 0.5  / 0.65    -    / 5.5 / 5.1
+//   layer3, 256 ch, 14 x 14  1.3 / 0.78 / 0.69    -    / 4.9 / 5.1
+//   layer4, 512 ch, 7 x 7    1.4 / 2.0  / 1.3     10.5 / 5.0 / 6.6
+// and layer4 at batch 2: 2.5 / 2.25 / 1.9, batch 4: 4.9 / 3.45 / 3.5.
+// On 2 threads at batch 8 (16 MB chunks, a layer's convs summed, ms per
+// call) F(4x4) / F(2x2): layer2 7.6 / 10.5, layer3 14.3 / 13.8.
+// Layer4's F(2x2) (32 MB) is not worth its memory at batch 1-2; layer3's
+// takes half F(4x4)'s (21 MB against 47).
+static int
+winograd_tile (const Conv *conv, int batch, int height, int width)
 {
-  return conv->winograd != NULL
-         && agc_winograd_tiles (batch, height, width) >= WINOGRAD_MIN_TILES;
+  if (!conv->winograd_able)
+    return 0;
+  int c_in = conv->blas.c_in;
+  if (c_in >= WINOGRAD_F2_CHANNELS && c_in < WINOGRAD_WIDE_CHANNELS)
+    return agc_winograd_tiles (2, batch, height, width) >= WINOGRAD_F2_MIN_TILES ? 2 : 0;
+  return agc_winograd_tiles (4, batch, height, width) >= WINOGRAD_MIN_TILES ? 4 : 0;
 }
 
 typedef struct
@@ -768,15 +809,22 @@ packed_jobs (void *ctx, int begin, int end, int thread)
     }
 }
 
-static void
+static gboolean
 packed_forward (float *out, const float *in, float *col, size_t col_stride, const Conv *conv,
-                int batch, int height, int width, gboolean accumulate, gboolean relu)
+                int batch, int height, int width, gboolean accumulate, gboolean relu,
+                GError **error)
 {
   const AgcConv *c = &conv->blas;
-  if (uses_winograd (conv, batch, height, width) && !accumulate)
+  int tile = winograd_tile (conv, batch, height, width);
+  if (tile != 0 && !accumulate)
     {
-      agc_winograd_forward (out, in, col, conv->winograd, c->bias, batch, height, width, relu);
-      return;
+      // built on first use (agc_resnet_forward's caller owns the net for the
+      // call, as for the scratch arena)
+      const AgcWinograd *w = conv_winograd ((Conv *) conv, tile, error);
+      if (w == NULL)
+        return FALSE;
+      agc_winograd_forward (out, in, col, w, c->bias, batch, height, width, relu);
+      return TRUE;
     }
   PackedRun r = { .geometry = { .conv = c, .out = out, .in = in, .col = col,
                                 .col_stride = col_stride, .ld_col = packed_ld (c),
@@ -790,6 +838,7 @@ packed_forward (float *out, const float *in, float *col, size_t col_stride, cons
     agc_parallel_for (n_rows, agc_threads_row_grain (n_rows, conv_k (c)), im2col_job,
                       &r.geometry);
   agc_parallel_for (r.plan.n_row_jobs * r.plan.n_col_jobs, 1, packed_jobs, &r);
+  return TRUE;
 }
 
 typedef struct
@@ -856,7 +905,8 @@ conv_run (Engine e, float *out, const float *in, float *col, size_t col_stride, 
   if (e == ENGINE_INT8)
     return int8_forward (out, in, col, conv, batch, height, width, accumulate, relu, error);
   if (e == ENGINE_PACKED)
-    packed_forward (out, in, col, col_stride, conv, batch, height, width, accumulate, relu);
+    return packed_forward (out, in, col, col_stride, conv, batch, height, width, accumulate,
+                           relu, error);
   else
     agc_conv_forward (out, in, col, col_stride, &conv->blas, batch, height, width, accumulate,
                       relu);
@@ -926,8 +976,10 @@ col_floats (Engine e, const Conv *conv, int batch, int height, int width, int th
   const AgcConv *c = &conv->blas;
   int n_rows = batch * agc_conv_out_size (c, height) * agc_conv_out_size (c, width);
   size_t floats = engine_col_floats (e, c, n_rows, threads);
-  if (e == ENGINE_PACKED && uses_winograd (conv, batch, height, width))
-    floats = MAX (floats, agc_winograd_scratch_floats (conv->winograd, batch, height, width));
+  int tile = e == ENGINE_PACKED ? winograd_tile (conv, batch, height, width) : 0;
+  if (tile != 0)
+    floats
+      = MAX (floats, agc_winograd_scratch_floats (c->c_in, c->c_out, tile, batch, height, width));
   return floats;
 }
 
