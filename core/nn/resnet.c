@@ -42,7 +42,7 @@
 #define STEM_WIDTH 64
 #define BN_EPS 1e-5
 /* F(2x2, 3x3) rather than F(4x4) from this many channels, F(4x4) again,
- * built on first use, from the other (winograd_tile) */
+ * built on first use, from the other (winograd_form) */
 #define WINOGRAD_F2_CHANNELS 256
 #define WINOGRAD_WIDE_CHANNELS 512
 
@@ -55,14 +55,12 @@ typedef struct
   // OpenBLAS form (resnet-conv.h), always kept
   AgcConv blas;
   AgcPackedMatrix packed; // the same weight in panels; panels NULL without a packed kernel
-  // the 3x3 stride-1 convs' Winograd form beside it (winograd_tile says
-  // which runs when): built on load for layers 1-3, which run it from batch
-  // 1, layer4's F(4x4) (36 MB each) on the first call that uses it; NULL
-  // until then
-  AgcWinograd *winograd4; // F(4x4, 3x3)
-  AgcWinograd *winograd2; // F(2x2, 3x3)
-  gboolean winograd_able; // a 3x3 stride-1 conv agc_winograd_supports
-  AgcInt8Matrix *int8;    // quantised while int8 is on, else NULL
+  // the 3x3 stride-1 convs' Winograd form beside it (winograd_form; when it
+  // runs: winograd_tile): built on load for layers 1-3, which run it from
+  // batch 1, layer4's F(4x4) (36 MB each) on the first call that uses it;
+  // NULL until then
+  AgcWinograd *winograd;
+  AgcInt8Matrix *int8; // quantised while int8 is on, else NULL
 } Conv;
 
 typedef struct
@@ -89,13 +87,9 @@ conv_clear (Conv *conv)
   g_clear_pointer (&conv->blas.weight, g_free);
   g_clear_pointer (&conv->blas.bias, g_free);
   agc_packed_matrix_clear (&conv->packed);
-  AgcWinograd **forms[2] = { &conv->winograd4, &conv->winograd2 };
-  for (int i = 0; i < 2; i++)
-    {
-      if (*forms[i] != NULL)
-        agc_winograd_clear (*forms[i]);
-      g_clear_pointer (forms[i], g_free);
-    }
+  if (conv->winograd != NULL)
+    agc_winograd_clear (conv->winograd);
+  g_clear_pointer (&conv->winograd, g_free);
   g_clear_pointer (&conv->int8, agc_int8_matrix_free);
 }
 
@@ -139,18 +133,29 @@ no_memory (GError **error, const AgcConv *c, const char *form)
   return FALSE;
 }
 
-// the Winograd form of F(tile x tile, 3x3), built if it is not yet
+// the output tile side of the Winograd form a conv has: 0 (none: not a
+// 3x3 stride-1 conv the kernels support), 4 for F(4x4, 3x3), 2 for
+// F(2x2, 3x3) (layer3's channels); winograd_tile says when it runs
+static int
+winograd_form (const AgcConv *c)
+{
+  if (c->kernel != 3 || c->stride != 1 || !agc_winograd_supports (c->c_in, c->c_out))
+    return 0;
+  return c->c_in >= WINOGRAD_F2_CHANNELS && c->c_in < WINOGRAD_WIDE_CHANNELS ? 2 : 4;
+}
+
+// the conv's Winograd form, built if it is not yet
 static AgcWinograd *
-conv_winograd (Conv *conv, int tile, GError **error)
+conv_winograd (Conv *conv, GError **error)
 {
   const AgcConv *c = &conv->blas;
-  AgcWinograd **w = tile == 4 ? &conv->winograd4 : &conv->winograd2;
-  if (*w != NULL)
-    return *w;
-  *w = g_new0 (AgcWinograd, 1);
-  if (!agc_winograd_init (*w, c->weight, c->c_in, c->c_out, tile, error))
-    g_clear_pointer (w, g_free);
-  return *w;
+  if (conv->winograd != NULL)
+    return conv->winograd;
+  conv->winograd = g_new0 (AgcWinograd, 1);
+  if (!agc_winograd_init (conv->winograd, c->weight, c->c_in, c->c_out, winograd_form (c),
+                          error))
+    g_clear_pointer (&conv->winograd, g_free);
+  return conv->winograd;
 }
 
 // the panels of our kernels, where the CPU has one
@@ -168,12 +173,10 @@ conv_pack (Conv *conv, GError **error)
   const AgcParam *parts[1] = { &param };
   gboolean ok = agc_packed_matrix_init (&conv->packed, NULL, parts, &c->c_out, 1, n_in, error);
   g_free (rows);
-  conv->winograd_able
-    = c->kernel == 3 && c->stride == 1 && agc_winograd_supports (c->c_in, c->c_out);
-  // the form of layers 1-3 (winograd_tile)
+  // the form of layers 1-3 now, layer4's on first use
   return ok
-         && (!conv->winograd_able || c->c_in >= WINOGRAD_WIDE_CHANNELS
-             || conv_winograd (conv, c->c_in < WINOGRAD_F2_CHANNELS ? 4 : 2, error) != NULL);
+         && (winograd_form (c) == 0 || c->c_in >= WINOGRAD_WIDE_CHANNELS
+             || conv_winograd (conv, error) != NULL);
 }
 
 static gboolean
@@ -757,12 +760,9 @@ engine_col_floats (Engine e, const AgcConv *c, int n_rows, int threads)
 static int
 winograd_tile (const Conv *conv, int batch, int height, int width)
 {
-  if (!conv->winograd_able)
-    return 0;
-  int c_in = conv->blas.c_in;
-  if (c_in >= WINOGRAD_F2_CHANNELS && c_in < WINOGRAD_WIDE_CHANNELS)
-    return agc_winograd_tiles (2, batch, height, width) >= WINOGRAD_F2_MIN_TILES ? 2 : 0;
-  return agc_winograd_tiles (4, batch, height, width) >= WINOGRAD_MIN_TILES ? 4 : 0;
+  int tile = winograd_form (&conv->blas);
+  int min_tiles = tile == 2 ? WINOGRAD_F2_MIN_TILES : WINOGRAD_MIN_TILES;
+  return tile != 0 && agc_winograd_tiles (tile, batch, height, width) >= min_tiles ? tile : 0;
 }
 
 typedef struct
@@ -820,7 +820,7 @@ packed_forward (float *out, const float *in, float *col, size_t col_stride, cons
     {
       // built on first use (agc_resnet_forward's caller owns the net for the
       // call, as for the scratch arena)
-      const AgcWinograd *w = conv_winograd ((Conv *) conv, tile, error);
+      const AgcWinograd *w = conv_winograd ((Conv *) conv, error);
       if (w == NULL)
         return FALSE;
       agc_winograd_forward (out, in, col, w, c->bias, batch, height, width, relu);
