@@ -186,18 +186,17 @@ load_jpeg (const char *path, const char *name, int draft_w, int draft_h,
       return NULL;
     }
   GMappedFile *mapped = NULL;
-  const guint8 *data;
+  const guint8 *data = NULL;
   gsize size = 0;
   if ((gsize) st.st_size <= REUSED_READ_MAX)
     data = read_reused (fd, (gsize) st.st_size, name, &size, error);
-  else if ((mapped = g_mapped_file_new_from_fd (fd, FALSE, NULL)) != NULL)
+  close (fd);
+  if ((gsize) st.st_size > REUSED_READ_MAX
+      && (mapped = agc_map_regular_file (path, error)) != NULL)
     {
       data = (const guint8 *) g_mapped_file_get_contents (mapped);
       size = g_mapped_file_get_length (mapped);
     }
-  else
-    data = read_reused (fd, (gsize) st.st_size, name, &size, error); // not mappable: read
-  close (fd);
   if (data == NULL)
     {
       *handled = TRUE;
